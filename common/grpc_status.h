@@ -1,0 +1,22 @@
+// common/grpc_status.h
+//
+// The one conversion between absl::Status and grpc::Status. Codes map one to one (both use
+// the canonical google.rpc codes) and the message travels unchanged.
+//
+//   grpc::Status Get(...) override { return ToGrpcStatus(manager_.Get(id).status()); }
+//   absl::Status s = FromGrpcStatus(stub->Get(&ctx, req, &resp));
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+
+namespace llmbox::common {
+
+// Converts an absl::Status to the grpc::Status a handler returns.
+[[nodiscard]] grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Converts the result of an RPC to an absl::Status with the same code and message.
+[[nodiscard]] absl::Status FromGrpcStatus(const grpc::Status& status);
+
+}  // namespace llmbox::common
