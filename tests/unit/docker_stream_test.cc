@@ -1,0 +1,76 @@
+#include "spoke/docker/stream.h"
+
+#include <string>
+
+#include <catch2/catch.hpp>
+
+namespace llmbox::spoke::docker {
+namespace {
+
+std::string Frame(int type, const std::string& payload) {
+  std::string f(8, '\0');
+  f[0] = static_cast<char>(type);
+  const uint32_t n = static_cast<uint32_t>(payload.size());
+  f[4] = static_cast<char>(n >> 24);
+  f[5] = static_cast<char>(n >> 16);
+  f[6] = static_cast<char>(n >> 8);
+  f[7] = static_cast<char>(n);
+  return f + payload;
+}
+
+TEST_CASE("multiplexed frames split at every byte decode to the same stdout and stderr",
+          "[docker]") {
+  const std::string stream = Frame(1, "hello ") + Frame(2, "oops\n") + Frame(1, "") +
+                             Frame(1, "world\n") + Frame(2, std::string(300, 'e'));
+  for (size_t chunk = 1; chunk <= stream.size(); ++chunk) {
+    FrameDecoder decoder(/*tty=*/false);
+    std::string out, err;
+    for (size_t at = 0; at < stream.size(); at += chunk) {
+      REQUIRE(decoder.Feed(std::string_view(stream).substr(at, chunk), &out, &err).ok());
+    }
+    INFO("chunk size " << chunk);
+    CHECK(out == "hello world\n");
+    CHECK(err == "oops\n" + std::string(300, 'e'));
+    CHECK_FALSE(decoder.InFrame());
+  }
+}
+
+TEST_CASE("one output string keeps stdout and stderr in arrival order", "[docker]") {
+  FrameDecoder decoder(false);
+  std::string all;
+  REQUIRE(decoder.Feed(Frame(1, "a") + Frame(2, "b") + Frame(1, "c"), &all, &all).ok());
+  CHECK(all == "abc");
+}
+
+TEST_CASE("a TTY stream passes through raw, escape codes and all", "[docker]") {
+  FrameDecoder decoder(/*tty=*/true);
+  std::string out, err;
+  const std::string raw = std::string("\x01\x00\x00\x00", 4) + "\x1b[94mhi\r\n";
+  REQUIRE(decoder.Feed(raw, &out, &err).ok());
+  CHECK(out == raw);
+  CHECK(err.empty());
+}
+
+TEST_CASE("an unknown stream type or an oversized frame is refused", "[docker]") {
+  std::string out, err;
+  FrameDecoder bad_type(false);
+  auto st = bad_type.Feed(Frame(7, "x"), &out, &err);
+  CHECK(absl::IsInvalidArgument(st));
+  CHECK(st.message().find("unknown stream type 7") != std::string::npos);
+
+  FrameDecoder small(false, /*max_frame_bytes=*/16);
+  st = small.Feed(Frame(1, std::string(17, 'x')), &out, &err);
+  CHECK(absl::IsInvalidArgument(st));
+  CHECK(st.message().find("17 bytes exceeds the limit of 16") != std::string::npos);
+}
+
+TEST_CASE("a stream cut mid-frame is visible as such", "[docker]") {
+  FrameDecoder decoder(false);
+  std::string out, err;
+  REQUIRE(decoder.Feed(Frame(1, "abcdef").substr(0, 10), &out, &err).ok());
+  CHECK(out == "ab");
+  CHECK(decoder.InFrame());
+}
+
+}  // namespace
+}  // namespace llmbox::spoke::docker
