@@ -16,9 +16,29 @@ constexpr size_t kMaxSequence = 16u << 10;  // longer escape sequences are dropp
 bool IsUrlChar(char c) {
   if (std::isalnum(static_cast<unsigned char>(c))) return true;
   switch (c) {
-    case '-': case '.': case '_': case '~': case ':': case '/': case '?': case '#':
-    case '[': case ']': case '@': case '!': case '$': case '&': case '\'': case '(':
-    case ')': case '*': case '+': case ',': case ';': case '=': case '%':
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case ':':
+    case '/':
+    case '?':
+    case '#':
+    case '[':
+    case ']':
+    case '@':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case '%':
       return true;
     default:
       return false;
@@ -44,7 +64,10 @@ size_t Consume(std::string_view data, std::string* text, std::vector<std::string
       size_t j = i + 2;
       while (j < data.size() && data[j] >= 0x20 && data[j] <= 0x3F) ++j;
       if (j >= data.size()) {
-        if (j - i > kMaxSequence) { i = j; continue; }
+        if (j - i > kMaxSequence) {
+          i = j;
+          continue;
+        }
         return i;
       }
       i = (data[j] >= 0x40 && data[j] <= 0x7E) ? j + 1 : j;
@@ -55,13 +78,22 @@ size_t Consume(std::string_view data, std::string* text, std::vector<std::string
       size_t j = i + 2;
       size_t end = std::string_view::npos, after = 0;
       for (; j < data.size(); ++j) {
-        if (data[j] == kBel && kind == ']') { end = j; after = j + 1; break; }
+        if (data[j] == kBel && kind == ']') {
+          end = j;
+          after = j + 1;
+          break;
+        }
         if (data[j] == kEsc && j + 1 < data.size() && data[j + 1] == '\\') {
-          end = j; after = j + 2; break;
+          end = j;
+          after = j + 2;
+          break;
         }
       }
       if (end == std::string_view::npos) {
-        if (data.size() - i > kMaxSequence) { i = data.size(); continue; }
+        if (data.size() - i > kMaxSequence) {
+          i = data.size();
+          continue;
+        }
         return i;
       }
       std::string_view body = data.substr(i + 2, end - i - 2);
@@ -125,7 +157,8 @@ bool IsCompleteAuthorize(std::string_view url) {
 }
 
 bool IsSessionUrl(std::string_view url) {
-  return (StartsWith(url, "https://claude.ai/code/") || StartsWith(url, "https://claude.com/code/")) &&
+  return (StartsWith(url, "https://claude.ai/code/") ||
+          StartsWith(url, "https://claude.com/code/")) &&
          url.size() > std::string_view("https://claude.ai/code/").size();
 }
 
@@ -189,12 +222,26 @@ std::string_view ConsoleScanner::TextFrom(size_t from) const {
   return offset >= text_.size() ? std::string_view() : std::string_view(text_).substr(offset);
 }
 
-std::optional<std::string> ConsoleScanner::AuthorizeUrl() const {
+std::optional<std::string> ConsoleScanner::AuthorizeUrl(size_t from) const {
   for (const Link& link : links_) {
-    if (IsCompleteAuthorize(link.target)) return link.target;
+    if (link.position >= from && IsCompleteAuthorize(link.target)) return link.target;
   }
-  return FindInText(text_, IsCompleteAuthorize,
+  return FindInText(TextFrom(from), IsCompleteAuthorize,
                     [](std::string_view url) { return !IsCompleteAuthorize(url); });
+}
+
+std::optional<std::string> ConsoleScanner::NewAuthorizeUrl(size_t from,
+                                                           std::string_view old) const {
+  std::optional<std::string> found;
+  for (const Link& link : links_) {
+    if (link.position >= from && link.target != old && IsCompleteAuthorize(link.target)) {
+      found = link.target;
+    }
+  }
+  if (found.has_value()) return found;
+  return FindInText(
+      TextFrom(from), [&](std::string_view url) { return url != old && IsCompleteAuthorize(url); },
+      [](std::string_view url) { return !IsCompleteAuthorize(url); });
 }
 
 std::optional<std::string> ConsoleScanner::SessionUrl(size_t from) const {

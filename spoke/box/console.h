@@ -35,8 +35,12 @@ class ConsoleScanner {
  public:
   void Feed(std::string_view raw);
 
-  // The authorize URL, once printed whole.
-  std::optional<std::string> AuthorizeUrl() const;
+  // The first authorize URL printed whole after position `from` (see Position()).
+  std::optional<std::string> AuthorizeUrl(size_t from = 0) const;
+
+  // The last authorize URL printed whole after `from` that differs from `old` (a terminal UI
+  // may draw the old one again before a new login prints its own).
+  std::optional<std::string> NewAuthorizeUrl(size_t from, std::string_view old) const;
 
   // How much visible text has been seen in all (it only grows, even when old text is
   // dropped). Take it when writing a code, to look only at what the box says afterwards.
@@ -64,9 +68,9 @@ class ConsoleScanner {
   // The part of the text at and after position `from`.
   std::string_view TextFrom(size_t from) const;
 
-  std::string pending_;     // an escape sequence cut at the end of the last chunk
-  std::string text_;        // visible text
-  size_t dropped_ = 0;      // visible bytes dropped from the front to bound memory
+  std::string pending_;      // an escape sequence cut at the end of the last chunk
+  std::string text_;         // visible text
+  size_t dropped_ = 0;       // visible bytes dropped from the front to bound memory
   std::vector<Link> links_;  // OSC-8 hyperlink targets, in order (bounded too)
 };
 

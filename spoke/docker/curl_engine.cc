@@ -1,10 +1,7 @@
 #include "spoke/docker/curl_engine.h"
 
-#include <curl/curl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,8 +12,6 @@
 #include <thread>
 #include <utility>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -24,6 +19,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include <curl/curl.h>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "common/absl_compat.h"
 #include "common/status.h"
 #include "spoke/docker/stream.h"
@@ -54,10 +54,13 @@ std::string EngineMessage(const std::string& body) {
 
 absl::Status StatusForHttp(long http, std::string message) {
   switch (http) {
-    case 400: return absl::InvalidArgumentError(message);
+    case 400:
+      return absl::InvalidArgumentError(message);
     case 401:
-    case 403: return absl::PermissionDeniedError(message);
-    case 404: return absl::NotFoundError(message);
+    case 403:
+      return absl::PermissionDeniedError(message);
+    case 404:
+      return absl::NotFoundError(message);
     case 409:
       // A name in use is AlreadyExists; a conflict of state ("is not running") is not.
       if (absl::StrContains(message, "already in use") ||
@@ -154,8 +157,8 @@ class UnixHijack final : public AttachStream {
   UnixHijack(int fd, std::string endpoint, bool tty)
       : fd_(fd), endpoint_(std::move(endpoint)), decoder_(tty) {}
   absl::Status Error(std::string_view what) const {
-    return absl::UnavailableError(absl::StrCat("docker (", endpoint_, "): console ",
-                                               AsAbsl(what), ": ", std::strerror(errno)));
+    return absl::UnavailableError(absl::StrCat("docker (", endpoint_, "): console ", AsAbsl(what),
+                                               ": ", std::strerror(errno)));
   }
 
   int fd_;
@@ -176,10 +179,10 @@ bool WaitFd(int fd, short events, milliseconds timeout) {
 }
 
 absl::StatusOr<std::unique_ptr<UnixHijack>> UnixHijack::Open(const std::string& socket_path,
-                                                              const std::string& endpoint,
-                                                              const std::string& path,
-                                                              const std::string& body,
-                                                              bool tty, milliseconds timeout) {
+                                                             const std::string& endpoint,
+                                                             const std::string& path,
+                                                             const std::string& body, bool tty,
+                                                             milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -206,9 +209,9 @@ absl::StatusOr<std::unique_ptr<UnixHijack>> UnixHijack::Open(const std::string& 
   while ((end = head.find("\r\n\r\n")) == std::string::npos) {
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (left.count() <= 0 || !WaitFd(fd, POLLIN, left)) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "docker (", endpoint, "): no reply to the console upgrade within ", timeout.count(),
-          " ms"));
+      return absl::DeadlineExceededError(absl::StrCat("docker (", endpoint,
+                                                      "): no reply to the console upgrade within ",
+                                                      timeout.count(), " ms"));
     }
     char buf[4096];
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
@@ -335,8 +338,7 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
 class Engine final : public DockerEngine {
  public:
   explicit Engine(EngineEndpoint endpoint) : endpoint_(std::move(endpoint)) {
-    name_ = endpoint_.unix_socket.empty() ? endpoint_.tcp_url
-                                          : "unix://" + endpoint_.unix_socket;
+    name_ = endpoint_.unix_socket.empty() ? endpoint_.tcp_url : "unix://" + endpoint_.unix_socket;
   }
 
   absl::StatusOr<EngineInfo> Ping() override {
@@ -346,9 +348,8 @@ class Engine final : public DockerEngine {
   }
 
   absl::StatusOr<ImageInfo> InspectImage(const std::string& ref) override {
-    LLMBOX_ASSIGN_OR_RETURN(json image,
-                            CallJson({.path = "/images/" + Escape(ref) + "/json"},
-                                     "inspect image " + ref));
+    LLMBOX_ASSIGN_OR_RETURN(
+        json image, CallJson({.path = "/images/" + Escape(ref) + "/json"}, "inspect image " + ref));
     return ImageInfo{StringOr(image, "Id"), LabelsOf(image["Config"]["Labels"]),
                      IntOr(image, "Size")};
   }
@@ -377,7 +378,8 @@ class Engine final : public DockerEngine {
     };
     LLMBOX_RETURN_IF_ERROR(Call(request, "pull " + ref).status());
     if (!failure.empty()) {
-      return absl::UnavailableError(absl::StrCat("docker (", name_, "): pull ", ref, ": ", failure));
+      return absl::UnavailableError(
+          absl::StrCat("docker (", name_, "): pull ", ref, ": ", failure));
     }
     return absl::OkStatus();
   }
@@ -422,18 +424,16 @@ class Engine final : public DockerEngine {
   }
 
   absl::Status StartContainer(const std::string& id) override {
-    return Call({.method = "POST", .path = "/containers/" + Escape(id) + "/start"},
-                "start " + id)
+    return Call({.method = "POST", .path = "/containers/" + Escape(id) + "/start"}, "start " + id)
         .status();
   }
 
   absl::StatusOr<int64_t> WaitContainer(const std::string& id, milliseconds timeout) override {
     LLMBOX_ASSIGN_OR_RETURN(
-        json waited,
-        CallJson({.method = "POST",
-                  .path = "/containers/" + Escape(id) + "/wait?condition=not-running",
-                  .timeout = timeout},
-                 "wait for " + id));
+        json waited, CallJson({.method = "POST",
+                               .path = "/containers/" + Escape(id) + "/wait?condition=not-running",
+                               .timeout = timeout},
+                              "wait for " + id));
     return IntOr(waited, "StatusCode", -1);
   }
 
@@ -460,8 +460,8 @@ class Engine final : public DockerEngine {
   }
 
   absl::StatusOr<ContainerInfo> InspectContainer(const std::string& id) override {
-    LLMBOX_ASSIGN_OR_RETURN(json c, CallJson({.path = "/containers/" + Escape(id) + "/json"},
-                                             "inspect " + id));
+    LLMBOX_ASSIGN_OR_RETURN(
+        json c, CallJson({.path = "/containers/" + Escape(id) + "/json"}, "inspect " + id));
     ContainerInfo info;
     info.id = StringOr(c, "Id");
     info.name = StripSlash(StringOr(c, "Name"));
@@ -500,7 +500,8 @@ class Engine final : public DockerEngine {
       info.state = StringOr(c, "State");
       info.running = info.state == "running";
       info.labels = LabelsOf(c["Labels"]);
-      info.created = std::chrono::system_clock::time_point(std::chrono::seconds(IntOr(c, "Created")));
+      info.created =
+          std::chrono::system_clock::time_point(std::chrono::seconds(IntOr(c, "Created")));
       const json& nets = c["NetworkSettings"]["Networks"];
       if (nets.is_object()) {
         for (auto it = nets.begin(); it != nets.end(); ++it) info.networks.push_back(it.key());
@@ -530,11 +531,11 @@ class Engine final : public DockerEngine {
     LLMBOX_RETURN_IF_ERROR(RequireUnix("attach"));
     LLMBOX_ASSIGN_OR_RETURN(
         std::unique_ptr<UnixHijack> conn,
-        UnixHijack::Open(endpoint_.unix_socket, name_,
-                         absl::StrCat("/v", api, "/containers/", Escape(id),
-                                      "/attach?stream=1&stdout=1&stderr=1&stdin=",
-                                      with_stdin ? 1 : 0),
-                         "", tty, endpoint_.call_timeout));
+        UnixHijack::Open(
+            endpoint_.unix_socket, name_,
+            absl::StrCat("/v", api, "/containers/", Escape(id),
+                         "/attach?stream=1&stdout=1&stderr=1&stdin=", with_stdin ? 1 : 0),
+            "", tty, endpoint_.call_timeout));
     return std::unique_ptr<AttachStream>(std::move(conn));
   }
 
@@ -570,16 +571,18 @@ class Engine final : public DockerEngine {
     LLMBOX_ASSIGN_OR_RETURN(std::string api, Negotiate());
     LLMBOX_RETURN_IF_ERROR(RequireUnix("exec"));
     const auto deadline = Clock::now() + spec.timeout;
-    json body = {{"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true},
-                 {"Tty", false},         {"Cmd", spec.argv}};
+    json body = {{"AttachStdin", false},
+                 {"AttachStdout", true},
+                 {"AttachStderr", true},
+                 {"Tty", false},
+                 {"Cmd", spec.argv}};
     if (!spec.env.empty()) body["Env"] = spec.env;
     if (!spec.user.empty()) body["User"] = spec.user;
     if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
-    LLMBOX_ASSIGN_OR_RETURN(json created,
-                            CallJson({.method = "POST",
-                                      .path = "/containers/" + Escape(id) + "/exec",
-                                      .body = Dump(body)},
-                                     "exec in " + id));
+    LLMBOX_ASSIGN_OR_RETURN(json created, CallJson({.method = "POST",
+                                                    .path = "/containers/" + Escape(id) + "/exec",
+                                                    .body = Dump(body)},
+                                                   "exec in " + id));
     const std::string exec_id = StringOr(created, "Id");
     LLMBOX_ASSIGN_OR_RETURN(
         std::unique_ptr<UnixHijack> conn,
@@ -630,8 +633,10 @@ class Engine final : public DockerEngine {
   }
 
   absl::StatusOr<std::string> CreateNetwork(const NetworkSpec& spec) override {
-    json body = {{"Name", spec.name},          {"Driver", "bridge"},
-                 {"Internal", spec.internal},  {"Labels", spec.labels},
+    json body = {{"Name", spec.name},
+                 {"Driver", "bridge"},
+                 {"Internal", spec.internal},
+                 {"Labels", spec.labels},
                  {"CheckDuplicate", true}};
     LLMBOX_ASSIGN_OR_RETURN(
         json created, CallJson({.method = "POST", .path = "/networks/create", .body = Dump(body)},
@@ -668,8 +673,7 @@ class Engine final : public DockerEngine {
 
   absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(const Labels& labels) override {
     LLMBOX_ASSIGN_OR_RETURN(
-        json list,
-        CallJson({.path = "/networks?filters=" + LabelFilter(labels)}, "list networks"));
+        json list, CallJson({.path = "/networks?filters=" + LabelFilter(labels)}, "list networks"));
     std::vector<NetworkInfo> out;
     if (!list.is_array()) return out;
     for (const json& n : list) {
@@ -700,9 +704,9 @@ class Engine final : public DockerEngine {
 
   absl::Status RequireUnix(std::string_view what) const {
     if (!endpoint_.unix_socket.empty()) return absl::OkStatus();
-    return absl::UnimplementedError(absl::StrCat(
-        "docker (", name_, "): ", AsAbsl(what),
-        " needs the engine's unix socket; run the spoke on the engine's host"));
+    return absl::UnimplementedError(
+        absl::StrCat("docker (", name_, "): ", AsAbsl(what),
+                     " needs the engine's unix socket; run the spoke on the engine's host"));
   }
 
   // A timed-out exec keeps running inside the box unless killed. The engine has no API for
@@ -756,8 +760,7 @@ class Engine final : public DockerEngine {
     }
     Reply reply;
     Transfer transfer{&reply, &request};
-    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(),
-                                                             curl_easy_cleanup);
+    std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) return absl::InternalError("docker: curl_easy_init failed");
     CURL* h = curl.get();
     const std::string base =
@@ -797,9 +800,8 @@ class Engine final : public DockerEngine {
     const CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(headers);
     if (transfer.overflow) {
-      return absl::ResourceExhaustedError(absl::StrCat("docker (", name_, "): ", what,
-                                                       ": the reply exceeds ", kMaxReplyBytes,
-                                                       " bytes"));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "docker (", name_, "): ", what, ": the reply exceeds ", kMaxReplyBytes, " bytes"));
     }
     if (rc == CURLE_OPERATION_TIMEDOUT) {
       return absl::DeadlineExceededError(absl::StrCat(
@@ -810,8 +812,8 @@ class Engine final : public DockerEngine {
       return reply;
     }
     if (rc != CURLE_OK) {
-      return absl::UnavailableError(absl::StrCat("docker (", name_, "): ", what, ": ",
-                                                 curl_easy_strerror(rc)));
+      return absl::UnavailableError(
+          absl::StrCat("docker (", name_, "): ", what, ": ", curl_easy_strerror(rc)));
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
     if (reply.status / 100 == 2 || reply.status == 304) return reply;
@@ -834,14 +836,14 @@ absl::StatusOr<std::unique_ptr<DockerEngine>> CurlDockerEngine::Create(
         "docker: set exactly one of a unix socket path and a TCP URL for the engine");
   }
   if (endpoint.unix_socket.size() >= sizeof(sockaddr_un::sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "docker: the socket path ", endpoint.unix_socket, " is longer than ",
-        sizeof(sockaddr_un::sun_path) - 1, " bytes (a limit of unix sockets)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("docker: the socket path ", endpoint.unix_socket, " is longer than ",
+                     sizeof(sockaddr_un::sun_path) - 1, " bytes (a limit of unix sockets)"));
   }
   if (!endpoint.tcp_url.empty() && !absl::StartsWith(endpoint.tcp_url, "https://")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "docker: a TCP engine must be reached over TLS (https://host:2376), got ",
-        endpoint.tcp_url));
+    return absl::InvalidArgumentError(
+        absl::StrCat("docker: a TCP engine must be reached over TLS (https://host:2376), got ",
+                     endpoint.tcp_url));
   }
   static std::once_flag curl_once;
   std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+
 #include "spoke/docker/engine.h"
 
 namespace llmbox::spoke::docker {

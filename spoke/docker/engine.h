@@ -66,9 +66,9 @@ struct ContainerSpec {
   int console_rows = 0;  // with tty: the console size at start (0: engine default)
   int console_cols = 0;
   // Host config.
-  int64_t memory_bytes = 0;  // 0: unlimited
-  int64_t nano_cpus = 0;     // 1e9 = one CPU; 0: unlimited
-  int64_t pids_limit = 0;    // 0: unlimited
+  int64_t memory_bytes = 0;        // 0: unlimited
+  int64_t nano_cpus = 0;           // 1e9 = one CPU; 0: unlimited
+  int64_t pids_limit = 0;          // 0: unlimited
   std::vector<std::string> binds;  // "host:container[:ro]"
   std::vector<std::string> cap_drop;
   std::vector<std::string> cap_add;
@@ -192,8 +192,8 @@ class DockerEngine {
   virtual absl::StatusOr<std::string> CreateNetwork(const NetworkSpec& spec) = 0;
   virtual absl::Status ConnectNetwork(const std::string& network, const std::string& container,
                                       const std::vector<std::string>& aliases) = 0;
-  virtual absl::Status DisconnectNetwork(const std::string& network,
-                                         const std::string& container, bool force) = 0;
+  virtual absl::Status DisconnectNetwork(const std::string& network, const std::string& container,
+                                         bool force) = 0;
   virtual absl::Status RemoveNetwork(const std::string& network) = 0;
   virtual absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(const Labels& labels) = 0;
 };

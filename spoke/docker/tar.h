@@ -31,8 +31,8 @@ class TarBuilder {
   std::string Finish();
 
  private:
-  absl::Status AddEntry(std::string_view path, char type, std::string_view contents,
-                        uint32_t mode, uint32_t uid, uint32_t gid);
+  absl::Status AddEntry(std::string_view path, char type, std::string_view contents, uint32_t mode,
+                        uint32_t uid, uint32_t gid);
   std::string data_;
 };
 

@@ -168,8 +168,8 @@ TEST_CASE("exec runs an argv with separate outputs, an exit code, a cap and a ti
   REQUIRE(literal.ok());
   CHECK(literal->stdout_data == "a; reboot\n");
 
-  auto big = engine->Exec(*id, {.argv = {"sh", "-c", "head -c 100000 /dev/zero"},
-                                .max_output_bytes = 1000});
+  auto big = engine->Exec(
+      *id, {.argv = {"sh", "-c", "head -c 100000 /dev/zero"}, .max_output_bytes = 1000});
   REQUIRE(big.ok());
   CHECK(big->stdout_data.size() == 1000);
   CHECK(big->truncated);
@@ -279,8 +279,7 @@ TEST_CASE("engine errors carry the engine's message, the socket and a meaningful
   CHECK(absl::IsInvalidArgument(CurlDockerEngine::Create(plain_tcp).status()));
 }
 
-TEST_CASE("stop escalates to a kill after the grace period and rename moves the name",
-          "[docker]") {
+TEST_CASE("stop escalates to a kill after the grace period and rename moves the name", "[docker]") {
   auto engine = RigEngine();
   auto id = engine->CreateContainer(
       Tiny(UniqueName("stop"), {"sh", "-c", "trap '' TERM; while true; do sleep 1; done"}));

@@ -1,11 +1,10 @@
 #include "tests/integration/engine_http.h"
 
-#include <curl/curl.h>
-
 #include <cstdint>
 #include <memory>
 
 #include <catch2/catch.hpp>
+#include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
 namespace llmbox::testing {
@@ -20,8 +19,7 @@ size_t Append(char* data, size_t size, size_t count, void* out) {
 
 EngineHttp::EngineHttp(std::string socket_path) : socket_path_(std::move(socket_path)) {}
 
-HttpReply EngineHttp::Call(std::string_view method, std::string_view path,
-                           std::string_view body) {
+HttpReply EngineHttp::Call(std::string_view method, std::string_view path, std::string_view body) {
   HttpReply reply;
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   const std::string url = "http://localhost" + std::string(path);
@@ -75,8 +73,8 @@ std::string Demultiplex(std::string_view stream) {
   std::string out;
   while (stream.size() >= 8) {
     const auto* h = reinterpret_cast<const unsigned char*>(stream.data());
-    const uint32_t len = (uint32_t{h[4]} << 24) | (uint32_t{h[5]} << 16) |
-                         (uint32_t{h[6]} << 8) | uint32_t{h[7]};
+    const uint32_t len =
+        (uint32_t{h[4]} << 24) | (uint32_t{h[5]} << 16) | (uint32_t{h[6]} << 8) | uint32_t{h[7]};
     stream.remove_prefix(8);
     const size_t take = std::min<size_t>(len, stream.size());
     out.append(stream.substr(0, take));

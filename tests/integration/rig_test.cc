@@ -63,23 +63,21 @@ TEST_CASE("a busybox container runs to completion on the rig's engine", "[rig]")
 TEST_CASE("the real Claude binary in the real box image prints its version", "[rig]") {
   const auto& rig = Rig();
   EngineHttp engine(rig.docker_sock);
-  auto run = engine.RunToCompletion(
-      WithBind(Container(rig.box_image, {"claude", "--version"}), rig.claude_bin,
-               "/usr/local/bin/claude")
-          .dump());
+  auto run = engine.RunToCompletion(WithBind(Container(rig.box_image, {"claude", "--version"}),
+                                             rig.claude_bin, "/usr/local/bin/claude")
+                                        .dump());
   INFO(run.output);
   CHECK(run.exit_code == 0);
   CHECK(run.output == rig.claude_version + " (Claude Code)\n");
 }
 
-TEST_CASE("the box image has what the in-box wrapper needs: bash, script, a CA bundle",
-          "[rig]") {
+TEST_CASE("the box image has what the in-box wrapper needs: bash, script, a CA bundle", "[rig]") {
   const auto& rig = Rig();
   EngineHttp engine(rig.docker_sock);
   auto run = engine.RunToCompletion(
-      Container(rig.box_image,
-                {"sh", "-c",
-                 "command -v bash && command -v script && test -s /etc/ssl/certs/ca-certificates.crt && pwd"})
+      Container(rig.box_image, {"sh", "-c",
+                                "command -v bash && command -v script && test -s "
+                                "/etc/ssl/certs/ca-certificates.crt && pwd"})
           .dump());
   INFO(run.output);
   CHECK(run.exit_code == 0);
@@ -96,8 +94,7 @@ const char* const kRecordedLines[] = {
     "Couldn't log in: getaddrinfo ENOTFOUND platform.claude.com",
 };
 
-TEST_CASE("the stand-in claude speaks the recorded prompts and the real bad-code error",
-          "[rig]") {
+TEST_CASE("the stand-in claude speaks the recorded prompts and the real bad-code error", "[rig]") {
   const auto& rig = Rig();
   for (const char* recording :
        {"claude-2.1.330-auth-login-bad-code.tty", "claude-2.1.328-auth-login-bad-code.tty"}) {
@@ -110,16 +107,16 @@ TEST_CASE("the stand-in claude speaks the recorded prompts and the real bad-code
   EngineHttp engine(rig.docker_sock);
   for (const char* form : {"short", "long"}) {
     json body = WithBind(Container(rig.box_image, {"sh", "-c",
-                                                    "printf 'not-a-real-code#state\\r\\n' | "
-                                                    "claude auth login; echo exit=$?"}),
+                                                   "printf 'not-a-real-code#state\\r\\n' | "
+                                                   "claude auth login; echo exit=$?"}),
                          rig.standin_claude, "/usr/local/bin/claude");
     body["Env"] = {std::string("STANDIN_URL_FORM=") + form};
     auto run = engine.RunToCompletion(body.dump());
     INFO(form << " form printed: " << run.output);
     for (const char* line : kRecordedLines) CHECK(run.output.find(line) != std::string::npos);
-    CHECK(run.output.find(std::string(form) == "short" ? "https://claude.ai/oauth/authorize?z-"
-                                                       : "https://claude.com/cai/oauth/authorize?") !=
-          std::string::npos);
+    CHECK(run.output.find(std::string(form) == "short"
+                              ? "https://claude.ai/oauth/authorize?z-"
+                              : "https://claude.com/cai/oauth/authorize?") != std::string::npos);
     CHECK(run.output.find("exit=1\n") != std::string::npos);
   }
 }
@@ -128,13 +125,13 @@ TEST_CASE("the stand-in claude signs in with a good code and prints a session UR
   const auto& rig = Rig();
   EngineHttp engine(rig.docker_sock);
   auto run = engine.RunToCompletion(
-      WithBind(Container(rig.box_image,
-                         {"sh", "-c",
-                          "claude remote-control --name early; echo before=$?; "
-                          "printf 'standin-ok-123#state\\r\\n' | claude auth login; "
-                          "echo login=$?; timeout 2 claude remote-control --name box-1; "
-                          "echo rc=$?"}),
-               rig.standin_claude, "/usr/local/bin/claude")
+      WithBind(
+          Container(rig.box_image, {"sh", "-c",
+                                    "claude remote-control --name early; echo before=$?; "
+                                    "printf 'standin-ok-123#state\\r\\n' | claude auth login; "
+                                    "echo login=$?; timeout 2 claude remote-control --name box-1; "
+                                    "echo rc=$?"}),
+          rig.standin_claude, "/usr/local/bin/claude")
           .dump());
   INFO(run.output);
   // Without credentials remote-control refuses, in the recorded words of the real binary.
@@ -147,8 +144,7 @@ TEST_CASE("the stand-in claude signs in with a good code and prints a session UR
   CHECK(run.output.find("rc=124\n") != std::string::npos);  // still serving when stopped
 }
 
-TEST_CASE("a second engine runs containers on its own bridge, apart from the first",
-          "[rig2]") {
+TEST_CASE("a second engine runs containers on its own bridge, apart from the first", "[rig2]") {
   const auto& rig = RigWithSecondEngine();
   EngineHttp first(rig.docker_sock);
   EngineHttp second(rig.docker_sock2);
@@ -159,8 +155,8 @@ TEST_CASE("a second engine runs containers on its own bridge, apart from the fir
   REQUIRE(info2.status == 200);
   CHECK(json::parse(info1.body)["DockerRootDir"] != json::parse(info2.body)["DockerRootDir"]);
   // A container on engine 2 does not exist for engine 1.
-  HttpReply created = second.Call("POST", "/v1.41/containers/create",
-                                  Container(rig.tiny_image, {"true"}).dump());
+  HttpReply created =
+      second.Call("POST", "/v1.41/containers/create", Container(rig.tiny_image, {"true"}).dump());
   REQUIRE(created.status == 201);
   const std::string id = json::parse(created.body)["Id"];
   CHECK(second.Call("GET", "/v1.41/containers/" + id + "/json").status == 200);

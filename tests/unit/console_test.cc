@@ -60,7 +60,9 @@ TEST_CASE("the short and the long form are told apart from other claude URLs", "
   CHECK(long_url.find("&state=") != std::string::npos);
 
   ConsoleScanner other;
-  other.Feed("See https://claude.ai/code for sessions\nand https://claude.com/cai/oauth/authorize?code=true\n");
+  other.Feed(
+      "See https://claude.ai/code for sessions\nand "
+      "https://claude.com/cai/oauth/authorize?code=true\n");
   CHECK(other.AuthorizeUrl() == std::nullopt);
 }
 
@@ -117,9 +119,10 @@ TEST_CASE("the session URL is one printed after the code, not the authorize URL"
   ConsoleScanner scanner;
   scanner.Feed(Recording("claude-2.1.330-auth-login-bad-code.tty"));
   const size_t submitted = scanner.Position();
-  scanner.Feed("Login successful.\r\n\x1b[?25hRemote Control ready\r\nContinue in claude.ai/code: "
-               "\x1b]8;;https://claude.ai/code/session_01AbCdEf\x1b\\\x1b[94m"
-               "https://claude.ai/code/session_01AbCdEf\x1b[39m\x1b]8;;\x1b\\\r\n");
+  scanner.Feed(
+      "Login successful.\r\n\x1b[?25hRemote Control ready\r\nContinue in claude.ai/code: "
+      "\x1b]8;;https://claude.ai/code/session_01AbCdEf\x1b\\\x1b[94m"
+      "https://claude.ai/code/session_01AbCdEf\x1b[39m\x1b]8;;\x1b\\\r\n");
   CHECK(scanner.SessionUrl(submitted) == "https://claude.ai/code/session_01AbCdEf");
   // The same from plain text, without a hyperlink.
   ConsoleScanner plain;
@@ -129,7 +132,8 @@ TEST_CASE("the session URL is one printed after the code, not the authorize URL"
 
 TEST_CASE("terminal noise is stripped and text kept", "[console]") {
   CHECK(StripTerminal("\x1b[0m\x1b[31mError\x1b[0m\r\n") == "Error\n");
-  CHECK(StripTerminal("a\x1b(Bb\x1b" "7c\x1b[?25hd\x1b[2;5He") == "abcde");
+  CHECK(StripTerminal("a\x1b(Bb\x1b"
+                      "7c\x1b[?25hd\x1b[2;5He") == "abcde");
   CHECK(StripTerminal("\x1b]0;window title\x07text") == "text");
   CHECK(StripTerminal("tab\there\x08") == "tab\there");
   CHECK(StripTerminal("cut \x1b[3") == "cut ");

@@ -1,8 +1,8 @@
-#include "spoke/docker/stream.h"
-
 #include <string>
 
 #include <catch2/catch.hpp>
+
+#include "spoke/docker/stream.h"
 
 namespace llmbox::spoke::docker {
 namespace {

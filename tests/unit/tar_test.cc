@@ -17,8 +17,7 @@ long Octal(const std::string& block, size_t at, size_t len) {
   return std::strtol(Field(block, at, len).c_str(), nullptr, 8);
 }
 
-TEST_CASE("a tar archive holds files and directories with mode, owner and checksum",
-          "[tar]") {
+TEST_CASE("a tar archive holds files and directories with mode, owner and checksum", "[tar]") {
   TarBuilder tar;
   REQUIRE(tar.AddDirectory("root/.claude", 0700, 1000, 1000).ok());
   REQUIRE(tar.AddFile("root/.claude.json", "{\"a\":1}", 0600, 1000, 1001).ok());

@@ -1,0 +1,559 @@
+#include "spoke/box/manager.h"
+
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+#include "common/absl_compat.h"
+#include "common/status.h"
+#include "common/validate.h"
+#include "spoke/box/console.h"
+#include "spoke/box/entrypoint_script.h"
+#include "spoke/docker/tar.h"
+
+namespace llmbox::spoke::box {
+namespace {
+
+using common::AsAbsl;
+using docker::ContainerInfo;
+using std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int kConsoleRows = 50;
+constexpr int kConsoleCols = 1000;
+constexpr size_t kMaxCodeBytes = 4096;
+// After a failed code the wrapper starts a fresh login; how long to wait for its new URL.
+constexpr milliseconds kNewUrlWait{15'000};
+
+// Pre-answers the workspace-trust dialog and the "Enable Remote Control?" prompt.
+constexpr std::string_view kClaudeSeed =
+    R"({"projects":{"/workspace":{"hasTrustDialogAccepted":true}},"remoteDialogSeen":true})"
+    "\n";
+
+std::string PendingName(const std::string& id) { return "llmbox-pending-" + id; }
+std::string ReadyName(const std::string& id) { return "llmbox-" + id; }
+std::string NetworkName(const std::string& id) { return "llmbox-net-" + id; }
+
+// Removes the code itself wherever the box echoed it, then anything else secret-looking.
+std::string Scrub(std::string text, std::string_view code) {
+  if (!code.empty()) {
+    for (size_t at = 0; (at = text.find(code, at)) != std::string::npos;) {
+      text.replace(at, code.size(), "[REDACTED]");
+    }
+  }
+  return text;
+}
+
+std::string Prefixed(std::string_view box_id, std::string_view step, const absl::Status& st) {
+  return absl::StrCat("box ", AsAbsl(box_id), ": ", AsAbsl(step), ": ", st.message());
+}
+
+absl::Status WithContext(std::string_view box_id, std::string_view step, const absl::Status& st) {
+  return absl::Status(st.code(), Prefixed(box_id, step, st));
+}
+
+}  // namespace
+
+std::string_view PhaseName(BoxPhase phase) {
+  switch (phase) {
+    case BoxPhase::kPending:
+      return "pending";
+    case BoxPhase::kReady:
+      return "ready";
+    case BoxPhase::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+absl::Status ValidateActivationCode(std::string_view code) {
+  if (code.empty()) return absl::InvalidArgumentError("activation code is empty");
+  if (code.size() > kMaxCodeBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("activation code is longer than ", kMaxCodeBytes, " bytes"));
+  }
+  for (char c : code) {
+    if (c <= 0x20 || c >= 0x7f) {
+      return absl::InvalidArgumentError(
+          "activation code may only contain printable ASCII without spaces");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The console of a pending box: the attach stream opened before start and what it printed.
+struct BoxManager::Live {
+  std::mutex mu;  // one submission at a time
+  std::unique_ptr<docker::AttachStream> attach;
+  ConsoleScanner scanner;
+  std::string authorize_url;
+
+  // Reads what is already there without waiting.
+  absl::Status Drain() {
+    for (;;) {
+      auto chunk = attach->Read(milliseconds(0));
+      if (!chunk.ok()) return chunk.status();
+      if (chunk->empty()) return absl::OkStatus();
+      scanner.Feed(*chunk);
+    }
+  }
+};
+
+BoxManager::BoxManager(docker::DockerEngine& engine, BoxManagerOptions options)
+    : engine_(engine), options_(std::move(options)) {}
+
+BoxManager::~BoxManager() = default;
+
+absl::StatusOr<ContainerInfo> BoxManager::FindContainer(const std::string& box_id) {
+  LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id));
+  const std::string key = common::CanonicalBoxId(box_id);
+  LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  for (auto& info : list) {
+    auto it = info.labels.find(kBoxIdLabel);
+    if (it != info.labels.end() && common::CanonicalBoxId(it->second) == key) return info;
+  }
+  return absl::NotFoundError(
+      absl::StrCat("box ", key, " does not exist on spoke ", options_.spoke_name));
+}
+
+BoxView BoxManager::ViewOf(const ContainerInfo& info) {
+  BoxView view;
+  auto label = [&](const char* key) {
+    auto it = info.labels.find(key);
+    return it == info.labels.end() ? std::string() : it->second;
+  };
+  view.box_id = label(kBoxIdLabel);
+  view.container_id = info.id;
+  view.container_name = info.name;
+  view.image = label(kImageLabel);
+  view.description = label(kDescriptionLabel);
+  view.owner = label(kOwnerLabel);
+  view.container_state = info.state;
+  view.created = info.created;
+  if (!info.running) {
+    view.phase = BoxPhase::kStopped;
+  } else if (info.name == ReadyName(view.box_id)) {
+    view.phase = BoxPhase::kReady;
+  } else {
+    view.phase = BoxPhase::kPending;
+  }
+  std::lock_guard lock(mu_);
+  if (auto it = session_urls_.find(view.box_id); it != session_urls_.end()) {
+    view.session_url = it->second;
+  }
+  if (auto it = last_errors_.find(view.box_id); it != last_errors_.end()) {
+    view.last_error = it->second;
+  }
+  if (auto it = attempts_.find(view.box_id); it != attempts_.end()) {
+    view.activation_attempts = it->second;
+  }
+  return view;
+}
+
+std::shared_ptr<BoxManager::Live> BoxManager::LiveOf(const std::string& box_id) {
+  std::lock_guard lock(mu_);
+  auto it = live_.find(box_id);
+  return it == live_.end() ? nullptr : it->second;
+}
+
+absl::Status BoxManager::Recover() {
+  LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  for (const auto& info : list) {
+    const std::string box_id = info.labels.count(kBoxIdLabel) ? info.labels.at(kBoxIdLabel) : "";
+    if (box_id.empty() || !info.running) continue;
+    if (info.name == ReadyName(box_id)) {
+      // The session URL is in the console history.
+      auto logs = engine_.Logs(info.id, {.tail = 0, .max_bytes = 1 << 20});
+      if (logs.ok()) {
+        ConsoleScanner scanner;
+        scanner.Feed(logs->output);
+        if (auto url = scanner.SessionUrl()) {
+          std::lock_guard lock(mu_);
+          session_urls_[box_id] = *url;
+        }
+      }
+      continue;
+    }
+    if (LiveOf(box_id) != nullptr) continue;
+    auto live = std::make_shared<Live>();
+    auto attach = engine_.Attach(info.id, /*with_stdin=*/true, /*tty=*/true);
+    if (!attach.ok()) continue;  // reported by Get (no console) and reaped on time
+    live->attach = std::move(*attach);
+    // The URL printed before the restart is in the console history.
+    auto logs = engine_.Logs(info.id, {.tail = 0, .max_bytes = 1 << 20});
+    if (logs.ok()) live->scanner.Feed(logs->output);
+    if (auto url = live->scanner.AuthorizeUrl()) live->authorize_url = *url;
+    std::lock_guard lock(mu_);
+    live_[box_id] = std::move(live);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CreatedBox> BoxManager::Create(const CreateBoxRequest& request) {
+  LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(request.box_id));
+  const std::string box_id = common::CanonicalBoxId(request.box_id);
+  const std::string image = request.image.empty() ? options_.default_image : request.image;
+  if (image != options_.default_image &&
+      std::find(options_.allowed_images.begin(), options_.allowed_images.end(), image) ==
+          options_.allowed_images.end()) {
+    std::vector<std::string> allowed = {options_.default_image};
+    allowed.insert(allowed.end(), options_.allowed_images.begin(), options_.allowed_images.end());
+    return absl::PermissionDeniedError(absl::StrCat(
+        "box ", box_id, ": image ", common::QuoteForMessage(image), " is not allowed on spoke ",
+        options_.spoke_name, "; allowed: ", absl::StrJoin(allowed, ", ")));
+  }
+  for (const auto& peer : request.peers) {
+    if (std::find(options_.allowed_peers.begin(), options_.allowed_peers.end(), peer) ==
+        options_.allowed_peers.end()) {
+      return absl::PermissionDeniedError(absl::StrCat("box ", box_id, ": peer ",
+                                                      common::QuoteForMessage(peer),
+                                                      " is not in this spoke's allowed peers"));
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (creates_in_flight_ >= options_.max_concurrent_creates) {
+      return absl::ResourceExhaustedError(absl::StrCat("box ", box_id, ": ", creates_in_flight_,
+                                                       " creates are already running on spoke ",
+                                                       options_.spoke_name, "; try again shortly"));
+    }
+    if (reserved_.count(box_id) != 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("box ", box_id, " is being created already; choose a different box id"));
+    }
+    ++creates_in_flight_;
+    reserved_.insert(box_id);
+  }
+  auto result = CreateReserved(request, image);
+  std::lock_guard lock(mu_);
+  --creates_in_flight_;
+  reserved_.erase(box_id);
+  return result;
+}
+
+absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& request,
+                                                      const std::string& image) {
+  const std::string box_id = common::CanonicalBoxId(request.box_id);
+  // Uniqueness and capacity, against what the engine holds.
+  LLMBOX_ASSIGN_OR_RETURN(auto existing, engine_.ListContainers({{kManagedLabel, "true"}}));
+  int in_use = 0;
+  for (const auto& info : existing) {
+    auto it = info.labels.find(kBoxIdLabel);
+    if (it == info.labels.end()) continue;
+    if (common::CanonicalBoxId(it->second) == box_id) {
+      return absl::AlreadyExistsError(absl::StrCat("box id ", box_id, " is already used on spoke ",
+                                                   options_.spoke_name,
+                                                   "; choose a different box id"));
+    }
+    ++in_use;
+  }
+  {
+    std::lock_guard lock(mu_);
+    in_use += static_cast<int>(reserved_.size()) - 1;
+  }
+  if (in_use >= options_.max_boxes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("spoke ", options_.spoke_name, " is full (", in_use, " of ",
+                     options_.max_boxes, " boxes); destroy a box before creating another"));
+  }
+
+  const docker::Labels labels = {{kManagedLabel, "true"},
+                                 {kBoxIdLabel, box_id},
+                                 {kSpokeLabel, options_.spoke_name},
+                                 {kOwnerLabel, request.owner},
+                                 {kDescriptionLabel, request.description},
+                                 {kImageLabel, image}};
+  // From here on, a failure removes what exists so far.
+  std::string network, container_id;
+  auto fail = [&](std::string_view step, const absl::Status& st) {
+    Cleanup(container_id, network);
+    return WithContext(box_id, step, st);
+  };
+
+  auto net = engine_.CreateNetwork({.name = NetworkName(box_id), .labels = labels});
+  if (!net.ok()) return fail("creating its network", net.status());
+  network = NetworkName(box_id);
+
+  docker::ContainerSpec spec;
+  spec.name = PendingName(box_id);
+  spec.image = image;
+  spec.entrypoint = {"/bin/sh", std::string(kEntrypointPath), box_id};
+  spec.entrypoint.insert(spec.entrypoint.end(), options_.remote_control_args.begin(),
+                         options_.remote_control_args.end());
+  spec.env = {"HOME=/root"};
+  spec.labels = labels;
+  spec.working_dir = "/workspace";
+  spec.user = "0:0";
+  spec.hostname = box_id;
+  spec.tty = true;
+  spec.open_stdin = true;
+  spec.console_rows = kConsoleRows;
+  spec.console_cols = kConsoleCols;
+  spec.memory_bytes = options_.memory_bytes;
+  spec.nano_cpus = options_.nano_cpus;
+  spec.pids_limit = options_.pids_limit;
+  spec.security_opt = {"no-new-privileges"};
+  // What a developer's tools need as root in their own box, and nothing that reaches the
+  // host or the network stack.
+  spec.cap_drop = {"ALL"};
+  spec.cap_add = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID"};
+  spec.network_mode = network;
+  if (!options_.claude_bin.empty()) {
+    spec.binds = {options_.claude_bin + ":/usr/local/bin/claude:ro"};
+  }
+  auto created = engine_.CreateContainer(spec);
+  if (!created.ok()) return fail("creating its container", created.status());
+  container_id = *created;
+
+  for (const auto& peer : request.peers) {
+    auto st = engine_.ConnectNetwork(network, peer, {});
+    if (!st.ok()) return fail(absl::StrCat("connecting peer ", peer), st);
+  }
+
+  docker::TarBuilder tar;
+  absl::Status tar_status = tar.AddDirectory("usr/local/lib/llmbox", 0755, 0, 0);
+  if (tar_status.ok()) {
+    tar_status =
+        tar.AddFile(std::string(kEntrypointPath).substr(1), EntrypointScript(), 0755, 0, 0);
+  }
+  if (tar_status.ok()) tar_status = tar.AddFile("root/.claude.json", kClaudeSeed, 0600, 0, 0);
+  if (!tar_status.ok()) return fail("building the files to inject", tar_status);
+  auto put = engine_.PutArchive(container_id, "/", tar.Finish());
+  if (!put.ok()) return fail("injecting its files", put);
+
+  auto live = std::make_shared<Live>();
+  auto attach = engine_.Attach(container_id, /*with_stdin=*/true, /*tty=*/true);
+  if (!attach.ok()) return fail("attaching to its console", attach.status());
+  live->attach = std::move(*attach);
+  auto started = engine_.StartContainer(container_id);
+  if (!started.ok()) return fail("starting it", started);
+  (void)engine_.ResizeTty(container_id, kConsoleRows, kConsoleCols);
+
+  const auto deadline = SteadyClock::now() + options_.url_timeout;
+  std::optional<std::string> url;
+  while (!(url = live->scanner.AuthorizeUrl()).has_value()) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) {
+      const std::string tail = live->scanner.Tail();
+      return fail("waiting for the authorize URL",
+                  absl::DeadlineExceededError(
+                      absl::StrCat("none within ", options_.url_timeout.count(), " ms",
+                                   tail.empty() ? std::string("; the box printed nothing")
+                                                : "; the box said: " + tail)));
+    }
+    auto chunk = live->attach->Read(std::min(left, milliseconds(250)));
+    if (!chunk.ok()) {
+      const std::string tail = live->scanner.Tail();
+      return fail("waiting for the authorize URL",
+                  absl::FailedPreconditionError(
+                      absl::StrCat("the box's console ended before it printed one",
+                                   tail.empty() ? std::string() : "; the box said: " + tail)));
+    }
+    live->scanner.Feed(*chunk);
+  }
+  live->authorize_url = *url;
+  auto info = engine_.InspectContainer(container_id);
+  if (!info.ok()) return fail("reading it back", info.status());
+  {
+    std::lock_guard lock(mu_);
+    live_[box_id] = live;
+  }
+  return CreatedBox{ViewOf(*info), *url};
+}
+
+void BoxManager::Cleanup(const std::string& container_id, const std::string& network) {
+  if (!container_id.empty()) (void)engine_.RemoveContainer(container_id, /*force=*/true);
+  if (!network.empty()) (void)engine_.RemoveNetwork(network);
+}
+
+absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
+    const std::string& box_id_in, const std::string& code,
+    std::optional<std::chrono::milliseconds> timeout) {
+  LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id_in));
+  const std::string box_id = common::CanonicalBoxId(box_id_in);
+  LLMBOX_RETURN_IF_ERROR(ValidateActivationCode(code));
+  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
+  if (info.name == ReadyName(box_id)) {
+    return absl::FailedPreconditionError(absl::StrCat("box ", box_id, " is already activated"));
+  }
+  if (!info.running) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "box ", box_id, " is not running (", info.state, "); destroy it and create another"));
+  }
+  std::shared_ptr<Live> live = LiveOf(box_id);
+  if (live == nullptr) {
+    LLMBOX_RETURN_IF_ERROR(Recover());
+    live = LiveOf(box_id);
+    if (live == nullptr) {
+      return absl::UnavailableError(
+          absl::StrCat("box ", box_id, ": its console cannot be attached; try again"));
+    }
+  }
+  std::unique_lock submit(live->mu, std::try_to_lock);
+  if (!submit.owns_lock()) {
+    return absl::AbortedError(
+        absl::StrCat("box ", box_id, ": another code is being tried right now"));
+  }
+  int attempt;
+  {
+    std::lock_guard lock(mu_);
+    attempt = ++attempts_[box_id];
+  }
+  SubmitOutcome outcome;
+  outcome.attempts_remaining = std::max(0, options_.max_activation_attempts - attempt);
+  if (attempt > options_.max_activation_attempts) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("box ", box_id, ": all ", options_.max_activation_attempts,
+                     " activation attempts are used; destroy it and create another"));
+  }
+
+  absl::Status drained = live->Drain();
+  if (!drained.ok() && !absl::IsOutOfRange(drained)) {
+    return WithContext(box_id, "reading its console", drained);
+  }
+  const size_t from = live->scanner.Position();
+  LLMBOX_RETURN_IF_ERROR(live->attach->Write(code + "\r"));
+
+  const milliseconds wait = timeout.value_or(options_.submit_timeout);
+  auto deadline = SteadyClock::now() + wait;
+  bool ended = false;
+  std::optional<std::string> failure;
+  while (SteadyClock::now() < deadline) {
+    if (auto url = live->scanner.SessionUrl(from)) {
+      outcome.activated = true;
+      outcome.session_url = *url;
+      break;
+    }
+    if ((failure = live->scanner.LoginFailure(from)).has_value()) break;
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    auto chunk = live->attach->Read(std::min(left, milliseconds(250)));
+    if (!chunk.ok()) {
+      ended = true;
+      break;
+    }
+    live->scanner.Feed(*chunk);
+  }
+
+  if (outcome.activated) {
+    auto renamed = engine_.RenameContainer(info.id, ReadyName(box_id));
+    std::lock_guard lock(mu_);
+    session_urls_[box_id] = outcome.session_url;
+    last_errors_.erase(box_id);
+    live_.erase(box_id);
+    if (!renamed.ok()) {
+      last_errors_[box_id] = Prefixed(box_id, "marking it ready", renamed);
+    }
+  } else {
+    if (failure.has_value()) {
+      outcome.box_error = Scrub(*failure, code);
+    } else if (ended) {
+      outcome.box_error =
+          "the box's console ended; the box said: " + Scrub(live->scanner.Tail(), code);
+    } else {
+      outcome.box_error = absl::StrCat("no answer from the box within ", wait.count(),
+                                       " ms; the box said: ", Scrub(live->scanner.Tail(), code));
+    }
+    // The wrapper starts a new login after a failed one (new PKCE state, so a new URL):
+    // wait briefly for it.
+    if (!ended && outcome.attempts_remaining > 0) {
+      deadline = SteadyClock::now() + kNewUrlWait;
+      for (;;) {
+        if (auto next = live->scanner.NewAuthorizeUrl(from, live->authorize_url)) {
+          outcome.authorize_url = *next;
+          live->authorize_url = *next;
+          break;
+        }
+        auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+        if (left.count() <= 0) break;
+        auto chunk = live->attach->Read(std::min(left, milliseconds(250)));
+        if (!chunk.ok()) break;
+        live->scanner.Feed(*chunk);
+      }
+    }
+    std::lock_guard lock(mu_);
+    last_errors_[box_id] = outcome.box_error;
+  }
+  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo after, engine_.InspectContainer(info.id));
+  outcome.box = ViewOf(after);
+  return outcome;
+}
+
+absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
+  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
+  return ViewOf(info);
+}
+
+absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
+  LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  std::vector<BoxView> views;
+  for (const auto& info : list) views.push_back(ViewOf(info));
+  std::sort(views.begin(), views.end(),
+            [](const BoxView& a, const BoxView& b) { return a.box_id < b.box_id; });
+  return views;
+}
+
+absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
+                                         std::optional<std::chrono::seconds> grace) {
+  LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id_in));
+  const std::string box_id = common::CanonicalBoxId(box_id_in);
+  auto info = FindContainer(box_id);
+  bool existed = info.ok();
+  if (!info.ok() && !absl::IsNotFound(info.status())) return info.status();
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = live_.find(box_id); it != live_.end()) {
+      it->second->attach->Close();
+      live_.erase(it);
+    }
+    session_urls_.erase(box_id);
+    last_errors_.erase(box_id);
+    attempts_.erase(box_id);
+  }
+  if (existed) {
+    auto stopped = engine_.StopContainer(info->id, grace.value_or(options_.stop_grace));
+    if (!stopped.ok() && !absl::IsNotFound(stopped)) {
+      return WithContext(box_id, "stopping it", stopped);
+    }
+    auto removed = engine_.RemoveContainer(info->id, /*force=*/true);
+    if (!removed.ok() && !absl::IsNotFound(removed)) {
+      return WithContext(box_id, "removing it", removed);
+    }
+  }
+  // The network goes too, also when an earlier destroy stopped half-way.
+  auto networks = engine_.ListNetworks({{kManagedLabel, "true"}, {kBoxIdLabel, box_id}});
+  if (!networks.ok()) return WithContext(box_id, "listing its network", networks.status());
+  for (const auto& net : *networks) {
+    auto removed = engine_.RemoveNetwork(net.id);
+    if (!removed.ok() && !absl::IsNotFound(removed)) {
+      return WithContext(box_id, "removing its network", removed);
+    }
+    existed = true;
+  }
+  return existed;
+}
+
+absl::StatusOr<docker::LogsResult> BoxManager::Logs(const std::string& box_id, int tail,
+                                                    size_t max_bytes) {
+  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
+  LLMBOX_ASSIGN_OR_RETURN(docker::LogsResult logs,
+                          engine_.Logs(info.id, {.tail = tail, .max_bytes = max_bytes}));
+  logs.output = StripTerminal(logs.output);
+  return logs;
+}
+
+absl::StatusOr<docker::ExecResult> BoxManager::Exec(const std::string& box_id,
+                                                    const docker::ExecSpec& spec) {
+  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
+  if (!info.running) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("box ", common::CanonicalBoxId(box_id), " is not running"));
+  }
+  return engine_.Exec(info.id, spec);
+}
+
+}  // namespace llmbox::spoke::box

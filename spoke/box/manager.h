@@ -1,0 +1,152 @@
+// spoke/box/manager.h
+//
+// A box's whole life on one Docker engine: create (network, container, injected files, the
+// authorize URL captured from the console), code submission, get/list from the engine's own
+// state (so a restarted spoke loses nothing), destroy, logs and exec with secrets redacted.
+//
+//   BoxManager boxes(engine, options);
+//   LLMBOX_RETURN_IF_ERROR(boxes.Recover());                  // after a (re)start
+//   LLMBOX_ASSIGN_OR_RETURN(CreatedBox created, boxes.Create({.box_id = "my-box"}));
+//   // created.authorize_url goes to the hub, never to a chatbot
+//   LLMBOX_ASSIGN_OR_RETURN(SubmitOutcome outcome, boxes.SubmitCode("my-box", code));
+//
+// Every failure during Create removes what was made so far (container, network): a failed
+// create leaves nothing behind. Errors name the box and the step, with the engine's message.
+//
+// Thread-safe: calls for different boxes run in parallel; creates are capped by
+// max_concurrent_creates; one code submission per box at a time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "spoke/docker/engine.h"
+
+namespace llmbox::spoke::box {
+
+struct BoxManagerOptions {
+  std::string spoke_name = "local";
+  std::string default_image = "llmbox-box:dev";
+  std::vector<std::string> allowed_images;  // besides default_image
+  int max_boxes = 20;
+  int max_concurrent_creates = 4;
+  // Host path of the Claude binary, bind-mounted read-only at /usr/local/bin/claude. Empty:
+  // the image provides claude on its PATH.
+  std::string claude_bin;
+  std::vector<std::string> remote_control_args = {"--spawn", "same-dir"};
+  int64_t memory_bytes = int64_t{4} << 30;
+  int64_t nano_cpus = 2'000'000'000;
+  int64_t pids_limit = 1024;
+  std::chrono::milliseconds url_timeout{30'000};
+  std::chrono::milliseconds submit_timeout{60'000};
+  std::chrono::seconds stop_grace{10};
+  int max_activation_attempts = 5;
+  // Containers a box may be connected to (peers), by name.
+  std::vector<std::string> allowed_peers;
+};
+
+enum class BoxPhase { kPending, kReady, kStopped };
+
+std::string_view PhaseName(BoxPhase phase);
+
+struct BoxView {
+  std::string box_id;
+  std::string container_id;
+  std::string container_name;
+  BoxPhase phase = BoxPhase::kPending;
+  std::string image;
+  std::string description;
+  std::string owner;
+  std::string container_state;  // Docker's
+  std::chrono::system_clock::time_point created;
+  std::string session_url;  // once ready (kept in memory; recovered from logs after restart)
+  std::string last_error;   // redacted
+  int activation_attempts = 0;
+};
+
+struct CreateBoxRequest {
+  std::string box_id;
+  std::string image;  // empty: the default image
+  std::string description;
+  std::string owner;
+  std::vector<std::string> peers;
+};
+
+struct CreatedBox {
+  BoxView box;
+  std::string authorize_url;  // for the hub only
+};
+
+struct SubmitOutcome {
+  bool activated = false;
+  std::string session_url;
+  std::string box_error;      // the box's own words, redacted
+  std::string authorize_url;  // a fresh one when the box started another login
+  int attempts_remaining = 0;
+  BoxView box;
+};
+
+class BoxManager {
+ public:
+  BoxManager(docker::DockerEngine& engine, BoxManagerOptions options);
+  ~BoxManager();
+
+  // Re-reads the managed boxes from the engine and re-attaches to pending ones, so they can
+  // still be activated after a spoke restart.
+  absl::Status Recover();
+
+  absl::StatusOr<CreatedBox> Create(const CreateBoxRequest& request);
+  absl::StatusOr<SubmitOutcome> SubmitCode(const std::string& box_id, const std::string& code,
+                                           std::optional<std::chrono::milliseconds> timeout = {});
+  absl::StatusOr<BoxView> Get(const std::string& box_id);
+  absl::StatusOr<std::vector<BoxView>> List();
+  // Stops (SIGTERM, grace, SIGKILL) and removes the box and its network. Destroying a box
+  // that is already gone is OK (returns false).
+  absl::StatusOr<bool> Destroy(const std::string& box_id,
+                               std::optional<std::chrono::seconds> grace = {});
+  absl::StatusOr<docker::LogsResult> Logs(const std::string& box_id, int tail, size_t max_bytes);
+  absl::StatusOr<docker::ExecResult> Exec(const std::string& box_id, const docker::ExecSpec& spec);
+
+  // Label keys on every managed container and network.
+  static constexpr const char* kManagedLabel = "io.llmbox.managed";
+  static constexpr const char* kBoxIdLabel = "io.llmbox.box-id";
+  static constexpr const char* kSpokeLabel = "io.llmbox.spoke";
+  static constexpr const char* kOwnerLabel = "io.llmbox.owner";
+  static constexpr const char* kDescriptionLabel = "io.llmbox.description";
+  static constexpr const char* kImageLabel = "io.llmbox.image";
+
+ private:
+  struct Live;  // the console of a pending box
+  absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
+  absl::StatusOr<CreatedBox> CreateReserved(const CreateBoxRequest& request,
+                                            const std::string& image);
+  void Cleanup(const std::string& container_id, const std::string& network);
+  BoxView ViewOf(const docker::ContainerInfo& info);
+  std::shared_ptr<Live> LiveOf(const std::string& box_id);
+
+  docker::DockerEngine& engine_;
+  const BoxManagerOptions options_;
+
+  std::mutex mu_;
+  int creates_in_flight_ = 0;
+  std::set<std::string> reserved_;  // box ids being created
+  std::map<std::string, std::shared_ptr<Live>> live_;
+  std::map<std::string, std::string> session_urls_;
+  std::map<std::string, std::string> last_errors_;
+  std::map<std::string, int> attempts_;
+};
+
+// Checks the shape of an activation code: 1-4096 bytes of printable ASCII without spaces.
+// The error never contains the code.
+absl::Status ValidateActivationCode(std::string_view code);
+
+}  // namespace llmbox::spoke::box

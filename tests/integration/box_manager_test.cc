@@ -1,0 +1,266 @@
+// BoxManager on the rig's real engine, with the real box image and either the real Claude
+// binary (which reaches the authorize URL and the real offline error) or the stand-in (which
+// reaches ready).
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "common/secrets.h"
+#include "spoke/box/manager.h"
+#include "spoke/docker/curl_engine.h"
+#include "tests/fakes/faulty_docker_engine.h"
+#include "tests/rig/rig_env.h"
+
+namespace llmbox::spoke::box {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::unique_ptr<docker::DockerEngine> RigEngine(const std::string& socket) {
+  docker::EngineEndpoint endpoint;
+  endpoint.unix_socket = socket;
+  auto engine = docker::CurlDockerEngine::Create(endpoint);
+  REQUIRE(engine.ok());
+  return std::move(*engine);
+}
+
+std::string UniqueBoxId(const std::string& what) {
+  auto token = common::RandomToken(6);
+  REQUIRE(token.ok());
+  return "t-" + what + "-" + common::HexEncode(*token).substr(0, 10);
+}
+
+BoxManagerOptions Options(const std::string& claude_bin) {
+  BoxManagerOptions options;
+  options.spoke_name = "rig";
+  options.default_image = testing::Rig().box_image;
+  options.claude_bin = claude_bin;
+  options.memory_bytes = int64_t{1} << 30;
+  options.stop_grace = 2s;
+  return options;
+}
+
+// What the engine holds for a box id: containers and networks with its label.
+struct Leftovers {
+  size_t containers = 0;
+  size_t networks = 0;
+};
+
+Leftovers LeftoversOf(docker::DockerEngine& engine, const std::string& box_id) {
+  auto containers = engine.ListContainers({{BoxManager::kBoxIdLabel, box_id}});
+  auto networks = engine.ListNetworks({{BoxManager::kBoxIdLabel, box_id}});
+  REQUIRE(containers.ok());
+  REQUIRE(networks.ok());
+  return {containers->size(), networks->size()};
+}
+
+// Destroys the box when the test ends, whatever happened.
+struct BoxGuard {
+  BoxManager& boxes;
+  std::string box_id;
+  ~BoxGuard() { (void)boxes.Destroy(box_id, 1s); }
+};
+
+TEST_CASE("a real box prints an authorize URL and surfaces the real error for a bad code",
+          "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  BoxManager boxes(*engine, Options(rig.claude_bin));
+  const std::string id = UniqueBoxId("real");
+  BoxGuard guard{boxes, id};
+
+  auto created = boxes.Create({.box_id = id, .description = "real claude", .owner = "tests"});
+  REQUIRE(created.ok());
+  INFO("authorize URL: " << created->authorize_url);
+  CHECK((created->authorize_url.rfind("https://claude.ai/oauth/authorize?", 0) == 0 ||
+         created->authorize_url.rfind("https://claude.com/cai/oauth/authorize?", 0) == 0));
+  CHECK(created->box.phase == BoxPhase::kPending);
+  CHECK(created->box.container_name == "llmbox-pending-" + id);
+  CHECK(created->box.description == "real claude");
+  CHECK(LeftoversOf(*engine, id).networks == 1);
+
+  // The box is hardened and has the binary read-only, not copied.
+  auto inside =
+      boxes.Exec(id, {.argv = {"sh", "-c",
+                               "grep CapEff /proc/self/status; "
+                               "grep ' /usr/local/bin/claude ' /proc/mounts; pwd; id -u"}});
+  REQUIRE(inside.ok());
+  INFO(inside->stdout_data << inside->stderr_data);
+  // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID, nothing else.
+  CHECK(inside->stdout_data.find("CapEff:\t00000000000000fb\n") != std::string::npos);
+  CHECK(inside->stdout_data.find(" ro,") != std::string::npos);
+  CHECK(inside->stdout_data.find("/workspace\n0\n") != std::string::npos);
+
+  auto outcome = boxes.SubmitCode(id, "not-a-real-code#not-a-real-state");
+  REQUIRE(outcome.ok());
+  CHECK_FALSE(outcome->activated);
+  CHECK(outcome->box_error == "Couldn't log in: getaddrinfo ENOTFOUND platform.claude.com");
+  CHECK(outcome->box.phase == BoxPhase::kPending);
+  // The wrapper started a fresh login: a new URL for the next try.
+  CHECK_FALSE(outcome->authorize_url.empty());
+  CHECK(outcome->authorize_url != created->authorize_url);
+  CHECK(outcome->attempts_remaining == 4);
+
+  auto got = boxes.Get(id);
+  REQUIRE(got.ok());
+  CHECK(got->phase == BoxPhase::kPending);
+  CHECK(got->last_error == outcome->box_error);
+
+  // The code never shows in logs.
+  auto logs = boxes.Logs(id, 0, 1 << 20);
+  REQUIRE(logs.ok());
+  CHECK(logs->output.find("Couldn't log in") != std::string::npos);
+
+  auto destroyed = boxes.Destroy(id, 1s);
+  REQUIRE(destroyed.ok());
+  CHECK(*destroyed);
+  CHECK(LeftoversOf(*engine, id).containers == 0);
+  CHECK(LeftoversOf(*engine, id).networks == 0);
+  auto again = boxes.Destroy(id, 1s);
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+}
+
+TEST_CASE("the stand-in claude takes a good code to ready with a session URL", "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  BoxManager boxes(*engine, Options(rig.standin_claude));
+  const std::string id = UniqueBoxId("ready");
+  BoxGuard guard{boxes, id};
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE(created.ok());
+  CHECK(created->authorize_url.rfind("https://claude.ai/oauth/authorize?z-", 0) == 0);
+
+  auto outcome = boxes.SubmitCode(id, "standin-ok-1234#state");
+  REQUIRE(outcome.ok());
+  INFO(outcome->box_error);
+  REQUIRE(outcome->activated);
+  CHECK(outcome->session_url.rfind("https://claude.ai/code/session_01", 0) == 0);
+  CHECK(outcome->box.phase == BoxPhase::kReady);
+  CHECK(outcome->box.container_name == "llmbox-" + id);
+
+  auto got = boxes.Get(id);
+  REQUIRE(got.ok());
+  CHECK(got->phase == BoxPhase::kReady);
+  CHECK(got->session_url == outcome->session_url);
+  CHECK(absl::IsFailedPrecondition(boxes.SubmitCode(id, "standin-ok-again#x").status()));
+
+  // A restarted spoke finds the session URL again.
+  BoxManager restarted(*engine, Options(rig.standin_claude));
+  REQUIRE(restarted.Recover().ok());
+  auto after = restarted.Get(id);
+  REQUIRE(after.ok());
+  CHECK(after->phase == BoxPhase::kReady);
+  CHECK(after->session_url == outcome->session_url);
+}
+
+TEST_CASE("a spoke restarted while a box is pending can still activate it", "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  const std::string id = UniqueBoxId("restart");
+  std::string url;
+  {
+    BoxManager before(*engine, Options(rig.standin_claude));
+    auto created = before.Create({.box_id = id});
+    REQUIRE(created.ok());
+    url = created->authorize_url;
+  }  // the spoke goes away; the box stays
+  BoxManager boxes(*engine, Options(rig.standin_claude));
+  BoxGuard guard{boxes, id};
+  REQUIRE(boxes.Recover().ok());
+  auto listed = boxes.List();
+  REQUIRE(listed.ok());
+  bool found = false;
+  for (const auto& box : *listed)
+    found = found || (box.box_id == id && box.phase == BoxPhase::kPending);
+  CHECK(found);
+  auto outcome = boxes.SubmitCode(id, "standin-ok-after-restart#s");
+  REQUIRE(outcome.ok());
+  CHECK(outcome->activated);
+}
+
+TEST_CASE("bad create requests are refused clearly and leave nothing behind", "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  BoxManager boxes(*engine, Options(rig.standin_claude));
+
+  auto bad_id = boxes.Create({.box_id = "Not_A_Label"});
+  CHECK(absl::IsInvalidArgument(bad_id.status()));
+
+  const std::string id = UniqueBoxId("dup");
+  BoxGuard guard{boxes, id};
+  REQUIRE(boxes.Create({.box_id = id}).ok());
+  auto dup = boxes.Create({.box_id = id});
+  CHECK(absl::IsAlreadyExists(dup.status()));
+  CHECK(dup.status().message().find("already used") != std::string::npos);
+  CHECK(LeftoversOf(*engine, id).containers == 1);
+
+  const std::string other = UniqueBoxId("img");
+  auto image = boxes.Create({.box_id = other, .image = "ubuntu:latest"});
+  CHECK(absl::IsPermissionDenied(image.status()));
+  CHECK(image.status().message().find("\"ubuntu:latest\" is not allowed") != std::string::npos);
+  CHECK(LeftoversOf(*engine, other).containers == 0);
+
+  auto peer = boxes.Create({.box_id = other, .peers = {"some-database"}});
+  CHECK(absl::IsPermissionDenied(peer.status()));
+
+  BoxManagerOptions full = Options(rig.standin_claude);
+  full.max_boxes = 0;
+  BoxManager no_room(*engine, full);
+  auto capacity = no_room.Create({.box_id = other});
+  CHECK(absl::IsResourceExhausted(capacity.status()));
+  CHECK(LeftoversOf(*engine, other).networks == 0);
+
+  auto down_engine = RigEngine("/run/llmbox/no-such-engine.sock");
+  BoxManager down(*down_engine, Options(rig.standin_claude));
+  auto unavailable = down.Create({.box_id = other});
+  CHECK(absl::IsUnavailable(unavailable.status()));
+  CHECK(unavailable.status().message().find("no-such-engine.sock") != std::string::npos);
+}
+
+TEST_CASE("a box that never prints an authorize URL fails with its own words and is removed",
+          "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  // /bin/false as "claude": every login fails at once, then the wrapper gives up.
+  BoxManager boxes(*engine, Options("/bin/false"));
+  const std::string id = UniqueBoxId("mute");
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE_FALSE(created.ok());
+  INFO(created.status().message());
+  CHECK(created.status().message().find("box " + id + ": waiting for the authorize URL") == 0);
+  CHECK(created.status().message().find("sign-in failed 5 times") != std::string::npos);
+  CHECK(LeftoversOf(*engine, id).containers == 0);
+  CHECK(LeftoversOf(*engine, id).networks == 0);
+}
+
+TEST_CASE("a failure at any create step removes everything made before it", "[box]") {
+  const auto& rig = testing::Rig();
+  auto real = RigEngine(rig.docker_sock);
+  testing::FaultyDockerEngine faulty(*real);
+  BoxManager boxes(faulty, Options(rig.standin_claude));
+  const std::pair<const char*, const char*> steps[] = {
+      {"CreateNetwork", "creating its network"}, {"CreateContainer", "creating its container"},
+      {"PutArchive", "injecting its files"},     {"Attach", "attaching to its console"},
+      {"StartContainer", "starting it"},         {"InspectContainer", "reading it back"},
+  };
+  for (const auto& [method, step] : steps) {
+    const std::string id = UniqueBoxId("fault");
+    faulty.FailAt(method);
+    auto created = boxes.Create({.box_id = id});
+    INFO(method << ": " << created.status());
+    REQUIRE_FALSE(created.ok());
+    CHECK(absl::IsUnavailable(created.status()));
+    CHECK(created.status().message() ==
+          "box " + id + ": " + step + ": injected fault in " + method);
+    const Leftovers left = LeftoversOf(*real, id);
+    CHECK(left.containers == 0);
+    CHECK(left.networks == 0);
+  }
+}
+
+}  // namespace
+}  // namespace llmbox::spoke::box
