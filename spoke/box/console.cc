@@ -199,6 +199,34 @@ std::string StripTerminal(std::string_view raw) {
   return text;
 }
 
+std::string RedactConsole(std::string_view text) {
+  static constexpr std::string_view kPrompt = "Paste code here if prompted > ";
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text.substr(i, kPrompt.size()) == kPrompt) {
+      out.append(kPrompt);
+      i += kPrompt.size();
+      const size_t end = std::min(text.find('\n', i), text.size());
+      if (end > i) out.append("[REDACTED]");
+      i = end;
+      continue;
+    }
+    if (text.substr(i, 15) == "https://claude.") {
+      size_t end = i;
+      while (end < text.size() && IsUrlChar(text[end])) ++end;
+      if (IsAuthorizePrefix(text.substr(i, end - i))) {
+        out.append("[REDACTED authorize URL]");
+        i = end;
+        continue;
+      }
+    }
+    out.push_back(text[i++]);
+  }
+  return out;
+}
+
 void ConsoleScanner::Feed(std::string_view raw) {
   std::string data = std::move(pending_);
   data.append(raw);

@@ -31,6 +31,11 @@ namespace llmbox::spoke::box {
 // text and newlines stay. A sequence cut off at the end of `raw` is dropped.
 std::string StripTerminal(std::string_view raw);
 
+// Removes from visible console text what must never reach a chatbot: every OAuth authorize
+// URL (replaced by "[REDACTED authorize URL]") and whatever follows Claude's code prompt on
+// its line (the TTY echoes the pasted code there).
+std::string RedactConsole(std::string_view text);
+
 class ConsoleScanner {
  public:
   void Feed(std::string_view raw);

@@ -39,14 +39,14 @@ std::string PendingName(const std::string& id) { return "llmbox-pending-" + id; 
 std::string ReadyName(const std::string& id) { return "llmbox-" + id; }
 std::string NetworkName(const std::string& id) { return "llmbox-net-" + id; }
 
-// Removes the code itself wherever the box echoed it, then anything else secret-looking.
+// Removes the code itself wherever the box echoed it, and authorize URLs.
 std::string Scrub(std::string text, std::string_view code) {
   if (!code.empty()) {
     for (size_t at = 0; (at = text.find(code, at)) != std::string::npos;) {
       text.replace(at, code.size(), "[REDACTED]");
     }
   }
-  return text;
+  return RedactConsole(text);
 }
 
 std::string Prefixed(std::string_view box_id, std::string_view step, const absl::Status& st) {
@@ -542,7 +542,7 @@ absl::StatusOr<docker::LogsResult> BoxManager::Logs(const std::string& box_id, i
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
   LLMBOX_ASSIGN_OR_RETURN(docker::LogsResult logs,
                           engine_.Logs(info.id, {.tail = tail, .max_bytes = max_bytes}));
-  logs.output = StripTerminal(logs.output);
+  logs.output = RedactConsole(StripTerminal(logs.output));
   return logs;
 }
 

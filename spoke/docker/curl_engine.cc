@@ -598,8 +598,8 @@ class Engine final : public DockerEngine {
         break;
       }
       absl::Status st = conn->ReadInto(std::min(left, milliseconds(1000)), &out, &err);
-      Keep(&out, &result.stdout_data, spec.max_output_bytes, &result.truncated);
-      Keep(&err, &result.stderr_data, spec.max_output_bytes, &result.truncated);
+      Keep(&out, &result.stdout_data, spec.max_output_bytes, &result.stdout_truncated);
+      Keep(&err, &result.stderr_data, spec.max_output_bytes, &result.stderr_truncated);
       if (absl::IsOutOfRange(st)) break;
       LLMBOX_RETURN_IF_ERROR(st);
     }

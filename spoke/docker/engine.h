@@ -128,7 +128,8 @@ struct ExecResult {
   int64_t exit_code = -1;  // -1 when timed out before the exit code was known
   std::string stdout_data;
   std::string stderr_data;
-  bool truncated = false;
+  bool stdout_truncated = false;  // more was printed than max_output_bytes
+  bool stderr_truncated = false;
   bool timed_out = false;
 };
 

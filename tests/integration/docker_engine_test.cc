@@ -172,7 +172,8 @@ TEST_CASE("exec runs an argv with separate outputs, an exit code, a cap and a ti
       *id, {.argv = {"sh", "-c", "head -c 100000 /dev/zero"}, .max_output_bytes = 1000});
   REQUIRE(big.ok());
   CHECK(big->stdout_data.size() == 1000);
-  CHECK(big->truncated);
+  CHECK(big->stdout_truncated);
+  CHECK_FALSE(big->stderr_truncated);
   CHECK(big->exit_code == 0);
 
   auto slow = engine->Exec(*id, {.argv = {"sleep", "30"}, .timeout = 500ms});

@@ -153,3 +153,28 @@ TEST_CASE("memory stays bounded and positions keep counting", "[console]") {
 
 }  // namespace
 }  // namespace llmbox::spoke::box
+
+namespace llmbox::spoke::box {
+namespace {
+
+TEST_CASE("console text for a chatbot has no authorize URL and no pasted code", "[console]") {
+  for (const char* name :
+       {"claude-2.1.330-auth-login-bad-code.tty", "claude-2.1.328-auth-login-bad-code.tty"}) {
+    const std::string raw = Recording(name);
+    const std::string redacted = RedactConsole(StripTerminal(raw));
+    INFO(redacted);
+    CHECK(redacted.find("oauth/authorize") == std::string::npos);
+    CHECK(redacted.find(LinkTarget(raw).substr(30)) == std::string::npos);
+    // The recordings' made-up code was echoed after the prompt.
+    CHECK(redacted.find("abcdefghijklmnopqrstuvwxyz") == std::string::npos);
+    CHECK(redacted.find("Paste code here if prompted > [REDACTED]\n") != std::string::npos);
+    CHECK(redacted.find("[REDACTED authorize URL]") != std::string::npos);
+    CHECK(redacted.find("Couldn't log in: getaddrinfo ENOTFOUND platform.claude.com") !=
+          std::string::npos);
+  }
+  CHECK(RedactConsole("open https://claude.ai/code/session_01X now") ==
+        "open https://claude.ai/code/session_01X now");
+}
+
+}  // namespace
+}  // namespace llmbox::spoke::box

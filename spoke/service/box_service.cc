@@ -1,0 +1,260 @@
+#include "spoke/service/box_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+#include "common/grpc_status.h"
+#include "common/grpc_tls.h"
+#include "common/version.h"
+#include "spoke/box/console.h"
+
+namespace llmbox::spoke::service {
+namespace {
+
+using common::ToGrpcStatus;
+using std::chrono::milliseconds;
+
+constexpr int kDefaultTail = 200;
+constexpr int kMaxTail = 10'000;
+constexpr size_t kDefaultLogBytes = 64u << 10;
+constexpr size_t kMaxLogBytes = 1u << 20;
+constexpr size_t kDefaultExecBytes = 64u << 10;
+constexpr size_t kMaxExecBytes = 1u << 20;
+constexpr int kMaxArgs = 256;
+constexpr size_t kMaxArgvBytes = 64u << 10;
+
+grpc::Status Invalid(std::string message) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
+}
+
+milliseconds ToMillis(const google::protobuf::Duration& d) {
+  return milliseconds(d.seconds() * 1000 + d.nanos() / 1'000'000);
+}
+
+void SetTime(google::protobuf::Timestamp* out, std::chrono::system_clock::time_point t) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+  out->set_seconds(ns.count() / 1'000'000'000);
+  out->set_nanos(static_cast<int32_t>(ns.count() % 1'000'000'000));
+}
+
+v1::BoxPhase PhaseOf(box::BoxPhase phase) {
+  switch (phase) {
+    case box::BoxPhase::kPending:
+      return v1::BOX_PHASE_PENDING;
+    case box::BoxPhase::kReady:
+      return v1::BOX_PHASE_READY;
+    case box::BoxPhase::kStopped:
+      return v1::BOX_PHASE_ERROR;
+  }
+  return v1::BOX_PHASE_UNSPECIFIED;
+}
+
+void ToProto(const box::BoxView& view, int max_attempts, v1::Box* out) {
+  out->set_box_id(view.box_id);
+  out->set_container_id(view.container_id);
+  out->set_phase(PhaseOf(view.phase));
+  out->set_image(view.image);
+  out->set_description(view.description);
+  SetTime(out->mutable_created_at(), view.created);
+  out->set_session_url(view.session_url);
+  out->set_last_error(view.phase == box::BoxPhase::kStopped && view.last_error.empty()
+                          ? "the box stopped (" + view.container_state + ")"
+                          : view.last_error);
+  out->set_container_state(view.container_state);
+  out->set_owner(view.owner);
+  out->set_activation_attempts(static_cast<uint32_t>(view.activation_attempts));
+  out->set_max_activation_attempts(static_cast<uint32_t>(max_attempts));
+}
+
+}  // namespace
+
+BoxServiceImpl::BoxServiceImpl(box::BoxManager& boxes, docker::DockerEngine& engine,
+                               BoxServiceOptions options)
+    : boxes_(boxes), engine_(engine), options_(std::move(options)) {}
+
+grpc::Status BoxServiceImpl::Authorize(grpc::ServerContext* context) const {
+  if (options_.allowed_peer.empty()) return grpc::Status::OK;
+  auto auth = context->auth_context();
+  if (auth == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no peer identity");
+  }
+  return ToGrpcStatus(common::AuthorizePeer(*auth, options_.allowed_peer));
+}
+
+grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,
+                                       const v1::CreateBoxRequest* request,
+                                       v1::CreateBoxResponse* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  if (request->description().size() > 1024) {
+    return Invalid("description is longer than 1024 bytes");
+  }
+  if (request->owner().size() > 256) return Invalid("owner is longer than 256 bytes");
+  if (request->peers_size() > 16) return Invalid("a box may have at most 16 peers");
+  box::CreateBoxRequest create{.box_id = request->box_id(),
+                               .image = request->image(),
+                               .description = request->description(),
+                               .owner = request->owner(),
+                               .peers = {request->peers().begin(), request->peers().end()}};
+  auto created = boxes_.Create(create);
+  if (!created.ok()) return ToGrpcStatus(created.status());
+  ToProto(created->box, options_.boxes.max_activation_attempts, response->mutable_box());
+  response->set_authorize_url(created->authorize_url);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::GetBox(grpc::ServerContext* context, const v1::GetBoxRequest* request,
+                                    v1::Box* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  auto view = boxes_.Get(request->box_id());
+  if (!view.ok()) return ToGrpcStatus(view.status());
+  ToProto(*view, options_.boxes.max_activation_attempts, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::ListBoxes(grpc::ServerContext* context,
+                                       const v1::ListBoxesRequest* request,
+                                       v1::ListBoxesResponse* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  auto views = boxes_.List();
+  if (!views.ok()) return ToGrpcStatus(views.status());
+  for (const auto& view : *views) {
+    v1::Box box;
+    ToProto(view, options_.boxes.max_activation_attempts, &box);
+    if (request->phases_size() > 0 && std::find(request->phases().begin(), request->phases().end(),
+                                                box.phase()) == request->phases().end()) {
+      continue;
+    }
+    *response->add_boxes() = std::move(box);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::DestroyBox(grpc::ServerContext* context,
+                                        const v1::DestroyBoxRequest* request,
+                                        v1::DestroyBoxResponse* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  std::optional<std::chrono::seconds> grace;
+  if (request->has_grace_period()) {
+    grace = std::min(
+        std::chrono::duration_cast<std::chrono::seconds>(ToMillis(request->grace_period())),
+        options_.max_grace);
+  }
+  auto existed = boxes_.Destroy(request->box_id(), grace);
+  if (!existed.ok()) return ToGrpcStatus(existed.status());
+  response->set_existed(*existed);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::SubmitCode(grpc::ServerContext* context,
+                                        const v1::SubmitCodeRequest* request,
+                                        v1::SubmitCodeResponse* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  std::optional<milliseconds> timeout;
+  if (request->has_timeout()) {
+    timeout = std::min(ToMillis(request->timeout()), options_.max_submit_timeout);
+  }
+  auto outcome = boxes_.SubmitCode(request->box_id(), request->code(), timeout);
+  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  response->set_activated(outcome->activated);
+  response->set_session_url(outcome->session_url);
+  response->set_box_error(outcome->box_error);
+  response->set_authorize_url(outcome->authorize_url);
+  response->set_attempts_remaining(static_cast<uint32_t>(outcome->attempts_remaining));
+  ToProto(outcome->box, options_.boxes.max_activation_attempts, response->mutable_box());
+  return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::GetLogs(grpc::ServerContext* context,
+                                     const v1::GetLogsRequest* request,
+                                     v1::GetLogsResponse* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  const int tail = request->tail_lines() == 0
+                       ? kDefaultTail
+                       : static_cast<int>(std::min<uint32_t>(request->tail_lines(), kMaxTail));
+  const size_t max_bytes = request->max_bytes() == 0
+                               ? kDefaultLogBytes
+                               : std::min<size_t>(request->max_bytes(), kMaxLogBytes);
+  auto logs = boxes_.Logs(request->box_id(), tail, max_bytes);
+  if (!logs.ok()) return ToGrpcStatus(logs.status());
+  response->set_logs(logs->output);
+  response->set_truncated(logs->truncated);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
+                                  v1::ExecResponse* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  if (request->argv_size() == 0) return Invalid("exec: the command (argv) is empty");
+  if (request->argv_size() > kMaxArgs) {
+    return Invalid(absl::StrCat("exec: at most ", kMaxArgs, " arguments"));
+  }
+  size_t total = 0;
+  for (const auto& arg : request->argv()) {
+    total += arg.size();
+    if (arg.find('\0') != std::string::npos) return Invalid("exec: an argument contains NUL");
+  }
+  if (total > kMaxArgvBytes) {
+    return Invalid(absl::StrCat("exec: the arguments exceed ", kMaxArgvBytes, " bytes"));
+  }
+  docker::ExecSpec spec;
+  spec.argv.assign(request->argv().begin(), request->argv().end());
+  spec.timeout = request->has_timeout()
+                     ? std::min(ToMillis(request->timeout()), options_.max_exec_timeout)
+                     : milliseconds(30'000);
+  spec.max_output_bytes = request->max_output_bytes() == 0
+                              ? kDefaultExecBytes
+                              : std::min<size_t>(request->max_output_bytes(), kMaxExecBytes);
+  auto result = boxes_.Exec(request->box_id(), spec);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  response->set_exit_code(static_cast<int32_t>(result->exit_code));
+  response->set_stdout(box::RedactConsole(result->stdout_data));
+  response->set_stderr(box::RedactConsole(result->stderr_data));
+  response->set_stdout_truncated(result->stdout_truncated);
+  response->set_stderr_truncated(result->stderr_truncated);
+  response->set_timed_out(result->timed_out);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::HealthRequest*,
+                                    v1::HealthResponse* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  response->set_spoke_name(options_.spoke_name);
+  response->set_version(std::string(common::kVersion));
+  auto* capacity = response->mutable_capacity();
+  capacity->set_max_boxes(static_cast<uint32_t>(options_.boxes.max_boxes));
+  capacity->set_max_concurrent_creates(
+      static_cast<uint32_t>(options_.boxes.max_concurrent_creates));
+  auto* engine = response->mutable_engine();
+  auto info = engine_.Ping();
+  if (info.ok()) {
+    engine->set_reachable(true);
+    engine->set_version(info->server_version);
+    engine->set_api_version(info->api_version);
+    auto views = boxes_.List();
+    if (views.ok()) {
+      for (const auto& view : *views) {
+        switch (view.phase) {
+          case box::BoxPhase::kPending:
+            capacity->set_pending(capacity->pending() + 1);
+            break;
+          case box::BoxPhase::kReady:
+            capacity->set_ready(capacity->ready() + 1);
+            break;
+          case box::BoxPhase::kStopped:
+            capacity->set_error(capacity->error() + 1);
+            break;
+        }
+      }
+    }
+  } else {
+    engine->set_reachable(false);
+    engine->set_error(std::string(info.status().message()));
+  }
+  response->add_allowed_images(options_.boxes.default_image);
+  for (const auto& image : options_.boxes.allowed_images) response->add_allowed_images(image);
+  for (const auto& peer : options_.boxes.allowed_peers) response->add_allowed_peers(peer);
+  return grpc::Status::OK;
+}
+
+}  // namespace llmbox::spoke::service

@@ -1,0 +1,62 @@
+// spoke/service/box_service.h
+//
+// The spoke's llmbox.v1.BoxService: every call is authorized (only the hub's identity, by the
+// URI SAN of its client certificate), validated again here, bounded, and handed to the
+// BoxManager. It is never a generic Docker proxy: it only touches managed boxes.
+//
+//   BoxServiceImpl service(boxes, engine, {.spoke_name = "spoke-1"});
+//   builder.RegisterService(&service);
+//
+// Thread-safe (gRPC calls handlers concurrently).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "llmbox/v1/box.grpc.pb.h"
+#include "spoke/box/manager.h"
+#include "spoke/docker/engine.h"
+
+namespace llmbox::spoke::service {
+
+struct BoxServiceOptions {
+  std::string spoke_name = "local";
+  // The identity allowed to call; empty only for the hub's in-process spoke, where the
+  // channel never leaves the process.
+  std::string allowed_peer = "spiffe://llmbox/hub";
+  box::BoxManagerOptions boxes;  // for capacity and limits in Health
+  std::chrono::seconds max_grace{60};
+  std::chrono::milliseconds max_exec_timeout{300'000};
+  std::chrono::milliseconds max_submit_timeout{120'000};
+};
+
+class BoxServiceImpl final : public llmbox::v1::BoxService::Service {
+ public:
+  BoxServiceImpl(box::BoxManager& boxes, docker::DockerEngine& engine, BoxServiceOptions options);
+
+  grpc::Status CreateBox(grpc::ServerContext* context, const v1::CreateBoxRequest* request,
+                         v1::CreateBoxResponse* response) override;
+  grpc::Status GetBox(grpc::ServerContext* context, const v1::GetBoxRequest* request,
+                      v1::Box* response) override;
+  grpc::Status ListBoxes(grpc::ServerContext* context, const v1::ListBoxesRequest* request,
+                         v1::ListBoxesResponse* response) override;
+  grpc::Status DestroyBox(grpc::ServerContext* context, const v1::DestroyBoxRequest* request,
+                          v1::DestroyBoxResponse* response) override;
+  grpc::Status SubmitCode(grpc::ServerContext* context, const v1::SubmitCodeRequest* request,
+                          v1::SubmitCodeResponse* response) override;
+  grpc::Status GetLogs(grpc::ServerContext* context, const v1::GetLogsRequest* request,
+                       v1::GetLogsResponse* response) override;
+  grpc::Status Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
+                    v1::ExecResponse* response) override;
+  grpc::Status Health(grpc::ServerContext* context, const v1::HealthRequest* request,
+                      v1::HealthResponse* response) override;
+
+ private:
+  grpc::Status Authorize(grpc::ServerContext* context) const;
+
+  box::BoxManager& boxes_;
+  docker::DockerEngine& engine_;
+  const BoxServiceOptions options_;
+};
+
+}  // namespace llmbox::spoke::service

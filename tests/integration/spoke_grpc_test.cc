@@ -1,0 +1,237 @@
+// The spoke's BoxService over real gRPC with real mutual TLS (certificates from common/pki),
+// on the rig's engine.
+
+#include <memory>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "common/grpc_tls.h"
+#include "common/pki.h"
+#include "common/secrets.h"
+#include "llmbox/v1/box.grpc.pb.h"
+#include "spoke/box/manager.h"
+#include "spoke/docker/curl_engine.h"
+#include "spoke/service/box_service.h"
+#include "spoke/service/server.h"
+#include "tests/rig/rig_env.h"
+
+namespace llmbox::spoke::service {
+namespace {
+
+using common::CertifiedKey;
+using common::TlsPems;
+
+// A party's credentials signed by `ca`.
+TlsPems Issue(const CertifiedKey& ca, const std::string& name, const std::string& uri) {
+  auto key = common::MakePrivateKey();
+  REQUIRE(key.ok());
+  auto csr = common::MakeCsr(*key, name);
+  REQUIRE(csr.ok());
+  auto cert = common::SignCsr(ca, *csr, {.uri = uri, .dns = {"spoke-1"}, .ips = {"127.0.0.1"}},
+                              absl::Hours(1));
+  REQUIRE(cert.ok());
+  return {*cert, *key, ca.cert_pem};
+}
+
+// A running spoke service on 127.0.0.1:<free port> over the rig's engine.
+struct Spoke {
+  std::unique_ptr<docker::DockerEngine> engine;
+  std::unique_ptr<box::BoxManager> boxes;
+  std::unique_ptr<BoxServiceImpl> service;
+  RunningServer server;
+  CertifiedKey ca;
+
+  Spoke() {
+    const auto& rig = testing::Rig();
+    auto made_ca = common::MakeCa("llmbox test cluster", absl::Hours(1));
+    REQUIRE(made_ca.ok());
+    ca = *made_ca;
+    docker::EngineEndpoint endpoint;
+    endpoint.unix_socket = rig.docker_sock;
+    auto made = docker::CurlDockerEngine::Create(endpoint);
+    REQUIRE(made.ok());
+    engine = std::move(*made);
+    box::BoxManagerOptions options;
+    options.spoke_name = "spoke-1";
+    options.default_image = rig.box_image;
+    options.claude_bin = rig.standin_claude;
+    options.stop_grace = std::chrono::seconds(1);
+    boxes = std::make_unique<box::BoxManager>(*engine, options);
+    service = std::make_unique<BoxServiceImpl>(
+        *boxes, *engine, BoxServiceOptions{.spoke_name = "spoke-1", .boxes = options});
+    auto started = StartServer(
+        {.address = "127.0.0.1:0"},
+        common::MutualTlsServerCredentials(Issue(ca, "spoke-1", common::SpokeIdentity("spoke-1"))),
+        service.get());
+    REQUIRE(started.ok());
+    server = std::move(*started);
+  }
+  ~Spoke() { server.server->Shutdown(); }
+
+  std::unique_ptr<v1::BoxService::Stub> Client(std::shared_ptr<grpc::ChannelCredentials> creds) {
+    return v1::BoxService::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port), creds));
+  }
+  std::unique_ptr<v1::BoxService::Stub> Hub() {
+    return Client(common::MutualTlsChannelCredentials(
+        Issue(ca, "llmbox-hub", std::string(common::kHubIdentity))));
+  }
+};
+
+grpc::Status Health(v1::BoxService::Stub& stub, v1::HealthResponse* response = nullptr) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::HealthResponse ignored;
+  return stub.Health(&context, v1::HealthRequest(), response ? response : &ignored);
+}
+
+TEST_CASE("only the hub's certificate from the cluster CA may call the spoke", "[grpc]") {
+  Spoke spoke;
+  v1::HealthResponse health;
+  auto hub = spoke.Hub();
+  grpc::Status ok = Health(*hub, &health);
+  INFO(ok.error_message());
+  REQUIRE(ok.ok());
+  CHECK(health.spoke_name() == "spoke-1");
+  CHECK(health.engine().reachable());
+  CHECK(health.engine().api_version() == "1.41");
+
+  // No client certificate: the handshake fails.
+  grpc::SslCredentialsOptions no_cert;
+  no_cert.pem_root_certs = spoke.ca.cert_pem;
+  CHECK(Health(*spoke.Client(grpc::SslCredentials(no_cert))).error_code() ==
+        grpc::StatusCode::UNAVAILABLE);
+
+  // A hub certificate from another CA: refused at the handshake.
+  auto other_ca = common::MakeCa("someone else", absl::Hours(1));
+  REQUIRE(other_ca.ok());
+  TlsPems foreign = Issue(*other_ca, "llmbox-hub", std::string(common::kHubIdentity));
+  foreign.ca_pem = spoke.ca.cert_pem;  // it trusts the spoke, the spoke does not trust it
+  CHECK(Health(*spoke.Client(common::MutualTlsChannelCredentials(foreign))).error_code() ==
+        grpc::StatusCode::UNAVAILABLE);
+
+  // A valid cluster certificate that is not the hub's (another spoke): refused by identity.
+  auto other_spoke = spoke.Client(common::MutualTlsChannelCredentials(
+      Issue(spoke.ca, "spoke-2", common::SpokeIdentity("spoke-2"))));
+  grpc::Status denied = Health(*other_spoke);
+  CHECK(denied.error_code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(denied.error_message().find("spiffe://llmbox/spoke/spoke-2") != std::string::npos);
+
+  // Plain text is not served at all.
+  auto insecure = spoke.Client(grpc::InsecureChannelCredentials());
+  CHECK(Health(*insecure).error_code() == grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_CASE("a box goes from create to ready to destroyed over the spoke's gRPC service", "[grpc]") {
+  Spoke spoke;
+  auto hub = spoke.Hub();
+  auto token = common::RandomToken(6);
+  REQUIRE(token.ok());
+  const std::string id = "grpc-" + common::HexEncode(*token).substr(0, 10);
+  auto call = [](auto method) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    return method(&context);
+  };
+
+  v1::CreateBoxRequest create;
+  create.set_box_id(id);
+  create.set_description("over grpc");
+  v1::CreateBoxResponse created;
+  grpc::Status st = call([&](auto* c) { return hub->CreateBox(c, create, &created); });
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  CHECK(created.box().phase() == v1::BOX_PHASE_PENDING);
+  CHECK(created.authorize_url().rfind("https://claude.ai/oauth/authorize?", 0) == 0);
+
+  // Logs reach a chatbot eventually: no authorize URL in them.
+  v1::GetLogsRequest logs_request;
+  logs_request.set_box_id(id);
+  v1::GetLogsResponse logs;
+  REQUIRE(call([&](auto* c) { return hub->GetLogs(c, logs_request, &logs); }).ok());
+  // (docker logs hold back the prompt line, which has no newline yet)
+  CHECK(logs.logs().find("Opening browser to sign in") != std::string::npos);
+  CHECK(logs.logs().find("oauth/authorize") == std::string::npos);
+
+  const std::string code = "standin-ok-" + common::HexEncode(*token);
+  v1::SubmitCodeRequest submit;
+  submit.set_box_id(id);
+  submit.set_code(code);
+  v1::SubmitCodeResponse outcome;
+  REQUIRE(call([&](auto* c) { return hub->SubmitCode(c, submit, &outcome); }).ok());
+  CHECK(outcome.activated());
+  CHECK(outcome.box().phase() == v1::BOX_PHASE_READY);
+  CHECK(outcome.session_url().rfind("https://claude.ai/code/session_", 0) == 0);
+
+  REQUIRE(call([&](auto* c) { return hub->GetLogs(c, logs_request, &logs); }).ok());
+  CHECK(logs.logs().find(code) == std::string::npos);
+
+  v1::ExecRequest exec;
+  exec.set_box_id(id);
+  exec.add_argv("sh");
+  exec.add_argv("-c");
+  exec.add_argv("echo hello from $(hostname)");
+  v1::ExecResponse ran;
+  REQUIRE(call([&](auto* c) { return hub->Exec(c, exec, &ran); }).ok());
+  CHECK(ran.exit_code() == 0);
+  CHECK(ran.stdout() == "hello from " + id + "\n");
+
+  v1::HealthResponse health;
+  REQUIRE(Health(*hub, &health).ok());
+  CHECK(health.capacity().ready() >= 1);
+
+  v1::ListBoxesRequest list_request;
+  list_request.add_phases(v1::BOX_PHASE_READY);
+  v1::ListBoxesResponse listed;
+  REQUIRE(call([&](auto* c) { return hub->ListBoxes(c, list_request, &listed); }).ok());
+  bool found = false;
+  for (const auto& box : listed.boxes()) found = found || box.box_id() == id;
+  CHECK(found);
+
+  v1::DestroyBoxRequest destroy;
+  destroy.set_box_id(id);
+  v1::DestroyBoxResponse destroyed;
+  REQUIRE(call([&](auto* c) { return hub->DestroyBox(c, destroy, &destroyed); }).ok());
+  CHECK(destroyed.existed());
+  REQUIRE(call([&](auto* c) { return hub->DestroyBox(c, destroy, &destroyed); }).ok());
+  CHECK_FALSE(destroyed.existed());
+  v1::GetBoxRequest get;
+  get.set_box_id(id);
+  v1::Box gone;
+  CHECK(call([&](auto* c) { return hub->GetBox(c, get, &gone); }).error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_CASE("the spoke validates every request again", "[grpc]") {
+  Spoke spoke;
+  auto hub = spoke.Hub();
+  grpc::ClientContext c1;
+  v1::CreateBoxRequest bad_id;
+  bad_id.set_box_id("-bad-");
+  v1::CreateBoxResponse created;
+  grpc::Status st = hub->CreateBox(&c1, bad_id, &created);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().find("-bad-") != std::string::npos);
+
+  grpc::ClientContext c2;
+  v1::ExecRequest empty;
+  empty.set_box_id("whatever");
+  v1::ExecResponse ran;
+  st = hub->Exec(&c2, empty, &ran);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message() == "exec: the command (argv) is empty");
+
+  grpc::ClientContext c3;
+  v1::SubmitCodeRequest submit;
+  submit.set_box_id("no-such-box");
+  submit.set_code("has spaces in it");
+  v1::SubmitCodeResponse outcome;
+  st = hub->SubmitCode(&c3, submit, &outcome);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().find("has spaces") == std::string::npos);
+}
+
+}  // namespace
+}  // namespace llmbox::spoke::service
