@@ -28,6 +28,10 @@ struct RigEnv {
   std::string recordings_dir;  // tests/rig/recordings
 };
 
+// Reads the rig's values (no checks, no Catch2): for benchmarks and tools. Empty fields
+// mean "not up".
+RigEnv LoadRig();
+
 // Engine 1 and the images. Fails the current test (Catch2 FAIL) when the rig is not up.
 const RigEnv& Rig();
 
