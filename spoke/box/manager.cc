@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 
 #include "common/absl_compat.h"
+#include "common/redact.h"
 #include "common/status.h"
 #include "common/validate.h"
 #include "spoke/box/console.h"
@@ -46,7 +47,7 @@ std::string Scrub(std::string text, std::string_view code) {
       text.replace(at, code.size(), "[REDACTED]");
     }
   }
-  return RedactConsole(text);
+  return common::Redact(RedactConsole(text));
 }
 
 std::string Prefixed(std::string_view box_id, std::string_view step, const absl::Status& st) {
@@ -542,7 +543,7 @@ absl::StatusOr<docker::LogsResult> BoxManager::Logs(const std::string& box_id, i
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
   LLMBOX_ASSIGN_OR_RETURN(docker::LogsResult logs,
                           engine_.Logs(info.id, {.tail = tail, .max_bytes = max_bytes}));
-  logs.output = RedactConsole(StripTerminal(logs.output));
+  logs.output = common::Redact(RedactConsole(StripTerminal(logs.output)));
   return logs;
 }
 

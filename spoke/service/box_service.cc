@@ -6,6 +6,7 @@
 
 #include "common/grpc_status.h"
 #include "common/grpc_tls.h"
+#include "common/redact.h"
 #include "common/version.h"
 #include "spoke/box/console.h"
 
@@ -208,8 +209,8 @@ grpc::Status BoxServiceImpl::Exec(grpc::ServerContext* context, const v1::ExecRe
   auto result = boxes_.Exec(request->box_id(), spec);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_exit_code(static_cast<int32_t>(result->exit_code));
-  response->set_stdout(box::RedactConsole(result->stdout_data));
-  response->set_stderr(box::RedactConsole(result->stderr_data));
+  response->set_stdout(common::Redact(box::RedactConsole(result->stdout_data)));
+  response->set_stderr(common::Redact(box::RedactConsole(result->stderr_data)));
   response->set_stdout_truncated(result->stdout_truncated);
   response->set_stderr_truncated(result->stderr_truncated);
   response->set_timed_out(result->timed_out);

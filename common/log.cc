@@ -1,0 +1,99 @@
+#include "common/log.h"
+
+#include <chrono>
+#include <iostream>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "spdlog/sinks/base_sink.h"
+#include <nlohmann/json.hpp>
+
+#include "common/redact.h"
+
+namespace llmbox::common {
+namespace {
+
+std::string Timestamp(spdlog::log_clock::time_point t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromChrono(t), absl::UTCTimeZone());
+}
+
+std::string_view LevelName(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "fatal";
+    default:
+      return "off";
+  }
+}
+
+// Formats each record itself (text or one JSON object per line) and redacts it.
+class RedactingSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  RedactingSink(std::ostream& out, bool json) : out_(out), json_(json) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    const std::string text = Redact(std::string_view(msg.payload.data(), msg.payload.size()));
+    const std::string_view level = LevelName(msg.level);
+    const std::string ts = Timestamp(msg.time);
+    if (json_) {
+      nlohmann::json line = {
+          {"ts", ts}, {"level", std::string(level.data(), level.size())}, {"msg", text}};
+      if (msg.logger_name.size() > 0) {
+        line["logger"] = std::string(msg.logger_name.data(), msg.logger_name.size());
+      }
+      out_ << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    } else {
+      out_ << ts << ' ' << std::string(level.data(), level.size());
+      for (size_t pad = level.size(); pad < 5; ++pad) out_ << ' ';
+      out_ << ' ' << text << '\n';
+    }
+  }
+  void flush_() override { out_.flush(); }
+
+ private:
+  std::ostream& out_;
+  const bool json_;
+};
+
+}  // namespace
+
+absl::Status LogConfig::Validate() const {
+  if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
+      level != "error") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config: log.level: must be one of trace, debug, info, warn, error, got \"", level, "\""));
+  }
+  if (format != "text" && format != "json") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: log.format: must be text or json, got \"", format, "\""));
+  }
+  return absl::OkStatus();
+}
+
+std::shared_ptr<spdlog::logger> MakeLogger(const LogConfig& config, std::ostream& out) {
+  auto sink = std::make_shared<RedactingSink>(out, config.format == "json");
+  auto logger = std::make_shared<spdlog::logger>("", sink);
+  logger->set_level(spdlog::level::from_str(config.level));
+  logger->flush_on(spdlog::level::trace);
+  return logger;
+}
+
+absl::Status InitLogging(const LogConfig& config, std::ostream* out) {
+  if (auto st = config.Validate(); !st.ok()) return st;
+  spdlog::set_default_logger(MakeLogger(config, out == nullptr ? std::cerr : *out));
+  return absl::OkStatus();
+}
+
+}  // namespace llmbox::common

@@ -1,0 +1,55 @@
+// common/redact.h
+//
+// Keeps secrets out of text that leaves the process (logs, errors, tool output): OAuth
+// authorize URLs, codes, tokens and credentials are replaced by "[REDACTED]". The log sink
+// applies Redact() to every line, so a forgotten call cannot print a secret; code that puts
+// text into an error or a response calls it too.
+//
+//   LOG_INFO("submitting {} for box {}", Secret(code), box_id);   // prints [REDACTED]
+//   std::string safe = Redact(box_output);
+//
+// What counts as secret: authorize URLs (their query), the query parameters code, state,
+// token, access_token, refresh_token, id_token, client_secret, code_challenge,
+// code_verifier and password; "Bearer <token>"; JSON fields accessToken, refreshToken,
+// idToken, access_token, refresh_token, id_token, client_secret, password; Anthropic keys
+// (sk-ant-…); JWTs (eyJ….….…); llmbox API keys (llmbox_…); a pasted "code#state" pair.
+// Remote-control session URLs (https://claude.ai/code/…) are not secret and stay.
+//
+// Thread-safe; no state.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace llmbox::common {
+
+inline constexpr std::string_view kRedacted = "[REDACTED]";
+
+std::string Redact(std::string_view text);
+
+// A secret value that prints as [REDACTED] through fmt/spdlog and streams. Reveal() is the
+// one explicit way to the bytes.
+class Secret {
+ public:
+  explicit Secret(std::string value) : value_(std::move(value)) {}
+  const std::string& Reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+
+ private:
+  std::string value_;
+};
+
+inline std::ostream& operator<<(std::ostream& out, const Secret&) { return out << kRedacted; }
+
+}  // namespace llmbox::common
+
+template <>
+struct fmt::formatter<llmbox::common::Secret> : fmt::formatter<std::string_view> {
+  template <typename Context>
+  auto format(const llmbox::common::Secret&, Context& ctx) const {
+    return fmt::formatter<std::string_view>::format(llmbox::common::kRedacted, ctx);
+  }
+};
