@@ -69,17 +69,24 @@ class RedactingSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 }  // namespace
 
-absl::Status LogConfig::Validate() const {
+std::optional<std::pair<std::string, std::string>> LogConfig::Problem() const {
   if (level != "trace" && level != "debug" && level != "info" && level != "warn" &&
       level != "error") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config: log.level: must be one of trace, debug, info, warn, error, got \"", level, "\""));
+    return std::make_pair(
+        "level",
+        absl::StrCat("must be one of trace, debug, info, warn, error, got \"", level, "\""));
   }
   if (format != "text" && format != "json") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config: log.format: must be text or json, got \"", format, "\""));
+    return std::make_pair("format", absl::StrCat("must be text or json, got \"", format, "\""));
   }
-  return absl::OkStatus();
+  return std::nullopt;
+}
+
+absl::Status LogConfig::Validate() const {
+  auto problem = Problem();
+  if (!problem.has_value()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("config: log.", problem->first, ": ", problem->second));
 }
 
 std::shared_ptr<spdlog::logger> MakeLogger(const LogConfig& config, std::ostream& out) {

@@ -14,8 +14,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "spdlog/spdlog.h"
@@ -27,6 +29,8 @@ struct LogConfig {
   std::string format = "text";  // text or json
   // One Validate(): InvalidArgument naming the key ("log.level") and the allowed values.
   absl::Status Validate() const;
+  // What Validate() finds wrong: the key ("level" or "format") and the message; or nothing.
+  std::optional<std::pair<std::string, std::string>> Problem() const;
 };
 
 // Makes the default spdlog logger write `config`'s format to `out` (stderr when null),
