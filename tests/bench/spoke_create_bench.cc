@@ -165,9 +165,18 @@ Stats Summarize(std::vector<double> v) {
   return {at(0.5), at(0.95), sum / v.size()};
 }
 
+std::string report;  // what is printed, also written to $LLMBOX_BENCH_OUT
+
+template <typename... Args>
+void Say(const char* format, Args... args) {
+  char line[512];
+  std::snprintf(line, sizeof(line), format, args...);
+  report += line;
+  std::fputs(line, stdout);
+}
+
 void Print(const char* what, int n, const Stats& s) {
-  std::printf("  %-34s n=%-3d p50 %7.3f s   p95 %7.3f s   mean %7.3f s\n", what, n, s.p50, s.p95,
-              s.mean);
+  Say("  %-34s n=%-3d p50 %7.3f s   p95 %7.3f s   mean %7.3f s\n", what, n, s.p50, s.p95, s.mean);
 }
 
 }  // namespace
@@ -270,17 +279,23 @@ int main(int argc, char** argv) {
 
   const Stats sl = Summarize(seq_llmbox), sf = Summarize(seq_floor);
   const Stats pl = Summarize(par_llmbox), pf = Summarize(par_floor);
-  std::printf("spoke create -> authorize URL (real engine, real Claude %s, box image %s)\n",
-              rig->claude_bin.c_str(), rig->box_image.c_str());
+  Say("spoke create -> authorize URL (real engine, real Claude %s, box image %s)\n",
+      rig->claude_bin.c_str(), rig->box_image.c_str());
   Print("sequential: llmbox", sequential, sl);
   Print("sequential: floor", sequential, sf);
-  std::printf("  sequential ratio llmbox/floor:      p50 %.3f   p95 %.3f\n", sl.p50 / sf.p50,
-              sl.p95 / sf.p95);
+  Say("  sequential ratio llmbox/floor:      p50 %.3f   p95 %.3f\n", sl.p50 / sf.p50,
+      sl.p95 / sf.p95);
   const std::string label = "concurrent x" + std::to_string(concurrent) + ": ";
   Print((label + "llmbox").c_str(), static_cast<int>(par_llmbox.size()), pl);
   Print((label + "floor").c_str(), static_cast<int>(par_floor.size()), pf);
-  std::printf("  concurrent ratio llmbox/floor:      p50 %.3f   p95 %.3f\n", pl.p50 / pf.p50,
-              pl.p95 / pf.p95);
+  Say("  concurrent ratio llmbox/floor:      p50 %.3f   p95 %.3f\n", pl.p50 / pf.p50,
+      pl.p95 / pf.p95);
   std::system((std::string("rm -rf ") + dir + " " + dir + ".tar").c_str());
+  if (const char* out = std::getenv("LLMBOX_BENCH_OUT"); out != nullptr && *out != '\0') {
+    if (FILE* f = std::fopen(out, "w")) {
+      std::fputs(report.c_str(), f);
+      std::fclose(f);
+    }
+  }
   return 0;
 }
