@@ -1,6 +1,12 @@
 #include "spoke/box/manager.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -105,8 +111,54 @@ struct BoxManager::Live {
   }
 };
 
-BoxManager::BoxManager(docker::DockerEngine& engine, BoxManagerOptions options)
-    : engine_(engine), options_(std::move(options)) {}
+BoxManager::BoxManager(docker::DockerEngine& engine, BoxManagerOptions options,
+                       hooks::HookRunner* hooks)
+    : engine_(engine), options_(std::move(options)), hooks_(hooks) {}
+
+std::string BoxManager::HookStatePath(const std::string& box_id) const {
+  return options_.state_dir + "/hook-state/" + box_id + ".json";
+}
+
+absl::Status BoxManager::SaveHookState(const std::string& box_id, const std::string& state) {
+  std::error_code ec;
+  const std::filesystem::path path = HookStatePath(box_id);
+  std::filesystem::create_directories(path.parent_path(), ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("box ", box_id, ": cannot create ",
+                                            path.parent_path().string(), ": ", ec.message()));
+  }
+  std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all, ec);
+  const std::string temp = path.string() + ".tmp";
+  {
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return absl::InternalError(absl::StrCat("box ", box_id, ": cannot write ", temp));
+    }
+    const bool ok = ::write(fd, state.data(), state.size()) == static_cast<ssize_t>(state.size());
+    ::close(fd);
+    if (!ok) return absl::InternalError(absl::StrCat("box ", box_id, ": cannot write ", temp));
+  }
+  std::filesystem::rename(temp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("box ", box_id, ": cannot save hook state"));
+  return absl::OkStatus();
+}
+
+absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {
+  if (hooks_ == nullptr) return absl::OkStatus();
+  const std::string path = HookStatePath(facts.box_id);
+  std::string state = "{}";
+  if (std::ifstream in(path); in) {
+    std::ostringstream text;
+    text << in.rdbuf();
+    state = text.str();
+  }
+  absl::Status st = hooks_->RunDestroy(facts, state);
+  if (st.ok()) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+  return st;
+}
 
 BoxManager::~BoxManager() = default;
 
@@ -269,10 +321,26 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
                                  {kOwnerLabel, request.owner},
                                  {kDescriptionLabel, request.description},
                                  {kImageLabel, image}};
-  // From here on, a failure removes what exists so far.
+  const hooks::BoxFacts facts{box_id, image, request.description, request.owner,
+                              options_.spoke_name};
+  std::vector<hooks::InjectedFile> hook_files;
+  if (hooks_ != nullptr && hooks_->HasHooks()) {
+    auto created_by_hooks = hooks_->RunCreate(facts);
+    if (!created_by_hooks.ok()) {
+      return WithContext(box_id, "running its box.create hooks", created_by_hooks.status());
+    }
+    auto saved = SaveHookState(box_id, created_by_hooks->state);
+    if (!saved.ok()) {
+      (void)hooks_->RunDestroy(facts, created_by_hooks->state);
+      return saved;
+    }
+    hook_files = std::move(created_by_hooks->files);
+  }
+  // From here on, a failure removes what exists so far, hook state included.
   std::string network, container_id;
   auto fail = [&](std::string_view step, const absl::Status& st) {
     Cleanup(container_id, network);
+    (void)RunDestroyHooks(facts);
     return WithContext(box_id, step, st);
   };
 
@@ -323,6 +391,10 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
         tar.AddFile(std::string(kEntrypointPath).substr(1), EntrypointScript(), 0755, 0, 0);
   }
   if (tar_status.ok()) tar_status = tar.AddFile("root/.claude.json", kClaudeSeed, 0600, 0, 0);
+  for (const auto& file : hook_files) {
+    if (!tar_status.ok()) break;
+    tar_status = tar.AddFile(file.path.substr(1), file.content, file.mode, file.uid, file.gid);
+  }
   if (!tar_status.ok()) return fail("building the files to inject", tar_status);
   auto put = engine_.PutArchive(container_id, "/", tar.Finish());
   if (!put.ok()) return fail("injecting its files", put);
@@ -484,6 +556,11 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
   return outcome;
 }
 
+bool BoxManager::IsBeingCreated(const std::string& box_id) {
+  std::lock_guard lock(mu_);
+  return reserved_.count(common::CanonicalBoxId(box_id)) != 0;
+}
+
 absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
   return ViewOf(info);
@@ -526,6 +603,13 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
     }
   }
   // The network goes too, also when an earlier destroy stopped half-way.
+  hooks::BoxFacts facts{box_id, "", "", "", options_.spoke_name};
+  if (existed) {
+    facts.image = info->labels.count(kImageLabel) ? info->labels.at(kImageLabel) : "";
+    facts.description =
+        info->labels.count(kDescriptionLabel) ? info->labels.at(kDescriptionLabel) : "";
+    facts.owner = info->labels.count(kOwnerLabel) ? info->labels.at(kOwnerLabel) : "";
+  }
   auto networks = engine_.ListNetworks({{kManagedLabel, "true"}, {kBoxIdLabel, box_id}});
   if (!networks.ok()) return WithContext(box_id, "listing its network", networks.status());
   for (const auto& net : *networks) {
@@ -534,6 +618,9 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
       return WithContext(box_id, "removing its network", removed);
     }
     existed = true;
+  }
+  if (auto st = RunDestroyHooks(facts); !st.ok()) {
+    return WithContext(box_id, "removed, but its box.destroy hooks failed", st);
   }
   return existed;
 }

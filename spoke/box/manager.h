@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 
 #include "spoke/docker/engine.h"
+#include "spoke/hooks/hook_runner.h"
 
 namespace llmbox::spoke::box {
 
@@ -52,6 +53,9 @@ struct BoxManagerOptions {
   int max_activation_attempts = 5;
   // Containers a box may be connected to (peers), by name.
   std::vector<std::string> allowed_peers;
+  // Where hook state is kept between a box's create and destroy hooks (files at 0600).
+  // Required when hooks are given.
+  std::string state_dir;
 };
 
 enum class BoxPhase { kPending, kReady, kStopped };
@@ -97,7 +101,9 @@ struct SubmitOutcome {
 
 class BoxManager {
  public:
-  BoxManager(docker::DockerEngine& engine, BoxManagerOptions options);
+  // `hooks` may be null (no hooks); it must outlive the manager.
+  BoxManager(docker::DockerEngine& engine, BoxManagerOptions options,
+             hooks::HookRunner* hooks = nullptr);
   ~BoxManager();
 
   // Re-reads the managed boxes from the engine and re-attaches to pending ones, so they can
@@ -116,6 +122,9 @@ class BoxManager {
   absl::StatusOr<docker::LogsResult> Logs(const std::string& box_id, int tail, size_t max_bytes);
   absl::StatusOr<docker::ExecResult> Exec(const std::string& box_id, const docker::ExecSpec& spec);
 
+  // True while Create() runs for this box id (its network may exist before its container).
+  bool IsBeingCreated(const std::string& box_id);
+
   // Label keys on every managed container and network.
   static constexpr const char* kManagedLabel = "io.llmbox.managed";
   static constexpr const char* kBoxIdLabel = "io.llmbox.box-id";
@@ -130,11 +139,17 @@ class BoxManager {
   absl::StatusOr<CreatedBox> CreateReserved(const CreateBoxRequest& request,
                                             const std::string& image);
   void Cleanup(const std::string& container_id, const std::string& network);
+  std::string HookStatePath(const std::string& box_id) const;
+  absl::Status SaveHookState(const std::string& box_id, const std::string& state);
+  // Runs the destroy hooks with the box's saved state and forgets it (kept when they fail,
+  // so that destroying again retries them).
+  absl::Status RunDestroyHooks(const hooks::BoxFacts& facts);
   BoxView ViewOf(const docker::ContainerInfo& info);
   std::shared_ptr<Live> LiveOf(const std::string& box_id);
 
   docker::DockerEngine& engine_;
   const BoxManagerOptions options_;
+  hooks::HookRunner* hooks_;
 
   std::mutex mu_;
   int creates_in_flight_ = 0;

@@ -41,10 +41,10 @@ common::Clock::SteadyTime FakeClock::SteadyNow() {
 void FakeClock::SleepFor(std::chrono::nanoseconds duration) {
   std::unique_lock lock(mu_);
   const SteadyTime until = steady_start_ + elapsed_ + duration;
-  ++sleepers_;
+  auto slot = sleepers_.insert(until);
   changed_.notify_all();
   changed_.wait(lock, [&] { return steady_start_ + elapsed_ >= until; });
-  --sleepers_;
+  sleepers_.erase(slot);
   changed_.notify_all();
 }
 
@@ -126,8 +126,13 @@ void FakeClock::Advance(std::chrono::nanoseconds duration) {
 
 bool FakeClock::WaitForWaiters(int count) {
   std::unique_lock lock(mu_);
-  return changed_.wait_for(lock, std::chrono::seconds(10),
-                           [&] { return sleepers_ + static_cast<int>(waiters_.size()) >= count; });
+  return changed_.wait_for(lock, std::chrono::seconds(10), [&] {
+    const SteadyTime now = steady_start_ + elapsed_;
+    int waiting = 0;
+    for (const SteadyTime until : sleepers_) waiting += until > now ? 1 : 0;
+    for (const Waiter* waiter : waiters_) waiting += waiter->deadline > now ? 1 : 0;
+    return waiting >= count;
+  });
 }
 
 int FakeClock::PendingTimers() {

@@ -37,8 +37,10 @@ class FakeClock final : public common::Clock {
   // Moves time forward by `duration`, firing what falls due on the way.
   void Advance(std::chrono::nanoseconds duration);
 
-  // Blocks until at least `count` threads sleep or wait in this clock; false if that does
-  // not happen within 10 s of real time (a broken test fails instead of hanging).
+  // Blocks until at least `count` threads sleep or wait in this clock for a time still in
+  // the future (a thread whose deadline has passed is on its way out and does not count);
+  // false if that does not happen within 10 s of real time (a broken test fails instead of
+  // hanging).
   bool WaitForWaiters(int count);
 
   // Timers scheduled and not yet fired or cancelled.
@@ -61,7 +63,7 @@ class FakeClock final : public common::Clock {
   const SteadyTime steady_start_;
   std::multimap<SteadyTime, std::shared_ptr<TimerState>> timers_;
   std::set<Waiter*> waiters_;
-  int sleepers_ = 0;
+  std::multiset<SteadyTime> sleepers_;  // when each sleeping thread wakes
 };
 
 }  // namespace llmbox::testing

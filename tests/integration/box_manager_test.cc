@@ -2,13 +2,19 @@
 // binary (which reaches the authorize URL and the real offline error) or the stand-in (which
 // reaches ready).
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "common/secrets.h"
+#include "common/subprocess.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
 #include "tests/fakes/faulty_docker_engine.h"
@@ -260,6 +266,128 @@ TEST_CASE("a failure at any create step removes everything made before it", "[bo
     CHECK(left.containers == 0);
     CHECK(left.networks == 0);
   }
+}
+
+}  // namespace
+}  // namespace llmbox::spoke::box
+
+namespace llmbox::spoke::box {
+namespace {
+
+// A scratch folder for hook scripts and the spoke's state, removed at the end.
+struct HookFixture {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("llmbox-box-hooks-" + std::to_string(::getpid()) + "-" + std::to_string(next++));
+  static inline int next = 0;
+  HookFixture() { std::filesystem::create_directories(dir / "state"); }
+  ~HookFixture() { std::filesystem::remove_all(dir); }
+  std::string Script(const std::string& name, const std::string& body) {
+    const auto path = dir / name;
+    std::ofstream(path) << "#!/bin/sh\n" << body;
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+    return path.string();
+  }
+  std::string Read(const std::string& name) {
+    std::ifstream in(dir / name);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+  }
+  BoxManagerOptions Options(const std::string& claude_bin) {
+    BoxManagerOptions options = box::Options(claude_bin);
+    options.state_dir = (dir / "state").string();
+    return options;
+  }
+};
+
+TEST_CASE("hooks inject files into a box, and its destroy hook gets their state", "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  HookFixture f;
+  const std::string create = f.Script(
+      "create",
+      R"(printf '%s' '{"version":1,"files":[{"path":"/root/.config/llmbox-test/token","mode":384,"uid":1000,"gid":1000,"content":"tok-1"}],"state":{"account":"acct-9"}}')");
+  const std::string destroy =
+      f.Script("destroy", "cat >> " + (f.dir / "destroyed").string() + "\n");
+  common::PosixSubprocessRunner runner;
+  hooks::HookRunner hook_runner(
+      runner, {{.name = "account", .event = "box.create", .command = {create}},
+               {.name = "cleanup", .event = "box.destroy", .command = {destroy}}});
+  BoxManager boxes(*engine, f.Options(rig.standin_claude), &hook_runner);
+  const std::string id = UniqueBoxId("hooks");
+  BoxGuard guard{boxes, id};
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE(created.ok());
+  auto inside = boxes.Exec(id, {.argv = {"sh", "-c",
+                                         "stat -c '%a %u' /root/.config/llmbox-test/token; "
+                                         "cat /root/.config/llmbox-test/token; env"}});
+  REQUIRE(inside.ok());
+  CHECK(inside->stdout_data.find("600 1000\ntok-1") == 0);
+  // Hook files never travel in the environment.
+  CHECK(inside->stdout_data.find("tok-1", 10) == std::string::npos);
+  CHECK(std::filesystem::exists(f.dir / "state" / "hook-state" / (id + ".json")));
+
+  auto destroyed = boxes.Destroy(id, std::chrono::seconds(1));
+  REQUIRE(destroyed.ok());
+  CHECK(f.Read("destroyed").find("\"account\":\"acct-9\"") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(f.dir / "state" / "hook-state" / (id + ".json")));
+}
+
+TEST_CASE("a failing or hanging create hook is named and leaves nothing behind", "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  HookFixture f;
+  const std::string failing = f.Script("failing", "echo some-secret; exit 2\n");
+  const std::string hanging = f.Script("hanging", "sleep 30\n");
+  common::PosixSubprocessRunner runner;
+  {
+    hooks::HookRunner hook_runner(runner,
+                                  {{.name = "quota", .event = "box.create", .command = {failing}}});
+    BoxManager boxes(*engine, f.Options(rig.standin_claude), &hook_runner);
+    const std::string id = UniqueBoxId("hookfail");
+    auto created = boxes.Create({.box_id = id});
+    CHECK(absl::IsFailedPrecondition(created.status()));
+    CHECK(created.status().message() ==
+          "box " + id + ": running its box.create hooks: hook quota (box.create, " + failing +
+              "): exited with status 2");
+    CHECK(LeftoversOf(*engine, id).containers == 0);
+    CHECK(LeftoversOf(*engine, id).networks == 0);
+  }
+  {
+    hooks::HookRunner hook_runner(runner, {{.name = "slow",
+                                            .event = "box.create",
+                                            .command = {hanging},
+                                            .timeout = std::chrono::milliseconds(300)}});
+    BoxManager boxes(*engine, f.Options(rig.standin_claude), &hook_runner);
+    const std::string id = UniqueBoxId("hookhang");
+    auto created = boxes.Create({.box_id = id});
+    CHECK(absl::IsDeadlineExceeded(created.status()));
+    CHECK(created.status().message().find("did not finish within 300 ms") != std::string::npos);
+    CHECK(LeftoversOf(*engine, id).containers == 0);
+  }
+}
+
+TEST_CASE("a create that fails after its hooks ran undoes them", "[box]") {
+  const auto& rig = testing::Rig();
+  auto real = RigEngine(rig.docker_sock);
+  testing::FaultyDockerEngine faulty(*real);
+  HookFixture f;
+  const std::string create = f.Script("create", R"(echo '{"version":1,"state":"s-1"}')");
+  const std::string destroy = f.Script("destroy", "cat >> " + (f.dir / "undone").string() + "\n");
+  common::PosixSubprocessRunner runner;
+  hooks::HookRunner hook_runner(runner,
+                                {{.name = "make", .event = "box.create", .command = {create}},
+                                 {.name = "unmake", .event = "box.destroy", .command = {destroy}}});
+  BoxManager boxes(faulty, f.Options(rig.standin_claude), &hook_runner);
+  const std::string id = UniqueBoxId("hookundo");
+  faulty.FailAt("StartContainer");
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE_FALSE(created.ok());
+  CHECK(f.Read("undone").find("\"make\":\"s-1\"") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(f.dir / "state" / "hook-state" / (id + ".json")));
+  CHECK(LeftoversOf(*real, id).containers == 0);
+  CHECK(LeftoversOf(*real, id).networks == 0);
 }
 
 }  // namespace

@@ -1,0 +1,99 @@
+#include "spoke/reaper/reaper.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace llmbox::spoke::reaper {
+
+Reaper::Reaper(box::BoxManager& boxes, docker::DockerEngine& engine, common::Clock& clock,
+               ReaperOptions options)
+    : boxes_(boxes), engine_(engine), clock_(clock), options_(options) {}
+
+Reaper::~Reaper() { Stop(); }
+
+Sweep Reaper::RunOnce() {
+  Sweep sweep;
+  auto note_error = [&](std::string text) {
+    spdlog::warn("reaper: {}", text);
+    sweep.errors.push_back(std::move(text));
+  };
+  auto boxes = boxes_.List();
+  if (!boxes.ok()) {
+    note_error(absl::StrCat("listing boxes: ", boxes.status().message()));
+    return sweep;
+  }
+  const auto now = clock_.Now();
+  std::set<std::string> with_container;
+  for (const auto& box : *boxes) {
+    with_container.insert(box.box_id);
+    if (box.phase != box::BoxPhase::kPending || now - box.created <= options_.auth_ttl) continue;
+    auto destroyed = boxes_.Destroy(box.box_id, options_.grace);
+    if (!destroyed.ok()) {
+      note_error(
+          absl::StrCat("destroying expired box ", box.box_id, ": ", destroyed.status().message()));
+      continue;
+    }
+    spdlog::info("reaper: destroyed box {}: pending for longer than auth_ttl ({} s)", box.box_id,
+                 options_.auth_ttl.count() / 1000);
+    sweep.expired_boxes.push_back(box.box_id);
+  }
+  auto networks = engine_.ListNetworks({{box::BoxManager::kManagedLabel, "true"}});
+  if (!networks.ok()) {
+    note_error(absl::StrCat("listing networks: ", networks.status().message()));
+    return sweep;
+  }
+  for (const auto& network : *networks) {
+    auto it = network.labels.find(box::BoxManager::kBoxIdLabel);
+    if (it == network.labels.end()) continue;
+    const std::string& box_id = it->second;
+    // A box being created has its network before its container.
+    if (with_container.count(box_id) != 0 || boxes_.IsBeingCreated(box_id)) continue;
+    auto destroyed = boxes_.Destroy(box_id, options_.grace);
+    if (!destroyed.ok()) {
+      note_error(
+          absl::StrCat("removing network ", network.name, ": ", destroyed.status().message()));
+      continue;
+    }
+    spdlog::info("reaper: removed network {}: its box {} is gone", network.name, box_id);
+    sweep.orphan_networks.push_back(network.name);
+  }
+  return sweep;
+}
+
+void Reaper::Start() {
+  std::lock_guard lock(mu_);
+  if (thread_.joinable()) return;
+  stopping_ = false;
+  thread_ = std::thread([this] {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      if (clock_.WaitUntil(lock, cv_, clock_.SteadyNow() + options_.interval,
+                           [this] { return stopping_; })) {
+        break;
+      }
+      lock.unlock();
+      RunOnce();
+      lock.lock();
+      ++passes_;
+      cv_.notify_all();
+    }
+  });
+}
+
+void Reaper::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+int Reaper::Passes() {
+  std::lock_guard lock(mu_);
+  return passes_;
+}
+
+}  // namespace llmbox::spoke::reaper
