@@ -1,35 +1,123 @@
 // llmbox-spoke: owns one Docker engine and the boxes on it; the hub drives it over gRPC with
-// mutual TLS. Commands are filled in by the spoke issue; today only --version and --help.
+// mutual TLS. Wiring of the real implementations happens here and nowhere else.
+#include <signal.h>
+
 #include <cstdio>
+#include <cstring>
+#include <string>
 #include <string_view>
 
+#include "spdlog/spdlog.h"
+#include <curl/curl.h>
+
+#include "common/clock.h"
+#include "common/grpc_tls.h"
+#include "common/log.h"
+#include "common/subprocess.h"
 #include "common/version.h"
+#include "spoke/box/manager.h"
+#include "spoke/config/spoke_config.h"
+#include "spoke/docker/curl_engine.h"
+#include "spoke/hooks/hook_runner.h"
+#include "spoke/reaper/reaper.h"
+#include "spoke/service/box_service.h"
+#include "spoke/service/server.h"
 
 namespace {
+
+using namespace llmbox;
 
 constexpr char kUsage[] = R"(llmbox-spoke - runs sandboxed Claude Code boxes on this Docker host
 
 Usage:
-  llmbox-spoke join --hub HOST:PORT --token TOKEN --advertise ADDR   (not yet implemented)
-  llmbox-spoke serve --config FILE                                   (not yet implemented)
+  llmbox-spoke serve --config FILE          serve the box service (mutual TLS) until SIGTERM
+  llmbox-spoke check-config --config FILE   check a config file and say what is wrong
   llmbox-spoke --version
   llmbox-spoke --help
+
+The config file is documented in docs/spoke.md.
 )";
+
+int Fail(const absl::Status& status) {
+  const std::string message(status.message());
+  std::fprintf(stderr, "llmbox-spoke: %s\n", message.c_str());
+  return 1;
+}
+
+int Serve(const spoke::config::SpokeConfig& config) {
+  if (auto st = common::InitLogging(config.log); !st.ok()) return Fail(st);
+  auto pems = common::ReadTlsFiles(config.tls);
+  if (!pems.ok()) return Fail(pems.status());
+  auto engine = spoke::docker::CurlDockerEngine::Create(config.docker);
+  if (!engine.ok()) return Fail(engine.status());
+  auto info = (*engine)->Ping();
+  if (!info.ok()) return Fail(info.status());
+  spdlog::info("spoke {}: Docker engine {} (API {}) at {}", config.name, info->server_version,
+               info->api_version, info->endpoint);
+
+  common::PosixSubprocessRunner subprocesses;
+  spoke::hooks::HookRunner hooks(subprocesses, config.hooks);
+  spoke::box::BoxManager boxes(**engine, config.boxes, &hooks);
+  if (auto st = boxes.Recover(); !st.ok()) return Fail(st);
+  spoke::reaper::Reaper reaper(boxes, **engine, common::SystemClock::Get(), config.reaper);
+
+  spoke::service::BoxServiceImpl service(
+      boxes, **engine,
+      {.spoke_name = config.name, .allowed_peer = config.hub_identity, .boxes = config.boxes});
+  auto server = spoke::service::StartServer({.address = config.listen},
+                                            common::MutualTlsServerCredentials(*pems), &service);
+  if (!server.ok()) return Fail(server.status());
+  reaper.Start();
+  spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call)", config.name,
+               server->port, config.hub_identity);
+
+  // Wait for SIGTERM or SIGINT here; they are blocked in every thread (see main).
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  int signal_number = 0;
+  sigwait(&stop, &signal_number);
+  spdlog::info("spoke {}: {} received; stopping", config.name, strsignal(signal_number));
+  reaper.Stop();
+  server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  spdlog::info("spoke {}: stopped", config.name);
+  return 0;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && std::string_view(argv[1]) == "--version") {
-    std::printf("llmbox-spoke %s\n", llmbox::common::kVersion);
+  const std::string_view command = argc >= 2 ? argv[1] : "";
+  if (command == "--version") {
+    std::printf("llmbox-spoke %s\n", common::kVersion);
     return 0;
   }
-  if (argc == 2 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
+  if (command == "--help" || command == "-h") {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if ((command == "serve" || command == "check-config") && argc == 4 &&
+      std::string_view(argv[2]) == "--config") {
+    // Block the stop signals before any thread starts, so only sigwait sees them.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    auto config = spoke::config::LoadSpokeConfig(argv[3]);
+    if (!config.ok()) return Fail(config.status());
+    if (command == "check-config") {
+      std::printf("llmbox-spoke: %s is valid (spoke %s, listen %s, %zu hooks)\n", argv[3],
+                  config->name.c_str(), config->listen.c_str(), config->hooks.size());
+      return 0;
+    }
+    return Serve(*config);
+  }
   std::fputs(kUsage, stderr);
-  if (argc >= 2) {
-    std::fprintf(stderr, "\nllmbox-spoke: unknown or unimplemented command \"%s\"\n", argv[1]);
+  if (!command.empty()) {
+    std::fprintf(stderr, "\nllmbox-spoke: unknown command or arguments: %s\n", argv[1]);
   }
   return 2;
 }

@@ -1,0 +1,176 @@
+#include "spoke/config/spoke_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+#include "common/absl_compat.h"
+#include "common/config.h"
+#include "common/status.h"
+#include "common/validate.h"
+
+namespace llmbox::spoke::config {
+namespace {
+
+using common::ConfigMap;
+
+// Relative paths in the file are relative to the file's folder.
+std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path.front() == '/' || base_dir.empty()) return path;
+  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
+absl::Status ReadSpoke(ConfigMap& m, const std::string& base, SpokeConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("name", &c->name));
+  if (auto st = common::ValidateName(c->name, "spoke name"); !st.ok()) {
+    return m.Error("name", common::AsStd(st.message()));
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Str("listen", &c->listen));
+  LLMBOX_RETURN_IF_ERROR(m.Str("state_dir", &c->state_dir));
+  c->state_dir = Resolve(base, c->state_dir);
+  return m.Finish();
+}
+
+absl::Status ReadTls(ConfigMap& m, const std::string& base, SpokeConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("cert_file", &c->tls.cert_file));
+  LLMBOX_RETURN_IF_ERROR(m.Str("key_file", &c->tls.key_file));
+  LLMBOX_RETURN_IF_ERROR(m.Str("ca_file", &c->tls.ca_file));
+  LLMBOX_RETURN_IF_ERROR(m.Str("hub_identity", &c->hub_identity));
+  c->tls.cert_file = Resolve(base, c->tls.cert_file);
+  c->tls.key_file = Resolve(base, c->tls.key_file);
+  c->tls.ca_file = Resolve(base, c->tls.ca_file);
+  return m.Finish();
+}
+
+absl::Status ReadDocker(ConfigMap& m, const std::string& base, SpokeConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("socket", &c->docker.unix_socket));
+  LLMBOX_RETURN_IF_ERROR(m.Str("url", &c->docker.tcp_url));
+  if (!c->docker.tcp_url.empty() && !m.Has("socket")) c->docker.unix_socket.clear();
+  if (!c->docker.tcp_url.empty() && !c->docker.unix_socket.empty()) {
+    return m.Error("url", "set either socket or url, not both");
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Str("tls_ca_file", &c->docker.tls_ca_file));
+  LLMBOX_RETURN_IF_ERROR(m.Str("tls_cert_file", &c->docker.tls_cert_file));
+  LLMBOX_RETURN_IF_ERROR(m.Str("tls_key_file", &c->docker.tls_key_file));
+  c->docker.tls_ca_file = Resolve(base, c->docker.tls_ca_file);
+  c->docker.tls_cert_file = Resolve(base, c->docker.tls_cert_file);
+  c->docker.tls_key_file = Resolve(base, c->docker.tls_key_file);
+  LLMBOX_RETURN_IF_ERROR(m.Duration("call_timeout", &c->docker.call_timeout));
+  return m.Finish();
+}
+
+absl::Status ReadBoxes(ConfigMap& m, const std::string& base, SpokeConfig* c) {
+  auto& b = c->boxes;
+  LLMBOX_RETURN_IF_ERROR(m.Str("default_image", &b.default_image));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_images", &b.allowed_images));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_peers", &b.allowed_peers));
+  LLMBOX_RETURN_IF_ERROR(m.Str("claude_bin", &b.claude_bin));
+  b.claude_bin = Resolve(base, b.claude_bin);
+  LLMBOX_RETURN_IF_ERROR(m.StrList("remote_control_args", &b.remote_control_args));
+  for (const auto& arg : b.remote_control_args) {
+    // They end up inside the wrapper's shell command line.
+    for (char ch : arg) {
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '=' ||
+            ch == '.')) {
+        return m.Error("remote_control_args", absl::StrCat("may only hold [A-Za-z0-9-_=.], got ",
+                                                           common::QuoteForMessage(arg)));
+      }
+    }
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_boxes", &b.max_boxes, 1, 1000));
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_concurrent_creates", &b.max_concurrent_creates, 1, 64));
+  uint64_t memory = static_cast<uint64_t>(b.memory_bytes);
+  LLMBOX_RETURN_IF_ERROR(m.Size("memory", &memory));
+  if (memory != 0 && memory < (uint64_t{64} << 20)) {
+    return m.Error("memory", "must be at least 64MiB (or 0B for no limit)");
+  }
+  b.memory_bytes = static_cast<int64_t>(memory);
+  int cpus = static_cast<int>(b.nano_cpus / 1'000'000'000);
+  LLMBOX_RETURN_IF_ERROR(m.Int("cpus", &cpus, 0, 256));
+  b.nano_cpus = int64_t{cpus} * 1'000'000'000;
+  LLMBOX_RETURN_IF_ERROR(m.Int64("pids_limit", &b.pids_limit, 0, 1'000'000));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("url_timeout", &b.url_timeout));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("submit_timeout", &b.submit_timeout));
+  std::chrono::milliseconds grace = b.stop_grace;
+  LLMBOX_RETURN_IF_ERROR(m.Duration("stop_grace", &grace));
+  b.stop_grace = std::chrono::duration_cast<std::chrono::seconds>(grace);
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_activation_attempts", &b.max_activation_attempts, 1, 20));
+  return m.Finish();
+}
+
+absl::Status ReadReaper(ConfigMap& m, SpokeConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Duration("interval", &c->reaper.interval));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("auth_ttl", &c->reaper.auth_ttl));
+  if (c->reaper.interval.count() < 1000) return m.Error("interval", "must be at least 1s");
+  if (c->reaper.auth_ttl.count() < 1000) return m.Error("auth_ttl", "must be at least 1s");
+  return m.Finish();
+}
+
+absl::Status ReadHook(ConfigMap& m, const std::string& base, hooks::HookSpec* h) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("name", &h->name));
+  LLMBOX_RETURN_IF_ERROR(m.Str("event", &h->event));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("command", &h->command));
+  if (!h->command.empty()) h->command[0] = Resolve(base, h->command[0]);
+  LLMBOX_RETURN_IF_ERROR(m.Duration("timeout", &h->timeout));
+  uint64_t max_output = h->max_output_bytes;
+  LLMBOX_RETURN_IF_ERROR(m.Size("max_output", &max_output));
+  h->max_output_bytes = max_output;
+  LLMBOX_RETURN_IF_ERROR(m.StrList("env", &h->env));
+  return m.Finish();
+}
+
+}  // namespace
+
+absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
+                                             const std::string& base_dir) {
+  LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
+  ConfigMap root = doc.Root();
+  SpokeConfig config;
+  config.docker.unix_socket = "/var/run/docker.sock";
+  struct Section {
+    const char* key;
+    std::function<absl::Status(ConfigMap&)> read;
+  };
+  const Section sections[] = {
+      {"spoke", [&](ConfigMap& m) { return ReadSpoke(m, base_dir, &config); }},
+      {"tls", [&](ConfigMap& m) { return ReadTls(m, base_dir, &config); }},
+      {"docker", [&](ConfigMap& m) { return ReadDocker(m, base_dir, &config); }},
+      {"boxes", [&](ConfigMap& m) { return ReadBoxes(m, base_dir, &config); }},
+      {"reaper", [&](ConfigMap& m) { return ReadReaper(m, &config); }},
+      {"log", [&](ConfigMap& m) { return common::ReadLogConfig(m, &config.log); }},
+  };
+  for (const auto& section : sections) {
+    LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> map, root.Map(section.key));
+    if (map.has_value()) LLMBOX_RETURN_IF_ERROR(section.read(*map));
+  }
+  LLMBOX_ASSIGN_OR_RETURN(std::vector<ConfigMap> hook_maps, root.MapList("hooks"));
+  for (auto& hook_map : hook_maps) {
+    hooks::HookSpec hook;
+    LLMBOX_RETURN_IF_ERROR(ReadHook(hook_map, base_dir, &hook));
+    config.hooks.push_back(std::move(hook));
+  }
+  if (auto st = hooks::ValidateHooks(config.hooks); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", st.message()));
+  }
+  LLMBOX_RETURN_IF_ERROR(root.Finish());
+  if (config.tls.cert_file.empty() || config.tls.key_file.empty() || config.tls.ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "config: tls: cert_file, key_file and ca_file are required (the spoke serves mutual "
+        "TLS only; see docs/spoke.md)");
+  }
+  config.boxes.spoke_name = config.name;
+  config.boxes.state_dir = config.state_dir;
+  return config;
+}
+
+absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("config: cannot read ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseSpokeConfig(text.str(), path, std::filesystem::absolute(path).parent_path().string());
+}
+
+}  // namespace llmbox::spoke::config

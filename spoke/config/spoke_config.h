@@ -1,0 +1,43 @@
+// spoke/config/spoke_config.h
+//
+// The spoke's configuration file (strict YAML, see docs/spoke.md) as a plain struct.
+//
+//   LLMBOX_ASSIGN_OR_RETURN(SpokeConfig config, LoadSpokeConfig("/etc/llmbox/spoke.yaml"));
+//
+// Every error names the key path and line (`config: boxes.max_boxes (line 12): must be
+// 1..1000, got 0`). Relative paths are taken relative to the config file's folder.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "common/grpc_tls.h"
+#include "common/log.h"
+#include "spoke/box/manager.h"
+#include "spoke/docker/curl_engine.h"
+#include "spoke/hooks/hook_runner.h"
+#include "spoke/reaper/reaper.h"
+
+namespace llmbox::spoke::config {
+
+struct SpokeConfig {
+  std::string name = "local";
+  std::string listen = "0.0.0.0:7443";
+  std::string state_dir = "/var/lib/llmbox-spoke";
+  common::TlsFiles tls;  // the spoke's own certificate, key, and the cluster CA
+  std::string hub_identity = std::string(common::kHubIdentity);
+  docker::EngineEndpoint docker;
+  box::BoxManagerOptions boxes;
+  reaper::ReaperOptions reaper;
+  std::vector<hooks::HookSpec> hooks;
+  common::LogConfig log;
+};
+
+absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path);
+absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
+                                             const std::string& base_dir);
+
+}  // namespace llmbox::spoke::config
