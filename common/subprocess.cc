@@ -173,8 +173,10 @@ absl::StatusOr<SubprocessResult> PosixSubprocessRunner::Run(const SubprocessRequ
   bool kill_pending = false;  // SIGTERM sent, SIGKILL due at kill_at
   Clock::time_point kill_at = deadline;
   int status = 0;
-  bool reaped = false;
-  while (!reaped || out.read >= 0 || err.read >= 0) {
+  // "exited" is seen with WNOWAIT: the child stays a zombie until the end, so its pid (our
+  // process group id) cannot be reused by another process while we may still signal it.
+  bool exited = false;
+  while (!exited || out.read >= 0 || err.read >= 0) {
     const auto now = Clock::now();
     if (!result.timed_out && now >= deadline) {
       result.timed_out = true;
@@ -186,11 +188,14 @@ absl::StatusOr<SubprocessResult> PosixSubprocessRunner::Run(const SubprocessRequ
       ::kill(-pid, SIGKILL);
       kill_pending = false;
     }
-    if (!reaped) {
-      pid_t w = ::waitpid(pid, &status, WNOHANG);
-      if (w == pid) reaped = true;
+    if (!exited) {
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == pid) {
+        exited = true;
+      }
     }
-    if (reaped && result.timed_out && !kill_pending) {
+    if (exited && result.timed_out && !kill_pending) {
       // Killed group: whatever still holds the pipes is gone or going; stop reading.
       break;
     }
@@ -198,13 +203,13 @@ absl::StatusOr<SubprocessResult> PosixSubprocessRunner::Run(const SubprocessRequ
     if (out.read >= 0) fds.push_back({out.read, POLLIN, 0});
     if (err.read >= 0) fds.push_back({err.read, POLLIN, 0});
     if (in.write >= 0) fds.push_back({in.write, POLLOUT, 0});
-    auto next = reaped ? now + milliseconds(50) : now + milliseconds(20);
+    auto next = exited ? now + milliseconds(50) : now + milliseconds(20);
     if (!result.timed_out) next = std::min(next, deadline);
     if (kill_pending) next = std::min(next, kill_at);
     const int wait_ms = static_cast<int>(
         std::max<int64_t>(0, std::chrono::duration_cast<milliseconds>(next - now).count()));
     if (fds.empty()) {
-      if (reaped) break;
+      if (exited) break;
       ::poll(nullptr, 0, wait_ms);
       continue;
     }
@@ -241,11 +246,10 @@ absl::StatusOr<SubprocessResult> PosixSubprocessRunner::Run(const SubprocessRequ
     // The direct child exited but something it started keeps the pipes open: wait for the
     // timeout, which kills the group.
   }
-  if (!reaped) {
-    ::waitpid(pid, &status, 0);
-  }
-  // Nothing of the group survives us, whatever happened.
+  // Nothing of the group survives us, whatever happened; then the child is reaped.
   ::kill(-pid, SIGKILL);
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
   result.elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - start);

@@ -12,9 +12,10 @@
 //       .timeout = std::chrono::seconds(30)}));
 //   if (r.timed_out || r.exit_code != 0) ...
 //
-// Errors (as Status) are only for what prevents running at all: an empty argv, a program
-// that cannot be executed (NotFound / PermissionDenied naming it). A program that runs and
-// fails is a result. Thread-safe: concurrent Run() calls are fine.
+// When it returns, nothing of the process group is left running (everything the program
+// started is killed). Errors (as Status) are only for what prevents running at all: an empty argv,
+// a program that cannot be executed (NotFound / PermissionDenied naming it). A program that runs
+// and fails is a result. Thread-safe: concurrent Run() calls are fine.
 #pragma once
 
 #include <chrono>

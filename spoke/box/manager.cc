@@ -376,6 +376,13 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
     spec.binds = {options_.claude_bin + ":/usr/local/bin/claude:ro"};
   }
   auto created = engine_.CreateContainer(spec);
+  if (absl::IsNotFound(created.status()) &&
+      absl::StrContains(created.status().message(), "No such image")) {
+    // An allowed image that this engine does not have yet: pull it once, then create.
+    auto pulled = engine_.PullImage(image);
+    if (!pulled.ok()) return fail(absl::StrCat("pulling its image ", image), pulled);
+    created = engine_.CreateContainer(spec);
+  }
   if (!created.ok()) return fail("creating its container", created.status());
   container_id = *created;
 

@@ -17,6 +17,7 @@
 #include "common/subprocess.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
+#include "spoke/reaper/reaper.h"
 #include "tests/fakes/faulty_docker_engine.h"
 #include "tests/rig/rig_env.h"
 
@@ -210,6 +211,16 @@ TEST_CASE("bad create requests are refused clearly and leave nothing behind", "[
   CHECK(image.status().message().find("\"ubuntu:latest\" is not allowed") != std::string::npos);
   CHECK(LeftoversOf(*engine, other).containers == 0);
 
+  // Allowed, but not on this engine: pulled (no registry is reachable here, so it fails).
+  BoxManagerOptions absent = Options(rig.standin_claude);
+  absent.allowed_images = {"llmbox-absent:1"};
+  BoxManager pulling(*engine, absent);
+  auto pull = pulling.Create({.box_id = other, .image = "llmbox-absent:1"});
+  INFO(pull.status());
+  CHECK(pull.status().message().find("box " + other + ": pulling its image llmbox-absent:1: ") ==
+        0);
+  CHECK(LeftoversOf(*engine, other).networks == 0);
+
   auto peer = boxes.Create({.box_id = other, .peers = {"some-database"}});
   CHECK(absl::IsPermissionDenied(peer.status()));
 
@@ -239,6 +250,23 @@ TEST_CASE("a box that never prints an authorize URL fails with its own words and
   INFO(created.status().message());
   CHECK(created.status().message().find("box " + id + ": waiting for the authorize URL") == 0);
   CHECK(created.status().message().find("sign-in failed 5 times") != std::string::npos);
+  CHECK(LeftoversOf(*engine, id).containers == 0);
+  CHECK(LeftoversOf(*engine, id).networks == 0);
+}
+
+TEST_CASE("the reaper destroys a pending box past auth_ttl on the real engine", "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  BoxManager boxes(*engine, Options(rig.standin_claude));
+  const std::string id = UniqueBoxId("reap");
+  BoxGuard guard{boxes, id};
+  REQUIRE(boxes.Create({.box_id = id}).ok());
+  // A create takes far longer than 1 ms, so the box is already past this ttl.
+  reaper::Reaper short_ttl(boxes, *engine, common::SystemClock::Get(),
+                           {.auth_ttl = std::chrono::milliseconds(1), .grace = 1s});
+  reaper::Sweep sweep = short_ttl.RunOnce();
+  CHECK(std::find(sweep.expired_boxes.begin(), sweep.expired_boxes.end(), id) !=
+        sweep.expired_boxes.end());
   CHECK(LeftoversOf(*engine, id).containers == 0);
   CHECK(LeftoversOf(*engine, id).networks == 0);
 }

@@ -178,3 +178,29 @@ TEST_CASE("console text for a chatbot has no authorize URL and no pasted code", 
 
 }  // namespace
 }  // namespace llmbox::spoke::box
+
+#include "spoke/box/manager.h"
+
+namespace llmbox::spoke::box {
+namespace {
+
+TEST_CASE("activation codes are checked for shape without ever being echoed", "[console]") {
+  CHECK(ValidateActivationCode("AbC-123_x#state-XYZ").ok());
+  CHECK(ValidateActivationCode(std::string(4096, 'a')).ok());
+  const std::pair<std::string, std::string> bad[] = {
+      {"", "activation code is empty"},
+      {std::string(4097, 'a'), "activation code is longer than 4096 bytes"},
+      {"has space", "activation code may only contain printable ASCII without spaces"},
+      {"ctl\x01", "activation code may only contain printable ASCII without spaces"},
+      {"new\nline", "activation code may only contain printable ASCII without spaces"},
+      {"caf\xc3\xa9", "activation code may only contain printable ASCII without spaces"},
+  };
+  for (const auto& [code, message] : bad) {
+    auto st = ValidateActivationCode(code);
+    CHECK(absl::IsInvalidArgument(st));
+    CHECK(st.message() == message);
+  }
+}
+
+}  // namespace
+}  // namespace llmbox::spoke::box
