@@ -22,6 +22,7 @@
 #include "common/secrets.h"
 #include "llmbox/v1/box.grpc.pb.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/test_pki.h"
 
 namespace llmbox::testing {
 namespace {
@@ -91,20 +92,8 @@ class SpokeProcess {
   pid_t pid_ = -1;
 };
 
-struct Pki {
-  common::CertifiedKey ca;
-  common::TlsPems hub;
-};
-
 common::TlsPems Issue(const common::CertifiedKey& ca, const std::string& uri) {
-  auto key = common::MakePrivateKey();
-  REQUIRE(key.ok());
-  auto csr = common::MakeCsr(*key, "x");
-  REQUIRE(csr.ok());
-  auto cert = common::SignCsr(ca, *csr, {.uri = uri, .dns = {"spoke-e2e"}, .ips = {"127.0.0.1"}},
-                              absl::Hours(1));
-  REQUIRE(cert.ok());
-  return {*cert, *key, ca.cert_pem};
+  return IssueForTest(ca, uri, "spoke-e2e");
 }
 
 TEST_CASE("llmbox-spoke serves over mutual TLS and keeps a pending box across a restart", "[e2e]") {

@@ -20,6 +20,7 @@
 #include "spoke/reaper/reaper.h"
 #include "tests/fakes/faulty_docker_engine.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/scratch_dir.h"
 
 namespace llmbox::spoke::box {
 namespace {
@@ -302,30 +303,16 @@ TEST_CASE("a failure at any create step removes everything made before it", "[bo
 namespace llmbox::spoke::box {
 namespace {
 
-// A scratch folder for hook scripts and the spoke's state, removed at the end.
-struct HookFixture {
-  std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      ("llmbox-box-hooks-" + std::to_string(::getpid()) + "-" + std::to_string(next++));
-  static inline int next = 0;
-  HookFixture() { std::filesystem::create_directories(dir / "state"); }
-  ~HookFixture() { std::filesystem::remove_all(dir); }
-  std::string Script(const std::string& name, const std::string& body) {
-    const auto path = dir / name;
-    std::ofstream(path) << "#!/bin/sh\n" << body;
-    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
-    return path.string();
-  }
-  std::string Read(const std::string& name) {
-    std::ifstream in(dir / name);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }
-  BoxManagerOptions Options(const std::string& claude_bin) {
+// Hook scripts and the spoke's state in a scratch folder.
+struct HookFixture : testing::ScratchDir {
+  HookFixture() : ScratchDir("box-hooks") {}
+  BoxManagerOptions Options(const std::string& claude_bin) const {
     BoxManagerOptions options = box::Options(claude_bin);
-    options.state_dir = (dir / "state").string();
+    options.state_dir = (path() / "state").string();
     return options;
+  }
+  bool HasState(const std::string& box_id) const {
+    return std::filesystem::exists(path() / "state" / "hook-state" / (box_id + ".json"));
   }
 };
 
@@ -337,7 +324,7 @@ TEST_CASE("hooks inject files into a box, and its destroy hook gets their state"
       "create",
       R"(printf '%s' '{"version":1,"files":[{"path":"/root/.config/llmbox-test/token","mode":384,"uid":1000,"gid":1000,"content":"tok-1"}],"state":{"account":"acct-9"}}')");
   const std::string destroy =
-      f.Script("destroy", "cat >> " + (f.dir / "destroyed").string() + "\n");
+      f.Script("destroy", "cat >> " + f.path().string() + "/destroyed" + "\n");
   common::PosixSubprocessRunner runner;
   hooks::HookRunner hook_runner(
       runner, {{.name = "account", .event = "box.create", .command = {create}},
@@ -354,12 +341,12 @@ TEST_CASE("hooks inject files into a box, and its destroy hook gets their state"
   CHECK(inside->stdout_data.find("600 1000\ntok-1") == 0);
   // Hook files never travel in the environment.
   CHECK(inside->stdout_data.find("tok-1", 10) == std::string::npos);
-  CHECK(std::filesystem::exists(f.dir / "state" / "hook-state" / (id + ".json")));
+  CHECK(f.HasState(id));
 
   auto destroyed = boxes.Destroy(id, std::chrono::seconds(1));
   REQUIRE(destroyed.ok());
   CHECK(f.Read("destroyed").find("\"account\":\"acct-9\"") != std::string::npos);
-  CHECK_FALSE(std::filesystem::exists(f.dir / "state" / "hook-state" / (id + ".json")));
+  CHECK_FALSE(f.HasState(id));
 }
 
 TEST_CASE("a failing or hanging create hook is named and leaves nothing behind", "[box]") {
@@ -402,7 +389,7 @@ TEST_CASE("a create that fails after its hooks ran undoes them", "[box]") {
   testing::FaultyDockerEngine faulty(*real);
   HookFixture f;
   const std::string create = f.Script("create", R"(echo '{"version":1,"state":"s-1"}')");
-  const std::string destroy = f.Script("destroy", "cat >> " + (f.dir / "undone").string() + "\n");
+  const std::string destroy = f.Script("destroy", "cat >> " + f.path().string() + "/undone" + "\n");
   common::PosixSubprocessRunner runner;
   hooks::HookRunner hook_runner(runner,
                                 {{.name = "make", .event = "box.create", .command = {create}},
@@ -413,7 +400,7 @@ TEST_CASE("a create that fails after its hooks ran undoes them", "[box]") {
   auto created = boxes.Create({.box_id = id});
   REQUIRE_FALSE(created.ok());
   CHECK(f.Read("undone").find("\"make\":\"s-1\"") != std::string::npos);
-  CHECK_FALSE(std::filesystem::exists(f.dir / "state" / "hook-state" / (id + ".json")));
+  CHECK_FALSE(f.HasState(id));
   CHECK(LeftoversOf(*real, id).containers == 0);
   CHECK(LeftoversOf(*real, id).networks == 0);
 }

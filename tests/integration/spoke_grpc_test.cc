@@ -16,6 +16,7 @@
 #include "spoke/service/box_service.h"
 #include "spoke/service/server.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/test_pki.h"
 
 namespace llmbox::spoke::service {
 namespace {
@@ -23,16 +24,8 @@ namespace {
 using common::CertifiedKey;
 using common::TlsPems;
 
-// A party's credentials signed by `ca`.
-TlsPems Issue(const CertifiedKey& ca, const std::string& name, const std::string& uri) {
-  auto key = common::MakePrivateKey();
-  REQUIRE(key.ok());
-  auto csr = common::MakeCsr(*key, name);
-  REQUIRE(csr.ok());
-  auto cert = common::SignCsr(ca, *csr, {.uri = uri, .dns = {"spoke-1"}, .ips = {"127.0.0.1"}},
-                              absl::Hours(1));
-  REQUIRE(cert.ok());
-  return {*cert, *key, ca.cert_pem};
+TlsPems Issue(const CertifiedKey& ca, const std::string& uri) {
+  return testing::IssueForTest(ca, uri, "spoke-1");
 }
 
 // A running spoke service on 127.0.0.1:<free port> over the rig's engine.
@@ -61,10 +54,10 @@ struct Spoke {
     boxes = std::make_unique<box::BoxManager>(*engine, options);
     service = std::make_unique<BoxServiceImpl>(
         *boxes, *engine, BoxServiceOptions{.spoke_name = "spoke-1", .boxes = options});
-    auto started = StartServer(
-        {.address = "127.0.0.1:0"},
-        common::MutualTlsServerCredentials(Issue(ca, "spoke-1", common::SpokeIdentity("spoke-1"))),
-        service.get());
+    auto started =
+        StartServer({.address = "127.0.0.1:0"},
+                    common::MutualTlsServerCredentials(Issue(ca, common::SpokeIdentity("spoke-1"))),
+                    service.get());
     REQUIRE(started.ok());
     server = std::move(*started);
   }
@@ -75,8 +68,8 @@ struct Spoke {
         grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port), creds));
   }
   std::unique_ptr<v1::BoxService::Stub> Hub() {
-    return Client(common::MutualTlsChannelCredentials(
-        Issue(ca, "llmbox-hub", std::string(common::kHubIdentity))));
+    return Client(
+        common::MutualTlsChannelCredentials(Issue(ca, std::string(common::kHubIdentity))));
   }
 };
 
@@ -107,14 +100,14 @@ TEST_CASE("only the hub's certificate from the cluster CA may call the spoke", "
   // A hub certificate from another CA: refused at the handshake.
   auto other_ca = common::MakeCa("someone else", absl::Hours(1));
   REQUIRE(other_ca.ok());
-  TlsPems foreign = Issue(*other_ca, "llmbox-hub", std::string(common::kHubIdentity));
+  TlsPems foreign = Issue(*other_ca, std::string(common::kHubIdentity));
   foreign.ca_pem = spoke.ca.cert_pem;  // it trusts the spoke, the spoke does not trust it
   CHECK(Health(*spoke.Client(common::MutualTlsChannelCredentials(foreign))).error_code() ==
         grpc::StatusCode::UNAVAILABLE);
 
   // A valid cluster certificate that is not the hub's (another spoke): refused by identity.
-  auto other_spoke = spoke.Client(common::MutualTlsChannelCredentials(
-      Issue(spoke.ca, "spoke-2", common::SpokeIdentity("spoke-2"))));
+  auto other_spoke = spoke.Client(
+      common::MutualTlsChannelCredentials(Issue(spoke.ca, common::SpokeIdentity("spoke-2"))));
   grpc::Status denied = Health(*other_spoke);
   CHECK(denied.error_code() == grpc::StatusCode::PERMISSION_DENIED);
   CHECK(denied.error_message().find("spiffe://llmbox/spoke/spoke-2") != std::string::npos);

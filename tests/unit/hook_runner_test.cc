@@ -10,32 +10,12 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/scratch_dir.h"
+
 namespace llmbox::spoke::hooks {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A scratch folder with executable hook scripts, removed at the end.
-struct HookDir {
-  std::filesystem::path dir =
-      std::filesystem::temp_directory_path() /
-      ("llmbox-hooks-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  static inline int counter = 0;
-  HookDir() { std::filesystem::create_directories(dir); }
-  ~HookDir() { std::filesystem::remove_all(dir); }
-  std::string Script(const std::string& name, const std::string& body) {
-    const auto path = dir / name;
-    std::ofstream(path) << "#!/bin/sh\n" << body;
-    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
-    return path.string();
-  }
-  std::string Read(const std::string& name) {
-    std::ifstream in(dir / name);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }
-};
 
 const BoxFacts kBox{.box_id = "b1",
                     .image = "llmbox-box:dev",
@@ -44,12 +24,12 @@ const BoxFacts kBox{.box_id = "b1",
                     .spoke = "local"};
 
 TEST_CASE("create hooks inject files and their state reaches the destroy hooks", "[hooks]") {
-  HookDir d;
-  const std::string create = d.Script("create", R"(cat > )" + (d.dir / "create.in").string() + R"(
+  testing::ScratchDir d("hooks");
+  const std::string create = d.Script("create", R"(cat > )" + d.path().string() + "/create.in" + R"(
 printf '%s' '{"version":1,"files":[{"path":"/root/.config/tool/key","mode":384,"uid":1000,"gid":1000,"content":"k-123"},{"path":"/etc/motd","content_base64":"aGVsbG8="}],"state":{"account":"acct-7"}}'
 )");
   const std::string destroy =
-      d.Script("destroy", "cat > " + (d.dir / "destroy.in").string() + "\n");
+      d.Script("destroy", "cat > " + d.path().string() + "/destroy.in" + "\n");
   common::PosixSubprocessRunner runner;
   HookRunner hooks(runner, {{.name = "accounts", .event = "box.create", .command = {create}},
                             {.name = "cleanup", .event = "box.destroy", .command = {destroy}}});
@@ -77,11 +57,11 @@ printf '%s' '{"version":1,"files":[{"path":"/root/.config/tool/key","mode":384,"
 
 TEST_CASE("a failing create hook is named, its output kept secret, and what ran is undone",
           "[hooks]") {
-  HookDir d;
+  testing::ScratchDir d("hooks");
   const std::string first = d.Script("first", R"(echo '{"version":1,"state":"made-it"}')");
   const std::string failing =
       d.Script("failing", "echo secret-output-xyz; echo err-xyz >&2; exit 3\n");
-  const std::string destroy = d.Script("destroy", "cat > " + (d.dir / "undo.in").string() + "\n");
+  const std::string destroy = d.Script("destroy", "cat > " + d.path().string() + "/undo.in" + "\n");
   common::PosixSubprocessRunner runner;
   HookRunner hooks(runner, {{.name = "first", .event = "box.create", .command = {first}},
                             {.name = "second", .event = "box.create", .command = {failing}},
@@ -96,7 +76,7 @@ TEST_CASE("a failing create hook is named, its output kept secret, and what ran 
 }
 
 TEST_CASE("a hanging hook is killed at its timeout", "[hooks]") {
-  HookDir d;
+  testing::ScratchDir d("hooks");
   const std::string slow = d.Script("slow", "sleep 30\n");
   common::PosixSubprocessRunner runner;
   HookRunner hooks(runner,
@@ -121,7 +101,7 @@ TEST_CASE("bad hook replies are refused with a reason", "[hooks]") {
       {R"(echo '{"version":1,"files":{"path":"/a"}}')", "\"files\" must be a list"},
   };
   for (const auto& [body, reason] : cases) {
-    HookDir d;
+    testing::ScratchDir d("hooks");
     const std::string hook = d.Script("hook", body + "\n");
     common::PosixSubprocessRunner runner;
     HookRunner hooks(runner, {{.name = "h", .event = "box.create", .command = {hook}}});
