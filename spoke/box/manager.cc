@@ -64,6 +64,27 @@ absl::Status WithContext(std::string_view box_id, std::string_view step, const a
   return absl::Status(st.code(), Prefixed(box_id, step, st));
 }
 
+// Writes `content` to `path` atomically (temp file, rename), mode 0600, in a 0700 folder.
+absl::Status WriteStateFile(const std::filesystem::path& path, std::string_view content) {
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("spoke state: cannot create ",
+                                            path.parent_path().string(), ": ", ec.message()));
+  }
+  std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all, ec);
+  const std::string temp = path.string() + ".tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::InternalError(absl::StrCat("spoke state: cannot write ", temp));
+  const bool ok =
+      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ::close(fd);
+  if (!ok) return absl::InternalError(absl::StrCat("spoke state: cannot write ", temp));
+  std::filesystem::rename(temp, path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("spoke state: cannot write ", path.string()));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string_view PhaseName(BoxPhase phase) {
@@ -120,27 +141,11 @@ std::string BoxManager::HookStatePath(const std::string& box_id) const {
 }
 
 absl::Status BoxManager::SaveHookState(const std::string& box_id, const std::string& state) {
-  std::error_code ec;
-  const std::filesystem::path path = HookStatePath(box_id);
-  std::filesystem::create_directories(path.parent_path(), ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("box ", box_id, ": cannot create ",
-                                            path.parent_path().string(), ": ", ec.message()));
-  }
-  std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all, ec);
-  const std::string temp = path.string() + ".tmp";
-  {
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      return absl::InternalError(absl::StrCat("box ", box_id, ": cannot write ", temp));
-    }
-    const bool ok = ::write(fd, state.data(), state.size()) == static_cast<ssize_t>(state.size());
-    ::close(fd);
-    if (!ok) return absl::InternalError(absl::StrCat("box ", box_id, ": cannot write ", temp));
-  }
-  std::filesystem::rename(temp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("box ", box_id, ": cannot save hook state"));
-  return absl::OkStatus();
+  return WriteStateFile(HookStatePath(box_id), state);
+}
+
+std::string BoxManager::AttemptsPath(const std::string& box_id) const {
+  return options_.state_dir.empty() ? std::string() : options_.state_dir + "/attempts/" + box_id;
 }
 
 absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {
@@ -232,6 +237,14 @@ absl::Status BoxManager::Recover() {
       }
       continue;
     }
+    if (const std::string path = AttemptsPath(box_id); !path.empty()) {
+      std::ifstream in(path);
+      int count = 0;
+      if (in >> count) {
+        std::lock_guard lock(mu_);
+        attempts_[box_id] = std::max(attempts_[box_id], count);
+      }
+    }
     if (LiveOf(box_id) != nullptr) continue;
     auto live = std::make_shared<Live>();
     auto attach = engine_.Attach(info.id, /*with_stdin=*/true, /*tty=*/true);
@@ -240,7 +253,10 @@ absl::Status BoxManager::Recover() {
     // The URL printed before the restart is in the console history.
     auto logs = engine_.Logs(info.id, {.tail = 0, .max_bytes = 1 << 20});
     if (logs.ok()) live->scanner.Feed(logs->output);
-    if (auto url = live->scanner.AuthorizeUrl()) live->authorize_url = *url;
+    // The newest URL is the one the running login waits on (a failed code starts another).
+    if (auto first = live->scanner.AuthorizeUrl()) {
+      live->authorize_url = live->scanner.NewAuthorizeUrl(0, *first).value_or(*first);
+    }
     std::lock_guard lock(mu_);
     live_[box_id] = std::move(live);
   }
@@ -484,6 +500,10 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
     std::lock_guard lock(mu_);
     attempt = ++attempts_[box_id];
   }
+  // Attempts count across spoke restarts, so a restart does not reset the limit.
+  if (const std::string path = AttemptsPath(box_id); !path.empty()) {
+    LLMBOX_RETURN_IF_ERROR(WriteStateFile(path, std::to_string(attempt)));
+  }
   SubmitOutcome outcome;
   outcome.attempts_remaining = std::max(0, options_.max_activation_attempts - attempt);
   if (attempt > options_.max_activation_attempts) {
@@ -598,6 +618,10 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
     session_urls_.erase(box_id);
     last_errors_.erase(box_id);
     attempts_.erase(box_id);
+  }
+  if (const std::string path = AttemptsPath(box_id); !path.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
   }
   if (existed) {
     auto stopped = engine_.StopContainer(info->id, grace.value_or(options_.stop_grace));

@@ -53,8 +53,9 @@ struct BoxManagerOptions {
   int max_activation_attempts = 5;
   // Containers a box may be connected to (peers), by name.
   std::vector<std::string> allowed_peers;
-  // Where hook state is kept between a box's create and destroy hooks (files at 0600).
-  // Required when hooks are given.
+  // Where hook state (between a box's create and destroy hooks) and activation attempt
+  // counts are kept, in files at 0600. Required when hooks are given; without it, attempts
+  // are counted in memory only.
   std::string state_dir;
 };
 
@@ -140,6 +141,7 @@ class BoxManager {
                                             const std::string& image);
   void Cleanup(const std::string& container_id, const std::string& network);
   std::string HookStatePath(const std::string& box_id) const;
+  std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir
   absl::Status SaveHookState(const std::string& box_id, const std::string& state);
   // Runs the destroy hooks with the box's saved state and forgets it (kept when they fail,
   // so that destroying again retries them).

@@ -168,26 +168,35 @@ TEST_CASE("the stand-in claude takes a good code to ready with a session URL", "
 TEST_CASE("a spoke restarted while a box is pending can still activate it", "[box]") {
   const auto& rig = testing::Rig();
   auto engine = RigEngine(rig.docker_sock);
+  testing::ScratchDir state("spoke-state");
+  BoxManagerOptions options = Options(rig.standin_claude);
+  options.state_dir = state.path().string();
   const std::string id = UniqueBoxId("restart");
-  std::string url;
   {
-    BoxManager before(*engine, Options(rig.standin_claude));
+    BoxManager before(*engine, options);
     auto created = before.Create({.box_id = id});
     REQUIRE(created.ok());
-    url = created->authorize_url;
+    auto wrong = before.SubmitCode(id, "not-the-code#state");
+    REQUIRE(wrong.ok());
+    CHECK_FALSE(wrong->activated);
+    CHECK(wrong->attempts_remaining == 4);
   }  // the spoke goes away; the box stays
-  BoxManager boxes(*engine, Options(rig.standin_claude));
+  BoxManager boxes(*engine, options);
   BoxGuard guard{boxes, id};
   REQUIRE(boxes.Recover().ok());
   auto listed = boxes.List();
   REQUIRE(listed.ok());
   bool found = false;
-  for (const auto& box : *listed)
-    found = found || (box.box_id == id && box.phase == BoxPhase::kPending);
+  for (const auto& box : *listed) {
+    if (box.box_id != id) continue;
+    found = box.phase == BoxPhase::kPending;
+    CHECK(box.activation_attempts == 1);  // the restart did not reset the count
+  }
   CHECK(found);
   auto outcome = boxes.SubmitCode(id, "standin-ok-after-restart#s");
   REQUIRE(outcome.ok());
   CHECK(outcome->activated);
+  CHECK(outcome->attempts_remaining == 3);
 }
 
 TEST_CASE("bad create requests are refused clearly and leave nothing behind", "[box]") {
