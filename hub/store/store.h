@@ -1,0 +1,97 @@
+// hub/store/store.h
+//
+// The hub's durable registry: boxes (with their activation token, by hash only, and the
+// authorize URL, which never leaves the hub) and MCP API keys (by hash only). SqliteStore is
+// the implementation; a PostgreSQL one can fill the same interface later.
+//
+//   LLMBOX_ASSIGN_OR_RETURN(auto store, SqliteStore::Open("/var/lib/llmbox-hub/hub.db"));
+//   LLMBOX_RETURN_IF_ERROR(store->InsertBox(record));   // AlreadyExists: box id taken
+//
+// Box ids are unique case-insensitively ("Demo" and "demo" are the same box); lookups by box id
+// are case-insensitive too. Timestamps are Unix milliseconds.
+//
+// Thread-safe: any method may be called from many threads. Several processes may open the
+// same file (the CLI revokes a key while the hub serves); a committed change is visible to
+// the other process's next call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace llmbox::hub::store {
+
+// Phases as the hub reports them (the MCP field `status`).
+enum class Phase { kCreating, kPending, kActivating, kReady, kError, kGone };
+std::string_view PhaseName(Phase phase);  // "creating", "pending", ..., "gone"
+std::optional<Phase> ParsePhase(std::string_view name);
+
+struct BoxRecord {
+  std::string box_id;        // as the creator wrote it
+  std::string spoke;         // spoke name ("local" for the in-process one)
+  std::string container_id;  // empty until the spoke made it
+  std::string image;
+  std::string description;
+  Phase phase = Phase::kCreating;
+  std::string session_url;    // once ready
+  std::string last_error;     // the latest failure, human-readable
+  std::string authorize_url;  // secret-ish: server-side only, never in MCP output
+  std::string token_hash;     // lowercase hex SHA-256 of the activation token; unique
+  std::string created_by;     // API key name, or "" when auth is off
+  std::int64_t created_at_ms = 0;
+  std::int64_t expires_at_ms = 0;  // activation deadline (0: none)
+  std::int64_t updated_at_ms = 0;
+  std::uint32_t activation_attempts = 0;
+};
+
+struct BoxFilter {
+  std::optional<Phase> phase;
+  std::optional<std::string> spoke;
+};
+
+struct ApiKeyRecord {
+  std::string name;  // unique, [a-z0-9][a-z0-9-_.]{0,63}
+  std::string hash;  // lowercase hex SHA-256 of the key; unique
+  std::int64_t created_at_ms = 0;
+  std::optional<std::int64_t> revoked_at_ms;
+  std::optional<std::int64_t> last_used_at_ms;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Boxes.
+  // AlreadyExists (naming the existing box id) when the id is taken case-insensitively or the
+  // token hash is reused.
+  [[nodiscard]] virtual absl::Status InsertBox(const BoxRecord& box) = 0;
+  // Replaces every field of the box with this id (case-insensitive). NotFound when absent.
+  [[nodiscard]] virtual absl::Status UpdateBox(const BoxRecord& box) = 0;
+  [[nodiscard]] virtual absl::StatusOr<BoxRecord> GetBox(std::string_view box_id) = 0;
+  [[nodiscard]] virtual absl::StatusOr<BoxRecord> GetBoxByTokenHash(std::string_view hash) = 0;
+  // Ordered by created_at, then box id.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<BoxRecord>> ListBoxes(
+      const BoxFilter& filter) = 0;
+  // NotFound when absent.
+  [[nodiscard]] virtual absl::Status DeleteBox(std::string_view box_id) = 0;
+
+  // API keys.
+  // AlreadyExists when the name (or hash) is taken, even by a revoked key.
+  [[nodiscard]] virtual absl::Status InsertApiKey(const ApiKeyRecord& key) = 0;
+  // Ordered by name, revoked keys included.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() = 0;
+  // Sets revoked_at_ms. NotFound when no key has this name; revoking twice is OK.
+  [[nodiscard]] virtual absl::Status RevokeApiKey(std::string_view name, std::int64_t now_ms) = 0;
+  // The live (not revoked) key with this hash; NotFound otherwise.
+  [[nodiscard]] virtual absl::StatusOr<ApiKeyRecord> FindLiveApiKey(std::string_view hash) = 0;
+  // Best effort, may be coarse (at most one write a minute per key is fine).
+  [[nodiscard]] virtual absl::Status TouchApiKey(std::string_view name, std::int64_t now_ms) = 0;
+};
+
+}  // namespace llmbox::hub::store
