@@ -123,6 +123,33 @@ absl::Status ReadHook(ConfigMap& m, const std::string& base, hooks::HookSpec* h)
 
 }  // namespace
 
+absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir,
+                                 SpokeConfig* config) {
+  struct Section {
+    const char* key;
+    std::function<absl::Status(ConfigMap&)> read;
+  };
+  const Section sections[] = {
+      {"docker", [&](ConfigMap& m) { return ReadDocker(m, base_dir, config); }},
+      {"boxes", [&](ConfigMap& m) { return ReadBoxes(m, base_dir, config); }},
+      {"reaper", [&](ConfigMap& m) { return ReadReaper(m, config); }},
+  };
+  for (const auto& section : sections) {
+    LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> section_map, map.Map(section.key));
+    if (section_map.has_value()) LLMBOX_RETURN_IF_ERROR(section.read(*section_map));
+  }
+  LLMBOX_ASSIGN_OR_RETURN(std::vector<ConfigMap> hook_maps, map.MapList("hooks"));
+  for (auto& hook_map : hook_maps) {
+    hooks::HookSpec hook;
+    LLMBOX_RETURN_IF_ERROR(ReadHook(hook_map, base_dir, &hook));
+    config->hooks.push_back(std::move(hook));
+  }
+  if (auto st = hooks::ValidateHooks(config->hooks); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", st.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
                                              const std::string& base_dir) {
   LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
@@ -136,24 +163,13 @@ absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::s
   const Section sections[] = {
       {"spoke", [&](ConfigMap& m) { return ReadSpoke(m, base_dir, &config); }},
       {"tls", [&](ConfigMap& m) { return ReadTls(m, base_dir, &config); }},
-      {"docker", [&](ConfigMap& m) { return ReadDocker(m, base_dir, &config); }},
-      {"boxes", [&](ConfigMap& m) { return ReadBoxes(m, base_dir, &config); }},
-      {"reaper", [&](ConfigMap& m) { return ReadReaper(m, &config); }},
       {"log", [&](ConfigMap& m) { return common::ReadLogConfig(m, &config.log); }},
   };
   for (const auto& section : sections) {
     LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> map, root.Map(section.key));
     if (map.has_value()) LLMBOX_RETURN_IF_ERROR(section.read(*map));
   }
-  LLMBOX_ASSIGN_OR_RETURN(std::vector<ConfigMap> hook_maps, root.MapList("hooks"));
-  for (auto& hook_map : hook_maps) {
-    hooks::HookSpec hook;
-    LLMBOX_RETURN_IF_ERROR(ReadHook(hook_map, base_dir, &hook));
-    config.hooks.push_back(std::move(hook));
-  }
-  if (auto st = hooks::ValidateHooks(config.hooks); !st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("config: ", st.message()));
-  }
+  LLMBOX_RETURN_IF_ERROR(ReadBoxHostSections(root, base_dir, &config));
   LLMBOX_RETURN_IF_ERROR(root.Finish());
   if (config.tls.cert_file.empty() || config.tls.key_file.empty() || config.tls.ca_file.empty()) {
     return absl::InvalidArgumentError(

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 
+#include "common/config.h"
 #include "common/grpc_tls.h"
 #include "common/log.h"
 #include "spoke/box/manager.h"
@@ -35,6 +36,12 @@ struct SpokeConfig {
   std::vector<hooks::HookSpec> hooks;
   common::LogConfig log;
 };
+
+// Reads the sections that describe boxes on this Docker host (docker, boxes, reaper, hooks)
+// from `map` into `config`; the hub's local_spoke section has the same keys. The caller
+// Finish()es `map`.
+absl::Status ReadBoxHostSections(common::ConfigMap& map, const std::string& base_dir,
+                                 SpokeConfig* config);
 
 absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path);
 absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,

@@ -1,0 +1,338 @@
+// hub/boxes/box_tools.cc
+#include "hub/boxes/box_tools.h"
+
+#include <ctime>
+#include <string>
+
+#include "common/absl_compat.h"
+
+namespace llmbox::hub::boxes {
+namespace {
+
+using nlohmann::json;
+using store::BoxRecord;
+
+constexpr char kActivationHelp[] =
+    "Give the auth_url to the user: they open it in a browser, sign in with their own Claude "
+    "account and paste the code Claude shows into that page. The box becomes ready once they "
+    "finish; get_llmbox then shows its session_url. Never ask the user for the code yourself.";
+
+std::string Rfc3339(std::int64_t ms) {
+  if (ms <= 0) return "";
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+json BoxIdSchema() {
+  return {{"type", "string"},
+          {"minLength", 1},
+          {"maxLength", 63},
+          {"description",
+           "The box's id: one DNS label of lowercase letters, digits and hyphens, for example "
+           "refactor-auth-service. Unique on this hub."}};
+}
+
+json ObjectSchema(json properties, json required) {
+  return {{"type", "object"},
+          {"properties", std::move(properties)},
+          {"required", std::move(required)},
+          {"additionalProperties", false}};
+}
+
+const json& StringSchema() {
+  static const json schema = {{"type", "string"}};
+  return schema;
+}
+
+// The public view of a box: never the token, its hash, or the authorize URL.
+json BoxJson(const BoxRecord& record) {
+  json out = {{"box_id", record.box_id},
+              {"status", store::PhaseName(record.phase)},
+              {"spoke", record.spoke},
+              {"image", record.image},
+              {"container_id", record.container_id.substr(0, 12)},
+              {"created_at", Rfc3339(record.created_at_ms)}};
+  if (!record.description.empty()) out["description"] = record.description;
+  if (!record.session_url.empty()) out["session_url"] = record.session_url;
+  if (!record.last_error.empty()) out["error"] = record.last_error;
+  if (record.expires_at_ms > 0 && record.phase != store::Phase::kReady) {
+    out["expires_at"] = Rfc3339(record.expires_at_ms);
+  }
+  if (!record.created_by.empty()) out["created_by"] = record.created_by;
+  return out;
+}
+
+json BoxOutputSchema() {
+  return {{"type", "object"},
+          {"properties",
+           {{"box_id", StringSchema()},
+            {"status",
+             {{"type", "string"},
+              {"enum", {"creating", "pending", "activating", "ready", "error", "gone"}}}},
+            {"spoke", StringSchema()},
+            {"image", StringSchema()},
+            {"container_id", StringSchema()},
+            {"created_at", StringSchema()},
+            {"description", StringSchema()},
+            {"session_url", StringSchema()},
+            {"error", StringSchema()},
+            {"expires_at", StringSchema()},
+            {"created_by", StringSchema()}}},
+          {"required", {"box_id", "status", "spoke", "image", "container_id", "created_at"}}};
+}
+
+std::string ErrorText(const absl::Status& status) {
+  return std::string(common::AsStd(status.message()));
+}
+
+}  // namespace
+
+std::vector<mcp::Tool> BoxTools::Tools() const {
+  std::vector<mcp::Tool> tools;
+  tools.push_back(
+      {.name = "create_llmbox",
+       .title = "Create an llmbox",
+       .description =
+           "Create a new sandboxed Claude Code box (an \"llmbox\") that the user drives from "
+           "claude.ai/code or the Claude app. Returns an auth_url the user must open to sign the "
+           "box in with their own Claude account; no token or code ever passes through you. "
+           "Pick a box_id that says what the box is for (refactor-auth-service).",
+       .input_schema = ObjectSchema(
+           {{"box_id", BoxIdSchema()},
+            {"image",
+             {{"type", "string"},
+              {"maxLength", 256},
+              {"description", "Image to run; omit for the hub's Claude Code image."}}},
+            {"description",
+             {{"type", "string"},
+              {"maxLength", 1024},
+              {"description", "Free text shown by get_llmbox and list_llmboxes."}}},
+            {"spoke",
+             {{"type", "string"},
+              {"maxLength", 63},
+              {"description", "Spoke (Docker host) to place the box on; omit to let the hub "
+                              "choose. list_spokes shows them."}}}},
+           json::array()),
+       .output_schema = {{"type", "object"},
+                         {"properties",
+                          {{"box_id", StringSchema()},
+                           {"auth_url", StringSchema()},
+                           {"status", StringSchema()},
+                           {"spoke", StringSchema()},
+                           {"expires_at", StringSchema()},
+                           {"instructions", StringSchema()}}},
+                         {"required", {"box_id", "auth_url", "status", "spoke", "instructions"}}},
+       .read_only = false,
+       .destructive = false,
+       .idempotent = false,
+       .open_world = true});
+  tools.push_back(
+      {.name = "get_llmbox",
+       .title = "Get an llmbox",
+       .description = "Show one box: its status (pending until the user signs it in, then "
+                      "ready with a session_url), spoke, image, times and last error.",
+       .input_schema = ObjectSchema({{"box_id", BoxIdSchema()}}, {"box_id"}),
+       .output_schema = BoxOutputSchema(),
+       .read_only = true});
+  tools.push_back(
+      {.name = "list_llmboxes",
+       .title = "List llmboxes",
+       .description = "List the boxes on this hub, optionally only those in one status or on "
+                      "one spoke.",
+       .input_schema = ObjectSchema(
+           {{"status",
+             {{"type", "string"},
+              {"enum", {"creating", "pending", "activating", "ready", "error", "gone"}}}},
+            {"spoke", {{"type", "string"}, {"maxLength", 63}}}},
+           json::array()),
+       .output_schema = {{"type", "object"},
+                         {"properties", {{"boxes", {{"type", "array"}, {"items", BoxOutputSchema()}}}}},
+                         {"required", {"boxes"}}},
+       .read_only = true});
+  tools.push_back(
+      {.name = "destroy_llmbox",
+       .title = "Destroy an llmbox",
+       .description = "Stop and remove a box, its network and its files. The user's session "
+                      "in it ends. Cannot be undone.",
+       .input_schema = ObjectSchema({{"box_id", BoxIdSchema()}}, {"box_id"}),
+       .output_schema = {{"type", "object"},
+                         {"properties", {{"destroyed", StringSchema()}}},
+                         {"required", {"destroyed"}}},
+       .read_only = false,
+       .destructive = true,
+       .idempotent = true});
+  tools.push_back(
+      {.name = "get_llmbox_logs",
+       .title = "Get an llmbox's logs",
+       .description = "The last lines the box printed (its console), with sign-in links and "
+                      "codes removed.",
+       .input_schema = ObjectSchema(
+           {{"box_id", BoxIdSchema()},
+            {"tail",
+             {{"type", "integer"},
+              {"minimum", 1},
+              {"maximum", 5000},
+              {"description", "How many lines from the end (default 200)."}}}},
+           {"box_id"}),
+       .output_schema = {{"type", "object"},
+                         {"properties",
+                          {{"box_id", StringSchema()},
+                           {"logs", StringSchema()},
+                           {"truncated", {{"type", "boolean"}}}}},
+                         {"required", {"box_id", "logs", "truncated"}}},
+       .read_only = true});
+  tools.push_back(
+      {.name = "exec_llmbox",
+       .title = "Run a command in an llmbox",
+       .description = "Run one command in the box (no shell: pass [\"sh\", \"-c\", \"...\"] "
+                      "for one) and return its exit code and output (64 KiB each at most).",
+       .input_schema = ObjectSchema(
+           {{"box_id", BoxIdSchema()},
+            {"command",
+             {{"type", "array"},
+              {"items", {{"type", "string"}, {"maxLength", 65536}}},
+              {"minItems", 1},
+              {"maxItems", 1024},
+              {"description", "The program and its arguments, for example [\"ls\", \"-la\"]."}}},
+            {"timeout_s",
+             {{"type", "integer"},
+              {"minimum", 1},
+              {"maximum", 300},
+              {"description", "Seconds before the command is killed (default 60)."}}}},
+           {"box_id", "command"}),
+       .output_schema = {{"type", "object"},
+                         {"properties",
+                          {{"box_id", StringSchema()},
+                           {"exit_code", {{"type", "integer"}}},
+                           {"stdout", StringSchema()},
+                           {"stderr", StringSchema()},
+                           {"truncated", {{"type", "boolean"}}},
+                           {"timed_out", {{"type", "boolean"}}}}},
+                         {"required",
+                          {"box_id", "exit_code", "stdout", "stderr", "truncated", "timed_out"}}},
+       .read_only = false,
+       .destructive = true,
+       .idempotent = false,
+       .open_world = true});
+  tools.push_back(
+      {.name = "list_spokes",
+       .title = "List spokes",
+       .description = "List the spokes (Docker hosts) boxes can be placed on, whether each is "
+                      "reachable and how full it is. Pass a name as create_llmbox's spoke.",
+       .input_schema = {{"type", "object"}, {"additionalProperties", false}},
+       .output_schema =
+           {{"type", "object"},
+            {"properties",
+             {{"spokes",
+               {{"type", "array"},
+                {"items",
+                 {{"type", "object"},
+                  {"properties",
+                   {{"name", StringSchema()},
+                    {"connected", {{"type", "boolean"}}},
+                    {"local", {{"type", "boolean"}}},
+                    {"boxes", {{"type", "integer"}}},
+                    {"max_boxes", {{"type", "integer"}}},
+                    {"error", StringSchema()}}},
+                  {"required", {"name", "connected", "local"}}}}}}}},
+            {"required", {"spokes"}}},
+       .read_only = true});
+  return tools;
+}
+
+mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
+                               mcp::CallContext& context) {
+  auto str = [&](const char* key) {
+    auto it = arguments.find(key);
+    return it == arguments.end() ? std::string() : it->get<std::string>();
+  };
+  if (name == "create_llmbox") {
+    auto created = registry_.Create(
+        {.box_id = str("box_id"),
+         .image = str("image"),
+         .description = str("description"),
+         .spoke = str("spoke"),
+         .created_by = context.principal()},
+        [&](double done, double total, std::string_view what) {
+          context.Progress(done, total, what);
+        });
+    if (!created.ok()) return mcp::ToolResult::Error(ErrorText(created.status()));
+    json out = {{"box_id", created->record.box_id},
+                {"auth_url", created->auth_url},
+                {"status", store::PhaseName(created->record.phase)},
+                {"spoke", created->record.spoke},
+                {"instructions", kActivationHelp}};
+    if (created->record.expires_at_ms > 0) {
+      out["expires_at"] = Rfc3339(created->record.expires_at_ms);
+    }
+    return mcp::ToolResult::Ok(std::move(out));
+  }
+  if (name == "get_llmbox") {
+    auto record = registry_.Get(str("box_id"));
+    if (!record.ok()) return mcp::ToolResult::Error(ErrorText(record.status()));
+    return mcp::ToolResult::Ok(BoxJson(*record));
+  }
+  if (name == "list_llmboxes") {
+    store::BoxFilter filter;
+    if (arguments.contains("status")) filter.phase = store::ParsePhase(str("status"));
+    if (arguments.contains("spoke")) filter.spoke = str("spoke");
+    auto records = registry_.List(filter);
+    if (!records.ok()) return mcp::ToolResult::Error(ErrorText(records.status()));
+    json boxes = json::array();
+    for (const auto& record : *records) boxes.push_back(BoxJson(record));
+    return mcp::ToolResult::Ok({{"boxes", std::move(boxes)}});
+  }
+  if (name == "destroy_llmbox") {
+    const std::string box_id = str("box_id");
+    if (auto st = registry_.Destroy(box_id); !st.ok()) {
+      return mcp::ToolResult::Error(ErrorText(st));
+    }
+    return mcp::ToolResult::Ok({{"destroyed", box_id}});
+  }
+  if (name == "get_llmbox_logs") {
+    std::optional<std::uint32_t> tail;
+    if (arguments.contains("tail")) tail = arguments["tail"].get<std::uint32_t>();
+    auto logs = registry_.Logs(str("box_id"), tail);
+    if (!logs.ok()) return mcp::ToolResult::Error(ErrorText(logs.status()));
+    return mcp::ToolResult::Ok(
+        {{"box_id", str("box_id")}, {"logs", logs->logs}, {"truncated", logs->truncated}});
+  }
+  if (name == "exec_llmbox") {
+    std::optional<std::chrono::seconds> timeout;
+    if (arguments.contains("timeout_s")) {
+      timeout = std::chrono::seconds(arguments["timeout_s"].get<long long>());
+    }
+    auto result = registry_.Exec(str("box_id"), arguments["command"].get<std::vector<std::string>>(),
+                                 timeout, [&](std::function<void()> cancel) {
+                                   context.OnCancel(std::move(cancel));
+                                 });
+    if (!result.ok()) return mcp::ToolResult::Error(ErrorText(result.status()));
+    return mcp::ToolResult::Ok({{"box_id", str("box_id")},
+                                {"exit_code", result->exit_code},
+                                {"stdout", result->stdout_text},
+                                {"stderr", result->stderr_text},
+                                {"truncated", result->truncated},
+                                {"timed_out", result->timed_out}});
+  }
+  if (name == "list_spokes") {
+    json spokes = json::array();
+    for (const auto& spoke : registry_.Spokes()) {
+      json entry = {{"name", spoke.name}, {"connected", spoke.connected}, {"local", spoke.local}};
+      if (spoke.connected) {
+        entry["boxes"] = spoke.boxes;
+        entry["max_boxes"] = spoke.max_boxes;
+      } else {
+        entry["error"] = spoke.error;
+      }
+      spokes.push_back(std::move(entry));
+    }
+    return mcp::ToolResult::Ok({{"spokes", std::move(spokes)}});
+  }
+  return mcp::ToolResult::Error("no tool " + std::string(name));
+}
+
+}  // namespace llmbox::hub::boxes

@@ -1,0 +1,156 @@
+// hub/boxes/registry.h
+//
+// The hub's side of a box's life: it reserves the id in the Store, places the box on a spoke,
+// keeps the activation token (by hash) and the authorize URL (server-side only), and turns
+// spoke answers into what the hub reports. The MCP tools (box_tools.h) and the activation
+// page call it; it never talks Docker, only the spokes' BoxService.
+//
+//   BoxRegistry registry(store, spokes, clock, {.public_url = "https://hub.example.com"});
+//   LLMBOX_ASSIGN_OR_RETURN(CreatedBox box, registry.Create({.box_id = "demo"}, progress));
+//   // box.auth_url == "https://hub.example.com/auth/<token>"; the token is never stored
+//
+// Errors: InvalidArgument (bad id, unknown spoke, bad command), AlreadyExists (id taken),
+// NotFound (no such box), Unavailable (spoke down), DeadlineExceeded, ResourceExhausted (spoke
+// full); messages say what to do. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "common/clock.h"
+#include "hub/store/store.h"
+#include "llmbox/v1/box.grpc.pb.h"
+
+namespace llmbox::hub::boxes {
+
+// The spokes the hub can place boxes on, by name. Thread-safe.
+class SpokeDirectory {
+ public:
+  void Add(std::string name, std::shared_ptr<v1::BoxService::StubInterface> stub, bool local);
+  // nullptr when unknown.
+  std::shared_ptr<v1::BoxService::StubInterface> Find(std::string_view name) const;
+  struct Entry {
+    std::string name;
+    bool local = false;
+    std::shared_ptr<v1::BoxService::StubInterface> stub;
+  };
+  std::vector<Entry> List() const;  // by name
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, Entry, std::less<>> spokes_;
+};
+
+struct RegistryOptions {
+  std::string public_url = "http://127.0.0.1:8080";  // no trailing slash
+  std::string default_spoke = "local";
+  std::string default_image;                   // empty: the spoke's default
+  std::chrono::milliseconds create_timeout{180'000};  // spoke CreateBox, image pull included
+  std::chrono::milliseconds call_timeout{15'000};     // get/list/destroy/logs/health
+  std::chrono::milliseconds submit_timeout{90'000};
+  std::chrono::seconds default_exec_timeout{60};
+  std::chrono::seconds max_exec_timeout{300};
+  std::uint32_t max_exec_output_bytes = 64 << 10;
+  std::uint32_t default_log_lines = 200;
+  std::uint32_t max_log_lines = 5000;
+  std::uint32_t max_log_bytes = 64 << 10;
+};
+
+struct CreateRequest {
+  std::string box_id;  // empty: the hub picks one
+  std::string image;
+  std::string description;
+  std::string spoke;       // empty: placement
+  std::string created_by;  // API key name
+};
+
+struct CreatedBox {
+  store::BoxRecord record;
+  std::string auth_url;  // <public_url>/auth/<token>
+};
+
+struct LogsResult {
+  std::string logs;
+  bool truncated = false;
+};
+
+struct ExecResult {
+  int exit_code = 0;
+  std::string stdout_text;
+  std::string stderr_text;
+  bool truncated = false;
+  bool timed_out = false;
+};
+
+struct SpokeStatus {
+  std::string name;
+  bool local = false;
+  bool connected = false;
+  std::string error;  // why not connected
+  std::uint32_t max_boxes = 0;
+  std::uint32_t boxes = 0;
+};
+
+// What a code submission came to (for the activation page).
+struct SubmitResult {
+  bool activated = false;
+  std::string session_url;
+  std::string box_error;  // the box's own words when the code was refused
+  std::uint32_t attempts_remaining = 0;
+  store::BoxRecord record;
+};
+
+// Reports progress of a long call: (done, total, what is happening).
+using ProgressFn = std::function<void(double, double, std::string_view)>;
+
+class BoxRegistry {
+ public:
+  // `store`, `spokes` and `clock` must outlive the registry.
+  BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Clock& clock,
+              RegistryOptions options);
+
+  absl::StatusOr<CreatedBox> Create(const CreateRequest& request, const ProgressFn& progress);
+  absl::StatusOr<store::BoxRecord> Get(std::string_view box_id);
+  absl::StatusOr<std::vector<store::BoxRecord>> List(const store::BoxFilter& filter);
+  // Destroys on the spoke, then forgets the box. A box its spoke no longer has is forgotten too.
+  absl::Status Destroy(std::string_view box_id);
+  absl::StatusOr<LogsResult> Logs(std::string_view box_id, std::optional<std::uint32_t> tail);
+  // `cancel` may be set from another thread to abandon the exec.
+  absl::StatusOr<ExecResult> Exec(std::string_view box_id, const std::vector<std::string>& argv,
+                                  std::optional<std::chrono::seconds> timeout,
+                                  const std::function<void(std::function<void()>)>& on_cancel);
+  std::vector<SpokeStatus> Spokes();
+
+  // Activation (the page): the box whose token this is.
+  absl::StatusOr<store::BoxRecord> FindByToken(std::string_view token);
+  absl::StatusOr<SubmitResult> SubmitCode(std::string_view token, std::string_view code);
+
+  // Brings the registry in line with the spokes: a box its spoke no longer has becomes gone; a
+  // box the spoke reports in another phase takes it; a managed box the registry does not know
+  // is logged (and returned). Spokes that cannot be reached are skipped (and logged).
+  std::vector<std::string> Reconcile();
+
+ private:
+  std::string AuthUrl(std::string_view token) const;
+  absl::StatusOr<std::shared_ptr<v1::BoxService::StubInterface>> SpokeFor(
+      const store::BoxRecord& record) const;
+  std::int64_t NowMs();
+
+  store::Store& store_;
+  SpokeDirectory& spokes_;
+  common::Clock& clock_;
+  const RegistryOptions options_;
+  std::mutex submit_mu_;  // one code submission at a time per hub (a box has one stdin)
+};
+
+}  // namespace llmbox::hub::boxes

@@ -1,0 +1,150 @@
+// hub/config/hub_config.cc
+#include "hub/config/hub_config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "common/config.h"
+#include "common/status.h"
+
+namespace llmbox::hub::config {
+namespace {
+
+using common::ConfigMap;
+
+std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
+// "host:port", "[v6]:port"; the port is required.
+bool SplitHostPort(const std::string& text, std::string* host, int* port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) return false;
+  std::string h = text.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h.empty()) return false;
+  int p = 0;
+  for (char c : text.substr(colon + 1)) {
+    if (c < '0' || c > '9') return false;
+    p = p * 10 + (c - '0');
+    if (p > 65535) return false;
+  }
+  *host = h;
+  *port = p;
+  return true;
+}
+
+absl::Status ReadHub(ConfigMap& m, const std::string& base, HubConfig* c) {
+  std::string listen;
+  LLMBOX_RETURN_IF_ERROR(m.Str("listen", &listen));
+  if (!listen.empty() && !SplitHostPort(listen, &c->listen_host, &c->listen_port)) {
+    return m.Error("listen", "must be host:port (127.0.0.1:8080, [::1]:8080, 0.0.0.0:443)");
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Str("public_url", &c->public_url));
+  if (!c->public_url.empty()) {
+    if (c->public_url.rfind("http://", 0) != 0 && c->public_url.rfind("https://", 0) != 0) {
+      return m.Error("public_url", "must start with http:// or https://");
+    }
+    while (!c->public_url.empty() && c->public_url.back() == '/') c->public_url.pop_back();
+    if (c->public_url.find('/', c->public_url.find("//") + 2) != std::string::npos) {
+      return m.Error("public_url", "must be an origin without a path (https://hub.example.com)");
+    }
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Str("state_dir", &c->state_dir));
+  c->state_dir = Resolve(base, c->state_dir);
+  LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_origins", &c->allowed_origins));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_hosts", &c->allowed_hosts));
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_connections", &c->max_connections, 1, 100000));
+  LLMBOX_RETURN_IF_ERROR(m.Int("worker_threads", &c->worker_threads, 2, 1024));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("idle_timeout", &c->idle_timeout));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("reconcile_interval", &c->reconcile_interval));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> tls, m.Map("tls"));
+  if (tls) {
+    LLMBOX_RETURN_IF_ERROR(tls->Str("cert_file", &c->tls_cert_file));
+    LLMBOX_RETURN_IF_ERROR(tls->Str("key_file", &c->tls_key_file));
+    c->tls_cert_file = Resolve(base, c->tls_cert_file);
+    c->tls_key_file = Resolve(base, c->tls_key_file);
+    if (c->tls_cert_file.empty() != c->tls_key_file.empty()) {
+      return tls->Error(c->tls_cert_file.empty() ? "cert_file" : "key_file",
+                        "cert_file and key_file go together");
+    }
+    LLMBOX_RETURN_IF_ERROR(tls->Finish());
+  }
+  return m.Finish();
+}
+
+absl::Status ReadAuth(ConfigMap& m, HubConfig* c) {
+  std::string mode;
+  LLMBOX_RETURN_IF_ERROR(m.Str("api_keys", &mode));
+  if (mode == "auto" || mode.empty()) {
+    c->api_keys = ApiKeyMode::kAuto;
+  } else if (mode == "required") {
+    c->api_keys = ApiKeyMode::kRequired;
+  } else if (mode == "off") {
+    c->api_keys = ApiKeyMode::kOff;
+  } else {
+    return m.Error("api_keys", "must be auto, required or off, got \"" + mode + "\"");
+  }
+  return m.Finish();
+}
+
+}  // namespace
+
+bool IsLoopbackHost(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
+                                         const std::string& base_dir) {
+  LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
+  ConfigMap root = doc.Root();
+  HubConfig config;
+  config.local_spoke_config.docker.unix_socket = "/var/run/docker.sock";
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> hub, root.Map("hub"));
+  if (hub) LLMBOX_RETURN_IF_ERROR(ReadHub(*hub, base_dir, &config));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> auth, root.Map("auth"));
+  if (auth) LLMBOX_RETURN_IF_ERROR(ReadAuth(*auth, &config));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> log, root.Map("log"));
+  if (log) LLMBOX_RETURN_IF_ERROR(common::ReadLogConfig(*log, &config.log));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> local, root.Map("local_spoke"));
+  if (local) {
+    LLMBOX_RETURN_IF_ERROR(local->Bool("enabled", &config.local_spoke));
+    LLMBOX_RETURN_IF_ERROR(
+        spoke::config::ReadBoxHostSections(*local, base_dir, &config.local_spoke_config));
+    LLMBOX_RETURN_IF_ERROR(local->Finish());
+  }
+  LLMBOX_RETURN_IF_ERROR(root.Finish());
+
+  const bool loopback = IsLoopbackHost(config.listen_host);
+  if (config.api_keys == ApiKeyMode::kOff && !loopback) {
+    return absl::InvalidArgumentError(
+        "config: auth.api_keys: off is refused when hub.listen is not a loopback address (" +
+        config.listen_host + "): anyone who reaches the port could run boxes");
+  }
+  config.api_keys_required = config.api_keys == ApiKeyMode::kRequired ||
+                             (config.api_keys == ApiKeyMode::kAuto && !loopback);
+  if (config.public_url.empty()) {
+    const bool v6 = config.listen_host.find(':') != std::string::npos;
+    config.public_url = std::string(config.tls_cert_file.empty() ? "http" : "https") + "://" +
+                        (v6 ? "[" + config.listen_host + "]" : config.listen_host) + ":" +
+                        std::to_string(config.listen_port);
+  }
+  config.local_spoke_config.name = "local";
+  config.local_spoke_config.state_dir = config.state_dir + "/local-spoke";
+  config.local_spoke_config.boxes.spoke_name = "local";
+  config.local_spoke_config.boxes.state_dir = config.local_spoke_config.state_dir;
+  return config;
+}
+
+absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError("config: cannot read " + path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return ParseHubConfig(text.str(), path, std::filesystem::absolute(path).parent_path().string());
+}
+
+}  // namespace llmbox::hub::config

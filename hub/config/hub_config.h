@@ -1,0 +1,54 @@
+// hub/config/hub_config.h
+//
+// The hub's configuration file (strict YAML, see docs/hub.md) as a plain struct.
+//
+//   LLMBOX_ASSIGN_OR_RETURN(HubConfig config, LoadHubConfig("/etc/llmbox/hub.yaml"));
+//
+// Every error names the key path and line. Relative paths are taken relative to the config
+// file's folder.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "common/log.h"
+#include "spoke/config/spoke_config.h"
+
+namespace llmbox::hub::config {
+
+enum class ApiKeyMode {
+  kAuto,      // required unless the hub listens on loopback only
+  kRequired,  // every MCP request needs a key
+  kOff,       // no keys (refused unless the hub listens on loopback only)
+};
+
+struct HubConfig {
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 8080;
+  std::string public_url;  // default http://<listen>; no trailing slash
+  std::string state_dir = "/var/lib/llmbox-hub";
+  std::vector<std::string> allowed_origins;  // beyond public_url's origin
+  std::vector<std::string> allowed_hosts;    // beyond public_url's host and loopback names
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  int max_connections = 1024;
+  int worker_threads = 32;
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds reconcile_interval{30'000};
+  ApiKeyMode api_keys = ApiKeyMode::kAuto;
+  bool api_keys_required = false;  // the resolved mode
+  bool local_spoke = true;
+  spoke::config::SpokeConfig local_spoke_config;  // named "local"
+  common::LogConfig log;
+};
+
+bool IsLoopbackHost(std::string_view host);
+
+absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path);
+absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
+                                         const std::string& base_dir);
+
+}  // namespace llmbox::hub::config

@@ -1,0 +1,711 @@
+// hub/mcp/endpoint.cc
+#include "hub/mcp/endpoint.h"
+
+#include <algorithm>
+#include <cctype>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+
+#include "spdlog/spdlog.h"
+
+#include "common/absl_compat.h"
+#include "common/secrets.h"
+#include "common/status.h"
+#include "hub/mcp/schema.h"
+
+namespace llmbox::hub::mcp {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kParseError = -32700;
+constexpr int kInvalidRequest = -32600;
+constexpr int kMethodNotFound = -32601;
+constexpr int kInvalidParams = -32602;
+// The TS SDK's transport-level codes; never the 2026-07-28 range -32020..-32022, which would
+// tell a dual-era client that we speak that revision (notes §1).
+constexpr int kTransportError = -32000;
+constexpr int kSessionNotFound = -32001;
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+std::vector<std::string_view> Split(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  for (std::size_t start = 0;;) {
+    const std::size_t end = text.find(separator, start);
+    parts.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) return parts;
+    start = end + 1;
+  }
+}
+
+// Bytes we did not write (tool output, client strings) may be invalid UTF-8; dump() would
+// throw on them.
+std::string Dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json ErrorObject(int code, std::string_view message, const json& id = nullptr) {
+  return {{"jsonrpc", "2.0"}, {"error", {{"code", code}, {"message", message}}}, {"id", id}};
+}
+
+json ResultObject(json result, const json& id) {
+  return {{"jsonrpc", "2.0"}, {"result", std::move(result)}, {"id", id}};
+}
+
+bool IsSupportedVersion(std::string_view version) {
+  return std::find(std::begin(kProtocolVersions), std::end(kProtocolVersions), version) !=
+         std::end(kProtocolVersions);
+}
+
+// Depth of the deepest array/object nesting, scanning outside strings; stops counting once
+// past `limit` so a 100,000-deep body costs one pass and no recursion.
+bool DeeperThan(std::string_view text, std::size_t limit) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// The media type without parameters, lowercased.
+std::string MediaType(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  return Lower(Trim(type));
+}
+
+bool AcceptsEventStream(std::optional<std::string_view> accept) {
+  if (!accept || Trim(*accept).empty()) return true;
+  for (std::string_view part : Split(*accept, ',')) {
+    const std::string type = MediaType(part);
+    if (type == "text/event-stream" || type == "*/*" || type == "text/*") return true;
+  }
+  return false;
+}
+
+struct Message {
+  json id;  // null for notifications
+  bool is_request = false;
+  bool is_notification = false;
+  std::string method;
+  json params;
+};
+
+// Shapes a parsed value into a Message; an error string for what is not JSON-RPC 2.0.
+std::optional<std::string> ReadMessage(const json& value, Message& out) {
+  if (!value.is_object()) return "a JSON-RPC message must be an object";
+  auto version = value.find("jsonrpc");
+  if (version == value.end() || *version != "2.0") return "jsonrpc must be \"2.0\"";
+  auto method = value.find("method");
+  auto id = value.find("id");
+  if (method == value.end()) {
+    // A response to a server request; the hub sends none, so it is accepted and dropped.
+    if (id == value.end() || (!value.contains("result") && !value.contains("error"))) {
+      return "a message needs a method (request or notification) or a result (response)";
+    }
+    return std::nullopt;
+  }
+  if (!method->is_string()) return "method must be a string";
+  out.method = method->get<std::string>();
+  if (auto params = value.find("params"); params != value.end()) {
+    if (!params->is_object() && !params->is_array()) return "params must be an object";
+    out.params = *params;
+  }
+  if (id == value.end()) {
+    out.is_notification = true;
+    return std::nullopt;
+  }
+  if (!id->is_string() && !id->is_number_integer()) {
+    return "id must be a string or an integer";
+  }
+  out.id = *id;
+  out.is_request = true;
+  return std::nullopt;
+}
+
+json ToolToJson(const Tool& tool) {
+  json out = {{"name", tool.name},
+              {"title", tool.title},
+              {"description", tool.description},
+              {"inputSchema", tool.input_schema}};
+  if (!tool.output_schema.is_null()) out["outputSchema"] = tool.output_schema;
+  out["annotations"] = {{"title", tool.title},
+                        {"readOnlyHint", tool.read_only},
+                        {"destructiveHint", tool.destructive},
+                        {"idempotentHint", tool.idempotent},
+                        {"openWorldHint", tool.open_world}};
+  return out;
+}
+
+json ToolResultToJson(const ToolResult& result) {
+  if (result.is_error) {
+    return {{"content", json::array({{{"type", "text"}, {"text", result.text}}})},
+            {"isError", true}};
+  }
+  const std::string text = result.text.empty() ? Dump(result.structured) : result.text;
+  return {{"content", json::array({{{"type", "text"}, {"text", text}}})},
+          {"structuredContent", result.structured},
+          {"isError", false}};
+}
+
+std::string SseEvent(const json& message) { return "event: message\ndata: " + Dump(message) + "\n\n"; }
+
+}  // namespace
+
+// One tools/call in flight: where its progress goes, and whether it was cancelled.
+class ActiveCall final : public CallContext {
+ public:
+  ActiveCall(std::shared_ptr<http::Responder> stream, json progress_token, std::string principal)
+      : stream_(std::move(stream)),
+        progress_token_(std::move(progress_token)),
+        principal_(std::move(principal)) {}
+
+  void Progress(double progress, std::optional<double> total, std::string_view message) override {
+    std::lock_guard lock(mu_);
+    if (stream_ == nullptr || progress_token_.is_null() || done_) return;
+    if (last_progress_ && progress <= *last_progress_) return;
+    last_progress_ = progress;
+    json params = {{"progressToken", progress_token_}, {"progress", progress}};
+    if (total) params["total"] = *total;
+    if (!message.empty()) params["message"] = message;
+    stream_->Write(SseEvent({{"jsonrpc", "2.0"},
+                             {"method", "notifications/progress"},
+                             {"params", std::move(params)}}));
+  }
+
+  bool Cancelled() const override { return cancelled_.load(); }
+
+  void OnCancel(std::function<void()> callback) override {
+    std::unique_lock lock(mu_);
+    if (!cancelled_.load()) {
+      on_cancel_.push_back(std::move(callback));
+      return;
+    }
+    lock.unlock();
+    callback();
+  }
+
+  const std::string& principal() const override { return principal_; }
+
+  void Cancel() {
+    std::vector<std::function<void()>> callbacks;
+    {
+      std::lock_guard lock(mu_);
+      if (cancelled_.exchange(true)) return;
+      callbacks.swap(on_cancel_);
+    }
+    for (auto& callback : callbacks) callback();
+  }
+
+  // Comment lines keep proxies from closing an idle stream and tell us when the client left.
+  void KeepAlive() {
+    std::lock_guard lock(mu_);
+    if (stream_ != nullptr && !done_) stream_->Write(": keepalive\n\n");
+  }
+
+  // Ends the stream with the response, unless the call was cancelled (the spec says a
+  // cancelled request gets no response).
+  void Finish(const json& response) {
+    std::lock_guard lock(mu_);
+    done_ = true;
+    on_cancel_.clear();
+    if (stream_ == nullptr) return;
+    if (!cancelled_.load()) stream_->Write(SseEvent(response));
+    stream_->Finish();
+  }
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<http::Responder> stream_;  // null when the reply is plain JSON
+  const json progress_token_;
+  const std::string principal_;
+  std::optional<double> last_progress_;
+  std::vector<std::function<void()>> on_cancel_;
+  std::atomic<bool> cancelled_{false};
+  bool done_ = false;
+};
+
+class McpEndpoint::Impl {
+ public:
+  Impl(EndpointOptions options, ToolSet& tools, common::Clock& clock)
+      : options_(std::move(options)), tools_(tools), clock_(clock) {
+    for (Tool& tool : tools_.Tools()) {
+      tool_list_.push_back(ToolToJson(tool));
+      tools_by_name_.emplace(tool.name, std::move(tool));
+    }
+    keepalive_thread_ = std::thread([this] { KeepAliveLoop(); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(timer_mu_);
+      stopping_ = true;
+    }
+    timer_cv_.notify_all();
+    keepalive_thread_.join();
+  }
+
+  void Handle(http::Request request, std::shared_ptr<http::Responder> responder);
+
+ private:
+  struct Reply {
+    int status = 200;
+    http::Headers headers;
+    std::string body;
+  };
+
+  // Request-wide facts gathered before dispatch.
+  struct Exchange {
+    http::Request request;
+    std::shared_ptr<http::Responder> responder;
+    http::Headers cors;  // added to every answer
+    std::string principal;
+    std::string session_id;  // validated, or empty
+  };
+
+  void Answer(Exchange& ex, int status, http::Headers headers, std::string body) {
+    for (auto& header : ex.cors) headers.push_back(header);
+    ex.responder->Respond({.status = status, .headers = std::move(headers), .body = std::move(body)});
+  }
+  void AnswerJson(Exchange& ex, int status, const json& body, http::Headers headers = {}) {
+    headers.emplace_back("Content-Type", "application/json");
+    if (!ex.session_id.empty()) headers.emplace_back("Mcp-Session-Id", ex.session_id);
+    Answer(ex, status, std::move(headers), Dump(body));
+  }
+  void AnswerError(Exchange& ex, int status, int code, std::string_view message,
+                   http::Headers headers = {}) {
+    AnswerJson(ex, status, ErrorObject(code, message), std::move(headers));
+  }
+
+  bool HostAllowed(const http::Request& request) const;
+  std::optional<std::string> AllowedOrigin(const http::Request& request, bool& bad) const;
+  void HandlePost(Exchange& ex);
+  void HandleDelete(Exchange& ex);
+  // Checks Mcp-Session-Id (when sent) and MCP-Protocol-Version; false when it answered.
+  bool CheckSessionAndVersion(Exchange& ex);
+  json Initialize(Exchange& ex, const Message& message);
+  // The result or error object for a non-initialize request; `stream` set for a streamed
+  // tools/call (then the caller must not answer again).
+  std::optional<json> Dispatch(Exchange& ex, const Message& message, bool may_stream);
+  json CallTool(Exchange& ex, const Message& message, bool may_stream, bool& streamed);
+
+  std::string NewSessionId(const std::string& principal);
+  bool SessionValid(std::string_view id, const std::string& principal);
+  std::string SessionMac(std::string_view nonce, std::string_view issued,
+                         const std::string& principal) const;
+
+  std::string CallKey(const std::string& session, const json& id) const {
+    return session + "\n" + Dump(id);
+  }
+  // Writes a comment to every open stream each keepalive_interval (on the clock, so a fake
+  // clock drives it in tests).
+  void KeepAliveLoop();
+
+  const EndpointOptions options_;
+  ToolSet& tools_;
+  common::Clock& clock_;
+  json tool_list_ = json::array();
+  std::map<std::string, Tool, std::less<>> tools_by_name_;
+
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<ActiveCall>> active_;  // by CallKey
+  std::unordered_set<std::string> deleted_;
+  std::deque<std::string> deleted_order_;
+
+  std::mutex timer_mu_;
+  std::condition_variable timer_cv_;
+  bool stopping_ = false;
+  std::thread keepalive_thread_;
+};
+
+void McpEndpoint::Impl::KeepAliveLoop() {
+  std::unique_lock lock(timer_mu_);
+  while (!stopping_) {
+    clock_.WaitUntil(lock, timer_cv_, clock_.SteadyNow() + options_.keepalive_interval,
+                     [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    std::vector<std::shared_ptr<ActiveCall>> calls;
+    {
+      std::lock_guard calls_lock(mu_);
+      for (auto& [key, call] : active_) calls.push_back(call);
+    }
+    for (auto& call : calls) call->KeepAlive();
+    lock.lock();
+  }
+}
+
+bool McpEndpoint::Impl::HostAllowed(const http::Request& request) const {
+  if (options_.allowed_hosts.empty()) return true;
+  auto host = request.Header("host");
+  if (!host) return false;
+  const std::string lowered = Lower(*host);
+  return std::find(options_.allowed_hosts.begin(), options_.allowed_hosts.end(), lowered) !=
+         options_.allowed_hosts.end();
+}
+
+std::optional<std::string> McpEndpoint::Impl::AllowedOrigin(const http::Request& request,
+                                                            bool& bad) const {
+  bad = false;
+  auto origin = request.Header("origin");
+  if (!origin) return std::nullopt;
+  const std::string lowered = Lower(*origin);
+  if (std::find(options_.allowed_origins.begin(), options_.allowed_origins.end(), lowered) ==
+      options_.allowed_origins.end()) {
+    bad = true;
+    return std::nullopt;
+  }
+  return std::string(*origin);
+}
+
+void McpEndpoint::Impl::Handle(http::Request request, std::shared_ptr<http::Responder> responder) {
+  Exchange ex{.request = std::move(request), .responder = std::move(responder)};
+  bool bad_origin = false;
+  std::optional<std::string> origin = AllowedOrigin(ex.request, bad_origin);
+  if (!HostAllowed(ex.request)) {
+    return AnswerError(ex, 403, kTransportError, "Forbidden: this Host is not served here");
+  }
+  if (bad_origin) {
+    return AnswerError(ex, 403, kTransportError, "Forbidden: this Origin is not allowed");
+  }
+  if (origin) {
+    ex.cors = {{"Access-Control-Allow-Origin", *origin},
+               {"Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate"},
+               {"Vary", "Origin"}};
+  }
+  const std::string& method = ex.request.method;
+  if (method == "OPTIONS") {
+    return Answer(ex, 204,
+                  {{"Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"},
+                   {"Access-Control-Allow-Headers",
+                    "Content-Type, Authorization, Mcp-Session-Id, MCP-Protocol-Version, "
+                    "Last-Event-ID, Mcp-Method, Mcp-Name"},
+                   {"Access-Control-Max-Age", "600"}},
+                  "");
+  }
+  if (options_.authenticate) {
+    auto principal = options_.authenticate(ex.request.Header("authorization"));
+    if (!principal.ok()) {
+      const bool forbidden = principal.status().code() == absl::StatusCode::kPermissionDenied;
+      std::string challenge = options_.www_authenticate;
+      if (ex.request.Header("authorization")) challenge += ", error=\"invalid_token\"";
+      return AnswerError(ex, forbidden ? 403 : 401, kTransportError, common::AsStd(principal.status().message()),
+                         {{"WWW-Authenticate", challenge}});
+    }
+    ex.principal = *std::move(principal);
+  }
+  if (method == "POST") return HandlePost(ex);
+  if (method == "DELETE") return HandleDelete(ex);
+  // The hub pushes nothing, so there is no server-initiated stream to open (notes §2.1).
+  return AnswerError(ex, 405, kTransportError, "Method not allowed: use POST",
+                     {{"Allow", "POST, DELETE, OPTIONS"}});
+}
+
+void McpEndpoint::Impl::HandleDelete(Exchange& ex) {
+  auto id = ex.request.Header("mcp-session-id");
+  if (!id) {
+    return AnswerError(ex, 400, kTransportError, "Bad Request: Mcp-Session-Id header is required");
+  }
+  if (!SessionValid(*id, ex.principal)) {
+    return AnswerError(ex, 404, kSessionNotFound, "Session not found");
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (deleted_.emplace(*id).second) {
+      deleted_order_.emplace_back(*id);
+      if (deleted_order_.size() > options_.max_deleted_sessions) {
+        deleted_.erase(deleted_order_.front());
+        deleted_order_.pop_front();
+      }
+    }
+  }
+  Answer(ex, 200, {}, "");
+}
+
+bool McpEndpoint::Impl::CheckSessionAndVersion(Exchange& ex) {
+  if (auto id = ex.request.Header("mcp-session-id")) {
+    if (!SessionValid(*id, ex.principal)) {
+      AnswerError(ex, 404, kSessionNotFound, "Session not found");
+      return false;
+    }
+    ex.session_id = std::string(*id);
+  }
+  if (auto version = ex.request.Header("mcp-protocol-version")) {
+    if (!IsSupportedVersion(Trim(*version))) {
+      AnswerError(ex, 400, kTransportError,
+                  "Bad Request: Unsupported protocol version " + std::string(*version) +
+                      " (supported: 2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05)");
+      return false;
+    }
+  }
+  return true;
+}
+
+void McpEndpoint::Impl::HandlePost(Exchange& ex) {
+  auto content_type = ex.request.Header("content-type");
+  if (!content_type || MediaType(*content_type) != "application/json") {
+    return AnswerError(ex, 415, kTransportError,
+                       "Unsupported Media Type: Content-Type must be application/json");
+  }
+  if (DeeperThan(ex.request.body, options_.max_json_depth)) {
+    return AnswerError(ex, 400, kParseError,
+                       "Parse error: JSON nested deeper than " +
+                           std::to_string(options_.max_json_depth) + " levels");
+  }
+  json body = json::parse(ex.request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) {
+    return AnswerError(ex, 400, kParseError, "Parse error: the body is not valid JSON");
+  }
+
+  if (body.is_array()) {
+    if (body.empty() || body.size() > options_.max_batch) {
+      return AnswerError(ex, 400, kInvalidRequest,
+                         "Invalid Request: a batch must hold 1.." +
+                             std::to_string(options_.max_batch) + " messages");
+    }
+    std::vector<Message> messages(body.size());
+    for (std::size_t i = 0; i < body.size(); ++i) {
+      if (auto problem = ReadMessage(body[i], messages[i])) {
+        return AnswerError(ex, 400, kInvalidRequest, "Invalid Request: " + *problem);
+      }
+      if (messages[i].method == "initialize") {
+        return AnswerError(ex, 400, kInvalidRequest,
+                           "Invalid Request: initialize must not be part of a batch");
+      }
+    }
+    if (!CheckSessionAndVersion(ex)) return;
+    json responses = json::array();
+    for (const Message& message : messages) {
+      if (message.is_request) responses.push_back(*Dispatch(ex, message, false));
+      if (message.is_notification && message.method == "notifications/cancelled") {
+        Dispatch(ex, message, false);
+      }
+    }
+    if (responses.empty()) return Answer(ex, 202, {}, "");
+    return AnswerJson(ex, 200, responses);
+  }
+
+  Message message;
+  if (auto problem = ReadMessage(body, message)) {
+    return AnswerError(ex, 400, kInvalidRequest, "Invalid Request: " + *problem);
+  }
+  if (message.is_request && message.method == "initialize") {
+    json reply = Initialize(ex, message);
+    return AnswerJson(ex, 200, reply);
+  }
+  if (!CheckSessionAndVersion(ex)) return;
+  if (!message.is_request) {
+    if (message.method == "notifications/cancelled") Dispatch(ex, message, false);
+    return Answer(ex, 202, {}, "");
+  }
+  const bool may_stream = AcceptsEventStream(ex.request.Header("accept"));
+  std::optional<json> reply = Dispatch(ex, message, may_stream);
+  if (reply) AnswerJson(ex, 200, *reply);
+}
+
+json McpEndpoint::Impl::Initialize(Exchange& ex, const Message& message) {
+  std::string requested;
+  if (message.params.is_object()) {
+    auto version = message.params.find("protocolVersion");
+    if (version != message.params.end() && version->is_string()) requested = *version;
+  }
+  // An unknown revision is answered with our newest, not an error: the client decides.
+  const std::string version =
+      IsSupportedVersion(requested) ? requested : std::string(kProtocolVersions[0]);
+  ex.session_id = NewSessionId(ex.principal);
+  json info = {{"name", options_.server_name},
+               {"title", options_.server_title},
+               {"version", options_.server_version}};
+  json result = {{"protocolVersion", version},
+                 {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", json::object()}}},
+                 {"serverInfo", std::move(info)}};
+  if (!options_.instructions.empty()) result["instructions"] = options_.instructions;
+  return ResultObject(std::move(result), message.id);
+}
+
+std::optional<json> McpEndpoint::Impl::Dispatch(Exchange& ex, const Message& message,
+                                                bool may_stream) {
+  const std::string& method = message.method;
+  if (message.is_notification) {
+    if (method == "notifications/cancelled" && message.params.is_object() &&
+        message.params.contains("requestId")) {
+      std::shared_ptr<ActiveCall> call;
+      {
+        std::lock_guard lock(mu_);
+        auto it = active_.find(CallKey(ex.session_id, message.params["requestId"]));
+        if (it != active_.end()) call = it->second;
+      }
+      if (call) call->Cancel();
+    }
+    return std::nullopt;
+  }
+  if (method == "ping") return ResultObject(json::object(), message.id);
+  if (method == "tools/list") return ResultObject({{"tools", tool_list_}}, message.id);
+  if (method == "logging/setLevel") {
+    static const std::set<std::string> kLevels = {"debug",    "info",  "notice", "warning",
+                                                  "error",    "critical", "alert", "emergency"};
+    if (!message.params.is_object() || !message.params.contains("level") ||
+        !message.params["level"].is_string() || !kLevels.contains(message.params["level"])) {
+      return ErrorObject(kInvalidParams, "Invalid params: level must be a syslog level name",
+                         message.id);
+    }
+    return ResultObject(json::object(), message.id);
+  }
+  if (method == "tools/call") {
+    bool streamed = false;
+    json reply = CallTool(ex, message, may_stream, streamed);
+    if (streamed) return std::nullopt;
+    return reply;
+  }
+  if (method == "initialize") {
+    return ErrorObject(kInvalidRequest, "Invalid Request: initialize must be sent on its own",
+                       message.id);
+  }
+  return ErrorObject(kMethodNotFound, "Method not found: " + method, message.id);
+}
+
+json McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bool may_stream,
+                                 bool& streamed) {
+  const json& params = message.params;
+  if (!params.is_object() || !params.contains("name") || !params["name"].is_string()) {
+    return ErrorObject(kInvalidParams, "Invalid params: tools/call needs a tool name",
+                       message.id);
+  }
+  const std::string name = params["name"];
+  auto tool = tools_by_name_.find(name);
+  if (tool == tools_by_name_.end()) {
+    return ErrorObject(kInvalidParams, "Unknown tool: " + name, message.id);
+  }
+  json arguments = json::object();
+  if (auto it = params.find("arguments"); it != params.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return ErrorObject(kInvalidParams, "Invalid params: arguments must be an object",
+                         message.id);
+    }
+    arguments = *it;
+  }
+  // Argument problems are tool errors (2025-11-25): the model reads them and corrects itself.
+  if (auto problem = SchemaProblem(tool->second.input_schema, arguments)) {
+    return ResultObject(ToolResultToJson(ToolResult::Error("invalid arguments: " + *problem)),
+                        message.id);
+  }
+  json progress_token;
+  if (auto meta = params.find("_meta"); meta != params.end() && meta->is_object()) {
+    if (auto token = meta->find("progressToken");
+        token != meta->end() && (token->is_string() || token->is_number_integer())) {
+      progress_token = *token;
+    }
+  }
+
+  std::shared_ptr<http::Responder> stream;
+  if (may_stream) {
+    http::Headers headers = {{"Content-Type", "text/event-stream"},
+                             {"Cache-Control", "no-cache"},
+                             {"X-Accel-Buffering", "no"}};
+    if (!ex.session_id.empty()) headers.emplace_back("Mcp-Session-Id", ex.session_id);
+    for (auto& header : ex.cors) headers.push_back(header);
+    ex.responder->StartStream(200, std::move(headers));
+    stream = ex.responder;
+    streamed = true;
+  }
+  auto call = std::make_shared<ActiveCall>(stream, progress_token, ex.principal);
+  const std::string key = CallKey(ex.session_id, message.id);
+  {
+    std::lock_guard lock(mu_);
+    active_[key] = call;
+  }
+  ToolResult result;
+  try {
+    result = tools_.Call(name, arguments, *call);
+  } catch (const std::exception& e) {
+    // A tool bug must not take the worker thread down with it.
+    spdlog::error("mcp: tool {} threw: {}", name, e.what());
+    result = ToolResult::Error("internal error in " + name);
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = active_.find(key); it != active_.end() && it->second == call) active_.erase(it);
+  }
+  json response = ResultObject(ToolResultToJson(result), message.id);
+  call->Finish(response);
+  return response;
+}
+
+std::string McpEndpoint::Impl::SessionMac(std::string_view nonce, std::string_view issued,
+                                          const std::string& principal) const {
+  return common::HmacSha256Hex(options_.session_key,
+                               "mcp-session\n" + std::string(nonce) + "\n" + std::string(issued) +
+                                   "\n" + principal)
+      .substr(0, 32);
+}
+
+// s1.<nonce>.<issued unix seconds>.<mac>: visible ASCII, bound to the caller by the MAC.
+std::string McpEndpoint::Impl::NewSessionId(const std::string& principal) {
+  auto nonce = common::RandomToken(16);
+  LLMBOX_CHECK(nonce.ok(), "the system's random source failed");
+  const std::string issued = std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.Now().time_since_epoch()).count());
+  return "s1." + *nonce + "." + issued + "." + SessionMac(*nonce, issued, principal);
+}
+
+bool McpEndpoint::Impl::SessionValid(std::string_view id, const std::string& principal) {
+  std::vector<std::string_view> parts = Split(id, '.');
+  if (parts.size() != 4 || parts[0] != "s1") return false;
+  if (!common::ConstantTimeEquals(SessionMac(parts[1], parts[2], principal), parts[3])) {
+    return false;
+  }
+  std::lock_guard lock(mu_);
+  return !deleted_.contains(std::string(id));
+}
+
+McpEndpoint::McpEndpoint(EndpointOptions options, ToolSet& tools, common::Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(options), tools, clock)) {}
+
+McpEndpoint::~McpEndpoint() = default;
+
+void McpEndpoint::Handle(http::Request request, std::shared_ptr<http::Responder> responder) {
+  impl_->Handle(std::move(request), std::move(responder));
+}
+
+http::Response McpEndpoint::HttpError(int status, std::string_view message) {
+  return {.status = status,
+          .headers = {{"Content-Type", "application/json"}},
+          .body = Dump(ErrorObject(kTransportError, message))};
+}
+
+}  // namespace llmbox::hub::mcp
