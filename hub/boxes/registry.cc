@@ -96,7 +96,13 @@ std::int64_t BoxRegistry::NowMs() {
 }
 
 std::string BoxRegistry::AuthUrl(std::string_view token) const {
+  std::lock_guard lock(options_mu_);
   return options_.public_url + "/auth/" + std::string(token);
+}
+
+void BoxRegistry::SetPublicUrl(std::string public_url) {
+  std::lock_guard lock(options_mu_);
+  options_.public_url = std::move(public_url);
 }
 
 absl::StatusOr<std::shared_ptr<v1::BoxService::StubInterface>> BoxRegistry::SpokeFor(

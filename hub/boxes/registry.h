@@ -130,6 +130,8 @@ class BoxRegistry {
                                   std::optional<std::chrono::seconds> timeout,
                                   const std::function<void(std::function<void()>)>& on_cancel);
   std::vector<SpokeStatus> Spokes();
+  // The origin auth URLs are built on (set once the hub knows its bound port).
+  void SetPublicUrl(std::string public_url);
 
   // Activation (the page): the box whose token this is.
   absl::StatusOr<store::BoxRecord> FindByToken(std::string_view token);
@@ -149,7 +151,8 @@ class BoxRegistry {
   store::Store& store_;
   SpokeDirectory& spokes_;
   common::Clock& clock_;
-  const RegistryOptions options_;
+  RegistryOptions options_;
+  mutable std::mutex options_mu_;  // guards options_.public_url
   std::mutex submit_mu_;  // one code submission at a time per hub (a box has one stdin)
 };
 

@@ -97,6 +97,13 @@ bool IsLoopbackHost(std::string_view host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+std::string DefaultPublicUrl(const HubConfig& config) {
+  const bool v6 = config.listen_host.find(':') != std::string::npos;
+  return std::string(config.tls_cert_file.empty() ? "http" : "https") + "://" +
+         (v6 ? "[" + config.listen_host + "]" : config.listen_host) + ":" +
+         std::to_string(config.listen_port);
+}
+
 absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
                                          const std::string& base_dir) {
   LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
@@ -126,12 +133,8 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
   }
   config.api_keys_required = config.api_keys == ApiKeyMode::kRequired ||
                              (config.api_keys == ApiKeyMode::kAuto && !loopback);
-  if (config.public_url.empty()) {
-    const bool v6 = config.listen_host.find(':') != std::string::npos;
-    config.public_url = std::string(config.tls_cert_file.empty() ? "http" : "https") + "://" +
-                        (v6 ? "[" + config.listen_host + "]" : config.listen_host) + ":" +
-                        std::to_string(config.listen_port);
-  }
+  config.public_url_is_default = config.public_url.empty();
+  if (config.public_url.empty()) config.public_url = DefaultPublicUrl(config);
   config.local_spoke_config.name = "local";
   config.local_spoke_config.state_dir = config.state_dir + "/local-spoke";
   config.local_spoke_config.boxes.spoke_name = "local";

@@ -29,6 +29,7 @@ struct HubConfig {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;
   std::string public_url;  // default http://<listen>; no trailing slash
+  bool public_url_is_default = true;
   std::string state_dir = "/var/lib/llmbox-hub";
   std::vector<std::string> allowed_origins;  // beyond public_url's origin
   std::vector<std::string> allowed_hosts;    // beyond public_url's host and loopback names
@@ -46,6 +47,8 @@ struct HubConfig {
 };
 
 bool IsLoopbackHost(std::string_view host);
+// http(s)://<listen host>:<listen port>, https when the hub has its own TLS certificate.
+std::string DefaultPublicUrl(const HubConfig& config);
 
 absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path);
 absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,

@@ -22,6 +22,7 @@
 #include "common/secrets.h"
 #include "llmbox/v1/box.grpc.pb.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/child_process.h"
 #include "tests/support/test_pki.h"
 
 namespace llmbox::testing {
@@ -30,66 +31,12 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-std::string ReadAll(const fs::path& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-// llmbox-spoke serve, its stderr in a file.
-class SpokeProcess {
+// llmbox-spoke serve, its output in a file.
+class SpokeProcess : public ChildProcess {
  public:
-  SpokeProcess(const fs::path& config, const fs::path& log) : log_(log) {
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      ::dup2(fd, 2);
-      ::execl(LLMBOX_SPOKE_BIN, LLMBOX_SPOKE_BIN, "serve", "--config", config.c_str(), nullptr);
-      ::_exit(127);
-    }
-  }
-  ~SpokeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  // The port from "serving on port N" in the log, waiting up to 30 s for it.
-  int Port() {
-    static const std::regex serving("serving on port ([0-9]+)");
-    for (int i = 0; i < 300; ++i) {
-      std::smatch m;
-      const std::string log = ReadAll(log_);
-      if (std::regex_search(log, m, serving)) return std::stoi(m[1]);
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        FAIL("llmbox-spoke exited early: " << log);
-      }
-      std::this_thread::sleep_for(100ms);  // bounded wait for a real process to start
-    }
-    FAIL("llmbox-spoke did not start: " << ReadAll(log_));
-    return 0;
-  }
-  // SIGTERM, then the exit status (-1 when it did not exit within 20 s).
-  int Stop() {
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 200; ++i) {
-      int status;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-    return -1;
-  }
-
- private:
-  fs::path log_;
-  pid_t pid_ = -1;
+  SpokeProcess(const fs::path& config, const fs::path& log)
+      : ChildProcess({LLMBOX_SPOKE_BIN, "serve", "--config", config.string()}, log) {}
+  int Port() { return std::stoi(WaitForLog("serving on port ([0-9]+)", 30s)); }
 };
 
 common::TlsPems Issue(const common::CertifiedKey& ca, const std::string& uri) {
@@ -164,7 +111,7 @@ TEST_CASE("llmbox-spoke serves over mutual TLS and keeps a pending box across a 
     CHECK(process.Stop() == 0);
   }
   // The log is JSON lines and holds neither the code nor the authorize URL.
-  const std::string log = ReadAll(dir / "spoke-1.log") + ReadAll(dir / "spoke-2.log");
+  const std::string log = ReadFileOrEmpty(dir / "spoke-1.log") + ReadFileOrEmpty(dir / "spoke-2.log");
   INFO(log);
   CHECK(log.find("\"level\":\"info\"") != std::string::npos);
   CHECK(log.find("serving on port") != std::string::npos);
@@ -182,7 +129,7 @@ TEST_CASE("llmbox-spoke refuses a bad config with the key and line", "[e2e]") {
                               (dir / "bad.yaml").string() + " 2> " + (dir / "err").string();
   const int status = std::system(command.c_str());
   CHECK(WEXITSTATUS(status) == 1);
-  CHECK(ReadAll(dir / "err") ==
+  CHECK(ReadFileOrEmpty(dir / "err") ==
         "llmbox-spoke: config: boxes.max_boxes (line 4): must be 1..1000, got 0\n");
   fs::remove_all(dir);
 }

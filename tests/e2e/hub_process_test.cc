@@ -1,0 +1,166 @@
+// The llmbox-hub binary as a process with its in-process spoke on the rig's engine, driven by
+// the official MCP TypeScript SDK client (tests/e2e/node), the way a chatbot would.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/secrets.h"
+#include "tests/rig/rig_env.h"
+#include "tests/support/child_process.h"
+
+namespace llmbox::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string UniqueId(const std::string& prefix) {
+  auto token = common::RandomToken(6);
+  REQUIRE(token.ok());
+  return prefix + "-" + common::HexEncode(*token).substr(0, 10);
+}
+
+struct HubDir {
+  explicit HubDir(const std::string& name)
+      : path(fs::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~HubDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path path;
+};
+
+// A hub config on loopback port 0 with the local spoke on the rig's engine.
+void WriteConfig(const fs::path& dir, const RigEnv& rig, const std::string& claude_bin,
+                 const std::string& api_keys) {
+  std::ofstream(dir / "hub.yaml")
+      << "hub:\n  listen: 127.0.0.1:0\n  state_dir: state\n"
+      << "auth:\n  api_keys: " << api_keys << "\n"
+      << "local_spoke:\n"
+      << "  docker:\n    socket: " << rig.docker_sock << "\n"
+      << "  boxes:\n    default_image: " << rig.box_image << "\n    claude_bin: " << claude_bin
+      << "\n    memory: 1GiB\n    stop_grace: 1s\n"
+      << "log:\n  level: debug\n  format: json\n";
+}
+
+std::string NodeScript(const std::string& name) {
+  return std::string(LLMBOX_E2E_NODE_DIR) + "/" + name;
+}
+
+// What an authorize URL or a PKCE exchange looks like; none may leave the hub over MCP.
+void CheckNoSecrets(const std::string& text) {
+  CHECK(text.find("/oauth/authorize") == std::string::npos);
+  CHECK(text.find("code_challenge") == std::string::npos);
+  CHECK(text.find("client_id=") == std::string::npos);
+}
+
+TEST_CASE("the MCP SDK client takes a real box through create, get, logs, exec and destroy",
+          "[e2e][hub]") {
+  const auto& rig = Rig();
+  HubDir dir("llmbox-hub-e2e");
+  WriteConfig(dir.path, rig, rig.claude_bin, "required");
+
+  ChildProcess create_key({LLMBOX_HUB_BIN, "apikey", "create", "--name", "e2e", "--config",
+                           (dir.path / "hub.yaml").string()},
+                          dir.path / "apikey.log");
+  REQUIRE(create_key.Wait(30s) == 0);
+  const std::string key = create_key.WaitForLog("(llmbox_[A-Za-z0-9_-]{40,})");
+
+  ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", (dir.path / "hub.yaml").string()},
+                   dir.path / "hub.log");
+  const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
+
+  const std::string box_id = UniqueId("sdk");
+  ChildProcess client({"node", NodeScript("mcp_client_e2e.mjs"), url + "/", box_id, key},
+                      dir.path / "client.log");
+  const int exit_code = client.Wait(300s);
+  const std::string output = client.Log();
+  INFO(output);
+  REQUIRE(exit_code == 0);
+  CHECK(output.find("\nOK") != std::string::npos);
+  // Every tool result the client saw, and the hub's own log.
+  CheckNoSecrets(output);
+  CHECK(hub.Stop() == 0);
+  CheckNoSecrets(hub.Log());
+
+  SECTION("a revoked key is refused while the hub serves") {
+    ChildProcess again({LLMBOX_HUB_BIN, "serve", "--config", (dir.path / "hub.yaml").string()},
+                       dir.path / "hub-2.log");
+    const std::string url2 = again.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
+    ChildProcess list({"node", NodeScript("mcp_call.mjs"), url2 + "/", key, "list_llmboxes",
+                       "{}"},
+                      dir.path / "list.log");
+    REQUIRE(list.Wait(60s) == 0);
+    ChildProcess revoke({LLMBOX_HUB_BIN, "apikey", "revoke", "--name", "e2e", "--config",
+                         (dir.path / "hub.yaml").string()},
+                        dir.path / "revoke.log");
+    REQUIRE(revoke.Wait(30s) == 0);
+    ChildProcess refused({"node", NodeScript("mcp_call.mjs"), url2 + "/", key, "list_llmboxes",
+                          "{}"},
+                         dir.path / "refused.log");
+    CHECK(refused.Wait(60s) != 0);
+    CHECK(refused.Log().find("401") != std::string::npos);
+  }
+}
+
+TEST_CASE("a box created before a hub restart is still listed and can still be activated",
+          "[e2e][hub]") {
+  const auto& rig = Rig();
+  HubDir dir("llmbox-hub-restart");
+  // The stand-in Claude takes any code of the right shape, so the box can be activated here.
+  WriteConfig(dir.path, rig, rig.standin_claude, "off");
+  const std::string config = (dir.path / "hub.yaml").string();
+  const std::string box_id = UniqueId("restart");
+  std::string auth_url;
+  {
+    ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", config}, dir.path / "hub-1.log");
+    const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
+    ChildProcess create({"node", NodeScript("mcp_call.mjs"), url + "/", "", "create_llmbox",
+                         nlohmann::json{{"box_id", box_id}}.dump()},
+                        dir.path / "create.log");
+    REQUIRE(create.Wait(120s) == 0);
+    auth_url = create.WaitForLog("\"auth_url\":\"([^\"]+)\"");
+    REQUIRE(hub.Stop() == 0);
+  }
+  ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", config}, dir.path / "hub-2.log");
+  const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
+  ChildProcess get({"node", NodeScript("mcp_call.mjs"), url + "/", "", "get_llmbox",
+                    nlohmann::json{{"box_id", box_id}}.dump()},
+                   dir.path / "get.log");
+  REQUIRE(get.Wait(60s) == 0);
+  CHECK(get.Log().find("\"status\":\"pending\"") != std::string::npos);
+
+  // The activation link from before the restart still works (the port changed with the
+  // restart: port 0; the token is what matters).
+  const std::string token = auth_url.substr(auth_url.rfind('/') + 1);
+  ChildProcess activate({"node", NodeScript("activate.mjs"), url + "/auth/" + token,
+                         "standin-ok-1234#state-abcdef"},
+                        dir.path / "activate.log");
+  REQUIRE(activate.Wait(120s) == 0);
+  ChildProcess ready({"node", NodeScript("mcp_call.mjs"), url + "/", "", "get_llmbox",
+                      nlohmann::json{{"box_id", box_id}}.dump()},
+                     dir.path / "ready.log");
+  REQUIRE(ready.Wait(60s) == 0);
+  CHECK(ready.Log().find("\"status\":\"ready\"") != std::string::npos);
+  CHECK(ready.Log().find("\"session_url\"") != std::string::npos);
+
+  ChildProcess destroy({"node", NodeScript("mcp_call.mjs"), url + "/", "", "destroy_llmbox",
+                        nlohmann::json{{"box_id", box_id}}.dump()},
+                       dir.path / "destroy.log");
+  CHECK(destroy.Wait(60s) == 0);
+  CHECK(hub.Stop() == 0);
+}
+
+}  // namespace
+}  // namespace llmbox::testing
