@@ -49,6 +49,23 @@ absl::Status MakeError(sqlite3* db, std::string_view what, int rc) {
   return absl::Status(CodeFor(rc), text);
 }
 
+// Names a statement in an error message: the start of its SQL, on one line. Whole queries
+// (or a migration's schema) would drown the error itself.
+std::string Abbreviated(std::string_view sql) {
+  constexpr std::size_t kMaxChars = 60;
+  std::string text;
+  for (char c : sql) {
+    if (text.size() == kMaxChars) {
+      text += "...";
+      break;
+    }
+    const bool space = c == ' ' || c == '\n' || c == '\t';
+    if (space && (text.empty() || text.back() == ' ')) continue;
+    text += space ? ' ' : c;
+  }
+  return "\"" + text + "\"";
+}
+
 }  // namespace
 
 // ---- Statement ----
@@ -109,7 +126,7 @@ absl::StatusOr<bool> Statement::Step() {
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return db_->Error("step", rc);
+  return db_->Error("step " + Abbreviated(sqlite3_sql(stmt_)), rc);
 }
 
 absl::Status Statement::Run() {
@@ -162,21 +179,22 @@ Db::~Db() {
 absl::Status Db::Exec(std::string_view sql) {
   const std::string text(sql);
   const int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return Error(text, rc);
+  if (rc != SQLITE_OK) return Error("exec " + Abbreviated(sql), rc);
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Db::QueryText(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
-  if (rc != SQLITE_OK) return Error(sql, rc);
+  if (rc != SQLITE_OK) return Error("prepare " + Abbreviated(sql), rc);
   rc = sqlite3_step(stmt);
   std::string value;
   if (rc == SQLITE_ROW) {
     const unsigned char* text = sqlite3_column_text(stmt, 0);
     if (text != nullptr) value = reinterpret_cast<const char*>(text);
   }
-  absl::Status status = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? absl::OkStatus() : Error(sql, rc);
+  absl::Status status =
+      (rc == SQLITE_ROW || rc == SQLITE_DONE) ? absl::OkStatus() : Error(Abbreviated(sql), rc);
   sqlite3_finalize(stmt);
   LLMBOX_RETURN_IF_ERROR(status);
   return value;
@@ -190,7 +208,7 @@ absl::StatusOr<Statement> Db::Prepare(std::string_view sql) {
     // outside its short-lived lookaside memory.
     const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                       SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
-    if (rc != SQLITE_OK) return Error("prepare \"" + std::string(sql) + "\"", rc);
+    if (rc != SQLITE_OK) return Error("prepare " + Abbreviated(sql), rc);
     it = cache_.emplace(std::string(sql), CachedStatement{.stmt = stmt}).first;
   }
   LLMBOX_CHECK(!it->second.in_use, "a cached SQLite statement was borrowed twice at once");
