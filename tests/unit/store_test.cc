@@ -1,4 +1,7 @@
+#include <spawn.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -7,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "common/secrets.h"
 #include "hub/store/sqlite_store.h"
@@ -339,6 +343,44 @@ TEST_CASE("a key revoked through a second store on the same file is refused by t
   cli.reset();
 
   REQUIRE(hub->FindLiveApiKey(Sha256Hex("key-ci")).status().code() == absl::StatusCode::kNotFound);
+}
+
+// Run by the next test in a second process (this binary again), the way the CLI revokes a
+// key while the hub serves. Hidden from the default run and from ctest.
+TEST_CASE("helper: revoke the key named in LLMBOX_TEST_STORE_KEY", "[.store-child]") {
+  const char* path = std::getenv("LLMBOX_TEST_STORE_PATH");
+  const char* name = std::getenv("LLMBOX_TEST_STORE_KEY");
+  if (path == nullptr || name == nullptr) return;
+  auto store = OpenOrDie(path);
+  absl::Status status = store->RevokeApiKey(name, 42);
+  INFO(status.ToString());
+  REQUIRE(status.ok());
+}
+
+TEST_CASE("a key revoked by another process is refused on the next lookup", "[store]") {
+  ScratchDir dir("store");
+  const std::string path = (dir.path() / "hub.db").string();
+  auto hub = OpenOrDie(path);
+  REQUIRE(hub->InsertApiKey(Key("ci")).ok());
+  REQUIRE(hub->FindLiveApiKey(Sha256Hex("key-ci")).ok());
+
+  const std::string path_env = "LLMBOX_TEST_STORE_PATH=" + path;
+  std::string key_env = "LLMBOX_TEST_STORE_KEY=ci";
+  std::string self = "/proc/self/exe";
+  std::string test = "helper: revoke the key named in LLMBOX_TEST_STORE_KEY";
+  std::string out_flag = "--out";
+  std::string out = "/dev/null";
+  char* argv[] = {self.data(), test.data(), out_flag.data(), out.data(), nullptr};
+  char* envp[] = {const_cast<char*>(path_env.c_str()), key_env.data(), nullptr};
+  pid_t pid = 0;
+  REQUIRE(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp) == 0);
+  int wstatus = 0;
+  REQUIRE(waitpid(pid, &wstatus, 0) == pid);
+  REQUIRE(WIFEXITED(wstatus));
+  REQUIRE(WEXITSTATUS(wstatus) == 0);
+
+  REQUIRE(hub->FindLiveApiKey(Sha256Hex("key-ci")).status().code() == absl::StatusCode::kNotFound);
+  REQUIRE(hub->ListApiKeys().value().at(0).revoked_at_ms == 42);
 }
 
 TEST_CASE("eight threads reading and writing at once see no errors", "[store]") {
