@@ -1,0 +1,568 @@
+// hub/store/sqlite_store.cc
+#include "hub/store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include <sys/stat.h>
+
+#include "common/status.h"
+#include "hub/store/sqlite.h"
+
+namespace llmbox::hub::store {
+namespace {
+
+using sqlite::Db;
+using sqlite::Statement;
+using sqlite::Transaction;
+
+// The schema, one step per version: kMigrations[i] takes user_version i to i + 1. Append
+// only; a released step never changes, since files in the field already ran it.
+//
+// Box ids are unique case-insensitively through box_key, the ASCII-lowercased id (ids are
+// ASCII; SQLite's lower() folds ASCII only, the same as absl::AsciiStrToLower, and the CHECK
+// keeps the two in step). token_hash is NULL until the box has a token, so many token-less
+// boxes do not collide on the UNIQUE constraint.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE boxes (
+  box_key TEXT PRIMARY KEY NOT NULL CHECK (box_key = lower(box_id)),
+  box_id TEXT NOT NULL,
+  spoke TEXT NOT NULL,
+  container_id TEXT NOT NULL,
+  image TEXT NOT NULL,
+  description TEXT NOT NULL,
+  phase TEXT NOT NULL
+    CHECK (phase IN ('creating', 'pending', 'activating', 'ready', 'error', 'gone')),
+  session_url TEXT NOT NULL,
+  last_error TEXT NOT NULL,
+  authorize_url TEXT NOT NULL,
+  token_hash TEXT UNIQUE CHECK (token_hash <> ''),
+  created_by TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  activation_attempts INTEGER NOT NULL CHECK (activation_attempts >= 0)
+) STRICT;
+CREATE INDEX boxes_by_phase ON boxes (phase);
+CREATE INDEX boxes_by_spoke ON boxes (spoke);
+CREATE INDEX boxes_by_created_at ON boxes (created_at_ms, box_key);
+
+CREATE TABLE api_keys (
+  name TEXT PRIMARY KEY NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  created_at_ms INTEGER NOT NULL,
+  revoked_at_ms INTEGER,
+  last_used_at_ms INTEGER
+) STRICT;
+)sql",
+};
+
+// A macro rather than a std::string so that every query stays one literal: the literal is
+// the key of the connection's prepared-statement cache. Column order matches ReadBox.
+#define LLMBOX_BOX_COLUMNS                                                               \
+  "box_id, spoke, container_id, image, description, phase, session_url, last_error, "    \
+  "authorize_url, token_hash, created_by, created_at_ms, expires_at_ms, updated_at_ms, " \
+  "activation_attempts"
+#define LLMBOX_SELECT_BOXES "SELECT " LLMBOX_BOX_COLUMNS " FROM boxes"
+#define LLMBOX_BOX_ORDER " ORDER BY created_at_ms, box_key"
+#define LLMBOX_KEY_COLUMNS "name, hash, created_at_ms, revoked_at_ms, last_used_at_ms"
+
+std::string BoxKey(std::string_view box_id) { return absl::AsciiStrToLower(std::string(box_id)); }
+
+std::string Quoted(std::string_view text) {
+  std::string out = "\"";
+  out.append(text);
+  out.append("\"");
+  return out;
+}
+
+// Prefixes SQLite's own errors (all "sqlite: ...", see sqlite.h) with the store operation,
+// leaving the store's messages (NotFound, AlreadyExists) as written.
+absl::Status WithOperation(const absl::Status& status, std::string_view operation) {
+  if (status.ok() || !absl::StartsWith(status.message(), "sqlite: ")) return status;
+  std::string message = "store: ";
+  message.append(operation);
+  message.append(": ");
+  message.append(status.message().data(), status.message().size());
+  return absl::Status(status.code(), message);
+}
+
+absl::StatusOr<std::unique_ptr<Db>> OpenConnection(const std::string& path, Db::Mode mode) {
+  LLMBOX_ASSIGN_OR_RETURN(std::unique_ptr<Db> db,
+                          Db::Open(path, mode, SqliteStore::kBusyTimeoutMs));
+  // synchronous=FULL: a commit is on disk before it returns. NORMAL would be safe against
+  // corruption in WAL mode but may lose the last commits on power loss, and a lost commit
+  // here is a revoked API key coming back or a box the hub forgot; the hub writes a few
+  // rows a second at most, so the fsync per commit costs nothing that matters.
+  LLMBOX_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL"));
+  return db;
+}
+
+// Binds ?1..?15 in LLMBOX_BOX_COLUMNS order and ?16 to the box key.
+absl::Status BindBox(Statement& s, const BoxRecord& box) {
+  LLMBOX_RETURN_IF_ERROR(s.Bind(1, box.box_id));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(2, box.spoke));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(3, box.container_id));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(4, box.image));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(5, box.description));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(6, PhaseName(box.phase)));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(7, box.session_url));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(8, box.last_error));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(9, box.authorize_url));
+  if (box.token_hash.empty()) {
+    LLMBOX_RETURN_IF_ERROR(s.BindNull(10));
+  } else {
+    LLMBOX_RETURN_IF_ERROR(s.Bind(10, box.token_hash));
+  }
+  LLMBOX_RETURN_IF_ERROR(s.Bind(11, box.created_by));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(12, box.created_at_ms));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(13, box.expires_at_ms));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(14, box.updated_at_ms));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(15, static_cast<std::int64_t>(box.activation_attempts)));
+  return s.Bind(16, BoxKey(box.box_id));
+}
+
+absl::StatusOr<BoxRecord> ReadBox(const Statement& s) {
+  BoxRecord box;
+  box.box_id = s.ColumnText(0);
+  box.spoke = s.ColumnText(1);
+  box.container_id = s.ColumnText(2);
+  box.image = s.ColumnText(3);
+  box.description = s.ColumnText(4);
+  const std::string phase = s.ColumnText(5);
+  std::optional<Phase> parsed = ParsePhase(phase);
+  if (!parsed.has_value()) {
+    // The CHECK constraint admits only known phases, so this is a file written by a newer
+    // schema we failed to refuse, or a bug.
+    return absl::InternalError("store: box " + Quoted(box.box_id) + " has unknown phase " +
+                               Quoted(phase));
+  }
+  box.phase = *parsed;
+  box.session_url = s.ColumnText(6);
+  box.last_error = s.ColumnText(7);
+  box.authorize_url = s.ColumnText(8);
+  box.token_hash = s.ColumnText(9);
+  box.created_by = s.ColumnText(10);
+  box.created_at_ms = s.ColumnInt64(11);
+  box.expires_at_ms = s.ColumnInt64(12);
+  box.updated_at_ms = s.ColumnInt64(13);
+  box.activation_attempts = static_cast<std::uint32_t>(s.ColumnInt64(14));
+  return box;
+}
+
+ApiKeyRecord ReadApiKey(const Statement& s) {
+  ApiKeyRecord key;
+  key.name = s.ColumnText(0);
+  key.hash = s.ColumnText(1);
+  key.created_at_ms = s.ColumnInt64(2);
+  key.revoked_at_ms = s.ColumnOptionalInt64(3);
+  key.last_used_at_ms = s.ColumnOptionalInt64(4);
+  return key;
+}
+
+// The first column of the first row of `sql` with ?1 bound to `value`, or nullopt.
+absl::StatusOr<std::optional<std::string>> LookUpText(Db& db, std::string_view sql,
+                                                      std::string_view value) {
+  LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare(sql));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(1, value));
+  LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+  if (!row) return std::nullopt;
+  return s.ColumnText(0);
+}
+
+// After a UNIQUE violation writing `box`: the message naming the box that holds its id or
+// its token hash. An update hits its own row by key, so only an insert checks the id.
+absl::Status BoxConflict(Db& db, const BoxRecord& box, bool inserting,
+                         const absl::Status& violation) {
+  const std::string key = BoxKey(box.box_id);
+  if (inserting) {
+    LLMBOX_ASSIGN_OR_RETURN(std::optional<std::string> holder,
+                            LookUpText(db, "SELECT box_id FROM boxes WHERE box_key = ?1", key));
+    if (holder.has_value()) {
+      return absl::AlreadyExistsError("box id " + Quoted(box.box_id) + " is taken (by box " +
+                                      Quoted(*holder) + ")");
+    }
+  }
+  if (!box.token_hash.empty()) {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s,
+        db.Prepare("SELECT box_id FROM boxes WHERE token_hash = ?1 AND box_key <> ?2"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, box.token_hash));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, key));
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (row) {
+      return absl::AlreadyExistsError("box " + Quoted(box.box_id) +
+                                      ": its activation token hash is already used by box " +
+                                      Quoted(s.ColumnText(0)));
+    }
+  }
+  return violation;
+}
+
+}  // namespace
+
+// ---- Reader pool ----
+
+class SqliteStore::Reader {
+ public:
+  Reader(SqliteStore* store, std::unique_ptr<Db> db) : store_(store), db_(std::move(db)) {}
+  Reader(Reader&& other) noexcept = default;
+  Reader& operator=(Reader&&) = delete;
+  ~Reader() {
+    if (db_ != nullptr) store_->ReturnReader(std::move(db_));
+  }
+  Db& db() { return *db_; }
+
+ private:
+  SqliteStore* store_;
+  std::unique_ptr<Db> db_;
+};
+
+absl::StatusOr<SqliteStore::Reader> SqliteStore::BorrowReader() {
+  {
+    std::unique_lock<std::mutex> lock(readers_mu_);
+    reader_returned_.wait(lock,
+                          [&] { return !idle_readers_.empty() || open_readers_ < kMaxReaders; });
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<Db> db = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return Reader(this, std::move(db));
+    }
+    ++open_readers_;  // reserve the slot, then open without holding the lock
+  }
+  absl::StatusOr<std::unique_ptr<Db>> db = OpenConnection(path_, Db::Mode::kReadOnlyQueries);
+  if (!db.ok()) {
+    std::lock_guard<std::mutex> lock(readers_mu_);
+    --open_readers_;
+    reader_returned_.notify_one();
+    return db.status();
+  }
+  return Reader(this, *std::move(db));
+}
+
+void SqliteStore::ReturnReader(std::unique_ptr<Db> db) {
+  std::lock_guard<std::mutex> lock(readers_mu_);
+  idle_readers_.push_back(std::move(db));
+  reader_returned_.notify_one();
+}
+
+// ---- Opening and migrating ----
+
+int SqliteStore::SchemaVersion() { return static_cast<int>(std::size(kMigrations)); }
+
+SqliteStore::SqliteStore(std::string path, std::unique_ptr<Db> writer)
+    : path_(std::move(path)), writer_(std::move(writer)) {}
+
+SqliteStore::~SqliteStore() = default;
+
+namespace {
+
+absl::StatusOr<int> UserVersion(Db& db) {
+  LLMBOX_ASSIGN_OR_RETURN(std::string text, db.QueryText("PRAGMA user_version"));
+  return std::atoi(text.c_str());
+}
+
+// Brings the file up to SchemaVersion(), one transaction per step. The version is read
+// again inside each transaction because another process (the CLI) may be migrating the
+// same file at the same moment; BEGIN IMMEDIATE makes the two take turns.
+absl::Status Migrate(Db& db) {
+  const int known = SqliteStore::SchemaVersion();
+  while (true) {
+    LLMBOX_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db));
+    LLMBOX_ASSIGN_OR_RETURN(const int version, UserVersion(db));
+    if (version > known) {
+      const std::string name = std::filesystem::path(db.path()).filename().string();
+      return absl::FailedPreconditionError(name + " has schema version " + std::to_string(version) +
+                                           "; this llmbox-hub knows up to " +
+                                           std::to_string(known) +
+                                           ": upgrade llmbox-hub (file: " + db.path() + ")");
+    }
+    if (version == known) return tx.Commit();
+    LLMBOX_RETURN_IF_ERROR(db.Exec(kMigrations[version]));
+    LLMBOX_RETURN_IF_ERROR(db.Exec("PRAGMA user_version = " + std::to_string(version + 1)));
+    LLMBOX_RETURN_IF_ERROR(tx.Commit());
+  }
+}
+
+// Creates the file with mode 0600 unless it exists: it holds token hashes and authorize
+// URLs. SQLite gives the -wal and -shm files the database file's mode, so they follow.
+absl::Status CreateFile(const std::string& path) {
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (parent.empty()) parent = ".";
+  struct stat st {};
+  if (::stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError("store: cannot open " + path + ": the folder " +
+                                         parent.string() + " does not exist (create it first)");
+  }
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError("store: cannot create " + path + ": " +
+                                         std::strerror(errno));
+  }
+  ::close(fd);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+  LLMBOX_RETURN_IF_ERROR(CreateFile(path));
+  absl::StatusOr<std::unique_ptr<Db>> writer = OpenConnection(path, Db::Mode::kReadWrite);
+  if (!writer.ok()) return WithOperation(writer.status(), "open " + path);
+  absl::StatusOr<std::string> mode = (*writer)->QueryText("PRAGMA journal_mode = WAL");
+  if (!mode.ok()) return WithOperation(mode.status(), "open " + path);
+  if (*mode != "wal") {
+    return absl::UnavailableError("store: open " + path +
+                                  ": could not switch to WAL mode (journal_mode is " + *mode + ")");
+  }
+  LLMBOX_RETURN_IF_ERROR(WithOperation(Migrate(**writer), "migrate " + path));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(path, *std::move(writer)));
+}
+
+// ---- Running operations ----
+
+namespace {
+
+// "store: <what> <subject>: sqlite: ..." for SQLite's errors; see WithOperation.
+absl::Status Annotate(const absl::Status& status, std::string_view what, std::string_view subject) {
+  if (status.ok() || !absl::StartsWith(status.message(), "sqlite: ")) return status;
+  std::string operation(what);
+  if (!subject.empty()) operation += " " + Quoted(subject);
+  return WithOperation(status, operation);
+}
+
+}  // namespace
+
+absl::Status SqliteStore::Write(std::string_view what, std::string_view subject,
+                                absl::FunctionRef<absl::Status(Db&)> fn) {
+  std::lock_guard<std::mutex> lock(writer_mu_);
+  absl::Status status = [&]() -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(*writer_));
+    LLMBOX_RETURN_IF_ERROR(fn(*writer_));
+    return tx.Commit();
+  }();
+  return Annotate(status, what, subject);
+}
+
+absl::Status SqliteStore::Read(std::string_view what, std::string_view subject,
+                               absl::FunctionRef<absl::Status(Db&)> fn) {
+  absl::StatusOr<Reader> reader = BorrowReader();
+  if (!reader.ok()) return Annotate(reader.status(), what, subject);
+  return Annotate(fn(reader->db()), what, subject);
+}
+
+// ---- Boxes ----
+
+absl::Status SqliteStore::InsertBox(const BoxRecord& box) {
+  return Write("insert box", box.box_id, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s,
+        db.Prepare("INSERT INTO boxes (" LLMBOX_BOX_COLUMNS ", box_key) VALUES "
+                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"));
+    LLMBOX_RETURN_IF_ERROR(BindBox(s, box));
+    absl::Status status = s.Run();
+    if (absl::IsAlreadyExists(status)) return BoxConflict(db, box, /*inserting=*/true, status);
+    return status;
+  });
+}
+
+absl::Status SqliteStore::UpdateBox(const BoxRecord& box) {
+  return Write("update box", box.box_id, [&](Db& db) -> absl::Status {
+    // ?1 (box_id) is bound but unused: the creator's spelling of the id stays.
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s, db.Prepare("UPDATE boxes SET spoke = ?2, container_id = ?3, image = ?4, "
+                                "description = ?5, phase = ?6, session_url = ?7, last_error = ?8, "
+                                "authorize_url = ?9, token_hash = ?10, created_by = ?11, "
+                                "created_at_ms = ?12, expires_at_ms = ?13, updated_at_ms = ?14, "
+                                "activation_attempts = ?15 WHERE box_key = ?16"));
+    LLMBOX_RETURN_IF_ERROR(BindBox(s, box));
+    absl::Status status = s.Run();
+    if (absl::IsAlreadyExists(status)) return BoxConflict(db, box, /*inserting=*/false, status);
+    LLMBOX_RETURN_IF_ERROR(status);
+    if (db.Changes() == 0) return absl::NotFoundError("no box " + Quoted(box.box_id));
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<BoxRecord> SqliteStore::GetBox(std::string_view box_id) {
+  BoxRecord box;
+  LLMBOX_RETURN_IF_ERROR(Read("get box", box_id, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare(LLMBOX_SELECT_BOXES " WHERE box_key = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, BoxKey(box_id)));
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return absl::NotFoundError("no box " + Quoted(box_id));
+    LLMBOX_ASSIGN_OR_RETURN(box, ReadBox(s));
+    return absl::OkStatus();
+  }));
+  return box;
+}
+
+absl::StatusOr<BoxRecord> SqliteStore::GetBoxByTokenHash(std::string_view hash) {
+  // Not echoing the hash: it identifies an activation link.
+  absl::Status not_found = absl::NotFoundError("no box has this activation token");
+  if (hash.empty()) return not_found;
+  BoxRecord box;
+  LLMBOX_RETURN_IF_ERROR(Read("get box by token hash", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare(LLMBOX_SELECT_BOXES " WHERE token_hash = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, hash));
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return not_found;
+    LLMBOX_ASSIGN_OR_RETURN(box, ReadBox(s));
+    return absl::OkStatus();
+  }));
+  return box;
+}
+
+absl::StatusOr<std::vector<BoxRecord>> SqliteStore::ListBoxes(const BoxFilter& filter) {
+  // One literal per filter combination, so each is a plain indexed query with its own
+  // cached statement (an "?1 IS NULL OR phase = ?1" form would defeat the indexes).
+  const char* sql = LLMBOX_SELECT_BOXES LLMBOX_BOX_ORDER;
+  if (filter.phase.has_value() && filter.spoke.has_value()) {
+    sql = LLMBOX_SELECT_BOXES " WHERE phase = ?1 AND spoke = ?2" LLMBOX_BOX_ORDER;
+  } else if (filter.phase.has_value()) {
+    sql = LLMBOX_SELECT_BOXES " WHERE phase = ?1" LLMBOX_BOX_ORDER;
+  } else if (filter.spoke.has_value()) {
+    sql = LLMBOX_SELECT_BOXES " WHERE spoke = ?2" LLMBOX_BOX_ORDER;
+  }
+  std::vector<BoxRecord> boxes;
+  LLMBOX_RETURN_IF_ERROR(Read("list boxes", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare(sql));
+    if (filter.phase.has_value()) LLMBOX_RETURN_IF_ERROR(s.Bind(1, PhaseName(*filter.phase)));
+    if (filter.spoke.has_value()) LLMBOX_RETURN_IF_ERROR(s.Bind(2, *filter.spoke));
+    while (true) {
+      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+      if (!row) return absl::OkStatus();
+      LLMBOX_ASSIGN_OR_RETURN(BoxRecord box, ReadBox(s));
+      boxes.push_back(std::move(box));
+    }
+  }));
+  return boxes;
+}
+
+absl::Status SqliteStore::DeleteBox(std::string_view box_id) {
+  return Write("delete box", box_id, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare("DELETE FROM boxes WHERE box_key = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, BoxKey(box_id)));
+    LLMBOX_RETURN_IF_ERROR(s.Run());
+    if (db.Changes() == 0) return absl::NotFoundError("no box " + Quoted(box_id));
+    return absl::OkStatus();
+  });
+}
+
+// ---- API keys ----
+
+absl::Status SqliteStore::InsertApiKey(const ApiKeyRecord& key) {
+  return Write("insert API key", key.name, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare("INSERT INTO api_keys (" LLMBOX_KEY_COLUMNS
+                                                    ") VALUES (?1, ?2, ?3, ?4, ?5)"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, key.name));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, key.hash));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(3, key.created_at_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(4, key.revoked_at_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(5, key.last_used_at_ms));
+    absl::Status status = s.Run();
+    if (!absl::IsAlreadyExists(status)) return status;
+    LLMBOX_ASSIGN_OR_RETURN(std::optional<std::string> same_name,
+                            LookUpText(db, "SELECT name FROM api_keys WHERE name = ?1", key.name));
+    if (same_name.has_value()) {
+      return absl::AlreadyExistsError("API key name " + Quoted(key.name) +
+                                      " is taken (revoked keys keep their names)");
+    }
+    LLMBOX_ASSIGN_OR_RETURN(std::optional<std::string> same_hash,
+                            LookUpText(db, "SELECT name FROM api_keys WHERE hash = ?1", key.hash));
+    if (same_hash.has_value()) {
+      return absl::AlreadyExistsError("API key " + Quoted(key.name) +
+                                      ": the same key is already registered as " +
+                                      Quoted(*same_hash));
+    }
+    return status;
+  });
+}
+
+absl::StatusOr<std::vector<ApiKeyRecord>> SqliteStore::ListApiKeys() {
+  std::vector<ApiKeyRecord> keys;
+  LLMBOX_RETURN_IF_ERROR(Read("list API keys", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s, db.Prepare("SELECT " LLMBOX_KEY_COLUMNS " FROM api_keys ORDER BY name"));
+    while (true) {
+      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+      if (!row) return absl::OkStatus();
+      keys.push_back(ReadApiKey(s));
+    }
+  }));
+  return keys;
+}
+
+absl::Status SqliteStore::RevokeApiKey(std::string_view name, std::int64_t now_ms) {
+  return Write("revoke API key", name, [&](Db& db) -> absl::Status {
+    // coalesce: revoking again keeps the first revocation time. SQLite counts a matched row
+    // as changed even when its value stays, so Changes() tells "unknown" from "again".
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s, db.Prepare("UPDATE api_keys SET revoked_at_ms = coalesce(revoked_at_ms, ?2) "
+                                "WHERE name = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, name));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, now_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Run());
+    if (db.Changes() == 0) return absl::NotFoundError("no API key " + Quoted(name));
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<ApiKeyRecord> SqliteStore::FindLiveApiKey(std::string_view hash) {
+  ApiKeyRecord key;
+  LLMBOX_RETURN_IF_ERROR(Read("find API key", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s,
+                            db.Prepare("SELECT " LLMBOX_KEY_COLUMNS
+                                       " FROM api_keys WHERE hash = ?1 AND revoked_at_ms IS NULL"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, hash));
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return absl::NotFoundError("no live API key has this hash");
+    key = ReadApiKey(s);
+    return absl::OkStatus();
+  }));
+  return key;
+}
+
+absl::Status SqliteStore::TouchApiKey(std::string_view name, std::int64_t now_ms) {
+  {
+    // Every authenticated request touches its key; a write (and an fsync) each time would
+    // put the writer lock on the request path. At most one write per key per interval.
+    std::lock_guard<std::mutex> lock(touch_mu_);
+    auto [it, inserted] = last_touch_ms_.try_emplace(std::string(name), now_ms);
+    if (!inserted) {
+      if (now_ms - it->second < kTouchIntervalMs) return absl::OkStatus();
+      it->second = now_ms;
+    }
+  }
+  absl::Status status = Write("touch API key", name, [&](Db& db) -> absl::Status {
+    // Unknown names match nothing: touching is best effort, not a lookup.
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s, db.Prepare("UPDATE api_keys SET last_used_at_ms = ?2 WHERE name = ?1 AND "
+                                "(last_used_at_ms IS NULL OR last_used_at_ms < ?2)"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, name));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, now_ms));
+    return s.Run();
+  });
+  if (!status.ok()) {
+    // Let the next request try again rather than waiting out the interval.
+    std::lock_guard<std::mutex> lock(touch_mu_);
+    last_touch_ms_.erase(std::string(name));
+  }
+  return status;
+}
+
+#undef LLMBOX_BOX_COLUMNS
+#undef LLMBOX_SELECT_BOXES
+#undef LLMBOX_BOX_ORDER
+#undef LLMBOX_KEY_COLUMNS
+
+}  // namespace llmbox::hub::store

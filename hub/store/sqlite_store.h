@@ -1,0 +1,108 @@
+// hub/store/sqlite_store.h
+//
+// The Store on a local SQLite file (WAL mode). See store.h for the contract.
+//
+//   LLMBOX_ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> store,
+//                           SqliteStore::Open("/var/lib/llmbox-hub/hub.db"));
+//   LLMBOX_ASSIGN_OR_RETURN(BoxRecord box, store->GetBox("demo"));
+//
+// Connections: one writer connection behind a mutex (SQLite admits one writer at a time
+// anyway, and every write runs in a BEGIN IMMEDIATE transaction), plus a pool of up to
+// kMaxReaders reader connections handed out one per call. In WAL mode readers never wait for
+// the writer, so a slow write does not hold up lookups. Each connection caches its prepared
+// statements.
+//
+// Thread-safe. Other processes (the CLI) may open the same file: a write waits up to
+// kBusyTimeoutMs for their write lock, then fails with Unavailable.
+//
+// Errors: as in store.h; SQLite failures are Unavailable (busy, I/O, disk full) or Internal,
+// prefixed with the operation ("store: insert box \"demo\": sqlite: step: disk I/O error").
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include "hub/store/store.h"
+
+namespace llmbox::hub::store {
+
+namespace sqlite {
+class Db;
+}  // namespace sqlite
+
+class SqliteStore : public Store {
+ public:
+  // The newest schema version this code knows (PRAGMA user_version after migrating).
+  static int SchemaVersion();
+  static constexpr int kMaxReaders = 8;
+  static constexpr int kBusyTimeoutMs = 5000;
+  // TouchApiKey writes a key's last_used_at at most this often.
+  static constexpr std::int64_t kTouchIntervalMs = 60'000;
+
+  // Opens `path`, creating it with mode 0600 when absent, and migrates its schema.
+  // FailedPrecondition when the parent folder does not exist, or when the file's schema is
+  // newer than this code knows (the message says to upgrade llmbox-hub); Unavailable or
+  // Internal for SQLite failures (not a database, not writable, locked for too long).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
+
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // UpdateBox keeps the box id as first stored (the creator's spelling); every other field
+  // is replaced.
+  [[nodiscard]] absl::Status InsertBox(const BoxRecord& box) override;
+  [[nodiscard]] absl::Status UpdateBox(const BoxRecord& box) override;
+  [[nodiscard]] absl::StatusOr<BoxRecord> GetBox(std::string_view box_id) override;
+  [[nodiscard]] absl::StatusOr<BoxRecord> GetBoxByTokenHash(std::string_view hash) override;
+  [[nodiscard]] absl::StatusOr<std::vector<BoxRecord>> ListBoxes(const BoxFilter& filter) override;
+  [[nodiscard]] absl::Status DeleteBox(std::string_view box_id) override;
+
+  [[nodiscard]] absl::Status InsertApiKey(const ApiKeyRecord& key) override;
+  [[nodiscard]] absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() override;
+  [[nodiscard]] absl::Status RevokeApiKey(std::string_view name, std::int64_t now_ms) override;
+  [[nodiscard]] absl::StatusOr<ApiKeyRecord> FindLiveApiKey(std::string_view hash) override;
+  [[nodiscard]] absl::Status TouchApiKey(std::string_view name, std::int64_t now_ms) override;
+
+ private:
+  class Reader;  // a reader connection borrowed from the pool for one call
+
+  SqliteStore(std::string path, std::unique_ptr<sqlite::Db> writer);
+
+  absl::StatusOr<Reader> BorrowReader();
+  void ReturnReader(std::unique_ptr<sqlite::Db> db);
+
+  // Runs `fn` in a BEGIN IMMEDIATE transaction on the writer connection, committing when it
+  // returns OK. SQLite errors come back prefixed "store: <what> <subject>: ".
+  absl::Status Write(std::string_view what, std::string_view subject,
+                     absl::FunctionRef<absl::Status(sqlite::Db&)> fn);
+  // Runs `fn` on a borrowed reader connection (autocommit, so each statement reads the
+  // latest committed state, other processes' commits included).
+  absl::Status Read(std::string_view what, std::string_view subject,
+                    absl::FunctionRef<absl::Status(sqlite::Db&)> fn);
+
+  const std::string path_;
+
+  std::mutex writer_mu_;  // held for the whole of each write transaction
+  std::unique_ptr<sqlite::Db> writer_;
+
+  std::mutex readers_mu_;
+  std::condition_variable reader_returned_;
+  std::vector<std::unique_ptr<sqlite::Db>> idle_readers_;
+  int open_readers_ = 0;  // idle and borrowed
+
+  std::mutex touch_mu_;
+  std::unordered_map<std::string, std::int64_t> last_touch_ms_;  // by key name
+};
+
+}  // namespace llmbox::hub::store
