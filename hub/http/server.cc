@@ -6,9 +6,6 @@
 // worker blocks until its bytes are written, which gives streams backpressure for free.
 #include "hub/http/server.h"
 
-#include <sys/socket.h>
-#include <sys/types.h>
-
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -21,6 +18,11 @@
 #include <unordered_map>
 #include <variant>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -40,14 +42,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "common/absl_compat.h"
 #include "common/status.h"
-#include "spdlog/spdlog.h"
 
 namespace llmbox::hub::http {
 
@@ -137,8 +136,7 @@ std::string SerializeHead(int status, const Headers& headers, Framing framing,
       continue;
     }
     // Framing is the server's job; a handler's own Content-Length could contradict the body.
-    if (EqualsIgnoreCase(name, "content-length") ||
-        EqualsIgnoreCase(name, "transfer-encoding")) {
+    if (EqualsIgnoreCase(name, "content-length") || EqualsIgnoreCase(name, "transfer-encoding")) {
       continue;
     }
     if (EqualsIgnoreCase(name, "connection")) {
@@ -302,9 +300,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     self->server_.Unregister(self.get(), !self->reject_);
   }
 
-  // Stop: a connection waiting for its next request has nothing in flight.
+  // Stop: a connection waiting for its next request, or only lingering after its last
+  // answer, has nothing in flight.
   void CloseIfIdle() {
-    if (phase_ == Phase::kIdle) Tcp().close();
+    if (phase_ == Phase::kIdle || phase_ == Phase::kClosing) Tcp().close();
   }
   // Stop after the grace period.
   void ForceClose() {
@@ -384,7 +383,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
-  enum class Phase { kHandshake, kIdle, kReading, kHandling };
+  enum class Phase { kHandshake, kIdle, kReading, kHandling, kClosing };
 
   beast::tcp_stream& Tcp() {
     return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); },
@@ -421,15 +420,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<bool> SendError(int status, std::string_view reason) {
     const Response response = server_.ErrorResponse(status, reason);
     bool close = true;
-    const std::string bytes =
-        SerializeHead(response.status, response.headers, Framing::kContentLength,
-                      response.body.size(), close) +
-        response.body;
+    const std::string bytes = SerializeHead(response.status, response.headers,
+                                            Framing::kContentLength, response.body.size(), close) +
+                              response.body;
     close_after_ = true;
     co_return co_await Send(asio::buffer(bytes));
   }
 
   asio::awaitable<void> CloseGracefully() {
+    phase_ = Phase::kClosing;
+    if (server_.stopping()) {
+      Tcp().close();
+      co_return;
+    }
     beast::error_code ec;
     Tcp().expires_after(kLingerTimeout);
     if (auto* tls = std::get_if<1>(&stream_)) {
@@ -488,8 +491,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       Tcp().expires_after(options.header_timeout);
       auto [handshake_ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, kAwait);
       if (handshake_ec) {
-        spdlog::debug("http: TLS handshake with {}: {}", remote_address_,
-                      handshake_ec.message());
+        spdlog::debug("http: TLS handshake with {}: {}", remote_address_, handshake_ec.message());
         co_return;
       }
     }
@@ -514,12 +516,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       phase_ = Phase::kReading;
       Tcp().expires_after(options.header_timeout);
       bhttp::request_parser<bhttp::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(
-          std::min<std::size_t>(options.max_header_bytes, UINT32_MAX)));
+      parser.header_limit(
+          static_cast<std::uint32_t>(std::min<std::size_t>(options.max_header_bytes, UINT32_MAX)));
       parser.body_limit(options.max_body_bytes);
       auto [read_ec, n] = co_await std::visit(
-          [&](auto& s) { return bhttp::async_read_header(s, buffer_, parser, kAwait); },
-          stream_);
+          [&](auto& s) { return bhttp::async_read_header(s, buffer_, parser, kAwait); }, stream_);
       if (!read_ec && !parser.is_done()) {
         // curl and others wait (a second, for curl) for this before sending a large body.
         if (EqualsIgnoreCase(parser.get()[bhttp::field::expect], "100-continue")) {
@@ -673,8 +674,7 @@ absl::Status Server::LoadTls() {
   const std::string& key = options_.tls_key_file;
   if (cert.empty() && key.empty()) return absl::OkStatus();
   if (cert.empty() || key.empty()) {
-    return absl::InvalidArgumentError(
-        "http: tls_cert_file and tls_key_file must be set together");
+    return absl::InvalidArgumentError("http: tls_cert_file and tls_key_file must be set together");
   }
   tls_.emplace(asio::ssl::context::tls_server);
   if (SSL_CTX_set_min_proto_version(tls_->native_handle(), TLS1_2_VERSION) != 1) {
@@ -686,9 +686,8 @@ absl::Status Server::LoadTls() {
   tls_->use_certificate_chain_file(cert, ec);
   if (ec) {
     tls_.reset();
-    return absl::InvalidArgumentError(
-        absl::StrCat("http: tls_cert_file ", cert, ": not a readable PEM certificate (",
-                     ec.message(), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "http: tls_cert_file ", cert, ": not a readable PEM certificate (", ec.message(), ")"));
   }
   tls_->use_private_key_file(key, asio::ssl::context::pem, ec);
   if (ec) {
@@ -698,8 +697,8 @@ absl::Status Server::LoadTls() {
   }
   if (SSL_CTX_check_private_key(tls_->native_handle()) != 1) {
     tls_.reset();
-    return absl::InvalidArgumentError(absl::StrCat("http: tls_key_file ", key,
-                                                   " does not match tls_cert_file ", cert));
+    return absl::InvalidArgumentError(
+        absl::StrCat("http: tls_key_file ", key, " does not match tls_cert_file ", cert));
   }
   return absl::OkStatus();
 }
@@ -708,11 +707,10 @@ absl::Status Server::Start() {
   std::lock_guard state(state_mu_);
   if (started_) return absl::FailedPreconditionError("http: server already started");
   if (options_.io_threads < 1 || options_.worker_threads < 1 || options_.max_connections < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("http: io_threads, worker_threads and max_connections must be at least 1, "
-                     "got ",
-                     options_.io_threads, ", ", options_.worker_threads, ", ",
-                     options_.max_connections));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "http: io_threads, worker_threads and max_connections must be at least 1, "
+        "got ",
+        options_.io_threads, ", ", options_.worker_threads, ", ", options_.max_connections));
   }
   if (options_.port < 0 || options_.port > 65535) {
     return absl::InvalidArgumentError(
@@ -727,8 +725,8 @@ absl::Status Server::Start() {
   } else {
     address = asio::ip::make_address(options_.address, ec);
     if (ec) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "http: address '", options_.address, "' is not an IP literal or \"localhost\""));
+      return absl::InvalidArgumentError(absl::StrCat("http: address '", options_.address,
+                                                     "' is not an IP literal or \"localhost\""));
     }
   }
   const tcp::endpoint endpoint(address, static_cast<unsigned short>(options_.port));
@@ -796,8 +794,8 @@ asio::awaitable<void> Server::AcceptLoop() {
       // Past even the 503 budget: dropping the socket is the only bounded answer.
       if (reject && rejecting_ >= kMaxRejecting) continue;
     }
-    auto connection = std::make_shared<Connection>(*this, std::move(socket),
-                                                   tls_ ? &*tls_ : nullptr, reject);
+    auto connection =
+        std::make_shared<Connection>(*this, std::move(socket), tls_ ? &*tls_ : nullptr, reject);
     if (!Register(connection, !reject)) continue;
     asio::co_spawn(connection->executor(), Connection::Run(connection), asio::detached);
   }
@@ -829,14 +827,14 @@ void Server::ForEachConnection(Fn fn) {
 }
 
 void Server::Dispatch(Request request, std::shared_ptr<Responder> responder) {
-  asio::post(*workers_, [this, request = std::move(request),
-                         responder = std::move(responder)]() mutable {
-    try {
-      handler_(std::move(request), std::move(responder));
-    } catch (const std::exception& e) {
-      spdlog::error("http: handler threw: {}", e.what());
-    }
-  });
+  asio::post(*workers_,
+             [this, request = std::move(request), responder = std::move(responder)]() mutable {
+               try {
+                 handler_(std::move(request), std::move(responder));
+               } catch (const std::exception& e) {
+                 spdlog::error("http: handler threw: {}", e.what());
+               }
+             });
 }
 
 void Server::Stop(std::chrono::milliseconds grace) {

@@ -1,9 +1,4 @@
-#include "hub/http/server.h"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,10 +12,14 @@
 #include <string>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "common/pki.h"
+#include "hub/http/server.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -326,8 +325,7 @@ TEST_CASE("a malformed request gets 400 and the connection closes", "[http]") {
   CHECK(client.ReadsEof());
 }
 
-TEST_CASE("a streamed response delivers each chunk before the handler writes the next",
-          "[http]") {
+TEST_CASE("a streamed response delivers each chunk before the handler writes the next", "[http]") {
   std::promise<void> first_arrived;
   std::future<void> first_arrived_future = first_arrived.get_future();
   std::promise<bool> handler_result;
@@ -501,6 +499,7 @@ TEST_CASE("Stop lets an in-flight request finish within the grace period", "[htt
   CHECK(response.status == 200);
   CHECK(response.body == "finished");
   CHECK(response.headers["connection"] == "close");
+  client.Close();
   stopper.join();
   CHECK(std::chrono::steady_clock::now() - stop_began < kPatience);
   server->Stop(0ms);  // idempotent
@@ -514,8 +513,7 @@ size_t CollectBody(char* data, size_t size, size_t count, void* body) {
 TEST_CASE("a request over the server's own TLS arrives with tls set", "[http]") {
   auto ca = common::MakeCa("http test CA", absl::Hours(1));
   REQUIRE(ca.ok());
-  const common::TlsPems pems =
-      testing::IssueForTest(*ca, "spiffe://llmbox/hub", "localhost");
+  const common::TlsPems pems = testing::IssueForTest(*ca, "spiffe://llmbox/hub", "localhost");
   testing::ScratchDir dir("http-tls");
   ServerOptions options = TestOptions();
   options.tls_cert_file = dir.Write("cert.pem", pems.cert_pem);
@@ -529,8 +527,7 @@ TEST_CASE("a request over the server's own TLS arrives with tls set", "[http]") 
 
   CURL* curl = curl_easy_init();
   REQUIRE(curl != nullptr);
-  const std::string url =
-      "https://127.0.0.1:" + std::to_string(server->BoundPort()) + "/tls?x=1";
+  const std::string url = "https://127.0.0.1:" + std::to_string(server->BoundPort()) + "/tls?x=1";
   std::string body;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
@@ -572,8 +569,7 @@ TEST_CASE("Start fails with InvalidArgument naming an unreadable TLS file", "[ht
   CHECK_THAT(std::string(status.message()), Catch::Contains("key.pem"));
 }
 
-TEST_CASE("Start fails with Unavailable naming address and port when the port is taken",
-          "[http]") {
+TEST_CASE("Start fails with Unavailable naming address and port when the port is taken", "[http]") {
   auto first = StartServer(TestOptions(), Answer(200, "ok"));
   ServerOptions options = TestOptions();
   options.port = first->BoundPort();
