@@ -608,8 +608,9 @@ class ExchangeResponder final : public Responder {
 
   ~ExchangeResponder() override {
     // Does not wait: the last reference may go away anywhere, even on an I/O thread.
+    if (answered_ || gone_->load()) return;
     std::shared_lock life(life_->mu);
-    if (!life_->alive || gone_->load()) return;
+    if (!life_->alive) return;
     if (std::shared_ptr<Connection> connection = connection_.lock()) {
       asio::co_spawn(connection->executor(), Connection::DoAbandon(connection, id_),
                      asio::detached);
@@ -617,6 +618,7 @@ class ExchangeResponder final : public Responder {
   }
 
   bool Respond(Response response) override {
+    answered_ = true;
     return Call([&](std::shared_ptr<Connection> c) {
       return Connection::DoRespond(std::move(c), id_, std::move(response));
     });
@@ -632,6 +634,7 @@ class ExchangeResponder final : public Responder {
     });
   }
   void Finish() override {
+    answered_ = true;
     Call([&](std::shared_ptr<Connection> c) { return Connection::DoFinish(std::move(c), id_); });
   }
   bool ClientGone() const override { return gone_->load(); }
@@ -659,6 +662,8 @@ class ExchangeResponder final : public Responder {
   }
 
   std::mutex call_mu_;
+  // Set by the calls that end an answer; the destructor then has nothing to clean up.
+  std::atomic<bool> answered_{false};
   const std::shared_ptr<Life> life_;
   const std::weak_ptr<Connection> connection_;
   const std::shared_ptr<std::atomic<bool>> gone_;

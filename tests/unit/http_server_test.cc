@@ -245,6 +245,30 @@ TEST_CASE("two requests on one keep-alive connection are both answered", "[http]
   CHECK(client.ReadResponse().body == "/two 2");
 }
 
+TEST_CASE("pipelined requests are answered in order", "[http]") {
+  auto server = StartServer(TestOptions(), [](Request request, std::shared_ptr<Responder> out) {
+    out->Respond({.body = request.path});
+  });
+  Client client(server->BoundPort());
+  client.Send(
+      "GET /a HTTP/1.1\r\nHost: t\r\n\r\nPOST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n"
+      "xGET /c HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(client.ReadResponse().body == "/a");
+  CHECK(client.ReadResponse().body == "/b");
+  CHECK(client.ReadResponse().body == "/c");
+}
+
+TEST_CASE("a HEAD request gets the headers with Content-Length and no body", "[http]") {
+  auto server = StartServer(TestOptions(), Answer(200, "twelve bytes"));
+  Client client(server->BoundPort());
+  client.Send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+  ClientResponse head = client.ReadHead();
+  CHECK(head.headers["content-length"] == "12");
+  // Had a body followed, it would be read here as the next response's status line.
+  client.Send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  CHECK(client.ReadResponse().body == "twelve bytes");
+}
+
 TEST_CASE("an HTTP/1.0 request is answered and then the connection closes", "[http]") {
   auto server = StartServer(TestOptions(), Answer(200, "old"));
   Client client(server->BoundPort());
