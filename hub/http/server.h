@@ -52,7 +52,12 @@ struct Response {
   std::string body;
 };
 
-// How a handler answers. Every method is thread-safe.
+// How a handler answers. Every method is thread-safe. Respond, StartStream, Write and Finish
+// return once their bytes are written (or the write failed), which paces a stream to its
+// client; a client that takes nothing for ServerOptions::idle_timeout counts as gone. So they
+// block, and must not be called on the server's own I/O threads (handlers never run there).
+// Dropping the last reference without answering makes the server answer 500 (or close a
+// started stream, so a truncated stream does not look complete).
 class Responder {
  public:
   virtual ~Responder() = default;
@@ -100,7 +105,9 @@ class HttpServer {
   absl::Status Start();
   int BoundPort() const;
   // Stops accepting, waits up to `grace` for in-flight requests and streams, then closes the
-  // rest. Idempotent.
+  // rest. Idempotent. Returns once running handler calls have returned (after the close their
+  // Responders report ClientGone), so a handler must not block forever; never call Stop from
+  // a handler.
   void Stop(std::chrono::milliseconds grace);
 
  private:
