@@ -234,7 +234,7 @@ class ReconcileLoop {
 // The hub's in-process spoke: the spoke's own service code on an in-process gRPC channel (no
 // listening port), so one binary serves a single host.
 struct LocalSpoke {
-  std::unique_ptr<spoke::docker::CurlDockerEngine> engine;
+  std::unique_ptr<spoke::docker::DockerEngine> engine;
   std::unique_ptr<common::PosixSubprocessRunner> subprocesses;
   std::unique_ptr<spoke::hooks::HookRunner> hooks;
   std::unique_ptr<spoke::box::BoxManager> boxes;
@@ -267,7 +267,10 @@ absl::StatusOr<std::unique_ptr<LocalSpoke>> StartLocalSpoke(
   local->service = std::make_unique<spoke::service::BoxServiceImpl>(
       *local->boxes, *local->engine,
       spoke::service::BoxServiceOptions{
-          .spoke_name = "local", .allowed_peer = "", .boxes = config.boxes});
+          .spoke_name = "local",
+          .allowed_peer = "",
+          .boxes = config.boxes,
+          .auth_ttl = config.reaper.auth_ttl});
   grpc::ServerBuilder builder;
   builder.RegisterService(local->service.get());
   builder.SetMaxReceiveMessageSize(4 << 20);

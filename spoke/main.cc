@@ -63,7 +63,10 @@ int Serve(const spoke::config::SpokeConfig& config) {
 
   spoke::service::BoxServiceImpl service(
       boxes, **engine,
-      {.spoke_name = config.name, .allowed_peer = config.hub_identity, .boxes = config.boxes});
+      {.spoke_name = config.name,
+       .allowed_peer = config.hub_identity,
+       .boxes = config.boxes,
+       .auth_ttl = config.reaper.auth_ttl});
   auto server = spoke::service::StartServer({.address = config.listen},
                                             common::MutualTlsServerCredentials(*pems), &service);
   if (!server.ok()) return Fail(server.status());

@@ -59,8 +59,8 @@ absl::Status SpokeError(std::string_view spoke, const grpc::Status& status) {
 }
 
 absl::Status NoSuchBox(std::string_view box_id) {
-  return absl::NotFoundError("no box \"" + common::QuoteForMessage(box_id) +
-                             "\" (it may have been destroyed or reaped; list_llmboxes shows "
+  return absl::NotFoundError("no box " + common::QuoteForMessage(box_id) +
+                             " (it may have been destroyed or reaped; list_llmboxes shows "
                              "the boxes there are)");
 }
 
@@ -131,8 +131,8 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   if (stub == nullptr) {
     std::string known;
     for (const auto& entry : spokes_.List()) known += (known.empty() ? "" : ", ") + entry.name;
-    return absl::InvalidArgumentError("unknown spoke \"" + common::QuoteForMessage(spoke) +
-                                      "\"; this hub has: " + known);
+    return absl::InvalidArgumentError("unknown spoke " + common::QuoteForMessage(spoke) +
+                                      "; this hub has: " + known);
   }
 
   // The token is shown once, in the auth URL; only its hash is kept.

@@ -51,13 +51,18 @@ v1::BoxPhase PhaseOf(box::BoxPhase phase) {
   return v1::BOX_PHASE_UNSPECIFIED;
 }
 
-void ToProto(const box::BoxView& view, int max_attempts, v1::Box* out) {
+void ToProto(const box::BoxView& view, int max_attempts, std::chrono::milliseconds auth_ttl,
+             v1::Box* out) {
   out->set_box_id(view.box_id);
   out->set_container_id(view.container_id);
   out->set_phase(PhaseOf(view.phase));
   out->set_image(view.image);
   out->set_description(view.description);
   SetTime(out->mutable_created_at(), view.created);
+  // The reaper destroys a box still pending this long after its creation.
+  if (auth_ttl.count() > 0 && view.phase == box::BoxPhase::kPending) {
+    SetTime(out->mutable_expires_at(), view.created + auth_ttl);
+  }
   out->set_session_url(view.session_url);
   out->set_last_error(view.phase == box::BoxPhase::kStopped && view.last_error.empty()
                           ? "the box stopped (" + view.container_state + ")"
@@ -99,7 +104,7 @@ grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,
                                .peers = {request->peers().begin(), request->peers().end()}};
   auto created = boxes_.Create(create);
   if (!created.ok()) return ToGrpcStatus(created.status());
-  ToProto(created->box, options_.boxes.max_activation_attempts, response->mutable_box());
+  ToProto(created->box, options_.boxes.max_activation_attempts, options_.auth_ttl, response->mutable_box());
   response->set_authorize_url(created->authorize_url);
   return grpc::Status::OK;
 }
@@ -109,7 +114,7 @@ grpc::Status BoxServiceImpl::GetBox(grpc::ServerContext* context, const v1::GetB
   if (auto st = Authorize(context); !st.ok()) return st;
   auto view = boxes_.Get(request->box_id());
   if (!view.ok()) return ToGrpcStatus(view.status());
-  ToProto(*view, options_.boxes.max_activation_attempts, response);
+  ToProto(*view, options_.boxes.max_activation_attempts, options_.auth_ttl, response);
   return grpc::Status::OK;
 }
 
@@ -121,7 +126,7 @@ grpc::Status BoxServiceImpl::ListBoxes(grpc::ServerContext* context,
   if (!views.ok()) return ToGrpcStatus(views.status());
   for (const auto& view : *views) {
     v1::Box box;
-    ToProto(view, options_.boxes.max_activation_attempts, &box);
+    ToProto(view, options_.boxes.max_activation_attempts, options_.auth_ttl, &box);
     if (request->phases_size() > 0 && std::find(request->phases().begin(), request->phases().end(),
                                                 box.phase()) == request->phases().end()) {
       continue;
@@ -162,7 +167,7 @@ grpc::Status BoxServiceImpl::SubmitCode(grpc::ServerContext* context,
   response->set_box_error(outcome->box_error);
   response->set_authorize_url(outcome->authorize_url);
   response->set_attempts_remaining(static_cast<uint32_t>(outcome->attempts_remaining));
-  ToProto(outcome->box, options_.boxes.max_activation_attempts, response->mutable_box());
+  ToProto(outcome->box, options_.boxes.max_activation_attempts, options_.auth_ttl, response->mutable_box());
   return grpc::Status::OK;
 }
 

@@ -25,6 +25,7 @@ struct BoxServiceOptions {
   // channel never leaves the process.
   std::string allowed_peer = "spiffe://llmbox/hub";
   box::BoxManagerOptions boxes;  // for capacity and limits in Health
+  std::chrono::milliseconds auth_ttl{0};  // the reaper's; reported as a pending box's expires_at
   std::chrono::seconds max_grace{60};
   std::chrono::milliseconds max_exec_timeout{300'000};
   std::chrono::milliseconds max_submit_timeout{120'000};

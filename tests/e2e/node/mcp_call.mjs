@@ -12,7 +12,7 @@ const client = new Client({ name: 'llmbox-e2e-call', version: '0.0.1' });
 try {
   await client.connect(transport);
 } catch (err) {
-  console.log(`CONNECT FAILED ${err.message}`);
+  console.log(`CONNECT FAILED ${err.name}: ${err.message}`);
   process.exit(2);
 }
 const result = await client.callTool({ name: tool, arguments: JSON.parse(args) }, undefined,

@@ -40,6 +40,7 @@ assert.equal(box.status, 'pending');
 assert.equal(box.spoke, 'local');
 assert.match(box.auth_url, /\/auth\/[A-Za-z0-9_-]{40,}$/);
 assert.ok(progress.length >= 1, 'create_llmbox sends progress over SSE');
+assert.ok(Date.parse(box.expires_at) > Date.now(), 'a pending box says when it expires');
 show('progress', progress);
 
 const got = await client.callTool({ name: 'get_llmbox', arguments: { box_id: boxId } });
