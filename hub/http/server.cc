@@ -79,9 +79,11 @@ using namespace asio::experimental::awaitable_operators;
 constexpr auto kAwait = asio::as_tuple(asio::use_awaitable);
 // After an error answer we stop sending but keep reading for a while: closing a socket with
 // unread input makes the kernel send RST, which can destroy the answer before the client
-// reads it.
+// reads it. Clients that upload a whole oversized body before reading (Node's fetch does)
+// fail with EPIPE unless the rest of the body is drained, so drain up to 16 MiB (bounded by
+// the timeout too).
 constexpr std::chrono::seconds kLingerTimeout{2};
-constexpr std::size_t kLingerBytes = 1 << 20;
+constexpr std::size_t kLingerBytes = 16 << 20;
 constexpr std::size_t kReadChunk = 4096;
 // Connections beyond max_connections get a 503; these bound how many such answers are in
 // flight, so a flood cannot turn the 503s themselves into an unbounded cost.

@@ -45,11 +45,11 @@ std::optional<std::string> Check(const json& schema, const json& value, const st
   }
   if (value.is_string()) {
     const auto size = value.get_ref<const std::string&>().size();
-    if (auto it = schema.find("minLength"); it != schema.end() && it->is_number_unsigned() &&
+    if (auto it = schema.find("minLength"); it != schema.end() && it->is_number_integer() &&
                                             size < it->get<std::size_t>()) {
       return At(path) + ": must be at least " + it->dump() + " characters";
     }
-    if (auto it = schema.find("maxLength"); it != schema.end() && it->is_number_unsigned() &&
+    if (auto it = schema.find("maxLength"); it != schema.end() && it->is_number_integer() &&
                                             size > it->get<std::size_t>()) {
       return At(path) + ": must be at most " + it->dump() + " characters";
     }
@@ -66,11 +66,11 @@ std::optional<std::string> Check(const json& schema, const json& value, const st
     }
   }
   if (value.is_array()) {
-    if (auto it = schema.find("minItems"); it != schema.end() && it->is_number_unsigned() &&
+    if (auto it = schema.find("minItems"); it != schema.end() && it->is_number_integer() &&
                                            value.size() < it->get<std::size_t>()) {
       return At(path) + ": must have at least " + it->dump() + " items";
     }
-    if (auto it = schema.find("maxItems"); it != schema.end() && it->is_number_unsigned() &&
+    if (auto it = schema.find("maxItems"); it != schema.end() && it->is_number_integer() &&
                                            value.size() > it->get<std::size_t>()) {
       return At(path) + ": must have at most " + it->dump() + " items";
     }

@@ -336,7 +336,10 @@ namespace {
 absl::Status Annotate(const absl::Status& status, std::string_view what, std::string_view subject) {
   if (status.ok() || !absl::StartsWith(status.message(), "sqlite: ")) return status;
   std::string operation(what);
-  if (!subject.empty()) operation += " " + Quoted(subject);
+  if (!subject.empty()) {
+    operation += ' ';
+    operation += Quoted(subject);
+  }
   return WithOperation(status, operation);
 }
 

@@ -163,5 +163,48 @@ TEST_CASE("a box created before a hub restart is still listed and can still be a
   CHECK(hub.Stop() == 0);
 }
 
+TEST_CASE("bad input to the hub gets the right status and a clear message", "[e2e][hub]") {
+  const auto& rig = Rig();
+  HubDir dir("llmbox-hub-bad-input");
+  WriteConfig(dir.path, rig, rig.standin_claude, "required");
+  const std::string config = (dir.path / "hub.yaml").string();
+  ChildProcess create_key({LLMBOX_HUB_BIN, "apikey", "create", "--name", "bad-input", "--config",
+                           config},
+                          dir.path / "apikey.log");
+  REQUIRE(create_key.Wait(30s) == 0);
+  const std::string key = create_key.WaitForLog("(llmbox_[A-Za-z0-9_-]{40,})");
+  ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", config}, dir.path / "hub.log");
+  const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
+  ChildProcess client({"node", NodeScript("bad_input.mjs"), url + "/", key},
+                      dir.path / "client.log");
+  const int exit_code = client.Wait(120s);
+  INFO(client.Log());
+  CHECK(exit_code == 0);
+  CHECK(client.Log().find("ALL OK") != std::string::npos);
+  CHECK(hub.Stop() == 0);
+}
+
+TEST_CASE("the official MCP conformance suite passes against the hub", "[e2e][hub]") {
+  const auto& rig = Rig();
+  HubDir dir("llmbox-hub-conformance");
+  WriteConfig(dir.path, rig, rig.standin_claude, "off");
+  ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", (dir.path / "hub.yaml").string()},
+                   dir.path / "hub.log");
+  const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
+  // The exact command of shared/notes/mcp.md §4.5 (the suite needs Node 22, from npm).
+  ChildProcess suite({"npx", "-y", "-p", "node@22", "-p",
+                      "@modelcontextprotocol/conformance@0.2.0-alpha.12", "--", "conformance",
+                      "server", "--url", url + "/", "--spec-version", "2025-11-25",
+                      "--expected-failures",
+                      std::string(LLMBOX_SOURCE_DIR) + "/tests/e2e/conformance/baseline.yml", "-o",
+                      (dir.path / "conformance").string()},
+                     dir.path / "conformance.log");
+  const int exit_code = suite.Wait(600s);
+  INFO(suite.Log());
+  CHECK(exit_code == 0);
+  CHECK(suite.Log().find("Baseline check passed") != std::string::npos);
+  CHECK(hub.Stop() == 0);
+}
+
 }  // namespace
 }  // namespace llmbox::testing

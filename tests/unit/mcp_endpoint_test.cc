@@ -448,6 +448,11 @@ TEST_CASE("unknown tools are protocol errors; bad arguments are tool errors", "[
                       {{"accept", "application/json"}});
   CHECK(extra->Json()["result"]["content"][0]["text"] ==
         "invalid arguments: x: is not a known argument");
+  auto too_long = f.Post(Request(5, "tools/call", {{"name", "echo"},
+                                                   {"arguments", {{"text", "eleven chars"}}}}),
+                         {{"accept", "application/json"}});
+  CHECK(too_long->Json()["result"]["content"][0]["text"] ==
+        "invalid arguments: text: must be at most 10 characters");
   auto missing = f.Post(Request(4, "tools/call", {{"name", "echo"}}),
                         {{"accept", "application/json"}});
   CHECK(missing->Json()["result"]["content"][0]["text"] == "invalid arguments: text: is required");

@@ -1,0 +1,331 @@
+// Benchmark: the hub's MCP front door as a client sees it, over real HTTP on loopback with
+// keep-alive, an API key on every request, and the real stack behind it (HttpServer ->
+// McpEndpoint -> BoxTools -> BoxRegistry -> SQLite; the local spoke in-process over gRPC).
+//
+// 1. get_llmbox and list_llmboxes with 1,000 boxes in the registry, at 1, 8 and 64 concurrent
+//    clients: p50/p99 latency and requests per second.
+// 2. create_llmbox end to end (MCP -> local spoke -> Docker -> authorize URL) on the rig's engine
+//    with the real Claude binary, next to the floor measured in the same run: the same spoke
+//    BoxManager::Create called directly (no HTTP, MCP, registry or gRPC). Interleaved.
+//
+// It asserts nothing about time; it fails only when a call fails.
+//
+//   LLMBOX_RIG_DIR=build/rig build/tests/bench/llmbox_mcp_latency_bench [creates]
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <curl/curl.h>
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/secrets.h"
+#include "hub/boxes/box_tools.h"
+#include "hub/boxes/registry.h"
+#include "hub/http/server.h"
+#include "hub/mcp/endpoint.h"
+#include "hub/store/sqlite_store.h"
+#include "spoke/box/manager.h"
+#include "spoke/docker/curl_engine.h"
+#include "spoke/service/box_service.h"
+#include "tests/rig/rig_env.h"
+
+namespace {
+
+using namespace llmbox;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "mcp_latency: %s\n", what.c_str());
+  std::exit(1);
+}
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double Percentile(std::vector<double> values, double p) {
+  std::sort(values.begin(), values.end());
+  const std::size_t index =
+      std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())));
+  return values[index];
+}
+
+std::size_t Collect(char* data, std::size_t size, std::size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+// One MCP client: its own keep-alive connection and session, like a chatbot's.
+class Client {
+ public:
+  Client(std::string url, std::string key) : url_(std::move(url)), curl_(curl_easy_init()) {
+    headers_ = curl_slist_append(headers_, "Content-Type: application/json");
+    headers_ = curl_slist_append(headers_, "Accept: application/json, text/event-stream");
+    headers_ = curl_slist_append(headers_, ("Authorization: Bearer " + key).c_str());
+    const std::string reply = Post(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":)"
+                                   R"({"protocolVersion":"2025-11-25","capabilities":{},)"
+                                   R"("clientInfo":{"name":"bench","version":"1"}}})",
+                                   true);
+    if (session_.empty()) Die("initialize gave no session: " + reply);
+    headers_ = curl_slist_append(headers_, ("Mcp-Session-Id: " + session_).c_str());
+    headers_ = curl_slist_append(headers_, "MCP-Protocol-Version: 2025-11-25");
+  }
+  ~Client() {
+    curl_slist_free_all(headers_);
+    curl_easy_cleanup(curl_);
+  }
+
+  // tools/call; returns the structuredContent, dies on any error.
+  json Call(const std::string& tool, const json& arguments) {
+    const json request = {{"jsonrpc", "2.0"},
+                          {"id", ++id_},
+                          {"method", "tools/call"},
+                          {"params", {{"name", tool}, {"arguments", arguments}}}};
+    const std::string body = Post(request.dump(), false);
+    // The reply is an SSE stream; the response is its last `data:` line.
+    const auto data = body.rfind("data: ");
+    if (data == std::string::npos) Die(tool + ": no SSE data in " + body.substr(0, 200));
+    json reply = json::parse(body.substr(data + 6, body.find('\n', data) - data - 6), nullptr,
+                             false);
+    if (reply.is_discarded() || !reply.contains("result") ||
+        reply["result"].value("isError", true)) {
+      Die(tool + " failed: " + body.substr(0, 300));
+    }
+    return reply["result"]["structuredContent"];
+  }
+
+ private:
+  std::string Post(const std::string& body, bool want_session) {
+    std::string out;
+    std::string header_text;
+    curl_easy_setopt(curl_, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, headers_);
+    curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, Collect);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &out);
+    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, Collect);
+    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &header_text);
+    curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 300L);
+    curl_easy_setopt(curl_, CURLOPT_TCP_NODELAY, 1L);
+    if (CURLcode rc = curl_easy_perform(curl_); rc != CURLE_OK) {
+      Die(std::string("HTTP: ") + curl_easy_strerror(rc));
+    }
+    long status = 0;
+    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) Die("HTTP " + std::to_string(status) + ": " + out);
+    if (want_session) {
+      for (const std::string name : {"mcp-session-id: ", "Mcp-Session-Id: "}) {
+        if (auto at = header_text.find(name); at != std::string::npos) {
+          const auto start = at + name.size();
+          session_ = header_text.substr(start, header_text.find('\r', start) - start);
+        }
+      }
+    }
+    return out;
+  }
+
+  std::string url_;
+  CURL* curl_;
+  curl_slist* headers_ = nullptr;
+  std::string session_;
+  int id_ = 0;
+};
+
+struct Level {
+  double p50 = 0, p99 = 0, rps = 0;
+};
+
+// `clients` threads, each with its own Client, sharing `total` calls of `call`.
+Level Run(const std::string& url, const std::string& key, int clients, int total,
+          const std::function<void(Client&, int)>& call) {
+  std::vector<std::unique_ptr<Client>> pool;
+  for (int i = 0; i < clients; ++i) pool.push_back(std::make_unique<Client>(url, key));
+  std::vector<std::vector<double>> latencies(clients);
+  std::atomic<int> next{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int i = next++; i < total; i = next++) {
+        const auto t0 = Clock::now();
+        call(*pool[c], i);
+        latencies[c].push_back(Ms(Clock::now() - t0));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::vector<double> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  return {Percentile(all, 0.50), Percentile(all, 0.99), static_cast<double>(all.size()) / seconds};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int creates = argc > 1 ? std::atoi(argv[1]) : 10;
+  const auto rig = testing::LoadRig();
+  if (rig.docker_sock.empty()) Die("no rig: run tests/rig/rig up 1 (LLMBOX_RIG_DIR)");
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+
+  char dir_template[] = "/tmp/llmbox-mcp-bench-XXXXXX";
+  if (::mkdtemp(dir_template) == nullptr) Die("mkdtemp");
+  const std::filesystem::path dir = dir_template;
+  std::filesystem::create_directories(dir / "spoke");
+
+  auto store = hub::store::SqliteStore::Open((dir / "hub.db").string());
+  if (!store.ok()) Die(std::string(store.status().message()));
+  const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  for (int i = 0; i < 1000; ++i) {
+    auto st = (*store)->InsertBox({.box_id = "bench-" + std::to_string(i),
+                                   .spoke = "local",
+                                   .container_id = common::Sha256Hex(std::to_string(i)),
+                                   .image = "llmbox-box:dev",
+                                   .description = "a box of the benchmark's registry",
+                                   .phase = hub::store::Phase::kReady,
+                                   .session_url = "https://claude.ai/code/session_bench" +
+                                                  std::to_string(i),
+                                   .token_hash = common::Sha256Hex("token" + std::to_string(i)),
+                                   .created_by = "bench",
+                                   .created_at_ms = now_ms + i,
+                                   .updated_at_ms = now_ms + i});
+    if (!st.ok()) Die(std::string(st.message()));
+  }
+  const std::string key = "llmbox_bench_" + common::Sha256Hex("bench-key");
+  if (!(*store)->InsertApiKey({.name = "bench", .hash = common::Sha256Hex(key),
+                               .created_at_ms = now_ms})
+           .ok()) {
+    Die("api key");
+  }
+
+  // The local spoke, in-process over gRPC, on the rig's engine with the real Claude binary.
+  spoke::docker::EngineEndpoint endpoint;
+  endpoint.unix_socket = rig.docker_sock;
+  auto engine = spoke::docker::CurlDockerEngine::Create(endpoint);
+  if (!engine.ok()) Die(std::string(engine.status().message()));
+  spoke::box::BoxManagerOptions box_options;
+  box_options.spoke_name = "local";
+  box_options.state_dir = (dir / "spoke").string();
+  box_options.default_image = rig.box_image;
+  box_options.claude_bin = rig.claude_bin;
+  box_options.memory_bytes = std::int64_t{1} << 30;
+  box_options.stop_grace = std::chrono::seconds(1);
+  spoke::box::BoxManager boxes(**engine, box_options);
+  spoke::service::BoxServiceImpl service(boxes, **engine,
+                                         {.spoke_name = "local", .allowed_peer = "",
+                                          .boxes = box_options});
+  grpc::ServerBuilder builder;
+  builder.RegisterService(&service);
+  auto grpc_server = builder.BuildAndStart();
+  std::shared_ptr<v1::BoxService::StubInterface> stub =
+      v1::BoxService::NewStub(grpc_server->InProcessChannel(grpc::ChannelArguments()));
+
+  hub::boxes::SpokeDirectory spokes;
+  spokes.Add("local", stub, true);
+  common::Clock& clock = common::SystemClock::Get();
+  hub::boxes::BoxRegistry registry(**store, spokes, clock, {.public_url = "http://127.0.0.1"});
+  hub::boxes::BoxTools tools(registry);
+  hub::store::Store* store_ptr = store->get();
+  hub::mcp::EndpointOptions mcp_options{
+      .session_key = std::string(32, 's'),
+      .authenticate = [store_ptr](std::optional<std::string_view> header)
+          -> absl::StatusOr<std::string> {
+        if (!header || header->size() < 7) return absl::UnauthenticatedError("no key");
+        auto found = store_ptr->FindLiveApiKey(common::Sha256Hex(header->substr(7)));
+        if (!found.ok()) return absl::UnauthenticatedError("unknown key");
+        return found->name;
+      }};
+  hub::mcp::McpEndpoint mcp(std::move(mcp_options), tools, clock);
+  hub::http::HttpServer server({.address = "127.0.0.1", .port = 0},
+                               [&](hub::http::Request request,
+                                   std::shared_ptr<hub::http::Responder> out) {
+                                 mcp.Handle(std::move(request), std::move(out));
+                               });
+  if (auto st = server.Start(); !st.ok()) Die(std::string(st.message()));
+  const std::string url = "http://127.0.0.1:" + std::to_string(server.BoundPort()) + "/";
+
+  std::string report;
+  auto line = [&](const std::string& text) {
+    std::printf("%s\n", text.c_str());
+    std::fflush(stdout);
+    report += text + "\n";
+  };
+  char buffer[256];
+  line("mcp_latency: 1,000 boxes in the registry, real HTTP on loopback, API key, SSE replies, "
+       "2 cores shared by server and clients");
+  line("                                   clients   p50 ms    p99 ms     req/s");
+  for (int clients : {1, 8, 64}) {
+    // Warm each client's connection and the statement caches first.
+    Run(url, key, clients, clients * 5, [](Client& c, int i) {
+      c.Call("get_llmbox", {{"box_id", "bench-" + std::to_string(i % 1000)}});
+    });
+    Level get = Run(url, key, clients, 6000, [](Client& c, int i) {
+      c.Call("get_llmbox", {{"box_id", "bench-" + std::to_string((i * 7919) % 1000)}});
+    });
+    std::snprintf(buffer, sizeof buffer, "get_llmbox                         %7d  %7.3f  %8.3f  %8.0f",
+                  clients, get.p50, get.p99, get.rps);
+    line(buffer);
+  }
+  for (int clients : {1, 8, 64}) {
+    Level list = Run(url, key, clients, std::max(200, clients * 4), [](Client& c, int) {
+      json out = c.Call("list_llmboxes", json::object());
+      if (out["boxes"].size() != 1000) Die("list_llmboxes did not list 1,000 boxes");
+    });
+    std::snprintf(buffer, sizeof buffer, "list_llmboxes (1,000 boxes)        %7d  %7.3f  %8.3f  %8.0f",
+                  clients, list.p50, list.p99, list.rps);
+    line(buffer);
+  }
+
+  // create: hub end to end vs the spoke's own create, interleaved.
+  Client client(url, key);
+  std::vector<double> hub_ms, floor_ms;
+  const std::string run = common::HexEncode(*common::RandomToken(3));
+  for (int i = 0; i < creates; ++i) {
+    const std::string hub_id = "mcp-" + run + "-" + std::to_string(i);
+    auto t0 = Clock::now();
+    json created = client.Call("create_llmbox", {{"box_id", hub_id}});
+    hub_ms.push_back(Ms(Clock::now() - t0));
+    if (created.value("status", "") != "pending") Die("create_llmbox: " + created.dump());
+    client.Call("destroy_llmbox", {{"box_id", hub_id}});
+
+    const std::string floor_id = "flr-" + run + "-" + std::to_string(i);
+    t0 = Clock::now();
+    auto direct = boxes.Create({.box_id = floor_id});
+    floor_ms.push_back(Ms(Clock::now() - t0));
+    if (!direct.ok()) Die(std::string(direct.status().message()));
+    if (!boxes.Destroy(floor_id).ok()) Die("destroy " + floor_id);
+  }
+  line("");
+  line("create to authorize URL (real engine, real Claude " + rig.claude_version + "), n=" +
+       std::to_string(creates) + ", interleaved");
+  line("                                             p50 ms    p99 ms");
+  std::snprintf(buffer, sizeof buffer, "create_llmbox over MCP (hub end to end)     %8.1f  %8.1f",
+                Percentile(hub_ms, 0.5), Percentile(hub_ms, 0.99));
+  line(buffer);
+  std::snprintf(buffer, sizeof buffer, "floor: BoxManager::Create on the spoke      %8.1f  %8.1f",
+                Percentile(floor_ms, 0.5), Percentile(floor_ms, 0.99));
+  line(buffer);
+  std::snprintf(buffer, sizeof buffer, "added by the hub (p50 difference)           %8.1f",
+                Percentile(hub_ms, 0.5) - Percentile(floor_ms, 0.5));
+  line(buffer);
+
+  server.Stop(std::chrono::seconds(5));
+  grpc_server->Shutdown();
+  if (const char* out = std::getenv("LLMBOX_BENCH_OUT")) std::ofstream(out) << report;
+  std::filesystem::remove_all(dir);
+  return 0;
+}
