@@ -203,6 +203,33 @@ TEST_CASE("the official MCP conformance suite passes against the hub", "[e2e][hu
   INFO(suite.Log());
   CHECK(exit_code == 0);
   CHECK(suite.Log().find("Baseline check passed") != std::string::npos);
+
+  // The MCP Inspector's CLI (v2) lists the tools.
+  fs::create_directories(dir.path / "home");
+  const std::string home = "HOME=" + (dir.path / "home").string();
+  ChildProcess inspector({"env", home, "npx", "-y", "-p", "node@22", "-p",
+                          "@modelcontextprotocol/inspector@2.12.0", "--", "mcp-inspector", "--cli",
+                          url + "/", "--transport", "http", "--method", "tools/list", "--format",
+                          "json", "-q"},
+                         dir.path / "inspector.log");
+  const int inspector_exit = inspector.Wait(300s);
+  INFO(inspector.Log());
+  CHECK(inspector_exit == 0);
+  CHECK(inspector.Log().find("\"create_llmbox\"") != std::string::npos);
+
+  // The real Claude Code binary connects: it probes server/discover (2026-07-28) first and
+  // must fall back to initialize.
+  ChildProcess add({"env", home, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+                    "DISABLE_TELEMETRY=1", rig.claude_bin, "mcp", "add", "--transport", "http",
+                    "llmbox", url + "/"},
+                   dir.path / "claude-add.log");
+  REQUIRE(add.Wait(60s) == 0);
+  ChildProcess get({"env", home, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+                    "DISABLE_TELEMETRY=1", rig.claude_bin, "mcp", "get", "llmbox"},
+                   dir.path / "claude-get.log");
+  get.Wait(120s);
+  INFO(get.Log());
+  CHECK(get.Log().find("Connected") != std::string::npos);
   CHECK(hub.Stop() == 0);
 }
 
