@@ -574,6 +574,15 @@ TEST_CASE("a request over the server's own TLS arrives with tls set", "[http]") 
   CHECK(request.query == "x=1");
 }
 
+TEST_CASE("a server bound to localhost answers on 127.0.0.1", "[http]") {
+  ServerOptions options = TestOptions();
+  options.address = "localhost";
+  auto server = StartServer(options, Answer(200, "local"));
+  Client client(server->BoundPort());
+  client.Send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  CHECK(client.ReadResponse().body == "local");
+}
+
 TEST_CASE("Start fails with InvalidArgument naming an unreadable TLS file", "[http]") {
   testing::ScratchDir dir("http-tls-bad");
   ServerOptions options = TestOptions();
