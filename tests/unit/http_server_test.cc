@@ -258,6 +258,17 @@ TEST_CASE("pipelined requests are answered in order", "[http]") {
   CHECK(client.ReadResponse().body == "/c");
 }
 
+TEST_CASE("a client that expects 100-continue gets it before sending the body", "[http]") {
+  auto server = StartServer(TestOptions(), [](Request request, std::shared_ptr<Responder> out) {
+    out->Respond({.body = "got " + request.body});
+  });
+  Client client(server->BoundPort());
+  client.Send("POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  CHECK(client.ReadHead().status == 100);
+  client.Send("hello");
+  CHECK(client.ReadResponse().body == "got hello");
+}
+
 TEST_CASE("a HEAD request gets the headers with Content-Length and no body", "[http]") {
   auto server = StartServer(TestOptions(), Answer(200, "twelve bytes"));
   Client client(server->BoundPort());
