@@ -455,9 +455,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Returns when the current exchange ended or the client went away.
   asio::awaitable<void> WaitExchange() {
     while (!exchange_done_ && !gone_->load()) {
-      // Cancelled by operator|| when the peer watch finishes first.
-      // A named local on purpose: with the co_await inside the if condition, GCC 12 built
-      // a frame that crashed (SIGSEGV) when destroyed.
+      // Cancelled by operator|| when the peer watch finishes first. A named local on purpose
+      // (here and for every co_await result below): with a co_await inside an if condition,
+      // GCC 12 built a frame that crashed (SIGSEGV) when destroyed.
       const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
       if (state.cancelled() != asio::cancellation_type::none) co_return;
       done_signal_.expires_at(asio::steady_timer::time_point::max());
@@ -498,7 +498,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     if (reject_) {
-      if (co_await SendError(503, "too many connections")) co_await CloseGracefully();
+      const bool sent = co_await SendError(503, "too many connections");
+      if (sent) co_await CloseGracefully();
       co_return;
     }
     bool first = true;
@@ -526,7 +527,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (!read_ec && !parser.is_done()) {
         // curl and others wait (a second, for curl) for this before sending a large body.
         if (EqualsIgnoreCase(parser.get()[bhttp::field::expect], "100-continue")) {
-          if (!co_await Send(asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25))) co_return;
+          const bool sent = co_await Send(asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25));
+          if (!sent) co_return;
           Tcp().expires_after(options.header_timeout);
         }
         std::tie(read_ec, n) = co_await std::visit(
@@ -535,7 +537,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (read_ec) {
         std::string reason;
         const int status = StatusForReadError(read_ec, reason);
-        if (status != 0 && co_await SendError(status, reason)) co_await CloseGracefully();
+        if (status == 0) co_return;
+        const bool sent = co_await SendError(status, reason);
+        if (sent) co_await CloseGracefully();
         co_return;
       }
       Tcp().expires_never();

@@ -258,6 +258,17 @@ TEST_CASE("pipelined requests are answered in order", "[http]") {
   CHECK(client.ReadResponse().body == "/c");
 }
 
+TEST_CASE("a client that expects 100-continue gets it before sending the body", "[http]") {
+  auto server = StartServer(TestOptions(), [](Request request, std::shared_ptr<Responder> out) {
+    out->Respond({.body = "got " + request.body});
+  });
+  Client client(server->BoundPort());
+  client.Send("POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  CHECK(client.ReadHead().status == 100);
+  client.Send("hello");
+  CHECK(client.ReadResponse().body == "got hello");
+}
+
 TEST_CASE("a HEAD request gets the headers with Content-Length and no body", "[http]") {
   auto server = StartServer(TestOptions(), Answer(200, "twelve bytes"));
   Client client(server->BoundPort());
@@ -572,6 +583,15 @@ TEST_CASE("a request over the server's own TLS arrives with tls set", "[http]") 
   CHECK(request.tls);
   CHECK(request.path == "/tls");
   CHECK(request.query == "x=1");
+}
+
+TEST_CASE("a server bound to localhost answers on 127.0.0.1", "[http]") {
+  ServerOptions options = TestOptions();
+  options.address = "localhost";
+  auto server = StartServer(options, Answer(200, "local"));
+  Client client(server->BoundPort());
+  client.Send("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  CHECK(client.ReadResponse().body == "local");
 }
 
 TEST_CASE("Start fails with InvalidArgument naming an unreadable TLS file", "[http]") {
