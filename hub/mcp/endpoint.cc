@@ -183,7 +183,31 @@ json ToolResultToJson(const ToolResult& result) {
           {"isError", false}};
 }
 
-std::string SseEvent(const json& message) { return "event: message\ndata: " + Dump(message) + "\n\n"; }
+std::string SseEvent(std::string_view message) {
+  std::string event = "event: message\ndata: ";
+  event += message;
+  event += "\n\n";
+  return event;
+}
+std::string SseEventOf(const json& message) { return SseEvent(Dump(message)); }
+
+// The tools/call response, serialized once: the structured result is dumped one time and
+// used as the text block (escaped) and as structuredContent (verbatim).
+std::string ToolResponse(const ToolResult& result, const json& id) {
+  if (result.is_error) return Dump(ResultObject(ToolResultToJson(result), id));
+  const std::string structured = Dump(result.structured);
+  std::string out;
+  // The escaped copy is at most a little longer than the original for our output.
+  out.reserve(2 * structured.size() + structured.size() / 8 + 256);
+  out += R"({"jsonrpc":"2.0","id":)";
+  out += Dump(id);
+  out += R"(,"result":{"content":[{"type":"text","text":)";
+  out += Dump(json(result.text.empty() ? structured : result.text));
+  out += R"(}],"structuredContent":)";
+  out += structured;
+  out += R"(,"isError":false}})";
+  return out;
+}
 
 }  // namespace
 
@@ -203,7 +227,7 @@ class ActiveCall final : public CallContext {
     json params = {{"progressToken", progress_token_}, {"progress", progress}};
     if (total) params["total"] = *total;
     if (!message.empty()) params["message"] = message;
-    stream_->Write(SseEvent({{"jsonrpc", "2.0"},
+    stream_->Write(SseEventOf({{"jsonrpc", "2.0"},
                              {"method", "notifications/progress"},
                              {"params", std::move(params)}}));
   }
@@ -240,12 +264,12 @@ class ActiveCall final : public CallContext {
 
   // Ends the stream with the response, unless the call was cancelled (the spec says a
   // cancelled request gets no response).
-  void Finish(const json& response) {
+  void Finish(const std::string& response) {
     std::lock_guard lock(mu_);
     done_ = true;
     on_cancel_.clear();
     if (stream_ == nullptr) return;
-    if (!cancelled_.load()) stream_->Write(SseEvent(response));
+    if (!cancelled_.load()) stream_->Write(SseEvent(std::string_view(response)));
     stream_->Finish();
   }
 
@@ -321,8 +345,10 @@ class McpEndpoint::Impl {
   json Initialize(Exchange& ex, const Message& message);
   // The result or error object for a non-initialize request; `stream` set for a streamed
   // tools/call (then the caller must not answer again).
-  std::optional<json> Dispatch(Exchange& ex, const Message& message, bool may_stream);
-  json CallTool(Exchange& ex, const Message& message, bool may_stream, bool& streamed);
+  // Replies are serialized once: a tool result can be large (a list of 1,000 boxes).
+  std::optional<std::string> Dispatch(Exchange& ex, const Message& message, bool may_stream);
+  std::optional<json> DispatchOther(Exchange& ex, const Message& message);
+  std::string CallTool(Exchange& ex, const Message& message, bool may_stream, bool& streamed);
 
   std::string NewSessionId(const std::string& principal);
   bool SessionValid(std::string_view id, const std::string& principal);
@@ -511,7 +537,7 @@ void McpEndpoint::Impl::HandlePost(Exchange& ex) {
     if (!CheckSessionAndVersion(ex)) return;
     json responses = json::array();
     for (const Message& message : messages) {
-      if (message.is_request) responses.push_back(*Dispatch(ex, message, false));
+      if (message.is_request) responses.push_back(json::parse(*Dispatch(ex, message, false)));
       if (message.is_notification && message.method == "notifications/cancelled") {
         Dispatch(ex, message, false);
       }
@@ -534,8 +560,12 @@ void McpEndpoint::Impl::HandlePost(Exchange& ex) {
     return Answer(ex, 202, {}, "");
   }
   const bool may_stream = AcceptsEventStream(ex.request.Header("accept"));
-  std::optional<json> reply = Dispatch(ex, message, may_stream);
-  if (reply) AnswerJson(ex, 200, *reply);
+  std::optional<std::string> reply = Dispatch(ex, message, may_stream);
+  if (reply) {
+    http::Headers headers = {{"Content-Type", "application/json"}};
+    if (!ex.session_id.empty()) headers.emplace_back("Mcp-Session-Id", ex.session_id);
+    Answer(ex, 200, std::move(headers), *std::move(reply));
+  }
 }
 
 json McpEndpoint::Impl::Initialize(Exchange& ex, const Message& message) {
@@ -558,8 +588,20 @@ json McpEndpoint::Impl::Initialize(Exchange& ex, const Message& message) {
   return ResultObject(std::move(result), message.id);
 }
 
-std::optional<json> McpEndpoint::Impl::Dispatch(Exchange& ex, const Message& message,
-                                                bool may_stream) {
+std::optional<std::string> McpEndpoint::Impl::Dispatch(Exchange& ex, const Message& message,
+                                                       bool may_stream) {
+  if (message.is_request && message.method == "tools/call") {
+    bool streamed = false;
+    std::string reply = CallTool(ex, message, may_stream, streamed);
+    if (streamed) return std::nullopt;
+    return reply;
+  }
+  std::optional<json> reply = DispatchOther(ex, message);
+  if (!reply) return std::nullopt;
+  return Dump(*reply);
+}
+
+std::optional<json> McpEndpoint::Impl::DispatchOther(Exchange& ex, const Message& message) {
   const std::string& method = message.method;
   if (message.is_notification) {
     if (method == "notifications/cancelled" && message.params.is_object() &&
@@ -586,12 +628,6 @@ std::optional<json> McpEndpoint::Impl::Dispatch(Exchange& ex, const Message& mes
     }
     return ResultObject(json::object(), message.id);
   }
-  if (method == "tools/call") {
-    bool streamed = false;
-    json reply = CallTool(ex, message, may_stream, streamed);
-    if (streamed) return std::nullopt;
-    return reply;
-  }
   if (method == "initialize") {
     return ErrorObject(kInvalidRequest, "Invalid Request: initialize must be sent on its own",
                        message.id);
@@ -599,30 +635,29 @@ std::optional<json> McpEndpoint::Impl::Dispatch(Exchange& ex, const Message& mes
   return ErrorObject(kMethodNotFound, "Method not found: " + method, message.id);
 }
 
-json McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bool may_stream,
+std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bool may_stream,
                                  bool& streamed) {
   const json& params = message.params;
   if (!params.is_object() || !params.contains("name") || !params["name"].is_string()) {
-    return ErrorObject(kInvalidParams, "Invalid params: tools/call needs a tool name",
-                       message.id);
+    return Dump(ErrorObject(kInvalidParams, "Invalid params: tools/call needs a tool name",
+                            message.id));
   }
   const std::string name = params["name"];
   auto tool = tools_by_name_.find(name);
   if (tool == tools_by_name_.end()) {
-    return ErrorObject(kInvalidParams, "Unknown tool: " + name, message.id);
+    return Dump(ErrorObject(kInvalidParams, "Unknown tool: " + name, message.id));
   }
   json arguments = json::object();
   if (auto it = params.find("arguments"); it != params.end() && !it->is_null()) {
     if (!it->is_object()) {
-      return ErrorObject(kInvalidParams, "Invalid params: arguments must be an object",
-                         message.id);
+      return Dump(ErrorObject(kInvalidParams, "Invalid params: arguments must be an object",
+                              message.id));
     }
     arguments = *it;
   }
   // Argument problems are tool errors (2025-11-25): the model reads them and corrects itself.
   if (auto problem = SchemaProblem(tool->second.input_schema, arguments)) {
-    return ResultObject(ToolResultToJson(ToolResult::Error("invalid arguments: " + *problem)),
-                        message.id);
+    return ToolResponse(ToolResult::Error("invalid arguments: " + *problem), message.id);
   }
   json progress_token;
   if (auto meta = params.find("_meta"); meta != params.end() && meta->is_object()) {
@@ -661,7 +696,7 @@ json McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bool may_
     std::lock_guard lock(mu_);
     if (auto it = active_.find(key); it != active_.end() && it->second == call) active_.erase(it);
   }
-  json response = ResultObject(ToolResultToJson(result), message.id);
+  std::string response = ToolResponse(result, message.id);
   call->Finish(response);
   return response;
 }
