@@ -412,8 +412,9 @@ std::vector<std::string> BoxRegistry::Reconcile() {
     }
     for (const auto& [id, box] : on_spoke) {
       if (!known.contains(id)) {
-        spdlog::warn("reconcile: spoke {} has managed box {} that this hub does not know; "
-                     "the spoke's reaper or destroy_llmbox on the spoke removes it",
+        spdlog::warn("reconcile: spoke {} has managed box {} that this hub does not know "
+                     "(made by another hub, or its record was lost); the spoke's reaper removes "
+                     "it if it was never activated",
                      entry.name, box->box_id());
         unknown.push_back(entry.name + "/" + box->box_id());
       }

@@ -1,0 +1,67 @@
+#include "tests/fakes/fake_box_service.h"
+
+namespace llmbox::testing {
+
+FakeBoxService::FakeBoxService() {
+  grpc::ServerBuilder builder;
+  builder.RegisterService(this);
+  server_ = builder.BuildAndStart();
+}
+
+FakeBoxService::~FakeBoxService() { server_->Shutdown(); }
+
+std::shared_ptr<v1::BoxService::StubInterface> FakeBoxService::Stub() {
+  return v1::BoxService::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+}
+
+grpc::Status FakeBoxService::CreateBox(grpc::ServerContext*, const v1::CreateBoxRequest* request,
+                                       v1::CreateBoxResponse* response) {
+  std::lock_guard lock(mu);
+  created.push_back(request->box_id());
+  if (!create_status.ok()) return create_status;
+  v1::Box& box = boxes[request->box_id()];
+  box.set_box_id(request->box_id());
+  box.set_container_id("c0ffee" + request->box_id());
+  box.set_phase(v1::BOX_PHASE_PENDING);
+  box.set_image(request->image().empty() ? "llmbox-box:dev" : request->image());
+  box.mutable_expires_at()->set_seconds(4'000'000'000);
+  *response->mutable_box() = box;
+  response->set_authorize_url(authorize_url);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeBoxService::ListBoxes(grpc::ServerContext*, const v1::ListBoxesRequest*,
+                                       v1::ListBoxesResponse* response) {
+  std::lock_guard lock(mu);
+  for (const auto& [id, box] : boxes) *response->add_boxes() = box;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeBoxService::DestroyBox(grpc::ServerContext*, const v1::DestroyBoxRequest* request,
+                                        v1::DestroyBoxResponse* response) {
+  std::lock_guard lock(mu);
+  destroyed.push_back(request->box_id());
+  if (!destroy_status.ok()) return destroy_status;
+  response->set_existed(boxes.erase(request->box_id()) > 0);
+  if (!response->existed()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such box");
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeBoxService::SubmitCode(grpc::ServerContext*, const v1::SubmitCodeRequest* request,
+                                        v1::SubmitCodeResponse* response) {
+  std::lock_guard lock(mu);
+  codes.push_back(request->code());
+  *response = submit_response;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeBoxService::Health(grpc::ServerContext*, const v1::HealthRequest*,
+                                    v1::HealthResponse* response) {
+  std::lock_guard lock(mu);
+  response->set_spoke_name("fake");
+  response->mutable_capacity()->set_max_boxes(20);
+  response->mutable_capacity()->set_pending(static_cast<uint32_t>(boxes.size()));
+  return grpc::Status::OK;
+}
+
+}  // namespace llmbox::testing

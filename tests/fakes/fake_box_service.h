@@ -1,0 +1,58 @@
+#pragma once
+
+// An in-memory llmbox.v1.BoxService for the hub's unit tests: served on a real in-process
+// gRPC server, so the hub's stubs, deadlines and status codes are the real ones. Tests set
+// what the "spoke" answers and read what it was asked.
+//
+//   FakeBoxService spoke;
+//   spoke.create_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "engine down");
+//   registry.Create(...);            // -> Unavailable, and spoke.destroyed lists the id
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "llmbox/v1/box.grpc.pb.h"
+
+namespace llmbox::testing {
+
+class FakeBoxService final : public v1::BoxService::Service {
+ public:
+  FakeBoxService();
+  ~FakeBoxService() override;
+
+  // A stub on an in-process channel to this service.
+  std::shared_ptr<v1::BoxService::StubInterface> Stub();
+
+  grpc::Status CreateBox(grpc::ServerContext*, const v1::CreateBoxRequest* request,
+                         v1::CreateBoxResponse* response) override;
+  grpc::Status ListBoxes(grpc::ServerContext*, const v1::ListBoxesRequest*,
+                         v1::ListBoxesResponse* response) override;
+  grpc::Status DestroyBox(grpc::ServerContext*, const v1::DestroyBoxRequest* request,
+                          v1::DestroyBoxResponse* response) override;
+  grpc::Status SubmitCode(grpc::ServerContext*, const v1::SubmitCodeRequest* request,
+                          v1::SubmitCodeResponse* response) override;
+  grpc::Status Health(grpc::ServerContext*, const v1::HealthRequest*,
+                      v1::HealthResponse* response) override;
+
+  std::mutex mu;
+  // What the fake answers (guarded by mu).
+  grpc::Status create_status = grpc::Status::OK;
+  grpc::Status destroy_status = grpc::Status::OK;
+  std::string authorize_url = "https://claude.ai/oauth/authorize?fake=1";
+  v1::SubmitCodeResponse submit_response;
+  // State and what it was asked.
+  std::map<std::string, v1::Box> boxes;  // by box id
+  std::vector<std::string> created;
+  std::vector<std::string> destroyed;
+  std::vector<std::string> codes;
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace llmbox::testing

@@ -1,0 +1,187 @@
+// The hub's BoxRegistry over a fake spoke service (a real in-process gRPC server) and a real
+// SQLite store in a scratch directory: the failure paths the e2e tests cannot provoke.
+#include "hub/boxes/registry.h"
+
+#include <catch2/catch.hpp>
+
+#include "common/secrets.h"
+#include "hub/store/sqlite_store.h"
+#include "tests/fakes/fake_box_service.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/support/scratch_dir.h"
+
+namespace llmbox::hub::boxes {
+namespace {
+
+using store::Phase;
+
+struct Fixture {
+  Fixture() : dir("registry") {
+    auto opened = store::SqliteStore::Open((dir.path() / "hub.db").string());
+    REQUIRE(opened.ok());
+    db = *std::move(opened);
+    spokes.Add("local", spoke.Stub(), true);
+    registry = std::make_unique<BoxRegistry>(
+        *db, spokes, clock, RegistryOptions{.public_url = "https://hub.example.com"});
+  }
+
+  CreatedBox Create(const std::string& id) {
+    auto created = registry->Create({.box_id = id, .created_by = "alice"}, nullptr);
+    REQUIRE(created.ok());
+    return *created;
+  }
+
+  testing::ScratchDir dir;
+  std::unique_ptr<store::SqliteStore> db;
+  testing::FakeBoxService spoke;
+  testing::FakeClock clock;
+  SpokeDirectory spokes;
+  std::unique_ptr<BoxRegistry> registry;
+};
+
+TEST_CASE("a created box is pending with its token kept only as a hash", "[registry]") {
+  Fixture f;
+  CreatedBox box = f.Create("demo");
+  REQUIRE(box.auth_url.rfind("https://hub.example.com/auth/", 0) == 0);
+  const std::string token = box.auth_url.substr(box.auth_url.rfind('/') + 1);
+  CHECK(token.size() >= 43);  // 256 bits
+  auto stored = f.db->GetBox("demo");
+  REQUIRE(stored.ok());
+  CHECK(stored->phase == Phase::kPending);
+  CHECK(stored->token_hash == common::Sha256Hex(token));
+  CHECK(stored->authorize_url == "https://claude.ai/oauth/authorize?fake=1");
+  CHECK(stored->created_by == "alice");
+  CHECK(stored->expires_at_ms == 4'000'000'000'000);
+  auto found = f.registry->FindByToken(token);
+  REQUIRE(found.ok());
+  CHECK(found->box_id == "demo");
+  CHECK(absl::IsNotFound(f.registry->FindByToken("not-the-token").status()));
+}
+
+TEST_CASE("a create the spoke refuses leaves no record and keeps the spoke's words",
+          "[registry]") {
+  Fixture f;
+  f.spoke.create_status =
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "spoke local is full (20 boxes)");
+  auto created = f.registry->Create({.box_id = "full"}, nullptr);
+  CHECK(absl::IsResourceExhausted(created.status()));
+  CHECK(created.status().message() == "spoke local is full (20 boxes)");
+  CHECK(absl::IsNotFound(f.db->GetBox("full").status()));
+  // Refused outright: nothing to take down.
+  CHECK(f.spoke.destroyed.empty());
+  // The id is free again.
+  f.spoke.create_status = grpc::Status::OK;
+  f.Create("full");
+}
+
+TEST_CASE("a create whose answer is lost takes the box down on the spoke", "[registry]") {
+  Fixture f;
+  f.spoke.create_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset");
+  auto created = f.registry->Create({.box_id = "lost"}, nullptr);
+  CHECK(absl::IsUnavailable(created.status()));
+  CHECK(std::string(created.status().message()).find("spoke \"local\" cannot be reached") !=
+        std::string::npos);
+  CHECK(f.spoke.destroyed == std::vector<std::string>{"lost"});
+  CHECK(absl::IsNotFound(f.db->GetBox("lost").status()));
+}
+
+TEST_CASE("box ids are unique across the hub, case-insensitively, before any spoke call",
+          "[registry]") {
+  Fixture f;
+  f.Create("taken");
+  auto again = f.registry->Create({.box_id = "taken"}, nullptr);
+  CHECK(absl::IsAlreadyExists(again.status()));
+  CHECK(f.spoke.created.size() == 1);
+  CHECK(absl::IsInvalidArgument(f.registry->Create({.box_id = "Not_Valid"}, nullptr).status()));
+}
+
+TEST_CASE("an unknown spoke is refused with the spokes there are", "[registry]") {
+  Fixture f;
+  auto created = f.registry->Create({.box_id = "x", .spoke = "nowhere"}, nullptr);
+  CHECK(absl::IsInvalidArgument(created.status()));
+  CHECK(created.status().message() == "unknown spoke \"nowhere\"; this hub has: local");
+}
+
+TEST_CASE("destroy keeps the record when the spoke fails, forgets it when the box is gone",
+          "[registry]") {
+  Fixture f;
+  f.Create("keep");
+  f.spoke.destroy_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "down");
+  CHECK(absl::IsUnavailable(f.registry->Destroy("keep")));
+  CHECK(f.db->GetBox("keep").ok());
+  f.spoke.destroy_status = grpc::Status::OK;
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.boxes.erase("keep");  // the box vanished behind the hub's back
+  }
+  CHECK(f.registry->Destroy("keep").ok());
+  CHECK(absl::IsNotFound(f.db->GetBox("keep").status()));
+  CHECK(absl::IsNotFound(f.registry->Destroy("keep")));
+}
+
+TEST_CASE("reconcile marks vanished boxes gone, takes the spoke's phase, reports strangers",
+          "[registry]") {
+  Fixture f;
+  f.Create("vanished");
+  f.Create("activated");
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.boxes.erase("vanished");
+    f.spoke.boxes["activated"].set_phase(v1::BOX_PHASE_READY);
+    f.spoke.boxes["activated"].set_session_url("https://claude.ai/code/session_1");
+    f.spoke.boxes["stranger"].set_box_id("stranger");
+  }
+  const auto unknown = f.registry->Reconcile();
+  CHECK(unknown == std::vector<std::string>{"local/stranger"});
+  auto vanished = f.registry->Get("vanished");
+  REQUIRE(vanished.ok());
+  CHECK(vanished->phase == Phase::kGone);
+  CHECK(vanished->last_error.find("no longer on spoke local") != std::string::npos);
+  auto activated = f.registry->Get("activated");
+  REQUIRE(activated.ok());
+  CHECK(activated->phase == Phase::kReady);
+  CHECK(activated->session_url == "https://claude.ai/code/session_1");
+}
+
+TEST_CASE("a code the box refuses keeps the box pending with the new sign-in link",
+          "[registry]") {
+  Fixture f;
+  CreatedBox box = f.Create("signin");
+  const std::string token = box.auth_url.substr(box.auth_url.rfind('/') + 1);
+  f.spoke.submit_response.set_activated(false);
+  f.spoke.submit_response.set_box_error("Couldn't log in: bad code");
+  f.spoke.submit_response.set_authorize_url("https://claude.ai/oauth/authorize?fresh=2");
+  f.spoke.submit_response.set_attempts_remaining(2);
+  auto refused = f.registry->SubmitCode(token, "wrong#state");
+  REQUIRE(refused.ok());
+  CHECK(!refused->activated);
+  CHECK(refused->box_error == "Couldn't log in: bad code");
+  auto stored = f.db->GetBox("signin");
+  CHECK(stored->phase == Phase::kPending);
+  CHECK(stored->authorize_url == "https://claude.ai/oauth/authorize?fresh=2");
+  CHECK(stored->activation_attempts == 1);
+
+  f.spoke.submit_response.set_activated(true);
+  f.spoke.submit_response.set_session_url("https://claude.ai/code/session_2");
+  auto accepted = f.registry->SubmitCode(token, "right#state");
+  REQUIRE(accepted.ok());
+  CHECK(accepted->activated);
+  CHECK(f.db->GetBox("signin")->phase == Phase::kReady);
+  CHECK(f.db->GetBox("signin")->session_url == "https://claude.ai/code/session_2");
+  CHECK(absl::IsFailedPrecondition(f.registry->SubmitCode(token, "again#x").status()));
+  CHECK(f.spoke.codes == std::vector<std::string>{"wrong#state", "right#state"});
+}
+
+TEST_CASE("the last refused attempt leaves the box in error", "[registry]") {
+  Fixture f;
+  CreatedBox box = f.Create("last");
+  const std::string token = box.auth_url.substr(box.auth_url.rfind('/') + 1);
+  f.spoke.submit_response.set_activated(false);
+  f.spoke.submit_response.set_box_error("too many attempts");
+  f.spoke.submit_response.set_attempts_remaining(0);
+  REQUIRE(f.registry->SubmitCode(token, "wrong#x").ok());
+  CHECK(f.db->GetBox("last")->phase == Phase::kError);
+}
+
+}  // namespace
+}  // namespace llmbox::hub::boxes
