@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/absl_compat.h"
+#include "hub/mcp/json_writer.h"
 
 namespace llmbox::hub::boxes {
 namespace {
@@ -48,22 +49,30 @@ const json& StringSchema() {
   return schema;
 }
 
-// The public view of a box: never the token, its hash, or the authorize URL.
-json BoxJson(const BoxRecord& record) {
-  json out = {{"box_id", record.box_id},
-              {"status", store::PhaseName(record.phase)},
-              {"spoke", record.spoke},
-              {"image", record.image},
-              {"container_id", record.container_id.substr(0, 12)},
-              {"created_at", Rfc3339(record.created_at_ms)}};
-  if (!record.description.empty()) out["description"] = record.description;
-  if (!record.session_url.empty()) out["session_url"] = record.session_url;
-  if (!record.last_error.empty()) out["error"] = record.last_error;
+// The public view of a box, written straight to JSON (a list of 1,000 boxes is the hub's
+// biggest reply): never the token, its hash, or the authorize URL.
+void AppendBox(std::string& out, const BoxRecord& record) {
+  auto field = [&](std::string_view name, std::string_view value) {
+    out += ",\"";
+    out += name;
+    out += "\":";
+    mcp::AppendJsonString(out, value);
+  };
+  out += "{\"box_id\":";
+  mcp::AppendJsonString(out, record.box_id);
+  field("status", store::PhaseName(record.phase));
+  field("spoke", record.spoke);
+  field("image", record.image);
+  field("container_id", std::string_view(record.container_id).substr(0, 12));
+  field("created_at", Rfc3339(record.created_at_ms));
+  if (!record.description.empty()) field("description", record.description);
+  if (!record.session_url.empty()) field("session_url", record.session_url);
+  if (!record.last_error.empty()) field("error", record.last_error);
   if (record.expires_at_ms > 0 && record.phase != store::Phase::kReady) {
-    out["expires_at"] = Rfc3339(record.expires_at_ms);
+    field("expires_at", Rfc3339(record.expires_at_ms));
   }
-  if (!record.created_by.empty()) out["created_by"] = record.created_by;
-  return out;
+  if (!record.created_by.empty()) field("created_by", record.created_by);
+  out += '}';
 }
 
 json BoxOutputSchema() {
@@ -274,7 +283,9 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
   if (name == "get_llmbox") {
     auto record = registry_.Get(str("box_id"));
     if (!record.ok()) return mcp::ToolResult::Error(ErrorText(record.status()));
-    return mcp::ToolResult::Ok(BoxJson(*record));
+    std::string out;
+    AppendBox(out, *record);
+    return mcp::ToolResult::OkJson(std::move(out));
   }
   if (name == "list_llmboxes") {
     store::BoxFilter filter;
@@ -282,9 +293,14 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     if (arguments.contains("spoke")) filter.spoke = str("spoke");
     auto records = registry_.List(filter);
     if (!records.ok()) return mcp::ToolResult::Error(ErrorText(records.status()));
-    json boxes = json::array();
-    for (const auto& record : *records) boxes.push_back(BoxJson(record));
-    return mcp::ToolResult::Ok({{"boxes", std::move(boxes)}});
+    std::string out = "{\"boxes\":[";
+    out.reserve(300 * records->size() + 16);
+    for (std::size_t i = 0; i < records->size(); ++i) {
+      if (i > 0) out += ',';
+      AppendBox(out, (*records)[i]);
+    }
+    out += "]}";
+    return mcp::ToolResult::OkJson(std::move(out));
   }
   if (name == "destroy_llmbox") {
     const std::string box_id = str("box_id");

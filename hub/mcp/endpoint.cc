@@ -18,6 +18,7 @@
 #include "common/absl_compat.h"
 #include "common/secrets.h"
 #include "common/status.h"
+#include "hub/mcp/json_writer.h"
 #include "hub/mcp/schema.h"
 
 namespace llmbox::hub::mcp {
@@ -195,14 +196,15 @@ std::string SseEventOf(const json& message) { return SseEvent(Dump(message)); }
 // used as the text block (escaped) and as structuredContent (verbatim).
 std::string ToolResponse(const ToolResult& result, const json& id) {
   if (result.is_error) return Dump(ResultObject(ToolResultToJson(result), id));
-  const std::string structured = Dump(result.structured);
+  const std::string structured =
+      result.structured_json.empty() ? WriteJson(result.structured) : result.structured_json;
   std::string out;
-  // The escaped copy is at most a little longer than the original for our output.
+  // The escaped copy is a little longer than the original for our output.
   out.reserve(2 * structured.size() + structured.size() / 8 + 256);
   out += R"({"jsonrpc":"2.0","id":)";
   out += Dump(id);
   out += R"(,"result":{"content":[{"type":"text","text":)";
-  out += Dump(json(result.text.empty() ? structured : result.text));
+  AppendJsonString(out, result.text.empty() ? structured : result.text);
   out += R"(}],"structuredContent":)";
   out += structured;
   out += R"(,"isError":false}})";

@@ -39,8 +39,14 @@ struct ToolResult {
   bool is_error = false;
   nlohmann::json structured;  // an object on success; unused on error
   std::string text;           // the error message, or empty (then structured is serialized)
+  // For large results: the structured object already serialized as compact JSON (see
+  // json_writer.h); used instead of `structured` when not empty.
+  std::string structured_json;
 
   static ToolResult Ok(nlohmann::json structured) { return {false, std::move(structured), ""}; }
+  static ToolResult OkJson(std::string structured_json) {
+    return {false, nullptr, "", std::move(structured_json)};
+  }
   static ToolResult Error(std::string message) { return {true, nullptr, std::move(message)}; }
 };
 

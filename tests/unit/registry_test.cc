@@ -2,6 +2,10 @@
 // SQLite store in a scratch directory: the failure paths the e2e tests cannot provoke.
 #include "hub/boxes/registry.h"
 
+#include <nlohmann/json.hpp>
+
+#include "hub/boxes/box_tools.h"
+
 #include <catch2/catch.hpp>
 
 #include "common/secrets.h"
@@ -181,6 +185,50 @@ TEST_CASE("the last refused attempt leaves the box in error", "[registry]") {
   f.spoke.submit_response.set_attempts_remaining(0);
   REQUIRE(f.registry->SubmitCode(token, "wrong#x").ok());
   CHECK(f.db->GetBox("last")->phase == Phase::kError);
+}
+
+class NoContext final : public mcp::CallContext {
+ public:
+  void Progress(double, std::optional<double>, std::string_view) override {}
+  bool Cancelled() const override { return false; }
+  void OnCancel(std::function<void()>) override {}
+  const std::string& principal() const override { return name_; }
+
+ private:
+  std::string name_ = "alice";
+};
+
+TEST_CASE("the box tools show a box's facts but never its token, hash or authorize URL",
+          "[registry]") {
+  Fixture f;
+  CreatedBox box = f.Create("shown");
+  const std::string token = box.auth_url.substr(box.auth_url.rfind('/') + 1);
+  BoxTools tools(*f.registry);
+  NoContext context;
+  auto get = tools.Call("get_llmbox", {{"box_id", "shown"}}, context);
+  REQUIRE(!get.is_error);
+  const auto shown = nlohmann::json::parse(get.structured_json);
+  CHECK(shown["box_id"] == "shown");
+  CHECK(shown["status"] == "pending");
+  CHECK(shown["spoke"] == "local");
+  CHECK(shown["container_id"] == "c0ffeeshown");
+  CHECK(shown["created_by"] == "alice");
+  CHECK(shown.contains("expires_at"));
+  auto list = tools.Call("list_llmboxes", nlohmann::json::object(), context);
+  REQUIRE(!list.is_error);
+  const auto listed = nlohmann::json::parse(list.structured_json);
+  REQUIRE(listed["boxes"].size() == 1);
+  CHECK(listed["boxes"][0] == shown);
+  auto filtered = tools.Call("list_llmboxes", {{"status", "ready"}}, context);
+  CHECK(nlohmann::json::parse(filtered.structured_json)["boxes"].empty());
+  for (const std::string& out : {get.structured_json, list.structured_json}) {
+    CHECK(out.find(token) == std::string::npos);
+    CHECK(out.find(common::Sha256Hex(token)) == std::string::npos);
+    CHECK(out.find("oauth/authorize") == std::string::npos);
+  }
+  auto missing = tools.Call("get_llmbox", {{"box_id", "absent"}}, context);
+  CHECK(missing.is_error);
+  CHECK(missing.text.find("no box \"absent\"") == 0);
 }
 
 }  // namespace
