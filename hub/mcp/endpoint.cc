@@ -213,25 +213,31 @@ std::string ToolResponse(const ToolResult& result, const json& id) {
 
 }  // namespace
 
-// One tools/call in flight: where its progress goes, and whether it was cancelled.
+// One tools/call in flight: where its progress goes, and whether it was cancelled. The SSE
+// stream starts only when there is something to send before the response (progress, a
+// keep-alive); a call that answers first gets a plain JSON reply, which costs one write.
 class ActiveCall final : public CallContext {
  public:
-  ActiveCall(std::shared_ptr<http::Responder> stream, json progress_token, std::string principal)
-      : stream_(std::move(stream)),
+  // `responder` is null when the client accepts no event stream.
+  ActiveCall(std::shared_ptr<http::Responder> responder, http::Headers stream_headers,
+             json progress_token, std::string principal)
+      : responder_(std::move(responder)),
+        stream_headers_(std::move(stream_headers)),
         progress_token_(std::move(progress_token)),
         principal_(std::move(principal)) {}
 
   void Progress(double progress, std::optional<double> total, std::string_view message) override {
     std::lock_guard lock(mu_);
-    if (stream_ == nullptr || progress_token_.is_null() || done_) return;
+    if (responder_ == nullptr || progress_token_.is_null() || done_) return;
     if (last_progress_ && progress <= *last_progress_) return;
     last_progress_ = progress;
     json params = {{"progressToken", progress_token_}, {"progress", progress}};
     if (total) params["total"] = *total;
     if (!message.empty()) params["message"] = message;
-    stream_->Write(SseEventOf({{"jsonrpc", "2.0"},
-                             {"method", "notifications/progress"},
-                             {"params", std::move(params)}}));
+    StartLocked();
+    responder_->Write(SseEventOf({{"jsonrpc", "2.0"},
+                                  {"method", "notifications/progress"},
+                                  {"params", std::move(params)}}));
   }
 
   bool Cancelled() const override { return cancelled_.load(); }
@@ -261,28 +267,39 @@ class ActiveCall final : public CallContext {
   // Comment lines keep proxies from closing an idle stream and tell us when the client left.
   void KeepAlive() {
     std::lock_guard lock(mu_);
-    if (stream_ != nullptr && !done_) stream_->Write(": keepalive\n\n");
+    if (responder_ == nullptr || done_) return;
+    StartLocked();
+    responder_->Write(": keepalive\n\n");
   }
 
-  // Ends the stream with the response, unless the call was cancelled (the spec says a
-  // cancelled request gets no response).
-  void Finish(const std::string& response) {
+  // Ends a started stream with the response, unless the call was cancelled (a cancelled
+  // request gets no response). False when no stream was started: the caller answers JSON.
+  bool Finish(const std::string& response) {
     std::lock_guard lock(mu_);
     done_ = true;
     on_cancel_.clear();
-    if (stream_ == nullptr) return;
-    if (!cancelled_.load()) stream_->Write(SseEvent(std::string_view(response)));
-    stream_->Finish();
+    if (!started_) return false;
+    if (!cancelled_.load()) responder_->Write(SseEvent(std::string_view(response)));
+    responder_->Finish();
+    return true;
   }
 
  private:
+  void StartLocked() {
+    if (started_) return;
+    started_ = true;
+    responder_->StartStream(200, stream_headers_);
+  }
+
   std::mutex mu_;
-  std::shared_ptr<http::Responder> stream_;  // null when the reply is plain JSON
+  const std::shared_ptr<http::Responder> responder_;
+  const http::Headers stream_headers_;
   const json progress_token_;
   const std::string principal_;
   std::optional<double> last_progress_;
   std::vector<std::function<void()>> on_cancel_;
   std::atomic<bool> cancelled_{false};
+  bool started_ = false;
   bool done_ = false;
 };
 
@@ -669,18 +686,13 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
     }
   }
 
-  std::shared_ptr<http::Responder> stream;
-  if (may_stream) {
-    http::Headers headers = {{"Content-Type", "text/event-stream"},
-                             {"Cache-Control", "no-cache"},
-                             {"X-Accel-Buffering", "no"}};
-    if (!ex.session_id.empty()) headers.emplace_back("Mcp-Session-Id", ex.session_id);
-    for (auto& header : ex.cors) headers.push_back(header);
-    ex.responder->StartStream(200, std::move(headers));
-    stream = ex.responder;
-    streamed = true;
-  }
-  auto call = std::make_shared<ActiveCall>(stream, progress_token, ex.principal);
+  http::Headers headers = {{"Content-Type", "text/event-stream"},
+                           {"Cache-Control", "no-cache"},
+                           {"X-Accel-Buffering", "no"}};
+  if (!ex.session_id.empty()) headers.emplace_back("Mcp-Session-Id", ex.session_id);
+  for (auto& header : ex.cors) headers.push_back(header);
+  auto call = std::make_shared<ActiveCall>(may_stream ? ex.responder : nullptr,
+                                           std::move(headers), progress_token, ex.principal);
   const std::string key = CallKey(ex.session_id, message.id);
   {
     std::lock_guard lock(mu_);
@@ -699,7 +711,7 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
     if (auto it = active_.find(key); it != active_.end() && it->second == call) active_.erase(it);
   }
   std::string response = ToolResponse(result, message.id);
-  call->Finish(response);
+  streamed = call->Finish(response);
   return response;
 }
 

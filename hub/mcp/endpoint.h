@@ -10,9 +10,10 @@
 //     mcp.Handle(std::move(r), std::move(out));
 //   };
 //
-// POST carries one JSON-RPC message (or a batch); a request is answered with JSON, or, for
-// tools/call when the client accepts it, with an SSE stream that carries progress
-// notifications and keep-alive comments before the response. Notifications get 202. GET gets
+// POST carries one JSON-RPC message (or a batch); a request is answered with JSON, or, for a
+// tools/call that has something to send before its response (progress notifications, a
+// keep-alive comment every keepalive_interval) and a client that accepts it, with an SSE
+// stream that ends with the response. Notifications get 202. GET gets
 // 405, DELETE ends a session (its id gets 404 afterwards), OPTIONS answers CORS preflight for
 // allowed origins. Session ids are HMAC-signed, so they survive a hub restart; they carry no
 // tool state.

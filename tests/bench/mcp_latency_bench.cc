@@ -101,11 +101,14 @@ class Client {
   }
 
   static json Check(const std::string& tool, const std::string& body) {
-    // The reply is an SSE stream; the response is its last `data:` line.
-    const auto data = body.rfind("data: ");
-    if (data == std::string::npos) Die(tool + ": no SSE data in " + body.substr(0, 200));
-    json reply = json::parse(body.substr(data + 6, body.find('\n', data) - data - 6), nullptr,
-                             false);
+    // A plain JSON reply, or an SSE stream whose last `data:` line is the response.
+    std::string text = body;
+    if (body.empty() || body.front() != '{') {
+      const auto data = body.rfind("data: ");
+      if (data == std::string::npos) Die(tool + ": no response in " + body.substr(0, 200));
+      text = body.substr(data + 6, body.find('\n', data) - data - 6);
+    }
+    json reply = json::parse(text, nullptr, false);
     if (reply.is_discarded() || !reply.contains("result") ||
         reply["result"].value("isError", true)) {
       Die(tool + " failed: " + body.substr(0, 300));
@@ -276,7 +279,8 @@ int main(int argc, char** argv) {
     report += text + "\n";
   };
   char buffer[256];
-  line("mcp_latency: 1,000 boxes in the registry, real HTTP on loopback, API key, SSE replies, "
+  line("mcp_latency: 1,000 boxes in the registry, real HTTP on loopback, API key, "
+       "Accept: application/json, text/event-stream, "
        "2 cores shared by server and clients");
   line("                                   clients   p50 ms    p99 ms     req/s");
   for (int clients : {1, 8, 64}) {

@@ -106,6 +106,12 @@ TEST_CASE("the MCP SDK client takes a real box through create, get, logs, exec a
                          (dir.path / "hub.yaml").string()},
                         dir.path / "revoke.log");
     REQUIRE(revoke.Wait(30s) == 0);
+    ChildProcess list_keys({LLMBOX_HUB_BIN, "apikey", "list", "--config",
+                            (dir.path / "hub.yaml").string()},
+                           dir.path / "keys.log");
+    REQUIRE(list_keys.Wait(30s) == 0);
+    CHECK(std::regex_search(list_keys.Log(), std::regex("e2e +[0-9T:-]+Z +revoked ")));
+    CHECK(list_keys.Log().find(key) == std::string::npos);
     ChildProcess refused({"node", NodeScript("mcp_call.mjs"), url2 + "/", key, "list_llmboxes",
                           "{}"},
                          dir.path / "refused.log");

@@ -22,6 +22,16 @@ async function expectStatus(name, promise, status, pattern) {
   return r;
 }
 
+// Health endpoints answer without a key.
+const origin = new URL(url).origin;
+const healthz = await fetch(`${origin}/healthz`);
+assert.equal(healthz.status, 200);
+assert.equal(await healthz.text(), 'ok\n');
+const readyz = await fetch(`${origin}/readyz`);
+assert.equal(readyz.status, 200);
+assert.match(await readyz.text(), /^local: ok$/m);
+console.log('ok /healthz and /readyz');
+
 // A session to use for tool calls.
 const init = await expectStatus('initialize', post(rpc('initialize', {
   protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bad-input', version: '1' } })), 200);
