@@ -23,6 +23,7 @@
 #include "common/absl_compat.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "common/secrets.h"
 #include "common/status.h"
 #include "common/subprocess.h"
@@ -396,12 +397,8 @@ int Serve(const hub::config::HubConfig& config) {
                config.listen_host, server.BoundPort(),
                config.api_keys_required ? "required" : "off");
 
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  int signal_number = 0;
-  sigwait(&stop, &signal_number);
+  // SIGTERM and SIGINT are blocked in every thread (see main); only this wait sees them.
+  const int signal_number = common::WaitForStopSignal();
   spdlog::info("hub: {} received; stopping", strsignal(signal_number));
   server.Stop(std::chrono::seconds(10));
   mcp_ptr.store(nullptr);
@@ -449,12 +446,8 @@ int main(int argc, char** argv) {
     }
     return 2;
   }
-  // Block the stop signals before any thread starts, so only sigwait sees them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  // Before any thread starts, so only WaitForStopSignal sees them.
+  common::BlockStopSignals();
   curl_global_init(CURL_GLOBAL_DEFAULT);
   auto config = hub::config::LoadHubConfig(config_path);
   if (!config.ok()) return Fail(config.status());

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/grpc_tls.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "common/subprocess.h"
 #include "common/version.h"
 #include "spoke/box/manager.h"
@@ -74,13 +75,8 @@ int Serve(const spoke::config::SpokeConfig& config) {
   spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call)", config.name,
                server->port, config.hub_identity);
 
-  // Wait for SIGTERM or SIGINT here; they are blocked in every thread (see main).
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  int signal_number = 0;
-  sigwait(&stop, &signal_number);
+  // SIGTERM and SIGINT are blocked in every thread (see main); only this wait sees them.
+  const int signal_number = common::WaitForStopSignal();
   spdlog::info("spoke {}: {} received; stopping", config.name, strsignal(signal_number));
   reaper.Stop();
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -102,12 +98,8 @@ int main(int argc, char** argv) {
   }
   if ((command == "serve" || command == "check-config") && argc == 4 &&
       std::string_view(argv[2]) == "--config") {
-    // Block the stop signals before any thread starts, so only sigwait sees them.
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    // Before any thread starts, so only WaitForStopSignal sees them.
+    common::BlockStopSignals();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     auto config = spoke::config::LoadSpokeConfig(argv[3]);
     if (!config.ok()) return Fail(config.status());

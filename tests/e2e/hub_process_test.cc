@@ -58,6 +58,29 @@ std::string NodeScript(const std::string& name) {
   return std::string(LLMBOX_E2E_NODE_DIR) + "/" + name;
 }
 
+// llmbox-hub serve as a process, and its MCP URL once it listens.
+struct HubProcess {
+  HubProcess(const std::string& config, const fs::path& log)
+      : process({LLMBOX_HUB_BIN, "serve", "--config", config}, log),
+        url(process.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/")) {}
+  ChildProcess process;
+  const std::string url;  // without the trailing slash
+};
+
+struct CallResult {
+  int exit_code;
+  std::string log;
+};
+
+// One tool call with the official SDK client (tests/e2e/node/mcp_call.mjs).
+CallResult McpCall(const std::string& url, const std::string& key, const std::string& tool,
+                   const nlohmann::json& arguments, const fs::path& log) {
+  ChildProcess call({"node", NodeScript("mcp_call.mjs"), url + "/", key, tool, arguments.dump()},
+                    log);
+  const int exit_code = call.Wait(std::chrono::seconds(180));
+  return {exit_code, call.Log()};
+}
+
 // What an authorize URL or a PKCE exchange looks like; none may leave the hub over MCP.
 void CheckNoSecrets(const std::string& text) {
   CHECK(text.find("/oauth/authorize") == std::string::npos);
@@ -77,9 +100,8 @@ TEST_CASE("the MCP SDK client takes a real box through create, get, logs, exec a
   REQUIRE(create_key.Wait(30s) == 0);
   const std::string key = create_key.WaitForLog("(llmbox_[A-Za-z0-9_-]{40,})");
 
-  ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", (dir.path / "hub.yaml").string()},
-                   dir.path / "hub.log");
-  const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
+  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  const std::string& url = hub.url;
 
   const std::string box_id = UniqueId("sdk");
   ChildProcess client({"node", NodeScript("mcp_client_e2e.mjs"), url + "/", box_id, key},
@@ -91,17 +113,14 @@ TEST_CASE("the MCP SDK client takes a real box through create, get, logs, exec a
   CHECK(output.find("\nOK") != std::string::npos);
   // Every tool result the client saw, and the hub's own log.
   CheckNoSecrets(output);
-  CHECK(hub.Stop() == 0);
-  CheckNoSecrets(hub.Log());
+  CHECK(hub.process.Stop() == 0);
+  CheckNoSecrets(hub.process.Log());
 
   SECTION("a revoked key is refused while the hub serves") {
-    ChildProcess again({LLMBOX_HUB_BIN, "serve", "--config", (dir.path / "hub.yaml").string()},
-                       dir.path / "hub-2.log");
-    const std::string url2 = again.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
-    ChildProcess list({"node", NodeScript("mcp_call.mjs"), url2 + "/", key, "list_llmboxes",
-                       "{}"},
-                      dir.path / "list.log");
-    REQUIRE(list.Wait(60s) == 0);
+    HubProcess again((dir.path / "hub.yaml").string(), dir.path / "hub-2.log");
+    REQUIRE(McpCall(again.url, key, "list_llmboxes", nlohmann::json::object(),
+                    dir.path / "list.log")
+                .exit_code == 0);
     ChildProcess revoke({LLMBOX_HUB_BIN, "apikey", "revoke", "--name", "e2e", "--config",
                          (dir.path / "hub.yaml").string()},
                         dir.path / "revoke.log");
@@ -112,12 +131,11 @@ TEST_CASE("the MCP SDK client takes a real box through create, get, logs, exec a
     REQUIRE(list_keys.Wait(30s) == 0);
     CHECK(std::regex_search(list_keys.Log(), std::regex("e2e +[0-9T:-]+Z +revoked ")));
     CHECK(list_keys.Log().find(key) == std::string::npos);
-    ChildProcess refused({"node", NodeScript("mcp_call.mjs"), url2 + "/", key, "list_llmboxes",
-                          "{}"},
-                         dir.path / "refused.log");
-    CHECK(refused.Wait(60s) != 0);
-    INFO(refused.Log());
-    CHECK(refused.Log().find("this API key is unknown or revoked") != std::string::npos);
+    const auto refused = McpCall(again.url, key, "list_llmboxes", nlohmann::json::object(),
+                                 dir.path / "refused.log");
+    INFO(refused.log);
+    CHECK(refused.exit_code != 0);
+    CHECK(refused.log.find("this API key is unknown or revoked") != std::string::npos);
   }
 }
 
@@ -131,42 +149,36 @@ TEST_CASE("a box created before a hub restart is still listed and can still be a
   const std::string box_id = UniqueId("restart");
   std::string auth_url;
   {
-    ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", config}, dir.path / "hub-1.log");
-    const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
-    ChildProcess create({"node", NodeScript("mcp_call.mjs"), url + "/", "", "create_llmbox",
-                         nlohmann::json{{"box_id", box_id}}.dump()},
-                        dir.path / "create.log");
-    REQUIRE(create.Wait(120s) == 0);
-    auth_url = create.WaitForLog("\"auth_url\":\"([^\"]+)\"");
-    REQUIRE(hub.Stop() == 0);
+    HubProcess hub(config, dir.path / "hub-1.log");
+    const auto created = McpCall(hub.url, "", "create_llmbox", {{"box_id", box_id}},
+                                 dir.path / "create.log");
+    REQUIRE(created.exit_code == 0);
+    std::smatch m;
+    REQUIRE(std::regex_search(created.log, m, std::regex("\"auth_url\":\"([^\"]+)\"")));
+    auth_url = m[1];
+    REQUIRE(hub.process.Stop() == 0);
   }
-  ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", config}, dir.path / "hub-2.log");
-  const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
-  ChildProcess get({"node", NodeScript("mcp_call.mjs"), url + "/", "", "get_llmbox",
-                    nlohmann::json{{"box_id", box_id}}.dump()},
-                   dir.path / "get.log");
-  REQUIRE(get.Wait(60s) == 0);
-  CHECK(get.Log().find("\"status\":\"pending\"") != std::string::npos);
+  HubProcess hub(config, dir.path / "hub-2.log");
+  const auto pending = McpCall(hub.url, "", "get_llmbox", {{"box_id", box_id}},
+                               dir.path / "get.log");
+  REQUIRE(pending.exit_code == 0);
+  CHECK(pending.log.find("\"status\":\"pending\"") != std::string::npos);
 
   // The activation link from before the restart still works (the port changed with the
   // restart: port 0; the token is what matters).
   const std::string token = auth_url.substr(auth_url.rfind('/') + 1);
-  ChildProcess activate({"node", NodeScript("activate.mjs"), url + "/auth/" + token,
+  ChildProcess activate({"node", NodeScript("activate.mjs"), hub.url + "/auth/" + token,
                          "standin-ok-1234#state-abcdef"},
                         dir.path / "activate.log");
   REQUIRE(activate.Wait(120s) == 0);
-  ChildProcess ready({"node", NodeScript("mcp_call.mjs"), url + "/", "", "get_llmbox",
-                      nlohmann::json{{"box_id", box_id}}.dump()},
-                     dir.path / "ready.log");
-  REQUIRE(ready.Wait(60s) == 0);
-  CHECK(ready.Log().find("\"status\":\"ready\"") != std::string::npos);
-  CHECK(ready.Log().find("\"session_url\"") != std::string::npos);
-
-  ChildProcess destroy({"node", NodeScript("mcp_call.mjs"), url + "/", "", "destroy_llmbox",
-                        nlohmann::json{{"box_id", box_id}}.dump()},
-                       dir.path / "destroy.log");
-  CHECK(destroy.Wait(60s) == 0);
-  CHECK(hub.Stop() == 0);
+  const auto ready = McpCall(hub.url, "", "get_llmbox", {{"box_id", box_id}},
+                             dir.path / "ready.log");
+  REQUIRE(ready.exit_code == 0);
+  CHECK(ready.log.find("\"status\":\"ready\"") != std::string::npos);
+  CHECK(ready.log.find("\"session_url\"") != std::string::npos);
+  CHECK(McpCall(hub.url, "", "destroy_llmbox", {{"box_id", box_id}}, dir.path / "destroy.log")
+            .exit_code == 0);
+  CHECK(hub.process.Stop() == 0);
 }
 
 TEST_CASE("bad input to the hub gets the right status and a clear message", "[e2e][hub]") {
@@ -179,24 +191,22 @@ TEST_CASE("bad input to the hub gets the right status and a clear message", "[e2
                           dir.path / "apikey.log");
   REQUIRE(create_key.Wait(30s) == 0);
   const std::string key = create_key.WaitForLog("(llmbox_[A-Za-z0-9_-]{40,})");
-  ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", config}, dir.path / "hub.log");
-  const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
-  ChildProcess client({"node", NodeScript("bad_input.mjs"), url + "/", key},
+  HubProcess hub(config, dir.path / "hub.log");
+  ChildProcess client({"node", NodeScript("bad_input.mjs"), hub.url + "/", key},
                       dir.path / "client.log");
   const int exit_code = client.Wait(120s);
   INFO(client.Log());
   CHECK(exit_code == 0);
   CHECK(client.Log().find("ALL OK") != std::string::npos);
-  CHECK(hub.Stop() == 0);
+  CHECK(hub.process.Stop() == 0);
 }
 
 TEST_CASE("the official MCP conformance suite passes against the hub", "[e2e][hub]") {
   const auto& rig = Rig();
   HubDir dir("llmbox-hub-conformance");
   WriteConfig(dir.path, rig, rig.standin_claude, "off");
-  ChildProcess hub({LLMBOX_HUB_BIN, "serve", "--config", (dir.path / "hub.yaml").string()},
-                   dir.path / "hub.log");
-  const std::string url = hub.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/");
+  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  const std::string& url = hub.url;
   // The exact command of shared/notes/mcp.md §4.5 (the suite needs Node 22, from npm).
   ChildProcess suite({"npx", "-y", "-p", "node@22", "-p",
                       "@modelcontextprotocol/conformance@0.2.0-alpha.12", "--", "conformance",
@@ -236,7 +246,7 @@ TEST_CASE("the official MCP conformance suite passes against the hub", "[e2e][hu
   get.Wait(120s);
   INFO(get.Log());
   CHECK(get.Log().find("Connected") != std::string::npos);
-  CHECK(hub.Stop() == 0);
+  CHECK(hub.process.Stop() == 0);
 }
 
 }  // namespace
