@@ -91,6 +91,19 @@ absl::Status ReadAuth(ConfigMap& m, HubConfig* c) {
   return m.Finish();
 }
 
+absl::Status ReadActivation(ConfigMap& m, HubConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_attempts_per_token", &c->max_attempts_per_token, 1, 1000));
+  LLMBOX_RETURN_IF_ERROR(
+      m.Int("max_attempts_per_address", &c->max_attempts_per_address, 1, 100000));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("attempt_window", &c->attempt_window));
+  if (c->attempt_window < std::chrono::seconds(1)) {
+    return m.Error("attempt_window", "must be at least 1s");
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Duration("form_ttl", &c->form_ttl));
+  if (c->form_ttl < std::chrono::minutes(1)) return m.Error("form_ttl", "must be at least 1m");
+  return m.Finish();
+}
+
 }  // namespace
 
 bool IsLoopbackHost(std::string_view host) {
@@ -114,6 +127,8 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
   if (hub) LLMBOX_RETURN_IF_ERROR(ReadHub(*hub, base_dir, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> auth, root.Map("auth"));
   if (auth) LLMBOX_RETURN_IF_ERROR(ReadAuth(*auth, &config));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> activation, root.Map("activation"));
+  if (activation) LLMBOX_RETURN_IF_ERROR(ReadActivation(*activation, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> log, root.Map("log"));
   if (log) LLMBOX_RETURN_IF_ERROR(common::ReadLogConfig(*log, &config.log));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> local, root.Map("local_spoke"));

@@ -44,6 +44,11 @@ struct HubConfig {
   bool local_spoke = true;
   spoke::config::SpokeConfig local_spoke_config;  // named "local"
   common::LogConfig log;
+  // activation: the page a person opens to sign a box in.
+  int max_attempts_per_token = 10;    // code submissions per link per window
+  int max_attempts_per_address = 30;  // code submissions per client address per window
+  std::chrono::milliseconds attempt_window{900'000};
+  std::chrono::milliseconds form_ttl{1'800'000};  // how long a page's form can be sent
 };
 
 bool IsLoopbackHost(std::string_view host);
