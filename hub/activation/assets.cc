@@ -133,4 +133,9 @@ std::string_view ActivationJs() {
 )js";
 }
 
+std::string_view FaviconSvg() {
+  return "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
+         "<rect x=\"2\" y=\"2\" width=\"12\" height=\"12\" rx=\"3\" fill=\"#c15f3c\"/></svg>";
+}
+
 }  // namespace llmbox::hub::activation

@@ -10,5 +10,6 @@ namespace llmbox::hub::activation {
 
 std::string_view ActivationCss();
 std::string_view ActivationJs();
+std::string_view FaviconSvg();
 
 }  // namespace llmbox::hub::activation

@@ -180,6 +180,7 @@ std::string Render(const PageText& page) {
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<meta name=\"robots\" content=\"noindex\">"
       "<title>" + HtmlEscape(page.title) + " \xC2\xB7 llmbox</title>"
+      "<link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\">"
       "<link rel=\"stylesheet\" href=\"/assets/activation.css\">"
       "<script src=\"/assets/activation.js\" defer></script>";
   if (page.view == View::kWorking) {
@@ -465,6 +466,12 @@ struct ActivationPage::State {
       out.Respond({.status = 200,
                    .headers = SecurityHeaders("text/javascript; charset=utf-8"),
                    .body = std::string(ActivationJs())});
+      return;
+    }
+    if (request.path == "/assets/favicon.svg") {
+      out.Respond({.status = 200,
+                   .headers = SecurityHeaders("image/svg+xml"),
+                   .body = std::string(FaviconSvg())});
       return;
     }
     out.Respond({.status = 404,
