@@ -57,8 +57,7 @@ absl::StatusOr<HttpResponse> CurlHttpFetcher::Perform(const std::string& url,
   Transfer transfer{&response, options_.max_response_bytes};
   curl_slist* list = curl_slist_append(nullptr, "Accept: application/json");
   for (const auto& header : headers) list = curl_slist_append(list, header.c_str());
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> list_owner(list,
-                                                                         curl_slist_free_all);
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> list_owner(list, curl_slist_free_all);
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
@@ -80,14 +79,14 @@ absl::StatusOr<HttpResponse> CurlHttpFetcher::Perform(const std::string& url,
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.total_timeout.count()));
   const CURLcode rc = curl_easy_perform(h);
   if (transfer.overflow || rc == CURLE_FILESIZE_EXCEEDED) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("oidc: the response from ", ForMessage(url), " exceeds ",
-                     options_.max_response_bytes, " bytes"));
+    return absl::ResourceExhaustedError(absl::StrCat("oidc: the response from ", ForMessage(url),
+                                                     " exceeds ", options_.max_response_bytes,
+                                                     " bytes"));
   }
   if (rc == CURLE_OPERATION_TIMEDOUT) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "oidc: ", ForMessage(url), " did not answer within ", options_.total_timeout.count(),
-        " ms (activation.oidc.http_timeout)"));
+    return absl::DeadlineExceededError(
+        absl::StrCat("oidc: ", ForMessage(url), " did not answer within ",
+                     options_.total_timeout.count(), " ms (activation.oidc.http_timeout)"));
   }
   if (rc != CURLE_OK) {
     return absl::UnavailableError(

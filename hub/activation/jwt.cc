@@ -190,10 +190,9 @@ absl::StatusOr<std::string> EcdsaRawToDer(std::string_view raw) {
 bool VerifySha256(EVP_PKEY* pkey, std::string_view signed_part, std::string_view signature) {
   MdCtxPtr md(EVP_MD_CTX_new());
   return md && EVP_DigestVerifyInit(md.get(), nullptr, EVP_sha256(), nullptr, pkey) == 1 &&
-         EVP_DigestVerify(md.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-                          signature.size(),
-                          reinterpret_cast<const unsigned char*>(signed_part.data()),
-                          signed_part.size()) == 1;
+         EVP_DigestVerify(
+             md.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+             reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()) == 1;
 }
 
 struct CompactJws {
@@ -204,9 +203,8 @@ struct CompactJws {
 
 absl::StatusOr<CompactJws> Split(std::string_view token) {
   if (token.size() > kMaxIdTokenBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("id token: ", token.size(),
-                                                   " bytes is over the limit of ",
-                                                   kMaxIdTokenBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("id token: ", token.size(), " bytes is over the limit of ", kMaxIdTokenBytes));
   }
   const size_t first = token.find('.');
   const size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
@@ -266,10 +264,11 @@ absl::Status CheckAudience(const Json& claims, const std::string& client_id) {
   }
   if (std::find(audiences.begin(), audiences.end(), client_id) == audiences.end()) {
     std::string shown;
-    for (const auto& a : audiences) absl::StrAppend(&shown, shown.empty() ? "" : ", ", QuoteForMessage(a));
+    for (const auto& a : audiences)
+      absl::StrAppend(&shown, shown.empty() ? "" : ", ", QuoteForMessage(a));
     return absl::UnauthenticatedError(absl::StrCat(
-        "id token: audience [", shown, "] does not include client id ",
-        QuoteForMessage(client_id), "; the token was issued to another client (check "
+        "id token: audience [", shown, "] does not include client id ", QuoteForMessage(client_id),
+        "; the token was issued to another client (check "
         "activation.oidc.client_id)"));
   }
   LLMBOX_ASSIGN_OR_RETURN(std::string azp, OptionalString(claims, "azp", "id token"));
@@ -278,9 +277,9 @@ absl::Status CheckAudience(const Json& claims, const std::string& client_id) {
         "id token: several audiences and no \"azp\" naming the party it was issued to");
   }
   if (!azp.empty() && azp != client_id) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("id token: authorized party (azp) ", QuoteForMessage(azp),
-                     " is not client id ", QuoteForMessage(client_id)));
+    return absl::UnauthenticatedError(absl::StrCat("id token: authorized party (azp) ",
+                                                   QuoteForMessage(azp), " is not client id ",
+                                                   QuoteForMessage(client_id)));
   }
   return absl::OkStatus();
 }
@@ -346,8 +345,8 @@ JwkSet& JwkSet::operator=(JwkSet&&) noexcept = default;
 
 absl::StatusOr<JwkSet> JwkSet::Parse(std::string_view jwks_json) {
   if (jwks_json.size() > kMaxJwksBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("jwks: ", jwks_json.size(),
-                                                   " bytes is over the limit of ", kMaxJwksBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("jwks: ", jwks_json.size(), " bytes is over the limit of ", kMaxJwksBytes));
   }
   LLMBOX_ASSIGN_OR_RETURN(Json doc, ParseObject(jwks_json, "jwks: the document"));
   const auto keys = doc.find("keys");
@@ -406,9 +405,9 @@ absl::StatusOr<IdTokenClaims> VerifyIdToken(std::string_view token, const JwkSet
   }
   const JwkSet::Key* key = keys.Find(header.kid, kty);
   if (key == nullptr) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "id token: no signing key with kid ", QuoteForMessage(header.kid),
-        " in the provider's JWKS"));
+    return absl::UnauthenticatedError(absl::StrCat("id token: no signing key with kid ",
+                                                   QuoteForMessage(header.kid),
+                                                   " in the provider's JWKS"));
   }
   if (key->kty != kty || (!key->alg.empty() && key->alg != header.alg)) {
     return absl::UnauthenticatedError(absl::StrCat(
@@ -422,9 +421,9 @@ absl::StatusOr<IdTokenClaims> VerifyIdToken(std::string_view token, const JwkSet
   const std::string_view signed_part =
       token.substr(0, jws.header_b64.size() + 1 + jws.payload_b64.size());
   if (!VerifySha256(key->pkey.get(), signed_part, signature)) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "id token: the ", header.alg, " signature does not verify with the key ",
-        QuoteForMessage(key->kid)));
+    return absl::UnauthenticatedError(absl::StrCat("id token: the ", header.alg,
+                                                   " signature does not verify with the key ",
+                                                   QuoteForMessage(key->kid)));
   }
 
   LLMBOX_ASSIGN_OR_RETURN(std::string payload, DecodePart(jws.payload_b64, "payload"));

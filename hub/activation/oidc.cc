@@ -33,7 +33,9 @@ constexpr size_t kMaxReturnTo = 2048;
 constexpr size_t kMaxCode = 4096;
 constexpr size_t kMaxState = 256;
 
-std::string Lower(std::string_view text) { return absl::AsciiStrToLower({text.data(), text.size()}); }
+std::string Lower(std::string_view text) {
+  return absl::AsciiStrToLower({text.data(), text.size()});
+}
 
 // The host of an http(s) URL, without brackets or port; "" when it has none.
 std::string HostOf(std::string_view url) {
@@ -63,9 +65,9 @@ absl::Status CheckUrl(std::string_view url, const std::string& what, bool loopba
         absl::StrCat("oidc: ", what, " ", QuoteForMessage(url, 200), " is not an http(s) URL"));
   }
   if (!https && !(loopback_issuer && IsLoopback(host))) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "oidc: ", what, " ", QuoteForMessage(url, 200),
-        " must be https (plain http is allowed only for a provider on loopback)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("oidc: ", what, " ", QuoteForMessage(url, 200),
+                     " must be https (plain http is allowed only for a provider on loopback)"));
   }
   return absl::OkStatus();
 }
@@ -157,8 +159,7 @@ ProviderOidcClient::ProviderOidcClient(OidcSettings settings, HttpFetcher& http,
 absl::StatusOr<std::unique_ptr<ProviderOidcClient>> ProviderOidcClient::Create(
     OidcSettings settings, HttpFetcher& http, common::Clock& clock) {
   if (settings.issuer.empty() || settings.client_id.empty() || settings.redirect_uri.empty()) {
-    return absl::InvalidArgumentError(
-        "oidc: issuer, client_id and redirect_uri are all required");
+    return absl::InvalidArgumentError("oidc: issuer, client_id and redirect_uri are all required");
   }
   const bool loopback = IsLoopback(HostOf(settings.issuer));
   if (absl::Status s = CheckUrl(settings.issuer, "issuer", loopback); !s.ok()) {
@@ -169,8 +170,7 @@ absl::StatusOr<std::unique_ptr<ProviderOidcClient>> ProviderOidcClient::Create(
       new ProviderOidcClient(std::move(settings), http, clock));
 }
 
-absl::StatusOr<std::shared_ptr<const ProviderOidcClient::Provider>>
-ProviderOidcClient::Discover() {
+absl::StatusOr<std::shared_ptr<const ProviderOidcClient::Provider>> ProviderOidcClient::Discover() {
   std::lock_guard lock(fetch_mu_);
   if (provider_) return provider_;
   std::string issuer = settings_.issuer;
@@ -179,16 +179,15 @@ ProviderOidcClient::Discover() {
   LLMBOX_ASSIGN_OR_RETURN(HttpResponse response, http_.Get(url));
   if (response.status != 200) {
     return absl::UnavailableError(absl::StrCat("oidc: discovery at ", url, " answered HTTP ",
-                                               response.status,
-                                               "; check activation.oidc.issuer"));
+                                               response.status, "; check activation.oidc.issuer"));
   }
   LLMBOX_ASSIGN_OR_RETURN(Json doc, ParseJson(response.body, "the discovery document"));
   const std::string named = StringMember(doc, "issuer");
   if (named != settings_.issuer) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "oidc: the provider at ", url, " names itself ", QuoteForMessage(named, 200),
-        ", not the configured issuer ", QuoteForMessage(settings_.issuer, 200),
-        "; set activation.oidc.issuer to exactly what the provider says"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("oidc: the provider at ", url, " names itself ", QuoteForMessage(named, 200),
+                     ", not the configured issuer ", QuoteForMessage(settings_.issuer, 200),
+                     "; set activation.oidc.issuer to exactly what the provider says"));
   }
   auto provider = std::make_shared<Provider>();
   provider->authorization_endpoint = StringMember(doc, "authorization_endpoint");
@@ -227,19 +226,20 @@ ProviderOidcClient::Discover() {
   return provider_;
 }
 
-absl::StatusOr<std::shared_ptr<const JwkSet>> ProviderOidcClient::KeysFor(
-    const Provider& provider, std::string_view kid) {
+absl::StatusOr<std::shared_ptr<const JwkSet>> ProviderOidcClient::KeysFor(const Provider& provider,
+                                                                          std::string_view kid) {
   std::lock_guard lock(fetch_mu_);
   const auto now = clock_.SteadyNow();
   const bool have_kid = keys_ && (kid.empty() || keys_->Has(kid));
   const bool may_refetch =
       !keys_fetched_ || now - *keys_fetched_ >= settings_.jwks_refetch_interval;
   if (have_kid || (keys_ && !may_refetch)) return keys_;
-  LLMBOX_ASSIGN_OR_RETURN(HttpResponse response, http_.Get(provider.jwks_uri));
+  // Counted before the request, so that a provider that fails is not asked again at once.
   keys_fetched_ = now;
+  LLMBOX_ASSIGN_OR_RETURN(HttpResponse response, http_.Get(provider.jwks_uri));
   if (response.status != 200) {
-    return absl::UnavailableError(absl::StrCat("oidc: the JWKS at ", provider.jwks_uri,
-                                               " answered HTTP ", response.status));
+    return absl::UnavailableError(
+        absl::StrCat("oidc: the JWKS at ", provider.jwks_uri, " answered HTTP ", response.status));
   }
   LLMBOX_ASSIGN_OR_RETURN(JwkSet keys, JwkSet::Parse(response.body));
   keys_ = std::make_shared<const JwkSet>(std::move(keys));
@@ -260,16 +260,15 @@ absl::StatusOr<LoginStart> ProviderOidcClient::BeginLogin(std::string return_to)
   const std::string& endpoint = provider->authorization_endpoint;
   LoginStart start;
   start.state = state;
-  start.authorize_url = absl::StrCat(
-      endpoint, endpoint.find('?') == std::string::npos ? "?" : "&",
-      Params({{"response_type", "code"},
-              {"client_id", settings_.client_id},
-              {"redirect_uri", settings_.redirect_uri},
-              {"scope", "openid email"},
-              {"state", state},
-              {"nonce", nonce},
-              {"code_challenge", challenge},
-              {"code_challenge_method", "S256"}}));
+  start.authorize_url = absl::StrCat(endpoint, endpoint.find('?') == std::string::npos ? "?" : "&",
+                                     Params({{"response_type", "code"},
+                                             {"client_id", settings_.client_id},
+                                             {"redirect_uri", settings_.redirect_uri},
+                                             {"scope", "openid email"},
+                                             {"state", state},
+                                             {"nonce", nonce},
+                                             {"code_challenge", challenge},
+                                             {"code_challenge_method", "S256"}}));
 
   std::lock_guard lock(mu_);
   DropExpiredLocked();
@@ -288,14 +287,14 @@ void ProviderOidcClient::DropExpiredLocked() {
   const auto now = clock_.SteadyNow();
   while (!order_.empty()) {
     const auto it = pending_.find(order_.front());
+    LLMBOX_CHECK(it != pending_.end(), "every queued state has a pending login");
     if (it->second.expires > now) break;
     pending_.erase(it);
     order_.pop_front();
   }
 }
 
-std::optional<ProviderOidcClient::Pending> ProviderOidcClient::TakePending(
-    std::string_view state) {
+std::optional<ProviderOidcClient::Pending> ProviderOidcClient::TakePending(std::string_view state) {
   std::lock_guard lock(mu_);
   DropExpiredLocked();
   const auto it = pending_.find(state);
@@ -356,8 +355,8 @@ absl::StatusOr<SignedIn> ProviderOidcClient::CompleteLogin(std::string_view stat
     return absl::InvalidArgumentError("oidc: the callback has no usable state parameter");
   }
   if (code.empty() || code.size() > kMaxCode) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "oidc: the callback's code must be 1..", kMaxCode, " characters, got ", code.size()));
+    return absl::InvalidArgumentError(absl::StrCat("oidc: the callback's code must be 1..",
+                                                   kMaxCode, " characters, got ", code.size()));
   }
   std::optional<Pending> pending = TakePending(state);
   if (!pending) {
@@ -369,15 +368,14 @@ absl::StatusOr<SignedIn> ProviderOidcClient::CompleteLogin(std::string_view stat
   LLMBOX_ASSIGN_OR_RETURN(std::string id_token, ExchangeCode(*provider, code, *pending));
   LLMBOX_ASSIGN_OR_RETURN(JwsHeader header, PeekJwsHeader(id_token));
   LLMBOX_ASSIGN_OR_RETURN(std::shared_ptr<const JwkSet> keys, KeysFor(*provider, header.kid));
-  IdTokenExpectations expect{settings_.issuer, settings_.client_id, pending->nonce,
-                             provider->algs};
+  IdTokenExpectations expect{settings_.issuer, settings_.client_id, pending->nonce, provider->algs};
   LLMBOX_ASSIGN_OR_RETURN(IdTokenClaims claims, VerifyIdToken(id_token, *keys, expect, clock_));
   SignedIn out{Lower(claims.email), claims.subject, std::move(pending->return_to)};
   if (!allowlist_.Allows(out.email)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "oidc: ", QuoteForMessage(out.email, 200),
-        " is not allowed to sign in here (not in activation.oidc.allowed_emails or "
-        "allowed_domains)"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("oidc: ", QuoteForMessage(out.email, 200),
+                     " is not allowed to sign in here (not in activation.oidc.allowed_emails or "
+                     "allowed_domains)"));
   }
   return out;
 }

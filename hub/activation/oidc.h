@@ -41,14 +41,14 @@
 namespace llmbox::hub::activation {
 
 struct OidcSettings {
-  std::string issuer;         // exactly as the provider names itself; https unless loopback
+  std::string issuer;  // exactly as the provider names itself; https unless loopback
   std::string client_id;
-  std::string client_secret;  // from activation.oidc.client_secret_file
-  std::string redirect_uri;   // <public_url> + the page's callback path
-  std::vector<std::string> allowed_emails;   // exact, case-insensitive
-  std::vector<std::string> allowed_domains;  // the part after '@', case-insensitive
-  std::chrono::seconds login_ttl{600};       // how long a started sign-in may take
-  size_t max_pending_logins = 1024;          // the oldest are dropped beyond it
+  std::string client_secret;                       // from activation.oidc.client_secret_file
+  std::string redirect_uri;                        // <public_url> + the page's callback path
+  std::vector<std::string> allowed_emails;         // exact, case-insensitive
+  std::vector<std::string> allowed_domains;        // the part after '@', case-insensitive
+  std::chrono::seconds login_ttl{600};             // how long a started sign-in may take
+  size_t max_pending_logins = 1024;                // the oldest are dropped beyond it
   std::chrono::seconds jwks_refetch_interval{60};  // at most one refetch per interval
 };
 
@@ -135,14 +135,14 @@ class ProviderOidcClient final : public OidcClient {
   HttpFetcher& http_;
   common::Clock& clock_;
 
-  std::mutex fetch_mu_;  // one discovery or JWKS fetch at a time
-  std::shared_ptr<const Provider> provider_;   // guarded by fetch_mu_
-  std::shared_ptr<const JwkSet> keys_;         // guarded by fetch_mu_
+  std::mutex fetch_mu_;                                    // one discovery or JWKS fetch at a time
+  std::shared_ptr<const Provider> provider_;               // guarded by fetch_mu_
+  std::shared_ptr<const JwkSet> keys_;                     // guarded by fetch_mu_
   std::optional<common::Clock::SteadyTime> keys_fetched_;  // guarded by fetch_mu_
 
   std::mutex mu_;
   std::map<std::string, Pending, std::less<>> pending_;  // by state; guarded by mu_
-  std::list<std::string> order_;                        // states, oldest first; guarded by mu_
+  std::list<std::string> order_;                         // states, oldest first; guarded by mu_
 };
 
 }  // namespace llmbox::hub::activation

@@ -28,9 +28,9 @@ enum class ApiKeyMode {
 
 // activation.oidc: sign-in gating of the activation page (docs/activation.md).
 struct OidcConfig {
-  std::string issuer;         // exactly as the provider names itself; https unless loopback
+  std::string issuer;  // exactly as the provider names itself; https unless loopback
   std::string client_id;
-  std::string client_secret;  // read from client_secret_file
+  std::string client_secret;                 // read from client_secret_file
   std::vector<std::string> allowed_emails;   // exact, case-insensitive
   std::vector<std::string> allowed_domains;  // the part after '@', case-insensitive
   std::chrono::milliseconds session_ttl{12 * 3'600'000};
