@@ -245,7 +245,8 @@ absl::StatusOr<common::Clock::WallTime> DateClaim(const Json& claims, const char
         absl::StrCat("id token: \"", name, "\" is missing or not a number"));
   }
   const double seconds = it->get<double>();
-  if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e11) {
+  // Up to the year 2096: nanoseconds since the epoch must fit the clock's int64.
+  if (!std::isfinite(seconds) || seconds < 0 || seconds > 4e9) {
     return absl::UnauthenticatedError(absl::StrCat("id token: \"", name, "\" is out of range"));
   }
   return common::Clock::WallTime(std::chrono::duration_cast<common::Clock::WallTime::duration>(

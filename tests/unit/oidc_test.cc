@@ -265,11 +265,14 @@ TEST_CASE("forged and wrong id tokens are refused, naming what failed", "[oidc]"
     c["iat"] = Seconds(clock.Now()) + 120;
     CHECK_THAT(Refusal(SignedToken(RsaKey(), c), clock), Catch::Contains("issued in the future"));
   }
-  SECTION("no exp") {
+  SECTION("no exp, or one out of range") {
     Json c = claims;
     c.erase("exp");
     CHECK_THAT(Refusal(SignedToken(RsaKey(), c), clock),
                Catch::Contains("\"exp\" is missing or not a number"));
+    c["exp"] = 1e300;
+    CHECK_THAT(Refusal(SignedToken(RsaKey(), c), clock),
+               Catch::Contains("\"exp\" is out of range"));
   }
   SECTION("a nonce that is not this login's") {
     CHECK_THAT(Refusal(SignedToken(RsaKey(), Claims(clock, "other-nonce")), clock),
