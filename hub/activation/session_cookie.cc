@@ -22,6 +22,14 @@ int64_t UnixSeconds(common::Clock::WallTime t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
+constexpr int64_t kStateCookieSeconds = 600;
+
+std::string Cookie(std::string_view name, std::string_view value, int64_t max_age, bool secure) {
+  return absl::StrCat(common::AsAbsl(name), "=", common::AsAbsl(value),
+                      "; Path=/; Max-Age=", max_age, "; HttpOnly; SameSite=Lax",
+                      secure ? "; Secure" : "");
+}
+
 absl::Status Refused(std::string_view why) {
   return absl::UnauthenticatedError(
       absl::StrCat("session: ", common::AsAbsl(why), "; sign in again"));
@@ -67,14 +75,21 @@ absl::StatusOr<std::string> SessionCookie::Verify(std::string_view value) const 
 }
 
 std::string SessionCookie::SetCookieHeader(std::string_view value, bool secure) const {
-  return absl::StrCat(common::AsAbsl(kName), "=", common::AsAbsl(value),
-                      "; Path=/; Max-Age=", ttl_.count(), "; HttpOnly; SameSite=Lax",
-                      secure ? "; Secure" : "");
+  return Cookie(kName, value, ttl_.count(), secure);
 }
 
-std::string SessionCookie::ClearCookieHeader(bool secure) {
-  return absl::StrCat(common::AsAbsl(kName), "=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax",
-                      secure ? "; Secure" : "");
+std::string SessionCookie::ClearCookieHeader(bool secure) { return Cookie(kName, "", 0, secure); }
+
+std::string SessionCookie::DeriveKey(std::string_view hub_secret) {
+  return common::HmacSha256(hub_secret, "llmbox activation session cookie v1");
+}
+
+std::string SessionCookie::StateCookieHeader(std::string_view state, bool secure) {
+  return Cookie(kStateName, state, kStateCookieSeconds, secure);
+}
+
+std::string SessionCookie::ClearStateCookieHeader(bool secure) {
+  return Cookie(kStateName, "", 0, secure);
 }
 
 }  // namespace llmbox::hub::activation

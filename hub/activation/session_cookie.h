@@ -10,9 +10,11 @@
 //   // on every request:
 //   absl::StatusOr<std::string> email = sessions.Verify(cookie_value);
 //
+//   // the key, from the hub's persistent secret (a restart keeps people signed in):
+//   SessionCookie sessions(SessionCookie::DeriveKey(hub_secret), ttl, clock);
+//
 // The value is "v1.<base64url email>.<expiry, unix seconds>.<base64url HMAC>"; the HMAC
-// covers the version, email and expiry and is compared in constant time. The key is held in
-// memory only: with a key made at start-up, a hub restart signs everyone out.
+// covers the version, email and expiry and is compared in constant time.
 //
 // Thread-safe (immutable after construction).
 // Errors from Verify: Unauthenticated for a value that is malformed, tampered with, signed
@@ -48,6 +50,18 @@ class SessionCookie {
   // exactly when the page is served over https.
   [[nodiscard]] std::string SetCookieHeader(std::string_view value, bool secure) const;
   [[nodiscard]] static std::string ClearCookieHeader(bool secure);
+
+  // The session key derived from the hub's own secret (state_dir/session.key), so that the
+  // cookie's key is separate from every other use of that secret.
+  [[nodiscard]] static std::string DeriveKey(std::string_view hub_secret);
+
+  // The cookie that binds a started sign-in to the browser that started it (login CSRF):
+  // set it with BeginLogin's state, and on the callback accept the state only when it equals
+  // this cookie's value (constant-time). SameSite=Lax so that the provider's redirect back
+  // carries it; it lives as long as a pending sign-in (10 minutes).
+  static constexpr std::string_view kStateName = "llmbox_oidc_state";
+  [[nodiscard]] static std::string StateCookieHeader(std::string_view state, bool secure);
+  [[nodiscard]] static std::string ClearStateCookieHeader(bool secure);
 
  private:
   std::string Mac(std::string_view email_b64, std::string_view expiry) const;

@@ -409,6 +409,18 @@ TEST_CASE("a session cookie verifies until it expires and refuses any change", "
           "llmbox_session=" + value + "; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax; Secure");
     CHECK(SessionCookie::ClearCookieHeader(false) ==
           "llmbox_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
+    CHECK(SessionCookie::StateCookieHeader("st", false) ==
+          "llmbox_oidc_state=st; Path=/; Max-Age=600; HttpOnly; SameSite=Lax");
+    CHECK(SessionCookie::ClearStateCookieHeader(true) ==
+          "llmbox_oidc_state=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
+  }
+  SECTION("a key derived from the hub's secret") {
+    const std::string derived = SessionCookie::DeriveKey("hub secret");
+    CHECK(derived.size() == 32);
+    CHECK(derived != SessionCookie::DeriveKey("another secret"));
+    SessionCookie from_hub(derived, 60s, clock);
+    CHECK(from_hub.Verify(from_hub.Issue("a@example.com")).ok());
+    CHECK_FALSE(sessions.Verify(from_hub.Issue("a@example.com")).ok());
   }
 }
 
