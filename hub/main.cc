@@ -29,7 +29,10 @@
 #include "common/subprocess.h"
 #include "common/validate.h"
 #include "common/version.h"
+#include "hub/activation/http_fetch.h"
+#include "hub/activation/oidc.h"
 #include "hub/activation/page.h"
+#include "hub/activation/session_cookie.h"
 #include "hub/boxes/box_tools.h"
 #include "hub/boxes/registry.h"
 #include "hub/config/hub_config.h"
@@ -315,6 +318,29 @@ int Serve(const hub::config::HubConfig& config) {
   ReconcileLoop reconcile(registry, clock, config.reconcile_interval);
 
   hub::boxes::BoxTools tools(registry);
+  // Sign-in gating of the activation page, when activation.oidc is configured.
+  std::unique_ptr<hub::activation::CurlHttpFetcher> oidc_http;
+  std::unique_ptr<hub::activation::ProviderOidcClient> oidc;
+  std::unique_ptr<hub::activation::SessionCookie> sessions;
+  if (config.activation_oidc) {
+    const auto& o = *config.activation_oidc;
+    oidc_http = std::make_unique<hub::activation::CurlHttpFetcher>(
+        hub::activation::CurlHttpFetcher::Options{.total_timeout = o.http_timeout});
+    auto created = hub::activation::ProviderOidcClient::Create(
+        {.issuer = o.issuer,
+         .client_id = o.client_id,
+         .client_secret = o.client_secret,
+         .redirect_uri = config.public_url + "/auth/oidc/callback",
+         .allowed_emails = o.allowed_emails,
+         .allowed_domains = o.allowed_domains},
+        *oidc_http, clock);
+    if (!created.ok()) return Fail(created.status());
+    oidc = *std::move(created);
+    sessions = std::make_unique<hub::activation::SessionCookie>(
+        hub::activation::SessionCookie::DeriveKey(*session_key),
+        std::chrono::duration_cast<std::chrono::seconds>(o.session_ttl), clock);
+    spdlog::info("hub: activation gated by sign-in at {}", o.issuer);
+  }
   hub::activation::ActivationPage activation(
       registry, clock,
       {.public_url = config.public_url,
@@ -322,7 +348,9 @@ int Serve(const hub::config::HubConfig& config) {
        .form_ttl = std::chrono::duration_cast<std::chrono::seconds>(config.form_ttl),
        .max_attempts_per_token = config.max_attempts_per_token,
        .max_attempts_per_address = config.max_attempts_per_address,
-       .attempt_window = std::chrono::duration_cast<std::chrono::seconds>(config.attempt_window)});
+       .attempt_window = std::chrono::duration_cast<std::chrono::seconds>(config.attempt_window),
+       .oidc = oidc.get(),
+       .sessions = sessions.get()});
   // The endpoint is made once the port is bound (port 0 picks one, and the default public URL
   // names it); until then MCP requests get 503.
   std::atomic<hub::mcp::McpEndpoint*> mcp_ptr{nullptr};

@@ -87,6 +87,18 @@ input[type=text] {
 }
 @keyframes spin { to { transform: rotate(360deg); } }
 @media (prefers-reduced-motion: reduce) { .spinner { animation: none; } }
+.state-signin .badge { color: var(--accent); }
+.state-refused .badge { color: var(--bad); }
+.who {
+  width: 100%; max-width: 35rem; margin-top: .75rem; display: flex; gap: .5rem;
+  align-items: center; justify-content: center; color: var(--muted); font-size: .85rem;
+  flex-wrap: wrap;
+}
+.who form { display: inline; margin: 0; }
+.link {
+  background: none; border: 0; padding: 0; color: var(--accent); font: inherit;
+  text-decoration: underline; cursor: pointer;
+}
 footer { margin-top: 1rem; text-align: center; color: var(--muted); font-size: .8rem; }
 @media (max-width: 30rem) {
   body { padding: 1rem .75rem 1.5rem; }

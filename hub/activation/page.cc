@@ -15,7 +15,9 @@
 #include "common/validate.h"
 #include "hub/activation/assets.h"
 #include "hub/activation/csrf.h"
+#include "hub/activation/oidc.h"
 #include "hub/activation/rate_limit.h"
+#include "hub/activation/session_cookie.h"
 
 namespace llmbox::hub::activation {
 namespace {
@@ -26,10 +28,16 @@ using store::Phase;
 constexpr std::string_view kAuthPrefix = "/auth/";
 constexpr std::string_view kStatusSuffix = "/status";
 constexpr std::string_view kCookie = "llmbox_browser";
+constexpr std::string_view kStateCookie = "llmbox_oidc_state";
+constexpr std::string_view kSignInStart = "/auth/oidc/start";
+constexpr std::string_view kSignInCallback = "/auth/oidc/callback";
+constexpr std::string_view kSignOut = "/auth/signout";
 constexpr std::size_t kTokenChars = 43;  // 256 bits, unpadded base64url (registry.cc)
 
 // What the page shows; the names are the `data-state` values and the status endpoint's.
-enum class View { kWorking, kPending, kReady, kError, kExpired, kDestroyed, kUnknown };
+enum class View {
+  kWorking, kPending, kReady, kError, kExpired, kDestroyed, kUnknown, kSignIn, kRefused
+};
 
 std::string_view ViewName(View view) {
   switch (view) {
@@ -40,6 +48,8 @@ std::string_view ViewName(View view) {
     case View::kExpired: return "expired";
     case View::kDestroyed: return "destroyed";
     case View::kUnknown: return "unknown";
+    case View::kSignIn: return "signin";
+    case View::kRefused: return "refused";
   }
   return "unknown";
 }
@@ -53,6 +63,8 @@ std::string_view BadgeText(View view) {
     case View::kExpired: return "Expired";
     case View::kDestroyed: return "Destroyed";
     case View::kUnknown: return "Not found";
+    case View::kSignIn: return "Sign in first";
+    case View::kRefused: return "Not yours";
   }
   return "";
 }
@@ -171,6 +183,7 @@ struct PageText {
   std::string title;
   std::string body;
   std::string status_url;  // set while the box works: the script polls it
+  std::string signed_in_as;  // with sign-in gating: shown with a sign-out button
 };
 
 std::string Render(const PageText& page) {
@@ -192,8 +205,13 @@ std::string Render(const PageText& page) {
   if (!page.status_url.empty()) {
     html += " data-status-url=\"" + HtmlEscape(page.status_url) + "\"";
   }
-  html += ">" + page.body +
-          "</main><footer>llmbox never sees your Claude password. The code you paste goes "
+  html += ">" + page.body + "</main>";
+  if (!page.signed_in_as.empty()) {
+    html += "<div class=\"who\">Signed in as <strong>" + HtmlEscape(page.signed_in_as) +
+            "</strong><form method=\"post\" action=\"" + std::string(kSignOut) +
+            "\"><button class=\"link\" type=\"submit\">Sign out</button></form></div>";
+  }
+  html += "<footer>llmbox never sees your Claude password. The code you paste goes "
           "straight to your box.</footer></body></html>\n";
   return html;
 }
@@ -351,13 +369,16 @@ struct ActivationPage::State {
         break;
       case View::kDestroyed:
       case View::kUnknown:
+      case View::kSignIn:
+      case View::kRefused:
         break;  // not from a live record
     }
     return page;
   }
 
   void ShowBox(const http::Request& request, http::Responder& out, const std::string& token,
-               int status = 200, std::string_view notice = "", http::Headers extra = {}) {
+               const std::string& email, int status = 200, std::string_view notice = "",
+               http::Headers extra = {}) {
     auto box = registry.FindByToken(token);
     if (!box.ok()) {
       if (!absl::IsNotFound(box.status())) return SendUnavailable(out, box.status());
@@ -369,14 +390,127 @@ struct ActivationPage::State {
                    .body = "<h1>Box <code>" + HtmlEscape(destroyed->box_id) +
                            "</code> was destroyed</h1><p>It was destroyed on " +
                            FormatUtc(destroyed->destroyed_at_ms) +
-                           ".</p><p>Ask your chatbot for a new box if you still need one.</p>"},
+                           ".</p><p>Ask your chatbot for a new box if you still need one.</p>",
+                   .signed_in_as = email},
                   "");
     }
+    if (!OwnedBy(*box, email, out)) return;
     const View view = ViewOf(*box, NowMs());
     const std::string browser_id = BrowserId(request);
     if (view == View::kExpired && status == 200) status = 410;
-    Send(out, status, BoxPage(*box, view, token, browser_id, notice), browser_id,
-         std::move(extra));
+    PageText page = BoxPage(*box, view, token, browser_id, notice);
+    page.signed_in_as = email;
+    Send(out, status, page, browser_id, std::move(extra));
+  }
+
+  // ---- Sign-in gating ----
+
+  bool Gated() const { return options.oidc != nullptr && options.sessions != nullptr; }
+
+  // The signed-in person's email; "" when nobody is (or gating is off).
+  std::string SignedInEmail(const http::Request& request) const {
+    if (!Gated()) return "";
+    auto email = options.sessions->Verify(
+        CookieValue(request.Header("cookie"), SessionCookie::kName));
+    return email.ok() ? *email : "";
+  }
+
+  // With gating, whether `email` owns the box (the first person to sign in claims it);
+  // answers with a refusal when not. Always true without gating.
+  bool OwnedBy(const BoxRecord& box, const std::string& email, http::Responder& out) {
+    if (!Gated()) return true;
+    auto owner = registry.ClaimActivation(box.box_id, email);
+    if (!owner.ok()) {
+      SendUnavailable(out, owner.status());
+      return false;
+    }
+    if (*owner == email) return true;
+    Send(out, 403,
+         {.view = View::kRefused,
+          .title = "Not your box",
+          .body = "<h1>This box is not yours</h1><p>Another person signed in to activate it "
+                  "first. Only they can use this link.</p><p class=\"muted\">If it is your "
+                  "box, sign out and sign in with the account you used the first time.</p>",
+          .signed_in_as = email},
+         "");
+    return false;
+  }
+
+  void SendSignIn(http::Responder& out, const std::string& token) {
+    Send(out, 200,
+         {.view = View::kSignIn,
+          .title = "Sign in",
+          .body = "<h1>Sign in to continue</h1><p>This hub lets only its own people activate "
+                  "boxes. Sign in first; then this page shows your box.</p><p><a "
+                  "class=\"button sign-in-first\" href=\"" +
+                  std::string(kSignInStart) + "?to=" + token + "\">Sign in</a></p>"},
+         "");
+  }
+
+  void StartSignIn(const http::Request& request, http::Responder& out) {
+    const std::string token = FormField(request.query, "to");
+    if (!ValidToken(token)) return SendUnknown(out);
+    auto start = options.oidc->BeginLogin(std::string(kAuthPrefix) + token);
+    if (!start.ok()) return SendSignInFailed(out, start.status());
+    http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
+    headers.emplace_back("Location", start->authorize_url);
+    headers.emplace_back("Set-Cookie", std::string(kStateCookie) + "=" + start->state +
+                                           "; Path=/auth/oidc/; Max-Age=600; HttpOnly; "
+                                           "SameSite=Lax" +
+                                           (secure_cookies ? "; Secure" : ""));
+    out.Respond({.status = 303, .headers = std::move(headers), .body = "Sign in.\n"});
+  }
+
+  void FinishSignIn(const http::Request& request, http::Responder& out) {
+    const std::string error = FormField(request.query, "error");
+    if (!error.empty()) {
+      return SendSignInFailed(
+          out, absl::PermissionDeniedError("the sign-in provider said " +
+                                           common::QuoteForMessage(error, 64)));
+    }
+    const std::string state = FormField(request.query, "state");
+    const std::string cookie = CookieValue(request.Header("cookie"), kStateCookie);
+    if (state.empty() || cookie.empty() || !common::ConstantTimeEquals(state, cookie)) {
+      return SendSignInFailed(out, absl::UnauthenticatedError(
+                                       "this sign-in was started in another browser or has "
+                                       "expired"));
+    }
+    auto who = options.oidc->CompleteLogin(state, FormField(request.query, "code"));
+    if (!who.ok()) return SendSignInFailed(out, who.status());
+    spdlog::info("activation: {} signed in", who->email);
+    http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
+    headers.emplace_back("Location", who->return_to);
+    headers.emplace_back("Set-Cookie", options.sessions->SetCookieHeader(
+                                           options.sessions->Issue(who->email), secure_cookies));
+    headers.emplace_back("Set-Cookie", std::string(kStateCookie) +
+                                           "=; Path=/auth/oidc/; Max-Age=0; HttpOnly; "
+                                           "SameSite=Lax" +
+                                           (secure_cookies ? "; Secure" : ""));
+    out.Respond({.status = 303, .headers = std::move(headers), .body = "Signed in.\n"});
+  }
+
+  void SendSignInFailed(http::Responder& out, const absl::Status& status) {
+    const bool provider_down = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+                               absl::IsResourceExhausted(status) ||
+                               absl::IsFailedPrecondition(status) || absl::IsInternal(status);
+    spdlog::warn("activation: sign-in failed: {}", common::AsStd(status.message()));
+    Send(out, provider_down ? 503 : 403,
+         {.view = View::kRefused,
+          .title = "Sign-in failed",
+          .body = "<h1>Sign-in failed</h1><div class=\"notice\" role=\"alert\">" +
+                  HtmlEscape(common::AsStd(status.message())) +
+                  "</div><p>Open your activation link again to retry.</p>"},
+         "");
+  }
+
+  void SignOut(http::Responder& out) {
+    http::Headers extra = {{"Set-Cookie", SessionCookie::ClearCookieHeader(secure_cookies)}};
+    Send(out, 200,
+         {.view = View::kSignIn,
+          .title = "Signed out",
+          .body = "<h1>You are signed out</h1><p>Open your activation link to sign in "
+                  "again.</p>"},
+         "", std::move(extra));
   }
 
   void SendUnavailable(http::Responder& out, const absl::Status& status) {
@@ -388,11 +522,14 @@ struct ActivationPage::State {
          "", {{"Retry-After", "30"}});
   }
 
-  void SendStatus(http::Responder& out, const std::string& token) {
+  void SendStatus(http::Responder& out, const std::string& token, const std::string& email) {
     View view = View::kUnknown;
     int status = 404;
     auto box = registry.FindByToken(token);
-    if (box.ok()) {
+    if (box.ok() && Gated() && registry.ClaimActivation(box->box_id, email).value_or("") != email) {
+      view = View::kRefused;
+      status = 403;
+    } else if (box.ok()) {
       view = ViewOf(*box, NowMs());
       status = 200;
     } else if (registry.FindDestroyedByToken(token).ok()) {
@@ -404,12 +541,14 @@ struct ActivationPage::State {
                  .body = "{\"state\":\"" + std::string(ViewName(view)) + "\"}"});
   }
 
-  void Submit(const http::Request& request, http::Responder& out, const std::string& token) {
+  void Submit(const http::Request& request, http::Responder& out, const std::string& token,
+              const std::string& email) {
     auto box = registry.FindByToken(token);
-    if (!box.ok()) return ShowBox(request, out, token);
+    if (!box.ok()) return ShowBox(request, out, token, email);
+    if (!OwnedBy(*box, email, out)) return;
     const std::string browser_id = CookieValue(request.Header("cookie"), kCookie);
     if (auto st = csrf.Redeem(FormField(request.body, "csrf"), browser_id, token); !st.ok()) {
-      return ShowBox(request, out, token, 403,
+      return ShowBox(request, out, token, email, 403,
                      std::string(common::AsStd(st.message())) +
                          ". Nothing was sent to the box; paste the code again.");
     }
@@ -419,7 +558,7 @@ struct ActivationPage::State {
       if (auto wait = limiter->Take(by_address ? request.remote_address : token)) {
         spdlog::warn("activation: box {}: too many code submissions {}", box->box_id,
                      by_address ? "from " + request.remote_address : "for its link");
-        return ShowBox(request, out, token, 429,
+        return ShowBox(request, out, token, email, 429,
                        std::string("Too many attempts ") +
                            (by_address ? "from your address" : "for this box") +
                            ". Try again in " + Minutes(*wait) + ".",
@@ -428,12 +567,14 @@ struct ActivationPage::State {
     }
     const std::string code = Trimmed(FormField(request.body, "code"));
     if (auto st = common::ValidateActivationCode(code); !st.ok()) {
-      return ShowBox(request, out, token, 400,
+      return ShowBox(request, out, token, email, 400,
                      "That is not a code: the " + std::string(common::AsStd(st.message())) +
                          ". Paste only the code Claude shows.");
     }
     auto result = registry.SubmitCode(token, code);
-    if (!result.ok() && absl::IsNotFound(result.status())) return ShowBox(request, out, token);
+    if (!result.ok() && absl::IsNotFound(result.status())) {
+      return ShowBox(request, out, token, email);
+    }
     if (!result.ok() && !absl::IsFailedPrecondition(result.status())) {
       // The registry has recorded the failure as the box's last error; the page shows it.
       spdlog::warn("activation: box {}: the code could not be checked: {}", box->box_id,
@@ -501,15 +642,30 @@ bool ActivationPage::Serves(std::string_view path) {
 void ActivationPage::Handle(const http::Request& request, http::Responder& responder) {
   State& s = *state_;
   if (request.path.rfind("/assets/", 0) == 0) return s.SendAsset(request, responder);
+  const bool read = request.method == "GET" || request.method == "HEAD";
+  if (s.Gated()) {
+    if (request.path == kSignInStart && read) return s.StartSignIn(request, responder);
+    if (request.path == kSignInCallback && read) return s.FinishSignIn(request, responder);
+    if (request.path == kSignOut && request.method == "POST") return s.SignOut(responder);
+  }
   std::string token = request.path.substr(std::min(request.path.size(), kAuthPrefix.size()));
   const bool status = token.size() > kStatusSuffix.size() &&
                       token.substr(token.size() - kStatusSuffix.size()) == kStatusSuffix;
   if (status) token.resize(token.size() - kStatusSuffix.size());
   if (!ValidToken(token)) return s.SendUnknown(responder);
-  const bool read = request.method == "GET" || request.method == "HEAD";
-  if (status && read) return s.SendStatus(responder, token);
-  if (read && !status) return s.ShowBox(request, responder, token);
-  if (request.method == "POST" && !status) return s.Submit(request, responder, token);
+  const std::string email = s.SignedInEmail(request);
+  if (s.Gated() && email.empty()) {
+    if (status) {
+      responder.Respond({.status = 401,
+                         .headers = SecurityHeaders("application/json"),
+                         .body = "{\"state\":\"signin\"}"});
+      return;
+    }
+    if (read || request.method == "POST") return s.SendSignIn(responder, token);
+  }
+  if (status && read) return s.SendStatus(responder, token, email);
+  if (read && !status) return s.ShowBox(request, responder, token, email);
+  if (request.method == "POST" && !status) return s.Submit(request, responder, token, email);
   http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
   headers.emplace_back("Allow", status ? "GET, HEAD" : "GET, HEAD, POST");
   responder.Respond({.status = 405, .headers = std::move(headers), .body = "not allowed\n"});

@@ -9,6 +9,7 @@
 //                              with the session link or the box's own error and a new form
 //   GET  /auth/<token>/status  {"state": "..."} for the page's script while the box works
 //   GET  /assets/activation.css, /assets/activation.js
+//   GET  /auth/oidc/start?to=<token>, /auth/oidc/callback, POST /auth/signout   (with gating)
 //
 // States shown: working (creating, or a code being checked), pending, ready, error (no
 // attempts left, or the box failed), expired (past its activation deadline, or reaped),
@@ -37,6 +38,9 @@
 
 namespace llmbox::hub::activation {
 
+class OidcClient;
+class SessionCookie;
+
 struct PageOptions {
   std::string public_url;  // cookies are Secure exactly when this is https
   std::string key;         // >= 32 secret bytes: signs the form tokens
@@ -50,6 +54,11 @@ struct PageOptions {
   // A ready box's session URL becomes a link only with one of these prefixes.
   std::vector<std::string> trusted_session_prefixes = {"https://claude.ai/",
                                                        "https://claude.com/"};
+  // Sign-in gating (docs/activation.md): when both are set, a person signs in with the
+  // provider before the page shows a box, and the first to sign in owns the box; anyone else
+  // is refused, even with the link. Both must outlive the page.
+  OidcClient* oidc = nullptr;
+  const SessionCookie* sessions = nullptr;
 };
 
 class ActivationPage {

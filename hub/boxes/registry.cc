@@ -308,6 +308,13 @@ absl::StatusOr<BoxRecord> BoxRegistry::FindByToken(std::string_view token) {
   return record;
 }
 
+absl::StatusOr<std::string> BoxRegistry::ClaimActivation(std::string_view box_id,
+                                                         std::string_view email) {
+  LLMBOX_ASSIGN_OR_RETURN(std::string owner, store_.ClaimBox(box_id, email));
+  if (owner != email) spdlog::warn("box {}: {} was refused: another person owns its activation", box_id, email);
+  return owner;
+}
+
 absl::StatusOr<store::DestroyedBox> BoxRegistry::FindDestroyedByToken(std::string_view token) {
   return store_.FindDestroyedBox(common::Sha256Hex(token));
 }

@@ -136,6 +136,9 @@ class BoxRegistry {
 
   // Activation (the page): the box whose token this is.
   absl::StatusOr<store::BoxRecord> FindByToken(std::string_view token);
+  // Makes `email` the box's activation owner unless someone claimed it first; returns the
+  // owner it has now. The activation page calls it when sign-in gating is on.
+  absl::StatusOr<std::string> ClaimActivation(std::string_view box_id, std::string_view email);
   // The box this token belonged to when it was destroyed; NotFound when none.
   absl::StatusOr<store::DestroyedBox> FindDestroyedByToken(std::string_view token);
   // Sends the code to the box's stdin through its spoke. One code at a time per box: a

@@ -73,6 +73,10 @@ CREATE TABLE destroyed_boxes (
 ) STRICT;
 CREATE INDEX destroyed_boxes_by_time ON destroyed_boxes (destroyed_at_ms);
 )sql",
+    // 2 -> 3: who signed in to activate a box, when the activation page is gated by OIDC.
+    R"sql(
+ALTER TABLE boxes ADD COLUMN activation_owner TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 // A macro rather than a std::string so that every query stays one literal: the literal is
@@ -80,7 +84,7 @@ CREATE INDEX destroyed_boxes_by_time ON destroyed_boxes (destroyed_at_ms);
 #define LLMBOX_BOX_COLUMNS                                                               \
   "box_id, spoke, container_id, image, description, phase, session_url, last_error, "    \
   "authorize_url, token_hash, created_by, created_at_ms, expires_at_ms, updated_at_ms, " \
-  "activation_attempts"
+  "activation_attempts, activation_owner"
 #define LLMBOX_SELECT_BOXES "SELECT " LLMBOX_BOX_COLUMNS " FROM boxes"
 #define LLMBOX_BOX_ORDER " ORDER BY created_at_ms, box_key"
 #define LLMBOX_KEY_COLUMNS "name, hash, created_at_ms, revoked_at_ms, last_used_at_ms"
@@ -116,7 +120,7 @@ absl::StatusOr<std::unique_ptr<Db>> OpenConnection(const std::string& path, Db::
   return db;
 }
 
-// Binds ?1..?15 in LLMBOX_BOX_COLUMNS order and ?16 to the box key.
+// Binds ?1..?16 in LLMBOX_BOX_COLUMNS order and ?17 to the box key.
 absl::Status BindBox(Statement& s, const BoxRecord& box) {
   LLMBOX_RETURN_IF_ERROR(s.Bind(1, box.box_id));
   LLMBOX_RETURN_IF_ERROR(s.Bind(2, box.spoke));
@@ -137,7 +141,8 @@ absl::Status BindBox(Statement& s, const BoxRecord& box) {
   LLMBOX_RETURN_IF_ERROR(s.Bind(13, box.expires_at_ms));
   LLMBOX_RETURN_IF_ERROR(s.Bind(14, box.updated_at_ms));
   LLMBOX_RETURN_IF_ERROR(s.Bind(15, static_cast<std::int64_t>(box.activation_attempts)));
-  return s.Bind(16, BoxKey(box.box_id));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(16, box.activation_owner));
+  return s.Bind(17, BoxKey(box.box_id));
 }
 
 absl::StatusOr<BoxRecord> ReadBox(const Statement& s) {
@@ -165,6 +170,7 @@ absl::StatusOr<BoxRecord> ReadBox(const Statement& s) {
   box.expires_at_ms = s.ColumnInt64(12);
   box.updated_at_ms = s.ColumnInt64(13);
   box.activation_attempts = static_cast<std::uint32_t>(s.ColumnInt64(14));
+  box.activation_owner = s.ColumnText(15);
   return box;
 }
 
@@ -379,7 +385,7 @@ absl::Status SqliteStore::InsertBox(const BoxRecord& box) {
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s,
         db.Prepare("INSERT INTO boxes (" LLMBOX_BOX_COLUMNS ", box_key) VALUES "
-                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"));
+                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"));
     LLMBOX_RETURN_IF_ERROR(BindBox(s, box));
     absl::Status status = s.Run();
     if (absl::IsAlreadyExists(status)) return BoxConflict(db, box, /*inserting=*/true, status);
@@ -389,13 +395,14 @@ absl::Status SqliteStore::InsertBox(const BoxRecord& box) {
 
 absl::Status SqliteStore::UpdateBox(const BoxRecord& box) {
   return Write("update box", box.box_id, [&](Db& db) -> absl::Status {
-    // ?1 (box_id) is bound but unused: the creator's spelling of the id stays.
+    // ?1 (box_id) is bound but unused: the creator's spelling of the id stays. So is ?16: the
+    // activation owner changes only through ClaimBox, so a read-modify-write cannot undo it.
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s, db.Prepare("UPDATE boxes SET spoke = ?2, container_id = ?3, image = ?4, "
                                 "description = ?5, phase = ?6, session_url = ?7, last_error = ?8, "
                                 "authorize_url = ?9, token_hash = ?10, created_by = ?11, "
                                 "created_at_ms = ?12, expires_at_ms = ?13, updated_at_ms = ?14, "
-                                "activation_attempts = ?15 WHERE box_key = ?16"));
+                                "activation_attempts = ?15 WHERE box_key = ?17"));
     LLMBOX_RETURN_IF_ERROR(BindBox(s, box));
     absl::Status status = s.Run();
     if (absl::IsAlreadyExists(status)) return BoxConflict(db, box, /*inserting=*/false, status);
@@ -489,6 +496,27 @@ absl::Status SqliteStore::DestroyBox(std::string_view box_id, std::int64_t now_m
     LLMBOX_RETURN_IF_ERROR(prune.Bind(1, now_ms - kDestroyedRetentionMs));
     return prune.Run();
   });
+}
+
+absl::StatusOr<std::string> SqliteStore::ClaimBox(std::string_view box_id,
+                                                  std::string_view owner) {
+  if (owner.empty()) return absl::InvalidArgumentError("store: a box's owner cannot be empty");
+  std::string result;
+  LLMBOX_RETURN_IF_ERROR(Write("claim box", box_id, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement claim, db.Prepare("UPDATE boxes SET activation_owner = ?2 "
+                                    "WHERE box_key = ?1 AND activation_owner = ''"));
+    LLMBOX_RETURN_IF_ERROR(claim.Bind(1, BoxKey(box_id)));
+    LLMBOX_RETURN_IF_ERROR(claim.Bind(2, owner));
+    LLMBOX_RETURN_IF_ERROR(claim.Run());
+    LLMBOX_ASSIGN_OR_RETURN(std::optional<std::string> now_owner,
+                            LookUpText(db, "SELECT activation_owner FROM boxes WHERE box_key = ?1",
+                                       BoxKey(box_id)));
+    if (!now_owner.has_value()) return absl::NotFoundError("no box " + Quoted(box_id));
+    result = *std::move(now_owner);
+    return absl::OkStatus();
+  }));
+  return result;
 }
 
 absl::StatusOr<DestroyedBox> SqliteStore::FindDestroyedBox(std::string_view hash) {

@@ -69,6 +69,8 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::Status DeleteBox(std::string_view box_id) override;
   [[nodiscard]] absl::Status DestroyBox(std::string_view box_id, std::int64_t now_ms) override;
   [[nodiscard]] absl::StatusOr<DestroyedBox> FindDestroyedBox(std::string_view hash) override;
+  [[nodiscard]] absl::StatusOr<std::string> ClaimBox(std::string_view box_id,
+                                                     std::string_view owner) override;
 
   [[nodiscard]] absl::Status InsertApiKey(const ApiKeyRecord& key) override;
   [[nodiscard]] absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() override;

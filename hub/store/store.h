@@ -48,6 +48,9 @@ struct BoxRecord {
   std::int64_t expires_at_ms = 0;  // activation deadline (0: none)
   std::int64_t updated_at_ms = 0;
   std::uint32_t activation_attempts = 0;
+  // Who signed in to activate it (the verified email, when the activation page is gated by
+  // OIDC); "" until then. UpdateBox leaves it alone: only ClaimBox sets it.
+  std::string activation_owner;
 };
 
 // What is remembered of a destroyed box: enough for its activation link to say so.
@@ -91,6 +94,10 @@ class Store {
   // activation token as destroyed at `now_ms`, so its link can say so rather than look
   // unknown. Remembered tokens older than kDestroyedRetentionMs are pruned here.
   [[nodiscard]] virtual absl::Status DestroyBox(std::string_view box_id, std::int64_t now_ms) = 0;
+  // Makes `owner` the box's activation owner unless it has one; returns the owner it has
+  // now (`owner`, or whoever claimed it first). NotFound when absent.
+  [[nodiscard]] virtual absl::StatusOr<std::string> ClaimBox(std::string_view box_id,
+                                                             std::string_view owner) = 0;
   // The destroyed box that held this token hash; NotFound when none (or pruned).
   [[nodiscard]] virtual absl::StatusOr<DestroyedBox> FindDestroyedBox(std::string_view hash) = 0;
 

@@ -13,6 +13,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "hub/activation/oidc.h"
+#include "hub/activation/session_cookie.h"
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
@@ -485,6 +487,113 @@ TEST_CASE("the page's stylesheet and script are served with the same headers", "
   CHECK(ActivationPage::Serves("/assets/activation.css"));
   CHECK_FALSE(ActivationPage::Serves("/"));
   CHECK_FALSE(ActivationPage::Serves("/authx"));
+}
+
+// An OIDC client that signs in whoever the test names, to test the page's gating alone (the
+// real client is tested against a real provider in tests/e2e/oidc_provider_test.cc).
+class NamedOidcClient final : public OidcClient {
+ public:
+  absl::StatusOr<LoginStart> BeginLogin(std::string return_to) override {
+    return_to_ = std::move(return_to);
+    return LoginStart{.authorize_url = "https://idp.example.com/authorize?state=s1",
+                      .state = "s1"};
+  }
+  absl::StatusOr<SignedIn> CompleteLogin(std::string_view state, std::string_view) override {
+    if (state != "s1") return absl::UnauthenticatedError("unknown state");
+    return SignedIn{.email = email, .subject = "sub", .return_to = return_to_};
+  }
+  std::string email = "alice@example.com";
+
+ private:
+  std::string return_to_;
+};
+
+TEST_CASE("with sign-in gating the first person to sign in owns the box; others are refused",
+          "[activation]") {
+  NamedOidcClient oidc;
+  testing::FakeClock session_clock;
+  SessionCookie sessions(std::string(32, 's'), 1h, session_clock);
+  PageOptions options;
+  options.oidc = &oidc;
+  options.sessions = &sessions;
+  Fixture f("http://127.0.0.1:8080", options);
+  const std::string token = f.Create("gated");
+
+  // Not signed in: a sign-in page that shows nothing of the box.
+  auto anonymous = f.Call("GET", "/auth/" + token);
+  CHECK(anonymous.status == 200);
+  CHECK(Has(anonymous.body, "data-state=\"signin\""));
+  CHECK(Has(anonymous.body, "href=\"/auth/oidc/start?to=" + token + "\""));
+  CHECK_FALSE(Has(anonymous.body, "gated"));
+  CHECK_FALSE(Has(anonymous.body, "authorize?fake"));
+  CHECK(f.Call("GET", "/auth/" + token + "/status").status == 401);
+  CHECK(f.Call("POST", "/auth/" + token, "", "code=abc").status == 200);
+  CHECK(f.Codes().empty());
+
+  // The sign-in: to the provider with a state cookie, back with a session cookie.
+  auto start = f.Call("GET", "/auth/oidc/start");
+  CHECK(start.status == 404);  // no box to come back to
+  http::Request request;
+  request.method = "GET";
+  request.path = "/auth/oidc/start";
+  request.query = "to=" + token;
+  RecordingResponder started;
+  f.page->Handle(request, started);
+  CHECK(started.status == 303);
+  CHECK(started.Header("Location") == "https://idp.example.com/authorize?state=s1");
+  CHECK(Has(started.Header("Set-Cookie"), "llmbox_oidc_state=s1"));
+
+  auto signed_in = [&](const std::string& email) {
+    oidc.email = email;
+    http::Request callback;
+    callback.method = "GET";
+    callback.path = "/auth/oidc/callback";
+    callback.query = "code=c&state=s1";
+    callback.headers.emplace_back("cookie", "llmbox_oidc_state=s1");
+    RecordingResponder back;
+    f.page->Handle(callback, back);
+    REQUIRE(back.status == 303);
+    CHECK(back.Header("Location") == "/auth/" + token);
+    std::string cookie;
+    for (const auto& [name, value] : back.headers) {
+      if (name == "Set-Cookie" && value.rfind("llmbox_session=", 0) == 0) {
+        cookie = value.substr(0, value.find(';'));
+      }
+    }
+    REQUIRE_FALSE(cookie.empty());
+    return cookie;
+  };
+  SECTION("a callback without the browser's state cookie is refused") {
+    http::Request callback;
+    callback.method = "GET";
+    callback.path = "/auth/oidc/callback";
+    callback.query = "code=c&state=s1";
+    RecordingResponder back;
+    f.page->Handle(callback, back);
+    CHECK(back.status == 403);
+    CHECK(Has(back.body, "started in another browser"));
+  }
+  SECTION("alice owns it; bob is refused even with the link") {
+    const std::string alice = signed_in("alice@example.com");
+    auto page = f.Call("GET", "/auth/" + token, alice);
+    CHECK(page.status == 200);
+    CHECK(Has(page.body, "data-state=\"pending\""));
+    CHECK(Has(page.body, "Signed in as <strong>alice@example.com</strong>"));
+    CHECK(f.db->GetBox("gated")->activation_owner == "alice@example.com");
+
+    const std::string bob = signed_in("bob@example.com");
+    auto refused = f.Call("GET", "/auth/" + token, bob);
+    CHECK(refused.status == 403);
+    CHECK(Has(refused.body, "This box is not yours"));
+    CHECK_FALSE(Has(refused.body, "authorize?fake"));
+    CHECK(f.Call("GET", "/auth/" + token + "/status", bob).status == 403);
+    CHECK(f.Call("POST", "/auth/" + token, bob, "code=abc").status == 403);
+    CHECK(f.Codes().empty());
+
+    auto out = f.Call("POST", "/auth/signout", alice);
+    CHECK(out.status == 200);
+    CHECK(Has(out.Header("Set-Cookie"), "llmbox_session=;"));
+  }
 }
 
 }  // namespace

@@ -53,6 +53,7 @@ BoxRecord FullBox(const std::string& id, std::int64_t created_at_ms = 1000) {
 
 void RequireSameBox(const BoxRecord& a, const BoxRecord& b) {
   CHECK(a.box_id == b.box_id);
+  CHECK(a.activation_owner == b.activation_owner);
   CHECK(a.spoke == b.spoke);
   CHECK(a.container_id == b.container_id);
   CHECK(a.image == b.image);
@@ -151,6 +152,29 @@ TEST_CASE("a destroyed box's token is remembered, survives a reopen, and is prun
   CHECK(store->FindDestroyedBox(Sha256Hex("token-gone-soon")).status().code() ==
         absl::StatusCode::kNotFound);
   CHECK(store->FindDestroyedBox(Sha256Hex("token-other")).ok());
+}
+
+TEST_CASE("a box is claimed by its first activation owner only, and an update keeps the owner",
+          "[store]") {
+  ScratchDir dir("store");
+  auto store = OpenOrDie((dir.path() / "hub.db").string());
+  REQUIRE(store->InsertBox(FullBox("demo")).ok());
+  CHECK(store->GetBox("demo")->activation_owner.empty());
+  auto first = store->ClaimBox("DEMO", "alice@example.com");
+  REQUIRE(first.ok());
+  CHECK(*first == "alice@example.com");
+  auto second = store->ClaimBox("demo", "bob@example.com");
+  REQUIRE(second.ok());
+  CHECK(*second == "alice@example.com");
+  // A read-modify-write from before the claim cannot undo it.
+  BoxRecord stale = FullBox("demo");
+  stale.phase = Phase::kReady;
+  REQUIRE(store->UpdateBox(stale).ok());
+  CHECK(store->GetBox("demo")->activation_owner == "alice@example.com");
+  CHECK(store->GetBox("demo")->phase == Phase::kReady);
+  CHECK(store->ClaimBox("nobody", "alice@example.com").status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(store->ClaimBox("demo", "").status().code() == absl::StatusCode::kInvalidArgument);
 }
 
 TEST_CASE("a missing box is NotFound with its id in the message", "[store]") {
