@@ -41,8 +41,12 @@ void SetTime(google::protobuf::Timestamp* out, std::chrono::system_clock::time_p
 
 v1::BoxPhase PhaseOf(box::BoxPhase phase) {
   switch (phase) {
+    case box::BoxPhase::kCreating:
+      return v1::BOX_PHASE_CREATING;
     case box::BoxPhase::kPending:
       return v1::BOX_PHASE_PENDING;
+    case box::BoxPhase::kActivating:
+      return v1::BOX_PHASE_ACTIVATING;
     case box::BoxPhase::kReady:
       return v1::BOX_PHASE_READY;
     case box::BoxPhase::kStopped:
@@ -241,7 +245,11 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
     if (views.ok()) {
       for (const auto& view : *views) {
         switch (view.phase) {
+          case box::BoxPhase::kCreating:
+            capacity->set_creating(capacity->creating() + 1);
+            break;
           case box::BoxPhase::kPending:
+          case box::BoxPhase::kActivating:  // a pending box with a code being tried
             capacity->set_pending(capacity->pending() + 1);
             break;
           case box::BoxPhase::kReady:
