@@ -164,7 +164,7 @@ class BoxManager {
 
   std::mutex mu_;
   int creates_in_flight_ = 0;
-  std::set<std::string> reserved_;  // box ids being created
+  std::set<std::string> reserved_;           // box ids being created
   std::map<std::string, BoxView> creating_;  // ... and past their checks: reported kCreating
   std::set<std::string> activating_;         // box ids with a code being tried
   std::map<std::string, std::shared_ptr<Live>> live_;

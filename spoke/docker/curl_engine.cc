@@ -646,12 +646,10 @@ class Engine final : public DockerEngine {
     if (rc != CURLE_OK) {
       // curl's own text names the TLS problem ("SSL certificate problem: unable to get local
       // issuer certificate"), where curl_easy_strerror is generic.
-      return absl::UnavailableError(absl::StrCat("docker (", name_, "): ", what, ": ",
-                                                 error_text[0] != '\0' ? error_text
-                                                                       : curl_easy_strerror(rc),
-                                                 endpoint_.tcp_url.empty()
-                                                     ? std::string()
-                                                     : TlsHint(rc, error_text)));
+      return absl::UnavailableError(
+          absl::StrCat("docker (", name_, "): ", what, ": ",
+                       error_text[0] != '\0' ? error_text : curl_easy_strerror(rc),
+                       endpoint_.tcp_url.empty() ? std::string() : TlsHint(rc, error_text)));
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
     if (reply.status / 100 == 2 || reply.status == 304) return reply;

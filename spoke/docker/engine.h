@@ -135,7 +135,7 @@ struct ExecResult {
 
 // A live, bidirectional attach to a container's console (a hijacked connection). Opened
 // before the container starts so that no early output is lost, on the engine's unix socket or
-// over TCP+TLS. One thread may read while another writes; Close must not race either.
+// over TCP+TLS. One thread may read while another writes, and Close may come from any thread.
 class AttachStream {
  public:
   virtual ~AttachStream() = default;

@@ -1,12 +1,7 @@
 #include "spoke/docker/hijack.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,9 +13,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "common/absl_compat.h"
 #include "common/status.h"
@@ -117,6 +117,13 @@ class HijackedStream::Transport {
     return absl::OkStatus();
   }
 
+  // Ends the connection both ways: a read or write waiting on another thread returns. The
+  // socket (and TLS state) stay allocated until destruction, so that thread never touches
+  // freed memory.
+  void Shutdown() {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
+
   void Close() {
     if (fd_ >= 0) {
       ::close(fd_);
@@ -126,14 +133,14 @@ class HijackedStream::Transport {
 
  protected:
   absl::Status Errno(std::string_view what) const {
-    return absl::UnavailableError(absl::StrCat("docker (", name_, "): console ", AsAbsl(what),
-                                               ": ", std::strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("docker (", name_, "): console ", AsAbsl(what), ": ", std::strerror(errno)));
   }
   absl::Status WaitWritable(Clock::time_point deadline) const {
     if (Left(deadline).count() == 0 || !WaitFd(fd_, POLLOUT, Left(deadline))) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("docker (", name_, "): the engine took no console input for ",
-                       kWriteTimeout.count(), " ms"));
+      return absl::DeadlineExceededError(absl::StrCat("docker (", name_,
+                                                      "): the engine took no console input for ",
+                                                      kWriteTimeout.count(), " ms"));
     }
     return absl::OkStatus();
   }
@@ -177,8 +184,8 @@ class TlsTransport final : public HijackedStream::Transport {
     }
     if (!target.tls_cert_file.empty()) {
       if (SSL_CTX_use_certificate_chain_file(ctx.get(), target.tls_cert_file.c_str()) != 1 ||
-          SSL_CTX_use_PrivateKey_file(ctx.get(), target.tls_key_file.c_str(),
-                                      SSL_FILETYPE_PEM) != 1 ||
+          SSL_CTX_use_PrivateKey_file(ctx.get(), target.tls_key_file.c_str(), SSL_FILETYPE_PEM) !=
+              1 ||
           SSL_CTX_check_private_key(ctx.get()) != 1) {
         return absl::InvalidArgumentError(absl::StrCat(
             "docker (", name_, "): cannot load the client certificate \"", target.tls_cert_file,
@@ -190,8 +197,8 @@ class TlsTransport final : public HijackedStream::Transport {
     SSL* ssl = ssl_.get();
     SSL_set_fd(ssl, fd_);
     unsigned char ip[sizeof(in6_addr)];
-    const bool is_ip = inet_pton(AF_INET, host_.c_str(), ip) == 1 ||
-                       inet_pton(AF_INET6, host_.c_str(), ip) == 1;
+    const bool is_ip =
+        inet_pton(AF_INET, host_.c_str(), ip) == 1 || inet_pton(AF_INET6, host_.c_str(), ip) == 1;
     if (is_ip) {
       X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host_.c_str());
     } else {
@@ -223,7 +230,8 @@ class TlsTransport final : public HijackedStream::Transport {
         std::lock_guard lock(mu_);
         if (ssl_ == nullptr) return Closed();
         ERR_clear_error();
-        rc = SSL_write(ssl_.get(), data.data(), static_cast<int>(std::min<size_t>(data.size(), 1 << 20)));
+        rc = SSL_write(ssl_.get(), data.data(),
+                       static_cast<int>(std::min<size_t>(data.size(), 1 << 20)));
         err = rc > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), rc);
       }
       if (rc > 0) {
@@ -354,8 +362,8 @@ int ConnectBy(int fd, const sockaddr* addr, socklen_t len, Clock::time_point dea
   return error;
 }
 
-absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectUnix(
-    const HijackTarget& target, Clock::time_point deadline) {
+absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectUnix(const HijackTarget& target,
+                                                                       Clock::time_point deadline) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (target.unix_socket.size() >= sizeof(addr.sun_path)) {
@@ -367,14 +375,14 @@ absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectUnix(
   if (fd < 0) return absl::InternalError(absl::StrCat("docker: socket(): ", std::strerror(errno)));
   auto transport = std::make_unique<HijackedStream::Transport>(fd, target.name);
   if (int error = ConnectBy(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr), deadline)) {
-    return absl::UnavailableError(absl::StrCat("docker (", target.name,
-                                               "): console connect: ", std::strerror(error)));
+    return absl::UnavailableError(
+        absl::StrCat("docker (", target.name, "): console connect: ", std::strerror(error)));
   }
   return transport;
 }
 
-absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(
-    const HijackTarget& target, Clock::time_point deadline) {
+absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(const HijackTarget& target,
+                                                                      Clock::time_point deadline) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -403,7 +411,8 @@ absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(
     const int one = 1;  // console keystrokes go out at once
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (target.tls) {
-      LLMBOX_RETURN_IF_ERROR(static_cast<TlsTransport*>(transport.get())->Handshake(target, deadline));
+      LLMBOX_RETURN_IF_ERROR(
+          static_cast<TlsTransport*>(transport.get())->Handshake(target, deadline));
     }
     return transport;
   }
@@ -416,9 +425,8 @@ absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(
 
 absl::Status ParseEngineUrl(std::string_view url, HijackTarget* target) {
   auto bad = [&](std::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("docker: the engine URL \"", AsAbsl(url),
-                                                   "\" ", AsAbsl(why),
-                                                   " (expected https://host:port)"));
+    return absl::InvalidArgumentError(absl::StrCat("docker: the engine URL \"", AsAbsl(url), "\" ",
+                                                   AsAbsl(why), " (expected https://host:port)"));
   };
   constexpr std::string_view kScheme = "https://";
   if (url.substr(0, kScheme.size()) != kScheme) return bad("is not https://");
@@ -438,7 +446,8 @@ absl::Status ParseEngineUrl(std::string_view url, HijackTarget* target) {
     target->host = std::string(rest.substr(0, colon));
   }
   int port = 0;
-  if (target->host.empty() || target->host.find('/') != std::string::npos) return bad("has no host");
+  if (target->host.empty() || target->host.find('/') != std::string::npos)
+    return bad("has no host");
   if (!absl::SimpleAtoi(AsAbsl(rest.substr(colon + 1)), &port) || port < 1 || port > 65535) {
     return bad("has no valid port");
   }
@@ -475,9 +484,9 @@ absl::StatusOr<std::unique_ptr<HijackedStream>> HijackedStream::Open(const Hijac
   char buf[4096];
   while ((end = head.find("\r\n\r\n")) == std::string::npos) {
     if (Left(deadline).count() == 0) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "docker (", target.name, "): no reply to the console upgrade within ", timeout.count(),
-          " ms"));
+      return absl::DeadlineExceededError(absl::StrCat("docker (", target.name,
+                                                      "): no reply to the console upgrade within ",
+                                                      timeout.count(), " ms"));
     }
     auto n = conn->transport_->Recv(buf, sizeof(buf), Left(deadline));
     if (absl::IsOutOfRange(n.status())) {
@@ -518,7 +527,9 @@ absl::Status HijackedStream::CloseStdin() {
   return transport_->ShutdownWrite();
 }
 
-void HijackedStream::Close() { transport_.reset(); }
+void HijackedStream::Close() {
+  if (transport_ != nullptr) transport_->Shutdown();
+}
 
 absl::Status HijackedStream::ReadInto(milliseconds timeout, std::string* out, std::string* err) {
   if (!early_.empty()) {

@@ -18,7 +18,8 @@
 //   LLMBOX_RETURN_IF_ERROR(console->CloseStdin());   // the container reads EOF; output goes on
 //
 // Thread-safety: one reader and one writer may use a stream at the same time (Read on one
-// thread while Write or CloseStdin runs on another); Close must not race either.
+// thread while Write or CloseStdin runs on another), and Close may come from a third: it wakes
+// them, and the connection's memory lives until the stream is destroyed.
 // Errors name the engine (`name`) and say what to fix: a TLS handshake that fails names the
 // host and whether the CA, the host name or our client certificate was refused.
 #pragma once

@@ -21,7 +21,8 @@ std::string EngineMessage(const std::string& body);
 absl::Status StatusForHttp(long http, std::string message);
 
 // What to fix when TLS to a remote engine fails, in the words of the spoke's config.
-inline constexpr const char* kCaHint = "set tls_ca_file to the CA that signed the engine's certificate";
+inline constexpr const char* kCaHint =
+    "set tls_ca_file to the CA that signed the engine's certificate";
 inline constexpr const char* kHostHint =
     "reach the engine by a name or address its certificate lists";
 inline constexpr const char* kClientCertHint =

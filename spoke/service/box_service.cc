@@ -108,7 +108,8 @@ grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,
                                .peers = {request->peers().begin(), request->peers().end()}};
   auto created = boxes_.Create(create);
   if (!created.ok()) return ToGrpcStatus(created.status());
-  ToProto(created->box, options_.boxes.max_activation_attempts, options_.auth_ttl, response->mutable_box());
+  ToProto(created->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
+          response->mutable_box());
   response->set_authorize_url(created->authorize_url);
   return grpc::Status::OK;
 }
@@ -171,7 +172,8 @@ grpc::Status BoxServiceImpl::SubmitCode(grpc::ServerContext* context,
   response->set_box_error(outcome->box_error);
   response->set_authorize_url(outcome->authorize_url);
   response->set_attempts_remaining(static_cast<uint32_t>(outcome->attempts_remaining));
-  ToProto(outcome->box, options_.boxes.max_activation_attempts, options_.auth_ttl, response->mutable_box());
+  ToProto(outcome->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
+          response->mutable_box());
   return grpc::Status::OK;
 }
 

@@ -6,13 +6,13 @@
 
 #include <chrono>
 #include <filesystem>
-#include <future>
-#include <thread>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -74,6 +74,22 @@ struct BoxGuard {
   std::string box_id;
   ~BoxGuard() { (void)boxes.Destroy(box_id, 1s); }
 };
+
+// Creates box `id` (with the stand-in claude) and activates it with `code`, checking each step.
+SubmitOutcome CreateAndActivate(BoxManager& boxes, const std::string& id, const std::string& code) {
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE(created.ok());
+  CHECK(created->authorize_url.rfind("https://claude.ai/oauth/authorize?z-", 0) == 0);
+  CHECK(created->box.phase == BoxPhase::kPending);
+  auto outcome = boxes.SubmitCode(id, code);
+  REQUIRE(outcome.ok());
+  INFO(outcome->box_error);
+  REQUIRE(outcome->activated);
+  CHECK(outcome->session_url.rfind("https://claude.ai/code/session_01", 0) == 0);
+  CHECK(outcome->box.phase == BoxPhase::kReady);
+  CHECK(outcome->box.container_name == "llmbox-" + id);
+  return *outcome;
+}
 
 TEST_CASE("a real box prints an authorize URL and surfaces the real error for a bad code",
           "[box]") {
@@ -141,22 +157,12 @@ TEST_CASE("the stand-in claude takes a good code to ready with a session URL", "
   BoxManager boxes(*engine, Options(rig.standin_claude));
   const std::string id = UniqueBoxId("ready");
   BoxGuard guard{boxes, id};
-  auto created = boxes.Create({.box_id = id});
-  REQUIRE(created.ok());
-  CHECK(created->authorize_url.rfind("https://claude.ai/oauth/authorize?z-", 0) == 0);
-
-  auto outcome = boxes.SubmitCode(id, "standin-ok-1234#state");
-  REQUIRE(outcome.ok());
-  INFO(outcome->box_error);
-  REQUIRE(outcome->activated);
-  CHECK(outcome->session_url.rfind("https://claude.ai/code/session_01", 0) == 0);
-  CHECK(outcome->box.phase == BoxPhase::kReady);
-  CHECK(outcome->box.container_name == "llmbox-" + id);
+  const SubmitOutcome outcome = CreateAndActivate(boxes, id, "standin-ok-1234#state");
 
   auto got = boxes.Get(id);
   REQUIRE(got.ok());
   CHECK(got->phase == BoxPhase::kReady);
-  CHECK(got->session_url == outcome->session_url);
+  CHECK(got->session_url == outcome.session_url);
   CHECK(absl::IsFailedPrecondition(boxes.SubmitCode(id, "standin-ok-again#x").status()));
 
   // A restarted spoke finds the session URL again.
@@ -165,7 +171,7 @@ TEST_CASE("the stand-in claude takes a good code to ready with a session URL", "
   auto after = restarted.Get(id);
   REQUIRE(after.ok());
   CHECK(after->phase == BoxPhase::kReady);
-  CHECK(after->session_url == outcome->session_url);
+  CHECK(after->session_url == outcome.session_url);
 }
 
 TEST_CASE("a spoke restarted while a box is pending can still activate it", "[box]") {
@@ -511,20 +517,9 @@ TEST_CASE("a box on a remote engine over TCP+TLS is created, activated, used and
   const std::string id = UniqueBoxId("tls");
   BoxGuard guard{boxes, id};
 
-  // The console is attached over TLS before start: the authorize URL is not lost.
-  auto created = boxes.Create({.box_id = id});
-  REQUIRE(created.ok());
-  CHECK(created->authorize_url.rfind("https://claude.ai/oauth/authorize?z-", 0) == 0);
-  CHECK(created->box.phase == BoxPhase::kPending);
-
-  // The code goes to the box's stdin over TLS; the session URL comes back on the same stream.
-  auto outcome = boxes.SubmitCode(id, "standin-ok-over-tls#state");
-  REQUIRE(outcome.ok());
-  INFO(outcome->box_error);
-  REQUIRE(outcome->activated);
-  CHECK(outcome->session_url.rfind("https://claude.ai/code/session_01", 0) == 0);
-  CHECK(outcome->box.phase == BoxPhase::kReady);
-  CHECK(outcome->box.container_name == "llmbox-" + id);
+  // The console is attached over TLS before start, so the authorize URL is not lost; the code
+  // goes to the box's stdin over TLS and the session URL comes back on the same stream.
+  CreateAndActivate(boxes, id, "standin-ok-over-tls#state");
 
   auto inside = boxes.Exec(id, {.argv = {"sh", "-c", "cat /root/.claude.json; exit 3"}});
   REQUIRE(inside.ok());

@@ -66,6 +66,23 @@ std::string ReadUntil(AttachStream& stream, const std::string& needle) {
   return seen;
 }
 
+// An exec with output on both streams and an exit code of its own, each checked.
+void CheckExecOutputs(DockerEngine& engine, const std::string& id) {
+  auto run = engine.Exec(id, {.argv = {"sh", "-c", "echo to-out; echo to-err >&2; exit 9"}});
+  REQUIRE(run.ok());
+  CHECK(run->exit_code == 9);
+  CHECK(run->stdout_data == "to-out\n");
+  CHECK(run->stderr_data == "to-err\n");
+  CHECK_FALSE(run->timed_out);
+}
+
+// True when `stream` reports its end (OutOfRange) within 10 s.
+bool StreamEnds(AttachStream& stream) {
+  absl::Status end;
+  for (int i = 0; i < 50 && end.ok(); ++i) end = stream.Read(200ms).status();
+  return absl::IsOutOfRange(end);
+}
+
 TEST_CASE("the engine client negotiates the API version through /_ping", "[docker]") {
   auto engine = RigEngine();
   auto info = engine->Ping();
@@ -147,9 +164,7 @@ TEST_CASE("attach before start sees the first output, and stdin reaches the cont
   CHECK(after.find("got:a-code#state") != std::string::npos);
   REQUIRE(engine->StopContainer(*id, 1s).ok());
   // The stream ends once the container has stopped.
-  absl::Status end;
-  for (int i = 0; i < 50 && end.ok(); ++i) end = (*attach)->Read(200ms).status();
-  CHECK(absl::IsOutOfRange(end));
+  CHECK(StreamEnds(**attach));
 }
 
 TEST_CASE("exec runs an argv with separate outputs, an exit code, a cap and a timeout",
@@ -160,12 +175,7 @@ TEST_CASE("exec runs an argv with separate outputs, an exit code, a cap and a ti
   ContainerGuard guard{engine.get(), *id};
   REQUIRE(engine->StartContainer(*id).ok());
 
-  auto run = engine->Exec(*id, {.argv = {"sh", "-c", "echo to-out; echo to-err >&2; exit 9"}});
-  REQUIRE(run.ok());
-  CHECK(run->exit_code == 9);
-  CHECK(run->stdout_data == "to-out\n");
-  CHECK(run->stderr_data == "to-err\n");
-  CHECK_FALSE(run->timed_out);
+  CheckExecOutputs(*engine, *id);
 
   // argv is never a shell string: the ';' reaches echo as a literal argument.
   auto literal = engine->Exec(*id, {.argv = {"echo", "a;", "reboot"}});
@@ -358,9 +368,7 @@ TEST_CASE("over TCP+TLS, attach before start sees early output, takes stdin and 
   auto code = engine->WaitContainer(*id, 30s);
   REQUIRE(code.ok());
   CHECK(*code == 0);
-  absl::Status end;
-  for (int i = 0; i < 50 && end.ok(); ++i) end = (*attach)->Read(200ms).status();
-  CHECK(absl::IsOutOfRange(end));
+  CHECK(StreamEnds(**attach));
 }
 
 TEST_CASE("over TCP+TLS, exec returns separate outputs, large output and the exit code",
@@ -371,12 +379,7 @@ TEST_CASE("over TCP+TLS, exec returns separate outputs, large output and the exi
   ContainerGuard guard{engine.get(), *id};
   REQUIRE(engine->StartContainer(*id).ok());
 
-  auto run = engine->Exec(*id, {.argv = {"sh", "-c", "echo to-out; echo to-err >&2; exit 9"}});
-  REQUIRE(run.ok());
-  CHECK(run->exit_code == 9);
-  CHECK(run->stdout_data == "to-out\n");
-  CHECK(run->stderr_data == "to-err\n");
-  CHECK_FALSE(run->timed_out);
+  CheckExecOutputs(*engine, *id);
 
   // Many frames over many TLS records, all of them whole.
   auto big = engine->Exec(*id, {.argv = {"sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x"}});
@@ -433,9 +436,9 @@ TEST_CASE("over TCP+TLS, a wrong CA or a refused client certificate is named wit
     CHECK(console.status().message().find("set tls_ca_file") != std::string::npos);
   }
   SECTION("no client certificate, or one from another CA") {
-    for (const auto& [cert, key] : {std::pair<std::string, std::string>{"", ""},
-                                    std::pair<std::string, std::string>{foreign_cert,
-                                                                        foreign_key}}) {
+    for (const auto& [cert, key] :
+         {std::pair<std::string, std::string>{"", ""},
+          std::pair<std::string, std::string>{foreign_cert, foreign_key}}) {
       EngineEndpoint endpoint = TlsEndpoint();
       endpoint.tls_cert_file = cert;
       endpoint.tls_key_file = key;

@@ -9,17 +9,17 @@
 //   }
 //
 // Values come from the environment (LLMBOX_TEST_DOCKER_SOCK, ...) when set, else from the
-// files `rig up N` writes into $LLMBOX_RIG_DIR (engine1.env, engine2.env, engine3.env). A missing rig fails
-// the test with a message saying how to start it; only LLMBOX_SKIP_DOCKER_TESTS=1 turns that
-// into a skip (the process exits with 77, which ctest reports as skipped).
+// files `rig up N` writes into $LLMBOX_RIG_DIR (engine1.env, engine2.env, engine3.env). A missing
+// rig fails the test with a message saying how to start it; only LLMBOX_SKIP_DOCKER_TESTS=1 turns
+// that into a skip (the process exits with 77, which ctest reports as skipped).
 
 #include <string>
 
 namespace llmbox::testing {
 
 struct RigEnv {
-  std::string docker_sock;     // engine 1's unix socket path
-  std::string docker_sock2;    // engine 2's, empty unless the test needs engine 2
+  std::string docker_sock;   // engine 1's unix socket path
+  std::string docker_sock2;  // engine 2's, empty unless the test needs engine 2
   // Engine 3, the remote engine: its TCP+TLS address and the credentials the rig made.
   std::string docker_sock3;
   std::string tls3_url;   // https://127.0.0.1:23763
