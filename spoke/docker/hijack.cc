@@ -2,6 +2,8 @@
 
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +68,36 @@ std::string SslErrors() {
   }
   return text;
 }
+
+// OpenSSL writes to the socket with write(2), which raises SIGPIPE on a connection the engine
+// has closed, and that signal would end the spoke. It is blocked around each OpenSSL call and
+// a pending one consumed; the call itself reports the closed connection.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~NoSigpipe() {
+    const int saved_errno = errno;
+    sigset_t pending;
+    if (!sigismember(&old_, SIGPIPE) && sigpending(&pending) == 0 &&
+        sigismember(&pending, SIGPIPE)) {
+      const timespec zero{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) > 0) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    errno = saved_errno;
+  }
+  NoSigpipe(const NoSigpipe&) = delete;
+  NoSigpipe& operator=(const NoSigpipe&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+};
 
 struct SslCtxFree {
   void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
@@ -206,7 +238,11 @@ class TlsTransport final : public HijackedStream::Transport {
       SSL_set1_host(ssl, host_.c_str());
     }
     for (;;) {
-      const int rc = SSL_connect(ssl);
+      int rc;
+      {
+        NoSigpipe no_sigpipe;
+        rc = SSL_connect(ssl);
+      }
       if (rc == 1) return absl::OkStatus();
       const int err = SSL_get_error(ssl, rc);
       if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) &&
@@ -228,6 +264,7 @@ class TlsTransport final : public HijackedStream::Transport {
       int rc, err;
       {
         std::lock_guard lock(mu_);
+        NoSigpipe no_sigpipe;
         if (ssl_ == nullptr) return Closed();
         ERR_clear_error();
         rc = SSL_write(ssl_.get(), data.data(),
@@ -254,6 +291,7 @@ class TlsTransport final : public HijackedStream::Transport {
       int rc, err;
       {
         std::lock_guard lock(mu_);
+        NoSigpipe no_sigpipe;
         if (ssl_ == nullptr) return Closed();
         ERR_clear_error();
         rc = SSL_read(ssl_.get(), buf, static_cast<int>(std::min<size_t>(size, 1 << 20)));
@@ -278,6 +316,7 @@ class TlsTransport final : public HijackedStream::Transport {
   absl::Status ShutdownWrite() override {
     {
       std::lock_guard lock(mu_);
+      NoSigpipe no_sigpipe;
       if (ssl_ == nullptr) return Closed();
       ERR_clear_error();
       const int rc = SSL_shutdown(ssl_.get());
@@ -305,6 +344,7 @@ class TlsTransport final : public HijackedStream::Transport {
       int read_err = SSL_ERROR_NONE;
       {
         std::lock_guard lock(mu_);
+        NoSigpipe no_sigpipe;
         char ignored[512];
         const int rc = SSL_read(ssl_.get(), ignored, sizeof(ignored));
         if (rc <= 0) read_err = SSL_get_error(ssl_.get(), rc);
@@ -528,6 +568,7 @@ absl::Status HijackedStream::CloseStdin() {
 }
 
 void HijackedStream::Close() {
+  closed_ = true;
   if (transport_ != nullptr) transport_->Shutdown();
 }
 
@@ -536,10 +577,13 @@ absl::Status HijackedStream::ReadInto(milliseconds timeout, std::string* out, st
     std::string early = std::exchange(early_, std::string());
     return decoder_.Feed(early, out, err);
   }
-  if (eof_ || transport_ == nullptr) return absl::OutOfRangeError("docker: console stream ended");
+  if (eof_ || closed_ || transport_ == nullptr) {
+    return absl::OutOfRangeError("docker: console stream ended");
+  }
   char buf[65536];
   auto n = transport_->Recv(buf, sizeof(buf), timeout);
-  if (absl::IsOutOfRange(n.status())) {
+  // A Close on another thread ends the stream, whatever the connection said as it went.
+  if (absl::IsOutOfRange(n.status()) || (!n.ok() && closed_)) {
     eof_ = true;
     return absl::OutOfRangeError("docker: console stream ended");
   }

@@ -24,6 +24,7 @@
 // host and whether the CA, the host name or our client certificate was refused.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -86,6 +87,7 @@ class HijackedStream final : public AttachStream {
   FrameDecoder decoder_;
   std::string early_;  // stream bytes that arrived with the upgrade reply
   bool eof_ = false;
+  std::atomic<bool> closed_ = false;  // Close was called (from any thread)
 };
 
 }  // namespace llmbox::spoke::docker
