@@ -12,6 +12,7 @@
 #include "spoke/docker/hijack.h"
 #include "spoke/docker/tar.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/console.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -19,6 +20,8 @@ namespace llmbox::spoke::docker {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ReadUntil;
+using testing::StreamEnds;
 
 std::unique_ptr<DockerEngine> RigEngine() {
   const auto& rig = testing::Rig();
@@ -54,18 +57,6 @@ ContainerSpec Tiny(const std::string& name, std::vector<std::string> cmd) {
   return spec;
 }
 
-// Reads from `stream` until `needle` shows up or 10 s pass.
-std::string ReadUntil(AttachStream& stream, const std::string& needle) {
-  std::string seen;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (seen.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    auto chunk = stream.Read(200ms);
-    if (!chunk.ok()) break;
-    seen += *chunk;
-  }
-  return seen;
-}
-
 // An exec with output on both streams and an exit code of its own, each checked.
 void CheckExecOutputs(DockerEngine& engine, const std::string& id) {
   auto run = engine.Exec(id, {.argv = {"sh", "-c", "echo to-out; echo to-err >&2; exit 9"}});
@@ -74,13 +65,6 @@ void CheckExecOutputs(DockerEngine& engine, const std::string& id) {
   CHECK(run->stdout_data == "to-out\n");
   CHECK(run->stderr_data == "to-err\n");
   CHECK_FALSE(run->timed_out);
-}
-
-// True when `stream` reports its end (OutOfRange) within 10 s.
-bool StreamEnds(AttachStream& stream) {
-  absl::Status end;
-  for (int i = 0; i < 50 && end.ok(); ++i) end = stream.Read(200ms).status();
-  return absl::IsOutOfRange(end);
 }
 
 TEST_CASE("the engine client negotiates the API version through /_ping", "[docker]") {

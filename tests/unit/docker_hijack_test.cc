@@ -19,6 +19,7 @@
 
 #include "common/pki.h"
 #include "spoke/docker/hijack.h"
+#include "tests/support/console.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -26,6 +27,8 @@ namespace llmbox::spoke::docker {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ReadUntil;
+using testing::StreamEnds;
 
 // Accepts one TLS connection (the client must present a certificate from `client_ca_pem`),
 // reads the request head, answers "101 UPGRADED" followed by "hello\n", then echoes every
@@ -150,18 +153,6 @@ struct Pki {
   common::TlsPems client;
 };
 
-// Reads until `needle` arrived (or the stream ended, or 10 s passed); returns all it read.
-std::string ReadUntil(HijackedStream& stream, const std::string& needle) {
-  std::string seen;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (seen.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    auto chunk = stream.Read(200ms);
-    if (!chunk.ok()) break;
-    seen += *chunk;
-  }
-  return seen;
-}
-
 TEST_CASE("a TLS console carries stdin while another thread reads, and a half-close ends stdin",
           "[docker]") {
   Pki pki;
@@ -181,9 +172,7 @@ TEST_CASE("a TLS console carries stdin while another thread reads, and a half-cl
 
   REQUIRE((*console)->CloseStdin().ok());
   CHECK(ReadUntil(**console, "bye\n").find("bye\n") != std::string::npos);
-  absl::Status end;
-  for (int i = 0; i < 50 && end.ok(); ++i) end = (*console)->Read(200ms).status();
-  CHECK(absl::IsOutOfRange(end));
+  CHECK(StreamEnds(**console));
 }
 
 TEST_CASE("Close from another thread wakes a reader waiting on a TLS console", "[docker]") {
