@@ -3,7 +3,9 @@
 # and bridge, so it never disturbs another engine on the machine. Sourced by tests/rig/rig and
 # scripts/llmbox-up.
 #
-#   engine_start STATE_DIR BRIDGE CIDR POOL   start (or reuse) the engine kept in STATE_DIR
+#   engine_start STATE_DIR BRIDGE CIDR POOL [DOCKERD_ARG...]
+#                                             start (or reuse) the engine kept in STATE_DIR;
+#                                             extra arguments go to dockerd (a TCP+TLS listener)
 #   engine_stop STATE_DIR                     stop it by the pid in its pidfile (never by name)
 #   engine_sock STATE_DIR                     print its socket path
 #   engine_ping SOCK                          succeed when the engine on SOCK answers /_ping
@@ -46,6 +48,7 @@ engine_ensure_bridge() {
 
 engine_start() {
   local dir=$1 bridge=$2 cidr=$3 pool=$4
+  shift 4
   mkdir -p "$dir"
   dir=$(realpath "$dir")
   local run sock log
@@ -83,6 +86,7 @@ engine_start() {
     --bridge "$bridge" \
     --default-address-pool "base=$pool,size=24" \
     --log-level warn \
+    "$@" \
     </dev/null >"$log" 2>&1 &
   local started=$! i
   for ((i = 0; i < 600; i++)); do

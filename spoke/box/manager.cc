@@ -10,6 +10,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -88,8 +89,12 @@ absl::Status WriteStateFile(const std::filesystem::path& path, std::string_view 
 
 std::string_view PhaseName(BoxPhase phase) {
   switch (phase) {
+    case BoxPhase::kCreating:
+      return "creating";
     case BoxPhase::kPending:
       return "pending";
+    case BoxPhase::kActivating:
+      return "activating";
     case BoxPhase::kReady:
       return "ready";
     case BoxPhase::kStopped:
@@ -185,6 +190,12 @@ BoxView BoxManager::ViewOf(const ContainerInfo& info) {
     view.phase = BoxPhase::kPending;
   }
   std::lock_guard lock(mu_);
+  const std::string key = common::CanonicalBoxId(view.box_id);
+  if (creating_.count(key) != 0) {
+    view.phase = BoxPhase::kCreating;
+  } else if (info.running && activating_.count(key) != 0) {
+    view.phase = BoxPhase::kActivating;
+  }
   if (auto it = session_urls_.find(view.box_id); it != session_urls_.end()) {
     view.session_url = it->second;
   }
@@ -289,6 +300,23 @@ absl::StatusOr<CreatedBox> BoxManager::Create(const CreateBoxRequest& request) {
   return result;
 }
 
+class BoxManager::CreatingMark {
+ public:
+  CreatingMark(BoxManager& boxes, BoxView view) : boxes_(boxes), box_id_(view.box_id) {
+    std::lock_guard lock(boxes_.mu_);
+    boxes_.creating_[box_id_] = std::move(view);
+  }
+  ~CreatingMark() { Done(); }
+  void Done() {
+    std::lock_guard lock(boxes_.mu_);
+    boxes_.creating_.erase(box_id_);
+  }
+
+ private:
+  BoxManager& boxes_;
+  const std::string box_id_;
+};
+
 absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& request,
                                                       const std::string& image) {
   const std::string box_id = common::CanonicalBoxId(request.box_id);
@@ -323,6 +351,14 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
                                  {kImageLabel, image}};
   const hooks::BoxFacts facts{box_id, image, request.description, request.owner,
                               options_.spoke_name};
+  BoxView creating_view;
+  creating_view.box_id = box_id;
+  creating_view.phase = BoxPhase::kCreating;
+  creating_view.image = image;
+  creating_view.description = request.description;
+  creating_view.owner = request.owner;
+  creating_view.created = std::chrono::system_clock::now();
+  CreatingMark mark(*this, std::move(creating_view));
   std::vector<hooks::InjectedFile> hook_files;
   if (hooks_ != nullptr && hooks_->HasHooks()) {
     auto created_by_hooks = hooks_->RunCreate(facts);
@@ -443,6 +479,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
     std::lock_guard lock(mu_);
     live_[box_id] = live;
   }
+  mark.Done();
   return CreatedBox{ViewOf(*info), *url};
 }
 
@@ -496,6 +533,14 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
                      " activation attempts are used; destroy it and create another"));
   }
 
+  {
+    std::lock_guard lock(mu_);
+    activating_.insert(box_id);
+  }
+  absl::Cleanup not_activating = [&] {
+    std::lock_guard lock(mu_);
+    activating_.erase(box_id);
+  };
   absl::Status drained = live->Drain();
   if (!drained.ok() && !absl::IsOutOfRange(drained)) {
     return WithContext(box_id, "reading its console", drained);
@@ -562,6 +607,7 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
     std::lock_guard lock(mu_);
     last_errors_[box_id] = outcome.box_error;
   }
+  std::move(not_activating).Invoke();
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo after, engine_.InspectContainer(info.id));
   outcome.box = ViewOf(after);
   return outcome;
@@ -573,14 +619,32 @@ bool BoxManager::IsBeingCreated(const std::string& box_id) {
 }
 
 absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
-  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
-  return ViewOf(info);
+  auto info = FindContainer(box_id);
+  if (absl::IsNotFound(info.status())) {
+    // Being created, before its container exists.
+    std::lock_guard lock(mu_);
+    if (auto it = creating_.find(common::CanonicalBoxId(box_id)); it != creating_.end()) {
+      return it->second;
+    }
+  }
+  if (!info.ok()) return info.status();
+  return ViewOf(*info);
 }
 
 absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
   LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
   std::vector<BoxView> views;
-  for (const auto& info : list) views.push_back(ViewOf(info));
+  std::set<std::string> listed;
+  for (const auto& info : list) {
+    views.push_back(ViewOf(info));
+    listed.insert(common::CanonicalBoxId(views.back().box_id));
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, view] : creating_) {
+      if (listed.count(id) == 0) views.push_back(view);
+    }
+  }
   std::sort(views.begin(), views.end(),
             [](const BoxView& a, const BoxView& b) { return a.box_id < b.box_id; });
   return views;

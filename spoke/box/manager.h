@@ -59,7 +59,9 @@ struct BoxManagerOptions {
   std::string state_dir;
 };
 
-enum class BoxPhase { kPending, kReady, kStopped };
+// kCreating and kActivating are reported while a Create or a SubmitCode for the box is in
+// flight on this spoke (they live in memory; the engine only knows the others).
+enum class BoxPhase { kCreating, kPending, kActivating, kReady, kStopped };
 
 std::string_view PhaseName(BoxPhase phase);
 
@@ -126,6 +128,11 @@ class BoxManager {
   // True while Create() runs for this box id (its network may exist before its container).
   bool IsBeingCreated(const std::string& box_id);
 
+  // Get and List report a box as kCreating from the moment its create passed the uniqueness
+  // and capacity checks until Create returns (hooks, network, container, the authorize URL),
+  // also before its container exists; and as kActivating while a code submitted for it is
+  // being tried.
+
   // Label keys on every managed container and network.
   static constexpr const char* kManagedLabel = "io.llmbox.managed";
   static constexpr const char* kBoxIdLabel = "io.llmbox.box-id";
@@ -147,6 +154,8 @@ class BoxManager {
   // so that destroying again retries them).
   absl::Status RunDestroyHooks(const hooks::BoxFacts& facts);
   BoxView ViewOf(const docker::ContainerInfo& info);
+  // Marks the box kCreating in Get/List until the returned guard's Done() or destruction.
+  class CreatingMark;
   std::shared_ptr<Live> LiveOf(const std::string& box_id);
 
   docker::DockerEngine& engine_;
@@ -155,7 +164,9 @@ class BoxManager {
 
   std::mutex mu_;
   int creates_in_flight_ = 0;
-  std::set<std::string> reserved_;  // box ids being created
+  std::set<std::string> reserved_;           // box ids being created
+  std::map<std::string, BoxView> creating_;  // ... and past their checks: reported kCreating
+  std::set<std::string> activating_;         // box ids with a code being tried
   std::map<std::string, std::shared_ptr<Live>> live_;
   std::map<std::string, std::string> session_urls_;
   std::map<std::string, std::string> last_errors_;

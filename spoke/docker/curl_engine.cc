@@ -1,6 +1,5 @@
 #include "spoke/docker/curl_engine.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -26,6 +25,8 @@
 
 #include "common/absl_compat.h"
 #include "common/status.h"
+#include "spoke/docker/hijack.h"
+#include "spoke/docker/http_errors.h"
 #include "spoke/docker/stream.h"
 
 namespace llmbox::spoke::docker {
@@ -41,36 +42,30 @@ constexpr int kMaxApiMinor = 47;  // newest version whose fields we use the same
 constexpr size_t kMaxReplyBytes = 64u << 20;
 constexpr size_t kMaxHeaderBytes = 64u << 10;
 
-// Body text for messages: the engine's {"message": ...} when there is one.
-std::string EngineMessage(const std::string& body) {
-  json parsed = json::parse(body, nullptr, false);
-  if (parsed.is_object() && parsed.contains("message") && parsed["message"].is_string()) {
-    return parsed["message"].get<std::string>();
-  }
-  std::string text = body.substr(0, 300);
-  absl::StripAsciiWhitespace(&text);
-  return text;
-}
-
-absl::Status StatusForHttp(long http, std::string message) {
-  switch (http) {
-    case 400:
-      return absl::InvalidArgumentError(message);
-    case 401:
-    case 403:
-      return absl::PermissionDeniedError(message);
-    case 404:
-      return absl::NotFoundError(message);
-    case 409:
-      // A name in use is AlreadyExists; a conflict of state ("is not running") is not.
-      if (absl::StrContains(message, "already in use") ||
-          absl::StrContains(message, "already exists")) {
-        return absl::AlreadyExistsError(message);
+// What to fix when curl's TLS to a remote engine failed.
+constexpr const char* kMaybeRefused =
+    "; if this came right after the TLS handshake, the engine may have refused our client "
+    "certificate: ";
+std::string TlsHint(CURLcode rc, std::string_view error_text) {
+  switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return absl::StrCat("; ", kCaHint, ", and ", kHostHint);
+    case CURLE_SSL_CERTPROBLEM:
+      return "; the client certificate or its key cannot be used (tls_cert_file, tls_key_file)";
+    case CURLE_SSL_CACERT_BADFILE:
+      return "; the CA file cannot be read (tls_ca_file)";
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+      if (RefusedClientCertificate(error_text)) {
+        return absl::StrCat("; the engine refused our client certificate; ", kClientCertHint);
       }
-      return absl::FailedPreconditionError(message);
+      return absl::StrCat(kMaybeRefused, kClientCertHint);
     default:
-      if (http >= 500) return absl::UnavailableError(message);
-      return absl::UnknownError(message);
+      return error_text.find("getpeername") != std::string_view::npos
+                 ? absl::StrCat(kMaybeRefused, kClientCertHint)
+                 : std::string();
   }
 }
 
@@ -127,165 +122,6 @@ std::optional<int> ApiMinor(std::string_view version) {
   return minor;
 }
 
-// ---------------------------------------------------------------------------------------
-// A hijacked connection on the engine's unix socket: after the HTTP upgrade the socket
-// carries the console's bytes both ways.
-
-class UnixHijack final : public AttachStream {
- public:
-  static absl::StatusOr<std::unique_ptr<UnixHijack>> Open(const std::string& socket_path,
-                                                          const std::string& endpoint,
-                                                          const std::string& path,
-                                                          const std::string& body, bool tty,
-                                                          milliseconds timeout);
-  ~UnixHijack() override { Close(); }
-
-  absl::Status Write(std::string_view data) override;
-  absl::StatusOr<std::string> Read(milliseconds timeout) override;
-  void Close() override {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-
-  // Reads what arrives within `timeout` into `out` / `err` (which may be the same string).
-  // OutOfRange at the end of the stream.
-  absl::Status ReadInto(milliseconds timeout, std::string* out, std::string* err);
-
- private:
-  UnixHijack(int fd, std::string endpoint, bool tty)
-      : fd_(fd), endpoint_(std::move(endpoint)), decoder_(tty) {}
-  absl::Status Error(std::string_view what) const {
-    return absl::UnavailableError(absl::StrCat("docker (", endpoint_, "): console ", AsAbsl(what),
-                                               ": ", std::strerror(errno)));
-  }
-
-  int fd_;
-  std::string endpoint_;
-  FrameDecoder decoder_;
-  std::string early_;  // stream bytes that arrived with the upgrade reply
-  bool eof_ = false;
-};
-
-bool WaitFd(int fd, short events, milliseconds timeout) {
-  pollfd p{fd, events, 0};
-  int left = static_cast<int>(std::max<int64_t>(0, timeout.count()));
-  for (;;) {
-    int rc = ::poll(&p, 1, left);
-    if (rc >= 0) return rc > 0;
-    if (errno != EINTR) return true;  // let the following call report the error
-  }
-}
-
-absl::StatusOr<std::unique_ptr<UnixHijack>> UnixHijack::Open(const std::string& socket_path,
-                                                             const std::string& endpoint,
-                                                             const std::string& path,
-                                                             const std::string& body, bool tty,
-                                                             milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return absl::InternalError(absl::StrCat("docker: socket(): ", std::strerror(errno)));
-  }
-  std::unique_ptr<UnixHijack> conn(new UnixHijack(fd, endpoint, tty));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("docker: socket path is longer than ", sizeof(addr.sun_path) - 1, " bytes"));
-  }
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return conn->Error("connect");
-  }
-  const std::string request = absl::StrCat(
-      "POST ", path, " HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n",
-      "Content-Type: application/json\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
-  LLMBOX_RETURN_IF_ERROR(conn->Write(request));
-
-  std::string head;
-  size_t end = std::string::npos;
-  while ((end = head.find("\r\n\r\n")) == std::string::npos) {
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0 || !WaitFd(fd, POLLIN, left)) {
-      return absl::DeadlineExceededError(absl::StrCat("docker (", endpoint,
-                                                      "): no reply to the console upgrade within ",
-                                                      timeout.count(), " ms"));
-    }
-    char buf[4096];
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return conn->Error("read");
-    if (n == 0) {
-      return absl::UnavailableError(
-          absl::StrCat("docker (", endpoint, "): the engine closed the console connection"));
-    }
-    head.append(buf, static_cast<size_t>(n));
-    if (head.size() > kMaxHeaderBytes) {
-      return absl::InternalError(absl::StrCat("docker (", endpoint, "): oversized reply head"));
-    }
-  }
-  // "HTTP/1.1 101 UPGRADED"
-  long http = 0;
-  if (head.size() > 12) absl::SimpleAtoi(head.substr(9, 3), &http);
-  std::string rest = head.substr(end + 4);
-  if (http != 101 && http != 200) {
-    // The error body follows; read what comes quickly (it is short) for the message.
-    while (rest.size() < 8192 && WaitFd(fd, POLLIN, milliseconds(500))) {
-      char buf[4096];
-      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      rest.append(buf, static_cast<size_t>(n));
-    }
-    return StatusForHttp(http, absl::StrCat("docker (", endpoint, "): ", EngineMessage(rest)));
-  }
-  conn->early_ = std::move(rest);
-  return conn;
-}
-
-absl::Status UnixHijack::Write(std::string_view data) {
-  while (!data.empty()) {
-    if (fd_ < 0) return absl::FailedPreconditionError("docker: console is closed");
-    ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      WaitFd(fd_, POLLOUT, milliseconds(1000));
-      continue;
-    }
-    if (n < 0) return Error("write");
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status UnixHijack::ReadInto(milliseconds timeout, std::string* out, std::string* err) {
-  if (!early_.empty()) {
-    std::string early = std::exchange(early_, std::string());
-    return decoder_.Feed(early, out, err);
-  }
-  if (eof_ || fd_ < 0) return absl::OutOfRangeError("docker: console stream ended");
-  if (!WaitFd(fd_, POLLIN, timeout)) return absl::OkStatus();
-  char buf[65536];
-  ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return absl::OkStatus();
-  if (n < 0) return Error("read");
-  if (n == 0) {
-    eof_ = true;
-    return absl::OutOfRangeError("docker: console stream ended");
-  }
-  return decoder_.Feed(std::string_view(buf, static_cast<size_t>(n)), out, err);
-}
-
-absl::StatusOr<std::string> UnixHijack::Read(milliseconds timeout) {
-  std::string out;
-  absl::Status st = ReadInto(timeout, &out, &out);
-  if (!st.ok() && !(absl::IsOutOfRange(st) && !out.empty())) return st;
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------
-
 struct Reply {
   long status = 0;
   std::string body;
@@ -337,8 +173,10 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
 
 class Engine final : public DockerEngine {
  public:
-  explicit Engine(EngineEndpoint endpoint) : endpoint_(std::move(endpoint)) {
+  Engine(EngineEndpoint endpoint, HijackTarget hijack)
+      : endpoint_(std::move(endpoint)), hijack_(std::move(hijack)) {
     name_ = endpoint_.unix_socket.empty() ? endpoint_.tcp_url : "unix://" + endpoint_.unix_socket;
+    hijack_.name = name_;
   }
 
   absl::StatusOr<EngineInfo> Ping() override {
@@ -528,11 +366,10 @@ class Engine final : public DockerEngine {
   absl::StatusOr<std::unique_ptr<AttachStream>> Attach(const std::string& id, bool with_stdin,
                                                        bool tty) override {
     LLMBOX_ASSIGN_OR_RETURN(std::string api, Negotiate());
-    LLMBOX_RETURN_IF_ERROR(RequireUnix("attach"));
     LLMBOX_ASSIGN_OR_RETURN(
-        std::unique_ptr<UnixHijack> conn,
-        UnixHijack::Open(
-            endpoint_.unix_socket, name_,
+        std::unique_ptr<HijackedStream> conn,
+        HijackedStream::Open(
+            hijack_,
             absl::StrCat("/v", api, "/containers/", Escape(id),
                          "/attach?stream=1&stdout=1&stderr=1&stdin=", with_stdin ? 1 : 0),
             "", tty, endpoint_.call_timeout));
@@ -569,7 +406,6 @@ class Engine final : public DockerEngine {
       return absl::InvalidArgumentError("docker exec: the command is empty");
     }
     LLMBOX_ASSIGN_OR_RETURN(std::string api, Negotiate());
-    LLMBOX_RETURN_IF_ERROR(RequireUnix("exec"));
     const auto deadline = Clock::now() + spec.timeout;
     json body = {{"AttachStdin", false},
                  {"AttachStdout", true},
@@ -585,10 +421,9 @@ class Engine final : public DockerEngine {
                                                    "exec in " + id));
     const std::string exec_id = StringOr(created, "Id");
     LLMBOX_ASSIGN_OR_RETURN(
-        std::unique_ptr<UnixHijack> conn,
-        UnixHijack::Open(endpoint_.unix_socket, name_,
-                         absl::StrCat("/v", api, "/exec/", exec_id, "/start"),
-                         R"({"Detach":false,"Tty":false})", /*tty=*/false, spec.timeout));
+        std::unique_ptr<HijackedStream> conn,
+        HijackedStream::Open(hijack_, absl::StrCat("/v", api, "/exec/", exec_id, "/start"),
+                             R"({"Detach":false,"Tty":false})", /*tty=*/false, spec.timeout));
     ExecResult result;
     std::string out, err;
     for (;;) {
@@ -702,17 +537,12 @@ class Engine final : public DockerEngine {
     from->clear();
   }
 
-  absl::Status RequireUnix(std::string_view what) const {
-    if (!endpoint_.unix_socket.empty()) return absl::OkStatus();
-    return absl::UnimplementedError(
-        absl::StrCat("docker (", name_, "): ", AsAbsl(what),
-                     " needs the engine's unix socket; run the spoke on the engine's host"));
-  }
-
   // A timed-out exec keeps running inside the box unless killed. The engine has no API for
   // that; the spoke shares the host's PID namespace when it talks to the unix socket, so the
-  // exec's host PID can be signalled.
+  // exec's host PID can be signalled. A remote engine's PIDs are not ours: there the process
+  // is left to end by itself (documented in docs/spoke.md).
   void KillExec(const std::string& exec_id) {
+    if (endpoint_.unix_socket.empty()) return;
     auto state = CallJson({.path = "/exec/" + exec_id + "/json"}, "exec state");
     if (!state.ok()) return;
     int64_t pid = IntOr(*state, "Pid");
@@ -797,6 +627,8 @@ class Engine final : public DockerEngine {
         request.timeout.count() > 0 ? request.timeout : endpoint_.call_timeout;
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10'000L);
+    char error_text[CURL_ERROR_SIZE] = {};
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_text);
     const CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(headers);
     if (transfer.overflow) {
@@ -812,8 +644,12 @@ class Engine final : public DockerEngine {
       return reply;
     }
     if (rc != CURLE_OK) {
+      // curl's own text names the TLS problem ("SSL certificate problem: unable to get local
+      // issuer certificate"), where curl_easy_strerror is generic.
       return absl::UnavailableError(
-          absl::StrCat("docker (", name_, "): ", what, ": ", curl_easy_strerror(rc)));
+          absl::StrCat("docker (", name_, "): ", what, ": ",
+                       error_text[0] != '\0' ? error_text : curl_easy_strerror(rc),
+                       endpoint_.tcp_url.empty() ? std::string() : TlsHint(rc, error_text)));
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply.status);
     if (reply.status / 100 == 2 || reply.status == 304) return reply;
@@ -822,6 +658,7 @@ class Engine final : public DockerEngine {
   }
 
   const EngineEndpoint endpoint_;
+  HijackTarget hijack_;  // where consoles (attach, exec) connect
   std::string name_;
   absl::Mutex mu_;
   std::string api_ ABSL_GUARDED_BY(mu_);
@@ -845,9 +682,18 @@ absl::StatusOr<std::unique_ptr<DockerEngine>> CurlDockerEngine::Create(
         absl::StrCat("docker: a TCP engine must be reached over TLS (https://host:2376), got ",
                      endpoint.tcp_url));
   }
+  HijackTarget hijack{.unix_socket = endpoint.unix_socket,
+                      .tls_ca_file = endpoint.tls_ca_file,
+                      .tls_cert_file = endpoint.tls_cert_file,
+                      .tls_key_file = endpoint.tls_key_file};
+  if (!endpoint.tcp_url.empty()) LLMBOX_RETURN_IF_ERROR(ParseEngineUrl(endpoint.tcp_url, &hijack));
+  if (endpoint.tls_cert_file.empty() != endpoint.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "docker: a client certificate needs its key, and a key its certificate (set both)");
+  }
   static std::once_flag curl_once;
   std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  return std::unique_ptr<DockerEngine>(new Engine(endpoint));
+  return std::unique_ptr<DockerEngine>(new Engine(endpoint, std::move(hijack)));
 }
 
 }  // namespace llmbox::spoke::docker

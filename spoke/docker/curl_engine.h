@@ -2,7 +2,7 @@
 //
 // The real DockerEngine: the Engine API over libcurl, on the engine's unix socket or on TCP
 // with TLS client certificates (a remote engine). Console attach and exec use a hijacked
-// connection on a raw socket (unix sockets only for now).
+// connection (spoke/docker/hijack.h) on the same endpoint: the unix socket, or TCP with TLS.
 //
 //   EngineEndpoint endpoint;
 //   endpoint.unix_socket = "/run/docker.sock";
@@ -27,7 +27,9 @@ struct EngineEndpoint {
   // Exactly one of these.
   std::string unix_socket;  // e.g. "/run/docker.sock" (at most 107 bytes)
   std::string tcp_url;      // e.g. "https://docker-7.example:2376"
-  // TLS to a TCP engine: the CA that signed the engine's certificate, our client pair.
+  // TLS to a TCP engine: the CA that signed the engine's certificate (empty: the system's
+  // trust store), our client pair (both or neither). The engine's certificate must name the
+  // URL's host.
   std::string tls_ca_file;
   std::string tls_cert_file;
   std::string tls_key_file;
@@ -37,7 +39,9 @@ struct EngineEndpoint {
 
 class CurlDockerEngine {
  public:
-  // Checks the endpoint's shape (not whether the engine answers: Ping() does that).
+  // Checks the endpoint's shape (not whether the engine answers: Ping() does that):
+  // InvalidArgument for both or neither of socket and URL, a URL that is not
+  // https://host:port, or a client certificate without its key.
   static absl::StatusOr<std::unique_ptr<DockerEngine>> Create(const EngineEndpoint& endpoint);
 };
 

@@ -134,8 +134,8 @@ struct ExecResult {
 };
 
 // A live, bidirectional attach to a container's console (a hijacked connection). Opened
-// before the container starts so that no early output is lost. Not thread-safe: one reader
-// and writer at a time.
+// before the container starts so that no early output is lost, on the engine's unix socket or
+// over TCP+TLS. One thread may read while another writes, and Close may come from any thread.
 class AttachStream {
  public:
   virtual ~AttachStream() = default;
@@ -148,6 +148,10 @@ class AttachStream {
   // and returned in arrival order. Returns OutOfRange once the stream has ended (the
   // container exited or closed its console) and everything before has been returned.
   virtual absl::StatusOr<std::string> Read(std::chrono::milliseconds timeout) = 0;
+
+  // Ends stdin (a half-close): the container reads EOF on its stdin when it was created with
+  // stdin_once; its output keeps coming to Read.
+  virtual absl::Status CloseStdin() = 0;
 
   // Closes the connection (stdin and output).
   virtual void Close() = 0;

@@ -41,8 +41,12 @@ void SetTime(google::protobuf::Timestamp* out, std::chrono::system_clock::time_p
 
 v1::BoxPhase PhaseOf(box::BoxPhase phase) {
   switch (phase) {
+    case box::BoxPhase::kCreating:
+      return v1::BOX_PHASE_CREATING;
     case box::BoxPhase::kPending:
       return v1::BOX_PHASE_PENDING;
+    case box::BoxPhase::kActivating:
+      return v1::BOX_PHASE_ACTIVATING;
     case box::BoxPhase::kReady:
       return v1::BOX_PHASE_READY;
     case box::BoxPhase::kStopped:
@@ -104,7 +108,8 @@ grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,
                                .peers = {request->peers().begin(), request->peers().end()}};
   auto created = boxes_.Create(create);
   if (!created.ok()) return ToGrpcStatus(created.status());
-  ToProto(created->box, options_.boxes.max_activation_attempts, options_.auth_ttl, response->mutable_box());
+  ToProto(created->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
+          response->mutable_box());
   response->set_authorize_url(created->authorize_url);
   return grpc::Status::OK;
 }
@@ -167,7 +172,8 @@ grpc::Status BoxServiceImpl::SubmitCode(grpc::ServerContext* context,
   response->set_box_error(outcome->box_error);
   response->set_authorize_url(outcome->authorize_url);
   response->set_attempts_remaining(static_cast<uint32_t>(outcome->attempts_remaining));
-  ToProto(outcome->box, options_.boxes.max_activation_attempts, options_.auth_ttl, response->mutable_box());
+  ToProto(outcome->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
+          response->mutable_box());
   return grpc::Status::OK;
 }
 
@@ -241,7 +247,11 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
     if (views.ok()) {
       for (const auto& view : *views) {
         switch (view.phase) {
+          case box::BoxPhase::kCreating:
+            capacity->set_creating(capacity->creating() + 1);
+            break;
           case box::BoxPhase::kPending:
+          case box::BoxPhase::kActivating:  // a pending box with a code being tried
             capacity->set_pending(capacity->pending() + 1);
             break;
           case box::BoxPhase::kReady:

@@ -7,9 +7,12 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -71,6 +74,22 @@ struct BoxGuard {
   std::string box_id;
   ~BoxGuard() { (void)boxes.Destroy(box_id, 1s); }
 };
+
+// Creates box `id` (with the stand-in claude) and activates it with `code`, checking each step.
+SubmitOutcome CreateAndActivate(BoxManager& boxes, const std::string& id, const std::string& code) {
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE(created.ok());
+  CHECK(created->authorize_url.rfind("https://claude.ai/oauth/authorize?z-", 0) == 0);
+  CHECK(created->box.phase == BoxPhase::kPending);
+  auto outcome = boxes.SubmitCode(id, code);
+  REQUIRE(outcome.ok());
+  INFO(outcome->box_error);
+  REQUIRE(outcome->activated);
+  CHECK(outcome->session_url.rfind("https://claude.ai/code/session_01", 0) == 0);
+  CHECK(outcome->box.phase == BoxPhase::kReady);
+  CHECK(outcome->box.container_name == "llmbox-" + id);
+  return *outcome;
+}
 
 TEST_CASE("a real box prints an authorize URL and surfaces the real error for a bad code",
           "[box]") {
@@ -138,22 +157,12 @@ TEST_CASE("the stand-in claude takes a good code to ready with a session URL", "
   BoxManager boxes(*engine, Options(rig.standin_claude));
   const std::string id = UniqueBoxId("ready");
   BoxGuard guard{boxes, id};
-  auto created = boxes.Create({.box_id = id});
-  REQUIRE(created.ok());
-  CHECK(created->authorize_url.rfind("https://claude.ai/oauth/authorize?z-", 0) == 0);
-
-  auto outcome = boxes.SubmitCode(id, "standin-ok-1234#state");
-  REQUIRE(outcome.ok());
-  INFO(outcome->box_error);
-  REQUIRE(outcome->activated);
-  CHECK(outcome->session_url.rfind("https://claude.ai/code/session_01", 0) == 0);
-  CHECK(outcome->box.phase == BoxPhase::kReady);
-  CHECK(outcome->box.container_name == "llmbox-" + id);
+  const SubmitOutcome outcome = CreateAndActivate(boxes, id, "standin-ok-1234#state");
 
   auto got = boxes.Get(id);
   REQUIRE(got.ok());
   CHECK(got->phase == BoxPhase::kReady);
-  CHECK(got->session_url == outcome->session_url);
+  CHECK(got->session_url == outcome.session_url);
   CHECK(absl::IsFailedPrecondition(boxes.SubmitCode(id, "standin-ok-again#x").status()));
 
   // A restarted spoke finds the session URL again.
@@ -162,7 +171,7 @@ TEST_CASE("the stand-in claude takes a good code to ready with a session URL", "
   auto after = restarted.Get(id);
   REQUIRE(after.ok());
   CHECK(after->phase == BoxPhase::kReady);
-  CHECK(after->session_url == outcome->session_url);
+  CHECK(after->session_url == outcome.session_url);
 }
 
 TEST_CASE("a spoke restarted while a box is pending can still activate it", "[box]") {
@@ -412,6 +421,116 @@ TEST_CASE("a create that fails after its hooks ran undoes them", "[box]") {
   CHECK_FALSE(f.HasState(id));
   CHECK(LeftoversOf(*real, id).containers == 0);
   CHECK(LeftoversOf(*real, id).networks == 0);
+}
+
+// Polls Get (bounded: 30 s) until the box shows `phase`; true when it did.
+bool WaitForPhase(BoxManager& boxes, const std::string& box_id, BoxPhase phase) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto got = boxes.Get(box_id);
+    if (got.ok() && got->phase == phase) return true;
+    std::this_thread::sleep_for(20ms);  // the poll interval, not a wait for an outcome
+  }
+  return false;
+}
+
+std::optional<BoxView> Listed(BoxManager& boxes, const std::string& box_id) {
+  auto listed = boxes.List();
+  REQUIRE(listed.ok());
+  for (const auto& box : *listed) {
+    if (box.box_id == box_id) return box;
+  }
+  return std::nullopt;
+}
+
+TEST_CASE("a box is reported creating while its create runs and activating while a code is tried",
+          "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  HookFixture f;
+  // The create hook holds the create until the test makes the release file.
+  const std::string release = (f.path() / "release").string();
+  const std::string gate = f.Script(
+      "gate", "while [ ! -e " + release + " ]; do sleep 0.05; done\necho '{\"version\":1}'\n");
+  common::PosixSubprocessRunner runner;
+  hooks::HookRunner hook_runner(runner,
+                                {{.name = "gate", .event = "box.create", .command = {gate}}});
+  BoxManager boxes(*engine, f.Options(rig.standin_claude), &hook_runner);
+  const std::string id = UniqueBoxId("phases");
+  BoxGuard guard{boxes, id};
+
+  auto creating = std::async(std::launch::async, [&] {
+    return boxes.Create({.box_id = id, .description = "in flight", .owner = "tests"});
+  });
+  CHECK(WaitForPhase(boxes, id, BoxPhase::kCreating));
+  auto listed = Listed(boxes, id);
+  REQUIRE(listed.has_value());
+  CHECK(listed->phase == BoxPhase::kCreating);
+  CHECK(listed->description == "in flight");
+  CHECK(listed->owner == "tests");
+  f.Write("release", "");
+  auto created = creating.get();
+  REQUIRE(created.ok());
+  CHECK(created->box.phase == BoxPhase::kPending);
+  auto pending = boxes.Get(id);
+  REQUIRE(pending.ok());
+  CHECK(pending->phase == BoxPhase::kPending);
+
+  // The stand-in holds a "standin-hold" code until /tmp/standin-release exists in the box.
+  auto submitting =
+      std::async(std::launch::async, [&] { return boxes.SubmitCode(id, "standin-hold-1#s"); });
+  CHECK(WaitForPhase(boxes, id, BoxPhase::kActivating));
+  listed = Listed(boxes, id);
+  REQUIRE(listed.has_value());
+  CHECK(listed->phase == BoxPhase::kActivating);
+  auto released = boxes.Exec(id, {.argv = {"touch", "/tmp/standin-release"}});
+  REQUIRE(released.ok());
+  CHECK(released->exit_code == 0);
+  auto outcome = submitting.get();
+  REQUIRE(outcome.ok());
+  INFO(outcome->box_error);
+  CHECK(outcome->activated);
+  CHECK(outcome->box.phase == BoxPhase::kReady);
+  auto ready = boxes.Get(id);
+  REQUIRE(ready.ok());
+  CHECK(ready->phase == BoxPhase::kReady);
+}
+
+TEST_CASE("a box on a remote engine over TCP+TLS is created, activated, used and destroyed",
+          "[box-tls]") {
+  const auto& rig = testing::RigWithTlsEngine();
+  docker::EngineEndpoint endpoint;
+  endpoint.tcp_url = rig.tls3_url;
+  endpoint.tls_ca_file = rig.tls3_ca;
+  endpoint.tls_cert_file = rig.tls3_cert;
+  endpoint.tls_key_file = rig.tls3_key;
+  auto made = docker::CurlDockerEngine::Create(endpoint);
+  REQUIRE(made.ok());
+  docker::DockerEngine& engine = **made;
+  BoxManagerOptions options;
+  options.spoke_name = "rig-tls";
+  options.default_image = rig.box_image;
+  options.claude_bin = rig.standin_claude;  // the engine runs on this host: a bind mount works
+  options.memory_bytes = int64_t{1} << 30;
+  options.stop_grace = 2s;
+  BoxManager boxes(engine, options);
+  const std::string id = UniqueBoxId("tls");
+  BoxGuard guard{boxes, id};
+
+  // The console is attached over TLS before start, so the authorize URL is not lost; the code
+  // goes to the box's stdin over TLS and the session URL comes back on the same stream.
+  CreateAndActivate(boxes, id, "standin-ok-over-tls#state");
+
+  auto inside = boxes.Exec(id, {.argv = {"sh", "-c", "cat /root/.claude.json; exit 3"}});
+  REQUIRE(inside.ok());
+  CHECK(inside->exit_code == 3);
+  CHECK(inside->stdout_data.find("hasTrustDialogAccepted") != std::string::npos);
+
+  auto destroyed = boxes.Destroy(id, 1s);
+  REQUIRE(destroyed.ok());
+  CHECK(*destroyed);
+  CHECK(LeftoversOf(engine, id).containers == 0);
+  CHECK(LeftoversOf(engine, id).networks == 0);
 }
 
 }  // namespace

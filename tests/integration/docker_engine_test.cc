@@ -1,4 +1,5 @@
-// CurlDockerEngine against the rig's real Docker engine.
+// CurlDockerEngine against the rig's real Docker engines: engine 1 on its unix socket, and
+// engine 3 over TCP+TLS only (tagged [docker-tls]).
 
 #include <chrono>
 #include <memory>
@@ -8,13 +9,19 @@
 
 #include "common/secrets.h"
 #include "spoke/docker/curl_engine.h"
+#include "spoke/docker/hijack.h"
 #include "spoke/docker/tar.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/console.h"
+#include "tests/support/scratch_dir.h"
+#include "tests/support/test_pki.h"
 
 namespace llmbox::spoke::docker {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ReadUntil;
+using testing::StreamEnds;
 
 std::unique_ptr<DockerEngine> RigEngine() {
   const auto& rig = testing::Rig();
@@ -44,22 +51,20 @@ struct ContainerGuard {
 ContainerSpec Tiny(const std::string& name, std::vector<std::string> cmd) {
   ContainerSpec spec;
   spec.name = name;
-  spec.image = testing::Rig().tiny_image;
+  spec.image = testing::LoadRig().tiny_image;  // the same on every engine
   spec.cmd = std::move(cmd);
   spec.labels = {{"llmbox.test", "docker-engine"}, {"llmbox.test.name", name}};
   return spec;
 }
 
-// Reads from `stream` until `needle` shows up or 10 s pass.
-std::string ReadUntil(AttachStream& stream, const std::string& needle) {
-  std::string seen;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (seen.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-    auto chunk = stream.Read(200ms);
-    if (!chunk.ok()) break;
-    seen += *chunk;
-  }
-  return seen;
+// An exec with output on both streams and an exit code of its own, each checked.
+void CheckExecOutputs(DockerEngine& engine, const std::string& id) {
+  auto run = engine.Exec(id, {.argv = {"sh", "-c", "echo to-out; echo to-err >&2; exit 9"}});
+  REQUIRE(run.ok());
+  CHECK(run->exit_code == 9);
+  CHECK(run->stdout_data == "to-out\n");
+  CHECK(run->stderr_data == "to-err\n");
+  CHECK_FALSE(run->timed_out);
 }
 
 TEST_CASE("the engine client negotiates the API version through /_ping", "[docker]") {
@@ -143,9 +148,7 @@ TEST_CASE("attach before start sees the first output, and stdin reaches the cont
   CHECK(after.find("got:a-code#state") != std::string::npos);
   REQUIRE(engine->StopContainer(*id, 1s).ok());
   // The stream ends once the container has stopped.
-  absl::Status end;
-  for (int i = 0; i < 50 && end.ok(); ++i) end = (*attach)->Read(200ms).status();
-  CHECK(absl::IsOutOfRange(end));
+  CHECK(StreamEnds(**attach));
 }
 
 TEST_CASE("exec runs an argv with separate outputs, an exit code, a cap and a timeout",
@@ -156,12 +159,7 @@ TEST_CASE("exec runs an argv with separate outputs, an exit code, a cap and a ti
   ContainerGuard guard{engine.get(), *id};
   REQUIRE(engine->StartContainer(*id).ok());
 
-  auto run = engine->Exec(*id, {.argv = {"sh", "-c", "echo to-out; echo to-err >&2; exit 9"}});
-  REQUIRE(run.ok());
-  CHECK(run->exit_code == 9);
-  CHECK(run->stdout_data == "to-out\n");
-  CHECK(run->stderr_data == "to-err\n");
-  CHECK_FALSE(run->timed_out);
+  CheckExecOutputs(*engine, *id);
 
   // argv is never a shell string: the ';' reaches echo as a literal argument.
   auto literal = engine->Exec(*id, {.argv = {"echo", "a;", "reboot"}});
@@ -298,6 +296,165 @@ TEST_CASE("stop escalates to a kill after the grace period and rename moves the 
   // Stopping a stopped container is fine; killing one is a conflict of state.
   CHECK(engine->StopContainer(*id, 1s).ok());
   CHECK(absl::IsFailedPrecondition(engine->KillContainer(*id, "SIGKILL")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Engine 3 over TCP+TLS: its certificate checked against the rig's CA, ours presented.
+
+EngineEndpoint TlsEndpoint() {
+  const auto& rig = testing::RigWithTlsEngine();
+  EngineEndpoint endpoint;
+  endpoint.tcp_url = rig.tls3_url;
+  endpoint.tls_ca_file = rig.tls3_ca;
+  endpoint.tls_cert_file = rig.tls3_cert;
+  endpoint.tls_key_file = rig.tls3_key;
+  return endpoint;
+}
+
+std::unique_ptr<DockerEngine> TlsEngine(const EngineEndpoint& endpoint = TlsEndpoint()) {
+  auto engine = CurlDockerEngine::Create(endpoint);
+  REQUIRE(engine.ok());
+  return std::move(*engine);
+}
+
+TEST_CASE("over TCP+TLS, attach before start sees early output, takes stdin and a half-close",
+          "[docker-tls]") {
+  auto engine = TlsEngine();
+  auto info = engine->Ping();
+  REQUIRE(info.ok());
+  CHECK(info->endpoint == testing::RigWithTlsEngine().tls3_url);
+
+  // No TTY: stdout and stderr come in frames, which may be split across TLS records.
+  ContainerSpec spec = Tiny(UniqueName("tls-attach"),
+                            {"sh", "-c",
+                             "echo early-out; echo early-err >&2; read line; echo got:$line; "
+                             "cat; echo after-eof"});
+  spec.open_stdin = true;
+  spec.stdin_once = true;
+  auto id = engine->CreateContainer(spec);
+  REQUIRE(id.ok());
+  ContainerGuard guard{engine.get(), *id};
+  auto attach = engine->Attach(*id, /*with_stdin=*/true, /*tty=*/false);
+  REQUIRE(attach.ok());
+  REQUIRE(engine->StartContainer(*id).ok());
+  std::string seen = ReadUntil(**attach, "early-err");
+  seen += ReadUntil(**attach, "early-out");
+  CHECK(seen.find("early-out\n") != std::string::npos);
+  CHECK(seen.find("early-err\n") != std::string::npos);
+
+  REQUIRE((*attach)->Write("over-tls\n").ok());
+  CHECK(ReadUntil(**attach, "got:over-tls").find("got:over-tls\n") != std::string::npos);
+  // cat echoes what follows until stdin ends; only then does the script go on.
+  REQUIRE((*attach)->Write("echoed-by-cat\n").ok());
+  CHECK(ReadUntil(**attach, "echoed-by-cat").find("echoed-by-cat\n") != std::string::npos);
+  REQUIRE((*attach)->CloseStdin().ok());
+  CHECK(ReadUntil(**attach, "after-eof").find("after-eof\n") != std::string::npos);
+  auto code = engine->WaitContainer(*id, 30s);
+  REQUIRE(code.ok());
+  CHECK(*code == 0);
+  CHECK(StreamEnds(**attach));
+}
+
+TEST_CASE("over TCP+TLS, exec returns separate outputs, large output and the exit code",
+          "[docker-tls]") {
+  auto engine = TlsEngine();
+  auto id = engine->CreateContainer(Tiny(UniqueName("tls-exec"), {"sleep", "60"}));
+  REQUIRE(id.ok());
+  ContainerGuard guard{engine.get(), *id};
+  REQUIRE(engine->StartContainer(*id).ok());
+
+  CheckExecOutputs(*engine, *id);
+
+  // Many frames over many TLS records, all of them whole.
+  auto big = engine->Exec(*id, {.argv = {"sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x"}});
+  REQUIRE(big.ok());
+  CHECK(big->stdout_data == std::string(300000, 'x'));
+  CHECK(big->exit_code == 0);
+
+  auto capped = engine->Exec(
+      *id, {.argv = {"sh", "-c", "head -c 100000 /dev/zero"}, .max_output_bytes = 1000});
+  REQUIRE(capped.ok());
+  CHECK(capped->stdout_data.size() == 1000);
+  CHECK(capped->stdout_truncated);
+}
+
+TEST_CASE("over TCP+TLS, a wrong CA or a refused client certificate is named with the host",
+          "[docker-tls]") {
+  const auto& rig = testing::RigWithTlsEngine();
+  testing::ScratchDir dir("tls-refused");
+  auto other_ca = common::MakeCa("not the engine's CA", absl::Hours(1));
+  REQUIRE(other_ca.ok());
+  const std::string other_ca_file = dir.Write("other-ca.pem", other_ca->cert_pem);
+  const common::TlsPems foreign = testing::IssueForTest(*other_ca, "spiffe://llmbox/x", "x");
+  const std::string foreign_cert = dir.Write("foreign-cert.pem", foreign.cert_pem);
+  const std::string foreign_key = dir.Write("foreign-key.pem", foreign.key_pem);
+
+  HijackTarget good{.tls_ca_file = rig.tls3_ca,
+                    .tls_cert_file = rig.tls3_cert,
+                    .tls_key_file = rig.tls3_key,
+                    .name = rig.tls3_url};
+  REQUIRE(ParseEngineUrl(rig.tls3_url, &good).ok());
+  CHECK(good.host == "127.0.0.1");
+  // A console request for a container that does not exist: TLS works, the engine says no.
+  const std::string path = "/v1.41/containers/llmbox-no-such-container/attach?stream=1&stdout=1";
+  auto missing = HijackedStream::Open(good, path, "", false, 10s);
+  CHECK(absl::IsNotFound(missing.status()));
+  CHECK(missing.status().message().find("No such container") != std::string::npos);
+
+  SECTION("the engine's certificate does not chain to our CA") {
+    EngineEndpoint endpoint = TlsEndpoint();
+    endpoint.tls_ca_file = other_ca_file;
+    auto ping = TlsEngine(endpoint)->Ping();
+    INFO(ping.status());
+    CHECK(absl::IsUnavailable(ping.status()));
+    CHECK(ping.status().message().find(rig.tls3_url) != std::string::npos);
+    CHECK(ping.status().message().find("set tls_ca_file") != std::string::npos);
+
+    HijackTarget target = good;
+    target.tls_ca_file = other_ca_file;
+    auto console = HijackedStream::Open(target, path, "", false, 10s);
+    INFO(console.status());
+    CHECK(absl::IsUnavailable(console.status()));
+    CHECK(console.status().message().find("TLS handshake with 127.0.0.1 failed") !=
+          std::string::npos);
+    CHECK(console.status().message().find("set tls_ca_file") != std::string::npos);
+  }
+  SECTION("no client certificate, or one from another CA") {
+    for (const auto& [cert, key] :
+         {std::pair<std::string, std::string>{"", ""},
+          std::pair<std::string, std::string>{foreign_cert, foreign_key}}) {
+      EngineEndpoint endpoint = TlsEndpoint();
+      endpoint.tls_cert_file = cert;
+      endpoint.tls_key_file = key;
+      auto ping = TlsEngine(endpoint)->Ping();
+      INFO(ping.status());
+      CHECK(absl::IsUnavailable(ping.status()));
+      CHECK(ping.status().message().find(rig.tls3_url) != std::string::npos);
+      CHECK(ping.status().message().find("set tls_cert_file and tls_key_file") !=
+            std::string::npos);
+
+      HijackTarget target = good;
+      target.tls_cert_file = cert;
+      target.tls_key_file = key;
+      auto console = HijackedStream::Open(target, path, "", false, 10s);
+      INFO(console.status());
+      CHECK(absl::IsUnavailable(console.status()));
+      CHECK(console.status().message().find("with 127.0.0.1 failed") != std::string::npos);
+      CHECK(console.status().message().find("set tls_cert_file and tls_key_file") !=
+            std::string::npos);
+    }
+  }
+  SECTION("URLs that are not https://host:port are refused at creation") {
+    for (const char* url : {"https://127.0.0.1", "https://:2376", "https://[::1:2376",
+                            "https://host:99999", "tcp://127.0.0.1:2376"}) {
+      EngineEndpoint endpoint;
+      endpoint.tcp_url = url;
+      auto created = CurlDockerEngine::Create(endpoint);
+      INFO(url << ": " << created.status());
+      CHECK(absl::IsInvalidArgument(created.status()));
+      CHECK(created.status().message().find(url) != std::string::npos);
+    }
+  }
 }
 
 }  // namespace

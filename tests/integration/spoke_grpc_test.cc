@@ -1,8 +1,13 @@
 // The spoke's BoxService over real gRPC with real mutual TLS (certificates from common/pki),
 // on the rig's engine.
 
+#include <algorithm>
+#include <chrono>
+#include <future>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
@@ -10,12 +15,15 @@
 #include "common/grpc_tls.h"
 #include "common/pki.h"
 #include "common/secrets.h"
+#include "common/subprocess.h"
 #include "llmbox/v1/box.grpc.pb.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
+#include "spoke/hooks/hook_runner.h"
 #include "spoke/service/box_service.h"
 #include "spoke/service/server.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
 namespace llmbox::spoke::service {
@@ -30,13 +38,15 @@ TlsPems Issue(const CertifiedKey& ca, const std::string& uri) {
 
 // A running spoke service on 127.0.0.1:<free port> over the rig's engine.
 struct Spoke {
+  testing::ScratchDir state{"spoke-grpc-state"};
   std::unique_ptr<docker::DockerEngine> engine;
   std::unique_ptr<box::BoxManager> boxes;
   std::unique_ptr<BoxServiceImpl> service;
   RunningServer server;
   CertifiedKey ca;
 
-  Spoke() {
+  // `hooks` (may be null) must outlive the spoke.
+  explicit Spoke(hooks::HookRunner* hooks = nullptr) {
     const auto& rig = testing::Rig();
     auto made_ca = common::MakeCa("llmbox test cluster", absl::Hours(1));
     REQUIRE(made_ca.ok());
@@ -51,7 +61,8 @@ struct Spoke {
     options.default_image = rig.box_image;
     options.claude_bin = rig.standin_claude;
     options.stop_grace = std::chrono::seconds(1);
-    boxes = std::make_unique<box::BoxManager>(*engine, options);
+    if (hooks != nullptr) options.state_dir = state.path().string();
+    boxes = std::make_unique<box::BoxManager>(*engine, options, hooks);
     service = std::make_unique<BoxServiceImpl>(
         *boxes, *engine, BoxServiceOptions{.spoke_name = "spoke-1", .boxes = options});
     auto started =
@@ -224,6 +235,100 @@ TEST_CASE("the spoke validates every request again", "[grpc]") {
   st = hub->SubmitCode(&c3, submit, &outcome);
   CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(st.error_message().find("has spaces") == std::string::npos);
+}
+
+// Polls GetBox (bounded: 30 s) until the box shows `phase`; true when it did.
+bool WaitForPhase(v1::BoxService::Stub& hub, const std::string& id, v1::BoxPhase phase) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  v1::GetBoxRequest get;
+  get.set_box_id(id);
+  while (std::chrono::steady_clock::now() < deadline) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::Box box;
+    if (hub.GetBox(&context, get, &box).ok() && box.phase() == phase) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the poll interval
+  }
+  return false;
+}
+
+// The boxes ListBoxes reports in `phase`, by id.
+std::vector<std::string> ListedIn(v1::BoxService::Stub& hub, v1::BoxPhase phase) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::ListBoxesRequest request;
+  request.add_phases(phase);
+  v1::ListBoxesResponse listed;
+  REQUIRE(hub.ListBoxes(&context, request, &listed).ok());
+  std::vector<std::string> ids;
+  for (const auto& box : listed.boxes()) ids.push_back(box.box_id());
+  return ids;
+}
+
+TEST_CASE("GetBox and ListBoxes report CREATING and ACTIVATING while those are in flight",
+          "[grpc]") {
+  testing::ScratchDir dir("grpc-phases");
+  const std::string release = (dir.path() / "release").string();
+  const std::string gate = dir.Script(
+      "gate", "while [ ! -e " + release + " ]; do sleep 0.05; done\necho '{\"version\":1}'\n");
+  common::PosixSubprocessRunner runner;
+  hooks::HookRunner hook_runner(runner,
+                                {{.name = "gate", .event = "box.create", .command = {gate}}});
+  Spoke spoke(&hook_runner);
+  auto hub = spoke.Hub();
+  auto token = common::RandomToken(6);
+  REQUIRE(token.ok());
+  const std::string id = "phases-" + common::HexEncode(*token).substr(0, 10);
+  auto call = [](auto method) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    return method(&context);
+  };
+
+  v1::CreateBoxRequest create;
+  create.set_box_id(id);
+  v1::CreateBoxResponse created;
+  auto creating = std::async(std::launch::async, [&] {
+    return call([&](auto* c) { return hub->CreateBox(c, create, &created); });
+  });
+  CHECK(WaitForPhase(*hub, id, v1::BOX_PHASE_CREATING));
+  auto listed = ListedIn(*hub, v1::BOX_PHASE_CREATING);
+  CHECK(std::find(listed.begin(), listed.end(), id) != listed.end());
+  v1::HealthResponse health;
+  REQUIRE(Health(*hub, &health).ok());
+  CHECK(health.capacity().creating() >= 1);
+  dir.Write("release", "");
+  grpc::Status st = creating.get();
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  CHECK(created.box().phase() == v1::BOX_PHASE_PENDING);
+
+  // The stand-in holds a "standin-hold" code until /tmp/standin-release exists in the box.
+  v1::SubmitCodeRequest submit;
+  submit.set_box_id(id);
+  submit.set_code("standin-hold-" + common::HexEncode(*token));
+  v1::SubmitCodeResponse outcome;
+  auto submitting = std::async(std::launch::async, [&] {
+    return call([&](auto* c) { return hub->SubmitCode(c, submit, &outcome); });
+  });
+  CHECK(WaitForPhase(*hub, id, v1::BOX_PHASE_ACTIVATING));
+  listed = ListedIn(*hub, v1::BOX_PHASE_ACTIVATING);
+  CHECK(std::find(listed.begin(), listed.end(), id) != listed.end());
+  v1::ExecRequest exec;
+  exec.set_box_id(id);
+  exec.add_argv("touch");
+  exec.add_argv("/tmp/standin-release");
+  v1::ExecResponse ran;
+  REQUIRE(call([&](auto* c) { return hub->Exec(c, exec, &ran); }).ok());
+  REQUIRE(submitting.get().ok());
+  CHECK(outcome.activated());
+  CHECK(outcome.box().phase() == v1::BOX_PHASE_READY);
+
+  v1::DestroyBoxRequest destroy;
+  destroy.set_box_id(id);
+  v1::DestroyBoxResponse destroyed;
+  REQUIRE(call([&](auto* c) { return hub->DestroyBox(c, destroy, &destroyed); }).ok());
+  CHECK(destroyed.existed());
 }
 
 }  // namespace

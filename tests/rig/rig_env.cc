@@ -27,7 +27,7 @@ const RigEnv& Loaded() {
 
 constexpr const char* kHowToStart =
     "the test rig is not up. Run the tests through ctest (its fixtures start the rig), or "
-    "start it by hand with `tests/rig/rig up 1` (and `up 2`) and set LLMBOX_RIG_DIR; set "
+    "start it by hand with `tests/rig/rig up 1` (and `up 2`, `up 3`) and set LLMBOX_RIG_DIR; set "
     "LLMBOX_SKIP_DOCKER_TESTS=1 to skip tests that need Docker";
 
 }  // namespace
@@ -45,6 +45,17 @@ const RigEnv& Rig() {
 const RigEnv& RigWithSecondEngine() {
   const RigEnv& env = Rig();
   if (env.docker_sock2.empty()) FAIL("engine 2: " << kHowToStart);
+  return env;
+}
+
+const RigEnv& RigWithTlsEngine() {
+  ExitIfOptedOut();
+  const RigEnv& env = Loaded();
+  if (env.tls3_url.empty() || env.tls3_ca.empty() || env.tls3_cert.empty() ||
+      env.tls3_key.empty() || env.tiny_image.empty() || env.box_image.empty() ||
+      env.standin_claude.empty()) {
+    FAIL("engine 3 (TCP+TLS): " << kHowToStart);
+  }
   return env;
 }
 
