@@ -84,6 +84,27 @@ absl::StatusOr<Cert> ReadCert(std::string_view pem) {
   return cert;
 }
 
+struct VerifiedCsr {
+  Req req;
+  Key key;  // its public key
+};
+
+// A PEM CSR whose signature verifies with its own key.
+absl::StatusOr<VerifiedCsr> ReadCsr(std::string_view csr_pem) {
+  Bio bio = MemoryBio(csr_pem);
+  Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("pki: the CSR is not readable PEM");
+  }
+  Key key(X509_REQ_get_pubkey(req.get()));
+  if (!key || X509_REQ_verify(req.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("pki: the CSR's signature does not verify");
+  }
+  return VerifiedCsr{std::move(req), std::move(key)};
+}
+
 absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
   Bio bio(BIO_new(BIO_s_mem()));
   if (!PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
@@ -193,17 +214,9 @@ absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr
   }
   LLMBOX_ASSIGN_OR_RETURN(Key ca_key, ReadKey(ca.key_pem));
   LLMBOX_ASSIGN_OR_RETURN(Cert ca_cert, ReadCert(ca.cert_pem));
-  Bio bio = MemoryBio(csr_pem);
-  Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
-  if (!req) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("pki: the CSR is not readable PEM");
-  }
-  Key req_key(X509_REQ_get_pubkey(req.get()));
-  if (!req_key || X509_REQ_verify(req.get(), req_key.get()) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("pki: the CSR's signature does not verify");
-  }
+  LLMBOX_ASSIGN_OR_RETURN(VerifiedCsr csr, ReadCsr(csr_pem));
+  Req& req = csr.req;
+  Key& req_key = csr.key;
   Cert cert(X509_new());
   X509_set_version(cert.get(), 2);
   LLMBOX_RETURN_IF_ERROR(SetSerial(cert.get()));
@@ -228,17 +241,9 @@ absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr
 }
 
 absl::StatusOr<CsrInfo> InspectCsr(std::string_view csr_pem) {
-  Bio bio = MemoryBio(csr_pem);
-  Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
-  if (!req) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("pki: the CSR is not readable PEM");
-  }
-  Key key(X509_REQ_get_pubkey(req.get()));
-  if (!key || X509_REQ_verify(req.get(), key.get()) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("pki: the CSR's signature does not verify");
-  }
+  LLMBOX_ASSIGN_OR_RETURN(VerifiedCsr csr, ReadCsr(csr_pem));
+  Req& req = csr.req;
+  Key& key = csr.key;
   CsrInfo info;
   char cn[256] = {};
   if (X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req.get()), NID_commonName, cn,

@@ -237,13 +237,16 @@ int SpokeCommand(const std::string& verb, const std::string& name, const std::st
     if (!ttl) return Fail(absl::InvalidArgumentError("--ttl must look like 30m, 1h or 24h"));
     auto token = hub::cluster::IssueJoinToken(**store, pki->ca_sha256, name, *ttl, NowMs());
     if (!token.ok()) return Fail(token.status());
+    std::string port = config.cluster_listen.substr(config.cluster_listen.rfind(':') + 1);
+    if (port == "0") port = "<its cluster port, logged at start>";
     std::fprintf(stderr,
                  "llmbox-hub: join token for spoke \"%s\" created, valid for %s and once. It is "
-                 "shown once; only its hash is kept. On the spoke:\n"
+                 "shown once; only its hash is kept. On the spoke (spoke.name: %s in its "
+                 "config):\n"
                  "  llmbox-spoke join --hub <this hub's address>:%s --token <the token> "
                  "--advertise <spoke address>:7443 --config /etc/llmbox/spoke.yaml\n",
-                 name.c_str(), ttl_text.empty() ? "1h" : ttl_text.c_str(),
-                 config.cluster_listen.substr(config.cluster_listen.rfind(':') + 1).c_str());
+                 name.c_str(), ttl_text.empty() ? "1h" : ttl_text.c_str(), name.c_str(),
+                 port.c_str());
     std::printf("%s\n", token->c_str());
     return 0;
   }

@@ -233,6 +233,16 @@ SpokeRecord ReadSpoke(const Statement& s) {
   return spoke;
 }
 
+// Steps `s` to its end, reading each row with `read` into `out`.
+template <typename Record>
+absl::Status CollectRows(Statement& s, Record (*read)(const Statement&), std::vector<Record>* out) {
+  while (true) {
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return absl::OkStatus();
+    out->push_back(read(s));
+  }
+}
+
 // The first column of the first row of `sql` with ?1 bound to `value`, or nullopt.
 absl::StatusOr<std::optional<std::string>> LookUpText(Db& db, std::string_view sql,
                                                       std::string_view value) {
@@ -560,11 +570,7 @@ absl::StatusOr<std::vector<ApiKeyRecord>> SqliteStore::ListApiKeys() {
   LLMBOX_RETURN_IF_ERROR(Read("list API keys", "", [&](Db& db) -> absl::Status {
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s, db.Prepare("SELECT " LLMBOX_KEY_COLUMNS " FROM api_keys ORDER BY name"));
-    while (true) {
-      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
-      if (!row) return absl::OkStatus();
-      keys.push_back(ReadApiKey(s));
-    }
+    return CollectRows(s, ReadApiKey, &keys);
   }));
   return keys;
 }
@@ -668,11 +674,7 @@ absl::StatusOr<std::vector<JoinTokenRecord>> SqliteStore::ListJoinTokens() {
     LLMBOX_ASSIGN_OR_RETURN(Statement s,
                             db.Prepare("SELECT " LLMBOX_JOIN_TOKEN_COLUMNS
                                        " FROM join_tokens ORDER BY created_at_ms, hash"));
-    while (true) {
-      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
-      if (!row) return absl::OkStatus();
-      tokens.push_back(ReadJoinToken(s));
-    }
+    return CollectRows(s, ReadJoinToken, &tokens);
   }));
   return tokens;
 }
@@ -756,11 +758,7 @@ absl::StatusOr<std::vector<SpokeRecord>> SqliteStore::ListSpokes() {
   LLMBOX_RETURN_IF_ERROR(Read("list spokes", "", [&](Db& db) -> absl::Status {
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s, db.Prepare("SELECT " LLMBOX_SPOKE_COLUMNS " FROM spokes ORDER BY name"));
-    while (true) {
-      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
-      if (!row) return absl::OkStatus();
-      spokes.push_back(ReadSpoke(s));
-    }
+    return CollectRows(s, ReadSpoke, &spokes);
   }));
   return spokes;
 }

@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <sys/socket.h>
 
+#include "spoke/box/manager.h"
+#include "spoke/docker/curl_engine.h"
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/child_process.h"
@@ -47,10 +49,28 @@ CallResult Run(const std::vector<std::string>& argv, const fs::path& log) {
   return {exit_code, process.Log()};
 }
 
-// The `"name":...,"connected":...` entry of list_spokes for `name`.
+// How many containers of box `box_id` the engine at `socket` has.
+std::size_t ContainersOf(const std::string& socket, const std::string& box_id) {
+  auto engine = spoke::docker::CurlDockerEngine::Create({.unix_socket = socket});
+  REQUIRE(engine.ok());
+  auto containers = (*engine)->ListContainers({{spoke::box::BoxManager::kBoxIdLabel, box_id}});
+  REQUIRE(containers.ok());
+  return containers->size();
+}
+
+// Whether list_spokes (its `RESULT <json>` line) shows `name` as a connected remote spoke.
 bool ListedConnected(const std::string& output, const std::string& name) {
-  return std::regex_search(
-      output, std::regex("\\{\"name\":\"" + name + "\",\"connected\":true,\"local\":false"));
+  const auto at = output.find("RESULT ");
+  if (at == std::string::npos) return false;
+  const auto line = output.substr(at + 7, output.find('\n', at) - at - 7);
+  const auto result = nlohmann::json::parse(line, nullptr, false);
+  if (!result.is_object() || !result.contains("spokes")) return false;
+  for (const auto& spoke : result["spokes"]) {
+    if (spoke.value("name", "") == name) {
+      return spoke.value("connected", false) && !spoke.value("local", true);
+    }
+  }
+  return false;
 }
 
 TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it across a restart",
@@ -133,8 +153,9 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
       REQUIRE(got.exit_code == 0);
       CHECK(got.log.find("\"status\":\"pending\"") != std::string::npos);
       CHECK(got.log.find("\"spoke\":\"" + spoke_name + "\"") != std::string::npos);
-      // The spoke on engine 2 made it.
-      CHECK(spoke.Log().find(box_id) != std::string::npos);
+      // The box is a container on engine 2, not on engine 1.
+      CHECK(ContainersOf(rig.docker_sock2, box_id) == 1);
+      CHECK(ContainersOf(rig.docker_sock, box_id) == 0);
       const auto destroyed = McpCall(hub->url, "", "destroy_llmbox", {{"box_id", box_id}},
                                      dir.path / ("destroy-" + tag + ".log"));
       INFO(destroyed.log);

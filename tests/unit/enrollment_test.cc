@@ -243,14 +243,15 @@ TEST_CASE("the hub refuses a CSR for another identity and the token stays usable
   CHECK(Join(hub, token, SpokeConfig(dir, "worker-4")).ok());
 }
 
-// Calls Renew presenting `pems` (or no certificate).
+// Calls Renew presenting `pems` (or no certificate), asking for a certificate for its key.
 grpc::Status Renew(const TestHub& hub, const common::TlsPems* pems, const std::string& name,
                    v1::RenewResponse* response) {
   auto credentials =
       pems ? common::PinnedMutualTlsChannelCredentials(*pems, common::kHubIdentity)
            : common::PinnedTlsChannelCredentials(hub.pki.ca.cert_pem, common::kHubIdentity);
   auto stub = v1::Enrollment::NewStub(grpc::CreateChannel(hub.address, credentials));
-  auto key = common::MakePrivateKey();
+  // A CSR for the same key (the proto allows it), so the renewed pair can be used next.
+  auto key = pems ? absl::StatusOr<std::string>(pems->key_pem) : common::MakePrivateKey();
   auto csr = common::MakeCsr(*key, name);
   v1::RenewRequest request;
   request.set_csr_pem(*csr);
