@@ -47,6 +47,12 @@ absl::StatusOr<TlsPems> ReadTlsFiles(const TlsFiles& files);
 // Server credentials that require a client certificate signed by the CA.
 std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(const TlsPems& pems);
 
+// The same, read from the files and read again every `refresh_seconds`, so a renewed
+// certificate (written over the files) serves new connections without a restart. The files
+// must be readable when this is called (check with ReadTlsFiles for a clear error).
+std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds = 60);
+
 // Channel credentials presenting our certificate and trusting only the CA.
 std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsPems& pems);
 

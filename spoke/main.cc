@@ -44,6 +44,10 @@ Usage:
                                             certificate and cluster CA to the config's tls
                                             files. --token-file FILE instead of --token keeps
                                             the token out of the process list.
+  llmbox-spoke renew --hub HOST:PORT --config FILE
+                                            get a new certificate (and key) from the hub before
+                                            the current one expires; a serving spoke picks it
+                                            up within a minute
   llmbox-spoke --version
   llmbox-spoke --help
 
@@ -79,8 +83,9 @@ int Serve(const spoke::config::SpokeConfig& config) {
        .allowed_peer = config.hub_identity,
        .boxes = config.boxes,
        .auth_ttl = config.reaper.auth_ttl});
-  auto server = spoke::service::StartServer({.address = config.listen},
-                                            common::MutualTlsServerCredentials(*pems), &service);
+  // Watched, so `llmbox-spoke renew` takes effect without a restart.
+  auto server = spoke::service::StartServer(
+      {.address = config.listen}, common::WatchedMutualTlsServerCredentials(config.tls), &service);
   if (!server.ok()) return Fail(server.status());
   reaper.Start();
   spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call)", config.name,
@@ -92,6 +97,22 @@ int Serve(const spoke::config::SpokeConfig& config) {
   reaper.Stop();
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   spdlog::info("spoke {}: stopped", config.name);
+  return 0;
+}
+
+// llmbox-spoke renew --hub H --config F
+int Renew(const std::vector<std::string_view>& args) {
+  if (args.size() != 4 || args[0] != "--hub" || args[2] != "--config") {
+    return Fail(absl::InvalidArgumentError("renew needs --hub HOST:PORT --config FILE"));
+  }
+  auto config = spoke::config::LoadSpokeConfig(std::string(args[3]));
+  if (!config.ok()) return Fail(config.status());
+  auto renewed = spoke::enroll::RenewCertificate(std::string(args[1]), *config);
+  if (!renewed.ok()) return Fail(renewed.status());
+  std::fprintf(
+      stderr, "llmbox-spoke: renewed spoke \"%s\"'s certificate, now until %s\n",
+      renewed->spoke_name.c_str(),
+      absl::FormatTime(absl::RFC3339_sec, renewed->not_after, absl::UTCTimeZone()).c_str());
   return 0;
 }
 
@@ -161,8 +182,9 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (command == "join") {
-    return Join(std::vector<std::string_view>(argv + 2, argv + argc));
+  if (command == "join" || command == "renew") {
+    const std::vector<std::string_view> rest(argv + 2, argv + argc);
+    return command == "join" ? Join(rest) : Renew(rest);
   }
   if ((command == "serve" || command == "check-config") && argc == 4 &&
       std::string_view(argv[2]) == "--config") {

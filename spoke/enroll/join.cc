@@ -43,6 +43,26 @@ absl::Status HubError(const grpc::Status& status, const std::string& address,
   }
 }
 
+// Checks the certificate the hub issued and writes the files `serve` reads: the CA and the
+// certificate are public, the key is not. The key goes before the certificate, so a watcher
+// never pairs a new certificate with the old key for longer than a moment.
+absl::StatusOr<JoinResult> Install(const config::SpokeConfig& config, const std::string& name,
+                                   const std::string& key, const std::string& cert_pem,
+                                   const std::string& ca_pem,
+                                   const google::protobuf::Duration& renew_before) {
+  LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(cert_pem));
+  const std::string identity = common::SpokeIdentity(name);
+  if (cert.uris.size() != 1 || cert.uris[0] != identity) {
+    return absl::InternalError("the hub issued a certificate without the identity " + identity);
+  }
+  LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.ca_file, ca_pem, 0644));
+  LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.key_file, key, 0600));
+  LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.cert_file, cert_pem, 0644));
+  return JoinResult{.spoke_name = name,
+                    .not_after = cert.not_after,
+                    .renew_before = absl::Seconds(renew_before.seconds())};
+}
+
 }  // namespace
 
 absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
@@ -81,21 +101,26 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
     grpc::Status status = stub->Join(context.get(), request, &joined);
     if (!status.ok()) return HubError(status, options.hub_address, "let this spoke join");
   }
-  LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(joined.certificate_pem()));
-  const std::string identity = common::SpokeIdentity(joined.spoke_name());
-  if (cert.uris.size() != 1 || cert.uris[0] != identity) {
-    return absl::InternalError("the hub issued a certificate without the identity " + identity);
-  }
+  return Install(config, joined.spoke_name(), key, joined.certificate_pem(),
+                 joined.ca_certificate_pem(), joined.renew_before());
+}
 
-  // 3. The files `serve` reads: the CA and the certificate are public, the key is not.
-  LLMBOX_RETURN_IF_ERROR(
-      common::WriteFileAtomic(config.tls.ca_file, joined.ca_certificate_pem(), 0644));
-  LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.key_file, key, 0600));
-  LLMBOX_RETURN_IF_ERROR(
-      common::WriteFileAtomic(config.tls.cert_file, joined.certificate_pem(), 0644));
-  return JoinResult{.spoke_name = joined.spoke_name(),
-                    .not_after = cert.not_after,
-                    .renew_before = absl::Seconds(joined.renew_before().seconds())};
+absl::StatusOr<JoinResult> RenewCertificate(const std::string& hub_address,
+                                            const config::SpokeConfig& config,
+                                            std::chrono::seconds timeout) {
+  LLMBOX_ASSIGN_OR_RETURN(common::TlsPems current, common::ReadTlsFiles(config.tls));
+  LLMBOX_ASSIGN_OR_RETURN(std::string key, common::MakePrivateKey());
+  LLMBOX_ASSIGN_OR_RETURN(std::string csr, common::MakeCsr(key, config.name));
+  v1::RenewRequest request;
+  request.set_csr_pem(csr);
+  v1::RenewResponse renewed;
+  auto stub = v1::Enrollment::NewStub(grpc::CreateChannel(
+      hub_address, common::PinnedMutualTlsChannelCredentials(current, config.hub_identity)));
+  auto context = Context(timeout);
+  grpc::Status status = stub->Renew(context.get(), request, &renewed);
+  if (!status.ok()) return HubError(status, hub_address, "renew this spoke's certificate");
+  return Install(config, config.name, key, renewed.certificate_pem(), renewed.ca_certificate_pem(),
+                 renewed.renew_before());
 }
 
 }  // namespace llmbox::spoke::enroll

@@ -47,4 +47,13 @@ struct JoinResult {
 [[nodiscard]] absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
                                                      const config::SpokeConfig& config);
 
+// `llmbox-spoke renew`: asks the hub at `hub_address` for a new certificate for a fresh key,
+// over mutual TLS with the current certificate from the config's tls files (the hub must be
+// spiffe://llmbox/hub under the cluster CA), and replaces the key, certificate and CA files.
+// A serving spoke picks the new files up by itself (they are watched). Errors as JoinCluster,
+// and NotFound naming a tls file that cannot be read.
+[[nodiscard]] absl::StatusOr<JoinResult> RenewCertificate(
+    const std::string& hub_address, const config::SpokeConfig& config,
+    std::chrono::seconds timeout = std::chrono::seconds(30));
+
 }  // namespace llmbox::spoke::enroll

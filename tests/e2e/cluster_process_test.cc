@@ -1,6 +1,7 @@
 // A remote spoke, end to end: the hub with its enrollment listener, a one-time join token from
 // `llmbox-hub spoke token create`, `llmbox-spoke join` and `llmbox-spoke serve` on the rig's
-// second engine, and a box made on that spoke through MCP, before and after a hub restart.
+// second engine, a box made on that spoke through MCP before and after a hub restart, the
+// spoke's certificate renewed, and the spoke removed.
 
 #include <unistd.h>
 
@@ -172,11 +173,26 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
     CHECK(ListedConnected(after.log, spoke_name));
     box_round_trip(UniqueId("onremote"), "2");
 
-    // Removed: the hub no longer has it, and a new token can enroll it again.
+    // The spoke renews its certificate with the restarted hub (mutual TLS, current certificate).
+    const std::string new_cluster_port =
+        hub->process.WaitForLog("enrollment service on port ([0-9]+)");
+    const auto renewed = Run({LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + new_cluster_port,
+                              "--config", spoke_config},
+                             dir.path / "renew.log");
+    INFO(renewed.log);
+    CHECK(renewed.exit_code == 0);
+    CHECK(renewed.log.find("renewed spoke \"" + spoke_name + "\"") != std::string::npos);
+
+    // Removed: the hub stops dialing it and it can no longer renew.
     const auto removed =
         Run({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
             dir.path / "remove.log");
     CHECK(removed.exit_code == 0);
+    const auto refused = Run({LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + new_cluster_port,
+                              "--config", spoke_config},
+                             dir.path / "renew-refused.log");
+    CHECK(refused.exit_code == 1);
+    CHECK(refused.log.find("is not enrolled") != std::string::npos);
     CHECK(spoke.Stop() == 0);
   }
 

@@ -303,6 +303,37 @@ TEST_CASE("Renew needs the spoke's current certificate and keeps its identity", 
   CHECK(removed.error_message().find("join again") != std::string::npos);
 }
 
+TEST_CASE("a spoke renews its certificate with a fresh key and keeps its name", "[enroll]") {
+  ScratchDir dir("enroll-spoke-renew");
+  TestHub hub(dir);
+  const auto config = SpokeConfig(dir, "worker-8");
+  REQUIRE(Join(hub, hub.Token("worker-8"), config).ok());
+  auto before = common::ReadTlsFiles(config.tls);
+  REQUIRE(before.ok());
+
+  auto renewed = spoke::enroll::RenewCertificate(hub.address, config, 10s);
+  INFO(renewed.status().ToString());
+  REQUIRE(renewed.ok());
+  CHECK(renewed->spoke_name == "worker-8");
+  auto after = common::ReadTlsFiles(config.tls);
+  REQUIRE(after.ok());
+  CHECK(after->key_pem != before->key_pem);
+  CHECK(after->cert_pem != before->cert_pem);
+  auto cert = common::InspectCert(after->cert_pem);
+  REQUIRE(cert.ok());
+  CHECK(cert->uris == std::vector<std::string>{"spiffe://llmbox/spoke/worker-8"});
+  struct stat st {};
+  REQUIRE(::stat(config.tls.key_file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  // Renewing again works from the new files; a hub that forgot the spoke refuses.
+  CHECK(spoke::enroll::RenewCertificate(hub.address, config, 10s).ok());
+  REQUIRE(hub.store->DeleteSpoke("worker-8").ok());
+  auto refused = spoke::enroll::RenewCertificate(hub.address, config, 10s);
+  CHECK(refused.status().code() == absl::StatusCode::kPermissionDenied);
+  CHECK(refused.status().message().find("join again") != std::string::npos);
+}
+
 // Answers Health only, to whoever the server's credentials let in and the hub identity.
 class HealthOnly final : public v1::BoxService::Service {
  public:
