@@ -22,6 +22,7 @@
 #include "hub/cluster/enrollment_service.h"
 #include "hub/cluster/join_tokens.h"
 #include "hub/cluster/remote_spokes.h"
+#include "hub/config/hub_config.h"
 #include "hub/store/sqlite_store.h"
 #include "spoke/enroll/join.h"
 #include "tests/fakes/fake_clock.h"
@@ -400,6 +401,30 @@ TEST_CASE("the hub dials a joined spoke pinned to the identity it enrolled", "[e
   CHECK(directory.Find("worker-7") == nullptr);
   real_server->Shutdown();
   impostor_server->Shutdown();
+}
+
+TEST_CASE("the hub's cluster section is off by default and checked when given", "[enroll]") {
+  auto parse = [](const std::string& yaml) {
+    return config::ParseHubConfig(yaml, "hub.yaml", "/etc/llmbox");
+  };
+  auto defaults = parse("hub:\n  listen: 127.0.0.1:8080\n");
+  REQUIRE(defaults.ok());
+  CHECK(defaults->cluster_listen.empty());
+  auto on = parse("cluster:\n  listen: 0.0.0.0:7444\n  cert_validity: 48h\n  renew_before: 12h\n");
+  REQUIRE(on.ok());
+  CHECK(on->cluster_listen == "0.0.0.0:7444");
+  CHECK(on->cert_validity == std::chrono::hours(48));
+  CHECK(on->renew_before == std::chrono::hours(12));
+  CHECK(parse("cluster:\n  listen: 7444\n").status().message() ==
+        "config: cluster.listen (line 2): must be host:port (0.0.0.0:7444, 127.0.0.1:0), or "
+        "empty for off");
+  CHECK(
+      parse("cluster:\n  cert_validity: 2h\n  renew_before: 2h\n")
+          .status()
+          .message()
+          .find("cluster.renew_before (line 3): must be more than 0 and less than cert_validity") !=
+      std::string::npos);
+  CHECK_FALSE(parse("cluster:\n  lsiten: 0.0.0.0:7444\n").ok());
 }
 
 }  // namespace
