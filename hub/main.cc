@@ -204,9 +204,8 @@ int ApiKeyCommand(const std::string& verb, const std::string& name,
     if (!keys.ok()) return Fail(keys.status());
     std::printf("%-32s %-22s %s\n", "NAME", "CREATED", "STATE");
     for (const auto& key : *keys) {
-      const auto& when = UtcTime;
-      std::printf("%-32s %-22s %s\n", key.name.c_str(), when(key.created_at_ms).c_str(),
-                  key.revoked_at_ms ? ("revoked " + when(*key.revoked_at_ms)).c_str() : "live");
+      std::printf("%-32s %-22s %s\n", key.name.c_str(), UtcTime(key.created_at_ms).c_str(),
+                  key.revoked_at_ms ? ("revoked " + UtcTime(*key.revoked_at_ms)).c_str() : "live");
     }
     return 0;
   }
