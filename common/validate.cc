@@ -62,6 +62,26 @@ absl::Status ValidateBoxId(std::string_view box_id) {
 
 std::string CanonicalBoxId(std::string_view box_id) { return absl::AsciiStrToLower(AsAbsl(box_id)); }
 
+absl::Status ValidateActivationCode(std::string_view code) {
+  if (code.empty()) return absl::InvalidArgumentError("activation code is empty");
+  if (code.size() > kMaxActivationCodeBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("activation code is longer than ", kMaxActivationCodeBytes, " bytes"));
+  }
+  for (char c : code) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError("activation code contains control characters");
+    }
+  }
+  for (char c : code) {
+    if (c == ' ' || static_cast<unsigned char>(c) > 0x7f) {
+      return absl::InvalidArgumentError(
+          "activation code may only contain printable ASCII without spaces");
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateName(std::string_view name, std::string_view what) {
   auto invalid = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -1,7 +1,8 @@
 // common/validate.h
 //
 // Validation of the identifiers that cross trust boundaries: box ids (which become
-// hostnames, labels and container names) and names (spokes, API keys, join tokens).
+// hostnames, labels and container names), names (spokes, API keys, join tokens) and
+// activation codes.
 //
 //   LLMBOX_RETURN_IF_ERROR(ValidateBoxId(request.box_id()));
 //   std::string key = CanonicalBoxId(request.box_id());  // for case-insensitive uniqueness
@@ -29,6 +30,13 @@ namespace llmbox::common {
 // A name (spoke, API key, join token): 1-63 characters of [a-z0-9-_.], starting with a
 // letter or digit. `what` names the kind in the error ("spoke name").
 [[nodiscard]] absl::Status ValidateName(std::string_view name, std::string_view what);
+
+// The longest activation code accepted anywhere (Claude's codes are about 100 bytes).
+inline constexpr size_t kMaxActivationCodeBytes = 4096;
+
+// Checks the shape of an activation code: 1-4096 bytes of printable ASCII without spaces.
+// The error says which rule the code broke and never contains the code.
+[[nodiscard]] absl::Status ValidateActivationCode(std::string_view code);
 
 // Quotes `text` for an error message: at most `max_chars` characters, control and non-ASCII
 // bytes shown as \xNN, so no input can forge or hide parts of a message or a log line.

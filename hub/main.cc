@@ -447,7 +447,14 @@ int Serve(const hub::config::HubConfig& config) {
   ReconcileLoop reconcile(registry, clock, config.reconcile_interval, sync_spokes);
 
   hub::boxes::BoxTools tools(registry);
-  hub::activation::ActivationPage activation(registry);
+  hub::activation::ActivationPage activation(
+      registry, clock,
+      {.public_url = config.public_url,
+       .key = common::HmacSha256(*session_key, "llmbox activation form tokens"),
+       .form_ttl = std::chrono::duration_cast<std::chrono::seconds>(config.form_ttl),
+       .max_attempts_per_token = config.max_attempts_per_token,
+       .max_attempts_per_address = config.max_attempts_per_address,
+       .attempt_window = std::chrono::duration_cast<std::chrono::seconds>(config.attempt_window)});
   // The endpoint is made once the port is bound (port 0 picks one, and the default public URL
   // names it); until then MCP requests get 503.
   std::atomic<hub::mcp::McpEndpoint*> mcp_ptr{nullptr};
@@ -468,7 +475,7 @@ int Serve(const hub::config::HubConfig& config) {
                     .body = body});
       return;
     }
-    if (request.path.rfind("/auth/", 0) == 0) {
+    if (hub::activation::ActivationPage::Serves(request.path)) {
       activation.Handle(request, *out);
       return;
     }

@@ -1,45 +1,105 @@
 // hub/activation/page.cc
 #include "hub/activation/page.h"
 
+#include <time.h>
+
+#include <optional>
 #include <string>
+#include <utility>
+
+#include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
 #include "common/secrets.h"
+#include "common/status.h"
+#include "common/validate.h"
+#include "hub/activation/assets.h"
+#include "hub/activation/csrf.h"
+#include "hub/activation/rate_limit.h"
 
 namespace llmbox::hub::activation {
 namespace {
 
-constexpr char kCsrfCookie[] = "llmbox_csrf";
+using store::BoxRecord;
+using store::Phase;
 
-http::Headers PageHeaders() {
-  return {{"Content-Type", "text/html; charset=utf-8"},
+constexpr std::string_view kAuthPrefix = "/auth/";
+constexpr std::string_view kStatusSuffix = "/status";
+constexpr std::string_view kCookie = "llmbox_browser";
+constexpr std::size_t kTokenChars = 43;  // 256 bits, unpadded base64url (registry.cc)
+
+// What the page shows; the names are the `data-state` values and the status endpoint's.
+enum class View { kWorking, kPending, kReady, kError, kExpired, kDestroyed, kUnknown };
+
+std::string_view ViewName(View view) {
+  switch (view) {
+    case View::kWorking: return "working";
+    case View::kPending: return "pending";
+    case View::kReady: return "ready";
+    case View::kError: return "error";
+    case View::kExpired: return "expired";
+    case View::kDestroyed: return "destroyed";
+    case View::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+std::string_view BadgeText(View view) {
+  switch (view) {
+    case View::kWorking: return "Working";
+    case View::kPending: return "Waiting for you";
+    case View::kReady: return "Ready";
+    case View::kError: return "Failed";
+    case View::kExpired: return "Expired";
+    case View::kDestroyed: return "Destroyed";
+    case View::kUnknown: return "Not found";
+  }
+  return "";
+}
+
+View ViewOf(const BoxRecord& box, std::int64_t now_ms) {
+  switch (box.phase) {
+    case Phase::kCreating:
+    case Phase::kActivating:
+      return View::kWorking;
+    case Phase::kPending:
+      return box.expires_at_ms != 0 && now_ms >= box.expires_at_ms ? View::kExpired
+                                                                   : View::kPending;
+    case Phase::kReady:
+      return View::kReady;
+    case Phase::kError:
+      return View::kError;
+    case Phase::kGone:
+      return View::kExpired;
+  }
+  return View::kError;
+}
+
+http::Headers SecurityHeaders(std::string_view content_type) {
+  return {{"Content-Type", std::string(content_type)},
           {"Cache-Control", "no-store"},
           {"Referrer-Policy", "no-referrer"},
-          {"X-Frame-Options", "DENY"},
           {"X-Content-Type-Options", "nosniff"},
+          {"X-Frame-Options", "DENY"},
           {"Content-Security-Policy",
-           "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-           "frame-ancestors 'none'"}};
+           "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}};
 }
 
-std::string Page(std::string_view title, std::string_view body) {
-  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-         "<title>" +
-         HtmlEscape(title) +
-         "</title><style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem "
-         "auto;padding:0 1rem;line-height:1.5}a.button,button{display:inline-block;padding:.6rem "
-         "1rem;border-radius:.4rem;background:#c15f3c;color:#fff;text-decoration:none;border:0;"
-         "font-size:1rem}input{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box;"
-         "margin:.5rem 0}.error{color:#a00}</style></head><body>" +
-         std::string(body) + "</body></html>";
+bool ValidToken(std::string_view token) {
+  if (token.size() != kTokenChars) return false;
+  for (char c : token) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
 }
 
-void Answer(http::Responder& responder, int status, std::string_view title, std::string_view body,
-            http::Headers extra = {}) {
-  http::Headers headers = PageHeaders();
-  for (auto& header : extra) headers.push_back(std::move(header));
-  responder.Respond({.status = status, .headers = std::move(headers), .body = Page(title, body)});
+bool HasTrustedPrefix(std::string_view url, const std::vector<std::string>& prefixes) {
+  for (const auto& prefix : prefixes) {
+    if (url.size() > prefix.size() && url.substr(0, prefix.size()) == prefix) return true;
+  }
+  return false;
 }
 
 std::string CookieValue(std::optional<std::string_view> header, std::string_view name) {
@@ -68,10 +128,11 @@ int HexValue(char c) {
 
 std::string FormDecode(std::string_view text) {
   std::string out;
+  out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
     if (text[i] == '+') {
       out += ' ';
-    } else if (text[i] == '%' && i + 2 < text.size() + 0 && HexValue(text[i + 1]) >= 0 &&
+    } else if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
                HexValue(text[i + 2]) >= 0) {
       out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
       i += 2;
@@ -82,32 +143,381 @@ std::string FormDecode(std::string_view text) {
   return out;
 }
 
-std::string SignInForm(const store::BoxRecord& box, const std::string& csrf,
-                       std::string_view message) {
-  std::string body = "<h1>Sign in box " + HtmlEscape(box.box_id) + "</h1>";
-  if (!message.empty()) body += "<p class=\"error\">" + HtmlEscape(message) + "</p>";
-  body +=
-      "<p>1. Sign in with your own Claude account. Claude then shows a code.</p>"
-      "<p><a class=\"button\" href=\"" +
-      HtmlEscape(box.authorize_url) +
-      "\" target=\"_blank\" rel=\"noopener noreferrer\">Sign in with Claude</a></p>"
-      "<form method=\"post\"><p>2. Paste the code here:</p>"
-      "<input name=\"code\" autocomplete=\"off\" required maxlength=\"512\">"
-      "<input type=\"hidden\" name=\"csrf\" value=\"" +
-      HtmlEscape(csrf) + "\"><button type=\"submit\">Activate the box</button></form>";
-  return body;
+std::string Trimmed(std::string text) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!text.empty() && space(text.back())) text.pop_back();
+  std::size_t start = 0;
+  while (start < text.size() && space(text[start])) ++start;
+  return text.substr(start);
 }
 
-std::string ReadyBody(const store::BoxRecord& box) {
-  return "<h1>Box " + HtmlEscape(box.box_id) + " is ready</h1><p>Continue in <a href=\"" +
-         HtmlEscape(box.session_url) + "\">" + HtmlEscape(box.session_url) +
-         "</a> (claude.ai/code or the Claude app).</p>";
+std::string FormatUtc(std::int64_t ms) {
+  const time_t seconds = static_cast<time_t>(ms / 1000);
+  struct tm tm {};
+  gmtime_r(&seconds, &tm);
+  char buffer[32];
+  strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M UTC", &tm);
+  return buffer;
+}
+
+std::string Minutes(std::chrono::seconds wait) {
+  const auto minutes = (wait.count() + 59) / 60;
+  return std::to_string(minutes) + (minutes == 1 ? " minute" : " minutes");
+}
+
+// One page of the activation flow: `body` is the card's inner HTML.
+struct PageText {
+  View view = View::kUnknown;
+  std::string title;
+  std::string body;
+  std::string status_url;  // set while the box works: the script polls it
+};
+
+std::string Render(const PageText& page) {
+  const std::string state(ViewName(page.view));
+  std::string html =
+      "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+      "<meta name=\"robots\" content=\"noindex\">"
+      "<title>" + HtmlEscape(page.title) + " \xC2\xB7 llmbox</title>"
+      "<link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\">"
+      "<link rel=\"stylesheet\" href=\"/assets/activation.css\">"
+      "<script src=\"/assets/activation.js\" defer></script>";
+  if (page.view == View::kWorking) {
+    html += "<noscript><meta http-equiv=\"refresh\" content=\"3\"></noscript>";
+  }
+  html += "</head><body class=\"state-" + state + "\"><div class=\"top\">"
+          "<span class=\"brand\">llmbox</span><span class=\"badge\">" +
+          std::string(BadgeText(page.view)) + "</span></div><main data-state=\"" + state + "\"";
+  if (!page.status_url.empty()) {
+    html += " data-status-url=\"" + HtmlEscape(page.status_url) + "\"";
+  }
+  html += ">" + page.body +
+          "</main><footer>llmbox never sees your Claude password. The code you paste goes "
+          "straight to your box.</footer></body></html>\n";
+  return html;
 }
 
 }  // namespace
 
+struct ActivationPage::State {
+  State(boxes::BoxRegistry& registry, common::Clock& clock, PageOptions options)
+      : registry(registry),
+        clock(clock),
+        options(std::move(options)),
+        secure_cookies(this->options.public_url.rfind("https://", 0) == 0),
+        csrf(this->options.key, clock, this->options.form_ttl),
+        per_token(clock, {.limit = this->options.max_attempts_per_token,
+                          .window = this->options.attempt_window}),
+        per_address(clock, {.limit = this->options.max_attempts_per_address,
+                            .window = this->options.attempt_window}) {}
+
+  std::int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
+        .count();
+  }
+
+  void Send(http::Responder& out, int status, const PageText& page, std::string_view browser_id,
+            http::Headers extra = {}) {
+    http::Headers headers = SecurityHeaders("text/html; charset=utf-8");
+    if (!browser_id.empty()) {
+      headers.emplace_back("Set-Cookie", std::string(kCookie) + "=" + std::string(browser_id) +
+                                             "; Path=/auth/; HttpOnly; SameSite=Strict" +
+                                             (secure_cookies ? "; Secure" : ""));
+    }
+    for (auto& header : extra) headers.push_back(std::move(header));
+    out.Respond({.status = status, .headers = std::move(headers), .body = Render(page)});
+  }
+
+  void SendUnknown(http::Responder& out) {
+    Send(out, 404,
+         {.view = View::kUnknown,
+          .title = "Not found",
+          .body = "<h1>Not found</h1><p>This link is not valid.</p>"},
+         "");
+  }
+
+  // The browser's id from its cookie, or a fresh one; pages bind their form tokens to it.
+  std::string BrowserId(const http::Request& request) {
+    std::string id = CookieValue(request.Header("cookie"), kCookie);
+    if (ValidToken(id)) return id;
+    auto fresh = common::RandomToken(32);
+    LLMBOX_CHECK(fresh.ok(), "the CSPRNG failed");
+    return *fresh;
+  }
+
+  PageText BoxPage(const BoxRecord& box, View view, const std::string& token,
+                   const std::string& browser_id, std::string_view notice) {
+    PageText page{.view = view};
+    const std::string id = "<code>" + HtmlEscape(box.box_id) + "</code>";
+    std::string description;
+    if (!box.description.empty()) {
+      description = "<p class=\"description\">" + HtmlEscape(box.description) + "</p>";
+    }
+    std::string notice_html;
+    if (!notice.empty()) {
+      notice_html = "<div class=\"notice\" role=\"alert\">" + HtmlEscape(notice) + "</div>";
+    }
+    switch (view) {
+      case View::kWorking: {
+        const bool checking = box.phase == Phase::kActivating;
+        page.title = checking ? "Checking the code" : "Preparing the box";
+        page.status_url = std::string(kAuthPrefix) + token + std::string(kStatusSuffix);
+        page.body = "<h1>" + std::string(checking ? "Checking your code for box "
+                                                  : "Preparing box ") +
+                    id + "</h1>" + description + notice_html +
+                    "<div class=\"working\"><span class=\"spinner\" aria-hidden=\"true\"></span>"
+                    "<p>" +
+                    (checking ? "Your box is signing in with the code. This takes a few seconds."
+                              : "Your box is starting. This takes a few seconds.") +
+                    "</p></div><p class=\"muted\">This page refreshes by itself.</p>";
+        break;
+      }
+      case View::kPending: {
+        page.title = "Sign in box " + box.box_id;
+        std::string last;
+        if (!box.last_error.empty()) {
+          last = "<div class=\"notice\" role=\"alert\"><strong>The last attempt did not "
+                 "work:</strong>" +
+                 HtmlEscape(box.last_error) +
+                 "</div><p>Sign in again with the button below: Claude shows a new code each "
+                 "time.</p>";
+        }
+        std::string sign_in;
+        if (HasTrustedPrefix(box.authorize_url, options.trusted_sign_in_prefixes)) {
+          sign_in = "<a class=\"button sign-in\" href=\"" + HtmlEscape(box.authorize_url) +
+                    "\" target=\"_blank\" rel=\"noopener noreferrer\">Sign in with Claude</a>";
+        } else {
+          sign_in = "<div class=\"notice\">This box has not given a sign-in link llmbox "
+                    "trusts. Ask your chatbot for a new box.</div>";
+        }
+        page.body =
+            "<h1>Sign in box " + id + "</h1>" + description + notice_html + last +
+            "<ol class=\"steps\"><li><span class=\"step-title\">Sign in with your own Claude "
+            "account.</span>" +
+            sign_in +
+            "</li><li><form class=\"code-form\" method=\"post\" action=\"" +
+            std::string(kAuthPrefix) + token +
+            "\"><label for=\"code\" class=\"step-title\">Claude shows a code. Paste it "
+            "here.</label><input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"off\" "
+            "autocapitalize=\"off\" spellcheck=\"false\" required maxlength=\"" +
+            std::to_string(common::kMaxActivationCodeBytes) +
+            "\" placeholder=\"Paste the code\"><input type=\"hidden\" name=\"csrf\" value=\"" +
+            HtmlEscape(csrf.Issue(browser_id, token)) +
+            "\"><button class=\"button\" type=\"submit\">Activate the box</button></form>"
+            "</li></ol>";
+        if (box.expires_at_ms != 0) {
+          page.body += "<p class=\"muted\">This link works until " +
+                       FormatUtc(box.expires_at_ms) + ".</p>";
+        }
+        break;
+      }
+      case View::kReady: {
+        page.title = "Box " + box.box_id + " is ready";
+        std::string session;
+        if (HasTrustedPrefix(box.session_url, options.trusted_session_prefixes)) {
+          session = "<p><a class=\"button session-link\" href=\"" +
+                    HtmlEscape(box.session_url) +
+                    "\" target=\"_blank\" rel=\"noopener noreferrer\">Open the session</a>"
+                    "<code class=\"session\">" +
+                    HtmlEscape(box.session_url) + "</code></p>";
+        } else if (!box.session_url.empty()) {
+          session = "<p><code class=\"session\">" + HtmlEscape(box.session_url) + "</code></p>";
+        }
+        page.body = "<h1>Box " + id + " is ready</h1>" + description +
+                    "<div class=\"notice ok\">Your box is signed in and runs Claude Code.</div>" +
+                    session +
+                    "<p class=\"muted\">You can also find it in claude.ai/code or the Claude "
+                    "app, under the name " +
+                    HtmlEscape(box.box_id) + ". You can close this page.</p>";
+        break;
+      }
+      case View::kError:
+        page.title = "Box " + box.box_id + " failed";
+        page.body = "<h1>Box " + id + " could not be signed in</h1>" + description +
+                    notice_html + "<div class=\"notice\" role=\"alert\">" +
+                    HtmlEscape(box.last_error.empty() ? "The box failed." : box.last_error) +
+                    "</div><p>Ask your chatbot for a new box.</p>";
+        break;
+      case View::kExpired:
+        page.title = "Link expired";
+        page.body = "<h1>This link has expired</h1><p>Box " + id +
+                    (box.phase == Phase::kGone
+                         ? " is gone" +
+                               (box.last_error.empty() ? std::string()
+                                                       : ": " + HtmlEscape(box.last_error))
+                         : " was not signed in in time") +
+                    ".</p><p>Ask your chatbot for a new box.</p>";
+        break;
+      case View::kDestroyed:
+      case View::kUnknown:
+        break;  // not from a live record
+    }
+    return page;
+  }
+
+  void ShowBox(const http::Request& request, http::Responder& out, const std::string& token,
+               int status = 200, std::string_view notice = "", http::Headers extra = {}) {
+    auto box = registry.FindByToken(token);
+    if (!box.ok()) {
+      if (!absl::IsNotFound(box.status())) return SendUnavailable(out, box.status());
+      auto destroyed = registry.FindDestroyedByToken(token);
+      if (!destroyed.ok()) return SendUnknown(out);
+      return Send(out, 410,
+                  {.view = View::kDestroyed,
+                   .title = "Box destroyed",
+                   .body = "<h1>Box <code>" + HtmlEscape(destroyed->box_id) +
+                           "</code> was destroyed</h1><p>It was destroyed on " +
+                           FormatUtc(destroyed->destroyed_at_ms) +
+                           ".</p><p>Ask your chatbot for a new box if you still need one.</p>"},
+                  "");
+    }
+    const View view = ViewOf(*box, NowMs());
+    const std::string browser_id = BrowserId(request);
+    if (view == View::kExpired && status == 200) status = 410;
+    Send(out, status, BoxPage(*box, view, token, browser_id, notice), browser_id,
+         std::move(extra));
+  }
+
+  void SendUnavailable(http::Responder& out, const absl::Status& status) {
+    spdlog::warn("activation: the registry cannot be read: {}", common::AsStd(status.message()));
+    Send(out, 503,
+         {.view = View::kError,
+          .title = "Try again",
+          .body = "<h1>llmbox cannot answer right now</h1><p>Try again in a minute.</p>"},
+         "", {{"Retry-After", "30"}});
+  }
+
+  void SendStatus(http::Responder& out, const std::string& token) {
+    View view = View::kUnknown;
+    int status = 404;
+    auto box = registry.FindByToken(token);
+    if (box.ok()) {
+      view = ViewOf(*box, NowMs());
+      status = 200;
+    } else if (registry.FindDestroyedByToken(token).ok()) {
+      view = View::kDestroyed;
+      status = 410;
+    }
+    out.Respond({.status = status,
+                 .headers = SecurityHeaders("application/json"),
+                 .body = "{\"state\":\"" + std::string(ViewName(view)) + "\"}"});
+  }
+
+  void Submit(const http::Request& request, http::Responder& out, const std::string& token) {
+    auto box = registry.FindByToken(token);
+    if (!box.ok()) return ShowBox(request, out, token);
+    const std::string browser_id = CookieValue(request.Header("cookie"), kCookie);
+    if (auto st = csrf.Redeem(FormField(request.body, "csrf"), browser_id, token); !st.ok()) {
+      return ShowBox(request, out, token, 403,
+                     std::string(common::AsStd(st.message())) +
+                         ". Nothing was sent to the box; paste the code again.");
+    }
+    if (ViewOf(*box, NowMs()) != View::kPending) return SeeBox(out, token);
+    for (auto* limiter : {&per_address, &per_token}) {
+      const bool by_address = limiter == &per_address;
+      if (auto wait = limiter->Take(by_address ? request.remote_address : token)) {
+        spdlog::warn("activation: box {}: too many code submissions {}", box->box_id,
+                     by_address ? "from " + request.remote_address : "for its link");
+        return ShowBox(request, out, token, 429,
+                       std::string("Too many attempts ") +
+                           (by_address ? "from your address" : "for this box") +
+                           ". Try again in " + Minutes(*wait) + ".",
+                       {{"Retry-After", std::to_string(wait->count())}});
+      }
+    }
+    const std::string code = Trimmed(FormField(request.body, "code"));
+    if (auto st = common::ValidateActivationCode(code); !st.ok()) {
+      return ShowBox(request, out, token, 400,
+                     "That is not a code: the " + std::string(common::AsStd(st.message())) +
+                         ". Paste only the code Claude shows.");
+    }
+    auto result = registry.SubmitCode(token, code);
+    if (!result.ok() && absl::IsNotFound(result.status())) return ShowBox(request, out, token);
+    if (!result.ok() && !absl::IsFailedPrecondition(result.status())) {
+      // The registry has recorded the failure as the box's last error; the page shows it.
+      spdlog::warn("activation: box {}: the code could not be checked: {}", box->box_id,
+                   common::AsStd(result.status().message()));
+    }
+    SeeBox(out, token);
+  }
+
+  // 303 to the box's page, so a reload never sends the code again.
+  void SeeBox(http::Responder& out, const std::string& token) {
+    http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
+    headers.emplace_back("Location", std::string(kAuthPrefix) + token);
+    out.Respond({.status = 303, .headers = std::move(headers), .body = "See the box's page.\n"});
+  }
+
+  void SendAsset(const http::Request& request, http::Responder& out) {
+    if (request.method != "GET" && request.method != "HEAD") {
+      out.Respond({.status = 405,
+                   .headers = SecurityHeaders("text/plain; charset=utf-8"),
+                   .body = "GET only\n"});
+      return;
+    }
+    if (request.path == "/assets/activation.css") {
+      out.Respond({.status = 200,
+                   .headers = SecurityHeaders("text/css; charset=utf-8"),
+                   .body = std::string(ActivationCss())});
+      return;
+    }
+    if (request.path == "/assets/activation.js") {
+      out.Respond({.status = 200,
+                   .headers = SecurityHeaders("text/javascript; charset=utf-8"),
+                   .body = std::string(ActivationJs())});
+      return;
+    }
+    if (request.path == "/assets/favicon.svg") {
+      out.Respond({.status = 200,
+                   .headers = SecurityHeaders("image/svg+xml"),
+                   .body = std::string(FaviconSvg())});
+      return;
+    }
+    out.Respond({.status = 404,
+                 .headers = SecurityHeaders("text/plain; charset=utf-8"),
+                 .body = "not found\n"});
+  }
+
+  boxes::BoxRegistry& registry;
+  common::Clock& clock;
+  const PageOptions options;
+  const bool secure_cookies;
+  CsrfTokens csrf;
+  RateLimiter per_token;
+  RateLimiter per_address;
+};
+
+ActivationPage::ActivationPage(boxes::BoxRegistry& registry, common::Clock& clock,
+                               PageOptions options)
+    : state_(std::make_unique<State>(registry, clock, std::move(options))) {}
+
+ActivationPage::~ActivationPage() = default;
+
+bool ActivationPage::Serves(std::string_view path) {
+  return path.substr(0, kAuthPrefix.size()) == kAuthPrefix || path.rfind("/assets/", 0) == 0;
+}
+
+void ActivationPage::Handle(const http::Request& request, http::Responder& responder) {
+  State& s = *state_;
+  if (request.path.rfind("/assets/", 0) == 0) return s.SendAsset(request, responder);
+  std::string token = request.path.substr(std::min(request.path.size(), kAuthPrefix.size()));
+  const bool status = token.size() > kStatusSuffix.size() &&
+                      token.substr(token.size() - kStatusSuffix.size()) == kStatusSuffix;
+  if (status) token.resize(token.size() - kStatusSuffix.size());
+  if (!ValidToken(token)) return s.SendUnknown(responder);
+  const bool read = request.method == "GET" || request.method == "HEAD";
+  if (status && read) return s.SendStatus(responder, token);
+  if (read && !status) return s.ShowBox(request, responder, token);
+  if (request.method == "POST" && !status) return s.Submit(request, responder, token);
+  http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
+  headers.emplace_back("Allow", status ? "GET, HEAD" : "GET, HEAD, POST");
+  responder.Respond({.status = 405, .headers = std::move(headers), .body = "not allowed\n"});
+}
+
 std::string HtmlEscape(std::string_view text) {
   std::string out;
+  out.reserve(text.size());
   for (char c : text) {
     switch (c) {
       case '&': out += "&amp;"; break;
@@ -133,60 +543,6 @@ std::string FormField(std::string_view body, std::string_view field) {
     body.remove_prefix(end + 1);
   }
   return "";
-}
-
-void ActivationPage::Handle(const http::Request& request, http::Responder& responder) {
-  const std::string token = request.path.substr(std::string_view("/auth/").size());
-  auto box = registry_.FindByToken(token);
-  if (!box.ok()) {
-    return Answer(responder, 404, "Unknown link",
-                  "<h1>This activation link is unknown</h1><p>The box may have been destroyed or "
-                  "reaped. Ask for a new box.</p>");
-  }
-  if (box->phase == store::Phase::kReady) {
-    return Answer(responder, 200, "Box ready", ReadyBody(*box));
-  }
-  if (box->phase == store::Phase::kGone) {
-    return Answer(responder, 410, "Box gone",
-                  "<h1>Box " + HtmlEscape(box->box_id) + " is gone</h1><p>" +
-                      HtmlEscape(box->last_error) + "</p>");
-  }
-  if (request.method == "GET" || request.method == "HEAD") {
-    auto csrf = common::RandomToken(24);
-    if (!csrf.ok()) return Answer(responder, 500, "Error", "<h1>Try again</h1>");
-    return Answer(responder, 200, "Sign in box " + box->box_id,
-                  SignInForm(*box, *csrf, box->last_error),
-                  {{"Set-Cookie", std::string(kCsrfCookie) + "=" + *csrf +
-                                      "; Path=/auth/; HttpOnly; SameSite=Strict" +
-                                      (request.tls ? "; Secure" : "")}});
-  }
-  if (request.method != "POST") {
-    return Answer(responder, 405, "Not allowed", "<h1>Use the form</h1>", {{"Allow", "GET, POST"}});
-  }
-  const std::string cookie = CookieValue(request.Header("cookie"), kCsrfCookie);
-  const std::string form_csrf = FormField(request.body, "csrf");
-  if (cookie.empty() || !common::ConstantTimeEquals(cookie, form_csrf)) {
-    return Answer(responder, 403, "Expired form",
-                  "<h1>This form has expired</h1><p>Open the activation link again.</p>");
-  }
-  std::string code = FormField(request.body, "code");
-  while (!code.empty() && (code.back() == ' ' || code.back() == '\n' || code.back() == '\r')) {
-    code.pop_back();
-  }
-  while (!code.empty() && code.front() == ' ') code.erase(code.begin());
-  if (code.empty()) {
-    return Answer(responder, 400, "No code", SignInForm(*box, cookie, "Paste the code first."));
-  }
-  auto result = registry_.SubmitCode(token, code);
-  if (!result.ok()) {
-    return Answer(responder, 200, "Not activated",
-                  SignInForm(*box, cookie, std::string(common::AsStd(result.status().message()))));
-  }
-  if (result->activated) return Answer(responder, 200, "Box ready", ReadyBody(result->record));
-  return Answer(responder, 200, "Not activated",
-                SignInForm(result->record, cookie,
-                           "Claude did not accept the code: " + result->box_error +
-                               " Sign in again with the new link and paste the new code."));
 }
 
 }  // namespace llmbox::hub::activation

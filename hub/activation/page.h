@@ -1,32 +1,69 @@
 // hub/activation/page.h
 //
-// The page a person opens to sign a box in: GET /auth/<token> shows the box, a "Sign in with
-// Claude" link (the box's authorize URL, which exists only here) and a code form; POST
-// submits the code to the box through its spoke and shows the outcome (ready with the
-// session URL, or the box's own error and a fresh sign-in link).
+// The page a person opens to sign a box in. It is where llmbox's one security property
+// lives: the OAuth code goes browser -> hub -> spoke -> box stdin, never through the chatbot.
 //
-// The form is protected by a double-submit CSRF token (a random cookie that must equal the
-// form field); pages are never cached or framed and send no Referer.
+//   GET  /auth/<token>         the box, its state, a "Sign in with Claude" link (the box's
+//                              authorize URL, which exists only here) and a code form
+//   POST /auth/<token>         submits the code; answers 303 to the GET, which shows ready
+//                              with the session link or the box's own error and a new form
+//   GET  /auth/<token>/status  {"state": "..."} for the page's script while the box works
+//   GET  /assets/activation.css, /assets/activation.js
 //
-//   ActivationPage page(registry);
-//   if (request.path.starts_with("/auth/")) return page.Handle(request, *responder);
+// States shown: working (creating, or a code being checked), pending, ready, error (no
+// attempts left, or the box failed), expired (past its activation deadline, or reaped),
+// destroyed. An unknown token gets a plain 404 that reveals nothing.
+//
+// The form carries a fresh CSRF token on every page (csrf.h), bound to an HttpOnly,
+// SameSite=Strict cookie that is Secure exactly when the public URL is https. Submissions are
+// limited per token and per client address. Every response forbids caching, framing, sniffing
+// and Referer. The code is never logged, stored or echoed.
+//
+//   ActivationPage page(registry, clock, {.public_url = "https://hub.example.com", .key = key});
+//   if (ActivationPage::Serves(request.path)) return page.Handle(request, *responder);
 //
 // Thread-safe.
 #pragma once
 
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
 #include "hub/boxes/registry.h"
 #include "hub/http/server.h"
 
 namespace llmbox::hub::activation {
 
+struct PageOptions {
+  std::string public_url;  // cookies are Secure exactly when this is https
+  std::string key;         // >= 32 secret bytes: signs the form tokens
+  std::chrono::seconds form_ttl{1800};
+  int max_attempts_per_token = 10;    // code submissions per link per window
+  int max_attempts_per_address = 30;  // code submissions per client address per window
+  std::chrono::seconds attempt_window{900};
+  // A box's authorize URL becomes a link only with one of these prefixes.
+  std::vector<std::string> trusted_sign_in_prefixes = {"https://claude.com/",
+                                                       "https://claude.ai/"};
+  // A ready box's session URL becomes a link only with one of these prefixes.
+  std::vector<std::string> trusted_session_prefixes = {"https://claude.ai/",
+                                                       "https://claude.com/"};
+};
+
 class ActivationPage {
  public:
-  explicit ActivationPage(boxes::BoxRegistry& registry) : registry_(registry) {}
+  ActivationPage(boxes::BoxRegistry& registry, common::Clock& clock, PageOptions options);
+  ~ActivationPage();
 
+  // Whether the request's path is the page's (/auth/..., /assets/...).
+  static bool Serves(std::string_view path);
   void Handle(const http::Request& request, http::Responder& responder);
 
  private:
-  boxes::BoxRegistry& registry_;
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // Decodes application/x-www-form-urlencoded text; the value of `field`, or "" when absent.

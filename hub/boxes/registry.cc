@@ -222,7 +222,9 @@ absl::Status BoxRegistry::Destroy(std::string_view box_id) {
   if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
     return SpokeError(record.spoke, status);
   }
-  if (auto st = store_.DeleteBox(record.box_id); !st.ok() && !absl::IsNotFound(st)) return st;
+  if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
+    return st;
+  }
   spdlog::info("box {}: destroyed on spoke {}", record.box_id, record.spoke);
   return absl::OkStatus();
 }
@@ -312,9 +314,31 @@ absl::StatusOr<BoxRecord> BoxRegistry::FindByToken(std::string_view token) {
   return record;
 }
 
+absl::StatusOr<store::DestroyedBox> BoxRegistry::FindDestroyedByToken(std::string_view token) {
+  return store_.FindDestroyedBox(common::Sha256Hex(token));
+}
+
 absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
                                                      std::string_view code) {
-  std::lock_guard lock(submit_mu_);
+  LLMBOX_ASSIGN_OR_RETURN(BoxRecord found, FindByToken(token));
+  // A box has one stdin: one code at a time per box, while other boxes go on in parallel.
+  const std::string key = common::CanonicalBoxId(found.box_id);
+  {
+    std::lock_guard lock(submit_mu_);
+    if (!submitting_.insert(key).second) {
+      return absl::FailedPreconditionError("a code for box \"" + found.box_id +
+                                           "\" is being checked already; wait for its answer");
+    }
+  }
+  struct Release {
+    BoxRegistry* registry;
+    const std::string& key;
+    ~Release() {
+      std::lock_guard lock(registry->submit_mu_);
+      registry->submitting_.erase(key);
+    }
+  } release{this, key};
+  // Read again now that no other submission can change it.
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, FindByToken(token));
   if (record.phase == Phase::kReady) {
     return absl::FailedPreconditionError("box \"" + record.box_id + "\" is already active");

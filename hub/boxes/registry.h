@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -138,6 +139,10 @@ class BoxRegistry {
 
   // Activation (the page): the box whose token this is.
   absl::StatusOr<store::BoxRecord> FindByToken(std::string_view token);
+  // The box this token belonged to when it was destroyed; NotFound when none.
+  absl::StatusOr<store::DestroyedBox> FindDestroyedByToken(std::string_view token);
+  // Sends the code to the box's stdin through its spoke. One code at a time per box: a
+  // second submission while one is in flight is FailedPrecondition and never reaches the box.
   absl::StatusOr<SubmitResult> SubmitCode(std::string_view token, std::string_view code);
 
   // Brings the registry in line with the spokes: a box its spoke no longer has becomes gone; a
@@ -156,7 +161,8 @@ class BoxRegistry {
   common::Clock& clock_;
   RegistryOptions options_;
   mutable std::mutex options_mu_;  // guards options_.public_url
-  std::mutex submit_mu_;  // one code submission at a time per hub (a box has one stdin)
+  std::mutex submit_mu_;           // guards submitting_
+  std::set<std::string> submitting_;  // canonical ids of boxes with a code in flight
 };
 
 }  // namespace llmbox::hub::boxes

@@ -109,6 +109,91 @@ absl::Status ReadCluster(ConfigMap& m, HubConfig* c) {
   return m.Finish();
 }
 
+absl::Status ReadOidc(ConfigMap& m, const std::string& base, OidcConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("issuer", &c->issuer));
+  LLMBOX_RETURN_IF_ERROR(m.Str("client_id", &c->client_id));
+  // An inline secret gets the standard refusal; the file is taken relative to the config
+  // file's folder like every other path here.
+  if (m.Has("client_secret")) return m.SecretFile("client_secret", &c->client_secret);
+  std::string file;
+  LLMBOX_RETURN_IF_ERROR(m.Str("client_secret_file", &file));
+  if (!file.empty()) {
+    file = Resolve(base, file);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return m.Error("client_secret_file", "cannot read " + file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    c->client_secret = text.str();
+    while (!c->client_secret.empty() &&
+           (c->client_secret.back() == '\n' || c->client_secret.back() == '\r')) {
+      c->client_secret.pop_back();
+    }
+  }
+  LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_emails", &c->allowed_emails));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_domains", &c->allowed_domains));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("session_ttl", &c->session_ttl));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("http_timeout", &c->http_timeout));
+  LLMBOX_RETURN_IF_ERROR(m.Finish());
+
+  const bool https = c->issuer.rfind("https://", 0) == 0;
+  const bool http = c->issuer.rfind("http://", 0) == 0;
+  if (c->issuer.empty()) return m.Error("issuer", "is required (https://accounts.example.com)");
+  if (!https && !http) return m.Error("issuer", "must be an https:// URL");
+  if (http) {
+    const size_t start = 7;
+    std::string host = c->issuer.substr(start, c->issuer.find_first_of(":/", start) - start);
+    if (!IsLoopbackHost(host)) {
+      return m.Error("issuer", "must be https (plain http only for a provider on loopback)");
+    }
+  }
+  if (c->client_id.empty()) return m.Error("client_id", "is required");
+  if (c->client_secret.empty()) {
+    return m.Error("client_secret_file", "is required and must name a non-empty file");
+  }
+  if (c->allowed_emails.empty() && c->allowed_domains.empty()) {
+    return m.Error("allowed_emails",
+                   "set allowed_emails or allowed_domains (or both): with neither, nobody could "
+                   "sign in");
+  }
+  for (const auto& email : c->allowed_emails) {
+    if (email.find('@') == std::string::npos || email.front() == '@' || email.back() == '@') {
+      return m.Error("allowed_emails", "\"" + email + "\" is not an email address");
+    }
+  }
+  for (const auto& domain : c->allowed_domains) {
+    if (domain.empty() || domain.find('@') != std::string::npos) {
+      return m.Error("allowed_domains",
+                     "\"" + domain + "\" must be a bare domain (example.com, without '@')");
+    }
+  }
+  if (c->session_ttl < std::chrono::minutes(1) || c->session_ttl > std::chrono::hours(24 * 30)) {
+    return m.Error("session_ttl", "must be 1m..720h");
+  }
+  if (c->http_timeout < std::chrono::milliseconds(100) ||
+      c->http_timeout > std::chrono::minutes(2)) {
+    return m.Error("http_timeout", "must be 100ms..2m");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadActivation(ConfigMap& m, const std::string& base, HubConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_attempts_per_token", &c->max_attempts_per_token, 1, 1000));
+  LLMBOX_RETURN_IF_ERROR(
+      m.Int("max_attempts_per_address", &c->max_attempts_per_address, 1, 100000));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("attempt_window", &c->attempt_window));
+  if (c->attempt_window < std::chrono::seconds(1)) {
+    return m.Error("attempt_window", "must be at least 1s");
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Duration("form_ttl", &c->form_ttl));
+  if (c->form_ttl < std::chrono::minutes(1)) return m.Error("form_ttl", "must be at least 1m");
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> oidc, m.Map("oidc"));
+  if (oidc) {
+    c->activation_oidc.emplace();
+    LLMBOX_RETURN_IF_ERROR(ReadOidc(*oidc, base, &*c->activation_oidc));
+  }
+  return m.Finish();
+}
+
 }  // namespace
 
 bool IsLoopbackHost(std::string_view host) {
@@ -134,6 +219,8 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
   if (auth) LLMBOX_RETURN_IF_ERROR(ReadAuth(*auth, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> cluster, root.Map("cluster"));
   if (cluster) LLMBOX_RETURN_IF_ERROR(ReadCluster(*cluster, &config));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> activation, root.Map("activation"));
+  if (activation) LLMBOX_RETURN_IF_ERROR(ReadActivation(*activation, base_dir, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> log, root.Map("log"));
   if (log) LLMBOX_RETURN_IF_ERROR(common::ReadLogConfig(*log, &config.log));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> local, root.Map("local_spoke"));

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,17 @@ enum class ApiKeyMode {
   kAuto,      // required unless the hub listens on loopback only
   kRequired,  // every MCP request needs a key
   kOff,       // no keys (refused unless the hub listens on loopback only)
+};
+
+// activation.oidc: sign-in gating of the activation page (docs/activation.md).
+struct OidcConfig {
+  std::string issuer;  // exactly as the provider names itself; https unless loopback
+  std::string client_id;
+  std::string client_secret;                 // read from client_secret_file
+  std::vector<std::string> allowed_emails;   // exact, case-insensitive
+  std::vector<std::string> allowed_domains;  // the part after '@', case-insensitive
+  std::chrono::milliseconds session_ttl{12 * 3'600'000};
+  std::chrono::milliseconds http_timeout{10'000};  // each discovery, JWKS and token request
 };
 
 struct HubConfig {
@@ -49,6 +61,12 @@ struct HubConfig {
   bool local_spoke = true;
   spoke::config::SpokeConfig local_spoke_config;  // named "local"
   common::LogConfig log;
+  // activation: the page a person opens to sign a box in.
+  int max_attempts_per_token = 10;    // code submissions per link per window
+  int max_attempts_per_address = 30;  // code submissions per client address per window
+  std::chrono::milliseconds attempt_window{900'000};
+  std::chrono::milliseconds form_ttl{1'800'000};  // how long a page's form can be sent
+  std::optional<OidcConfig> activation_oidc;  // sign-in gating when set
 };
 
 bool IsLoopbackHost(std::string_view host);

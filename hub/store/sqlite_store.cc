@@ -65,9 +65,18 @@ CREATE TABLE api_keys (
   last_used_at_ms INTEGER
 ) STRICT;
 )sql",
-    // 2: spoke enrollment. A join token is kept by the hash of its secret only; a spoke by the
-    // fingerprint of its current certificate, which Renew must present. labels is a JSON
-    // object of strings.
+    // 1 -> 2: destroyed boxes' activation tokens, so a link to a destroyed box says so.
+    R"sql(
+CREATE TABLE destroyed_boxes (
+  token_hash TEXT PRIMARY KEY NOT NULL CHECK (token_hash <> ''),
+  box_id TEXT NOT NULL,
+  destroyed_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX destroyed_boxes_by_time ON destroyed_boxes (destroyed_at_ms);
+)sql",
+    // 2 -> 3: spoke enrollment. A join token is kept by the hash of its secret only; a spoke
+    // by the fingerprint of its current certificate, which Renew must present. labels is a
+    // JSON object of strings.
     R"sql(
 CREATE TABLE join_tokens (
   hash TEXT PRIMARY KEY NOT NULL CHECK (hash <> ''),
@@ -533,6 +542,46 @@ absl::Status SqliteStore::DeleteBox(std::string_view box_id) {
     if (db.Changes() == 0) return absl::NotFoundError("no box " + Quoted(box_id));
     return absl::OkStatus();
   });
+}
+
+absl::Status SqliteStore::DestroyBox(std::string_view box_id, std::int64_t now_ms) {
+  return Write("destroy box", box_id, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement remember,
+        db.Prepare("INSERT OR REPLACE INTO destroyed_boxes (token_hash, box_id, destroyed_at_ms) "
+                   "SELECT token_hash, box_id, ?2 FROM boxes "
+                   "WHERE box_key = ?1 AND token_hash IS NOT NULL"));
+    LLMBOX_RETURN_IF_ERROR(remember.Bind(1, BoxKey(box_id)));
+    LLMBOX_RETURN_IF_ERROR(remember.Bind(2, now_ms));
+    LLMBOX_RETURN_IF_ERROR(remember.Run());
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare("DELETE FROM boxes WHERE box_key = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, BoxKey(box_id)));
+    LLMBOX_RETURN_IF_ERROR(s.Run());
+    if (db.Changes() == 0) return absl::NotFoundError("no box " + Quoted(box_id));
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement prune, db.Prepare("DELETE FROM destroyed_boxes WHERE destroyed_at_ms < ?1"));
+    LLMBOX_RETURN_IF_ERROR(prune.Bind(1, now_ms - kDestroyedRetentionMs));
+    return prune.Run();
+  });
+}
+
+absl::StatusOr<DestroyedBox> SqliteStore::FindDestroyedBox(std::string_view hash) {
+  // Not echoing the hash: it identifies an activation link.
+  absl::Status not_found = absl::NotFoundError("no destroyed box had this activation token");
+  if (hash.empty()) return not_found;
+  DestroyedBox box;
+  LLMBOX_RETURN_IF_ERROR(Read("find destroyed box", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s,
+        db.Prepare("SELECT box_id, destroyed_at_ms FROM destroyed_boxes WHERE token_hash = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, hash));
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return not_found;
+    box.box_id = s.ColumnText(0);
+    box.destroyed_at_ms = s.ColumnInt64(1);
+    return absl::OkStatus();
+  }));
+  return box;
 }
 
 // ---- API keys ----

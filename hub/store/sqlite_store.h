@@ -67,6 +67,8 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::StatusOr<BoxRecord> GetBoxByTokenHash(std::string_view hash) override;
   [[nodiscard]] absl::StatusOr<std::vector<BoxRecord>> ListBoxes(const BoxFilter& filter) override;
   [[nodiscard]] absl::Status DeleteBox(std::string_view box_id) override;
+  [[nodiscard]] absl::Status DestroyBox(std::string_view box_id, std::int64_t now_ms) override;
+  [[nodiscard]] absl::StatusOr<DestroyedBox> FindDestroyedBox(std::string_view hash) override;
 
   [[nodiscard]] absl::Status InsertApiKey(const ApiKeyRecord& key) override;
   [[nodiscard]] absl::StatusOr<std::vector<ApiKeyRecord>> ListApiKeys() override;

@@ -52,6 +52,13 @@ struct BoxRecord {
   std::uint32_t activation_attempts = 0;
 };
 
+// What is remembered of a destroyed box: enough for its activation link to say so.
+struct DestroyedBox {
+  std::string box_id;
+  std::int64_t destroyed_at_ms = 0;
+};
+inline constexpr std::int64_t kDestroyedRetentionMs = 30LL * 24 * 3600 * 1000;
+
 struct BoxFilter {
   std::optional<Phase> phase;
   std::optional<std::string> spoke;
@@ -102,6 +109,12 @@ class Store {
       const BoxFilter& filter) = 0;
   // NotFound when absent.
   [[nodiscard]] virtual absl::Status DeleteBox(std::string_view box_id) = 0;
+  // Deletes the box (NotFound when absent) and, in the same transaction, remembers its
+  // activation token as destroyed at `now_ms`, so its link can say so rather than look
+  // unknown. Remembered tokens older than kDestroyedRetentionMs are pruned here.
+  [[nodiscard]] virtual absl::Status DestroyBox(std::string_view box_id, std::int64_t now_ms) = 0;
+  // The destroyed box that held this token hash; NotFound when none (or pruned).
+  [[nodiscard]] virtual absl::StatusOr<DestroyedBox> FindDestroyedBox(std::string_view hash) = 0;
 
   // API keys.
   // AlreadyExists when the name (or hash) is taken, even by a revoked key.

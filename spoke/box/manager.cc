@@ -33,7 +33,6 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kConsoleRows = 50;
 constexpr int kConsoleCols = 1000;
-constexpr size_t kMaxCodeBytes = 4096;
 // After a failed code the wrapper starts a fresh login; how long to wait for its new URL.
 constexpr milliseconds kNewUrlWait{15'000};
 
@@ -97,21 +96,6 @@ std::string_view PhaseName(BoxPhase phase) {
       return "stopped";
   }
   return "unknown";
-}
-
-absl::Status ValidateActivationCode(std::string_view code) {
-  if (code.empty()) return absl::InvalidArgumentError("activation code is empty");
-  if (code.size() > kMaxCodeBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("activation code is longer than ", kMaxCodeBytes, " bytes"));
-  }
-  for (char c : code) {
-    if (c <= 0x20 || c >= 0x7f) {
-      return absl::InvalidArgumentError(
-          "activation code may only contain printable ASCII without spaces");
-    }
-  }
-  return absl::OkStatus();
 }
 
 // The console of a pending box: the attach stream opened before start and what it printed.
@@ -472,7 +456,7 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
     std::optional<std::chrono::milliseconds> timeout) {
   LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id_in));
   const std::string box_id = common::CanonicalBoxId(box_id_in);
-  LLMBOX_RETURN_IF_ERROR(ValidateActivationCode(code));
+  LLMBOX_RETURN_IF_ERROR(common::ValidateActivationCode(code));
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
   if (info.name == ReadyName(box_id)) {
     return absl::FailedPreconditionError(absl::StrCat("box ", box_id, " is already activated"));

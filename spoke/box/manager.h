@@ -162,8 +162,4 @@ class BoxManager {
   std::map<std::string, int> attempts_;
 };
 
-// Checks the shape of an activation code: 1-4096 bytes of printable ASCII without spaces.
-// The error never contains the code.
-absl::Status ValidateActivationCode(std::string_view code);
-
 }  // namespace llmbox::spoke::box

@@ -78,7 +78,8 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
           "[e2e][cluster]") {
   const auto& rig = RigWithSecondEngine();
   HubDir dir("llmbox-cluster-e2e");
-  WriteConfig(dir.path, rig, rig.standin_claude, "off", "cluster:\n  listen: 127.0.0.1:0\n");
+  WriteConfig(dir.path, rig, rig.standin_claude, "off", "",
+              "cluster:\n  listen: 127.0.0.1:0\n");
   const std::string hub_config = (dir.path / "hub.yaml").string();
   const std::string spoke_name = UniqueId("remote");
 

@@ -31,16 +31,17 @@ HubDir::~HubDir() {
 }
 
 void WriteConfig(const fs::path& dir, const RigEnv& rig, const std::string& claude_bin,
-                 const std::string& api_keys, const std::string& extra_yaml) {
-  std::ofstream(dir / "hub.yaml") << "hub:\n  listen: 127.0.0.1:0\n  state_dir: state\n"
-                                  << "auth:\n  api_keys: " << api_keys << "\n"
-                                  << "local_spoke:\n"
-                                  << "  docker:\n    socket: " << rig.docker_sock << "\n"
-                                  << "  boxes:\n    default_image: " << rig.box_image
-                                  << "\n    claude_bin: " << claude_bin
-                                  << "\n    memory: 1GiB\n    stop_grace: 1s\n"
-                                  << "log:\n  level: debug\n  format: json\n"
-                                  << extra_yaml;
+                 const std::string& api_keys, const std::string& local_spoke_extra,
+                 const std::string& extra_yaml) {
+  std::ofstream(dir / "hub.yaml")
+      << "hub:\n  listen: 127.0.0.1:0\n  state_dir: state\n"
+      << "auth:\n  api_keys: " << api_keys << "\n"
+      << "local_spoke:\n"
+      << "  docker:\n    socket: " << rig.docker_sock << "\n"
+      << "  boxes:\n    default_image: " << rig.box_image << "\n    claude_bin: " << claude_bin
+      << "\n    memory: 1GiB\n    stop_grace: 1s\n"
+      << local_spoke_extra << "log:\n  level: debug\n  format: json\n"
+      << extra_yaml;
 }
 
 std::string NodeScript(const std::string& name) {

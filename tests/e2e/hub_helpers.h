@@ -29,9 +29,11 @@ struct HubDir {
 };
 
 // A hub config (hub.yaml in `dir`) on loopback port 0 with the local spoke on the rig's
-// engine 1, `api_keys` auto/required/off, and `extra_yaml` (whole sections) appended.
-void WriteConfig(const std::filesystem::path& dir, const RigEnv& rig, const std::string& claude_bin,
-                 const std::string& api_keys, const std::string& extra_yaml = "");
+// engine 1, `api_keys` auto/required/off, `local_spoke_extra` (keys indented under
+// local_spoke) and `extra_yaml` (whole sections) appended.
+void WriteConfig(const std::filesystem::path& dir, const RigEnv& rig,
+                 const std::string& claude_bin, const std::string& api_keys,
+                 const std::string& local_spoke_extra = "", const std::string& extra_yaml = "");
 
 // A script of the pinned node clients (build/e2e-node).
 std::string NodeScript(const std::string& name);

@@ -191,5 +191,45 @@ TEST_CASE("the official MCP conformance suite passes against the hub", "[e2e][hu
   CHECK(hub.process.Stop() == 0);
 }
 
+// The activation page in Chromium (tests/e2e/node/activation_browser.mjs); screenshots of each
+// state go to tests/e2e/artifacts/activation/.
+int RunBrowser(const std::string& scenario, const std::string& claude_bin,
+               const std::string& local_spoke_extra = "") {
+  const auto& rig = Rig();
+  HubDir dir("llmbox-hub-browser-" + scenario);
+  WriteConfig(dir.path, rig, claude_bin, "off", local_spoke_extra);
+  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  const std::string artifacts = std::string(LLMBOX_SOURCE_DIR) + "/tests/e2e/artifacts/activation";
+  ChildProcess browser({"node", NodeScript("activation_browser.mjs"), scenario, hub.url + "/",
+                        rig.docker_sock, UniqueId("browser-" + scenario), artifacts},
+                       dir.path / "browser.log");
+  const int exit_code = browser.Wait(std::chrono::seconds(300));
+  INFO(browser.Log());
+  CHECK(browser.Log().find("BROWSER OK") != std::string::npos);
+  CHECK(hub.process.Stop() == 0);
+  // The hub's log never holds a code or an authorize URL.
+  const std::string log = hub.process.Log();
+  CHECK(log.find("standin-ok-2468") == std::string::npos);
+  CHECK(log.find("standin-bad-0001") == std::string::npos);
+  CHECK(log.find("bogus-code-123") == std::string::npos);
+  CheckNoSecrets(log);
+  return exit_code;
+}
+
+TEST_CASE("in a real browser a person signs a box in: pending, refused code, ready, destroyed",
+          "[e2e][hub][browser]") {
+  CHECK(RunBrowser("flow", Rig().standin_claude) == 0);
+}
+
+TEST_CASE("in a real browser an expired activation link says so", "[e2e][hub][browser]") {
+  CHECK(RunBrowser("expired", Rig().standin_claude,
+                   "  reaper:\n    auth_ttl: 4s\n    interval: 1s\n") == 0);
+}
+
+TEST_CASE("in a real browser a code the real Claude binary refuses shows its real error",
+          "[e2e][hub][browser]") {
+  CHECK(RunBrowser("real", Rig().claude_bin) == 0);
+}
+
 }  // namespace
 }  // namespace llmbox::testing

@@ -49,8 +49,14 @@ grpc::Status FakeBoxService::DestroyBox(grpc::ServerContext*, const v1::DestroyB
 
 grpc::Status FakeBoxService::SubmitCode(grpc::ServerContext*, const v1::SubmitCodeRequest* request,
                                         v1::SubmitCodeResponse* response) {
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(mu);
+    codes.push_back(request->code());
+    hook = on_submit;
+  }
+  if (hook) hook();
   std::lock_guard lock(mu);
-  codes.push_back(request->code());
   *response = submit_response;
   return grpc::Status::OK;
 }

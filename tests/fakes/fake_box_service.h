@@ -8,6 +8,7 @@
 //   spoke.create_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "engine down");
 //   registry.Create(...);            // -> Unavailable, and spoke.destroyed lists the id
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,9 @@ class FakeBoxService final : public v1::BoxService::Service {
   grpc::Status destroy_status = grpc::Status::OK;
   std::string authorize_url = "https://claude.ai/oauth/authorize?fake=1";
   v1::SubmitCodeResponse submit_response;
+  // Runs (without mu held) after a code is recorded and before the answer: a test can hold a
+  // submission in flight with it.
+  std::function<void()> on_submit;
   // State and what it was asked.
   std::map<std::string, v1::Box> boxes;  // by box id
   std::vector<std::string> created;

@@ -179,10 +179,12 @@ TEST_CASE("console text for a chatbot has no authorize URL and no pasted code", 
 }  // namespace
 }  // namespace llmbox::spoke::box
 
-#include "spoke/box/manager.h"
+#include "common/validate.h"
 
 namespace llmbox::spoke::box {
 namespace {
+
+using common::ValidateActivationCode;
 
 TEST_CASE("activation codes are checked for shape without ever being echoed", "[console]") {
   CHECK(ValidateActivationCode("AbC-123_x#state-XYZ").ok());
@@ -191,8 +193,9 @@ TEST_CASE("activation codes are checked for shape without ever being echoed", "[
       {"", "activation code is empty"},
       {std::string(4097, 'a'), "activation code is longer than 4096 bytes"},
       {"has space", "activation code may only contain printable ASCII without spaces"},
-      {"ctl\x01", "activation code may only contain printable ASCII without spaces"},
-      {"new\nline", "activation code may only contain printable ASCII without spaces"},
+      {"ctl\x01", "activation code contains control characters"},
+      {"new\nline", "activation code contains control characters"},
+      {"del\x7f", "activation code contains control characters"},
       {"caf\xc3\xa9", "activation code may only contain printable ASCII without spaces"},
   };
   for (const auto& [code, message] : bad) {

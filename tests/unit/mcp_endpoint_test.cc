@@ -13,78 +13,16 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/recording_responder.h"
 
 namespace llmbox::hub::mcp {
 namespace {
 
 using nlohmann::json;
 
-class RecordingResponder final : public http::Responder {
- public:
-  bool Respond(http::Response response) override {
-    std::lock_guard lock(mu_);
-    status = response.status;
-    headers = std::move(response.headers);
-    body = std::move(response.body);
-    done = true;
-    cv_.notify_all();
-    return true;
-  }
-  bool StartStream(int s, http::Headers h) override {
-    std::lock_guard lock(mu_);
-    status = s;
-    headers = std::move(h);
-    streaming = true;
-    return true;
-  }
-  bool Write(std::string chunk) override {
-    std::lock_guard lock(mu_);
-    chunks.push_back(std::move(chunk));
-    cv_.notify_all();
-    return true;
-  }
-  void Finish() override {
-    std::lock_guard lock(mu_);
-    done = true;
-    cv_.notify_all();
-  }
-  bool ClientGone() const override { return false; }
+using testing::RecordingResponder;
 
-  std::string Header(std::string_view name) const {
-    for (const auto& [key, value] : headers) {
-      if (key.size() == name.size() &&
-          std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
-            return std::tolower(static_cast<unsigned char>(a)) ==
-                   std::tolower(static_cast<unsigned char>(b));
-          })) {
-        return value;
-      }
-    }
-    return "";
-  }
-  json Json() const { return json::parse(body); }
-  // Waits (bounded) until `pred` holds over the chunks.
-  bool WaitFor(const std::function<bool(const std::vector<std::string>&)>& pred) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return pred(chunks); });
-  }
-  std::string Stream() const {
-    std::string all;
-    for (const auto& c : chunks) all += c;
-    return all;
-  }
-
-  int status = 0;
-  http::Headers headers;
-  std::string body;
-  std::vector<std::string> chunks;
-  bool streaming = false;
-  bool done = false;
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-};
+json Json(const RecordingResponder& r) { return json::parse(r.body); }
 
 // Tools for the tests: echo returns its argument; wait blocks until released or cancelled.
 class TestTools final : public ToolSet {
@@ -187,7 +125,7 @@ TEST_CASE("initialize echoes a supported version and issues a visible-ASCII sess
                                             {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
   REQUIRE(r->status == 200);
   CHECK(r->Header("Content-Type") == "application/json");
-  json reply = r->Json();
+  json reply = Json(*r);
   CHECK(reply["id"] == 1);
   CHECK(reply["result"]["protocolVersion"] == "2025-06-18");
   CHECK(reply["result"]["capabilities"].contains("tools"));
@@ -201,7 +139,7 @@ TEST_CASE("initialize with an unknown version is answered with the newest one", 
   Fixture f;
   auto r = f.Post(Request(7, "initialize", {{"protocolVersion", "1999-01-01"}}));
   REQUIRE(r->status == 200);
-  CHECK(r->Json()["result"]["protocolVersion"] == "2025-11-25");
+  CHECK(Json(*r)["result"]["protocolVersion"] == "2025-11-25");
 }
 
 TEST_CASE("the server/discover probe of a 2026 client gets 400 with -32000 so it falls back",
@@ -210,11 +148,11 @@ TEST_CASE("the server/discover probe of a 2026 client gets 400 with -32000 so it
   auto r = f.Post(Request(1, "server/discover"),
                   {{"mcp-protocol-version", "2026-07-28"}, {"mcp-method", "server/discover"}});
   CHECK(r->status == 400);
-  CHECK(r->Json()["error"]["code"] == -32000);
+  CHECK(Json(*r)["error"]["code"] == -32000);
   // Without the version header it is simply an unknown method.
   auto plain = f.Post(Request(2, "server/discover"));
   CHECK(plain->status == 200);
-  CHECK(plain->Json()["error"]["code"] == -32601);
+  CHECK(Json(*plain)["error"]["code"] == -32601);
 }
 
 TEST_CASE("notifications get 202 with an empty body, with or without a session", "[mcp]") {
@@ -230,12 +168,12 @@ TEST_CASE("notifications get 202 with an empty body, with or without a session",
 
 TEST_CASE("ping, logging/setLevel and unknown methods answer as the spec says", "[mcp]") {
   Fixture f;
-  CHECK(f.Post(Request(1, "ping"))->Json()["result"] == json::object());
-  CHECK(f.Post(Request(2, "logging/setLevel", {{"level", "debug"}}))->Json()["result"] ==
+  CHECK(f.Post(Request(1, "ping"))->As<json>()["result"] == json::object());
+  CHECK(f.Post(Request(2, "logging/setLevel", {{"level", "debug"}}))->As<json>()["result"] ==
         json::object());
-  CHECK(f.Post(Request(3, "logging/setLevel", {{"level", "loud"}}))->Json()["error"]["code"] ==
+  CHECK(f.Post(Request(3, "logging/setLevel", {{"level", "loud"}}))->As<json>()["error"]["code"] ==
         -32602);
-  CHECK(f.Post(Request(4, "resources/list"))->Json()["error"]["code"] == -32601);
+  CHECK(f.Post(Request(4, "resources/list"))->As<json>()["error"]["code"] == -32601);
 }
 
 TEST_CASE("DELETE ends a session and its id then gets 404; a forged id gets 404", "[mcp]") {
@@ -245,7 +183,7 @@ TEST_CASE("DELETE ends a session and its id then gets 404; a forged id gets 404"
   CHECK(f.Send("DELETE", "", {{"mcp-session-id", session}})->status == 200);
   auto after = f.Post(Request(3, "tools/list"), {{"mcp-session-id", session}});
   CHECK(after->status == 404);
-  CHECK(after->Json()["error"]["code"] == -32001);
+  CHECK(Json(*after)["error"]["code"] == -32001);
   std::string forged = session;
   forged.back() = forged.back() == 'a' ? 'b' : 'a';
   Fixture other;
@@ -270,12 +208,12 @@ TEST_CASE("bad requests get the right status and a JSON-RPC error", "[mcp]") {
   SECTION("malformed JSON") {
     auto r = f.Send("POST", "{\"jsonrpc\": ");
     CHECK(r->status == 400);
-    CHECK(r->Json()["error"]["code"] == -32700);
+    CHECK(Json(*r)["error"]["code"] == -32700);
   }
   SECTION("nesting 100,000 deep") {
     auto r = f.Send("POST", std::string(100000, '[') + std::string(100000, ']'));
     CHECK(r->status == 400);
-    CHECK(r->Json()["error"]["message"].get<std::string>().find("nested deeper") !=
+    CHECK(Json(*r)["error"]["message"].get<std::string>().find("nested deeper") !=
           std::string::npos);
   }
   SECTION("wrong content type") {
@@ -290,12 +228,12 @@ TEST_CASE("bad requests get the right status and a JSON-RPC error", "[mcp]") {
   SECTION("not JSON-RPC 2.0") {
     auto r = f.Post({{"id", 1}, {"method", "ping"}});
     CHECK(r->status == 400);
-    CHECK(r->Json()["error"]["code"] == -32600);
+    CHECK(Json(*r)["error"]["code"] == -32600);
   }
   SECTION("unsupported protocol version") {
     auto r = f.Post(Request(1, "ping"), {{"mcp-protocol-version", "2023-01-01"}});
     CHECK(r->status == 400);
-    CHECK(r->Json()["error"]["message"].get<std::string>().find("2023-01-01") !=
+    CHECK(Json(*r)["error"]["message"].get<std::string>().find("2023-01-01") !=
           std::string::npos);
   }
   SECTION("any supported version is accepted, not only the negotiated one") {
@@ -319,7 +257,7 @@ TEST_CASE("a batch gets one response per request, and only-notifications gets 20
                                {{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}},
                                Request(2, "tools/list")}));
   REQUIRE(r->status == 200);
-  json replies = r->Json();
+  json replies = Json(*r);
   REQUIRE(replies.size() == 2);
   CHECK(replies[0]["id"] == 1);
   CHECK(replies[1]["id"] == 2);
@@ -383,7 +321,7 @@ TEST_CASE("with authentication on, a missing or wrong key gets 401 and a challen
 
 TEST_CASE("tools/list gives schemas and annotations in a fixed order", "[mcp]") {
   Fixture f;
-  json tools = f.Post(Request(1, "tools/list"))->Json()["result"]["tools"];
+  json tools = f.Post(Request(1, "tools/list"))->As<json>()["result"]["tools"];
   REQUIRE(tools.size() == 2);
   CHECK(tools[0]["name"] == "echo");
   CHECK(tools[0]["inputSchema"]["type"] == "object");
@@ -399,7 +337,7 @@ TEST_CASE("tools/call answers JSON when the client accepts only JSON", "[mcp]") 
                   {{"accept", "application/json"}});
   REQUIRE(r->status == 200);
   CHECK(!r->streaming);
-  json result = r->Json()["result"];
+  json result = Json(*r)["result"];
   CHECK(result["isError"] == false);
   CHECK(result["structuredContent"]["text"] == "hi");
   CHECK(json::parse(result["content"][0]["text"].get<std::string>())["text"] == "hi");
@@ -431,33 +369,33 @@ TEST_CASE("tools/call streams progress then the response over SSE", "[mcp]") {
                      {{"accept", "*/*"}});
   CHECK(!star->streaming);
   CHECK(star->Header("Content-Type") == "application/json");
-  CHECK(star->Json()["result"]["structuredContent"]["text"] == "a");
+  CHECK(Json(*star)["result"]["structuredContent"]["text"] == "a");
 }
 
 TEST_CASE("unknown tools are protocol errors; bad arguments are tool errors", "[mcp]") {
   Fixture f;
   auto unknown = f.Post(Request(1, "tools/call", {{"name", "nope"}}),
                         {{"accept", "application/json"}});
-  CHECK(unknown->Json()["error"]["code"] == -32602);
+  CHECK(Json(*unknown)["error"]["code"] == -32602);
   auto bad = f.Post(Request(2, "tools/call", {{"name", "echo"}, {"arguments", {{"text", 5}}}}),
                     {{"accept", "application/json"}});
-  json result = bad->Json()["result"];
+  json result = Json(*bad)["result"];
   CHECK(result["isError"] == true);
   CHECK(!result.contains("structuredContent"));
   CHECK(result["content"][0]["text"] == "invalid arguments: text: must be a string");
   auto extra = f.Post(Request(3, "tools/call", {{"name", "echo"},
                                                 {"arguments", {{"text", "a"}, {"x", 1}}}}),
                       {{"accept", "application/json"}});
-  CHECK(extra->Json()["result"]["content"][0]["text"] ==
+  CHECK(Json(*extra)["result"]["content"][0]["text"] ==
         "invalid arguments: x: is not a known argument");
   auto too_long = f.Post(Request(5, "tools/call", {{"name", "echo"},
                                                    {"arguments", {{"text", "eleven chars"}}}}),
                          {{"accept", "application/json"}});
-  CHECK(too_long->Json()["result"]["content"][0]["text"] ==
+  CHECK(Json(*too_long)["result"]["content"][0]["text"] ==
         "invalid arguments: text: must be at most 10 characters");
   auto missing = f.Post(Request(4, "tools/call", {{"name", "echo"}}),
                         {{"accept", "application/json"}});
-  CHECK(missing->Json()["result"]["content"][0]["text"] == "invalid arguments: text: is required");
+  CHECK(Json(*missing)["result"]["content"][0]["text"] == "invalid arguments: text: is required");
 }
 
 TEST_CASE("notifications/cancelled cancels the running call and suppresses its response",

@@ -115,6 +115,44 @@ TEST_CASE("a box survives insert, get, update and delete with every field intact
   REQUIRE(store->DeleteBox("demo").code() == absl::StatusCode::kNotFound);
 }
 
+TEST_CASE("a destroyed box's token is remembered, survives a reopen, and is pruned in time",
+          "[store]") {
+  ScratchDir dir("store");
+  const std::string path = (dir.path() / "hub.db").string();
+  {
+    auto store = OpenOrDie(path);
+    REQUIRE(store->InsertBox(FullBox("gone-soon")).ok());
+    BoxRecord tokenless = FullBox("no-token");
+    tokenless.token_hash.clear();
+    REQUIRE(store->InsertBox(tokenless).ok());
+    REQUIRE(store->FindDestroyedBox(Sha256Hex("token-gone-soon")).status().code() ==
+            absl::StatusCode::kNotFound);
+
+    REQUIRE(store->DestroyBox("GONE-SOON", 5000).ok());
+    REQUIRE(store->GetBox("gone-soon").status().code() == absl::StatusCode::kNotFound);
+    REQUIRE(store->GetBoxByTokenHash(Sha256Hex("token-gone-soon")).status().code() ==
+            absl::StatusCode::kNotFound);
+    REQUIRE(store->DestroyBox("no-token", 5000).ok());
+    REQUIRE(store->DestroyBox("no-token", 5000).code() == absl::StatusCode::kNotFound);
+  }
+  auto store = OpenOrDie(path);
+  auto destroyed = store->FindDestroyedBox(Sha256Hex("token-gone-soon"));
+  REQUIRE(destroyed.ok());
+  CHECK(destroyed->box_id == "gone-soon");
+  CHECK(destroyed->destroyed_at_ms == 5000);
+  CHECK(store->FindDestroyedBox("").status().code() == absl::StatusCode::kNotFound);
+
+  // The id can be used again, and the next destroy prunes tombstones past the retention.
+  REQUIRE(store->InsertBox(FullBox("gone-soon")).ok());
+  REQUIRE(store->DestroyBox("gone-soon", 5000 + kDestroyedRetentionMs + 1).ok());
+  REQUIRE(store->FindDestroyedBox(Sha256Hex("token-gone-soon")).ok());  // the new tombstone
+  REQUIRE(store->InsertBox(FullBox("other")).ok());
+  REQUIRE(store->DestroyBox("other", 5000 + 3 * kDestroyedRetentionMs).ok());
+  CHECK(store->FindDestroyedBox(Sha256Hex("token-gone-soon")).status().code() ==
+        absl::StatusCode::kNotFound);
+  CHECK(store->FindDestroyedBox(Sha256Hex("token-other")).ok());
+}
+
 TEST_CASE("a missing box is NotFound with its id in the message", "[store]") {
   ScratchDir dir("store");
   auto store = OpenOrDie((dir.path() / "hub.db").string());

@@ -1,0 +1,63 @@
+// hub/activation/http_fetch.h
+//
+// The HTTP requests sign-in gating makes to an OpenID Connect provider: GET of the discovery
+// document and the JWKS, and the form POST to the token endpoint. One real implementation on
+// libcurl (CurlHttpFetcher); tests give OidcClient a double.
+//
+//   CurlHttpFetcher http({.total_timeout = std::chrono::seconds(10)});
+//   LLMBOX_ASSIGN_OR_RETURN(HttpResponse r, http.Get("https://idp.example.com/jwks"));
+//
+// Thread-safe: calls may come from several threads at once.
+// Errors: DeadlineExceeded when the connect or total timeout passes, ResourceExhausted when
+// the body exceeds the cap, Unavailable for any other transport failure (the message names
+// the URL, never a request body or credential). Any HTTP status is a response, not an error.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace llmbox::hub::activation {
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+};
+
+class HttpFetcher {
+ public:
+  virtual ~HttpFetcher() = default;
+
+  [[nodiscard]] virtual absl::StatusOr<HttpResponse> Get(const std::string& url) = 0;
+
+  // POSTs `form` (application/x-www-form-urlencoded) with extra `headers` ("Name: value").
+  [[nodiscard]] virtual absl::StatusOr<HttpResponse> PostForm(
+      const std::string& url, const std::string& form, const std::vector<std::string>& headers) = 0;
+};
+
+class CurlHttpFetcher final : public HttpFetcher {
+ public:
+  struct Options {
+    std::chrono::milliseconds connect_timeout{5'000};
+    std::chrono::milliseconds total_timeout{10'000};
+    size_t max_response_bytes = 1024 * 1024;
+  };
+
+  // Certificates are always verified; redirects are not followed; only http and https.
+  explicit CurlHttpFetcher(Options options);
+
+  absl::StatusOr<HttpResponse> Get(const std::string& url) override;
+  absl::StatusOr<HttpResponse> PostForm(const std::string& url, const std::string& form,
+                                        const std::vector<std::string>& headers) override;
+
+ private:
+  absl::StatusOr<HttpResponse> Perform(const std::string& url, const std::string* form,
+                                       const std::vector<std::string>& headers);
+
+  Options options_;
+};
+
+}  // namespace llmbox::hub::activation

@@ -1,0 +1,222 @@
+// The activation page in a real browser (Debian's Chromium, driven by playwright-core), on a
+// box made through the official MCP SDK client the way a chatbot makes one.
+//
+// Usage: node activation_browser.mjs <scenario> <mcp url> <docker socket> <box id> <artifacts dir>
+//   flow      (stand-in claude) pending -> a refused code shows the box's own error -> a good
+//             code -> ready with the session link; get_llmbox agrees; destroyed; unknown link
+//   expired   (a hub whose spoke gives boxes a few seconds) the page says the link expired
+//   real      (the real Claude binary) a submitted code shows the box's real error text
+// Screenshots of every state at phone (390 px) and desktop (1280 px) width go to the artifacts
+// dir as <state>-<phone|desktop>.png. Prints STEP lines; exits non-zero on a broken expectation.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+const [scenario, mcpUrl, dockerSock, boxId, artifacts] = process.argv.slice(2);
+mkdirSync(artifacts, { recursive: true });
+const step = (text) => console.log(`STEP ${text}`);
+const widths = { phone: { width: 390, height: 844 }, desktop: { width: 1280, height: 860 } };
+
+// --- MCP, as a chatbot ---
+const client = new Client({ name: 'llmbox-activation-e2e', version: '0.0.1' });
+await client.connect(new StreamableHTTPClientTransport(new URL(mcpUrl)));
+async function tool(name, args) {
+  const result = await client.callTool({ name, arguments: args }, undefined, { timeout: 300_000 });
+  assert.ok(!result.isError, `${name} failed: ${JSON.stringify(result.content)}`);
+  return result.structuredContent;
+}
+
+// --- The engine, as independent evidence of what the box printed ---
+function dockerGet(path) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: dockerSock, path, method: 'GET' }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('latin1') }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+async function consoleOf(id) {
+  const filters = encodeURIComponent(JSON.stringify({ label: [`io.llmbox.box-id=${id}`] }));
+  const listed = await dockerGet(`/containers/json?all=1&filters=${filters}`);
+  const containers = JSON.parse(listed.body);
+  assert.equal(containers.length, 1, `one container for box ${id}`);
+  const logs = await dockerGet(`/containers/${containers[0].Id}/logs?stdout=1&stderr=1`);
+  assert.equal(logs.status, 200);
+  return logs.body;  // a TTY box: the raw console
+}
+// The authorize URLs the box printed, in order, from the OSC-8 hyperlinks' targets.
+async function authorizeUrlsOf(id) {
+  const urls = [...(await consoleOf(id)).matchAll(/\x1b\]8;;(https:\/\/claude\.(?:ai|com)\/[^\x07\x1b]*oauth\/authorize[^\x07\x1b]*)(?:\x07|\x1b\\)/g)]
+    .map((m) => m[1]);
+  assert.ok(urls.length > 0, 'the box printed an authorize URL');
+  return urls;
+}
+
+// --- The browser ---
+const browser = await chromium.launch({
+  executablePath: process.env.LLMBOX_CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+const context = await browser.newContext({ viewport: widths.desktop });
+const page = await context.newPage();
+const consoleErrors = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+
+async function shoot(state) {
+  for (const [name, size] of Object.entries(widths)) {
+    await page.setViewportSize(size);
+    // Nothing may overflow sideways on a phone.
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${state} at ${name} width overflows by ${overflow}px`);
+    await page.screenshot({ path: `${artifacts}/${state}-${name}.png`, fullPage: true });
+  }
+  await page.setViewportSize(widths.desktop);
+  step(`screenshots of ${state}`);
+}
+const stateOf = () => page.locator('main').getAttribute('data-state');
+const csrfOf = () => page.locator('input[name=csrf]').getAttribute('value');
+
+async function submit(code, { shootWorking = false } = {}) {
+  await page.fill('input[name=code]', code);
+  if (shootWorking) {
+    // Stop this one submission after the page's own handler ran, to see its "checking" state;
+    // then send the form for real.
+    await page.evaluate(() => {
+      const form = document.querySelector('form.code-form');
+      form.addEventListener('submit', (e) => e.preventDefault(), { once: true });
+      form.querySelector('button[type=submit]').click();
+    });
+    assert.equal(await page.locator('button[type=submit]').isDisabled(), true);
+    assert.match(await page.locator('button[type=submit]').innerText(), /Checking the code/);
+    await shoot('working');
+    await Promise.all([
+      page.waitForNavigation({ waitUntil: 'load', timeout: 120_000 }),
+      page.evaluate(() => document.querySelector('form.code-form').submit()),
+    ]);
+  } else {
+    await Promise.all([
+      page.waitForNavigation({ waitUntil: 'load', timeout: 120_000 }),
+      page.click('button[type=submit]', { timeout: 120_000 }),
+    ]);
+  }
+  // The page refreshes itself while the box works; wait (bounded) for a settled state.
+  await page.waitForFunction(
+    () => document.querySelector('main')?.dataset.state !== 'working', null, { timeout: 120_000 });
+}
+
+async function checkHeaders(response) {
+  const h = response.headers();
+  assert.match(h['content-security-policy'], /default-src 'self'/);
+  assert.match(h['content-security-policy'], /frame-ancestors 'none'/);
+  assert.equal(h['referrer-policy'], 'no-referrer');
+  assert.equal(h['x-content-type-options'], 'nosniff');
+  assert.equal(h['cache-control'], 'no-store');
+}
+
+try {
+  const created = await tool('create_llmbox', { box_id: boxId, description: 'browser e2e box' });
+  assert.equal(created.status, 'pending');
+  const authUrl = created.auth_url;
+  assert.ok(authUrl.startsWith(new URL(mcpUrl).origin + '/auth/'), authUrl);
+  step(`created ${boxId}`);
+
+  if (scenario === 'expired') {
+    // The spoke gives a pending box a few seconds: then the page says the link expired.
+    let response = await page.goto(authUrl);
+    for (let i = 0; i < 60 && (await stateOf()) !== 'expired'; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      response = await page.reload();
+    }
+    assert.equal(await stateOf(), 'expired');
+    assert.equal(response.status(), 410);
+    await checkHeaders(response);
+    assert.match(await page.locator('h1').innerText(), /This link has expired/);
+    assert.equal(await page.locator('form').count(), 0);
+    await shoot('expired');
+  } else if (scenario === 'real') {
+    const response = await page.goto(authUrl);
+    assert.equal(response.status(), 200);
+    const [signInUrl] = await authorizeUrlsOf(boxId);
+    assert.equal(await page.locator('a.sign-in').getAttribute('href'), signInUrl);
+    await submit('bogus-code-123#not-a-real-state');
+    assert.equal(await stateOf(), 'pending');
+    const notice = await page.locator('.notice[role=alert]').innerText();
+    step(`the page shows: ${notice.replace(/\s+/g, ' ')}`);
+    // The text on the page is what the real binary printed in the box.
+    const printed = (await consoleOf(boxId)).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    const message = notice.replace(/^The last attempt did not work:\s*/, '').trim();
+    assert.ok(message.length > 10, `a real error message, got "${message}"`);
+    assert.ok(printed.includes(message), `"${message}" is the box's own output`);
+    // A fresh sign-in link: the wrapper started a new login, with a new authorize URL.
+    const urls = await authorizeUrlsOf(boxId);
+    assert.equal(await page.locator('a.sign-in').getAttribute('href'), urls[urls.length - 1]);
+    await shoot('error-real');
+  } else {
+    assert.equal(scenario, 'flow');
+    // Pending: the sign-in link is the box's real authorize URL.
+    const response = await page.goto(authUrl);
+    assert.equal(response.status(), 200);
+    await checkHeaders(response);
+    assert.equal(await stateOf(), 'pending');
+    const [signInUrl] = await authorizeUrlsOf(boxId);
+    const link = page.locator('a.sign-in');
+    assert.equal(await link.getAttribute('href'), signInUrl);
+    assert.equal(await link.getAttribute('target'), '_blank');
+    assert.match(await link.getAttribute('rel'), /noreferrer/);
+    const cookies = await context.cookies();
+    const cookie = cookies.find((c) => c.name === 'llmbox_browser');
+    assert.ok(cookie && cookie.httpOnly && cookie.sameSite === 'Strict' && !cookie.secure,
+      `cookie ${JSON.stringify(cookie)}`);
+    await shoot('pending');
+
+    // A refused code: the box's own words, a fresh form token, a new sign-in link.
+    const firstCsrf = await csrfOf();
+    await submit('standin-bad-0001#state', { shootWorking: true });
+    assert.equal(await stateOf(), 'pending');
+    assert.match(await page.locator('.notice[role=alert]').innerText(),
+      /Couldn't log in: getaddrinfo ENOTFOUND platform\.claude\.com/);
+    assert.notEqual(await csrfOf(), firstCsrf);
+    assert.ok(!(await page.content()).includes('standin-bad-0001'), 'the code is never echoed');
+    const urls = await authorizeUrlsOf(boxId);
+    assert.equal(await page.locator('a.sign-in').getAttribute('href'), urls[urls.length - 1]);
+    await shoot('error');
+
+    // A good code: ready, with the session URL the box printed.
+    await submit('standin-ok-2468#state-abcdef');
+    assert.equal(await stateOf(), 'ready');
+    const sessionUrl = await page.locator('a.session-link').getAttribute('href');
+    assert.match(sessionUrl, /^https:\/\/claude\.ai\/code\/session_01/);
+    assert.ok((await consoleOf(boxId)).includes(sessionUrl), 'the session URL is the box\'s');
+    await shoot('ready');
+    const got = await tool('get_llmbox', { box_id: boxId });
+    assert.equal(got.status, 'ready');
+    assert.equal(got.session_url, sessionUrl);
+    step('get_llmbox says ready with the same session URL');
+
+    // Destroyed: the link says so.
+    await tool('destroy_llmbox', { box_id: boxId });
+    const gone = await page.goto(authUrl);
+    assert.equal(gone.status(), 410);
+    assert.equal(await stateOf(), 'destroyed');
+    await shoot('destroyed');
+
+    // An unknown link reveals nothing.
+    const unknown = await page.goto(new URL(mcpUrl).origin + '/auth/' + 'A'.repeat(43));
+    assert.equal(unknown.status(), 404);
+    assert.equal(await page.locator('h1').innerText(), 'Not found');
+    await shoot('unknown');
+  }
+  assert.deepEqual(consoleErrors.filter((e) => !/status of 4(04|10)/.test(e)), [],
+    'no script errors and no CSP violations');
+  console.log('BROWSER OK');
+} finally {
+  await browser.close();
+  await client.close();
+}

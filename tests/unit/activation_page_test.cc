@@ -1,0 +1,491 @@
+// The activation page over a real BoxRegistry, a real SQLite store and a fake spoke service (a
+// real in-process gRPC server): what each state shows, the headers every answer carries, CSRF,
+// rate limits, bad codes, and racing submissions. The browser test (tests/e2e) drives the
+// same page through real HTTP in Chromium.
+#include "hub/activation/page.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <regex>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "hub/store/sqlite_store.h"
+#include "tests/fakes/fake_box_service.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/recording_responder.h"
+#include "tests/support/scratch_dir.h"
+
+namespace llmbox::hub::activation {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RecordingResponder;
+
+// What the page answered.
+struct Reply {
+  int status = 0;
+  http::Headers headers;
+  std::string body;
+  std::string Header(std::string_view name) const {
+    for (const auto& [key, value] : headers) {
+      if (key == name) return value;
+    }
+    return "";
+  }
+};
+
+struct Fixture {
+  explicit Fixture(std::string public_url = "http://127.0.0.1:8080", PageOptions options = {})
+      : dir("activation") {
+    auto opened = store::SqliteStore::Open((dir.path() / "hub.db").string());
+    REQUIRE(opened.ok());
+    db = *std::move(opened);
+    spokes.Add("local", spoke.Stub(), true);
+    registry = std::make_unique<boxes::BoxRegistry>(
+        *db, spokes, clock, boxes::RegistryOptions{.public_url = public_url});
+    options.public_url = public_url;
+    options.key = std::string(32, 'k');
+    page = std::make_unique<ActivationPage>(*registry, clock, options);
+  }
+
+  // Creates a box; returns its activation token.
+  std::string Create(const std::string& id) {
+    auto created = registry->Create({.box_id = id, .description = "a <b>test</b> box"}, nullptr);
+    REQUIRE(created.ok());
+    return created->auth_url.substr(created->auth_url.rfind('/') + 1);
+  }
+
+  Reply Call(const std::string& method, const std::string& path,
+                          const std::string& cookie = "", const std::string& body = "",
+                          const std::string& address = "192.0.2.7") {
+    http::Request request;
+    request.method = method;
+    request.target = path;
+    request.path = path;
+    request.remote_address = address;
+    if (!cookie.empty()) request.headers.emplace_back("cookie", cookie);
+    if (!body.empty()) {
+      request.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
+    }
+    request.body = body;
+    RecordingResponder out;
+    page->Handle(request, out);
+    REQUIRE(out.done);
+    return {.status = out.status, .headers = out.headers, .body = out.body};
+  }
+
+  // A browser's view of the page: GET, then the cookie and form token it got.
+  struct Form {
+    std::string cookie;
+    std::string csrf;
+  };
+  Form Open(const std::string& token, const std::string& cookie = "") {
+    auto got = Call("GET", "/auth/" + token, cookie);
+    REQUIRE(got.status == 200);
+    std::smatch m;
+    const std::string set_cookie = got.Header("Set-Cookie");
+    REQUIRE(std::regex_search(set_cookie, m, std::regex("^(llmbox_browser=[A-Za-z0-9_-]+);")));
+    Form form{.cookie = m[1]};
+    REQUIRE(std::regex_search(got.body, m, std::regex("name=\"csrf\" value=\"([^\"]+)\"")));
+    form.csrf = m[1];
+    return form;
+  }
+
+  Reply Post(const std::string& token, const Form& form, const std::string& code,
+                          const std::string& address = "192.0.2.7") {
+    return Call("POST", "/auth/" + token, form.cookie,
+                "csrf=" + form.csrf + "&code=" + code, address);
+  }
+
+  std::vector<std::string> Codes() {
+    std::lock_guard lock(spoke.mu);
+    return spoke.codes;
+  }
+
+  testing::ScratchDir dir;
+  std::unique_ptr<store::SqliteStore> db;
+  testing::FakeBoxService spoke;
+  testing::FakeClock clock;
+  boxes::SpokeDirectory spokes;
+  std::unique_ptr<boxes::BoxRegistry> registry;
+  std::unique_ptr<ActivationPage> page;
+};
+
+bool Has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+void RequireSecurityHeaders(const Reply& r) {
+  CHECK(Has(r.Header("Content-Security-Policy"), "default-src 'self'"));
+  CHECK(Has(r.Header("Content-Security-Policy"), "frame-ancestors 'none'"));
+  CHECK(r.Header("Referrer-Policy") == "no-referrer");
+  CHECK(r.Header("X-Content-Type-Options") == "nosniff");
+  CHECK(r.Header("Cache-Control") == "no-store");
+}
+
+TEST_CASE("a pending box's page shows its sign-in link, a code form and the security headers",
+          "[activation]") {
+  Fixture f;
+  const std::string token = f.Create("demo");
+  auto got = f.Call("GET", "/auth/" + token);
+  REQUIRE(got.status == 200);
+  RequireSecurityHeaders(got);
+  CHECK(got.Header("Content-Type") == "text/html; charset=utf-8");
+  CHECK(Has(got.body, "data-state=\"pending\""));
+  CHECK(Has(got.body, "href=\"https://claude.ai/oauth/authorize?fake=1\""));
+  CHECK(Has(got.body, ">Sign in with Claude</a>"));
+  CHECK(Has(got.body, "<form class=\"code-form\" method=\"post\" action=\"/auth/" + token));
+  CHECK(Has(got.body, "a &lt;b&gt;test&lt;/b&gt; box"));  // the description, escaped
+  CHECK_FALSE(Has(got.body, "<b>test</b>"));
+  // No inline script or style: the CSP allows same-origin files only.
+  CHECK_FALSE(std::regex_search(got.body, std::regex("<script(?![^>]*\\ssrc=)")));
+  CHECK_FALSE(Has(got.body, "style="));
+  const std::string cookie = got.Header("Set-Cookie");
+  CHECK(Has(cookie, "; Path=/auth/; HttpOnly; SameSite=Strict"));
+  CHECK_FALSE(Has(cookie, "Secure"));
+
+  SECTION("each page carries a fresh form token, for the same browser") {
+    auto first = f.Open(token);
+    auto second = f.Open(token, first.cookie);
+    CHECK(first.csrf != second.csrf);
+    CHECK(f.Call("GET", "/auth/" + token, first.cookie).Header("Set-Cookie").rfind(
+              first.cookie + ";", 0) == 0);
+  }
+  SECTION("HEAD answers like GET") {
+    CHECK(f.Call("HEAD", "/auth/" + token).status == 200);
+  }
+  SECTION("the status endpoint says pending, and nothing else") {
+    auto status = f.Call("GET", "/auth/" + token + "/status");
+    CHECK(status.status == 200);
+    CHECK(status.body == "{\"state\":\"pending\"}");
+    RequireSecurityHeaders(status);
+  }
+  SECTION("other methods are refused") {
+    auto put = f.Call("PUT", "/auth/" + token);
+    CHECK(put.status == 405);
+    CHECK(put.Header("Allow") == "GET, HEAD, POST");
+  }
+}
+
+TEST_CASE("cookies are Secure exactly when the public URL is https", "[activation]") {
+  Fixture f("https://hub.example.com");
+  const std::string token = f.Create("demo");
+  CHECK(Has(f.Call("GET", "/auth/" + token).Header("Set-Cookie"),
+            "; HttpOnly; SameSite=Strict; Secure"));
+}
+
+TEST_CASE("an authorize URL outside the trusted prefixes is never made a link", "[activation]") {
+  Fixture f;
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.authorize_url = "https://claude.ai.evil.example/oauth/authorize?x=1";
+  }
+  const std::string token = f.Create("demo");
+  auto got = f.Call("GET", "/auth/" + token);
+  CHECK(got.status == 200);
+  CHECK_FALSE(Has(got.body, "evil.example"));
+  CHECK_FALSE(Has(got.body, "Sign in with Claude</a>"));
+  CHECK(Has(got.body, "has not given a sign-in link llmbox trusts"));
+}
+
+TEST_CASE("unknown and malformed links get a plain 404 that reveals nothing", "[activation]") {
+  Fixture f;
+  f.Create("demo");
+  const std::string unknown(43, 'A');
+  for (const std::string& path : std::vector<std::string>{
+           "/auth/" + unknown, "/auth/short", "/auth/" + std::string(44, 'A'), "/auth/",
+        "/auth/" + std::string(42, 'A') + "!", "/auth/" + unknown + "/status"}) {
+    INFO(path);
+    auto got = f.Call("GET", path);
+    CHECK(got.status == 404);
+    RequireSecurityHeaders(got);
+    CHECK_FALSE(Has(got.body, "demo"));
+    CHECK(got.Header("Set-Cookie").empty());
+  }
+  CHECK(f.Call("GET", "/auth/" + unknown + "/status").body == "{\"state\":\"unknown\"}");
+  CHECK(f.Call("POST", "/auth/" + unknown, "", "code=abc").status == 404);
+  CHECK(f.Codes().empty());
+}
+
+TEST_CASE("a good code reaches the box once and the page then shows ready with the session link",
+          "[activation]") {
+  Fixture f;
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_activated(true);
+    f.spoke.submit_response.set_session_url("https://claude.ai/code/session_01abc");
+  }
+  const std::string token = f.Create("demo");
+  auto form = f.Open(token);
+  auto posted = f.Post(token, form, "%20code-123%23state%0D%0A");  // pasted with spaces, CRLF
+  REQUIRE(posted.status == 303);
+  CHECK(posted.Header("Location") == "/auth/" + token);
+  CHECK(f.Codes() == std::vector<std::string>{"code-123#state"});
+
+  auto ready = f.Call("GET", "/auth/" + token, form.cookie);
+  CHECK(ready.status == 200);
+  CHECK(Has(ready.body, "data-state=\"ready\""));
+  CHECK(Has(ready.body, "href=\"https://claude.ai/code/session_01abc\""));
+  CHECK_FALSE(Has(ready.body, "code-form"));
+  CHECK_FALSE(Has(ready.body, "code-123"));
+  CHECK(f.Call("GET", "/auth/" + token + "/status").body == "{\"state\":\"ready\"}");
+  // Sending the old form again (a reload, a double click) never reaches the box.
+  CHECK(f.Post(token, form, "code-123").status == 403);
+  CHECK(f.Codes().size() == 1);
+}
+
+TEST_CASE("a code the box refuses shows the box's own words and a fresh form, never the code",
+          "[activation]") {
+  Fixture f;
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_activated(false);
+    f.spoke.submit_response.set_box_error("Couldn't log in: Invalid code");
+    f.spoke.submit_response.set_authorize_url("https://claude.com/cai/oauth/authorize?fresh=2");
+    f.spoke.submit_response.set_attempts_remaining(4);
+  }
+  const std::string token = f.Create("demo");
+  auto form = f.Open(token);
+  REQUIRE(f.Post(token, form, "secret-code-777").status == 303);
+  auto after = f.Call("GET", "/auth/" + token, form.cookie);
+  CHECK(after.status == 200);
+  CHECK(Has(after.body, "data-state=\"pending\""));
+  CHECK(Has(after.body, "Couldn&#39;t log in: Invalid code"));
+  CHECK(Has(after.body, "href=\"https://claude.com/cai/oauth/authorize?fresh=2\""));
+  CHECK(Has(after.body, "name=\"csrf\""));
+  CHECK_FALSE(Has(after.body, "secret-code-777"));
+
+  SECTION("with no attempts left the page says the box failed") {
+    {
+      std::lock_guard lock(f.spoke.mu);
+      f.spoke.submit_response.set_attempts_remaining(0);
+    }
+    REQUIRE(f.Post(token, f.Open(token, form.cookie), "secret-code-778").status == 303);
+    auto failed = f.Call("GET", "/auth/" + token);
+    CHECK(Has(failed.body, "data-state=\"error\""));
+    CHECK(Has(failed.body, "Ask your chatbot for a new box."));
+    CHECK_FALSE(Has(failed.body, "code-form"));
+  }
+}
+
+TEST_CASE("a post without a valid, unused form token is refused before the box sees it",
+          "[activation]") {
+  Fixture f;
+  const std::string token = f.Create("demo");
+  const std::string other_token = f.Create("other");
+  auto form = f.Open(token);
+  auto other_browser = f.Open(token);
+  struct Case {
+    std::string name;
+    std::string cookie;
+    std::string body;
+    std::string reason;
+  };
+  const Case cases[] = {
+      {"no cookie", "", "csrf=" + form.csrf + "&code=abc", "the browser sent no CSRF cookie"},
+      {"no form token", form.cookie, "code=abc", "the form carries no CSRF token"},
+      {"malformed token", form.cookie, "csrf=x.y&code=abc", "malformed"},
+      {"another browser's token", other_browser.cookie, "csrf=" + form.csrf + "&code=abc",
+       "belongs to another browser or page"},
+      {"a token of another box's page", form.cookie,
+       "csrf=" + f.Open(other_token, form.cookie).csrf + "&code=abc",
+       "belongs to another browser or page"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto got = f.Call("POST", "/auth/" + token, c.cookie, c.body);
+    CHECK(got.status == 403);
+    CHECK(Has(got.body, c.reason));
+    CHECK(Has(got.body, "Nothing was sent to the box"));
+    CHECK(Has(got.body, "name=\"csrf\""));  // a fresh form to try again
+    RequireSecurityHeaders(got);
+  }
+  CHECK(f.Codes().empty());
+
+  SECTION("a form is accepted once") {
+    {
+      std::lock_guard lock(f.spoke.mu);
+      f.spoke.submit_response.set_attempts_remaining(3);
+      f.spoke.submit_response.set_box_error("Invalid code");
+    }
+    CHECK(f.Post(token, form, "abc").status == 303);
+    auto replay = f.Post(token, form, "abc");
+    CHECK(replay.status == 403);
+    CHECK(Has(replay.body, "the form was sent already"));
+    CHECK(f.Codes().size() == 1);
+  }
+  SECTION("a stale form is refused") {
+    f.clock.Advance(31min);
+    auto stale = f.Post(token, form, "abc");
+    CHECK(stale.status == 403);
+    CHECK(Has(stale.body, "the form has expired"));
+    CHECK(f.Codes().empty());
+  }
+}
+
+TEST_CASE("codes of the wrong shape get 400 with the rule they broke, never echoed",
+          "[activation]") {
+  Fixture f;
+  const std::string token = f.Create("demo");
+  struct Case {
+    std::string name;
+    std::string encoded;
+    std::string reason;
+  };
+  const Case cases[] = {
+      {"empty", "", "activation code is empty"},
+      {"1 MB", std::string(1'000'000, 'Q'), "activation code is longer than 4096 bytes"},
+      {"control characters", "QQQ%01QQQ", "activation code contains control characters"},
+      {"escape sequence", "QQQ%1B%5B2JQQQ", "activation code contains control characters"},
+      {"inner space", "QQQ+QQQ", "printable ASCII without spaces"},
+      {"non-ASCII", "QQQ%C3%A9", "printable ASCII without spaces"},
+  };
+  auto form = f.Open(token);
+  for (const auto& c : cases) {
+    INFO(c.name);
+    auto got = f.Post(token, f.Open(token, form.cookie), c.encoded);
+    CHECK(got.status == 400);
+    CHECK(Has(got.body, c.reason));
+    CHECK_FALSE(Has(got.body, "QQQ"));
+    CHECK(got.body.size() < 20'000);
+  }
+  CHECK(f.Codes().empty());
+}
+
+TEST_CASE("code submissions are limited per link and per client address", "[activation]") {
+  PageOptions options;
+  options.max_attempts_per_token = 2;
+  options.max_attempts_per_address = 3;
+  options.attempt_window = 10min;
+  Fixture f("http://127.0.0.1:8080", options);
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_attempts_remaining(10);
+    f.spoke.submit_response.set_box_error("Invalid code");
+  }
+  const std::string a = f.Create("box-a");
+  const std::string b = f.Create("box-b");
+  auto form = f.Open(a);
+  CHECK(f.Post(a, f.Open(a, form.cookie), "code-1").status == 303);
+  CHECK(f.Post(a, f.Open(a, form.cookie), "code-2").status == 303);
+  auto limited = f.Post(a, f.Open(a, form.cookie), "code-3");
+  CHECK(limited.status == 429);
+  CHECK(Has(limited.body, "Too many attempts for this box. Try again in 10 minutes."));
+  CHECK(limited.Header("Retry-After") == "600");
+  CHECK(f.Codes().size() == 2);
+
+  // The address has used 3 of 3 (the refused one counts): box b is refused from it too, but
+  // not from another address.
+  auto by_address = f.Post(b, f.Open(b, form.cookie), "code-4");
+  CHECK(by_address.status == 429);
+  CHECK(Has(by_address.body, "Too many attempts from your address"));
+  CHECK(f.Post(b, f.Open(b, form.cookie), "code-5", "198.51.100.9").status == 303);
+  CHECK(f.Codes().size() == 3);
+
+  // A new window lets the link try again.
+  f.clock.Advance(10min);
+  CHECK(f.Post(a, f.Open(a, form.cookie), "code-6").status == 303);
+  CHECK(f.Codes().size() == 4);
+}
+
+TEST_CASE("submissions racing each other: exactly one reaches the box", "[activation]") {
+  Fixture f;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool in_flight = false;
+  bool release = false;
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_activated(true);
+    f.spoke.submit_response.set_session_url("https://claude.ai/code/session_01race");
+    f.spoke.on_submit = [&] {
+      std::unique_lock lock(mu);
+      in_flight = true;
+      cv.notify_all();
+      cv.wait_for(lock, 20s, [&] { return release; });
+    };
+  }
+  const std::string token = f.Create("race");
+  auto first = f.Open(token);
+  auto second = f.Open(token, first.cookie);
+  auto third = f.Open(token, first.cookie);
+  auto slow = std::async(std::launch::async, [&] { return f.Post(token, first, "code-a").status; });
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 20s, [&] { return in_flight; }));
+  }
+  // While the first is at the box: the others are turned back to the page, which says the
+  // box is working, and never reach the box.
+  CHECK(f.Post(token, second, "code-b").status == 303);
+  auto working = f.Call("GET", "/auth/" + token, first.cookie);
+  CHECK(Has(working.body, "data-state=\"working\""));
+  CHECK(Has(working.body, "data-status-url=\"/auth/" + token + "/status\""));
+  CHECK(f.Call("GET", "/auth/" + token + "/status").body == "{\"state\":\"working\"}");
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  CHECK(slow.get() == 303);
+  CHECK(f.Post(token, third, "code-c").status == 303);  // after: the box is ready
+  CHECK(f.Codes() == std::vector<std::string>{"code-a"});
+  CHECK(Has(f.Call("GET", "/auth/" + token).body, "data-state=\"ready\""));
+}
+
+TEST_CASE("a destroyed box's link says so; an expired one says it expired", "[activation]") {
+  Fixture f;
+  const std::string token = f.Create("demo");
+  SECTION("destroyed") {
+    REQUIRE(f.registry->Destroy("demo").ok());
+    auto got = f.Call("GET", "/auth/" + token);
+    CHECK(got.status == 410);
+    CHECK(Has(got.body, "data-state=\"destroyed\""));
+    CHECK(Has(got.body, "<code>demo</code> was destroyed"));
+    CHECK(f.Call("GET", "/auth/" + token + "/status").body == "{\"state\":\"destroyed\"}");
+    CHECK(f.Call("POST", "/auth/" + token, "", "code=abc").status == 410);
+    CHECK(f.Codes().empty());
+  }
+  SECTION("expired") {
+    auto record = f.db->GetBox("demo");
+    REQUIRE(record.ok());
+    record->expires_at_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(f.clock.Now().time_since_epoch())
+            .count() +
+        60'000;
+    REQUIRE(f.db->UpdateBox(*record).ok());
+    auto form = f.Open(token);
+    f.clock.Advance(61s);
+    auto got = f.Call("GET", "/auth/" + token);
+    CHECK(got.status == 410);
+    CHECK(Has(got.body, "data-state=\"expired\""));
+    CHECK(Has(got.body, "This link has expired"));
+    CHECK_FALSE(Has(got.body, "code-form"));
+    CHECK(f.Post(token, form, "abc").status == 303);  // back to the page, which says expired
+    CHECK(f.Codes().empty());
+  }
+}
+
+TEST_CASE("the page's stylesheet and script are served with the same headers", "[activation]") {
+  Fixture f;
+  auto css = f.Call("GET", "/assets/activation.css");
+  CHECK(css.status == 200);
+  CHECK(css.Header("Content-Type") == "text/css; charset=utf-8");
+  RequireSecurityHeaders(css);
+  auto js = f.Call("GET", "/assets/activation.js");
+  CHECK(js.status == 200);
+  CHECK(js.Header("Content-Type") == "text/javascript; charset=utf-8");
+  CHECK(Has(js.body, "data-status-url"));
+  CHECK(f.Call("GET", "/assets/other.js").status == 404);
+  CHECK(f.Call("POST", "/assets/activation.js").status == 405);
+  CHECK(ActivationPage::Serves("/auth/x"));
+  CHECK(ActivationPage::Serves("/assets/activation.css"));
+  CHECK_FALSE(ActivationPage::Serves("/"));
+  CHECK_FALSE(ActivationPage::Serves("/authx"));
+}
+
+}  // namespace
+}  // namespace llmbox::hub::activation
