@@ -5,6 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include <grpc/grpc_security_constants.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include "common/absl_compat.h"
 
@@ -25,7 +28,92 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, std::string_view wh
   return out.str();
 }
 
+// Accepts a peer whose certificate (already verified against the CA by gRPC) has exactly one
+// URI SAN, equal to the pinned identity.
+class PinnedIdentityVerifier : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  explicit PinnedIdentityVerifier(std::string identity) : identity_(std::move(identity)) {}
+
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)>, grpc::Status* sync_status) override {
+    const auto uris = request->uri_names();
+    if (uris.size() == 1 && std::string_view(uris[0].data(), uris[0].size()) == identity_) {
+      *sync_status = grpc::Status::OK;
+    } else {
+      std::string seen = uris.empty() ? "no URI identity" : "";
+      for (const auto& uri : uris) {
+        if (!seen.empty()) seen += ", ";
+        seen.append(uri.data(), uri.size());
+      }
+      *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                  "the peer is " + seen + ", not " + identity_);
+    }
+    return true;
+  }
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
+
+ private:
+  const std::string identity_;
+};
+
+std::shared_ptr<grpc::ChannelCredentials> PinnedChannelCredentials(
+    std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider, bool identity,
+    std::string_view peer_identity) {
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(std::move(provider));
+  options.watch_root_certs();
+  if (identity) options.watch_identity_key_cert_pairs();
+  options.set_certificate_verifier(
+      grpc::experimental::ExternalCertificateVerifier::Create<PinnedIdentityVerifier>(
+          std::string(peer_identity)));
+  options.set_check_call_host(false);
+  return grpc::experimental::TlsCredentials(options);
+}
+
 }  // namespace
+
+std::shared_ptr<grpc::ChannelCredentials> PinnedMutualTlsChannelCredentials(
+    const TlsPems& pems, std::string_view peer_identity) {
+  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      pems.ca_pem, std::vector<grpc::experimental::IdentityKeyCertPair>{
+                       {.private_key = pems.key_pem, .certificate_chain = pems.cert_pem}});
+  return PinnedChannelCredentials(std::move(provider), /*identity=*/true, peer_identity);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> PinnedTlsChannelCredentials(
+    std::string_view ca_pem, std::string_view peer_identity) {
+  auto provider =
+      std::make_shared<grpc::experimental::StaticDataCertificateProvider>(std::string(ca_pem));
+  return PinnedChannelCredentials(std::move(provider), /*identity=*/false, peer_identity);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> UnverifiedTlsChannelCredentials() {
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_verify_server_certs(false);
+  options.set_check_call_host(false);
+  options.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+  return grpc::experimental::TlsCredentials(options);
+}
+
+std::shared_ptr<grpc::ServerCredentials> OptionalClientTlsServerCredentials(const TlsPems& pems) {
+  grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = pems.ca_pem;
+  options.pem_key_cert_pairs.push_back({pems.key_pem, pems.cert_pem});
+  return grpc::SslServerCredentials(options);
+}
+
+absl::StatusOr<PeerCertificate> VerifiedPeer(const grpc::AuthContext& context) {
+  if (!context.IsPeerAuthenticated()) {
+    return absl::UnauthenticatedError("a verified client certificate is required");
+  }
+  const auto uris = context.FindPropertyValues(GRPC_PEER_URI_PROPERTY_NAME);
+  const auto certs = context.FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+  if (uris.size() != 1 || certs.size() != 1) {
+    return absl::UnauthenticatedError("the client certificate must carry exactly one URI identity");
+  }
+  return PeerCertificate{.uri = std::string(uris[0].data(), uris[0].size()),
+                         .cert_pem = std::string(certs[0].data(), certs[0].size())};
+}
 
 std::string SpokeIdentity(std::string_view spoke_name) {
   return absl::StrCat("spiffe://llmbox/spoke/", AsAbsl(spoke_name));
@@ -48,6 +136,17 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(const TlsPem
   options.pem_root_certs = pems.ca_pem;
   options.pem_key_cert_pairs.push_back({pems.key_pem, pems.cert_pem});
   return grpc::SslServerCredentials(options);
+}
+
+std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds) {
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      files.key_file, files.cert_file, files.ca_file, refresh_seconds);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsPems& pems) {

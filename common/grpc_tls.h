@@ -47,8 +47,45 @@ absl::StatusOr<TlsPems> ReadTlsFiles(const TlsFiles& files);
 // Server credentials that require a client certificate signed by the CA.
 std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(const TlsPems& pems);
 
+// The same, read from the files and read again every `refresh_seconds`, so a renewed
+// certificate (written over the files) serves new connections without a restart. The files
+// must be readable when this is called (check with ReadTlsFiles for a clear error).
+std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds = 60);
+
 // Channel credentials presenting our certificate and trusting only the CA.
 std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsPems& pems);
+
+// Channel credentials presenting our certificate, trusting only the CA, and accepting only a
+// server whose one URI SAN is `peer_identity`. The host name dialed is not checked against
+// the certificate (the identity is what is authorized, so a spoke can be dialed by any
+// address): the hub dials spokes with this, pinned to spiffe://llmbox/spoke/<name>.
+std::shared_ptr<grpc::ChannelCredentials> PinnedMutualTlsChannelCredentials(
+    const TlsPems& pems, std::string_view peer_identity);
+
+// Server-authenticated TLS without a client certificate: trusts only `ca_pem` and accepts
+// only a server whose one URI SAN is `peer_identity` (a joining spoke, before it has a
+// certificate, calling the hub's enrollment service).
+std::shared_ptr<grpc::ChannelCredentials> PinnedTlsChannelCredentials(
+    std::string_view ca_pem, std::string_view peer_identity);
+
+// TLS that does not verify the server at all. Only for fetching a CA certificate that is then
+// checked against a pinned fingerprint (common/join_token.h) before anything is trusted or
+// sent; never for anything else.
+std::shared_ptr<grpc::ChannelCredentials> UnverifiedTlsChannelCredentials();
+
+// Server credentials that ask for a client certificate but do not require one; one that is
+// presented must be signed by the CA. Handlers decide with AuthorizePeer / PeerUri (the hub's
+// enrollment service: Join comes without a certificate, Renew with one).
+std::shared_ptr<grpc::ServerCredentials> OptionalClientTlsServerCredentials(const TlsPems& pems);
+
+// The verified peer's one URI SAN and its certificate (PEM). Unauthenticated when the peer
+// presented no verified certificate or not exactly one URI SAN.
+struct PeerCertificate {
+  std::string uri;
+  std::string cert_pem;
+};
+absl::StatusOr<PeerCertificate> VerifiedPeer(const grpc::AuthContext& context);
 
 // OK when the peer's certificate carries exactly the URI identity `expected`;
 // Unauthenticated without a verified certificate, PermissionDenied for another identity.

@@ -31,6 +31,12 @@ using Cert = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using Req = std::unique_ptr<X509_REQ, Deleter<X509_REQ, X509_REQ_free>>;
 using Names = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
 
+void FreeExtensions(STACK_OF(X509_EXTENSION) * extensions) {
+  sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
+}
+using Extensions =
+    std::unique_ptr<STACK_OF(X509_EXTENSION), Deleter<STACK_OF(X509_EXTENSION), FreeExtensions>>;
+
 // The OpenSSL error queue as text, emptied.
 std::string OpenSslError() {
   std::string out;
@@ -76,6 +82,27 @@ absl::StatusOr<Cert> ReadCert(std::string_view pem) {
     return absl::InvalidArgumentError("pki: the certificate is not readable PEM");
   }
   return cert;
+}
+
+struct VerifiedCsr {
+  Req req;
+  Key key;  // its public key
+};
+
+// A PEM CSR whose signature verifies with its own key.
+absl::StatusOr<VerifiedCsr> ReadCsr(std::string_view csr_pem) {
+  Bio bio = MemoryBio(csr_pem);
+  Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("pki: the CSR is not readable PEM");
+  }
+  Key key(X509_REQ_get_pubkey(req.get()));
+  if (!key || X509_REQ_verify(req.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("pki: the CSR's signature does not verify");
+  }
+  return VerifiedCsr{std::move(req), std::move(key)};
 }
 
 absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
@@ -187,17 +214,9 @@ absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr
   }
   LLMBOX_ASSIGN_OR_RETURN(Key ca_key, ReadKey(ca.key_pem));
   LLMBOX_ASSIGN_OR_RETURN(Cert ca_cert, ReadCert(ca.cert_pem));
-  Bio bio = MemoryBio(csr_pem);
-  Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
-  if (!req) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("pki: the CSR is not readable PEM");
-  }
-  Key req_key(X509_REQ_get_pubkey(req.get()));
-  if (!req_key || X509_REQ_verify(req.get(), req_key.get()) != 1) {
-    ERR_clear_error();
-    return absl::InvalidArgumentError("pki: the CSR's signature does not verify");
-  }
+  LLMBOX_ASSIGN_OR_RETURN(VerifiedCsr csr, ReadCsr(csr_pem));
+  Req& req = csr.req;
+  Key& req_key = csr.key;
   Cert cert(X509_new());
   X509_set_version(cert.get(), 2);
   LLMBOX_RETURN_IF_ERROR(SetSerial(cert.get()));
@@ -219,6 +238,45 @@ absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr
       AddExtension(cert.get(), ca_cert.get(), NID_authority_key_identifier, "keyid:always"));
   if (!X509_sign(cert.get(), ca_key.get(), EVP_sha256())) return Failed("signing a certificate");
   return CertPem(cert.get());
+}
+
+absl::StatusOr<CsrInfo> InspectCsr(std::string_view csr_pem) {
+  LLMBOX_ASSIGN_OR_RETURN(VerifiedCsr csr, ReadCsr(csr_pem));
+  Req& req = csr.req;
+  Key& key = csr.key;
+  CsrInfo info;
+  char cn[256] = {};
+  if (X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req.get()), NID_commonName, cn,
+                                sizeof(cn)) > 0) {
+    info.common_name = cn;
+  }
+  Extensions extensions(X509_REQ_get_extensions(req.get()));
+  const int index =
+      extensions ? X509v3_get_ext_by_NID(extensions.get(), NID_subject_alt_name, -1) : -1;
+  if (index >= 0) {
+    Names names(
+        static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(X509v3_get_ext(extensions.get(), index))));
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names.get()); ++i) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
+      if (name->type == GEN_URI) {
+        const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
+        info.uris.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                               ASN1_STRING_length(uri));
+      }
+    }
+  }
+  ERR_clear_error();
+  if (EVP_PKEY_get_base_id(key.get()) == EVP_PKEY_EC) {
+    char group[64] = {};
+    size_t length = 0;
+    EVP_PKEY_get_utf8_string_param(key.get(), "group", group, sizeof(group), &length);
+    info.key_type =
+        std::string_view(group) == "prime256v1" ? "EC P-256" : absl::StrCat("EC ", group);
+  } else {
+    info.key_type = absl::StrCat(OBJ_nid2sn(EVP_PKEY_get_base_id(key.get())), " ",
+                                 EVP_PKEY_get_bits(key.get()));
+  }
+  return info;
 }
 
 absl::StatusOr<CertInfo> InspectCert(std::string_view cert_pem) {

@@ -58,6 +58,16 @@ absl::StatusOr<std::string> MakeCsr(std::string_view key_pem, std::string_view c
 absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
                                     const CertIdentity& identity, absl::Duration validity);
 
+struct CsrInfo {
+  std::string common_name;
+  std::vector<std::string> uris;  // URI SANs the CSR asks for (in its extension request)
+  std::string key_type;           // "EC P-256", "EC secp384r1", "RSA 2048", ...
+};
+
+// Reads a PEM CSR and checks its signature. InvalidArgument for an unreadable CSR or a bad
+// signature.
+absl::StatusOr<CsrInfo> InspectCsr(std::string_view csr_pem);
+
 // Reads a PEM certificate.
 absl::StatusOr<CertInfo> InspectCert(std::string_view cert_pem);
 

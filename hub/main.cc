@@ -2,14 +2,15 @@
 // and placement of boxes onto spokes (by default one spoke, in-process). Wiring of the real
 // implementations happens here and nowhere else.
 #include <signal.h>
-#include <sys/stat.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
-#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -19,12 +20,14 @@
 #include "spdlog/spdlog.h"
 #include <curl/curl.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
 
 #include "common/absl_compat.h"
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/log.h"
-#include "common/signals.h"
 #include "common/secrets.h"
+#include "common/signals.h"
 #include "common/status.h"
 #include "common/subprocess.h"
 #include "common/validate.h"
@@ -35,6 +38,10 @@
 #include "hub/activation/session_cookie.h"
 #include "hub/boxes/box_tools.h"
 #include "hub/boxes/registry.h"
+#include "hub/cluster/cluster_pki.h"
+#include "hub/cluster/enrollment_service.h"
+#include "hub/cluster/join_tokens.h"
+#include "hub/cluster/remote_spokes.h"
 #include "hub/config/hub_config.h"
 #include "hub/http/server.h"
 #include "hub/mcp/endpoint.h"
@@ -44,6 +51,7 @@
 #include "spoke/hooks/hook_runner.h"
 #include "spoke/reaper/reaper.h"
 #include "spoke/service/box_service.h"
+#include "spoke/service/server.h"
 
 namespace {
 
@@ -58,6 +66,14 @@ Usage:
   llmbox-hub apikey list --config FILE             list keys (names and dates, never the keys)
   llmbox-hub apikey revoke --name NAME --config FILE   revoke a key (takes effect at once,
                                                    also while the hub is serving)
+  llmbox-hub spoke token create --name NAME [--ttl 1h] --config FILE
+                                                   print a one-time join token for a spoke
+                                                   (shown once; the hub must have started
+                                                   once with a cluster section)
+  llmbox-hub spoke token list --config FILE        list join tokens (never the tokens)
+  llmbox-hub spoke list --config FILE              list the spokes that joined
+  llmbox-hub spoke remove --name NAME --config FILE   forget a spoke: the hub stops dialing it
+                                                   and it can no longer renew its certificate
   llmbox-hub --version
   llmbox-hub --help
 
@@ -152,6 +168,19 @@ void AllowedHostsAndOrigins(const hub::config::HubConfig& config, std::vector<st
   for (const auto& origin : config.allowed_origins) origins->push_back(Lower(origin));
 }
 
+std::string UtcTime(std::int64_t ms) {
+  std::time_t t = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buffer);
+}
+
+std::string ClusterDir(const hub::config::HubConfig& config) {
+  return config.state_dir + "/cluster";
+}
+
 int ApiKeyCommand(const std::string& verb, const std::string& name,
                   const hub::config::HubConfig& config) {
   auto store = OpenStore(config);
@@ -178,16 +207,8 @@ int ApiKeyCommand(const std::string& verb, const std::string& name,
     if (!keys.ok()) return Fail(keys.status());
     std::printf("%-32s %-22s %s\n", "NAME", "CREATED", "STATE");
     for (const auto& key : *keys) {
-      auto when = [](std::int64_t ms) {
-        std::time_t t = ms / 1000;
-        std::tm tm{};
-        gmtime_r(&t, &tm);
-        char buffer[32];
-        std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        return std::string(buffer);
-      };
-      std::printf("%-32s %-22s %s\n", key.name.c_str(), when(key.created_at_ms).c_str(),
-                  key.revoked_at_ms ? ("revoked " + when(*key.revoked_at_ms)).c_str() : "live");
+      std::printf("%-32s %-22s %s\n", key.name.c_str(), UtcTime(key.created_at_ms).c_str(),
+                  key.revoked_at_ms ? ("revoked " + UtcTime(*key.revoked_at_ms)).c_str() : "live");
     }
     return 0;
   }
@@ -200,17 +221,94 @@ int ApiKeyCommand(const std::string& verb, const std::string& name,
   return 2;
 }
 
+// `llmbox-hub spoke ...`: join tokens and joined spokes, through the Store the serving hub
+// shares, so they work while it runs.
+int SpokeCommand(const std::string& verb, const std::string& name, const std::string& ttl_text,
+                 const hub::config::HubConfig& config) {
+  auto store = OpenStore(config);
+  if (!store.ok()) return Fail(store.status());
+  if (verb == "token create") {
+    if (config.cluster_listen.empty()) {
+      return Fail(absl::FailedPreconditionError(
+          "cluster.listen is not set in the config: spokes cannot reach this hub to join. Set "
+          "it (e.g. cluster: {listen: 0.0.0.0:7444}) and restart the hub"));
+    }
+    auto pki = hub::cluster::LoadClusterPki(ClusterDir(config));
+    if (!pki.ok()) return Fail(pki.status());
+    auto ttl = common::ParseDuration(ttl_text.empty() ? "1h" : ttl_text);
+    if (!ttl) return Fail(absl::InvalidArgumentError("--ttl must look like 30m, 1h or 24h"));
+    auto token = hub::cluster::IssueJoinToken(**store, pki->ca_sha256, name, *ttl, NowMs());
+    if (!token.ok()) return Fail(token.status());
+    std::string port = config.cluster_listen.substr(config.cluster_listen.rfind(':') + 1);
+    if (port == "0") port = "<its cluster port, logged at start>";
+    std::fprintf(stderr,
+                 "llmbox-hub: join token for spoke \"%s\" created, valid for %s and once. It is "
+                 "shown once; only its hash is kept. On the spoke (spoke.name: %s in its "
+                 "config):\n"
+                 "  llmbox-spoke join --hub <this hub's address>:%s --token <the token> "
+                 "--advertise <spoke address>:7443 --config /etc/llmbox/spoke.yaml\n",
+                 name.c_str(), ttl_text.empty() ? "1h" : ttl_text.c_str(), name.c_str(),
+                 port.c_str());
+    std::printf("%s\n", token->c_str());
+    return 0;
+  }
+  if (verb == "token list") {
+    auto tokens = (*store)->ListJoinTokens();
+    if (!tokens.ok()) return Fail(tokens.status());
+    std::printf("%-32s %-22s %-22s %s\n", "SPOKE", "CREATED", "EXPIRES", "STATE");
+    const std::int64_t now = NowMs();
+    for (const auto& token : *tokens) {
+      const std::string state = token.used_at_ms             ? "used " + UtcTime(*token.used_at_ms)
+                                : now >= token.expires_at_ms ? "expired"
+                                                             : "unused";
+      std::printf("%-32s %-22s %-22s %s\n", token.name.c_str(),
+                  UtcTime(token.created_at_ms).c_str(), UtcTime(token.expires_at_ms).c_str(),
+                  state.c_str());
+    }
+    return 0;
+  }
+  if (verb == "list") {
+    auto spokes = (*store)->ListSpokes();
+    if (!spokes.ok()) return Fail(spokes.status());
+    std::printf("%-32s %-28s %-22s %-22s %s\n", "NAME", "ADDRESS", "JOINED", "CERT UNTIL",
+                "LABELS");
+    for (const auto& spoke : *spokes) {
+      std::string labels;
+      for (const auto& [key, value] : spoke.labels) {
+        labels += (labels.empty() ? "" : ",") + key + "=" + value;
+      }
+      std::printf("%-32s %-28s %-22s %-22s %s\n", spoke.name.c_str(),
+                  spoke.advertise_address.c_str(), UtcTime(spoke.joined_at_ms).c_str(),
+                  UtcTime(spoke.not_after_ms).c_str(), labels.c_str());
+    }
+    return 0;
+  }
+  if (verb == "remove") {
+    if (auto st = (*store)->DeleteSpoke(name); !st.ok()) return Fail(st);
+    std::fprintf(stderr,
+                 "llmbox-hub: spoke \"%s\" removed: a serving hub stops dialing it within "
+                 "hub.reconcile_interval, and it can no longer renew its certificate\n",
+                 name.c_str());
+    return 0;
+  }
+  std::fputs(kUsage, stderr);
+  return 2;
+}
+
 class ReconcileLoop {
  public:
+  // `before` (may be empty) runs ahead of each reconcile: bringing in spokes that joined or
+  // were removed meanwhile.
   ReconcileLoop(hub::boxes::BoxRegistry& registry, common::Clock& clock,
-                std::chrono::milliseconds interval)
-      : registry_(registry), clock_(clock), interval_(interval) {
+                std::chrono::milliseconds interval, std::function<void()> before)
+      : registry_(registry), clock_(clock), interval_(interval), before_(std::move(before)) {
     thread_ = std::thread([this] {
       std::unique_lock lock(mu_);
       while (!stop_) {
         clock_.WaitUntil(lock, cv_, clock_.SteadyNow() + interval_, [this] { return stop_; });
         if (stop_) break;
         lock.unlock();
+        if (before_) before_();
         registry_.Reconcile();
         lock.lock();
       }
@@ -229,6 +327,7 @@ class ReconcileLoop {
   hub::boxes::BoxRegistry& registry_;
   common::Clock& clock_;
   const std::chrono::milliseconds interval_;
+  const std::function<void()> before_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -305,6 +404,39 @@ int Serve(const hub::config::HubConfig& config) {
     spokes.Add("local", local->stub, /*local=*/true);
     default_image = config.local_spoke_config.boxes.default_image;
   }
+  // The cluster: spokes that joined are dialed with mutual TLS, and the enrollment service
+  // listens for more.
+  // Declared in the order they may be destroyed in reverse: the server (and its handlers)
+  // goes first.
+  std::optional<hub::cluster::ClusterPki> pki;
+  std::unique_ptr<hub::cluster::RemoteSpokes> remote;
+  std::function<void()> sync_spokes;
+  std::unique_ptr<hub::cluster::EnrollmentServiceImpl> enrollment;
+  std::optional<spoke::service::RunningServer> cluster_server;
+  if (!config.cluster_listen.empty()) {
+    auto loaded = hub::cluster::LoadOrCreateClusterPki(ClusterDir(config), {});
+    if (!loaded.ok()) return Fail(loaded.status());
+    pki = *std::move(loaded);
+    remote = std::make_unique<hub::cluster::RemoteSpokes>(**store, spokes, pki->hub);
+    sync_spokes = [&remote] {
+      if (auto st = remote->Sync(); !st.ok()) {
+        spdlog::warn("cluster: cannot read the joined spokes: {}", common::AsStd(st.message()));
+      }
+    };
+    if (auto st = remote->Sync(); !st.ok()) return Fail(st);
+    enrollment = std::make_unique<hub::cluster::EnrollmentServiceImpl>(
+        **store, *pki, clock,
+        hub::cluster::EnrollmentOptions{.cert_validity = absl::FromChrono(config.cert_validity),
+                                        .renew_before = absl::FromChrono(config.renew_before)},
+        [&sync_spokes](const hub::store::SpokeRecord&) { sync_spokes(); });
+    auto started = spoke::service::StartServer(
+        {.address = config.cluster_listen, .max_message_bytes = 64 << 10},
+        common::OptionalClientTlsServerCredentials(pki->hub), enrollment.get());
+    if (!started.ok()) return Fail(started.status());
+    cluster_server = *std::move(started);
+    spdlog::info("cluster: enrollment service on port {} (cluster CA sha256:{})",
+                 cluster_server->port, pki->ca_sha256);
+  }
   hub::boxes::BoxRegistry registry(**store, spokes, clock,
                                    {.public_url = config.public_url,
                                     .default_spoke = "local",
@@ -315,7 +447,7 @@ int Serve(const hub::config::HubConfig& config) {
     spdlog::info("hub: registry restored: {} boxes ({} unknown managed boxes on spokes)",
                  boxes.ok() ? boxes->size() : 0, unknown.size());
   }
-  ReconcileLoop reconcile(registry, clock, config.reconcile_interval);
+  ReconcileLoop reconcile(registry, clock, config.reconcile_interval, sync_spokes);
 
   hub::boxes::BoxTools tools(registry);
   // Sign-in gating of the activation page, when activation.oidc is configured.
@@ -436,6 +568,9 @@ int Serve(const hub::config::HubConfig& config) {
   const int signal_number = common::WaitForStopSignal();
   spdlog::info("hub: {} received; stopping", strsignal(signal_number));
   server.Stop(std::chrono::seconds(10));
+  if (cluster_server) {
+    cluster_server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
   mcp_ptr.store(nullptr);
   spdlog::info("hub: stopped");
   return 0;
@@ -454,12 +589,16 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  // Flags after the command (and the apikey verb): --config FILE, --name NAME.
+  // Words after the command up to the first flag are its verb ("create", "token create");
+  // then flags: --config FILE, --name NAME, --ttl DURATION.
   std::string config_path;
   std::string name;
+  std::string ttl;
   std::string verb;
-  std::size_t first_flag = command == "apikey" ? 2 : 1;
-  if (command == "apikey" && args.size() >= 2) verb = args[1];
+  std::size_t first_flag = 1;
+  while (first_flag < args.size() && !args[first_flag].starts_with("--")) {
+    verb += (verb.empty() ? "" : " ") + std::string(args[first_flag++]);
+  }
   bool flags_ok = args.size() >= first_flag;
   for (std::size_t i = first_flag; flags_ok && i < args.size(); i += 2) {
     if (i + 1 >= args.size()) {
@@ -468,13 +607,18 @@ int main(int argc, char** argv) {
       config_path = args[i + 1];
     } else if (args[i] == "--name") {
       name = args[i + 1];
+    } else if (args[i] == "--ttl") {
+      ttl = args[i + 1];
     } else {
       flags_ok = false;
     }
   }
-  const bool known = command == "serve" || command == "check-config" || command == "apikey";
-  if (!known || !flags_ok || config_path.empty() ||
-      (command == "apikey" && verb != "list" && name.empty())) {
+  const bool known = ((command == "serve" || command == "check-config") && verb.empty()) ||
+                     command == "apikey" || command == "spoke";
+  const bool needs_name = (command == "apikey" && verb != "list") ||
+                          (command == "spoke" && (verb == "token create" || verb == "remove"));
+  if (!known || !flags_ok || config_path.empty() || (needs_name && name.empty()) ||
+      (!ttl.empty() && verb != "token create")) {
     std::fputs(kUsage, stderr);
     if (!command.empty()) {
       std::fprintf(stderr, "\nllmbox-hub: unknown command or missing arguments: %s\n", argv[1]);
@@ -487,13 +631,16 @@ int main(int argc, char** argv) {
   auto config = hub::config::LoadHubConfig(config_path);
   if (!config.ok()) return Fail(config.status());
   if (command == "check-config") {
-    std::printf("llmbox-hub: %s is valid (listen %s:%d, public URL %s, API keys %s, local spoke "
-                "%s)\n",
-                config_path.c_str(), config->listen_host.c_str(), config->listen_port,
-                config->public_url.c_str(), config->api_keys_required ? "required" : "off",
-                config->local_spoke ? "on" : "off");
+    std::printf(
+        "llmbox-hub: %s is valid (listen %s:%d, public URL %s, API keys %s, local spoke "
+        "%s, cluster %s)\n",
+        config_path.c_str(), config->listen_host.c_str(), config->listen_port,
+        config->public_url.c_str(), config->api_keys_required ? "required" : "off",
+        config->local_spoke ? "on" : "off",
+        config->cluster_listen.empty() ? "off" : config->cluster_listen.c_str());
     return 0;
   }
   if (command == "apikey") return ApiKeyCommand(verb, name, *config);
+  if (command == "spoke") return SpokeCommand(verb, name, ttl, *config);
   return Serve(*config);
 }

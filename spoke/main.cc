@@ -4,13 +4,16 @@
 
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "spdlog/spdlog.h"
 #include <curl/curl.h>
 
 #include "common/clock.h"
+#include "common/files.h"
 #include "common/grpc_tls.h"
 #include "common/log.h"
 #include "common/signals.h"
@@ -19,6 +22,7 @@
 #include "spoke/box/manager.h"
 #include "spoke/config/spoke_config.h"
 #include "spoke/docker/curl_engine.h"
+#include "spoke/enroll/join.h"
 #include "spoke/hooks/hook_runner.h"
 #include "spoke/reaper/reaper.h"
 #include "spoke/service/box_service.h"
@@ -33,6 +37,17 @@ constexpr char kUsage[] = R"(llmbox-spoke - runs sandboxed Claude Code boxes on 
 Usage:
   llmbox-spoke serve --config FILE          serve the box service (mutual TLS) until SIGTERM
   llmbox-spoke check-config --config FILE   check a config file and say what is wrong
+  llmbox-spoke join --hub HOST:PORT --token TOKEN --advertise HOST:PORT --config FILE
+                    [--label KEY=VALUE]...
+                                            enroll with a hub using a one-time join token
+                                            (llmbox-hub spoke token create); writes the key,
+                                            certificate and cluster CA to the config's tls
+                                            files. --token-file FILE instead of --token keeps
+                                            the token out of the process list.
+  llmbox-spoke renew --hub HOST:PORT --config FILE
+                                            get a new certificate (and key) from the hub before
+                                            the current one expires; a serving spoke picks it
+                                            up within a minute
   llmbox-spoke --version
   llmbox-spoke --help
 
@@ -68,8 +83,9 @@ int Serve(const spoke::config::SpokeConfig& config) {
        .allowed_peer = config.hub_identity,
        .boxes = config.boxes,
        .auth_ttl = config.reaper.auth_ttl});
-  auto server = spoke::service::StartServer({.address = config.listen},
-                                            common::MutualTlsServerCredentials(*pems), &service);
+  // Watched, so `llmbox-spoke renew` takes effect without a restart.
+  auto server = spoke::service::StartServer(
+      {.address = config.listen}, common::WatchedMutualTlsServerCredentials(config.tls), &service);
   if (!server.ok()) return Fail(server.status());
   reaper.Start();
   spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call)", config.name,
@@ -84,6 +100,76 @@ int Serve(const spoke::config::SpokeConfig& config) {
   return 0;
 }
 
+// llmbox-spoke renew --hub H --config F
+int Renew(const std::vector<std::string_view>& args) {
+  if (args.size() != 4 || args[0] != "--hub" || args[2] != "--config") {
+    return Fail(absl::InvalidArgumentError("renew needs --hub HOST:PORT --config FILE"));
+  }
+  auto config = spoke::config::LoadSpokeConfig(std::string(args[3]));
+  if (!config.ok()) return Fail(config.status());
+  auto renewed = spoke::enroll::RenewCertificate(std::string(args[1]), *config);
+  if (!renewed.ok()) return Fail(renewed.status());
+  std::fprintf(
+      stderr, "llmbox-spoke: renewed spoke \"%s\"'s certificate, now until %s\n",
+      renewed->spoke_name.c_str(),
+      absl::FormatTime(absl::RFC3339_sec, renewed->not_after, absl::UTCTimeZone()).c_str());
+  return 0;
+}
+
+// llmbox-spoke join --hub H --token T --advertise A --config F [--label k=v]...
+int Join(const std::vector<std::string_view>& args) {
+  spoke::enroll::JoinOptions options;
+  std::string config_path;
+  std::string token_file;
+  for (std::size_t i = 0; i < args.size(); i += 2) {
+    if (i + 1 >= args.size()) return Fail(absl::InvalidArgumentError("a flag lacks its value"));
+    const std::string value(args[i + 1]);
+    if (args[i] == "--hub") {
+      options.hub_address = value;
+    } else if (args[i] == "--token") {
+      options.token = value;
+    } else if (args[i] == "--token-file") {
+      token_file = value;
+    } else if (args[i] == "--advertise") {
+      options.advertise_address = value;
+    } else if (args[i] == "--config") {
+      config_path = value;
+    } else if (args[i] == "--label" && value.find('=') != std::string::npos) {
+      options.labels[value.substr(0, value.find('='))] = value.substr(value.find('=') + 1);
+    } else {
+      return Fail(absl::InvalidArgumentError("unknown flag " + std::string(args[i]) +
+                                             " (llmbox-spoke --help)"));
+    }
+  }
+  if (!token_file.empty()) {
+    auto text = common::ReadSmallFile(token_file, 4096);
+    if (!text.ok()) return Fail(text.status());
+    options.token = *text;
+    while (!options.token.empty() &&
+           std::isspace(static_cast<unsigned char>(options.token.back()))) {
+      options.token.pop_back();
+    }
+  }
+  if (options.hub_address.empty() || options.token.empty() || options.advertise_address.empty() ||
+      config_path.empty()) {
+    return Fail(absl::InvalidArgumentError(
+        "join needs --hub HOST:PORT, --token TOKEN (or --token-file), --advertise HOST:PORT and "
+        "--config FILE"));
+  }
+  auto config = spoke::config::LoadSpokeConfig(config_path);
+  if (!config.ok()) return Fail(config.status());
+  auto joined = spoke::enroll::JoinCluster(options, *config);
+  if (!joined.ok()) return Fail(joined.status());
+  std::fprintf(stderr,
+               "llmbox-spoke: joined as spoke \"%s\"; certificate until %s (renew %s before). "
+               "Wrote %s, %s (0600) and %s. Now run:\n  llmbox-spoke serve --config %s\n",
+               joined->spoke_name.c_str(),
+               absl::FormatTime(absl::RFC3339_sec, joined->not_after, absl::UTCTimeZone()).c_str(),
+               absl::FormatDuration(joined->renew_before).c_str(), config->tls.cert_file.c_str(),
+               config->tls.key_file.c_str(), config->tls.ca_file.c_str(), config_path.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,6 +181,10 @@ int main(int argc, char** argv) {
   if (command == "--help" || command == "-h") {
     std::fputs(kUsage, stdout);
     return 0;
+  }
+  if (command == "join" || command == "renew") {
+    const std::vector<std::string_view> rest(argv + 2, argv + argc);
+    return command == "join" ? Join(rest) : Renew(rest);
   }
   if ((command == "serve" || command == "check-config") && argc == 4 &&
       std::string_view(argv[2]) == "--config") {

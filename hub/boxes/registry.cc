@@ -73,6 +73,12 @@ void SpokeDirectory::Add(std::string name, std::shared_ptr<v1::BoxService::StubI
   spokes_[std::move(name)] = std::move(entry);
 }
 
+void SpokeDirectory::Remove(std::string_view name) {
+  std::lock_guard lock(mu_);
+  auto it = spokes_.find(name);
+  if (it != spokes_.end()) spokes_.erase(it);
+}
+
 std::shared_ptr<v1::BoxService::StubInterface> SpokeDirectory::Find(std::string_view name) const {
   std::lock_guard lock(mu_);
   auto it = spokes_.find(name);

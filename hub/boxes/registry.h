@@ -37,7 +37,10 @@ namespace llmbox::hub::boxes {
 // The spokes the hub can place boxes on, by name. Thread-safe.
 class SpokeDirectory {
  public:
+  // Adds a spoke, or replaces the one of that name.
   void Add(std::string name, std::shared_ptr<v1::BoxService::StubInterface> stub, bool local);
+  // Forgets a spoke; nothing when unknown.
+  void Remove(std::string_view name);
   // nullptr when unknown.
   std::shared_ptr<v1::BoxService::StubInterface> Find(std::string_view name) const;
   struct Entry {

@@ -91,6 +91,24 @@ absl::Status ReadAuth(ConfigMap& m, HubConfig* c) {
   return m.Finish();
 }
 
+absl::Status ReadCluster(ConfigMap& m, HubConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("listen", &c->cluster_listen));
+  std::string host;
+  int port = 0;
+  if (!c->cluster_listen.empty() && !SplitHostPort(c->cluster_listen, &host, &port)) {
+    return m.Error("listen", "must be host:port (0.0.0.0:7444, 127.0.0.1:0), or empty for off");
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Duration("cert_validity", &c->cert_validity));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("renew_before", &c->renew_before));
+  if (c->cert_validity < std::chrono::hours(1) || c->cert_validity > std::chrono::hours(8760)) {
+    return m.Error("cert_validity", "must be 1h..8760h");
+  }
+  if (c->renew_before <= std::chrono::milliseconds(0) || c->renew_before >= c->cert_validity) {
+    return m.Error("renew_before", "must be more than 0 and less than cert_validity");
+  }
+  return m.Finish();
+}
+
 absl::Status ReadOidc(ConfigMap& m, const std::string& base, OidcConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("issuer", &c->issuer));
   LLMBOX_RETURN_IF_ERROR(m.Str("client_id", &c->client_id));
@@ -199,6 +217,8 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
   if (hub) LLMBOX_RETURN_IF_ERROR(ReadHub(*hub, base_dir, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> auth, root.Map("auth"));
   if (auth) LLMBOX_RETURN_IF_ERROR(ReadAuth(*auth, &config));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> cluster, root.Map("cluster"));
+  if (cluster) LLMBOX_RETURN_IF_ERROR(ReadCluster(*cluster, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> activation, root.Map("activation"));
   if (activation) LLMBOX_RETURN_IF_ERROR(ReadActivation(*activation, base_dir, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> log, root.Map("log"));

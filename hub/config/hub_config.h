@@ -53,6 +53,11 @@ struct HubConfig {
   std::chrono::milliseconds reconcile_interval{30'000};
   ApiKeyMode api_keys = ApiKeyMode::kAuto;
   bool api_keys_required = false;  // the resolved mode
+  // cluster: the enrollment listener (host:port; empty: off, and no remote spokes are
+  // dialed) and the spoke certificates it issues.
+  std::string cluster_listen;
+  std::chrono::milliseconds cert_validity{std::chrono::hours(24 * 30)};
+  std::chrono::milliseconds renew_before{std::chrono::hours(24 * 10)};
   bool local_spoke = true;
   spoke::config::SpokeConfig local_spoke_config;  // named "local"
   common::LogConfig log;

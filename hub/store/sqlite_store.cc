@@ -12,6 +12,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
 #include "common/status.h"
@@ -73,7 +74,31 @@ CREATE TABLE destroyed_boxes (
 ) STRICT;
 CREATE INDEX destroyed_boxes_by_time ON destroyed_boxes (destroyed_at_ms);
 )sql",
-    // 2 -> 3: who signed in to activate a box, when the activation page is gated by OIDC.
+    // 2 -> 3: spoke enrollment. A join token is kept by the hash of its secret only; a spoke
+    // by the fingerprint of its current certificate, which Renew must present. labels is a
+    // JSON object of strings.
+    R"sql(
+CREATE TABLE join_tokens (
+  hash TEXT PRIMARY KEY NOT NULL CHECK (hash <> ''),
+  name TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  used_at_ms INTEGER
+) STRICT;
+CREATE INDEX join_tokens_by_created_at ON join_tokens (created_at_ms);
+
+CREATE TABLE spokes (
+  name TEXT PRIMARY KEY NOT NULL,
+  advertise_address TEXT NOT NULL,
+  cert_sha256 TEXT NOT NULL,
+  not_after_ms INTEGER NOT NULL,
+  labels TEXT NOT NULL,
+  version TEXT NOT NULL,
+  joined_at_ms INTEGER NOT NULL,
+  renewed_at_ms INTEGER NOT NULL
+) STRICT;
+)sql",
+    // 3 -> 4: who signed in to activate a box, when the activation page is gated by OIDC.
     R"sql(
 ALTER TABLE boxes ADD COLUMN activation_owner TEXT NOT NULL DEFAULT '';
 )sql",
@@ -88,6 +113,10 @@ ALTER TABLE boxes ADD COLUMN activation_owner TEXT NOT NULL DEFAULT '';
 #define LLMBOX_SELECT_BOXES "SELECT " LLMBOX_BOX_COLUMNS " FROM boxes"
 #define LLMBOX_BOX_ORDER " ORDER BY created_at_ms, box_key"
 #define LLMBOX_KEY_COLUMNS "name, hash, created_at_ms, revoked_at_ms, last_used_at_ms"
+#define LLMBOX_JOIN_TOKEN_COLUMNS "hash, name, created_at_ms, expires_at_ms, used_at_ms"
+#define LLMBOX_SPOKE_COLUMNS                                                            \
+  "name, advertise_address, cert_sha256, not_after_ms, labels, version, joined_at_ms, " \
+  "renewed_at_ms"
 
 std::string BoxKey(std::string_view box_id) { return absl::AsciiStrToLower(std::string(box_id)); }
 
@@ -182,6 +211,51 @@ ApiKeyRecord ReadApiKey(const Statement& s) {
   key.revoked_at_ms = s.ColumnOptionalInt64(3);
   key.last_used_at_ms = s.ColumnOptionalInt64(4);
   return key;
+}
+
+JoinTokenRecord ReadJoinToken(const Statement& s) {
+  JoinTokenRecord token;
+  token.hash = s.ColumnText(0);
+  token.name = s.ColumnText(1);
+  token.created_at_ms = s.ColumnInt64(2);
+  token.expires_at_ms = s.ColumnInt64(3);
+  token.used_at_ms = s.ColumnOptionalInt64(4);
+  return token;
+}
+
+std::string LabelsJson(const std::map<std::string, std::string>& labels) {
+  nlohmann::json object = nlohmann::json::object();
+  for (const auto& [key, value] : labels) object[key] = value;
+  return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+SpokeRecord ReadSpoke(const Statement& s) {
+  SpokeRecord spoke;
+  spoke.name = s.ColumnText(0);
+  spoke.advertise_address = s.ColumnText(1);
+  spoke.cert_sha256 = s.ColumnText(2);
+  spoke.not_after_ms = s.ColumnInt64(3);
+  // Written by LabelsJson only; anything unreadable reads as no labels.
+  const nlohmann::json labels = nlohmann::json::parse(s.ColumnText(4), nullptr, false);
+  if (labels.is_object()) {
+    for (const auto& [key, value] : labels.items()) {
+      if (value.is_string()) spoke.labels[key] = value.get<std::string>();
+    }
+  }
+  spoke.version = s.ColumnText(5);
+  spoke.joined_at_ms = s.ColumnInt64(6);
+  spoke.renewed_at_ms = s.ColumnInt64(7);
+  return spoke;
+}
+
+// Steps `s` to its end, reading each row with `read` into `out`.
+template <typename Record>
+absl::Status CollectRows(Statement& s, Record (*read)(const Statement&), std::vector<Record>* out) {
+  while (true) {
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return absl::OkStatus();
+    out->push_back(read(s));
+  }
 }
 
 // The first column of the first row of `sql` with ?1 bound to `value`, or nullopt.
@@ -573,11 +647,7 @@ absl::StatusOr<std::vector<ApiKeyRecord>> SqliteStore::ListApiKeys() {
   LLMBOX_RETURN_IF_ERROR(Read("list API keys", "", [&](Db& db) -> absl::Status {
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s, db.Prepare("SELECT " LLMBOX_KEY_COLUMNS " FROM api_keys ORDER BY name"));
-    while (true) {
-      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
-      if (!row) return absl::OkStatus();
-      keys.push_back(ReadApiKey(s));
-    }
+    return CollectRows(s, ReadApiKey, &keys);
   }));
   return keys;
 }
@@ -640,6 +710,169 @@ absl::Status SqliteStore::TouchApiKey(std::string_view name, std::int64_t now_ms
   return status;
 }
 
+// ---- Join tokens ----
+
+absl::Status SqliteStore::InsertJoinToken(const JoinTokenRecord& token) {
+  return Write("insert join token", token.name, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s,
+                            db.Prepare("INSERT INTO join_tokens (" LLMBOX_JOIN_TOKEN_COLUMNS
+                                       ") VALUES (?1, ?2, ?3, ?4, ?5)"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, token.hash));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, token.name));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(3, token.created_at_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(4, token.expires_at_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(5, token.used_at_ms));
+    absl::Status status = s.Run();
+    if (absl::IsAlreadyExists(status)) {
+      return absl::AlreadyExistsError("join token for " + Quoted(token.name) +
+                                      ": the same token is already registered");
+    }
+    return status;
+  });
+}
+
+absl::StatusOr<JoinTokenRecord> SqliteStore::GetJoinToken(std::string_view hash) {
+  JoinTokenRecord token;
+  LLMBOX_RETURN_IF_ERROR(Read("get join token", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare("SELECT " LLMBOX_JOIN_TOKEN_COLUMNS
+                                                    " FROM join_tokens WHERE hash = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, hash));
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return absl::NotFoundError("no join token has this hash");
+    token = ReadJoinToken(s);
+    return absl::OkStatus();
+  }));
+  return token;
+}
+
+absl::StatusOr<std::vector<JoinTokenRecord>> SqliteStore::ListJoinTokens() {
+  std::vector<JoinTokenRecord> tokens;
+  LLMBOX_RETURN_IF_ERROR(Read("list join tokens", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s,
+                            db.Prepare("SELECT " LLMBOX_JOIN_TOKEN_COLUMNS
+                                       " FROM join_tokens ORDER BY created_at_ms, hash"));
+    return CollectRows(s, ReadJoinToken, &tokens);
+  }));
+  return tokens;
+}
+
+absl::Status SqliteStore::ConsumeJoinToken(std::string_view hash, std::int64_t now_ms,
+                                           const SpokeRecord& spoke) {
+  return Write("consume join token for", spoke.name, [&](Db& db) -> absl::Status {
+    // Read and mark inside one BEGIN IMMEDIATE transaction: a second caller with the same
+    // token waits for the write lock and then sees used_at_ms set.
+    JoinTokenRecord token;
+    {
+      LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare("SELECT " LLMBOX_JOIN_TOKEN_COLUMNS
+                                                      " FROM join_tokens WHERE hash = ?1"));
+      LLMBOX_RETURN_IF_ERROR(s.Bind(1, hash));
+      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+      if (!row) {
+        return absl::UnauthenticatedError(
+            "this join token is unknown to the hub (a typo, or a token of another hub): create "
+            "a new one with `llmbox-hub spoke token create`");
+      }
+      token = ReadJoinToken(s);
+    }
+    if (token.used_at_ms.has_value()) {
+      return absl::UnauthenticatedError(
+          "this join token was already used (tokens work once): create a new one with "
+          "`llmbox-hub spoke token create --name " +
+          token.name + "`");
+    }
+    if (now_ms >= token.expires_at_ms) {
+      return absl::UnauthenticatedError(
+          "this join token has expired: create a new one with `llmbox-hub spoke token create "
+          "--name " +
+          token.name + "` (--ttl sets how long it lasts)");
+    }
+    if (token.name != spoke.name) {
+      return absl::UnauthenticatedError("this join token enrolls spoke " + Quoted(token.name) +
+                                        ", not " + Quoted(spoke.name));
+    }
+    {
+      LLMBOX_ASSIGN_OR_RETURN(
+          Statement s, db.Prepare("UPDATE join_tokens SET used_at_ms = ?2 WHERE hash = ?1 AND "
+                                  "used_at_ms IS NULL"));
+      LLMBOX_RETURN_IF_ERROR(s.Bind(1, hash));
+      LLMBOX_RETURN_IF_ERROR(s.Bind(2, now_ms));
+      LLMBOX_RETURN_IF_ERROR(s.Run());
+      LLMBOX_CHECK(db.Changes() == 1, "the token was read unused in this same transaction");
+    }
+    LLMBOX_ASSIGN_OR_RETURN(Statement s,
+                            db.Prepare("INSERT OR REPLACE INTO spokes (" LLMBOX_SPOKE_COLUMNS
+                                       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, spoke.name));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, spoke.advertise_address));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(3, spoke.cert_sha256));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(4, spoke.not_after_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(5, LabelsJson(spoke.labels)));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(6, spoke.version));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(7, spoke.joined_at_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(8, spoke.renewed_at_ms));
+    return s.Run();
+  });
+}
+
+// ---- Spokes ----
+
+absl::StatusOr<SpokeRecord> SqliteStore::GetSpoke(std::string_view name) {
+  SpokeRecord spoke;
+  LLMBOX_RETURN_IF_ERROR(Read("get spoke", name, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s, db.Prepare("SELECT " LLMBOX_SPOKE_COLUMNS " FROM spokes WHERE name = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, name));
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (!row) return absl::NotFoundError("no spoke " + Quoted(name));
+    spoke = ReadSpoke(s);
+    return absl::OkStatus();
+  }));
+  return spoke;
+}
+
+absl::StatusOr<std::vector<SpokeRecord>> SqliteStore::ListSpokes() {
+  std::vector<SpokeRecord> spokes;
+  LLMBOX_RETURN_IF_ERROR(Read("list spokes", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s, db.Prepare("SELECT " LLMBOX_SPOKE_COLUMNS " FROM spokes ORDER BY name"));
+    return CollectRows(s, ReadSpoke, &spokes);
+  }));
+  return spokes;
+}
+
+absl::Status SqliteStore::RenewSpoke(const SpokeRecord& spoke, std::string_view previous_sha256) {
+  return Write("renew spoke", spoke.name, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        std::optional<std::string> current,
+        LookUpText(db, "SELECT cert_sha256 FROM spokes WHERE name = ?1", spoke.name));
+    if (!current.has_value()) return absl::NotFoundError("no spoke " + Quoted(spoke.name));
+    if (*current != previous_sha256) {
+      return absl::FailedPreconditionError("spoke " + Quoted(spoke.name) +
+                                           ": its certificate was replaced meanwhile");
+    }
+    LLMBOX_ASSIGN_OR_RETURN(Statement s,
+                            db.Prepare("UPDATE spokes SET cert_sha256 = ?2, not_after_ms = ?3, "
+                                       "renewed_at_ms = ?4 WHERE name = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, spoke.name));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, spoke.cert_sha256));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(3, spoke.not_after_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(4, spoke.renewed_at_ms));
+    return s.Run();
+  });
+}
+
+absl::Status SqliteStore::DeleteSpoke(std::string_view name) {
+  return Write("delete spoke", name, [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare("DELETE FROM spokes WHERE name = ?1"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, name));
+    LLMBOX_RETURN_IF_ERROR(s.Run());
+    if (db.Changes() == 0) return absl::NotFoundError("no spoke " + Quoted(name));
+    return absl::OkStatus();
+  });
+}
+
+#undef LLMBOX_JOIN_TOKEN_COLUMNS
+#undef LLMBOX_SPOKE_COLUMNS
 #undef LLMBOX_BOX_COLUMNS
 #undef LLMBOX_SELECT_BOXES
 #undef LLMBOX_BOX_ORDER

@@ -78,6 +78,17 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::StatusOr<ApiKeyRecord> FindLiveApiKey(std::string_view hash) override;
   [[nodiscard]] absl::Status TouchApiKey(std::string_view name, std::int64_t now_ms) override;
 
+  [[nodiscard]] absl::Status InsertJoinToken(const JoinTokenRecord& token) override;
+  [[nodiscard]] absl::StatusOr<JoinTokenRecord> GetJoinToken(std::string_view hash) override;
+  [[nodiscard]] absl::StatusOr<std::vector<JoinTokenRecord>> ListJoinTokens() override;
+  [[nodiscard]] absl::Status ConsumeJoinToken(std::string_view hash, std::int64_t now_ms,
+                                              const SpokeRecord& spoke) override;
+  [[nodiscard]] absl::StatusOr<SpokeRecord> GetSpoke(std::string_view name) override;
+  [[nodiscard]] absl::StatusOr<std::vector<SpokeRecord>> ListSpokes() override;
+  [[nodiscard]] absl::Status RenewSpoke(const SpokeRecord& spoke,
+                                        std::string_view previous_sha256) override;
+  [[nodiscard]] absl::Status DeleteSpoke(std::string_view name) override;
+
  private:
   class Reader;  // a reader connection borrowed from the pool for one call
 

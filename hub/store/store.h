@@ -1,7 +1,8 @@
 // hub/store/store.h
 //
 // The hub's durable registry: boxes (with their activation token, by hash only, and the
-// authorize URL, which never leaves the hub) and MCP API keys (by hash only). SqliteStore is
+// authorize URL, which never leaves the hub), MCP API keys (by hash only), spoke join tokens
+// (by hash only) and the spokes that joined. SqliteStore is
 // the implementation; a PostgreSQL one can fill the same interface later.
 //
 //   LLMBOX_ASSIGN_OR_RETURN(auto store, SqliteStore::Open("/var/lib/llmbox-hub/hub.db"));
@@ -16,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +75,26 @@ struct ApiKeyRecord {
   std::optional<std::int64_t> last_used_at_ms;
 };
 
+struct JoinTokenRecord {
+  std::string hash;  // lowercase hex SHA-256 of the token's secret; unique
+  std::string name;  // the spoke name it enrolls
+  std::int64_t created_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+  std::optional<std::int64_t> used_at_ms;
+};
+
+// A spoke that joined through the enrollment service.
+struct SpokeRecord {
+  std::string name;               // unique; its identity is spiffe://llmbox/spoke/<name>
+  std::string advertise_address;  // host:port the hub dials
+  std::string cert_sha256;        // fingerprint of its current certificate (Renew needs it)
+  std::int64_t not_after_ms = 0;  // when that certificate expires
+  std::map<std::string, std::string> labels;
+  std::string version;  // llmbox version the spoke reported
+  std::int64_t joined_at_ms = 0;
+  std::int64_t renewed_at_ms = 0;  // = joined_at_ms until the first Renew
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -112,6 +134,33 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<ApiKeyRecord> FindLiveApiKey(std::string_view hash) = 0;
   // Best effort, may be coarse (at most one write a minute per key is fine).
   [[nodiscard]] virtual absl::Status TouchApiKey(std::string_view name, std::int64_t now_ms) = 0;
+
+  // Join tokens.
+  // AlreadyExists when the hash is taken.
+  [[nodiscard]] virtual absl::Status InsertJoinToken(const JoinTokenRecord& token) = 0;
+  // NotFound when no token has this hash.
+  [[nodiscard]] virtual absl::StatusOr<JoinTokenRecord> GetJoinToken(std::string_view hash) = 0;
+  // Ordered by created_at; used and expired tokens included.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<JoinTokenRecord>> ListJoinTokens() = 0;
+  // In one transaction: marks the token with this hash used and stores `spoke` (replacing a
+  // spoke of the same name, for a re-join). Unauthenticated, saying which, when the token is
+  // unknown, already used or expired at `now_ms`, or enrolls another name than spoke.name;
+  // then nothing changes. Two concurrent calls with one token: exactly one succeeds.
+  [[nodiscard]] virtual absl::Status ConsumeJoinToken(std::string_view hash, std::int64_t now_ms,
+                                                      const SpokeRecord& spoke) = 0;
+
+  // Spokes.
+  // NotFound when absent.
+  [[nodiscard]] virtual absl::StatusOr<SpokeRecord> GetSpoke(std::string_view name) = 0;
+  // Ordered by name.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<SpokeRecord>> ListSpokes() = 0;
+  // Replaces the certificate fields (cert_sha256, not_after_ms, renewed_at_ms) of the spoke
+  // `spoke.name`, only if its current fingerprint is still `previous_sha256`. NotFound when
+  // the spoke is absent, FailedPrecondition when its certificate changed meanwhile.
+  [[nodiscard]] virtual absl::Status RenewSpoke(const SpokeRecord& spoke,
+                                                std::string_view previous_sha256) = 0;
+  // Forgets the spoke (its certificate can no longer be renewed). NotFound when absent.
+  [[nodiscard]] virtual absl::Status DeleteSpoke(std::string_view name) = 0;
 };
 
 }  // namespace llmbox::hub::store

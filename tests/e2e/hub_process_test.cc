@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/secrets.h"
+#include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/child_process.h"
 
@@ -21,65 +22,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-std::string UniqueId(const std::string& prefix) {
-  auto token = common::RandomToken(6);
-  REQUIRE(token.ok());
-  return prefix + "-" + common::HexEncode(*token).substr(0, 10);
-}
-
-struct HubDir {
-  explicit HubDir(const std::string& name)
-      : path(fs::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~HubDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path path;
-};
-
-// A hub config on loopback port 0 with the local spoke on the rig's engine.
-void WriteConfig(const fs::path& dir, const RigEnv& rig, const std::string& claude_bin,
-                 const std::string& api_keys, const std::string& local_spoke_extra = "") {
-  std::ofstream(dir / "hub.yaml")
-      << "hub:\n  listen: 127.0.0.1:0\n  state_dir: state\n"
-      << "auth:\n  api_keys: " << api_keys << "\n"
-      << "local_spoke:\n"
-      << "  docker:\n    socket: " << rig.docker_sock << "\n"
-      << "  boxes:\n    default_image: " << rig.box_image << "\n    claude_bin: " << claude_bin
-      << "\n    memory: 1GiB\n    stop_grace: 1s\n"
-      << local_spoke_extra << "log:\n  level: debug\n  format: json\n";
-}
-
-std::string NodeScript(const std::string& name) {
-  return std::string(LLMBOX_E2E_NODE_DIR) + "/" + name;
-}
-
-// llmbox-hub serve as a process, and its MCP URL once it listens.
-struct HubProcess {
-  HubProcess(const std::string& config, const fs::path& log)
-      : process({LLMBOX_HUB_BIN, "serve", "--config", config}, log),
-        url(process.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/")) {}
-  ChildProcess process;
-  const std::string url;  // without the trailing slash
-};
-
-struct CallResult {
-  int exit_code;
-  std::string log;
-};
-
-// One tool call with the official SDK client (tests/e2e/node/mcp_call.mjs).
-CallResult McpCall(const std::string& url, const std::string& key, const std::string& tool,
-                   const nlohmann::json& arguments, const fs::path& log) {
-  ChildProcess call({"node", NodeScript("mcp_call.mjs"), url + "/", key, tool, arguments.dump()},
-                    log);
-  const int exit_code = call.Wait(std::chrono::seconds(180));
-  return {exit_code, call.Log()};
-}
 
 // What an authorize URL or a PKCE exchange looks like; none may leave the hub over MCP.
 void CheckNoSecrets(const std::string& text) {

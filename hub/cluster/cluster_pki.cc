@@ -1,0 +1,103 @@
+// hub/cluster/cluster_pki.cc
+#include "hub/cluster/cluster_pki.h"
+
+#include <filesystem>
+
+#include "spdlog/spdlog.h"
+
+#include "common/files.h"
+#include "common/status.h"
+
+namespace llmbox::hub::cluster {
+namespace {
+
+struct Paths {
+  explicit Paths(const std::string& dir)
+      : ca_cert(dir + "/ca.crt"),
+        ca_key(dir + "/ca.key"),
+        hub_cert(dir + "/hub.crt"),
+        hub_key(dir + "/hub.key") {}
+  std::string ca_cert, ca_key, hub_cert, hub_key;
+};
+
+bool Exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+
+absl::StatusOr<ClusterPki> ReadCa(const Paths& paths) {
+  ClusterPki pki;
+  auto cert = common::ReadSmallFile(paths.ca_cert);
+  auto key = common::ReadSmallFile(paths.ca_key);
+  if (!cert.ok() || !key.ok()) {
+    return absl::FailedPreconditionError("cluster: cannot read the cluster CA (" + paths.ca_cert +
+                                         ", " + paths.ca_key +
+                                         "); both must be there and readable");
+  }
+  pki.ca = {.key_pem = *std::move(key), .cert_pem = *std::move(cert)};
+  auto info = common::InspectCert(pki.ca.cert_pem);
+  if (!info.ok() || !info->is_ca) {
+    return absl::FailedPreconditionError("cluster: " + paths.ca_cert + " is not a CA certificate");
+  }
+  pki.ca_sha256 = info->sha256_fingerprint;
+  pki.hub.ca_pem = pki.ca.cert_pem;
+  return pki;
+}
+
+// The hub's certificate when both files are there and it has more than `renew_before` left.
+bool ReadHubCert(const Paths& paths, absl::Duration renew_before, ClusterPki* pki) {
+  auto cert = common::ReadSmallFile(paths.hub_cert);
+  auto key = common::ReadSmallFile(paths.hub_key);
+  if (!cert.ok() || !key.ok()) return false;
+  auto info = common::InspectCert(*cert);
+  if (!info.ok() || info->not_after - absl::Now() < renew_before) return false;
+  pki->hub.cert_pem = *std::move(cert);
+  pki->hub.key_pem = *std::move(key);
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<ClusterPki> LoadClusterPki(const std::string& dir) {
+  const Paths paths(dir);
+  if (!Exists(paths.ca_cert)) {
+    return absl::FailedPreconditionError(
+        "cluster: there is no cluster CA in " + dir +
+        " yet: start the hub once with a cluster section (llmbox-hub serve), which creates it");
+  }
+  LLMBOX_ASSIGN_OR_RETURN(ClusterPki pki, ReadCa(paths));
+  ReadHubCert(paths, absl::ZeroDuration(), &pki);
+  return pki;
+}
+
+absl::StatusOr<ClusterPki> LoadOrCreateClusterPki(const std::string& dir,
+                                                  const ClusterPkiOptions& options) {
+  const Paths paths(dir);
+  if (!Exists(paths.ca_cert) && !Exists(paths.ca_key)) {
+    LLMBOX_ASSIGN_OR_RETURN(common::CertifiedKey ca,
+                            common::MakeCa("llmbox cluster CA", options.ca_validity));
+    // The key first: a crash in between leaves a key without a certificate, which is refused
+    // below rather than silently replaced.
+    LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.ca_key, ca.key_pem, 0600));
+    LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.ca_cert, ca.cert_pem, 0644));
+    spdlog::info("cluster: created the cluster CA in {}", dir);
+  }
+  LLMBOX_ASSIGN_OR_RETURN(ClusterPki pki, ReadCa(paths));
+  if (!ReadHubCert(paths, options.hub_cert_renew_before, &pki)) {
+    LLMBOX_ASSIGN_OR_RETURN(std::string key, common::MakePrivateKey());
+    LLMBOX_ASSIGN_OR_RETURN(std::string csr, common::MakeCsr(key, "llmbox-hub"));
+    LLMBOX_ASSIGN_OR_RETURN(
+        std::string cert,
+        common::SignCsr(pki.ca, csr,
+                        {.uri = std::string(common::kHubIdentity), .dns = {"llmbox-hub"}},
+                        options.hub_cert_validity));
+    LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_key, key, 0600));
+    LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_cert, cert, 0644));
+    pki.hub.key_pem = std::move(key);
+    pki.hub.cert_pem = std::move(cert);
+    spdlog::info("cluster: issued the hub's certificate ({})", common::kHubIdentity);
+  }
+  return pki;
+}
+
+}  // namespace llmbox::hub::cluster

@@ -1,0 +1,48 @@
+// hub/cluster/cluster_pki.h
+//
+// The cluster's trust root, kept in the hub's state directory: the cluster CA (EC P-256,
+// created on first start, key 0600) and the hub's own certificate (identity
+// spiffe://llmbox/hub), which the hub presents when it dials spokes and on its enrollment
+// listener.
+//
+//   LLMBOX_ASSIGN_OR_RETURN(ClusterPki pki, LoadOrCreateClusterPki(state_dir + "/cluster", {}));
+//   auto creds = common::PinnedMutualTlsChannelCredentials(pki.hub, SpokeIdentity("spoke-1"));
+//
+// Files in `dir`: ca.crt, ca.key (0600), hub.crt, hub.key (0600). Not thread-safe across
+// processes at first creation (the hub creates them at start; the CLI only reads them).
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+#include "common/grpc_tls.h"
+#include "common/pki.h"
+
+namespace llmbox::hub::cluster {
+
+struct ClusterPkiOptions {
+  absl::Duration ca_validity = absl::Hours(24 * 3650);
+  // The hub's certificate is issued anew at start when it has less than this left.
+  absl::Duration hub_cert_validity = absl::Hours(24 * 365);
+  absl::Duration hub_cert_renew_before = absl::Hours(24 * 30);
+};
+
+struct ClusterPki {
+  common::CertifiedKey ca;
+  std::string ca_sha256;  // the fingerprint join tokens carry
+  common::TlsPems hub;    // the hub's certificate and key, and the CA
+};
+
+// Reads the CA and the hub's certificate from `dir`, creating what is missing (the folder
+// with mode 0700). FailedPrecondition naming the file when one is unreadable or only half of
+// the CA is present.
+[[nodiscard]] absl::StatusOr<ClusterPki> LoadOrCreateClusterPki(const std::string& dir,
+                                                                const ClusterPkiOptions& options);
+
+// Reads an existing CA (for the CLI: a token carries its fingerprint). FailedPrecondition
+// saying to start the hub once when there is none yet.
+[[nodiscard]] absl::StatusOr<ClusterPki> LoadClusterPki(const std::string& dir);
+
+}  // namespace llmbox::hub::cluster

@@ -1,0 +1,45 @@
+// hub/cluster/remote_spokes.h
+//
+// Keeps the hub's SpokeDirectory in step with the spokes that joined (the Store's spokes
+// table): each is dialed at its advertise address with mutual TLS, presenting the hub's
+// certificate, trusting only the cluster CA, and accepting only the identity the spoke was
+// enrolled under (spiffe://llmbox/spoke/<name>).
+//
+//   RemoteSpokes remote(store, directory, pki.hub);
+//   LLMBOX_RETURN_IF_ERROR(remote.Sync());   // at start, after a join, every reconcile
+//
+// Channels connect lazily: a spoke that is down shows as not connected in list_spokes and its
+// calls fail with Unavailable naming it; it is not an error here. Thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+
+#include "common/grpc_tls.h"
+#include "hub/boxes/registry.h"
+#include "hub/store/store.h"
+
+namespace llmbox::hub::cluster {
+
+class RemoteSpokes {
+ public:
+  // `store` and `directory` must outlive this.
+  RemoteSpokes(store::Store& store, boxes::SpokeDirectory& directory, common::TlsPems hub);
+
+  // Adds spokes that joined since, dials again those whose address or certificate changed,
+  // and drops those that were removed (`llmbox-hub spoke remove`). Spokes this did not add
+  // (the in-process one) are left alone. The Store's error when it cannot be read.
+  [[nodiscard]] absl::Status Sync();
+
+ private:
+  store::Store& store_;
+  boxes::SpokeDirectory& directory_;
+  const common::TlsPems hub_;
+  std::mutex mu_;
+  std::map<std::string, std::string> dialed_;  // name -> address + fingerprint dialed
+};
+
+}  // namespace llmbox::hub::cluster

@@ -1,0 +1,126 @@
+// spoke/enroll/join.cc
+#include "spoke/enroll/join.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/absl_compat.h"
+#include "common/files.h"
+#include "common/grpc_status.h"
+#include "common/grpc_tls.h"
+#include "common/join_token.h"
+#include "common/pki.h"
+#include "common/status.h"
+#include "common/version.h"
+#include "llmbox/v1/cluster.grpc.pb.h"
+
+namespace llmbox::spoke::enroll {
+namespace {
+
+std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds timeout) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + timeout);
+  return context;
+}
+
+// A failed call to the hub, saying where and what to do.
+absl::Status HubError(const grpc::Status& status, const std::string& address,
+                      std::string_view step) {
+  const std::string message = status.error_message();
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      return absl::UnavailableError("cannot reach the hub's enrollment service at " + address +
+                                    " (" + std::string(step) + "): " + message +
+                                    ". Check --hub (the hub's cluster.listen) and that the port "
+                                    "is open from here");
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return absl::DeadlineExceededError("the hub at " + address + " did not answer in time (" +
+                                         std::string(step) + ")");
+    default: {
+      absl::Status converted = common::FromGrpcStatus(status);
+      return absl::Status(converted.code(), "the hub at " + address + " refused to " +
+                                                std::string(step) + ": " + message);
+    }
+  }
+}
+
+// Checks the certificate the hub issued and writes the files `serve` reads: the CA and the
+// certificate are public, the key is not. The key goes before the certificate, so a watcher
+// never pairs a new certificate with the old key for longer than a moment.
+absl::StatusOr<JoinResult> Install(const config::SpokeConfig& config, const std::string& name,
+                                   const std::string& key, const std::string& cert_pem,
+                                   const std::string& ca_pem,
+                                   const google::protobuf::Duration& renew_before) {
+  LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(cert_pem));
+  const std::string identity = common::SpokeIdentity(name);
+  if (cert.uris.size() != 1 || cert.uris[0] != identity) {
+    return absl::InternalError("the hub issued a certificate without the identity " + identity);
+  }
+  LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.ca_file, ca_pem, 0644));
+  LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.key_file, key, 0600));
+  LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.cert_file, cert_pem, 0644));
+  return JoinResult{.spoke_name = name,
+                    .not_after = cert.not_after,
+                    .renew_before = absl::Seconds(renew_before.seconds())};
+}
+
+}  // namespace
+
+absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
+                                       const config::SpokeConfig& config) {
+  LLMBOX_ASSIGN_OR_RETURN(common::JoinToken token, common::ParseJoinToken(options.token));
+  if (options.hub_address.empty() || options.hub_address.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError("--hub must be host:port of the hub's enrollment listener");
+  }
+
+  // 1. The CA, from whoever answers, checked against the token's pin before anything else.
+  v1::GetClusterCAResponse ca;
+  {
+    auto stub = v1::Enrollment::NewStub(
+        grpc::CreateChannel(options.hub_address, common::UnverifiedTlsChannelCredentials()));
+    auto context = Context(options.timeout);
+    grpc::Status status = stub->GetClusterCA(context.get(), v1::GetClusterCARequest(), &ca);
+    if (!status.ok()) return HubError(status, options.hub_address, "send its cluster CA");
+  }
+  LLMBOX_RETURN_IF_ERROR(common::CheckCaFingerprint(ca.ca_certificate_pem(), token.ca_sha256));
+
+  // 2. A key that never leaves this host, and the token, to the hub proven by that CA.
+  LLMBOX_ASSIGN_OR_RETURN(std::string key, common::MakePrivateKey());
+  LLMBOX_ASSIGN_OR_RETURN(std::string csr, common::MakeCsr(key, config.name));
+  v1::JoinRequest request;
+  request.set_token(options.token);
+  request.set_csr_pem(csr);
+  request.set_advertise_address(options.advertise_address);
+  request.set_spoke_version(common::kVersion);
+  for (const auto& [label, value] : options.labels) (*request.mutable_labels())[label] = value;
+  v1::JoinResponse joined;
+  {
+    auto stub = v1::Enrollment::NewStub(grpc::CreateChannel(
+        options.hub_address,
+        common::PinnedTlsChannelCredentials(ca.ca_certificate_pem(), config.hub_identity)));
+    auto context = Context(options.timeout);
+    grpc::Status status = stub->Join(context.get(), request, &joined);
+    if (!status.ok()) return HubError(status, options.hub_address, "let this spoke join");
+  }
+  return Install(config, joined.spoke_name(), key, joined.certificate_pem(),
+                 joined.ca_certificate_pem(), joined.renew_before());
+}
+
+absl::StatusOr<JoinResult> RenewCertificate(const std::string& hub_address,
+                                            const config::SpokeConfig& config,
+                                            std::chrono::seconds timeout) {
+  LLMBOX_ASSIGN_OR_RETURN(common::TlsPems current, common::ReadTlsFiles(config.tls));
+  LLMBOX_ASSIGN_OR_RETURN(std::string key, common::MakePrivateKey());
+  LLMBOX_ASSIGN_OR_RETURN(std::string csr, common::MakeCsr(key, config.name));
+  v1::RenewRequest request;
+  request.set_csr_pem(csr);
+  v1::RenewResponse renewed;
+  auto stub = v1::Enrollment::NewStub(grpc::CreateChannel(
+      hub_address, common::PinnedMutualTlsChannelCredentials(current, config.hub_identity)));
+  auto context = Context(timeout);
+  grpc::Status status = stub->Renew(context.get(), request, &renewed);
+  if (!status.ok()) return HubError(status, hub_address, "renew this spoke's certificate");
+  return Install(config, config.name, key, renewed.certificate_pem(), renewed.ca_certificate_pem(),
+                 renewed.renew_before());
+}
+
+}  // namespace llmbox::spoke::enroll

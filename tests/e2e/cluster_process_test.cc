@@ -1,0 +1,209 @@
+// A remote spoke, end to end: the hub with its enrollment listener, a one-time join token from
+// `llmbox-hub spoke token create`, `llmbox-spoke join` and `llmbox-spoke serve` on the rig's
+// second engine, a box made on that spoke through MCP before and after a hub restart, the
+// spoke's certificate renewed, and the spoke removed.
+
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+
+#include "spoke/box/manager.h"
+#include "spoke/docker/curl_engine.h"
+#include "tests/e2e/hub_helpers.h"
+#include "tests/rig/rig_env.h"
+#include "tests/support/child_process.h"
+
+namespace llmbox::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+// A loopback port free right now, for a spoke whose advertise address is fixed before it
+// listens (it binds it moments later; nothing else on the test machine takes ports at random).
+int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// Runs one of our CLIs to its end; its output.
+CallResult Run(const std::vector<std::string>& argv, const fs::path& log) {
+  ChildProcess process(argv, log);
+  const int exit_code = process.Wait(120s);
+  return {exit_code, process.Log()};
+}
+
+// How many containers of box `box_id` the engine at `socket` has.
+std::size_t ContainersOf(const std::string& socket, const std::string& box_id) {
+  auto engine = spoke::docker::CurlDockerEngine::Create({.unix_socket = socket});
+  REQUIRE(engine.ok());
+  auto containers = (*engine)->ListContainers({{spoke::box::BoxManager::kBoxIdLabel, box_id}});
+  REQUIRE(containers.ok());
+  return containers->size();
+}
+
+// Whether list_spokes (its `RESULT <json>` line) shows `name` as a connected remote spoke.
+bool ListedConnected(const std::string& output, const std::string& name) {
+  const auto at = output.find("RESULT ");
+  if (at == std::string::npos) return false;
+  const auto line = output.substr(at + 7, output.find('\n', at) - at - 7);
+  const auto result = nlohmann::json::parse(line, nullptr, false);
+  if (!result.is_object() || !result.contains("spokes")) return false;
+  for (const auto& spoke : result["spokes"]) {
+    if (spoke.value("name", "") == name) {
+      return spoke.value("connected", false) && !spoke.value("local", true);
+    }
+  }
+  return false;
+}
+
+TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it across a restart",
+          "[e2e][cluster]") {
+  const auto& rig = RigWithSecondEngine();
+  HubDir dir("llmbox-cluster-e2e");
+  WriteConfig(dir.path, rig, rig.standin_claude, "off", "",
+              "cluster:\n  listen: 127.0.0.1:0\n");
+  const std::string hub_config = (dir.path / "hub.yaml").string();
+  const std::string spoke_name = UniqueId("remote");
+
+  auto hub = std::make_unique<HubProcess>(hub_config, dir.path / "hub-1.log");
+  const std::string cluster_port = hub->process.WaitForLog("enrollment service on port ([0-9]+)");
+
+  const auto created = Run({LLMBOX_HUB_BIN, "spoke", "token", "create", "--name", spoke_name,
+                            "--ttl", "10m", "--config", hub_config},
+                           dir.path / "token.log");
+  INFO(created.log);
+  REQUIRE(created.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(created.log, m,
+                            std::regex("(llmboxjoin1\\.[A-Za-z0-9_-]{43}\\.[0-9a-f]{64})")));
+  const std::string token = m[1];
+
+  // The spoke: its config names the tls files join writes (in a folder not there yet).
+  const int spoke_port = FreeLoopbackPort();
+  std::ofstream(dir.path / "spoke.yaml")
+      << "spoke:\n  name: " << spoke_name << "\n  listen: 127.0.0.1:" << spoke_port
+      << "\n  state_dir: spoke-state\n"
+      << "tls:\n  cert_file: tls/spoke.crt\n  key_file: tls/spoke.key\n  ca_file: tls/ca.crt\n"
+      << "docker:\n  socket: " << rig.docker_sock2 << "\n"
+      << "boxes:\n  default_image: " << rig.box_image << "\n  claude_bin: " << rig.standin_claude
+      << "\n  memory: 1GiB\n  stop_grace: 1s\n"
+      << "log:\n  level: debug\n  format: json\n";
+  const std::string spoke_config = (dir.path / "spoke.yaml").string();
+  const std::vector<std::string> join = {
+      LLMBOX_SPOKE_BIN, "join",       "--hub",       "127.0.0.1:" + cluster_port,
+      "--token",        token,        "--advertise", "127.0.0.1:" + std::to_string(spoke_port),
+      "--config",       spoke_config, "--label",     "zone=e2e"};
+  const auto joined = Run(join, dir.path / "join.log");
+  INFO(joined.log);
+  REQUIRE(joined.exit_code == 0);
+  CHECK(joined.log.find("joined as spoke \"" + spoke_name + "\"") != std::string::npos);
+  CHECK((fs::status(dir.path / "tls/spoke.key").permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+
+  SECTION("the same token a second time is refused with the hub's reason") {
+    const auto again = Run(join, dir.path / "join-again.log");
+    INFO(again.log);
+    CHECK(again.exit_code == 1);
+    CHECK(again.log.find("was already used") != std::string::npos);
+  }
+
+  SECTION("the hub creates, gets and destroys a box on the joined spoke, also after a restart") {
+    ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config},
+                       dir.path / "spoke.log");
+    spoke.WaitForLog("serving on port");
+
+    const auto spokes =
+        McpCall(hub->url, "", "list_spokes", nlohmann::json::object(), dir.path / "spokes-1.log");
+    INFO(spokes.log);
+    REQUIRE(spokes.exit_code == 0);
+    CHECK(ListedConnected(spokes.log, spoke_name));
+
+    const auto listed =
+        Run({LLMBOX_HUB_BIN, "spoke", "list", "--config", hub_config}, dir.path / "spoke-list.log");
+    CHECK(listed.exit_code == 0);
+    CHECK(std::regex_search(listed.log, std::regex(spoke_name + " +127\\.0\\.0\\.1:" +
+                                                   std::to_string(spoke_port) + " .*zone=e2e")));
+
+    auto box_round_trip = [&](const std::string& box_id, const std::string& tag) {
+      const auto made =
+          McpCall(hub->url, "", "create_llmbox", {{"box_id", box_id}, {"spoke", spoke_name}},
+                  dir.path / ("create-" + tag + ".log"));
+      INFO(made.log);
+      REQUIRE(made.exit_code == 0);
+      CHECK(made.log.find("\"spoke\":\"" + spoke_name + "\"") != std::string::npos);
+      const auto got = McpCall(hub->url, "", "get_llmbox", {{"box_id", box_id}},
+                               dir.path / ("get-" + tag + ".log"));
+      INFO(got.log);
+      REQUIRE(got.exit_code == 0);
+      CHECK(got.log.find("\"status\":\"pending\"") != std::string::npos);
+      CHECK(got.log.find("\"spoke\":\"" + spoke_name + "\"") != std::string::npos);
+      // The box is a container on engine 2, not on engine 1.
+      CHECK(ContainersOf(rig.docker_sock2, box_id) == 1);
+      CHECK(ContainersOf(rig.docker_sock, box_id) == 0);
+      const auto destroyed = McpCall(hub->url, "", "destroy_llmbox", {{"box_id", box_id}},
+                                     dir.path / ("destroy-" + tag + ".log"));
+      INFO(destroyed.log);
+      CHECK(destroyed.exit_code == 0);
+    };
+    box_round_trip(UniqueId("onremote"), "1");
+
+    REQUIRE(hub->process.Stop() == 0);
+    hub = std::make_unique<HubProcess>(hub_config, dir.path / "hub-2.log");
+    const auto after =
+        McpCall(hub->url, "", "list_spokes", nlohmann::json::object(), dir.path / "spokes-2.log");
+    INFO(after.log);
+    REQUIRE(after.exit_code == 0);
+    CHECK(ListedConnected(after.log, spoke_name));
+    box_round_trip(UniqueId("onremote"), "2");
+
+    // The spoke renews its certificate with the restarted hub (mutual TLS, current certificate).
+    const std::string new_cluster_port =
+        hub->process.WaitForLog("enrollment service on port ([0-9]+)");
+    const auto renewed = Run({LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + new_cluster_port,
+                              "--config", spoke_config},
+                             dir.path / "renew.log");
+    INFO(renewed.log);
+    CHECK(renewed.exit_code == 0);
+    CHECK(renewed.log.find("renewed spoke \"" + spoke_name + "\"") != std::string::npos);
+
+    // Removed: the hub stops dialing it and it can no longer renew.
+    const auto removed =
+        Run({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
+            dir.path / "remove.log");
+    CHECK(removed.exit_code == 0);
+    const auto refused = Run({LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + new_cluster_port,
+                              "--config", spoke_config},
+                             dir.path / "renew-refused.log");
+    CHECK(refused.exit_code == 1);
+    CHECK(refused.log.find("is not enrolled") != std::string::npos);
+    CHECK(spoke.Stop() == 0);
+  }
+
+  CHECK(hub->process.Stop() == 0);
+  // Neither side logged the token's secret.
+  const std::string secret = token.substr(token.find('.') + 1, 43);
+  for (const char* log : {"hub-1.log", "hub-2.log", "spoke.log", "join.log"}) {
+    CHECK(ReadFileOrEmpty(dir.path / log).find(secret) == std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace llmbox::testing

@@ -1,0 +1,63 @@
+#include "tests/e2e/hub_helpers.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "common/secrets.h"
+
+namespace llmbox::testing {
+
+namespace fs = std::filesystem;
+
+std::string UniqueId(const std::string& prefix) {
+  auto token = common::RandomToken(6);
+  REQUIRE(token.ok());
+  return prefix + "-" + common::HexEncode(*token).substr(0, 10);
+}
+
+HubDir::HubDir(const std::string& name)
+    : path(fs::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {
+  fs::remove_all(path);
+  fs::create_directories(path);
+}
+
+HubDir::~HubDir() {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+void WriteConfig(const fs::path& dir, const RigEnv& rig, const std::string& claude_bin,
+                 const std::string& api_keys, const std::string& local_spoke_extra,
+                 const std::string& extra_yaml) {
+  std::ofstream(dir / "hub.yaml")
+      << "hub:\n  listen: 127.0.0.1:0\n  state_dir: state\n"
+      << "auth:\n  api_keys: " << api_keys << "\n"
+      << "local_spoke:\n"
+      << "  docker:\n    socket: " << rig.docker_sock << "\n"
+      << "  boxes:\n    default_image: " << rig.box_image << "\n    claude_bin: " << claude_bin
+      << "\n    memory: 1GiB\n    stop_grace: 1s\n"
+      << local_spoke_extra << "log:\n  level: debug\n  format: json\n"
+      << extra_yaml;
+}
+
+std::string NodeScript(const std::string& name) {
+  return std::string(LLMBOX_E2E_NODE_DIR) + "/" + name;
+}
+
+HubProcess::HubProcess(const std::string& config, const fs::path& log)
+    : process({LLMBOX_HUB_BIN, "serve", "--config", config}, log),
+      url(process.WaitForLog("serving MCP at (http://127\\.0\\.0\\.1:[0-9]+)/")) {}
+
+CallResult McpCall(const std::string& url, const std::string& key, const std::string& tool,
+                   const nlohmann::json& arguments, const fs::path& log) {
+  ChildProcess call({"node", NodeScript("mcp_call.mjs"), url + "/", key, tool, arguments.dump()},
+                    log);
+  const int exit_code = call.Wait(std::chrono::seconds(180));
+  return {exit_code, call.Log()};
+}
+
+}  // namespace llmbox::testing

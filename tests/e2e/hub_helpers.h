@@ -1,0 +1,57 @@
+// tests/e2e/hub_helpers.h
+//
+// What the hub's e2e tests share: llmbox-hub serve as a process and one MCP tool call with
+// the official SDK client (tests/e2e/node/mcp_call.mjs).
+//
+//   HubProcess hub(config, dir / "hub.log");
+//   auto created = McpCall(hub.url, key, "create_llmbox", {{"box_id", id}}, dir / "c.log");
+//   REQUIRE(created.exit_code == 0);
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/rig/rig_env.h"
+#include "tests/support/child_process.h"
+
+namespace llmbox::testing {
+
+// `prefix`-<10 hex characters>: a box id or name no earlier run used.
+std::string UniqueId(const std::string& prefix);
+
+// A fresh folder under the temp dir named for the test, removed at the end.
+struct HubDir {
+  explicit HubDir(const std::string& name);
+  ~HubDir();
+  std::filesystem::path path;
+};
+
+// A hub config (hub.yaml in `dir`) on loopback port 0 with the local spoke on the rig's
+// engine 1, `api_keys` auto/required/off, `local_spoke_extra` (keys indented under
+// local_spoke) and `extra_yaml` (whole sections) appended.
+void WriteConfig(const std::filesystem::path& dir, const RigEnv& rig,
+                 const std::string& claude_bin, const std::string& api_keys,
+                 const std::string& local_spoke_extra = "", const std::string& extra_yaml = "");
+
+// A script of the pinned node clients (build/e2e-node).
+std::string NodeScript(const std::string& name);
+
+// llmbox-hub serve as a process, and its MCP URL once it listens.
+struct HubProcess {
+  HubProcess(const std::string& config, const std::filesystem::path& log);
+  ChildProcess process;
+  const std::string url;  // without the trailing slash
+};
+
+struct CallResult {
+  int exit_code;
+  std::string log;
+};
+
+// One tool call with the official SDK client; exit code 0 with `RESULT <json>` in the log.
+CallResult McpCall(const std::string& url, const std::string& key, const std::string& tool,
+                   const nlohmann::json& arguments, const std::filesystem::path& log);
+
+}  // namespace llmbox::testing
