@@ -148,11 +148,9 @@ void AllowedHostsAndOrigins(const hub::config::HubConfig& config, std::vector<st
   hosts->push_back(public_host);
   origins->push_back(Lower(url));
   const std::string default_port = url.rfind("https", 0) == 0 ? ":443" : ":80";
-  if (public_host.size() > default_port.size() &&
-      public_host.ends_with(default_port)) {
+  if (public_host.size() > default_port.size() && public_host.ends_with(default_port)) {
     hosts->push_back(public_host.substr(0, public_host.size() - default_port.size()));
-  } else if (public_host.find(':') == std::string::npos ||
-             public_host.back() == ']') {
+  } else if (public_host.find(':') == std::string::npos || public_host.back() == ']') {
     hosts->push_back(public_host + default_port);
   }
   if (hub::config::IsLoopbackHost(config.listen_host) || config.listen_host == "0.0.0.0" ||
@@ -369,11 +367,10 @@ absl::StatusOr<std::unique_ptr<LocalSpoke>> StartLocalSpoke(
       *local->boxes, *local->engine, common::SystemClock::Get(), config.reaper);
   local->service = std::make_unique<spoke::service::BoxServiceImpl>(
       *local->boxes, *local->engine,
-      spoke::service::BoxServiceOptions{
-          .spoke_name = "local",
-          .allowed_peer = "",
-          .boxes = config.boxes,
-          .auth_ttl = config.reaper.auth_ttl});
+      spoke::service::BoxServiceOptions{.spoke_name = "local",
+                                        .allowed_peer = "",
+                                        .boxes = config.boxes,
+                                        .auth_ttl = config.reaper.auth_ttl});
   grpc::ServerBuilder builder;
   builder.RegisterService(local->service.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
@@ -437,10 +434,9 @@ int Serve(const hub::config::HubConfig& config) {
     spdlog::info("cluster: enrollment service on port {} (cluster CA sha256:{})",
                  cluster_server->port, pki->ca_sha256);
   }
-  hub::boxes::BoxRegistry registry(**store, spokes, clock,
-                                   {.public_url = config.public_url,
-                                    .default_spoke = "local",
-                                    .default_image = default_image});
+  hub::boxes::BoxRegistry registry(
+      **store, spokes, clock,
+      {.public_url = config.public_url, .default_spoke = "local", .default_image = default_image});
   const auto unknown = registry.Reconcile();
   {
     auto boxes = registry.List({});
@@ -471,7 +467,8 @@ int Serve(const hub::config::HubConfig& config) {
     sessions = std::make_unique<hub::activation::SessionCookie>(
         hub::activation::SessionCookie::DeriveKey(*session_key),
         std::chrono::duration_cast<std::chrono::seconds>(o.session_ttl), clock);
-    spdlog::info("hub: activation gated by sign-in at {}", o.issuer);
+    spdlog::info("hub: activation gated by sign-in at {} (redirect URI {}/auth/oidc/callback)",
+                 o.issuer, config.public_url);
   }
   hub::activation::ActivationPage activation(
       registry, clock,
@@ -498,9 +495,8 @@ int Serve(const hub::config::HubConfig& config) {
         ready = ready && (spoke.connected || !spoke.local);
         body += spoke.name + ": " + (spoke.connected ? "ok" : "down: " + spoke.error) + "\n";
       }
-      out->Respond({.status = ready ? 200 : 503,
-                    .headers = {{"Content-Type", "text/plain"}},
-                    .body = body});
+      out->Respond(
+          {.status = ready ? 200 : 503, .headers = {{"Content-Type", "text/plain"}}, .body = body});
       return;
     }
     if (hub::activation::ActivationPage::Serves(request.path)) {
@@ -638,6 +634,11 @@ int main(int argc, char** argv) {
         config->public_url.c_str(), config->api_keys_required ? "required" : "off",
         config->local_spoke ? "on" : "off",
         config->cluster_listen.empty() ? "off" : config->cluster_listen.c_str());
+    if (config->activation_oidc) {
+      // What the provider's client registration must list.
+      std::printf("llmbox-hub: activation sign-in at %s, redirect URI %s/auth/oidc/callback\n",
+                  config->activation_oidc->issuer.c_str(), config->public_url.c_str());
+    }
     return 0;
   }
   if (command == "apikey") return ApiKeyCommand(verb, name, *config);

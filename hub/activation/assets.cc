@@ -88,7 +88,8 @@ input[type=text] {
 @keyframes spin { to { transform: rotate(360deg); } }
 @media (prefers-reduced-motion: reduce) { .spinner { animation: none; } }
 .state-signin .badge { color: var(--accent); }
-.state-refused .badge { color: var(--bad); }
+.state-refused .badge,
+.state-signin-failed .badge { color: var(--bad); }
 .who {
   width: 100%; max-width: 35rem; margin-top: .75rem; display: flex; gap: .5rem;
   align-items: center; justify-content: center; color: var(--muted); font-size: .85rem;

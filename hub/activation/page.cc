@@ -36,35 +36,66 @@ constexpr std::size_t kTokenChars = 43;  // 256 bits, unpadded base64url (regist
 
 // What the page shows; the names are the `data-state` values and the status endpoint's.
 enum class View {
-  kWorking, kPending, kReady, kError, kExpired, kDestroyed, kUnknown, kSignIn, kRefused
+  kWorking,
+  kPending,
+  kReady,
+  kError,
+  kExpired,
+  kDestroyed,
+  kUnknown,
+  kSignIn,
+  kRefused,
+  kSignInFailed
 };
 
 std::string_view ViewName(View view) {
   switch (view) {
-    case View::kWorking: return "working";
-    case View::kPending: return "pending";
-    case View::kReady: return "ready";
-    case View::kError: return "error";
-    case View::kExpired: return "expired";
-    case View::kDestroyed: return "destroyed";
-    case View::kUnknown: return "unknown";
-    case View::kSignIn: return "signin";
-    case View::kRefused: return "refused";
+    case View::kWorking:
+      return "working";
+    case View::kPending:
+      return "pending";
+    case View::kReady:
+      return "ready";
+    case View::kError:
+      return "error";
+    case View::kExpired:
+      return "expired";
+    case View::kDestroyed:
+      return "destroyed";
+    case View::kUnknown:
+      return "unknown";
+    case View::kSignIn:
+      return "signin";
+    case View::kRefused:
+      return "refused";
+    case View::kSignInFailed:
+      return "signin-failed";
   }
   return "unknown";
 }
 
 std::string_view BadgeText(View view) {
   switch (view) {
-    case View::kWorking: return "Working";
-    case View::kPending: return "Waiting for you";
-    case View::kReady: return "Ready";
-    case View::kError: return "Failed";
-    case View::kExpired: return "Expired";
-    case View::kDestroyed: return "Destroyed";
-    case View::kUnknown: return "Not found";
-    case View::kSignIn: return "Sign in first";
-    case View::kRefused: return "Not yours";
+    case View::kWorking:
+      return "Working";
+    case View::kPending:
+      return "Waiting for you";
+    case View::kReady:
+      return "Ready";
+    case View::kError:
+      return "Failed";
+    case View::kExpired:
+      return "Expired";
+    case View::kDestroyed:
+      return "Destroyed";
+    case View::kUnknown:
+      return "Not found";
+    case View::kSignIn:
+      return "Sign in first";
+    case View::kRefused:
+      return "Not yours";
+    case View::kSignInFailed:
+      return "Sign-in failed";
   }
   return "";
 }
@@ -182,7 +213,7 @@ struct PageText {
   View view = View::kUnknown;
   std::string title;
   std::string body;
-  std::string status_url;  // set while the box works: the script polls it
+  std::string status_url;    // set while the box works: the script polls it
   std::string signed_in_as;  // with sign-in gating: shown with a sign-out button
 };
 
@@ -192,14 +223,17 @@ std::string Render(const PageText& page) {
       "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<meta name=\"robots\" content=\"noindex\">"
-      "<title>" + HtmlEscape(page.title) + " \xC2\xB7 llmbox</title>"
+      "<title>" +
+      HtmlEscape(page.title) +
+      " \xC2\xB7 llmbox</title>"
       "<link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\">"
       "<link rel=\"stylesheet\" href=\"/assets/activation.css\">"
       "<script src=\"/assets/activation.js\" defer></script>";
   if (page.view == View::kWorking) {
     html += "<noscript><meta http-equiv=\"refresh\" content=\"3\"></noscript>";
   }
-  html += "</head><body class=\"state-" + state + "\"><div class=\"top\">"
+  html += "</head><body class=\"state-" + state +
+          "\"><div class=\"top\">"
           "<span class=\"brand\">llmbox</span><span class=\"badge\">" +
           std::string(BadgeText(page.view)) + "</span></div><main data-state=\"" + state + "\"";
   if (!page.status_url.empty()) {
@@ -211,8 +245,9 @@ std::string Render(const PageText& page) {
             "</strong><form method=\"post\" action=\"" + std::string(kSignOut) +
             "\"><button class=\"link\" type=\"submit\">Sign out</button></form></div>";
   }
-  html += "<footer>llmbox never sees your Claude password. The code you paste goes "
-          "straight to your box.</footer></body></html>\n";
+  html +=
+      "<footer>llmbox never sees your Claude password. The code you paste goes "
+      "straight to your box.</footer></body></html>\n";
   return html;
 }
 
@@ -281,9 +316,9 @@ struct ActivationPage::State {
         const bool checking = box.phase == Phase::kActivating;
         page.title = checking ? "Checking the code" : "Preparing the box";
         page.status_url = std::string(kAuthPrefix) + token + std::string(kStatusSuffix);
-        page.body = "<h1>" + std::string(checking ? "Checking your code for box "
-                                                  : "Preparing box ") +
-                    id + "</h1>" + description + notice_html +
+        page.body = "<h1>" +
+                    std::string(checking ? "Checking your code for box " : "Preparing box ") + id +
+                    "</h1>" + description + notice_html +
                     "<div class=\"working\"><span class=\"spinner\" aria-hidden=\"true\"></span>"
                     "<p>" +
                     (checking ? "Your box is signing in with the code. This takes a few seconds."
@@ -295,26 +330,27 @@ struct ActivationPage::State {
         page.title = "Sign in box " + box.box_id;
         std::string last;
         if (!box.last_error.empty()) {
-          last = "<div class=\"notice\" role=\"alert\"><strong>The last attempt did not "
-                 "work:</strong>" +
-                 HtmlEscape(box.last_error) +
-                 "</div><p>Sign in again with the button below: Claude shows a new code each "
-                 "time.</p>";
+          last =
+              "<div class=\"notice\" role=\"alert\"><strong>The last attempt did not "
+              "work:</strong>" +
+              HtmlEscape(box.last_error) +
+              "</div><p>Sign in again with the button below: Claude shows a new code each "
+              "time.</p>";
         }
         std::string sign_in;
         if (HasTrustedPrefix(box.authorize_url, options.trusted_sign_in_prefixes)) {
           sign_in = "<a class=\"button sign-in\" href=\"" + HtmlEscape(box.authorize_url) +
                     "\" target=\"_blank\" rel=\"noopener noreferrer\">Sign in with Claude</a>";
         } else {
-          sign_in = "<div class=\"notice\">This box has not given a sign-in link llmbox "
-                    "trusts. Ask your chatbot for a new box.</div>";
+          sign_in =
+              "<div class=\"notice\">This box has not given a sign-in link llmbox "
+              "trusts. Ask your chatbot for a new box.</div>";
         }
         page.body =
             "<h1>Sign in box " + id + "</h1>" + description + notice_html + last +
             "<ol class=\"steps\"><li><span class=\"step-title\">Sign in with your own Claude "
             "account.</span>" +
-            sign_in +
-            "</li><li><form class=\"code-form\" method=\"post\" action=\"" +
+            sign_in + "</li><li><form class=\"code-form\" method=\"post\" action=\"" +
             std::string(kAuthPrefix) + token +
             "\"><label for=\"code\" class=\"step-title\">Claude shows a code. Paste it "
             "here.</label><input type=\"text\" id=\"code\" name=\"code\" autocomplete=\"off\" "
@@ -325,8 +361,8 @@ struct ActivationPage::State {
             "\"><button class=\"button\" type=\"submit\">Activate the box</button></form>"
             "</li></ol>";
         if (box.expires_at_ms != 0) {
-          page.body += "<p class=\"muted\">This link works until " +
-                       FormatUtc(box.expires_at_ms) + ".</p>";
+          page.body +=
+              "<p class=\"muted\">This link works until " + FormatUtc(box.expires_at_ms) + ".</p>";
         }
         break;
       }
@@ -334,8 +370,7 @@ struct ActivationPage::State {
         page.title = "Box " + box.box_id + " is ready";
         std::string session;
         if (HasTrustedPrefix(box.session_url, options.trusted_session_prefixes)) {
-          session = "<p><a class=\"button session-link\" href=\"" +
-                    HtmlEscape(box.session_url) +
+          session = "<p><a class=\"button session-link\" href=\"" + HtmlEscape(box.session_url) +
                     "\" target=\"_blank\" rel=\"noopener noreferrer\">Open the session</a>"
                     "<code class=\"session\">" +
                     HtmlEscape(box.session_url) + "</code></p>";
@@ -352,8 +387,8 @@ struct ActivationPage::State {
       }
       case View::kError:
         page.title = "Box " + box.box_id + " failed";
-        page.body = "<h1>Box " + id + " could not be signed in</h1>" + description +
-                    notice_html + "<div class=\"notice\" role=\"alert\">" +
+        page.body = "<h1>Box " + id + " could not be signed in</h1>" + description + notice_html +
+                    "<div class=\"notice\" role=\"alert\">" +
                     HtmlEscape(box.last_error.empty() ? "The box failed." : box.last_error) +
                     "</div><p>Ask your chatbot for a new box.</p>";
         break;
@@ -361,9 +396,8 @@ struct ActivationPage::State {
         page.title = "Link expired";
         page.body = "<h1>This link has expired</h1><p>Box " + id +
                     (box.phase == Phase::kGone
-                         ? " is gone" +
-                               (box.last_error.empty() ? std::string()
-                                                       : ": " + HtmlEscape(box.last_error))
+                         ? " is gone" + (box.last_error.empty() ? std::string()
+                                                                : ": " + HtmlEscape(box.last_error))
                          : " was not signed in in time") +
                     ".</p><p>Ask your chatbot for a new box.</p>";
         break;
@@ -371,6 +405,7 @@ struct ActivationPage::State {
       case View::kUnknown:
       case View::kSignIn:
       case View::kRefused:
+      case View::kSignInFailed:
         break;  // not from a live record
     }
     return page;
@@ -410,8 +445,8 @@ struct ActivationPage::State {
   // The signed-in person's email; "" when nobody is (or gating is off).
   std::string SignedInEmail(const http::Request& request) const {
     if (!Gated()) return "";
-    auto email = options.sessions->Verify(
-        CookieValue(request.Header("cookie"), SessionCookie::kName));
+    auto email =
+        options.sessions->Verify(CookieValue(request.Header("cookie"), SessionCookie::kName));
     return email.ok() ? *email : "";
   }
 
@@ -464,16 +499,15 @@ struct ActivationPage::State {
   void FinishSignIn(const http::Request& request, http::Responder& out) {
     const std::string error = FormField(request.query, "error");
     if (!error.empty()) {
-      return SendSignInFailed(
-          out, absl::PermissionDeniedError("the sign-in provider said " +
-                                           common::QuoteForMessage(error, 64)));
+      return SendSignInFailed(out, absl::PermissionDeniedError("the sign-in provider said " +
+                                                               common::QuoteForMessage(error, 64)));
     }
     const std::string state = FormField(request.query, "state");
     const std::string cookie = CookieValue(request.Header("cookie"), kStateCookie);
     if (state.empty() || cookie.empty() || !common::ConstantTimeEquals(state, cookie)) {
-      return SendSignInFailed(out, absl::UnauthenticatedError(
-                                       "this sign-in was started in another browser or has "
-                                       "expired"));
+      return SendSignInFailed(
+          out, absl::UnauthenticatedError("this sign-in was started in another browser or has "
+                                          "expired"));
     }
     auto who = options.oidc->CompleteLogin(state, FormField(request.query, "code"));
     if (!who.ok()) return SendSignInFailed(out, who.status());
@@ -495,7 +529,7 @@ struct ActivationPage::State {
                                absl::IsFailedPrecondition(status) || absl::IsInternal(status);
     spdlog::warn("activation: sign-in failed: {}", common::AsStd(status.message()));
     Send(out, provider_down ? 503 : 403,
-         {.view = View::kRefused,
+         {.view = View::kSignInFailed,
           .title = "Sign-in failed",
           .body = "<h1>Sign-in failed</h1><div class=\"notice\" role=\"alert\">" +
                   HtmlEscape(common::AsStd(status.message())) +
@@ -560,8 +594,8 @@ struct ActivationPage::State {
                      by_address ? "from " + request.remote_address : "for its link");
         return ShowBox(request, out, token, email, 429,
                        std::string("Too many attempts ") +
-                           (by_address ? "from your address" : "for this box") +
-                           ". Try again in " + Minutes(*wait) + ".",
+                           (by_address ? "from your address" : "for this box") + ". Try again in " +
+                           Minutes(*wait) + ".",
                        {{"Retry-After", std::to_string(wait->count())}});
       }
     }
@@ -676,12 +710,23 @@ std::string HtmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;

@@ -241,6 +241,14 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
   config.api_keys_required = config.api_keys == ApiKeyMode::kRequired ||
                              (config.api_keys == ApiKeyMode::kAuto && !loopback);
   config.public_url_is_default = config.public_url.empty();
+  if (config.activation_oidc && config.public_url_is_default && config.listen_port == 0) {
+    // The provider checks the redirect URI against the one registered for the client, so
+    // it must be known before the port is bound.
+    return absl::InvalidArgumentError(
+        "config: activation.oidc needs hub.public_url (or a fixed port in hub.listen): the "
+        "provider must know the redirect URI <public_url>/auth/oidc/callback in advance, and "
+        "port 0 picks a new one on every start");
+  }
   if (config.public_url.empty()) config.public_url = DefaultPublicUrl(config);
   config.local_spoke_config.name = "local";
   config.local_spoke_config.state_dir = config.state_dir + "/local-spoke";

@@ -4,8 +4,12 @@
 
 #include <chrono>
 #include <fstream>
+#include <random>
 
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "common/secrets.h"
 
@@ -32,16 +36,34 @@ HubDir::~HubDir() {
 
 void WriteConfig(const fs::path& dir, const RigEnv& rig, const std::string& claude_bin,
                  const std::string& api_keys, const std::string& local_spoke_extra,
-                 const std::string& extra_yaml) {
-  std::ofstream(dir / "hub.yaml")
-      << "hub:\n  listen: 127.0.0.1:0\n  state_dir: state\n"
-      << "auth:\n  api_keys: " << api_keys << "\n"
-      << "local_spoke:\n"
-      << "  docker:\n    socket: " << rig.docker_sock << "\n"
-      << "  boxes:\n    default_image: " << rig.box_image << "\n    claude_bin: " << claude_bin
-      << "\n    memory: 1GiB\n    stop_grace: 1s\n"
-      << local_spoke_extra << "log:\n  level: debug\n  format: json\n"
-      << extra_yaml;
+                 const std::string& extra_yaml, const std::string& listen) {
+  std::ofstream(dir / "hub.yaml") << "hub:\n  listen: " << listen << "\n  state_dir: state\n"
+                                  << "auth:\n  api_keys: " << api_keys << "\n"
+                                  << "local_spoke:\n"
+                                  << "  docker:\n    socket: " << rig.docker_sock << "\n"
+                                  << "  boxes:\n    default_image: " << rig.box_image
+                                  << "\n    claude_bin: " << claude_bin
+                                  << "\n    memory: 1GiB\n    stop_grace: 1s\n"
+                                  << local_spoke_extra << "log:\n  level: debug\n  format: json\n"
+                                  << extra_yaml;
+}
+
+int UnusedLoopbackPort() {
+  std::random_device random;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int port = 24000 + static_cast<int>(random() % 8000);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  FAIL("no unused port on 127.0.0.1 in 24000..31999 after 100 tries");
+  return 0;
 }
 
 std::string NodeScript(const std::string& name) {

@@ -28,12 +28,18 @@ struct HubDir {
   std::filesystem::path path;
 };
 
-// A hub config (hub.yaml in `dir`) on loopback port 0 with the local spoke on the rig's
-// engine 1, `api_keys` auto/required/off, `local_spoke_extra` (keys indented under
-// local_spoke) and `extra_yaml` (whole sections) appended.
-void WriteConfig(const std::filesystem::path& dir, const RigEnv& rig,
-                 const std::string& claude_bin, const std::string& api_keys,
-                 const std::string& local_spoke_extra = "", const std::string& extra_yaml = "");
+// A hub config (hub.yaml in `dir`) listening on `listen` (loopback port 0 unless given) with
+// the local spoke on the rig's engine 1, `api_keys` auto/required/off, `local_spoke_extra`
+// (keys indented under local_spoke) and `extra_yaml` (whole sections) appended.
+void WriteConfig(const std::filesystem::path& dir, const RigEnv& rig, const std::string& claude_bin,
+                 const std::string& api_keys, const std::string& local_spoke_extra = "",
+                 const std::string& extra_yaml = "", const std::string& listen = "127.0.0.1:0");
+
+// A port on 127.0.0.1 that nothing listens on now, for a server whose URL must be known
+// before it starts (an OIDC redirect URI). Drawn below the kernel's ephemeral range
+// (32768+), where port-0 binds and outgoing connections never land, and away from the
+// rig's fixed ports.
+int UnusedLoopbackPort();
 
 // A script of the pinned node clients (build/e2e-node).
 std::string NodeScript(const std::string& name);

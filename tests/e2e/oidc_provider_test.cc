@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -141,6 +143,34 @@ TEST_CASE("sign-in through a real OpenID Connect provider returns the verified e
                Catch::Contains("the token endpoint refused the code"));
     CHECK(std::string(replay.status().message()).find(code) == std::string::npos);
   }
+}
+
+TEST_CASE("forged ID tokens from the real provider's token endpoint are refused", "[oidc]") {
+  // The provider answers these accounts' code exchanges with a forged ID token built from
+  // the real one's claims (oidc_provider.mjs, FORGERIES): discovery, JWKS, PKCE, state and
+  // nonce are all real, only the token is not.
+  ScratchDir dir("oidc-e2e");
+  Provider idp(dir.path(), "client_secret_basic");
+  Client client(idp.issuer, "llmbox", {}, {"example.com"});
+  const std::vector<std::pair<std::string, std::string>> forgeries = {
+      {"alg-none", "algorithm \"none\""},
+      {"hs256-pubkey", "algorithm \"HS256\""},
+      {"wrong-kid", "no signing key with kid \"rs-2\""},
+      {"wrong-aud", "audience [\"another-client\"] does not include client id \"llmbox\""},
+      {"expired", "id token: expired"},
+  };
+  for (const auto& [kind, reason] : forgeries) {
+    INFO("forgery " << kind);
+    auto signed_in = client.SignIn(dir.path(), "forge-" + kind + "@example.com");
+    REQUIRE_FALSE(signed_in.ok());
+    CHECK(signed_in.status().code() == absl::StatusCode::kUnauthenticated);
+    CHECK_THAT(std::string(signed_in.status().message()), Catch::Contains(reason));
+  }
+  // The same provider and client still sign a real token in: the refusals were the tokens'.
+  auto alice = client.SignIn(dir.path(), "alice@example.com");
+  INFO(alice.status().message());
+  REQUIRE(alice.ok());
+  CHECK(alice->email == "alice@example.com");
 }
 
 TEST_CASE("sign-in works with a provider that takes client_secret_post only", "[oidc]") {

@@ -571,6 +571,7 @@ TEST_CASE("with sign-in gating the first person to sign in owns the box; others 
     RecordingResponder back;
     f.page->Handle(callback, back);
     CHECK(back.status == 403);
+    CHECK(Has(back.body, "data-state=\"signin-failed\""));
     CHECK(Has(back.body, "started in another browser"));
   }
   SECTION("alice owns it; bob is refused even with the link") {

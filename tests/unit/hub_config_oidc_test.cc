@@ -97,5 +97,32 @@ TEST_CASE("activation.oidc errors name the key path and line", "[config]") {
         "config: activation.oidc.issuer (line 3): is required (https://accounts.example.com)");
 }
 
+TEST_CASE("activation.oidc needs a redirect URI known before the hub starts", "[config]") {
+  ConfigDir dir;
+  const std::string oidc =
+      "activation:\n  oidc:\n"
+      "    issuer: https://accounts.example.com\n"
+      "    client_id: llmbox\n"
+      "    client_secret_file: client-secret\n"
+      "    allowed_domains: [example.com]\n";
+  auto parse = [&](const std::string& hub) {
+    return ParseHubConfig(hub + oidc, "hub.yaml", dir.dir.path().string());
+  };
+  // Port 0 with the default public URL: the redirect URI would change on every start.
+  auto any_port = parse("hub:\n  listen: 127.0.0.1:0\n");
+  REQUIRE_FALSE(any_port.ok());
+  CHECK(any_port.status().message() ==
+        "config: activation.oidc needs hub.public_url (or a fixed port in hub.listen): the "
+        "provider must know the redirect URI <public_url>/auth/oidc/callback in advance, and "
+        "port 0 picks a new one on every start");
+  // A fixed port, or a public URL in front of port 0, names it.
+  auto fixed = parse("hub:\n  listen: 127.0.0.1:8443\n");
+  REQUIRE(fixed.ok());
+  CHECK(fixed->public_url == "http://127.0.0.1:8443");
+  auto behind_proxy = parse("hub:\n  listen: 127.0.0.1:0\n  public_url: https://hub.example.com\n");
+  REQUIRE(behind_proxy.ok());
+  CHECK(behind_proxy->public_url == "https://hub.example.com");
+}
+
 }  // namespace
 }  // namespace llmbox::hub::config

@@ -6,6 +6,10 @@
 //             code -> ready with the session link; get_llmbox agrees; destroyed; unknown link
 //   expired   (a hub whose spoke gives boxes a few seconds) the page says the link expired
 //   real      (the real Claude binary) a submitted code shows the box's real error text
+//   gated     (a hub with activation.oidc at oidc_provider.mjs) the sign-in page; alice signs
+//             in through the provider's login form and owns the box; bob, in another
+//             browser, is refused even with the link; an unverified email is refused; alice
+//             activates the box and signs out
 // Screenshots of every state at phone (390 px) and desktop (1280 px) width go to the artifacts
 // dir as <state>-<phone|desktop>.png. Prints STEP lines; exits non-zero on a broken expectation.
 import assert from 'node:assert/strict';
@@ -64,23 +68,26 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-dev-shm-usage'],
 });
 const context = await browser.newContext({ viewport: widths.desktop });
-const page = await context.newPage();
 const consoleErrors = [];
-page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-page.on('pageerror', (e) => consoleErrors.push(String(e)));
+function watch(p) {
+  p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  p.on('pageerror', (e) => consoleErrors.push(String(e)));
+  return p;
+}
+const page = watch(await context.newPage());
 
-async function shoot(state) {
+async function shoot(state, p = page) {
   for (const [name, size] of Object.entries(widths)) {
-    await page.setViewportSize(size);
+    await p.setViewportSize(size);
     // Nothing may overflow sideways on a phone.
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${state} at ${name} width overflows by ${overflow}px`);
-    await page.screenshot({ path: `${artifacts}/${state}-${name}.png`, fullPage: true });
+    await p.screenshot({ path: `${artifacts}/${state}-${name}.png`, fullPage: true });
   }
-  await page.setViewportSize(widths.desktop);
+  await p.setViewportSize(widths.desktop);
   step(`screenshots of ${state}`);
 }
-const stateOf = () => page.locator('main').getAttribute('data-state');
+const stateOf = (p = page) => p.locator('main').getAttribute('data-state');
 const csrfOf = () => page.locator('input[name=csrf]').getAttribute('value');
 
 async function submit(code, { shootWorking = false } = {}) {
@@ -120,6 +127,111 @@ async function checkHeaders(response) {
   assert.equal(h['cache-control'], 'no-store');
 }
 
+// --- Sign-in gating (scenario gated) ---
+
+// From the hub's sign-in page through the provider's login form as `login`; resolves at the
+// first page back on the hub (the box's page, or the callback's refusal).
+async function signInAs(p, login, hubOrigin) {
+  await Promise.all([p.waitForNavigation(), p.click('a.sign-in-first')]);
+  const at = new URL(p.url());
+  assert.notEqual(at.origin, hubOrigin, `the sign-in link leads to the provider, not ${p.url()}`);
+  assert.match(await p.locator('h1').innerText(), /Test provider sign-in/);
+  await p.fill('input[name=login]', login);
+  await p.fill('input[name=password]', 'any-password');
+  await p.click('button[type=submit]');
+  await p.waitForURL((u) => u.origin === hubOrigin, { waitUntil: 'load', timeout: 60_000 });
+  step(`${login} signed in at the provider and is back at ${new URL(p.url()).pathname.replace(/[A-Za-z0-9_-]{43}/, '<token>')}`);
+}
+
+async function gated(authUrl) {
+  const hubOrigin = new URL(authUrl).origin;
+  const [signInUrl] = await authorizeUrlsOf(boxId);
+
+  // Nobody signed in: the sign-in page, and nothing of the box's sign-in.
+  let response = await page.goto(authUrl);
+  assert.equal(response.status(), 200);
+  await checkHeaders(response);
+  assert.equal(await stateOf(), 'signin');
+  assert.match(await page.locator('h1').innerText(), /Sign in to continue/);
+  assert.equal(await page.locator('form.code-form').count(), 0);
+  assert.equal(await page.locator('a.sign-in').count(), 0);
+  assert.ok(!(await page.content()).includes('oauth/authorize'), 'no authorize URL before sign-in');
+  await shoot('signin');
+
+  // alice signs in first and owns the box: its page, her name, the box's own sign-in link.
+  await signInAs(page, 'alice@example.com', hubOrigin);
+  assert.equal(page.url(), authUrl);
+  assert.equal(await stateOf(), 'pending');
+  assert.match(await page.locator('.who').innerText(), /Signed in as\s+alice@example\.com/);
+  assert.equal(await page.locator('a.sign-in').getAttribute('href'), signInUrl);
+  const session = (await context.cookies()).find((c) => c.name === 'llmbox_session');
+  assert.ok(session && session.httpOnly && session.sameSite === 'Lax' && !session.secure,
+    `session cookie ${JSON.stringify(session)}`);
+  assert.ok(!(await context.cookies()).some((c) => c.name === 'llmbox_oidc_state'),
+    'the sign-in state cookie is spent');
+  await shoot('pending-signed-in');
+
+  // bob, in another browser, has the link too: refused, and nothing of the box is shown.
+  const bobContext = await browser.newContext({ viewport: widths.desktop });
+  const bob = watch(await bobContext.newPage());
+  await bob.goto(authUrl);
+  assert.equal(await stateOf(bob), 'signin');
+  await signInAs(bob, 'bob@example.com', hubOrigin);
+  assert.equal(bob.url(), authUrl);
+  response = await bob.reload();
+  assert.equal(response.status(), 403);
+  await checkHeaders(response);
+  assert.equal(await stateOf(bob), 'refused');
+  assert.match(await bob.locator('h1').innerText(), /This box is not yours/);
+  assert.match(await bob.locator('.who').innerText(), /Signed in as\s+bob@example\.com/);
+  assert.equal(await bob.locator('form.code-form').count(), 0);
+  const bobHtml = await bob.content();
+  assert.ok(!bobHtml.includes('oauth/authorize') && !bobHtml.includes(boxId),
+    'a refused person sees neither the sign-in link nor the box');
+  await shoot('refused', bob);
+  // A code bob posts anyway never reaches the box.
+  const posted = await bobContext.request.post(authUrl, {
+    form: { code: 'standin-ok-2468#state-abcdef', csrf: 'x' }, maxRedirects: 0 });
+  assert.equal(posted.status(), 403);
+  assert.equal((await tool('get_llmbox', { box_id: boxId })).status, 'pending');
+  await bobContext.close();
+  step('bob is refused and his code did not reach the box');
+
+  // An account whose email is not verified is refused at the callback.
+  const unverifiedContext = await browser.newContext({ viewport: widths.desktop });
+  const unverified = watch(await unverifiedContext.newPage());
+  await unverified.goto(authUrl);
+  await signInAs(unverified, 'unverified@example.com', hubOrigin);
+  assert.equal(new URL(unverified.url()).pathname, '/auth/oidc/callback');
+  assert.equal(await stateOf(unverified), 'signin-failed');
+  assert.match(await unverified.locator('h1').innerText(), /Sign-in failed/);
+  assert.match(await unverified.locator('.notice[role=alert]').innerText(),
+    /has not verified the email "unverified@example\.com"/);
+  assert.ok(!(await unverifiedContext.cookies()).some((c) => c.name === 'llmbox_session'));
+  await shoot('signin-failed', unverified);
+  await unverified.goto(authUrl);
+  assert.equal(await stateOf(unverified), 'signin');
+  await unverifiedContext.close();
+  step('an unverified email is refused');
+
+  // alice activates the box.
+  await page.goto(authUrl);
+  await submit('standin-ok-2468#state-abcdef');
+  assert.equal(await stateOf(), 'ready');
+  assert.match(await page.locator('a.session-link').getAttribute('href'), /^https:\/\/claude\.ai\/code\//);
+  assert.equal((await tool('get_llmbox', { box_id: boxId })).status, 'ready');
+  step('alice activated the box');
+
+  // Sign-out: the session cookie goes, and the link asks for sign-in again.
+  await Promise.all([page.waitForNavigation(), page.click('.who button[type=submit]')]);
+  assert.match(await page.locator('h1').innerText(), /You are signed out/);
+  assert.ok(!(await context.cookies()).some((c) => c.name === 'llmbox_session'));
+  await shoot('signed-out');
+  await page.goto(authUrl);
+  assert.equal(await stateOf(), 'signin');
+  step('alice signed out');
+}
+
 try {
   const created = await tool('create_llmbox', { box_id: boxId, description: 'browser e2e box' });
   assert.equal(created.status, 'pending');
@@ -140,6 +252,8 @@ try {
     assert.match(await page.locator('h1').innerText(), /This link has expired/);
     assert.equal(await page.locator('form').count(), 0);
     await shoot('expired');
+  } else if (scenario === 'gated') {
+    await gated(authUrl);
   } else if (scenario === 'real') {
     const response = await page.goto(authUrl);
     assert.equal(response.status(), 200);
@@ -213,10 +327,15 @@ try {
     assert.equal(await page.locator('h1').innerText(), 'Not found');
     await shoot('unknown');
   }
-  assert.deepEqual(consoleErrors.filter((e) => !/status of 4(04|10)/.test(e)), [],
+  assert.deepEqual(consoleErrors.filter((e) => !/status of 4(03|04|10)/.test(e)), [],
     'no script errors and no CSP violations');
   console.log('BROWSER OK');
 } finally {
+  // Leave no box behind on the engine (the flow destroyed its own already).
+  if (scenario !== 'flow') {
+    await client.callTool({ name: 'destroy_llmbox', arguments: { box_id: boxId } })
+      .catch((err) => console.log(`cleanup: destroy_llmbox ${boxId}: ${err.message}`));
+  }
   await browser.close();
   await client.close();
 }

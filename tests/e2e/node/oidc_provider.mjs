@@ -3,8 +3,13 @@
 //
 //   node oidc_provider.mjs --redirect-uri http://127.0.0.1:8080/auth/oidc/callback \
 //        [--client-secret S] [--token-auth client_secret_basic|client_secret_post]
+//        [--host 127.0.0.1|localhost]
 //
-// Prints the issuer URL (http://127.0.0.1:<port>) as one line on stdout when it is ready, and
+// It listens on 127.0.0.1 only; --host names it in the issuer (localhost makes it another
+// site than a hub on 127.0.0.1, as a real provider is, so a browser applies its cross-site
+// cookie rules to the sign-in redirects).
+//
+// Prints the issuer URL (http://<host>:<port>) as one line on stdout when it is ready, and
 // exits when its stdin closes (when stdin is a pipe) or on SIGTERM/SIGINT.
 //
 // Clients (both confidential, PKCE S256 required, the one redirect URI given):
@@ -13,6 +18,15 @@
 // Accounts (any non-empty password): alice@example.com and bob@example.com with
 // email_verified true, unverified@example.com with email_verified false. The ID token carries
 // email and email_verified (conformIdTokenClaims off), as many real providers do.
+//
+// Forgers: the accounts forge-<kind>@example.com (verified) sign in like alice, but the token
+// endpoint's answer carries a forged ID token in place of the real one, made from the real
+// one's claims (so nonce, issuer and times are right unless the forgery changes them):
+//   forge-alg-none      header alg "none", no signature
+//   forge-hs256-pubkey  HS256 with the provider's RSA public key (PEM) as the HMAC secret
+//   forge-wrong-kid     signed with a key the provider never published, under kid "rs-2"
+//   forge-wrong-aud     signed with the provider's real key, for audience "another-client"
+//   forge-expired       signed with the provider's real key, expired an hour ago
 //
 // The login form is our own (no external fonts or scripts, so a browser test never leaves
 // loopback): GET /interaction/<uid> shows it with fields `login` and `password`, POST
@@ -29,6 +43,7 @@ function parseArgs(argv) {
     redirectUri: '',
     clientSecret: 'llmbox-test-client-secret',
     tokenAuth: 'client_secret_basic',
+    host: '127.0.0.1',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const value = argv[i + 1];
@@ -36,25 +51,67 @@ function parseArgs(argv) {
     if (argv[i] === '--redirect-uri') args.redirectUri = value;
     else if (argv[i] === '--client-secret') args.clientSecret = value;
     else if (argv[i] === '--token-auth') args.tokenAuth = value;
+    else if (argv[i] === '--host') args.host = value;
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   if (!args.redirectUri) throw new Error('--redirect-uri is required');
+  if (!['127.0.0.1', 'localhost'].includes(args.host)) throw new Error('--host must be loopback');
   return args;
 }
 
+const FORGERIES = ['alg-none', 'hs256-pubkey', 'wrong-kid', 'wrong-aud', 'expired'];
 const ACCOUNTS = {
   'alice@example.com': true,
   'bob@example.com': true,
   'unverified@example.com': false,
+  ...Object.fromEntries(FORGERIES.map((kind) => [`forge-${kind}@example.com`, true])),
 };
 
+const rsaKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+const ecKey = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+
 function signingKeys() {
-  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
   return [
-    { ...rsa.export({ format: 'jwk' }), kid: 'rs-1', alg: 'RS256', use: 'sig' },
-    { ...ec.export({ format: 'jwk' }), kid: 'es-1', alg: 'ES256', use: 'sig' },
+    { ...rsaKey.export({ format: 'jwk' }), kid: 'rs-1', alg: 'RS256', use: 'sig' },
+    { ...ecKey.export({ format: 'jwk' }), kid: 'es-1', alg: 'ES256', use: 'sig' },
   ];
+}
+
+const b64url = (data) => Buffer.from(data).toString('base64url');
+
+// A JWT of `header` and `claims`, signed by `sign(signingInput)` (a Buffer, or '' for none).
+function jwt(header, claims, sign) {
+  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+  return `${input}.${b64url(sign(input))}`;
+}
+
+// The forged replacement for the real ID token `idToken` (RS256, kid rs-1), per FORGERIES.
+function forge(kind, idToken) {
+  const claims = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
+  const rs256 = (key) => (input) => crypto.sign('sha256', Buffer.from(input), key);
+  switch (kind) {
+    case 'alg-none':
+      return jwt({ alg: 'none', typ: 'JWT' }, claims, () => '');
+    case 'hs256-pubkey': {
+      const pem = crypto.createPublicKey(rsaKey).export({ type: 'spki', format: 'pem' });
+      return jwt({ alg: 'HS256', typ: 'JWT', kid: 'rs-1' }, claims,
+                 (input) => crypto.createHmac('sha256', pem).update(input).digest());
+    }
+    case 'wrong-kid': {
+      const stranger = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+      return jwt({ alg: 'RS256', typ: 'JWT', kid: 'rs-2' }, claims, rs256(stranger));
+    }
+    case 'wrong-aud':
+      return jwt({ alg: 'RS256', typ: 'JWT', kid: 'rs-1' },
+                 { ...claims, aud: 'another-client', azp: 'another-client' }, rs256(rsaKey));
+    case 'expired': {
+      const now = Math.floor(Date.now() / 1000);
+      return jwt({ alg: 'RS256', typ: 'JWT', kid: 'rs-1' },
+                 { ...claims, iat: now - 7200, exp: now - 3600 }, rs256(rsaKey));
+    }
+    default:
+      throw new Error(`unknown forgery ${kind}`);
+  }
 }
 
 function escapeHtml(text) {
@@ -126,7 +183,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const server = http.createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const issuer = `http://${args.host}:${server.address().port}`;
 
   const client = (clientId, alg) => ({
     client_id: clientId,
@@ -155,6 +212,15 @@ async function main() {
         },
       };
     },
+  });
+  // The forgers' token responses carry a forged ID token (see FORGERIES).
+  provider.use(async (ctx, next) => {
+    await next();
+    const idToken = ctx.method === 'POST' && ctx.path === '/token' && ctx.body?.id_token;
+    if (!idToken) return;
+    const { sub } = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString());
+    const kind = /^forge-(.+)@example\.com$/.exec(sub)?.[1];
+    if (kind) ctx.body = { ...ctx.body, id_token: forge(kind, idToken) };
   });
   const callback = provider.callback();
   server.on('request', (req, res) => {
