@@ -393,13 +393,11 @@ int Serve(const hub::config::HubConfig& config) {
 
   hub::boxes::SpokeDirectory spokes;
   std::unique_ptr<LocalSpoke> local;
-  std::string default_image;
   if (config.local_spoke) {
     auto started = StartLocalSpoke(config.local_spoke_config);
     if (!started.ok()) return Fail(started.status());
     local = *std::move(started);
     spokes.Add("local", local->stub, /*local=*/true);
-    default_image = config.local_spoke_config.boxes.default_image;
   }
   // The cluster: spokes that joined are dialed with mutual TLS, and the enrollment service
   // listens for more.
@@ -434,9 +432,7 @@ int Serve(const hub::config::HubConfig& config) {
     spdlog::info("cluster: enrollment service on port {} (cluster CA sha256:{})",
                  cluster_server->port, pki->ca_sha256);
   }
-  hub::boxes::BoxRegistry registry(
-      **store, spokes, clock,
-      {.public_url = config.public_url, .default_spoke = "local", .default_image = default_image});
+  hub::boxes::BoxRegistry registry(**store, spokes, clock, {.public_url = config.public_url});
   const auto unknown = registry.Reconcile();
   {
     auto boxes = registry.List({});

@@ -393,13 +393,11 @@ struct ActivationPage::State {
                     "</div><p>Ask your chatbot for a new box.</p>";
         break;
       case View::kExpired:
+        // Plain, like an unknown link: nothing of the box (id, description, error).
         page.title = "Link expired";
-        page.body = "<h1>This link has expired</h1><p>Box " + id +
-                    (box.phase == Phase::kGone
-                         ? " is gone" + (box.last_error.empty() ? std::string()
-                                                                : ": " + HtmlEscape(box.last_error))
-                         : " was not signed in in time") +
-                    ".</p><p>Ask your chatbot for a new box.</p>";
+        page.body =
+            "<h1>This link has expired</h1><p>A box must be signed in soon after it is made, "
+            "and this one was not.</p><p>Ask your chatbot for a new box.</p>";
         break;
       case View::kDestroyed:
       case View::kUnknown:
@@ -432,7 +430,7 @@ struct ActivationPage::State {
     if (!OwnedBy(*box, email, out)) return;
     const View view = ViewOf(*box, NowMs());
     const std::string browser_id = BrowserId(request);
-    if (view == View::kExpired && status == 200) status = 410;
+    if (view == View::kExpired && status == 200) status = 404;
     PageText page = BoxPage(*box, view, token, browser_id, notice);
     page.signed_in_as = email;
     Send(out, status, page, browser_id, std::move(extra));

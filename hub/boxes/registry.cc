@@ -1,6 +1,8 @@
 // hub/boxes/registry.cc
 #include "hub/boxes/registry.h"
 
+#include <algorithm>
+#include <future>
 #include <set>
 #include <utility>
 
@@ -20,13 +22,20 @@ using store::Phase;
 
 store::Phase FromProto(v1::BoxPhase phase) {
   switch (phase) {
-    case v1::BOX_PHASE_CREATING: return Phase::kCreating;
-    case v1::BOX_PHASE_PENDING: return Phase::kPending;
-    case v1::BOX_PHASE_ACTIVATING: return Phase::kActivating;
-    case v1::BOX_PHASE_READY: return Phase::kReady;
-    case v1::BOX_PHASE_ERROR: return Phase::kError;
-    case v1::BOX_PHASE_DESTROYED: return Phase::kGone;
-    default: return Phase::kError;
+    case v1::BOX_PHASE_CREATING:
+      return Phase::kCreating;
+    case v1::BOX_PHASE_PENDING:
+      return Phase::kPending;
+    case v1::BOX_PHASE_ACTIVATING:
+      return Phase::kActivating;
+    case v1::BOX_PHASE_READY:
+      return Phase::kReady;
+    case v1::BOX_PHASE_ERROR:
+      return Phase::kError;
+    case v1::BOX_PHASE_DESTROYED:
+      return Phase::kGone;
+    default:
+      return Phase::kError;
   }
 }
 
@@ -132,7 +141,11 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   if (request.description.size() > 1024) {
     return absl::InvalidArgumentError("description is longer than 1024 bytes");
   }
-  const std::string spoke = request.spoke.empty() ? options_.default_spoke : request.spoke;
+  std::string spoke = request.spoke.empty() ? options_.default_spoke : request.spoke;
+  if (spoke.empty()) {
+    LLMBOX_ASSIGN_OR_RETURN(spoke,
+                            Place(request.image.empty() ? options_.default_image : request.image));
+  }
   auto stub = spokes_.Find(spoke);
   if (stub == nullptr) {
     std::string known;
@@ -176,7 +189,8 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
       (void)stub->DestroyBox(destroy_context.get(), destroy, &destroyed);
     }
     if (auto st = store_.DeleteBox(box_id); !st.ok()) {
-      spdlog::warn("box {}: could not forget the failed create: {}", box_id, common::AsStd(st.message()));
+      spdlog::warn("box {}: could not forget the failed create: {}", box_id,
+                   common::AsStd(st.message()));
     }
     return SpokeError(spoke, status);
   }
@@ -259,8 +273,8 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
   const std::chrono::seconds limit = timeout.value_or(options_.default_exec_timeout);
   if (limit.count() < 1 || limit > options_.max_exec_timeout) {
     return absl::InvalidArgumentError("timeout_s must be 1.." +
-                                      std::to_string(options_.max_exec_timeout.count()) +
-                                      ", got " + std::to_string(limit.count()));
+                                      std::to_string(options_.max_exec_timeout.count()) + ", got " +
+                                      std::to_string(limit.count()));
   }
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto stub, SpokeFor(record));
@@ -286,22 +300,89 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
                     .timed_out = response.timed_out()};
 }
 
+namespace {
+
+struct SpokeHealth {
+  SpokeDirectory::Entry entry;
+  grpc::Status status;
+  v1::HealthResponse health;
+};
+
+// Every spoke's health, asked at once (a slow spoke costs `timeout`, not a sum of them).
+std::vector<SpokeHealth> HealthOfAll(const SpokeDirectory& spokes,
+                                     std::chrono::milliseconds timeout) {
+  std::vector<SpokeHealth> out;
+  for (auto& entry : spokes.List()) out.push_back({.entry = std::move(entry)});
+  std::vector<std::future<void>> calls;
+  for (auto& spoke : out) {
+    calls.push_back(std::async(std::launch::async, [&spoke, timeout] {
+      auto context = Context(timeout);
+      spoke.status = spoke.entry.stub->Health(context.get(), v1::HealthRequest(), &spoke.health);
+    }));
+  }
+  for (auto& call : calls) call.wait();
+  return out;
+}
+
+std::uint32_t BoxesOf(const v1::Capacity& capacity) {
+  return capacity.creating() + capacity.pending() + capacity.ready() + capacity.error();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> BoxRegistry::Place(const std::string& image) {
+  const auto all = spokes_.List();
+  if (all.empty()) return absl::UnavailableError("this hub has no spokes to place a box on");
+  if (all.size() == 1) return all.front().name;
+  const SpokeHealth* best = nullptr;
+  std::vector<std::string> passed_over;
+  const auto spokes = HealthOfAll(spokes_, std::chrono::milliseconds(2000));
+  for (const auto& spoke : spokes) {
+    const std::string& name = spoke.entry.name;
+    const auto& capacity = spoke.health.capacity();
+    const auto& images = spoke.health.allowed_images();
+    if (!spoke.status.ok()) {
+      passed_over.push_back(name + " is unreachable (" + spoke.status.error_message() + ")");
+    } else if (!spoke.health.engine().reachable()) {
+      passed_over.push_back(name + "'s Docker engine is down (" + spoke.health.engine().error() +
+                            ")");
+    } else if (!image.empty() && std::find(images.begin(), images.end(), image) == images.end()) {
+      passed_over.push_back(name + " does not allow image " + common::QuoteForMessage(image));
+    } else if (BoxesOf(capacity) >= capacity.max_boxes()) {
+      passed_over.push_back(name + " is full (" + std::to_string(BoxesOf(capacity)) + " of " +
+                            std::to_string(capacity.max_boxes()) + " boxes)");
+    } else {
+      auto free = [](const SpokeHealth& s) {
+        return s.health.capacity().max_boxes() - BoxesOf(s.health.capacity());
+      };
+      // Spokes come by name, so on a full tie the first name stays.
+      if (best == nullptr || free(spoke) > free(*best) ||
+          (free(spoke) == free(*best) && BoxesOf(capacity) < BoxesOf(best->health.capacity()))) {
+        best = &spoke;
+      }
+    }
+  }
+  if (best == nullptr) {
+    std::string why;
+    for (const auto& reason : passed_over) why += (why.empty() ? "" : "; ") + reason;
+    return absl::ResourceExhaustedError("no spoke can take the box: " + why +
+                                        ". Destroy a box, or name a spoke with room");
+  }
+  return best->entry.name;
+}
+
 std::vector<SpokeStatus> BoxRegistry::Spokes() {
   std::vector<SpokeStatus> out;
-  for (const auto& entry : spokes_.List()) {
-    SpokeStatus spoke{.name = entry.name, .local = entry.local};
-    v1::HealthResponse health;
-    auto context = Context(std::chrono::milliseconds(3000));
-    grpc::Status status = entry.stub->Health(context.get(), v1::HealthRequest(), &health);
-    spoke.connected = status.ok();
-    if (status.ok()) {
-      const auto& capacity = health.capacity();
-      spoke.max_boxes = capacity.max_boxes();
-      spoke.boxes = capacity.creating() + capacity.pending() + capacity.ready() + capacity.error();
+  for (const auto& spoke : HealthOfAll(spokes_, std::chrono::milliseconds(3000))) {
+    SpokeStatus status{
+        .name = spoke.entry.name, .local = spoke.entry.local, .connected = spoke.status.ok()};
+    if (spoke.status.ok()) {
+      status.max_boxes = spoke.health.capacity().max_boxes();
+      status.boxes = BoxesOf(spoke.health.capacity());
     } else {
-      spoke.error = status.error_message();
+      status.error = spoke.status.error_message();
     }
-    out.push_back(std::move(spoke));
+    out.push_back(std::move(status));
   }
   return out;
 }
@@ -317,7 +398,8 @@ absl::StatusOr<BoxRecord> BoxRegistry::FindByToken(std::string_view token) {
 absl::StatusOr<std::string> BoxRegistry::ClaimActivation(std::string_view box_id,
                                                          std::string_view email) {
   LLMBOX_ASSIGN_OR_RETURN(std::string owner, store_.ClaimBox(box_id, email));
-  if (owner != email) spdlog::warn("box {}: {} was refused: another person owns its activation", box_id, email);
+  if (owner != email)
+    spdlog::warn("box {}: {} was refused: another person owns its activation", box_id, email);
   return owner;
 }
 
@@ -407,15 +489,15 @@ std::vector<std::string> BoxRegistry::Reconcile() {
     auto context = Context(options_.call_timeout);
     grpc::Status status = entry.stub->ListBoxes(context.get(), v1::ListBoxesRequest(), &listed);
     if (!status.ok()) {
-      spdlog::warn("reconcile: spoke {} cannot be listed: {}", entry.name,
-                   status.error_message());
+      spdlog::warn("reconcile: spoke {} cannot be listed: {}", entry.name, status.error_message());
       continue;
     }
     std::map<std::string, const v1::Box*> on_spoke;
     for (const auto& box : listed.boxes()) on_spoke[common::CanonicalBoxId(box.box_id())] = &box;
     auto records = store_.ListBoxes({.spoke = entry.name});
     if (!records.ok()) {
-      spdlog::warn("reconcile: registry cannot be read: {}", common::AsStd(records.status().message()));
+      spdlog::warn("reconcile: registry cannot be read: {}",
+                   common::AsStd(records.status().message()));
       return unknown;
     }
     std::set<std::string> known;
@@ -449,10 +531,11 @@ std::vector<std::string> BoxRegistry::Reconcile() {
     }
     for (const auto& [id, box] : on_spoke) {
       if (!known.contains(id)) {
-        spdlog::warn("reconcile: spoke {} has managed box {} that this hub does not know "
-                     "(made by another hub, or its record was lost); the spoke's reaper removes "
-                     "it if it was never activated",
-                     entry.name, box->box_id());
+        spdlog::warn(
+            "reconcile: spoke {} has managed box {} that this hub does not know "
+            "(made by another hub, or its record was lost); the spoke's reaper removes "
+            "it if it was never activated",
+            entry.name, box->box_id());
         unknown.push_back(entry.name + "/" + box->box_id());
       }
     }

@@ -57,8 +57,8 @@ class SpokeDirectory {
 
 struct RegistryOptions {
   std::string public_url = "http://127.0.0.1:8080";  // no trailing slash
-  std::string default_spoke = "local";
-  std::string default_image;                   // empty: the spoke's default
+  std::string default_spoke;  // empty: placement (see Place); set: boxes go there unless named
+  std::string default_image;  // empty: the spoke's default
   std::chrono::milliseconds create_timeout{180'000};  // spoke CreateBox, image pull included
   std::chrono::milliseconds call_timeout{15'000};     // get/list/destroy/logs/health
   std::chrono::milliseconds submit_timeout{90'000};
@@ -154,6 +154,12 @@ class BoxRegistry {
   std::vector<std::string> Reconcile();
 
  private:
+  // The spoke for a box that names none (placement). With one spoke, that spoke (it refuses
+  // for itself when full). Otherwise every spoke is asked for its health at once, and of those
+  // that answer, have a reachable engine, accept `image` (empty: the spoke's default) and have
+  // room, the one with the most free places wins (ties: fewer boxes, then the name). None:
+  // ResourceExhausted naming each spoke and why it was passed over.
+  absl::StatusOr<std::string> Place(const std::string& image);
   std::string AuthUrl(std::string_view token) const;
   absl::StatusOr<std::shared_ptr<v1::BoxService::StubInterface>> SpokeFor(
       const store::BoxRecord& record) const;
@@ -163,8 +169,8 @@ class BoxRegistry {
   SpokeDirectory& spokes_;
   common::Clock& clock_;
   RegistryOptions options_;
-  mutable std::mutex options_mu_;  // guards options_.public_url
-  std::mutex submit_mu_;           // guards submitting_
+  mutable std::mutex options_mu_;     // guards options_.public_url
+  std::mutex submit_mu_;              // guards submitting_
   std::set<std::string> submitting_;  // canonical ids of boxes with a code in flight
 };
 

@@ -3,8 +3,6 @@
 // second engine, a box made on that spoke through MCP before and after a hub restart, the
 // spoke's certificate renewed, and the spoke removed.
 
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -12,9 +10,7 @@
 #include <string>
 
 #include <catch2/catch.hpp>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
-#include <sys/socket.h>
 
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
@@ -30,19 +26,6 @@ namespace fs = std::filesystem;
 
 // A loopback port free right now, for a spoke whose advertise address is fixed before it
 // listens (it binds it moments later; nothing else on the test machine takes ports at random).
-int FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  socklen_t length = sizeof address;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 // Runs one of our CLIs to its end; its output.
 CallResult Run(const std::vector<std::string>& argv, const fs::path& log) {
   ChildProcess process(argv, log);
@@ -78,7 +61,8 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
           "[e2e][cluster]") {
   const auto& rig = RigWithSecondEngine();
   HubDir dir("llmbox-cluster-e2e");
-  WriteConfig(dir.path, rig, rig.standin_claude, "off", "",
+  // The local spoke takes one box and the joined one 20: placement prefers the joined one.
+  WriteConfig(dir.path, rig, rig.standin_claude, "off", "    max_boxes: 1\n",
               "cluster:\n  listen: 127.0.0.1:0\n");
   const std::string hub_config = (dir.path / "hub.yaml").string();
   const std::string spoke_name = UniqueId("remote");
@@ -97,7 +81,7 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
   const std::string token = m[1];
 
   // The spoke: its config names the tls files join writes (in a folder not there yet).
-  const int spoke_port = FreeLoopbackPort();
+  const int spoke_port = UnusedLoopbackPort();
   std::ofstream(dir.path / "spoke.yaml")
       << "spoke:\n  name: " << spoke_name << "\n  listen: 127.0.0.1:" << spoke_port
       << "\n  state_dir: spoke-state\n"
@@ -142,10 +126,13 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
     CHECK(std::regex_search(listed.log, std::regex(spoke_name + " +127\\.0\\.0\\.1:" +
                                                    std::to_string(spoke_port) + " .*zone=e2e")));
 
-    auto box_round_trip = [&](const std::string& box_id, const std::string& tag) {
+    // With `named`, the create names the spoke; without, placement picks it (the joined spoke
+    // has the most room).
+    auto box_round_trip = [&](const std::string& box_id, const std::string& tag, bool named) {
+      nlohmann::json arguments = {{"box_id", box_id}};
+      if (named) arguments["spoke"] = spoke_name;
       const auto made =
-          McpCall(hub->url, "", "create_llmbox", {{"box_id", box_id}, {"spoke", spoke_name}},
-                  dir.path / ("create-" + tag + ".log"));
+          McpCall(hub->url, "", "create_llmbox", arguments, dir.path / ("create-" + tag + ".log"));
       INFO(made.log);
       REQUIRE(made.exit_code == 0);
       CHECK(made.log.find("\"spoke\":\"" + spoke_name + "\"") != std::string::npos);
@@ -163,7 +150,7 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
       INFO(destroyed.log);
       CHECK(destroyed.exit_code == 0);
     };
-    box_round_trip(UniqueId("onremote"), "1");
+    box_round_trip(UniqueId("onremote"), "1", /*named=*/false);
 
     REQUIRE(hub->process.Stop() == 0);
     hub = std::make_unique<HubProcess>(hub_config, dir.path / "hub-2.log");
@@ -172,7 +159,7 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
     INFO(after.log);
     REQUIRE(after.exit_code == 0);
     CHECK(ListedConnected(after.log, spoke_name));
-    box_round_trip(UniqueId("onremote"), "2");
+    box_round_trip(UniqueId("onremote"), "2", /*named=*/true);
 
     // The spoke renews its certificate with the restarted hub (mutual TLS, current certificate).
     const std::string new_cluster_port =

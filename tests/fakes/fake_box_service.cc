@@ -64,9 +64,13 @@ grpc::Status FakeBoxService::SubmitCode(grpc::ServerContext*, const v1::SubmitCo
 grpc::Status FakeBoxService::Health(grpc::ServerContext*, const v1::HealthRequest*,
                                     v1::HealthResponse* response) {
   std::lock_guard lock(mu);
+  if (!health_status.ok()) return health_status;
   response->set_spoke_name("fake");
-  response->mutable_capacity()->set_max_boxes(20);
-  response->mutable_capacity()->set_pending(static_cast<uint32_t>(boxes.size()));
+  response->mutable_capacity()->set_max_boxes(max_boxes);
+  response->mutable_capacity()->set_pending(static_cast<uint32_t>(boxes.size()) + extra_boxes);
+  response->mutable_engine()->set_reachable(engine_reachable);
+  if (!engine_reachable) response->mutable_engine()->set_error("cannot connect to the socket");
+  for (const auto& image : allowed_images) response->add_allowed_images(image);
   return grpc::Status::OK;
 }
 

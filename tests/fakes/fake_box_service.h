@@ -8,6 +8,7 @@
 //   spoke.create_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "engine down");
 //   registry.Create(...);            // -> Unavailable, and spoke.destroyed lists the id
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,6 +50,13 @@ class FakeBoxService final : public v1::BoxService::Service {
   // Runs (without mu held) after a code is recorded and before the answer: a test can hold a
   // submission in flight with it.
   std::function<void()> on_submit;
+  // What Health reports: capacity (boxes counts the fake's own boxes plus `extra_boxes`), the
+  // engine, the images it accepts; a non-OK health_status is the spoke being unreachable.
+  grpc::Status health_status = grpc::Status::OK;
+  std::uint32_t max_boxes = 20;
+  std::uint32_t extra_boxes = 0;
+  bool engine_reachable = true;
+  std::vector<std::string> allowed_images = {"llmbox-box:dev"};
   // State and what it was asked.
   std::map<std::string, v1::Box> boxes;  // by box id
   std::vector<std::string> created;

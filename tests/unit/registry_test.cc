@@ -2,13 +2,11 @@
 // SQLite store in a scratch directory: the failure paths the e2e tests cannot provoke.
 #include "hub/boxes/registry.h"
 
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "hub/boxes/box_tools.h"
-
-#include <catch2/catch.hpp>
-
 #include "common/secrets.h"
+#include "hub/boxes/box_tools.h"
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
@@ -62,8 +60,60 @@ TEST_CASE("a created box is pending with its token kept only as a hash", "[regis
   CHECK(absl::IsNotFound(f.registry->FindByToken("not-the-token").status()));
 }
 
-TEST_CASE("a create the spoke refuses leaves no record and keeps the spoke's words",
-          "[registry]") {
+TEST_CASE("a box that names no spoke goes to the spoke with the most room", "[registry]") {
+  Fixture f;
+  testing::FakeBoxService big;
+  testing::FakeBoxService small;
+  f.spokes.Add("big", big.Stub(), false);
+  f.spokes.Add("small", small.Stub(), false);
+  // local: 20 places, 15 taken (5 free); big: 50, 40 taken (10 free); small: 4, none taken.
+  f.spoke.extra_boxes = 15;
+  big.max_boxes = 50;
+  big.extra_boxes = 40;
+  small.max_boxes = 4;
+
+  auto placed = [&](const std::string& id, const std::string& image = "") {
+    auto created = f.registry->Create({.box_id = id, .image = image}, nullptr);
+    INFO(created.status().message());
+    REQUIRE(created.ok());
+    return created->record.spoke;
+  };
+  CHECK(placed("one") == "big");
+  CHECK(big.created == std::vector<std::string>{"one"});
+  SECTION("the most free places win; a named spoke is taken as named") {
+    big.extra_boxes = 45;  // big now has 4 free, local 5, small 4
+    CHECK(placed("two") == "local");
+    auto named = f.registry->Create({.box_id = "three", .spoke = "small"}, nullptr);
+    REQUIRE(named.ok());
+    CHECK(named->record.spoke == "small");
+  }
+  SECTION("full, unreachable, engine-down spokes and spokes without the image are passed over") {
+    f.spoke.extra_boxes = 20;  // full
+    big.health_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused");
+    CHECK(placed("two") == "small");
+    small.engine_reachable = false;
+    auto none = f.registry->Create({.box_id = "three"}, nullptr);
+    REQUIRE(absl::IsResourceExhausted(none.status()));
+    CHECK(none.status().message() ==
+          "no spoke can take the box: big is unreachable (connection refused); local is full (20 "
+          "of 20 boxes); small's Docker engine is down (cannot connect to the socket). Destroy a "
+          "box, or name a spoke with room");
+    CHECK(absl::IsNotFound(f.db->GetBox("three").status()));  // nothing reserved
+    small.engine_reachable = true;
+    small.allowed_images = {"llmbox-box:dev", "custom:1"};
+    CHECK(placed("four", "custom:1") == "small");
+  }
+}
+
+TEST_CASE("a hub with one spoke places every box there without asking its health", "[registry]") {
+  Fixture f;
+  f.spoke.health_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "not asked");
+  auto created = f.registry->Create({.box_id = "only"}, nullptr);
+  REQUIRE(created.ok());
+  CHECK(created->record.spoke == "local");
+}
+
+TEST_CASE("a create the spoke refuses leaves no record and keeps the spoke's words", "[registry]") {
   Fixture f;
   f.spoke.create_status =
       grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "spoke local is full (20 boxes)");
@@ -147,8 +197,7 @@ TEST_CASE("reconcile marks vanished boxes gone, takes the spoke's phase, reports
   CHECK(activated->session_url == "https://claude.ai/code/session_1");
 }
 
-TEST_CASE("a code the box refuses keeps the box pending with the new sign-in link",
-          "[registry]") {
+TEST_CASE("a code the box refuses keeps the box pending with the new sign-in link", "[registry]") {
   Fixture f;
   CreatedBox box = f.Create("signin");
   const std::string token = box.auth_url.substr(box.auth_url.rfind('/') + 1);

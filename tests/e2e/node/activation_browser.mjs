@@ -247,9 +247,10 @@ try {
       response = await page.reload();
     }
     assert.equal(await stateOf(), 'expired');
-    assert.equal(response.status(), 410);
+    assert.equal(response.status(), 404);
     await checkHeaders(response);
     assert.match(await page.locator('h1').innerText(), /This link has expired/);
+    assert.ok(!(await page.content()).includes(boxId), 'an expired link reveals nothing of the box');
     assert.equal(await page.locator('form').count(), 0);
     await shoot('expired');
   } else if (scenario === 'gated') {
