@@ -23,6 +23,7 @@
 #include "spoke/config/spoke_config.h"
 #include "spoke/docker/curl_engine.h"
 #include "spoke/enroll/join.h"
+#include "spoke/enroll/renewer.h"
 #include "spoke/hooks/hook_runner.h"
 #include "spoke/reaper/reaper.h"
 #include "spoke/service/box_service.h"
@@ -77,23 +78,25 @@ int Serve(const spoke::config::SpokeConfig& config) {
   if (auto st = boxes.Recover(); !st.ok()) return Fail(st);
   spoke::reaper::Reaper reaper(boxes, **engine, common::SystemClock::Get(), config.reaper);
 
-  spoke::service::BoxServiceImpl service(
-      boxes, **engine,
-      {.spoke_name = config.name,
-       .allowed_peer = config.hub_identity,
-       .boxes = config.boxes,
-       .auth_ttl = config.reaper.auth_ttl});
+  spoke::service::BoxServiceImpl service(boxes, **engine,
+                                         {.spoke_name = config.name,
+                                          .allowed_peer = config.hub_identity,
+                                          .boxes = config.boxes,
+                                          .auth_ttl = config.reaper.auth_ttl});
   // Watched, so `llmbox-spoke renew` takes effect without a restart.
   auto server = spoke::service::StartServer(
       {.address = config.listen}, common::WatchedMutualTlsServerCredentials(config.tls), &service);
   if (!server.ok()) return Fail(server.status());
   reaper.Start();
+  spoke::enroll::CertificateRenewer renewer(config, common::SystemClock::Get());
+  renewer.Start();
   spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call)", config.name,
                server->port, config.hub_identity);
 
   // SIGTERM and SIGINT are blocked in every thread (see main); only this wait sees them.
   const int signal_number = common::WaitForStopSignal();
   spdlog::info("spoke {}: {} received; stopping", config.name, strsignal(signal_number));
+  renewer.Stop();
   reaper.Stop();
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   spdlog::info("spoke {}: stopped", config.name);

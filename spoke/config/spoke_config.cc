@@ -38,6 +38,10 @@ absl::Status ReadTls(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("key_file", &c->tls.key_file));
   LLMBOX_RETURN_IF_ERROR(m.Str("ca_file", &c->tls.ca_file));
   LLMBOX_RETURN_IF_ERROR(m.Str("hub_identity", &c->hub_identity));
+  LLMBOX_RETURN_IF_ERROR(m.Duration("renew_check", &c->renew_check));
+  if (c->renew_check < std::chrono::seconds(1) || c->renew_check > std::chrono::hours(24)) {
+    return m.Error("renew_check", "must be 1s..24h");
+  }
   c->tls.cert_file = Resolve(base, c->tls.cert_file);
   c->tls.key_file = Resolve(base, c->tls.key_file);
   c->tls.ca_file = Resolve(base, c->tls.ca_file);
@@ -123,8 +127,7 @@ absl::Status ReadHook(ConfigMap& m, const std::string& base, hooks::HookSpec* h)
 
 }  // namespace
 
-absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir,
-                                 SpokeConfig* config) {
+absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir, SpokeConfig* config) {
   struct Section {
     const char* key;
     std::function<absl::Status(ConfigMap&)> read;

@@ -30,6 +30,8 @@ struct SpokeConfig {
   std::string state_dir = "/var/lib/llmbox-spoke";
   common::TlsFiles tls;  // the spoke's own certificate, key, and the cluster CA
   std::string hub_identity = std::string(common::kHubIdentity);
+  // How often `serve` checks whether its certificate is due for renewal (tls.renew_check).
+  std::chrono::milliseconds renew_check{std::chrono::minutes(10)};
   docker::EngineEndpoint docker;
   box::BoxManagerOptions boxes;
   reaper::ReaperOptions reaper;

@@ -1,7 +1,12 @@
 // spoke/enroll/join.cc
 #include "spoke/enroll/join.h"
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
 
 #include "common/absl_compat.h"
 #include "common/files.h"
@@ -47,8 +52,8 @@ absl::Status HubError(const grpc::Status& status, const std::string& address,
 // certificate are public, the key is not. The key goes before the certificate, so a watcher
 // never pairs a new certificate with the old key for longer than a moment.
 absl::StatusOr<JoinResult> Install(const config::SpokeConfig& config, const std::string& name,
-                                   const std::string& key, const std::string& cert_pem,
-                                   const std::string& ca_pem,
+                                   const std::string& hub_address, const std::string& key,
+                                   const std::string& cert_pem, const std::string& ca_pem,
                                    const google::protobuf::Duration& renew_before) {
   LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(cert_pem));
   const std::string identity = common::SpokeIdentity(name);
@@ -58,12 +63,42 @@ absl::StatusOr<JoinResult> Install(const config::SpokeConfig& config, const std:
   LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.ca_file, ca_pem, 0644));
   LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.key_file, key, 0600));
   LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(config.tls.cert_file, cert_pem, 0644));
-  return JoinResult{.spoke_name = name,
-                    .not_after = cert.not_after,
-                    .renew_before = absl::Seconds(renew_before.seconds())};
+  const Enrollment enrollment{.hub_address = hub_address,
+                              .renew_before = absl::Seconds(renew_before.seconds())};
+  LLMBOX_RETURN_IF_ERROR(WriteEnrollment(config, enrollment));
+  return JoinResult{
+      .spoke_name = name, .not_after = cert.not_after, .renew_before = enrollment.renew_before};
 }
 
 }  // namespace
+
+std::string EnrollmentPath(const config::SpokeConfig& config) {
+  return config.state_dir + "/enrollment.json";
+}
+
+absl::Status WriteEnrollment(const config::SpokeConfig& config, const Enrollment& enrollment) {
+  const nlohmann::json doc = {
+      {"hub", enrollment.hub_address},
+      {"renew_before_seconds", absl::ToInt64Seconds(enrollment.renew_before)}};
+  std::error_code ec;
+  std::filesystem::create_directories(config.state_dir, ec);
+  return common::WriteFileAtomic(EnrollmentPath(config), doc.dump() + "\n", 0644);
+}
+
+absl::StatusOr<Enrollment> ReadEnrollment(const config::SpokeConfig& config) {
+  const std::string path = EnrollmentPath(config);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(path + " does not exist: this spoke has not joined a hub");
+  std::ostringstream text;
+  text << in.rdbuf();
+  const auto doc = nlohmann::json::parse(text.str(), nullptr, false);
+  if (!doc.is_object() || !doc.contains("hub") || !doc["hub"].is_string() ||
+      !doc.contains("renew_before_seconds") || !doc["renew_before_seconds"].is_number_integer()) {
+    return absl::DataLossError(path + " is not what join writes; run llmbox-spoke renew once");
+  }
+  return Enrollment{.hub_address = doc["hub"].get<std::string>(),
+                    .renew_before = absl::Seconds(doc["renew_before_seconds"].get<int64_t>())};
+}
 
 absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
                                        const config::SpokeConfig& config) {
@@ -101,7 +136,7 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
     grpc::Status status = stub->Join(context.get(), request, &joined);
     if (!status.ok()) return HubError(status, options.hub_address, "let this spoke join");
   }
-  return Install(config, joined.spoke_name(), key, joined.certificate_pem(),
+  return Install(config, joined.spoke_name(), options.hub_address, key, joined.certificate_pem(),
                  joined.ca_certificate_pem(), joined.renew_before());
 }
 
@@ -119,8 +154,8 @@ absl::StatusOr<JoinResult> RenewCertificate(const std::string& hub_address,
   auto context = Context(timeout);
   grpc::Status status = stub->Renew(context.get(), request, &renewed);
   if (!status.ok()) return HubError(status, hub_address, "renew this spoke's certificate");
-  return Install(config, config.name, key, renewed.certificate_pem(), renewed.ca_certificate_pem(),
-                 renewed.renew_before());
+  return Install(config, config.name, hub_address, key, renewed.certificate_pem(),
+                 renewed.ca_certificate_pem(), renewed.renew_before());
 }
 
 }  // namespace llmbox::spoke::enroll

@@ -44,6 +44,17 @@ struct JoinResult {
   absl::Duration renew_before;
 };
 
+// Where join and renew leave the hub's enrollment address and the renewal margin the hub
+// asked for (<state_dir>/enrollment.json), so `serve` can renew by itself.
+struct Enrollment {
+  std::string hub_address;
+  absl::Duration renew_before;
+};
+[[nodiscard]] absl::Status WriteEnrollment(const config::SpokeConfig& config,
+                                           const Enrollment& enrollment);
+// NotFound when this spoke never joined; DataLoss for a file join did not write.
+[[nodiscard]] absl::StatusOr<Enrollment> ReadEnrollment(const config::SpokeConfig& config);
+
 [[nodiscard]] absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
                                                      const config::SpokeConfig& config);
 

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -42,6 +43,35 @@ std::size_t ContainersOf(const std::string& socket, const std::string& box_id) {
   return containers->size();
 }
 
+// The spoke's config (spoke.yaml in `dir`) on the rig's engine 2: its tls section names the
+// files join writes (in a folder not there yet), with `tls_extra` keys added.
+std::string WriteSpokeConfig(const fs::path& dir, const RigEnv& rig, const std::string& name,
+                             int port, const std::string& tls_extra) {
+  std::ofstream(dir / "spoke.yaml")
+      << "spoke:\n  name: " << name << "\n  listen: 127.0.0.1:" << port
+      << "\n  state_dir: spoke-state\n"
+      << "tls:\n  cert_file: tls/spoke.crt\n  key_file: tls/spoke.key\n  ca_file: tls/ca.crt\n"
+      << tls_extra << "docker:\n  socket: " << rig.docker_sock2 << "\n"
+      << "boxes:\n  default_image: " << rig.box_image << "\n  claude_bin: " << rig.standin_claude
+      << "\n  memory: 1GiB\n  stop_grace: 1s\n"
+      << "log:\n  level: debug\n  format: json\n";
+  return (dir / "spoke.yaml").string();
+}
+
+// A one-time join token for `name` from `llmbox-hub spoke token create`.
+std::string CreateJoinToken(const fs::path& dir, const std::string& hub_config,
+                            const std::string& name) {
+  const auto created = Run({LLMBOX_HUB_BIN, "spoke", "token", "create", "--name", name, "--ttl",
+                            "10m", "--config", hub_config},
+                           dir / "token.log");
+  INFO(created.log);
+  REQUIRE(created.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(created.log, m,
+                            std::regex("(llmboxjoin1\\.[A-Za-z0-9_-]{43}\\.[0-9a-f]{64})")));
+  return m[1];
+}
+
 // Whether list_spokes (its `RESULT <json>` line) shows `name` as a connected remote spoke.
 bool ListedConnected(const std::string& output, const std::string& name) {
   const auto at = output.find("RESULT ");
@@ -70,27 +100,11 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
   auto hub = std::make_unique<HubProcess>(hub_config, dir.path / "hub-1.log");
   const std::string cluster_port = hub->process.WaitForLog("enrollment service on port ([0-9]+)");
 
-  const auto created = Run({LLMBOX_HUB_BIN, "spoke", "token", "create", "--name", spoke_name,
-                            "--ttl", "10m", "--config", hub_config},
-                           dir.path / "token.log");
-  INFO(created.log);
-  REQUIRE(created.exit_code == 0);
-  std::smatch m;
-  REQUIRE(std::regex_search(created.log, m,
-                            std::regex("(llmboxjoin1\\.[A-Za-z0-9_-]{43}\\.[0-9a-f]{64})")));
-  const std::string token = m[1];
+  const std::string token = CreateJoinToken(dir.path, hub_config, spoke_name);
 
-  // The spoke: its config names the tls files join writes (in a folder not there yet).
   const int spoke_port = UnusedLoopbackPort();
-  std::ofstream(dir.path / "spoke.yaml")
-      << "spoke:\n  name: " << spoke_name << "\n  listen: 127.0.0.1:" << spoke_port
-      << "\n  state_dir: spoke-state\n"
-      << "tls:\n  cert_file: tls/spoke.crt\n  key_file: tls/spoke.key\n  ca_file: tls/ca.crt\n"
-      << "docker:\n  socket: " << rig.docker_sock2 << "\n"
-      << "boxes:\n  default_image: " << rig.box_image << "\n  claude_bin: " << rig.standin_claude
-      << "\n  memory: 1GiB\n  stop_grace: 1s\n"
-      << "log:\n  level: debug\n  format: json\n";
-  const std::string spoke_config = (dir.path / "spoke.yaml").string();
+  const std::string spoke_config =
+      WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, /*tls_extra=*/"");
   const std::vector<std::string> join = {
       LLMBOX_SPOKE_BIN, "join",       "--hub",       "127.0.0.1:" + cluster_port,
       "--token",        token,        "--advertise", "127.0.0.1:" + std::to_string(spoke_port),
@@ -190,6 +204,59 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
   for (const char* log : {"hub-1.log", "hub-2.log", "spoke.log", "join.log"}) {
     CHECK(ReadFileOrEmpty(dir.path / log).find(secret) == std::string::npos);
   }
+}
+
+TEST_CASE("a serving spoke renews its certificate by itself before it expires", "[e2e][cluster]") {
+  const auto& rig = RigWithSecondEngine();
+  HubDir dir("llmbox-cluster-renew-e2e");
+  // Certificates of one hour that are due for renewal three seconds after they are issued.
+  WriteConfig(dir.path, rig, rig.standin_claude, "off", "",
+              "cluster:\n  listen: 127.0.0.1:0\n  cert_validity: 1h\n  renew_before: 3597s\n");
+  const std::string hub_config = (dir.path / "hub.yaml").string();
+  const std::string spoke_name = UniqueId("renewing");
+  HubProcess hub(hub_config, dir.path / "hub.log");
+  const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
+  const std::string token = CreateJoinToken(dir.path, hub_config, spoke_name);
+  const int spoke_port = UnusedLoopbackPort();
+  const std::string spoke_config =
+      WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, "  renew_check: 1s\n");
+  const auto joined =
+      Run({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
+           "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
+          dir.path / "join.log");
+  INFO(joined.log);
+  REQUIRE(joined.exit_code == 0);
+  const std::string first_cert = ReadFileOrEmpty(dir.path / "tls/spoke.crt");
+  REQUIRE_FALSE(first_cert.empty());
+
+  ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config}, dir.path / "spoke.log");
+  spoke.WaitForLog("serving on port");
+  // Renewed with the hub it joined (enrollment.json), twice: the second renewal presents the
+  // certificate of the first, which the hub now holds as the spoke's.
+  spoke.WaitForLog("renewed its certificate with the hub at 127\\.0\\.0\\.1:" + cluster_port);
+  auto renewals = [&spoke] {
+    const std::string log = spoke.Log();
+    int count = 0;
+    for (size_t at = log.find("renewed its certificate"); at != std::string::npos;
+         at = log.find("renewed its certificate", at + 1)) {
+      ++count;
+    }
+    return count;
+  };
+  for (auto deadline = std::chrono::steady_clock::now() + 60s;
+       renewals() < 2 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(200ms);
+  }
+  REQUIRE(renewals() >= 2);
+  CHECK(ReadFileOrEmpty(dir.path / "tls/spoke.crt") != first_cert);
+  // The hub still reaches the spoke, which now serves a renewed certificate.
+  const auto spokes =
+      McpCall(hub.url, "", "list_spokes", nlohmann::json::object(), dir.path / "spokes.log");
+  INFO(spokes.log);
+  CHECK(ListedConnected(spokes.log, spoke_name));
+  CHECK(spoke.Stop() == 0);
+  CHECK(hub.process.Stop() == 0);
+  CHECK(spoke.Log().find("could not renew") == std::string::npos);
 }
 
 }  // namespace

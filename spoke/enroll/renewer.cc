@@ -1,0 +1,75 @@
+// spoke/enroll/renewer.cc
+#include "spoke/enroll/renewer.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
+
+#include "common/absl_compat.h"
+#include "common/pki.h"
+#include "common/status.h"
+#include "spoke/enroll/join.h"
+
+namespace llmbox::spoke::enroll {
+
+CertificateRenewer::CertificateRenewer(const config::SpokeConfig& config, common::Clock& clock)
+    : config_(config), clock_(clock) {}
+
+CertificateRenewer::~CertificateRenewer() { Stop(); }
+
+absl::StatusOr<bool> CertificateRenewer::CheckOnce() {
+  LLMBOX_ASSIGN_OR_RETURN(Enrollment enrollment, ReadEnrollment(config_));
+  std::ifstream in(config_.tls.cert_file, std::ios::binary);
+  if (!in) return absl::NotFoundError("cannot read the certificate " + config_.tls.cert_file);
+  std::ostringstream pem;
+  pem << in.rdbuf();
+  LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(pem.str()));
+  const absl::Time now = absl::FromChrono(clock_.Now());
+  if (now < cert.not_after - enrollment.renew_before) return false;
+  LLMBOX_ASSIGN_OR_RETURN(JoinResult renewed, RenewCertificate(enrollment.hub_address, config_));
+  spdlog::info("spoke {}: renewed its certificate with the hub at {}; valid until {}",
+               renewed.spoke_name, enrollment.hub_address,
+               absl::FormatTime(absl::RFC3339_sec, renewed.not_after, absl::UTCTimeZone()));
+  return true;
+}
+
+void CertificateRenewer::Start() {
+  if (auto enrollment = ReadEnrollment(config_); !enrollment.ok()) {
+    spdlog::info("spoke {}: no automatic certificate renewal ({})", config_.name,
+                 common::AsStd(enrollment.status().message()));
+    return;
+  }
+  spdlog::info("spoke {}: checks its certificate every {} s and renews it before it expires",
+               config_.name,
+               std::chrono::duration_cast<std::chrono::seconds>(config_.renew_check).count());
+  thread_ = std::thread([this] { Run(); });
+}
+
+void CertificateRenewer::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void CertificateRenewer::Run() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    lock.unlock();
+    if (auto renewed = CheckOnce(); !renewed.ok()) {
+      spdlog::warn("spoke {}: could not renew its certificate (tried again in {} s): {}",
+                   config_.name,
+                   std::chrono::duration_cast<std::chrono::seconds>(config_.renew_check).count(),
+                   common::AsStd(renewed.status().message()));
+    }
+    lock.lock();
+    clock_.WaitUntil(lock, cv_, clock_.SteadyNow() + config_.renew_check,
+                     [this] { return stopping_; });
+  }
+}
+
+}  // namespace llmbox::spoke::enroll
