@@ -10,6 +10,8 @@
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include "common/absl_compat.h"
+#include "common/pki.h"
+#include "common/secrets.h"
 
 namespace llmbox::common {
 namespace {
@@ -32,13 +34,14 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, std::string_view wh
 // URI SAN, equal to the pinned identity.
 class PinnedIdentityVerifier : public grpc::experimental::ExternalCertificateVerifier {
  public:
-  explicit PinnedIdentityVerifier(std::string identity) : identity_(std::move(identity)) {}
+  PinnedIdentityVerifier(std::string identity, std::vector<std::string> fingerprints)
+      : identity_(std::move(identity)), fingerprints_(std::move(fingerprints)) {}
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)>, grpc::Status* sync_status) override {
     const auto uris = request->uri_names();
     if (uris.size() == 1 && std::string_view(uris[0].data(), uris[0].size()) == identity_) {
-      *sync_status = grpc::Status::OK;
+      *sync_status = CheckFingerprint(request->peer_cert());
     } else {
       std::string seen = uris.empty() ? "no URI identity" : "";
       for (const auto& uri : uris) {
@@ -53,19 +56,38 @@ class PinnedIdentityVerifier : public grpc::experimental::ExternalCertificateVer
   void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
 
  private:
+  grpc::Status CheckFingerprint(grpc::string_ref peer_pem) const {
+    if (fingerprints_.empty()) return grpc::Status::OK;
+    auto info = InspectCert(std::string_view(peer_pem.data(), peer_pem.size()));
+    if (!info.ok()) {
+      return grpc::Status(
+          grpc::StatusCode::UNAUTHENTICATED,
+          "the peer's certificate cannot be read: " + std::string(AsStd(info.status().message())));
+    }
+    for (const auto& allowed : fingerprints_) {
+      if (ConstantTimeEquals(info->sha256_fingerprint, allowed)) return grpc::Status::OK;
+    }
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "the peer " + identity_ +
+                            " presents certificate sha256:" + info->sha256_fingerprint +
+                            ", not the one enrolled for it (replaced, or revoked when the "
+                            "spoke was removed)");
+  }
+
   const std::string identity_;
+  const std::vector<std::string> fingerprints_;  // empty: any certificate of the identity
 };
 
 std::shared_ptr<grpc::ChannelCredentials> PinnedChannelCredentials(
     std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider, bool identity,
-    std::string_view peer_identity) {
+    std::string_view peer_identity, std::vector<std::string> fingerprints = {}) {
   grpc::experimental::TlsChannelCredentialsOptions options;
   options.set_certificate_provider(std::move(provider));
   options.watch_root_certs();
   if (identity) options.watch_identity_key_cert_pairs();
   options.set_certificate_verifier(
       grpc::experimental::ExternalCertificateVerifier::Create<PinnedIdentityVerifier>(
-          std::string(peer_identity)));
+          std::string(peer_identity), std::move(fingerprints)));
   options.set_check_call_host(false);
   return grpc::experimental::TlsCredentials(options);
 }
@@ -73,11 +95,12 @@ std::shared_ptr<grpc::ChannelCredentials> PinnedChannelCredentials(
 }  // namespace
 
 std::shared_ptr<grpc::ChannelCredentials> PinnedMutualTlsChannelCredentials(
-    const TlsPems& pems, std::string_view peer_identity) {
+    const TlsPems& pems, std::string_view peer_identity, std::vector<std::string> fingerprints) {
   auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
       pems.ca_pem, std::vector<grpc::experimental::IdentityKeyCertPair>{
                        {.private_key = pems.key_pem, .certificate_chain = pems.cert_pem}});
-  return PinnedChannelCredentials(std::move(provider), /*identity=*/true, peer_identity);
+  return PinnedChannelCredentials(std::move(provider), /*identity=*/true, peer_identity,
+                                  std::move(fingerprints));
 }
 
 std::shared_ptr<grpc::ChannelCredentials> PinnedTlsChannelCredentials(

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include <grpcpp/security/auth_context.h>
@@ -59,9 +60,13 @@ std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsP
 // Channel credentials presenting our certificate, trusting only the CA, and accepting only a
 // server whose one URI SAN is `peer_identity`. The host name dialed is not checked against
 // the certificate (the identity is what is authorized, so a spoke can be dialed by any
-// address): the hub dials spokes with this, pinned to spiffe://llmbox/spoke/<name>.
+// address): the hub dials spokes with this, pinned to spiffe://llmbox/spoke/<name>. With
+// `fingerprints` (hex SHA-256 of the DER, as CertInfo::sha256_fingerprint), the server's
+// certificate must also be one of them: the hub pins each spoke to the certificates it
+// issued for the spoke's current enrollment, so a removed spoke's certificate is refused.
 std::shared_ptr<grpc::ChannelCredentials> PinnedMutualTlsChannelCredentials(
-    const TlsPems& pems, std::string_view peer_identity);
+    const TlsPems& pems, std::string_view peer_identity,
+    std::vector<std::string> fingerprints = {});
 
 // Server-authenticated TLS without a client certificate: trusts only `ca_pem` and accepts
 // only a server whose one URI SAN is `peer_identity` (a joining spoke, before it has a

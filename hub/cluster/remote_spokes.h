@@ -12,9 +12,11 @@
 // calls fail with Unavailable naming it; it is not an error here. Thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -30,8 +32,10 @@ class RemoteSpokes {
   RemoteSpokes(store::Store& store, boxes::SpokeDirectory& directory, common::TlsPems hub);
 
   // Adds spokes that joined since, dials again those whose address or certificate changed,
-  // and drops those that were removed (`llmbox-hub spoke remove`). Spokes this did not add
-  // (the in-process one) are left alone. The Store's error when it cannot be read.
+  // and drops those that were removed (`llmbox-hub spoke remove`). Each is dialed pinned to
+  // its identity and to the certificates issued for its current enrollment (those this hub
+  // has seen since it started), so a removed spoke's certificate is refused. Spokes this did not
+  // add (the in-process one) are left alone. The Store's error when it cannot be read.
   [[nodiscard]] absl::Status Sync();
 
  private:
@@ -39,7 +43,11 @@ class RemoteSpokes {
   boxes::SpokeDirectory& directory_;
   const common::TlsPems hub_;
   std::mutex mu_;
-  std::map<std::string, std::string> dialed_;  // name -> address + fingerprint dialed
+  std::map<std::string, std::string> dialed_;      // name -> address + fingerprint dialed
+  std::map<std::string, std::int64_t> joined_at_;  // name -> the enrollment dialed
+  // name -> fingerprints issued for that enrollment, oldest first (at most kMaxIssuedKept)
+  std::map<std::string, std::vector<std::string>> issued_;
+  static constexpr std::size_t kMaxIssuedKept = 8;
 };
 
 }  // namespace llmbox::hub::cluster

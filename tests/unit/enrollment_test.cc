@@ -85,6 +85,7 @@ struct TestHub {
 spoke::config::SpokeConfig SpokeConfig(const ScratchDir& dir, const std::string& name) {
   spoke::config::SpokeConfig config;
   config.name = name;
+  config.state_dir = (dir.path() / "state").string();
   config.tls = {.cert_file = (dir.path() / "tls/spoke.crt").string(),
                 .key_file = (dir.path() / "tls/spoke.key").string(),
                 .ca_file = (dir.path() / "tls/ca.crt").string()};
@@ -379,8 +380,7 @@ TEST_CASE("the hub dials a joined spoke pinned to the identity it enrolled", "[e
     const std::string token = hub.Token("worker-7");
     auto parsed = common::ParseJoinToken(token);
     store::SpokeRecord moved = *record;
-    moved.advertise_address = "127.0.0.1:" + std::to_string(port);
-    moved.cert_sha256 += std::to_string(port);  // a changed record is dialed again
+    moved.advertise_address = "127.0.0.1:" + std::to_string(port);  // dialed again
     REQUIRE(
         hub.store->ConsumeJoinToken(common::Sha256Hex(parsed->secret), Ms(hub.clock), moved).ok());
     REQUIRE(remote.Sync().ok());
@@ -401,6 +401,92 @@ TEST_CASE("the hub dials a joined spoke pinned to the identity it enrolled", "[e
   CHECK(directory.Find("worker-7") == nullptr);
   real_server->Shutdown();
   impostor_server->Shutdown();
+}
+
+TEST_CASE("the hub accepts only the certificates it issued for a spoke's current enrollment",
+          "[enroll]") {
+  ScratchDir dir("enroll-revoke");
+  TestHub hub(dir);
+  auto serve = [](const common::TlsPems& pems, HealthOnly* service, int* port) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", common::MutualTlsServerCredentials(pems), port);
+    builder.RegisterService(service);
+    return builder.BuildAndStart();
+  };
+  boxes::SpokeDirectory directory;
+  RemoteSpokes remote(*hub.store, directory, hub.pki.hub);
+  // Points worker-9's record at `port`, as a join with that advertise address would.
+  auto repoint = [&](int port) {
+    auto record = hub.store->GetSpoke("worker-9");
+    REQUIRE(record.ok());
+    REQUIRE(hub.store->DeleteSpoke("worker-9").ok());
+    auto parsed = common::ParseJoinToken(hub.Token("worker-9"));
+    store::SpokeRecord moved = *record;
+    moved.advertise_address = "127.0.0.1:" + std::to_string(port);
+    REQUIRE(
+        hub.store->ConsumeJoinToken(common::Sha256Hex(parsed->secret), Ms(hub.clock), moved).ok());
+  };
+  auto health = [&] {
+    REQUIRE(remote.Sync().ok());
+    auto stub = directory.Find("worker-9");
+    REQUIRE(stub != nullptr);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 10s);
+    v1::HealthResponse response;
+    return stub->Health(&context, v1::HealthRequest(), &response);
+  };
+
+  // The first enrollment of worker-9, serving its certificate.
+  ScratchDir first_dir("enroll-revoke-first");
+  const auto first = SpokeConfig(first_dir, "worker-9");
+  REQUIRE(Join(hub, hub.Token("worker-9"), first).ok());
+  auto first_pems = common::ReadTlsFiles(first.tls);
+  REQUIRE(first_pems.ok());
+  HealthOnly old_machine;
+  int old_port = 0;
+  auto old_server = serve(*first_pems, &old_machine, &old_port);
+  repoint(old_port);
+  CHECK(health().ok());
+
+  // A certificate of the right identity from the cluster CA that enrollment never issued.
+  const common::TlsPems forged =
+      testing::IssueForTest(hub.pki.ca, common::SpokeIdentity("worker-9"), "worker-9");
+  HealthOnly impostor;
+  int impostor_port = 0;
+  auto impostor_server = serve(forged, &impostor, &impostor_port);
+  repoint(impostor_port);
+  CHECK_FALSE(health().ok());
+
+  // Removed, and the name joins again from another machine: the old machine's certificate,
+  // still valid by its dates, is refused at its old address.
+  REQUIRE(hub.store->DeleteSpoke("worker-9").ok());
+  REQUIRE(remote.Sync().ok());
+  CHECK(directory.Find("worker-9") == nullptr);
+  ScratchDir second_dir("enroll-revoke-second");
+  const auto second = SpokeConfig(second_dir, "worker-9");
+  REQUIRE(Join(hub, hub.Token("worker-9"), second).ok());
+  repoint(old_port);
+  CHECK_FALSE(health().ok());
+  auto second_pems = common::ReadTlsFiles(second.tls);
+  REQUIRE(second_pems.ok());
+  HealthOnly new_machine;
+  int new_port = 0;
+  auto new_server = serve(*second_pems, &new_machine, &new_port);
+  repoint(new_port);
+  grpc::Status reached = health();
+  INFO(reached.error_message());
+  CHECK(reached.ok());
+
+  // Renewed: until it rereads its files the spoke still serves the certificate it replaced,
+  // which this hub goes on accepting.
+  REQUIRE(spoke::enroll::RenewCertificate(hub.address, second, 10s).ok());
+  grpc::Status during_renewal = health();
+  INFO(during_renewal.error_message());
+  CHECK(during_renewal.ok());
+
+  old_server->Shutdown();
+  impostor_server->Shutdown();
+  new_server->Shutdown();
 }
 
 TEST_CASE("the hub's cluster section is off by default and checked when given", "[enroll]") {
