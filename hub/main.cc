@@ -532,6 +532,18 @@ int Serve(const hub::config::HubConfig& config) {
       .session_key = *session_key};
   AllowedHostsAndOrigins(bound, &mcp_options.allowed_hosts, &mcp_options.allowed_origins);
   hub::store::Store* store_ptr = store->get();
+  // Ended sessions stay ended across a restart.
+  auto ended = store_ptr->ListEndedMcpSessions(
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
+          .count());
+  if (!ended.ok()) return Fail(ended.status());
+  mcp_options.ended_sessions = *std::move(ended);
+  mcp_options.on_session_ended = [store_ptr](const std::string& hash, std::int64_t expires_at_ms) {
+    if (auto st = store_ptr->EndMcpSession(hash, expires_at_ms); !st.ok()) {
+      spdlog::warn("mcp: an ended session could not be recorded (it ends until a restart): {}",
+                   common::AsStd(st.message()));
+    }
+  };
   if (config.api_keys_required) {
     mcp_options.authenticate =
         [store_ptr](std::optional<std::string_view> header) -> absl::StatusOr<std::string> {

@@ -2,8 +2,9 @@
 #include "hub/mcp/endpoint.h"
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <cctype>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -235,9 +236,8 @@ class ActiveCall final : public CallContext {
     if (total) params["total"] = *total;
     if (!message.empty()) params["message"] = message;
     StartLocked();
-    responder_->Write(SseEventOf({{"jsonrpc", "2.0"},
-                                  {"method", "notifications/progress"},
-                                  {"params", std::move(params)}}));
+    responder_->Write(SseEventOf(
+        {{"jsonrpc", "2.0"}, {"method", "notifications/progress"}, {"params", std::move(params)}}));
   }
 
   bool Cancelled() const override { return cancelled_.load(); }
@@ -311,6 +311,7 @@ class McpEndpoint::Impl {
       tool_list_.push_back(ToolToJson(tool));
       tools_by_name_.emplace(tool.name, std::move(tool));
     }
+    for (const auto& hash : options_.ended_sessions) RememberEnded(hash);
     keepalive_thread_ = std::thread([this] { KeepAliveLoop(); });
   }
 
@@ -343,7 +344,8 @@ class McpEndpoint::Impl {
 
   void Answer(Exchange& ex, int status, http::Headers headers, std::string body) {
     for (auto& header : ex.cors) headers.push_back(header);
-    ex.responder->Respond({.status = status, .headers = std::move(headers), .body = std::move(body)});
+    ex.responder->Respond(
+        {.status = status, .headers = std::move(headers), .body = std::move(body)});
   }
   void AnswerJson(Exchange& ex, int status, const json& body, http::Headers headers = {}) {
     headers.emplace_back("Content-Type", "application/json");
@@ -370,6 +372,10 @@ class McpEndpoint::Impl {
   std::string CallTool(Exchange& ex, const Message& message, bool may_stream, bool& streamed);
 
   std::string NewSessionId(const std::string& principal);
+  // When a (well-formed) session id stops being good: issued + session_ttl; 0 when unreadable.
+  std::int64_t SessionExpiresAtMs(std::string_view id) const;
+  // Adds an ended session's hash; false when it was already there.
+  bool RememberEnded(const std::string& hash);
   bool SessionValid(std::string_view id, const std::string& principal);
   std::string SessionMac(std::string_view nonce, std::string_view issued,
                          const std::string& principal) const;
@@ -469,7 +475,8 @@ void McpEndpoint::Impl::Handle(http::Request request, std::shared_ptr<http::Resp
       const bool forbidden = principal.status().code() == absl::StatusCode::kPermissionDenied;
       std::string challenge = options_.www_authenticate;
       if (ex.request.Header("authorization")) challenge += ", error=\"invalid_token\"";
-      return AnswerError(ex, forbidden ? 403 : 401, kTransportError, common::AsStd(principal.status().message()),
+      return AnswerError(ex, forbidden ? 403 : 401, kTransportError,
+                         common::AsStd(principal.status().message()),
                          {{"WWW-Authenticate", challenge}});
     }
     ex.principal = *std::move(principal);
@@ -489,15 +496,9 @@ void McpEndpoint::Impl::HandleDelete(Exchange& ex) {
   if (!SessionValid(*id, ex.principal)) {
     return AnswerError(ex, 404, kSessionNotFound, "Session not found");
   }
-  {
-    std::lock_guard lock(mu_);
-    if (deleted_.emplace(*id).second) {
-      deleted_order_.emplace_back(*id);
-      if (deleted_order_.size() > options_.max_deleted_sessions) {
-        deleted_.erase(deleted_order_.front());
-        deleted_order_.pop_front();
-      }
-    }
+  const std::string hash = common::Sha256Hex(*id);
+  if (RememberEnded(hash) && options_.on_session_ended) {
+    options_.on_session_ended(hash, SessionExpiresAtMs(*id));
   }
   Answer(ex, 200, {}, "");
 }
@@ -600,9 +601,10 @@ json McpEndpoint::Impl::Initialize(Exchange& ex, const Message& message) {
   json info = {{"name", options_.server_name},
                {"title", options_.server_title},
                {"version", options_.server_version}};
-  json result = {{"protocolVersion", version},
-                 {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", json::object()}}},
-                 {"serverInfo", std::move(info)}};
+  json result = {
+      {"protocolVersion", version},
+      {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", json::object()}}},
+      {"serverInfo", std::move(info)}};
   if (!options_.instructions.empty()) result["instructions"] = options_.instructions;
   return ResultObject(std::move(result), message.id);
 }
@@ -638,8 +640,8 @@ std::optional<json> McpEndpoint::Impl::DispatchOther(Exchange& ex, const Message
   if (method == "ping") return ResultObject(json::object(), message.id);
   if (method == "tools/list") return ResultObject({{"tools", tool_list_}}, message.id);
   if (method == "logging/setLevel") {
-    static const std::set<std::string> kLevels = {"debug",    "info",  "notice", "warning",
-                                                  "error",    "critical", "alert", "emergency"};
+    static const std::set<std::string> kLevels = {"debug", "info",     "notice", "warning",
+                                                  "error", "critical", "alert",  "emergency"};
     if (!message.params.is_object() || !message.params.contains("level") ||
         !message.params["level"].is_string() || !kLevels.contains(message.params["level"])) {
       return ErrorObject(kInvalidParams, "Invalid params: level must be a syslog level name",
@@ -655,11 +657,11 @@ std::optional<json> McpEndpoint::Impl::DispatchOther(Exchange& ex, const Message
 }
 
 std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bool may_stream,
-                                 bool& streamed) {
+                                        bool& streamed) {
   const json& params = message.params;
   if (!params.is_object() || !params.contains("name") || !params["name"].is_string()) {
-    return Dump(ErrorObject(kInvalidParams, "Invalid params: tools/call needs a tool name",
-                            message.id));
+    return Dump(
+        ErrorObject(kInvalidParams, "Invalid params: tools/call needs a tool name", message.id));
   }
   const std::string name = params["name"];
   auto tool = tools_by_name_.find(name);
@@ -669,8 +671,8 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
   json arguments = json::object();
   if (auto it = params.find("arguments"); it != params.end() && !it->is_null()) {
     if (!it->is_object()) {
-      return Dump(ErrorObject(kInvalidParams, "Invalid params: arguments must be an object",
-                              message.id));
+      return Dump(
+          ErrorObject(kInvalidParams, "Invalid params: arguments must be an object", message.id));
     }
     arguments = *it;
   }
@@ -691,8 +693,8 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
                            {"X-Accel-Buffering", "no"}};
   if (!ex.session_id.empty()) headers.emplace_back("Mcp-Session-Id", ex.session_id);
   for (auto& header : ex.cors) headers.push_back(header);
-  auto call = std::make_shared<ActiveCall>(may_stream ? ex.responder : nullptr,
-                                           std::move(headers), progress_token, ex.principal);
+  auto call = std::make_shared<ActiveCall>(may_stream ? ex.responder : nullptr, std::move(headers),
+                                           progress_token, ex.principal);
   const std::string key = CallKey(ex.session_id, message.id);
   {
     std::lock_guard lock(mu_);
@@ -717,9 +719,8 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
 
 std::string McpEndpoint::Impl::SessionMac(std::string_view nonce, std::string_view issued,
                                           const std::string& principal) const {
-  return common::HmacSha256Hex(options_.session_key,
-                               "mcp-session\n" + std::string(nonce) + "\n" + std::string(issued) +
-                                   "\n" + principal)
+  return common::HmacSha256Hex(options_.session_key, "mcp-session\n" + std::string(nonce) + "\n" +
+                                                         std::string(issued) + "\n" + principal)
       .substr(0, 32);
 }
 
@@ -738,8 +739,35 @@ bool McpEndpoint::Impl::SessionValid(std::string_view id, const std::string& pri
   if (!common::ConstantTimeEquals(SessionMac(parts[1], parts[2], principal), parts[3])) {
     return false;
   }
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
+          .count();
+  if (now_ms >= SessionExpiresAtMs(id)) return false;
+  const std::string hash = common::Sha256Hex(id);
   std::lock_guard lock(mu_);
-  return !deleted_.contains(std::string(id));
+  return !deleted_.contains(hash);
+}
+
+std::int64_t McpEndpoint::Impl::SessionExpiresAtMs(std::string_view id) const {
+  std::vector<std::string_view> parts = Split(id, '.');
+  std::int64_t issued = 0;
+  if (parts.size() != 4 ||
+      std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), issued).ec !=
+          std::errc()) {
+    return 0;
+  }
+  return (issued + options_.session_ttl.count()) * 1000;
+}
+
+bool McpEndpoint::Impl::RememberEnded(const std::string& hash) {
+  std::lock_guard lock(mu_);
+  if (!deleted_.emplace(hash).second) return false;
+  deleted_order_.emplace_back(hash);
+  if (deleted_order_.size() > options_.max_deleted_sessions) {
+    deleted_.erase(deleted_order_.front());
+    deleted_order_.pop_front();
+  }
+  return true;
 }
 
 McpEndpoint::McpEndpoint(EndpointOptions options, ToolSet& tools, common::Clock& clock)

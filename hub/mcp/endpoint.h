@@ -15,14 +15,15 @@
 // keep-alive comment every keepalive_interval) and a client that accepts it, with an SSE
 // stream that ends with the response. Notifications get 202. GET gets
 // 405, DELETE ends a session (its id gets 404 afterwards), OPTIONS answers CORS preflight for
-// allowed origins. Session ids are HMAC-signed, so they survive a hub restart; they carry no
-// tool state.
+// allowed origins. Session ids are HMAC-signed, so they survive a hub restart (and so does
+// their ending, through ended_sessions / on_session_ended); they carry no tool state.
 //
 // Thread-safe: Handle runs on many worker threads at once.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -39,8 +40,8 @@
 namespace llmbox::hub::mcp {
 
 // Protocol revisions we speak, newest first.
-inline constexpr std::string_view kProtocolVersions[] = {"2025-11-25", "2025-06-18",
-                                                          "2025-03-26", "2024-11-05"};
+inline constexpr std::string_view kProtocolVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26",
+                                                         "2024-11-05"};
 
 struct EndpointOptions {
   std::string server_name = "llmbox";
@@ -59,6 +60,14 @@ struct EndpointOptions {
   std::size_t max_batch = 32;
   std::chrono::milliseconds keepalive_interval{15'000};
   std::size_t max_deleted_sessions = 100'000;
+  // A session id is good for this long after initialize; then 404, and the client starts a
+  // new session (as the protocol requires of it).
+  std::chrono::seconds session_ttl{std::chrono::hours(24 * 30)};
+  // Sessions ended (DELETE) before this start, by SHA-256 hex of the id, and where to record
+  // the ones ended now (hash, and when the id expires anyway): with both, an ended session
+  // stays ended across a restart. Called outside the endpoint's lock.
+  std::vector<std::string> ended_sessions;
+  std::function<void(const std::string& id_hash, std::int64_t expires_at_ms)> on_session_ended;
   // Authentication; empty turns it off. Gets the Authorization header (nullopt when absent)
   // and returns the caller's name, or Unauthenticated (401) / PermissionDenied (403).
   std::function<absl::StatusOr<std::string>(std::optional<std::string_view>)> authenticate;

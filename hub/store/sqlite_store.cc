@@ -102,6 +102,13 @@ CREATE TABLE spokes (
     R"sql(
 ALTER TABLE boxes ADD COLUMN activation_owner TEXT NOT NULL DEFAULT '';
 )sql",
+    // 4 -> 5: MCP sessions ended by their clients, until they would expire anyway.
+    R"sql(
+CREATE TABLE ended_mcp_sessions (
+  id_hash TEXT PRIMARY KEY,
+  expires_at_ms INTEGER NOT NULL
+) STRICT;
+)sql",
 };
 
 // A macro rather than a std::string so that every query stays one literal: the literal is
@@ -565,27 +572,26 @@ absl::Status SqliteStore::DestroyBox(std::string_view box_id, std::int64_t now_m
     LLMBOX_RETURN_IF_ERROR(s.Bind(1, BoxKey(box_id)));
     LLMBOX_RETURN_IF_ERROR(s.Run());
     if (db.Changes() == 0) return absl::NotFoundError("no box " + Quoted(box_id));
-    LLMBOX_ASSIGN_OR_RETURN(
-        Statement prune, db.Prepare("DELETE FROM destroyed_boxes WHERE destroyed_at_ms < ?1"));
+    LLMBOX_ASSIGN_OR_RETURN(Statement prune,
+                            db.Prepare("DELETE FROM destroyed_boxes WHERE destroyed_at_ms < ?1"));
     LLMBOX_RETURN_IF_ERROR(prune.Bind(1, now_ms - kDestroyedRetentionMs));
     return prune.Run();
   });
 }
 
-absl::StatusOr<std::string> SqliteStore::ClaimBox(std::string_view box_id,
-                                                  std::string_view owner) {
+absl::StatusOr<std::string> SqliteStore::ClaimBox(std::string_view box_id, std::string_view owner) {
   if (owner.empty()) return absl::InvalidArgumentError("store: a box's owner cannot be empty");
   std::string result;
   LLMBOX_RETURN_IF_ERROR(Write("claim box", box_id, [&](Db& db) -> absl::Status {
-    LLMBOX_ASSIGN_OR_RETURN(
-        Statement claim, db.Prepare("UPDATE boxes SET activation_owner = ?2 "
-                                    "WHERE box_key = ?1 AND activation_owner = ''"));
+    LLMBOX_ASSIGN_OR_RETURN(Statement claim,
+                            db.Prepare("UPDATE boxes SET activation_owner = ?2 "
+                                       "WHERE box_key = ?1 AND activation_owner = ''"));
     LLMBOX_RETURN_IF_ERROR(claim.Bind(1, BoxKey(box_id)));
     LLMBOX_RETURN_IF_ERROR(claim.Bind(2, owner));
     LLMBOX_RETURN_IF_ERROR(claim.Run());
-    LLMBOX_ASSIGN_OR_RETURN(std::optional<std::string> now_owner,
-                            LookUpText(db, "SELECT activation_owner FROM boxes WHERE box_key = ?1",
-                                       BoxKey(box_id)));
+    LLMBOX_ASSIGN_OR_RETURN(
+        std::optional<std::string> now_owner,
+        LookUpText(db, "SELECT activation_owner FROM boxes WHERE box_key = ?1", BoxKey(box_id)));
     if (!now_owner.has_value()) return absl::NotFoundError("no box " + Quoted(box_id));
     result = *std::move(now_owner);
     return absl::OkStatus();
@@ -869,6 +875,36 @@ absl::Status SqliteStore::DeleteSpoke(std::string_view name) {
     if (db.Changes() == 0) return absl::NotFoundError("no spoke " + Quoted(name));
     return absl::OkStatus();
   });
+}
+
+absl::Status SqliteStore::EndMcpSession(std::string_view id_hash, std::int64_t expires_at_ms) {
+  return Write("end MCP session", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s,
+                            db.Prepare("INSERT INTO ended_mcp_sessions (id_hash, expires_at_ms) "
+                                       "VALUES (?1, ?2) ON CONFLICT (id_hash) DO NOTHING"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, id_hash));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, expires_at_ms));
+    return s.Run();
+  });
+}
+
+absl::StatusOr<std::vector<std::string>> SqliteStore::ListEndedMcpSessions(std::int64_t now_ms) {
+  std::vector<std::string> out;
+  LLMBOX_RETURN_IF_ERROR(Write("list ended MCP sessions", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement prune,
+                            db.Prepare("DELETE FROM ended_mcp_sessions WHERE expires_at_ms <= ?1"));
+    LLMBOX_RETURN_IF_ERROR(prune.Bind(1, now_ms));
+    LLMBOX_RETURN_IF_ERROR(prune.Run());
+    LLMBOX_ASSIGN_OR_RETURN(Statement s,
+                            db.Prepare("SELECT id_hash FROM ended_mcp_sessions ORDER BY id_hash"));
+    while (true) {
+      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+      if (!row) break;
+      out.push_back(s.ColumnText(0));
+    }
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 #undef LLMBOX_JOIN_TOKEN_COLUMNS

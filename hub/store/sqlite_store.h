@@ -88,6 +88,10 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::Status RenewSpoke(const SpokeRecord& spoke,
                                         std::string_view previous_sha256) override;
   [[nodiscard]] absl::Status DeleteSpoke(std::string_view name) override;
+  [[nodiscard]] absl::Status EndMcpSession(std::string_view id_hash,
+                                           std::int64_t expires_at_ms) override;
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(
+      std::int64_t now_ms) override;
 
  private:
   class Reader;  // a reader connection borrowed from the pool for one call

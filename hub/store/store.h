@@ -161,6 +161,15 @@ class Store {
                                                 std::string_view previous_sha256) = 0;
   // Forgets the spoke (its certificate can no longer be renewed). NotFound when absent.
   [[nodiscard]] virtual absl::Status DeleteSpoke(std::string_view name) = 0;
+
+  // MCP sessions a client ended (DELETE), by the SHA-256 hex of the session id, kept until
+  // `expires_at_ms` (when the id would be refused anyway), so an ended id stays ended across
+  // a restart. Recording one twice is fine.
+  [[nodiscard]] virtual absl::Status EndMcpSession(std::string_view id_hash,
+                                                   std::int64_t expires_at_ms) = 0;
+  // The hashes of ended sessions not expired at `now_ms`; expired ones are dropped.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(
+      std::int64_t now_ms) = 0;
 };
 
 }  // namespace llmbox::hub::store

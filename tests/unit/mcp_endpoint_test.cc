@@ -1,17 +1,19 @@
 // The MCP endpoint's transport and JSON-RPC rules, driven through its Handle() with a
 // recording Responder (the HTTP server itself is tested in http_server_test.cc, and the whole
 // hub with real MCP clients in tests/e2e).
-#include "hub/mcp/endpoint.h"
-
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/secrets.h"
+#include "hub/mcp/endpoint.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
 
@@ -117,12 +119,12 @@ json Request(int id, std::string method, json params = json::object()) {
   return {{"jsonrpc", "2.0"}, {"id", id}, {"method", std::move(method)}, {"params", params}};
 }
 
-TEST_CASE("initialize echoes a supported version and issues a visible-ASCII session id",
-          "[mcp]") {
+TEST_CASE("initialize echoes a supported version and issues a visible-ASCII session id", "[mcp]") {
   Fixture f;
-  auto r = f.Post(Request(1, "initialize", {{"protocolVersion", "2025-06-18"},
-                                            {"capabilities", json::object()},
-                                            {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
+  auto r = f.Post(Request(1, "initialize",
+                          {{"protocolVersion", "2025-06-18"},
+                           {"capabilities", json::object()},
+                           {"clientInfo", {{"name", "t"}, {"version", "1"}}}}));
   REQUIRE(r->status == 200);
   CHECK(r->Header("Content-Type") == "application/json");
   json reply = Json(*r);
@@ -203,6 +205,41 @@ TEST_CASE("a session id stays valid across a restart with the same key", "[mcp]"
   CHECK(other_key.Post(Request(1, "tools/list"), {{"mcp-session-id", session}})->status == 404);
 }
 
+TEST_CASE("an ended session stays ended across a restart; a session expires after its ttl",
+          "[mcp]") {
+  std::vector<std::pair<std::string, std::int64_t>> recorded;
+  std::string session;
+  std::int64_t started_ms = 0;
+  {
+    Fixture before({.on_session_ended = [&](const std::string& hash, std::int64_t expires) {
+      recorded.emplace_back(hash, expires);
+    }});
+    session = before.Initialize();
+    started_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(before.clock.Now().time_since_epoch())
+            .count();
+    CHECK(before.Send("DELETE", "", {{"mcp-session-id", session}})->status == 200);
+    CHECK(before.Send("DELETE", "", {{"mcp-session-id", session}})->status == 404);
+  }
+  // Recorded once, by hash (never the id itself), with when it would expire anyway.
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].first == common::Sha256Hex(session));
+  CHECK(recorded[0].second - started_ms ==
+        std::chrono::milliseconds(std::chrono::hours(720)).count());
+  // A restart that is given the recorded hashes keeps it ended; one without them would not.
+  Fixture restarted({.ended_sessions = {recorded[0].first}});
+  CHECK(restarted.Post(Request(1, "tools/list"), {{"mcp-session-id", session}})->status == 404);
+  Fixture forgetful;
+  CHECK(forgetful.Post(Request(1, "tools/list"), {{"mcp-session-id", session}})->status == 200);
+
+  Fixture short_lived({.session_ttl = std::chrono::hours(1)});
+  const std::string brief = short_lived.Initialize();
+  short_lived.clock.Advance(std::chrono::minutes(59));
+  CHECK(short_lived.Post(Request(2, "ping"), {{"mcp-session-id", brief}})->status == 200);
+  short_lived.clock.Advance(std::chrono::minutes(2));
+  CHECK(short_lived.Post(Request(3, "ping"), {{"mcp-session-id", brief}})->status == 404);
+}
+
 TEST_CASE("bad requests get the right status and a JSON-RPC error", "[mcp]") {
   Fixture f;
   SECTION("malformed JSON") {
@@ -233,8 +270,7 @@ TEST_CASE("bad requests get the right status and a JSON-RPC error", "[mcp]") {
   SECTION("unsupported protocol version") {
     auto r = f.Post(Request(1, "ping"), {{"mcp-protocol-version", "2023-01-01"}});
     CHECK(r->status == 400);
-    CHECK(Json(*r)["error"]["message"].get<std::string>().find("2023-01-01") !=
-          std::string::npos);
+    CHECK(Json(*r)["error"]["message"].get<std::string>().find("2023-01-01") != std::string::npos);
   }
   SECTION("any supported version is accepted, not only the negotiated one") {
     auto r = f.Post(Request(1, "ping"), {{"mcp-protocol-version", "2025-03-26"}});
@@ -290,12 +326,12 @@ TEST_CASE("Host and Origin are checked against the configured lists", "[mcp]") {
 }
 
 TEST_CASE("with authentication on, a missing or wrong key gets 401 and a challenge", "[mcp]") {
-  Fixture f({.authenticate = [](std::optional<std::string_view> header)
-                 -> absl::StatusOr<std::string> {
-    if (!header) return absl::UnauthenticatedError("an API key is required");
-    if (*header == "Bearer good") return std::string("alice");
-    return absl::UnauthenticatedError("this API key is unknown or revoked");
-  }});
+  Fixture f(
+      {.authenticate = [](std::optional<std::string_view> header) -> absl::StatusOr<std::string> {
+        if (!header) return absl::UnauthenticatedError("an API key is required");
+        if (*header == "Bearer good") return std::string("alice");
+        return absl::UnauthenticatedError("this API key is unknown or revoked");
+      }});
   auto missing = f.Post(Request(1, "ping"));
   CHECK(missing->status == 401);
   CHECK(missing->Header("WWW-Authenticate").rfind("Bearer", 0) == 0);
@@ -307,10 +343,10 @@ TEST_CASE("with authentication on, a missing or wrong key gets 401 and a challen
   CHECK(good->status == 200);
   CHECK(f.tools.last_principal == "alice");
   // A session made by alice is not valid for another caller.
-  Fixture g({.authenticate = [](std::optional<std::string_view> header)
-                 -> absl::StatusOr<std::string> {
-    return std::string(header && *header == "Bearer good" ? "alice" : "bob");
-  }});
+  Fixture g(
+      {.authenticate = [](std::optional<std::string_view> header) -> absl::StatusOr<std::string> {
+        return std::string(header && *header == "Bearer good" ? "alice" : "bob");
+      }});
   auto init = g.Post(Request(1, "initialize"), {{"authorization", "Bearer good"}});
   const std::string session = init->Header("Mcp-Session-Id");
   CHECK(g.Post(Request(2, "ping"), {{"authorization", "Bearer good"}, {"mcp-session-id", session}})
@@ -345,9 +381,10 @@ TEST_CASE("tools/call answers JSON when the client accepts only JSON", "[mcp]") 
 
 TEST_CASE("tools/call streams progress then the response over SSE", "[mcp]") {
   Fixture f;
-  auto r = f.Post(Request(6, "tools/call", {{"name", "echo"},
-                                            {"arguments", {{"text", "hi"}}},
-                                            {"_meta", {{"progressToken", "p1"}}}}),
+  auto r = f.Post(Request(6, "tools/call",
+                          {{"name", "echo"},
+                           {"arguments", {{"text", "hi"}}},
+                           {"_meta", {{"progressToken", "p1"}}}}),
                   {{"accept", "application/json, text/event-stream"}});
   REQUIRE(r->streaming);
   CHECK(r->done);
@@ -374,8 +411,8 @@ TEST_CASE("tools/call streams progress then the response over SSE", "[mcp]") {
 
 TEST_CASE("unknown tools are protocol errors; bad arguments are tool errors", "[mcp]") {
   Fixture f;
-  auto unknown = f.Post(Request(1, "tools/call", {{"name", "nope"}}),
-                        {{"accept", "application/json"}});
+  auto unknown =
+      f.Post(Request(1, "tools/call", {{"name", "nope"}}), {{"accept", "application/json"}});
   CHECK(Json(*unknown)["error"]["code"] == -32602);
   auto bad = f.Post(Request(2, "tools/call", {{"name", "echo"}, {"arguments", {{"text", 5}}}}),
                     {{"accept", "application/json"}});
@@ -383,23 +420,22 @@ TEST_CASE("unknown tools are protocol errors; bad arguments are tool errors", "[
   CHECK(result["isError"] == true);
   CHECK(!result.contains("structuredContent"));
   CHECK(result["content"][0]["text"] == "invalid arguments: text: must be a string");
-  auto extra = f.Post(Request(3, "tools/call", {{"name", "echo"},
-                                                {"arguments", {{"text", "a"}, {"x", 1}}}}),
-                      {{"accept", "application/json"}});
+  auto extra =
+      f.Post(Request(3, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "a"}, {"x", 1}}}}),
+             {{"accept", "application/json"}});
   CHECK(Json(*extra)["result"]["content"][0]["text"] ==
         "invalid arguments: x: is not a known argument");
-  auto too_long = f.Post(Request(5, "tools/call", {{"name", "echo"},
-                                                   {"arguments", {{"text", "eleven chars"}}}}),
-                         {{"accept", "application/json"}});
+  auto too_long = f.Post(
+      Request(5, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "eleven chars"}}}}),
+      {{"accept", "application/json"}});
   CHECK(Json(*too_long)["result"]["content"][0]["text"] ==
         "invalid arguments: text: must be at most 10 characters");
-  auto missing = f.Post(Request(4, "tools/call", {{"name", "echo"}}),
-                        {{"accept", "application/json"}});
+  auto missing =
+      f.Post(Request(4, "tools/call", {{"name", "echo"}}), {{"accept", "application/json"}});
   CHECK(Json(*missing)["result"]["content"][0]["text"] == "invalid arguments: text: is required");
 }
 
-TEST_CASE("notifications/cancelled cancels the running call and suppresses its response",
-          "[mcp]") {
+TEST_CASE("notifications/cancelled cancels the running call and suppresses its response", "[mcp]") {
   Fixture f;
   const std::string session = f.Initialize();
   std::shared_ptr<RecordingResponder> call;

@@ -1,5 +1,6 @@
 #include <spawn.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -152,6 +153,30 @@ TEST_CASE("a destroyed box's token is remembered, survives a reopen, and is prun
   CHECK(store->FindDestroyedBox(Sha256Hex("token-gone-soon")).status().code() ==
         absl::StatusCode::kNotFound);
   CHECK(store->FindDestroyedBox(Sha256Hex("token-other")).ok());
+}
+
+TEST_CASE("ended MCP sessions survive a reopen until they expire", "[store]") {
+  ScratchDir dir("store");
+  const std::string path = (dir.path() / "hub.db").string();
+  {
+    auto store = OpenOrDie(path);
+    REQUIRE(store->EndMcpSession(Sha256Hex("session-a"), 10'000).ok());
+    REQUIRE(store->EndMcpSession(Sha256Hex("session-b"), 20'000).ok());
+    REQUIRE(store->EndMcpSession(Sha256Hex("session-a"), 10'000).ok());  // twice is fine
+  }
+  auto store = OpenOrDie(path);
+  auto ended = store->ListEndedMcpSessions(5'000);
+  REQUIRE(ended.ok());
+  std::vector<std::string> both = {Sha256Hex("session-a"), Sha256Hex("session-b")};
+  std::sort(both.begin(), both.end());
+  CHECK(*ended == both);
+  // Past a's expiry it is dropped for good, b stays.
+  auto later = store->ListEndedMcpSessions(10'000);
+  REQUIRE(later.ok());
+  CHECK(*later == std::vector<std::string>{Sha256Hex("session-b")});
+  auto again = store->ListEndedMcpSessions(0);
+  REQUIRE(again.ok());
+  CHECK(*again == std::vector<std::string>{Sha256Hex("session-b")});
 }
 
 TEST_CASE("a box is claimed by its first activation owner only, and an update keeps the owner",
