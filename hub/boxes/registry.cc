@@ -482,6 +482,11 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
   return result;
 }
 
+bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
+  const std::int64_t limit_ms = (options_.create_timeout + options_.call_timeout).count();
+  return NowMs() - record.created_at_ms > limit_ms;
+}
+
 std::vector<std::string> BoxRegistry::Reconcile() {
   std::vector<std::string> unknown;
   for (const auto& entry : spokes_.List()) {
@@ -504,6 +509,36 @@ std::vector<std::string> BoxRegistry::Reconcile() {
     for (BoxRecord& record : *records) {
       known.insert(common::CanonicalBoxId(record.box_id));
       auto it = on_spoke.find(common::CanonicalBoxId(record.box_id));
+      if (record.phase == Phase::kCreating && InterruptedCreate(record)) {
+        // Create answers within create_timeout; a record still creating long after was left
+        // by a hub that stopped mid-create. Nobody got its activation link and the hub never
+        // got its authorize URL, so the box is of no use: take it down and free the id.
+        if (it != on_spoke.end()) {
+          v1::DestroyBoxRequest destroy;
+          destroy.set_box_id(record.box_id);
+          v1::DestroyBoxResponse destroyed;
+          auto destroy_context = Context(options_.call_timeout);
+          grpc::Status gone = entry.stub->DestroyBox(destroy_context.get(), destroy, &destroyed);
+          if (!gone.ok() && gone.error_code() != grpc::StatusCode::NOT_FOUND) {
+            spdlog::warn(
+                "reconcile: box {}: its interrupted create could not be undone on spoke "
+                "{} (tried again later): {}",
+                record.box_id, entry.name, gone.error_message());
+            continue;
+          }
+        }
+        if (auto st = store_.DeleteBox(record.box_id); !st.ok()) {
+          spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
+        } else {
+          spdlog::info(
+              "reconcile: box {} on spoke {} was left creating by an interrupted "
+              "create; removed",
+              record.box_id, entry.name);
+        }
+        known.erase(common::CanonicalBoxId(record.box_id));
+        on_spoke.erase(common::CanonicalBoxId(record.box_id));
+        continue;
+      }
       BoxRecord updated = record;
       if (it == on_spoke.end()) {
         if (record.phase == Phase::kGone || record.phase == Phase::kCreating) continue;

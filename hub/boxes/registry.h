@@ -150,7 +150,8 @@ class BoxRegistry {
 
   // Brings the registry in line with the spokes: a box its spoke no longer has becomes gone; a
   // box the spoke reports in another phase takes it; a managed box the registry does not know
-  // is logged (and returned). Spokes that cannot be reached are skipped (and logged).
+  // is logged (and returned); a box left creating by a hub that stopped mid-create is taken
+  // down and forgotten. Spokes that cannot be reached are skipped (and logged).
   std::vector<std::string> Reconcile();
 
  private:
@@ -161,6 +162,9 @@ class BoxRegistry {
   // ResourceExhausted naming each spoke and why it was passed over.
   absl::StatusOr<std::string> Place(const std::string& image);
   std::string AuthUrl(std::string_view token) const;
+  // Whether a record still creating is older than any create could take (a hub stopped
+  // mid-create left it).
+  bool InterruptedCreate(const store::BoxRecord& record);
   absl::StatusOr<std::shared_ptr<v1::BoxService::StubInterface>> SpokeFor(
       const store::BoxRecord& record) const;
   std::int64_t NowMs();
