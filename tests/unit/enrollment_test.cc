@@ -348,6 +348,15 @@ class HealthOnly final : public v1::BoxService::Service {
   }
 };
 
+// A server on a free loopback port presenting `pems` (mutual TLS) with `service`.
+std::unique_ptr<grpc::Server> ServeHealth(const common::TlsPems& pems, HealthOnly* service,
+                                          int* port) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", common::MutualTlsServerCredentials(pems), port);
+  builder.RegisterService(service);
+  return builder.BuildAndStart();
+}
+
 TEST_CASE("the hub dials a joined spoke pinned to the identity it enrolled", "[enroll]") {
   ScratchDir dir("enroll-dial");
   TestHub hub(dir);
@@ -357,18 +366,12 @@ TEST_CASE("the hub dials a joined spoke pinned to the identity it enrolled", "[e
   REQUIRE(spoke_pems.ok());
 
   // The spoke serves with its certificate; a second server holds another spoke's identity.
-  auto serve = [](const common::TlsPems& pems, HealthOnly* service, int* port) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", common::MutualTlsServerCredentials(pems), port);
-    builder.RegisterService(service);
-    return builder.BuildAndStart();
-  };
   HealthOnly real, impostor;
   int real_port = 0, impostor_port = 0;
-  auto real_server = serve(*spoke_pems, &real, &real_port);
+  auto real_server = ServeHealth(*spoke_pems, &real, &real_port);
   const common::TlsPems other =
       testing::IssueForTest(hub.pki.ca, common::SpokeIdentity("someone-else"), "x");
-  auto impostor_server = serve(other, &impostor, &impostor_port);
+  auto impostor_server = ServeHealth(other, &impostor, &impostor_port);
 
   // Point the record at the real port, then at the impostor's.
   auto record = hub.store->GetSpoke("worker-7");
@@ -407,12 +410,6 @@ TEST_CASE("the hub accepts only the certificates it issued for a spoke's current
           "[enroll]") {
   ScratchDir dir("enroll-revoke");
   TestHub hub(dir);
-  auto serve = [](const common::TlsPems& pems, HealthOnly* service, int* port) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", common::MutualTlsServerCredentials(pems), port);
-    builder.RegisterService(service);
-    return builder.BuildAndStart();
-  };
   boxes::SpokeDirectory directory;
   RemoteSpokes remote(*hub.store, directory, hub.pki.hub);
   // Points worker-9's record at `port`, as a join with that advertise address would.
@@ -444,7 +441,7 @@ TEST_CASE("the hub accepts only the certificates it issued for a spoke's current
   REQUIRE(first_pems.ok());
   HealthOnly old_machine;
   int old_port = 0;
-  auto old_server = serve(*first_pems, &old_machine, &old_port);
+  auto old_server = ServeHealth(*first_pems, &old_machine, &old_port);
   repoint(old_port);
   CHECK(health().ok());
 
@@ -453,7 +450,7 @@ TEST_CASE("the hub accepts only the certificates it issued for a spoke's current
       testing::IssueForTest(hub.pki.ca, common::SpokeIdentity("worker-9"), "worker-9");
   HealthOnly impostor;
   int impostor_port = 0;
-  auto impostor_server = serve(forged, &impostor, &impostor_port);
+  auto impostor_server = ServeHealth(forged, &impostor, &impostor_port);
   repoint(impostor_port);
   CHECK_FALSE(health().ok());
 
@@ -471,7 +468,7 @@ TEST_CASE("the hub accepts only the certificates it issued for a spoke's current
   REQUIRE(second_pems.ok());
   HealthOnly new_machine;
   int new_port = 0;
-  auto new_server = serve(*second_pems, &new_machine, &new_port);
+  auto new_server = ServeHealth(*second_pems, &new_machine, &new_port);
   repoint(new_port);
   grpc::Status reached = health();
   INFO(reached.error_message());
