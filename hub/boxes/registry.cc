@@ -182,11 +182,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
     if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
         status.error_code() == grpc::StatusCode::UNAVAILABLE ||
         status.error_code() == grpc::StatusCode::CANCELLED) {
-      v1::DestroyBoxRequest destroy;
-      destroy.set_box_id(box_id);
-      v1::DestroyBoxResponse destroyed;
-      auto destroy_context = Context(options_.call_timeout);
-      (void)stub->DestroyBox(destroy_context.get(), destroy, &destroyed);
+      (void)DestroyOnSpoke(*stub, box_id);
     }
     if (auto st = store_.DeleteBox(box_id); !st.ok()) {
       spdlog::warn("box {}: could not forget the failed create: {}", box_id,
@@ -201,11 +197,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   record.expires_at_ms = ToMs(created.box().expires_at());
   record.updated_at_ms = NowMs();
   if (auto st = store_.UpdateBox(record); !st.ok()) {
-    v1::DestroyBoxRequest destroy;
-    destroy.set_box_id(box_id);
-    v1::DestroyBoxResponse destroyed;
-    auto destroy_context = Context(options_.call_timeout);
-    (void)stub->DestroyBox(destroy_context.get(), destroy, &destroyed);
+    (void)DestroyOnSpoke(*stub, box_id);
     (void)store_.DeleteBox(box_id);
     return st;
   }
@@ -228,11 +220,7 @@ absl::StatusOr<std::vector<BoxRecord>> BoxRegistry::List(const store::BoxFilter&
 absl::Status BoxRegistry::Destroy(std::string_view box_id) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto stub, SpokeFor(record));
-  v1::DestroyBoxRequest destroy;
-  destroy.set_box_id(record.box_id);
-  v1::DestroyBoxResponse destroyed;
-  auto context = Context(options_.call_timeout);
-  grpc::Status status = stub->DestroyBox(context.get(), destroy, &destroyed);
+  grpc::Status status = DestroyOnSpoke(*stub, record.box_id);
   if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
     return SpokeError(record.spoke, status);
   }
@@ -309,10 +297,10 @@ struct SpokeHealth {
 };
 
 // Every spoke's health, asked at once (a slow spoke costs `timeout`, not a sum of them).
-std::vector<SpokeHealth> HealthOfAll(const SpokeDirectory& spokes,
+std::vector<SpokeHealth> HealthOfAll(std::vector<SpokeDirectory::Entry> spokes,
                                      std::chrono::milliseconds timeout) {
   std::vector<SpokeHealth> out;
-  for (auto& entry : spokes.List()) out.push_back({.entry = std::move(entry)});
+  for (auto& entry : spokes) out.push_back({.entry = std::move(entry)});
   std::vector<std::future<void>> calls;
   for (auto& spoke : out) {
     calls.push_back(std::async(std::launch::async, [&spoke, timeout] {
@@ -331,12 +319,12 @@ std::uint32_t BoxesOf(const v1::Capacity& capacity) {
 }  // namespace
 
 absl::StatusOr<std::string> BoxRegistry::Place(const std::string& image) {
-  const auto all = spokes_.List();
+  auto all = spokes_.List();
   if (all.empty()) return absl::UnavailableError("this hub has no spokes to place a box on");
   if (all.size() == 1) return all.front().name;
   const SpokeHealth* best = nullptr;
   std::vector<std::string> passed_over;
-  const auto spokes = HealthOfAll(spokes_, std::chrono::milliseconds(2000));
+  const auto spokes = HealthOfAll(std::move(all), std::chrono::milliseconds(2000));
   for (const auto& spoke : spokes) {
     const std::string& name = spoke.entry.name;
     const auto& capacity = spoke.health.capacity();
@@ -373,7 +361,7 @@ absl::StatusOr<std::string> BoxRegistry::Place(const std::string& image) {
 
 std::vector<SpokeStatus> BoxRegistry::Spokes() {
   std::vector<SpokeStatus> out;
-  for (const auto& spoke : HealthOfAll(spokes_, std::chrono::milliseconds(3000))) {
+  for (const auto& spoke : HealthOfAll(spokes_.List(), std::chrono::milliseconds(3000))) {
     SpokeStatus status{
         .name = spoke.entry.name, .local = spoke.entry.local, .connected = spoke.status.ok()};
     if (spoke.status.ok()) {
@@ -482,6 +470,15 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
   return result;
 }
 
+grpc::Status BoxRegistry::DestroyOnSpoke(v1::BoxService::StubInterface& stub,
+                                         const std::string& box_id) {
+  v1::DestroyBoxRequest destroy;
+  destroy.set_box_id(box_id);
+  v1::DestroyBoxResponse destroyed;
+  auto context = Context(options_.call_timeout);
+  return stub.DestroyBox(context.get(), destroy, &destroyed);
+}
+
 bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
   const std::int64_t limit_ms = (options_.create_timeout + options_.call_timeout).count();
   return NowMs() - record.created_at_ms > limit_ms;
@@ -514,11 +511,7 @@ std::vector<std::string> BoxRegistry::Reconcile() {
         // by a hub that stopped mid-create. Nobody got its activation link and the hub never
         // got its authorize URL, so the box is of no use: take it down and free the id.
         if (it != on_spoke.end()) {
-          v1::DestroyBoxRequest destroy;
-          destroy.set_box_id(record.box_id);
-          v1::DestroyBoxResponse destroyed;
-          auto destroy_context = Context(options_.call_timeout);
-          grpc::Status gone = entry.stub->DestroyBox(destroy_context.get(), destroy, &destroyed);
+          grpc::Status gone = DestroyOnSpoke(*entry.stub, record.box_id);
           if (!gone.ok() && gone.error_code() != grpc::StatusCode::NOT_FOUND) {
             spdlog::warn(
                 "reconcile: box {}: its interrupted create could not be undone on spoke "

@@ -162,6 +162,8 @@ class BoxRegistry {
   // ResourceExhausted naming each spoke and why it was passed over.
   absl::StatusOr<std::string> Place(const std::string& image);
   std::string AuthUrl(std::string_view token) const;
+  // DestroyBox for `box_id` on `stub` within call_timeout; the spoke's status.
+  grpc::Status DestroyOnSpoke(v1::BoxService::StubInterface& stub, const std::string& box_id);
   // Whether a record still creating is older than any create could take (a hub stopped
   // mid-create left it).
   bool InterruptedCreate(const store::BoxRecord& record);

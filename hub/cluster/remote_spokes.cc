@@ -1,7 +1,6 @@
 // hub/cluster/remote_spokes.cc
 #include "hub/cluster/remote_spokes.h"
 
-#include <algorithm>
 #include <set>
 
 #include "spdlog/spdlog.h"
@@ -21,21 +20,23 @@ absl::Status RemoteSpokes::Sync() {
   std::set<std::string> present;
   for (const auto& spoke : spokes) {
     present.insert(spoke.name);
-    const std::string key = spoke.advertise_address + " " + spoke.cert_sha256;
-    auto it = dialed_.find(spoke.name);
-    if (it != dialed_.end() && it->second == key) continue;
+    Dialed& dialed = dialed_[spoke.name];
+    if (dialed.advertise_address == spoke.advertise_address &&
+        dialed.joined_at_ms == spoke.joined_at_ms && !dialed.issued.empty() &&
+        dialed.issued.back() == spoke.cert_sha256) {
+      continue;
+    }
     // Pinned to the certificates issued for this enrollment that this hub has seen (the
     // latest after a restart): a renewed spoke serves the one it replaced until it rereads
     // its files. A removed spoke's record is gone, and a new enrollment of the name starts
     // over, so no certificate of an earlier enrollment is accepted again.
-    std::vector<std::string>& seen = issued_[spoke.name];
-    auto joined = joined_at_.find(spoke.name);
-    if (joined == joined_at_.end() || joined->second != spoke.joined_at_ms) seen.clear();
-    if (std::find(seen.begin(), seen.end(), spoke.cert_sha256) == seen.end()) {
-      seen.push_back(spoke.cert_sha256);
-    }
-    if (seen.size() > kMaxIssuedKept) seen.erase(seen.begin());
-    std::vector<std::string> accepted = seen;
+    if (dialed.joined_at_ms != spoke.joined_at_ms) dialed.issued.clear();
+    std::erase(dialed.issued, spoke.cert_sha256);
+    dialed.issued.push_back(spoke.cert_sha256);
+    if (dialed.issued.size() > kMaxIssuedKept) dialed.issued.erase(dialed.issued.begin());
+    dialed.advertise_address = spoke.advertise_address;
+    dialed.joined_at_ms = spoke.joined_at_ms;
+    std::vector<std::string> accepted = dialed.issued;
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(8 << 20);
     // Long-lived channels: notice a dead connection within a minute or so.
@@ -47,8 +48,6 @@ absl::Status RemoteSpokes::Sync() {
                                       hub_, common::SpokeIdentity(spoke.name), std::move(accepted)),
                                   args);
     directory_.Add(spoke.name, v1::BoxService::NewStub(channel), /*local=*/false);
-    dialed_[spoke.name] = key;
-    joined_at_[spoke.name] = spoke.joined_at_ms;
     spdlog::info("cluster: spoke {} at {}", spoke.name, spoke.advertise_address);
   }
   for (auto it = dialed_.begin(); it != dialed_.end();) {
@@ -58,8 +57,6 @@ absl::Status RemoteSpokes::Sync() {
     }
     directory_.Remove(it->first);
     spdlog::info("cluster: spoke {} was removed; no longer dialed", it->first);
-    joined_at_.erase(it->first);
-    issued_.erase(it->first);
     it = dialed_.erase(it);
   }
   return absl::OkStatus();

@@ -43,11 +43,16 @@ class RemoteSpokes {
   boxes::SpokeDirectory& directory_;
   const common::TlsPems hub_;
   std::mutex mu_;
-  std::map<std::string, std::string> dialed_;      // name -> address + fingerprint dialed
-  std::map<std::string, std::int64_t> joined_at_;  // name -> the enrollment dialed
-  // name -> fingerprints issued for that enrollment, oldest first (at most kMaxIssuedKept)
-  std::map<std::string, std::vector<std::string>> issued_;
+  // What a spoke was last dialed with.
+  struct Dialed {
+    std::string advertise_address;
+    std::int64_t joined_at_ms = 0;  // the enrollment
+    // Fingerprints issued for that enrollment, oldest first, the current one last (at most
+    // kMaxIssuedKept).
+    std::vector<std::string> issued;
+  };
   static constexpr std::size_t kMaxIssuedKept = 8;
+  std::map<std::string, Dialed> dialed_;  // by spoke name
 };
 
 }  // namespace llmbox::hub::cluster

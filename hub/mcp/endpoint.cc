@@ -372,8 +372,9 @@ class McpEndpoint::Impl {
   std::string CallTool(Exchange& ex, const Message& message, bool may_stream, bool& streamed);
 
   std::string NewSessionId(const std::string& principal);
-  // When a (well-formed) session id stops being good: issued + session_ttl; 0 when unreadable.
-  std::int64_t SessionExpiresAtMs(std::string_view id) const;
+  // When a session id whose issued part (seconds) is `issued_part` stops being good: issued +
+  // session_ttl; 0 when unreadable.
+  std::int64_t SessionExpiresAtMs(std::string_view issued_part) const;
   // Adds an ended session's hash; false when it was already there.
   bool RememberEnded(const std::string& hash);
   bool SessionValid(std::string_view id, const std::string& principal);
@@ -498,7 +499,8 @@ void McpEndpoint::Impl::HandleDelete(Exchange& ex) {
   }
   const std::string hash = common::Sha256Hex(*id);
   if (RememberEnded(hash) && options_.on_session_ended) {
-    options_.on_session_ended(hash, SessionExpiresAtMs(*id));
+    // SessionValid checked the shape: s1.<nonce>.<issued>.<mac>.
+    options_.on_session_ended(hash, SessionExpiresAtMs(Split(*id, '.')[2]));
   }
   Answer(ex, 200, {}, "");
 }
@@ -742,18 +744,16 @@ bool McpEndpoint::Impl::SessionValid(std::string_view id, const std::string& pri
   const std::int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
           .count();
-  if (now_ms >= SessionExpiresAtMs(id)) return false;
+  if (now_ms >= SessionExpiresAtMs(parts[2])) return false;
   const std::string hash = common::Sha256Hex(id);
   std::lock_guard lock(mu_);
   return !deleted_.contains(hash);
 }
 
-std::int64_t McpEndpoint::Impl::SessionExpiresAtMs(std::string_view id) const {
-  std::vector<std::string_view> parts = Split(id, '.');
+std::int64_t McpEndpoint::Impl::SessionExpiresAtMs(std::string_view issued_part) const {
   std::int64_t issued = 0;
-  if (parts.size() != 4 ||
-      std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), issued).ec !=
-          std::errc()) {
+  if (std::from_chars(issued_part.data(), issued_part.data() + issued_part.size(), issued).ec !=
+      std::errc()) {
     return 0;
   }
   return (issued + options_.session_ttl.count()) * 1000;

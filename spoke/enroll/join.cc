@@ -1,10 +1,6 @@
 // spoke/enroll/join.cc
 #include "spoke/enroll/join.h"
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
@@ -80,18 +76,17 @@ absl::Status WriteEnrollment(const config::SpokeConfig& config, const Enrollment
   const nlohmann::json doc = {
       {"hub", enrollment.hub_address},
       {"renew_before_seconds", absl::ToInt64Seconds(enrollment.renew_before)}};
-  std::error_code ec;
-  std::filesystem::create_directories(config.state_dir, ec);
   return common::WriteFileAtomic(EnrollmentPath(config), doc.dump() + "\n", 0644);
 }
 
 absl::StatusOr<Enrollment> ReadEnrollment(const config::SpokeConfig& config) {
   const std::string path = EnrollmentPath(config);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(path + " does not exist: this spoke has not joined a hub");
-  std::ostringstream text;
-  text << in.rdbuf();
-  const auto doc = nlohmann::json::parse(text.str(), nullptr, false);
+  auto text = common::ReadSmallFile(path);
+  if (absl::IsNotFound(text.status())) {
+    return absl::NotFoundError(path + " does not exist: this spoke has not joined a hub");
+  }
+  if (!text.ok()) return text.status();
+  const auto doc = nlohmann::json::parse(*text, nullptr, false);
   if (!doc.is_object() || !doc.contains("hub") || !doc["hub"].is_string() ||
       !doc.contains("renew_before_seconds") || !doc["renew_before_seconds"].is_number_integer()) {
     return absl::DataLossError(path + " is not what join writes; run llmbox-spoke renew once");

@@ -1,13 +1,11 @@
 // spoke/enroll/renewer.cc
 #include "spoke/enroll/renewer.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
+#include "common/files.h"
 #include "common/pki.h"
 #include "common/status.h"
 #include "spoke/enroll/join.h"
@@ -21,11 +19,8 @@ CertificateRenewer::~CertificateRenewer() { Stop(); }
 
 absl::StatusOr<bool> CertificateRenewer::CheckOnce() {
   LLMBOX_ASSIGN_OR_RETURN(Enrollment enrollment, ReadEnrollment(config_));
-  std::ifstream in(config_.tls.cert_file, std::ios::binary);
-  if (!in) return absl::NotFoundError("cannot read the certificate " + config_.tls.cert_file);
-  std::ostringstream pem;
-  pem << in.rdbuf();
-  LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(pem.str()));
+  LLMBOX_ASSIGN_OR_RETURN(std::string pem, common::ReadSmallFile(config_.tls.cert_file));
+  LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(pem));
   const absl::Time now = absl::FromChrono(clock_.Now());
   if (now < cert.not_after - enrollment.renew_before) return false;
   LLMBOX_ASSIGN_OR_RETURN(JoinResult renewed, RenewCertificate(enrollment.hub_address, config_));
