@@ -51,7 +51,7 @@
 #include "spoke/hooks/hook_runner.h"
 #include "spoke/reaper/reaper.h"
 #include "spoke/service/box_service.h"
-#include "spoke/service/server.h"
+#include "common/grpc_server.h"
 
 namespace {
 
@@ -407,7 +407,7 @@ int Serve(const hub::config::HubConfig& config) {
   std::unique_ptr<hub::cluster::RemoteSpokes> remote;
   std::function<void()> sync_spokes;
   std::unique_ptr<hub::cluster::EnrollmentServiceImpl> enrollment;
-  std::optional<spoke::service::RunningServer> cluster_server;
+  std::optional<common::RunningGrpcServer> cluster_server;
   if (!config.cluster_listen.empty()) {
     auto loaded = hub::cluster::LoadOrCreateClusterPki(ClusterDir(config), {});
     if (!loaded.ok()) return Fail(loaded.status());
@@ -424,7 +424,7 @@ int Serve(const hub::config::HubConfig& config) {
         hub::cluster::EnrollmentOptions{.cert_validity = absl::FromChrono(config.cert_validity),
                                         .renew_before = absl::FromChrono(config.renew_before)},
         [&sync_spokes](const hub::store::SpokeRecord&) { sync_spokes(); });
-    auto started = spoke::service::StartServer(
+    auto started = common::StartGrpcServer(
         {.address = config.cluster_listen, .max_message_bytes = 64 << 10},
         common::OptionalClientTlsServerCredentials(pki->hub), enrollment.get());
     if (!started.ok()) return Fail(started.status());

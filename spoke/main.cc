@@ -27,7 +27,7 @@
 #include "spoke/hooks/hook_runner.h"
 #include "spoke/reaper/reaper.h"
 #include "spoke/service/box_service.h"
-#include "spoke/service/server.h"
+#include "common/grpc_server.h"
 
 namespace {
 
@@ -84,7 +84,7 @@ int Serve(const spoke::config::SpokeConfig& config) {
                                           .boxes = config.boxes,
                                           .auth_ttl = config.reaper.auth_ttl});
   // Watched, so `llmbox-spoke renew` takes effect without a restart.
-  auto server = spoke::service::StartServer(
+  auto server = common::StartGrpcServer(
       {.address = config.listen}, common::WatchedMutualTlsServerCredentials(config.tls), &service);
   if (!server.ok()) return Fail(server.status());
   reaper.Start();

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "common/grpc_server.h"
 #include "common/grpc_tls.h"
 #include "common/pki.h"
 #include "common/secrets.h"
@@ -21,7 +22,6 @@
 #include "spoke/docker/curl_engine.h"
 #include "spoke/hooks/hook_runner.h"
 #include "spoke/service/box_service.h"
-#include "spoke/service/server.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
@@ -42,7 +42,7 @@ struct Spoke {
   std::unique_ptr<docker::DockerEngine> engine;
   std::unique_ptr<box::BoxManager> boxes;
   std::unique_ptr<BoxServiceImpl> service;
-  RunningServer server;
+  common::RunningGrpcServer server;
   CertifiedKey ca;
 
   // `hooks` (may be null) must outlive the spoke.
@@ -65,10 +65,10 @@ struct Spoke {
     boxes = std::make_unique<box::BoxManager>(*engine, options, hooks);
     service = std::make_unique<BoxServiceImpl>(
         *boxes, *engine, BoxServiceOptions{.spoke_name = "spoke-1", .boxes = options});
-    auto started =
-        StartServer({.address = "127.0.0.1:0"},
-                    common::MutualTlsServerCredentials(Issue(ca, common::SpokeIdentity("spoke-1"))),
-                    service.get());
+    auto started = common::StartGrpcServer(
+        {.address = "127.0.0.1:0"},
+        common::MutualTlsServerCredentials(Issue(ca, common::SpokeIdentity("spoke-1"))),
+        service.get());
     REQUIRE(started.ok());
     server = std::move(*started);
   }

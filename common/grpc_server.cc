@@ -1,13 +1,13 @@
-#include "spoke/service/server.h"
+#include "common/grpc_server.h"
 
 #include "absl/strings/str_cat.h"
 
-namespace llmbox::spoke::service {
+namespace llmbox::common {
 
-absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
-                                          std::shared_ptr<grpc::ServerCredentials> credentials,
-                                          grpc::Service* service) {
-  RunningServer running;
+absl::StatusOr<RunningGrpcServer> StartGrpcServer(
+    const GrpcServerOptions& options, std::shared_ptr<grpc::ServerCredentials> credentials,
+    grpc::Service* service) {
+  RunningGrpcServer running;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, std::move(credentials), &running.port);
   builder.RegisterService(service);
@@ -16,9 +16,9 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
   running.server = builder.BuildAndStart();
   if (running.server == nullptr || running.port == 0) {
     return absl::UnavailableError(
-        absl::StrCat("spoke: cannot listen on ", options.address, " (in use, or not an address)"));
+        absl::StrCat("cannot listen on ", options.address, " (in use, or not an address)"));
   }
   return running;
 }
 
-}  // namespace llmbox::spoke::service
+}  // namespace llmbox::common
