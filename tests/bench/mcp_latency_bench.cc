@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/substitute.h"
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
@@ -200,34 +201,31 @@ int main(int argc, char** argv) {
   if (::mkdtemp(dir_template) == nullptr) Die("mkdtemp");
   const std::filesystem::path dir = dir_template;
 
-  // The hub as `llmbox-hub serve` builds it, from a config file; the local spoke on the rig's
+  // The hub as `llmbox-hub serve` builds it, from a config; the local spoke on the rig's
   // engine with the real Claude binary. The registry's 1,000 boxes exist only in the store, so
   // the periodic reconcile (which would find them gone from the spoke) is pushed out of the
-  // run; they are added after the start's own reconcile.
-  const std::string config_path = (dir / "hub.yaml").string();
-  std::ofstream(config_path) << "hub:\n"
-                                "  listen: 127.0.0.1:0\n"
-                                "  state_dir: "
-                             << (dir / "hub").string()
-                             << "\n"
-                                "  reconcile_interval: 24h\n"
-                                "auth:\n"
-                                "  api_keys: required\n"
-                                "local_spoke:\n"
-                                "  docker:\n"
-                                "    socket: "
-                             << rig.docker_sock
-                             << "\n"
-                                "  boxes:\n"
-                                "    default_image: "
-                             << rig.box_image
-                             << "\n"
-                                "    claude_bin: "
-                             << rig.claude_bin
-                             << "\n"
-                                "    memory: 1GiB\n"
-                                "    stop_grace: 1s\n";
-  auto config = hub::config::LoadHubConfig(config_path);
+  // run; they are added after the start's own reconcile. The local spoke's reaper stays out of
+  // the way of other tests' boxes on the shared engine (auth_ttl 24h).
+  const std::string yaml =
+      absl::Substitute(R"(hub:
+  listen: 127.0.0.1:0
+  state_dir: $0
+  reconcile_interval: 24h
+auth:
+  api_keys: required
+local_spoke:
+  docker:
+    socket: $1
+  boxes:
+    default_image: $2
+    claude_bin: $3
+    memory: 1GiB
+    stop_grace: 1s
+  reaper:
+    auth_ttl: 24h
+)",
+                       (dir / "hub").string(), rig.docker_sock, rig.box_image, rig.claude_bin);
+  auto config = hub::config::ParseHubConfig(yaml, "the bench's hub.yaml", dir.string());
   if (!config.ok()) Die(std::string(config.status().message()));
   auto spoke_config = hub::local::ReadLocalSpokeConfig(*config);
   if (!spoke_config.ok()) Die(std::string(spoke_config.status().message()));
