@@ -1,22 +1,14 @@
 #include "hub/auth/api_key_auth.h"
 
-#include <cctype>
+#include "absl/strings/match.h"
 
+#include "common/absl_compat.h"
 #include "common/secrets.h"
 
 namespace llmbox::hub::auth {
 namespace {
 
 constexpr std::string_view kBearer = "bearer ";
-
-bool StartsWithBearer(std::string_view value) {
-  // At least one byte of key after the scheme.
-  if (value.size() <= kBearer.size()) return false;
-  for (std::size_t i = 0; i < kBearer.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(value[i])) != kBearer[i]) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -27,7 +19,9 @@ absl::StatusOr<std::string> ApiKeyAuthenticator::Authenticate(
         "an API key is required: send Authorization: Bearer <key> (llmbox-hub apikey create)");
   }
   std::string_view value = *authorization;
-  if (!StartsWithBearer(value)) {
+  // The scheme, case-insensitive, and at least one byte of key.
+  if (value.size() <= kBearer.size() ||
+      !absl::StartsWithIgnoreCase(common::AsAbsl(value), common::AsAbsl(kBearer))) {
     return absl::UnauthenticatedError("the Authorization header must be Bearer <key>");
   }
   value.remove_prefix(kBearer.size());

@@ -1,14 +1,13 @@
 #include "hub/http/host_policy.h"
 
-#include <cctype>
+#include "absl/strings/ascii.h"
+
+#include "common/absl_compat.h"
 
 namespace llmbox::hub::http {
 namespace {
 
-std::string Lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
+std::string Lower(std::string_view text) { return absl::AsciiStrToLower(common::AsAbsl(text)); }
 
 }  // namespace
 
