@@ -173,6 +173,31 @@ TEST_CASE("with API keys required, MCP needs a live key and the page and health 
   CHECK(Fetch(hub.url + "/healthz").status == 200);
 }
 
+TEST_CASE("the reconcile loop runs every reconcile_interval on the hub's clock", "[hub-server]") {
+  Hub hub("  reconcile_interval: 30s\n");
+  hub.Start();
+  // A box the registry has and the spoke does not: the next reconcile finds it gone.
+  REQUIRE(hub.server->store()
+              .InsertBox({.box_id = "lost-box",
+                          .spoke = "local",
+                          .container_id = "c0ffee",
+                          .image = "llmbox-box:dev",
+                          .phase = store::Phase::kReady,
+                          .token_hash = common::Sha256Hex("token"),
+                          .created_at_ms = 1,
+                          .updated_at_ms = 1})
+              .ok());
+  // The reconcile loop and the MCP endpoint's keep-alive wait on the clock.
+  REQUIRE(hub.clock.WaitForWaiters(2));
+  hub.clock.Advance(std::chrono::seconds(29));
+  REQUIRE(hub.clock.WaitForWaiters(2));
+  CHECK(hub.server->store().GetBox("lost-box")->phase == store::Phase::kReady);
+  hub.clock.Advance(std::chrono::seconds(1));
+  // Back to waiting once the run is done.
+  REQUIRE(hub.clock.WaitForWaiters(2));
+  CHECK(hub.server->store().GetBox("lost-box")->phase == store::Phase::kGone);
+}
+
 TEST_CASE("a hub without a local spoke starts none and is ready with no spokes", "[hub-server]") {
   Hub hub("local_spoke:\n  enabled: false\n");
   hub.Start();
