@@ -212,7 +212,7 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
   LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
   ConfigMap root = doc.Root();
   HubConfig config;
-  config.local_spoke_config.docker.unix_socket = "/var/run/docker.sock";
+  config.source = {.text = std::string(yaml), .name = source, .base_dir = base_dir};
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> hub, root.Map("hub"));
   if (hub) LLMBOX_RETURN_IF_ERROR(ReadHub(*hub, base_dir, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> auth, root.Map("auth"));
@@ -224,12 +224,9 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> log, root.Map("log"));
   if (log) LLMBOX_RETURN_IF_ERROR(common::ReadLogConfig(*log, &config.log));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> local, root.Map("local_spoke"));
-  if (local) {
-    LLMBOX_RETURN_IF_ERROR(local->Bool("enabled", &config.local_spoke));
-    LLMBOX_RETURN_IF_ERROR(
-        spoke::config::ReadBoxHostSections(*local, base_dir, &config.local_spoke_config));
-    LLMBOX_RETURN_IF_ERROR(local->Finish());
-  }
+  // The rest of the section is the spoke's (docker, boxes, reaper, hooks), checked whole,
+  // unknown keys included, by hub/local's ReadLocalSpokeConfig.
+  if (local) LLMBOX_RETURN_IF_ERROR(local->Bool("enabled", &config.local_spoke));
   LLMBOX_RETURN_IF_ERROR(root.Finish());
 
   const bool loopback = IsLoopbackHost(config.listen_host);
@@ -250,10 +247,6 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
         "port 0 picks a new one on every start");
   }
   if (config.public_url.empty()) config.public_url = DefaultPublicUrl(config);
-  config.local_spoke_config.name = "local";
-  config.local_spoke_config.state_dir = config.state_dir + "/local-spoke";
-  config.local_spoke_config.boxes.spoke_name = "local";
-  config.local_spoke_config.boxes.state_dir = config.local_spoke_config.state_dir;
   return config;
 }
 

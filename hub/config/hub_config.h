@@ -16,7 +16,6 @@
 #include "absl/status/statusor.h"
 
 #include "common/log.h"
-#include "spoke/config/spoke_config.h"
 
 namespace llmbox::hub::config {
 
@@ -35,6 +34,14 @@ struct OidcConfig {
   std::vector<std::string> allowed_domains;  // the part after '@', case-insensitive
   std::chrono::milliseconds session_ttl{12 * 3'600'000};
   std::chrono::milliseconds http_timeout{10'000};  // each discovery, JWKS and token request
+};
+
+// The text a HubConfig was parsed from, its name in errors, and the folder relative paths
+// are taken from.
+struct ConfigSource {
+  std::string text;
+  std::string name;
+  std::string base_dir;
 };
 
 struct HubConfig {
@@ -58,15 +65,20 @@ struct HubConfig {
   std::string cluster_listen;
   std::chrono::milliseconds cert_validity{std::chrono::hours(24 * 30)};
   std::chrono::milliseconds renew_before{std::chrono::hours(24 * 10)};
+  // local_spoke.enabled: the hub runs a spoke named "local" in-process. The section's other
+  // keys are the spoke's own (docker, boxes, reaper, hooks): hub/local reads them from
+  // `source`, with the spoke's reader (ReadLocalSpokeConfig), so the hub library knows nothing
+  // of them.
   bool local_spoke = true;
-  spoke::config::SpokeConfig local_spoke_config;  // named "local"
   common::LogConfig log;
   // activation: the page a person opens to sign a box in.
   int max_attempts_per_token = 10;    // code submissions per link per window
   int max_attempts_per_address = 30;  // code submissions per client address per window
   std::chrono::milliseconds attempt_window{900'000};
   std::chrono::milliseconds form_ttl{1'800'000};  // how long a page's form can be sent
-  std::optional<OidcConfig> activation_oidc;  // sign-in gating when set
+  std::optional<OidcConfig> activation_oidc;      // sign-in gating when set
+  // The file this was parsed from, for sections read elsewhere (local_spoke).
+  ConfigSource source;
 };
 
 bool IsLoopbackHost(std::string_view host);

@@ -1,6 +1,8 @@
 // Benchmark: the hub's MCP front door as a client sees it, over real HTTP on loopback with
-// keep-alive, an API key on every request, and the real stack behind it (HttpServer ->
-// McpEndpoint -> BoxTools -> BoxRegistry -> SQLite; the local spoke in-process over gRPC).
+// keep-alive, an API key on every request, and the real hub behind it: the HubServer that
+// `llmbox-hub serve` builds (HttpServer -> router -> Host policy and API-key authentication
+// -> McpEndpoint -> BoxTools -> BoxRegistry -> SQLite), with its local spoke (hub/local)
+// in-process over gRPC.
 //
 // 1. get_llmbox and list_llmboxes with 1,000 boxes in the registry, at 1, 8 and 64 concurrent
 //    clients: p50/p99 latency and requests per second.
@@ -25,20 +27,17 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/substitute.h"
 #include <curl/curl.h>
-#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
 #include "common/secrets.h"
-#include "hub/boxes/box_tools.h"
-#include "hub/boxes/registry.h"
-#include "hub/http/server.h"
-#include "hub/mcp/endpoint.h"
-#include "hub/store/sqlite_store.h"
-#include "spoke/box/manager.h"
-#include "spoke/docker/curl_engine.h"
-#include "spoke/service/box_service.h"
+#include "common/status.h"
+#include "hub/config/hub_config.h"
+#include "hub/local/local_spoke.h"
+#include "hub/server/hub_server.h"
+#include "hub/store/store.h"
 #include "tests/rig/rig_env.h"
 
 namespace {
@@ -201,80 +200,74 @@ int main(int argc, char** argv) {
   char dir_template[] = "/tmp/llmbox-mcp-bench-XXXXXX";
   if (::mkdtemp(dir_template) == nullptr) Die("mkdtemp");
   const std::filesystem::path dir = dir_template;
-  std::filesystem::create_directories(dir / "spoke");
 
-  auto store = hub::store::SqliteStore::Open((dir / "hub.db").string());
-  if (!store.ok()) Die(std::string(store.status().message()));
+  // The hub as `llmbox-hub serve` builds it, from a config; the local spoke on the rig's
+  // engine with the real Claude binary. The registry's 1,000 boxes exist only in the store, so
+  // the periodic reconcile (which would find them gone from the spoke) is pushed out of the
+  // run; they are added after the start's own reconcile. The local spoke's reaper stays out of
+  // the way of other tests' boxes on the shared engine (auth_ttl 24h).
+  const std::string yaml =
+      absl::Substitute(R"(hub:
+  listen: 127.0.0.1:0
+  state_dir: $0
+  reconcile_interval: 24h
+auth:
+  api_keys: required
+local_spoke:
+  docker:
+    socket: $1
+  boxes:
+    default_image: $2
+    claude_bin: $3
+    memory: 1GiB
+    stop_grace: 1s
+  reaper:
+    auth_ttl: 24h
+)",
+                       (dir / "hub").string(), rig.docker_sock, rig.box_image, rig.claude_bin);
+  auto config = hub::config::ParseHubConfig(yaml, "the bench's hub.yaml", dir.string());
+  if (!config.ok()) Die(std::string(config.status().message()));
+  auto spoke_config = hub::local::ReadLocalSpokeConfig(*config);
+  if (!spoke_config.ok()) Die(std::string(spoke_config.status().message()));
+  hub::local::InProcessSpoke* local = nullptr;  // owned by the hub
+  auto started = hub::server::HubServer::Start(
+      *config,
+      {.start_local_spoke = [&]() -> absl::StatusOr<std::unique_ptr<hub::server::LocalSpoke>> {
+        LLMBOX_ASSIGN_OR_RETURN(auto spoke, hub::local::StartLocalSpoke(*spoke_config));
+        local = spoke.get();
+        return spoke;
+      }},
+      common::SystemClock::Get());
+  if (!started.ok()) Die(std::string(started.status().message()));
+  std::unique_ptr<hub::server::HubServer> hub = *std::move(started);
+  spoke::box::BoxManager& boxes = local->boxes();
+
+  hub::store::Store& store = hub->store();
   const std::int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count();
   for (int i = 0; i < 1000; ++i) {
-    auto st = (*store)->InsertBox({.box_id = "bench-" + std::to_string(i),
-                                   .spoke = "local",
-                                   .container_id = common::Sha256Hex(std::to_string(i)),
-                                   .image = "llmbox-box:dev",
-                                   .description = "a box of the benchmark's registry",
-                                   .phase = hub::store::Phase::kReady,
-                                   .session_url = "https://claude.ai/code/session_bench" +
-                                                  std::to_string(i),
-                                   .token_hash = common::Sha256Hex("token" + std::to_string(i)),
-                                   .created_by = "bench",
-                                   .created_at_ms = now_ms + i,
-                                   .updated_at_ms = now_ms + i});
+    auto st =
+        store.InsertBox({.box_id = "bench-" + std::to_string(i),
+                         .spoke = "local",
+                         .container_id = common::Sha256Hex(std::to_string(i)),
+                         .image = "llmbox-box:dev",
+                         .description = "a box of the benchmark's registry",
+                         .phase = hub::store::Phase::kReady,
+                         .session_url = "https://claude.ai/code/session_bench" + std::to_string(i),
+                         .token_hash = common::Sha256Hex("token" + std::to_string(i)),
+                         .created_by = "bench",
+                         .created_at_ms = now_ms + i,
+                         .updated_at_ms = now_ms + i});
     if (!st.ok()) Die(std::string(st.message()));
   }
   const std::string key = "llmbox_bench_" + common::Sha256Hex("bench-key");
-  if (!(*store)->InsertApiKey({.name = "bench", .hash = common::Sha256Hex(key),
-                               .created_at_ms = now_ms})
+  if (!store
+           .InsertApiKey({.name = "bench", .hash = common::Sha256Hex(key), .created_at_ms = now_ms})
            .ok()) {
     Die("api key");
   }
-
-  // The local spoke, in-process over gRPC, on the rig's engine with the real Claude binary.
-  spoke::docker::EngineEndpoint endpoint;
-  endpoint.unix_socket = rig.docker_sock;
-  auto engine = spoke::docker::CurlDockerEngine::Create(endpoint);
-  if (!engine.ok()) Die(std::string(engine.status().message()));
-  spoke::box::BoxManagerOptions box_options;
-  box_options.spoke_name = "local";
-  box_options.state_dir = (dir / "spoke").string();
-  box_options.default_image = rig.box_image;
-  box_options.claude_bin = rig.claude_bin;
-  box_options.memory_bytes = std::int64_t{1} << 30;
-  box_options.stop_grace = std::chrono::seconds(1);
-  spoke::box::BoxManager boxes(**engine, box_options);
-  spoke::service::BoxServiceImpl service(boxes, **engine,
-                                         {.spoke_name = "local", .allowed_peer = "",
-                                          .boxes = box_options});
-  grpc::ServerBuilder builder;
-  builder.RegisterService(&service);
-  auto grpc_server = builder.BuildAndStart();
-  std::shared_ptr<v1::BoxService::StubInterface> stub =
-      v1::BoxService::NewStub(grpc_server->InProcessChannel(grpc::ChannelArguments()));
-
-  hub::boxes::SpokeDirectory spokes;
-  spokes.Add("local", stub, true);
-  common::Clock& clock = common::SystemClock::Get();
-  hub::boxes::BoxRegistry registry(**store, spokes, clock, {.public_url = "http://127.0.0.1"});
-  hub::boxes::BoxTools tools(registry);
-  hub::store::Store* store_ptr = store->get();
-  hub::mcp::EndpointOptions mcp_options{
-      .session_key = std::string(32, 's'),
-      .authenticate = [store_ptr](std::optional<std::string_view> header)
-          -> absl::StatusOr<std::string> {
-        if (!header || header->size() < 7) return absl::UnauthenticatedError("no key");
-        auto found = store_ptr->FindLiveApiKey(common::Sha256Hex(header->substr(7)));
-        if (!found.ok()) return absl::UnauthenticatedError("unknown key");
-        return found->name;
-      }};
-  hub::mcp::McpEndpoint mcp(std::move(mcp_options), tools, clock);
-  hub::http::HttpServer server({.address = "127.0.0.1", .port = 0},
-                               [&](hub::http::Request request,
-                                   std::shared_ptr<hub::http::Responder> out) {
-                                 mcp.Handle(std::move(request), std::move(out));
-                               });
-  if (auto st = server.Start(); !st.ok()) Die(std::string(st.message()));
-  const std::string url = "http://127.0.0.1:" + std::to_string(server.BoundPort()) + "/";
+  const std::string url = hub->public_url() + "/";
 
   std::string report;
   auto line = [&](const std::string& text) {
@@ -283,9 +276,10 @@ int main(int argc, char** argv) {
     report += text + "\n";
   };
   char buffer[256];
-  line("mcp_latency: 1,000 boxes in the registry, real HTTP on loopback, API key, "
-       "Accept: application/json, text/event-stream, "
-       "2 cores shared by server and clients");
+  line(
+      "mcp_latency: 1,000 boxes in the registry, real HTTP on loopback, API key, "
+      "Accept: application/json, text/event-stream, "
+      "2 cores shared by server and clients");
   line("                                   clients   p50 ms    p99 ms     req/s");
   // LLMBOX_BENCH_ONLY=list runs only the list part (for profiling it).
   const char* only_env = std::getenv("LLMBOX_BENCH_ONLY");
@@ -307,8 +301,9 @@ int main(int argc, char** argv) {
                            {{"box_id", "bench-" + std::to_string((i * 7919) % 1000)}});
         },
         check_get);
-    std::snprintf(buffer, sizeof buffer, "get_llmbox                         %7d  %7.3f  %8.3f  %8.0f",
-                  clients, get.p50, get.p99, get.rps);
+    std::snprintf(buffer, sizeof buffer,
+                  "get_llmbox                         %7d  %7.3f  %8.3f  %8.0f", clients, get.p50,
+                  get.p99, get.rps);
     line(buffer);
   }
   for (int clients : {1, 8, 64}) {
@@ -327,8 +322,8 @@ int main(int argc, char** argv) {
           }
           const auto structured = reply.find(R"("structuredContent":{"boxes":[)");
           std::size_t boxes = 0;
-          for (auto at = reply.find(R"({"box_id":"bench-)", structured);
-               at != std::string::npos; at = reply.find(R"({"box_id":"bench-)", at + 1)) {
+          for (auto at = reply.find(R"({"box_id":"bench-)", structured); at != std::string::npos;
+               at = reply.find(R"({"box_id":"bench-)", at + 1)) {
             ++boxes;
           }
           if (structured == std::string::npos || boxes != 1000 ||
@@ -336,8 +331,9 @@ int main(int argc, char** argv) {
             Die("list_llmboxes did not list 1,000 boxes: " + reply.substr(0, 300));
           }
         });
-    std::snprintf(buffer, sizeof buffer, "list_llmboxes (1,000 boxes)        %7d  %7.3f  %8.3f  %8.0f",
-                  clients, list.p50, list.p99, list.rps);
+    std::snprintf(buffer, sizeof buffer,
+                  "list_llmboxes (1,000 boxes)        %7d  %7.3f  %8.3f  %8.0f", clients, list.p50,
+                  list.p99, list.rps);
     line(buffer);
   }
 
@@ -366,8 +362,8 @@ int main(int argc, char** argv) {
     added_ms.push_back(hub_ms.back() - floor_ms.back());
   }
   line("");
-  line("create to authorize URL (real engine, real Claude " + rig.claude_version + "), n=" +
-       std::to_string(creates) + ", interleaved");
+  line("create to authorize URL (real engine, real Claude " + rig.claude_version +
+       "), n=" + std::to_string(creates) + ", interleaved");
   line("                                             p50 ms    p99 ms");
   std::snprintf(buffer, sizeof buffer, "create_llmbox over MCP (hub end to end)     %8.1f  %8.1f",
                 Percentile(hub_ms, 0.5), Percentile(hub_ms, 0.99));
@@ -379,8 +375,8 @@ int main(int argc, char** argv) {
                 Percentile(added_ms, 0.5));
   line(buffer);
 
-  server.Stop(std::chrono::seconds(5));
-  grpc_server->Shutdown();
+  hub->Stop();
+  hub.reset();
   if (const char* out = std::getenv("LLMBOX_BENCH_OUT")) std::ofstream(out) << report;
   std::filesystem::remove_all(dir);
   return 0;

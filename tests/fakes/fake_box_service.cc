@@ -11,7 +11,11 @@ FakeBoxService::FakeBoxService() {
 FakeBoxService::~FakeBoxService() { server_->Shutdown(); }
 
 std::shared_ptr<v1::BoxService::StubInterface> FakeBoxService::Stub() {
-  return v1::BoxService::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+  return v1::BoxService::NewStub(Channel());
+}
+
+std::shared_ptr<grpc::Channel> FakeBoxService::Channel() {
+  return server_->InProcessChannel(grpc::ChannelArguments());
 }
 
 grpc::Status FakeBoxService::CreateBox(grpc::ServerContext*, const v1::CreateBoxRequest* request,

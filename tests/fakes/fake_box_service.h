@@ -29,6 +29,8 @@ class FakeBoxService final : public v1::BoxService::Service {
 
   // A stub on an in-process channel to this service.
   std::shared_ptr<v1::BoxService::StubInterface> Stub();
+  // An in-process channel to this service (what a hub's LocalSpoke hands over).
+  std::shared_ptr<grpc::Channel> Channel();
 
   grpc::Status CreateBox(grpc::ServerContext*, const v1::CreateBoxRequest* request,
                          v1::CreateBoxResponse* response) override;

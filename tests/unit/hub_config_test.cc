@@ -30,7 +30,7 @@ TEST_CASE("an empty hub config is a loopback hub with its local spoke", "[hub-co
   CHECK(config->public_url_is_default);
   CHECK_FALSE(config->api_keys_required);
   CHECK(config->local_spoke);
-  CHECK(config->local_spoke_config.name == "local");
+  // The local spoke's own keys: tests/unit/local_spoke_config_test.cc.
   CHECK(config->max_attempts_per_token == 10);
   CHECK(config->max_attempts_per_address == 30);
   CHECK(config->attempt_window == 15min);

@@ -1,0 +1,157 @@
+#include "hub/admin/admin_commands.h"
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <string>
+
+#include "common/absl_compat.h"
+#include "common/config.h"
+#include "common/secrets.h"
+#include "common/validate.h"
+#include "hub/cluster/cluster_pki.h"
+#include "hub/cluster/join_tokens.h"
+#include "hub/server/state_dir.h"
+
+namespace llmbox::hub::admin {
+namespace {
+
+std::int64_t NowMs(common::Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
+      .count();
+}
+
+std::string UtcTime(std::int64_t ms) {
+  std::time_t t = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buffer);
+}
+
+int Usage(std::string_view usage) {
+  std::fwrite(usage.data(), 1, usage.size(), stderr);
+  return 2;
+}
+
+}  // namespace
+
+int Fail(const absl::Status& status) {
+  const std::string message(common::AsStd(status.message()));
+  std::fprintf(stderr, "llmbox-hub: %s\n", message.c_str());
+  return 1;
+}
+
+int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock) {
+  const std::string& name = args.name;
+  auto store = server::OpenStore(config);
+  if (!store.ok()) return Fail(store.status());
+  if (args.verb == "create") {
+    if (auto st = common::ValidateName(name, "API key name"); !st.ok()) return Fail(st);
+    auto secret = common::RandomToken(32);
+    if (!secret.ok()) return Fail(secret.status());
+    const std::string key = "llmbox_" + *secret;
+    auto st = (*store)->InsertApiKey(
+        {.name = name, .hash = common::Sha256Hex(key), .created_at_ms = NowMs(clock)});
+    if (!st.ok()) return Fail(st);
+    std::fprintf(stderr,
+                 "llmbox-hub: API key \"%s\" created. It is shown once; only its hash is kept.\n"
+                 "Connect Claude Code with:\n"
+                 "  claude mcp add --transport http llmbox %s/ --header \"Authorization: Bearer "
+                 "<the key>\"\n",
+                 name.c_str(), config.public_url.c_str());
+    std::printf("%s\n", key.c_str());
+    return 0;
+  }
+  if (args.verb == "list") {
+    auto keys = (*store)->ListApiKeys();
+    if (!keys.ok()) return Fail(keys.status());
+    std::printf("%-32s %-22s %s\n", "NAME", "CREATED", "STATE");
+    for (const auto& key : *keys) {
+      std::printf("%-32s %-22s %s\n", key.name.c_str(), UtcTime(key.created_at_ms).c_str(),
+                  key.revoked_at_ms ? ("revoked " + UtcTime(*key.revoked_at_ms)).c_str() : "live");
+    }
+    return 0;
+  }
+  if (args.verb == "revoke") {
+    if (auto st = (*store)->RevokeApiKey(name, NowMs(clock)); !st.ok()) return Fail(st);
+    std::fprintf(stderr, "llmbox-hub: API key \"%s\" revoked\n", name.c_str());
+    return 0;
+  }
+  return Usage(args.usage);
+}
+
+int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock) {
+  const std::string& name = args.name;
+  auto store = server::OpenStore(config);
+  if (!store.ok()) return Fail(store.status());
+  if (args.verb == "token create") {
+    if (config.cluster_listen.empty()) {
+      return Fail(absl::FailedPreconditionError(
+          "cluster.listen is not set in the config: spokes cannot reach this hub to join. Set "
+          "it (e.g. cluster: {listen: 0.0.0.0:7444}) and restart the hub"));
+    }
+    auto pki = cluster::LoadClusterPki(server::ClusterDir(config));
+    if (!pki.ok()) return Fail(pki.status());
+    const std::string ttl_text = args.ttl.empty() ? "1h" : args.ttl;
+    auto ttl = common::ParseDuration(ttl_text);
+    if (!ttl) return Fail(absl::InvalidArgumentError("--ttl must look like 30m, 1h or 24h"));
+    auto token = cluster::IssueJoinToken(**store, pki->ca_sha256, name, *ttl, NowMs(clock));
+    if (!token.ok()) return Fail(token.status());
+    std::string port = config.cluster_listen.substr(config.cluster_listen.rfind(':') + 1);
+    if (port == "0") port = "<its cluster port, logged at start>";
+    std::fprintf(stderr,
+                 "llmbox-hub: join token for spoke \"%s\" created, valid for %s and once. It is "
+                 "shown once; only its hash is kept. On the spoke (spoke.name: %s in its "
+                 "config):\n"
+                 "  llmbox-spoke join --hub <this hub's address>:%s --token <the token> "
+                 "--advertise <spoke address>:7443 --config /etc/llmbox/spoke.yaml\n",
+                 name.c_str(), ttl_text.c_str(), name.c_str(), port.c_str());
+    std::printf("%s\n", token->c_str());
+    return 0;
+  }
+  if (args.verb == "token list") {
+    auto tokens = (*store)->ListJoinTokens();
+    if (!tokens.ok()) return Fail(tokens.status());
+    std::printf("%-32s %-22s %-22s %s\n", "SPOKE", "CREATED", "EXPIRES", "STATE");
+    const std::int64_t now = NowMs(clock);
+    for (const auto& token : *tokens) {
+      const std::string state = token.used_at_ms             ? "used " + UtcTime(*token.used_at_ms)
+                                : now >= token.expires_at_ms ? "expired"
+                                                             : "unused";
+      std::printf("%-32s %-22s %-22s %s\n", token.name.c_str(),
+                  UtcTime(token.created_at_ms).c_str(), UtcTime(token.expires_at_ms).c_str(),
+                  state.c_str());
+    }
+    return 0;
+  }
+  if (args.verb == "list") {
+    auto spokes = (*store)->ListSpokes();
+    if (!spokes.ok()) return Fail(spokes.status());
+    std::printf("%-32s %-28s %-22s %-22s %s\n", "NAME", "ADDRESS", "JOINED", "CERT UNTIL",
+                "LABELS");
+    for (const auto& spoke : *spokes) {
+      std::string labels;
+      for (const auto& [key, value] : spoke.labels) {
+        labels += (labels.empty() ? "" : ",") + key + "=" + value;
+      }
+      std::printf("%-32s %-28s %-22s %-22s %s\n", spoke.name.c_str(),
+                  spoke.advertise_address.c_str(), UtcTime(spoke.joined_at_ms).c_str(),
+                  UtcTime(spoke.not_after_ms).c_str(), labels.c_str());
+    }
+    return 0;
+  }
+  if (args.verb == "remove") {
+    if (auto st = (*store)->DeleteSpoke(name); !st.ok()) return Fail(st);
+    std::fprintf(stderr,
+                 "llmbox-hub: spoke \"%s\" removed: a serving hub stops dialing it within "
+                 "hub.reconcile_interval, and it can no longer renew its certificate\n",
+                 name.c_str());
+    return 0;
+  }
+  return Usage(args.usage);
+}
+
+}  // namespace llmbox::hub::admin

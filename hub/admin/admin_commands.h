@@ -1,0 +1,42 @@
+// hub/admin/admin_commands.h
+//
+// The operator's commands that work on the hub's state directory, also while the hub serves
+// (they go through the same Store): `llmbox-hub apikey create|list|revoke` and
+// `llmbox-hub spoke token create|list`, `spoke list|remove`. What they print is part of the
+// interface (scripts and the e2e tests read it): a secret goes alone on stdout, everything
+// for people on stderr, tables on stdout.
+//
+//   return ApiKeyCommand({.verb = "create", .name = "laptop", .usage = kUsage}, config, clock);
+//
+// Each returns the process's exit code: 0, 1 after printing "llmbox-hub: <error>" to stderr,
+// or 2 after printing `usage` for a verb it does not know.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+#include "common/clock.h"
+#include "hub/config/hub_config.h"
+
+namespace llmbox::hub::admin {
+
+struct CommandArgs {
+  std::string verb;  // "create", "token create", ...
+  std::string name;  // --name
+  std::string ttl;   // --ttl (spoke token create); empty: 1h
+  std::string_view usage;
+};
+
+// `apikey create --name NAME`, `apikey list`, `apikey revoke --name NAME`.
+int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
+
+// `spoke token create --name NAME [--ttl 1h]`, `spoke token list`, `spoke list`,
+// `spoke remove --name NAME`.
+int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
+
+// Prints "llmbox-hub: <message>" to stderr; returns 1, the exit code of a failed command.
+int Fail(const absl::Status& status);
+
+}  // namespace llmbox::hub::admin

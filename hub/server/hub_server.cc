@@ -1,0 +1,285 @@
+#include "hub/server/hub_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "spdlog/spdlog.h"
+
+#include "common/absl_compat.h"
+#include "common/grpc_server.h"
+#include "common/periodic.h"
+#include "common/secrets.h"
+#include "common/status.h"
+#include "common/version.h"
+#include "hub/activation/http_fetch.h"
+#include "hub/activation/oidc.h"
+#include "hub/activation/page.h"
+#include "hub/activation/session_cookie.h"
+#include "hub/auth/api_key_auth.h"
+#include "hub/boxes/box_tools.h"
+#include "hub/boxes/registry.h"
+#include "hub/cluster/cluster_pki.h"
+#include "hub/cluster/enrollment_service.h"
+#include "hub/cluster/remote_spokes.h"
+#include "hub/http/host_policy.h"
+#include "hub/http/router.h"
+#include "hub/http/server.h"
+#include "hub/mcp/endpoint.h"
+#include "hub/server/state_dir.h"
+#include "hub/store/sqlite_store.h"
+#include "llmbox/v1/box.grpc.pb.h"
+
+namespace llmbox::hub::server {
+namespace {
+
+constexpr char kInstructions[] =
+    "llmbox hosts sandboxed Claude Code boxes. create_llmbox returns an auth_url: give it to "
+    "the user, who signs the box in with their own Claude account in a browser. Then "
+    "get_llmbox shows the session_url they drive it from. Never ask for codes or tokens.";
+
+void ServeHealth(http::Responder& out) {
+  out.Respond({.status = 200, .headers = {{"Content-Type", "text/plain"}}, .body = "ok\n"});
+}
+
+// Ready when every local spoke is connected (a remote spoke that is down does not make the
+// hub unready); the body names each spoke's state.
+void ServeReady(boxes::BoxRegistry& registry, http::Responder& out) {
+  bool ready = true;
+  std::string body;
+  for (const auto& spoke : registry.Spokes()) {
+    ready = ready && (spoke.connected || !spoke.local);
+    body += spoke.name + ": " + (spoke.connected ? "ok" : "down: " + spoke.error) + "\n";
+  }
+  out.Respond(
+      {.status = ready ? 200 : 503, .headers = {{"Content-Type", "text/plain"}}, .body = body});
+}
+
+}  // namespace
+
+// Members in construction order: they are destroyed in reverse, so each part outlives
+// everything that uses it (the HTTP server and its handlers go first, the store last).
+struct HubServer::State {
+  State(const config::HubConfig& served, common::Clock& c) : config(served), clock(c) {}
+
+  // Brings in spokes that joined or were removed since the last look; without a cluster,
+  // nothing.
+  void SyncSpokes() {
+    if (remote == nullptr) return;
+    if (auto st = remote->Sync(); !st.ok()) {
+      spdlog::warn("cluster: cannot read the joined spokes: {}", common::AsStd(st.message()));
+    }
+  }
+
+  config::HubConfig config;  // as served: the bound port and the public URL naming it
+  common::Clock& clock;
+  std::unique_ptr<store::SqliteStore> store;
+  std::string session_key;
+  boxes::SpokeDirectory spokes;
+  std::unique_ptr<LocalSpoke> local;
+  // The cluster: spokes that joined are dialed with mutual TLS, and the enrollment service
+  // listens for more.
+  std::optional<cluster::ClusterPki> pki;
+  std::unique_ptr<cluster::RemoteSpokes> remote;
+  std::unique_ptr<cluster::EnrollmentServiceImpl> enrollment;
+  std::optional<common::RunningGrpcServer> cluster_server;
+  std::unique_ptr<boxes::BoxRegistry> registry;
+  std::unique_ptr<common::PeriodicTask> reconcile;
+  std::unique_ptr<boxes::BoxTools> tools;
+  // Sign-in gating of the activation page, when activation.oidc is configured.
+  std::unique_ptr<activation::CurlHttpFetcher> oidc_http;
+  std::unique_ptr<activation::ProviderOidcClient> oidc;
+  std::unique_ptr<activation::SessionCookie> sessions;
+  std::unique_ptr<activation::ActivationPage> activation;
+  std::unique_ptr<auth::ApiKeyAuthenticator> api_keys;
+  // The endpoint is made once the port is bound (port 0 picks one, and the default public URL
+  // names it); until then MCP requests get 503.
+  std::atomic<mcp::McpEndpoint*> mcp_ptr{nullptr};
+  http::Router router;
+  std::unique_ptr<http::HttpServer> http;
+  std::unique_ptr<mcp::McpEndpoint> mcp;
+  bool serving = false;
+};
+
+HubServer::HubServer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+HubServer::~HubServer() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubConfig& config,
+                                                            HubServerDeps deps,
+                                                            common::Clock& clock) {
+  // Owned by the HubServer from here on, so a failure below takes down what started.
+  std::unique_ptr<HubServer> hub(new HubServer(std::make_unique<State>(config, clock)));
+  State& s = *hub->state_;
+  LLMBOX_ASSIGN_OR_RETURN(s.store, OpenStore(config));
+  LLMBOX_ASSIGN_OR_RETURN(s.session_key, LoadOrCreateSessionKey(config.state_dir));
+
+  if (config.local_spoke) {
+    if (!deps.start_local_spoke) {
+      return absl::FailedPreconditionError(
+          "local_spoke.enabled is on, but this program cannot start a local spoke");
+    }
+    LLMBOX_ASSIGN_OR_RETURN(s.local, deps.start_local_spoke());
+    s.spokes.Add("local", v1::BoxService::NewStub(s.local->Channel()), /*local=*/true);
+  }
+  if (!config.cluster_listen.empty()) {
+    LLMBOX_ASSIGN_OR_RETURN(s.pki, cluster::LoadOrCreateClusterPki(ClusterDir(config), {}));
+    s.remote = std::make_unique<cluster::RemoteSpokes>(*s.store, s.spokes, s.pki->hub);
+    LLMBOX_RETURN_IF_ERROR(s.remote->Sync());
+    s.enrollment = std::make_unique<cluster::EnrollmentServiceImpl>(
+        *s.store, *s.pki, clock,
+        cluster::EnrollmentOptions{.cert_validity = absl::FromChrono(config.cert_validity),
+                                   .renew_before = absl::FromChrono(config.renew_before)},
+        [&s](const store::SpokeRecord&) { s.SyncSpokes(); });
+    LLMBOX_ASSIGN_OR_RETURN(
+        s.cluster_server,
+        common::StartGrpcServer({.address = config.cluster_listen, .max_message_bytes = 64 << 10},
+                                common::OptionalClientTlsServerCredentials(s.pki->hub),
+                                s.enrollment.get()));
+    spdlog::info("cluster: enrollment service on port {} (cluster CA sha256:{})",
+                 s.cluster_server->port, s.pki->ca_sha256);
+  }
+
+  s.registry = std::make_unique<boxes::BoxRegistry>(
+      *s.store, s.spokes, clock, boxes::RegistryOptions{.public_url = config.public_url});
+  const auto unknown = s.registry->Reconcile();
+  {
+    auto boxes = s.registry->List({});
+    spdlog::info("hub: registry restored: {} boxes ({} unknown managed boxes on spokes)",
+                 boxes.ok() ? boxes->size() : 0, unknown.size());
+  }
+  // A zero interval used to mean "as often as possible"; the task needs a positive one.
+  s.reconcile = std::make_unique<common::PeriodicTask>(
+      clock, std::max(config.reconcile_interval, std::chrono::milliseconds(1)), [&s] {
+        s.SyncSpokes();
+        s.registry->Reconcile();
+      });
+  s.reconcile->Start();
+
+  s.tools = std::make_unique<boxes::BoxTools>(*s.registry);
+  if (config.activation_oidc) {
+    const auto& o = *config.activation_oidc;
+    s.oidc_http = std::make_unique<activation::CurlHttpFetcher>(
+        activation::CurlHttpFetcher::Options{.total_timeout = o.http_timeout});
+    LLMBOX_ASSIGN_OR_RETURN(s.oidc, activation::ProviderOidcClient::Create(
+                                        {.issuer = o.issuer,
+                                         .client_id = o.client_id,
+                                         .client_secret = o.client_secret,
+                                         .redirect_uri = config.public_url + "/auth/oidc/callback",
+                                         .allowed_emails = o.allowed_emails,
+                                         .allowed_domains = o.allowed_domains},
+                                        *s.oidc_http, clock));
+    s.sessions = std::make_unique<activation::SessionCookie>(
+        activation::SessionCookie::DeriveKey(s.session_key),
+        std::chrono::duration_cast<std::chrono::seconds>(o.session_ttl), clock);
+    spdlog::info("hub: activation gated by sign-in at {} (redirect URI {}/auth/oidc/callback)",
+                 o.issuer, config.public_url);
+  }
+  s.activation = std::make_unique<activation::ActivationPage>(
+      *s.registry, clock,
+      activation::PageOptions{
+          .public_url = config.public_url,
+          .key = common::HmacSha256(s.session_key, "llmbox activation form tokens"),
+          .form_ttl = std::chrono::duration_cast<std::chrono::seconds>(config.form_ttl),
+          .max_attempts_per_token = config.max_attempts_per_token,
+          .max_attempts_per_address = config.max_attempts_per_address,
+          .attempt_window = std::chrono::duration_cast<std::chrono::seconds>(config.attempt_window),
+          .oidc = s.oidc.get(),
+          .sessions = s.sessions.get()});
+
+  s.router.Exact("/healthz",
+                 [](http::Request, std::shared_ptr<http::Responder> out) { ServeHealth(*out); });
+  s.router.Exact("/readyz", [&s](http::Request, std::shared_ptr<http::Responder> out) {
+    ServeReady(*s.registry, *out);
+  });
+  for (const char* prefix : {"/auth/", "/assets/"}) {
+    LLMBOX_CHECK(activation::ActivationPage::Serves(prefix),
+                 "the activation page's prefixes changed");
+    s.router.Prefix(prefix, [&s](http::Request request, std::shared_ptr<http::Responder> out) {
+      s.activation->Handle(request, *out);
+    });
+  }
+  s.router.Fallback([&s](http::Request request, std::shared_ptr<http::Responder> out) {
+    mcp::McpEndpoint* endpoint = s.mcp_ptr.load();
+    if (endpoint == nullptr) {
+      out->Respond(mcp::McpEndpoint::HttpError(503, "the hub is starting"));
+      return;
+    }
+    endpoint->Handle(std::move(request), std::move(out));
+  });
+  s.http = std::make_unique<http::HttpServer>(
+      http::ServerOptions{.address = config.listen_host,
+                          .port = config.listen_port,
+                          .worker_threads = config.worker_threads,
+                          .max_connections = config.max_connections,
+                          .idle_timeout = config.idle_timeout,
+                          .error_response = mcp::McpEndpoint::HttpError,
+                          .tls_cert_file = config.tls_cert_file,
+                          .tls_key_file = config.tls_key_file},
+      s.router.AsHandler());
+  LLMBOX_RETURN_IF_ERROR(s.http->Start());
+  s.config.listen_port = s.http->BoundPort();
+  if (config.listen_port == 0 && config.public_url_is_default) {
+    s.config.public_url = config::DefaultPublicUrl(s.config);
+  }
+  s.registry->SetPublicUrl(s.config.public_url);
+
+  mcp::EndpointOptions mcp_options{.server_version = common::kVersion,
+                                   .instructions = kInstructions,
+                                   .session_key = s.session_key};
+  http::HostPolicy hosts = http::HostPolicyFor(s.config);
+  mcp_options.allowed_hosts = std::move(hosts.hosts);
+  mcp_options.allowed_origins = std::move(hosts.origins);
+  // Ended sessions stay ended across a restart.
+  LLMBOX_ASSIGN_OR_RETURN(
+      mcp_options.ended_sessions,
+      s.store->ListEndedMcpSessions(
+          std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
+              .count()));
+  store::Store* store = s.store.get();
+  mcp_options.on_session_ended = [store](const std::string& hash, std::int64_t expires_at_ms) {
+    if (auto st = store->EndMcpSession(hash, expires_at_ms); !st.ok()) {
+      spdlog::warn("mcp: an ended session could not be recorded (it ends until a restart): {}",
+                   common::AsStd(st.message()));
+    }
+  };
+  if (config.api_keys_required) {
+    s.api_keys = std::make_unique<auth::ApiKeyAuthenticator>(*s.store);
+    mcp_options.authenticate = [keys = s.api_keys.get()](std::optional<std::string_view> header) {
+      return keys->Authenticate(header);
+    };
+  }
+  s.mcp = std::make_unique<mcp::McpEndpoint>(std::move(mcp_options), *s.tools, clock);
+  s.mcp_ptr.store(s.mcp.get());
+  spdlog::info("hub: serving MCP at {}/ (listening on {}:{}, API keys {})", s.config.public_url,
+               config.listen_host, s.http->BoundPort(),
+               config.api_keys_required ? "required" : "off");
+  s.serving = true;
+  return hub;
+}
+
+int HubServer::port() const { return state_->config.listen_port; }
+
+const std::string& HubServer::public_url() const { return state_->config.public_url; }
+
+store::Store& HubServer::store() { return *state_->store; }
+
+boxes::BoxRegistry& HubServer::registry() { return *state_->registry; }
+
+void HubServer::Stop() {
+  State& s = *state_;
+  if (!s.serving) return;
+  s.serving = false;
+  s.http->Stop(std::chrono::seconds(10));
+  if (s.cluster_server) {
+    s.cluster_server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  }
+  s.mcp_ptr.store(nullptr);
+  spdlog::info("hub: stopped");
+}
+
+}  // namespace llmbox::hub::server

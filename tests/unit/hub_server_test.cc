@@ -1,0 +1,258 @@
+// The hub assembled (HubServer) on loopback port 0 with a fake local spoke: what it serves
+// where, readiness, API keys and the Host policy as a client meets them, and its state
+// directory.
+#include "hub/server/hub_server.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <curl/curl.h>
+#include <sys/stat.h>
+
+#include "common/secrets.h"
+#include "hub/boxes/registry.h"
+#include "hub/server/state_dir.h"
+#include "hub/store/store.h"
+#include "tests/fakes/fake_box_service.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/support/scratch_dir.h"
+
+namespace llmbox::hub::server {
+namespace {
+
+constexpr char kInitialize[] =
+    R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",)"
+    R"("capabilities":{},"clientInfo":{"name":"test","version":"1"}}})";
+
+struct Reply {
+  long status = 0;
+  std::string body;
+  std::string headers;
+};
+
+std::size_t Append(char* data, std::size_t size, std::size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+// One request with curl; `body` non-empty makes it a POST.
+Reply Fetch(const std::string& url, const std::vector<std::string>& headers = {},
+            const std::string& body = "") {
+  Reply reply;
+  CURL* curl = curl_easy_init();
+  REQUIRE(curl != nullptr);
+  curl_slist* list = nullptr;
+  for (const auto& header : headers) list = curl_slist_append(list, header.c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  if (!body.empty()) curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &reply.headers);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
+  curl_slist_free_all(list);
+  curl_easy_cleanup(curl);
+  REQUIRE(rc == CURLE_OK);
+  return reply;
+}
+
+Reply Initialize(const std::string& url, std::vector<std::string> headers = {}) {
+  headers.push_back("Content-Type: application/json");
+  headers.push_back("Accept: application/json, text/event-stream");
+  return Fetch(url + "/", headers, kInitialize);
+}
+
+// The fake spoke handed to the hub as its local spoke.
+class FakeLocalSpoke final : public LocalSpoke {
+ public:
+  explicit FakeLocalSpoke(testing::FakeBoxService& service) : service_(service) {}
+  std::shared_ptr<grpc::Channel> Channel() override { return service_.Channel(); }
+
+ private:
+  testing::FakeBoxService& service_;
+};
+
+struct Hub {
+  explicit Hub(const std::string& extra_yaml = "") {
+    auto parsed = config::ParseHubConfig(
+        "hub:\n  listen: 127.0.0.1:0\n  state_dir: " + dir.path().string() + "\n" + extra_yaml,
+        "hub.yaml", dir.path().string());
+    REQUIRE(parsed.ok());
+    config = *std::move(parsed);
+  }
+
+  void Start() {
+    auto started = HubServer::Start(
+        config, {.start_local_spoke = [this]() -> absl::StatusOr<std::unique_ptr<LocalSpoke>> {
+          ++local_spokes_started;
+          return std::make_unique<FakeLocalSpoke>(spoke);
+        }},
+        clock);
+    INFO(started.status().ToString());
+    REQUIRE(started.ok());
+    server = *std::move(started);
+    url = server->public_url();
+  }
+
+  testing::ScratchDir dir{"hub-server"};
+  testing::FakeClock clock;
+  testing::FakeBoxService spoke;
+  config::HubConfig config;
+  int local_spokes_started = 0;
+  std::unique_ptr<HubServer> server;
+  std::string url;
+};
+
+TEST_CASE("the hub serves on the port it bound and names it in its public URL", "[hub-server]") {
+  Hub hub;
+  hub.Start();
+  CHECK(hub.server->port() > 0);
+  CHECK(hub.url == "http://127.0.0.1:" + std::to_string(hub.server->port()));
+  CHECK(hub.local_spokes_started == 1);
+  const Reply health = Fetch(hub.url + "/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.body == "ok\n");
+}
+
+TEST_CASE("readiness names each spoke, and is 503 while the local spoke is down", "[hub-server]") {
+  Hub hub;
+  hub.Start();
+  const Reply ready = Fetch(hub.url + "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.body == "local: ok\n");
+  {
+    std::lock_guard lock(hub.spoke.mu);
+    hub.spoke.health_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "engine gone");
+  }
+  const Reply down = Fetch(hub.url + "/readyz");
+  CHECK(down.status == 503);
+  CHECK(down.body.starts_with("local: down: "));
+}
+
+TEST_CASE("the activation page answers under /auth/ and MCP everywhere else", "[hub-server]") {
+  Hub hub;
+  hub.Start();
+  // An unknown token: the page's plain 404, not MCP's JSON.
+  const Reply page = Fetch(hub.url + "/auth/" + std::string(43, 'a'));
+  CHECK(page.status == 404);
+  CHECK(page.body.find("jsonrpc") == std::string::npos);
+  const Reply mcp = Initialize(hub.url);
+  CHECK(mcp.status == 200);
+  CHECK(mcp.body.find(R"("serverInfo")") != std::string::npos);
+  const Reply get = Fetch(hub.url + "/anything");
+  CHECK(get.status == 405);  // MCP's answer to GET
+}
+
+TEST_CASE("MCP refuses a Host the hub does not serve", "[hub-server]") {
+  Hub hub;
+  hub.Start();
+  CHECK(Initialize(hub.url, {"Host: evil.example.com"}).status == 403);
+  CHECK(Initialize(hub.url, {"Host: localhost:" + std::to_string(hub.server->port())}).status ==
+        200);
+  CHECK(Initialize(hub.url, {"Origin: http://evil.example.com"}).status == 403);
+}
+
+TEST_CASE("with API keys required, MCP needs a live key and the page and health do not",
+          "[hub-server]") {
+  Hub hub("auth:\n  api_keys: required\n");
+  hub.Start();
+  const std::string key = "llmbox_test-key";
+  REQUIRE(hub.server->store()
+              .InsertApiKey({.name = "laptop", .hash = common::Sha256Hex(key), .created_at_ms = 1})
+              .ok());
+  CHECK(Initialize(hub.url).status == 401);
+  CHECK(Initialize(hub.url, {"Authorization: Bearer llmbox_wrong"}).status == 401);
+  CHECK(Initialize(hub.url, {"Authorization: Bearer " + key}).status == 200);
+  CHECK(Initialize(hub.url, {"Authorization: bearer " + key}).status == 200);
+  CHECK(Fetch(hub.url + "/healthz").status == 200);
+}
+
+TEST_CASE("the reconcile loop runs every reconcile_interval on the hub's clock", "[hub-server]") {
+  Hub hub("  reconcile_interval: 30s\n");
+  hub.Start();
+  // A box the registry has and the spoke does not: the next reconcile finds it gone.
+  REQUIRE(hub.server->store()
+              .InsertBox({.box_id = "lost-box",
+                          .spoke = "local",
+                          .container_id = "c0ffee",
+                          .image = "llmbox-box:dev",
+                          .phase = store::Phase::kReady,
+                          .token_hash = common::Sha256Hex("token"),
+                          .created_at_ms = 1,
+                          .updated_at_ms = 1})
+              .ok());
+  // The reconcile loop and the MCP endpoint's keep-alive wait on the clock.
+  REQUIRE(hub.clock.WaitForWaiters(2));
+  hub.clock.Advance(std::chrono::seconds(29));
+  REQUIRE(hub.clock.WaitForWaiters(2));
+  CHECK(hub.server->store().GetBox("lost-box")->phase == store::Phase::kReady);
+  hub.clock.Advance(std::chrono::seconds(1));
+  // Back to waiting once the run is done.
+  REQUIRE(hub.clock.WaitForWaiters(2));
+  CHECK(hub.server->store().GetBox("lost-box")->phase == store::Phase::kGone);
+}
+
+TEST_CASE("a hub without a local spoke starts none and is ready with no spokes", "[hub-server]") {
+  Hub hub("local_spoke:\n  enabled: false\n");
+  hub.Start();
+  CHECK(hub.local_spokes_started == 0);
+  CHECK(hub.server->registry().Spokes().empty());
+  const Reply ready = Fetch(hub.url + "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.body.empty());
+}
+
+TEST_CASE("a local spoke that cannot start stops the hub from starting", "[hub-server]") {
+  Hub hub;
+  auto started = HubServer::Start(
+      hub.config, {.start_local_spoke = []() -> absl::StatusOr<std::unique_ptr<LocalSpoke>> {
+        return absl::UnavailableError("no Docker engine at /var/run/docker.sock");
+      }},
+      hub.clock);
+  CHECK(started.status().code() == absl::StatusCode::kUnavailable);
+  auto without = HubServer::Start(hub.config, {}, hub.clock);
+  CHECK(without.status().code() == absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("stopping the hub closes its port, and a second stop does nothing", "[hub-server]") {
+  Hub hub;
+  hub.Start();
+  const std::string url = hub.url;
+  hub.server->Stop();
+  hub.server->Stop();
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, (url + "/healthz").c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 5L);
+  CHECK(curl_easy_perform(curl) != CURLE_OK);
+  curl_easy_cleanup(curl);
+}
+
+TEST_CASE("the session key is made once with mode 0600 and kept across starts", "[hub-server]") {
+  testing::ScratchDir dir("session-key");
+  const std::string state = (dir.path() / "state").string();
+  REQUIRE(EnsureStateDir(state).ok());
+  auto first = LoadOrCreateSessionKey(state);
+  REQUIRE(first.ok());
+  CHECK(first->size() >= 32);
+  struct stat info {};
+  REQUIRE(::stat((state + "/session.key").c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0600);
+  auto again = LoadOrCreateSessionKey(state);
+  REQUIRE(again.ok());
+  CHECK(*again == *first);
+  // A key too short to sign with is replaced.
+  dir.Write("state/session.key", "short");
+  auto replaced = LoadOrCreateSessionKey(state);
+  REQUIRE(replaced.ok());
+  CHECK(replaced->size() >= 32);
+  CHECK(*replaced != "short");
+}
+
+}  // namespace
+}  // namespace llmbox::hub::server
