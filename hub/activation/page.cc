@@ -266,10 +266,7 @@ struct ActivationPage::State {
         per_address(clock, {.limit = this->options.max_attempts_per_address,
                             .window = this->options.attempt_window}) {}
 
-  std::int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
-        .count();
-  }
+  std::int64_t NowMs() { return common::ToUnixMillis(clock.Now()); }
 
   void Send(http::Responder& out, int status, const PageText& page, std::string_view browser_id,
             http::Headers extra = {}) {

@@ -741,10 +741,7 @@ bool McpEndpoint::Impl::SessionValid(std::string_view id, const std::string& pri
   if (!common::ConstantTimeEquals(SessionMac(parts[1], parts[2], principal), parts[3])) {
     return false;
   }
-  const std::int64_t now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
-          .count();
-  if (now_ms >= SessionExpiresAtMs(parts[2])) return false;
+  if (common::ToUnixMillis(clock_.Now()) >= SessionExpiresAtMs(parts[2])) return false;
   const std::string hash = common::Sha256Hex(id);
   std::lock_guard lock(mu_);
   return !deleted_.contains(hash);
