@@ -19,6 +19,8 @@ std::string Reason() { return std::strerror(errno); }
 // Creates each missing folder of `dir` with mode 0700 (chmod after mkdir, which the umask
 // narrows). Folders that already exist keep their mode.
 absl::Status MakeFolders(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return absl::OkStatus();
   std::filesystem::path prefix;
   for (const auto& part : dir) {
     prefix /= part;
