@@ -122,4 +122,17 @@ std::unique_ptr<Timer> SystemClock::RunAfter(std::chrono::nanoseconds delay,
   return std::make_unique<SystemTimer>(std::move(handle));
 }
 
+std::int64_t ToUnixMillis(Clock::WallTime time) {
+  return std::chrono::floor<std::chrono::milliseconds>(time.time_since_epoch()).count();
+}
+
+Clock::WallTime FromUnixMillis(std::int64_t millis) {
+  using Ticks = Clock::WallTime::duration;
+  constexpr auto kMax = std::chrono::floor<std::chrono::milliseconds>(Ticks::max()).count();
+  constexpr auto kMin = std::chrono::ceil<std::chrono::milliseconds>(Ticks::min()).count();
+  if (millis > kMax) return Clock::WallTime::max();
+  if (millis < kMin) return Clock::WallTime::min();
+  return Clock::WallTime(std::chrono::duration_cast<Ticks>(std::chrono::milliseconds(millis)));
+}
+
 }  // namespace llmbox::common

@@ -15,12 +15,20 @@
 //     ...
 //   };
 //
+// At the seams between modules time is this vocabulary: Clock::WallTime and Clock::SteadyTime,
+// and std::chrono durations. Milliseconds since the Unix epoch (int64) live only in the store's
+// rows and wire fields, converted here (docs/decisions/003-time-at-the-seams.md):
+//
+//   record.expires_at_ms = ToUnixMillis(clock.Now() + ttl);
+//   if (clock.Now() >= FromUnixMillis(record.expires_at_ms)) ...
+//
 // Thread-safe. A Timer's callback runs on a clock-owned thread (SystemClock) or on the thread
 // that advances a fake clock.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -81,5 +89,12 @@ class SystemClock final : public Clock {
   struct State;
   std::shared_ptr<State> state_;
 };
+
+// Milliseconds since the Unix epoch for `time`, rounded down (toward the past).
+[[nodiscard]] std::int64_t ToUnixMillis(Clock::WallTime time);
+
+// The wall time `millis` milliseconds after the Unix epoch (before it when negative). Values
+// beyond what WallTime holds (about ±292 years) saturate to WallTime::max() / min().
+[[nodiscard]] Clock::WallTime FromUnixMillis(std::int64_t millis);
 
 }  // namespace llmbox::common

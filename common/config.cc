@@ -1,8 +1,6 @@
 #include "common/config.h"
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -14,6 +12,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/absl_compat.h"
+#include "common/files.h"
+#include "common/status.h"
 #include "common/validate.h"
 
 namespace llmbox::common {
@@ -41,6 +41,7 @@ using common::AsAbsl;
 using Kind = ConfigNode::Kind;
 
 constexpr size_t kMaxFileBytes = 1u << 20;
+constexpr size_t kMaxSecretBytes = 64u << 10;
 constexpr int kMaxDepth = 64;
 
 std::string ErrorText(std::string_view source, std::string_view path, int line,
@@ -362,11 +363,14 @@ absl::Status ConfigMap::SecretFile(std::string_view key, std::string* secret) {
   std::string path;
   if (auto st = Str(file_key, &path); !st.ok()) return st;
   if (path.empty()) return absl::OkStatus();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(file_key, absl::StrCat("cannot read ", QuoteForMessage(path, 200)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string value = text.str();
+  // A secret is a token or a password: 64 KiB is far more than any needs.
+  absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxSecretBytes);
+  if (absl::IsFailedPrecondition(text.status())) {
+    return Error(file_key, absl::StrCat(QuoteForMessage(path, 200), " is larger than ",
+                                        kMaxSecretBytes, " bytes"));
+  }
+  if (!text.ok()) return Error(file_key, absl::StrCat("cannot read ", QuoteForMessage(path, 200)));
+  std::string value = *std::move(text);
   if (!value.empty() && value.back() == '\n') value.pop_back();
   if (!value.empty() && value.back() == '\r') value.pop_back();
   if (value.empty()) return Error(file_key, absl::StrCat(QuoteForMessage(path, 200), " is empty"));
@@ -464,21 +468,18 @@ absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view text, std::strin
   return ConfigDocument(std::move(root));
 }
 
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxFileBytes);
+  if (absl::IsFailedPrecondition(text.status())) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", text.status().message()));
+  }
+  if (!text.ok()) return absl::NotFoundError(absl::StrCat("config: ", text.status().message()));
+  return text;
+}
+
 absl::StatusOr<ConfigDocument> LoadConfigFile(const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    return absl::NotFoundError(absl::StrCat("config: cannot read ", path, ": ", ec.message()));
-  }
-  if (size > kMaxFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("config: ", path, " is larger than ", kMaxFileBytes, " bytes"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("config: cannot read ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseConfigText(text.str(), path);
+  LLMBOX_ASSIGN_OR_RETURN(std::string text, ReadConfigFile(path));
+  return ParseConfigText(text, path);
 }
 
 std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text) {

@@ -43,35 +43,35 @@ struct ConfigNode;
 
 class ConfigMap {
  public:
-  absl::Status Str(std::string_view key, std::string* out);
-  absl::Status Bool(std::string_view key, bool* out);
-  absl::Status Int(std::string_view key, int* out, int min, int max);
+  [[nodiscard]] absl::Status Str(std::string_view key, std::string* out);
+  [[nodiscard]] absl::Status Bool(std::string_view key, bool* out);
+  [[nodiscard]] absl::Status Int(std::string_view key, int* out, int min, int max);
   absl::Status Int64(std::string_view key, int64_t* out, int64_t min, int64_t max);
-  absl::Status Duration(std::string_view key, std::chrono::milliseconds* out);
-  absl::Status Size(std::string_view key, uint64_t* out);
-  absl::Status StrList(std::string_view key, std::vector<std::string>* out);
+  [[nodiscard]] absl::Status Duration(std::string_view key, std::chrono::milliseconds* out);
+  [[nodiscard]] absl::Status Size(std::string_view key, uint64_t* out);
+  [[nodiscard]] absl::Status StrList(std::string_view key, std::vector<std::string>* out);
   // Reads the secret from the file named at `<key>_file` (one trailing newline dropped).
-  absl::Status SecretFile(std::string_view key, std::string* secret);
+  [[nodiscard]] absl::Status SecretFile(std::string_view key, std::string* secret);
   // A sub-section, when present.
-  absl::StatusOr<std::optional<ConfigMap>> Map(std::string_view key);
+  [[nodiscard]] absl::StatusOr<std::optional<ConfigMap>> Map(std::string_view key);
   // A list of sections (e.g. hooks), empty when absent.
-  absl::StatusOr<std::vector<ConfigMap>> MapList(std::string_view key);
+  [[nodiscard]] absl::StatusOr<std::vector<ConfigMap>> MapList(std::string_view key);
 
   bool Has(std::string_view key) const;
   // "spoke.max_boxes"
   std::string PathOf(std::string_view key) const;
   // An error for `key` in the standard form ("config: <path> (line N): <message>").
-  absl::Status Error(std::string_view key, std::string_view message) const;
+  [[nodiscard]] absl::Status Error(std::string_view key, std::string_view message) const;
   // Unknown keys (not read by any getter) are errors, with a suggestion for a near miss.
-  absl::Status Finish() const;
+  [[nodiscard]] absl::Status Finish() const;
 
  private:
   friend class ConfigDocument;
   ConfigMap(ConfigNode* node, std::string path) : node_(node), path_(std::move(path)) {}
   // The value node of `key` (marking it read), or nullptr.
   ConfigNode* Find(std::string_view key);
-  absl::StatusOr<std::string> Scalar(std::string_view key, ConfigNode* value,
-                                     std::string_view expected);
+  [[nodiscard]] absl::StatusOr<std::string> Scalar(std::string_view key, ConfigNode* value,
+                                                   std::string_view expected);
 
   ConfigNode* node_;
   std::string path_;
@@ -92,10 +92,15 @@ class ConfigDocument {
 };
 
 // Parses YAML text; `source` names it in errors.
-absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view text, std::string_view source);
+[[nodiscard]] absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view text,
+                                                             std::string_view source);
 
-// Reads and parses a file (at most 1 MiB). NotFound naming the path when it is missing.
-absl::StatusOr<ConfigDocument> LoadConfigFile(const std::string& path);
+// The text of a config file (at most 1 MiB). NotFound naming the path and the reason when it
+// cannot be read, InvalidArgument when it is larger; both messages start "config: ".
+[[nodiscard]] absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
+
+// Reads (ReadConfigFile) and parses a file.
+[[nodiscard]] absl::StatusOr<ConfigDocument> LoadConfigFile(const std::string& path);
 
 // "250ms", "30s", "15m", "2h" -> milliseconds; nullopt for anything else.
 std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
@@ -103,6 +108,6 @@ std::optional<std::chrono::milliseconds> ParseDuration(std::string_view text);
 std::optional<uint64_t> ParseSize(std::string_view text);
 
 // The `log:` section (level, format) into `out`, validated.
-absl::Status ReadLogConfig(ConfigMap& log, LogConfig* out);
+[[nodiscard]] absl::Status ReadLogConfig(ConfigMap& log, LogConfig* out);
 
 }  // namespace llmbox::common

@@ -3,68 +3,126 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include <sys/stat.h>
 
 namespace llmbox::common {
+namespace {
+
+std::string Reason() { return std::strerror(errno); }
+
+// Creates each missing folder of `dir` with mode 0700 (chmod after mkdir, which the umask
+// narrows). Folders that already exist keep their mode.
+absl::Status MakeFolders(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return absl::OkStatus();
+  std::filesystem::path prefix;
+  for (const auto& part : dir) {
+    prefix /= part;
+    if (::mkdir(prefix.c_str(), 0700) == 0) {
+      if (::chmod(prefix.c_str(), 0700) != 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot make the folder ", prefix.string(), " private: ", Reason()));
+      }
+    } else if (errno != EEXIST) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create the folder ", prefix.string(), ": ", Reason()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Makes a rename in `dir` durable. Filesystems that cannot sync a folder (EINVAL) are fine.
+bool SyncFolder(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0 || errno == EINVAL;
+  ::close(fd);
+  return ok;
+}
+
+// Writes all of `content` to `fd`.
+bool WriteAll(int fd, std::string_view content) {
+  while (!content.empty()) {
+    const ssize_t n = ::write(fd, content.data(), content.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) {
+      errno = EIO;
+      return false;
+    }
+    content.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
 
 absl::Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  std::error_code ec;
-  if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      return absl::FailedPreconditionError("cannot create the folder " + parent.string() + ": " +
-                                           ec.message());
-    }
-    ::chmod(parent.c_str(), 0700);
+  if (!parent.empty()) {
+    if (auto st = MakeFolders(parent); !st.ok()) return st;
   }
-  const std::string temp = path + ".tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // A name no other writer (thread or process) uses, created exclusively: a stale or planted
+  // temp file (or a symlink in its place) is never written through.
+  static std::atomic<unsigned> counter{0};
+  std::string temp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 100; ++attempt) {
+    temp = absl::StrCat(path, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
+    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) {
-    return absl::FailedPreconditionError("cannot write " + temp + ": " + std::strerror(errno));
+    return absl::FailedPreconditionError(absl::StrCat("cannot write ", temp, ": ", Reason()));
   }
-  // open() applies the umask; the mode asked for is the mode wanted (0644 for a certificate).
-  ::fchmod(fd, mode);
-  std::string_view rest = content;
-  while (!rest.empty()) {
-    const ssize_t n = ::write(fd, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string reason = std::strerror(errno);
-      ::close(fd);
-      ::unlink(temp.c_str());
-      return absl::FailedPreconditionError("cannot write " + temp + ": " + reason);
-    }
-    rest.remove_prefix(static_cast<std::size_t>(n));
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || ::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
+  auto fail = [&](const std::string& what) {
+    const std::string reason = Reason();
+    if (fd >= 0) ::close(fd);
     ::unlink(temp.c_str());
-    return absl::FailedPreconditionError("cannot write " + path + ": " + reason);
+    return absl::FailedPreconditionError(absl::StrCat("cannot write ", what, ": ", reason));
+  };
+  // open() narrows the mode by the umask; the mode asked for is the mode wanted (0644 for a
+  // certificate), and the file is never wider than that, even for a moment.
+  if (::fchmod(fd, mode) != 0 || !WriteAll(fd, content) || ::fsync(fd) != 0) return fail(temp);
+  const int closed = ::close(fd);
+  fd = -1;
+  if (closed != 0 || ::rename(temp.c_str(), path.c_str()) != 0) return fail(path);
+  if (!SyncFolder(parent)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("wrote ", path, " but cannot sync its folder: ", Reason()));
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path, std::size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError("cannot read " + path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", Reason()));
   std::string content;
   char buffer[8192];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    content.append(buffer, static_cast<std::size_t>(in.gcount()));
-    if (content.size() > max_bytes) {
-      return absl::FailedPreconditionError(path + " is larger than " + std::to_string(max_bytes) +
-                                           " bytes");
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string reason = Reason();
+      ::close(fd);
+      return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", reason));
     }
+    if (n == 0) break;
+    // Held only up to the bound: one buffer past it at most.
+    if (content.size() + static_cast<std::size_t>(n) > max_bytes) {
+      ::close(fd);
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " is larger than ", max_bytes, " bytes"));
+    }
+    content.append(buffer, static_cast<std::size_t>(n));
   }
+  ::close(fd);
   return content;
 }
 

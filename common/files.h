@@ -11,20 +11,26 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include <sys/types.h>
 
 namespace llmbox::common {
 
-// Writes `content` to a temp file beside `path` created with `mode`, fsyncs it and renames it
-// over `path`, creating missing parent folders (mode 0700). FailedPrecondition naming the
-// path and the system's reason on failure.
+// Replaces `path` with `content` so that readers see the old file or the new one, never a
+// mix: writes a temp file beside `path` (created exclusively, with `mode` from the start, then
+// exactly `mode` whatever the umask), fsyncs it, renames it over `path` and fsyncs the folder.
+// Missing parent folders are created with mode 0700; existing ones are left as they are.
+// FailedPrecondition naming the path and the system's reason on failure; the temp file is
+// removed then, and `path` is unchanged, except when only the folder's fsync fails (the
+// message then says the file was written).
 [[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, std::string_view content,
                                            mode_t mode);
 
-// The whole file. NotFound naming the path when it cannot be read, FailedPrecondition when
-// it is larger than `max_bytes`.
+// The whole file, read without holding more than `max_bytes` (plus one read buffer).
+// NotFound naming the path and the reason when it cannot be opened or read (a folder cannot),
+// FailedPrecondition when it is larger than `max_bytes`.
 [[nodiscard]] absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
                                                         std::size_t max_bytes = 1 << 20);
 

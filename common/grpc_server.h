@@ -27,7 +27,7 @@ struct RunningGrpcServer {
 
 // Starts serving `service` with `credentials`. Unavailable naming the address when it cannot
 // listen.
-absl::StatusOr<RunningGrpcServer> StartGrpcServer(
+[[nodiscard]] absl::StatusOr<RunningGrpcServer> StartGrpcServer(
     const GrpcServerOptions& options, std::shared_ptr<grpc::ServerCredentials> credentials,
     grpc::Service* service);
 

@@ -1,8 +1,5 @@
 #include "common/grpc_tls.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -10,6 +7,7 @@
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include "common/absl_compat.h"
+#include "common/files.h"
 #include "common/pki.h"
 #include "common/secrets.h"
 
@@ -17,17 +15,19 @@ namespace llmbox::common {
 namespace {
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  absl::StatusOr<std::string> pem = ReadSmallFile(path);
+  if (absl::IsFailedPrecondition(pem.status())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls: the ", AsAbsl(what), " file ", pem.status().message()));
+  }
+  if (!pem.ok()) {
     return absl::NotFoundError(absl::StrCat("tls: cannot read the ", AsAbsl(what), " file ", path));
   }
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (out.str().find("-----BEGIN ") == std::string::npos) {
+  if (pem->find("-----BEGIN ") == std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("tls: the ", AsAbsl(what), " file ", path, " holds no PEM block"));
   }
-  return out.str();
+  return pem;
 }
 
 // Accepts a peer whose certificate (already verified against the CA by gRPC) has exactly one

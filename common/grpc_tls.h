@@ -43,7 +43,7 @@ struct TlsPems {
 };
 
 // Reads the three files. NotFound / PermissionDenied naming the file that cannot be read.
-absl::StatusOr<TlsPems> ReadTlsFiles(const TlsFiles& files);
+[[nodiscard]] absl::StatusOr<TlsPems> ReadTlsFiles(const TlsFiles& files);
 
 // Server credentials that require a client certificate signed by the CA.
 std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(const TlsPems& pems);
@@ -90,10 +90,11 @@ struct PeerCertificate {
   std::string uri;
   std::string cert_pem;
 };
-absl::StatusOr<PeerCertificate> VerifiedPeer(const grpc::AuthContext& context);
+[[nodiscard]] absl::StatusOr<PeerCertificate> VerifiedPeer(const grpc::AuthContext& context);
 
 // OK when the peer's certificate carries exactly the URI identity `expected`;
 // Unauthenticated without a verified certificate, PermissionDenied for another identity.
-absl::Status AuthorizePeer(const grpc::AuthContext& context, std::string_view expected);
+[[nodiscard]] absl::Status AuthorizePeer(const grpc::AuthContext& context,
+                                         std::string_view expected);
 
 }  // namespace llmbox::common

@@ -28,14 +28,14 @@ struct LogConfig {
   std::string level = "info";   // trace, debug, info, warn, error
   std::string format = "text";  // text or json
   // One Validate(): InvalidArgument naming the key ("log.level") and the allowed values.
-  absl::Status Validate() const;
+  [[nodiscard]] absl::Status Validate() const;
   // What Validate() finds wrong: the key ("level" or "format") and the message; or nothing.
   std::optional<std::pair<std::string, std::string>> Problem() const;
 };
 
 // Makes the default spdlog logger write `config`'s format to `out` (stderr when null),
 // redacted. `out` must outlive the logger.
-absl::Status InitLogging(const LogConfig& config, std::ostream* out = nullptr);
+[[nodiscard]] absl::Status InitLogging(const LogConfig& config, std::ostream* out = nullptr);
 
 // A logger with the same sink, for tests that read what was logged.
 std::shared_ptr<spdlog::logger> MakeLogger(const LogConfig& config, std::ostream& out);

@@ -44,19 +44,22 @@ struct CertInfo {
 };
 
 // A new EC P-256 private key.
-absl::StatusOr<std::string> MakePrivateKey();
+[[nodiscard]] absl::StatusOr<std::string> MakePrivateKey();
 
 // A self-signed CA certificate (and its key) valid from now for `validity`.
-absl::StatusOr<CertifiedKey> MakeCa(std::string_view common_name, absl::Duration validity);
+[[nodiscard]] absl::StatusOr<CertifiedKey> MakeCa(std::string_view common_name,
+                                                  absl::Duration validity);
 
 // A certificate signing request for `key_pem` with the given common name.
-absl::StatusOr<std::string> MakeCsr(std::string_view key_pem, std::string_view common_name);
+[[nodiscard]] absl::StatusOr<std::string> MakeCsr(std::string_view key_pem,
+                                                  std::string_view common_name);
 
 // Signs `csr_pem` with `ca`: the CSR's key and common name, the identity given here (never
 // the CSR's own extensions), usable for TLS server and client auth, valid for `validity`.
 // InvalidArgument for an unreadable CSR or a bad signature on it.
-absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
-                                    const CertIdentity& identity, absl::Duration validity);
+[[nodiscard]] absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
+                                                  const CertIdentity& identity,
+                                                  absl::Duration validity);
 
 struct CsrInfo {
   std::string common_name;
@@ -66,9 +69,9 @@ struct CsrInfo {
 
 // Reads a PEM CSR and checks its signature. InvalidArgument for an unreadable CSR or a bad
 // signature.
-absl::StatusOr<CsrInfo> InspectCsr(std::string_view csr_pem);
+[[nodiscard]] absl::StatusOr<CsrInfo> InspectCsr(std::string_view csr_pem);
 
 // Reads a PEM certificate.
-absl::StatusOr<CertInfo> InspectCert(std::string_view cert_pem);
+[[nodiscard]] absl::StatusOr<CertInfo> InspectCert(std::string_view cert_pem);
 
 }  // namespace llmbox::common

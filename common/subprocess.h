@@ -54,12 +54,12 @@ struct SubprocessResult {
 class SubprocessRunner {
  public:
   virtual ~SubprocessRunner() = default;
-  virtual absl::StatusOr<SubprocessResult> Run(const SubprocessRequest& request) = 0;
+  [[nodiscard]] virtual absl::StatusOr<SubprocessResult> Run(const SubprocessRequest& request) = 0;
 };
 
 class PosixSubprocessRunner final : public SubprocessRunner {
  public:
-  absl::StatusOr<SubprocessResult> Run(const SubprocessRequest& request) override;
+  [[nodiscard]] absl::StatusOr<SubprocessResult> Run(const SubprocessRequest& request) override;
 };
 
 // The variables of our own environment whose names are in `names` (absent ones are skipped).

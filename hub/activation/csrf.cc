@@ -14,12 +14,6 @@ CsrfTokens::CsrfTokens(std::string key, common::Clock& clock, std::chrono::secon
   LLMBOX_CHECK(key_.size() >= 32, "CSRF key shorter than 32 bytes");
 }
 
-std::int64_t CsrfTokens::NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             clock_.Now().time_since_epoch())
-      .count();
-}
-
 std::string CsrfTokens::Mac(std::string_view browser_id, std::string_view scope,
                             std::string_view issued, std::string_view nonce) const {
   std::string data = "llmbox-csrf-1|";
@@ -34,7 +28,7 @@ std::string CsrfTokens::Mac(std::string_view browser_id, std::string_view scope,
 std::string CsrfTokens::Issue(std::string_view browser_id, std::string_view scope) {
   auto nonce = common::RandomToken(16);
   LLMBOX_CHECK(nonce.ok(), "the CSPRNG failed");
-  const std::string issued = std::to_string(NowMs());
+  const std::string issued = std::to_string(common::ToUnixMillis(clock_.Now()));
   return issued + "." + *nonce + "." + Mac(browser_id, scope, issued, *nonce);
 }
 
@@ -61,7 +55,7 @@ absl::Status CsrfTokens::Redeem(std::string_view token, std::string_view browser
     return absl::PermissionDeniedError(
         "the form's CSRF token belongs to another browser or page");
   }
-  const std::int64_t now = NowMs();
+  const std::int64_t now = common::ToUnixMillis(clock_.Now());
   const std::int64_t expires = issued_ms + std::chrono::milliseconds(ttl_).count();
   if (now >= expires) return absl::PermissionDeniedError("the form has expired");
 

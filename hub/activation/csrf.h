@@ -42,7 +42,6 @@ class CsrfTokens {
  private:
   std::string Mac(std::string_view browser_id, std::string_view scope, std::string_view issued,
                   std::string_view nonce) const;
-  std::int64_t NowMs();
 
   const std::string key_;
   common::Clock& clock_;

@@ -49,13 +49,15 @@ class CurlHttpFetcher final : public HttpFetcher {
   // Certificates are always verified; redirects are not followed; only http and https.
   explicit CurlHttpFetcher(Options options);
 
-  absl::StatusOr<HttpResponse> Get(const std::string& url) override;
-  absl::StatusOr<HttpResponse> PostForm(const std::string& url, const std::string& form,
-                                        const std::vector<std::string>& headers) override;
+  [[nodiscard]] absl::StatusOr<HttpResponse> Get(const std::string& url) override;
+  [[nodiscard]] absl::StatusOr<HttpResponse> PostForm(
+      const std::string& url, const std::string& form,
+      const std::vector<std::string>& headers) override;
 
  private:
-  absl::StatusOr<HttpResponse> Perform(const std::string& url, const std::string* form,
-                                       const std::vector<std::string>& headers);
+  [[nodiscard]] absl::StatusOr<HttpResponse> Perform(const std::string& url,
+                                                     const std::string* form,
+                                                     const std::vector<std::string>& headers);
 
   Options options_;
 };

@@ -105,8 +105,9 @@ class ProviderOidcClient final : public OidcClient {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ProviderOidcClient>> Create(
       OidcSettings settings, HttpFetcher& http, common::Clock& clock);
 
-  absl::StatusOr<LoginStart> BeginLogin(std::string return_to) override;
-  absl::StatusOr<SignedIn> CompleteLogin(std::string_view state, std::string_view code) override;
+  [[nodiscard]] absl::StatusOr<LoginStart> BeginLogin(std::string return_to) override;
+  [[nodiscard]] absl::StatusOr<SignedIn> CompleteLogin(std::string_view state,
+                                                       std::string_view code) override;
 
   // How many sign-ins are started and not yet completed or expired (for tests and metrics).
   size_t PendingLogins();
@@ -122,11 +123,12 @@ class ProviderOidcClient final : public OidcClient {
   };
 
   ProviderOidcClient(OidcSettings settings, HttpFetcher& http, common::Clock& clock);
-  absl::StatusOr<std::shared_ptr<const Provider>> Discover();
-  absl::StatusOr<std::shared_ptr<const JwkSet>> KeysFor(const Provider& provider,
-                                                        std::string_view kid);
-  absl::StatusOr<std::string> ExchangeCode(const Provider& provider, std::string_view code,
-                                           const Pending& pending);
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<const Provider>> Discover();
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<const JwkSet>> KeysFor(const Provider& provider,
+                                                                      std::string_view kid);
+  [[nodiscard]] absl::StatusOr<std::string> ExchangeCode(const Provider& provider,
+                                                         std::string_view code,
+                                                         const Pending& pending);
   std::optional<Pending> TakePending(std::string_view state);
   void DropExpiredLocked();
 

@@ -18,6 +18,7 @@
 #include "hub/activation/oidc.h"
 #include "hub/activation/rate_limit.h"
 #include "hub/activation/session_cookie.h"
+#include "hub/http/status_answer.h"
 
 namespace llmbox::hub::activation {
 namespace {
@@ -265,10 +266,7 @@ struct ActivationPage::State {
         per_address(clock, {.limit = this->options.max_attempts_per_address,
                             .window = this->options.attempt_window}) {}
 
-  std::int64_t NowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
-        .count();
-  }
+  std::int64_t NowMs() { return common::ToUnixMillis(clock.Now()); }
 
   void Send(http::Responder& out, int status, const PageText& page, std::string_view browser_id,
             http::Headers extra = {}) {
@@ -522,9 +520,12 @@ struct ActivationPage::State {
   }
 
   void SendSignInFailed(http::Responder& out, const absl::Status& status) {
-    const bool provider_down = absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status) ||
+    // Here FailedPrecondition (a provider that does not offer what llmbox needs) and
+    // ResourceExhausted (an oversized answer) describe the provider, not the browser: like a
+    // server error they ask for a retry (503). Anything else is a refused sign-in.
+    const bool provider_down = http::IsServerError(status.code()) ||
                                absl::IsResourceExhausted(status) ||
-                               absl::IsFailedPrecondition(status) || absl::IsInternal(status);
+                               absl::IsFailedPrecondition(status);
     spdlog::warn("activation: sign-in failed: {}", common::AsStd(status.message()));
     Send(out, provider_down ? 503 : 403,
          {.view = View::kSignInFailed,

@@ -94,10 +94,6 @@ json BoxOutputSchema() {
           {"required", {"box_id", "status", "spoke", "image", "container_id", "created_at"}}};
 }
 
-std::string ErrorText(const absl::Status& status) {
-  return std::string(common::AsStd(status.message()));
-}
-
 }  // namespace
 
 std::vector<mcp::Tool> BoxTools::Tools() const {
@@ -269,7 +265,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
         [&](double done, double total, std::string_view what) {
           context.Progress(done, total, what);
         });
-    if (!created.ok()) return mcp::ToolResult::Error(ErrorText(created.status()));
+    if (!created.ok()) return mcp::ToolResult::Failed(created.status());
     json out = {{"box_id", created->record.box_id},
                 {"auth_url", created->auth_url},
                 {"status", store::PhaseName(created->record.phase)},
@@ -282,7 +278,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
   }
   if (name == "get_llmbox") {
     auto record = registry_.Get(str("box_id"));
-    if (!record.ok()) return mcp::ToolResult::Error(ErrorText(record.status()));
+    if (!record.ok()) return mcp::ToolResult::Failed(record.status());
     std::string out;
     AppendBox(out, *record);
     return mcp::ToolResult::OkJson(std::move(out));
@@ -292,7 +288,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     if (arguments.contains("status")) filter.phase = store::ParsePhase(str("status"));
     if (arguments.contains("spoke")) filter.spoke = str("spoke");
     auto records = registry_.List(filter);
-    if (!records.ok()) return mcp::ToolResult::Error(ErrorText(records.status()));
+    if (!records.ok()) return mcp::ToolResult::Failed(records.status());
     std::string out = "{\"boxes\":[";
     out.reserve(300 * records->size() + 16);
     for (std::size_t i = 0; i < records->size(); ++i) {
@@ -305,7 +301,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
   if (name == "destroy_llmbox") {
     const std::string box_id = str("box_id");
     if (auto st = registry_.Destroy(box_id); !st.ok()) {
-      return mcp::ToolResult::Error(ErrorText(st));
+      return mcp::ToolResult::Failed(st);
     }
     return mcp::ToolResult::Ok({{"destroyed", box_id}});
   }
@@ -313,7 +309,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     std::optional<std::uint32_t> tail;
     if (arguments.contains("tail")) tail = arguments["tail"].get<std::uint32_t>();
     auto logs = registry_.Logs(str("box_id"), tail);
-    if (!logs.ok()) return mcp::ToolResult::Error(ErrorText(logs.status()));
+    if (!logs.ok()) return mcp::ToolResult::Failed(logs.status());
     return mcp::ToolResult::Ok(
         {{"box_id", str("box_id")}, {"logs", logs->logs}, {"truncated", logs->truncated}});
   }
@@ -326,7 +322,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
                                  timeout, [&](std::function<void()> cancel) {
                                    context.OnCancel(std::move(cancel));
                                  });
-    if (!result.ok()) return mcp::ToolResult::Error(ErrorText(result.status()));
+    if (!result.ok()) return mcp::ToolResult::Failed(result.status());
     return mcp::ToolResult::Ok({{"box_id", str("box_id")},
                                 {"exit_code", result->exit_code},
                                 {"stdout", result->stdout_text},

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 
 #include "common/files.h"
@@ -45,12 +46,12 @@ absl::StatusOr<ClusterPki> ReadCa(const Paths& paths) {
 }
 
 // The hub's certificate when both files are there and it has more than `renew_before` left.
-bool ReadHubCert(const Paths& paths, absl::Duration renew_before, ClusterPki* pki) {
+bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, ClusterPki* pki) {
   auto cert = common::ReadSmallFile(paths.hub_cert);
   auto key = common::ReadSmallFile(paths.hub_key);
   if (!cert.ok() || !key.ok()) return false;
   auto info = common::InspectCert(*cert);
-  if (!info.ok() || info->not_after - absl::Now() < renew_before) return false;
+  if (!info.ok() || info->not_after - absl::Now() < absl::FromChrono(renew_before)) return false;
   pki->hub.cert_pem = *std::move(cert);
   pki->hub.key_pem = *std::move(key);
   return true;
@@ -66,7 +67,7 @@ absl::StatusOr<ClusterPki> LoadClusterPki(const std::string& dir) {
         " yet: start the hub once with a cluster section (llmbox-hub serve), which creates it");
   }
   LLMBOX_ASSIGN_OR_RETURN(ClusterPki pki, ReadCa(paths));
-  ReadHubCert(paths, absl::ZeroDuration(), &pki);
+  ReadHubCert(paths, std::chrono::milliseconds(0), &pki);
   return pki;
 }
 
@@ -74,8 +75,9 @@ absl::StatusOr<ClusterPki> LoadOrCreateClusterPki(const std::string& dir,
                                                   const ClusterPkiOptions& options) {
   const Paths paths(dir);
   if (!Exists(paths.ca_cert) && !Exists(paths.ca_key)) {
-    LLMBOX_ASSIGN_OR_RETURN(common::CertifiedKey ca,
-                            common::MakeCa("llmbox cluster CA", options.ca_validity));
+    LLMBOX_ASSIGN_OR_RETURN(
+        common::CertifiedKey ca,
+        common::MakeCa("llmbox cluster CA", absl::FromChrono(options.ca_validity)));
     // The key first: a crash in between leaves a key without a certificate, which is refused
     // below rather than silently replaced.
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.ca_key, ca.key_pem, 0600));
@@ -90,7 +92,7 @@ absl::StatusOr<ClusterPki> LoadOrCreateClusterPki(const std::string& dir,
         std::string cert,
         common::SignCsr(pki.ca, csr,
                         {.uri = std::string(common::kHubIdentity), .dns = {"llmbox-hub"}},
-                        options.hub_cert_validity));
+                        absl::FromChrono(options.hub_cert_validity)));
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_key, key, 0600));
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_cert, cert, 0644));
     pki.hub.key_pem = std::move(key);

@@ -12,10 +12,10 @@
 // processes at first creation (the hub creates them at start; the CLI only reads them).
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 
 #include "common/grpc_tls.h"
 #include "common/pki.h"
@@ -23,10 +23,10 @@
 namespace llmbox::hub::cluster {
 
 struct ClusterPkiOptions {
-  absl::Duration ca_validity = absl::Hours(24 * 3650);
+  std::chrono::milliseconds ca_validity = std::chrono::hours(24 * 3650);
   // The hub's certificate is issued anew at start when it has less than this left.
-  absl::Duration hub_cert_validity = absl::Hours(24 * 365);
-  absl::Duration hub_cert_renew_before = absl::Hours(24 * 30);
+  std::chrono::milliseconds hub_cert_validity = std::chrono::hours(24 * 365);
+  std::chrono::milliseconds hub_cert_renew_before = std::chrono::hours(24 * 30);
 };
 
 struct ClusterPki {

@@ -138,11 +138,6 @@ EnrollmentServiceImpl::EnrollmentServiceImpl(
       options_(options),
       on_joined_(std::move(on_joined)) {}
 
-std::int64_t EnrollmentServiceImpl::NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
-      .count();
-}
-
 grpc::Status EnrollmentServiceImpl::GetClusterCA(grpc::ServerContext*,
                                                  const v1::GetClusterCARequest*,
                                                  v1::GetClusterCAResponse* response) {
@@ -193,7 +188,7 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   auto info = common::InspectCert(*cert);
   if (!info.ok()) return refuse(info.status(), name);
 
-  const std::int64_t now_ms = NowMs();
+  const std::int64_t now_ms = common::ToUnixMillis(clock_.Now());
   store::SpokeRecord spoke{.name = name,
                            .advertise_address = request->advertise_address(),
                            .cert_sha256 = info->sha256_fingerprint,
@@ -267,7 +262,7 @@ grpc::Status EnrollmentServiceImpl::Renew(grpc::ServerContext* context,
   const std::string previous = renewed.cert_sha256;
   renewed.cert_sha256 = info->sha256_fingerprint;
   renewed.not_after_ms = absl::ToUnixMillis(info->not_after);
-  renewed.renewed_at_ms = NowMs();
+  renewed.renewed_at_ms = common::ToUnixMillis(clock_.Now());
   if (auto st = store_.RenewSpoke(renewed, previous); !st.ok()) return refuse(st);
 
   response->set_certificate_pem(*cert);

@@ -49,8 +49,6 @@ class EnrollmentServiceImpl final : public v1::Enrollment::Service {
                      v1::RenewResponse* response) override;
 
  private:
-  std::int64_t NowMs();
-
   store::Store& store_;
   const ClusterPki& pki_;
   common::Clock& clock_;

@@ -102,7 +102,7 @@ class HttpServer {
 
   // Binds and starts the threads. InvalidArgument for a bad address or unreadable TLS files,
   // Unavailable when the port cannot be bound (the message names address and port).
-  absl::Status Start();
+  [[nodiscard]] absl::Status Start();
   int BoundPort() const;
   // Stops accepting, waits up to `grace` for in-flight requests and streams, then closes the
   // rest. Idempotent. Returns once running handler calls have returned (after the close their

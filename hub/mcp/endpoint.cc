@@ -19,6 +19,7 @@
 #include "common/absl_compat.h"
 #include "common/secrets.h"
 #include "common/status.h"
+#include "hub/http/status_answer.h"
 #include "hub/mcp/json_writer.h"
 #include "hub/mcp/schema.h"
 
@@ -473,10 +474,9 @@ void McpEndpoint::Impl::Handle(http::Request request, std::shared_ptr<http::Resp
   if (options_.authenticate) {
     auto principal = options_.authenticate(ex.request.Header("authorization"));
     if (!principal.ok()) {
-      const bool forbidden = principal.status().code() == absl::StatusCode::kPermissionDenied;
       std::string challenge = options_.www_authenticate;
       if (ex.request.Header("authorization")) challenge += ", error=\"invalid_token\"";
-      return AnswerError(ex, forbidden ? 403 : 401, kTransportError,
+      return AnswerError(ex, http::HttpStatusOf(principal.status().code()), kTransportError,
                          common::AsStd(principal.status().message()),
                          {{"WWW-Authenticate", challenge}});
     }
@@ -741,10 +741,7 @@ bool McpEndpoint::Impl::SessionValid(std::string_view id, const std::string& pri
   if (!common::ConstantTimeEquals(SessionMac(parts[1], parts[2], principal), parts[3])) {
     return false;
   }
-  const std::int64_t now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
-          .count();
-  if (now_ms >= SessionExpiresAtMs(parts[2])) return false;
+  if (common::ToUnixMillis(clock_.Now()) >= SessionExpiresAtMs(parts[2])) return false;
   const std::string hash = common::Sha256Hex(id);
   std::lock_guard lock(mu_);
   return !deleted_.contains(hash);

@@ -19,7 +19,11 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include <nlohmann/json.hpp>
+
+#include "common/absl_compat.h"
+#include "common/status.h"
 
 namespace llmbox::hub::mcp {
 
@@ -48,6 +52,14 @@ struct ToolResult {
     return {false, nullptr, "", std::move(structured_json)};
   }
   static ToolResult Error(std::string message) { return {true, nullptr, std::move(message)}; }
+  // The one way a failed Status becomes a tool answer: an `isError` result whose text is the
+  // status message alone. The code is not shown: our messages already name the thing and the
+  // fix, and clients (and the model) read the text. HTTP answers map codes in
+  // hub/http/status_answer.h instead. `status` must not be OK.
+  static ToolResult Failed(const absl::Status& status) {
+    LLMBOX_CHECK(!status.ok(), "a tool failed with an OK status");
+    return Error(std::string(common::AsStd(status.message())));
+  }
 };
 
 // What a running call can do. Valid only during ToolSet::Call; thread-safe.

@@ -113,7 +113,7 @@ class Db {
   std::int64_t Changes() const;
 
   // "sqlite: <what>: <errmsg>" with the code mapped from `rc` (see the file comment).
-  absl::Status Error(std::string_view what, int rc) const;
+  [[nodiscard]] absl::Status Error(std::string_view what, int rc) const;
 
   const std::string& path() const { return path_; }
 

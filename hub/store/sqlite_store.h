@@ -98,17 +98,17 @@ class SqliteStore : public Store {
 
   SqliteStore(std::string path, std::unique_ptr<sqlite::Db> writer);
 
-  absl::StatusOr<Reader> BorrowReader();
+  [[nodiscard]] absl::StatusOr<Reader> BorrowReader();
   void ReturnReader(std::unique_ptr<sqlite::Db> db);
 
   // Runs `fn` in a BEGIN IMMEDIATE transaction on the writer connection, committing when it
   // returns OK. SQLite errors come back prefixed "store: <what> <subject>: ".
-  absl::Status Write(std::string_view what, std::string_view subject,
-                     absl::FunctionRef<absl::Status(sqlite::Db&)> fn);
+  [[nodiscard]] absl::Status Write(std::string_view what, std::string_view subject,
+                                   absl::FunctionRef<absl::Status(sqlite::Db&)> fn);
   // Runs `fn` on a borrowed reader connection (autocommit, so each statement reads the
   // latest committed state, other processes' commits included).
-  absl::Status Read(std::string_view what, std::string_view subject,
-                    absl::FunctionRef<absl::Status(sqlite::Db&)> fn);
+  [[nodiscard]] absl::Status Read(std::string_view what, std::string_view subject,
+                                  absl::FunctionRef<absl::Status(sqlite::Db&)> fn);
 
   const std::string path_;
 

@@ -1,8 +1,6 @@
 #include "spoke/config/spoke_config.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 
@@ -185,11 +183,8 @@ absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::s
 }
 
 absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("config: cannot read ", path));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseSpokeConfig(text.str(), path, std::filesystem::absolute(path).parent_path().string());
+  LLMBOX_ASSIGN_OR_RETURN(std::string text, common::ReadConfigFile(path));
+  return ParseSpokeConfig(text, path, std::filesystem::absolute(path).parent_path().string());
 }
 
 }  // namespace llmbox::spoke::config

@@ -42,7 +42,8 @@ class CurlDockerEngine {
   // Checks the endpoint's shape (not whether the engine answers: Ping() does that):
   // InvalidArgument for both or neither of socket and URL, a URL that is not
   // https://host:port, or a client certificate without its key.
-  static absl::StatusOr<std::unique_ptr<DockerEngine>> Create(const EngineEndpoint& endpoint);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<DockerEngine>> Create(
+      const EngineEndpoint& endpoint);
 };
 
 }  // namespace llmbox::spoke::docker

@@ -54,7 +54,7 @@ struct HijackTarget {
 
 // Splits "https://host:port" (or "https://[::1]:port") into `host` and `port` of `target`
 // and sets `tls`. InvalidArgument, naming the URL, for any other shape.
-absl::Status ParseEngineUrl(std::string_view url, HijackTarget* target);
+[[nodiscard]] absl::Status ParseEngineUrl(std::string_view url, HijackTarget* target);
 
 class HijackedStream final : public AttachStream {
  public:
@@ -62,20 +62,20 @@ class HijackedStream final : public AttachStream {
   // reply head, all within `timeout`. The engine's refusal (404 for a missing container, ...)
   // comes back as its message and code; no answer in time is DeadlineExceeded; a connection
   // or TLS failure is Unavailable.
-  static absl::StatusOr<std::unique_ptr<HijackedStream>> Open(const HijackTarget& target,
-                                                              const std::string& path,
-                                                              const std::string& body, bool tty,
-                                                              std::chrono::milliseconds timeout);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HijackedStream>> Open(
+      const HijackTarget& target, const std::string& path, const std::string& body, bool tty,
+      std::chrono::milliseconds timeout);
   ~HijackedStream() override;
 
-  absl::Status Write(std::string_view data) override;
-  absl::StatusOr<std::string> Read(std::chrono::milliseconds timeout) override;
-  absl::Status CloseStdin() override;
+  [[nodiscard]] absl::Status Write(std::string_view data) override;
+  [[nodiscard]] absl::StatusOr<std::string> Read(std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::Status CloseStdin() override;
   void Close() override;
 
   // Reads what arrives within `timeout` into `out` (stdout) and `err` (stderr; may be the same
   // string). OutOfRange at the end of the stream.
-  absl::Status ReadInto(std::chrono::milliseconds timeout, std::string* out, std::string* err);
+  [[nodiscard]] absl::Status ReadInto(std::chrono::milliseconds timeout, std::string* out,
+                                      std::string* err);
 
   class Transport;  // a unix, TCP or TLS connection (hijack.cc)
 

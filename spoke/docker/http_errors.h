@@ -18,7 +18,7 @@ std::string EngineMessage(const std::string& body);
 
 // 400 InvalidArgument, 401/403 PermissionDenied, 404 NotFound, 409 AlreadyExists for a name
 // in use and FailedPrecondition for a conflict of state, 5xx Unavailable, else Unknown.
-absl::Status StatusForHttp(long http, std::string message);
+[[nodiscard]] absl::Status StatusForHttp(long http, std::string message);
 
 // What to fix when TLS to a remote engine fails, in the words of the spoke's config.
 inline constexpr const char* kCaHint =

@@ -27,7 +27,7 @@ class FrameDecoder {
   // Appends the payloads in `bytes` to `out` (stdout, and everything with a TTY) and `err`
   // (stderr; may be the same string as `out` for arrival order). InvalidArgument on an unknown
   // stream type or an oversized frame; the decoder is unusable after an error.
-  absl::Status Feed(std::string_view bytes, std::string* out, std::string* err);
+  [[nodiscard]] absl::Status Feed(std::string_view bytes, std::string* out, std::string* err);
 
   // True when a frame has started but not finished (the stream ended mid-frame).
   bool InFrame() const { return header_len_ > 0 || remaining_ > 0; }

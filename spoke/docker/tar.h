@@ -23,16 +23,17 @@ namespace llmbox::spoke::docker {
 
 class TarBuilder {
  public:
-  absl::Status AddFile(std::string_view path, std::string_view contents, uint32_t mode,
-                       uint32_t uid, uint32_t gid);
-  absl::Status AddDirectory(std::string_view path, uint32_t mode, uint32_t uid, uint32_t gid);
+  [[nodiscard]] absl::Status AddFile(std::string_view path, std::string_view contents,
+                                     uint32_t mode, uint32_t uid, uint32_t gid);
+  [[nodiscard]] absl::Status AddDirectory(std::string_view path, uint32_t mode, uint32_t uid,
+                                          uint32_t gid);
 
   // Returns the archive (with its two zero end blocks). The builder is empty afterwards.
   std::string Finish();
 
  private:
-  absl::Status AddEntry(std::string_view path, char type, std::string_view contents, uint32_t mode,
-                        uint32_t uid, uint32_t gid);
+  [[nodiscard]] absl::Status AddEntry(std::string_view path, char type, std::string_view contents,
+                                      uint32_t mode, uint32_t uid, uint32_t gid);
   std::string data_;
 };
 

@@ -41,7 +41,7 @@ struct HookSpec {
 };
 
 // Checks a hook list: names unique and valid, known events, non-empty commands, bounds.
-absl::Status ValidateHooks(const std::vector<HookSpec>& hooks);
+[[nodiscard]] absl::Status ValidateHooks(const std::vector<HookSpec>& hooks);
 
 // What hooks learn about the box.
 struct BoxFacts {
@@ -73,16 +73,17 @@ class HookRunner {
 
   // Runs the box.create hooks in order. On a failure the create hooks that already ran are
   // undone by running the destroy hooks with their state, and the error names the hook.
-  absl::StatusOr<CreateHooksResult> RunCreate(const BoxFacts& box);
+  [[nodiscard]] absl::StatusOr<CreateHooksResult> RunCreate(const BoxFacts& box);
 
   // Runs every box.destroy hook with `state` (from RunCreate); all run even when one fails;
   // the first failure is returned.
-  absl::Status RunDestroy(const BoxFacts& box, const std::string& state);
+  [[nodiscard]] absl::Status RunDestroy(const BoxFacts& box, const std::string& state);
 
   bool HasHooks() const { return !hooks_.empty(); }
 
  private:
-  absl::StatusOr<std::string> RunOne(const HookSpec& hook, const std::string& request);
+  [[nodiscard]] absl::StatusOr<std::string> RunOne(const HookSpec& hook,
+                                                   const std::string& request);
 
   common::SubprocessRunner& runner_;
   const std::vector<HookSpec> hooks_;

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <regex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -496,6 +498,7 @@ TEST_CASE("the page's stylesheet and script are served with the same headers", "
 class NamedOidcClient final : public OidcClient {
  public:
   absl::StatusOr<LoginStart> BeginLogin(std::string return_to) override {
+    if (!begin_error.ok()) return begin_error;
     return_to_ = std::move(return_to);
     return LoginStart{.authorize_url = "https://idp.example.com/authorize?state=s1",
                       .state = "s1"};
@@ -505,6 +508,7 @@ class NamedOidcClient final : public OidcClient {
     return SignedIn{.email = email, .subject = "sub", .return_to = return_to_};
   }
   std::string email = "alice@example.com";
+  absl::Status begin_error;  // what BeginLogin fails with, when not OK
 
  private:
   std::string return_to_;
@@ -596,6 +600,38 @@ TEST_CASE("with sign-in gating the first person to sign in owns the box; others 
     auto out = f.Call("POST", "/auth/signout", alice);
     CHECK(out.status == 200);
     CHECK(Has(out.Header("Set-Cookie"), "llmbox_session=;"));
+  }
+}
+
+TEST_CASE("a sign-in the provider cannot serve asks for a retry (503); a refused one is 403",
+          "[activation]") {
+  NamedOidcClient oidc;
+  testing::FakeClock session_clock;
+  SessionCookie sessions(std::string(32, 's'), 1h, session_clock);
+  PageOptions options;
+  options.oidc = &oidc;
+  options.sessions = &sessions;
+  Fixture f("http://127.0.0.1:8080", options);
+  const std::string token = f.Create("gated");
+  const std::vector<std::pair<absl::StatusCode, int>> expected = {
+      {absl::StatusCode::kUnavailable, 503},        {absl::StatusCode::kDeadlineExceeded, 503},
+      {absl::StatusCode::kInternal, 503},           {absl::StatusCode::kUnknown, 503},
+      {absl::StatusCode::kFailedPrecondition, 503}, {absl::StatusCode::kResourceExhausted, 503},
+      {absl::StatusCode::kUnauthenticated, 403},    {absl::StatusCode::kPermissionDenied, 403},
+      {absl::StatusCode::kInvalidArgument, 403},    {absl::StatusCode::kNotFound, 403},
+  };
+  for (const auto& [code, status] : expected) {
+    INFO(absl::StatusCodeToString(code));
+    oidc.begin_error = absl::Status(code, "oidc: the provider said no");
+    http::Request request;
+    request.method = "GET";
+    request.path = "/auth/oidc/start";
+    request.query = "to=" + token;
+    RecordingResponder out;
+    f.page->Handle(request, out);
+    CHECK(out.status == status);
+    CHECK(Has(out.body, "data-state=\"signin-failed\""));
+    CHECK(Has(out.body, "oidc: the provider said no"));
   }
 }
 

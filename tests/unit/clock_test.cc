@@ -1,6 +1,8 @@
 #include "common/clock.h"
 
 #include <atomic>
+#include <cstdint>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -138,6 +140,36 @@ TEST_CASE("a system timer may cancel itself from its own callback", "[clock]") {
   }
   std::unique_lock lock(mu);
   CHECK(clock.WaitUntil(lock, cv, clock.SteadyNow() + 10s, [&] { return done; }));
+}
+
+TEST_CASE("a wall time becomes Unix milliseconds and back, rounded toward the past", "[clock]") {
+  using common::FromUnixMillis;
+  using common::ToUnixMillis;
+  using WallTime = common::Clock::WallTime;
+  CHECK(ToUnixMillis(WallTime{}) == 0);
+  CHECK(FromUnixMillis(0) == WallTime{});
+  // 2026-11-30T17:00:00.123Z
+  const std::int64_t ms = 1796058000123;
+  CHECK(ToUnixMillis(FromUnixMillis(ms)) == ms);
+  CHECK(FromUnixMillis(ms) == WallTime{} + std::chrono::milliseconds(ms));
+  CHECK(ToUnixMillis(FromUnixMillis(ms) + 999us) == ms);
+  CHECK(ToUnixMillis(WallTime{} - 1us) == -1);
+  CHECK(FromUnixMillis(-1500) == WallTime{} - 1500ms);
+  FakeClock clock;
+  const WallTime now = clock.Now();
+  clock.Advance(2s);
+  CHECK(ToUnixMillis(clock.Now()) - ToUnixMillis(now) == 2000);
+}
+
+TEST_CASE("Unix milliseconds beyond what a wall time holds saturate instead of wrapping",
+          "[clock]") {
+  using WallTime = common::Clock::WallTime;
+  CHECK(common::FromUnixMillis(std::numeric_limits<std::int64_t>::max()) == WallTime::max());
+  CHECK(common::FromUnixMillis(std::numeric_limits<std::int64_t>::min()) == WallTime::min());
+  CHECK(common::FromUnixMillis(std::int64_t{1} << 62) == WallTime::max());
+  // The largest representable milliseconds still convert exactly.
+  const std::int64_t edge = common::ToUnixMillis(WallTime::max());
+  CHECK(common::ToUnixMillis(common::FromUnixMillis(edge)) == edge);
 }
 
 }  // namespace
