@@ -1,5 +1,6 @@
 // llmbox-spoke: owns one Docker engine and the boxes on it; the hub drives it over gRPC with
-// mutual TLS. Wiring of the real implementations happens here and nowhere else.
+// mutual TLS. This file parses the command line and hands over: the spoke itself is assembled
+// by spoke::node::SpokeNode, enrollment is spoke/enroll.
 #include <signal.h>
 
 #include <cstdio>
@@ -14,20 +15,12 @@
 
 #include "common/clock.h"
 #include "common/files.h"
-#include "common/grpc_tls.h"
 #include "common/log.h"
 #include "common/signals.h"
-#include "common/subprocess.h"
 #include "common/version.h"
-#include "spoke/box/manager.h"
 #include "spoke/config/spoke_config.h"
-#include "spoke/docker/curl_engine.h"
 #include "spoke/enroll/join.h"
-#include "spoke/enroll/renewer.h"
-#include "spoke/hooks/hook_runner.h"
-#include "spoke/reaper/reaper.h"
-#include "spoke/service/box_service.h"
-#include "common/grpc_server.h"
+#include "spoke/node/spoke_node.h"
 
 namespace {
 
@@ -63,42 +56,12 @@ int Fail(const absl::Status& status) {
 
 int Serve(const spoke::config::SpokeConfig& config) {
   if (auto st = common::InitLogging(config.log); !st.ok()) return Fail(st);
-  auto pems = common::ReadTlsFiles(config.tls);
-  if (!pems.ok()) return Fail(pems.status());
-  auto engine = spoke::docker::CurlDockerEngine::Create(config.docker);
-  if (!engine.ok()) return Fail(engine.status());
-  auto info = (*engine)->Ping();
-  if (!info.ok()) return Fail(info.status());
-  spdlog::info("spoke {}: Docker engine {} (API {}) at {}", config.name, info->server_version,
-               info->api_version, info->endpoint);
-
-  common::PosixSubprocessRunner subprocesses;
-  spoke::hooks::HookRunner hooks(subprocesses, config.hooks);
-  spoke::box::BoxManager boxes(**engine, config.boxes, &hooks);
-  if (auto st = boxes.Recover(); !st.ok()) return Fail(st);
-  spoke::reaper::Reaper reaper(boxes, **engine, common::SystemClock::Get(), config.reaper);
-
-  spoke::service::BoxServiceImpl service(boxes, **engine,
-                                         {.spoke_name = config.name,
-                                          .allowed_peer = config.hub_identity,
-                                          .boxes = config.boxes,
-                                          .auth_ttl = config.reaper.auth_ttl});
-  // Watched, so `llmbox-spoke renew` takes effect without a restart.
-  auto server = common::StartGrpcServer(
-      {.address = config.listen}, common::WatchedMutualTlsServerCredentials(config.tls), &service);
-  if (!server.ok()) return Fail(server.status());
-  reaper.Start();
-  spoke::enroll::CertificateRenewer renewer(config, common::SystemClock::Get());
-  renewer.Start();
-  spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call)", config.name,
-               server->port, config.hub_identity);
-
+  auto node = spoke::node::SpokeNode::Start(config, {}, common::SystemClock::Get());
+  if (!node.ok()) return Fail(node.status());
   // SIGTERM and SIGINT are blocked in every thread (see main); only this wait sees them.
   const int signal_number = common::WaitForStopSignal();
   spdlog::info("spoke {}: {} received; stopping", config.name, strsignal(signal_number));
-  renewer.Stop();
-  reaper.Stop();
-  server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  (*node)->Stop();
   spdlog::info("spoke {}: stopped", config.name);
   return 0;
 }

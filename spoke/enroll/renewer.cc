@@ -13,7 +13,7 @@
 namespace llmbox::spoke::enroll {
 
 CertificateRenewer::CertificateRenewer(const config::SpokeConfig& config, common::Clock& clock)
-    : config_(config), clock_(clock) {}
+    : config_(config), clock_(clock), task_(clock, config.renew_check, [this] { Check(); }) {}
 
 CertificateRenewer::~CertificateRenewer() { Stop(); }
 
@@ -39,31 +39,25 @@ void CertificateRenewer::Start() {
   spdlog::info("spoke {}: checks its certificate every {} s and renews it before it expires",
                config_.name,
                std::chrono::duration_cast<std::chrono::seconds>(config_.renew_check).count());
-  thread_ = std::thread([this] { Run(); });
+  task_.Start();
+  // A certificate may have run out while the spoke was down: check now, not one interval on.
+  task_.RunNow();
 }
 
-void CertificateRenewer::Stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+void CertificateRenewer::Stop() { task_.Stop(); }
+
+int CertificateRenewer::Checks() const { return task_.runs(); }
+
+bool CertificateRenewer::WaitForChecks(int count, common::Clock::SteadyTime deadline) {
+  return task_.WaitForRuns(count, deadline);
 }
 
-void CertificateRenewer::Run() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    lock.unlock();
-    if (auto renewed = CheckOnce(); !renewed.ok()) {
-      spdlog::warn("spoke {}: could not renew its certificate (tried again in {} s): {}",
-                   config_.name,
-                   std::chrono::duration_cast<std::chrono::seconds>(config_.renew_check).count(),
-                   common::AsStd(renewed.status().message()));
-    }
-    lock.lock();
-    clock_.WaitUntil(lock, cv_, clock_.SteadyNow() + config_.renew_check,
-                     [this] { return stopping_; });
+void CertificateRenewer::Check() {
+  if (auto renewed = CheckOnce(); !renewed.ok()) {
+    spdlog::warn("spoke {}: could not renew its certificate (tried again in {} s): {}",
+                 config_.name,
+                 std::chrono::duration_cast<std::chrono::seconds>(config_.renew_check).count(),
+                 common::AsStd(renewed.status().message()));
   }
 }
 

@@ -7,44 +7,53 @@
 // renewal is logged and tried again at the next check.
 //
 //   CertificateRenewer renewer(config, SystemClock::Get());
-//   renewer.Start();   // a thread; Stop() (or the destructor) ends it
+//   renewer.Start();   // a thread (common::PeriodicTask); Stop() (or the destructor) ends it
 //
 // Thread-safe.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 #include "absl/status/statusor.h"
 
 #include "common/clock.h"
+#include "common/periodic.h"
 #include "spoke/config/spoke_config.h"
 
 namespace llmbox::spoke::enroll {
 
 class CertificateRenewer {
  public:
-  // `config` and `clock` must outlive the renewer.
+  // `config` and `clock` must outlive the renewer; `config.renew_check` must be positive (the
+  // config checks it is at least 1 s).
   CertificateRenewer(const config::SpokeConfig& config, common::Clock& clock);
-  ~CertificateRenewer();
+  ~CertificateRenewer();  // Stop()
+
+  CertificateRenewer(const CertificateRenewer&) = delete;
+  CertificateRenewer& operator=(const CertificateRenewer&) = delete;
 
   // One check: whether the certificate was renewed. Errors: NotFound when this spoke never
   // joined, the certificate file's or the hub's errors when renewing failed.
-  absl::StatusOr<bool> CheckOnce();
+  [[nodiscard]] absl::StatusOr<bool> CheckOnce();
 
+  // When this spoke joined a hub (its enrollment file exists), checks now and then every
+  // config.renew_check on a background thread until Stop(); otherwise logs why there is no
+  // automatic renewal and starts nothing.
   void Start();
+  // Waits for a check in progress. A stopped renewer does not start again.
   void Stop();
 
+  // Checks finished by the background thread, and a wait (through the clock) until at least
+  // `count` have or `deadline` passes: true when they have (for tests).
+  int Checks() const;
+  bool WaitForChecks(int count, common::Clock::SteadyTime deadline);
+
  private:
-  void Run();
+  // CheckOnce, logging a failure.
+  void Check();
 
   const config::SpokeConfig& config_;
   common::Clock& clock_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  // Last, so it stops before what its checks use goes away.
+  common::PeriodicTask task_;
 };
 
 }  // namespace llmbox::spoke::enroll

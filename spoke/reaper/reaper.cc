@@ -9,7 +9,11 @@ namespace llmbox::spoke::reaper {
 
 Reaper::Reaper(box::BoxManager& boxes, docker::DockerEngine& engine, common::Clock& clock,
                ReaperOptions options)
-    : boxes_(boxes), engine_(engine), clock_(clock), options_(options) {}
+    : boxes_(boxes),
+      engine_(engine),
+      clock_(clock),
+      options_(options),
+      task_(clock, options.interval, [this] { RunOnce(); }) {}
 
 Reaper::~Reaper() { Stop(); }
 
@@ -62,38 +66,10 @@ Sweep Reaper::RunOnce() {
   return sweep;
 }
 
-void Reaper::Start() {
-  std::lock_guard lock(mu_);
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!stopping_) {
-      if (clock_.WaitUntil(lock, cv_, clock_.SteadyNow() + options_.interval,
-                           [this] { return stopping_; })) {
-        break;
-      }
-      lock.unlock();
-      RunOnce();
-      lock.lock();
-      ++passes_;
-      cv_.notify_all();
-    }
-  });
-}
+void Reaper::Start() { task_.Start(); }
 
-void Reaper::Stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void Reaper::Stop() { task_.Stop(); }
 
-int Reaper::Passes() {
-  std::lock_guard lock(mu_);
-  return passes_;
-}
+int Reaper::Passes() const { return task_.runs(); }
 
 }  // namespace llmbox::spoke::reaper

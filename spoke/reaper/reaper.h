@@ -6,21 +6,20 @@
 // too). Each action is logged.
 //
 //   Reaper reaper(boxes, engine, clock, {.interval = 30s, .auth_ttl = 15min});
-//   reaper.Start();   // a background thread; waits go through `clock`
+//   reaper.Start();   // a background thread (common::PeriodicTask); waits go through `clock`
 //   ...
 //   reaper.Stop();
 //
-// Thread-safe.
+// Thread-safe. Errors of a pass are logged and returned in its Sweep; a pass never stops the
+// reaper.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/periodic.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/engine.h"
 
@@ -40,31 +39,33 @@ struct Sweep {
 
 class Reaper {
  public:
+  // `boxes`, `engine` and `clock` must outlive the reaper; `options.interval` must be positive
+  // (the config checks it is at least 1 s).
   Reaper(box::BoxManager& boxes, docker::DockerEngine& engine, common::Clock& clock,
          ReaperOptions options);
-  ~Reaper();
+  ~Reaper();  // Stop()
+
+  Reaper(const Reaper&) = delete;
+  Reaper& operator=(const Reaper&) = delete;
 
   // One pass, now.
   Sweep RunOnce();
 
-  // A pass every interval on a background thread, until Stop().
+  // A pass every interval on a background thread (the first one interval from now), until
+  // Stop(). Stop waits for a pass in progress; a stopped reaper does not start again.
   void Start();
   void Stop();
 
   // Passes completed by the background thread (for tests).
-  int Passes();
+  int Passes() const;
 
  private:
   box::BoxManager& boxes_;
   docker::DockerEngine& engine_;
   common::Clock& clock_;
   const ReaperOptions options_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  int passes_ = 0;
-  std::thread thread_;
+  // Last, so it stops before what its passes use goes away.
+  common::PeriodicTask task_;
 };
 
 }  // namespace llmbox::spoke::reaper

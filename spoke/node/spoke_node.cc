@@ -1,0 +1,161 @@
+// spoke/node/spoke_node.cc
+#include "spoke/node/spoke_node.h"
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "spdlog/spdlog.h"
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+
+#include "common/grpc_server.h"
+#include "common/grpc_tls.h"
+#include "common/status.h"
+#include "common/subprocess.h"
+#include "spoke/box/manager.h"
+#include "spoke/docker/curl_engine.h"
+#include "spoke/enroll/renewer.h"
+#include "spoke/hooks/hook_runner.h"
+#include "spoke/reaper/reaper.h"
+#include "spoke/service/box_service.h"
+
+namespace llmbox::spoke::node {
+namespace {
+
+// The hub's in-process spoke has always been called this, whatever its config says.
+constexpr char kInProcessName[] = "local";
+
+absl::Status EnsureStateDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError("cannot create the state directory " + dir + ": " +
+                                         ec.message());
+  }
+  ::chmod(dir.c_str(), 0700);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// Declared in construction order, so that members are destroyed in reverse: the renewer and
+// the server (whose handlers use the service, the boxes and the engine) go first, the engine
+// last. Stop() has already stopped the threads by then.
+struct SpokeNode::Parts {
+  Parts(const config::SpokeConfig& config, SpokeNodeOptions options, common::Clock& clock)
+      : config(config), options(options), clock(clock) {}
+
+  bool in_process() const { return options.transport == SpokeTransport::kInProcess; }
+
+  const config::SpokeConfig config;  // what the renewer reads; outlives it
+  const SpokeNodeOptions options;
+  common::Clock& clock;
+  std::unique_ptr<docker::DockerEngine> owned_engine;  // unless options.engine
+  docker::DockerEngine* engine = nullptr;
+  common::PosixSubprocessRunner subprocesses;
+  std::unique_ptr<hooks::HookRunner> hooks;
+  std::unique_ptr<box::BoxManager> boxes;
+  std::unique_ptr<reaper::Reaper> reaper;
+  std::unique_ptr<service::BoxServiceImpl> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  std::unique_ptr<enroll::CertificateRenewer> renewer;
+  bool stopped = false;
+};
+
+absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeConfig& config,
+                                                            SpokeNodeOptions options,
+                                                            common::Clock& clock) {
+  auto parts = std::make_unique<Parts>(config, options, clock);
+  const config::SpokeConfig& c = parts->config;
+  if (parts->in_process()) {
+    LLMBOX_RETURN_IF_ERROR(EnsureStateDir(c.state_dir));
+  } else {
+    // Only a check: the server reads the files itself (and again when they change).
+    LLMBOX_RETURN_IF_ERROR(common::ReadTlsFiles(c.tls).status());
+  }
+
+  if (options.engine != nullptr) {
+    parts->engine = options.engine;
+  } else {
+    LLMBOX_ASSIGN_OR_RETURN(parts->owned_engine, docker::CurlDockerEngine::Create(c.docker));
+    parts->engine = parts->owned_engine.get();
+  }
+  LLMBOX_ASSIGN_OR_RETURN(docker::EngineInfo info, parts->engine->Ping());
+  if (parts->in_process()) {
+    spdlog::info("local spoke: Docker engine {} (API {}) at {}", info.server_version,
+                 info.api_version, info.endpoint);
+  } else {
+    spdlog::info("spoke {}: Docker engine {} (API {}) at {}", c.name, info.server_version,
+                 info.api_version, info.endpoint);
+  }
+
+  parts->hooks = std::make_unique<hooks::HookRunner>(parts->subprocesses, c.hooks);
+  // The one place a spoke's BoxManager is made.
+  parts->boxes = std::make_unique<box::BoxManager>(*parts->engine, c.boxes, parts->hooks.get());
+  LLMBOX_RETURN_IF_ERROR(parts->boxes->Recover());
+  parts->reaper = std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, c.reaper);
+  parts->service = std::make_unique<service::BoxServiceImpl>(
+      *parts->boxes, *parts->engine,
+      service::BoxServiceOptions{
+          .spoke_name = parts->in_process() ? std::string(kInProcessName) : c.name,
+          .allowed_peer = parts->in_process() ? std::string() : c.hub_identity,
+          .boxes = c.boxes,
+          .auth_ttl = c.reaper.auth_ttl});
+
+  if (parts->in_process()) {
+    grpc::ServerBuilder builder;
+    builder.RegisterService(parts->service.get());
+    builder.SetMaxReceiveMessageSize(4 << 20);
+    parts->server = builder.BuildAndStart();
+    if (parts->server == nullptr) return absl::InternalError("the in-process spoke did not start");
+  } else {
+    // Watched, so `llmbox-spoke renew` takes effect without a restart.
+    LLMBOX_ASSIGN_OR_RETURN(
+        common::RunningGrpcServer server,
+        common::StartGrpcServer({.address = c.listen},
+                                common::WatchedMutualTlsServerCredentials(c.tls),
+                                parts->service.get()));
+    parts->server = std::move(server.server);
+    parts->port = server.port;
+  }
+
+  parts->reaper->Start();
+  if (!parts->in_process()) {
+    parts->renewer = std::make_unique<enroll::CertificateRenewer>(c, clock);
+    parts->renewer->Start();
+    spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call)", c.name, parts->port,
+                 c.hub_identity);
+  }
+  return std::unique_ptr<SpokeNode>(new SpokeNode(std::move(parts)));
+}
+
+SpokeNode::SpokeNode(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+SpokeNode::~SpokeNode() { Stop(); }
+
+int SpokeNode::port() const { return parts_->port; }
+
+box::BoxManager& SpokeNode::boxes() { return *parts_->boxes; }
+
+std::shared_ptr<grpc::Channel> SpokeNode::InProcessChannel() {
+  if (!parts_->in_process()) return nullptr;
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(8 << 20);
+  return parts_->server->InProcessChannel(args);
+}
+
+void SpokeNode::Stop() {
+  if (parts_->stopped) return;
+  parts_->stopped = true;
+  if (parts_->renewer != nullptr) parts_->renewer->Stop();
+  parts_->reaper->Stop();
+  // gRPC deadlines are on the system clock, not ours.
+  const auto grace = parts_->in_process() ? std::chrono::seconds(5) : std::chrono::seconds(10);
+  parts_->server->Shutdown(std::chrono::system_clock::now() + grace);
+}
+
+}  // namespace llmbox::spoke::node

@@ -1,0 +1,171 @@
+// The spoke's assembly without Docker: a SpokeNode on the fake engine serves its box service
+// over mutual TLS (to the hub's identity only) or on an in-process channel (the hub's local
+// spoke), and one that cannot start says why and leaves no thread behind. The wiring against
+// a real engine is covered by tests/e2e/spoke_process_test.cc.
+
+#include "spoke/node/spoke_node.h"
+
+#include <chrono>
+#include <fstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+
+#include "common/grpc_tls.h"
+#include "common/pki.h"
+#include "llmbox/v1/box.grpc.pb.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_docker_engine.h"
+#include "tests/support/scratch_dir.h"
+#include "tests/support/test_pki.h"
+
+namespace llmbox::spoke::node {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeClock;
+using testing::FakeDockerEngine;
+using testing::ScratchDir;
+
+// Threads of this process, from /proc (gRPC's own pollers included).
+int ThreadCount() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  FAIL("no Threads: line in /proc/self/status");
+  return 0;
+}
+
+config::SpokeConfig InProcessConfig(const ScratchDir& dir) {
+  config::SpokeConfig config;
+  config.name = "ignored-in-process";
+  config.state_dir = (dir.path() / "state").string();
+  config.docker.unix_socket = (dir.path() / "docker.sock").string();
+  return config;
+}
+
+// A spoke's config with its TLS files (for "spoke-1", from `ca`) written into `dir`.
+config::SpokeConfig MutualTlsConfig(const ScratchDir& dir, const common::CertifiedKey& ca) {
+  const common::TlsPems pems =
+      testing::IssueForTest(ca, common::SpokeIdentity("spoke-1"), "spoke-1");
+  config::SpokeConfig config;
+  config.name = "spoke-1";
+  config.listen = "127.0.0.1:0";
+  config.state_dir = (dir.path() / "state").string();
+  config.docker.unix_socket = (dir.path() / "docker.sock").string();
+  config.tls = {.cert_file = dir.Write("spoke.crt", pems.cert_pem),
+                .key_file = dir.Write("spoke.key", pems.key_pem),
+                .ca_file = dir.Write("ca.crt", ca.cert_pem)};
+  return config;
+}
+
+grpc::Status Health(const std::shared_ptr<grpc::Channel>& channel, v1::HealthResponse* response) {
+  auto stub = v1::BoxService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  return stub->Health(&context, v1::HealthRequest(), response);
+}
+
+TEST_CASE("a spoke node whose engine does not answer fails with Unavailable naming the socket",
+          "[spoke_node]") {
+  ScratchDir dir("spoke-node-no-engine");
+  FakeClock clock;
+  const config::SpokeConfig config = InProcessConfig(dir);
+  const int threads_before = ThreadCount();
+  auto node = SpokeNode::Start(config, {.transport = SpokeTransport::kInProcess}, clock);
+  REQUIRE_FALSE(node.ok());
+  INFO(node.status().ToString());
+  CHECK(absl::IsUnavailable(node.status()));
+  CHECK(node.status().message().find(config.docker.unix_socket) != std::string::npos);
+  // Nothing was started that could outlive the failure.
+  CHECK(ThreadCount() <= threads_before);
+}
+
+TEST_CASE("a spoke node whose TLS files are missing fails naming the file before the engine",
+          "[spoke_node]") {
+  ScratchDir dir("spoke-node-no-tls");
+  FakeClock clock;
+  FakeDockerEngine engine;
+  config::SpokeConfig config = InProcessConfig(dir);
+  config.tls = {.cert_file = (dir.path() / "spoke.crt").string(),
+                .key_file = (dir.path() / "spoke.key").string(),
+                .ca_file = (dir.path() / "ca.crt").string()};
+  const int threads_before = ThreadCount();
+  auto node = SpokeNode::Start(config, {.engine = &engine}, clock);
+  REQUIRE_FALSE(node.ok());
+  INFO(node.status().ToString());
+  CHECK(node.status().message().find(config.tls.cert_file) != std::string::npos);
+  CHECK(ThreadCount() <= threads_before);
+}
+
+TEST_CASE("an in-process spoke node serves its box service on the in-process channel only",
+          "[spoke_node]") {
+  ScratchDir dir("spoke-node-in-process");
+  FakeClock clock;
+  FakeDockerEngine engine;
+  const config::SpokeConfig config = InProcessConfig(dir);
+  auto node =
+      SpokeNode::Start(config, {.transport = SpokeTransport::kInProcess, .engine = &engine}, clock);
+  INFO(node.status().ToString());
+  REQUIRE(node.ok());
+  CHECK((*node)->port() == 0);
+
+  // Its state directory is made, for the owner alone.
+  struct stat st {};
+  REQUIRE(::stat(config.state_dir.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+
+  // No TLS and no peer check on a channel that never leaves the process; the spoke is "local"
+  // whatever its config calls it.
+  const std::shared_ptr<grpc::Channel> channel = (*node)->InProcessChannel();
+  REQUIRE(channel != nullptr);
+  v1::HealthResponse health;
+  grpc::Status status = Health(channel, &health);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  CHECK(health.spoke_name() == "local");
+  CHECK(health.engine().reachable());
+  CHECK(health.capacity().max_boxes() == static_cast<uint32_t>(config.boxes.max_boxes));
+
+  // A second Stop does nothing. (The channel is not called after Stop: see the header.)
+  (*node)->Stop();
+  (*node)->Stop();
+}
+
+TEST_CASE("a spoke node serves over mutual TLS on the port it bound, to the hub identity only",
+          "[spoke_node]") {
+  ScratchDir dir("spoke-node-mtls");
+  FakeClock clock;
+  FakeDockerEngine engine;
+  auto ca = common::MakeCa("spoke node test", absl::Hours(1));
+  REQUIRE(ca.ok());
+  const config::SpokeConfig config = MutualTlsConfig(dir, *ca);
+  auto node = SpokeNode::Start(config, {.engine = &engine}, clock);
+  INFO(node.status().ToString());
+  REQUIRE(node.ok());
+  REQUIRE((*node)->port() > 0);
+  CHECK((*node)->InProcessChannel() == nullptr);
+
+  const std::string address = "127.0.0.1:" + std::to_string((*node)->port());
+  auto dial_as = [&](const std::string& identity) {
+    return grpc::CreateChannel(
+        address, common::MutualTlsChannelCredentials(testing::IssueForTest(*ca, identity, "x")));
+  };
+  v1::HealthResponse health;
+  grpc::Status as_hub = Health(dial_as(std::string(common::kHubIdentity)), &health);
+  INFO(as_hub.error_message());
+  REQUIRE(as_hub.ok());
+  CHECK(health.spoke_name() == "spoke-1");
+  CHECK(Health(dial_as(common::SpokeIdentity("spoke-2")), &health).error_code() ==
+        grpc::StatusCode::PERMISSION_DENIED);
+
+  (*node)->Stop();
+  CHECK_FALSE(Health(dial_as(std::string(common::kHubIdentity)), &health).ok());
+}
+
+}  // namespace
+}  // namespace llmbox::spoke::node
