@@ -40,6 +40,7 @@
 #include "hub/boxes/registry.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/enrollment_service.h"
+#include "hub/cluster/grpc_spoke_client.h"
 #include "hub/cluster/join_tokens.h"
 #include "hub/cluster/remote_spokes.h"
 #include "hub/config/hub_config.h"
@@ -342,7 +343,7 @@ struct LocalSpoke {
   std::unique_ptr<spoke::reaper::Reaper> reaper;
   std::unique_ptr<spoke::service::BoxServiceImpl> service;
   std::unique_ptr<grpc::Server> server;
-  std::shared_ptr<v1::BoxService::StubInterface> stub;
+  std::shared_ptr<hub::cluster::SpokeClient> client;
 
   ~LocalSpoke() {
     if (reaper) reaper->Stop();
@@ -378,7 +379,7 @@ absl::StatusOr<std::unique_ptr<LocalSpoke>> StartLocalSpoke(
   if (local->server == nullptr) return absl::InternalError("the in-process spoke did not start");
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(8 << 20);
-  local->stub = v1::BoxService::NewStub(local->server->InProcessChannel(args));
+  local->client = hub::cluster::MakeGrpcSpokeClient(local->server->InProcessChannel(args));
   local->reaper->Start();
   return local;
 }
@@ -397,7 +398,7 @@ int Serve(const hub::config::HubConfig& config) {
     auto started = StartLocalSpoke(config.local_spoke_config);
     if (!started.ok()) return Fail(started.status());
     local = *std::move(started);
-    spokes.Add("local", local->stub, /*local=*/true);
+    spokes.Add("local", local->client, /*local=*/true);
   }
   // The cluster: spokes that joined are dialed with mutual TLS, and the enrollment service
   // listens for more.

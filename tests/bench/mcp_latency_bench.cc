@@ -33,6 +33,7 @@
 #include "common/secrets.h"
 #include "hub/boxes/box_tools.h"
 #include "hub/boxes/registry.h"
+#include "hub/cluster/grpc_spoke_client.h"
 #include "hub/http/server.h"
 #include "hub/mcp/endpoint.h"
 #include "hub/store/sqlite_store.h"
@@ -249,8 +250,8 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   builder.RegisterService(&service);
   auto grpc_server = builder.BuildAndStart();
-  std::shared_ptr<v1::BoxService::StubInterface> stub =
-      v1::BoxService::NewStub(grpc_server->InProcessChannel(grpc::ChannelArguments()));
+  std::shared_ptr<hub::cluster::SpokeClient> stub =
+      hub::cluster::MakeGrpcSpokeClient(grpc_server->InProcessChannel(grpc::ChannelArguments()));
 
   hub::boxes::SpokeDirectory spokes;
   spokes.Add("local", stub, true);
