@@ -163,7 +163,7 @@ class BoxRegistry {
   absl::StatusOr<std::string> Place(const std::string& image);
   std::string AuthUrl(std::string_view token) const;
   // DestroyBox for `box_id` on `spoke` within call_timeout; the spoke's status.
-  absl::Status DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id);
+  [[nodiscard]] absl::Status DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id);
   // Whether a record still creating is older than any create could take (a hub stopped
   // mid-create left it).
   bool InterruptedCreate(const store::BoxRecord& record);
