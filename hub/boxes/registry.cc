@@ -9,7 +9,6 @@
 #include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
-#include "common/grpc_status.h"
 #include "common/secrets.h"
 #include "common/status.h"
 #include "common/validate.h"
@@ -20,51 +19,15 @@ namespace {
 using store::BoxRecord;
 using store::Phase;
 
-store::Phase FromProto(v1::BoxPhase phase) {
-  switch (phase) {
-    case v1::BOX_PHASE_CREATING:
-      return Phase::kCreating;
-    case v1::BOX_PHASE_PENDING:
-      return Phase::kPending;
-    case v1::BOX_PHASE_ACTIVATING:
-      return Phase::kActivating;
-    case v1::BOX_PHASE_READY:
-      return Phase::kReady;
-    case v1::BOX_PHASE_ERROR:
-      return Phase::kError;
-    case v1::BOX_PHASE_DESTROYED:
-      return Phase::kGone;
-    default:
-      return Phase::kError;
-  }
-}
-
-std::int64_t ToMs(const google::protobuf::Timestamp& t) {
-  return t.seconds() * 1000 + t.nanos() / 1'000'000;
-}
-
-void SetDuration(google::protobuf::Duration* out, std::chrono::milliseconds d) {
-  out->set_seconds(d.count() / 1000);
-  out->set_nanos(static_cast<int>((d.count() % 1000) * 1'000'000));
-}
-
-// A deadline-bounded context for one call to a spoke.
-std::unique_ptr<grpc::ClientContext> Context(std::chrono::milliseconds timeout) {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + timeout);
-  return context;
-}
-
 // A spoke's error with the spoke named, keeping its code.
-absl::Status SpokeError(std::string_view spoke, const grpc::Status& status) {
-  absl::Status converted = common::FromGrpcStatus(status);
-  std::string message(common::AsStd(converted.message()));
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+absl::Status SpokeError(std::string_view spoke, const absl::Status& status) {
+  std::string message(common::AsStd(status.message()));
+  if (absl::IsUnavailable(status)) {
     message = "spoke \"" + std::string(spoke) + "\" cannot be reached: " + message;
-  } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+  } else if (absl::IsDeadlineExceeded(status)) {
     message = "spoke \"" + std::string(spoke) + "\" did not answer in time";
   }
-  return absl::Status(converted.code(), message);
+  return absl::Status(status.code(), message);
 }
 
 absl::Status NoSuchBox(std::string_view box_id) {
@@ -75,10 +38,10 @@ absl::Status NoSuchBox(std::string_view box_id) {
 
 }  // namespace
 
-void SpokeDirectory::Add(std::string name, std::shared_ptr<v1::BoxService::StubInterface> stub,
+void SpokeDirectory::Add(std::string name, std::shared_ptr<cluster::SpokeClient> client,
                          bool local) {
   std::lock_guard lock(mu_);
-  Entry entry{.name = name, .local = local, .stub = std::move(stub)};
+  Entry entry{.name = name, .local = local, .client = std::move(client)};
   spokes_[std::move(name)] = std::move(entry);
 }
 
@@ -88,10 +51,10 @@ void SpokeDirectory::Remove(std::string_view name) {
   if (it != spokes_.end()) spokes_.erase(it);
 }
 
-std::shared_ptr<v1::BoxService::StubInterface> SpokeDirectory::Find(std::string_view name) const {
+std::shared_ptr<cluster::SpokeClient> SpokeDirectory::Find(std::string_view name) const {
   std::lock_guard lock(mu_);
   auto it = spokes_.find(name);
-  return it == spokes_.end() ? nullptr : it->second.stub;
+  return it == spokes_.end() ? nullptr : it->second.client;
 }
 
 std::vector<SpokeDirectory::Entry> SpokeDirectory::List() const {
@@ -120,14 +83,14 @@ void BoxRegistry::SetPublicUrl(std::string public_url) {
   options_.public_url = std::move(public_url);
 }
 
-absl::StatusOr<std::shared_ptr<v1::BoxService::StubInterface>> BoxRegistry::SpokeFor(
+absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> BoxRegistry::SpokeFor(
     const BoxRecord& record) const {
-  auto stub = spokes_.Find(record.spoke);
-  if (stub == nullptr) {
+  auto client = spokes_.Find(record.spoke);
+  if (client == nullptr) {
     return absl::UnavailableError("box \"" + record.box_id + "\" is on spoke \"" + record.spoke +
                                   "\", which this hub does not know (any more)");
   }
-  return stub;
+  return client;
 }
 
 absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
@@ -146,8 +109,8 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
     LLMBOX_ASSIGN_OR_RETURN(spoke,
                             Place(request.image.empty() ? options_.default_image : request.image));
   }
-  auto stub = spokes_.Find(spoke);
-  if (stub == nullptr) {
+  auto client = spokes_.Find(spoke);
+  if (client == nullptr) {
     std::string known;
     for (const auto& entry : spokes_.List()) known += (known.empty() ? "" : ", ") + entry.name;
     return absl::InvalidArgumentError("unknown spoke " + common::QuoteForMessage(spoke) +
@@ -168,21 +131,18 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   LLMBOX_RETURN_IF_ERROR(store_.InsertBox(record));
   if (progress) progress(1, 3, "creating the box on spoke " + spoke);
 
-  v1::CreateBoxRequest create;
-  create.set_box_id(box_id);
-  create.set_image(record.image);
-  create.set_description(request.description);
-  create.set_owner(request.created_by);
-  v1::CreateBoxResponse created;
-  auto context = Context(options_.create_timeout);
-  grpc::Status status = stub->CreateBox(context.get(), create, &created);
-  if (!status.ok()) {
+  auto created = client->CreateBox({.box_id = box_id,
+                                    .image = record.image,
+                                    .description = request.description,
+                                    .owner = request.created_by},
+                                   options_.create_timeout);
+  if (!created.ok()) {
     // After a timeout or a lost connection the spoke may still finish the box; take it down so
     // no unreachable box is left behind.
-    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
-        status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-        status.error_code() == grpc::StatusCode::CANCELLED) {
-      (void)DestroyOnSpoke(*stub, box_id);
+    const absl::Status& status = created.status();
+    if (absl::IsDeadlineExceeded(status) || absl::IsUnavailable(status) ||
+        absl::IsCancelled(status)) {
+      (void)DestroyOnSpoke(*client, box_id);
     }
     if (auto st = store_.DeleteBox(box_id); !st.ok()) {
       spdlog::warn("box {}: could not forget the failed create: {}", box_id,
@@ -190,14 +150,14 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
     }
     return SpokeError(spoke, status);
   }
-  record.container_id = created.box().container_id();
-  record.image = created.box().image();
+  record.container_id = created->box.container_id;
+  record.image = created->box.image;
   record.phase = Phase::kPending;
-  record.authorize_url = created.authorize_url();
-  record.expires_at_ms = ToMs(created.box().expires_at());
+  record.authorize_url = created->authorize_url;
+  record.expires_at_ms = created->box.expires_at.time_since_epoch().count();
   record.updated_at_ms = NowMs();
   if (auto st = store_.UpdateBox(record); !st.ok()) {
-    (void)DestroyOnSpoke(*stub, box_id);
+    (void)DestroyOnSpoke(*client, box_id);
     (void)store_.DeleteBox(box_id);
     return st;
   }
@@ -219,11 +179,9 @@ absl::StatusOr<std::vector<BoxRecord>> BoxRegistry::List(const store::BoxFilter&
 
 absl::Status BoxRegistry::Destroy(std::string_view box_id) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(box_id));
-  LLMBOX_ASSIGN_OR_RETURN(auto stub, SpokeFor(record));
-  grpc::Status status = DestroyOnSpoke(*stub, record.box_id);
-  if (!status.ok() && status.error_code() != grpc::StatusCode::NOT_FOUND) {
-    return SpokeError(record.spoke, status);
-  }
+  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
+  absl::Status status = DestroyOnSpoke(*client, record.box_id);
+  if (!status.ok() && !absl::IsNotFound(status)) return SpokeError(record.spoke, status);
   if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
     return st;
   }
@@ -234,21 +192,17 @@ absl::Status BoxRegistry::Destroy(std::string_view box_id) {
 absl::StatusOr<LogsResult> BoxRegistry::Logs(std::string_view box_id,
                                              std::optional<std::uint32_t> tail) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(box_id));
-  LLMBOX_ASSIGN_OR_RETURN(auto stub, SpokeFor(record));
+  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
   const std::uint32_t lines = tail.value_or(options_.default_log_lines);
   if (lines < 1 || lines > options_.max_log_lines) {
     return absl::InvalidArgumentError("tail must be 1.." + std::to_string(options_.max_log_lines) +
                                       ", got " + std::to_string(lines));
   }
-  v1::GetLogsRequest request;
-  request.set_box_id(record.box_id);
-  request.set_tail_lines(lines);
-  request.set_max_bytes(options_.max_log_bytes);
-  v1::GetLogsResponse response;
-  auto context = Context(options_.call_timeout);
-  grpc::Status status = stub->GetLogs(context.get(), request, &response);
-  if (!status.ok()) return SpokeError(record.spoke, status);
-  return LogsResult{.logs = response.logs(), .truncated = response.truncated()};
+  auto logs = client->GetLogs(
+      {.box_id = record.box_id, .tail_lines = lines, .max_bytes = options_.max_log_bytes},
+      options_.call_timeout);
+  if (!logs.ok()) return SpokeError(record.spoke, logs.status());
+  return LogsResult{.logs = std::move(logs->logs), .truncated = logs->truncated};
 }
 
 absl::StatusOr<ExecResult> BoxRegistry::Exec(
@@ -265,55 +219,44 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
                                       std::to_string(limit.count()));
   }
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(box_id));
-  LLMBOX_ASSIGN_OR_RETURN(auto stub, SpokeFor(record));
-  v1::ExecRequest request;
-  request.set_box_id(record.box_id);
-  for (const auto& arg : argv) request.add_argv(arg);
-  SetDuration(request.mutable_timeout(), limit);
-  request.set_max_output_bytes(options_.max_exec_output_bytes);
-  v1::ExecResponse response;
+  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
   // The spoke enforces `limit` itself; the margin covers the round trip.
-  auto context = Context(limit + std::chrono::seconds(15));
-  grpc::ClientContext* raw = context.get();
-  if (on_cancel) on_cancel([raw] { raw->TryCancel(); });
-  grpc::Status status = stub->Exec(raw, request, &response);
-  if (status.error_code() == grpc::StatusCode::CANCELLED) {
-    return absl::CancelledError("exec cancelled by the client");
-  }
-  if (!status.ok()) return SpokeError(record.spoke, status);
-  return ExecResult{.exit_code = response.exit_code(),
-                    .stdout_text = response.stdout(),
-                    .stderr_text = response.stderr(),
-                    .truncated = response.stdout_truncated() || response.stderr_truncated(),
-                    .timed_out = response.timed_out()};
+  auto ran = client->Exec({.box_id = record.box_id,
+                           .argv = argv,
+                           .timeout = limit,
+                           .max_output_bytes = options_.max_exec_output_bytes},
+                          limit + std::chrono::seconds(15), on_cancel);
+  if (absl::IsCancelled(ran.status())) return absl::CancelledError("exec cancelled by the client");
+  if (!ran.ok()) return SpokeError(record.spoke, ran.status());
+  return ExecResult{.exit_code = ran->exit_code,
+                    .stdout_text = std::move(ran->stdout_text),
+                    .stderr_text = std::move(ran->stderr_text),
+                    .truncated = ran->stdout_truncated || ran->stderr_truncated,
+                    .timed_out = ran->timed_out};
 }
 
 namespace {
 
-struct SpokeHealth {
+struct HealthAnswer {
   SpokeDirectory::Entry entry;
-  grpc::Status status;
-  v1::HealthResponse health;
+  absl::StatusOr<cluster::SpokeHealth> health;
 };
 
 // Every spoke's health, asked at once (a slow spoke costs `timeout`, not a sum of them).
-std::vector<SpokeHealth> HealthOfAll(std::vector<SpokeDirectory::Entry> spokes,
-                                     std::chrono::milliseconds timeout) {
-  std::vector<SpokeHealth> out;
-  for (auto& entry : spokes) out.push_back({.entry = std::move(entry)});
+std::vector<HealthAnswer> HealthOfAll(std::vector<SpokeDirectory::Entry> spokes,
+                                      std::chrono::milliseconds timeout) {
+  std::vector<HealthAnswer> out;
+  for (auto& entry : spokes) {
+    out.push_back({.entry = std::move(entry), .health = absl::UnknownError("not asked")});
+  }
   std::vector<std::future<void>> calls;
   for (auto& spoke : out) {
     calls.push_back(std::async(std::launch::async, [&spoke, timeout] {
-      auto context = Context(timeout);
-      spoke.status = spoke.entry.stub->Health(context.get(), v1::HealthRequest(), &spoke.health);
+      spoke.health = spoke.entry.client->Health(timeout);
     }));
   }
   for (auto& call : calls) call.wait();
   return out;
-}
-
-std::uint32_t BoxesOf(const v1::Capacity& capacity) {
-  return capacity.creating() + capacity.pending() + capacity.ready() + capacity.error();
 }
 
 }  // namespace
@@ -322,30 +265,30 @@ absl::StatusOr<std::string> BoxRegistry::Place(const std::string& image) {
   auto all = spokes_.List();
   if (all.empty()) return absl::UnavailableError("this hub has no spokes to place a box on");
   if (all.size() == 1) return all.front().name;
-  const SpokeHealth* best = nullptr;
+  const HealthAnswer* best = nullptr;
   std::vector<std::string> passed_over;
   const auto spokes = HealthOfAll(std::move(all), std::chrono::milliseconds(2000));
   for (const auto& spoke : spokes) {
     const std::string& name = spoke.entry.name;
-    const auto& capacity = spoke.health.capacity();
-    const auto& images = spoke.health.allowed_images();
-    if (!spoke.status.ok()) {
-      passed_over.push_back(name + " is unreachable (" + spoke.status.error_message() + ")");
-    } else if (!spoke.health.engine().reachable()) {
-      passed_over.push_back(name + "'s Docker engine is down (" + spoke.health.engine().error() +
-                            ")");
+    if (!spoke.health.ok()) {
+      passed_over.push_back(name + " is unreachable (" +
+                            std::string(common::AsStd(spoke.health.status().message())) + ")");
+      continue;
+    }
+    const cluster::SpokeHealth& health = *spoke.health;
+    const auto& images = health.allowed_images;
+    if (!health.engine_reachable) {
+      passed_over.push_back(name + "'s Docker engine is down (" + health.engine_error + ")");
     } else if (!image.empty() && std::find(images.begin(), images.end(), image) == images.end()) {
       passed_over.push_back(name + " does not allow image " + common::QuoteForMessage(image));
-    } else if (BoxesOf(capacity) >= capacity.max_boxes()) {
-      passed_over.push_back(name + " is full (" + std::to_string(BoxesOf(capacity)) + " of " +
-                            std::to_string(capacity.max_boxes()) + " boxes)");
+    } else if (health.Boxes() >= health.max_boxes) {
+      passed_over.push_back(name + " is full (" + std::to_string(health.Boxes()) + " of " +
+                            std::to_string(health.max_boxes) + " boxes)");
     } else {
-      auto free = [](const SpokeHealth& s) {
-        return s.health.capacity().max_boxes() - BoxesOf(s.health.capacity());
-      };
+      auto free = [](const cluster::SpokeHealth& h) { return h.max_boxes - h.Boxes(); };
       // Spokes come by name, so on a full tie the first name stays.
-      if (best == nullptr || free(spoke) > free(*best) ||
-          (free(spoke) == free(*best) && BoxesOf(capacity) < BoxesOf(best->health.capacity()))) {
+      if (best == nullptr || free(health) > free(*best->health) ||
+          (free(health) == free(*best->health) && health.Boxes() < best->health->Boxes())) {
         best = &spoke;
       }
     }
@@ -363,12 +306,12 @@ std::vector<SpokeStatus> BoxRegistry::Spokes() {
   std::vector<SpokeStatus> out;
   for (const auto& spoke : HealthOfAll(spokes_.List(), std::chrono::milliseconds(3000))) {
     SpokeStatus status{
-        .name = spoke.entry.name, .local = spoke.entry.local, .connected = spoke.status.ok()};
-    if (spoke.status.ok()) {
-      status.max_boxes = spoke.health.capacity().max_boxes();
-      status.boxes = BoxesOf(spoke.health.capacity());
+        .name = spoke.entry.name, .local = spoke.entry.local, .connected = spoke.health.ok()};
+    if (spoke.health.ok()) {
+      status.max_boxes = spoke.health->max_boxes;
+      status.boxes = spoke.health->Boxes();
     } else {
-      status.error = spoke.status.error_message();
+      status.error = common::AsStd(spoke.health.status().message());
     }
     out.push_back(std::move(status));
   }
@@ -425,58 +368,50 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
                                          std::string(store::PhaseName(record.phase)) +
                                          " and cannot take a code now");
   }
-  LLMBOX_ASSIGN_OR_RETURN(auto stub, SpokeFor(record));
+  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
   record.phase = Phase::kActivating;
   record.updated_at_ms = NowMs();
   LLMBOX_RETURN_IF_ERROR(store_.UpdateBox(record));
 
-  v1::SubmitCodeRequest request;
-  request.set_box_id(record.box_id);
-  request.set_code(std::string(code));
-  SetDuration(request.mutable_timeout(), options_.submit_timeout);
-  v1::SubmitCodeResponse response;
-  auto context = Context(options_.submit_timeout + std::chrono::seconds(15));
-  grpc::Status status = stub->SubmitCode(context.get(), request, &response);
+  auto outcome = client->SubmitCode(
+      {.box_id = record.box_id, .code = std::string(code), .timeout = options_.submit_timeout},
+      options_.submit_timeout + std::chrono::seconds(15));
   SubmitResult result;
-  if (!status.ok()) {
+  if (!outcome.ok()) {
+    const absl::Status error = SpokeError(record.spoke, outcome.status());
     record.phase = Phase::kPending;
-    record.last_error = common::AsStd(SpokeError(record.spoke, status).message());
+    record.last_error = common::AsStd(error.message());
     record.updated_at_ms = NowMs();
     if (auto st = store_.UpdateBox(record); !st.ok()) {
       spdlog::warn("box {}: could not record the failed activation: {}", record.box_id,
                    common::AsStd(st.message()));
     }
-    return SpokeError(record.spoke, status);
+    return error;
   }
-  result.activated = response.activated();
-  result.attempts_remaining = response.attempts_remaining();
-  if (response.activated()) {
+  result.activated = outcome->activated;
+  result.attempts_remaining = outcome->attempts_remaining;
+  if (outcome->activated) {
     record.phase = Phase::kReady;
-    record.session_url = response.session_url();
+    record.session_url = outcome->session_url;
     record.last_error.clear();
-    result.session_url = response.session_url();
+    result.session_url = outcome->session_url;
   } else {
-    result.box_error = response.box_error();
-    record.last_error = response.box_error();
-    if (!response.authorize_url().empty()) record.authorize_url = response.authorize_url();
-    record.phase = response.attempts_remaining() == 0 ? Phase::kError : Phase::kPending;
+    result.box_error = outcome->box_error;
+    record.last_error = outcome->box_error;
+    if (!outcome->authorize_url.empty()) record.authorize_url = outcome->authorize_url;
+    record.phase = outcome->attempts_remaining == 0 ? Phase::kError : Phase::kPending;
   }
   record.activation_attempts += 1;
   record.updated_at_ms = NowMs();
   LLMBOX_RETURN_IF_ERROR(store_.UpdateBox(record));
   result.record = record;
   spdlog::info("box {}: activation {}", record.box_id,
-               response.activated() ? "succeeded" : "refused by the box");
+               outcome->activated ? "succeeded" : "refused by the box");
   return result;
 }
 
-grpc::Status BoxRegistry::DestroyOnSpoke(v1::BoxService::StubInterface& stub,
-                                         const std::string& box_id) {
-  v1::DestroyBoxRequest destroy;
-  destroy.set_box_id(box_id);
-  v1::DestroyBoxResponse destroyed;
-  auto context = Context(options_.call_timeout);
-  return stub.DestroyBox(context.get(), destroy, &destroyed);
+absl::Status BoxRegistry::DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id) {
+  return spoke.DestroyBox(box_id, options_.call_timeout);
 }
 
 bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
@@ -487,15 +422,14 @@ bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
 std::vector<std::string> BoxRegistry::Reconcile() {
   std::vector<std::string> unknown;
   for (const auto& entry : spokes_.List()) {
-    v1::ListBoxesResponse listed;
-    auto context = Context(options_.call_timeout);
-    grpc::Status status = entry.stub->ListBoxes(context.get(), v1::ListBoxesRequest(), &listed);
-    if (!status.ok()) {
-      spdlog::warn("reconcile: spoke {} cannot be listed: {}", entry.name, status.error_message());
+    auto listed = entry.client->ListBoxes(options_.call_timeout);
+    if (!listed.ok()) {
+      spdlog::warn("reconcile: spoke {} cannot be listed: {}", entry.name,
+                   common::AsStd(listed.status().message()));
       continue;
     }
-    std::map<std::string, const v1::Box*> on_spoke;
-    for (const auto& box : listed.boxes()) on_spoke[common::CanonicalBoxId(box.box_id())] = &box;
+    std::map<std::string, const cluster::SpokeBox*> on_spoke;
+    for (const auto& box : *listed) on_spoke[common::CanonicalBoxId(box.box_id)] = &box;
     auto records = store_.ListBoxes({.spoke = entry.name});
     if (!records.ok()) {
       spdlog::warn("reconcile: registry cannot be read: {}",
@@ -511,12 +445,12 @@ std::vector<std::string> BoxRegistry::Reconcile() {
         // by a hub that stopped mid-create. Nobody got its activation link and the hub never
         // got its authorize URL, so the box is of no use: take it down and free the id.
         if (it != on_spoke.end()) {
-          grpc::Status gone = DestroyOnSpoke(*entry.stub, record.box_id);
-          if (!gone.ok() && gone.error_code() != grpc::StatusCode::NOT_FOUND) {
+          absl::Status gone = DestroyOnSpoke(*entry.client, record.box_id);
+          if (!gone.ok() && !absl::IsNotFound(gone)) {
             spdlog::warn(
                 "reconcile: box {}: its interrupted create could not be undone on spoke "
                 "{} (tried again later): {}",
-                record.box_id, entry.name, gone.error_message());
+                record.box_id, entry.name, common::AsStd(gone.message()));
             continue;
           }
         }
@@ -539,12 +473,12 @@ std::vector<std::string> BoxRegistry::Reconcile() {
         updated.last_error = "the box is no longer on spoke " + entry.name +
                              " (reaped after its activation deadline, or removed)";
       } else {
-        const Phase phase = FromProto(it->second->phase());
-        if (phase == Phase::kActivating || record.phase == Phase::kActivating) continue;
-        updated.phase = phase;
-        if (!it->second->session_url().empty()) updated.session_url = it->second->session_url();
-        if (!it->second->last_error().empty()) updated.last_error = it->second->last_error();
-        if (updated.container_id.empty()) updated.container_id = it->second->container_id();
+        const cluster::SpokeBox& box = *it->second;
+        if (box.phase == Phase::kActivating || record.phase == Phase::kActivating) continue;
+        updated.phase = box.phase;
+        if (!box.session_url.empty()) updated.session_url = box.session_url;
+        if (!box.last_error.empty()) updated.last_error = box.last_error;
+        if (updated.container_id.empty()) updated.container_id = box.container_id;
       }
       if (updated.phase != record.phase || updated.session_url != record.session_url ||
           updated.last_error != record.last_error) {
@@ -563,8 +497,8 @@ std::vector<std::string> BoxRegistry::Reconcile() {
             "reconcile: spoke {} has managed box {} that this hub does not know "
             "(made by another hub, or its record was lost); the spoke's reaper removes "
             "it if it was never activated",
-            entry.name, box->box_id());
-        unknown.push_back(entry.name + "/" + box->box_id());
+            entry.name, box->box_id);
+        unknown.push_back(entry.name + "/" + box->box_id);
       }
     }
   }

@@ -3,7 +3,7 @@
 // The hub's side of a box's life: it reserves the id in the Store, places the box on a spoke,
 // keeps the activation token (by hash) and the authorize URL (server-side only), and turns
 // spoke answers into what the hub reports. The MCP tools (box_tools.h) and the activation
-// page call it; it never talks Docker, only the spokes' BoxService.
+// page call it; it never talks Docker, only to the spokes (through cluster::SpokeClient).
 //
 //   BoxRegistry registry(store, spokes, clock, {.public_url = "https://hub.example.com"});
 //   LLMBOX_ASSIGN_OR_RETURN(CreatedBox box, registry.Create({.box_id = "demo"}, progress));
@@ -29,24 +29,24 @@
 #include "absl/status/statusor.h"
 
 #include "common/clock.h"
+#include "hub/cluster/spoke_client.h"
 #include "hub/store/store.h"
-#include "llmbox/v1/box.grpc.pb.h"
 
 namespace llmbox::hub::boxes {
 
 // The spokes the hub can place boxes on, by name. Thread-safe.
 class SpokeDirectory {
  public:
-  // Adds a spoke, or replaces the one of that name.
-  void Add(std::string name, std::shared_ptr<v1::BoxService::StubInterface> stub, bool local);
+  // Adds a spoke (`client` never null), or replaces the one of that name.
+  void Add(std::string name, std::shared_ptr<cluster::SpokeClient> client, bool local);
   // Forgets a spoke; nothing when unknown.
   void Remove(std::string_view name);
   // nullptr when unknown.
-  std::shared_ptr<v1::BoxService::StubInterface> Find(std::string_view name) const;
+  std::shared_ptr<cluster::SpokeClient> Find(std::string_view name) const;
   struct Entry {
     std::string name;
     bool local = false;
-    std::shared_ptr<v1::BoxService::StubInterface> stub;
+    std::shared_ptr<cluster::SpokeClient> client;
   };
   std::vector<Entry> List() const;  // by name
 
@@ -162,12 +162,12 @@ class BoxRegistry {
   // ResourceExhausted naming each spoke and why it was passed over.
   absl::StatusOr<std::string> Place(const std::string& image);
   std::string AuthUrl(std::string_view token) const;
-  // DestroyBox for `box_id` on `stub` within call_timeout; the spoke's status.
-  grpc::Status DestroyOnSpoke(v1::BoxService::StubInterface& stub, const std::string& box_id);
+  // DestroyBox for `box_id` on `spoke` within call_timeout; the spoke's status.
+  [[nodiscard]] absl::Status DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id);
   // Whether a record still creating is older than any create could take (a hub stopped
   // mid-create left it).
   bool InterruptedCreate(const store::BoxRecord& record);
-  absl::StatusOr<std::shared_ptr<v1::BoxService::StubInterface>> SpokeFor(
+  absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> SpokeFor(
       const store::BoxRecord& record) const;
   std::int64_t NowMs();
 

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/status.h"
+#include "hub/cluster/grpc_spoke_client.h"
 
 namespace llmbox::hub::cluster {
 
@@ -47,7 +48,7 @@ absl::Status RemoteSpokes::Sync() {
                                   common::PinnedMutualTlsChannelCredentials(
                                       hub_, common::SpokeIdentity(spoke.name), std::move(accepted)),
                                   args);
-    directory_.Add(spoke.name, v1::BoxService::NewStub(channel), /*local=*/false);
+    directory_.Add(spoke.name, MakeGrpcSpokeClient(std::move(channel)), /*local=*/false);
     spdlog::info("cluster: spoke {} at {}", spoke.name, spoke.advertise_address);
   }
   for (auto it = dialed_.begin(); it != dialed_.end();) {

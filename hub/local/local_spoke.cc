@@ -36,47 +36,20 @@ absl::StatusOr<spoke::config::SpokeConfig> ReadLocalSpokeConfig(const config::Hu
   return spoke;
 }
 
-InProcessSpoke::~InProcessSpoke() {
-  if (reaper_) reaper_->Stop();
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-}
-
 absl::StatusOr<std::unique_ptr<InProcessSpoke>> StartLocalSpoke(
-    const spoke::config::SpokeConfig& config) {
-  std::unique_ptr<InProcessSpoke> local(new InProcessSpoke());
-  LLMBOX_RETURN_IF_ERROR(server::EnsureStateDir(config.state_dir));
-  LLMBOX_ASSIGN_OR_RETURN(local->engine_, spoke::docker::CurlDockerEngine::Create(config.docker));
-  LLMBOX_ASSIGN_OR_RETURN(auto info, local->engine_->Ping());
-  spdlog::info("local spoke: Docker engine {} (API {}) at {}", info.server_version,
-               info.api_version, info.endpoint);
-  local->subprocesses_ = std::make_unique<common::PosixSubprocessRunner>();
-  local->hooks_ = std::make_unique<spoke::hooks::HookRunner>(*local->subprocesses_, config.hooks);
-  local->boxes_ =
-      std::make_unique<spoke::box::BoxManager>(*local->engine_, config.boxes, local->hooks_.get());
-  LLMBOX_RETURN_IF_ERROR(local->boxes_->Recover());
-  local->reaper_ = std::make_unique<spoke::reaper::Reaper>(
-      *local->boxes_, *local->engine_, common::SystemClock::Get(), config.reaper);
-  local->service_ = std::make_unique<spoke::service::BoxServiceImpl>(
-      *local->boxes_, *local->engine_,
-      spoke::service::BoxServiceOptions{.spoke_name = "local",
-                                        .allowed_peer = "",
-                                        .boxes = config.boxes,
-                                        .auth_ttl = config.reaper.auth_ttl});
-  grpc::ServerBuilder builder;
-  builder.RegisterService(local->service_.get());
-  builder.SetMaxReceiveMessageSize(4 << 20);
-  local->server_ = builder.BuildAndStart();
-  if (local->server_ == nullptr) return absl::InternalError("the in-process spoke did not start");
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(8 << 20);
-  local->channel_ = local->server_->InProcessChannel(args);
-  local->reaper_->Start();
-  return local;
+    const spoke::config::SpokeConfig& config, common::Clock& clock) {
+  LLMBOX_ASSIGN_OR_RETURN(
+      std::unique_ptr<spoke::node::SpokeNode> node,
+      spoke::node::SpokeNode::Start(
+          config, {.transport = spoke::node::SpokeTransport::kInProcess}, clock));
+  return std::make_unique<InProcessSpoke>(std::move(node));
 }
 
-server::LocalSpokeFactory LocalSpokeFactory(spoke::config::SpokeConfig config) {
-  return [config = std::move(config)]() -> absl::StatusOr<std::unique_ptr<server::LocalSpoke>> {
-    LLMBOX_ASSIGN_OR_RETURN(std::unique_ptr<InProcessSpoke> spoke, StartLocalSpoke(config));
+server::LocalSpokeFactory LocalSpokeFactory(spoke::config::SpokeConfig config,
+                                            common::Clock& clock) {
+  return [config = std::move(config),
+          &clock]() -> absl::StatusOr<std::unique_ptr<server::LocalSpoke>> {
+    LLMBOX_ASSIGN_OR_RETURN(std::unique_ptr<InProcessSpoke> spoke, StartLocalSpoke(config, clock));
     return spoke;
   };
 }

@@ -17,15 +17,12 @@
 #include "absl/status/statusor.h"
 #include <grpcpp/grpcpp.h>
 
-#include "common/subprocess.h"
+#include "common/clock.h"
 #include "hub/config/hub_config.h"
 #include "hub/server/local_spoke.h"
 #include "spoke/box/manager.h"
 #include "spoke/config/spoke_config.h"
-#include "spoke/docker/engine.h"
-#include "spoke/hooks/hook_runner.h"
-#include "spoke/reaper/reaper.h"
-#include "spoke/service/box_service.h"
+#include "spoke/node/spoke_node.h"
 
 namespace llmbox::hub::local {
 
@@ -37,37 +34,30 @@ namespace llmbox::hub::local {
 [[nodiscard]] absl::StatusOr<spoke::config::SpokeConfig> ReadLocalSpokeConfig(
     const config::HubConfig& config);
 
-// The spoke's parts, built and started by StartLocalSpoke.
+// The spoke's own assembly (spoke::node::SpokeNode) in its in-process mode, as the hub sees
+// it. Destroying it stops the node (reaper, then the server with 5 s for calls in flight).
 class InProcessSpoke final : public server::LocalSpoke {
  public:
-  ~InProcessSpoke() override;  // stops the reaper, then the server (5 s for calls in flight)
+  explicit InProcessSpoke(std::unique_ptr<spoke::node::SpokeNode> node)
+      : node_(std::move(node)), channel_(node_->InProcessChannel()) {}
 
   std::shared_ptr<grpc::Channel> Channel() override { return channel_; }
   // The spoke's box manager (benches measure the spoke's own create against the hub's).
-  spoke::box::BoxManager& boxes() { return *boxes_; }
+  spoke::box::BoxManager& boxes() { return node_->boxes(); }
 
  private:
-  friend absl::StatusOr<std::unique_ptr<InProcessSpoke>> StartLocalSpoke(
-      const spoke::config::SpokeConfig& config);
-  InProcessSpoke() = default;
-
-  std::unique_ptr<spoke::docker::DockerEngine> engine_;
-  std::unique_ptr<common::PosixSubprocessRunner> subprocesses_;
-  std::unique_ptr<spoke::hooks::HookRunner> hooks_;
-  std::unique_ptr<spoke::box::BoxManager> boxes_;
-  std::unique_ptr<spoke::reaper::Reaper> reaper_;
-  std::unique_ptr<spoke::service::BoxServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<spoke::node::SpokeNode> node_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 
-// Starts the spoke `config` describes: its state directory, its Docker engine (Unavailable
-// when it does not answer; the engine is logged), the boxes it had (recovered), its reaper
-// and its service on an in-process channel.
+// Starts the spoke `config` describes, in process: its state directory, its Docker engine
+// (Unavailable when it does not answer; the engine is logged), the boxes it had (recovered),
+// its reaper and its service on an in-process channel. `clock` must outlive it.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<InProcessSpoke>> StartLocalSpoke(
-    const spoke::config::SpokeConfig& config);
+    const spoke::config::SpokeConfig& config, common::Clock& clock);
 
-// StartLocalSpoke(config) as HubServerDeps wants it.
-server::LocalSpokeFactory LocalSpokeFactory(spoke::config::SpokeConfig config);
+// StartLocalSpoke(config, clock) as HubServerDeps wants it.
+server::LocalSpokeFactory LocalSpokeFactory(spoke::config::SpokeConfig config,
+                                            common::Clock& clock);
 
 }  // namespace llmbox::hub::local

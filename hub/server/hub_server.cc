@@ -25,6 +25,7 @@
 #include "hub/boxes/registry.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/enrollment_service.h"
+#include "hub/cluster/grpc_spoke_client.h"
 #include "hub/cluster/remote_spokes.h"
 #include "hub/http/host_policy.h"
 #include "hub/http/router.h"
@@ -32,7 +33,6 @@
 #include "hub/mcp/endpoint.h"
 #include "hub/server/state_dir.h"
 #include "hub/store/sqlite_store.h"
-#include "llmbox/v1/box.grpc.pb.h"
 
 namespace llmbox::hub::server {
 namespace {
@@ -124,7 +124,7 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
           "local_spoke.enabled is on, but this program cannot start a local spoke");
     }
     LLMBOX_ASSIGN_OR_RETURN(s.local, deps.start_local_spoke());
-    s.spokes.Add("local", v1::BoxService::NewStub(s.local->Channel()), /*local=*/true);
+    s.spokes.Add("local", cluster::MakeGrpcSpokeClient(s.local->Channel()), /*local=*/true);
   }
   if (!config.cluster_listen.empty()) {
     LLMBOX_ASSIGN_OR_RETURN(s.pki, cluster::LoadOrCreateClusterPki(ClusterDir(config), {}));

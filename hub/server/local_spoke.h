@@ -5,7 +5,7 @@
 // is started by hub/local (linked only by the llmbox-hub executable and by the tests and
 // benches that need it); a test may hand in a channel to a double.
 //
-//   HubServerDeps deps{.start_local_spoke = [&] { return local::StartLocalSpoke(spoke_config); }};
+//   HubServerDeps deps{.start_local_spoke = local::LocalSpokeFactory(spoke_config, clock)};
 //
 // Thread-safe: Channel may be called from any thread.
 #pragma once

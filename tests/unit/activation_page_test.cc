@@ -2,8 +2,6 @@
 // real in-process gRPC server): what each state shows, the headers every answer carries, CSRF,
 // rate limits, bad codes, and racing submissions. The browser test (tests/e2e) drives the
 // same page through real HTTP in Chromium.
-#include "hub/activation/page.h"
-
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -16,7 +14,9 @@
 #include <catch2/catch.hpp>
 
 #include "hub/activation/oidc.h"
+#include "hub/activation/page.h"
 #include "hub/activation/session_cookie.h"
+#include "hub/cluster/grpc_spoke_client.h"
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
@@ -48,7 +48,7 @@ struct Fixture {
     auto opened = store::SqliteStore::Open((dir.path() / "hub.db").string());
     REQUIRE(opened.ok());
     db = *std::move(opened);
-    spokes.Add("local", spoke.Stub(), true);
+    spokes.Add("local", cluster::MakeGrpcSpokeClient(spoke.Channel()), true);
     registry = std::make_unique<boxes::BoxRegistry>(
         *db, spokes, clock, boxes::RegistryOptions{.public_url = public_url});
     options.public_url = public_url;
@@ -63,9 +63,8 @@ struct Fixture {
     return created->auth_url.substr(created->auth_url.rfind('/') + 1);
   }
 
-  Reply Call(const std::string& method, const std::string& path,
-                          const std::string& cookie = "", const std::string& body = "",
-                          const std::string& address = "192.0.2.7") {
+  Reply Call(const std::string& method, const std::string& path, const std::string& cookie = "",
+             const std::string& body = "", const std::string& address = "192.0.2.7") {
     http::Request request;
     request.method = method;
     request.target = path;
@@ -100,9 +99,9 @@ struct Fixture {
   }
 
   Reply Post(const std::string& token, const Form& form, const std::string& code,
-                          const std::string& address = "192.0.2.7") {
-    return Call("POST", "/auth/" + token, form.cookie,
-                "csrf=" + form.csrf + "&code=" + code, address);
+             const std::string& address = "192.0.2.7") {
+    return Call("POST", "/auth/" + token, form.cookie, "csrf=" + form.csrf + "&code=" + code,
+                address);
   }
 
   std::vector<std::string> Codes() {
@@ -156,12 +155,11 @@ TEST_CASE("a pending box's page shows its sign-in link, a code form and the secu
     auto first = f.Open(token);
     auto second = f.Open(token, first.cookie);
     CHECK(first.csrf != second.csrf);
-    CHECK(f.Call("GET", "/auth/" + token, first.cookie).Header("Set-Cookie").rfind(
-              first.cookie + ";", 0) == 0);
+    CHECK(f.Call("GET", "/auth/" + token, first.cookie)
+              .Header("Set-Cookie")
+              .rfind(first.cookie + ";", 0) == 0);
   }
-  SECTION("HEAD answers like GET") {
-    CHECK(f.Call("HEAD", "/auth/" + token).status == 200);
-  }
+  SECTION("HEAD answers like GET") { CHECK(f.Call("HEAD", "/auth/" + token).status == 200); }
   SECTION("the status endpoint says pending, and nothing else") {
     auto status = f.Call("GET", "/auth/" + token + "/status");
     CHECK(status.status == 200);
@@ -202,7 +200,7 @@ TEST_CASE("unknown and malformed links get a plain 404 that reveals nothing", "[
   const std::string unknown(43, 'A');
   for (const std::string& path : std::vector<std::string>{
            "/auth/" + unknown, "/auth/short", "/auth/" + std::string(44, 'A'), "/auth/",
-        "/auth/" + std::string(42, 'A') + "!", "/auth/" + unknown + "/status"}) {
+           "/auth/" + std::string(42, 'A') + "!", "/auth/" + unknown + "/status"}) {
     INFO(path);
     auto got = f.Call("GET", path);
     CHECK(got.status == 404);
@@ -469,7 +467,7 @@ TEST_CASE("a destroyed box's link says so; an expired one is a plain 404 that sa
     CHECK(Has(got.body, "data-state=\"expired\""));
     CHECK(Has(got.body, "This link has expired"));
     CHECK_FALSE(Has(got.body, "code-form"));
-    CHECK_FALSE(Has(got.body, "demo"));  // reveals nothing of the box
+    CHECK_FALSE(Has(got.body, "demo"));               // reveals nothing of the box
     CHECK(f.Post(token, form, "abc").status == 303);  // back to the page, which says expired
     CHECK(f.Codes().empty());
   }
@@ -500,8 +498,7 @@ class NamedOidcClient final : public OidcClient {
   absl::StatusOr<LoginStart> BeginLogin(std::string return_to) override {
     if (!begin_error.ok()) return begin_error;
     return_to_ = std::move(return_to);
-    return LoginStart{.authorize_url = "https://idp.example.com/authorize?state=s1",
-                      .state = "s1"};
+    return LoginStart{.authorize_url = "https://idp.example.com/authorize?state=s1", .state = "s1"};
   }
   absl::StatusOr<SignedIn> CompleteLogin(std::string_view state, std::string_view) override {
     if (state != "s1") return absl::UnauthenticatedError("unknown state");

@@ -24,6 +24,7 @@
 #include "hub/cluster/remote_spokes.h"
 #include "hub/config/hub_config.h"
 #include "hub/store/sqlite_store.h"
+#include "llmbox/v1/box.grpc.pb.h"
 #include "spoke/enroll/join.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/support/scratch_dir.h"
@@ -387,15 +388,12 @@ TEST_CASE("the hub dials a joined spoke pinned to the identity it enrolled", "[e
     REQUIRE(
         hub.store->ConsumeJoinToken(common::Sha256Hex(parsed->secret), Ms(hub.clock), moved).ok());
     REQUIRE(remote.Sync().ok());
-    auto stub = directory.Find("worker-7");
-    REQUIRE(stub != nullptr);
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 10s);
-    v1::HealthResponse response;
-    return stub->Health(&context, v1::HealthRequest(), &response);
+    auto spoke = directory.Find("worker-7");
+    REQUIRE(spoke != nullptr);
+    return spoke->Health(10s).status();
   };
-  grpc::Status ok = health(real_port);
-  INFO(ok.error_message());
+  absl::Status ok = health(real_port);
+  INFO(ok.message());
   CHECK(ok.ok());
   CHECK_FALSE(health(impostor_port).ok());
 
@@ -425,12 +423,9 @@ TEST_CASE("the hub accepts only the certificates it issued for a spoke's current
   };
   auto health = [&] {
     REQUIRE(remote.Sync().ok());
-    auto stub = directory.Find("worker-9");
-    REQUIRE(stub != nullptr);
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 10s);
-    v1::HealthResponse response;
-    return stub->Health(&context, v1::HealthRequest(), &response);
+    auto spoke = directory.Find("worker-9");
+    REQUIRE(spoke != nullptr);
+    return spoke->Health(10s).status();
   };
 
   // The first enrollment of worker-9, serving its certificate.
@@ -470,15 +465,15 @@ TEST_CASE("the hub accepts only the certificates it issued for a spoke's current
   int new_port = 0;
   auto new_server = ServeHealth(*second_pems, &new_machine, &new_port);
   repoint(new_port);
-  grpc::Status reached = health();
-  INFO(reached.error_message());
+  absl::Status reached = health();
+  INFO(reached.message());
   CHECK(reached.ok());
 
   // Renewed: until it rereads its files the spoke still serves the certificate it replaced,
   // which this hub goes on accepting.
   REQUIRE(spoke::enroll::RenewCertificate(hub.address, second, 10s).ok());
-  grpc::Status during_renewal = health();
-  INFO(during_renewal.error_message());
+  absl::Status during_renewal = health();
+  INFO(during_renewal.message());
   CHECK(during_renewal.ok());
 
   old_server->Shutdown();

@@ -7,6 +7,7 @@
 
 #include "common/secrets.h"
 #include "hub/boxes/box_tools.h"
+#include "hub/cluster/grpc_spoke_client.h"
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
@@ -22,7 +23,7 @@ struct Fixture {
     auto opened = store::SqliteStore::Open((dir.path() / "hub.db").string());
     REQUIRE(opened.ok());
     db = *std::move(opened);
-    spokes.Add("local", spoke.Stub(), true);
+    spokes.Add("local", cluster::MakeGrpcSpokeClient(spoke.Channel()), true);
     registry = std::make_unique<BoxRegistry>(
         *db, spokes, clock, RegistryOptions{.public_url = "https://hub.example.com"});
   }
@@ -64,8 +65,8 @@ TEST_CASE("a box that names no spoke goes to the spoke with the most room", "[re
   Fixture f;
   testing::FakeBoxService big;
   testing::FakeBoxService small;
-  f.spokes.Add("big", big.Stub(), false);
-  f.spokes.Add("small", small.Stub(), false);
+  f.spokes.Add("big", cluster::MakeGrpcSpokeClient(big.Channel()), false);
+  f.spokes.Add("small", cluster::MakeGrpcSpokeClient(small.Channel()), false);
   // local: 20 places, 15 taken (5 free); big: 50, 40 taken (10 free); small: 4, none taken.
   f.spoke.extra_boxes = 15;
   big.max_boxes = 50;

@@ -1,0 +1,180 @@
+// hub/cluster/grpc_spoke_client.cc
+#include "hub/cluster/grpc_spoke_client.h"
+
+#include <utility>
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/grpc_status.h"
+#include "llmbox/v1/box.grpc.pb.h"
+
+namespace llmbox::hub::cluster {
+namespace {
+
+using store::Phase;
+
+Phase FromProto(v1::BoxPhase phase) {
+  switch (phase) {
+    case v1::BOX_PHASE_CREATING:
+      return Phase::kCreating;
+    case v1::BOX_PHASE_PENDING:
+      return Phase::kPending;
+    case v1::BOX_PHASE_ACTIVATING:
+      return Phase::kActivating;
+    case v1::BOX_PHASE_READY:
+      return Phase::kReady;
+    case v1::BOX_PHASE_ERROR:
+      return Phase::kError;
+    case v1::BOX_PHASE_DESTROYED:
+      return Phase::kGone;
+    default:
+      return Phase::kError;
+  }
+}
+
+std::chrono::sys_time<std::chrono::milliseconds> FromProto(const google::protobuf::Timestamp& t) {
+  return std::chrono::sys_time<std::chrono::milliseconds>(
+      std::chrono::milliseconds(t.seconds() * 1000 + t.nanos() / 1'000'000));
+}
+
+SpokeBox FromProto(const v1::Box& box) {
+  return SpokeBox{.box_id = box.box_id(),
+                  .container_id = box.container_id(),
+                  .phase = FromProto(box.phase()),
+                  .image = box.image(),
+                  .session_url = box.session_url(),
+                  .last_error = box.last_error(),
+                  .expires_at = FromProto(box.expires_at())};
+}
+
+void SetDuration(google::protobuf::Duration* out, std::chrono::milliseconds d) {
+  out->set_seconds(d.count() / 1000);
+  out->set_nanos(static_cast<int>((d.count() % 1000) * 1'000'000));
+}
+
+// A deadline-bounded context for one call. gRPC deadlines are on the system clock.
+std::unique_ptr<grpc::ClientContext> Context(std::chrono::milliseconds timeout) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + timeout);
+  return context;
+}
+
+class GrpcSpokeClient final : public SpokeClient {
+ public:
+  explicit GrpcSpokeClient(std::shared_ptr<grpc::ChannelInterface> channel)
+      : stub_(v1::BoxService::NewStub(channel)) {}
+
+  absl::StatusOr<CreatedOnSpoke> CreateBox(const CreateBoxArgs& args,
+                                           std::chrono::milliseconds timeout) override {
+    v1::CreateBoxRequest request;
+    request.set_box_id(args.box_id);
+    request.set_image(args.image);
+    request.set_description(args.description);
+    request.set_owner(args.owner);
+    v1::CreateBoxResponse response;
+    auto context = Context(timeout);
+    grpc::Status status = stub_->CreateBox(context.get(), request, &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    return CreatedOnSpoke{.box = FromProto(response.box()),
+                          .authorize_url = response.authorize_url()};
+  }
+
+  absl::StatusOr<std::vector<SpokeBox>> ListBoxes(std::chrono::milliseconds timeout) override {
+    v1::ListBoxesResponse response;
+    auto context = Context(timeout);
+    grpc::Status status = stub_->ListBoxes(context.get(), v1::ListBoxesRequest(), &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    std::vector<SpokeBox> boxes;
+    boxes.reserve(response.boxes_size());
+    for (const auto& box : response.boxes()) boxes.push_back(FromProto(box));
+    return boxes;
+  }
+
+  absl::Status DestroyBox(const std::string& box_id, std::chrono::milliseconds timeout) override {
+    v1::DestroyBoxRequest request;
+    request.set_box_id(box_id);
+    v1::DestroyBoxResponse response;
+    auto context = Context(timeout);
+    return common::FromGrpcStatus(stub_->DestroyBox(context.get(), request, &response));
+  }
+
+  absl::StatusOr<SpokeLogs> GetLogs(const LogsArgs& args,
+                                    std::chrono::milliseconds timeout) override {
+    v1::GetLogsRequest request;
+    request.set_box_id(args.box_id);
+    request.set_tail_lines(args.tail_lines);
+    request.set_max_bytes(args.max_bytes);
+    v1::GetLogsResponse response;
+    auto context = Context(timeout);
+    grpc::Status status = stub_->GetLogs(context.get(), request, &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    return SpokeLogs{.logs = response.logs(), .truncated = response.truncated()};
+  }
+
+  absl::StatusOr<ExecOutput> Exec(const ExecArgs& args, std::chrono::milliseconds timeout,
+                                  const CancelHook& on_cancel) override {
+    v1::ExecRequest request;
+    request.set_box_id(args.box_id);
+    for (const auto& arg : args.argv) request.add_argv(arg);
+    SetDuration(request.mutable_timeout(), args.timeout);
+    request.set_max_output_bytes(args.max_output_bytes);
+    v1::ExecResponse response;
+    auto context = Context(timeout);
+    grpc::ClientContext* raw = context.get();
+    if (on_cancel) on_cancel([raw] { raw->TryCancel(); });
+    grpc::Status status = stub_->Exec(raw, request, &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    return ExecOutput{.exit_code = response.exit_code(),
+                      .stdout_text = response.stdout(),
+                      .stderr_text = response.stderr(),
+                      .stdout_truncated = response.stdout_truncated(),
+                      .stderr_truncated = response.stderr_truncated(),
+                      .timed_out = response.timed_out()};
+  }
+
+  absl::StatusOr<SubmitOutcome> SubmitCode(const SubmitCodeArgs& args,
+                                           std::chrono::milliseconds timeout) override {
+    v1::SubmitCodeRequest request;
+    request.set_box_id(args.box_id);
+    request.set_code(args.code);
+    SetDuration(request.mutable_timeout(), args.timeout);
+    v1::SubmitCodeResponse response;
+    auto context = Context(timeout);
+    grpc::Status status = stub_->SubmitCode(context.get(), request, &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    return SubmitOutcome{.activated = response.activated(),
+                         .session_url = response.session_url(),
+                         .box_error = response.box_error(),
+                         .authorize_url = response.authorize_url(),
+                         .attempts_remaining = response.attempts_remaining()};
+  }
+
+  absl::StatusOr<SpokeHealth> Health(std::chrono::milliseconds timeout) override {
+    v1::HealthResponse response;
+    auto context = Context(timeout);
+    grpc::Status status = stub_->Health(context.get(), v1::HealthRequest(), &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    const v1::Capacity& capacity = response.capacity();
+    return SpokeHealth{
+        .spoke_name = response.spoke_name(),
+        .max_boxes = capacity.max_boxes(),
+        .creating = capacity.creating(),
+        .pending = capacity.pending(),
+        .ready = capacity.ready(),
+        .error = capacity.error(),
+        .engine_reachable = response.engine().reachable(),
+        .engine_error = response.engine().error(),
+        .allowed_images = {response.allowed_images().begin(), response.allowed_images().end()}};
+  }
+
+ private:
+  const std::unique_ptr<v1::BoxService::StubInterface> stub_;
+};
+
+}  // namespace
+
+std::shared_ptr<SpokeClient> MakeGrpcSpokeClient(std::shared_ptr<grpc::ChannelInterface> channel) {
+  return std::make_shared<GrpcSpokeClient>(std::move(channel));
+}
+
+}  // namespace llmbox::hub::cluster

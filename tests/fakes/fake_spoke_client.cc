@@ -1,0 +1,106 @@
+#include "tests/fakes/fake_spoke_client.h"
+
+#include <atomic>
+#include <memory>
+
+namespace llmbox::testing {
+
+using hub::cluster::CancelHook;
+using hub::cluster::CreateBoxArgs;
+using hub::cluster::CreatedOnSpoke;
+using hub::cluster::ExecArgs;
+using hub::cluster::ExecOutput;
+using hub::cluster::LogsArgs;
+using hub::cluster::SpokeBox;
+using hub::cluster::SpokeHealth;
+using hub::cluster::SpokeLogs;
+using hub::cluster::SubmitCodeArgs;
+using hub::cluster::SubmitOutcome;
+
+absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::CreateBox(const CreateBoxArgs& args,
+                                                          std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("CreateBox", timeout);
+  creates.push_back(args);
+  if (!create_status.ok()) return create_status;
+  SpokeBox& box = boxes[args.box_id];
+  box = SpokeBox{.box_id = args.box_id,
+                 .container_id = "c0ffee" + args.box_id,
+                 .phase = hub::store::Phase::kPending,
+                 .image = args.image.empty() ? "llmbox-box:dev" : args.image,
+                 .expires_at = std::chrono::sys_time<std::chrono::milliseconds>(
+                     std::chrono::milliseconds(4'000'000'000'000))};
+  return CreatedOnSpoke{.box = box, .authorize_url = authorize_url};
+}
+
+absl::StatusOr<std::vector<SpokeBox>> FakeSpokeClient::ListBoxes(
+    std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("ListBoxes", timeout);
+  if (!list_status.ok()) return list_status;
+  std::vector<SpokeBox> out;
+  for (const auto& [id, box] : boxes) out.push_back(box);
+  return out;
+}
+
+absl::Status FakeSpokeClient::DestroyBox(const std::string& box_id,
+                                         std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("DestroyBox", timeout);
+  destroyed.push_back(box_id);
+  if (!destroy_status.ok()) return destroy_status;
+  if (boxes.erase(box_id) == 0) return absl::NotFoundError("no such box");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SpokeLogs> FakeSpokeClient::GetLogs(const LogsArgs& args,
+                                                   std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("GetLogs", timeout);
+  logs_asked.push_back(args);
+  if (!logs_status.ok()) return logs_status;
+  return logs;
+}
+
+absl::StatusOr<ExecOutput> FakeSpokeClient::Exec(const ExecArgs& args,
+                                                 std::chrono::milliseconds timeout,
+                                                 const CancelHook& on_cancel) {
+  {
+    std::lock_guard lock(mu);
+    timeouts_.emplace("Exec", timeout);
+    execs.push_back(args);
+  }
+  // Shared: the hook may keep the function past this call.
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  if (on_cancel) on_cancel([cancelled] { *cancelled = true; });
+  if (*cancelled) return absl::CancelledError("Cancelled");
+  std::lock_guard lock(mu);
+  if (!exec_status.ok()) return exec_status;
+  return exec_output;
+}
+
+absl::StatusOr<SubmitOutcome> FakeSpokeClient::SubmitCode(const SubmitCodeArgs& args,
+                                                          std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("SubmitCode", timeout);
+  submissions.push_back(args);
+  if (!submit_status.ok()) return submit_status;
+  return submit_outcome;
+}
+
+absl::StatusOr<SpokeHealth> FakeSpokeClient::Health(std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("Health", timeout);
+  if (!health_status.ok()) return health_status;
+  return health;
+}
+
+std::vector<std::chrono::milliseconds> FakeSpokeClient::Timeouts(const std::string& method) {
+  std::lock_guard lock(mu);
+  std::vector<std::chrono::milliseconds> out;
+  auto [begin, end] = timeouts_.equal_range(method);
+  for (auto it = begin; it != end; ++it) out.push_back(it->second);
+  return out;
+}
+
+}  // namespace llmbox::testing

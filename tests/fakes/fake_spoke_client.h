@@ -1,0 +1,69 @@
+#pragma once
+
+// An in-memory hub::cluster::SpokeClient: no gRPC, no threads. Tests set what the "spoke"
+// answers and read each call it was asked, with the timeout it was given.
+//
+//   auto spoke = std::make_shared<FakeSpokeClient>();
+//   spokes.Add("local", spoke, true);
+//   spoke->create_status = absl::UnavailableError("connection reset");
+//   registry.Create(...);   // -> Unavailable; spoke->Timeouts("DestroyBox") shows the undo
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hub/cluster/spoke_client.h"
+
+namespace llmbox::testing {
+
+class FakeSpokeClient final : public hub::cluster::SpokeClient {
+ public:
+  absl::StatusOr<hub::cluster::CreatedOnSpoke> CreateBox(
+      const hub::cluster::CreateBoxArgs& args, std::chrono::milliseconds timeout) override;
+  absl::StatusOr<std::vector<hub::cluster::SpokeBox>> ListBoxes(
+      std::chrono::milliseconds timeout) override;
+  absl::Status DestroyBox(const std::string& box_id, std::chrono::milliseconds timeout) override;
+  absl::StatusOr<hub::cluster::SpokeLogs> GetLogs(const hub::cluster::LogsArgs& args,
+                                                  std::chrono::milliseconds timeout) override;
+  absl::StatusOr<hub::cluster::ExecOutput> Exec(const hub::cluster::ExecArgs& args,
+                                                std::chrono::milliseconds timeout,
+                                                const hub::cluster::CancelHook& on_cancel) override;
+  absl::StatusOr<hub::cluster::SubmitOutcome> SubmitCode(
+      const hub::cluster::SubmitCodeArgs& args, std::chrono::milliseconds timeout) override;
+  absl::StatusOr<hub::cluster::SpokeHealth> Health(std::chrono::milliseconds timeout) override;
+
+  // The timeouts `method` ("CreateBox", "Exec", ...) was called with, in order.
+  std::vector<std::chrono::milliseconds> Timeouts(const std::string& method);
+
+  std::mutex mu;
+  // What the fake answers (guarded by mu). A create makes a pending box in `boxes`; a destroy
+  // of a box it does not have is NotFound; an Exec whose hook cancels it at once (as a gRPC
+  // call cancelled before it started) is Cancelled.
+  absl::Status create_status;
+  absl::Status list_status;
+  absl::Status destroy_status;
+  absl::Status logs_status;
+  absl::Status exec_status;
+  absl::Status submit_status;
+  absl::Status health_status;
+  std::string authorize_url = "https://claude.ai/oauth/authorize?fake=1";
+  hub::cluster::SpokeLogs logs;
+  hub::cluster::ExecOutput exec_output;
+  hub::cluster::SubmitOutcome submit_outcome;
+  hub::cluster::SpokeHealth health{
+      .max_boxes = 20, .engine_reachable = true, .allowed_images = {"llmbox-box:dev"}};
+  // State and what it was asked.
+  std::map<std::string, hub::cluster::SpokeBox> boxes;  // by box id
+  std::vector<hub::cluster::CreateBoxArgs> creates;
+  std::vector<std::string> destroyed;
+  std::vector<hub::cluster::LogsArgs> logs_asked;
+  std::vector<hub::cluster::ExecArgs> execs;
+  std::vector<hub::cluster::SubmitCodeArgs> submissions;
+
+ private:
+  std::multimap<std::string, std::chrono::milliseconds> timeouts_;  // by method, in call order
+};
+
+}  // namespace llmbox::testing
