@@ -69,8 +69,7 @@ BoxRegistry::BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Cl
     : store_(store), spokes_(spokes), clock_(clock), options_(std::move(options)) {}
 
 std::int64_t BoxRegistry::NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_.Now().time_since_epoch())
-      .count();
+  return common::ToUnixMillis(clock_.Now());
 }
 
 std::string BoxRegistry::AuthUrl(std::string_view token) const {

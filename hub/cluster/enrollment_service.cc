@@ -183,7 +183,7 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   if (request->spoke_version().size() > 64) {
     return refuse(absl::InvalidArgumentError("spoke_version is longer than 64 bytes"), name);
   }
-  auto cert = common::SignCsr(pki_.ca, request->csr_pem(), identity, options_.cert_validity);
+  auto cert = common::SignCsr(pki_.ca, request->csr_pem(), identity, absl::FromChrono(options_.cert_validity));
   if (!cert.ok()) return refuse(cert.status(), name);
   auto info = common::InspectCert(*cert);
   if (!info.ok()) return refuse(info.status(), name);
@@ -205,7 +205,7 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   response->set_ca_certificate_pem(pki_.ca.cert_pem);
   response->set_hub_identity(std::string(common::kHubIdentity));
   SetTimestamp(response->mutable_not_after(), info->not_after);
-  SetDuration(response->mutable_renew_before(), options_.renew_before);
+  SetDuration(response->mutable_renew_before(), absl::FromChrono(options_.renew_before));
   spdlog::info("cluster: spoke {} joined from {} (advertises {}, certificate until {})", name,
                Peer(context), spoke.advertise_address,
                absl::FormatTime(absl::RFC3339_sec, info->not_after, absl::UTCTimeZone()));
@@ -254,7 +254,7 @@ grpc::Status EnrollmentServiceImpl::Renew(grpc::ServerContext* context,
   if (auto st = CheckAdvertiseAddress(spoke->advertise_address, &identity); !st.ok()) {
     return refuse(st);
   }
-  auto cert = common::SignCsr(pki_.ca, request->csr_pem(), identity, options_.cert_validity);
+  auto cert = common::SignCsr(pki_.ca, request->csr_pem(), identity, absl::FromChrono(options_.cert_validity));
   if (!cert.ok()) return refuse(cert.status());
   auto info = common::InspectCert(*cert);
   if (!info.ok()) return refuse(info.status());
@@ -268,7 +268,7 @@ grpc::Status EnrollmentServiceImpl::Renew(grpc::ServerContext* context,
   response->set_certificate_pem(*cert);
   response->set_ca_certificate_pem(pki_.ca.cert_pem);
   SetTimestamp(response->mutable_not_after(), info->not_after);
-  SetDuration(response->mutable_renew_before(), options_.renew_before);
+  SetDuration(response->mutable_renew_before(), absl::FromChrono(options_.renew_before));
   spdlog::info("cluster: spoke {} renewed its certificate (until {})", name,
                absl::FormatTime(absl::RFC3339_sec, info->not_after, absl::UTCTimeZone()));
   return grpc::Status::OK;

@@ -17,6 +17,8 @@
 // Thread-safe (gRPC calls handlers concurrently). Tokens, keys and CSRs are never logged.
 #pragma once
 
+#include <chrono>
+
 #include <functional>
 
 #include "absl/time/time.h"
@@ -29,8 +31,8 @@
 namespace llmbox::hub::cluster {
 
 struct EnrollmentOptions {
-  absl::Duration cert_validity = absl::Hours(24 * 30);
-  absl::Duration renew_before = absl::Hours(24 * 10);  // told to the spoke
+  std::chrono::milliseconds cert_validity = std::chrono::hours(24 * 30);
+  std::chrono::milliseconds renew_before = std::chrono::hours(24 * 10);  // told to the spoke
 };
 
 class EnrollmentServiceImpl final : public v1::Enrollment::Service {

@@ -2,11 +2,10 @@
 #include "hub/config/hub_config.h"
 
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "common/config.h"
+#include "common/files.h"
 #include "common/status.h"
 
 namespace llmbox::hub::config {
@@ -119,11 +118,10 @@ absl::Status ReadOidc(ConfigMap& m, const std::string& base, OidcConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("client_secret_file", &file));
   if (!file.empty()) {
     file = Resolve(base, file);
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return m.Error("client_secret_file", "cannot read " + file);
-    std::ostringstream text;
-    text << in.rdbuf();
-    c->client_secret = text.str();
+    // A client secret is short; 64 KiB bounds what a wrong path can make the hub hold.
+    auto text = common::ReadSmallFile(file, 64 << 10);
+    if (!text.ok()) return m.Error("client_secret_file", std::string(text.status().message()));
+    c->client_secret = *std::move(text);
     while (!c->client_secret.empty() &&
            (c->client_secret.back() == '\n' || c->client_secret.back() == '\r')) {
       c->client_secret.pop_back();
@@ -251,11 +249,8 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
 }
 
 absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError("config: cannot read " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseHubConfig(text.str(), path, std::filesystem::absolute(path).parent_path().string());
+  LLMBOX_ASSIGN_OR_RETURN(std::string text, common::ReadConfigFile(path));
+  return ParseHubConfig(text, path, std::filesystem::absolute(path).parent_path().string());
 }
 
 }  // namespace llmbox::hub::config

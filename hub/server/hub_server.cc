@@ -132,8 +132,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
     LLMBOX_RETURN_IF_ERROR(s.remote->Sync());
     s.enrollment = std::make_unique<cluster::EnrollmentServiceImpl>(
         *s.store, *s.pki, clock,
-        cluster::EnrollmentOptions{.cert_validity = absl::FromChrono(config.cert_validity),
-                                   .renew_before = absl::FromChrono(config.renew_before)},
+        cluster::EnrollmentOptions{.cert_validity = config.cert_validity,
+                                   .renew_before = config.renew_before},
         [&s](const store::SpokeRecord&) { s.SyncSpokes(); });
     LLMBOX_ASSIGN_OR_RETURN(
         s.cluster_server,

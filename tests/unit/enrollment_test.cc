@@ -53,7 +53,7 @@ struct TestHub {
     REQUIRE(loaded.ok());
     pki = *std::move(loaded);
     service = std::make_unique<EnrollmentServiceImpl>(
-        *store, pki, clock, EnrollmentOptions{.cert_validity = absl::Hours(24)},
+        *store, pki, clock, EnrollmentOptions{.cert_validity = std::chrono::hours(24)},
         [this](const store::SpokeRecord&) { ++joined; });
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", common::OptionalClientTlsServerCredentials(pki.hub),
