@@ -435,7 +435,7 @@ ConfigDocument::~ConfigDocument() = default;
 
 ConfigMap ConfigDocument::Root() { return ConfigMap(root_.get(), ""); }
 
-absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view text, std::string_view source) {
+[[nodiscard]] absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view text, std::string_view source) {
   if (text.size() > kMaxFileBytes) {
     return absl::InvalidArgumentError(
         ErrorText(source, "", 0, absl::StrCat("larger than ", kMaxFileBytes, " bytes")));
@@ -468,7 +468,7 @@ absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view text, std::strin
   return ConfigDocument(std::move(root));
 }
 
-absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
+[[nodiscard]] absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
   absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxFileBytes);
   if (absl::IsFailedPrecondition(text.status())) {
     return absl::InvalidArgumentError(absl::StrCat("config: ", text.status().message()));
@@ -477,7 +477,7 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
   return text;
 }
 
-absl::StatusOr<ConfigDocument> LoadConfigFile(const std::string& path) {
+[[nodiscard]] absl::StatusOr<ConfigDocument> LoadConfigFile(const std::string& path) {
   LLMBOX_ASSIGN_OR_RETURN(std::string text, ReadConfigFile(path));
   return ParseConfigText(text, path);
 }
@@ -514,7 +514,7 @@ std::optional<uint64_t> ParseSize(std::string_view text) {
   return std::nullopt;
 }
 
-absl::Status ReadLogConfig(ConfigMap& log, LogConfig* out) {
+[[nodiscard]] absl::Status ReadLogConfig(ConfigMap& log, LogConfig* out) {
   if (auto st = log.Str("level", &out->level); !st.ok()) return st;
   if (auto st = log.Str("format", &out->format); !st.ok()) return st;
   if (auto st = log.Finish(); !st.ok()) return st;

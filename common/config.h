@@ -46,7 +46,7 @@ class ConfigMap {
   [[nodiscard]] absl::Status Str(std::string_view key, std::string* out);
   [[nodiscard]] absl::Status Bool(std::string_view key, bool* out);
   [[nodiscard]] absl::Status Int(std::string_view key, int* out, int min, int max);
-  absl::Status Int64(std::string_view key, int64_t* out, int64_t min, int64_t max);
+  [[nodiscard]] absl::Status Int64(std::string_view key, int64_t* out, int64_t min, int64_t max);
   [[nodiscard]] absl::Status Duration(std::string_view key, std::chrono::milliseconds* out);
   [[nodiscard]] absl::Status Size(std::string_view key, uint64_t* out);
   [[nodiscard]] absl::Status StrList(std::string_view key, std::vector<std::string>* out);

@@ -18,7 +18,7 @@ std::string Reason() { return std::strerror(errno); }
 
 // Creates each missing folder of `dir` with mode 0700 (chmod after mkdir, which the umask
 // narrows). Folders that already exist keep their mode.
-absl::Status MakeFolders(const std::filesystem::path& dir) {
+[[nodiscard]] absl::Status MakeFolders(const std::filesystem::path& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return absl::OkStatus();
   std::filesystem::path prefix;
@@ -63,7 +63,7 @@ bool WriteAll(int fd, std::string_view content) {
 
 }  // namespace
 
-absl::Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
+[[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     if (auto st = MakeFolders(parent); !st.ok()) return st;
@@ -100,7 +100,7 @@ absl::Status WriteFileAtomic(const std::string& path, std::string_view content, 
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path, std::size_t max_bytes) {
+[[nodiscard]] absl::StatusOr<std::string> ReadSmallFile(const std::string& path, std::size_t max_bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", Reason()));
   std::string content;

@@ -4,7 +4,7 @@
 
 namespace llmbox::common {
 
-absl::StatusOr<RunningGrpcServer> StartGrpcServer(
+[[nodiscard]] absl::StatusOr<RunningGrpcServer> StartGrpcServer(
     const GrpcServerOptions& options, std::shared_ptr<grpc::ServerCredentials> credentials,
     grpc::Service* service) {
   RunningGrpcServer running;

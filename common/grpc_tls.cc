@@ -14,7 +14,7 @@
 namespace llmbox::common {
 namespace {
 
-absl::StatusOr<std::string> ReadPem(const std::string& path, std::string_view what) {
+[[nodiscard]] absl::StatusOr<std::string> ReadPem(const std::string& path, std::string_view what) {
   absl::StatusOr<std::string> pem = ReadSmallFile(path);
   if (absl::IsFailedPrecondition(pem.status())) {
     return absl::InvalidArgumentError(
@@ -125,7 +125,7 @@ std::shared_ptr<grpc::ServerCredentials> OptionalClientTlsServerCredentials(cons
   return grpc::SslServerCredentials(options);
 }
 
-absl::StatusOr<PeerCertificate> VerifiedPeer(const grpc::AuthContext& context) {
+[[nodiscard]] absl::StatusOr<PeerCertificate> VerifiedPeer(const grpc::AuthContext& context) {
   if (!context.IsPeerAuthenticated()) {
     return absl::UnauthenticatedError("a verified client certificate is required");
   }
@@ -142,7 +142,7 @@ std::string SpokeIdentity(std::string_view spoke_name) {
   return absl::StrCat("spiffe://llmbox/spoke/", AsAbsl(spoke_name));
 }
 
-absl::StatusOr<TlsPems> ReadTlsFiles(const TlsFiles& files) {
+[[nodiscard]] absl::StatusOr<TlsPems> ReadTlsFiles(const TlsFiles& files) {
   TlsPems pems;
   auto cert = ReadPem(files.cert_file, "certificate");
   if (!cert.ok()) return cert.status();
@@ -180,7 +180,7 @@ std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsP
   return grpc::SslCredentials(options);
 }
 
-absl::Status AuthorizePeer(const grpc::AuthContext& context, std::string_view expected) {
+[[nodiscard]] absl::Status AuthorizePeer(const grpc::AuthContext& context, std::string_view expected) {
   if (!context.IsPeerAuthenticated()) {
     return absl::UnauthenticatedError("a verified client certificate is required");
   }

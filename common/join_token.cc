@@ -20,7 +20,7 @@ std::string FormatJoinToken(const JoinToken& token) {
   return std::string(kJoinTokenPrefix) + token.secret + "." + token.ca_sha256;
 }
 
-absl::StatusOr<JoinToken> ParseJoinToken(std::string_view text) {
+[[nodiscard]] absl::StatusOr<JoinToken> ParseJoinToken(std::string_view text) {
   const absl::Status malformed = absl::InvalidArgumentError(
       "the join token is malformed: expected llmboxjoin1.<secret>.<CA fingerprint> as printed "
       "by `llmbox-hub spoke token create` (copy it whole)");
@@ -36,7 +36,7 @@ absl::StatusOr<JoinToken> ParseJoinToken(std::string_view text) {
   return token;
 }
 
-absl::Status CheckCaFingerprint(std::string_view ca_pem, std::string_view expected_sha256) {
+[[nodiscard]] absl::Status CheckCaFingerprint(std::string_view ca_pem, std::string_view expected_sha256) {
   LLMBOX_ASSIGN_OR_RETURN(CertInfo info, InspectCert(ca_pem));
   if (!ConstantTimeEquals(info.sha256_fingerprint, expected_sha256)) {
     return absl::PermissionDeniedError(

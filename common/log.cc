@@ -97,7 +97,7 @@ std::shared_ptr<spdlog::logger> MakeLogger(const LogConfig& config, std::ostream
   return logger;
 }
 
-absl::Status InitLogging(const LogConfig& config, std::ostream* out) {
+[[nodiscard]] absl::Status InitLogging(const LogConfig& config, std::ostream* out) {
   if (auto st = config.Validate(); !st.ok()) return st;
   spdlog::set_default_logger(MakeLogger(config, out == nullptr ? std::cerr : *out));
   return absl::OkStatus();

@@ -50,7 +50,7 @@ std::string OpenSslError() {
   return out.empty() ? "unknown OpenSSL error" : out;
 }
 
-absl::Status Failed(std::string_view what) {
+[[nodiscard]] absl::Status Failed(std::string_view what) {
   return absl::InternalError(absl::StrCat("pki: ", AsAbsl(what), ": ", OpenSslError()));
 }
 
@@ -64,7 +64,7 @@ std::string BioText(BIO* bio) {
   return std::string(mem->data, mem->length);
 }
 
-absl::StatusOr<Key> ReadKey(std::string_view pem) {
+[[nodiscard]] absl::StatusOr<Key> ReadKey(std::string_view pem) {
   Bio bio = MemoryBio(pem);
   Key key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) {
@@ -74,7 +74,7 @@ absl::StatusOr<Key> ReadKey(std::string_view pem) {
   return key;
 }
 
-absl::StatusOr<Cert> ReadCert(std::string_view pem) {
+[[nodiscard]] absl::StatusOr<Cert> ReadCert(std::string_view pem) {
   Bio bio = MemoryBio(pem);
   Cert cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) {
@@ -90,7 +90,7 @@ struct VerifiedCsr {
 };
 
 // A PEM CSR whose signature verifies with its own key.
-absl::StatusOr<VerifiedCsr> ReadCsr(std::string_view csr_pem) {
+[[nodiscard]] absl::StatusOr<VerifiedCsr> ReadCsr(std::string_view csr_pem) {
   Bio bio = MemoryBio(csr_pem);
   Req req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
   if (!req) {
@@ -105,7 +105,7 @@ absl::StatusOr<VerifiedCsr> ReadCsr(std::string_view csr_pem) {
   return VerifiedCsr{std::move(req), std::move(key)};
 }
 
-absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
+[[nodiscard]] absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
   Bio bio(BIO_new(BIO_s_mem()));
   if (!PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
     return Failed("writing a key");
@@ -113,13 +113,13 @@ absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
   return BioText(bio.get());
 }
 
-absl::StatusOr<std::string> CertPem(X509* cert) {
+[[nodiscard]] absl::StatusOr<std::string> CertPem(X509* cert) {
   Bio bio(BIO_new(BIO_s_mem()));
   if (!PEM_write_bio_X509(bio.get(), cert)) return Failed("writing a certificate");
   return BioText(bio.get());
 }
 
-absl::Status SetName(X509_NAME* name, std::string_view common_name) {
+[[nodiscard]] absl::Status SetName(X509_NAME* name, std::string_view common_name) {
   const std::string cn(common_name);
   if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
                                   reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0)) {
@@ -129,7 +129,7 @@ absl::Status SetName(X509_NAME* name, std::string_view common_name) {
 }
 
 // Serial: 128 random bits.
-absl::Status SetSerial(X509* cert) {
+[[nodiscard]] absl::Status SetSerial(X509* cert) {
   unsigned char bytes[16];
   if (RAND_bytes(bytes, sizeof(bytes)) != 1) return Failed("making a serial number");
   bytes[0] &= 0x7f;  // positive
@@ -140,7 +140,7 @@ absl::Status SetSerial(X509* cert) {
   return absl::OkStatus();
 }
 
-absl::Status SetValidity(X509* cert, absl::Duration validity) {
+[[nodiscard]] absl::Status SetValidity(X509* cert, absl::Duration validity) {
   // Backdated a minute against clock skew between hosts.
   if (!X509_gmtime_adj(X509_getm_notBefore(cert), -60) ||
       !X509_gmtime_adj(X509_getm_notAfter(cert), absl::ToInt64Seconds(validity))) {
@@ -149,7 +149,7 @@ absl::Status SetValidity(X509* cert, absl::Duration validity) {
   return absl::OkStatus();
 }
 
-absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
+[[nodiscard]] absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
@@ -169,13 +169,13 @@ absl::Time AsnTime(const ASN1_TIME* t) {
 
 }  // namespace
 
-absl::StatusOr<std::string> MakePrivateKey() {
+[[nodiscard]] absl::StatusOr<std::string> MakePrivateKey() {
   Key key(EVP_EC_gen("P-256"));
   if (!key) return Failed("making an EC P-256 key");
   return KeyPem(key.get());
 }
 
-absl::StatusOr<CertifiedKey> MakeCa(std::string_view common_name, absl::Duration validity) {
+[[nodiscard]] absl::StatusOr<CertifiedKey> MakeCa(std::string_view common_name, absl::Duration validity) {
   LLMBOX_ASSIGN_OR_RETURN(std::string key_pem, MakePrivateKey());
   LLMBOX_ASSIGN_OR_RETURN(Key key, ReadKey(key_pem));
   Cert cert(X509_new());
@@ -195,7 +195,7 @@ absl::StatusOr<CertifiedKey> MakeCa(std::string_view common_name, absl::Duration
   return CertifiedKey{std::move(key_pem), std::move(cert_pem)};
 }
 
-absl::StatusOr<std::string> MakeCsr(std::string_view key_pem, std::string_view common_name) {
+[[nodiscard]] absl::StatusOr<std::string> MakeCsr(std::string_view key_pem, std::string_view common_name) {
   LLMBOX_ASSIGN_OR_RETURN(Key key, ReadKey(key_pem));
   Req req(X509_REQ_new());
   X509_REQ_set_version(req.get(), 0);
@@ -207,7 +207,7 @@ absl::StatusOr<std::string> MakeCsr(std::string_view key_pem, std::string_view c
   return BioText(bio.get());
 }
 
-absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
+[[nodiscard]] absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
                                     const CertIdentity& identity, absl::Duration validity) {
   if (identity.uri.empty()) {
     return absl::InvalidArgumentError("pki: a certificate needs a URI identity");
@@ -240,7 +240,7 @@ absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr
   return CertPem(cert.get());
 }
 
-absl::StatusOr<CsrInfo> InspectCsr(std::string_view csr_pem) {
+[[nodiscard]] absl::StatusOr<CsrInfo> InspectCsr(std::string_view csr_pem) {
   LLMBOX_ASSIGN_OR_RETURN(VerifiedCsr csr, ReadCsr(csr_pem));
   Req& req = csr.req;
   Key& key = csr.key;
@@ -279,7 +279,7 @@ absl::StatusOr<CsrInfo> InspectCsr(std::string_view csr_pem) {
   return info;
 }
 
-absl::StatusOr<CertInfo> InspectCert(std::string_view cert_pem) {
+[[nodiscard]] absl::StatusOr<CertInfo> InspectCert(std::string_view cert_pem) {
   LLMBOX_ASSIGN_OR_RETURN(Cert cert, ReadCert(cert_pem));
   CertInfo info;
   char cn[256] = {};

@@ -27,7 +27,7 @@ int Base64UrlValue(char c) {
 
 }  // namespace
 
-absl::StatusOr<std::string> RandomToken(size_t num_bytes) {
+[[nodiscard]] absl::StatusOr<std::string> RandomToken(size_t num_bytes) {
   if (num_bytes == 0 || num_bytes > kMaxTokenBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("random token: size must be 1..", kMaxTokenBytes, " bytes, got ", num_bytes));
@@ -67,7 +67,7 @@ std::string Base64UrlEncode(std::string_view bytes) {
   return out;
 }
 
-absl::StatusOr<std::string> Base64UrlDecode(std::string_view text) {
+[[nodiscard]] absl::StatusOr<std::string> Base64UrlDecode(std::string_view text) {
   if (text.size() % 4 == 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("base64url: a length of ", text.size(), " is impossible"));

@@ -36,7 +36,7 @@ std::string QuoteForMessage(std::string_view text, size_t max_chars) {
   return out;
 }
 
-absl::Status ValidateBoxId(std::string_view box_id) {
+[[nodiscard]] absl::Status ValidateBoxId(std::string_view box_id) {
   auto invalid = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid box id ", QuoteForMessage(box_id), ": ", AsAbsl(why),
@@ -62,7 +62,7 @@ absl::Status ValidateBoxId(std::string_view box_id) {
 
 std::string CanonicalBoxId(std::string_view box_id) { return absl::AsciiStrToLower(AsAbsl(box_id)); }
 
-absl::Status ValidateActivationCode(std::string_view code) {
+[[nodiscard]] absl::Status ValidateActivationCode(std::string_view code) {
   if (code.empty()) return absl::InvalidArgumentError("activation code is empty");
   if (code.size() > kMaxActivationCodeBytes) {
     return absl::InvalidArgumentError(
@@ -82,7 +82,7 @@ absl::Status ValidateActivationCode(std::string_view code) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateName(std::string_view name, std::string_view what) {
+[[nodiscard]] absl::Status ValidateName(std::string_view name, std::string_view what) {
   auto invalid = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid ", AsAbsl(what), " ", QuoteForMessage(name), ": ", AsAbsl(why), " (a ", AsAbsl(what),

@@ -46,7 +46,7 @@ constexpr int kMinRsaBits = 2048;
 constexpr size_t kP256CoordinateBytes = 32;
 
 // Parses JSON we did not write; never throws.
-absl::StatusOr<Json> ParseObject(std::string_view text, const std::string& what) {
+[[nodiscard]] absl::StatusOr<Json> ParseObject(std::string_view text, const std::string& what) {
   Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(what, " is not a JSON object"));
@@ -55,7 +55,7 @@ absl::StatusOr<Json> ParseObject(std::string_view text, const std::string& what)
 }
 
 // A string member, or "" when absent; an error when present with another type.
-absl::StatusOr<std::string> OptionalString(const Json& object, const char* name,
+[[nodiscard]] absl::StatusOr<std::string> OptionalString(const Json& object, const char* name,
                                            const std::string& what) {
   const auto it = object.find(name);
   if (it == object.end()) return std::string();
@@ -65,7 +65,7 @@ absl::StatusOr<std::string> OptionalString(const Json& object, const char* name,
   return it->get<std::string>();
 }
 
-absl::StatusOr<std::string> DecodeMember(const Json& jwk, const char* name,
+[[nodiscard]] absl::StatusOr<std::string> DecodeMember(const Json& jwk, const char* name,
                                          const std::string& what) {
   LLMBOX_ASSIGN_OR_RETURN(std::string text, OptionalString(jwk, name, what));
   if (text.empty()) {
@@ -79,7 +79,7 @@ absl::StatusOr<std::string> DecodeMember(const Json& jwk, const char* name,
 }
 
 // An EVP_PKEY from OSSL parameters (`type` "RSA" or "EC"), checked as a public key.
-absl::StatusOr<std::shared_ptr<EVP_PKEY>> KeyFromParams(const char* type, OSSL_PARAM* params,
+[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> KeyFromParams(const char* type, OSSL_PARAM* params,
                                                         const std::string& what) {
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* raw = nullptr;
@@ -95,7 +95,7 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> KeyFromParams(const char* type, OSSL_P
   return pkey;
 }
 
-absl::StatusOr<std::shared_ptr<EVP_PKEY>> RsaKey(const Json& jwk, const std::string& what) {
+[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> RsaKey(const Json& jwk, const std::string& what) {
   LLMBOX_ASSIGN_OR_RETURN(std::string n, DecodeMember(jwk, "n", what));
   LLMBOX_ASSIGN_OR_RETURN(std::string e, DecodeMember(jwk, "e", what));
   BignumPtr bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
@@ -113,7 +113,7 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> RsaKey(const Json& jwk, const std::str
   return KeyFromParams("RSA", params.get(), what);
 }
 
-absl::StatusOr<std::shared_ptr<EVP_PKEY>> P256Key(const Json& jwk, const std::string& what) {
+[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> P256Key(const Json& jwk, const std::string& what) {
   LLMBOX_ASSIGN_OR_RETURN(std::string x, DecodeMember(jwk, "x", what));
   LLMBOX_ASSIGN_OR_RETURN(std::string y, DecodeMember(jwk, "y", what));
   if (x.size() != kP256CoordinateBytes || y.size() != kP256CoordinateBytes) {
@@ -135,7 +135,7 @@ absl::StatusOr<std::shared_ptr<EVP_PKEY>> P256Key(const Json& jwk, const std::st
 }
 
 // The key of one JWKS entry; nullptr (and OK) for a key we do not use.
-absl::StatusOr<std::shared_ptr<JwkSet::Key>> ParseJwk(const Json& jwk, size_t index) {
+[[nodiscard]] absl::StatusOr<std::shared_ptr<JwkSet::Key>> ParseJwk(const Json& jwk, size_t index) {
   const std::string what = absl::StrCat("jwks: key ", index);
   if (!jwk.is_object()) return absl::InvalidArgumentError(what + " is not an object");
   LLMBOX_ASSIGN_OR_RETURN(std::string kty, OptionalString(jwk, "kty", what));
@@ -165,7 +165,7 @@ std::string_view KtyFor(std::string_view alg) {
 }
 
 // JWS ES256 signatures are raw r||s; OpenSSL verifies DER.
-absl::StatusOr<std::string> EcdsaRawToDer(std::string_view raw) {
+[[nodiscard]] absl::StatusOr<std::string> EcdsaRawToDer(std::string_view raw) {
   if (raw.size() != 2 * kP256CoordinateBytes) {
     return absl::UnauthenticatedError(
         absl::StrCat("id token: an ES256 signature is 64 bytes, got ", raw.size()));
@@ -201,7 +201,7 @@ struct CompactJws {
   std::string_view signature_b64;
 };
 
-absl::StatusOr<CompactJws> Split(std::string_view token) {
+[[nodiscard]] absl::StatusOr<CompactJws> Split(std::string_view token) {
   if (token.size() > kMaxIdTokenBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("id token: ", token.size(), " bytes is over the limit of ", kMaxIdTokenBytes));
@@ -216,7 +216,7 @@ absl::StatusOr<CompactJws> Split(std::string_view token) {
                     token.substr(second + 1)};
 }
 
-absl::StatusOr<std::string> DecodePart(std::string_view part, const std::string& name) {
+[[nodiscard]] absl::StatusOr<std::string> DecodePart(std::string_view part, const std::string& name) {
   auto bytes = common::Base64UrlDecode(part);
   if (!bytes.ok() || bytes->empty()) {
     return absl::InvalidArgumentError(absl::StrCat("id token: the ", name, " is not base64url"));
@@ -224,7 +224,7 @@ absl::StatusOr<std::string> DecodePart(std::string_view part, const std::string&
   return *std::move(bytes);
 }
 
-absl::StatusOr<JwsHeader> DecodeHeader(std::string_view header_b64) {
+[[nodiscard]] absl::StatusOr<JwsHeader> DecodeHeader(std::string_view header_b64) {
   LLMBOX_ASSIGN_OR_RETURN(std::string text, DecodePart(header_b64, "header"));
   LLMBOX_ASSIGN_OR_RETURN(Json header, ParseObject(text, "id token: the header"));
   JwsHeader out;
@@ -238,7 +238,7 @@ absl::StatusOr<JwsHeader> DecodeHeader(std::string_view header_b64) {
 }
 
 // A NumericDate claim (seconds since the epoch) as wall time.
-absl::StatusOr<common::Clock::WallTime> DateClaim(const Json& claims, const char* name) {
+[[nodiscard]] absl::StatusOr<common::Clock::WallTime> DateClaim(const Json& claims, const char* name) {
   const auto it = claims.find(name);
   if (it == claims.end() || !it->is_number()) {
     return absl::UnauthenticatedError(
@@ -253,7 +253,7 @@ absl::StatusOr<common::Clock::WallTime> DateClaim(const Json& claims, const char
       std::chrono::duration<double>(seconds)));
 }
 
-absl::Status CheckAudience(const Json& claims, const std::string& client_id) {
+[[nodiscard]] absl::Status CheckAudience(const Json& claims, const std::string& client_id) {
   const auto aud = claims.find("aud");
   std::vector<std::string> audiences;
   if (aud != claims.end() && aud->is_string()) {
@@ -285,7 +285,7 @@ absl::Status CheckAudience(const Json& claims, const std::string& client_id) {
   return absl::OkStatus();
 }
 
-absl::Status CheckTimes(const Json& claims, common::Clock& clock, IdTokenClaims* out) {
+[[nodiscard]] absl::Status CheckTimes(const Json& claims, common::Clock& clock, IdTokenClaims* out) {
   const common::Clock::WallTime now = clock.Now();
   LLMBOX_ASSIGN_OR_RETURN(out->expires_at, DateClaim(claims, "exp"));
   LLMBOX_ASSIGN_OR_RETURN(out->issued_at, DateClaim(claims, "iat"));
@@ -310,7 +310,7 @@ absl::Status CheckTimes(const Json& claims, common::Clock& clock, IdTokenClaims*
   return absl::OkStatus();
 }
 
-absl::Status CheckIdentity(const Json& claims, const IdTokenExpectations& expect,
+[[nodiscard]] absl::Status CheckIdentity(const Json& claims, const IdTokenExpectations& expect,
                            IdTokenClaims* out) {
   LLMBOX_ASSIGN_OR_RETURN(std::string nonce, OptionalString(claims, "nonce", "id token"));
   if (expect.nonce.empty() || !common::ConstantTimeEquals(nonce, expect.nonce)) {
@@ -386,12 +386,12 @@ const JwkSet::Key* JwkSet::Find(std::string_view kid, std::string_view kty) cons
   return only;
 }
 
-absl::StatusOr<JwsHeader> PeekJwsHeader(std::string_view token) {
+[[nodiscard]] absl::StatusOr<JwsHeader> PeekJwsHeader(std::string_view token) {
   LLMBOX_ASSIGN_OR_RETURN(CompactJws jws, Split(token));
   return DecodeHeader(jws.header_b64);
 }
 
-absl::StatusOr<IdTokenClaims> VerifyIdToken(std::string_view token, const JwkSet& keys,
+[[nodiscard]] absl::StatusOr<IdTokenClaims> VerifyIdToken(std::string_view token, const JwkSet& keys,
                                             const IdTokenExpectations& expect,
                                             common::Clock& clock) {
   LLMBOX_ASSIGN_OR_RETURN(CompactJws jws, Split(token));

@@ -56,7 +56,7 @@ bool IsLoopback(std::string_view host) {
 }
 
 // https, or http on loopback when the issuer itself is on loopback (tests).
-absl::Status CheckUrl(std::string_view url, const std::string& what, bool loopback_issuer) {
+[[nodiscard]] absl::Status CheckUrl(std::string_view url, const std::string& what, bool loopback_issuer) {
   const std::string host = HostOf(url);
   const bool https = url.rfind("https://", 0) == 0;
   const bool http = url.rfind("http://", 0) == 0;
@@ -96,7 +96,7 @@ std::string Params(const std::vector<std::pair<std::string_view, std::string_vie
   return out;
 }
 
-absl::StatusOr<Json> ParseJson(std::string_view body, const std::string& what) {
+[[nodiscard]] absl::StatusOr<Json> ParseJson(std::string_view body, const std::string& what) {
   Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) {
     return absl::FailedPreconditionError(absl::StrCat("oidc: ", what, " is not a JSON object"));

@@ -30,7 +30,7 @@ std::string Cookie(std::string_view name, std::string_view value, int64_t max_ag
                       secure ? "; Secure" : "");
 }
 
-absl::Status Refused(std::string_view why) {
+[[nodiscard]] absl::Status Refused(std::string_view why) {
   return absl::UnauthenticatedError(
       absl::StrCat("session: ", common::AsAbsl(why), "; sign in again"));
 }

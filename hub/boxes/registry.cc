@@ -20,7 +20,7 @@ using store::BoxRecord;
 using store::Phase;
 
 // A spoke's error with the spoke named, keeping its code.
-absl::Status SpokeError(std::string_view spoke, const absl::Status& status) {
+[[nodiscard]] absl::Status SpokeError(std::string_view spoke, const absl::Status& status) {
   std::string message(common::AsStd(status.message()));
   if (absl::IsUnavailable(status)) {
     message = "spoke \"" + std::string(spoke) + "\" cannot be reached: " + message;
@@ -30,7 +30,7 @@ absl::Status SpokeError(std::string_view spoke, const absl::Status& status) {
   return absl::Status(status.code(), message);
 }
 
-absl::Status NoSuchBox(std::string_view box_id) {
+[[nodiscard]] absl::Status NoSuchBox(std::string_view box_id) {
   return absl::NotFoundError("no box " + common::QuoteForMessage(box_id) +
                              " (it may have been destroyed or reaped; list_llmboxes shows "
                              "the boxes there are)");

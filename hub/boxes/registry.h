@@ -123,14 +123,14 @@ class BoxRegistry {
   BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Clock& clock,
               RegistryOptions options);
 
-  absl::StatusOr<CreatedBox> Create(const CreateRequest& request, const ProgressFn& progress);
-  absl::StatusOr<store::BoxRecord> Get(std::string_view box_id);
-  absl::StatusOr<std::vector<store::BoxRecord>> List(const store::BoxFilter& filter);
+  [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateRequest& request, const ProgressFn& progress);
+  [[nodiscard]] absl::StatusOr<store::BoxRecord> Get(std::string_view box_id);
+  [[nodiscard]] absl::StatusOr<std::vector<store::BoxRecord>> List(const store::BoxFilter& filter);
   // Destroys on the spoke, then forgets the box. A box its spoke no longer has is forgotten too.
-  absl::Status Destroy(std::string_view box_id);
-  absl::StatusOr<LogsResult> Logs(std::string_view box_id, std::optional<std::uint32_t> tail);
+  [[nodiscard]] absl::Status Destroy(std::string_view box_id);
+  [[nodiscard]] absl::StatusOr<LogsResult> Logs(std::string_view box_id, std::optional<std::uint32_t> tail);
   // `cancel` may be set from another thread to abandon the exec.
-  absl::StatusOr<ExecResult> Exec(std::string_view box_id, const std::vector<std::string>& argv,
+  [[nodiscard]] absl::StatusOr<ExecResult> Exec(std::string_view box_id, const std::vector<std::string>& argv,
                                   std::optional<std::chrono::seconds> timeout,
                                   const std::function<void(std::function<void()>)>& on_cancel);
   std::vector<SpokeStatus> Spokes();
@@ -138,15 +138,15 @@ class BoxRegistry {
   void SetPublicUrl(std::string public_url);
 
   // Activation (the page): the box whose token this is.
-  absl::StatusOr<store::BoxRecord> FindByToken(std::string_view token);
+  [[nodiscard]] absl::StatusOr<store::BoxRecord> FindByToken(std::string_view token);
   // Makes `email` the box's activation owner unless someone claimed it first; returns the
   // owner it has now. The activation page calls it when sign-in gating is on.
-  absl::StatusOr<std::string> ClaimActivation(std::string_view box_id, std::string_view email);
+  [[nodiscard]] absl::StatusOr<std::string> ClaimActivation(std::string_view box_id, std::string_view email);
   // The box this token belonged to when it was destroyed; NotFound when none.
-  absl::StatusOr<store::DestroyedBox> FindDestroyedByToken(std::string_view token);
+  [[nodiscard]] absl::StatusOr<store::DestroyedBox> FindDestroyedByToken(std::string_view token);
   // Sends the code to the box's stdin through its spoke. One code at a time per box: a
   // second submission while one is in flight is FailedPrecondition and never reaches the box.
-  absl::StatusOr<SubmitResult> SubmitCode(std::string_view token, std::string_view code);
+  [[nodiscard]] absl::StatusOr<SubmitResult> SubmitCode(std::string_view token, std::string_view code);
 
   // Brings the registry in line with the spokes: a box its spoke no longer has becomes gone; a
   // box the spoke reports in another phase takes it; a managed box the registry does not know
@@ -160,14 +160,14 @@ class BoxRegistry {
   // that answer, have a reachable engine, accept `image` (empty: the spoke's default) and have
   // room, the one with the most free places wins (ties: fewer boxes, then the name). None:
   // ResourceExhausted naming each spoke and why it was passed over.
-  absl::StatusOr<std::string> Place(const std::string& image);
+  [[nodiscard]] absl::StatusOr<std::string> Place(const std::string& image);
   std::string AuthUrl(std::string_view token) const;
   // DestroyBox for `box_id` on `spoke` within call_timeout; the spoke's status.
   [[nodiscard]] absl::Status DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id);
   // Whether a record still creating is older than any create could take (a hub stopped
   // mid-create left it).
   bool InterruptedCreate(const store::BoxRecord& record);
-  absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> SpokeFor(
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> SpokeFor(
       const store::BoxRecord& record) const;
   std::int64_t NowMs();
 

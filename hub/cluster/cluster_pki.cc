@@ -26,7 +26,7 @@ bool Exists(const std::string& path) {
   return std::filesystem::exists(path, ec);
 }
 
-absl::StatusOr<ClusterPki> ReadCa(const Paths& paths) {
+[[nodiscard]] absl::StatusOr<ClusterPki> ReadCa(const Paths& paths) {
   ClusterPki pki;
   auto cert = common::ReadSmallFile(paths.ca_cert);
   auto key = common::ReadSmallFile(paths.ca_key);
@@ -59,7 +59,7 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
 
 }  // namespace
 
-absl::StatusOr<ClusterPki> LoadClusterPki(const std::string& dir) {
+[[nodiscard]] absl::StatusOr<ClusterPki> LoadClusterPki(const std::string& dir) {
   const Paths paths(dir);
   if (!Exists(paths.ca_cert)) {
     return absl::FailedPreconditionError(
@@ -71,7 +71,7 @@ absl::StatusOr<ClusterPki> LoadClusterPki(const std::string& dir) {
   return pki;
 }
 
-absl::StatusOr<ClusterPki> LoadOrCreateClusterPki(const std::string& dir,
+[[nodiscard]] absl::StatusOr<ClusterPki> LoadOrCreateClusterPki(const std::string& dir,
                                                   const ClusterPkiOptions& options) {
   const Paths paths(dir);
   if (!Exists(paths.ca_cert) && !Exists(paths.ca_key)) {

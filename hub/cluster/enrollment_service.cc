@@ -51,7 +51,7 @@ bool IsDnsName(std::string_view host) {
 }
 
 // The advertise address as host and port, and the SAN it earns in the certificate.
-absl::Status CheckAdvertiseAddress(std::string_view address, common::CertIdentity* identity) {
+[[nodiscard]] absl::Status CheckAdvertiseAddress(std::string_view address, common::CertIdentity* identity) {
   const absl::Status bad = absl::InvalidArgumentError(
       "advertise address " + common::QuoteForMessage(address) +
       " must be host:port where the hub can reach the spoke (10.0.0.5:7443, spoke-1.lan:7443, "
@@ -84,7 +84,7 @@ absl::Status CheckAdvertiseAddress(std::string_view address, common::CertIdentit
 }
 
 // The CSR must be for an EC P-256 key and ask for no identity but `name`'s.
-absl::Status CheckCsr(std::string_view csr_pem, std::string_view name) {
+[[nodiscard]] absl::Status CheckCsr(std::string_view csr_pem, std::string_view name) {
   if (csr_pem.size() > kMaxCsrBytes) {
     return absl::InvalidArgumentError("the CSR is larger than 8 KiB");
   }
@@ -112,7 +112,7 @@ absl::Status CheckCsr(std::string_view csr_pem, std::string_view name) {
   return absl::OkStatus();
 }
 
-absl::Status CheckLabels(const google::protobuf::Map<std::string, std::string>& labels) {
+[[nodiscard]] absl::Status CheckLabels(const google::protobuf::Map<std::string, std::string>& labels) {
   if (labels.size() > kMaxLabels) {
     return absl::InvalidArgumentError("at most 16 labels, got " + std::to_string(labels.size()));
   }

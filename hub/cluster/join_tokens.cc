@@ -8,7 +8,7 @@
 
 namespace llmbox::hub::cluster {
 
-absl::StatusOr<std::string> IssueJoinToken(store::Store& store, std::string_view ca_sha256,
+[[nodiscard]] absl::StatusOr<std::string> IssueJoinToken(store::Store& store, std::string_view ca_sha256,
                                            std::string_view name, std::chrono::milliseconds ttl,
                                            std::int64_t now_ms) {
   LLMBOX_RETURN_IF_ERROR(common::ValidateName(name, "spoke name"));

@@ -36,7 +36,7 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   return true;
 }
 
-absl::Status ReadHub(ConfigMap& m, const std::string& base, HubConfig* c) {
+[[nodiscard]] absl::Status ReadHub(ConfigMap& m, const std::string& base, HubConfig* c) {
   std::string listen;
   LLMBOX_RETURN_IF_ERROR(m.Str("listen", &listen));
   if (!listen.empty() && !SplitHostPort(listen, &c->listen_host, &c->listen_port)) {
@@ -75,7 +75,7 @@ absl::Status ReadHub(ConfigMap& m, const std::string& base, HubConfig* c) {
   return m.Finish();
 }
 
-absl::Status ReadAuth(ConfigMap& m, HubConfig* c) {
+[[nodiscard]] absl::Status ReadAuth(ConfigMap& m, HubConfig* c) {
   std::string mode;
   LLMBOX_RETURN_IF_ERROR(m.Str("api_keys", &mode));
   if (mode == "auto" || mode.empty()) {
@@ -90,7 +90,7 @@ absl::Status ReadAuth(ConfigMap& m, HubConfig* c) {
   return m.Finish();
 }
 
-absl::Status ReadCluster(ConfigMap& m, HubConfig* c) {
+[[nodiscard]] absl::Status ReadCluster(ConfigMap& m, HubConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("listen", &c->cluster_listen));
   std::string host;
   int port = 0;
@@ -108,7 +108,7 @@ absl::Status ReadCluster(ConfigMap& m, HubConfig* c) {
   return m.Finish();
 }
 
-absl::Status ReadOidc(ConfigMap& m, const std::string& base, OidcConfig* c) {
+[[nodiscard]] absl::Status ReadOidc(ConfigMap& m, const std::string& base, OidcConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("issuer", &c->issuer));
   LLMBOX_RETURN_IF_ERROR(m.Str("client_id", &c->client_id));
   // An inline secret gets the standard refusal; the file is taken relative to the config
@@ -174,7 +174,7 @@ absl::Status ReadOidc(ConfigMap& m, const std::string& base, OidcConfig* c) {
   return absl::OkStatus();
 }
 
-absl::Status ReadActivation(ConfigMap& m, const std::string& base, HubConfig* c) {
+[[nodiscard]] absl::Status ReadActivation(ConfigMap& m, const std::string& base, HubConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Int("max_attempts_per_token", &c->max_attempts_per_token, 1, 1000));
   LLMBOX_RETURN_IF_ERROR(
       m.Int("max_attempts_per_address", &c->max_attempts_per_address, 1, 100000));
@@ -205,7 +205,7 @@ std::string DefaultPublicUrl(const HubConfig& config) {
          std::to_string(config.listen_port);
 }
 
-absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
+[[nodiscard]] absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
                                          const std::string& base_dir) {
   LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
   ConfigMap root = doc.Root();
@@ -248,7 +248,7 @@ absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::strin
   return config;
 }
 
-absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path) {
+[[nodiscard]] absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path) {
   LLMBOX_ASSIGN_OR_RETURN(std::string text, common::ReadConfigFile(path));
   return ParseHubConfig(text, path, std::filesystem::absolute(path).parent_path().string());
 }

@@ -85,8 +85,8 @@ bool IsLoopbackHost(std::string_view host);
 // http(s)://<listen host>:<listen port>, https when the hub has its own TLS certificate.
 std::string DefaultPublicUrl(const HubConfig& config);
 
-absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path);
-absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
+[[nodiscard]] absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path);
+[[nodiscard]] absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
                                          const std::string& base_dir);
 
 }  // namespace llmbox::hub::config

@@ -14,7 +14,7 @@
 
 namespace llmbox::hub::local {
 
-absl::StatusOr<spoke::config::SpokeConfig> ReadLocalSpokeConfig(const config::HubConfig& config) {
+[[nodiscard]] absl::StatusOr<spoke::config::SpokeConfig> ReadLocalSpokeConfig(const config::HubConfig& config) {
   spoke::config::SpokeConfig spoke;
   spoke.docker.unix_socket = "/var/run/docker.sock";
   // The same text the hub's own keys came from, so key paths and lines are the file's.
@@ -36,7 +36,7 @@ absl::StatusOr<spoke::config::SpokeConfig> ReadLocalSpokeConfig(const config::Hu
   return spoke;
 }
 
-absl::StatusOr<std::unique_ptr<InProcessSpoke>> StartLocalSpoke(
+[[nodiscard]] absl::StatusOr<std::unique_ptr<InProcessSpoke>> StartLocalSpoke(
     const spoke::config::SpokeConfig& config, common::Clock& clock) {
   LLMBOX_ASSIGN_OR_RETURN(
       std::unique_ptr<spoke::node::SpokeNode> node,

@@ -11,7 +11,7 @@
 
 namespace llmbox::hub::server {
 
-absl::Status EnsureStateDir(const std::string& dir) {
+[[nodiscard]] absl::Status EnsureStateDir(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -22,14 +22,14 @@ absl::Status EnsureStateDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(const config::HubConfig& config) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(const config::HubConfig& config) {
   LLMBOX_RETURN_IF_ERROR(EnsureStateDir(config.state_dir));
   return store::SqliteStore::Open(config.state_dir + "/hub.db");
 }
 
 std::string ClusterDir(const config::HubConfig& config) { return config.state_dir + "/cluster"; }
 
-absl::StatusOr<std::string> LoadOrCreateSessionKey(const std::string& state_dir) {
+[[nodiscard]] absl::StatusOr<std::string> LoadOrCreateSessionKey(const std::string& state_dir) {
   const std::string path = state_dir + "/session.key";
   if (auto existing = common::ReadSmallFile(path); existing.ok() && existing->size() >= 32) {
     return *std::move(existing);

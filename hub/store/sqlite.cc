@@ -38,7 +38,7 @@ absl::StatusCode CodeFor(int rc) {
   }
 }
 
-absl::Status MakeError(sqlite3* db, std::string_view what, int rc) {
+[[nodiscard]] absl::Status MakeError(sqlite3* db, std::string_view what, int rc) {
   // sqlite3_errmsg describes the latest failure on the connection; without a connection
   // (open failed to allocate one) only the generic text for the code is known.
   const char* message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);

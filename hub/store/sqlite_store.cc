@@ -136,7 +136,7 @@ std::string Quoted(std::string_view text) {
 
 // Prefixes SQLite's own errors (all "sqlite: ...", see sqlite.h) with the store operation,
 // leaving the store's messages (NotFound, AlreadyExists) as written.
-absl::Status WithOperation(const absl::Status& status, std::string_view operation) {
+[[nodiscard]] absl::Status WithOperation(const absl::Status& status, std::string_view operation) {
   if (status.ok() || !absl::StartsWith(status.message(), "sqlite: ")) return status;
   std::string message = "store: ";
   message.append(operation);
@@ -145,7 +145,7 @@ absl::Status WithOperation(const absl::Status& status, std::string_view operatio
   return absl::Status(status.code(), message);
 }
 
-absl::StatusOr<std::unique_ptr<Db>> OpenConnection(const std::string& path, Db::Mode mode) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Db>> OpenConnection(const std::string& path, Db::Mode mode) {
   LLMBOX_ASSIGN_OR_RETURN(std::unique_ptr<Db> db,
                           Db::Open(path, mode, SqliteStore::kBusyTimeoutMs));
   // synchronous=FULL: a commit is on disk before it returns. NORMAL would be safe against
@@ -157,7 +157,7 @@ absl::StatusOr<std::unique_ptr<Db>> OpenConnection(const std::string& path, Db::
 }
 
 // Binds ?1..?16 in LLMBOX_BOX_COLUMNS order and ?17 to the box key.
-absl::Status BindBox(Statement& s, const BoxRecord& box) {
+[[nodiscard]] absl::Status BindBox(Statement& s, const BoxRecord& box) {
   LLMBOX_RETURN_IF_ERROR(s.Bind(1, box.box_id));
   LLMBOX_RETURN_IF_ERROR(s.Bind(2, box.spoke));
   LLMBOX_RETURN_IF_ERROR(s.Bind(3, box.container_id));
@@ -181,7 +181,7 @@ absl::Status BindBox(Statement& s, const BoxRecord& box) {
   return s.Bind(17, BoxKey(box.box_id));
 }
 
-absl::StatusOr<BoxRecord> ReadBox(const Statement& s) {
+[[nodiscard]] absl::StatusOr<BoxRecord> ReadBox(const Statement& s) {
   BoxRecord box;
   box.box_id = s.ColumnText(0);
   box.spoke = s.ColumnText(1);
@@ -257,7 +257,7 @@ SpokeRecord ReadSpoke(const Statement& s) {
 
 // Steps `s` to its end, reading each row with `read` into `out`.
 template <typename Record>
-absl::Status CollectRows(Statement& s, Record (*read)(const Statement&), std::vector<Record>* out) {
+[[nodiscard]] absl::Status CollectRows(Statement& s, Record (*read)(const Statement&), std::vector<Record>* out) {
   while (true) {
     LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
     if (!row) return absl::OkStatus();
@@ -266,7 +266,7 @@ absl::Status CollectRows(Statement& s, Record (*read)(const Statement&), std::ve
 }
 
 // The first column of the first row of `sql` with ?1 bound to `value`, or nullopt.
-absl::StatusOr<std::optional<std::string>> LookUpText(Db& db, std::string_view sql,
+[[nodiscard]] absl::StatusOr<std::optional<std::string>> LookUpText(Db& db, std::string_view sql,
                                                       std::string_view value) {
   LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare(sql));
   LLMBOX_RETURN_IF_ERROR(s.Bind(1, value));
@@ -277,7 +277,7 @@ absl::StatusOr<std::optional<std::string>> LookUpText(Db& db, std::string_view s
 
 // After a UNIQUE violation writing `box`: the message naming the box that holds its id or
 // its token hash. An update hits its own row by key, so only an insert checks the id.
-absl::Status BoxConflict(Db& db, const BoxRecord& box, bool inserting,
+[[nodiscard]] absl::Status BoxConflict(Db& db, const BoxRecord& box, bool inserting,
                          const absl::Status& violation) {
   const std::string key = BoxKey(box.box_id);
   if (inserting) {
@@ -362,7 +362,7 @@ SqliteStore::~SqliteStore() = default;
 
 namespace {
 
-absl::StatusOr<int> UserVersion(Db& db) {
+[[nodiscard]] absl::StatusOr<int> UserVersion(Db& db) {
   LLMBOX_ASSIGN_OR_RETURN(std::string text, db.QueryText("PRAGMA user_version"));
   return std::atoi(text.c_str());
 }
@@ -370,7 +370,7 @@ absl::StatusOr<int> UserVersion(Db& db) {
 // Brings the file up to SchemaVersion(), one transaction per step. The version is read
 // again inside each transaction because another process (the CLI) may be migrating the
 // same file at the same moment; BEGIN IMMEDIATE makes the two take turns.
-absl::Status Migrate(Db& db) {
+[[nodiscard]] absl::Status Migrate(Db& db) {
   const int known = SqliteStore::SchemaVersion();
   while (true) {
     LLMBOX_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db));
@@ -391,7 +391,7 @@ absl::Status Migrate(Db& db) {
 
 // Creates the file with mode 0600 unless it exists: it holds token hashes and authorize
 // URLs. SQLite gives the -wal and -shm files the database file's mode, so they follow.
-absl::Status CreateFile(const std::string& path) {
+[[nodiscard]] absl::Status CreateFile(const std::string& path) {
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (parent.empty()) parent = ".";
   struct stat st {};
@@ -429,7 +429,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
 namespace {
 
 // "store: <what> <subject>: sqlite: ..." for SQLite's errors; see WithOperation.
-absl::Status Annotate(const absl::Status& status, std::string_view what, std::string_view subject) {
+[[nodiscard]] absl::Status Annotate(const absl::Status& status, std::string_view what, std::string_view subject) {
   if (status.ok() || !absl::StartsWith(status.message(), "sqlite: ")) return status;
   std::string operation(what);
   if (!subject.empty()) {

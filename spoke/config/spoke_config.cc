@@ -20,7 +20,7 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
-absl::Status ReadSpoke(ConfigMap& m, const std::string& base, SpokeConfig* c) {
+[[nodiscard]] absl::Status ReadSpoke(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("name", &c->name));
   if (auto st = common::ValidateName(c->name, "spoke name"); !st.ok()) {
     return m.Error("name", common::AsStd(st.message()));
@@ -31,7 +31,7 @@ absl::Status ReadSpoke(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   return m.Finish();
 }
 
-absl::Status ReadTls(ConfigMap& m, const std::string& base, SpokeConfig* c) {
+[[nodiscard]] absl::Status ReadTls(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("cert_file", &c->tls.cert_file));
   LLMBOX_RETURN_IF_ERROR(m.Str("key_file", &c->tls.key_file));
   LLMBOX_RETURN_IF_ERROR(m.Str("ca_file", &c->tls.ca_file));
@@ -46,7 +46,7 @@ absl::Status ReadTls(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   return m.Finish();
 }
 
-absl::Status ReadDocker(ConfigMap& m, const std::string& base, SpokeConfig* c) {
+[[nodiscard]] absl::Status ReadDocker(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("socket", &c->docker.unix_socket));
   LLMBOX_RETURN_IF_ERROR(m.Str("url", &c->docker.tcp_url));
   if (!c->docker.tcp_url.empty() && !m.Has("socket")) c->docker.unix_socket.clear();
@@ -63,7 +63,7 @@ absl::Status ReadDocker(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   return m.Finish();
 }
 
-absl::Status ReadBoxes(ConfigMap& m, const std::string& base, SpokeConfig* c) {
+[[nodiscard]] absl::Status ReadBoxes(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   auto& b = c->boxes;
   LLMBOX_RETURN_IF_ERROR(m.Str("default_image", &b.default_image));
   LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_images", &b.allowed_images));
@@ -102,7 +102,7 @@ absl::Status ReadBoxes(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   return m.Finish();
 }
 
-absl::Status ReadReaper(ConfigMap& m, SpokeConfig* c) {
+[[nodiscard]] absl::Status ReadReaper(ConfigMap& m, SpokeConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Duration("interval", &c->reaper.interval));
   LLMBOX_RETURN_IF_ERROR(m.Duration("auth_ttl", &c->reaper.auth_ttl));
   if (c->reaper.interval.count() < 1000) return m.Error("interval", "must be at least 1s");
@@ -110,7 +110,7 @@ absl::Status ReadReaper(ConfigMap& m, SpokeConfig* c) {
   return m.Finish();
 }
 
-absl::Status ReadHook(ConfigMap& m, const std::string& base, hooks::HookSpec* h) {
+[[nodiscard]] absl::Status ReadHook(ConfigMap& m, const std::string& base, hooks::HookSpec* h) {
   LLMBOX_RETURN_IF_ERROR(m.Str("name", &h->name));
   LLMBOX_RETURN_IF_ERROR(m.Str("event", &h->event));
   LLMBOX_RETURN_IF_ERROR(m.StrList("command", &h->command));
@@ -125,7 +125,7 @@ absl::Status ReadHook(ConfigMap& m, const std::string& base, hooks::HookSpec* h)
 
 }  // namespace
 
-absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir, SpokeConfig* config) {
+[[nodiscard]] absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir, SpokeConfig* config) {
   struct Section {
     const char* key;
     std::function<absl::Status(ConfigMap&)> read;
@@ -151,7 +151,7 @@ absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir, Sp
   return absl::OkStatus();
 }
 
-absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
+[[nodiscard]] absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
                                              const std::string& base_dir) {
   LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
   ConfigMap root = doc.Root();
@@ -182,7 +182,7 @@ absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::s
   return config;
 }
 
-absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path) {
+[[nodiscard]] absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path) {
   LLMBOX_ASSIGN_OR_RETURN(std::string text, common::ReadConfigFile(path));
   return ParseSpokeConfig(text, path, std::filesystem::absolute(path).parent_path().string());
 }

@@ -42,11 +42,11 @@ struct SpokeConfig {
 // Reads the sections that describe boxes on this Docker host (docker, boxes, reaper, hooks)
 // from `map` into `config`; the hub's local_spoke section has the same keys. The caller
 // Finish()es `map`.
-absl::Status ReadBoxHostSections(common::ConfigMap& map, const std::string& base_dir,
+[[nodiscard]] absl::Status ReadBoxHostSections(common::ConfigMap& map, const std::string& base_dir,
                                  SpokeConfig* config);
 
-absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path);
-absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
+[[nodiscard]] absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path);
+[[nodiscard]] absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
                                              const std::string& base_dir);
 
 }  // namespace llmbox::spoke::config

@@ -26,69 +26,69 @@ class DockerEngineWrapper : public DockerEngine {
  public:
   explicit DockerEngineWrapper(DockerEngine& target) : target_(target) {}
 
-  absl::StatusOr<EngineInfo> Ping() override { return target_.Ping(); }
-  absl::StatusOr<ImageInfo> InspectImage(const std::string& ref) override {
+  [[nodiscard]] absl::StatusOr<EngineInfo> Ping() override { return target_.Ping(); }
+  [[nodiscard]] absl::StatusOr<ImageInfo> InspectImage(const std::string& ref) override {
     return target_.InspectImage(ref);
   }
-  absl::Status PullImage(const std::string& ref) override { return target_.PullImage(ref); }
-  absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) override {
+  [[nodiscard]] absl::Status PullImage(const std::string& ref) override { return target_.PullImage(ref); }
+  [[nodiscard]] absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) override {
     return target_.CreateContainer(spec);
   }
-  absl::Status StartContainer(const std::string& id) override { return target_.StartContainer(id); }
-  absl::StatusOr<int64_t> WaitContainer(const std::string& id,
+  [[nodiscard]] absl::Status StartContainer(const std::string& id) override { return target_.StartContainer(id); }
+  [[nodiscard]] absl::StatusOr<int64_t> WaitContainer(const std::string& id,
                                         std::chrono::milliseconds timeout) override {
     return target_.WaitContainer(id, timeout);
   }
-  absl::Status StopContainer(const std::string& id, std::chrono::seconds grace) override {
+  [[nodiscard]] absl::Status StopContainer(const std::string& id, std::chrono::seconds grace) override {
     return target_.StopContainer(id, grace);
   }
-  absl::Status KillContainer(const std::string& id, std::string_view signal) override {
+  [[nodiscard]] absl::Status KillContainer(const std::string& id, std::string_view signal) override {
     return target_.KillContainer(id, signal);
   }
-  absl::Status RemoveContainer(const std::string& id, bool force) override {
+  [[nodiscard]] absl::Status RemoveContainer(const std::string& id, bool force) override {
     return target_.RemoveContainer(id, force);
   }
-  absl::StatusOr<ContainerInfo> InspectContainer(const std::string& id) override {
+  [[nodiscard]] absl::StatusOr<ContainerInfo> InspectContainer(const std::string& id) override {
     return target_.InspectContainer(id);
   }
-  absl::StatusOr<std::vector<ContainerInfo>> ListContainers(const Labels& labels) override {
+  [[nodiscard]] absl::StatusOr<std::vector<ContainerInfo>> ListContainers(const Labels& labels) override {
     return target_.ListContainers(labels);
   }
-  absl::Status RenameContainer(const std::string& id, const std::string& new_name) override {
+  [[nodiscard]] absl::Status RenameContainer(const std::string& id, const std::string& new_name) override {
     return target_.RenameContainer(id, new_name);
   }
-  absl::Status ResizeTty(const std::string& id, int rows, int cols) override {
+  [[nodiscard]] absl::Status ResizeTty(const std::string& id, int rows, int cols) override {
     return target_.ResizeTty(id, rows, cols);
   }
-  absl::StatusOr<std::unique_ptr<AttachStream>> Attach(const std::string& id, bool with_stdin,
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<AttachStream>> Attach(const std::string& id, bool with_stdin,
                                                        bool tty) override {
     return target_.Attach(id, with_stdin, tty);
   }
-  absl::StatusOr<LogsResult> Logs(const std::string& id, const LogsRequest& request) override {
+  [[nodiscard]] absl::StatusOr<LogsResult> Logs(const std::string& id, const LogsRequest& request) override {
     return target_.Logs(id, request);
   }
-  absl::StatusOr<ExecResult> Exec(const std::string& id, const ExecSpec& spec) override {
+  [[nodiscard]] absl::StatusOr<ExecResult> Exec(const std::string& id, const ExecSpec& spec) override {
     return target_.Exec(id, spec);
   }
-  absl::Status PutArchive(const std::string& id, const std::string& path,
+  [[nodiscard]] absl::Status PutArchive(const std::string& id, const std::string& path,
                           std::string_view tar) override {
     return target_.PutArchive(id, path, tar);
   }
-  absl::StatusOr<std::string> CreateNetwork(const NetworkSpec& spec) override {
+  [[nodiscard]] absl::StatusOr<std::string> CreateNetwork(const NetworkSpec& spec) override {
     return target_.CreateNetwork(spec);
   }
-  absl::Status ConnectNetwork(const std::string& network, const std::string& container,
+  [[nodiscard]] absl::Status ConnectNetwork(const std::string& network, const std::string& container,
                               const std::vector<std::string>& aliases) override {
     return target_.ConnectNetwork(network, container, aliases);
   }
-  absl::Status DisconnectNetwork(const std::string& network, const std::string& container,
+  [[nodiscard]] absl::Status DisconnectNetwork(const std::string& network, const std::string& container,
                                  bool force) override {
     return target_.DisconnectNetwork(network, container, force);
   }
-  absl::Status RemoveNetwork(const std::string& network) override {
+  [[nodiscard]] absl::Status RemoveNetwork(const std::string& network) override {
     return target_.RemoveNetwork(network);
   }
-  absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(const Labels& labels) override {
+  [[nodiscard]] absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(const Labels& labels) override {
     return target_.ListNetworks(labels);
   }
 

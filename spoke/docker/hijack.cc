@@ -402,7 +402,7 @@ int ConnectBy(int fd, const sockaddr* addr, socklen_t len, Clock::time_point dea
   return error;
 }
 
-absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectUnix(const HijackTarget& target,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectUnix(const HijackTarget& target,
                                                                        Clock::time_point deadline) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -421,7 +421,7 @@ absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectUnix(const Hij
   return transport;
 }
 
-absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(const HijackTarget& target,
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(const HijackTarget& target,
                                                                       Clock::time_point deadline) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -463,7 +463,7 @@ absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(const Hija
 
 }  // namespace
 
-absl::Status ParseEngineUrl(std::string_view url, HijackTarget* target) {
+[[nodiscard]] absl::Status ParseEngineUrl(std::string_view url, HijackTarget* target) {
   auto bad = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("docker: the engine URL \"", AsAbsl(url), "\" ",
                                                    AsAbsl(why), " (expected https://host:port)"));

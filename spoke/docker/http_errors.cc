@@ -16,7 +16,7 @@ std::string EngineMessage(const std::string& body) {
   return text;
 }
 
-absl::Status StatusForHttp(long http, std::string message) {
+[[nodiscard]] absl::Status StatusForHttp(long http, std::string message) {
   switch (http) {
     case 400:
       return absl::InvalidArgumentError(message);

@@ -16,7 +16,7 @@ using common::AsAbsl;
 
 constexpr size_t kBlock = 512;
 
-absl::Status CheckPath(std::string_view path) {
+[[nodiscard]] absl::Status CheckPath(std::string_view path) {
   auto bad = [&](std::string_view why) {
     return absl::InvalidArgumentError(
         absl::StrCat("tar: path ", AsAbsl(common::QuoteForMessage(path)), " ", AsAbsl(why)));

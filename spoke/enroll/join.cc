@@ -24,7 +24,7 @@ std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds timeout) {
 }
 
 // A failed call to the hub, saying where and what to do.
-absl::Status HubError(const grpc::Status& status, const std::string& address,
+[[nodiscard]] absl::Status HubError(const grpc::Status& status, const std::string& address,
                       std::string_view step) {
   const std::string message = status.error_message();
   switch (status.error_code()) {
@@ -47,7 +47,7 @@ absl::Status HubError(const grpc::Status& status, const std::string& address,
 // Checks the certificate the hub issued and writes the files `serve` reads: the CA and the
 // certificate are public, the key is not. The key goes before the certificate, so a watcher
 // never pairs a new certificate with the old key for longer than a moment.
-absl::StatusOr<JoinResult> Install(const config::SpokeConfig& config, const std::string& name,
+[[nodiscard]] absl::StatusOr<JoinResult> Install(const config::SpokeConfig& config, const std::string& name,
                                    const std::string& hub_address, const std::string& key,
                                    const std::string& cert_pem, const std::string& ca_pem,
                                    const google::protobuf::Duration& renew_before) {
@@ -72,14 +72,14 @@ std::string EnrollmentPath(const config::SpokeConfig& config) {
   return config.state_dir + "/enrollment.json";
 }
 
-absl::Status WriteEnrollment(const config::SpokeConfig& config, const Enrollment& enrollment) {
+[[nodiscard]] absl::Status WriteEnrollment(const config::SpokeConfig& config, const Enrollment& enrollment) {
   const nlohmann::json doc = {
       {"hub", enrollment.hub_address},
       {"renew_before_seconds", absl::ToInt64Seconds(enrollment.renew_before)}};
   return common::WriteFileAtomic(EnrollmentPath(config), doc.dump() + "\n", 0644);
 }
 
-absl::StatusOr<Enrollment> ReadEnrollment(const config::SpokeConfig& config) {
+[[nodiscard]] absl::StatusOr<Enrollment> ReadEnrollment(const config::SpokeConfig& config) {
   const std::string path = EnrollmentPath(config);
   auto text = common::ReadSmallFile(path);
   if (absl::IsNotFound(text.status())) {
@@ -95,7 +95,7 @@ absl::StatusOr<Enrollment> ReadEnrollment(const config::SpokeConfig& config) {
                     .renew_before = absl::Seconds(doc["renew_before_seconds"].get<int64_t>())};
 }
 
-absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
+[[nodiscard]] absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
                                        const config::SpokeConfig& config) {
   LLMBOX_ASSIGN_OR_RETURN(common::JoinToken token, common::ParseJoinToken(options.token));
   if (options.hub_address.empty() || options.hub_address.find(':') == std::string::npos) {
@@ -135,7 +135,7 @@ absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
                  joined.ca_certificate_pem(), joined.renew_before());
 }
 
-absl::StatusOr<JoinResult> RenewCertificate(const std::string& hub_address,
+[[nodiscard]] absl::StatusOr<JoinResult> RenewCertificate(const std::string& hub_address,
                                             const config::SpokeConfig& config,
                                             std::chrono::seconds timeout) {
   LLMBOX_ASSIGN_OR_RETURN(common::TlsPems current, common::ReadTlsFiles(config.tls));

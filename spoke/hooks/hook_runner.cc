@@ -34,7 +34,7 @@ json FactsJson(const BoxFacts& box) {
           {"spoke", box.spoke}};
 }
 
-absl::Status CheckPath(const HookSpec& hook, const std::string& path) {
+[[nodiscard]] absl::Status CheckPath(const HookSpec& hook, const std::string& path) {
   auto bad = [&](std::string_view why) {
     return absl::InvalidArgumentError(
         absl::StrCat(Label(hook), ": file ", common::QuoteForMessage(path), " ", AsAbsl(why)));
@@ -53,7 +53,7 @@ absl::Status CheckPath(const HookSpec& hook, const std::string& path) {
 }
 
 // Reads one "files" entry of a create hook's reply.
-absl::StatusOr<InjectedFile> ParseFile(const HookSpec& hook, const json& entry) {
+[[nodiscard]] absl::StatusOr<InjectedFile> ParseFile(const HookSpec& hook, const json& entry) {
   auto bad = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(Label(hook), ": ", AsAbsl(why)));
   };
@@ -98,7 +98,7 @@ absl::StatusOr<InjectedFile> ParseFile(const HookSpec& hook, const json& entry) 
 
 }  // namespace
 
-absl::Status ValidateHooks(const std::vector<HookSpec>& hooks) {
+[[nodiscard]] absl::Status ValidateHooks(const std::vector<HookSpec>& hooks) {
   std::set<std::string> names;
   for (size_t i = 0; i < hooks.size(); ++i) {
     const HookSpec& hook = hooks[i];

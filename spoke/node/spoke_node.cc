@@ -28,7 +28,7 @@ namespace {
 // The hub's in-process spoke has always been called this, whatever its config says.
 constexpr char kInProcessName[] = "local";
 
-absl::Status EnsureStateDir(const std::string& dir) {
+[[nodiscard]] absl::Status EnsureStateDir(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {

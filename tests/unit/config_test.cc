@@ -14,7 +14,7 @@ namespace {
 using namespace std::chrono_literals;
 
 // The status of reading spoke.max_boxes (1..1000) from `yaml`.
-absl::Status ReadMaxBoxes(const std::string& yaml, int* max_boxes) {
+[[nodiscard]] absl::Status ReadMaxBoxes(const std::string& yaml, int* max_boxes) {
   auto doc = ParseConfigText(yaml, "test.yaml");
   if (!doc.ok()) return doc.status();
   ConfigMap root = doc->Root();

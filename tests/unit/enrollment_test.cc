@@ -93,7 +93,7 @@ spoke::config::SpokeConfig SpokeConfig(const ScratchDir& dir, const std::string&
   return config;
 }
 
-absl::StatusOr<spoke::enroll::JoinResult> Join(const TestHub& hub, const std::string& token,
+[[nodiscard]] absl::StatusOr<spoke::enroll::JoinResult> Join(const TestHub& hub, const std::string& token,
                                                const spoke::config::SpokeConfig& config) {
   return spoke::enroll::JoinCluster({.hub_address = hub.address,
                                      .token = token,

@@ -19,7 +19,7 @@ struct ConfigDir {
   testing::ScratchDir dir{"oidc-config"};
 };
 
-absl::StatusOr<HubConfig> Parse(const ConfigDir& dir, const std::string& oidc_body) {
+[[nodiscard]] absl::StatusOr<HubConfig> Parse(const ConfigDir& dir, const std::string& oidc_body) {
   return ParseHubConfig("activation:\n  oidc:\n" + oidc_body, "hub.yaml", dir.dir.path().string());
 }
 

@@ -11,7 +11,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-absl::StatusOr<HubConfig> Parse(const std::string& yaml) {
+[[nodiscard]] absl::StatusOr<HubConfig> Parse(const std::string& yaml) {
   return ParseHubConfig(yaml, "hub.yaml", "/etc/llmbox");
 }
 

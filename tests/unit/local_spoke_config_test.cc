@@ -12,7 +12,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-absl::StatusOr<spoke::config::SpokeConfig> Read(const std::string& yaml) {
+[[nodiscard]] absl::StatusOr<spoke::config::SpokeConfig> Read(const std::string& yaml) {
   auto hub = config::ParseHubConfig(yaml, "hub.yaml", "/etc/llmbox");
   if (!hub.ok()) return hub.status();
   return ReadLocalSpokeConfig(*hub);

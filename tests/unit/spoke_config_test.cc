@@ -14,7 +14,7 @@ using namespace std::chrono_literals;
 const std::string kTls =
     "tls:\n  cert_file: tls/spoke.crt\n  key_file: tls/spoke.key\n  ca_file: tls/ca.crt\n";
 
-absl::StatusOr<SpokeConfig> Parse(const std::string& yaml) {
+[[nodiscard]] absl::StatusOr<SpokeConfig> Parse(const std::string& yaml) {
   return ParseSpokeConfig(yaml, "spoke.yaml", "/etc/llmbox");
 }
 

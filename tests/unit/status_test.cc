@@ -8,18 +8,18 @@
 namespace llmbox::common {
 namespace {
 
-absl::StatusOr<int> Half(int n) {
+[[nodiscard]] absl::StatusOr<int> Half(int n) {
   if (n % 2 != 0) return absl::InvalidArgumentError("odd: " + std::to_string(n));
   return n / 2;
 }
 
-absl::StatusOr<int> Quarter(int n) {
+[[nodiscard]] absl::StatusOr<int> Quarter(int n) {
   LLMBOX_ASSIGN_OR_RETURN(int half, Half(n));
   LLMBOX_ASSIGN_OR_RETURN(int quarter, Half(half));
   return quarter;
 }
 
-absl::Status CheckEven(int n) {
+[[nodiscard]] absl::Status CheckEven(int n) {
   LLMBOX_RETURN_IF_ERROR(Half(n).status());
   return absl::OkStatus();
 }
