@@ -360,8 +360,8 @@ absl::StatusOr<std::unique_ptr<LocalSpoke>> StartLocalSpoke(
                info.api_version, info.endpoint);
   local->subprocesses = std::make_unique<common::PosixSubprocessRunner>();
   local->hooks = std::make_unique<spoke::hooks::HookRunner>(*local->subprocesses, config.hooks);
-  local->boxes =
-      std::make_unique<spoke::box::BoxManager>(*local->engine, config.boxes, local->hooks.get());
+  local->boxes = std::make_unique<spoke::box::BoxManager>(
+      *local->engine, common::SystemClock::Get(), config.boxes, local->hooks.get());
   LLMBOX_RETURN_IF_ERROR(local->boxes->Recover());
   local->reaper = std::make_unique<spoke::reaper::Reaper>(
       *local->boxes, *local->engine, common::SystemClock::Get(), config.reaper);

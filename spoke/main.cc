@@ -74,7 +74,7 @@ int Serve(const spoke::config::SpokeConfig& config) {
 
   common::PosixSubprocessRunner subprocesses;
   spoke::hooks::HookRunner hooks(subprocesses, config.hooks);
-  spoke::box::BoxManager boxes(**engine, config.boxes, &hooks);
+  spoke::box::BoxManager boxes(**engine, common::SystemClock::Get(), config.boxes, &hooks);
   if (auto st = boxes.Recover(); !st.ok()) return Fail(st);
   spoke::reaper::Reaper reaper(boxes, **engine, common::SystemClock::Get(), config.reaper);
 

@@ -242,7 +242,7 @@ int main(int argc, char** argv) {
   box_options.claude_bin = rig.claude_bin;
   box_options.memory_bytes = std::int64_t{1} << 30;
   box_options.stop_grace = std::chrono::seconds(1);
-  spoke::box::BoxManager boxes(**engine, box_options);
+  spoke::box::BoxManager boxes(**engine, common::SystemClock::Get(), box_options);
   spoke::service::BoxServiceImpl service(boxes, **engine,
                                          {.spoke_name = "local", .allowed_peer = "",
                                           .boxes = box_options});
