@@ -251,7 +251,7 @@ TEST_CASE("a failed console resize does not fail the create", "[lifecycle]") {
   CHECK(created->box.phase == BoxPhase::kPending);
 }
 
-TEST_CASE("an allowed image the engine lacks is pulled once; a failed pull leaves nothing",
+TEST_CASE("an allowed image the engine lacks is pulled once, and a failed pull leaves nothing",
           "[lifecycle]") {
   Lifecycle world;
   world.WithHooks();
