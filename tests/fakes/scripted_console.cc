@@ -30,6 +30,12 @@ std::string ReplaceAll(std::string text, std::string_view from, std::string_view
   std::abort();
 }
 
+// Output of one attach: what was printed since it attached and not yet read.
+struct Buffer {
+  std::string data;
+  bool closed = false;  // Close() was called on its stream
+};
+
 }  // namespace
 
 std::string ReadRecording(std::string_view name) {
@@ -49,12 +55,6 @@ std::string RecordedAuthorizeUrl(std::string_view raw) {
   if (end == std::string_view::npos) return "";
   return std::string(raw.substr(start + 5, end - start - 5));
 }
-
-// Output of one attach: what was printed since it attached and not yet read.
-struct Buffer {
-  std::string data;
-  bool closed = false;  // Close() was called on its stream
-};
 
 struct ScriptedConsole::Shared {
   std::mutex mu;
