@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
-#include <thread>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -30,7 +30,6 @@ namespace {
 using common::AsAbsl;
 using docker::ContainerInfo;
 using std::chrono::milliseconds;
-using SteadyClock = std::chrono::steady_clock;
 
 constexpr int kConsoleRows = 50;
 constexpr int kConsoleCols = 1000;
@@ -60,12 +59,12 @@ std::string Prefixed(std::string_view box_id, std::string_view step, const absl:
   return absl::StrCat("box ", AsAbsl(box_id), ": ", AsAbsl(step), ": ", st.message());
 }
 
-absl::Status WithContext(std::string_view box_id, std::string_view step, const absl::Status& st) {
+[[nodiscard]] absl::Status WithContext(std::string_view box_id, std::string_view step, const absl::Status& st) {
   return absl::Status(st.code(), Prefixed(box_id, step, st));
 }
 
 // Writes `content` to `path` atomically (temp file, rename), mode 0600, in a 0700 folder.
-absl::Status WriteStateFile(const std::filesystem::path& path, std::string_view content) {
+[[nodiscard]] absl::Status WriteStateFile(const std::filesystem::path& path, std::string_view content) {
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   if (ec) {
@@ -121,9 +120,20 @@ struct BoxManager::Live {
   }
 };
 
-BoxManager::BoxManager(docker::DockerEngine& engine, BoxManagerOptions options,
-                       hooks::HookRunner* hooks)
-    : engine_(engine), options_(std::move(options)), hooks_(hooks) {}
+BoxManager::BoxManager(docker::DockerEngine& engine, common::Clock& clock,
+                       BoxManagerOptions options, hooks::HookRunner* hooks)
+    : engine_(engine), clock_(clock), options_(std::move(options)), hooks_(hooks) {}
+
+template <typename Change>
+void BoxManager::UpdateLocked(const std::string& box_id, Change change) {
+  BoxState& state = states_[box_id];
+  change(state);
+  if (!state.reserved && !state.creating.has_value() && !state.activating &&
+      state.live == nullptr && state.session_url.empty() && state.last_error.empty() &&
+      state.attempts == 0) {
+    states_.erase(box_id);
+  }
+}
 
 std::string BoxManager::HookStatePath(const std::string& box_id) const {
   return options_.state_dir + "/hook-state/" + box_id + ".json";
@@ -190,28 +200,24 @@ BoxView BoxManager::ViewOf(const ContainerInfo& info) {
     view.phase = BoxPhase::kPending;
   }
   std::lock_guard lock(mu_);
-  const std::string key = common::CanonicalBoxId(view.box_id);
-  if (creating_.count(key) != 0) {
-    view.phase = BoxPhase::kCreating;
-  } else if (info.running && activating_.count(key) != 0) {
-    view.phase = BoxPhase::kActivating;
-  }
-  if (auto it = session_urls_.find(view.box_id); it != session_urls_.end()) {
-    view.session_url = it->second;
-  }
-  if (auto it = last_errors_.find(view.box_id); it != last_errors_.end()) {
-    view.last_error = it->second;
-  }
-  if (auto it = attempts_.find(view.box_id); it != attempts_.end()) {
-    view.activation_attempts = it->second;
+  if (auto it = states_.find(common::CanonicalBoxId(view.box_id)); it != states_.end()) {
+    const BoxState& state = it->second;
+    if (state.creating.has_value()) {
+      view.phase = BoxPhase::kCreating;
+    } else if (info.running && state.activating) {
+      view.phase = BoxPhase::kActivating;
+    }
+    view.session_url = state.session_url;
+    view.last_error = state.last_error;
+    view.activation_attempts = state.attempts;
   }
   return view;
 }
 
 std::shared_ptr<BoxManager::Live> BoxManager::LiveOf(const std::string& box_id) {
   std::lock_guard lock(mu_);
-  auto it = live_.find(box_id);
-  return it == live_.end() ? nullptr : it->second;
+  auto it = states_.find(box_id);
+  return it == states_.end() ? nullptr : it->second.live;
 }
 
 absl::Status BoxManager::Recover() {
@@ -227,7 +233,7 @@ absl::Status BoxManager::Recover() {
         scanner.Feed(logs->output);
         if (auto url = scanner.SessionUrl()) {
           std::lock_guard lock(mu_);
-          session_urls_[box_id] = *url;
+          UpdateLocked(box_id, [&](BoxState& state) { state.session_url = *url; });
         }
       }
       continue;
@@ -237,7 +243,8 @@ absl::Status BoxManager::Recover() {
       int count = 0;
       if (in >> count) {
         std::lock_guard lock(mu_);
-        attempts_[box_id] = std::max(attempts_[box_id], count);
+        UpdateLocked(box_id,
+                     [&](BoxState& state) { state.attempts = std::max(state.attempts, count); });
       }
     }
     if (LiveOf(box_id) != nullptr) continue;
@@ -253,7 +260,7 @@ absl::Status BoxManager::Recover() {
       live->authorize_url = live->scanner.NewAuthorizeUrl(0, *first).value_or(*first);
     }
     std::lock_guard lock(mu_);
-    live_[box_id] = std::move(live);
+    UpdateLocked(box_id, [&](BoxState& state) { state.live = std::move(live); });
   }
   return absl::OkStatus();
 }
@@ -286,17 +293,17 @@ absl::StatusOr<CreatedBox> BoxManager::Create(const CreateBoxRequest& request) {
                                                        " creates are already running on spoke ",
                                                        options_.spoke_name, "; try again shortly"));
     }
-    if (reserved_.count(box_id) != 0) {
+    if (auto it = states_.find(box_id); it != states_.end() && it->second.reserved) {
       return absl::AlreadyExistsError(
           absl::StrCat("box ", box_id, " is being created already; choose a different box id"));
     }
     ++creates_in_flight_;
-    reserved_.insert(box_id);
+    UpdateLocked(box_id, [](BoxState& state) { state.reserved = true; });
   }
   auto result = CreateReserved(request, image);
   std::lock_guard lock(mu_);
   --creates_in_flight_;
-  reserved_.erase(box_id);
+  UpdateLocked(box_id, [](BoxState& state) { state.reserved = false; });
   return result;
 }
 
@@ -304,12 +311,12 @@ class BoxManager::CreatingMark {
  public:
   CreatingMark(BoxManager& boxes, BoxView view) : boxes_(boxes), box_id_(view.box_id) {
     std::lock_guard lock(boxes_.mu_);
-    boxes_.creating_[box_id_] = std::move(view);
+    boxes_.UpdateLocked(box_id_, [&](BoxState& state) { state.creating = std::move(view); });
   }
   ~CreatingMark() { Done(); }
   void Done() {
     std::lock_guard lock(boxes_.mu_);
-    boxes_.creating_.erase(box_id_);
+    boxes_.UpdateLocked(box_id_, [](BoxState& state) { state.creating.reset(); });
   }
 
  private:
@@ -335,7 +342,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   }
   {
     std::lock_guard lock(mu_);
-    in_use += static_cast<int>(reserved_.size()) - 1;
+    in_use += creates_in_flight_ - 1;  // the other boxes being created
   }
   if (in_use >= options_.max_boxes) {
     return absl::ResourceExhaustedError(
@@ -357,7 +364,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   creating_view.image = image;
   creating_view.description = request.description;
   creating_view.owner = request.owner;
-  creating_view.created = std::chrono::system_clock::now();
+  creating_view.created = clock_.Now();
   CreatingMark mark(*this, std::move(creating_view));
   std::vector<hooks::InjectedFile> hook_files;
   if (hooks_ != nullptr && hooks_->HasHooks()) {
@@ -450,10 +457,10 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   if (!started.ok()) return fail("starting it", started);
   (void)engine_.ResizeTty(container_id, kConsoleRows, kConsoleCols);
 
-  const auto deadline = SteadyClock::now() + options_.url_timeout;
+  const auto deadline = clock_.SteadyNow() + options_.url_timeout;
   std::optional<std::string> url;
   while (!(url = live->scanner.AuthorizeUrl()).has_value()) {
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.SteadyNow());
     if (left.count() <= 0) {
       const std::string tail = live->scanner.Tail();
       return fail("waiting for the authorize URL",
@@ -477,7 +484,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   if (!info.ok()) return fail("reading it back", info.status());
   {
     std::lock_guard lock(mu_);
-    live_[box_id] = live;
+    UpdateLocked(box_id, [&](BoxState& state) { state.live = live; });
   }
   mark.Done();
   return CreatedBox{ViewOf(*info), *url};
@@ -519,7 +526,7 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
   int attempt;
   {
     std::lock_guard lock(mu_);
-    attempt = ++attempts_[box_id];
+    UpdateLocked(box_id, [&](BoxState& state) { attempt = ++state.attempts; });
   }
   // Attempts count across spoke restarts, so a restart does not reset the limit.
   if (const std::string path = AttemptsPath(box_id); !path.empty()) {
@@ -535,11 +542,11 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
 
   {
     std::lock_guard lock(mu_);
-    activating_.insert(box_id);
+    UpdateLocked(box_id, [](BoxState& state) { state.activating = true; });
   }
   absl::Cleanup not_activating = [&] {
     std::lock_guard lock(mu_);
-    activating_.erase(box_id);
+    UpdateLocked(box_id, [](BoxState& state) { state.activating = false; });
   };
   absl::Status drained = live->Drain();
   if (!drained.ok() && !absl::IsOutOfRange(drained)) {
@@ -549,17 +556,17 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
   LLMBOX_RETURN_IF_ERROR(live->attach->Write(code + "\r"));
 
   const milliseconds wait = timeout.value_or(options_.submit_timeout);
-  auto deadline = SteadyClock::now() + wait;
+  auto deadline = clock_.SteadyNow() + wait;
   bool ended = false;
   std::optional<std::string> failure;
-  while (SteadyClock::now() < deadline) {
+  while (clock_.SteadyNow() < deadline) {
     if (auto url = live->scanner.SessionUrl(from)) {
       outcome.activated = true;
       outcome.session_url = *url;
       break;
     }
     if ((failure = live->scanner.LoginFailure(from)).has_value()) break;
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.SteadyNow());
     auto chunk = live->attach->Read(std::min(left, milliseconds(250)));
     if (!chunk.ok()) {
       ended = true;
@@ -571,12 +578,12 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
   if (outcome.activated) {
     auto renamed = engine_.RenameContainer(info.id, ReadyName(box_id));
     std::lock_guard lock(mu_);
-    session_urls_[box_id] = outcome.session_url;
-    last_errors_.erase(box_id);
-    live_.erase(box_id);
-    if (!renamed.ok()) {
-      last_errors_[box_id] = Prefixed(box_id, "marking it ready", renamed);
-    }
+    UpdateLocked(box_id, [&](BoxState& state) {
+      state.session_url = outcome.session_url;
+      state.last_error =
+          renamed.ok() ? std::string() : Prefixed(box_id, "marking it ready", renamed);
+      state.live = nullptr;
+    });
   } else {
     if (failure.has_value()) {
       outcome.box_error = Scrub(*failure, code);
@@ -590,14 +597,14 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
     // The wrapper starts a new login after a failed one (new PKCE state, so a new URL):
     // wait briefly for it.
     if (!ended && outcome.attempts_remaining > 0) {
-      deadline = SteadyClock::now() + kNewUrlWait;
+      deadline = clock_.SteadyNow() + kNewUrlWait;
       for (;;) {
         if (auto next = live->scanner.NewAuthorizeUrl(from, live->authorize_url)) {
           outcome.authorize_url = *next;
           live->authorize_url = *next;
           break;
         }
-        auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+        auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.SteadyNow());
         if (left.count() <= 0) break;
         auto chunk = live->attach->Read(std::min(left, milliseconds(250)));
         if (!chunk.ok()) break;
@@ -605,7 +612,7 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
       }
     }
     std::lock_guard lock(mu_);
-    last_errors_[box_id] = outcome.box_error;
+    UpdateLocked(box_id, [&](BoxState& state) { state.last_error = outcome.box_error; });
   }
   std::move(not_activating).Invoke();
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo after, engine_.InspectContainer(info.id));
@@ -615,7 +622,8 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
 
 bool BoxManager::IsBeingCreated(const std::string& box_id) {
   std::lock_guard lock(mu_);
-  return reserved_.count(common::CanonicalBoxId(box_id)) != 0;
+  auto it = states_.find(common::CanonicalBoxId(box_id));
+  return it != states_.end() && it->second.reserved;
 }
 
 absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
@@ -623,8 +631,9 @@ absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
   if (absl::IsNotFound(info.status())) {
     // Being created, before its container exists.
     std::lock_guard lock(mu_);
-    if (auto it = creating_.find(common::CanonicalBoxId(box_id)); it != creating_.end()) {
-      return it->second;
+    if (auto it = states_.find(common::CanonicalBoxId(box_id));
+        it != states_.end() && it->second.creating.has_value()) {
+      return *it->second.creating;
     }
   }
   if (!info.ok()) return info.status();
@@ -641,8 +650,8 @@ absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
   }
   {
     std::lock_guard lock(mu_);
-    for (const auto& [id, view] : creating_) {
-      if (listed.count(id) == 0) views.push_back(view);
+    for (const auto& [id, state] : states_) {
+      if (state.creating.has_value() && listed.count(id) == 0) views.push_back(*state.creating);
     }
   }
   std::sort(views.begin(), views.end(),
@@ -659,13 +668,13 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
   if (!info.ok() && !absl::IsNotFound(info.status())) return info.status();
   {
     std::lock_guard lock(mu_);
-    if (auto it = live_.find(box_id); it != live_.end()) {
-      it->second->attach->Close();
-      live_.erase(it);
-    }
-    session_urls_.erase(box_id);
-    last_errors_.erase(box_id);
-    attempts_.erase(box_id);
+    UpdateLocked(box_id, [](BoxState& state) {
+      if (state.live != nullptr) state.live->attach->Close();
+      state.live = nullptr;
+      state.session_url.clear();
+      state.last_error.clear();
+      state.attempts = 0;
+    });
   }
   if (const std::string path = AttemptsPath(box_id); !path.empty()) {
     std::error_code ec;

@@ -4,7 +4,7 @@
 // authorize URL captured from the console), code submission, get/list from the engine's own
 // state (so a restarted spoke loses nothing), destroy, logs and exec with secrets redacted.
 //
-//   BoxManager boxes(engine, options);
+//   BoxManager boxes(engine, common::SystemClock::Get(), options);
 //   LLMBOX_RETURN_IF_ERROR(boxes.Recover());                  // after a (re)start
 //   LLMBOX_ASSIGN_OR_RETURN(CreatedBox created, boxes.Create({.box_id = "my-box"}));
 //   // created.authorize_url goes to the hub, never to a chatbot
@@ -12,6 +12,9 @@
 //
 // Every failure during Create removes what was made so far (container, network): a failed
 // create leaves nothing behind. Errors name the box and the step, with the engine's message.
+//
+// Time (the created stamp, the url_timeout and submit_timeout deadlines) comes from the
+// injected Clock; waits for console output end at the deadline or when the box prints.
 //
 // Thread-safe: calls for different boxes run in parallel; creates are capped by
 // max_concurrent_creates; one code submission per box at a time.
@@ -23,12 +26,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 
+#include "common/clock.h"
 #include "spoke/docker/engine.h"
 #include "spoke/hooks/hook_runner.h"
 
@@ -104,26 +107,26 @@ struct SubmitOutcome {
 
 class BoxManager {
  public:
-  // `hooks` may be null (no hooks); it must outlive the manager.
-  BoxManager(docker::DockerEngine& engine, BoxManagerOptions options,
+  // `engine`, `clock` and `hooks` (may be null: no hooks) must outlive the manager.
+  BoxManager(docker::DockerEngine& engine, common::Clock& clock, BoxManagerOptions options,
              hooks::HookRunner* hooks = nullptr);
   ~BoxManager();
 
   // Re-reads the managed boxes from the engine and re-attaches to pending ones, so they can
   // still be activated after a spoke restart.
-  absl::Status Recover();
+  [[nodiscard]] absl::Status Recover();
 
-  absl::StatusOr<CreatedBox> Create(const CreateBoxRequest& request);
-  absl::StatusOr<SubmitOutcome> SubmitCode(const std::string& box_id, const std::string& code,
+  [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateBoxRequest& request);
+  [[nodiscard]] absl::StatusOr<SubmitOutcome> SubmitCode(const std::string& box_id, const std::string& code,
                                            std::optional<std::chrono::milliseconds> timeout = {});
-  absl::StatusOr<BoxView> Get(const std::string& box_id);
-  absl::StatusOr<std::vector<BoxView>> List();
+  [[nodiscard]] absl::StatusOr<BoxView> Get(const std::string& box_id);
+  [[nodiscard]] absl::StatusOr<std::vector<BoxView>> List();
   // Stops (SIGTERM, grace, SIGKILL) and removes the box and its network. Destroying a box
   // that is already gone is OK (returns false).
-  absl::StatusOr<bool> Destroy(const std::string& box_id,
+  [[nodiscard]] absl::StatusOr<bool> Destroy(const std::string& box_id,
                                std::optional<std::chrono::seconds> grace = {});
-  absl::StatusOr<docker::LogsResult> Logs(const std::string& box_id, int tail, size_t max_bytes);
-  absl::StatusOr<docker::ExecResult> Exec(const std::string& box_id, const docker::ExecSpec& spec);
+  [[nodiscard]] absl::StatusOr<docker::LogsResult> Logs(const std::string& box_id, int tail, size_t max_bytes);
+  [[nodiscard]] absl::StatusOr<docker::ExecResult> Exec(const std::string& box_id, const docker::ExecSpec& spec);
 
   // True while Create() runs for this box id (its network may exist before its container).
   bool IsBeingCreated(const std::string& box_id);
@@ -143,34 +146,44 @@ class BoxManager {
 
  private:
   struct Live;  // the console of a pending box
-  absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
-  absl::StatusOr<CreatedBox> CreateReserved(const CreateBoxRequest& request,
+  // What this spoke keeps in memory about one box (the engine keeps the rest). An entry
+  // exists while any field differs from its default; keyed by the canonical box id.
+  struct BoxState {
+    bool reserved = false;            // a Create for this id is running
+    std::optional<BoxView> creating;  // ... and past its checks: reported kCreating
+    bool activating = false;          // a code is being tried
+    std::shared_ptr<Live> live;       // the console, while pending
+    std::string session_url;
+    std::string last_error;  // redacted
+    int attempts = 0;
+  };
+  [[nodiscard]] absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
+  [[nodiscard]] absl::StatusOr<CreatedBox> CreateReserved(const CreateBoxRequest& request,
                                             const std::string& image);
   void Cleanup(const std::string& container_id, const std::string& network);
   std::string HookStatePath(const std::string& box_id) const;
   std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir
-  absl::Status SaveHookState(const std::string& box_id, const std::string& state);
+  [[nodiscard]] absl::Status SaveHookState(const std::string& box_id, const std::string& state);
   // Runs the destroy hooks with the box's saved state and forgets it (kept when they fail,
   // so that destroying again retries them).
-  absl::Status RunDestroyHooks(const hooks::BoxFacts& facts);
+  [[nodiscard]] absl::Status RunDestroyHooks(const hooks::BoxFacts& facts);
   BoxView ViewOf(const docker::ContainerInfo& info);
   // Marks the box kCreating in Get/List until the returned guard's Done() or destruction.
   class CreatingMark;
   std::shared_ptr<Live> LiveOf(const std::string& box_id);
+  // Changes the state of `box_id` under mu_ (held by the caller) and drops the entry when
+  // nothing is left in it.
+  template <typename Change>
+  void UpdateLocked(const std::string& box_id, Change change);
 
   docker::DockerEngine& engine_;
+  common::Clock& clock_;
   const BoxManagerOptions options_;
   hooks::HookRunner* hooks_;
 
   std::mutex mu_;
-  int creates_in_flight_ = 0;
-  std::set<std::string> reserved_;           // box ids being created
-  std::map<std::string, BoxView> creating_;  // ... and past their checks: reported kCreating
-  std::set<std::string> activating_;         // box ids with a code being tried
-  std::map<std::string, std::shared_ptr<Live>> live_;
-  std::map<std::string, std::string> session_urls_;
-  std::map<std::string, std::string> last_errors_;
-  std::map<std::string, int> attempts_;
+  int creates_in_flight_ = 0;  // boxes with `reserved` set
+  std::map<std::string, BoxState> states_;
 };
 
 }  // namespace llmbox::spoke::box

@@ -141,17 +141,17 @@ class AttachStream {
   virtual ~AttachStream() = default;
 
   // Writes all of `data` to the container's stdin.
-  virtual absl::Status Write(std::string_view data) = 0;
+  [[nodiscard]] virtual absl::Status Write(std::string_view data) = 0;
 
   // Returns output as it arrives: waits up to `timeout` for some and returns "" when nothing
   // came in time. With a TTY the bytes are raw; without, stdout and stderr frames are decoded
   // and returned in arrival order. Returns OutOfRange once the stream has ended (the
   // container exited or closed its console) and everything before has been returned.
-  virtual absl::StatusOr<std::string> Read(std::chrono::milliseconds timeout) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::string> Read(std::chrono::milliseconds timeout) = 0;
 
   // Ends stdin (a half-close): the container reads EOF on its stdin when it was created with
   // stdin_once; its output keeps coming to Read.
-  virtual absl::Status CloseStdin() = 0;
+  [[nodiscard]] virtual absl::Status CloseStdin() = 0;
 
   // Closes the connection (stdin and output).
   virtual void Close() = 0;
@@ -162,45 +162,45 @@ class DockerEngine {
   virtual ~DockerEngine() = default;
 
   // Checks that the engine answers and negotiates the API version (at least 1.41).
-  virtual absl::StatusOr<EngineInfo> Ping() = 0;
+  [[nodiscard]] virtual absl::StatusOr<EngineInfo> Ping() = 0;
 
-  virtual absl::StatusOr<ImageInfo> InspectImage(const std::string& ref) = 0;
+  [[nodiscard]] virtual absl::StatusOr<ImageInfo> InspectImage(const std::string& ref) = 0;
   // Pulls `ref`, reading the progress stream to its end; an error in it is an error.
-  virtual absl::Status PullImage(const std::string& ref) = 0;
+  [[nodiscard]] virtual absl::Status PullImage(const std::string& ref) = 0;
 
-  virtual absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) = 0;
-  virtual absl::Status StartContainer(const std::string& id) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) = 0;
+  [[nodiscard]] virtual absl::Status StartContainer(const std::string& id) = 0;
   // Blocks until the container stops (or `timeout`), returns its exit code.
-  virtual absl::StatusOr<int64_t> WaitContainer(const std::string& id,
+  [[nodiscard]] virtual absl::StatusOr<int64_t> WaitContainer(const std::string& id,
                                                 std::chrono::milliseconds timeout) = 0;
   // SIGTERM, then SIGKILL after `grace`; returns when stopped. Stopping a stopped one is OK.
-  virtual absl::Status StopContainer(const std::string& id, std::chrono::seconds grace) = 0;
-  virtual absl::Status KillContainer(const std::string& id, std::string_view signal) = 0;
+  [[nodiscard]] virtual absl::Status StopContainer(const std::string& id, std::chrono::seconds grace) = 0;
+  [[nodiscard]] virtual absl::Status KillContainer(const std::string& id, std::string_view signal) = 0;
   // Removes the container (force: even if running) and its anonymous volumes.
-  virtual absl::Status RemoveContainer(const std::string& id, bool force) = 0;
-  virtual absl::StatusOr<ContainerInfo> InspectContainer(const std::string& id) = 0;
+  [[nodiscard]] virtual absl::Status RemoveContainer(const std::string& id, bool force) = 0;
+  [[nodiscard]] virtual absl::StatusOr<ContainerInfo> InspectContainer(const std::string& id) = 0;
   // Containers (running or not) that carry every label in `labels` (a value of "" matches
   // any value of that key).
-  virtual absl::StatusOr<std::vector<ContainerInfo>> ListContainers(const Labels& labels) = 0;
-  virtual absl::Status RenameContainer(const std::string& id, const std::string& new_name) = 0;
-  virtual absl::Status ResizeTty(const std::string& id, int rows, int cols) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<ContainerInfo>> ListContainers(const Labels& labels) = 0;
+  [[nodiscard]] virtual absl::Status RenameContainer(const std::string& id, const std::string& new_name) = 0;
+  [[nodiscard]] virtual absl::Status ResizeTty(const std::string& id, int rows, int cols) = 0;
   // Opens the console: output always, stdin when `with_stdin`. `tty` must be the container's
   // Tty setting (it decides how the stream is framed; API 1.41 does not say).
-  virtual absl::StatusOr<std::unique_ptr<AttachStream>> Attach(const std::string& id,
+  [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<AttachStream>> Attach(const std::string& id,
                                                                bool with_stdin, bool tty) = 0;
-  virtual absl::StatusOr<LogsResult> Logs(const std::string& id, const LogsRequest& request) = 0;
-  virtual absl::StatusOr<ExecResult> Exec(const std::string& id, const ExecSpec& spec) = 0;
+  [[nodiscard]] virtual absl::StatusOr<LogsResult> Logs(const std::string& id, const LogsRequest& request) = 0;
+  [[nodiscard]] virtual absl::StatusOr<ExecResult> Exec(const std::string& id, const ExecSpec& spec) = 0;
   // Extracts the tar archive `tar` into `path` inside the container.
-  virtual absl::Status PutArchive(const std::string& id, const std::string& path,
+  [[nodiscard]] virtual absl::Status PutArchive(const std::string& id, const std::string& path,
                                   std::string_view tar) = 0;
 
-  virtual absl::StatusOr<std::string> CreateNetwork(const NetworkSpec& spec) = 0;
-  virtual absl::Status ConnectNetwork(const std::string& network, const std::string& container,
+  [[nodiscard]] virtual absl::StatusOr<std::string> CreateNetwork(const NetworkSpec& spec) = 0;
+  [[nodiscard]] virtual absl::Status ConnectNetwork(const std::string& network, const std::string& container,
                                       const std::vector<std::string>& aliases) = 0;
-  virtual absl::Status DisconnectNetwork(const std::string& network, const std::string& container,
+  [[nodiscard]] virtual absl::Status DisconnectNetwork(const std::string& network, const std::string& container,
                                          bool force) = 0;
-  virtual absl::Status RemoveNetwork(const std::string& network) = 0;
-  virtual absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(const Labels& labels) = 0;
+  [[nodiscard]] virtual absl::Status RemoveNetwork(const std::string& network) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(const Labels& labels) = 0;
 };
 
 }  // namespace llmbox::spoke::docker

@@ -95,7 +95,8 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
 
   parts->hooks = std::make_unique<hooks::HookRunner>(parts->subprocesses, c.hooks);
   // The one place a spoke's BoxManager is made.
-  parts->boxes = std::make_unique<box::BoxManager>(*parts->engine, c.boxes, parts->hooks.get());
+  parts->boxes =
+      std::make_unique<box::BoxManager>(*parts->engine, clock, c.boxes, parts->hooks.get());
   LLMBOX_RETURN_IF_ERROR(parts->boxes->Recover());
   parts->reaper = std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, c.reaper);
   parts->service = std::make_unique<service::BoxServiceImpl>(

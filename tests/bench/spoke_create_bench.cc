@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   options.max_concurrent_creates = concurrent;
   options.max_boxes = concurrent + 4;
   options.stop_grace = std::chrono::seconds(1);
-  box::BoxManager boxes(**engine, options);
+  box::BoxManager boxes(**engine, llmbox::common::SystemClock::Get(), options);
 
   // The floor injects the same two files, as a tar made by the system's tar.
   char dir[] = "/tmp/llmbox-bench-XXXXXX";

@@ -20,19 +20,19 @@ namespace llmbox::testing {
 
 class FakeSpokeClient final : public hub::cluster::SpokeClient {
  public:
-  absl::StatusOr<hub::cluster::CreatedOnSpoke> CreateBox(
+  [[nodiscard]] absl::StatusOr<hub::cluster::CreatedOnSpoke> CreateBox(
       const hub::cluster::CreateBoxArgs& args, std::chrono::milliseconds timeout) override;
-  absl::StatusOr<std::vector<hub::cluster::SpokeBox>> ListBoxes(
+  [[nodiscard]] absl::StatusOr<std::vector<hub::cluster::SpokeBox>> ListBoxes(
       std::chrono::milliseconds timeout) override;
-  absl::Status DestroyBox(const std::string& box_id, std::chrono::milliseconds timeout) override;
-  absl::StatusOr<hub::cluster::SpokeLogs> GetLogs(const hub::cluster::LogsArgs& args,
+  [[nodiscard]] absl::Status DestroyBox(const std::string& box_id, std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeLogs> GetLogs(const hub::cluster::LogsArgs& args,
                                                   std::chrono::milliseconds timeout) override;
-  absl::StatusOr<hub::cluster::ExecOutput> Exec(const hub::cluster::ExecArgs& args,
+  [[nodiscard]] absl::StatusOr<hub::cluster::ExecOutput> Exec(const hub::cluster::ExecArgs& args,
                                                 std::chrono::milliseconds timeout,
                                                 const hub::cluster::CancelHook& on_cancel) override;
-  absl::StatusOr<hub::cluster::SubmitOutcome> SubmitCode(
+  [[nodiscard]] absl::StatusOr<hub::cluster::SubmitOutcome> SubmitCode(
       const hub::cluster::SubmitCodeArgs& args, std::chrono::milliseconds timeout) override;
-  absl::StatusOr<hub::cluster::SpokeHealth> Health(std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeHealth> Health(std::chrono::milliseconds timeout) override;
 
   // The timeouts `method` ("CreateBox", "Exec", ...) was called with, in order.
   std::vector<std::chrono::milliseconds> Timeouts(const std::string& method);

@@ -95,7 +95,7 @@ TEST_CASE("a real box prints an authorize URL and surfaces the real error for a 
           "[box]") {
   const auto& rig = testing::Rig();
   auto engine = RigEngine(rig.docker_sock);
-  BoxManager boxes(*engine, Options(rig.claude_bin));
+  BoxManager boxes(*engine, common::SystemClock::Get(), Options(rig.claude_bin));
   const std::string id = UniqueBoxId("real");
   BoxGuard guard{boxes, id};
 
@@ -154,7 +154,7 @@ TEST_CASE("a real box prints an authorize URL and surfaces the real error for a 
 TEST_CASE("the stand-in claude takes a good code to ready with a session URL", "[box]") {
   const auto& rig = testing::Rig();
   auto engine = RigEngine(rig.docker_sock);
-  BoxManager boxes(*engine, Options(rig.standin_claude));
+  BoxManager boxes(*engine, common::SystemClock::Get(), Options(rig.standin_claude));
   const std::string id = UniqueBoxId("ready");
   BoxGuard guard{boxes, id};
   const SubmitOutcome outcome = CreateAndActivate(boxes, id, "standin-ok-1234#state");
@@ -166,7 +166,7 @@ TEST_CASE("the stand-in claude takes a good code to ready with a session URL", "
   CHECK(absl::IsFailedPrecondition(boxes.SubmitCode(id, "standin-ok-again#x").status()));
 
   // A restarted spoke finds the session URL again.
-  BoxManager restarted(*engine, Options(rig.standin_claude));
+  BoxManager restarted(*engine, common::SystemClock::Get(), Options(rig.standin_claude));
   REQUIRE(restarted.Recover().ok());
   auto after = restarted.Get(id);
   REQUIRE(after.ok());
@@ -182,7 +182,7 @@ TEST_CASE("a spoke restarted while a box is pending can still activate it", "[bo
   options.state_dir = state.path().string();
   const std::string id = UniqueBoxId("restart");
   {
-    BoxManager before(*engine, options);
+    BoxManager before(*engine, common::SystemClock::Get(), options);
     auto created = before.Create({.box_id = id});
     REQUIRE(created.ok());
     auto wrong = before.SubmitCode(id, "not-the-code#state");
@@ -190,7 +190,7 @@ TEST_CASE("a spoke restarted while a box is pending can still activate it", "[bo
     CHECK_FALSE(wrong->activated);
     CHECK(wrong->attempts_remaining == 4);
   }  // the spoke goes away; the box stays
-  BoxManager boxes(*engine, options);
+  BoxManager boxes(*engine, common::SystemClock::Get(), options);
   BoxGuard guard{boxes, id};
   REQUIRE(boxes.Recover().ok());
   auto listed = boxes.List();
@@ -211,7 +211,7 @@ TEST_CASE("a spoke restarted while a box is pending can still activate it", "[bo
 TEST_CASE("bad create requests are refused clearly and leave nothing behind", "[box]") {
   const auto& rig = testing::Rig();
   auto engine = RigEngine(rig.docker_sock);
-  BoxManager boxes(*engine, Options(rig.standin_claude));
+  BoxManager boxes(*engine, common::SystemClock::Get(), Options(rig.standin_claude));
 
   auto bad_id = boxes.Create({.box_id = "Not_A_Label"});
   CHECK(absl::IsInvalidArgument(bad_id.status()));
@@ -233,7 +233,7 @@ TEST_CASE("bad create requests are refused clearly and leave nothing behind", "[
   // Allowed, but not on this engine: pulled (no registry is reachable here, so it fails).
   BoxManagerOptions absent = Options(rig.standin_claude);
   absent.allowed_images = {"llmbox-absent:1"};
-  BoxManager pulling(*engine, absent);
+  BoxManager pulling(*engine, common::SystemClock::Get(), absent);
   auto pull = pulling.Create({.box_id = other, .image = "llmbox-absent:1"});
   INFO(pull.status());
   CHECK(pull.status().message().find("box " + other + ": pulling its image llmbox-absent:1: ") ==
@@ -245,13 +245,13 @@ TEST_CASE("bad create requests are refused clearly and leave nothing behind", "[
 
   BoxManagerOptions full = Options(rig.standin_claude);
   full.max_boxes = 0;
-  BoxManager no_room(*engine, full);
+  BoxManager no_room(*engine, common::SystemClock::Get(), full);
   auto capacity = no_room.Create({.box_id = other});
   CHECK(absl::IsResourceExhausted(capacity.status()));
   CHECK(LeftoversOf(*engine, other).networks == 0);
 
   auto down_engine = RigEngine("/run/llmbox/no-such-engine.sock");
-  BoxManager down(*down_engine, Options(rig.standin_claude));
+  BoxManager down(*down_engine, common::SystemClock::Get(), Options(rig.standin_claude));
   auto unavailable = down.Create({.box_id = other});
   CHECK(absl::IsUnavailable(unavailable.status()));
   CHECK(unavailable.status().message().find("no-such-engine.sock") != std::string::npos);
@@ -262,7 +262,7 @@ TEST_CASE("a box that never prints an authorize URL fails with its own words and
   const auto& rig = testing::Rig();
   auto engine = RigEngine(rig.docker_sock);
   // /bin/false as "claude": every login fails at once, then the wrapper gives up.
-  BoxManager boxes(*engine, Options("/bin/false"));
+  BoxManager boxes(*engine, common::SystemClock::Get(), Options("/bin/false"));
   const std::string id = UniqueBoxId("mute");
   auto created = boxes.Create({.box_id = id});
   REQUIRE_FALSE(created.ok());
@@ -276,7 +276,7 @@ TEST_CASE("a box that never prints an authorize URL fails with its own words and
 TEST_CASE("the reaper destroys a pending box past auth_ttl on the real engine", "[box]") {
   const auto& rig = testing::Rig();
   auto engine = RigEngine(rig.docker_sock);
-  BoxManager boxes(*engine, Options(rig.standin_claude));
+  BoxManager boxes(*engine, common::SystemClock::Get(), Options(rig.standin_claude));
   const std::string id = UniqueBoxId("reap");
   BoxGuard guard{boxes, id};
   REQUIRE(boxes.Create({.box_id = id}).ok());
@@ -294,7 +294,7 @@ TEST_CASE("a failure at any create step removes everything made before it", "[bo
   const auto& rig = testing::Rig();
   auto real = RigEngine(rig.docker_sock);
   testing::FaultyDockerEngine faulty(*real);
-  BoxManager boxes(faulty, Options(rig.standin_claude));
+  BoxManager boxes(faulty, common::SystemClock::Get(), Options(rig.standin_claude));
   const std::pair<const char*, const char*> steps[] = {
       {"CreateNetwork", "creating its network"}, {"CreateContainer", "creating its container"},
       {"PutArchive", "injecting its files"},     {"Attach", "attaching to its console"},
@@ -347,7 +347,8 @@ TEST_CASE("hooks inject files into a box, and its destroy hook gets their state"
   hooks::HookRunner hook_runner(
       runner, {{.name = "account", .event = "box.create", .command = {create}},
                {.name = "cleanup", .event = "box.destroy", .command = {destroy}}});
-  BoxManager boxes(*engine, f.Options(rig.standin_claude), &hook_runner);
+  BoxManager boxes(*engine, common::SystemClock::Get(), f.Options(rig.standin_claude),
+                   &hook_runner);
   const std::string id = UniqueBoxId("hooks");
   BoxGuard guard{boxes, id};
   auto created = boxes.Create({.box_id = id});
@@ -377,7 +378,8 @@ TEST_CASE("a failing or hanging create hook is named and leaves nothing behind",
   {
     hooks::HookRunner hook_runner(runner,
                                   {{.name = "quota", .event = "box.create", .command = {failing}}});
-    BoxManager boxes(*engine, f.Options(rig.standin_claude), &hook_runner);
+    BoxManager boxes(*engine, common::SystemClock::Get(), f.Options(rig.standin_claude),
+                     &hook_runner);
     const std::string id = UniqueBoxId("hookfail");
     auto created = boxes.Create({.box_id = id});
     CHECK(absl::IsFailedPrecondition(created.status()));
@@ -392,7 +394,8 @@ TEST_CASE("a failing or hanging create hook is named and leaves nothing behind",
                                             .event = "box.create",
                                             .command = {hanging},
                                             .timeout = std::chrono::milliseconds(300)}});
-    BoxManager boxes(*engine, f.Options(rig.standin_claude), &hook_runner);
+    BoxManager boxes(*engine, common::SystemClock::Get(), f.Options(rig.standin_claude),
+                     &hook_runner);
     const std::string id = UniqueBoxId("hookhang");
     auto created = boxes.Create({.box_id = id});
     CHECK(absl::IsDeadlineExceeded(created.status()));
@@ -412,7 +415,7 @@ TEST_CASE("a create that fails after its hooks ran undoes them", "[box]") {
   hooks::HookRunner hook_runner(runner,
                                 {{.name = "make", .event = "box.create", .command = {create}},
                                  {.name = "unmake", .event = "box.destroy", .command = {destroy}}});
-  BoxManager boxes(faulty, f.Options(rig.standin_claude), &hook_runner);
+  BoxManager boxes(faulty, common::SystemClock::Get(), f.Options(rig.standin_claude), &hook_runner);
   const std::string id = UniqueBoxId("hookundo");
   faulty.FailAt("StartContainer");
   auto created = boxes.Create({.box_id = id});
@@ -455,7 +458,8 @@ TEST_CASE("a box is reported creating while its create runs and activating while
   common::PosixSubprocessRunner runner;
   hooks::HookRunner hook_runner(runner,
                                 {{.name = "gate", .event = "box.create", .command = {gate}}});
-  BoxManager boxes(*engine, f.Options(rig.standin_claude), &hook_runner);
+  BoxManager boxes(*engine, common::SystemClock::Get(), f.Options(rig.standin_claude),
+                   &hook_runner);
   const std::string id = UniqueBoxId("phases");
   BoxGuard guard{boxes, id};
 
@@ -513,7 +517,7 @@ TEST_CASE("a box on a remote engine over TCP+TLS is created, activated, used and
   options.claude_bin = rig.standin_claude;  // the engine runs on this host: a bind mount works
   options.memory_bytes = int64_t{1} << 30;
   options.stop_grace = 2s;
-  BoxManager boxes(engine, options);
+  BoxManager boxes(engine, common::SystemClock::Get(), options);
   const std::string id = UniqueBoxId("tls");
   BoxGuard guard{boxes, id};
 

@@ -62,7 +62,7 @@ struct Spoke {
     options.claude_bin = rig.standin_claude;
     options.stop_grace = std::chrono::seconds(1);
     if (hooks != nullptr) options.state_dir = state.path().string();
-    boxes = std::make_unique<box::BoxManager>(*engine, options, hooks);
+    boxes = std::make_unique<box::BoxManager>(*engine, common::SystemClock::Get(), options, hooks);
     service = std::make_unique<BoxServiceImpl>(
         *boxes, *engine, BoxServiceOptions{.spoke_name = "spoke-1", .boxes = options});
     auto started = common::StartGrpcServer(

@@ -44,7 +44,7 @@ TEST_CASE("pending boxes past auth_ttl and orphaned networks are reaped, nothing
   AddBox(engine, "active", /*ready=*/true, clock.Now() - 48h);
   engine.AddNetwork({"n-lost", "llmbox-net-lost", BoxLabels("lost"), {}});
   engine.AddNetwork({"n-other", "someone-elses-net", {}, {}});
-  BoxManager boxes(engine, {});
+  BoxManager boxes(engine, clock, {});
   Reaper reaper(boxes, engine, clock, {.interval = 30s, .auth_ttl = 15min});
 
   Sweep sweep = reaper.RunOnce();
@@ -67,7 +67,7 @@ TEST_CASE("the reaper runs every interval on the clock and reaps a box once its 
   testing::FakeClock clock;
   testing::FakeDockerEngine engine;
   AddBox(engine, "b1", /*ready=*/false, clock.Now());
-  BoxManager boxes(engine, {});
+  BoxManager boxes(engine, clock, {});
   Reaper reaper(boxes, engine, clock, {.interval = 30s, .auth_ttl = 15min});
   reaper.Start();
   REQUIRE(clock.WaitForWaiters(1));
