@@ -435,7 +435,8 @@ ConfigDocument::~ConfigDocument() = default;
 
 ConfigMap ConfigDocument::Root() { return ConfigMap(root_.get(), ""); }
 
-[[nodiscard]] absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view text, std::string_view source) {
+[[nodiscard]] absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view text,
+                                                             std::string_view source) {
   if (text.size() > kMaxFileBytes) {
     return absl::InvalidArgumentError(
         ErrorText(source, "", 0, absl::StrCat("larger than ", kMaxFileBytes, " bytes")));

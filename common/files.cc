@@ -63,7 +63,8 @@ bool WriteAll(int fd, std::string_view content) {
 
 }  // namespace
 
-[[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, std::string_view content, mode_t mode) {
+[[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, std::string_view content,
+                                           mode_t mode) {
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     if (auto st = MakeFolders(parent); !st.ok()) return st;
@@ -100,7 +101,8 @@ bool WriteAll(int fd, std::string_view content) {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::StatusOr<std::string> ReadSmallFile(const std::string& path, std::size_t max_bytes) {
+[[nodiscard]] absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                                        std::size_t max_bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", Reason()));
   std::string content;

@@ -7,9 +7,8 @@
 //   absl::Status s = FromGrpcStatus(stub->Get(&ctx, req, &resp));
 #pragma once
 
-#include <grpcpp/support/status.h>
-
 #include "absl/status/status.h"
+#include <grpcpp/support/status.h>
 
 namespace llmbox::common {
 

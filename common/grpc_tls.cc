@@ -180,7 +180,8 @@ std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsP
   return grpc::SslCredentials(options);
 }
 
-[[nodiscard]] absl::Status AuthorizePeer(const grpc::AuthContext& context, std::string_view expected) {
+[[nodiscard]] absl::Status AuthorizePeer(const grpc::AuthContext& context,
+                                         std::string_view expected) {
   if (!context.IsPeerAuthenticated()) {
     return absl::UnauthenticatedError("a verified client certificate is required");
   }

@@ -36,7 +36,8 @@ std::string FormatJoinToken(const JoinToken& token) {
   return token;
 }
 
-[[nodiscard]] absl::Status CheckCaFingerprint(std::string_view ca_pem, std::string_view expected_sha256) {
+[[nodiscard]] absl::Status CheckCaFingerprint(std::string_view ca_pem,
+                                              std::string_view expected_sha256) {
   LLMBOX_ASSIGN_OR_RETURN(CertInfo info, InspectCert(ca_pem));
   if (!ConstantTimeEquals(info.sha256_fingerprint, expected_sha256)) {
     return absl::PermissionDeniedError(

@@ -149,7 +149,8 @@ struct VerifiedCsr {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
+[[nodiscard]] absl::Status AddExtension(X509* cert, X509* issuer, int nid,
+                                        const std::string& value) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
@@ -175,7 +176,8 @@ absl::Time AsnTime(const ASN1_TIME* t) {
   return KeyPem(key.get());
 }
 
-[[nodiscard]] absl::StatusOr<CertifiedKey> MakeCa(std::string_view common_name, absl::Duration validity) {
+[[nodiscard]] absl::StatusOr<CertifiedKey> MakeCa(std::string_view common_name,
+                                                  absl::Duration validity) {
   LLMBOX_ASSIGN_OR_RETURN(std::string key_pem, MakePrivateKey());
   LLMBOX_ASSIGN_OR_RETURN(Key key, ReadKey(key_pem));
   Cert cert(X509_new());
@@ -195,7 +197,8 @@ absl::Time AsnTime(const ASN1_TIME* t) {
   return CertifiedKey{std::move(key_pem), std::move(cert_pem)};
 }
 
-[[nodiscard]] absl::StatusOr<std::string> MakeCsr(std::string_view key_pem, std::string_view common_name) {
+[[nodiscard]] absl::StatusOr<std::string> MakeCsr(std::string_view key_pem,
+                                                  std::string_view common_name) {
   LLMBOX_ASSIGN_OR_RETURN(Key key, ReadKey(key_pem));
   Req req(X509_REQ_new());
   X509_REQ_set_version(req.get(), 0);
@@ -208,7 +211,8 @@ absl::Time AsnTime(const ASN1_TIME* t) {
 }
 
 [[nodiscard]] absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
-                                    const CertIdentity& identity, absl::Duration validity) {
+                                                  const CertIdentity& identity,
+                                                  absl::Duration validity) {
   if (identity.uri.empty()) {
     return absl::InvalidArgumentError("pki: a certificate needs a URI identity");
   }

@@ -1,13 +1,12 @@
 #include "common/secrets.h"
 
+#include <array>
+
+#include "absl/strings/str_cat.h"
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-
-#include <array>
-
-#include "absl/strings/str_cat.h"
 
 namespace llmbox::common {
 namespace {
@@ -79,8 +78,7 @@ std::string Base64UrlEncode(std::string_view bytes) {
   for (size_t i = 0; i < text.size(); ++i) {
     const int v = Base64UrlValue(text[i]);
     if (v < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("base64url: invalid character at offset ", i));
+      return absl::InvalidArgumentError(absl::StrCat("base64url: invalid character at offset ", i));
     }
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;

@@ -32,10 +32,10 @@ namespace llmbox::common::internal {
 #define LLMBOX_STATUS_CONCAT_(a, b) LLMBOX_STATUS_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing function if not OK.
-#define LLMBOX_RETURN_IF_ERROR(expr)                                        \
-  do {                                                                      \
-    ::absl::Status llmbox_status_ = (expr);                                 \
-    if (!llmbox_status_.ok()) return llmbox_status_;                        \
+#define LLMBOX_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::absl::Status llmbox_status_ = (expr);          \
+    if (!llmbox_status_.ok()) return llmbox_status_; \
   } while (false)
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status from the enclosing
@@ -50,7 +50,7 @@ namespace llmbox::common::internal {
 
 // For "cannot happen": aborts the process with a message when `cond` is false. Active in
 // every build type; never use it for input a user or peer can influence.
-#define LLMBOX_CHECK(cond, message)                                                      \
-  do {                                                                                   \
+#define LLMBOX_CHECK(cond, message)                                                           \
+  do {                                                                                        \
     if (!(cond)) ::llmbox::common::internal::CheckFailed(__FILE__, __LINE__, #cond, message); \
   } while (false)

@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+
 #include "common/absl_compat.h"
 
 namespace llmbox::common {
@@ -60,7 +61,9 @@ std::string QuoteForMessage(std::string_view text, size_t max_chars) {
   return absl::OkStatus();
 }
 
-std::string CanonicalBoxId(std::string_view box_id) { return absl::AsciiStrToLower(AsAbsl(box_id)); }
+std::string CanonicalBoxId(std::string_view box_id) {
+  return absl::AsciiStrToLower(AsAbsl(box_id));
+}
 
 [[nodiscard]] absl::Status ValidateActivationCode(std::string_view code) {
   if (code.empty()) return absl::InvalidArgumentError("activation code is empty");
@@ -85,7 +88,8 @@ std::string CanonicalBoxId(std::string_view box_id) { return absl::AsciiStrToLow
 [[nodiscard]] absl::Status ValidateName(std::string_view name, std::string_view what) {
   auto invalid = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "invalid ", AsAbsl(what), " ", QuoteForMessage(name), ": ", AsAbsl(why), " (a ", AsAbsl(what),
+        "invalid ", AsAbsl(what), " ", QuoteForMessage(name), ": ", AsAbsl(why), " (a ",
+        AsAbsl(what),
         " is 1-63 of lowercase letters, digits, '-', '_' or '.', starting with a letter or "
         "digit)"));
   };

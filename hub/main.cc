@@ -52,9 +52,10 @@ The config file is documented in docs/hub.md.
 int Serve(const hub::config::HubConfig& config,
           const spoke::config::SpokeConfig& local_spoke_config) {
   if (auto st = common::InitLogging(config.log); !st.ok()) return hub::admin::Fail(st);
-  auto server = hub::server::HubServer::Start(
-      config, {.start_local_spoke = hub::local::LocalSpokeFactory(local_spoke_config, common::SystemClock::Get())},
-      common::SystemClock::Get());
+  auto server = hub::server::HubServer::Start(config,
+                                              {.start_local_spoke = hub::local::LocalSpokeFactory(
+                                                   local_spoke_config, common::SystemClock::Get())},
+                                              common::SystemClock::Get());
   if (!server.ok()) return hub::admin::Fail(server.status());
   // SIGTERM and SIGINT are blocked in every thread (see main); only this wait sees them.
   const int signal_number = common::WaitForStopSignal();

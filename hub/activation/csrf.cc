@@ -4,8 +4,8 @@
 #include <charconv>
 #include <utility>
 
-#include "common/status.h"
 #include "common/secrets.h"
+#include "common/status.h"
 
 namespace llmbox::hub::activation {
 
@@ -52,8 +52,7 @@ absl::Status CsrfTokens::Redeem(std::string_view token, std::string_view browser
     return absl::PermissionDeniedError("the form's CSRF token is malformed");
   }
   if (!common::ConstantTimeEquals(mac, Mac(browser_id, scope, issued, nonce))) {
-    return absl::PermissionDeniedError(
-        "the form's CSRF token belongs to another browser or page");
+    return absl::PermissionDeniedError("the form's CSRF token belongs to another browser or page");
   }
   const std::int64_t now = common::ToUnixMillis(clock_.Now());
   const std::int64_t expires = issued_ms + std::chrono::milliseconds(ttl_).count();

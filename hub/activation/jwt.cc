@@ -56,7 +56,7 @@ constexpr size_t kP256CoordinateBytes = 32;
 
 // A string member, or "" when absent; an error when present with another type.
 [[nodiscard]] absl::StatusOr<std::string> OptionalString(const Json& object, const char* name,
-                                           const std::string& what) {
+                                                         const std::string& what) {
   const auto it = object.find(name);
   if (it == object.end()) return std::string();
   if (!it->is_string()) {
@@ -66,7 +66,7 @@ constexpr size_t kP256CoordinateBytes = 32;
 }
 
 [[nodiscard]] absl::StatusOr<std::string> DecodeMember(const Json& jwk, const char* name,
-                                         const std::string& what) {
+                                                       const std::string& what) {
   LLMBOX_ASSIGN_OR_RETURN(std::string text, OptionalString(jwk, name, what));
   if (text.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": \"", name, "\" is missing"));
@@ -79,8 +79,9 @@ constexpr size_t kP256CoordinateBytes = 32;
 }
 
 // An EVP_PKEY from OSSL parameters (`type` "RSA" or "EC"), checked as a public key.
-[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> KeyFromParams(const char* type, OSSL_PARAM* params,
-                                                        const std::string& what) {
+[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> KeyFromParams(const char* type,
+                                                                      OSSL_PARAM* params,
+                                                                      const std::string& what) {
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* raw = nullptr;
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
@@ -95,7 +96,8 @@ constexpr size_t kP256CoordinateBytes = 32;
   return pkey;
 }
 
-[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> RsaKey(const Json& jwk, const std::string& what) {
+[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> RsaKey(const Json& jwk,
+                                                               const std::string& what) {
   LLMBOX_ASSIGN_OR_RETURN(std::string n, DecodeMember(jwk, "n", what));
   LLMBOX_ASSIGN_OR_RETURN(std::string e, DecodeMember(jwk, "e", what));
   BignumPtr bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
@@ -113,7 +115,8 @@ constexpr size_t kP256CoordinateBytes = 32;
   return KeyFromParams("RSA", params.get(), what);
 }
 
-[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> P256Key(const Json& jwk, const std::string& what) {
+[[nodiscard]] absl::StatusOr<std::shared_ptr<EVP_PKEY>> P256Key(const Json& jwk,
+                                                                const std::string& what) {
   LLMBOX_ASSIGN_OR_RETURN(std::string x, DecodeMember(jwk, "x", what));
   LLMBOX_ASSIGN_OR_RETURN(std::string y, DecodeMember(jwk, "y", what));
   if (x.size() != kP256CoordinateBytes || y.size() != kP256CoordinateBytes) {
@@ -216,7 +219,8 @@ struct CompactJws {
                     token.substr(second + 1)};
 }
 
-[[nodiscard]] absl::StatusOr<std::string> DecodePart(std::string_view part, const std::string& name) {
+[[nodiscard]] absl::StatusOr<std::string> DecodePart(std::string_view part,
+                                                     const std::string& name) {
   auto bytes = common::Base64UrlDecode(part);
   if (!bytes.ok() || bytes->empty()) {
     return absl::InvalidArgumentError(absl::StrCat("id token: the ", name, " is not base64url"));
@@ -238,7 +242,8 @@ struct CompactJws {
 }
 
 // A NumericDate claim (seconds since the epoch) as wall time.
-[[nodiscard]] absl::StatusOr<common::Clock::WallTime> DateClaim(const Json& claims, const char* name) {
+[[nodiscard]] absl::StatusOr<common::Clock::WallTime> DateClaim(const Json& claims,
+                                                                const char* name) {
   const auto it = claims.find(name);
   if (it == claims.end() || !it->is_number()) {
     return absl::UnauthenticatedError(
@@ -285,7 +290,8 @@ struct CompactJws {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::Status CheckTimes(const Json& claims, common::Clock& clock, IdTokenClaims* out) {
+[[nodiscard]] absl::Status CheckTimes(const Json& claims, common::Clock& clock,
+                                      IdTokenClaims* out) {
   const common::Clock::WallTime now = clock.Now();
   LLMBOX_ASSIGN_OR_RETURN(out->expires_at, DateClaim(claims, "exp"));
   LLMBOX_ASSIGN_OR_RETURN(out->issued_at, DateClaim(claims, "iat"));
@@ -311,7 +317,7 @@ struct CompactJws {
 }
 
 [[nodiscard]] absl::Status CheckIdentity(const Json& claims, const IdTokenExpectations& expect,
-                           IdTokenClaims* out) {
+                                         IdTokenClaims* out) {
   LLMBOX_ASSIGN_OR_RETURN(std::string nonce, OptionalString(claims, "nonce", "id token"));
   if (expect.nonce.empty() || !common::ConstantTimeEquals(nonce, expect.nonce)) {
     return absl::UnauthenticatedError(
@@ -391,9 +397,10 @@ const JwkSet::Key* JwkSet::Find(std::string_view kid, std::string_view kty) cons
   return DecodeHeader(jws.header_b64);
 }
 
-[[nodiscard]] absl::StatusOr<IdTokenClaims> VerifyIdToken(std::string_view token, const JwkSet& keys,
-                                            const IdTokenExpectations& expect,
-                                            common::Clock& clock) {
+[[nodiscard]] absl::StatusOr<IdTokenClaims> VerifyIdToken(std::string_view token,
+                                                          const JwkSet& keys,
+                                                          const IdTokenExpectations& expect,
+                                                          common::Clock& clock) {
   LLMBOX_ASSIGN_OR_RETURN(CompactJws jws, Split(token));
   LLMBOX_ASSIGN_OR_RETURN(JwsHeader header, DecodeHeader(jws.header_b64));
   const std::string_view kty = KtyFor(header.alg);

@@ -56,7 +56,8 @@ bool IsLoopback(std::string_view host) {
 }
 
 // https, or http on loopback when the issuer itself is on loopback (tests).
-[[nodiscard]] absl::Status CheckUrl(std::string_view url, const std::string& what, bool loopback_issuer) {
+[[nodiscard]] absl::Status CheckUrl(std::string_view url, const std::string& what,
+                                    bool loopback_issuer) {
   const std::string host = HostOf(url);
   const bool https = url.rfind("https://", 0) == 0;
   const bool http = url.rfind("http://", 0) == 0;

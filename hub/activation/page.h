@@ -49,11 +49,9 @@ struct PageOptions {
   int max_attempts_per_address = 30;  // code submissions per client address per window
   std::chrono::seconds attempt_window{900};
   // A box's authorize URL becomes a link only with one of these prefixes.
-  std::vector<std::string> trusted_sign_in_prefixes = {"https://claude.com/",
-                                                       "https://claude.ai/"};
+  std::vector<std::string> trusted_sign_in_prefixes = {"https://claude.com/", "https://claude.ai/"};
   // A ready box's session URL becomes a link only with one of these prefixes.
-  std::vector<std::string> trusted_session_prefixes = {"https://claude.ai/",
-                                                       "https://claude.com/"};
+  std::vector<std::string> trusted_session_prefixes = {"https://claude.ai/", "https://claude.com/"};
   // Sign-in gating (docs/activation.md): when both are set, a person signs in with the
   // provider before the page shows a box, and the first to sign in owns the box; anyone else
   // is refused, even with the link. Both must outlive the page.

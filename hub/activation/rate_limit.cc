@@ -27,9 +27,8 @@ std::optional<std::chrono::seconds> RateLimiter::Take(std::string_view key) {
 }
 
 void RateLimiter::MakeRoom(common::Clock::SteadyTime now) {
-  std::erase_if(windows_, [&](const auto& entry) {
-    return now - entry.second.start >= options_.window;
-  });
+  std::erase_if(windows_,
+                [&](const auto& entry) { return now - entry.second.start >= options_.window; });
   if (windows_.size() < options_.max_keys) return;
   // Still full of live windows: forget the oldest tenth, which a flood of fresh keys would
   // push out anyway.

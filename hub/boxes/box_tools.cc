@@ -106,22 +106,23 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
            "claude.ai/code or the Claude app. Returns an auth_url the user must open to sign the "
            "box in with their own Claude account; no token or code ever passes through you. "
            "Pick a box_id that says what the box is for (refactor-auth-service).",
-       .input_schema = ObjectSchema(
-           {{"box_id", BoxIdSchema()},
-            {"image",
-             {{"type", "string"},
-              {"maxLength", 256},
-              {"description", "Image to run; omit for the hub's Claude Code image."}}},
-            {"description",
-             {{"type", "string"},
-              {"maxLength", 1024},
-              {"description", "Free text shown by get_llmbox and list_llmboxes."}}},
-            {"spoke",
-             {{"type", "string"},
-              {"maxLength", 63},
-              {"description", "Spoke (Docker host) to place the box on; omit to let the hub "
-                              "choose. list_spokes shows them."}}}},
-           json::array()),
+       .input_schema =
+           ObjectSchema({{"box_id", BoxIdSchema()},
+                         {"image",
+                          {{"type", "string"},
+                           {"maxLength", 256},
+                           {"description", "Image to run; omit for the hub's Claude Code image."}}},
+                         {"description",
+                          {{"type", "string"},
+                           {"maxLength", 1024},
+                           {"description", "Free text shown by get_llmbox and list_llmboxes."}}},
+                         {"spoke",
+                          {{"type", "string"},
+                           {"maxLength", 63},
+                           {"description",
+                            "Spoke (Docker host) to place the box on; omit to let the hub "
+                            "choose. list_spokes shows them."}}}},
+                        json::array()),
        .output_schema = {{"type", "object"},
                          {"properties",
                           {{"box_id", StringSchema()},
@@ -135,14 +136,14 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
        .destructive = false,
        .idempotent = false,
        .open_world = true});
-  tools.push_back(
-      {.name = "get_llmbox",
-       .title = "Get an llmbox",
-       .description = "Show one box: its status (pending until the user signs it in, then "
-                      "ready with a session_url), spoke, image, times and last error.",
-       .input_schema = ObjectSchema({{"box_id", BoxIdSchema()}}, {"box_id"}),
-       .output_schema = BoxOutputSchema(),
-       .read_only = true});
+  tools.push_back({.name = "get_llmbox",
+                   .title = "Get an llmbox",
+                   .description =
+                       "Show one box: its status (pending until the user signs it in, then "
+                       "ready with a session_url), spoke, image, times and last error.",
+                   .input_schema = ObjectSchema({{"box_id", BoxIdSchema()}}, {"box_id"}),
+                   .output_schema = BoxOutputSchema(),
+                   .read_only = true});
   tools.push_back(
       {.name = "list_llmboxes",
        .title = "List llmboxes",
@@ -155,34 +156,35 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
             {"spoke", {{"type", "string"}, {"maxLength", 63}}}},
            json::array()),
        .output_schema = {{"type", "object"},
-                         {"properties", {{"boxes", {{"type", "array"}, {"items", BoxOutputSchema()}}}}},
+                         {"properties",
+                          {{"boxes", {{"type", "array"}, {"items", BoxOutputSchema()}}}}},
                          {"required", {"boxes"}}},
        .read_only = true});
-  tools.push_back(
-      {.name = "destroy_llmbox",
-       .title = "Destroy an llmbox",
-       .description = "Stop and remove a box, its network and its files. The user's session "
-                      "in it ends. Cannot be undone.",
-       .input_schema = ObjectSchema({{"box_id", BoxIdSchema()}}, {"box_id"}),
-       .output_schema = {{"type", "object"},
-                         {"properties", {{"destroyed", StringSchema()}}},
-                         {"required", {"destroyed"}}},
-       .read_only = false,
-       .destructive = true,
-       .idempotent = true});
+  tools.push_back({.name = "destroy_llmbox",
+                   .title = "Destroy an llmbox",
+                   .description =
+                       "Stop and remove a box, its network and its files. The user's session "
+                       "in it ends. Cannot be undone.",
+                   .input_schema = ObjectSchema({{"box_id", BoxIdSchema()}}, {"box_id"}),
+                   .output_schema = {{"type", "object"},
+                                     {"properties", {{"destroyed", StringSchema()}}},
+                                     {"required", {"destroyed"}}},
+                   .read_only = false,
+                   .destructive = true,
+                   .idempotent = true});
   tools.push_back(
       {.name = "get_llmbox_logs",
        .title = "Get an llmbox's logs",
        .description = "The last lines the box printed (its console), with sign-in links and "
                       "codes removed.",
-       .input_schema = ObjectSchema(
-           {{"box_id", BoxIdSchema()},
-            {"tail",
-             {{"type", "integer"},
-              {"minimum", 1},
-              {"maximum", 5000},
-              {"description", "How many lines from the end (default 200)."}}}},
-           {"box_id"}),
+       .input_schema =
+           ObjectSchema({{"box_id", BoxIdSchema()},
+                         {"tail",
+                          {{"type", "integer"},
+                           {"minimum", 1},
+                           {"maximum", 5000},
+                           {"description", "How many lines from the end (default 200)."}}}},
+                        {"box_id"}),
        .output_schema = {{"type", "object"},
                          {"properties",
                           {{"box_id", StringSchema()},
@@ -223,29 +225,28 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
        .destructive = true,
        .idempotent = false,
        .open_world = true});
-  tools.push_back(
-      {.name = "list_spokes",
-       .title = "List spokes",
-       .description = "List the spokes (Docker hosts) boxes can be placed on, whether each is "
-                      "reachable and how full it is. Pass a name as create_llmbox's spoke.",
-       .input_schema = {{"type", "object"}, {"additionalProperties", false}},
-       .output_schema =
-           {{"type", "object"},
-            {"properties",
-             {{"spokes",
-               {{"type", "array"},
-                {"items",
-                 {{"type", "object"},
-                  {"properties",
-                   {{"name", StringSchema()},
-                    {"connected", {{"type", "boolean"}}},
-                    {"local", {{"type", "boolean"}}},
-                    {"boxes", {{"type", "integer"}}},
-                    {"max_boxes", {{"type", "integer"}}},
-                    {"error", StringSchema()}}},
-                  {"required", {"name", "connected", "local"}}}}}}}},
-            {"required", {"spokes"}}},
-       .read_only = true});
+  tools.push_back({.name = "list_spokes",
+                   .title = "List spokes",
+                   .description =
+                       "List the spokes (Docker hosts) boxes can be placed on, whether each is "
+                       "reachable and how full it is. Pass a name as create_llmbox's spoke.",
+                   .input_schema = {{"type", "object"}, {"additionalProperties", false}},
+                   .output_schema = {{"type", "object"},
+                                     {"properties",
+                                      {{"spokes",
+                                        {{"type", "array"},
+                                         {"items",
+                                          {{"type", "object"},
+                                           {"properties",
+                                            {{"name", StringSchema()},
+                                             {"connected", {{"type", "boolean"}}},
+                                             {"local", {{"type", "boolean"}}},
+                                             {"boxes", {{"type", "integer"}}},
+                                             {"max_boxes", {{"type", "integer"}}},
+                                             {"error", StringSchema()}}},
+                                           {"required", {"name", "connected", "local"}}}}}}}},
+                                     {"required", {"spokes"}}},
+                   .read_only = true});
   return tools;
 }
 
@@ -256,15 +257,14 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     return it == arguments.end() ? std::string() : it->get<std::string>();
   };
   if (name == "create_llmbox") {
-    auto created = registry_.Create(
-        {.box_id = str("box_id"),
-         .image = str("image"),
-         .description = str("description"),
-         .spoke = str("spoke"),
-         .created_by = context.principal()},
-        [&](double done, double total, std::string_view what) {
-          context.Progress(done, total, what);
-        });
+    auto created = registry_.Create({.box_id = str("box_id"),
+                                     .image = str("image"),
+                                     .description = str("description"),
+                                     .spoke = str("spoke"),
+                                     .created_by = context.principal()},
+                                    [&](double done, double total, std::string_view what) {
+                                      context.Progress(done, total, what);
+                                    });
     if (!created.ok()) return mcp::ToolResult::Failed(created.status());
     json out = {{"box_id", created->record.box_id},
                 {"auth_url", created->auth_url},
@@ -318,10 +318,9 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     if (arguments.contains("timeout_s")) {
       timeout = std::chrono::seconds(arguments["timeout_s"].get<long long>());
     }
-    auto result = registry_.Exec(str("box_id"), arguments["command"].get<std::vector<std::string>>(),
-                                 timeout, [&](std::function<void()> cancel) {
-                                   context.OnCancel(std::move(cancel));
-                                 });
+    auto result =
+        registry_.Exec(str("box_id"), arguments["command"].get<std::vector<std::string>>(), timeout,
+                       [&](std::function<void()> cancel) { context.OnCancel(std::move(cancel)); });
     if (!result.ok()) return mcp::ToolResult::Failed(result.status());
     return mcp::ToolResult::Ok({{"box_id", str("box_id")},
                                 {"exit_code", result->exit_code},

@@ -68,9 +68,7 @@ BoxRegistry::BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Cl
                          RegistryOptions options)
     : store_(store), spokes_(spokes), clock_(clock), options_(std::move(options)) {}
 
-std::int64_t BoxRegistry::NowMs() {
-  return common::ToUnixMillis(clock_.Now());
-}
+std::int64_t BoxRegistry::NowMs() { return common::ToUnixMillis(clock_.Now()); }
 
 std::string BoxRegistry::AuthUrl(std::string_view token) const {
   std::lock_guard lock(options_mu_);

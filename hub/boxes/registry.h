@@ -123,16 +123,19 @@ class BoxRegistry {
   BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Clock& clock,
               RegistryOptions options);
 
-  [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateRequest& request, const ProgressFn& progress);
+  [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateRequest& request,
+                                                  const ProgressFn& progress);
   [[nodiscard]] absl::StatusOr<store::BoxRecord> Get(std::string_view box_id);
   [[nodiscard]] absl::StatusOr<std::vector<store::BoxRecord>> List(const store::BoxFilter& filter);
   // Destroys on the spoke, then forgets the box. A box its spoke no longer has is forgotten too.
   [[nodiscard]] absl::Status Destroy(std::string_view box_id);
-  [[nodiscard]] absl::StatusOr<LogsResult> Logs(std::string_view box_id, std::optional<std::uint32_t> tail);
+  [[nodiscard]] absl::StatusOr<LogsResult> Logs(std::string_view box_id,
+                                                std::optional<std::uint32_t> tail);
   // `cancel` may be set from another thread to abandon the exec.
-  [[nodiscard]] absl::StatusOr<ExecResult> Exec(std::string_view box_id, const std::vector<std::string>& argv,
-                                  std::optional<std::chrono::seconds> timeout,
-                                  const std::function<void(std::function<void()>)>& on_cancel);
+  [[nodiscard]] absl::StatusOr<ExecResult> Exec(
+      std::string_view box_id, const std::vector<std::string>& argv,
+      std::optional<std::chrono::seconds> timeout,
+      const std::function<void(std::function<void()>)>& on_cancel);
   std::vector<SpokeStatus> Spokes();
   // The origin auth URLs are built on (set once the hub knows its bound port).
   void SetPublicUrl(std::string public_url);
@@ -141,12 +144,14 @@ class BoxRegistry {
   [[nodiscard]] absl::StatusOr<store::BoxRecord> FindByToken(std::string_view token);
   // Makes `email` the box's activation owner unless someone claimed it first; returns the
   // owner it has now. The activation page calls it when sign-in gating is on.
-  [[nodiscard]] absl::StatusOr<std::string> ClaimActivation(std::string_view box_id, std::string_view email);
+  [[nodiscard]] absl::StatusOr<std::string> ClaimActivation(std::string_view box_id,
+                                                            std::string_view email);
   // The box this token belonged to when it was destroyed; NotFound when none.
   [[nodiscard]] absl::StatusOr<store::DestroyedBox> FindDestroyedByToken(std::string_view token);
   // Sends the code to the box's stdin through its spoke. One code at a time per box: a
   // second submission while one is in flight is FailedPrecondition and never reaches the box.
-  [[nodiscard]] absl::StatusOr<SubmitResult> SubmitCode(std::string_view token, std::string_view code);
+  [[nodiscard]] absl::StatusOr<SubmitResult> SubmitCode(std::string_view token,
+                                                        std::string_view code);
 
   // Brings the registry in line with the spokes: a box its spoke no longer has becomes gone; a
   // box the spoke reports in another phase takes it; a managed box the registry does not know

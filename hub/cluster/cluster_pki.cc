@@ -72,7 +72,7 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
 }
 
 [[nodiscard]] absl::StatusOr<ClusterPki> LoadOrCreateClusterPki(const std::string& dir,
-                                                  const ClusterPkiOptions& options) {
+                                                                const ClusterPkiOptions& options) {
   const Paths paths(dir);
   if (!Exists(paths.ca_cert) && !Exists(paths.ca_key)) {
     LLMBOX_ASSIGN_OR_RETURN(

@@ -51,7 +51,8 @@ bool IsDnsName(std::string_view host) {
 }
 
 // The advertise address as host and port, and the SAN it earns in the certificate.
-[[nodiscard]] absl::Status CheckAdvertiseAddress(std::string_view address, common::CertIdentity* identity) {
+[[nodiscard]] absl::Status CheckAdvertiseAddress(std::string_view address,
+                                                 common::CertIdentity* identity) {
   const absl::Status bad = absl::InvalidArgumentError(
       "advertise address " + common::QuoteForMessage(address) +
       " must be host:port where the hub can reach the spoke (10.0.0.5:7443, spoke-1.lan:7443, "
@@ -112,7 +113,8 @@ bool IsDnsName(std::string_view host) {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::Status CheckLabels(const google::protobuf::Map<std::string, std::string>& labels) {
+[[nodiscard]] absl::Status CheckLabels(
+    const google::protobuf::Map<std::string, std::string>& labels) {
   if (labels.size() > kMaxLabels) {
     return absl::InvalidArgumentError("at most 16 labels, got " + std::to_string(labels.size()));
   }
@@ -183,7 +185,8 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   if (request->spoke_version().size() > 64) {
     return refuse(absl::InvalidArgumentError("spoke_version is longer than 64 bytes"), name);
   }
-  auto cert = common::SignCsr(pki_.ca, request->csr_pem(), identity, absl::FromChrono(options_.cert_validity));
+  auto cert = common::SignCsr(pki_.ca, request->csr_pem(), identity,
+                              absl::FromChrono(options_.cert_validity));
   if (!cert.ok()) return refuse(cert.status(), name);
   auto info = common::InspectCert(*cert);
   if (!info.ok()) return refuse(info.status(), name);
@@ -254,7 +257,8 @@ grpc::Status EnrollmentServiceImpl::Renew(grpc::ServerContext* context,
   if (auto st = CheckAdvertiseAddress(spoke->advertise_address, &identity); !st.ok()) {
     return refuse(st);
   }
-  auto cert = common::SignCsr(pki_.ca, request->csr_pem(), identity, absl::FromChrono(options_.cert_validity));
+  auto cert = common::SignCsr(pki_.ca, request->csr_pem(), identity,
+                              absl::FromChrono(options_.cert_validity));
   if (!cert.ok()) return refuse(cert.status());
   auto info = common::InspectCert(*cert);
   if (!info.ok()) return refuse(info.status());

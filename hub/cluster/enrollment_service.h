@@ -18,7 +18,6 @@
 #pragma once
 
 #include <chrono>
-
 #include <functional>
 
 #include "absl/time/time.h"

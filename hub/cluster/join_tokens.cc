@@ -8,9 +8,11 @@
 
 namespace llmbox::hub::cluster {
 
-[[nodiscard]] absl::StatusOr<std::string> IssueJoinToken(store::Store& store, std::string_view ca_sha256,
-                                           std::string_view name, std::chrono::milliseconds ttl,
-                                           std::int64_t now_ms) {
+[[nodiscard]] absl::StatusOr<std::string> IssueJoinToken(store::Store& store,
+                                                         std::string_view ca_sha256,
+                                                         std::string_view name,
+                                                         std::chrono::milliseconds ttl,
+                                                         std::int64_t now_ms) {
   LLMBOX_RETURN_IF_ERROR(common::ValidateName(name, "spoke name"));
   if (name == "local") {
     return absl::InvalidArgumentError(

@@ -205,8 +205,9 @@ std::string DefaultPublicUrl(const HubConfig& config) {
          std::to_string(config.listen_port);
 }
 
-[[nodiscard]] absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
-                                         const std::string& base_dir) {
+[[nodiscard]] absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml,
+                                                       const std::string& source,
+                                                       const std::string& base_dir) {
   LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
   ConfigMap root = doc.Root();
   HubConfig config;

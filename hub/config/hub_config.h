@@ -86,7 +86,8 @@ bool IsLoopbackHost(std::string_view host);
 std::string DefaultPublicUrl(const HubConfig& config);
 
 [[nodiscard]] absl::StatusOr<HubConfig> LoadHubConfig(const std::string& path);
-[[nodiscard]] absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml, const std::string& source,
-                                         const std::string& base_dir);
+[[nodiscard]] absl::StatusOr<HubConfig> ParseHubConfig(std::string_view yaml,
+                                                       const std::string& source,
+                                                       const std::string& base_dir);
 
 }  // namespace llmbox::hub::config

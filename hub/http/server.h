@@ -78,10 +78,10 @@ struct ServerOptions {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal, or "localhost"
   int port = 8080;                    // 0 picks a free port (see BoundPort)
   int io_threads = 2;
-  int worker_threads = 32;            // handler pool; creates block a worker for seconds
+  int worker_threads = 32;  // handler pool; creates block a worker for seconds
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;
-  int max_connections = 1024;         // beyond this, new connections are closed at once
+  int max_connections = 1024;  // beyond this, new connections are closed at once
   std::chrono::milliseconds idle_timeout{60'000};    // keep-alive connection with no request
   std::chrono::milliseconds header_timeout{10'000};  // to receive a whole request head+body
   // Answers the server makes itself (400 unparsable request, 413 body too large, 431 headers

@@ -14,7 +14,8 @@
 
 namespace llmbox::hub::local {
 
-[[nodiscard]] absl::StatusOr<spoke::config::SpokeConfig> ReadLocalSpokeConfig(const config::HubConfig& config) {
+[[nodiscard]] absl::StatusOr<spoke::config::SpokeConfig> ReadLocalSpokeConfig(
+    const config::HubConfig& config) {
   spoke::config::SpokeConfig spoke;
   spoke.docker.unix_socket = "/var/run/docker.sock";
   // The same text the hub's own keys came from, so key paths and lines are the file's.
@@ -40,8 +41,8 @@ namespace llmbox::hub::local {
     const spoke::config::SpokeConfig& config, common::Clock& clock) {
   LLMBOX_ASSIGN_OR_RETURN(
       std::unique_ptr<spoke::node::SpokeNode> node,
-      spoke::node::SpokeNode::Start(
-          config, {.transport = spoke::node::SpokeTransport::kInProcess}, clock));
+      spoke::node::SpokeNode::Start(config, {.transport = spoke::node::SpokeTransport::kInProcess},
+                                    clock));
   return std::make_unique<InProcessSpoke>(std::move(node));
 }
 

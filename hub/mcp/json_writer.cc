@@ -75,13 +75,27 @@ void AppendJsonString(std::string& out, std::string_view text) {
     }
     flush();
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
       default:
         out.append("\\u00");
         out.push_back(kHex[c >> 4]);
@@ -129,9 +143,10 @@ void AppendJson(std::string& out, const nlohmann::json& value) {
     case Type::number_integer:
     case Type::number_unsigned: {
       char buffer[24];
-      auto [end, ec] = value.is_number_unsigned()
-                           ? std::to_chars(buffer, buffer + sizeof buffer, value.get<std::uint64_t>())
-                           : std::to_chars(buffer, buffer + sizeof buffer, value.get<std::int64_t>());
+      auto [end, ec] =
+          value.is_number_unsigned()
+              ? std::to_chars(buffer, buffer + sizeof buffer, value.get<std::uint64_t>())
+              : std::to_chars(buffer, buffer + sizeof buffer, value.get<std::int64_t>());
       out.append(buffer, end);
       return;
     }

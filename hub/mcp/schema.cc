@@ -16,8 +16,8 @@ bool HasType(const json& value, const std::string& type) {
   if (type == "integer") {
     if (value.is_number_integer()) return true;
     // 3.0 is an integer in JSON Schema.
-    return value.is_number_float() && value.get<double>() == static_cast<double>(
-                                                                 static_cast<long long>(value.get<double>()));
+    return value.is_number_float() &&
+           value.get<double>() == static_cast<double>(static_cast<long long>(value.get<double>()));
   }
   if (type == "number") return value.is_number();
   if (type == "boolean") return value.is_boolean();
@@ -45,33 +45,33 @@ std::optional<std::string> Check(const json& schema, const json& value, const st
   }
   if (value.is_string()) {
     const auto size = value.get_ref<const std::string&>().size();
-    if (auto it = schema.find("minLength"); it != schema.end() && it->is_number_integer() &&
-                                            size < it->get<std::size_t>()) {
+    if (auto it = schema.find("minLength");
+        it != schema.end() && it->is_number_integer() && size < it->get<std::size_t>()) {
       return At(path) + ": must be at least " + it->dump() + " characters";
     }
-    if (auto it = schema.find("maxLength"); it != schema.end() && it->is_number_integer() &&
-                                            size > it->get<std::size_t>()) {
+    if (auto it = schema.find("maxLength");
+        it != schema.end() && it->is_number_integer() && size > it->get<std::size_t>()) {
       return At(path) + ": must be at most " + it->dump() + " characters";
     }
   }
   if (value.is_number()) {
     const double number = value.get<double>();
-    if (auto it = schema.find("minimum"); it != schema.end() && it->is_number() &&
-                                          number < it->get<double>()) {
+    if (auto it = schema.find("minimum");
+        it != schema.end() && it->is_number() && number < it->get<double>()) {
       return At(path) + ": must be at least " + it->dump();
     }
-    if (auto it = schema.find("maximum"); it != schema.end() && it->is_number() &&
-                                          number > it->get<double>()) {
+    if (auto it = schema.find("maximum");
+        it != schema.end() && it->is_number() && number > it->get<double>()) {
       return At(path) + ": must be at most " + it->dump();
     }
   }
   if (value.is_array()) {
-    if (auto it = schema.find("minItems"); it != schema.end() && it->is_number_integer() &&
-                                           value.size() < it->get<std::size_t>()) {
+    if (auto it = schema.find("minItems");
+        it != schema.end() && it->is_number_integer() && value.size() < it->get<std::size_t>()) {
       return At(path) + ": must have at least " + it->dump() + " items";
     }
-    if (auto it = schema.find("maxItems"); it != schema.end() && it->is_number_integer() &&
-                                           value.size() > it->get<std::size_t>()) {
+    if (auto it = schema.find("maxItems");
+        it != schema.end() && it->is_number_integer() && value.size() > it->get<std::size_t>()) {
       return At(path) + ": must have at most " + it->dump() + " items";
     }
     if (auto items = schema.find("items"); items != schema.end()) {
@@ -92,8 +92,8 @@ std::optional<std::string> Check(const json& schema, const json& value, const st
       }
     }
     const auto additional = schema.find("additionalProperties");
-    const bool closed = additional != schema.end() && additional->is_boolean() &&
-                        !additional->get<bool>();
+    const bool closed =
+        additional != schema.end() && additional->is_boolean() && !additional->get<bool>();
     for (const auto& [name, member] : value.items()) {
       const std::string member_path = path.empty() ? name : path + "." + name;
       if (properties != schema.end() && properties->is_object() && properties->contains(name)) {

@@ -22,7 +22,6 @@ namespace llmbox::hub::mcp {
 
 // nullopt when `value` conforms; otherwise the first problem, naming the path
 // ("command[2]: must be a string").
-std::optional<std::string> SchemaProblem(const nlohmann::json& schema,
-                                         const nlohmann::json& value);
+std::optional<std::string> SchemaProblem(const nlohmann::json& schema, const nlohmann::json& value);
 
 }  // namespace llmbox::hub::mcp

@@ -28,9 +28,9 @@
 namespace llmbox::hub::mcp {
 
 struct Tool {
-  std::string name;         // ^[A-Za-z0-9_.-]{1,64}$
-  std::string title;        // for people
-  std::string description;  // for the model: what it does and when to use it
+  std::string name;              // ^[A-Za-z0-9_.-]{1,64}$
+  std::string title;             // for people
+  std::string description;       // for the model: what it does and when to use it
   nlohmann::json input_schema;   // JSON Schema, type object (see schema.h for the subset)
   nlohmann::json output_schema;  // JSON Schema of structuredContent, type object
   bool read_only = false;
@@ -68,8 +68,7 @@ class CallContext {
   virtual ~CallContext() = default;
   // Sends notifications/progress when the client asked for it (a progressToken) and the reply
   // is a stream; otherwise does nothing. Values that do not increase are dropped.
-  virtual void Progress(double progress, std::optional<double> total,
-                        std::string_view message) = 0;
+  virtual void Progress(double progress, std::optional<double> total, std::string_view message) = 0;
   // True once the client sent notifications/cancelled for this request. A dropped connection
   // is not a cancellation.
   virtual bool Cancelled() const = 0;

@@ -22,7 +22,8 @@ namespace llmbox::hub::server {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(const config::HubConfig& config) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(
+    const config::HubConfig& config) {
   LLMBOX_RETURN_IF_ERROR(EnsureStateDir(config.state_dir));
   return store::SqliteStore::Open(config.state_dir + "/hub.db");
 }

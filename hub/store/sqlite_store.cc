@@ -145,7 +145,8 @@ std::string Quoted(std::string_view text) {
   return absl::Status(status.code(), message);
 }
 
-[[nodiscard]] absl::StatusOr<std::unique_ptr<Db>> OpenConnection(const std::string& path, Db::Mode mode) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Db>> OpenConnection(const std::string& path,
+                                                                 Db::Mode mode) {
   LLMBOX_ASSIGN_OR_RETURN(std::unique_ptr<Db> db,
                           Db::Open(path, mode, SqliteStore::kBusyTimeoutMs));
   // synchronous=FULL: a commit is on disk before it returns. NORMAL would be safe against
@@ -257,7 +258,8 @@ SpokeRecord ReadSpoke(const Statement& s) {
 
 // Steps `s` to its end, reading each row with `read` into `out`.
 template <typename Record>
-[[nodiscard]] absl::Status CollectRows(Statement& s, Record (*read)(const Statement&), std::vector<Record>* out) {
+[[nodiscard]] absl::Status CollectRows(Statement& s, Record (*read)(const Statement&),
+                                       std::vector<Record>* out) {
   while (true) {
     LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
     if (!row) return absl::OkStatus();
@@ -267,7 +269,7 @@ template <typename Record>
 
 // The first column of the first row of `sql` with ?1 bound to `value`, or nullopt.
 [[nodiscard]] absl::StatusOr<std::optional<std::string>> LookUpText(Db& db, std::string_view sql,
-                                                      std::string_view value) {
+                                                                    std::string_view value) {
   LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare(sql));
   LLMBOX_RETURN_IF_ERROR(s.Bind(1, value));
   LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
@@ -278,7 +280,7 @@ template <typename Record>
 // After a UNIQUE violation writing `box`: the message naming the box that holds its id or
 // its token hash. An update hits its own row by key, so only an insert checks the id.
 [[nodiscard]] absl::Status BoxConflict(Db& db, const BoxRecord& box, bool inserting,
-                         const absl::Status& violation) {
+                                       const absl::Status& violation) {
   const std::string key = BoxKey(box.box_id);
   if (inserting) {
     LLMBOX_ASSIGN_OR_RETURN(std::optional<std::string> holder,
@@ -429,7 +431,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
 namespace {
 
 // "store: <what> <subject>: sqlite: ..." for SQLite's errors; see WithOperation.
-[[nodiscard]] absl::Status Annotate(const absl::Status& status, std::string_view what, std::string_view subject) {
+[[nodiscard]] absl::Status Annotate(const absl::Status& status, std::string_view what,
+                                    std::string_view subject) {
   if (status.ok() || !absl::StartsWith(status.message(), "sqlite: ")) return status;
   std::string operation(what);
   if (!subject.empty()) {

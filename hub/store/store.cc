@@ -5,12 +5,18 @@ namespace llmbox::hub::store {
 
 std::string_view PhaseName(Phase phase) {
   switch (phase) {
-    case Phase::kCreating: return "creating";
-    case Phase::kPending: return "pending";
-    case Phase::kActivating: return "activating";
-    case Phase::kReady: return "ready";
-    case Phase::kError: return "error";
-    case Phase::kGone: return "gone";
+    case Phase::kCreating:
+      return "creating";
+    case Phase::kPending:
+      return "pending";
+    case Phase::kActivating:
+      return "activating";
+    case Phase::kReady:
+      return "ready";
+    case Phase::kError:
+      return "error";
+    case Phase::kGone:
+      return "gone";
   }
   return "unknown";
 }

@@ -1,22 +1,19 @@
 #include "spoke/box/manager.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 #include "common/absl_compat.h"
+#include "common/files.h"
 #include "common/redact.h"
 #include "common/status.h"
 #include "common/validate.h"
@@ -59,28 +56,20 @@ std::string Prefixed(std::string_view box_id, std::string_view step, const absl:
   return absl::StrCat("box ", AsAbsl(box_id), ": ", AsAbsl(step), ": ", st.message());
 }
 
-[[nodiscard]] absl::Status WithContext(std::string_view box_id, std::string_view step, const absl::Status& st) {
+[[nodiscard]] absl::Status WithContext(std::string_view box_id, std::string_view step,
+                                       const absl::Status& st) {
   return absl::Status(st.code(), Prefixed(box_id, step, st));
 }
 
-// Writes `content` to `path` atomically (temp file, rename), mode 0600, in a 0700 folder.
-[[nodiscard]] absl::Status WriteStateFile(const std::filesystem::path& path, std::string_view content) {
-  std::error_code ec;
-  std::filesystem::create_directories(path.parent_path(), ec);
-  if (ec) {
-    return absl::InternalError(absl::StrCat("spoke state: cannot create ",
-                                            path.parent_path().string(), ": ", ec.message()));
+// Writes `content` to `path` through common::WriteFileAtomic (mode 0600 from creation, synced,
+// renamed into place), in a 0700 folder.
+[[nodiscard]] absl::Status WriteStateFile(const std::filesystem::path& path,
+                                          std::string_view content) {
+  if (absl::Status st = common::WriteFileAtomic(path.string(), content, 0600); !st.ok()) {
+    return absl::InternalError(absl::StrCat("spoke state: ", st.message()));
   }
+  std::error_code ec;
   std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all, ec);
-  const std::string temp = path.string() + ".tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::InternalError(absl::StrCat("spoke state: cannot write ", temp));
-  const bool ok =
-      ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
-  ::close(fd);
-  if (!ok) return absl::InternalError(absl::StrCat("spoke state: cannot write ", temp));
-  std::filesystem::rename(temp, path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("spoke state: cannot write ", path.string()));
   return absl::OkStatus();
 }
 
@@ -151,11 +140,8 @@ absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {
   if (hooks_ == nullptr) return absl::OkStatus();
   const std::string path = HookStatePath(facts.box_id);
   std::string state = "{}";
-  if (std::ifstream in(path); in) {
-    std::ostringstream text;
-    text << in.rdbuf();
-    state = text.str();
-  }
+  // What the create hooks returned; hook output is bounded far below the read's 1 MiB.
+  if (auto text = common::ReadSmallFile(path); text.ok()) state = *std::move(text);
   absl::Status st = hooks_->RunDestroy(facts, state);
   if (st.ok()) {
     std::error_code ec;
@@ -239,9 +225,9 @@ absl::Status BoxManager::Recover() {
       continue;
     }
     if (const std::string path = AttemptsPath(box_id); !path.empty()) {
-      std::ifstream in(path);
       int count = 0;
-      if (in >> count) {
+      auto text = common::ReadSmallFile(path, 64);
+      if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &count)) {
         std::lock_guard lock(mu_);
         UpdateLocked(box_id,
                      [&](BoxState& state) { state.attempts = std::max(state.attempts, count); });

@@ -117,16 +117,19 @@ class BoxManager {
   [[nodiscard]] absl::Status Recover();
 
   [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateBoxRequest& request);
-  [[nodiscard]] absl::StatusOr<SubmitOutcome> SubmitCode(const std::string& box_id, const std::string& code,
-                                           std::optional<std::chrono::milliseconds> timeout = {});
+  [[nodiscard]] absl::StatusOr<SubmitOutcome> SubmitCode(
+      const std::string& box_id, const std::string& code,
+      std::optional<std::chrono::milliseconds> timeout = {});
   [[nodiscard]] absl::StatusOr<BoxView> Get(const std::string& box_id);
   [[nodiscard]] absl::StatusOr<std::vector<BoxView>> List();
   // Stops (SIGTERM, grace, SIGKILL) and removes the box and its network. Destroying a box
   // that is already gone is OK (returns false).
   [[nodiscard]] absl::StatusOr<bool> Destroy(const std::string& box_id,
-                               std::optional<std::chrono::seconds> grace = {});
-  [[nodiscard]] absl::StatusOr<docker::LogsResult> Logs(const std::string& box_id, int tail, size_t max_bytes);
-  [[nodiscard]] absl::StatusOr<docker::ExecResult> Exec(const std::string& box_id, const docker::ExecSpec& spec);
+                                             std::optional<std::chrono::seconds> grace = {});
+  [[nodiscard]] absl::StatusOr<docker::LogsResult> Logs(const std::string& box_id, int tail,
+                                                        size_t max_bytes);
+  [[nodiscard]] absl::StatusOr<docker::ExecResult> Exec(const std::string& box_id,
+                                                        const docker::ExecSpec& spec);
 
   // True while Create() runs for this box id (its network may exist before its container).
   bool IsBeingCreated(const std::string& box_id);
@@ -159,7 +162,7 @@ class BoxManager {
   };
   [[nodiscard]] absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
   [[nodiscard]] absl::StatusOr<CreatedBox> CreateReserved(const CreateBoxRequest& request,
-                                            const std::string& image);
+                                                          const std::string& image);
   void Cleanup(const std::string& container_id, const std::string& network);
   std::string HookStatePath(const std::string& box_id) const;
   std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir

@@ -125,7 +125,8 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
 
 }  // namespace
 
-[[nodiscard]] absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir, SpokeConfig* config) {
+[[nodiscard]] absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir,
+                                               SpokeConfig* config) {
   struct Section {
     const char* key;
     std::function<absl::Status(ConfigMap&)> read;
@@ -151,8 +152,9 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
-                                             const std::string& base_dir) {
+[[nodiscard]] absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml,
+                                                           const std::string& source,
+                                                           const std::string& base_dir) {
   LLMBOX_ASSIGN_OR_RETURN(common::ConfigDocument doc, common::ParseConfigText(yaml, source));
   ConfigMap root = doc.Root();
   SpokeConfig config;

@@ -43,10 +43,11 @@ struct SpokeConfig {
 // from `map` into `config`; the hub's local_spoke section has the same keys. The caller
 // Finish()es `map`.
 [[nodiscard]] absl::Status ReadBoxHostSections(common::ConfigMap& map, const std::string& base_dir,
-                                 SpokeConfig* config);
+                                               SpokeConfig* config);
 
 [[nodiscard]] absl::StatusOr<SpokeConfig> LoadSpokeConfig(const std::string& path);
-[[nodiscard]] absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml, const std::string& source,
-                                             const std::string& base_dir);
+[[nodiscard]] absl::StatusOr<SpokeConfig> ParseSpokeConfig(std::string_view yaml,
+                                                           const std::string& source,
+                                                           const std::string& base_dir);
 
 }  // namespace llmbox::spoke::config

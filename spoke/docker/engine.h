@@ -171,36 +171,46 @@ class DockerEngine {
   [[nodiscard]] virtual absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) = 0;
   [[nodiscard]] virtual absl::Status StartContainer(const std::string& id) = 0;
   // Blocks until the container stops (or `timeout`), returns its exit code.
-  [[nodiscard]] virtual absl::StatusOr<int64_t> WaitContainer(const std::string& id,
-                                                std::chrono::milliseconds timeout) = 0;
+  [[nodiscard]] virtual absl::StatusOr<int64_t> WaitContainer(
+      const std::string& id, std::chrono::milliseconds timeout) = 0;
   // SIGTERM, then SIGKILL after `grace`; returns when stopped. Stopping a stopped one is OK.
-  [[nodiscard]] virtual absl::Status StopContainer(const std::string& id, std::chrono::seconds grace) = 0;
-  [[nodiscard]] virtual absl::Status KillContainer(const std::string& id, std::string_view signal) = 0;
+  [[nodiscard]] virtual absl::Status StopContainer(const std::string& id,
+                                                   std::chrono::seconds grace) = 0;
+  [[nodiscard]] virtual absl::Status KillContainer(const std::string& id,
+                                                   std::string_view signal) = 0;
   // Removes the container (force: even if running) and its anonymous volumes.
   [[nodiscard]] virtual absl::Status RemoveContainer(const std::string& id, bool force) = 0;
   [[nodiscard]] virtual absl::StatusOr<ContainerInfo> InspectContainer(const std::string& id) = 0;
   // Containers (running or not) that carry every label in `labels` (a value of "" matches
   // any value of that key).
-  [[nodiscard]] virtual absl::StatusOr<std::vector<ContainerInfo>> ListContainers(const Labels& labels) = 0;
-  [[nodiscard]] virtual absl::Status RenameContainer(const std::string& id, const std::string& new_name) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<ContainerInfo>> ListContainers(
+      const Labels& labels) = 0;
+  [[nodiscard]] virtual absl::Status RenameContainer(const std::string& id,
+                                                     const std::string& new_name) = 0;
   [[nodiscard]] virtual absl::Status ResizeTty(const std::string& id, int rows, int cols) = 0;
   // Opens the console: output always, stdin when `with_stdin`. `tty` must be the container's
   // Tty setting (it decides how the stream is framed; API 1.41 does not say).
   [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<AttachStream>> Attach(const std::string& id,
-                                                               bool with_stdin, bool tty) = 0;
-  [[nodiscard]] virtual absl::StatusOr<LogsResult> Logs(const std::string& id, const LogsRequest& request) = 0;
-  [[nodiscard]] virtual absl::StatusOr<ExecResult> Exec(const std::string& id, const ExecSpec& spec) = 0;
+                                                                             bool with_stdin,
+                                                                             bool tty) = 0;
+  [[nodiscard]] virtual absl::StatusOr<LogsResult> Logs(const std::string& id,
+                                                        const LogsRequest& request) = 0;
+  [[nodiscard]] virtual absl::StatusOr<ExecResult> Exec(const std::string& id,
+                                                        const ExecSpec& spec) = 0;
   // Extracts the tar archive `tar` into `path` inside the container.
   [[nodiscard]] virtual absl::Status PutArchive(const std::string& id, const std::string& path,
-                                  std::string_view tar) = 0;
+                                                std::string_view tar) = 0;
 
   [[nodiscard]] virtual absl::StatusOr<std::string> CreateNetwork(const NetworkSpec& spec) = 0;
-  [[nodiscard]] virtual absl::Status ConnectNetwork(const std::string& network, const std::string& container,
-                                      const std::vector<std::string>& aliases) = 0;
-  [[nodiscard]] virtual absl::Status DisconnectNetwork(const std::string& network, const std::string& container,
-                                         bool force) = 0;
+  [[nodiscard]] virtual absl::Status ConnectNetwork(const std::string& network,
+                                                    const std::string& container,
+                                                    const std::vector<std::string>& aliases) = 0;
+  [[nodiscard]] virtual absl::Status DisconnectNetwork(const std::string& network,
+                                                       const std::string& container,
+                                                       bool force) = 0;
   [[nodiscard]] virtual absl::Status RemoveNetwork(const std::string& network) = 0;
-  [[nodiscard]] virtual absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(const Labels& labels) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(
+      const Labels& labels) = 0;
 };
 
 }  // namespace llmbox::spoke::docker

@@ -402,8 +402,8 @@ int ConnectBy(int fd, const sockaddr* addr, socklen_t len, Clock::time_point dea
   return error;
 }
 
-[[nodiscard]] absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectUnix(const HijackTarget& target,
-                                                                       Clock::time_point deadline) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectUnix(
+    const HijackTarget& target, Clock::time_point deadline) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (target.unix_socket.size() >= sizeof(addr.sun_path)) {
@@ -421,8 +421,8 @@ int ConnectBy(int fd, const sockaddr* addr, socklen_t len, Clock::time_point dea
   return transport;
 }
 
-[[nodiscard]] absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(const HijackTarget& target,
-                                                                      Clock::time_point deadline) {
+[[nodiscard]] absl::StatusOr<std::unique_ptr<HijackedStream::Transport>> ConnectTcp(
+    const HijackTarget& target, Clock::time_point deadline) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

@@ -25,7 +25,7 @@ std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds timeout) {
 
 // A failed call to the hub, saying where and what to do.
 [[nodiscard]] absl::Status HubError(const grpc::Status& status, const std::string& address,
-                      std::string_view step) {
+                                    std::string_view step) {
   const std::string message = status.error_message();
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
@@ -47,10 +47,10 @@ std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds timeout) {
 // Checks the certificate the hub issued and writes the files `serve` reads: the CA and the
 // certificate are public, the key is not. The key goes before the certificate, so a watcher
 // never pairs a new certificate with the old key for longer than a moment.
-[[nodiscard]] absl::StatusOr<JoinResult> Install(const config::SpokeConfig& config, const std::string& name,
-                                   const std::string& hub_address, const std::string& key,
-                                   const std::string& cert_pem, const std::string& ca_pem,
-                                   const google::protobuf::Duration& renew_before) {
+[[nodiscard]] absl::StatusOr<JoinResult> Install(
+    const config::SpokeConfig& config, const std::string& name, const std::string& hub_address,
+    const std::string& key, const std::string& cert_pem, const std::string& ca_pem,
+    const google::protobuf::Duration& renew_before) {
   LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(cert_pem));
   const std::string identity = common::SpokeIdentity(name);
   if (cert.uris.size() != 1 || cert.uris[0] != identity) {
@@ -72,7 +72,8 @@ std::string EnrollmentPath(const config::SpokeConfig& config) {
   return config.state_dir + "/enrollment.json";
 }
 
-[[nodiscard]] absl::Status WriteEnrollment(const config::SpokeConfig& config, const Enrollment& enrollment) {
+[[nodiscard]] absl::Status WriteEnrollment(const config::SpokeConfig& config,
+                                           const Enrollment& enrollment) {
   const nlohmann::json doc = {
       {"hub", enrollment.hub_address},
       {"renew_before_seconds", absl::ToInt64Seconds(enrollment.renew_before)}};
@@ -96,7 +97,7 @@ std::string EnrollmentPath(const config::SpokeConfig& config) {
 }
 
 [[nodiscard]] absl::StatusOr<JoinResult> JoinCluster(const JoinOptions& options,
-                                       const config::SpokeConfig& config) {
+                                                     const config::SpokeConfig& config) {
   LLMBOX_ASSIGN_OR_RETURN(common::JoinToken token, common::ParseJoinToken(options.token));
   if (options.hub_address.empty() || options.hub_address.find(':') == std::string::npos) {
     return absl::InvalidArgumentError("--hub must be host:port of the hub's enrollment listener");
@@ -136,8 +137,8 @@ std::string EnrollmentPath(const config::SpokeConfig& config) {
 }
 
 [[nodiscard]] absl::StatusOr<JoinResult> RenewCertificate(const std::string& hub_address,
-                                            const config::SpokeConfig& config,
-                                            std::chrono::seconds timeout) {
+                                                          const config::SpokeConfig& config,
+                                                          std::chrono::seconds timeout) {
   LLMBOX_ASSIGN_OR_RETURN(common::TlsPems current, common::ReadTlsFiles(config.tls));
   LLMBOX_ASSIGN_OR_RETURN(std::string key, common::MakePrivateKey());
   LLMBOX_ASSIGN_OR_RETURN(std::string csr, common::MakeCsr(key, config.name));

@@ -24,7 +24,7 @@ struct BoxServiceOptions {
   // The identity allowed to call; empty only for the hub's in-process spoke, where the
   // channel never leaves the process.
   std::string allowed_peer = "spiffe://llmbox/hub";
-  box::BoxManagerOptions boxes;  // for capacity and limits in Health
+  box::BoxManagerOptions boxes;           // for capacity and limits in Health
   std::chrono::milliseconds auth_ttl{0};  // the reaper's; reported as a pending box's expires_at
   std::chrono::seconds max_grace{60};
   std::chrono::milliseconds max_exec_timeout{300'000};

@@ -233,7 +233,8 @@ local_spoke:
   auto started = hub::server::HubServer::Start(
       *config,
       {.start_local_spoke = [&]() -> absl::StatusOr<std::unique_ptr<hub::server::LocalSpoke>> {
-        LLMBOX_ASSIGN_OR_RETURN(auto spoke, hub::local::StartLocalSpoke(*spoke_config, common::SystemClock::Get()));
+        LLMBOX_ASSIGN_OR_RETURN(
+            auto spoke, hub::local::StartLocalSpoke(*spoke_config, common::SystemClock::Get()));
         local = spoke.get();
         return spoke;
       }},

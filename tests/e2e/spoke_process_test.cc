@@ -111,7 +111,8 @@ TEST_CASE("llmbox-spoke serves over mutual TLS and keeps a pending box across a 
     CHECK(process.Stop() == 0);
   }
   // The log is JSON lines and holds neither the code nor the authorize URL.
-  const std::string log = ReadFileOrEmpty(dir / "spoke-1.log") + ReadFileOrEmpty(dir / "spoke-2.log");
+  const std::string log =
+      ReadFileOrEmpty(dir / "spoke-1.log") + ReadFileOrEmpty(dir / "spoke-2.log");
   INFO(log);
   CHECK(log.find("\"level\":\"info\"") != std::string::npos);
   CHECK(log.find("serving on port") != std::string::npos);

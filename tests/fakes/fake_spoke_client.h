@@ -24,15 +24,17 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
       const hub::cluster::CreateBoxArgs& args, std::chrono::milliseconds timeout) override;
   [[nodiscard]] absl::StatusOr<std::vector<hub::cluster::SpokeBox>> ListBoxes(
       std::chrono::milliseconds timeout) override;
-  [[nodiscard]] absl::Status DestroyBox(const std::string& box_id, std::chrono::milliseconds timeout) override;
-  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeLogs> GetLogs(const hub::cluster::LogsArgs& args,
-                                                  std::chrono::milliseconds timeout) override;
-  [[nodiscard]] absl::StatusOr<hub::cluster::ExecOutput> Exec(const hub::cluster::ExecArgs& args,
-                                                std::chrono::milliseconds timeout,
-                                                const hub::cluster::CancelHook& on_cancel) override;
+  [[nodiscard]] absl::Status DestroyBox(const std::string& box_id,
+                                        std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeLogs> GetLogs(
+      const hub::cluster::LogsArgs& args, std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::ExecOutput> Exec(
+      const hub::cluster::ExecArgs& args, std::chrono::milliseconds timeout,
+      const hub::cluster::CancelHook& on_cancel) override;
   [[nodiscard]] absl::StatusOr<hub::cluster::SubmitOutcome> SubmitCode(
       const hub::cluster::SubmitCodeArgs& args, std::chrono::milliseconds timeout) override;
-  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeHealth> Health(std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeHealth> Health(
+      std::chrono::milliseconds timeout) override;
 
   // The timeouts `method` ("CreateBox", "Exec", ...) was called with, in order.
   std::vector<std::chrono::milliseconds> Timeouts(const std::string& method);

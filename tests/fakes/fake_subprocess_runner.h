@@ -36,7 +36,8 @@ class FakeSubprocessRunner final : public common::SubprocessRunner {
   // The stdin of every run of `program`, in order.
   std::vector<std::string> StdinOf(const std::string& program);
 
-  [[nodiscard]] absl::StatusOr<common::SubprocessResult> Run(const common::SubprocessRequest& request) override;
+  [[nodiscard]] absl::StatusOr<common::SubprocessResult> Run(
+      const common::SubprocessRequest& request) override;
 
  private:
   std::mutex mu_;

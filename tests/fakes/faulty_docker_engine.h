@@ -29,34 +29,40 @@ class FaultyDockerEngine : public spoke::docker::DockerEngineWrapper {
   bool Armed();
 
   [[nodiscard]] absl::StatusOr<spoke::docker::EngineInfo> Ping() override;
-  [[nodiscard]] absl::StatusOr<spoke::docker::ImageInfo> InspectImage(const std::string& ref) override;
+  [[nodiscard]] absl::StatusOr<spoke::docker::ImageInfo> InspectImage(
+      const std::string& ref) override;
   [[nodiscard]] absl::Status PullImage(const std::string& ref) override;
-  [[nodiscard]] absl::StatusOr<std::string> CreateContainer(const spoke::docker::ContainerSpec& spec) override;
+  [[nodiscard]] absl::StatusOr<std::string> CreateContainer(
+      const spoke::docker::ContainerSpec& spec) override;
   [[nodiscard]] absl::Status StartContainer(const std::string& id) override;
   [[nodiscard]] absl::StatusOr<int64_t> WaitContainer(const std::string& id,
-                                        std::chrono::milliseconds timeout) override;
-  [[nodiscard]] absl::Status StopContainer(const std::string& id, std::chrono::seconds grace) override;
+                                                      std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::Status StopContainer(const std::string& id,
+                                           std::chrono::seconds grace) override;
   [[nodiscard]] absl::Status KillContainer(const std::string& id, std::string_view signal) override;
   [[nodiscard]] absl::Status RemoveContainer(const std::string& id, bool force) override;
-  [[nodiscard]] absl::StatusOr<spoke::docker::ContainerInfo> InspectContainer(const std::string& id) override;
+  [[nodiscard]] absl::StatusOr<spoke::docker::ContainerInfo> InspectContainer(
+      const std::string& id) override;
   [[nodiscard]] absl::StatusOr<std::vector<spoke::docker::ContainerInfo>> ListContainers(
       const spoke::docker::Labels& labels) override;
-  [[nodiscard]] absl::Status RenameContainer(const std::string& id, const std::string& new_name) override;
+  [[nodiscard]] absl::Status RenameContainer(const std::string& id,
+                                             const std::string& new_name) override;
   [[nodiscard]] absl::Status ResizeTty(const std::string& id, int rows, int cols) override;
-  [[nodiscard]] absl::StatusOr<std::unique_ptr<spoke::docker::AttachStream>> Attach(const std::string& id,
-                                                                      bool with_stdin,
-                                                                      bool tty) override;
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<spoke::docker::AttachStream>> Attach(
+      const std::string& id, bool with_stdin, bool tty) override;
   [[nodiscard]] absl::StatusOr<spoke::docker::LogsResult> Logs(
       const std::string& id, const spoke::docker::LogsRequest& request) override;
-  [[nodiscard]] absl::StatusOr<spoke::docker::ExecResult> Exec(const std::string& id,
-                                                 const spoke::docker::ExecSpec& spec) override;
+  [[nodiscard]] absl::StatusOr<spoke::docker::ExecResult> Exec(
+      const std::string& id, const spoke::docker::ExecSpec& spec) override;
   [[nodiscard]] absl::Status PutArchive(const std::string& id, const std::string& path,
-                          std::string_view tar) override;
-  [[nodiscard]] absl::StatusOr<std::string> CreateNetwork(const spoke::docker::NetworkSpec& spec) override;
-  [[nodiscard]] absl::Status ConnectNetwork(const std::string& network, const std::string& container,
-                              const std::vector<std::string>& aliases) override;
-  [[nodiscard]] absl::Status DisconnectNetwork(const std::string& network, const std::string& container,
-                                 bool force) override;
+                                        std::string_view tar) override;
+  [[nodiscard]] absl::StatusOr<std::string> CreateNetwork(
+      const spoke::docker::NetworkSpec& spec) override;
+  [[nodiscard]] absl::Status ConnectNetwork(const std::string& network,
+                                            const std::string& container,
+                                            const std::vector<std::string>& aliases) override;
+  [[nodiscard]] absl::Status DisconnectNetwork(const std::string& network,
+                                               const std::string& container, bool force) override;
   [[nodiscard]] absl::Status RemoveNetwork(const std::string& network) override;
   [[nodiscard]] absl::StatusOr<std::vector<spoke::docker::NetworkInfo>> ListNetworks(
       const spoke::docker::Labels& labels) override;

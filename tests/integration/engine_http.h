@@ -10,9 +10,9 @@
 namespace llmbox::testing {
 
 struct HttpReply {
-  long status = 0;   // HTTP status, 0 when the request did not complete
-  std::string body;  // response body (raw bytes)
-  std::string error; // libcurl's message when status is 0
+  long status = 0;    // HTTP status, 0 when the request did not complete
+  std::string body;   // response body (raw bytes)
+  std::string error;  // libcurl's message when status is 0
 };
 
 class EngineHttp {

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -11,6 +10,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <sys/wait.h>
 
 namespace llmbox::testing {
 
@@ -21,8 +21,7 @@ std::string ReadFileOrEmpty(const std::filesystem::path& path) {
   return out.str();
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv,
-                           const std::filesystem::path& log)
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::filesystem::path& log)
     : log_(log) {
   std::vector<char*> args;
   for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));

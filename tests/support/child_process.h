@@ -7,12 +7,12 @@
 //   std::string port = hub.WaitForLog("listening on [^:]+:([0-9]+)");   // first group
 //   REQUIRE(hub.Stop() == 0);                                          // SIGTERM, exit code
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
 
 namespace llmbox::testing {
 

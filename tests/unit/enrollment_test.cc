@@ -93,8 +93,8 @@ spoke::config::SpokeConfig SpokeConfig(const ScratchDir& dir, const std::string&
   return config;
 }
 
-[[nodiscard]] absl::StatusOr<spoke::enroll::JoinResult> Join(const TestHub& hub, const std::string& token,
-                                               const spoke::config::SpokeConfig& config) {
+[[nodiscard]] absl::StatusOr<spoke::enroll::JoinResult> Join(
+    const TestHub& hub, const std::string& token, const spoke::config::SpokeConfig& config) {
   return spoke::enroll::JoinCluster({.hub_address = hub.address,
                                      .token = token,
                                      .advertise_address = "127.0.0.1:7443",

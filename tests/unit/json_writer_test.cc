@@ -37,19 +37,20 @@ TEST_CASE("the JSON writer escapes control bytes and keeps valid UTF-8", "[json]
 
 TEST_CASE("the JSON writer replaces invalid UTF-8 exactly as nlohmann does", "[json]") {
   const std::string cases[] = {
-      "\xff",                  // never valid
-      "a\x80" "b",             // lone continuation
-      "\xc3",                  // truncated at the end
-      "\xc3(",                 // bad continuation
-      "\xe2\x80",              // truncated three-byte
-      "\xc0\xaf",              // overlong
-      "\xed\xa0\x80",          // surrogate
-      "\xf4\x90\x80\x80",      // above U+10FFFF
+      "\xff",  // never valid
+      "a\x80"
+      "b",                 // lone continuation
+      "\xc3",              // truncated at the end
+      "\xc3(",             // bad continuation
+      "\xe2\x80",          // truncated three-byte
+      "\xc0\xaf",          // overlong
+      "\xed\xa0\x80",      // surrogate
+      "\xf4\x90\x80\x80",  // above U+10FFFF
       "ok \xe2\x82\xac then \xfe\xfe end",
-      "\xe2\x80(",             // truncated in the middle
-      "\xf0\x9f\x93(x",       // four-byte missing its last byte
-      "\xe0\x80\x80",          // overlong three-byte
-      "\xf0\x80\x80\x80",      // overlong four-byte
+      "\xe2\x80(",         // truncated in the middle
+      "\xf0\x9f\x93(x",    // four-byte missing its last byte
+      "\xe0\x80\x80",      // overlong three-byte
+      "\xf0\x80\x80\x80",  // overlong four-byte
   };
   for (const std::string& text : cases) {
     CHECK(WriteJson(text) == Reference(text));
@@ -66,8 +67,8 @@ TEST_CASE("the JSON writer replaces invalid UTF-8 exactly as nlohmann does", "[j
   for (int a = 0xe0; a <= 0xf5; ++a) {
     for (int b = 0x70; b <= 0xc0; ++b) {
       for (int c = 0x70; c <= 0xc0; ++c) {
-        const std::string text = {static_cast<char>(a), static_cast<char>(b),
-                                  static_cast<char>(c), '\x80', 'z'};
+        const std::string text = {static_cast<char>(a), static_cast<char>(b), static_cast<char>(c),
+                                  '\x80', 'z'};
         if (WriteJson(text) != Reference(text)) ++mismatches;
       }
     }

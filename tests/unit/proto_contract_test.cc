@@ -1,8 +1,9 @@
 // The gRPC contracts are the boundary between hub and spoke. These tests pin the verbs and
 // the secret-carrying fields so that a change to either is deliberate.
-#include <catch2/catch.hpp>
 #include <set>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "llmbox/v1/box.grpc.pb.h"
 #include "llmbox/v1/cluster.grpc.pb.h"

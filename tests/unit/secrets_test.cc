@@ -1,8 +1,9 @@
 #include "common/secrets.h"
 
-#include <catch2/catch.hpp>
 #include <set>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 namespace llmbox::common {
 namespace {

@@ -1,7 +1,8 @@
 #include "common/status.h"
 
-#include <catch2/catch.hpp>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "common/grpc_status.h"
 
@@ -38,7 +39,8 @@ TEST_CASE("RETURN_IF_ERROR returns the error and continues on OK") {
 
 TEST_CASE("every status code and message survives a round trip through grpc::Status") {
   for (int code = 0; code <= 16; ++code) {
-    absl::Status original(static_cast<absl::StatusCode>(code), code == 0 ? "" : "why " + std::to_string(code));
+    absl::Status original(static_cast<absl::StatusCode>(code),
+                          code == 0 ? "" : "why " + std::to_string(code));
     grpc::Status wire = ToGrpcStatus(original);
     REQUIRE(static_cast<int>(wire.error_code()) == code);
     absl::Status back = FromGrpcStatus(wire);

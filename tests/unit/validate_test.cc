@@ -1,14 +1,14 @@
 #include "common/validate.h"
 
-#include <catch2/catch.hpp>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 namespace llmbox::common {
 namespace {
 
 TEST_CASE("valid box ids are DNS labels of lowercase letters, digits and inner hyphens") {
-  for (const char* id : {"a", "0", "refactor-auth-service", "a-b-c", "box1", "9lives",
-                         "a--b"}) {
+  for (const char* id : {"a", "0", "refactor-auth-service", "a-b-c", "box1", "9lives", "a--b"}) {
     INFO(id);
     REQUIRE(ValidateBoxId(id).ok());
   }
