@@ -23,8 +23,8 @@ namespace llmbox::common {
 // exactly `mode` whatever the umask), fsyncs it, renames it over `path` and fsyncs the folder.
 // Missing parent folders are created with mode 0700; existing ones are left as they are.
 // FailedPrecondition naming the path and the system's reason on failure; the temp file is
-// removed then, and `path` is unchanged, except when only the folder's fsync fails (the
-// message then says the file was written).
+// removed then, and `path` is unchanged. A folder that cannot be synced after the rename is
+// logged (a warning), not an error: the file is already in place.
 [[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, std::string_view content,
                                            mode_t mode);
 

@@ -21,12 +21,17 @@ void PeriodicTask::Start() {
 }
 
 void PeriodicTask::Stop() {
+  std::thread thread;
   {
     std::lock_guard lock(mu_);
     stop_ = true;
+    // Taken under the lock, so that concurrent Stops join once.
+    LLMBOX_CHECK(!thread_.joinable() || thread_.get_id() != std::this_thread::get_id(),
+                 "PeriodicTask::Stop called from its own task (it would join itself)");
+    thread = std::move(thread_);
   }
   cv_.notify_all();
-  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  if (thread.joinable()) thread.join();
 }
 
 void PeriodicTask::RunNow() {

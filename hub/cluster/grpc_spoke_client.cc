@@ -119,10 +119,11 @@ class GrpcSpokeClient final : public SpokeClient {
     SetDuration(request.mutable_timeout(), args.timeout);
     request.set_max_output_bytes(args.max_output_bytes);
     v1::ExecResponse response;
-    auto context = Context(timeout);
-    grpc::ClientContext* raw = context.get();
-    if (on_cancel) on_cancel([raw] { raw->TryCancel(); });
-    grpc::Status status = stub_->Exec(raw, request, &response);
+    // Shared with the cancel hook: the caller may keep the hook (and call it) after this call
+    // returned, and cancelling a finished call is harmless, but a freed context is not.
+    std::shared_ptr<grpc::ClientContext> context = Context(timeout);
+    if (on_cancel) on_cancel([context] { context->TryCancel(); });
+    grpc::Status status = stub_->Exec(context.get(), request, &response);
     if (!status.ok()) return common::FromGrpcStatus(status);
     return ExecOutput{.exit_code = response.exit_code(),
                       .stdout_text = response.stdout(),
