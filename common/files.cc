@@ -104,6 +104,17 @@ bool WriteAll(int fd, std::string_view content) {
   return absl::OkStatus();
 }
 
+[[nodiscard]] absl::Status EnsureStateDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError("cannot create the state directory " + dir + ": " +
+                                         ec.message());
+  }
+  ::chmod(dir.c_str(), 0700);
+  return absl::OkStatus();
+}
+
 [[nodiscard]] absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
                                                         std::size_t max_bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -28,6 +28,10 @@ namespace llmbox::common {
 [[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, std::string_view content,
                                            mode_t mode);
 
+// A process's state directory: creates `dir` (and parents) when missing and makes it 0700.
+// FailedPrecondition naming the folder when it cannot be made.
+[[nodiscard]] absl::Status EnsureStateDir(const std::string& dir);
+
 // The whole file, read without holding more than `max_bytes` (plus one read buffer).
 // NotFound naming the path and the reason when it cannot be opened or read (a folder cannot),
 // FailedPrecondition when it is larger than `max_bytes`.

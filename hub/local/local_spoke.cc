@@ -1,16 +1,11 @@
 #include "hub/local/local_spoke.h"
 
-#include <chrono>
 #include <optional>
 #include <utility>
-
-#include "spdlog/spdlog.h"
 
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/status.h"
-#include "hub/server/state_dir.h"
-#include "spoke/docker/curl_engine.h"
 
 namespace llmbox::hub::local {
 

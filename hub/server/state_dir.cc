@@ -1,9 +1,6 @@
 #include "hub/server/state_dir.h"
 
-#include <filesystem>
 #include <system_error>
-
-#include <sys/stat.h>
 
 #include "common/files.h"
 #include "common/secrets.h"
@@ -11,20 +8,9 @@
 
 namespace llmbox::hub::server {
 
-[[nodiscard]] absl::Status EnsureStateDir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError("cannot create the state directory " + dir + ": " +
-                                         ec.message());
-  }
-  ::chmod(dir.c_str(), 0700);
-  return absl::OkStatus();
-}
-
 [[nodiscard]] absl::StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(
     const config::HubConfig& config) {
-  LLMBOX_RETURN_IF_ERROR(EnsureStateDir(config.state_dir));
+  LLMBOX_RETURN_IF_ERROR(common::EnsureStateDir(config.state_dir));
   return store::SqliteStore::Open(config.state_dir + "/hub.db");
 }
 

@@ -20,10 +20,6 @@
 
 namespace llmbox::hub::server {
 
-// Creates `dir` (and parents) when missing and makes it 0700. FailedPrecondition naming the
-// folder when it cannot be made.
-[[nodiscard]] absl::Status EnsureStateDir(const std::string& dir);
-
 // <state_dir>/hub.db, the state directory made first.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<store::SqliteStore>> OpenStore(
     const config::HubConfig& config);

@@ -2,15 +2,14 @@
 #include "spoke/node/spoke_node.h"
 
 #include <chrono>
-#include <filesystem>
 #include <string>
 #include <system_error>
 #include <utility>
 
 #include "spdlog/spdlog.h"
 #include <grpcpp/grpcpp.h>
-#include <sys/stat.h>
 
+#include "common/files.h"
 #include "common/grpc_server.h"
 #include "common/grpc_tls.h"
 #include "common/status.h"
@@ -27,17 +26,6 @@ namespace {
 
 // The hub's in-process spoke has always been called this, whatever its config says.
 constexpr char kInProcessName[] = "local";
-
-[[nodiscard]] absl::Status EnsureStateDir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError("cannot create the state directory " + dir + ": " +
-                                         ec.message());
-  }
-  ::chmod(dir.c_str(), 0700);
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -72,7 +60,7 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
   auto parts = std::make_unique<Parts>(config, options, clock);
   const config::SpokeConfig& c = parts->config;
   if (parts->in_process()) {
-    LLMBOX_RETURN_IF_ERROR(EnsureStateDir(c.state_dir));
+    LLMBOX_RETURN_IF_ERROR(common::EnsureStateDir(c.state_dir));
   } else {
     // Only a check: the server reads the files itself (and again when they change).
     LLMBOX_RETURN_IF_ERROR(common::ReadTlsFiles(c.tls).status());

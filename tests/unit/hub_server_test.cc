@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <sys/stat.h>
 
+#include "common/files.h"
 #include "common/secrets.h"
 #include "hub/boxes/registry.h"
 #include "hub/server/state_dir.h"
@@ -236,7 +237,7 @@ TEST_CASE("stopping the hub closes its port, and a second stop does nothing", "[
 TEST_CASE("the session key is made once with mode 0600 and kept across starts", "[hub-server]") {
   testing::ScratchDir dir("session-key");
   const std::string state = (dir.path() / "state").string();
-  REQUIRE(EnsureStateDir(state).ok());
+  REQUIRE(common::EnsureStateDir(state).ok());
   auto first = LoadOrCreateSessionKey(state);
   REQUIRE(first.ok());
   CHECK(first->size() >= 32);
