@@ -12,16 +12,14 @@
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
 
-#include "common/grpc_server.h"
 #include "common/grpc_tls.h"
 #include "common/pki.h"
 #include "common/secrets.h"
 #include "common/subprocess.h"
 #include "llmbox/v1/box.grpc.pb.h"
-#include "spoke/box/manager.h"
-#include "spoke/docker/curl_engine.h"
+#include "spoke/config/spoke_config.h"
 #include "spoke/hooks/hook_runner.h"
-#include "spoke/service/box_service.h"
+#include "spoke/node/spoke_node.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
@@ -36,47 +34,46 @@ TlsPems Issue(const CertifiedKey& ca, const std::string& uri) {
   return testing::IssueForTest(ca, uri, "spoke-1");
 }
 
-// A running spoke service on 127.0.0.1:<free port> over the rig's engine.
+// A running spoke on 127.0.0.1:<free port> over the rig's engine: the spoke's own assembly
+// (SpokeNode, as `llmbox-spoke serve` runs it) with certificates from a test cluster CA.
 struct Spoke {
   testing::ScratchDir state{"spoke-grpc-state"};
-  std::unique_ptr<docker::DockerEngine> engine;
-  std::unique_ptr<box::BoxManager> boxes;
-  std::unique_ptr<BoxServiceImpl> service;
-  common::RunningGrpcServer server;
   CertifiedKey ca;
+  std::unique_ptr<node::SpokeNode> node;
 
-  // `hooks` (may be null) must outlive the spoke.
-  explicit Spoke(hooks::HookRunner* hooks = nullptr) {
+  // `hooks` run through the node's own hook runner.
+  explicit Spoke(std::vector<hooks::HookSpec> hooks = {}) {
     const auto& rig = testing::Rig();
     auto made_ca = common::MakeCa("llmbox test cluster", absl::Hours(1));
     REQUIRE(made_ca.ok());
     ca = *made_ca;
-    docker::EngineEndpoint endpoint;
-    endpoint.unix_socket = rig.docker_sock;
-    auto made = docker::CurlDockerEngine::Create(endpoint);
-    REQUIRE(made.ok());
-    engine = std::move(*made);
-    box::BoxManagerOptions options;
-    options.spoke_name = "spoke-1";
-    options.default_image = rig.box_image;
-    options.claude_bin = rig.standin_claude;
-    options.stop_grace = std::chrono::seconds(1);
-    if (hooks != nullptr) options.state_dir = state.path().string();
-    boxes = std::make_unique<box::BoxManager>(*engine, common::SystemClock::Get(), options, hooks);
-    service = std::make_unique<BoxServiceImpl>(
-        *boxes, *engine, BoxServiceOptions{.spoke_name = "spoke-1", .boxes = options});
-    auto started = common::StartGrpcServer(
-        {.address = "127.0.0.1:0"},
-        common::MutualTlsServerCredentials(Issue(ca, common::SpokeIdentity("spoke-1"))),
-        service.get());
+    const TlsPems pems = Issue(ca, common::SpokeIdentity("spoke-1"));
+    config::SpokeConfig config;
+    config.name = "spoke-1";
+    config.listen = "127.0.0.1:0";
+    config.state_dir = state.path().string();
+    config.tls = {.cert_file = state.Write("spoke.crt", pems.cert_pem),
+                  .key_file = state.Write("spoke.key", pems.key_pem),
+                  .ca_file = state.Write("ca.crt", pems.ca_pem)};
+    config.docker.unix_socket = rig.docker_sock;
+    config.boxes.spoke_name = "spoke-1";
+    config.boxes.default_image = rig.box_image;
+    config.boxes.claude_bin = rig.standin_claude;
+    config.boxes.stop_grace = std::chrono::seconds(1);
+    if (!hooks.empty()) config.boxes.state_dir = state.path().string();
+    config.hooks = std::move(hooks);
+    // The reaper stays out of these tests' way (it has its own).
+    config.reaper.interval = std::chrono::hours(1);
+    config.reaper.auth_ttl = std::chrono::hours(1);
+    auto started = node::SpokeNode::Start(config, {}, common::SystemClock::Get());
+    INFO((started.ok() ? "" : std::string(started.status().message())));
     REQUIRE(started.ok());
-    server = std::move(*started);
+    node = *std::move(started);
   }
-  ~Spoke() { server.server->Shutdown(); }
 
   std::unique_ptr<v1::BoxService::Stub> Client(std::shared_ptr<grpc::ChannelCredentials> creds) {
     return v1::BoxService::NewStub(
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port), creds));
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(node->port()), creds));
   }
   std::unique_ptr<v1::BoxService::Stub> Hub() {
     return Client(
@@ -271,10 +268,7 @@ TEST_CASE("GetBox and ListBoxes report CREATING and ACTIVATING while those are i
   const std::string release = (dir.path() / "release").string();
   const std::string gate = dir.Script(
       "gate", "while [ ! -e " + release + " ]; do sleep 0.05; done\necho '{\"version\":1}'\n");
-  common::PosixSubprocessRunner runner;
-  hooks::HookRunner hook_runner(runner,
-                                {{.name = "gate", .event = "box.create", .command = {gate}}});
-  Spoke spoke(&hook_runner);
+  Spoke spoke({{.name = "gate", .event = "box.create", .command = {gate}}});
   auto hub = spoke.Hub();
   auto token = common::RandomToken(6);
   REQUIRE(token.ok());
