@@ -17,11 +17,6 @@
 namespace llmbox::hub::admin {
 namespace {
 
-std::int64_t NowMs(common::Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
-      .count();
-}
-
 std::string UtcTime(std::int64_t ms) {
   std::time_t t = ms / 1000;
   std::tm tm{};
@@ -53,8 +48,9 @@ int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, comm
     auto secret = common::RandomToken(32);
     if (!secret.ok()) return Fail(secret.status());
     const std::string key = "llmbox_" + *secret;
-    auto st = (*store)->InsertApiKey(
-        {.name = name, .hash = common::Sha256Hex(key), .created_at_ms = NowMs(clock)});
+    auto st = (*store)->InsertApiKey({.name = name,
+                                      .hash = common::Sha256Hex(key),
+                                      .created_at_ms = common::ToUnixMillis(clock.Now())});
     if (!st.ok()) return Fail(st);
     std::fprintf(stderr,
                  "llmbox-hub: API key \"%s\" created. It is shown once; only its hash is kept.\n"
@@ -76,7 +72,8 @@ int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, comm
     return 0;
   }
   if (args.verb == "revoke") {
-    if (auto st = (*store)->RevokeApiKey(name, NowMs(clock)); !st.ok()) return Fail(st);
+    if (auto st = (*store)->RevokeApiKey(name, common::ToUnixMillis(clock.Now())); !st.ok())
+      return Fail(st);
     std::fprintf(stderr, "llmbox-hub: API key \"%s\" revoked\n", name.c_str());
     return 0;
   }
@@ -98,7 +95,8 @@ int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, commo
     const std::string ttl_text = args.ttl.empty() ? "1h" : args.ttl;
     auto ttl = common::ParseDuration(ttl_text);
     if (!ttl) return Fail(absl::InvalidArgumentError("--ttl must look like 30m, 1h or 24h"));
-    auto token = cluster::IssueJoinToken(**store, pki->ca_sha256, name, *ttl, NowMs(clock));
+    auto token = cluster::IssueJoinToken(**store, pki->ca_sha256, name, *ttl,
+                                         common::ToUnixMillis(clock.Now()));
     if (!token.ok()) return Fail(token.status());
     std::string port = config.cluster_listen.substr(config.cluster_listen.rfind(':') + 1);
     if (port == "0") port = "<its cluster port, logged at start>";
@@ -116,7 +114,7 @@ int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, commo
     auto tokens = (*store)->ListJoinTokens();
     if (!tokens.ok()) return Fail(tokens.status());
     std::printf("%-32s %-22s %-22s %s\n", "SPOKE", "CREATED", "EXPIRES", "STATE");
-    const std::int64_t now = NowMs(clock);
+    const std::int64_t now = common::ToUnixMillis(clock.Now());
     for (const auto& token : *tokens) {
       const std::string state = token.used_at_ms             ? "used " + UtcTime(*token.used_at_ms)
                                 : now >= token.expires_at_ms ? "expired"

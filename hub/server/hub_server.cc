@@ -235,11 +235,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
   mcp_options.allowed_hosts = std::move(hosts.hosts);
   mcp_options.allowed_origins = std::move(hosts.origins);
   // Ended sessions stay ended across a restart.
-  LLMBOX_ASSIGN_OR_RETURN(
-      mcp_options.ended_sessions,
-      s.store->ListEndedMcpSessions(
-          std::chrono::duration_cast<std::chrono::milliseconds>(clock.Now().time_since_epoch())
-              .count()));
+  LLMBOX_ASSIGN_OR_RETURN(mcp_options.ended_sessions,
+                          s.store->ListEndedMcpSessions(common::ToUnixMillis(clock.Now())));
   store::Store* store = s.store.get();
   mcp_options.on_session_ended = [store](const std::string& hash, std::int64_t expires_at_ms) {
     if (auto st = store->EndMcpSession(hash, expires_at_ms); !st.ok()) {
