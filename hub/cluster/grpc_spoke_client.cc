@@ -118,6 +118,8 @@ class GrpcSpokeClient final : public SpokeClient {
     for (const auto& arg : args.argv) request.add_argv(arg);
     SetDuration(request.mutable_timeout(), args.timeout);
     request.set_max_output_bytes(args.max_output_bytes);
+    // The hub only ever runs commands as the box's unprivileged exec user.
+    request.set_identity(v1::EXEC_AS_USER);
     v1::ExecResponse response;
     // Shared with the cancel hook: the caller may keep the hook (and call it) after this call
     // returned, and cancelling a finished call is harmless, but a freed context is not.

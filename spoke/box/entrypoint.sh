@@ -4,6 +4,7 @@
 #
 #   entrypoint <box-id> [remote-control args...]
 #
+# 0. Prepare the home and the workspace shared with the exec user (see below).
 # 1. Sign in, only when no credentials exist yet (a restarted box resumes without a new code):
 #    `claude auth login` prints the authorize URL and waits for the code on this TTY. A code
 #    that does not work ends that login; the box stays up and starts a fresh login (a new URL)
@@ -19,6 +20,27 @@ attempts=${LLMBOX_LOGIN_ATTEMPTS:-5}
 
 # Claude prints nothing on a console without a size.
 stty cols 1000 rows 50 2>/dev/null || true
+
+# Claude's home is its own: the exec user (another container, another uid) never reads it.
+chmod 0700 "${HOME:-/root}" 2>/dev/null || true
+# The workspace is shared with the exec user's group: group-writable, new files inherit the
+# group (setgid) and are group-writable (umask), and the sticky bit keeps each side from
+# deleting or renaming the other's top-level entries. Claude's project settings
+# (/workspace/.claude, .mcp.json) belong to root, so the exec user cannot plant hooks,
+# permissions or MCP servers that Claude would run as itself.
+umask 0002
+if [ -n "${LLMBOX_EXEC_GID:-}" ] && [ -d /workspace ]; then
+  chown "0:$LLMBOX_EXEC_GID" /workspace && chmod 3775 /workspace
+  for entry in /workspace/.claude /workspace/.mcp.json; do
+    # shellcheck disable=SC2012,SC2046 # ls -ldn is the one owner query every image has
+    if [ -L "$entry" ] || { [ -e "$entry" ] && [ "$(set -- $(ls -ldn "$entry"); echo "$3")" != 0 ]; }; then
+      mv -f "$entry" "$entry.untrusted.$$"
+    fi
+  done
+  mkdir -p /workspace/.claude && chown 0:0 /workspace/.claude && chmod 0755 /workspace/.claude
+  [ -e /workspace/.mcp.json ] || echo '{"mcpServers":{}}' > /workspace/.mcp.json
+  chown 0:0 /workspace/.mcp.json && chmod 0644 /workspace/.mcp.json
+fi
 
 signed_in() {
   [ -n "${CLAUDE_CODE_OAUTH_TOKEN:-}" ] || [ -s "$credentials" ]

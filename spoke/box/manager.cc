@@ -41,6 +41,16 @@ constexpr std::string_view kClaudeSeed =
 std::string PendingName(const std::string& id) { return "llmbox-pending-" + id; }
 std::string ReadyName(const std::string& id) { return "llmbox-" + id; }
 std::string NetworkName(const std::string& id) { return "llmbox-net-" + id; }
+std::string ExecName(const std::string& id) { return "llmbox-exec-" + id; }
+
+// The shared workspace: a volume of the box container that its exec container mounts too.
+constexpr std::string_view kWorkspace = "/workspace";
+// The exec user's home: a private tmpfs in the exec container, never in the workspace.
+constexpr std::string_view kExecHome = "/home/llmbox";
+constexpr std::string_view kExecHomeSize = "256m";
+// The exec container's own process: waits, holds nothing, ends on SIGTERM.
+constexpr std::string_view kExecIdle =
+    "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 
 // Removes the code itself wherever the box echoed it, and authorize URLs.
 std::string Scrub(std::string text, std::string_view code) {
@@ -119,7 +129,7 @@ void BoxManager::UpdateLocked(const std::string& box_id, Change change) {
   change(state);
   if (!state.reserved && !state.creating.has_value() && !state.activating &&
       state.live == nullptr && state.session_url.empty() && state.last_error.empty() &&
-      state.attempts == 0) {
+      state.attempts == 0 && state.execs == 0) {
     states_.erase(box_id);
   }
 }
@@ -208,6 +218,20 @@ std::shared_ptr<BoxManager::Live> BoxManager::LiveOf(const std::string& box_id) 
 
 absl::Status BoxManager::Recover() {
   LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  // Exec containers whose box is gone (removed behind the spoke's back) go too.
+  std::set<std::string> boxes;
+  for (const auto& info : list) {
+    if (auto it = info.labels.find(kBoxIdLabel); it != info.labels.end()) {
+      boxes.insert(common::CanonicalBoxId(it->second));
+    }
+  }
+  LLMBOX_ASSIGN_OR_RETURN(auto execs, engine_.ListContainers({{kExecForLabel, ""},
+                                                              {kSpokeLabel, options_.spoke_name}}));
+  for (const auto& info : execs) {
+    if (boxes.count(common::CanonicalBoxId(info.labels.at(kExecForLabel))) == 0) {
+      (void)engine_.RemoveContainer(info.id, /*force=*/true);
+    }
+  }
   for (const auto& info : list) {
     const std::string box_id = info.labels.count(kBoxIdLabel) ? info.labels.at(kBoxIdLabel) : "";
     if (box_id.empty() || !info.running) continue;
@@ -383,9 +407,11 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   spec.entrypoint = {"/bin/sh", std::string(kEntrypointPath), box_id};
   spec.entrypoint.insert(spec.entrypoint.end(), options_.remote_control_args.begin(),
                          options_.remote_control_args.end());
-  spec.env = {"HOME=/root"};
+  // The entrypoint makes the workspace group-writable for the exec user's gid.
+  spec.env = {"HOME=/root", absl::StrCat("LLMBOX_EXEC_GID=", options_.exec.gid)};
+  spec.volumes = {std::string(kWorkspace)};
   spec.labels = labels;
-  spec.working_dir = "/workspace";
+  spec.working_dir = std::string(kWorkspace);
   spec.user = "0:0";
   spec.hostname = box_id;
   spec.tty = true;
@@ -666,6 +692,14 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
     std::error_code ec;
     std::filesystem::remove(path, ec);
   }
+  // The exec container first: it holds the box's workspace volume and its network.
+  if (absl::Status st = RemoveExecContainers(box_id); !st.ok()) {
+    return WithContext(box_id, "removing its exec container", st);
+  }
+  {
+    std::lock_guard lock(mu_);
+    exec_setup_.erase(box_id);
+  }
   if (existed) {
     auto stopped = engine_.StopContainer(info->id, grace.value_or(options_.stop_grace));
     if (!stopped.ok() && !absl::IsNotFound(stopped)) {
@@ -708,14 +742,95 @@ absl::StatusOr<docker::LogsResult> BoxManager::Logs(const std::string& box_id, i
   return logs;
 }
 
-absl::StatusOr<docker::ExecResult> BoxManager::Exec(const std::string& box_id,
-                                                    const docker::ExecSpec& spec) {
+absl::Status BoxManager::RemoveExecContainers(const std::string& box_id) {
+  LLMBOX_ASSIGN_OR_RETURN(auto execs, engine_.ListContainers({{kExecForLabel, box_id}}));
+  for (const auto& info : execs) {
+    absl::Status removed = engine_.RemoveContainer(info.id, /*force=*/true);
+    if (!removed.ok() && !absl::IsNotFound(removed)) return removed;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> BoxManager::ExecContainerFor(const ContainerInfo& box) {
+  const std::string box_id = common::CanonicalBoxId(box.labels.at(kBoxIdLabel));
+  std::shared_ptr<std::mutex> setup;
+  {
+    std::lock_guard lock(mu_);
+    auto& slot = exec_setup_[box_id];
+    if (slot == nullptr) slot = std::make_shared<std::mutex>();
+    setup = slot;
+  }
+  std::lock_guard one_at_a_time(*setup);
+  LLMBOX_ASSIGN_OR_RETURN(auto found, engine_.ListContainers({{kExecForLabel, box_id}}));
+  for (const auto& info : found) {
+    if (info.running) return info.id;
+    // Stopped (an engine restart, its idle process killed): start it again, else replace it.
+    if (engine_.StartContainer(info.id).ok()) return info.id;
+    (void)engine_.RemoveContainer(info.id, /*force=*/true);
+  }
+  const std::string user = absl::StrCat(options_.exec.uid, ":", options_.exec.gid);
+  docker::ContainerSpec spec;
+  spec.name = ExecName(box_id);
+  spec.image = box.labels.count(kImageLabel) ? box.labels.at(kImageLabel) : box.image;
+  spec.entrypoint = {"/bin/sh", "-c", std::string(kExecIdle)};
+  spec.env = {absl::StrCat("HOME=", AsAbsl(kExecHome))};
+  spec.labels = {{kExecForLabel, box_id}, {kSpokeLabel, options_.spoke_name}};
+  spec.working_dir = std::string(kWorkspace);
+  spec.user = user;
+  spec.hostname = box_id;
+  spec.memory_bytes = options_.exec.memory_bytes;
+  spec.nano_cpus = options_.nano_cpus;
+  spec.pids_limit = options_.exec.pids_limit;
+  spec.security_opt = {"no-new-privileges"};
+  spec.cap_drop = {"ALL"};
+  spec.volumes_from = {box.id};
+  spec.tmpfs = {{std::string(kExecHome),
+                 absl::StrCat("rw,nosuid,nodev,size=", AsAbsl(kExecHomeSize),
+                              ",mode=0700,uid=", options_.exec.uid, ",gid=", options_.exec.gid)}};
+  spec.network_mode = NetworkName(box_id);
+  auto created = engine_.CreateContainer(spec);
+  if (!created.ok()) return WithContext(box_id, "creating its exec container", created.status());
+  if (absl::Status started = engine_.StartContainer(*created); !started.ok()) {
+    (void)engine_.RemoveContainer(*created, /*force=*/true);
+    return WithContext(box_id, "starting its exec container", started);
+  }
+  return *created;
+}
+
+absl::StatusOr<docker::ExecResult> BoxManager::Exec(const std::string& box_id_in,
+                                                    const docker::ExecSpec& spec_in,
+                                                    ExecIdentity identity) {
+  LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id_in));
+  const std::string box_id = common::CanonicalBoxId(box_id_in);
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
   if (!info.running) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("box ", common::CanonicalBoxId(box_id), " is not running"));
+    return absl::FailedPreconditionError(absl::StrCat("box ", box_id, " is not running"));
   }
-  return engine_.Exec(info.id, spec);
+  docker::ExecSpec spec = spec_in;
+  if (spec.working_dir.empty()) spec.working_dir = std::string(kWorkspace);
+  if (identity == ExecIdentity::kBox) {
+    spec.user = "0:0";
+    return engine_.Exec(info.id, spec);
+  }
+  {
+    std::lock_guard lock(mu_);
+    const auto it = states_.find(box_id);
+    const int running = it == states_.end() ? 0 : it->second.execs;
+    if (running >= options_.exec.max_concurrent) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "box ", box_id, ": ", running, " execs are already running in it (the limit per box is ",
+          options_.exec.max_concurrent, "); wait for one to finish"));
+    }
+    UpdateLocked(box_id, [](BoxState& state) { ++state.execs; });
+  }
+  absl::Cleanup done = [&] {
+    std::lock_guard lock(mu_);
+    UpdateLocked(box_id, [](BoxState& state) { --state.execs; });
+  };
+  LLMBOX_ASSIGN_OR_RETURN(const std::string exec_container, ExecContainerFor(info));
+  spec.user = absl::StrCat(options_.exec.uid, ":", options_.exec.gid);
+  spec.env.push_back(absl::StrCat("HOME=", AsAbsl(kExecHome)));
+  return engine_.Exec(exec_container, spec);
 }
 
 }  // namespace llmbox::spoke::box

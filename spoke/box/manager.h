@@ -4,6 +4,15 @@
 // authorize URL captured from the console), code submission, get/list from the engine's own
 // state (so a restarted spoke loses nothing), destroy, logs and exec with secrets redacted.
 //
+// Two identities (docs/decisions/005-two-identities.md). The box container holds Claude, its
+// login, its credentials and its console, as root with a small capability set. Everything
+// exec runs as ExecIdentity::kUser goes to the box's exec container instead: made on the
+// first such exec from the box's image, as an unprivileged user (ExecOptions::user) without
+// capabilities or a way to gain any, on the box's network, with its own pids and memory
+// limits, sharing only /workspace (a volume of the box container) with Claude. From there no
+// process, file outside /workspace or TTY of the box container can be reached. kBox runs as
+// root in the box container: for the spoke's and an operator's own needs, never a chatbot's.
+//
 //   BoxManager boxes(engine, common::SystemClock::Get(), options);
 //   LLMBOX_RETURN_IF_ERROR(boxes.Recover());                  // after a (re)start
 //   LLMBOX_ASSIGN_OR_RETURN(CreatedBox created, boxes.Create({.box_id = "my-box"}));
@@ -37,6 +46,21 @@
 
 namespace llmbox::spoke::box {
 
+// The exec user's share of a box (its exec container).
+struct ExecOptions {
+  // uid:gid of the exec user. The workspace is group-writable for its gid.
+  int uid = 1000;
+  int gid = 1000;
+  int64_t memory_bytes = int64_t{1} << 30;  // 0: unlimited
+  int64_t pids_limit = 256;                 // 0: unlimited
+  int max_concurrent = 4;                   // execs running at once, per box
+};
+
+enum class ExecIdentity {
+  kUser,  // the box's unprivileged exec user, in its exec container
+  kBox,   // root in the box container, beside Claude (the spoke's own needs)
+};
+
 struct BoxManagerOptions {
   std::string spoke_name = "local";
   std::string default_image = "llmbox-box:dev";
@@ -54,6 +78,7 @@ struct BoxManagerOptions {
   std::chrono::milliseconds submit_timeout{60'000};
   std::chrono::seconds stop_grace{10};
   int max_activation_attempts = 5;
+  ExecOptions exec;
   // Containers a box may be connected to (peers), by name.
   std::vector<std::string> allowed_peers;
   // Where hook state (between a box's create and destroy hooks) and activation attempt
@@ -128,8 +153,13 @@ class BoxManager {
                                              std::optional<std::chrono::seconds> grace = {});
   [[nodiscard]] absl::StatusOr<docker::LogsResult> Logs(const std::string& box_id, int tail,
                                                         size_t max_bytes);
+  // Runs `spec.argv` in the box as `identity` (spec.user is ignored: the identity decides).
+  // kUser makes the box's exec container on first use (and starts it again when it stopped),
+  // and refuses more than ExecOptions::max_concurrent execs at once per box
+  // (ResourceExhausted). The working directory defaults to /workspace.
   [[nodiscard]] absl::StatusOr<docker::ExecResult> Exec(const std::string& box_id,
-                                                        const docker::ExecSpec& spec);
+                                                        const docker::ExecSpec& spec,
+                                                        ExecIdentity identity);
 
   // True while Create() runs for this box id (its network may exist before its container).
   bool IsBeingCreated(const std::string& box_id);
@@ -146,6 +176,8 @@ class BoxManager {
   static constexpr const char* kOwnerLabel = "io.llmbox.owner";
   static constexpr const char* kDescriptionLabel = "io.llmbox.description";
   static constexpr const char* kImageLabel = "io.llmbox.image";
+  // On a box's exec container (instead of kManagedLabel): the box it serves.
+  static constexpr const char* kExecForLabel = "io.llmbox.exec-for";
 
  private:
   struct Live;  // the console of a pending box
@@ -159,11 +191,16 @@ class BoxManager {
     std::string session_url;
     std::string last_error;  // redacted
     int attempts = 0;
+    int execs = 0;  // kUser execs running
   };
   [[nodiscard]] absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
   [[nodiscard]] absl::StatusOr<CreatedBox> CreateReserved(const CreateBoxRequest& request,
                                                           const std::string& image);
   void Cleanup(const std::string& container_id, const std::string& network);
+  // The id of the box's running exec container, made or started as needed.
+  [[nodiscard]] absl::StatusOr<std::string> ExecContainerFor(const docker::ContainerInfo& box);
+  // Removes the box's exec containers (before the box: they hold its workspace volume).
+  [[nodiscard]] absl::Status RemoveExecContainers(const std::string& box_id);
   std::string HookStatePath(const std::string& box_id) const;
   std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir
   [[nodiscard]] absl::Status SaveHookState(const std::string& box_id, const std::string& state);
@@ -187,6 +224,8 @@ class BoxManager {
   std::mutex mu_;
   int creates_in_flight_ = 0;  // boxes with `reserved` set
   std::map<std::string, BoxState> states_;
+  // One exec-container setup at a time per box (canonical id); dropped with the box.
+  std::map<std::string, std::shared_ptr<std::mutex>> exec_setup_;
 };
 
 }  // namespace llmbox::spoke::box

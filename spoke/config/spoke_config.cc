@@ -63,6 +63,21 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return m.Finish();
 }
 
+// boxes.exec: the exec user's share of each box (its exec container).
+[[nodiscard]] absl::Status ReadExec(ConfigMap& m, box::ExecOptions* e) {
+  LLMBOX_RETURN_IF_ERROR(m.Int("uid", &e->uid, 1, 2'000'000'000));
+  LLMBOX_RETURN_IF_ERROR(m.Int("gid", &e->gid, 1, 2'000'000'000));
+  uint64_t memory = static_cast<uint64_t>(e->memory_bytes);
+  LLMBOX_RETURN_IF_ERROR(m.Size("memory", &memory));
+  if (memory != 0 && memory < (uint64_t{32} << 20)) {
+    return m.Error("memory", "must be at least 32MiB (or 0B for no limit)");
+  }
+  e->memory_bytes = static_cast<int64_t>(memory);
+  LLMBOX_RETURN_IF_ERROR(m.Int64("pids_limit", &e->pids_limit, 0, 1'000'000));
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_concurrent", &e->max_concurrent, 1, 64));
+  return m.Finish();
+}
+
 [[nodiscard]] absl::Status ReadBoxes(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   auto& b = c->boxes;
   LLMBOX_RETURN_IF_ERROR(m.Str("default_image", &b.default_image));
@@ -99,6 +114,8 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   LLMBOX_RETURN_IF_ERROR(m.Duration("stop_grace", &grace));
   b.stop_grace = std::chrono::duration_cast<std::chrono::seconds>(grace);
   LLMBOX_RETURN_IF_ERROR(m.Int("max_activation_attempts", &b.max_activation_attempts, 1, 20));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> exec, m.Map("exec"));
+  if (exec.has_value()) LLMBOX_RETURN_IF_ERROR(ReadExec(*exec, &b.exec));
   return m.Finish();
 }
 

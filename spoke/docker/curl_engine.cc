@@ -228,6 +228,7 @@ class Engine final : public DockerEngine {
     if (spec.nano_cpus > 0) host["NanoCpus"] = spec.nano_cpus;
     if (spec.pids_limit > 0) host["PidsLimit"] = spec.pids_limit;
     if (!spec.binds.empty()) host["Binds"] = spec.binds;
+    if (!spec.volumes_from.empty()) host["VolumesFrom"] = spec.volumes_from;
     if (!spec.cap_drop.empty()) host["CapDrop"] = spec.cap_drop;
     if (!spec.cap_add.empty()) host["CapAdd"] = spec.cap_add;
     if (!spec.security_opt.empty()) host["SecurityOpt"] = spec.security_opt;
@@ -253,6 +254,11 @@ class Engine final : public DockerEngine {
     if (!spec.working_dir.empty()) body["WorkingDir"] = spec.working_dir;
     if (!spec.user.empty()) body["User"] = spec.user;
     if (!spec.hostname.empty()) body["Hostname"] = spec.hostname;
+    if (!spec.volumes.empty()) {
+      json volumes = json::object();
+      for (const auto& path : spec.volumes) volumes[path] = json::object();
+      body["Volumes"] = volumes;
+    }
     std::string path = "/containers/create";
     if (!spec.name.empty()) path += "?name=" + Escape(spec.name);
     LLMBOX_ASSIGN_OR_RETURN(json created,

@@ -70,6 +70,10 @@ struct ContainerSpec {
   int64_t nano_cpus = 0;           // 1e9 = one CPU; 0: unlimited
   int64_t pids_limit = 0;          // 0: unlimited
   std::vector<std::string> binds;  // "host:container[:ro]"
+  // Paths that get an anonymous volume of their own (removed with the container).
+  std::vector<std::string> volumes;
+  // Containers whose volumes (and binds) this one mounts too, at the same paths.
+  std::vector<std::string> volumes_from;
   std::vector<std::string> cap_drop;
   std::vector<std::string> cap_add;
   std::vector<std::string> security_opt;  // e.g. "no-new-privileges"

@@ -217,7 +217,18 @@ grpc::Status BoxServiceImpl::Exec(grpc::ServerContext* context, const v1::ExecRe
   spec.max_output_bytes = request->max_output_bytes() == 0
                               ? kDefaultExecBytes
                               : std::min<size_t>(request->max_output_bytes(), kMaxExecBytes);
-  auto result = boxes_.Exec(request->box_id(), spec);
+  box::ExecIdentity identity;
+  switch (request->identity()) {
+    case v1::EXEC_AS_USER:
+      identity = box::ExecIdentity::kUser;
+      break;
+    case v1::EXEC_AS_BOX:
+      identity = box::ExecIdentity::kBox;
+      break;
+    default:
+      return Invalid(absl::StrCat("exec: unknown identity ", request->identity()));
+  }
+  auto result = boxes_.Exec(request->box_id(), spec, identity);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_exit_code(static_cast<int32_t>(result->exit_code));
   response->set_stdout(common::Redact(box::RedactConsole(result->stdout_data)));

@@ -193,7 +193,10 @@ absl::StatusOr<std::string> FakeDockerEngine::CreateContainer(const ContainerSpe
   container.info.created = clock_.Now();
   if (!spec.network_mode.empty()) container.info.networks = {spec.network_mode};
   container.spec = spec;
-  container.console = std::make_shared<ScriptedConsole>(clock_, script_);
+  // A container without a TTY (a box's exec container) runs its command silently until
+  // stopped; a TTY container is a box whose console replays the script.
+  container.console = std::make_shared<ScriptedConsole>(
+      clock_, spec.tty ? script_ : ConsoleScript{.start = ConsoleScript::Start::kSilent});
   return id;
 }
 
@@ -205,6 +208,12 @@ absl::Status FakeDockerEngine::StartContainer(const std::string& id) {
     Container* container = FindLocked(id);
     if (container == nullptr) return NoSuchContainer(id);
     if (container->info.running) return absl::OkStatus();
+    // Started again after it stopped: its command runs anew, on a new console.
+    if (container->console->Ended()) {
+      const bool tty = container->spec.has_value() && container->spec->tty;
+      container->console = std::make_shared<ScriptedConsole>(
+          clock_, tty ? script_ : ConsoleScript{.start = ConsoleScript::Start::kSilent});
+    }
     container->info.running = true;
     container->info.state = "running";
     console = container->console;

@@ -62,10 +62,12 @@ struct Leftovers {
 
 Leftovers LeftoversOf(docker::DockerEngine& engine, const std::string& box_id) {
   auto containers = engine.ListContainers({{BoxManager::kBoxIdLabel, box_id}});
+  auto execs = engine.ListContainers({{BoxManager::kExecForLabel, box_id}});
   auto networks = engine.ListNetworks({{BoxManager::kBoxIdLabel, box_id}});
   REQUIRE(containers.ok());
+  REQUIRE(execs.ok());
   REQUIRE(networks.ok());
-  return {containers->size(), networks->size()};
+  return {containers->size() + execs->size(), networks->size()};
 }
 
 // Destroys the box when the test ends, whatever happened.
@@ -110,10 +112,11 @@ TEST_CASE("a real box prints an authorize URL and surfaces the real error for a 
   CHECK(LeftoversOf(*engine, id).networks == 1);
 
   // The box is hardened and has the binary read-only, not copied.
-  auto inside =
-      boxes.Exec(id, {.argv = {"sh", "-c",
-                               "grep CapEff /proc/self/status; "
-                               "grep ' /usr/local/bin/claude ' /proc/mounts; pwd; id -u"}});
+  auto inside = boxes.Exec(id,
+                           {.argv = {"sh", "-c",
+                                     "grep CapEff /proc/self/status; "
+                                     "grep ' /usr/local/bin/claude ' /proc/mounts; pwd; id -u"}},
+                           ExecIdentity::kBox);
   REQUIRE(inside.ok());
   INFO(inside->stdout_data << inside->stderr_data);
   // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID, nothing else.
@@ -315,6 +318,82 @@ TEST_CASE("a failure at any create step removes everything made before it", "[bo
   }
 }
 
+TEST_CASE("the exec user shares only the workspace with Claude and holds no capabilities",
+          "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  BoxManager boxes(*engine, common::SystemClock::Get(), Options(rig.claude_bin));
+  const std::string id = UniqueBoxId("trust");
+  BoxGuard guard{boxes, id};
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE(created.ok());
+  // As Claude would: root, with the umask the box's entrypoint gives Claude.
+  auto as_box = [&](const std::string& script) {
+    auto ran = boxes.Exec(id, {.argv = {"sh", "-c", "umask 0002; " + script}}, ExecIdentity::kBox);
+    REQUIRE(ran.ok());
+    return *ran;
+  };
+  auto as_user = [&](const std::string& script) {
+    auto ran = boxes.Exec(id, {.argv = {"sh", "-c", script}}, ExecIdentity::kUser);
+    REQUIRE(ran.ok());
+    return *ran;
+  };
+  // Claude's credentials, as the box's own identity would have them after a sign-in.
+  const std::string secret = "trustprobe" + UniqueBoxId("s").substr(4);
+  REQUIRE(as_box("mkdir -p /root/.claude && printf '%s' '" + secret +
+                 "' > /root/.claude/.credentials.json && chmod 600 "
+                 "/root/.claude/.credentials.json")
+              .exit_code == 0);
+
+  auto who = as_user(
+      "id -u; id -g; grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status; pwd; echo $HOME");
+  INFO(who.stdout_data << who.stderr_data);
+  CHECK(who.stdout_data ==
+        "1000\n1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n"
+        "/workspace\n/home/llmbox\n");
+  // Nothing of Claude's is there: no process, no credentials, no console.
+  auto look = as_user(
+      "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; echo; "
+      "cat /root/.claude/.credentials.json; ls /dev/pts; "
+      "grep -rl --exclude-dir=proc --exclude-dir=sys " +
+      secret.substr(0, 12) + " / 2>/dev/null; echo done");
+  INFO(look.stdout_data << look.stderr_data);
+  CHECK(look.stdout_data.find("auth login") == std::string::npos);
+  CHECK(look.stdout_data.find("entrypoint") == std::string::npos);
+  CHECK(look.stdout_data.find(secret) == std::string::npos);
+  CHECK(look.stderr_data.find(secret) == std::string::npos);
+  CHECK(look.stdout_data.find("done") != std::string::npos);
+  auto console = as_user("echo forged > /dev/console && echo wrote");
+  CHECK(console.stdout_data.find("wrote") == std::string::npos);
+
+  // The workspace, both ways.
+  CHECK(as_user("echo from-user > /workspace/u.txt").exit_code == 0);
+  auto box_side = as_box(
+      "cat /workspace/u.txt && echo from-box > /workspace/b.txt && "
+      "mkdir /workspace/d && echo in-dir > /workspace/d/f && "
+      "echo more >> /workspace/u.txt && echo ok");
+  INFO(box_side.stdout_data << box_side.stderr_data);
+  CHECK(box_side.stdout_data == "from-user\nok\n");
+  auto user_side = as_user(
+      "cat /workspace/b.txt && echo again >> /workspace/b.txt && echo x >> /workspace/d/f && "
+      "touch /workspace/d/new && echo ok");
+  INFO(user_side.stdout_data << user_side.stderr_data);
+  CHECK(user_side.stdout_data == "from-box\nok\n");
+  // Claude's project settings are not the exec user's to write or move.
+  CHECK(as_user("touch /workspace/.claude/settings.json").exit_code != 0);
+  CHECK(as_user("mv /workspace/.claude /workspace/moved").exit_code != 0);
+  CHECK(as_user("echo x > /workspace/.mcp.json").exit_code != 0);
+  CHECK(as_user("rm -rf /workspace/.mcp.json").exit_code != 0);
+  CHECK(as_box("test -d /workspace/.claude && test ! -e /workspace/.claude/settings.json && "
+               "test ! -e /workspace/moved && grep -q mcpServers /workspace/.mcp.json")
+            .exit_code == 0);
+
+  auto destroyed = boxes.Destroy(id, 1s);
+  REQUIRE(destroyed.ok());
+  CHECK(LeftoversOf(*engine, id).containers == 0);
+  CHECK(LeftoversOf(*engine, id).networks == 0);
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::box
 
@@ -353,9 +432,11 @@ TEST_CASE("hooks inject files into a box, and its destroy hook gets their state"
   BoxGuard guard{boxes, id};
   auto created = boxes.Create({.box_id = id});
   REQUIRE(created.ok());
-  auto inside = boxes.Exec(id, {.argv = {"sh", "-c",
-                                         "stat -c '%a %u' /root/.config/llmbox-test/token; "
-                                         "cat /root/.config/llmbox-test/token; env"}});
+  auto inside = boxes.Exec(id,
+                           {.argv = {"sh", "-c",
+                                     "stat -c '%a %u' /root/.config/llmbox-test/token; "
+                                     "cat /root/.config/llmbox-test/token; env"}},
+                           ExecIdentity::kBox);
   REQUIRE(inside.ok());
   CHECK(inside->stdout_data.find("600 1000\ntok-1") == 0);
   // Hook files never travel in the environment.
@@ -487,7 +568,7 @@ TEST_CASE("a box is reported creating while its create runs and activating while
   listed = Listed(boxes, id);
   REQUIRE(listed.has_value());
   CHECK(listed->phase == BoxPhase::kActivating);
-  auto released = boxes.Exec(id, {.argv = {"touch", "/tmp/standin-release"}});
+  auto released = boxes.Exec(id, {.argv = {"touch", "/tmp/standin-release"}}, ExecIdentity::kBox);
   REQUIRE(released.ok());
   CHECK(released->exit_code == 0);
   auto outcome = submitting.get();
@@ -525,7 +606,8 @@ TEST_CASE("a box on a remote engine over TCP+TLS is created, activated, used and
   // goes to the box's stdin over TLS and the session URL comes back on the same stream.
   CreateAndActivate(boxes, id, "standin-ok-over-tls#state");
 
-  auto inside = boxes.Exec(id, {.argv = {"sh", "-c", "cat /root/.claude.json; exit 3"}});
+  auto inside =
+      boxes.Exec(id, {.argv = {"sh", "-c", "cat /root/.claude.json; exit 3"}}, ExecIdentity::kBox);
   REQUIRE(inside.ok());
   CHECK(inside->exit_code == 3);
   CHECK(inside->stdout_data.find("hasTrustDialogAccepted") != std::string::npos);

@@ -178,6 +178,13 @@ TEST_CASE("a box goes from create to ready to destroyed over the spoke's gRPC se
   REQUIRE(call([&](auto* c) { return hub->Exec(c, exec, &ran); }).ok());
   CHECK(ran.exit_code() == 0);
   CHECK(ran.stdout() == "hello from " + id + "\n");
+  // By default as the unprivileged exec user; the box's own identity only when asked for.
+  exec.set_argv(2, "id -u");
+  REQUIRE(call([&](auto* c) { return hub->Exec(c, exec, &ran); }).ok());
+  CHECK(ran.stdout() == "1000\n");
+  exec.set_identity(v1::EXEC_AS_BOX);
+  REQUIRE(call([&](auto* c) { return hub->Exec(c, exec, &ran); }).ok());
+  CHECK(ran.stdout() == "0\n");
 
   v1::HealthResponse health;
   REQUIRE(Health(*hub, &health).ok());
@@ -223,6 +230,15 @@ TEST_CASE("the spoke validates every request again", "[grpc]") {
   st = hub->Exec(&c2, empty, &ran);
   CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(st.error_message() == "exec: the command (argv) is empty");
+
+  grpc::ClientContext c2b;
+  v1::ExecRequest unknown_identity;
+  unknown_identity.set_box_id("whatever");
+  unknown_identity.add_argv("true");
+  unknown_identity.set_identity(static_cast<v1::ExecIdentity>(7));
+  st = hub->Exec(&c2b, unknown_identity, &ran);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message() == "exec: unknown identity 7");
 
   grpc::ClientContext c3;
   v1::SubmitCodeRequest submit;

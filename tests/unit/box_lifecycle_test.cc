@@ -3,9 +3,11 @@
 // each; nothing sleeps (deadlines pass when the test advances the clock). What only a real
 // engine can show stays in tests/integration/box_manager_test.cc.
 
+#include <condition_variable>
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include "spoke/box/manager.h"
+#include "spoke/docker/engine_wrapper.h"
 #include "spoke/hooks/hook_runner.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
@@ -899,22 +902,256 @@ TEST_CASE("logs come back with authorize URLs and typed codes redacted", "[lifec
   CHECK(absl::IsNotFound(boxes.Logs("b2", 0, 1 << 20).status()));
 }
 
+// --- exec: the two identities ---------------------------------------------------------------
+
+// The box's exec containers, by the label that ties them to it.
+std::vector<spoke::docker::ContainerInfo> ExecContainers(testing::FakeDockerEngine& engine,
+                                                         const std::string& box_id) {
+  auto list = engine.ListContainers({{BoxManager::kExecForLabel, box_id}});
+  REQUIRE(list.ok());
+  return *list;
+}
+
 TEST_CASE("exec runs in a running box only", "[lifecycle]") {
   Lifecycle world;
   world.engine.SetExecResult({.exit_code = 3, .stdout_data = "out"});
   BoxManager& boxes = world.Start();
   REQUIRE(boxes.Create({.box_id = "b1"}).ok());
-  auto ran = boxes.Exec("b1", {.argv = {"sh", "-c", "exit 3"}});
+  auto ran = boxes.Exec("b1", {.argv = {"sh", "-c", "exit 3"}}, ExecIdentity::kUser);
   REQUIRE(ran.ok());
   CHECK(ran->exit_code == 3);
   CHECK(ran->stdout_data == "out");
-  const auto execs = world.engine.ExecsOf("llmbox-pending-b1");
+  const auto execs = world.engine.ExecsOf("llmbox-exec-b1");
   REQUIRE(execs.size() == 1);
   CHECK(execs[0].argv == std::vector<std::string>{"sh", "-c", "exit 3"});
   REQUIRE(world.engine.StopContainer("llmbox-pending-b1", 1s).ok());
-  auto stopped = boxes.Exec("b1", {.argv = {"true"}});
+  auto stopped = boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser);
   CHECK(absl::IsFailedPrecondition(stopped.status()));
   CHECK(stopped.status().message() == "box b1 is not running");
+  CHECK(absl::IsNotFound(boxes.Exec("b9", {.argv = {"true"}}, ExecIdentity::kUser).status()));
+}
+
+TEST_CASE("a user exec runs as the unprivileged user in the box's own exec container",
+          "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  CHECK(ExecContainers(world.engine, "b1").empty());  // made on the first exec, not at create
+  REQUIRE(boxes.Exec("b1", {.argv = {"id"}}, ExecIdentity::kUser).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"ls"}, .working_dir = "/tmp"}, ExecIdentity::kUser).ok());
+
+  // Nothing ran beside Claude in the box container.
+  CHECK(world.engine.ExecsOf("llmbox-pending-b1").empty());
+  const auto execs = world.engine.ExecsOf("llmbox-exec-b1");
+  REQUIRE(execs.size() == 2);
+  CHECK(execs[0].user == "1000:1000");
+  CHECK(execs[0].working_dir == "/workspace");
+  CHECK(execs[1].working_dir == "/tmp");
+  CHECK(Contains(execs[0].env, "HOME=/home/llmbox"));
+
+  // One exec container, made once, holding nothing of Claude's.
+  const auto made = ExecContainers(world.engine, "b1");
+  REQUIRE(made.size() == 1);
+  CHECK(made[0].running);
+  CHECK(made[0].labels.count(BoxManager::kManagedLabel) == 0);  // never listed as a box
+  auto spec = world.engine.SpecOf("llmbox-exec-b1");
+  auto box = world.engine.SpecOf("llmbox-pending-b1");
+  REQUIRE(spec.has_value());
+  REQUIRE(box.has_value());
+  CHECK(spec->user == "1000:1000");
+  CHECK(spec->cap_drop == std::vector<std::string>{"ALL"});
+  CHECK(spec->cap_add.empty());
+  CHECK(spec->security_opt == std::vector<std::string>{"no-new-privileges"});
+  CHECK_FALSE(spec->tty);
+  CHECK(spec->binds.empty());
+  CHECK(spec->image == kImage);
+  CHECK(spec->network_mode == "llmbox-net-b1");
+  CHECK(spec->pids_limit == 256);
+  CHECK(spec->memory_bytes == int64_t{1} << 30);
+  CHECK(spec->tmpfs.count("/home/llmbox") == 1);
+  // The workspace is the only thing shared: a volume of the box container.
+  CHECK(box->volumes == std::vector<std::string>{"/workspace"});
+  auto box_info = world.engine.InspectContainer("llmbox-pending-b1");
+  REQUIRE(box_info.ok());
+  CHECK(spec->volumes_from == std::vector<std::string>{box_info->id});
+  CHECK(Contains(box->env, "LLMBOX_EXEC_GID=1000"));
+  // The exec container is not a box.
+  auto listed = boxes.List();
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 1);
+}
+
+TEST_CASE("a box exec runs as root in the box container, beside Claude", "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"true"}, .user = "1000"}, ExecIdentity::kBox).ok());
+  const auto execs = world.engine.ExecsOf("llmbox-pending-b1");
+  REQUIRE(execs.size() == 1);
+  CHECK(execs[0].user == "0:0");
+  CHECK(ExecContainers(world.engine, "b1").empty());
+}
+
+TEST_CASE("a user exec cannot pick its own user", "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"true"}, .user = "0:0"}, ExecIdentity::kUser).ok());
+  const auto execs = world.engine.ExecsOf("llmbox-exec-b1");
+  REQUIRE(execs.size() == 1);
+  CHECK(execs[0].user == "1000:1000");
+}
+
+TEST_CASE("the exec user's limits come from the spoke's options", "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManagerOptions options = world.Options();
+  options.exec = {.uid = 2000, .gid = 3000, .memory_bytes = 512 << 20, .pids_limit = 64};
+  BoxManager& boxes = world.Start(options);
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  auto spec = world.engine.SpecOf("llmbox-exec-b1");
+  REQUIRE(spec.has_value());
+  CHECK(spec->user == "2000:3000");
+  CHECK(spec->pids_limit == 64);
+  CHECK(spec->memory_bytes == 512 << 20);
+  CHECK(spec->tmpfs.at("/home/llmbox").find("uid=2000,gid=3000") != std::string::npos);
+  CHECK(world.engine.ExecsOf("llmbox-exec-b1").at(0).user == "2000:3000");
+  auto box = world.engine.SpecOf("llmbox-pending-b1");
+  REQUIRE(box.has_value());
+  CHECK(Contains(box->env, "LLMBOX_EXEC_GID=3000"));
+}
+
+// Holds every Exec until released, to have execs running at once.
+class HeldExecEngine : public spoke::docker::DockerEngineWrapper {
+ public:
+  using DockerEngineWrapper::DockerEngineWrapper;
+  absl::StatusOr<spoke::docker::ExecResult> Exec(const std::string& id,
+                                                 const spoke::docker::ExecSpec& spec) override {
+    std::unique_lock lock(mu_);
+    ++waiting_;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return released_; });
+    lock.unlock();
+    return DockerEngineWrapper::Exec(id, spec);
+  }
+  void WaitForWaiting(int n) {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [&] { return waiting_ >= n; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  int waiting_ = 0;
+  bool released_ = false;
+};
+
+TEST_CASE("a box runs at most its limit of user execs at once; box execs are not counted",
+          "[lifecycle][trust]") {
+  testing::FakeClock clock;
+  testing::FakeDockerEngine engine{clock};
+  engine.AddImage(kImage);
+  HeldExecEngine held(engine);
+  BoxManagerOptions options;
+  options.default_image = kImage;
+  options.exec.max_concurrent = 2;
+  BoxManager boxes(held, clock, options);
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Create({.box_id = "b2"}).ok());
+  auto run = [&](std::string box_id) {
+    return std::async(std::launch::async, [&boxes, box_id] {
+      return boxes.Exec(box_id, {.argv = {"sleep", "1"}}, ExecIdentity::kUser);
+    });
+  };
+  auto first = run("b1");
+  auto second = run("b1");
+  held.WaitForWaiting(2);
+  auto refused = boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser);
+  CHECK(absl::IsResourceExhausted(refused.status()));
+  CHECK(refused.status().message() ==
+        "box b1: 2 execs are already running in it (the limit per box is 2); wait for one to "
+        "finish");
+  // Another box has its own share.
+  auto other = run("b2");
+  held.WaitForWaiting(3);
+  held.Release();
+  CHECK(first.get().ok());
+  CHECK(second.get().ok());
+  CHECK(other.get().ok());
+  CHECK(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());  // freed again
+}
+
+TEST_CASE("a stopped exec container is started again by the next exec", "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  REQUIRE(world.engine.StopContainer("llmbox-exec-b1", 1s).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  const auto made = ExecContainers(world.engine, "b1");
+  REQUIRE(made.size() == 1);
+  CHECK(made[0].running);
+  CHECK(world.engine.ExecsOf("llmbox-exec-b1").size() == 2);
+}
+
+TEST_CASE("an exec container that cannot start is removed and the exec says why",
+          "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  world.faulty.FailAt("StartContainer");
+  auto ran = boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser);
+  CHECK(absl::IsUnavailable(ran.status()));
+  CHECK(ran.status().message() ==
+        "box b1: starting its exec container: injected fault in StartContainer");
+  CHECK(ExecContainers(world.engine, "b1").empty());
+  // The next exec makes a new one.
+  CHECK(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  CHECK(ExecContainers(world.engine, "b1").size() == 1);
+}
+
+TEST_CASE("destroy removes the exec container before the box, and leaves nothing",
+          "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  REQUIRE(boxes.Destroy("b1", 1s).ok());
+  CHECK(ExecContainers(world.engine, "b1").empty());
+  CHECK(world.Containers("b1") == 0);
+  CHECK(world.Networks("b1") == 0);
+  CHECK(world.engine.ContainerIds().empty());
+  // A failed removal of the exec container fails the destroy, naming the step; a retry ends it.
+  REQUIRE(boxes.Create({.box_id = "b2"}).ok());
+  REQUIRE(boxes.Exec("b2", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  world.faulty.FailAt("RemoveContainer");
+  auto failed = boxes.Destroy("b2", 1s);
+  CHECK(absl::IsUnavailable(failed.status()));
+  CHECK(failed.status().message() ==
+        "box b2: removing its exec container: injected fault in RemoveContainer");
+  REQUIRE(boxes.Destroy("b2", 1s).ok());
+  CHECK(world.engine.ContainerIds().empty());
+}
+
+TEST_CASE("a restarted spoke removes exec containers whose box is gone, and keeps the others",
+          "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Create({.box_id = "b2"}).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  REQUIRE(boxes.Exec("b2", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  // b2's container is removed behind the spoke's back.
+  REQUIRE(world.engine.RemoveContainer("llmbox-pending-b2", true).ok());
+  BoxManager& restarted = world.Start();
+  REQUIRE(restarted.Recover().ok());
+  CHECK(ExecContainers(world.engine, "b1").size() == 1);
+  CHECK(ExecContainers(world.engine, "b2").empty());
 }
 
 }  // namespace

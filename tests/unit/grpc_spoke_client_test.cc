@@ -205,6 +205,7 @@ TEST_CASE("an exec carries argv, the spoke's limit and the output cap, and bring
     CHECK(request.timeout().seconds() == 61);
     CHECK(request.timeout().nanos() == 500'000'000);
     CHECK(request.max_output_bytes() == 1024);
+    CHECK(request.identity() == v1::EXEC_AS_USER);  // the hub never asks for more
   }
   CheckDeadline(f.DeadlineAhead("Exec"), 75s);
 }

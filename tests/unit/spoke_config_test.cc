@@ -38,6 +38,10 @@ TEST_CASE("a spoke config with only its tls files takes the defaults", "[spoke-c
   CHECK(config->docker.unix_socket == "/var/run/docker.sock");
   CHECK(config->boxes.max_boxes == 20);
   CHECK(config->boxes.spoke_name == "local");
+  CHECK(config->boxes.exec.uid == 1000);
+  CHECK(config->boxes.exec.pids_limit == 256);
+  CHECK(config->boxes.exec.memory_bytes == (int64_t{1} << 30));
+  CHECK(config->boxes.exec.max_concurrent == 4);
 }
 
 TEST_CASE("the spoke config's sections set what they say", "[spoke-config]") {
@@ -47,6 +51,8 @@ TEST_CASE("the spoke config's sections set what they say", "[spoke-config]") {
             "docker:\n  socket: /run/docker.sock\n"
             "boxes:\n  default_image: llmbox-box:1\n  allowed_images: [custom:2]\n  max_boxes: 50\n"
             "  memory: 2GiB\n  cpus: 2\n  stop_grace: 5s\n"
+            "  exec:\n    uid: 2000\n    gid: 2001\n    memory: 512MiB\n    pids_limit: 64\n"
+            "    max_concurrent: 2\n"
             "reaper:\n  interval: 10s\n  auth_ttl: 20m\n");
   INFO(config.status().message());
   REQUIRE(config.ok());
@@ -63,6 +69,11 @@ TEST_CASE("the spoke config's sections set what they say", "[spoke-config]") {
   CHECK(config->boxes.memory_bytes == (int64_t{2} << 30));
   CHECK(config->boxes.nano_cpus == 2'000'000'000);
   CHECK(config->boxes.stop_grace == 5s);
+  CHECK(config->boxes.exec.uid == 2000);
+  CHECK(config->boxes.exec.gid == 2001);
+  CHECK(config->boxes.exec.memory_bytes == (int64_t{512} << 20));
+  CHECK(config->boxes.exec.pids_limit == 64);
+  CHECK(config->boxes.exec.max_concurrent == 2);
   CHECK(config->reaper.interval == 10s);
   CHECK(config->reaper.auth_ttl == 20min);
 }
@@ -76,6 +87,14 @@ TEST_CASE("bad spoke configs are refused with the key path and the line", "[spok
         "config: reaper.auth_ttl (line 6): must be at least 1s");
   CHECK(ErrorOf(kTls + "boxes:\n  memory: 1MiB\n") ==
         "config: boxes.memory (line 6): must be at least 64MiB (or 0B for no limit)");
+  CHECK(ErrorOf(kTls + "boxes:\n  exec:\n    uid: 0\n") ==
+        "config: boxes.exec.uid (line 7): must be 1..2000000000, got 0");
+  CHECK(ErrorOf(kTls + "boxes:\n  exec:\n    max_concurrent: 0\n") ==
+        "config: boxes.exec.max_concurrent (line 7): must be 1..64, got 0");
+  CHECK(ErrorOf(kTls + "boxes:\n  exec:\n    memory: 1MiB\n") ==
+        "config: boxes.exec.memory (line 7): must be at least 32MiB (or 0B for no limit)");
+  CHECK(ErrorOf(kTls + "boxes:\n  exec:\n    user: root\n").find("boxes.exec.user (line 7)") !=
+        std::string::npos);
   CHECK(ErrorOf(kTls + "docker:\n  socket: /a\n  url: https://b:2376\n") ==
         "config: docker.url (line 7): set either socket or url, not both");
   CHECK(ErrorOf(kTls + "boxes:\n  max_boxez: 3\n").find("boxes.max_boxez (line 6)") !=
