@@ -3,7 +3,8 @@
 // container (own network, injected files, read-only Claude binary, TTY attach before start)
 // made with raw Engine API calls on a bare unix socket and no llmbox code.
 //
-// Prints p50/p95 for 20 sequential and 8 concurrent creates of each, and the ratio. It
+// Prints p50/p95 for 20 sequential and 8 concurrent creates of each, and the ratio; and the
+// first exec of each sequential box (which makes its exec container) and the one after. It
 // asserts nothing about time (machines are noisy); it fails only when a create fails.
 //
 //   LLMBOX_RIG_DIR=build/rig build/tests/bench/llmbox_spoke_create_bench [sequential] [concurrent]
@@ -236,11 +237,27 @@ int main(int argc, char** argv) {
   };
 
   // Interleave llmbox and floor so that drift in the machine hits both alike.
-  std::vector<double> seq_llmbox, seq_floor, par_llmbox, par_floor;
+  // The exec user's container is made on a box's first exec: what that costs once, and an
+  // exec after it.
+  auto timed_exec = [&](const std::string& id) {
+    const auto start = Clock::now();
+    auto ran = boxes.Exec(id, {.argv = {"true"}}, box::ExecIdentity::kUser);
+    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    if (!ran.ok() || ran->exit_code != 0) {
+      std::fprintf(stderr, "llmbox exec failed: %s\n",
+                   std::string(ran.status().message()).c_str());
+      std::exit(1);
+    }
+    return secs;
+  };
+
+  std::vector<double> seq_llmbox, seq_floor, par_llmbox, par_floor, first_exec, next_exec;
   const std::string pid = std::to_string(::getpid());
   for (int i = 0; i < sequential; ++i) {
     const std::string id = "bench-" + pid + "-s" + std::to_string(i);
     seq_llmbox.push_back(llmbox_create(id));
+    first_exec.push_back(timed_exec(id));
+    next_exec.push_back(timed_exec(id));
     (void)boxes.Destroy(id, std::chrono::seconds(1));
     const std::string name = "llmbox-floor-" + pid + "-s" + std::to_string(i);
     seq_floor.push_back(FloorCreate(*rig, name, seed_tar));
@@ -285,6 +302,8 @@ int main(int argc, char** argv) {
   Print("sequential: floor", sequential, sf);
   Say("  sequential ratio llmbox/floor:      p50 %.3f   p95 %.3f\n", sl.p50 / sf.p50,
       sl.p95 / sf.p95);
+  Print("first exec (makes its container)", sequential, Summarize(first_exec));
+  Print("next exec", sequential, Summarize(next_exec));
   const std::string label = "concurrent x" + std::to_string(concurrent) + ": ";
   Print((label + "llmbox").c_str(), static_cast<int>(par_llmbox.size()), pl);
   Print((label + "floor").c_str(), static_cast<int>(par_floor.size()), pf);
