@@ -244,8 +244,7 @@ int main(int argc, char** argv) {
     auto ran = boxes.Exec(id, {.argv = {"true"}}, box::ExecIdentity::kUser);
     const double secs = std::chrono::duration<double>(Clock::now() - start).count();
     if (!ran.ok() || ran->exit_code != 0) {
-      std::fprintf(stderr, "llmbox exec failed: %s\n",
-                   std::string(ran.status().message()).c_str());
+      std::fprintf(stderr, "llmbox exec failed: %s\n", std::string(ran.status().message()).c_str());
       std::exit(1);
     }
     return secs;

@@ -328,6 +328,7 @@ TEST_CASE("GetBox and ListBoxes report CREATING and ACTIVATING while those are i
   exec.set_box_id(id);
   exec.add_argv("touch");
   exec.add_argv("/tmp/standin-release");
+  exec.set_identity(v1::EXEC_AS_BOX);  // in the stand-in's own container, as the test's hand
   v1::ExecResponse ran;
   REQUIRE(call([&](auto* c) { return hub->Exec(c, exec, &ran); }).ok());
   REQUIRE(submitting.get().ok());
