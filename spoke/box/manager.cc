@@ -338,9 +338,12 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
                                                       const std::string& image) {
   const std::string box_id = common::CanonicalBoxId(request.box_id);
   // Uniqueness and capacity, against what the engine holds.
-  LLMBOX_ASSIGN_OR_RETURN(auto existing, engine_.ListContainers({{kManagedLabel, "true"}}));
+  auto existing = engine_.ListContainers({{kManagedLabel, "true"}});
+  if (!existing.ok()) {
+    return WithContext(box_id, "listing the engine's boxes", existing.status());
+  }
   int in_use = 0;
-  for (const auto& info : existing) {
+  for (const auto& info : *existing) {
     auto it = info.labels.find(kBoxIdLabel);
     if (it == info.labels.end()) continue;
     if (common::CanonicalBoxId(it->second) == box_id) {
@@ -385,7 +388,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
     auto saved = SaveHookState(box_id, created_by_hooks->state);
     if (!saved.ok()) {
       (void)hooks_->RunDestroy(facts, created_by_hooks->state);
-      return saved;
+      return WithContext(box_id, "saving its hook state", saved);
     }
     hook_files = std::move(created_by_hooks->files);
   }

@@ -237,7 +237,8 @@ TEST_CASE("a create whose first engine call fails runs no hook and leaves nothin
   world.faulty.FailAt("ListContainers");
   auto created = boxes.Create({.box_id = "b1"});
   CHECK(absl::IsUnavailable(created.status()));
-  CHECK(created.status().message() == "injected fault in ListContainers");
+  CHECK(created.status().message() ==
+        "box b1: listing the engine's boxes: injected fault in ListContainers");
   CHECK(world.runner.StdinOf("create-hook").empty());
   CHECK(world.DestroyHookRuns().empty());
   CHECK(world.engine.NetworkNames().empty());
@@ -319,7 +320,8 @@ TEST_CASE("a hook state that cannot be saved undoes the hooks before any engine 
   auto created = boxes.Create({.box_id = "b1"});
   REQUIRE_FALSE(created.ok());
   CHECK(absl::IsInternal(created.status()));
-  CHECK(created.status().message().rfind("spoke state: cannot create ", 0) == 0);
+  CHECK(created.status().message().rfind(
+            "box b1: saving its hook state: spoke state: cannot create ", 0) == 0);
   const auto undone = world.DestroyHookRuns();
   REQUIRE(undone.size() == 1);
   CHECK(Contains(undone[0], R"("account":{"account":"acct-9"})"));
