@@ -135,6 +135,7 @@ async function probes(transcriptPath, secretsPath) {
 
   await call('get_llmbox', 'get_llmbox', { box_id: boxId });
   await call('list_llmboxes', 'list_llmboxes', {});
+  await call('list_spokes', 'list_spokes', {});
   await call('get_llmbox_logs', 'get_llmbox_logs', { box_id: boxId, tail: 1000 });
 
   // Who am I.
