@@ -7,6 +7,7 @@
 // both ways, and the activation page showing only the box's own sign-in link.
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -257,6 +258,26 @@ std::vector<std::string> LeaksInTranscript(const std::string& transcript,
   return leaks;
 }
 
+// The exec probes in the transcript that got no answer from the box (no exit code: a tool
+// error or a broken call), and how many exec probes there were.
+std::pair<std::vector<std::string>, int> UnansweredExecs(const std::string& transcript) {
+  std::vector<std::string> unanswered;
+  int execs = 0;
+  std::istringstream lines(transcript);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const json call = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!call.is_object() || call.value("tool", "") != "exec_llmbox") continue;
+    ++execs;
+    const json result = call.value("result", json::object());
+    const json answer = result.is_object() ? result.value("structuredContent", json()) : json();
+    if (!answer.is_object() || !answer.contains("exit_code")) {
+      unanswered.push_back(call.value("probe", "?") + ": " + result.dump().substr(0, 300));
+    }
+  }
+  return {unanswered, execs};
+}
+
 // The transcript's probe summaries and the node judge's findings, for the test's messages.
 std::string Summary(const std::string& log) {
   std::string out;
@@ -283,6 +304,16 @@ struct Hub {
   HubDir dir;
   HubProcess process;
 };
+
+// Destroys the box through the hub and stops the hub, which must have survived everything the
+// box printed (the BoxGuard's cleanup then finds nothing left).
+void DestroyAndStop(Hub& hub, const std::string& box_id) {
+  const auto destroyed = McpCall(hub.process.url, "", "destroy_llmbox", {{"box_id", box_id}},
+                                 hub.dir.path / "destroyed.log");
+  INFO(destroyed.log);
+  CHECK(destroyed.exit_code == 0);
+  CHECK(hub.process.process.Stop() == 0);
+}
 
 TEST_CASE(
     "a hostile chatbot with only the MCP tools gets no secret of the box and leaves "
@@ -359,9 +390,20 @@ TEST_CASE(
     REQUIRE(chatbot_exit == 0);
   }
 
+  // Every probe ran and reached the box (so no leak is missing for want of trying).
+  const std::string calls = ReadFileOrEmpty(transcript);
+  if (std::getenv("HOSTILE_PROBES") == nullptr) {
+    const auto [unanswered, execs] = UnansweredExecs(calls);
+    std::string list;
+    for (const auto& probe : unanswered) list += probe + "\n";
+    INFO("exec probes without an answer from the box:\n" << list);
+    CHECK(execs >= 45);
+    CHECK(unanswered.empty());
+  }
+
   // No secret in any tool output, in any of the searched forms; the script's own decoding
   // (base64 inside gzip, od and xxd dumps) agrees.
-  const std::vector<std::string> leaks = LeaksInTranscript(ReadFileOrEmpty(transcript), secrets);
+  const std::vector<std::string> leaks = LeaksInTranscript(calls, secrets);
   {
     std::string leak_list;
     for (const auto& leak : leaks) leak_list += leak + "\n";
@@ -437,6 +479,7 @@ TEST_CASE(
   const json read_back = ResultOf(exec_reads);
   CHECK(read_back.value("exit_code", -1) == 0);
   CHECK(read_back.value("stdout", "") == "from-exec\nbox-appended\nfrom-box\nexec-appended\n");
+  DestroyAndStop(hub, box_id);
 }
 
 TEST_CASE(
@@ -494,6 +537,7 @@ TEST_CASE(
     INFO("forged part " << m);
     CHECK(!absl::StrContains(html, m));
   }
+  DestroyAndStop(hub, box_id);
 }
 
 }  // namespace

@@ -96,6 +96,7 @@ function findLeaks(text) {
   const found = [];
   searchText(text, 'plain', found);
   const joined = text.replace(/\s+/g, '');
+  searchText(joined, 'plain, whitespace removed', found);
   // base64 and base64url, at each of the 4 character alignments of a run.
   for (const m of joined.matchAll(/[A-Za-z0-9+/_=-]{16,}/g)) {
     for (let skip = 0; skip < 4; skip++) {
