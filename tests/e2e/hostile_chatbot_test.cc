@@ -530,6 +530,7 @@ TEST_CASE(
   EngineHttp engine(rig.docker_sock);
   const HttpReply console = engine.Call(
       "GET", std::string(kApi) + "/containers/llmbox-pending-" + box_id + "/logs?stdout=1");
+  CHECK(absl::StrContains(console.body, "\x1b]8;;" + first + "\a"));
   CHECK(absl::StrContains(console.body, "\x1b]8;;" + after + "\a"));
   // Nothing forged on the page: neither a link nor an error text.
   for (const auto& marker : spoof.at("markers")) {

@@ -8,7 +8,8 @@
 //     {probe, tool, arguments, result}; a line `PROBE <name> ...` summarises each on stdout.
 //     The secrets file ({kind: secret}) is the judge's: every string of every result is also
 //     decoded here the ways a chatbot would smuggle bytes out (base64 at any alignment and
-//     inside gzip, od/xxd dumps, hex, reversed) and each find is printed as `LEAK <kind> ...`.
+//     inside gzip, od/xxd dumps, hex, reversed); each find is printed as `LEAK in <probe>:
+//     <kind> (<how>)`, and `LEAKS <count>` ends the run.
 //   node hostile_chatbot.mjs spoof <mcp url> <box id> <activation url>
 //     Writes forged authorize links in every form Claude prints to everything the exec can
 //     open, keeps doing so in the background, submits a code on the activation page as a
