@@ -151,8 +151,8 @@ json ResultOf(const CallResult& call) {
 }
 
 // Destroys the box through the hub at the end of the test, whatever happened, and removes
-// from the engine whatever of the box's might still be there (containers by the box's label,
-// its network).
+// from the engine whatever of the box's might still be there (its exec container and its own,
+// by their labels; its network).
 class BoxGuard {
  public:
   BoxGuard(const std::string& url, std::string box_id, const fs::path& dir)
@@ -160,13 +160,16 @@ class BoxGuard {
   ~BoxGuard() {
     (void)McpCall(url_, "", "destroy_llmbox", {{"box_id", box_id_}}, dir_ / "destroy.log");
     EngineHttp engine(Rig().docker_sock);
-    const std::string filters = json{{"label", {"io.llmbox.box-id=" + box_id_}}}.dump();
-    const HttpReply listed = engine.Call(
-        "GET", std::string(kApi) + "/containers/json?all=1&filters=" + UrlEscape(filters));
-    const json containers = json::parse(listed.body, nullptr, false);
-    if (containers.is_array()) {
+    // The exec container first (it holds the box's workspace volume), then the box's.
+    for (const char* label : {"io.llmbox.exec-for=", "io.llmbox.box-id="}) {
+      const std::string filters = json{{"label", {label + box_id_}}}.dump();
+      const HttpReply listed = engine.Call(
+          "GET", std::string(kApi) + "/containers/json?all=1&filters=" + UrlEscape(filters));
+      const json containers = json::parse(listed.body, nullptr, false);
+      if (!containers.is_array()) continue;
       for (const auto& c : containers) {
-        engine.Call("DELETE", std::string(kApi) + "/containers/" + c.value("Id", "") + "?force=1");
+        engine.Call("DELETE",
+                    std::string(kApi) + "/containers/" + c.value("Id", "") + "?force=1&v=1");
       }
     }
     engine.Call("DELETE", std::string(kApi) + "/networks/llmbox-net-" + box_id_);
