@@ -165,18 +165,18 @@ TEST_CASE("the hub survives whatever a box prints in exec output and on its cons
     }
   }
   REQUIRE(!box_container.empty());
-  auto wrote = (*engine)->Exec(
-      box_container,
-      {.argv = {"sh", "-c",
-                R"(printf 'console \377\376 \300\257 \355\240\200 nul:\000: \033[31mred\033[0m )"
+  // Writes to the box's console as root (the box's own identity), through the engine.
+  auto write_console = [&](const std::string& script) {
+    auto wrote = (*engine)->Exec(box_container,
+                                 {.argv = {"sh", "-c", script}, .user = "0:0", .timeout = 30s});
+    INFO(wrote.status().ToString());
+    REQUIRE(wrote.ok());
+    CHECK(wrote->exit_code == 0);
+  };
+  write_console(R"(printf 'console \377\376 \300\257 \355\240\200 nul:\000: \033[31mred\033[0m )"
                 R"(\033]0;title\007 \033]8;;https://evil.example/\033\\link\033]8;;\033\\\n' )"
                 R"(> /proc/1/fd/1; head -c 262144 /dev/urandom | tr -d '\033' > /proc/1/fd/1; )"
-                R"(printf '\nafter the noise\n' > /proc/1/fd/1)"},
-       .user = "0:0",
-       .timeout = 30s});
-  INFO(wrote.status().ToString());
-  REQUIRE(wrote.ok());
-  CHECK(wrote->exit_code == 0);
+                R"(printf '\nafter the noise\n' > /proc/1/fd/1)");
   for (int tail : {200, 5000}) {
     const std::string step = "logs-" + std::to_string(tail);
     const json logs =
@@ -186,6 +186,23 @@ TEST_CASE("the hub survives whatever a box prints in exec output and on its cons
     CHECK(text.size() <= kBound);
     CHECK(text.find("after the noise") != std::string::npos);
     CHECK(text.find('\x1b') == std::string::npos);
+    CheckHubServes(hub, dir.path, step);
+  }
+
+  // Logs are cut to their newest 64 KiB by bytes. Six lines of 5,000 box-drawing characters
+  // (three bytes each) are newer than anything else, so the cut falls inside a character in
+  // two of these three runs, each one byte longer than the one before.
+  for (const std::string suffix : {"", "x", "xx"}) {
+    const std::string step = "logs-cut-" + std::to_string(suffix.size());
+    write_console(R"sh(line=$(yes "$(printf '\342\224\200')" | head -n 5000 | tr -d '\n'); )sh"
+                  R"sh(for i in 1 2 3 4 5; do printf '%s\n' "$line"; done > /proc/1/fd/1; )sh"
+                  R"sh(printf '%s)sh" +
+                  suffix + R"sh(\n' "$line" > /proc/1/fd/1)sh");
+    const json logs =
+        ResultOf(McpCall(hub.url, "", "get_llmbox_logs", {{"box_id", box_id}, {"tail", 5000}},
+                         dir.path / (step + ".log")));
+    CHECK(logs["truncated"] == true);
+    CHECK(logs["logs"].get<std::string>().size() <= kBound);
     CheckHubServes(hub, dir.path, step);
   }
 
