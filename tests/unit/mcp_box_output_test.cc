@@ -81,8 +81,9 @@ struct Hub {
   std::unique_ptr<mcp::McpEndpoint> endpoint;
 };
 
-TEST_CASE("exec output that is not UTF-8 becomes U+FFFD in the tool's JSON; NUL and escapes stay",
-          "[box_output]") {
+TEST_CASE(
+    "exec output that is not UTF-8 becomes U+FFFD in the tool's JSON while NUL and escapes stay",
+    "[box_output]") {
   Hub hub;
   {
     std::lock_guard lock(hub.spoke.mu);
