@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/redact.h"
+#include "common/utf8.h"
 
 namespace llmbox::common {
 namespace {
@@ -37,6 +38,31 @@ std::string_view LevelName(spdlog::level::level_enum level) {
   }
 }
 
+// A text log line is one line a terminal shows as it is, whatever the message quotes (a box's
+// words reach errors): valid UTF-8, with control characters written as escapes (\n, \r, \xNN)
+// so that none can start a forged line or drive the operator's terminal.
+std::string OneLine(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  const std::string valid = ToValidUtf8(text);
+  std::string out;
+  out.reserve(valid.size());
+  for (const char c : valid) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte >= 0x20 && byte != 0x7f) || c == '\t') {
+      out.push_back(c);
+    } else if (c == '\n') {
+      out.append("\\n");
+    } else if (c == '\r') {
+      out.append("\\r");
+    } else {
+      out.append("\\x");
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xf]);
+    }
+  }
+  return out;
+}
+
 // Formats each record itself (text or one JSON object per line) and redacts it.
 class RedactingSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
@@ -57,7 +83,7 @@ class RedactingSink final : public spdlog::sinks::base_sink<std::mutex> {
     } else {
       out_ << ts << ' ' << std::string(level.data(), level.size());
       for (size_t pad = level.size(); pad < 5; ++pad) out_ << ' ';
-      out_ << ' ' << text << '\n';
+      out_ << ' ' << OneLine(text) << '\n';
     }
   }
   void flush_() override { out_.flush(); }

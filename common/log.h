@@ -10,6 +10,9 @@
 // Text:  2026-11-23T05:00:00.123Z info  box b1 is ready
 // JSON:  {"ts":"2026-11-23T05:00:00.123Z","level":"info","msg":"box b1 is ready"}
 //
+// Either way a record is one line of valid UTF-8, whatever the message quotes: text lines
+// write control characters as escapes (\n, \r, \x1b) and bytes that are not UTF-8 as U+FFFD.
+//
 // Thread-safe (spdlog's).
 #pragma once
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/absl_compat.h"
+#include "common/utf8.h"
 #include "hub/mcp/json_writer.h"
 
 namespace llmbox::hub::boxes {
@@ -310,8 +311,11 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     if (arguments.contains("tail")) tail = arguments["tail"].get<std::uint32_t>();
     auto logs = registry_.Logs(str("box_id"), tail);
     if (!logs.ok()) return mcp::ToolResult::Failed(logs.status());
-    return mcp::ToolResult::Ok(
-        {{"box_id", str("box_id")}, {"logs", logs->logs}, {"truncated", logs->truncated}});
+    // Box output is made valid UTF-8 here whatever the spoke sent (the JSON writer would
+    // replace the same bytes; this keeps the result's strings valid for anything else too).
+    return mcp::ToolResult::Ok({{"box_id", str("box_id")},
+                                {"logs", common::ToValidUtf8(logs->logs)},
+                                {"truncated", logs->truncated}});
   }
   if (name == "exec_llmbox") {
     std::optional<std::chrono::seconds> timeout;
@@ -324,8 +328,8 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     if (!result.ok()) return mcp::ToolResult::Failed(result.status());
     return mcp::ToolResult::Ok({{"box_id", str("box_id")},
                                 {"exit_code", result->exit_code},
-                                {"stdout", result->stdout_text},
-                                {"stderr", result->stderr_text},
+                                {"stdout", common::ToValidUtf8(result->stdout_text)},
+                                {"stderr", common::ToValidUtf8(result->stderr_text)},
                                 {"truncated", result->truncated},
                                 {"timed_out", result->timed_out}});
   }

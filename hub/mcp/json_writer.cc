@@ -4,47 +4,10 @@
 #include <charconv>
 #include <cstdint>
 
+#include "common/utf8.h"
+
 namespace llmbox::hub::mcp {
 namespace {
-
-// At text[i], a byte >= 0x80: the length of the valid UTF-8 sequence there, or 0 with
-// `*invalid` set to how many bytes make the broken sequence that one U+FFFD replaces. As in
-// nlohmann's decoder: a lead byte and the continuation bytes that were still valid go as one;
-// decoding resumes at the byte that broke the sequence.
-std::size_t Utf8Length(std::string_view text, std::size_t i, std::size_t* invalid) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(i);
-  std::size_t length;
-  unsigned char second_min = 0x80;
-  unsigned char second_max = 0xbf;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-    if (lead == 0xe0) second_min = 0xa0;  // overlong
-    if (lead == 0xed) second_max = 0x9f;  // surrogates
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-    if (lead == 0xf0) second_min = 0x90;  // overlong
-    if (lead == 0xf4) second_max = 0x8f;  // above U+10FFFF
-  } else {
-    *invalid = 1;
-    return 0;
-  }
-  for (std::size_t k = 1; k < length; ++k) {
-    if (i + k >= text.size()) {
-      *invalid = k;
-      return 0;
-    }
-    const unsigned char b = byte(i + k);
-    const bool ok = k == 1 ? (b >= second_min && b <= second_max) : ((b & 0xc0) == 0x80);
-    if (!ok) {
-      *invalid = k;
-      return 0;
-    }
-  }
-  return length;
-}
 
 constexpr char kHex[] = "0123456789abcdef";
 
@@ -63,12 +26,12 @@ void AppendJsonString(std::string& out, std::string_view text) {
     }
     if (c >= 0x80) {
       std::size_t invalid = 0;
-      if (const std::size_t length = Utf8Length(text, i, &invalid); length > 0) {
+      if (const std::size_t length = common::Utf8CharLength(text, i, &invalid); length > 0) {
         i += length;
         continue;
       }
       flush();
-      out.append("\xef\xbf\xbd");  // U+FFFD, as nlohmann's error_handler_t::replace
+      out.append(common::kReplacementCharacter);  // as nlohmann's error_handler_t::replace
       i += invalid;
       run = i;
       continue;

@@ -4,9 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "common/absl_compat.h"
 #include "common/grpc_status.h"
 #include "common/grpc_tls.h"
 #include "common/redact.h"
+#include "common/utf8.h"
 #include "common/version.h"
 #include "spoke/box/console.h"
 
@@ -24,6 +26,22 @@ constexpr size_t kDefaultExecBytes = 64u << 10;
 constexpr size_t kMaxExecBytes = 1u << 20;
 constexpr int kMaxArgs = 256;
 constexpr size_t kMaxArgvBytes = 64u << 10;
+// A box's own words in an error (a login failure is one whole console line) are cut here.
+constexpr size_t kMaxBoxErrorBytes = 4u << 10;
+
+// Text that came from a box, the engine or the spoke's memory of them, as a proto3 `string`
+// must be: valid UTF-8. protobuf parses no message with a `string` field that is not, so one
+// byte of a box's console would lose the whole answer (a ListBoxes of every box) at the hub.
+std::string Text(std::string_view text) { return common::ToValidUtf8(text); }
+
+// An error in a box's own words: valid UTF-8, and short enough to show in every box list.
+std::string BoxError(std::string_view text) { return common::Utf8Prefix(text, kMaxBoxErrorBytes); }
+
+// Exec output as it leaves the spoke: redacted, then made valid UTF-8 (after redaction, so
+// that no replacement changes what the patterns see). The bytes stay bytes in the proto.
+std::string ExecOutput(std::string_view raw) {
+  return Text(common::Redact(box::RedactConsole(raw)));
+}
 
 grpc::Status Invalid(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
@@ -57,22 +75,22 @@ v1::BoxPhase PhaseOf(box::BoxPhase phase) {
 
 void ToProto(const box::BoxView& view, int max_attempts, std::chrono::milliseconds auth_ttl,
              v1::Box* out) {
-  out->set_box_id(view.box_id);
-  out->set_container_id(view.container_id);
+  out->set_box_id(Text(view.box_id));
+  out->set_container_id(Text(view.container_id));
   out->set_phase(PhaseOf(view.phase));
-  out->set_image(view.image);
-  out->set_description(view.description);
+  out->set_image(Text(view.image));
+  out->set_description(Text(view.description));
   SetTime(out->mutable_created_at(), view.created);
   // The reaper destroys a box still pending this long after its creation.
   if (auth_ttl.count() > 0 && view.phase == box::BoxPhase::kPending) {
     SetTime(out->mutable_expires_at(), view.created + auth_ttl);
   }
-  out->set_session_url(view.session_url);
-  out->set_last_error(view.phase == box::BoxPhase::kStopped && view.last_error.empty()
-                          ? "the box stopped (" + view.container_state + ")"
-                          : view.last_error);
-  out->set_container_state(view.container_state);
-  out->set_owner(view.owner);
+  out->set_session_url(Text(view.session_url));
+  out->set_last_error(BoxError(view.phase == box::BoxPhase::kStopped && view.last_error.empty()
+                                   ? "the box stopped (" + view.container_state + ")"
+                                   : view.last_error));
+  out->set_container_state(Text(view.container_state));
+  out->set_owner(Text(view.owner));
   out->set_activation_attempts(static_cast<uint32_t>(view.activation_attempts));
   out->set_max_activation_attempts(static_cast<uint32_t>(max_attempts));
 }
@@ -110,7 +128,7 @@ grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,
   if (!created.ok()) return ToGrpcStatus(created.status());
   ToProto(created->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
           response->mutable_box());
-  response->set_authorize_url(created->authorize_url);
+  response->set_authorize_url(Text(created->authorize_url));
   return grpc::Status::OK;
 }
 
@@ -168,9 +186,9 @@ grpc::Status BoxServiceImpl::SubmitCode(grpc::ServerContext* context,
   auto outcome = boxes_.SubmitCode(request->box_id(), request->code(), timeout);
   if (!outcome.ok()) return ToGrpcStatus(outcome.status());
   response->set_activated(outcome->activated);
-  response->set_session_url(outcome->session_url);
-  response->set_box_error(outcome->box_error);
-  response->set_authorize_url(outcome->authorize_url);
+  response->set_session_url(Text(outcome->session_url));
+  response->set_box_error(BoxError(outcome->box_error));
+  response->set_authorize_url(Text(outcome->authorize_url));
   response->set_attempts_remaining(static_cast<uint32_t>(outcome->attempts_remaining));
   ToProto(outcome->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
           response->mutable_box());
@@ -189,7 +207,7 @@ grpc::Status BoxServiceImpl::GetLogs(grpc::ServerContext* context,
                                : std::min<size_t>(request->max_bytes(), kMaxLogBytes);
   auto logs = boxes_.Logs(request->box_id(), tail, max_bytes);
   if (!logs.ok()) return ToGrpcStatus(logs.status());
-  response->set_logs(logs->output);
+  response->set_logs(Text(logs->output));
   response->set_truncated(logs->truncated);
   return grpc::Status::OK;
 }
@@ -231,8 +249,8 @@ grpc::Status BoxServiceImpl::Exec(grpc::ServerContext* context, const v1::ExecRe
   auto result = boxes_.Exec(request->box_id(), spec, identity);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_exit_code(static_cast<int32_t>(result->exit_code));
-  response->set_stdout(common::Redact(box::RedactConsole(result->stdout_data)));
-  response->set_stderr(common::Redact(box::RedactConsole(result->stderr_data)));
+  response->set_stdout(ExecOutput(result->stdout_data));
+  response->set_stderr(ExecOutput(result->stderr_data));
   response->set_stdout_truncated(result->stdout_truncated);
   response->set_stderr_truncated(result->stderr_truncated);
   response->set_timed_out(result->timed_out);
@@ -252,8 +270,8 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
   auto info = engine_.Ping();
   if (info.ok()) {
     engine->set_reachable(true);
-    engine->set_version(info->server_version);
-    engine->set_api_version(info->api_version);
+    engine->set_version(Text(info->server_version));
+    engine->set_api_version(Text(info->api_version));
     auto views = boxes_.List();
     if (views.ok()) {
       for (const auto& view : *views) {
@@ -276,7 +294,7 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
     }
   } else {
     engine->set_reachable(false);
-    engine->set_error(std::string(info.status().message()));
+    engine->set_error(Text(common::AsStd(info.status().message())));
   }
   response->add_allowed_images(options_.boxes.default_image);
   for (const auto& image : options_.boxes.allowed_images) response->add_allowed_images(image);

@@ -72,5 +72,64 @@ TEST_CASE("a stream cut mid-frame is visible as such", "[docker]") {
   CHECK(decoder.InFrame());
 }
 
+TEST_CASE("a frame header claiming 4 GiB is refused before any of its payload is held",
+          "[docker]") {
+  FrameDecoder decoder(/*tty=*/false);
+  std::string out, err;
+  const std::string header("\x01\x00\x00\x00\xff\xff\xff\xff", 8);
+  auto st = decoder.Feed(header + "first bytes of the claimed payload", &out, &err);
+  CHECK(absl::IsInvalidArgument(st));
+  CHECK(st.message().find("a frame of 4294967295 bytes exceeds the limit") != std::string::npos);
+  CHECK(out.empty());
+  CHECK(err.empty());
+}
+
+TEST_CASE("a big frame's payload is passed on as it arrives, never held until it is complete",
+          "[docker]") {
+  const std::string payload(1 << 20, 'p');
+  const std::string stream = Frame(2, payload);
+  FrameDecoder decoder(/*tty=*/false);
+  std::string out, err;
+  size_t fed = 0;
+  for (size_t at = 0; at < stream.size(); at += 4096) {
+    const std::string_view chunk = std::string_view(stream).substr(at, 4096);
+    REQUIRE(decoder.Feed(chunk, &out, &err).ok());
+    fed += chunk.size();
+    // Everything after the 8-byte header is already out.
+    CHECK(err.size() == fed - 8);
+  }
+  CHECK(err == payload);
+  CHECK(out.empty());
+  CHECK_FALSE(decoder.InFrame());
+}
+
+TEST_CASE("a hundred thousand tiny and empty frames decode in one pass", "[docker]") {
+  std::string stream;
+  std::string expected_out, expected_err;
+  for (int i = 0; i < 100'000; ++i) {
+    const std::string byte(1, static_cast<char>(i % 256));
+    const int type = i % 3 == 0 ? 2 : 1;
+    stream += Frame(type, i % 5 == 0 ? "" : byte);
+    if (i % 5 != 0) (type == 2 ? expected_err : expected_out) += byte;
+  }
+  FrameDecoder decoder(/*tty=*/false);
+  std::string out, err;
+  REQUIRE(decoder.Feed(stream, &out, &err).ok());
+  CHECK(out == expected_out);
+  CHECK(err == expected_err);
+  CHECK_FALSE(decoder.InFrame());
+}
+
+TEST_CASE("payload bytes of every value pass through frames unchanged, NUL and escapes too",
+          "[docker]") {
+  std::string all;
+  for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
+  FrameDecoder decoder(/*tty=*/false);
+  std::string out, err;
+  REQUIRE(decoder.Feed(Frame(1, all) + Frame(2, all), &out, &err).ok());
+  CHECK(out == all);
+  CHECK(err == all);
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::docker

@@ -1,5 +1,6 @@
 #include "common/log.h"
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/redact.h"
+#include "common/utf8.h"
 
 namespace llmbox::common {
 namespace {
@@ -30,6 +32,20 @@ TEST_CASE("lines below the configured level are not written", "[log]") {
   logger->warn("loud");
   CHECK(out.str().find("quiet") == std::string::npos);
   CHECK(out.str().find(" warn  loud\n") != std::string::npos);
+}
+
+TEST_CASE("a text log line stays one line of valid UTF-8 whatever its message quotes", "[log]") {
+  std::ostringstream out;
+  auto logger = MakeLogger({.level = "info"}, out);
+  using namespace std::string_literals;
+  logger->warn("the box said: a\nforged warn line\r\x1b[2J\x07\0 \xff\xc0\xaf caf\xc3\xa9\tok"s);
+  const std::string line = out.str();
+  INFO(line);
+  CHECK(std::count(line.begin(), line.end(), '\n') == 1);
+  CHECK(line.back() == '\n');
+  CHECK(IsValidUtf8(line));
+  CHECK(line.find("a\\nforged warn line\\r\\x1b[2J\\x07\\x00 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
+                  "caf\xc3\xa9\tok\n") != std::string::npos);
 }
 
 TEST_CASE("JSON lines parse and carry ts, level and msg", "[log]") {
