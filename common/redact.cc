@@ -15,7 +15,7 @@ struct Rule {
   std::string_view rewrite;  // \1 refers to the pattern's first group
 };
 
-// Each pattern is the std::regex (ECMAScript) one it replaces. Where that had \s (space, \t,
+// Each pattern is the ECMAScript one (libstdc++ regex) it replaces. Where that had \s (space, \t,
 // \n, \v, \f, \r in the C locale) these have \s\v, as RE2's \s lacks \v.
 constexpr std::array<Rule, 8> kRules = {{
     // The query of any OAuth authorize URL.
