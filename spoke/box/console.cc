@@ -384,7 +384,7 @@ std::optional<std::string> ConsoleScanner::SessionUrl(size_t from) const {
   return FirstInText(sessions_in_text_, from);
 }
 
-std::optional<std::string> ConsoleScanner::LoginFailure(size_t from) const {
+std::optional<std::string> ConsoleScanner::LoginFailure(size_t from) {
   static constexpr std::string_view kMarkers[] = {"Couldn't log in", "Login failed",
                                                   "Error:", "OAuth error", "Invalid code"};
   LineCursor& cursor = failure_cursor_;

@@ -24,10 +24,10 @@
 // however much was printed. LoginFailure() goes on from where its last call with the same
 // `from` stopped.
 //
-// Not thread-safe, not even the const queries (LoginFailure() moves a cursor). Memory is
-// bounded: the visible text keeps its last 512 KiB once it passes 1 MiB; an escape sequence
-// longer than 16 KiB is dropped; the last 64 hyperlink targets and the last 64 URLs of each
-// kind found in the text are kept, and a URL longer than 4 KiB is none.
+// Not thread-safe. Memory is bounded: the visible text keeps its last 512 KiB once it passes
+// 1 MiB; an escape sequence longer than 16 KiB is dropped; the last 64 hyperlink targets and
+// the last 64 URLs of each kind found in the text are kept, and a URL longer than 4 KiB is
+// none.
 #pragma once
 
 #include <optional>
@@ -94,7 +94,9 @@ class ConsoleScanner {
 
   // The box's own error line after position `from`, e.g. "Couldn't log in: getaddrinfo
   // ENOTFOUND platform.claude.com" or "Error: You must be logged in to use Remote Control."
-  std::optional<std::string> LoginFailure(size_t from = 0) const;
+  // A line counts once it is finished; the text from `from` to the next line break counts as
+  // a line. Not const: it goes on from where the last call with the same `from` stopped.
+  std::optional<std::string> LoginFailure(size_t from = 0);
 
   // The visible text kept (ANSI removed, CR removed).
   const std::string& Text() const { return text_; }
@@ -146,7 +148,7 @@ class ConsoleScanner {
   std::vector<Found> sessions_in_text_;   // session URLs in the visible text, in order
   size_t prefix_matched_ = 0;             // characters of "https://claude." at the text's end
   std::optional<OpenUrl> open_;           // the URL being printed at the text's end
-  mutable LineCursor failure_cursor_;
+  LineCursor failure_cursor_;
 };
 
 }  // namespace llmbox::spoke::box
