@@ -37,34 +37,29 @@ constexpr std::array<Rule, 8> kRules = {{
     {R"re([A-Za-z0-9_-]{16,}#[A-Za-z0-9_-]{16,})re", "[REDACTED]"},
 }};
 
-struct Compiled {
-  std::unique_ptr<RE2> pattern;
-  std::string_view rewrite;
-};
-
-const std::array<Compiled, kRules.size()>& CompiledRules() {
-  static const auto* compiled = [] {
+// The patterns of kRules, compiled once and never destroyed.
+const std::array<std::unique_ptr<RE2>, kRules.size()>& Patterns() {
+  static const auto* patterns = [] {
     RE2::Options options;
     // Bytes, not UTF-8: box output may be anything, and the patterns are ASCII.
     options.set_encoding(RE2::Options::EncodingLatin1);
     options.set_log_errors(false);
-    auto* out = new std::array<Compiled, kRules.size()>();
+    auto* out = new std::array<std::unique_ptr<RE2>, kRules.size()>();
     for (size_t i = 0; i < kRules.size(); ++i) {
-      (*out)[i].pattern = std::make_unique<RE2>(kRules[i].pattern, options);
-      LLMBOX_CHECK((*out)[i].pattern->ok(), "redact: a built-in pattern does not compile");
-      (*out)[i].rewrite = kRules[i].rewrite;
+      (*out)[i] = std::make_unique<RE2>(kRules[i].pattern, options);
+      LLMBOX_CHECK((*out)[i]->ok(), "redact: a built-in pattern does not compile");
     }
     return out;
   }();
-  return *compiled;
+  return *patterns;
 }
 
 }  // namespace
 
 std::string Redact(std::string_view text) {
   std::string out(text);
-  for (const Compiled& rule : CompiledRules()) {
-    RE2::GlobalReplace(&out, *rule.pattern, rule.rewrite);
+  for (size_t i = 0; i < kRules.size(); ++i) {
+    RE2::GlobalReplace(&out, *Patterns()[i], kRules[i].rewrite);
   }
   return out;
 }
