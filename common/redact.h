@@ -10,12 +10,26 @@
 //
 // What counts as secret: authorize URLs (their query), the query parameters code, state,
 // token, access_token, refresh_token, id_token, client_secret, code_challenge,
-// code_verifier and password; "Bearer <token>"; JSON fields accessToken, refreshToken,
-// idToken, access_token, refresh_token, id_token, client_secret, password; Anthropic keys
-// (sk-ant-…); JWTs (eyJ….….…); llmbox API keys (llmbox_…); a pasted "code#state" pair.
-// Remote-control session URLs (https://claude.ai/code/…) are not secret and stay.
+// code_verifier and password (names in any case); "Bearer <token>" (any case); JSON fields
+// accessToken, refreshToken, idToken, access_token, refresh_token, id_token, client_secret,
+// password; Anthropic keys (sk-ant-…); JWTs (eyJ….….…); llmbox API keys (llmbox_ and 16 or
+// more characters); a pasted "code#state" pair (two runs of 16+ base64url characters joined
+// by '#'). Remote-control session URLs (https://claude.ai/code/…) are not secret and stay.
 //
-// Thread-safe; no state.
+// Redact() is linear in the length of its input and uses stack independent of it, so it is
+// safe on hostile input of any size (box output: exec, logs): the patterns run on RE2, which
+// matches with automata instead of backtracking. RE2 rather than a hand-written scanner
+// because the eight patterns then stay readable as the patterns they are, and each keeps
+// the exact meaning it had under libstdc++'s regex (whose recursive backtracking overflowed
+// the stack on a 40,000-character line; a unit test compares the two on generated text).
+// The rules apply in order, each to the previous one's output, as before. Bytes are bytes
+// (Latin-1 matching): invalid UTF-8 and NUL pass through. Callers bound what they read;
+// Redact() itself keeps no limit and copies its input once per rule that matches.
+//
+// Redaction is a second line of defence for logs and output: the first is that the secret
+// never reaches the process whose output is read.
+//
+// Thread-safe; no state beyond the compiled patterns (built once, on first use).
 #pragma once
 
 #include <ostream>
@@ -28,6 +42,7 @@ namespace llmbox::common {
 
 inline constexpr std::string_view kRedacted = "[REDACTED]";
 
+// Returns `text` with every secret above replaced by kRedacted.
 std::string Redact(std::string_view text);
 
 // A secret value that prints as [REDACTED] through fmt/spdlog and streams. Reveal() is the

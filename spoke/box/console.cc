@@ -1,6 +1,7 @@
 #include "spoke/box/console.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 namespace llmbox::spoke::box {
@@ -10,7 +11,8 @@ constexpr char kEsc = '\x1b';
 constexpr char kBel = '\x07';
 constexpr size_t kMaxText = 1u << 20;
 constexpr size_t kKeepText = 512u << 10;
-constexpr size_t kMaxLinks = 64;
+constexpr size_t kMaxFound = 64;            // links, and URLs of each kind in the text
+constexpr size_t kMaxUrl = 4u << 10;        // Claude's longest URL is about 500 characters
 constexpr size_t kMaxSequence = 16u << 10;  // longer escape sequences are dropped as garbage
 
 bool IsUrlChar(char c) {
@@ -46,8 +48,14 @@ bool IsUrlChar(char c) {
 }
 
 // Consumes complete sequences and text from `data`, appending visible text and link targets.
-// Returns how many bytes were consumed; the rest is an unfinished escape sequence.
-size_t Consume(std::string_view data, std::string* text, std::vector<std::string>* links) {
+// Returns how many bytes were consumed; the rest is an unfinished escape sequence. When
+// `data` starts with such a sequence from an earlier call, `*scanned` says how far its end
+// was already looked for, so that it is not read again; on return it says the same for the
+// unfinished rest (counted from the rest's start).
+size_t Consume(std::string_view data, std::string* text, std::vector<std::string>* links,
+               size_t* scanned) {
+  const size_t resume = *scanned;
+  *scanned = 0;
   size_t i = 0;
   while (i < data.size()) {
     const char c = data[i];
@@ -60,14 +68,17 @@ size_t Consume(std::string_view data, std::string* text, std::vector<std::string
     }
     if (i + 1 >= data.size()) return i;
     const char kind = data[i + 1];
+    // Where to start looking for this sequence's end: past what an earlier call looked at.
+    const size_t from = i == 0 ? std::max<size_t>(2, resume) : i + 2;
     if (kind == '[') {  // CSI: parameters 0x30-0x3F, intermediates 0x20-0x2F, final 0x40-0x7E
-      size_t j = i + 2;
+      size_t j = from;
       while (j < data.size() && data[j] >= 0x20 && data[j] <= 0x3F) ++j;
       if (j >= data.size()) {
         if (j - i > kMaxSequence) {
           i = j;
           continue;
         }
+        *scanned = j - i;
         return i;
       }
       i = (data[j] >= 0x40 && data[j] <= 0x7E) ? j + 1 : j;
@@ -75,7 +86,7 @@ size_t Consume(std::string_view data, std::string* text, std::vector<std::string
     }
     if (kind == ']' || kind == 'P' || kind == 'X' || kind == '^' || kind == '_') {
       // OSC / DCS / SOS / PM / APC: a string ended by BEL (OSC only) or ESC backslash.
-      size_t j = i + 2;
+      size_t j = from;
       size_t end = std::string_view::npos, after = 0;
       for (; j < data.size(); ++j) {
         if (data[j] == kBel && kind == ']') {
@@ -94,6 +105,8 @@ size_t Consume(std::string_view data, std::string* text, std::vector<std::string
           i = data.size();
           continue;
         }
+        // A final ESC may be the start of its terminator: look at it again.
+        *scanned = data.size() - 1 - i;
         return i;
       }
       std::string_view body = data.substr(i + 2, end - i - 2);
@@ -121,39 +134,15 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-// The value of query parameter `name` in `url`, or "" when absent.
-std::string_view QueryValue(std::string_view url, std::string_view name) {
-  size_t q = url.find('?');
-  while (q != std::string_view::npos) {
-    std::string_view rest = url.substr(q + 1);
-    if (StartsWith(rest, name) && rest.size() > name.size() && rest[name.size()] == '=') {
-      rest.remove_prefix(name.size() + 1);
-      return rest.substr(0, rest.find('&'));
-    }
-    q = url.find('&', q + 1);
-  }
-  return {};
-}
+constexpr std::string_view kUrlStart = "https://claude.";
+
+constexpr std::array<std::string_view, 4> kAuthorizePrefixes = {
+    "https://claude.ai/oauth/authorize?", "https://claude.com/cai/oauth/authorize?",
+    "https://claude.com/oauth/authorize?", "https://claude.ai/cai/oauth/authorize?"};
 
 bool IsAuthorizePrefix(std::string_view url) {
-  return StartsWith(url, "https://claude.ai/oauth/authorize?") ||
-         StartsWith(url, "https://claude.com/cai/oauth/authorize?") ||
-         StartsWith(url, "https://claude.com/oauth/authorize?") ||
-         StartsWith(url, "https://claude.ai/cai/oauth/authorize?");
-}
-
-// Whether an authorize URL has been printed up to its end, which matters when a terminal
-// wrapped it: the long form ends with its PKCE challenge (S256: always 43 characters) and a
-// state of 32 random bytes (43 characters), the short form is one opaque `z-` + 43 or more.
-bool IsCompleteAuthorize(std::string_view url) {
-  constexpr size_t kEncoded32Bytes = 43;
-  if (!IsAuthorizePrefix(url)) return false;
-  const std::string_view query = url.substr(url.find('?') + 1);
-  if (!QueryValue(url, "state").empty()) {
-    return QueryValue(url, "code_challenge").size() >= kEncoded32Bytes &&
-           QueryValue(url, "state").size() >= kEncoded32Bytes;
-  }
-  return StartsWith(query, "z-") && query.size() >= 2 + kEncoded32Bytes;
+  return std::any_of(kAuthorizePrefixes.begin(), kAuthorizePrefixes.end(),
+                     [&](std::string_view prefix) { return StartsWith(url, prefix); });
 }
 
 bool IsSessionUrl(std::string_view url) {
@@ -162,32 +151,72 @@ bool IsSessionUrl(std::string_view url) {
          url.size() > std::string_view("https://claude.ai/code/").size();
 }
 
-// Finds URLs starting with `https://claude.` in visible text. A URL cut by a line break
-// (a terminal narrower than the URL) is joined with the next line when `incomplete` says it
-// is not whole yet. Only URLs followed by a non-URL character count: one at the very end of
-// the text may still be growing.
-template <typename Pred, typename Incomplete>
-std::optional<std::string> FindInText(std::string_view text, Pred accept, Incomplete incomplete) {
-  size_t at = 0;
-  while ((at = text.find("https://claude.", at)) != std::string_view::npos) {
-    size_t end = at;
-    std::string url;
-    for (;;) {
-      size_t start = end;
-      while (end < text.size() && IsUrlChar(text[end])) ++end;
-      url.append(text.substr(start, end - start));
-      if (end >= text.size()) break;  // not terminated yet
-      if (text[end] == '\n' && incomplete(url) && end + 1 < text.size() &&
-          IsUrlChar(text[end + 1])) {
-        ++end;
-        continue;
-      }
-      if (accept(url)) return url;
-      break;
+}  // namespace
+
+namespace console_internal {
+
+void AuthorizeShape::Add(char c) {
+  static constexpr std::string_view kState = "state=", kChallenge = "code_challenge=";
+  if (candidates_ == 0) return;  // no authorize URL
+  if (prefix_ == 0) {
+    // Which of the prefixes still match, looking at the new character only.
+    for (size_t k = 0; k < kAuthorizePrefixes.size(); ++k) {
+      const std::string_view prefix = kAuthorizePrefixes[k];
+      if ((candidates_ & (1u << k)) != 0 && prefix[head_] != c) candidates_ &= ~(1u << k);
     }
-    at += 1;
+    ++head_;
+    for (size_t k = 0; k < kAuthorizePrefixes.size(); ++k) {
+      if ((candidates_ & (1u << k)) != 0 && kAuthorizePrefixes[k].size() == head_) {
+        prefix_ = head_;
+      }
+    }
+    return;
   }
-  return std::nullopt;
+  ++query_;
+  if (query_ == 1) query_first_ = c;
+  if (query_ == 2) short_form_ = query_first_ == 'z' && c == '-';
+  if (c == '&') {
+    param_.clear();
+    in_state_ = in_challenge_ = false;
+    return;
+  }
+  if (in_state_) {
+    ++*state_;
+  } else if (in_challenge_) {
+    ++*challenge_;
+  } else if (param_.size() < kChallenge.size()) {
+    param_.push_back(c);
+    if (param_ == kState && !state_.has_value()) {
+      state_ = 0;
+      in_state_ = true;
+    } else if (param_ == kChallenge && !challenge_.has_value()) {
+      challenge_ = 0;
+      in_challenge_ = true;
+    }
+  }
+}
+
+// Whether an authorize URL has been printed up to its end, which matters when a terminal
+// wrapped it: the long form ends with its PKCE challenge (S256: always 43 characters) and a
+// state of 32 random bytes (43 characters), the short form is one opaque `z-` + 43 or more.
+// The first `state` and `code_challenge` parameters count.
+bool AuthorizeShape::Complete() const {
+  constexpr size_t kEncoded32Bytes = 43;
+  if (prefix_ == 0) return false;
+  if (state_.value_or(0) > 0) {
+    return challenge_.value_or(0) >= kEncoded32Bytes && *state_ >= kEncoded32Bytes;
+  }
+  return short_form_ && query_ >= 2 + kEncoded32Bytes;
+}
+
+}  // namespace console_internal
+
+namespace {
+
+bool IsCompleteAuthorize(std::string_view url) {
+  console_internal::AuthorizeShape shape;
+  for (char c : url) shape.Add(c);
+  return shape.Complete();
 }
 
 }  // namespace
@@ -195,7 +224,8 @@ std::optional<std::string> FindInText(std::string_view text, Pred accept, Incomp
 std::string StripTerminal(std::string_view raw) {
   std::string text;
   std::vector<std::string> links;
-  Consume(raw, &text, &links);
+  size_t scanned = 0;
+  Consume(raw, &text, &links, &scanned);
   return text;
 }
 
@@ -203,6 +233,7 @@ std::string RedactConsole(std::string_view text) {
   static constexpr std::string_view kPrompt = "Paste code here if prompted > ";
   std::string out;
   out.reserve(text.size());
+  size_t run_end = 0;  // where the run of URL characters at i ends, once looked for
   size_t i = 0;
   while (i < text.size()) {
     if (text.substr(i, kPrompt.size()) == kPrompt) {
@@ -213,12 +244,15 @@ std::string RedactConsole(std::string_view text) {
       i = end;
       continue;
     }
-    if (text.substr(i, 15) == "https://claude.") {
-      size_t end = i;
-      while (end < text.size() && IsUrlChar(text[end])) ++end;
-      if (IsAuthorizePrefix(text.substr(i, end - i))) {
+    if (text.substr(i, kUrlStart.size()) == kUrlStart) {
+      // Every "https://claude." in one run ends where the run ends: find that once.
+      if (run_end <= i) {
+        run_end = i;
+        while (run_end < text.size() && IsUrlChar(text[run_end])) ++run_end;
+      }
+      if (IsAuthorizePrefix(text.substr(i, run_end - i))) {
         out.append("[REDACTED authorize URL]");
-        i = end;
+        i = run_end;
         continue;
       }
     }
@@ -228,14 +262,23 @@ std::string RedactConsole(std::string_view text) {
 }
 
 void ConsoleScanner::Feed(std::string_view raw) {
-  std::string data = std::move(pending_);
-  data.append(raw);
-  std::vector<std::string> found;
-  const size_t consumed = Consume(data, &text_, &found);
-  pending_ = data.substr(consumed);
-  for (auto& target : found) {
-    if (links_.size() >= kMaxLinks) links_.erase(links_.begin());
-    links_.push_back({std::move(target), Position()});
+  const size_t seen = text_.size();
+  std::vector<std::string> targets;
+  if (pending_.empty()) {
+    const size_t consumed = Consume(raw, &text_, &targets, &pending_scanned_);
+    pending_.assign(raw.substr(consumed));
+  } else {
+    pending_.append(raw);
+    const size_t consumed = Consume(pending_, &text_, &targets, &pending_scanned_);
+    pending_.erase(0, consumed);
+  }
+  ScanText(seen);
+  for (auto& target : targets) {
+    if (target.size() > kMaxUrl) continue;
+    Found link{std::move(target), Position()};
+    link.authorize = IsCompleteAuthorize(link.url);
+    link.session = IsSessionUrl(link.url);
+    Remember(&links_, std::move(link));
   }
   if (text_.size() > kMaxText) {
     const size_t drop = text_.size() - kKeepText;
@@ -244,50 +287,122 @@ void ConsoleScanner::Feed(std::string_view raw) {
   }
 }
 
-std::string_view ConsoleScanner::TextFrom(size_t from) const {
-  if (from <= dropped_) return text_;
-  const size_t offset = from - dropped_;
-  return offset >= text_.size() ? std::string_view() : std::string_view(text_).substr(offset);
+void ConsoleScanner::ScanText(size_t offset) {
+  for (size_t i = offset; i < text_.size(); ++i) {
+    const char c = text_[i];
+    if (open_.has_value()) {
+      if (open_->at_newline) {
+        // A URL cut by a line break goes on on the next line until it is whole.
+        open_->at_newline = false;
+        if (IsUrlChar(c) && !open_->shape.Complete()) {
+          AddUrlChar(c);
+        } else {
+          CloseUrl();
+        }
+      } else if (IsUrlChar(c)) {
+        AddUrlChar(c);
+      } else if (c == '\n' && !open_->shape.Complete()) {
+        if (!open_->line_ended && IsSessionUrl(open_->url)) {
+          Remember(&sessions_in_text_, {open_->url, open_->start});
+        }
+        open_->line_ended = true;
+        open_->at_newline = true;
+      } else {
+        CloseUrl();
+      }
+    }
+    prefix_matched_ = c == kUrlStart[prefix_matched_] ? prefix_matched_ + 1 : (c == 'h' ? 1 : 0);
+    if (prefix_matched_ == kUrlStart.size()) {
+      prefix_matched_ = 0;
+      // A new URL starts here; the one before it, if any, ends where this one starts.
+      if (open_.has_value()) {
+        open_->url.resize(open_->url.size() - std::min(open_->url.size(), kUrlStart.size()));
+        CloseUrl();
+      }
+      open_.emplace();
+      open_->start = dropped_ + i + 1 - kUrlStart.size();
+      for (char u : kUrlStart) AddUrlChar(u);
+    }
+  }
+}
+
+void ConsoleScanner::AddUrlChar(char c) {
+  if (open_->url.size() >= kMaxUrl) {
+    open_.reset();  // no URL of Claude's is that long
+    return;
+  }
+  open_->url.push_back(c);
+  open_->shape.Add(c);
+}
+
+void ConsoleScanner::CloseUrl() {
+  if (!open_->line_ended && IsSessionUrl(open_->url)) {
+    Remember(&sessions_in_text_, {open_->url, open_->start});
+  }
+  if (IsCompleteAuthorize(open_->url)) {
+    Remember(&authorize_in_text_, {std::move(open_->url), open_->start});
+  }
+  open_.reset();
+}
+
+void ConsoleScanner::Remember(std::vector<Found>* list, Found found) {
+  if (list->size() >= kMaxFound) list->erase(list->begin());
+  list->push_back(std::move(found));
+}
+
+std::optional<std::string> ConsoleScanner::FirstInText(const std::vector<Found>& list, size_t from,
+                                                       std::optional<std::string_view> old) const {
+  for (const Found& found : list) {
+    if (found.position >= std::max(from, dropped_) && (!old.has_value() || found.url != *old)) {
+      return found.url;
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> ConsoleScanner::AuthorizeUrl(size_t from) const {
-  for (const Link& link : links_) {
-    if (link.position >= from && IsCompleteAuthorize(link.target)) return link.target;
+  for (const Found& link : links_) {
+    if (link.position >= from && link.authorize) return link.url;
   }
-  return FindInText(TextFrom(from), IsCompleteAuthorize,
-                    [](std::string_view url) { return !IsCompleteAuthorize(url); });
+  return FirstInText(authorize_in_text_, from);
 }
 
 std::optional<std::string> ConsoleScanner::NewAuthorizeUrl(size_t from,
                                                            std::string_view old) const {
   std::optional<std::string> found;
-  for (const Link& link : links_) {
-    if (link.position >= from && link.target != old && IsCompleteAuthorize(link.target)) {
-      found = link.target;
-    }
+  for (const Found& link : links_) {
+    if (link.position >= from && link.authorize && link.url != old) found = link.url;
   }
   if (found.has_value()) return found;
-  return FindInText(
-      TextFrom(from), [&](std::string_view url) { return url != old && IsCompleteAuthorize(url); },
-      [](std::string_view url) { return !IsCompleteAuthorize(url); });
+  return FirstInText(authorize_in_text_, from, old);
 }
 
 std::optional<std::string> ConsoleScanner::SessionUrl(size_t from) const {
-  for (const Link& link : links_) {
-    if (link.position >= from && IsSessionUrl(link.target)) return link.target;
+  for (const Found& link : links_) {
+    if (link.position >= from && link.session) return link.url;
   }
-  return FindInText(TextFrom(from), IsSessionUrl, [](std::string_view) { return false; });
+  return FirstInText(sessions_in_text_, from);
 }
 
-std::optional<std::string> ConsoleScanner::LoginFailure(size_t from) const {
+std::optional<std::string> ConsoleScanner::LoginFailure(size_t from) {
   static constexpr std::string_view kMarkers[] = {"Couldn't log in", "Login failed",
                                                   "Error:", "OAuth error", "Invalid code"};
-  std::string_view text = TextFrom(from);
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) break;  // a line counts once it is finished
-    std::string_view line = text.substr(start, end - start);
+  LineCursor& cursor = failure_cursor_;
+  if (cursor.from != from) cursor = LineCursor{from, from, from, std::nullopt};
+  if (cursor.found.has_value()) return cursor.found;
+  // The text from `from` on, line by line; the first line is what of it comes after `from`.
+  for (;;) {
+    cursor.line_start = std::max(cursor.line_start, dropped_);
+    cursor.searched = std::max(cursor.searched, cursor.line_start);
+    if (cursor.searched >= Position()) return std::nullopt;
+    const size_t newline = text_.find('\n', cursor.searched - dropped_);
+    if (newline == std::string::npos) {  // a line counts once it is finished
+      cursor.searched = Position();
+      return std::nullopt;
+    }
+    std::string_view line = std::string_view(text_).substr(
+        cursor.line_start - dropped_, newline - (cursor.line_start - dropped_));
+    cursor.line_start = cursor.searched = dropped_ + newline + 1;
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.front()))) {
       line.remove_prefix(1);
     }
@@ -295,27 +410,33 @@ std::optional<std::string> ConsoleScanner::LoginFailure(size_t from) const {
       line.remove_suffix(1);
     }
     for (std::string_view marker : kMarkers) {
-      if (StartsWith(line, marker)) return std::string(line);
+      if (StartsWith(line, marker)) {
+        cursor.found = std::string(line);
+        return cursor.found;
+      }
     }
-    start = end + 1;
   }
-  return std::nullopt;
 }
 
 std::string ConsoleScanner::Tail(size_t max_bytes) const {
-  std::string collapsed;
+  // Walks back from the end, collapsing as it goes, until it has enough.
+  std::string tail;
   bool space = false;
-  for (char c : text_) {
+  for (size_t i = text_.size(); i > 0 && tail.size() < max_bytes; --i) {
+    const char c = text_[i - 1];
     if (std::isspace(static_cast<unsigned char>(c))) {
-      space = !collapsed.empty();
+      space = !tail.empty();
       continue;
     }
-    if (space) collapsed.push_back(' ');
-    space = false;
-    collapsed.push_back(c);
+    if (space) {
+      tail.push_back(' ');
+      space = false;
+      if (tail.size() >= max_bytes) break;
+    }
+    tail.push_back(c);
   }
-  if (collapsed.size() > max_bytes) collapsed.erase(0, collapsed.size() - max_bytes);
-  return collapsed;
+  std::reverse(tail.begin(), tail.end());
+  return tail;
 }
 
 }  // namespace llmbox::spoke::box

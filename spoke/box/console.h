@@ -15,8 +15,19 @@
 // the visible text, where a URL cut by a line break is joined back. A URL counts only once it
 // is complete (its state/challenge part fully printed).
 //
+// A URL in the visible text starts at "https://claude." and ends at the first character that
+// cannot be in a URL, or where the next "https://claude." begins.
+//
+// Linear time: Feed() looks at every byte once (an escape sequence cut between chunks is not
+// read again from its start) and remembers the URLs it found; the URL queries look only at
+// those (64 at most of each kind), never at the text, so asking after every chunk stays cheap
+// however much was printed. LoginFailure() goes on from where its last call with the same
+// `from` stopped.
+//
 // Not thread-safe. Memory is bounded: the visible text keeps its last 512 KiB once it passes
-// 1 MiB.
+// 1 MiB; an escape sequence longer than 16 KiB is dropped; the last 64 hyperlink targets and
+// the last 64 URLs of each kind found in the text are kept, and a URL longer than 4 KiB is
+// none.
 #pragma once
 
 #include <optional>
@@ -35,6 +46,32 @@ std::string StripTerminal(std::string_view raw);
 // URL (replaced by "[REDACTED authorize URL]") and whatever follows Claude's code prompt on
 // its line (the TTY echoes the pasted code there).
 std::string RedactConsole(std::string_view text);
+
+namespace console_internal {
+
+// Follows a URL character by character and tells, in constant time per character, whether it
+// is a whole authorize URL yet: the shape ConsoleScanner waits for before it takes a URL
+// wrapped across lines. For ConsoleScanner only.
+class AuthorizeShape {
+ public:
+  void Add(char c);
+  bool Complete() const;
+
+ private:
+  size_t head_ = 0;            // characters looked at until the authorize prefix is known
+  unsigned candidates_ = 0xf;  // the authorize prefixes that still match, one bit each
+  size_t prefix_ = 0;          // the prefix's length once it matched
+  size_t query_ = 0;           // query characters after the prefix
+  char query_first_ = 0;       // the query's first character
+  bool short_form_ = false;    // the query starts with "z-"
+  std::string param_;          // the current parameter's first characters
+  bool in_state_ = false;      // in the value of the first state parameter
+  bool in_challenge_ = false;
+  std::optional<size_t> state_;  // value lengths of the first state / code_challenge
+  std::optional<size_t> challenge_;
+};
+
+}  // namespace console_internal
 
 class ConsoleScanner {
  public:
@@ -57,7 +94,9 @@ class ConsoleScanner {
 
   // The box's own error line after position `from`, e.g. "Couldn't log in: getaddrinfo
   // ENOTFOUND platform.claude.com" or "Error: You must be logged in to use Remote Control."
-  std::optional<std::string> LoginFailure(size_t from = 0) const;
+  // A line counts once it is finished; the text from `from` to the next line break counts as
+  // a line. Not const: it goes on from where the last call with the same `from` stopped.
+  std::optional<std::string> LoginFailure(size_t from = 0);
 
   // The visible text kept (ANSI removed, CR removed).
   const std::string& Text() const { return text_; }
@@ -66,17 +105,50 @@ class ConsoleScanner {
   std::string Tail(size_t max_bytes = 600) const;
 
  private:
-  struct Link {
-    std::string target;
-    size_t position;  // Position() when it was seen
+  // A URL that starts with "https://claude." and is still being printed.
+  struct OpenUrl {
+    size_t start = 0;                        // Position() of its first character
+    std::string url;                         // so far, line breaks it was joined across left out
+    console_internal::AuthorizeShape shape;  // of `url`
+    bool line_ended = false;  // a line break came: whether it is a session URL (never
+                              // wrapped) was decided there
+    bool at_newline = false;  // a line break ended it for now; the next character decides
   };
-  // The part of the text at and after position `from`.
-  std::string_view TextFrom(size_t from) const;
 
-  std::string pending_;      // an escape sequence cut at the end of the last chunk
-  std::string text_;         // visible text
-  size_t dropped_ = 0;       // visible bytes dropped from the front to bound memory
-  std::vector<Link> links_;  // OSC-8 hyperlink targets, in order (bounded too)
+  struct Found {
+    std::string url;
+    size_t position;         // text URLs: where they start; links: Position() when seen
+    bool authorize = false;  // links: a whole authorize URL
+    bool session = false;    // links: a session URL
+  };
+
+  // Where the last LoginFailure(from) stopped.
+  struct LineCursor {
+    std::optional<size_t> from;
+    size_t line_start = 0;  // the position of the line not finished yet
+    size_t searched = 0;    // no line break before this position in that line
+    std::optional<std::string> found;
+  };
+
+  // Looks at the text appended from text_[offset] on: URLs.
+  void ScanText(size_t offset);
+  void AddUrlChar(char c);
+  void CloseUrl();
+  static void Remember(std::vector<Found>* list, Found found);
+  // The first URL of `list` that starts at or after `from` in the text kept and is not `old`.
+  std::optional<std::string> FirstInText(const std::vector<Found>& list, size_t from,
+                                         std::optional<std::string_view> old = {}) const;
+
+  std::string pending_;                   // an escape sequence cut at the end of the last chunk
+  size_t pending_scanned_ = 0;            // how far into pending_ its end was looked for
+  std::string text_;                      // visible text
+  size_t dropped_ = 0;                    // visible bytes dropped from the front to bound memory
+  std::vector<Found> links_;              // OSC-8 hyperlink targets, in order (bounded too)
+  std::vector<Found> authorize_in_text_;  // whole authorize URLs in the visible text, in order
+  std::vector<Found> sessions_in_text_;   // session URLs in the visible text, in order
+  size_t prefix_matched_ = 0;             // characters of "https://claude." at the text's end
+  std::optional<OpenUrl> open_;           // the URL being printed at the text's end
+  LineCursor failure_cursor_;
 };
 
 }  // namespace llmbox::spoke::box

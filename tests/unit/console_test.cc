@@ -1,6 +1,8 @@
 #include "spoke/box/console.h"
 
+#include <algorithm>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 
@@ -203,6 +205,182 @@ TEST_CASE("activation codes are checked for shape without ever being echoed", "[
     CHECK(absl::IsInvalidArgument(st));
     CHECK(st.message() == message);
   }
+}
+
+}  // namespace
+}  // namespace llmbox::spoke::box
+
+namespace llmbox::spoke::box {
+namespace {
+
+constexpr size_t kMiB = 1u << 20;
+
+std::string Repeated(std::string_view piece, size_t size = kMiB) {
+  std::string out;
+  out.reserve(size + piece.size());
+  while (out.size() < size) out.append(piece);
+  return out;
+}
+
+// Feeds `raw` in chunks of `chunk` bytes and asks what the spoke's wait loops ask after each.
+void FeedAndAsk(ConsoleScanner& scanner, std::string_view raw, size_t chunk) {
+  for (size_t at = 0; at < raw.size(); at += chunk) {
+    scanner.Feed(raw.substr(at, chunk));
+    (void)scanner.AuthorizeUrl();
+    (void)scanner.NewAuthorizeUrl(0, "https://claude.ai/oauth/authorize?z-old");
+    (void)scanner.SessionUrl();
+    (void)scanner.LoginFailure();
+  }
+}
+
+TEST_CASE("1 MiB of https://claude. repeated, read chunk by chunk, yields no URL", "[console]") {
+  for (std::string_view piece :
+       {"https://claude.", "https://claude.ai/oauth/authorize?", "https://claude.ai/code/",
+        "https://claude.ai/oauth/authorize?z-\n"}) {
+    INFO(piece);
+    ConsoleScanner scanner;
+    FeedAndAsk(scanner, Repeated(piece), 4096);
+    CHECK(scanner.AuthorizeUrl() == std::nullopt);
+    CHECK(scanner.SessionUrl() == std::nullopt);
+    CHECK(scanner.Text().size() <= kMiB);
+    CHECK(scanner.Position() >= kMiB);
+  }
+}
+
+TEST_CASE("a URL that never stops growing is no URL, and the one after it is found", "[console]") {
+  const std::string url = LinkTarget(Recording("claude-2.1.330-auth-login-bad-code.tty"));
+  ConsoleScanner scanner;
+  // An authorize URL without its end, "wrapped" over a million lines.
+  FeedAndAsk(scanner, "https://claude.ai/oauth/authorize?code=true" + Repeated("\na"), 4096);
+  CHECK(scanner.AuthorizeUrl() == std::nullopt);
+  scanner.Feed(" " + url + "\n");
+  CHECK(scanner.AuthorizeUrl() == url);
+}
+
+TEST_CASE("two authorize URLs printed without a space between are told apart", "[console]") {
+  const std::string first = "https://claude.ai/oauth/authorize?z-" + std::string(43, 'A');
+  const std::string second = "https://claude.ai/oauth/authorize?z-" + std::string(43, 'B');
+  ConsoleScanner scanner;
+  scanner.Feed(first + "\x1b[0m" + second + "\r\n");
+  CHECK(scanner.Text() == first + second + "\n");
+  CHECK(scanner.AuthorizeUrl() == first);
+  CHECK(scanner.NewAuthorizeUrl(0, first) == second);
+  ConsoleScanner session;
+  session.Feed("https://claude.xhttps://claude.ai/code/session_01X\n");
+  CHECK(session.SessionUrl() == "https://claude.ai/code/session_01X");
+}
+
+TEST_CASE("a wrapped URL fed byte by byte is found once, when it has been printed whole",
+          "[console]") {
+  const std::string url = LinkTarget(Recording("claude-2.1.328-auth-login-bad-code.tty"));
+  std::string wrapped = "visit: ";
+  for (size_t at = 0; at < url.size(); at += 80) wrapped += url.substr(at, 80) + "\r\n";
+  wrapped += "Paste code here if prompted > ";
+  ConsoleScanner scanner;
+  size_t found_at = 0;
+  for (size_t i = 0; i < wrapped.size(); ++i) {
+    scanner.Feed(wrapped.substr(i, 1));
+    if (found_at == 0 && scanner.AuthorizeUrl().has_value()) found_at = i + 1;
+  }
+  CHECK(scanner.AuthorizeUrl() == url);
+  // Taken at the line break after its last character, not before.
+  CHECK(found_at == wrapped.find("\r\nPaste") + 2);
+}
+
+TEST_CASE(
+    "an escape sequence that never ends is dropped after 16 KiB and the text after it "
+    "is read",
+    "[console]") {
+  for (std::string_view start : {"\x1b]8;;", "\x1b]0;", "\x1bP", "\x1b["}) {
+    INFO(static_cast<int>(start[1]));
+    const std::string body = start[1] == '[' ? Repeated("1;") : Repeated("a");
+    for (size_t chunk : {size_t{1}, size_t{4096}}) {
+      ConsoleScanner scanner;
+      const std::string raw = std::string(start) + body.substr(0, chunk == 1 ? 64 << 10 : kMiB);
+      FeedAndAsk(scanner, raw, chunk);
+      CHECK(scanner.Position() > 0);
+      CHECK(scanner.Position() <= raw.size() - (16u << 10));
+      CHECK(scanner.Text().find('\x1b') == std::string::npos);
+      CHECK(scanner.AuthorizeUrl() == std::nullopt);
+    }
+    CHECK(StripTerminal(std::string(start) + body).size() < body.size());
+  }
+}
+
+TEST_CASE("a 1 MiB line without a line break is no failure, and the line after it is",
+          "[console]") {
+  ConsoleScanner scanner;
+  FeedAndAsk(scanner, Repeated("Error: "), 4096);
+  CHECK(scanner.LoginFailure() == std::nullopt);
+  scanner.Feed("\nOAuth error: nope\n");
+  CHECK(scanner.LoginFailure(scanner.Position() - 18) == "OAuth error: nope");
+}
+
+TEST_CASE("the text after the position a code was written at counts as a line of its own",
+          "[console]") {
+  ConsoleScanner scanner;
+  scanner.Feed("Paste code here if prompted > ");
+  const size_t submitted = scanner.Position();
+  scanner.Feed("  Invalid code\r\nmore\n");
+  CHECK(scanner.LoginFailure(submitted) == "Invalid code");
+  // Asked from the start of the line, the prompt comes first and the line is no failure.
+  CHECK(scanner.LoginFailure(0) == std::nullopt);
+  CHECK(scanner.LoginFailure(submitted) == "Invalid code");
+}
+
+TEST_CASE(
+    "random bytes with NUL, escapes and invalid UTF-8 are read without a URL or a control "
+    "character left",
+    "[console]") {
+  std::mt19937 random(13);
+  std::string raw(kMiB, '\0');
+  for (char& c : raw) c = static_cast<char>(random());
+  ConsoleScanner scanner;
+  for (size_t at = 0; at < raw.size();) {
+    const size_t n = 1 + random() % 8192;
+    FeedAndAsk(scanner, std::string_view(raw).substr(at, n), n);
+    at += n;
+  }
+  CHECK(scanner.AuthorizeUrl() == std::nullopt);
+  const std::string& text = scanner.Text();
+  CHECK(std::none_of(text.begin(), text.end(), [](char c) {
+    const auto b = static_cast<unsigned char>(c);
+    return (b < 0x20 && c != '\n' && c != '\t') || b == 0x7f;
+  }));
+  CHECK(scanner.Tail().size() <= 600);
+  CHECK(StripTerminal(raw).size() <= raw.size());
+}
+
+TEST_CASE("the tail collapses whitespace like the whole text would, looking only at the end",
+          "[console]") {
+  ConsoleScanner scanner;
+  scanner.Feed("  first\r\n\n  x \t y\x1b[0m\n\nz  \n");
+  CHECK(scanner.Tail() == "first x y z");
+  CHECK(scanner.Tail(5) == "x y z");
+  CHECK(scanner.Tail(2) == " z");
+  CHECK(scanner.Tail(1) == "z");
+  CHECK(scanner.Tail(0).empty());
+  ConsoleScanner blank;
+  blank.Feed(Repeated(" \n"));
+  CHECK(blank.Tail().empty());
+  ConsoleScanner big;
+  big.Feed(Repeated("word ") + "last");
+  CHECK(big.Tail(14) == "word word last");
+}
+
+TEST_CASE("console redaction of 1 MiB of URL starts, prompts or one authorize URL finishes",
+          "[console]") {
+  const std::string starts = Repeated("https://claude.");
+  CHECK(RedactConsole(starts) == starts);
+  CHECK(RedactConsole(Repeated("https://claude.ai/oauth/authorize?")) ==
+        "[REDACTED authorize URL]");
+  CHECK(RedactConsole("x https://claude.https://claude.ai/oauth/authorize?z-1 y") ==
+        "x https://claude.[REDACTED authorize URL] y");
+  const std::string prompts = Repeated("Paste code here if prompted > ");
+  CHECK(RedactConsole(prompts) == "Paste code here if prompted > [REDACTED]");
+  const std::string lines = Repeated("Paste code here if prompted > code\n");
+  CHECK(RedactConsole(lines) ==
+        Repeated("Paste code here if prompted > [REDACTED]\n", lines.size() / 35 * 41));
 }
 
 }  // namespace
