@@ -164,6 +164,11 @@ class BoxRegistry {
   // email can claim it (the others are refused as someone else's box).
   [[nodiscard]] absl::StatusOr<std::string> ClaimActivation(std::string_view box_id,
                                                             std::string_view email);
+  // The one person allowed to activate `record`, when the hub knows one; nullopt: the first
+  // signed-in person claims it. This is the seam of the OAuth issue (16): a box created by a
+  // principal with a verified email (auth::Principal::verified_email) will answer that email
+  // here. API keys and the anonymous principal carry none, so today it is always nullopt.
+  static std::optional<std::string> RequiredActivator(const store::BoxRecord& record);
   // The box this token belonged to when it was destroyed; NotFound when none.
   [[nodiscard]] absl::StatusOr<store::DestroyedBox> FindDestroyedByToken(std::string_view token);
   // Sends the code to the box's stdin through its spoke. One code at a time per box: a
@@ -184,11 +189,6 @@ class BoxRegistry {
   // room, the one with the most free places wins (ties: fewer boxes, then the name). None:
   // ResourceExhausted naming each spoke and why it was passed over.
   [[nodiscard]] absl::StatusOr<std::string> Place(const std::string& image);
-  // The one person allowed to activate `record`, when the hub knows one; nullopt: the first
-  // signed-in person claims it. This is the seam of the OAuth issue (16): a box created by a
-  // principal with a verified email (auth::Principal::verified_email) will answer that email
-  // here. API keys and the anonymous principal carry none, so today it is always nullopt.
-  static std::optional<std::string> RequiredActivator(const store::BoxRecord& record);
   std::string AuthUrl(std::string_view token) const;
   // DestroyBox for `box_id` on `spoke` within call_timeout; the spoke's status.
   [[nodiscard]] absl::Status DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id);

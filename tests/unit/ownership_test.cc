@@ -181,6 +181,20 @@ TEST_CASE("a taken box id is refused without saying whose box holds it", "[owner
   CHECK(f.db->GetBox("shared-name")->owner == "key:alice");
 }
 
+TEST_CASE("a key's box is activated by the first signed-in person, as before principals",
+          "[ownership]") {
+  Fixture f;
+  f.Create("alice-box", kAlice);
+  // API keys carry no verified email, so nobody is named as the one activator...
+  CHECK_FALSE(BoxRegistry::RequiredActivator(f.db->GetBox("alice-box").value()).has_value());
+  // ...and the first person to sign in claims the box; the next is refused.
+  CHECK(f.registry->ClaimActivation("alice-box", "carol@example.com").value() ==
+        "carol@example.com");
+  CHECK(f.registry->ClaimActivation("alice-box", "dave@example.com").value() ==
+        "carol@example.com");
+  CHECK(absl::IsNotFound(f.registry->ClaimActivation("no-box", "carol@example.com").status()));
+}
+
 // ---- The MCP tools ----
 
 TEST_CASE("every box tool answers another principal's box exactly as a missing one",
