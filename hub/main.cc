@@ -31,7 +31,10 @@ constexpr char kUsage[] = R"(llmbox-hub - hosts sandboxed Claude Code boxes for 
 Usage:
   llmbox-hub serve --config FILE                   serve MCP and the activation page until SIGTERM
   llmbox-hub check-config --config FILE            check a config file and say what is wrong
-  llmbox-hub apikey create --name NAME --config FILE   print a new MCP API key (shown once)
+  llmbox-hub apikey create --name NAME [--admin] --config FILE
+                                                   print a new MCP API key (shown once); it
+                                                   owns the boxes it creates, and with --admin
+                                                   sees and acts on every key's boxes
   llmbox-hub apikey list --config FILE             list keys (names and dates, never the keys)
   llmbox-hub apikey revoke --name NAME --config FILE   revoke a key (takes effect at once,
                                                    also while the hub is serving)
@@ -78,18 +81,22 @@ int main(int argc, char** argv) {
     return 0;
   }
   // Words after the command up to the first flag are its verb ("create", "token create");
-  // then flags: --config FILE, --name NAME, --ttl DURATION.
+  // then flags: --config FILE, --name NAME, --ttl DURATION, --admin.
   std::string config_path;
   std::string name;
   std::string ttl;
   std::string verb;
+  bool admin = false;
   std::size_t first_flag = 1;
   while (first_flag < args.size() && !args[first_flag].starts_with("--")) {
     verb += (verb.empty() ? "" : " ") + std::string(args[first_flag++]);
   }
   bool flags_ok = args.size() >= first_flag;
   for (std::size_t i = first_flag; flags_ok && i < args.size(); i += 2) {
-    if (i + 1 >= args.size()) {
+    if (args[i] == "--admin") {
+      admin = true;
+      --i;  // a flag without a value
+    } else if (i + 1 >= args.size()) {
       flags_ok = false;
     } else if (args[i] == "--config") {
       config_path = args[i + 1];
@@ -106,7 +113,8 @@ int main(int argc, char** argv) {
   const bool needs_name = (command == "apikey" && verb != "list") ||
                           (command == "spoke" && (verb == "token create" || verb == "remove"));
   if (!known || !flags_ok || config_path.empty() || (needs_name && name.empty()) ||
-      (!ttl.empty() && verb != "token create")) {
+      (!ttl.empty() && verb != "token create") ||
+      (admin && !(command == "apikey" && verb == "create"))) {
     std::fputs(kUsage, stderr);
     if (!command.empty()) {
       std::fprintf(stderr, "\nllmbox-hub: unknown command or missing arguments: %s\n", argv[1]);
@@ -136,7 +144,8 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  const hub::admin::CommandArgs admin_args{.verb = verb, .name = name, .ttl = ttl, .usage = kUsage};
+  const hub::admin::CommandArgs admin_args{
+      .verb = verb, .name = name, .ttl = ttl, .admin = admin, .usage = kUsage};
   if (command == "apikey") {
     return hub::admin::ApiKeyCommand(admin_args, *config, common::SystemClock::Get());
   }

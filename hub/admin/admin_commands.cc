@@ -50,24 +50,32 @@ int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, comm
     const std::string key = "llmbox_" + *secret;
     auto st = (*store)->InsertApiKey({.name = name,
                                       .hash = common::Sha256Hex(key),
-                                      .created_at_ms = common::ToUnixMillis(clock.Now())});
+                                      .created_at_ms = common::ToUnixMillis(clock.Now()),
+                                      .admin = args.admin});
     if (!st.ok()) return Fail(st);
     std::fprintf(stderr,
-                 "llmbox-hub: API key \"%s\" created. It is shown once; only its hash is kept.\n"
+                 "llmbox-hub: %sAPI key \"%s\" created. It is shown once; only its hash is kept.\n"
                  "Connect Claude Code with:\n"
                  "  claude mcp add --transport http llmbox %s/ --header \"Authorization: Bearer "
                  "<the key>\"\n",
-                 name.c_str(), config.public_url.c_str());
+                 args.admin ? "admin " : "", name.c_str(), config.public_url.c_str());
+    if (args.admin) {
+      std::fprintf(stderr,
+                   "llmbox-hub: this key sees, execs into and destroys every user's boxes: give "
+                   "it to operators only\n");
+    }
     std::printf("%s\n", key.c_str());
     return 0;
   }
   if (args.verb == "list") {
     auto keys = (*store)->ListApiKeys();
     if (!keys.ok()) return Fail(keys.status());
-    std::printf("%-32s %-22s %s\n", "NAME", "CREATED", "STATE");
+    std::printf("%-32s %-6s %-22s %s\n", "NAME", "ROLE", "CREATED", "STATE");
     for (const auto& key : *keys) {
-      std::printf("%-32s %-22s %s\n", key.name.c_str(), UtcTime(key.created_at_ms).c_str(),
-                  key.revoked_at_ms ? ("revoked " + UtcTime(*key.revoked_at_ms)).c_str() : "live");
+      const std::string state =
+          key.revoked_at_ms ? "revoked " + UtcTime(*key.revoked_at_ms) : std::string("live");
+      std::printf("%-32s %-6s %-22s %s\n", key.name.c_str(), key.admin ? "admin" : "user",
+                  UtcTime(key.created_at_ms).c_str(), state.c_str());
     }
     return 0;
   }

@@ -23,13 +23,14 @@
 namespace llmbox::hub::admin {
 
 struct CommandArgs {
-  std::string verb;  // "create", "token create", ...
-  std::string name;  // --name
-  std::string ttl;   // --ttl (spoke token create); empty: 1h
+  std::string verb;    // "create", "token create", ...
+  std::string name;    // --name
+  std::string ttl;     // --ttl (spoke token create); empty: 1h
+  bool admin = false;  // --admin (apikey create): the key acts on every principal's boxes
   std::string_view usage;
 };
 
-// `apikey create --name NAME`, `apikey list`, `apikey revoke --name NAME`.
+// `apikey create --name NAME [--admin]`, `apikey list`, `apikey revoke --name NAME`.
 int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
 
 // `spoke token create --name NAME [--ttl 1h]`, `spoke token list`, `spoke list`,

@@ -12,7 +12,7 @@ constexpr std::string_view kBearer = "bearer ";
 
 }  // namespace
 
-absl::StatusOr<std::string> ApiKeyAuthenticator::Authenticate(
+absl::StatusOr<Principal> ApiKeyAuthenticator::Authenticate(
     std::optional<std::string_view> authorization) const {
   if (!authorization) {
     return absl::UnauthenticatedError(
@@ -27,7 +27,7 @@ absl::StatusOr<std::string> ApiKeyAuthenticator::Authenticate(
   value.remove_prefix(kBearer.size());
   auto key = store_.FindLiveApiKey(common::Sha256Hex(value));
   if (!key.ok()) return absl::UnauthenticatedError("this API key is unknown or revoked");
-  return key->name;
+  return Principal::ApiKey(key->name, key->admin);
 }
 
 }  // namespace llmbox::hub::auth

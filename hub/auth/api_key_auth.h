@@ -1,8 +1,10 @@
 // hub/auth/api_key_auth.h
 //
 // Authenticates an MCP request by its API key: `Authorization: Bearer <key>` (the scheme
-// case-insensitive), where the key's SHA-256 names a live key in the Store. Revoking a key in
-// the Store (llmbox-hub apikey revoke) takes effect on the next request.
+// case-insensitive), where the key's SHA-256 names a live key in the Store. The caller is the
+// key's Principal (principal.h): its name, and the admin role when the key was made with
+// `llmbox-hub apikey create --admin`. Revoking a key in the Store (llmbox-hub apikey revoke)
+// takes effect on the next request.
 //
 //   ApiKeyAuthenticator auth(store);
 //   options.authenticate = [&auth](std::optional<std::string_view> header) {
@@ -14,11 +16,11 @@
 #pragma once
 
 #include <optional>
-#include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
 
+#include "hub/auth/principal.h"
 #include "hub/store/store.h"
 
 namespace llmbox::hub::auth {
@@ -28,8 +30,8 @@ class ApiKeyAuthenticator {
   // `store` must outlive the authenticator.
   explicit ApiKeyAuthenticator(store::Store& store) : store_(store) {}
 
-  // The key's name, for the request's Authorization header (nullopt: absent).
-  [[nodiscard]] absl::StatusOr<std::string> Authenticate(
+  // The key's principal, for the request's Authorization header (nullopt: absent).
+  [[nodiscard]] absl::StatusOr<Principal> Authenticate(
       std::optional<std::string_view> authorization) const;
 
  private:

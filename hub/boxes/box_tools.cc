@@ -51,8 +51,9 @@ const json& StringSchema() {
 }
 
 // The public view of a box, written straight to JSON (a list of 1,000 boxes is the hub's
-// biggest reply): never the token, its hash, or the authorize URL.
-void AppendBox(std::string& out, const BoxRecord& record) {
+// biggest reply): never the token, its hash, or the authorize URL. Its owner only for an
+// admin: anyone else sees their own boxes only.
+void AppendBox(std::string& out, const BoxRecord& record, bool show_owner) {
   auto field = [&](std::string_view name, std::string_view value) {
     out += ",\"";
     out += name;
@@ -72,7 +73,7 @@ void AppendBox(std::string& out, const BoxRecord& record) {
   if (record.expires_at_ms > 0 && record.phase != store::Phase::kReady) {
     field("expires_at", Rfc3339(record.expires_at_ms));
   }
-  if (!record.created_by.empty()) field("created_by", record.created_by);
+  if (show_owner) field("owner", record.owner);
   out += '}';
 }
 
@@ -91,7 +92,11 @@ json BoxOutputSchema() {
             {"session_url", StringSchema()},
             {"error", StringSchema()},
             {"expires_at", StringSchema()},
-            {"created_by", StringSchema()}}},
+            {"owner",
+             {{"type", "string"},
+              {"description",
+               "Whose box it is (\"key:<API key name>\" or \"anonymous\"); shown to "
+               "admins only."}}}}},
           {"required", {"box_id", "status", "spoke", "image", "container_id", "created_at"}}};
 }
 
@@ -148,8 +153,8 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
   tools.push_back(
       {.name = "list_llmboxes",
        .title = "List llmboxes",
-       .description = "List the boxes on this hub, optionally only those in one status or on "
-                      "one spoke.",
+       .description = "List your boxes on this hub (an admin key: everyone's, with their "
+                      "owners), optionally only those in one status or on one spoke.",
        .input_schema = ObjectSchema(
            {{"status",
              {{"type", "string"},
@@ -257,12 +262,13 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     auto it = arguments.find(key);
     return it == arguments.end() ? std::string() : it->get<std::string>();
   };
+  const auth::Principal& caller = context.principal();
   if (name == "create_llmbox") {
     auto created = registry_.Create({.box_id = str("box_id"),
                                      .image = str("image"),
                                      .description = str("description"),
                                      .spoke = str("spoke"),
-                                     .created_by = context.principal()},
+                                     .owner = caller},
                                     [&](double done, double total, std::string_view what) {
                                       context.Progress(done, total, what);
                                     });
@@ -278,30 +284,30 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     return mcp::ToolResult::Ok(std::move(out));
   }
   if (name == "get_llmbox") {
-    auto record = registry_.Get(str("box_id"));
+    auto record = registry_.Get(caller, str("box_id"));
     if (!record.ok()) return mcp::ToolResult::Failed(record.status());
     std::string out;
-    AppendBox(out, *record);
+    AppendBox(out, *record, caller.IsAdmin());
     return mcp::ToolResult::OkJson(std::move(out));
   }
   if (name == "list_llmboxes") {
     store::BoxFilter filter;
     if (arguments.contains("status")) filter.phase = store::ParsePhase(str("status"));
     if (arguments.contains("spoke")) filter.spoke = str("spoke");
-    auto records = registry_.List(filter);
+    auto records = registry_.List(caller, filter);
     if (!records.ok()) return mcp::ToolResult::Failed(records.status());
     std::string out = "{\"boxes\":[";
     out.reserve(300 * records->size() + 16);
     for (std::size_t i = 0; i < records->size(); ++i) {
       if (i > 0) out += ',';
-      AppendBox(out, (*records)[i]);
+      AppendBox(out, (*records)[i], caller.IsAdmin());
     }
     out += "]}";
     return mcp::ToolResult::OkJson(std::move(out));
   }
   if (name == "destroy_llmbox") {
     const std::string box_id = str("box_id");
-    if (auto st = registry_.Destroy(box_id); !st.ok()) {
+    if (auto st = registry_.Destroy(caller, box_id); !st.ok()) {
       return mcp::ToolResult::Failed(st);
     }
     return mcp::ToolResult::Ok({{"destroyed", box_id}});
@@ -309,7 +315,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
   if (name == "get_llmbox_logs") {
     std::optional<std::uint32_t> tail;
     if (arguments.contains("tail")) tail = arguments["tail"].get<std::uint32_t>();
-    auto logs = registry_.Logs(str("box_id"), tail);
+    auto logs = registry_.Logs(caller, str("box_id"), tail);
     if (!logs.ok()) return mcp::ToolResult::Failed(logs.status());
     // Box output is made valid UTF-8 here whatever the spoke sent (the JSON writer would
     // replace the same bytes; this keeps the result's strings valid for anything else too).
@@ -322,9 +328,9 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     if (arguments.contains("timeout_s")) {
       timeout = std::chrono::seconds(arguments["timeout_s"].get<long long>());
     }
-    auto result =
-        registry_.Exec(str("box_id"), arguments["command"].get<std::vector<std::string>>(), timeout,
-                       [&](std::function<void()> cancel) { context.OnCancel(std::move(cancel)); });
+    auto result = registry_.Exec(
+        caller, str("box_id"), arguments["command"].get<std::vector<std::string>>(), timeout,
+        [&](std::function<void()> cancel) { context.OnCancel(std::move(cancel)); });
     if (!result.ok()) return mcp::ToolResult::Failed(result.status());
     return mcp::ToolResult::Ok({{"box_id", str("box_id")},
                                 {"exit_code", result->exit_code},

@@ -122,16 +122,25 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
                    .description = request.description,
                    .phase = Phase::kCreating,
                    .token_hash = common::Sha256Hex(token),
-                   .created_by = request.created_by,
+                   .created_by = request.owner.display_name(),
+                   .owner = request.owner.id(),
                    .created_at_ms = NowMs(),
                    .updated_at_ms = NowMs()};
-  LLMBOX_RETURN_IF_ERROR(store_.InsertBox(record));
+  if (absl::Status inserted = store_.InsertBox(record); !inserted.ok()) {
+    // Ids are unique across the hub (they name containers), whoever holds one: say it is
+    // taken, never by whom.
+    if (absl::IsAlreadyExists(inserted)) {
+      return absl::AlreadyExistsError("box id " + common::QuoteForMessage(box_id) +
+                                      " is taken on this hub: pick another");
+    }
+    return inserted;
+  }
   if (progress) progress(1, 3, "creating the box on spoke " + spoke);
 
   auto created = client->CreateBox({.box_id = box_id,
                                     .image = record.image,
                                     .description = request.description,
-                                    .owner = request.created_by},
+                                    .owner = record.created_by},
                                    options_.create_timeout);
   if (!created.ok()) {
     // After a timeout or a lost connection the spoke may still finish the box; take it down so
@@ -159,23 +168,28 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
     return st;
   }
   if (progress) progress(3, 3, "the box waits for activation");
-  spdlog::info("box {}: created on spoke {} by {}", box_id, spoke,
-               request.created_by.empty() ? "(no auth)" : request.created_by);
+  spdlog::info("box {}: created on spoke {} by {}", box_id, spoke, request.owner.id());
   return CreatedBox{.record = std::move(record), .auth_url = AuthUrl(token)};
 }
 
-absl::StatusOr<BoxRecord> BoxRegistry::Get(std::string_view box_id) {
+absl::StatusOr<BoxRecord> BoxRegistry::Get(const auth::Principal& caller, std::string_view box_id) {
   auto record = store_.GetBox(box_id);
-  if (absl::IsNotFound(record.status())) return NoSuchBox(box_id);
+  // Another principal's box takes the same path out as a missing one, with the same message
+  // built from the caller's own words: nothing tells the two apart.
+  if (absl::IsNotFound(record.status()) || (record.ok() && !caller.MayActOn(record->owner))) {
+    return NoSuchBox(box_id);
+  }
   return record;
 }
 
-absl::StatusOr<std::vector<BoxRecord>> BoxRegistry::List(const store::BoxFilter& filter) {
+absl::StatusOr<std::vector<BoxRecord>> BoxRegistry::List(const auth::Principal& caller,
+                                                         store::BoxFilter filter) {
+  if (!caller.IsAdmin()) filter.owner = caller.id();
   return store_.ListBoxes(filter);
 }
 
-absl::Status BoxRegistry::Destroy(std::string_view box_id) {
-  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(box_id));
+absl::Status BoxRegistry::Destroy(const auth::Principal& caller, std::string_view box_id) {
+  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
   absl::Status status = DestroyOnSpoke(*client, record.box_id);
   if (!status.ok() && !absl::IsNotFound(status)) return SpokeError(record.spoke, status);
@@ -186,9 +200,9 @@ absl::Status BoxRegistry::Destroy(std::string_view box_id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<LogsResult> BoxRegistry::Logs(std::string_view box_id,
+absl::StatusOr<LogsResult> BoxRegistry::Logs(const auth::Principal& caller, std::string_view box_id,
                                              std::optional<std::uint32_t> tail) {
-  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(box_id));
+  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
   const std::uint32_t lines = tail.value_or(options_.default_log_lines);
   if (lines < 1 || lines > options_.max_log_lines) {
@@ -203,7 +217,7 @@ absl::StatusOr<LogsResult> BoxRegistry::Logs(std::string_view box_id,
 }
 
 absl::StatusOr<ExecResult> BoxRegistry::Exec(
-    std::string_view box_id, const std::vector<std::string>& argv,
+    const auth::Principal& caller, std::string_view box_id, const std::vector<std::string>& argv,
     std::optional<std::chrono::seconds> timeout,
     const std::function<void(std::function<void()>)>& on_cancel) {
   if (argv.empty() || argv[0].empty()) {
@@ -215,7 +229,7 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
                                       std::to_string(options_.max_exec_timeout.count()) + ", got " +
                                       std::to_string(limit.count()));
   }
-  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(box_id));
+  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
   // The spoke enforces `limit` itself; the margin covers the round trip.
   auto ran = client->Exec({.box_id = record.box_id,
@@ -323,8 +337,16 @@ absl::StatusOr<BoxRecord> BoxRegistry::FindByToken(std::string_view token) {
   return record;
 }
 
+std::optional<std::string> BoxRegistry::RequiredActivator(const BoxRecord&) { return std::nullopt; }
+
 absl::StatusOr<std::string> BoxRegistry::ClaimActivation(std::string_view box_id,
                                                          std::string_view email) {
+  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, store_.GetBox(box_id));
+  if (std::optional<std::string> required = RequiredActivator(record);
+      required.has_value() && *required != email) {
+    spdlog::warn("box {}: {} was refused: only its creator may activate it", box_id, email);
+    return *required;
+  }
   LLMBOX_ASSIGN_OR_RETURN(std::string owner, store_.ClaimBox(box_id, email));
   if (owner != email)
     spdlog::warn("box {}: {} was refused: another person owns its activation", box_id, email);

@@ -9,9 +9,15 @@
 //   LLMBOX_ASSIGN_OR_RETURN(CreatedBox box, registry.Create({.box_id = "demo"}, progress));
 //   // box.auth_url == "https://hub.example.com/auth/<token>"; the token is never stored
 //
+// Ownership: a box belongs to the principal that created it (auth::Principal, record.owner).
+// Every call on a box takes the caller and acts only on the caller's own boxes; another
+// principal's box answers exactly as a box that does not exist (the same NotFound message,
+// from the same lookup: no existence oracle). An admin acts on every box. Box ids stay unique
+// across the hub, so creating a taken id is AlreadyExists, without saying whose it is.
+//
 // Errors: InvalidArgument (bad id, unknown spoke, bad command), AlreadyExists (id taken),
-// NotFound (no such box), Unavailable (spoke down), DeadlineExceeded, ResourceExhausted (spoke
-// full); messages say what to do. Thread-safe.
+// NotFound (no such box, or not the caller's), Unavailable (spoke down), DeadlineExceeded,
+// ResourceExhausted (spoke full); messages say what to do. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -29,6 +35,7 @@
 #include "absl/status/statusor.h"
 
 #include "common/clock.h"
+#include "hub/auth/principal.h"
 #include "hub/cluster/spoke_client.h"
 #include "hub/store/store.h"
 
@@ -74,8 +81,9 @@ struct CreateRequest {
   std::string box_id;  // empty: the hub picks one
   std::string image;
   std::string description;
-  std::string spoke;       // empty: placement
-  std::string created_by;  // API key name
+  std::string spoke;  // empty: placement
+  // Who creates it, and so owns it.
+  auth::Principal owner = auth::Principal::Anonymous();
 };
 
 struct CreatedBox {
@@ -123,17 +131,25 @@ class BoxRegistry {
   BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Clock& clock,
               RegistryOptions options);
 
+  // The box belongs to request.owner.
   [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateRequest& request,
                                                   const ProgressFn& progress);
-  [[nodiscard]] absl::StatusOr<store::BoxRecord> Get(std::string_view box_id);
-  [[nodiscard]] absl::StatusOr<std::vector<store::BoxRecord>> List(const store::BoxFilter& filter);
+  // The calls on one box: NotFound when there is no such box or it is not `caller`'s (and
+  // `caller` is no admin), with the same message either way.
+  [[nodiscard]] absl::StatusOr<store::BoxRecord> Get(const auth::Principal& caller,
+                                                     std::string_view box_id);
+  // The caller's boxes (filtered in the store by owner), or every box for an admin (then
+  // filter.owner, when set, narrows to one owner).
+  [[nodiscard]] absl::StatusOr<std::vector<store::BoxRecord>> List(const auth::Principal& caller,
+                                                                   store::BoxFilter filter);
   // Destroys on the spoke, then forgets the box. A box its spoke no longer has is forgotten too.
-  [[nodiscard]] absl::Status Destroy(std::string_view box_id);
-  [[nodiscard]] absl::StatusOr<LogsResult> Logs(std::string_view box_id,
+  [[nodiscard]] absl::Status Destroy(const auth::Principal& caller, std::string_view box_id);
+  [[nodiscard]] absl::StatusOr<LogsResult> Logs(const auth::Principal& caller,
+                                                std::string_view box_id,
                                                 std::optional<std::uint32_t> tail);
   // `cancel` may be set from another thread to abandon the exec.
   [[nodiscard]] absl::StatusOr<ExecResult> Exec(
-      std::string_view box_id, const std::vector<std::string>& argv,
+      const auth::Principal& caller, std::string_view box_id, const std::vector<std::string>& argv,
       std::optional<std::chrono::seconds> timeout,
       const std::function<void(std::function<void()>)>& on_cancel);
   std::vector<SpokeStatus> Spokes();
@@ -143,9 +159,16 @@ class BoxRegistry {
   // Activation (the page): the box whose token this is.
   [[nodiscard]] absl::StatusOr<store::BoxRecord> FindByToken(std::string_view token);
   // Makes `email` the box's activation owner unless someone claimed it first; returns the
-  // owner it has now. The activation page calls it when sign-in gating is on.
+  // owner it has now. The activation page calls it when sign-in gating is on. The first
+  // signed-in person claims a box, unless RequiredActivator names someone: then only that
+  // email can claim it (the others are refused as someone else's box).
   [[nodiscard]] absl::StatusOr<std::string> ClaimActivation(std::string_view box_id,
                                                             std::string_view email);
+  // The one person allowed to activate `record`, when the hub knows one; nullopt: the first
+  // signed-in person claims it. This is the seam of the OAuth issue (16): a box created by a
+  // principal with a verified email (auth::Principal::verified_email) will answer that email
+  // here. API keys and the anonymous principal carry none, so today it is always nullopt.
+  static std::optional<std::string> RequiredActivator(const store::BoxRecord& record);
   // The box this token belonged to when it was destroyed; NotFound when none.
   [[nodiscard]] absl::StatusOr<store::DestroyedBox> FindDestroyedByToken(std::string_view token);
   // Sends the code to the box's stdin through its spoke. One code at a time per box: a

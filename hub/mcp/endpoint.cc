@@ -222,7 +222,7 @@ class ActiveCall final : public CallContext {
  public:
   // `responder` is null when the client accepts no event stream.
   ActiveCall(std::shared_ptr<http::Responder> responder, http::Headers stream_headers,
-             json progress_token, std::string principal)
+             json progress_token, auth::Principal principal)
       : responder_(std::move(responder)),
         stream_headers_(std::move(stream_headers)),
         progress_token_(std::move(progress_token)),
@@ -253,7 +253,7 @@ class ActiveCall final : public CallContext {
     callback();
   }
 
-  const std::string& principal() const override { return principal_; }
+  const auth::Principal& principal() const override { return principal_; }
 
   void Cancel() {
     std::vector<std::function<void()>> callbacks;
@@ -296,7 +296,7 @@ class ActiveCall final : public CallContext {
   const std::shared_ptr<http::Responder> responder_;
   const http::Headers stream_headers_;
   const json progress_token_;
-  const std::string principal_;
+  const auth::Principal principal_;
   std::optional<double> last_progress_;
   std::vector<std::function<void()>> on_cancel_;
   std::atomic<bool> cancelled_{false};
@@ -339,7 +339,8 @@ class McpEndpoint::Impl {
     http::Request request;
     std::shared_ptr<http::Responder> responder;
     http::Headers cors;  // added to every answer
-    std::string principal;
+    // The caller: the authenticator's answer, or the anonymous principal without one.
+    auth::Principal principal = auth::Principal::Anonymous();
     std::string session_id;  // validated, or empty
   };
 
@@ -494,7 +495,7 @@ void McpEndpoint::Impl::HandleDelete(Exchange& ex) {
   if (!id) {
     return AnswerError(ex, 400, kTransportError, "Bad Request: Mcp-Session-Id header is required");
   }
-  if (!SessionValid(*id, ex.principal)) {
+  if (!SessionValid(*id, ex.principal.id())) {
     return AnswerError(ex, 404, kSessionNotFound, "Session not found");
   }
   const std::string hash = common::Sha256Hex(*id);
@@ -507,7 +508,7 @@ void McpEndpoint::Impl::HandleDelete(Exchange& ex) {
 
 bool McpEndpoint::Impl::CheckSessionAndVersion(Exchange& ex) {
   if (auto id = ex.request.Header("mcp-session-id")) {
-    if (!SessionValid(*id, ex.principal)) {
+    if (!SessionValid(*id, ex.principal.id())) {
       AnswerError(ex, 404, kSessionNotFound, "Session not found");
       return false;
     }
@@ -599,7 +600,7 @@ json McpEndpoint::Impl::Initialize(Exchange& ex, const Message& message) {
   // An unknown revision is answered with our newest, not an error: the client decides.
   const std::string version =
       IsSupportedVersion(requested) ? requested : std::string(kProtocolVersions[0]);
-  ex.session_id = NewSessionId(ex.principal);
+  ex.session_id = NewSessionId(ex.principal.id());
   json info = {{"name", options_.server_name},
                {"title", options_.server_title},
                {"version", options_.server_version}};

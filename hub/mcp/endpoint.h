@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 
 #include "common/clock.h"
+#include "hub/auth/principal.h"
 #include "hub/http/server.h"
 #include "hub/mcp/tools.h"
 
@@ -68,9 +69,11 @@ struct EndpointOptions {
   // stays ended across a restart. Called outside the endpoint's lock.
   std::vector<std::string> ended_sessions;
   std::function<void(const std::string& id_hash, std::int64_t expires_at_ms)> on_session_ended;
-  // Authentication; empty turns it off. Gets the Authorization header (nullopt when absent)
-  // and returns the caller's name, or Unauthenticated (401) / PermissionDenied (403).
-  std::function<absl::StatusOr<std::string>(std::optional<std::string_view>)> authenticate;
+  // Authentication; empty turns it off (every caller is then auth::Principal::Anonymous()).
+  // Gets the Authorization header (nullopt when absent) and returns the caller, or
+  // Unauthenticated (401) / PermissionDenied (403). A session id is bound to the principal's
+  // id: another principal presenting it gets 404.
+  std::function<absl::StatusOr<auth::Principal>(std::optional<std::string_view>)> authenticate;
   // Sent with 401 answers.
   std::string www_authenticate = "Bearer realm=\"llmbox\"";
 };

@@ -24,6 +24,7 @@
 
 #include "common/absl_compat.h"
 #include "common/status.h"
+#include "hub/auth/principal.h"
 
 namespace llmbox::hub::mcp {
 
@@ -75,8 +76,8 @@ class CallContext {
   // Runs `callback` (once, on the notifying thread) when the call is cancelled, or at once if
   // it already is. Cleared when Call returns.
   virtual void OnCancel(std::function<void()> callback) = 0;
-  // Who is calling: the API key's name, or "" when authentication is off.
-  virtual const std::string& principal() const = 0;
+  // Who is calling: the API key's principal, or the anonymous one when authentication is off.
+  virtual const auth::Principal& principal() const = 0;
 };
 
 class ToolSet {

@@ -148,7 +148,7 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
       *s.store, s.spokes, clock, boxes::RegistryOptions{.public_url = config.public_url});
   const auto unknown = s.registry->Reconcile();
   {
-    auto boxes = s.registry->List({});
+    auto boxes = s.store->ListBoxes({});
     spdlog::info("hub: registry restored: {} boxes ({} unknown managed boxes on spokes)",
                  boxes.ok() ? boxes->size() : 0, unknown.size());
   }

@@ -109,6 +109,17 @@ CREATE TABLE ended_mcp_sessions (
   expires_at_ms INTEGER NOT NULL
 ) STRICT;
 )sql",
+    // 5 -> 6: principals and ownership. A box belongs to the principal that made it (its
+    // auth::Principal id); boxes made before owners existed belong to their created_by: the
+    // API key of that name ("key:<name>", as auth::ApiKeyPrincipalId writes it), or the
+    // anonymous principal when keys were off. The index serves a principal's list_llmboxes.
+    // An API key may carry the admin role.
+    R"sql(
+ALTER TABLE boxes ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+UPDATE boxes SET owner = CASE created_by WHEN '' THEN 'anonymous' ELSE 'key:' || created_by END;
+CREATE INDEX boxes_by_owner ON boxes (owner, created_at_ms, box_key);
+ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));
+)sql",
 };
 
 // A macro rather than a std::string so that every query stays one literal: the literal is
@@ -116,10 +127,10 @@ CREATE TABLE ended_mcp_sessions (
 #define LLMBOX_BOX_COLUMNS                                                               \
   "box_id, spoke, container_id, image, description, phase, session_url, last_error, "    \
   "authorize_url, token_hash, created_by, created_at_ms, expires_at_ms, updated_at_ms, " \
-  "activation_attempts, activation_owner"
+  "activation_attempts, activation_owner, owner"
 #define LLMBOX_SELECT_BOXES "SELECT " LLMBOX_BOX_COLUMNS " FROM boxes"
 #define LLMBOX_BOX_ORDER " ORDER BY created_at_ms, box_key"
-#define LLMBOX_KEY_COLUMNS "name, hash, created_at_ms, revoked_at_ms, last_used_at_ms"
+#define LLMBOX_KEY_COLUMNS "name, hash, created_at_ms, revoked_at_ms, last_used_at_ms, admin"
 #define LLMBOX_JOIN_TOKEN_COLUMNS "hash, name, created_at_ms, expires_at_ms, used_at_ms"
 #define LLMBOX_SPOKE_COLUMNS                                                            \
   "name, advertise_address, cert_sha256, not_after_ms, labels, version, joined_at_ms, " \
@@ -157,7 +168,7 @@ std::string Quoted(std::string_view text) {
   return db;
 }
 
-// Binds ?1..?16 in LLMBOX_BOX_COLUMNS order and ?17 to the box key.
+// Binds ?1..?17 in LLMBOX_BOX_COLUMNS order and ?18 to the box key.
 [[nodiscard]] absl::Status BindBox(Statement& s, const BoxRecord& box) {
   LLMBOX_RETURN_IF_ERROR(s.Bind(1, box.box_id));
   LLMBOX_RETURN_IF_ERROR(s.Bind(2, box.spoke));
@@ -179,7 +190,8 @@ std::string Quoted(std::string_view text) {
   LLMBOX_RETURN_IF_ERROR(s.Bind(14, box.updated_at_ms));
   LLMBOX_RETURN_IF_ERROR(s.Bind(15, static_cast<std::int64_t>(box.activation_attempts)));
   LLMBOX_RETURN_IF_ERROR(s.Bind(16, box.activation_owner));
-  return s.Bind(17, BoxKey(box.box_id));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(17, box.owner));
+  return s.Bind(18, BoxKey(box.box_id));
 }
 
 [[nodiscard]] absl::StatusOr<BoxRecord> ReadBox(const Statement& s) {
@@ -208,6 +220,7 @@ std::string Quoted(std::string_view text) {
   box.updated_at_ms = s.ColumnInt64(13);
   box.activation_attempts = static_cast<std::uint32_t>(s.ColumnInt64(14));
   box.activation_owner = s.ColumnText(15);
+  box.owner = s.ColumnText(16);
   return box;
 }
 
@@ -218,6 +231,7 @@ ApiKeyRecord ReadApiKey(const Statement& s) {
   key.created_at_ms = s.ColumnInt64(2);
   key.revoked_at_ms = s.ColumnOptionalInt64(3);
   key.last_used_at_ms = s.ColumnOptionalInt64(4);
+  key.admin = s.ColumnInt64(5) != 0;
   return key;
 }
 
@@ -469,7 +483,8 @@ absl::Status SqliteStore::InsertBox(const BoxRecord& box) {
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s,
         db.Prepare("INSERT INTO boxes (" LLMBOX_BOX_COLUMNS ", box_key) VALUES "
-                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"));
+                   "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+                   "?18)"));
     LLMBOX_RETURN_IF_ERROR(BindBox(s, box));
     absl::Status status = s.Run();
     if (absl::IsAlreadyExists(status)) return BoxConflict(db, box, /*inserting=*/true, status);
@@ -481,12 +496,13 @@ absl::Status SqliteStore::UpdateBox(const BoxRecord& box) {
   return Write("update box", box.box_id, [&](Db& db) -> absl::Status {
     // ?1 (box_id) is bound but unused: the creator's spelling of the id stays. So is ?16: the
     // activation owner changes only through ClaimBox, so a read-modify-write cannot undo it.
+    // And ?17: a box never changes hands.
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s, db.Prepare("UPDATE boxes SET spoke = ?2, container_id = ?3, image = ?4, "
                                 "description = ?5, phase = ?6, session_url = ?7, last_error = ?8, "
                                 "authorize_url = ?9, token_hash = ?10, created_by = ?11, "
                                 "created_at_ms = ?12, expires_at_ms = ?13, updated_at_ms = ?14, "
-                                "activation_attempts = ?15 WHERE box_key = ?17"));
+                                "activation_attempts = ?15 WHERE box_key = ?18"));
     LLMBOX_RETURN_IF_ERROR(BindBox(s, box));
     absl::Status status = s.Run();
     if (absl::IsAlreadyExists(status)) return BoxConflict(db, box, /*inserting=*/false, status);
@@ -527,20 +543,27 @@ absl::StatusOr<BoxRecord> SqliteStore::GetBoxByTokenHash(std::string_view hash) 
 
 absl::StatusOr<std::vector<BoxRecord>> SqliteStore::ListBoxes(const BoxFilter& filter) {
   // One literal per filter combination, so each is a plain indexed query with its own
-  // cached statement (an "?1 IS NULL OR phase = ?1" form would defeat the indexes).
-  const char* sql = LLMBOX_SELECT_BOXES LLMBOX_BOX_ORDER;
-  if (filter.phase.has_value() && filter.spoke.has_value()) {
-    sql = LLMBOX_SELECT_BOXES " WHERE phase = ?1 AND spoke = ?2" LLMBOX_BOX_ORDER;
-  } else if (filter.phase.has_value()) {
-    sql = LLMBOX_SELECT_BOXES " WHERE phase = ?1" LLMBOX_BOX_ORDER;
-  } else if (filter.spoke.has_value()) {
-    sql = LLMBOX_SELECT_BOXES " WHERE spoke = ?2" LLMBOX_BOX_ORDER;
-  }
+  // cached statement (an "?1 IS NULL OR phase = ?1" form would defeat the indexes). An owner
+  // comes first: boxes_by_owner then reads that owner's rows only, already in list order.
+  static constexpr const char* kQueries[8] = {
+      LLMBOX_SELECT_BOXES LLMBOX_BOX_ORDER,
+      LLMBOX_SELECT_BOXES " WHERE phase = ?1" LLMBOX_BOX_ORDER,
+      LLMBOX_SELECT_BOXES " WHERE spoke = ?2" LLMBOX_BOX_ORDER,
+      LLMBOX_SELECT_BOXES " WHERE phase = ?1 AND spoke = ?2" LLMBOX_BOX_ORDER,
+      LLMBOX_SELECT_BOXES " WHERE owner = ?3" LLMBOX_BOX_ORDER,
+      LLMBOX_SELECT_BOXES " WHERE owner = ?3 AND phase = ?1" LLMBOX_BOX_ORDER,
+      LLMBOX_SELECT_BOXES " WHERE owner = ?3 AND spoke = ?2" LLMBOX_BOX_ORDER,
+      LLMBOX_SELECT_BOXES " WHERE owner = ?3 AND phase = ?1 AND spoke = ?2" LLMBOX_BOX_ORDER,
+  };
+  const char* sql =
+      kQueries[(filter.phase.has_value() ? 1 : 0) | (filter.spoke.has_value() ? 2 : 0) |
+               (filter.owner.has_value() ? 4 : 0)];
   std::vector<BoxRecord> boxes;
   LLMBOX_RETURN_IF_ERROR(Read("list boxes", "", [&](Db& db) -> absl::Status {
     LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare(sql));
     if (filter.phase.has_value()) LLMBOX_RETURN_IF_ERROR(s.Bind(1, PhaseName(*filter.phase)));
     if (filter.spoke.has_value()) LLMBOX_RETURN_IF_ERROR(s.Bind(2, *filter.spoke));
+    if (filter.owner.has_value()) LLMBOX_RETURN_IF_ERROR(s.Bind(3, *filter.owner));
     while (true) {
       LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
       if (!row) return absl::OkStatus();
@@ -626,12 +649,13 @@ absl::StatusOr<DestroyedBox> SqliteStore::FindDestroyedBox(std::string_view hash
 absl::Status SqliteStore::InsertApiKey(const ApiKeyRecord& key) {
   return Write("insert API key", key.name, [&](Db& db) -> absl::Status {
     LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare("INSERT INTO api_keys (" LLMBOX_KEY_COLUMNS
-                                                    ") VALUES (?1, ?2, ?3, ?4, ?5)"));
+                                                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
     LLMBOX_RETURN_IF_ERROR(s.Bind(1, key.name));
     LLMBOX_RETURN_IF_ERROR(s.Bind(2, key.hash));
     LLMBOX_RETURN_IF_ERROR(s.Bind(3, key.created_at_ms));
     LLMBOX_RETURN_IF_ERROR(s.Bind(4, key.revoked_at_ms));
     LLMBOX_RETURN_IF_ERROR(s.Bind(5, key.last_used_at_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(6, static_cast<std::int64_t>(key.admin ? 1 : 0)));
     absl::Status status = s.Run();
     if (!absl::IsAlreadyExists(status)) return status;
     LLMBOX_ASSIGN_OR_RETURN(std::optional<std::string> same_name,

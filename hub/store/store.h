@@ -45,7 +45,11 @@ struct BoxRecord {
   std::string last_error;     // the latest failure, human-readable
   std::string authorize_url;  // secret-ish: server-side only, never in MCP output
   std::string token_hash;     // lowercase hex SHA-256 of the activation token; unique
-  std::string created_by;     // API key name, or "" when auth is off
+  std::string created_by;     // the creator's display name (API key name), "" when auth is off
+  // The id of the principal the box belongs to (auth::Principal::id(): "key:alice",
+  // "anonymous"); only it, and admins, see and act on the box. Set at insert; UpdateBox
+  // leaves it alone.
+  std::string owner;
   std::int64_t created_at_ms = 0;
   std::int64_t expires_at_ms = 0;  // activation deadline (0: none)
   std::int64_t updated_at_ms = 0;
@@ -65,6 +69,7 @@ inline constexpr std::int64_t kDestroyedRetentionMs = 30LL * 24 * 3600 * 1000;
 struct BoxFilter {
   std::optional<Phase> phase;
   std::optional<std::string> spoke;
+  std::optional<std::string> owner;  // a principal id: only its boxes (filtered by an index)
 };
 
 struct ApiKeyRecord {
@@ -73,6 +78,7 @@ struct ApiKeyRecord {
   std::int64_t created_at_ms = 0;
   std::optional<std::int64_t> revoked_at_ms;
   std::optional<std::int64_t> last_used_at_ms;
+  bool admin = false;  // the admin role (apikey create --admin): acts on every box
 };
 
 struct JoinTokenRecord {
@@ -107,7 +113,7 @@ class Store {
   [[nodiscard]] virtual absl::Status UpdateBox(const BoxRecord& box) = 0;
   [[nodiscard]] virtual absl::StatusOr<BoxRecord> GetBox(std::string_view box_id) = 0;
   [[nodiscard]] virtual absl::StatusOr<BoxRecord> GetBoxByTokenHash(std::string_view hash) = 0;
-  // Ordered by created_at, then box id.
+  // Ordered by created_at, then box id. With filter.owner, only that owner's rows are read.
   [[nodiscard]] virtual absl::StatusOr<std::vector<BoxRecord>> ListBoxes(
       const BoxFilter& filter) = 0;
   // NotFound when absent.

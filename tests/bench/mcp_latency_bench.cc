@@ -258,6 +258,7 @@ local_spoke:
                          .session_url = "https://claude.ai/code/session_bench" + std::to_string(i),
                          .token_hash = common::Sha256Hex("token" + std::to_string(i)),
                          .created_by = "bench",
+                         .owner = "key:bench",
                          .created_at_ms = now_ms + i,
                          .updated_at_ms = now_ms + i});
     if (!st.ok()) Die(std::string(st.message()));

@@ -71,7 +71,7 @@ TEST_CASE("the MCP SDK client takes a real box through create, get, logs, exec a
         {LLMBOX_HUB_BIN, "apikey", "list", "--config", (dir.path / "hub.yaml").string()},
         dir.path / "keys.log");
     REQUIRE(list_keys.Wait(30s) == 0);
-    CHECK(std::regex_search(list_keys.Log(), std::regex("e2e +[0-9T:-]+Z +revoked ")));
+    CHECK(std::regex_search(list_keys.Log(), std::regex("e2e +user +[0-9T:-]+Z +revoked ")));
     CHECK(list_keys.Log().find(key) == std::string::npos);
     const auto refused = McpCall(again.url, key, "list_llmboxes", nlohmann::json::object(),
                                  dir.path / "refused.log");

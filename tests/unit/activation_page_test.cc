@@ -443,7 +443,7 @@ TEST_CASE("a destroyed box's link says so; an expired one is a plain 404 that sa
   Fixture f;
   const std::string token = f.Create("demo");
   SECTION("destroyed") {
-    REQUIRE(f.registry->Destroy("demo").ok());
+    REQUIRE(f.registry->Destroy(auth::Principal::Anonymous(), "demo").ok());
     auto got = f.Call("GET", "/auth/" + token);
     CHECK(got.status == 410);
     CHECK(Has(got.body, "data-state=\"destroyed\""));

@@ -47,19 +47,40 @@ struct Fixture {
   std::unique_ptr<ApiKeyAuthenticator> auth;
 };
 
-TEST_CASE("a live key authenticates as its name", "[api-key-auth]") {
+TEST_CASE("a live key authenticates as the principal of its name, without the admin role",
+          "[api-key-auth]") {
   Fixture f;
-  auto name = f.auth->Authenticate("Bearer " + std::string(kKey));
-  REQUIRE(name.ok());
-  CHECK(*name == "laptop");
+  auto principal = f.auth->Authenticate("Bearer " + std::string(kKey));
+  REQUIRE(principal.ok());
+  CHECK(principal->kind() == PrincipalKind::kApiKey);
+  CHECK(principal->id() == "key:laptop");
+  CHECK(principal->display_name() == "laptop");
+  CHECK_FALSE(principal->IsAdmin());
+  CHECK(principal->verified_email().empty());
+}
+
+TEST_CASE("a key made with the admin flag authenticates as an admin", "[api-key-auth]") {
+  Fixture f;
+  constexpr char kAdminKey[] = "llmbox_admin-key-0123456789";
+  REQUIRE(f.store
+              ->InsertApiKey({.name = "operator",
+                              .hash = common::Sha256Hex(kAdminKey),
+                              .created_at_ms = 1000,
+                              .admin = true})
+              .ok());
+  auto principal = f.auth->Authenticate("Bearer " + std::string(kAdminKey));
+  REQUIRE(principal.ok());
+  CHECK(principal->id() == "key:operator");
+  CHECK(principal->IsAdmin());
+  CHECK(principal->HasRole(Role::kAdmin));
 }
 
 TEST_CASE("the Bearer scheme is matched case-insensitively", "[api-key-auth]") {
   Fixture f;
   for (const std::string scheme : {"bearer ", "BEARER ", "bEaReR "}) {
-    auto name = f.auth->Authenticate(scheme + kKey);
-    REQUIRE(name.ok());
-    CHECK(*name == "laptop");
+    auto principal = f.auth->Authenticate(scheme + kKey);
+    REQUIRE(principal.ok());
+    CHECK(principal->display_name() == "laptop");
   }
 }
 

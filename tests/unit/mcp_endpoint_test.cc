@@ -48,7 +48,7 @@ class TestTools final : public ToolSet {
              .destructive = true}};
   }
   ToolResult Call(std::string_view name, const json& arguments, CallContext& context) override {
-    last_principal = context.principal();
+    last_principal = context.principal().id();
     if (name == "echo") {
       context.Progress(1, 2, "half");
       context.Progress(1, 2, "not increasing: dropped");
@@ -325,13 +325,21 @@ TEST_CASE("Host and Origin are checked against the configured lists", "[mcp]") {
         std::string::npos);
 }
 
+TEST_CASE("with authentication off, every call runs as the anonymous principal", "[mcp]") {
+  Fixture f;
+  auto answer = f.Post(Request(1, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "x"}}}}),
+                       {{"authorization", "Bearer anything"}, {"accept", "application/json"}});
+  CHECK(answer->status == 200);
+  CHECK(f.tools.last_principal == "anonymous");
+}
+
 TEST_CASE("with authentication on, a missing or wrong key gets 401 and a challenge", "[mcp]") {
-  Fixture f(
-      {.authenticate = [](std::optional<std::string_view> header) -> absl::StatusOr<std::string> {
-        if (!header) return absl::UnauthenticatedError("an API key is required");
-        if (*header == "Bearer good") return std::string("alice");
-        return absl::UnauthenticatedError("this API key is unknown or revoked");
-      }});
+  Fixture f({.authenticate =
+                 [](std::optional<std::string_view> header) -> absl::StatusOr<auth::Principal> {
+    if (!header) return absl::UnauthenticatedError("an API key is required");
+    if (*header == "Bearer good") return auth::Principal::ApiKey("alice", false);
+    return absl::UnauthenticatedError("this API key is unknown or revoked");
+  }});
   auto missing = f.Post(Request(1, "ping"));
   CHECK(missing->status == 401);
   CHECK(missing->Header("WWW-Authenticate").rfind("Bearer", 0) == 0);
@@ -341,12 +349,12 @@ TEST_CASE("with authentication on, a missing or wrong key gets 401 and a challen
   auto good = f.Post(Request(1, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "x"}}}}),
                      {{"authorization", "Bearer good"}, {"accept", "application/json"}});
   CHECK(good->status == 200);
-  CHECK(f.tools.last_principal == "alice");
+  CHECK(f.tools.last_principal == "key:alice");
   // A session made by alice is not valid for another caller.
-  Fixture g(
-      {.authenticate = [](std::optional<std::string_view> header) -> absl::StatusOr<std::string> {
-        return std::string(header && *header == "Bearer good" ? "alice" : "bob");
-      }});
+  Fixture g({.authenticate =
+                 [](std::optional<std::string_view> header) -> absl::StatusOr<auth::Principal> {
+    return auth::Principal::ApiKey(header && *header == "Bearer good" ? "alice" : "bob", false);
+  }});
   auto init = g.Post(Request(1, "initialize"), {{"authorization", "Bearer good"}});
   const std::string session = init->Header("Mcp-Session-Id");
   CHECK(g.Post(Request(2, "ping"), {{"authorization", "Bearer good"}, {"mcp-session-id", session}})

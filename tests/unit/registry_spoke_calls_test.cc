@@ -20,6 +20,8 @@ namespace {
 using namespace std::chrono_literals;
 using Timeouts = std::vector<std::chrono::milliseconds>;
 
+const auth::Principal kAlice = auth::Principal::ApiKey("alice", /*admin=*/false);
+
 RegistryOptions Options() {
   return {.public_url = "https://hub.example.com",
           .create_timeout = 100s,
@@ -42,7 +44,7 @@ struct Fixture {
 
   // Creates a box; returns its activation token.
   std::string Create(const std::string& id) {
-    auto created = registry->Create({.box_id = id, .created_by = "alice"}, nullptr);
+    auto created = registry->Create({.box_id = id, .owner = kAlice}, nullptr);
     REQUIRE(created.ok());
     return created->auth_url.substr(created->auth_url.rfind('/') + 1);
   }
@@ -80,7 +82,7 @@ TEST_CASE("destroy, logs and reconcile ask the spoke within call_timeout", "[reg
   Fixture f;
   f.Create("demo");
   f.spoke->logs = {.logs = "hello\n", .truncated = true};
-  auto logs = f.registry->Logs("demo", std::nullopt);
+  auto logs = f.registry->Logs(kAlice, "demo", std::nullopt);
   REQUIRE(logs.ok());
   CHECK(logs->logs == "hello\n");
   CHECK(logs->truncated);
@@ -93,7 +95,7 @@ TEST_CASE("destroy, logs and reconcile ask the spoke within call_timeout", "[reg
   CHECK(f.registry->Reconcile().empty());
   CHECK(f.spoke->Timeouts("ListBoxes") == Timeouts{7s});
 
-  REQUIRE(f.registry->Destroy("demo").ok());
+  REQUIRE(f.registry->Destroy(kAlice, "demo").ok());
   CHECK(f.spoke->Timeouts("DestroyBox") == Timeouts{7s});
 }
 
@@ -106,14 +108,14 @@ TEST_CASE("an exec gives the spoke its limit and waits that long plus 15 s", "[r
                           .stdout_truncated = false,
                           .stderr_truncated = true,
                           .timed_out = true};
-  auto ran = f.registry->Exec("demo", {"ls", "-la"}, std::nullopt, nullptr);
+  auto ran = f.registry->Exec(kAlice, "demo", {"ls", "-la"}, std::nullopt, nullptr);
   REQUIRE(ran.ok());
   CHECK(ran->exit_code == 2);
   CHECK(ran->stdout_text == "out");
   CHECK(ran->stderr_text == "err");
   CHECK(ran->truncated);
   CHECK(ran->timed_out);
-  REQUIRE(f.registry->Exec("demo", {"true"}, 5s, nullptr).ok());
+  REQUIRE(f.registry->Exec(kAlice, "demo", {"true"}, 5s, nullptr).ok());
   CHECK(f.spoke->Timeouts("Exec") == Timeouts{35s, 20s});
   REQUIRE(f.spoke->execs.size() == 2);
   CHECK(f.spoke->execs[0].argv == std::vector<std::string>{"ls", "-la"});
@@ -125,7 +127,7 @@ TEST_CASE("an exec gives the spoke its limit and waits that long plus 15 s", "[r
 TEST_CASE("an exec the client cancels ends Cancelled in the registry's words", "[registry]") {
   Fixture f;
   f.Create("demo");
-  auto ran = f.registry->Exec("demo", {"sleep", "60"}, std::nullopt,
+  auto ran = f.registry->Exec(kAlice, "demo", {"sleep", "60"}, std::nullopt,
                               [](std::function<void()> cancel) { cancel(); });
   CHECK(absl::IsCancelled(ran.status()));
   CHECK(ran.status().message() == "exec cancelled by the client");
@@ -160,7 +162,7 @@ TEST_CASE("a spoke that cannot be reached is named in the error and keeps its wo
   CHECK(record->phase == store::Phase::kPending);
   CHECK(record->last_error == "spoke \"local\" cannot be reached: connection refused");
   f.spoke->logs_status = absl::NotFoundError("no box \"demo\" on this spoke");
-  auto logs = f.registry->Logs("demo", 10);
+  auto logs = f.registry->Logs(kAlice, "demo", 10);
   CHECK(absl::IsNotFound(logs.status()));
   CHECK(logs.status().message() == "no box \"demo\" on this spoke");
 }

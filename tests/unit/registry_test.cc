@@ -18,6 +18,8 @@ namespace {
 
 using store::Phase;
 
+const auth::Principal kAlice = auth::Principal::ApiKey("alice", /*admin=*/false);
+
 struct Fixture {
   Fixture() : dir("registry") {
     auto opened = store::SqliteStore::Open((dir.path() / "hub.db").string());
@@ -29,7 +31,7 @@ struct Fixture {
   }
 
   CreatedBox Create(const std::string& id) {
-    auto created = registry->Create({.box_id = id, .created_by = "alice"}, nullptr);
+    auto created = registry->Create({.box_id = id, .owner = kAlice}, nullptr);
     REQUIRE(created.ok());
     return *created;
   }
@@ -162,16 +164,16 @@ TEST_CASE("destroy keeps the record when the spoke fails, forgets it when the bo
   Fixture f;
   f.Create("keep");
   f.spoke.destroy_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "down");
-  CHECK(absl::IsUnavailable(f.registry->Destroy("keep")));
+  CHECK(absl::IsUnavailable(f.registry->Destroy(kAlice, "keep")));
   CHECK(f.db->GetBox("keep").ok());
   f.spoke.destroy_status = grpc::Status::OK;
   {
     std::lock_guard lock(f.spoke.mu);
     f.spoke.boxes.erase("keep");  // the box vanished behind the hub's back
   }
-  CHECK(f.registry->Destroy("keep").ok());
+  CHECK(f.registry->Destroy(kAlice, "keep").ok());
   CHECK(absl::IsNotFound(f.db->GetBox("keep").status()));
-  CHECK(absl::IsNotFound(f.registry->Destroy("keep")));
+  CHECK(absl::IsNotFound(f.registry->Destroy(kAlice, "keep")));
 }
 
 TEST_CASE("reconcile marks vanished boxes gone, takes the spoke's phase, reports strangers",
@@ -188,11 +190,11 @@ TEST_CASE("reconcile marks vanished boxes gone, takes the spoke's phase, reports
   }
   const auto unknown = f.registry->Reconcile();
   CHECK(unknown == std::vector<std::string>{"local/stranger"});
-  auto vanished = f.registry->Get("vanished");
+  auto vanished = f.registry->Get(kAlice, "vanished");
   REQUIRE(vanished.ok());
   CHECK(vanished->phase == Phase::kGone);
   CHECK(vanished->last_error.find("no longer on spoke local") != std::string::npos);
-  auto activated = f.registry->Get("activated");
+  auto activated = f.registry->Get(kAlice, "activated");
   REQUIRE(activated.ok());
   CHECK(activated->phase == Phase::kReady);
   CHECK(activated->session_url == "https://claude.ai/code/session_1");
@@ -280,10 +282,10 @@ class NoContext final : public mcp::CallContext {
   void Progress(double, std::optional<double>, std::string_view) override {}
   bool Cancelled() const override { return false; }
   void OnCancel(std::function<void()>) override {}
-  const std::string& principal() const override { return name_; }
+  const auth::Principal& principal() const override { return principal_; }
 
  private:
-  std::string name_ = "alice";
+  auth::Principal principal_ = kAlice;
 };
 
 TEST_CASE("the box tools show a box's facts but never its token, hash or authorize URL",
@@ -300,7 +302,8 @@ TEST_CASE("the box tools show a box's facts but never its token, hash or authori
   CHECK(shown["status"] == "pending");
   CHECK(shown["spoke"] == "local");
   CHECK(shown["container_id"] == "c0ffeeshown");
-  CHECK(shown["created_by"] == "alice");
+  CHECK(!shown.contains("owner"));  // alice sees her own boxes only
+  CHECK(!shown.contains("created_by"));
   CHECK(shown.contains("expires_at"));
   auto list = tools.Call("list_llmboxes", nlohmann::json::object(), context);
   REQUIRE(!list.is_error);

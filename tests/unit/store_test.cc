@@ -45,6 +45,7 @@ BoxRecord FullBox(const std::string& id, std::int64_t created_at_ms = 1000) {
   box.authorize_url = "https://claude.ai/oauth/authorize?state=" + id;
   box.token_hash = Sha256Hex("token-" + id);
   box.created_by = "alice";
+  box.owner = "key:alice";
   box.created_at_ms = created_at_ms;
   box.expires_at_ms = created_at_ms + 600'000;
   box.updated_at_ms = created_at_ms + 5;
@@ -65,6 +66,7 @@ void RequireSameBox(const BoxRecord& a, const BoxRecord& b) {
   CHECK(a.authorize_url == b.authorize_url);
   CHECK(a.token_hash == b.token_hash);
   CHECK(a.created_by == b.created_by);
+  CHECK(a.owner == b.owner);
   CHECK(a.created_at_ms == b.created_at_ms);
   CHECK(a.expires_at_ms == b.expires_at_ms);
   CHECK(a.updated_at_ms == b.updated_at_ms);
