@@ -36,7 +36,7 @@ struct Hub {
     spokes.Add("local", cluster::MakeGrpcSpokeClient(spoke.Channel()), true);
     registry = std::make_unique<boxes::BoxRegistry>(
         *db, spokes, clock, boxes::RegistryOptions{.public_url = "https://hub.example.com"});
-    REQUIRE(registry->Create({.box_id = "b1", .created_by = "alice"}, nullptr).ok());
+    REQUIRE(registry->Create({.box_id = "b1"}, nullptr).ok());
     tools = std::make_unique<boxes::BoxTools>(*registry);
     endpoint = std::make_unique<mcp::McpEndpoint>(
         mcp::EndpointOptions{.session_key = std::string(32, 'k'),
