@@ -88,7 +88,14 @@ size_t Consume(std::string_view data, std::string* text, std::vector<std::string
       // OSC / DCS / SOS / PM / APC: a string ended by BEL (OSC only) or ESC backslash.
       size_t j = from;
       size_t end = std::string_view::npos, after = 0;
+      bool abandoned = false;
       for (; j < data.size(); ++j) {
+        // No string Claude prints spans a line: one left open ends there, so a stray
+        // introducer cannot hide what follows it.
+        if (data[j] == '\n') {
+          abandoned = true;
+          break;
+        }
         if (data[j] == kBel && kind == ']') {
           end = j;
           after = j + 1;
@@ -100,9 +107,13 @@ size_t Consume(std::string_view data, std::string* text, std::vector<std::string
           break;
         }
       }
+      if (abandoned) {
+        i += 2;  // the introducer is dropped; the rest is read as text
+        continue;
+      }
       if (end == std::string_view::npos) {
         if (data.size() - i > kMaxSequence) {
-          i = data.size();
+          i += kMaxSequence;  // garbage: dropped, and what follows is read
           continue;
         }
         // A final ESC may be the start of its terminator: look at it again.

@@ -307,6 +307,27 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("an escape string left open hides nothing after it", "[console]") {
+  // Ended by the line's end: the text after it is read, in one piece or chunk by chunk.
+  for (std::string_view start : {"\x1b]", "\x1b]8;;https://x", "\x1bP", "\x1b_"}) {
+    INFO(static_cast<int>(start[1]));
+    const std::string raw = "before" + std::string(start) + "junk\nafter the noise\n";
+    CHECK(StripTerminal(raw).find("after the noise\n") != std::string::npos);
+    CHECK(StripTerminal(raw).rfind("before", 0) == 0);
+    for (size_t chunk : {size_t{1}, size_t{3}}) {
+      ConsoleScanner scanner;
+      FeedAndAsk(scanner, raw, chunk);
+      CHECK(scanner.Text().find("after the noise\n") != std::string::npos);
+    }
+  }
+  // Longer than 16 KiB without a line break: only its first 16 KiB go.
+  const std::string raw = "before\x1bPjunk" + std::string(20000, 'x') + "after the noise";
+  const std::string text = StripTerminal(raw);
+  CHECK(text.rfind("before", 0) == 0);
+  CHECK(text.find("after the noise") != std::string::npos);
+  CHECK(text.size() == raw.size() - (16u << 10));
+}
+
 TEST_CASE("a 1 MiB line without a line break is no failure, and the line after it is",
           "[console]") {
   ConsoleScanner scanner;
