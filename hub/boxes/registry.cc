@@ -326,6 +326,25 @@ std::vector<SpokeStatus> BoxRegistry::Spokes() {
     }
     out.push_back(std::move(status));
   }
+  std::lock_guard lock(known_mu_);
+  known_.clear();
+  for (const SpokeStatus& status : out) known_[status.name] = status;
+  return out;
+}
+
+std::vector<SpokeStatus> BoxRegistry::KnownSpokes() const {
+  std::vector<SpokeStatus> out;
+  std::lock_guard lock(known_mu_);
+  for (const auto& entry : spokes_.List()) {
+    if (auto it = known_.find(entry.name); it != known_.end()) {
+      out.push_back(it->second);
+    } else {
+      out.push_back({.name = entry.name,
+                     .local = entry.local,
+                     .connected = false,
+                     .error = "not checked yet"});
+    }
+  }
   return out;
 }
 

@@ -152,7 +152,11 @@ class BoxRegistry {
       const auth::Principal& caller, std::string_view box_id, const std::vector<std::string>& argv,
       std::optional<std::chrono::seconds> timeout,
       const std::function<void(std::function<void()>)>& on_cancel);
+  // Asks every spoke for its health now (at most 3 s), and keeps the answers for KnownSpokes.
   std::vector<SpokeStatus> Spokes();
+  // The spokes as the last Spokes() found them, without a call: for /readyz, which must not
+  // wait on a spoke. A spoke not asked yet is not connected ("not checked yet").
+  std::vector<SpokeStatus> KnownSpokes() const;
   // The origin auth URLs are built on (set once the hub knows its bound port).
   void SetPublicUrl(std::string public_url);
 
@@ -203,9 +207,11 @@ class BoxRegistry {
   SpokeDirectory& spokes_;
   common::Clock& clock_;
   RegistryOptions options_;
-  mutable std::mutex options_mu_;     // guards options_.public_url
-  std::mutex submit_mu_;              // guards submitting_
-  std::set<std::string> submitting_;  // canonical ids of boxes with a code in flight
+  mutable std::mutex options_mu_;             // guards options_.public_url
+  mutable std::mutex known_mu_;               // guards known_
+  std::map<std::string, SpokeStatus> known_;  // the last Spokes(), by name
+  std::mutex submit_mu_;                      // guards submitting_
+  std::set<std::string> submitting_;          // canonical ids of boxes with a code in flight
 };
 
 }  // namespace llmbox::hub::boxes

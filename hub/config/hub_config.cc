@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <optional>
 
+#include "absl/strings/str_cat.h"
+
 #include "common/config.h"
 #include "common/files.h"
 #include "common/status.h"
@@ -58,6 +60,16 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_hosts", &c->allowed_hosts));
   LLMBOX_RETURN_IF_ERROR(m.Int("max_connections", &c->max_connections, 1, 100000));
   LLMBOX_RETURN_IF_ERROR(m.Int("worker_threads", &c->worker_threads, 2, 1024));
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_calls_per_caller", &c->max_calls_per_caller, 0, 1024));
+  if (c->max_calls_per_caller > c->worker_threads) {
+    return m.Error("max_calls_per_caller",
+                   absl::StrCat("must be at most worker_threads (", c->worker_threads, "), got ",
+                                c->max_calls_per_caller));
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Duration("spoke_health_interval", &c->spoke_health_interval));
+  if (c->spoke_health_interval < std::chrono::seconds(1)) {
+    return m.Error("spoke_health_interval", "must be at least 1s");
+  }
   LLMBOX_RETURN_IF_ERROR(m.Duration("idle_timeout", &c->idle_timeout));
   LLMBOX_RETURN_IF_ERROR(m.Duration("reconcile_interval", &c->reconcile_interval));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> tls, m.Map("tls"));

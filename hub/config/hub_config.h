@@ -56,6 +56,11 @@ struct HubConfig {
   std::string tls_key_file;
   int max_connections = 1024;
   int worker_threads = 32;
+  // Tool calls one caller may have running at once; 0: half the workers (so one caller with
+  // slow execs leaves the other half to everyone else).
+  int max_calls_per_caller = 0;
+  // How often the hub asks every spoke for its health; /readyz answers from the last answers.
+  std::chrono::milliseconds spoke_health_interval{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds reconcile_interval{30'000};
   ApiKeyMode api_keys = ApiKeyMode::kAuto;

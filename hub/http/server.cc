@@ -6,6 +6,7 @@
 // worker blocks until its bytes are written, which gives streams backpressure for free.
 #include "hub/http/server.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -245,6 +246,7 @@ class Server {
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::ssl::context> tls_;
   std::unique_ptr<asio::thread_pool> workers_;
+  std::unique_ptr<asio::thread_pool> priority_workers_;  // ServerOptions::priority_paths
   std::vector<std::thread> io_threads_;
 
   std::atomic<int> bound_port_{0};
@@ -717,11 +719,13 @@ absl::Status Server::LoadTls() {
 absl::Status Server::Start() {
   std::lock_guard state(state_mu_);
   if (started_) return absl::FailedPreconditionError("http: server already started");
-  if (options_.io_threads < 1 || options_.worker_threads < 1 || options_.max_connections < 1) {
+  if (options_.io_threads < 1 || options_.worker_threads < 1 || options_.max_connections < 1 ||
+      options_.priority_threads < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "http: io_threads, worker_threads and max_connections must be at least 1, "
-        "got ",
-        options_.io_threads, ", ", options_.worker_threads, ", ", options_.max_connections));
+        "http: io_threads, worker_threads, priority_threads and max_connections must be at "
+        "least 1, got ",
+        options_.io_threads, ", ", options_.worker_threads, ", ", options_.priority_threads, ", ",
+        options_.max_connections));
   }
   if (options_.port < 0 || options_.port > 65535) {
     return absl::InvalidArgumentError(
@@ -759,6 +763,7 @@ absl::Status Server::Start() {
   bound_port_ = acceptor_->local_endpoint(ec).port();
 
   workers_ = std::make_unique<asio::thread_pool>(options_.worker_threads);
+  priority_workers_ = std::make_unique<asio::thread_pool>(options_.priority_threads);
   work_.emplace(io_.get_executor());
   asio::co_spawn(acceptor_->get_executor(), AcceptLoop(), [](std::exception_ptr e) {
     if (!e) return;
@@ -838,7 +843,9 @@ void Server::ForEachConnection(Fn fn) {
 }
 
 void Server::Dispatch(Request request, std::shared_ptr<Responder> responder) {
-  asio::post(*workers_,
+  const auto& priority = options_.priority_paths;
+  const bool first = std::find(priority.begin(), priority.end(), request.path) != priority.end();
+  asio::post(first ? *priority_workers_ : *workers_,
              [this, request = std::move(request), responder = std::move(responder)]() mutable {
                try {
                  handler_(std::move(request), std::move(responder));
@@ -879,6 +886,7 @@ void Server::Stop(std::chrono::milliseconds grace) {
 
   // Handler calls still running see ClientGone and fail fast; they must return on their own.
   workers_->join();
+  priority_workers_->join();
   {
     std::unique_lock life(life_->mu);
     life_->alive = false;

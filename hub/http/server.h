@@ -79,6 +79,10 @@ struct ServerOptions {
   int port = 8080;                    // 0 picks a free port (see BoundPort)
   int io_threads = 2;
   int worker_threads = 32;  // handler pool; creates block a worker for seconds
+  // Exact paths whose handler calls run on a small pool of their own (health endpoints), so
+  // they answer even while every worker is busy. Their handlers must not block for long.
+  std::vector<std::string> priority_paths;
+  int priority_threads = 2;
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;
   int max_connections = 1024;  // beyond this, new connections are closed at once

@@ -383,8 +383,11 @@ class McpEndpoint::Impl {
   std::string SessionMac(std::string_view nonce, std::string_view issued,
                          const std::string& principal) const;
 
-  std::string CallKey(const std::string& session, const json& id) const {
-    return session + "\n" + Dump(id);
+  // A call is known by its caller, its session and its JSON-RPC id: an id (or a session-less
+  // call) of one principal can never name another principal's call.
+  std::string CallKey(const auth::Principal& caller, const std::string& session,
+                      const json& id) const {
+    return caller.id() + "\n" + session + "\n" + Dump(id);
   }
   // Writes a comment to every open stream each keepalive_interval (on the clock, so a fake
   // clock drives it in tests).
@@ -398,6 +401,7 @@ class McpEndpoint::Impl {
 
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<ActiveCall>> active_;  // by CallKey
+  std::map<std::string, int> running_;  // tool calls running, by principal id
   std::unordered_set<std::string> deleted_;
   std::deque<std::string> deleted_order_;
 
@@ -633,7 +637,7 @@ std::optional<json> McpEndpoint::Impl::DispatchOther(Exchange& ex, const Message
       std::shared_ptr<ActiveCall> call;
       {
         std::lock_guard lock(mu_);
-        auto it = active_.find(CallKey(ex.session_id, message.params["requestId"]));
+        auto it = active_.find(CallKey(ex.principal, ex.session_id, message.params["requestId"]));
         if (it != active_.end()) call = it->second;
       }
       if (call) call->Cancel();
@@ -698,9 +702,20 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
   for (auto& header : ex.cors) headers.push_back(header);
   auto call = std::make_shared<ActiveCall>(may_stream ? ex.responder : nullptr, std::move(headers),
                                            progress_token, ex.principal);
-  const std::string key = CallKey(ex.session_id, message.id);
+  const std::string key = CallKey(ex.principal, ex.session_id, message.id);
+  const std::string& caller = ex.principal.id();
   {
     std::lock_guard lock(mu_);
+    int& running = running_[caller];
+    if (options_.max_calls_per_principal > 0 && running >= options_.max_calls_per_principal) {
+      const int limit = options_.max_calls_per_principal;
+      return ToolResponse(
+          ToolResult::Error("you have " + std::to_string(limit) +
+                            " tool calls running, the limit per caller (max_calls_per_caller); "
+                            "wait for one to finish"),
+          message.id);
+    }
+    ++running;
     active_[key] = call;
   }
   ToolResult result;
@@ -714,6 +729,9 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
   {
     std::lock_guard lock(mu_);
     if (auto it = active_.find(key); it != active_.end() && it->second == call) active_.erase(it);
+    if (auto it = running_.find(caller); it != running_.end() && --it->second <= 0) {
+      running_.erase(it);
+    }
   }
   std::string response = ToolResponse(result, message.id);
   streamed = call->Finish(response);

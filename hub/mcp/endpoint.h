@@ -76,6 +76,10 @@ struct EndpointOptions {
   std::function<absl::StatusOr<auth::Principal>(std::optional<std::string_view>)> authenticate;
   // Sent with 401 answers.
   std::string www_authenticate = "Bearer realm=\"llmbox\"";
+  // Tool calls one principal may have running at once (0: no limit). Each holds one of the HTTP
+  // server's workers, so one caller with slow execs cannot hold them all: a call beyond the
+  // limit is a tool error that names it.
+  int max_calls_per_principal = 0;
 };
 
 class McpEndpoint {

@@ -47,11 +47,13 @@ void ServeHealth(http::Responder& out) {
 }
 
 // Ready when every local spoke is connected (a remote spoke that is down does not make the
-// hub unready); the body names each spoke's state.
-void ServeReady(boxes::BoxRegistry& registry, http::Responder& out) {
+// hub unready); the body names each spoke's state. From the spokes' last known health (asked
+// every spoke_health_interval), never a call: /readyz must answer while spokes or workers are
+// slow.
+void ServeReady(const boxes::BoxRegistry& registry, http::Responder& out) {
   bool ready = true;
   std::string body;
-  for (const auto& spoke : registry.Spokes()) {
+  for (const auto& spoke : registry.KnownSpokes()) {
     ready = ready && (spoke.connected || !spoke.local);
     body += spoke.name + ": " + (spoke.connected ? "ok" : "down: " + spoke.error) + "\n";
   }
@@ -89,6 +91,7 @@ struct HubServer::State {
   std::optional<common::RunningGrpcServer> cluster_server;
   std::unique_ptr<boxes::BoxRegistry> registry;
   std::unique_ptr<common::PeriodicTask> reconcile;
+  std::unique_ptr<common::PeriodicTask> spoke_health;  // keeps KnownSpokes() fresh
   std::unique_ptr<boxes::BoxTools> tools;
   // Sign-in gating of the activation page, when activation.oidc is configured.
   std::unique_ptr<activation::CurlHttpFetcher> oidc_http;
@@ -159,6 +162,10 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
         s.registry->Reconcile();
       });
   s.reconcile->Start();
+  (void)s.registry->Spokes();  // the first known health, before /readyz is served
+  s.spoke_health = std::make_unique<common::PeriodicTask>(clock, config.spoke_health_interval,
+                                                          [&s] { (void)s.registry->Spokes(); });
+  s.spoke_health->Start();
 
   s.tools = std::make_unique<boxes::BoxTools>(*s.registry);
   if (config.activation_oidc) {
@@ -215,6 +222,7 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
       http::ServerOptions{.address = config.listen_host,
                           .port = config.listen_port,
                           .worker_threads = config.worker_threads,
+                          .priority_paths = {"/healthz", "/readyz"},
                           .max_connections = config.max_connections,
                           .idle_timeout = config.idle_timeout,
                           .error_response = mcp::McpEndpoint::HttpError,
@@ -228,9 +236,13 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
   }
   s.registry->SetPublicUrl(s.config.public_url);
 
-  mcp::EndpointOptions mcp_options{.server_version = common::kVersion,
-                                   .instructions = kInstructions,
-                                   .session_key = s.session_key};
+  mcp::EndpointOptions mcp_options{
+      .server_version = common::kVersion,
+      .instructions = kInstructions,
+      .session_key = s.session_key,
+      .max_calls_per_principal = config.max_calls_per_caller > 0
+                                     ? config.max_calls_per_caller
+                                     : std::max(1, config.worker_threads / 2)};
   http::HostPolicy hosts = http::HostPolicyFor(s.config);
   mcp_options.allowed_hosts = std::move(hosts.hosts);
   mcp_options.allowed_origins = std::move(hosts.origins);

@@ -33,19 +33,6 @@ using nlohmann::json;
 constexpr size_t kCap = 64u << 10;
 constexpr size_t kBound = 8 * kCap;
 
-// The structuredContent of a successful call (`RESULT <json>` in the client's log). The
-// SDK client parsed the hub's answer as JSON already; this parses the client's re-encoding.
-json ResultOf(const CallResult& call) {
-  INFO(call.log.substr(0, 4096));
-  REQUIRE(call.exit_code == 0);
-  const size_t at = call.log.rfind("RESULT ");
-  REQUIRE(at != std::string::npos);
-  const size_t end = call.log.find('\n', at);
-  json result;
-  REQUIRE_NOTHROW(result = json::parse(call.log.substr(at + 7, end - at - 7)));
-  return result;
-}
-
 // The hub process is alive and serving: /healthz answers 200 and a tool call succeeds.
 void CheckHubServes(HubProcess& hub, const fs::path& dir, const std::string& step) {
   INFO("after " << step);

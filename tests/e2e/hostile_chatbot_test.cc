@@ -141,7 +141,7 @@ bool AllRunning(const std::string& processes) {
 
 // structuredContent of one tool call's `RESULT <json>` line (an empty object when there is
 // none).
-json ResultOf(const CallResult& call) {
+json ResultOrEmpty(const CallResult& call) {
   const size_t at = call.log.rfind("RESULT ");
   if (at == std::string::npos) return json::object();
   const size_t end = call.log.find('\n', at);
@@ -331,7 +331,7 @@ TEST_CASE(
   const auto created = McpCall(url, "", "create_llmbox", {{"box_id", box_id}}, dir / "create.log");
   INFO(created.log);
   REQUIRE(created.exit_code == 0);
-  REQUIRE(ResultOf(created).value("status", "") == "pending");
+  REQUIRE(ResultOrEmpty(created).value("status", "") == "pending");
 
   // What a signed-in box holds, planted as the box's own identity (root in its container):
   // a credentials file and a long-lived process with a token in its environment. A different
@@ -427,7 +427,7 @@ TEST_CASE(
   CHECK(holder_after == holder_before);
   const auto got = McpCall(url, "", "get_llmbox", {{"box_id", box_id}}, dir / "get.log");
   INFO(got.log);
-  CHECK(ResultOf(got).value("status", "") == "pending");
+  CHECK(ResultOrEmpty(got).value("status", "") == "pending");
   CHECK(ContainerRunning(engine, container));
 
   // The workspace is shared both ways: what the exec user writes, Claude's identity (its
@@ -440,7 +440,7 @@ TEST_CASE(
                                       "ls -ln /workspace/hostile-from-exec.txt"}}},
                                    dir / "exec-writes.log");
   INFO(exec_writes.log);
-  CHECK(ResultOf(exec_writes).value("exit_code", -1) == 0);
+  CHECK(ResultOrEmpty(exec_writes).value("exit_code", -1) == 0);
   // Claude's identity (defaults: root, umask 0022, when its login is gone).
   std::string uid = "0", gid = "0", umask = "0022";
   if (const std::string pid = login_after.substr(0, login_after.find(' '));
@@ -479,7 +479,7 @@ TEST_CASE(
                  "/workspace/hostile-from-exec.txt /workspace/hostile-from-box.txt"}}},
               dir / "exec-reads.log");
   INFO(exec_reads.log);
-  const json read_back = ResultOf(exec_reads);
+  const json read_back = ResultOrEmpty(exec_reads);
   CHECK(read_back.value("exit_code", -1) == 0);
   CHECK(read_back.value("stdout", "") == "from-exec\nbox-appended\nfrom-box\nexec-appended\n");
   DestroyAndStop(hub, box_id);
@@ -498,7 +498,7 @@ TEST_CASE(
   const auto created = McpCall(url, "", "create_llmbox", {{"box_id", box_id}}, dir / "create.log");
   INFO(created.log);
   REQUIRE(created.exit_code == 0);
-  const std::string activation_url = ResultOf(created).value("auth_url", "");
+  const std::string activation_url = ResultOrEmpty(created).value("auth_url", "");
   REQUIRE(!activation_url.empty());
 
   ChildProcess chatbot(

@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <random>
+#include <vector>
 
 #include <arpa/inet.h>
 #include <catch2/catch.hpp>
@@ -80,6 +82,48 @@ CallResult McpCall(const std::string& url, const std::string& key, const std::st
                     log);
   const int exit_code = call.Wait(std::chrono::seconds(180));
   return {exit_code, call.Log()};
+}
+
+nlohmann::json ResultOf(const CallResult& call) {
+  INFO(call.log.substr(0, 4096));
+  REQUIRE(call.exit_code == 0);
+  const size_t at = call.log.rfind("RESULT ");
+  REQUIRE(at != std::string::npos);
+  const size_t end = call.log.find('\n', at);
+  nlohmann::json result;
+  REQUIRE_NOTHROW(result = nlohmann::json::parse(
+                      call.log.substr(at + 7, end == std::string::npos ? end : end - at - 7)));
+  return result;
+}
+
+std::string ErrorOf(const CallResult& call) {
+  INFO(call.log.substr(0, 4096));
+  REQUIRE(call.exit_code == 1);
+  const size_t at = call.log.rfind("ERROR ");
+  REQUIRE(at != std::string::npos);
+  const size_t end = call.log.find('\n', at);
+  nlohmann::json content;
+  REQUIRE_NOTHROW(content = nlohmann::json::parse(
+                      call.log.substr(at + 6, end == std::string::npos ? end : end - at - 6)));
+  REQUIRE(content.size() == 1);
+  return content[0]["text"].get<std::string>();
+}
+
+std::string CreateKey(const HubDir& dir, const std::string& name, bool admin) {
+  std::vector<std::string> argv = {LLMBOX_HUB_BIN, "apikey", "create", "--name", name};
+  if (admin) argv.push_back("--admin");
+  argv.push_back("--config");
+  argv.push_back((dir.path / "hub.yaml").string());
+  ChildProcess create(argv, dir.path / ("apikey-" + name + ".log"));
+  REQUIRE(create.Wait(std::chrono::seconds(30)) == 0);
+  return create.WaitForLog("(llmbox_[A-Za-z0-9_-]{40,})");
+}
+
+int HttpStatusOfGet(const std::string& url, const fs::path& log) {
+  ChildProcess get({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", url},
+                   log);
+  if (get.Wait(std::chrono::seconds(30)) != 0) return 0;
+  return std::atoi(get.Log().c_str());
 }
 
 }  // namespace llmbox::testing

@@ -60,4 +60,16 @@ struct CallResult {
 CallResult McpCall(const std::string& url, const std::string& key, const std::string& tool,
                    const nlohmann::json& arguments, const std::filesystem::path& log);
 
+// The structured result of a successful call (fails the test otherwise).
+nlohmann::json ResultOf(const CallResult& call);
+// The text of an error result (exit code 1: the call connected and the tool refused).
+std::string ErrorOf(const CallResult& call);
+
+// `llmbox-hub apikey create --name <name> [--admin]` against the hub.yaml in `dir`: the key it
+// prints.
+std::string CreateKey(const HubDir& dir, const std::string& name, bool admin);
+
+// The HTTP status of a GET of `url` (curl, 10 s at most); 0 when none came.
+int HttpStatusOfGet(const std::string& url, const std::filesystem::path& log);
+
 }  // namespace llmbox::testing

@@ -35,6 +35,8 @@ TEST_CASE("an empty hub config is a loopback hub with its local spoke", "[hub-co
   CHECK(config->max_attempts_per_address == 30);
   CHECK(config->attempt_window == 15min);
   CHECK(config->form_ttl == 30min);
+  CHECK(config->max_calls_per_caller == 0);  // half the workers
+  CHECK(config->spoke_health_interval == 10s);
 }
 
 TEST_CASE("the hub, auth and activation sections set what they say", "[hub-config]") {
@@ -43,6 +45,9 @@ TEST_CASE("the hub, auth and activation sections set what they say", "[hub-confi
       "  listen: 0.0.0.0:443\n"
       "  public_url: https://hub.example.com\n"
       "  state_dir: state\n"
+      "  worker_threads: 16\n"
+      "  max_calls_per_caller: 4\n"
+      "  spoke_health_interval: 30s\n"
       "auth:\n"
       "  api_keys: auto\n"
       "activation:\n"
@@ -60,6 +65,9 @@ TEST_CASE("the hub, auth and activation sections set what they say", "[hub-confi
   CHECK(config->max_attempts_per_address == 100);
   CHECK(config->attempt_window == 1h);
   CHECK(config->form_ttl == 10min);
+  CHECK(config->worker_threads == 16);
+  CHECK(config->max_calls_per_caller == 4);
+  CHECK(config->spoke_health_interval == 30s);
 }
 
 TEST_CASE("bad hub configs are refused with the key path and the line", "[hub-config]") {
@@ -75,6 +83,10 @@ TEST_CASE("bad hub configs are refused with the key path and the line", "[hub-co
         "config: activation.attempt_window (line 2): must be at least 1s");
   CHECK(ErrorOf("activation:\n  form_ttl: 30s\n") ==
         "config: activation.form_ttl (line 2): must be at least 1m");
+  CHECK(ErrorOf("hub:\n  worker_threads: 4\n  max_calls_per_caller: 5\n") ==
+        "config: hub.max_calls_per_caller (line 3): must be at most worker_threads (4), got 5");
+  CHECK(ErrorOf("hub:\n  spoke_health_interval: 500ms\n") ==
+        "config: hub.spoke_health_interval (line 2): must be at least 1s");
   CHECK(ErrorOf("activation:\n  form_tll: 30m\n").find("activation.form_tll (line 2)") !=
         std::string::npos);
 }

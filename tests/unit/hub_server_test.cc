@@ -3,11 +3,15 @@
 // directory.
 #include "hub/server/hub_server.h"
 
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include <catch2/catch.hpp>
 #include <curl/curl.h>
 #include <sys/stat.h>
@@ -131,9 +135,62 @@ TEST_CASE("readiness names each spoke, and is 503 while the local spoke is down"
     std::lock_guard lock(hub.spoke.mu);
     hub.spoke.health_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "engine gone");
   }
+  // /readyz answers from the last known health, without calling the spoke...
+  const Reply still = Fetch(hub.url + "/readyz");
+  CHECK(still.status == 200);
+  // ...which the hub asks again every spoke_health_interval (10 s) on its clock. The health
+  // probe, the reconcile loop and the MCP keep-alive wait on the clock.
+  REQUIRE(hub.clock.WaitForWaiters(3));
+  hub.clock.Advance(std::chrono::seconds(10));
+  REQUIRE(hub.clock.WaitForWaiters(3));
   const Reply down = Fetch(hub.url + "/readyz");
   CHECK(down.status == 503);
   CHECK(down.body.starts_with("local: down: "));
+}
+
+TEST_CASE("the health endpoints answer while every worker is busy", "[hub-server]") {
+  Hub hub("  worker_threads: 2\n  max_calls_per_caller: 2\n");
+  hub.Start();
+  // Both workers are held by list_spokes calls whose spoke health calls do not answer.
+  std::mutex mu;
+  std::condition_variable cv;
+  int held = 0;
+  bool release = false;
+  {
+    std::lock_guard lock(hub.spoke.mu);
+    hub.spoke.on_health = [&] {
+      std::unique_lock lock(mu);
+      ++held;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+    };
+  }
+  std::vector<std::thread> slow;
+  // Whatever the checks find, the held calls end and the hub can stop.
+  absl::Cleanup release_all = [&] {
+    {
+      std::lock_guard lock(mu);
+      release = true;
+      cv.notify_all();
+    }
+    for (auto& thread : slow) thread.join();
+  };
+  for (int i = 0; i < 2; ++i) {
+    slow.emplace_back([&] {
+      (void)Fetch(hub.url + "/", {"Content-Type: application/json", "Accept: application/json"},
+                  R"({"jsonrpc":"2.0","id":1,"method":"tools/call",)"
+                  R"("params":{"name":"list_spokes","arguments":{}}})");
+    });
+  }
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return held >= 2; }));
+  }
+  const Reply health = Fetch(hub.url + "/healthz");
+  CHECK(health.status == 200);
+  const Reply ready = Fetch(hub.url + "/readyz");
+  CHECK(ready.status == 200);
+  CHECK(ready.body == "local: ok\n");
 }
 
 TEST_CASE("the activation page answers under /auth/ and MCP everywhere else", "[hub-server]") {
@@ -188,14 +245,15 @@ TEST_CASE("the reconcile loop runs every reconcile_interval on the hub's clock",
                           .created_at_ms = 1,
                           .updated_at_ms = 1})
               .ok());
-  // The reconcile loop and the MCP endpoint's keep-alive wait on the clock.
-  REQUIRE(hub.clock.WaitForWaiters(2));
+  // The reconcile loop, the spoke health probe and the MCP endpoint's keep-alive wait on the
+  // clock.
+  REQUIRE(hub.clock.WaitForWaiters(3));
   hub.clock.Advance(std::chrono::seconds(29));
-  REQUIRE(hub.clock.WaitForWaiters(2));
+  REQUIRE(hub.clock.WaitForWaiters(3));
   CHECK(hub.server->store().GetBox("lost-box")->phase == store::Phase::kReady);
   hub.clock.Advance(std::chrono::seconds(1));
   // Back to waiting once the run is done.
-  REQUIRE(hub.clock.WaitForWaiters(2));
+  REQUIRE(hub.clock.WaitForWaiters(3));
   CHECK(hub.server->store().GetBox("lost-box")->phase == store::Phase::kGone);
 }
 

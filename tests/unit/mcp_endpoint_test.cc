@@ -62,6 +62,7 @@ class TestTools final : public ToolSet {
       cv.notify_all();
     });
     started = true;
+    ++waiting;
     cv.notify_all();
     cv.wait_for(lock, std::chrono::seconds(10), [&] { return released || cancelled; });
     return ToolResult::Error("waited");
@@ -70,6 +71,7 @@ class TestTools final : public ToolSet {
   std::mutex mu;
   std::condition_variable cv;
   bool started = false;
+  int waiting = 0;  // wait calls that started
   bool released = false;
   bool cancelled = false;
   std::string last_principal;
@@ -464,6 +466,89 @@ TEST_CASE("notifications/cancelled cancels the running call and suppresses its r
   CHECK(f.tools.cancelled);
   CHECK(call->done);
   CHECK(call->Stream().find("\"id\":42") == std::string::npos);
+}
+
+// Two principals, by the Authorization header: "alice" and "bob".
+EndpointOptions TwoCallers(int max_calls) {
+  return {.authenticate =
+              [](std::optional<std::string_view> header) -> absl::StatusOr<auth::Principal> {
+            if (header == "Bearer alice") return auth::Principal::ApiKey("alice", false);
+            if (header == "Bearer bob") return auth::Principal::ApiKey("bob", false);
+            return absl::UnauthenticatedError("no such key");
+          },
+          .max_calls_per_principal = max_calls};
+}
+
+void WaitUntilStarted(TestTools& tools, int calls) {
+  std::unique_lock lock(tools.mu);
+  REQUIRE(
+      tools.cv.wait_for(lock, std::chrono::seconds(10), [&] { return tools.waiting >= calls; }));
+}
+
+void ReleaseAll(TestTools& tools) {
+  std::lock_guard lock(tools.mu);
+  tools.released = true;
+  tools.cv.notify_all();
+}
+
+TEST_CASE("one caller's tool calls beyond its limit are refused and another caller's run",
+          "[mcp]") {
+  Fixture f(TwoCallers(2));
+  std::vector<std::thread> running;
+  for (int id = 1; id <= 2; ++id) {
+    running.emplace_back([&, id] {
+      (void)f.Post(Request(id, "tools/call", {{"name", "wait"}}),
+                   {{"authorization", "Bearer alice"}, {"accept", "application/json"}});
+    });
+  }
+  WaitUntilStarted(f.tools, 2);
+  auto refused =
+      f.Post(Request(3, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "x"}}}}),
+             {{"authorization", "Bearer alice"}, {"accept", "application/json"}});
+  json result = Json(*refused)["result"];
+  CHECK(result["isError"] == true);
+  CHECK(result["content"][0]["text"] ==
+        "you have 2 tool calls running, the limit per caller (max_calls_per_caller); wait for one "
+        "to finish");
+  auto other = f.Post(Request(3, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "x"}}}}),
+                      {{"authorization", "Bearer bob"}, {"accept", "application/json"}});
+  CHECK(Json(*other)["result"]["structuredContent"]["text"] == "x");
+  ReleaseAll(f.tools);
+  for (auto& thread : running) thread.join();
+  // Freed once they ended.
+  auto again = f.Post(Request(4, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "y"}}}}),
+                      {{"authorization", "Bearer alice"}, {"accept", "application/json"}});
+  CHECK(Json(*again)["result"]["structuredContent"]["text"] == "y");
+}
+
+TEST_CASE("a JSON-RPC id of one caller never cancels another caller's call of the same id",
+          "[mcp]") {
+  Fixture f(TwoCallers(0));
+  std::shared_ptr<RecordingResponder> call;
+  std::thread runner([&] {
+    call = f.Post(Request(7, "tools/call", {{"name", "wait"}}),
+                  {{"authorization", "Bearer alice"}, {"accept", "text/event-stream"}});
+  });
+  WaitUntilStarted(f.tools, 1);
+  // Bob, without a session as alice, cancels "his" request 7 and runs one of the same id.
+  auto note = f.Post(
+      {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", 7}}}},
+      {{"authorization", "Bearer bob"}});
+  CHECK(note->status == 202);
+  auto bobs = f.Post(Request(7, "tools/call", {{"name", "echo"}, {"arguments", {{"text", "b"}}}}),
+                     {{"authorization", "Bearer bob"}, {"accept", "application/json"}});
+  CHECK(Json(*bobs)["result"]["structuredContent"]["text"] == "b");
+  {
+    std::lock_guard lock(f.tools.mu);
+    CHECK_FALSE(f.tools.cancelled);
+  }
+  // Alice's own cancel still reaches her call.
+  auto hers = f.Post(
+      {{"jsonrpc", "2.0"}, {"method", "notifications/cancelled"}, {"params", {{"requestId", 7}}}},
+      {{"authorization", "Bearer alice"}});
+  CHECK(hers->status == 202);
+  runner.join();
+  CHECK(f.tools.cancelled);
 }
 
 TEST_CASE("a long call's stream gets keep-alive comments on the clock", "[mcp]") {
