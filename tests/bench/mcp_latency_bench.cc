@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -206,11 +207,15 @@ int main(int argc, char** argv) {
   // the periodic reconcile (which would find them gone from the spoke) is pushed out of the
   // run; they are added after the start's own reconcile. The local spoke's reaper stays out of
   // the way of other tests' boxes on the shared engine (auth_ttl 24h).
-  const std::string yaml =
-      absl::Substitute(R"(hub:
+  // Parts 1 and 2 measure the hub's own speed: one key may use every worker (as many calls
+  // at once as workers: never refused). Part 3 runs a hub with the default share (half).
+  auto yaml_with = [&](const std::string& share_line) {
+    return absl::Substitute(R"(hub:
   listen: 127.0.0.1:0
   state_dir: $0
   reconcile_interval: 24h
+  worker_threads: 32
+  $4
 auth:
   api_keys: required
 local_spoke:
@@ -224,23 +229,32 @@ local_spoke:
   reaper:
     auth_ttl: 24h
 )",
-                       (dir / "hub").string(), rig.docker_sock, rig.box_image, rig.claude_bin);
-  auto config = hub::config::ParseHubConfig(yaml, "the bench's hub.yaml", dir.string());
-  if (!config.ok()) Die(std::string(config.status().message()));
-  auto spoke_config = hub::local::ReadLocalSpokeConfig(*config);
-  if (!spoke_config.ok()) Die(std::string(spoke_config.status().message()));
+                            (dir / "hub").string(), rig.docker_sock, rig.box_image, rig.claude_bin,
+                            share_line);
+  };
   hub::local::InProcessSpoke* local = nullptr;  // owned by the hub
-  auto started = hub::server::HubServer::Start(
-      *config,
-      {.start_local_spoke = [&]() -> absl::StatusOr<std::unique_ptr<hub::server::LocalSpoke>> {
-        LLMBOX_ASSIGN_OR_RETURN(
-            auto spoke, hub::local::StartLocalSpoke(*spoke_config, common::SystemClock::Get()));
-        local = spoke.get();
-        return spoke;
-      }},
-      common::SystemClock::Get());
-  if (!started.ok()) Die(std::string(started.status().message()));
-  std::unique_ptr<hub::server::HubServer> hub = *std::move(started);
+  std::optional<hub::config::HubConfig> config;
+  auto start_hub = [&](const std::string& share_line) {
+    auto parsed =
+        hub::config::ParseHubConfig(yaml_with(share_line), "the bench's hub.yaml", dir.string());
+    if (!parsed.ok()) Die(std::string(parsed.status().message()));
+    config = *std::move(parsed);
+    auto spoke_config = hub::local::ReadLocalSpokeConfig(*config);
+    if (!spoke_config.ok()) Die(std::string(spoke_config.status().message()));
+    auto started = hub::server::HubServer::Start(
+        *config,
+        {.start_local_spoke = [&, spoke_config = *spoke_config]() mutable
+         -> absl::StatusOr<std::unique_ptr<hub::server::LocalSpoke>> {
+          LLMBOX_ASSIGN_OR_RETURN(
+              auto spoke, hub::local::StartLocalSpoke(spoke_config, common::SystemClock::Get()));
+          local = spoke.get();
+          return spoke;
+        }},
+        common::SystemClock::Get());
+    if (!started.ok()) Die(std::string(started.status().message()));
+    return *std::move(started);
+  };
+  std::unique_ptr<hub::server::HubServer> hub = start_hub("max_calls_per_caller: 32");
   spoke::box::BoxManager& boxes = local->boxes();
 
   hub::store::Store& store = hub->store();
@@ -376,6 +390,85 @@ local_spoke:
   std::snprintf(buffer, sizeof buffer, "added by the hub (median of paired diffs)    %8.1f",
                 Percentile(added_ms, 0.5));
   line(buffer);
+
+  // 3. Another key holds its whole share of the workers with slow execs (four boxes, four execs
+  // each: the spoke runs four at once per box); meanwhile get_llmbox of the bench key and
+  // /healthz are timed.
+  if (only.empty()) {
+    hub->Stop();
+    hub.reset();
+    hub = start_hub("max_calls_per_caller: 0");  // the default: half the workers
+    const std::string url = hub->public_url() + "/";
+    hub::store::Store& store = hub->store();
+    const std::string hog_key = "llmbox_hog_" + common::Sha256Hex("hog-key");
+    if (!store
+             .InsertApiKey(
+                 {.name = "hog", .hash = common::Sha256Hex(hog_key), .created_at_ms = now_ms})
+             .ok()) {
+      Die("hog api key");
+    }
+    Client hog(url, hog_key);
+    const int share = std::max(1, config->worker_threads / 2);
+    constexpr int kPerBox = 4;
+    std::vector<std::string> hog_boxes;
+    for (int b = 0; b < (share + kPerBox - 1) / kPerBox; ++b) {
+      hog_boxes.push_back("hog-" + run + "-" + std::to_string(b));
+      hog.Call("create_llmbox", {{"box_id", hog_boxes.back()}});
+    }
+    std::atomic<bool> stop_hogs{false};
+    std::vector<std::thread> hogs;
+    for (int i = 0; i < share; ++i) {
+      hogs.emplace_back([&, i] {
+        Client c(url, hog_key);
+        // Each keeps one slow exec running until the measurement is over.
+        while (!stop_hogs.load()) {
+          (void)c.CallRaw(
+              "exec_llmbox",
+              {{"box_id", hog_boxes[i / kPerBox]}, {"command", {"sleep", "2"}}, {"timeout_s", 30}});
+        }
+      });
+    }
+    // Held once the hog's own next call is refused for its share.
+    const auto held_by = Clock::now() + std::chrono::seconds(60);
+    while (hog.CallRaw("list_llmboxes", json::object()).find("tool calls running") ==
+           std::string::npos) {
+      if (Clock::now() > held_by) Die("the hog never held its share of the workers");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    Level get = Run(
+        url, key, 8, 800,
+        [](Client& c, int i) {
+          return c.CallRaw("get_llmbox", {{"box_id", "bench-" + std::to_string(i % 1000)}});
+        },
+        [](const std::string& reply) { Client::Check("get_llmbox", reply); });
+    std::vector<double> health_ms;
+    CURL* curl = curl_easy_init();
+    const std::string health_url = hub->public_url() + "/healthz";
+    std::string ignored;
+    for (int i = 0; i < 200; ++i) {
+      curl_easy_setopt(curl, CURLOPT_URL, health_url.c_str());
+      curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
+      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &ignored);
+      const auto t0 = Clock::now();
+      if (curl_easy_perform(curl) != CURLE_OK) Die("/healthz");
+      health_ms.push_back(Ms(Clock::now() - t0));
+    }
+    curl_easy_cleanup(curl);
+    stop_hogs = true;
+    for (auto& t : hogs) t.join();
+    for (const auto& id : hog_boxes) hog.Call("destroy_llmbox", {{"box_id", id}});
+    line("");
+    line("while another key holds its " + std::to_string(share) + " of " +
+         std::to_string(config->worker_threads) + " workers with slow execs");
+    line("                                   clients   p50 ms    p99 ms     req/s");
+    std::snprintf(buffer, sizeof buffer,
+                  "get_llmbox                         %7d  %7.3f  %8.3f  %8.0f", 8, get.p50,
+                  get.p99, get.rps);
+    line(buffer);
+    std::snprintf(buffer, sizeof buffer, "/healthz                           %7d  %7.3f  %8.3f", 1,
+                  Percentile(health_ms, 0.5), Percentile(health_ms, 0.99));
+    line(buffer);
+  }
 
   hub->Stop();
   hub.reset();
