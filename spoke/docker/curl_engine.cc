@@ -27,6 +27,7 @@
 #include "common/status.h"
 #include "spoke/docker/hijack.h"
 #include "spoke/docker/http_errors.h"
+#include "spoke/docker/process_tree.h"
 #include "spoke/docker/stream.h"
 
 namespace llmbox::spoke::docker {
@@ -545,14 +546,15 @@ class Engine final : public DockerEngine {
 
   // A timed-out exec keeps running inside the box unless killed. The engine has no API for
   // that; the spoke shares the host's PID namespace when it talks to the unix socket, so the
-  // exec's host PID can be signalled. A remote engine's PIDs are not ours: there the process
-  // is left to end by itself (documented in docs/spoke.md).
+  // exec's host PID can be signalled, with everything it started (a fork bomb or background
+  // jobs would otherwise stay and hold the exec container's pids). A remote engine's PIDs are
+  // not ours: there the process is left to end by itself (documented in docs/spoke.md).
   void KillExec(const std::string& exec_id) {
     if (endpoint_.unix_socket.empty()) return;
     auto state = CallJson({.path = "/exec/" + exec_id + "/json"}, "exec state");
     if (!state.ok()) return;
     int64_t pid = IntOr(*state, "Pid");
-    if (pid > 1 && state->value("Running", false)) ::kill(static_cast<pid_t>(pid), SIGKILL);
+    if (pid > 1 && state->value("Running", false)) KillProcessTree(static_cast<pid_t>(pid));
   }
 
   absl::StatusOr<std::string> Negotiate() {

@@ -388,6 +388,17 @@ TEST_CASE("the exec user shares only the workspace with Claude and holds no capa
                "test ! -e /workspace/moved && grep -q mcpServers /workspace/.mcp.json")
             .exit_code == 0);
 
+  // A timed-out exec ends with everything it started: nothing of it holds the exec user's pids.
+  auto slow = boxes.Exec(
+      id, {.argv = {"sh", "-c", "sleep 300 & sleep 300 & sleep 300 & wait"}, .timeout = 1s},
+      ExecIdentity::kUser);
+  REQUIRE(slow.ok());
+  CHECK(slow->timed_out);
+  auto left = as_user(
+      "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null | "
+      "grep -c '^sleep 300 $'");
+  CHECK(left.stdout_data == "0\n");
+
   auto destroyed = boxes.Destroy(id, 1s);
   REQUIRE(destroyed.ok());
   CHECK(LeftoversOf(*engine, id).containers == 0);
