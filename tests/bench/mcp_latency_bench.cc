@@ -205,12 +205,16 @@ int main(int argc, char** argv) {
   // engine with the real Claude binary. The registry's 1,000 boxes exist only in the store, so
   // the periodic reconcile (which would find them gone from the spoke) is pushed out of the
   // run; they are added after the start's own reconcile. The local spoke's reaper stays out of
-  // the way of other tests' boxes on the shared engine (auth_ttl 24h).
+  // the way of other tests' boxes on the shared engine (auth_ttl 24h). The bench key owns the
+  // 1,000 boxes, so its quotas are raised past them.
   const std::string yaml =
       absl::Substitute(R"(hub:
   listen: 127.0.0.1:0
   state_dir: $0
   reconcile_interval: 24h
+  quotas:
+    boxes_alive: 10000
+    creates_per_hour: 100000
 auth:
   api_keys: required
 local_spoke:
