@@ -140,9 +140,12 @@ absl::Status QuotaBook::CreateRefusalLocked(const auth::Principal& principal,
   return absl::OkStatus();
 }
 
-absl::Status QuotaBook::CheckCreate(const auth::Principal& principal, std::int64_t alive) {
+absl::Status QuotaBook::CheckCreate(
+    const auth::Principal& principal,
+    const std::function<absl::StatusOr<std::int64_t>()>& count_alive) {
   const auto limits = LimitsFor(principal);
   if (!limits.has_value()) return absl::OkStatus();
+  LLMBOX_ASSIGN_OR_RETURN(const std::int64_t alive, count_alive());
   std::lock_guard lock(mu_);
   return CreateRefusalLocked(principal, *limits, alive, clock_.SteadyNow());
 }

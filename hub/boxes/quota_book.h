@@ -89,10 +89,13 @@ class QuotaBook {
   // (nullopt), else the defaults.
   std::optional<config::QuotaLimits> LimitsFor(const auth::Principal& principal) const;
 
-  // Whether `principal`, with `alive` boxes now, may create one: OK, or ResourceExhausted
-  // naming boxes_alive or creates_per_hour. Counts nothing: a cheap early answer before the
-  // create does any work (AdmitCreate decides).
-  [[nodiscard]] absl::Status CheckCreate(const auth::Principal& principal, std::int64_t alive);
+  // Whether `principal`, with the boxes alive `count_alive` reads, may create one now: OK,
+  // count_alive's error, or ResourceExhausted naming boxes_alive or creates_per_hour. Counts
+  // nothing: a cheap early answer before the create does any work (AdmitCreate decides). For a
+  // principal without limits, OK without reading.
+  [[nodiscard]] absl::Status CheckCreate(
+      const auth::Principal& principal,
+      const std::function<absl::StatusOr<std::int64_t>()>& count_alive);
 
   // Decides a create. Under one lock for the whole book, so two creates never both take a
   // principal's last place: reads the principal's boxes alive (`count_alive`), refuses as

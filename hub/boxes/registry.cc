@@ -108,8 +108,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   const auto count_alive = [&] { return store_.CountLiveBoxes(request.owner.id()); };
   if (quotas_ != nullptr) {
     // Refused before placement asks every spoke for its health; AdmitCreate decides below.
-    LLMBOX_ASSIGN_OR_RETURN(const std::int64_t alive, count_alive());
-    LLMBOX_RETURN_IF_ERROR(quotas_->CheckCreate(request.owner, alive));
+    LLMBOX_RETURN_IF_ERROR(quotas_->CheckCreate(request.owner, count_alive));
   }
   std::string spoke = request.spoke.empty() ? options_.default_spoke : request.spoke;
   if (spoke.empty()) {
