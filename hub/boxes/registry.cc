@@ -108,7 +108,10 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   const auto count_alive = [&] { return store_.CountLiveBoxes(request.owner.id()); };
   if (quotas_ != nullptr) {
     // Refused before placement asks every spoke for its health; AdmitCreate decides below.
-    LLMBOX_RETURN_IF_ERROR(quotas_->CheckCreate(request.owner, count_alive));
+    if (absl::Status allowed = quotas_->CheckCreate(request.owner, count_alive); !allowed.ok()) {
+      spdlog::info("box {}: create refused: {}", box_id, common::AsStd(allowed.message()));
+      return allowed;
+    }
   }
   std::string spoke = request.spoke.empty() ? options_.default_spoke : request.spoke;
   if (spoke.empty()) {
@@ -248,7 +251,13 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
   // every way out (an error, a timeout, a cancellation).
   QuotaBook::ExecTicket ticket;
   if (quotas_ != nullptr) {
-    LLMBOX_ASSIGN_OR_RETURN(ticket, quotas_->AdmitExec(caller));
+    auto admitted = quotas_->AdmitExec(caller);
+    if (!admitted.ok()) {
+      spdlog::info("box {}: exec refused: {}", record.box_id,
+                   common::AsStd(admitted.status().message()));
+      return admitted.status();
+    }
+    ticket = *std::move(admitted);
   }
   // The spoke enforces `limit` itself; the margin covers the round trip.
   auto ran = client->Exec({.box_id = record.box_id,

@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -100,6 +102,31 @@ TEST_CASE(
   }
   REQUIRE(f.registry->Destroy(kAlice, "quota-a1").ok());
   f.MustCreate("quota-a3", kAlice);
+}
+
+TEST_CASE("creates racing for a principal's last place: exactly one gets it", "[quota]") {
+  Fixture f(Quotas(/*boxes_alive=*/1, 100, 4, 3600));
+  constexpr int kRacers = 8;
+  std::vector<absl::Status> results(kRacers);
+  std::vector<std::thread> racers;
+  for (int i = 0; i < kRacers; ++i) {
+    racers.emplace_back(
+        [&f, &results, i] { results[i] = f.Create("quota-race" + std::to_string(i), kAlice); });
+  }
+  for (auto& racer : racers) racer.join();
+  int created = 0;
+  for (const absl::Status& result : results) {
+    INFO(result.ToString());
+    if (result.ok()) {
+      ++created;
+    } else {
+      CHECK(absl::IsResourceExhausted(result));
+    }
+  }
+  CHECK(created == 1);
+  auto alive = f.db->CountLiveBoxes(kAlice.id());
+  REQUIRE(alive.ok());
+  CHECK(*alive == 1);
 }
 
 TEST_CASE("a box the spoke no longer has (gone) does not count as alive", "[quota]") {
