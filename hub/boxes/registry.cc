@@ -65,8 +65,12 @@ std::vector<SpokeDirectory::Entry> SpokeDirectory::List() const {
 }
 
 BoxRegistry::BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Clock& clock,
-                         RegistryOptions options)
-    : store_(store), spokes_(spokes), clock_(clock), options_(std::move(options)) {}
+                         RegistryOptions options, QuotaBook* quotas)
+    : store_(store),
+      spokes_(spokes),
+      clock_(clock),
+      options_(std::move(options)),
+      quotas_(quotas) {}
 
 std::int64_t BoxRegistry::NowMs() { return common::ToUnixMillis(clock_.Now()); }
 
@@ -101,6 +105,14 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   if (request.description.size() > 1024) {
     return absl::InvalidArgumentError("description is longer than 1024 bytes");
   }
+  const auto count_alive = [&] { return store_.CountLiveBoxes(request.owner.id()); };
+  if (quotas_ != nullptr) {
+    // Refused before placement asks every spoke for its health; AdmitCreate decides below.
+    if (absl::Status allowed = quotas_->CheckCreate(request.owner, count_alive); !allowed.ok()) {
+      spdlog::info("box {}: create refused: {}", box_id, common::AsStd(allowed.message()));
+      return allowed;
+    }
+  }
   std::string spoke = request.spoke.empty() ? options_.default_spoke : request.spoke;
   if (spoke.empty()) {
     LLMBOX_ASSIGN_OR_RETURN(spoke,
@@ -126,7 +138,11 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
                    .owner = request.owner.id(),
                    .created_at_ms = NowMs(),
                    .updated_at_ms = NowMs()};
-  if (absl::Status inserted = store_.InsertBox(record); !inserted.ok()) {
+  // The record counts as alive from its insert on, so the quota's admission wraps it.
+  const auto insert = [&] { return store_.InsertBox(record); };
+  if (absl::Status inserted =
+          quotas_ == nullptr ? insert() : quotas_->AdmitCreate(request.owner, count_alive, insert);
+      !inserted.ok()) {
     // Ids are unique across the hub (they name containers), whoever holds one: say it is
     // taken, never by whom.
     if (absl::IsAlreadyExists(inserted)) {
@@ -231,6 +247,18 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
   }
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
+  // Held to the end of this call: its destructor frees the place and charges the time on
+  // every way out (an error, a timeout, a cancellation).
+  QuotaBook::ExecTicket ticket;
+  if (quotas_ != nullptr) {
+    auto admitted = quotas_->AdmitExec(caller);
+    if (!admitted.ok()) {
+      spdlog::info("box {}: exec refused: {}", record.box_id,
+                   common::AsStd(admitted.status().message()));
+      return admitted.status();
+    }
+    ticket = *std::move(admitted);
+  }
   // The spoke enforces `limit` itself; the margin covers the round trip.
   auto ran = client->Exec({.box_id = record.box_id,
                            .argv = argv,

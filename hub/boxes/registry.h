@@ -15,9 +15,14 @@
 // from the same lookup: no existence oracle). An admin acts on every box. Box ids stay unique
 // across the hub, so creating a taken id is AlreadyExists, without saying whose it is.
 //
+// Quotas: with a QuotaBook, a create and an exec first ask it for the caller's place
+// (quota_book.h): boxes alive (counted in the store), creates per hour, execs at once and
+// exec seconds per hour, each exec charged its duration on every path out.
+//
 // Errors: InvalidArgument (bad id, unknown spoke, bad command), AlreadyExists (id taken),
 // NotFound (no such box, or not the caller's), Unavailable (spoke down), DeadlineExceeded,
-// ResourceExhausted (spoke full); messages say what to do. Thread-safe.
+// ResourceExhausted (spoke full, or the caller's quota: the message names the limit and when
+// it frees); messages say what to do. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -36,6 +41,7 @@
 
 #include "common/clock.h"
 #include "hub/auth/principal.h"
+#include "hub/boxes/quota_book.h"
 #include "hub/cluster/spoke_client.h"
 #include "hub/store/store.h"
 
@@ -127,11 +133,12 @@ using ProgressFn = std::function<void(double, double, std::string_view)>;
 
 class BoxRegistry {
  public:
-  // `store`, `spokes` and `clock` must outlive the registry.
+  // `store`, `spokes`, `clock` and `quotas` must outlive the registry. `quotas` null: no
+  // quotas (tests of other things; the hub always has a book).
   BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Clock& clock,
-              RegistryOptions options);
+              RegistryOptions options, QuotaBook* quotas = nullptr);
 
-  // The box belongs to request.owner.
+  // The box belongs to request.owner, and counts against its quotas.
   [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateRequest& request,
                                                   const ProgressFn& progress);
   // The calls on one box: NotFound when there is no such box or it is not `caller`'s (and
@@ -147,7 +154,9 @@ class BoxRegistry {
   [[nodiscard]] absl::StatusOr<LogsResult> Logs(const auth::Principal& caller,
                                                 std::string_view box_id,
                                                 std::optional<std::uint32_t> tail);
-  // `cancel` may be set from another thread to abandon the exec.
+  // `cancel` may be set from another thread to abandon the exec. Takes one of the caller's
+  // concurrent execs for as long as it runs and charges its duration to the caller's exec
+  // seconds, also when it fails, times out or is cancelled.
   [[nodiscard]] absl::StatusOr<ExecResult> Exec(
       const auth::Principal& caller, std::string_view box_id, const std::vector<std::string>& argv,
       std::optional<std::chrono::seconds> timeout,
@@ -207,6 +216,7 @@ class BoxRegistry {
   SpokeDirectory& spokes_;
   common::Clock& clock_;
   RegistryOptions options_;
+  QuotaBook* quotas_;                         // null: none
   mutable std::mutex options_mu_;             // guards options_.public_url
   mutable std::mutex known_mu_;               // guards known_
   std::map<std::string, SpokeStatus> known_;  // the last Spokes(), by name

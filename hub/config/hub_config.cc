@@ -84,6 +84,8 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
     }
     LLMBOX_RETURN_IF_ERROR(tls->Finish());
   }
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> quotas, m.Map("quotas"));
+  if (quotas) LLMBOX_RETURN_IF_ERROR(ReadQuotaConfig(*quotas, &c->quotas));
   return m.Finish();
 }
 

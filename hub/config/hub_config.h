@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 
 #include "common/log.h"
+#include "hub/config/quota_config.h"
 
 namespace llmbox::hub::config {
 
@@ -63,6 +64,8 @@ struct HubConfig {
   std::chrono::milliseconds spoke_health_interval{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds reconcile_interval{30'000};
+  // hub.quotas: what each principal may use (quota_config.h).
+  QuotaConfig quotas;
   ApiKeyMode api_keys = ApiKeyMode::kAuto;
   bool api_keys_required = false;  // the resolved mode
   // cluster: the enrollment listener (host:port; empty: off, and no remote spokes are

@@ -22,6 +22,7 @@
 #include "hub/activation/session_cookie.h"
 #include "hub/auth/api_key_auth.h"
 #include "hub/boxes/box_tools.h"
+#include "hub/boxes/quota_book.h"
 #include "hub/boxes/registry.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/enrollment_service.h"
@@ -89,6 +90,7 @@ struct HubServer::State {
   std::unique_ptr<cluster::RemoteSpokes> remote;
   std::unique_ptr<cluster::EnrollmentServiceImpl> enrollment;
   std::optional<common::RunningGrpcServer> cluster_server;
+  std::unique_ptr<boxes::QuotaBook> quotas;  // before the registry, which uses it
   std::unique_ptr<boxes::BoxRegistry> registry;
   std::unique_ptr<common::PeriodicTask> reconcile;
   std::unique_ptr<common::PeriodicTask> spoke_health;  // keeps KnownSpokes() fresh
@@ -147,8 +149,10 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                  s.cluster_server->port, s.pki->ca_sha256);
   }
 
+  s.quotas = std::make_unique<boxes::QuotaBook>(config.quotas, clock);
   s.registry = std::make_unique<boxes::BoxRegistry>(
-      *s.store, s.spokes, clock, boxes::RegistryOptions{.public_url = config.public_url});
+      *s.store, s.spokes, clock, boxes::RegistryOptions{.public_url = config.public_url},
+      s.quotas.get());
   const auto unknown = s.registry->Reconcile();
   {
     auto boxes = s.store->ListBoxes({});

@@ -574,6 +574,20 @@ absl::StatusOr<std::vector<BoxRecord>> SqliteStore::ListBoxes(const BoxFilter& f
   return boxes;
 }
 
+absl::StatusOr<std::int64_t> SqliteStore::CountLiveBoxes(std::string_view owner) {
+  std::int64_t count = 0;
+  LLMBOX_RETURN_IF_ERROR(Read("count boxes", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(
+        Statement s, db.Prepare("SELECT COUNT(*) FROM boxes WHERE owner = ?1 AND phase != ?2"));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(1, owner));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(2, PhaseName(Phase::kGone)));
+    LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+    if (row) count = s.ColumnInt64(0);
+    return absl::OkStatus();
+  }));
+  return count;
+}
+
 absl::Status SqliteStore::DeleteBox(std::string_view box_id) {
   return Write("delete box", box_id, [&](Db& db) -> absl::Status {
     LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare("DELETE FROM boxes WHERE box_key = ?1"));

@@ -66,6 +66,7 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::StatusOr<BoxRecord> GetBox(std::string_view box_id) override;
   [[nodiscard]] absl::StatusOr<BoxRecord> GetBoxByTokenHash(std::string_view hash) override;
   [[nodiscard]] absl::StatusOr<std::vector<BoxRecord>> ListBoxes(const BoxFilter& filter) override;
+  [[nodiscard]] absl::StatusOr<std::int64_t> CountLiveBoxes(std::string_view owner) override;
   [[nodiscard]] absl::Status DeleteBox(std::string_view box_id) override;
   [[nodiscard]] absl::Status DestroyBox(std::string_view box_id, std::int64_t now_ms) override;
   [[nodiscard]] absl::StatusOr<DestroyedBox> FindDestroyedBox(std::string_view hash) override;

@@ -116,6 +116,9 @@ class Store {
   // Ordered by created_at, then box id. With filter.owner, only that owner's rows are read.
   [[nodiscard]] virtual absl::StatusOr<std::vector<BoxRecord>> ListBoxes(
       const BoxFilter& filter) = 0;
+  // How many boxes `owner` has in any phase but gone (the quota's boxes alive; by the owner
+  // index, without reading the rows out).
+  [[nodiscard]] virtual absl::StatusOr<std::int64_t> CountLiveBoxes(std::string_view owner) = 0;
   // NotFound when absent.
   [[nodiscard]] virtual absl::Status DeleteBox(std::string_view box_id) = 0;
   // Deletes the box (NotFound when absent) and, in the same transaction, remembers its

@@ -206,7 +206,8 @@ int main(int argc, char** argv) {
   // engine with the real Claude binary. The registry's 1,000 boxes exist only in the store, so
   // the periodic reconcile (which would find them gone from the spoke) is pushed out of the
   // run; they are added after the start's own reconcile. The local spoke's reaper stays out of
-  // the way of other tests' boxes on the shared engine (auth_ttl 24h).
+  // the way of other tests' boxes on the shared engine (auth_ttl 24h). The bench key owns the
+  // 1,000 boxes and part 3's key runs many execs at once, so their quotas are raised past that.
   // Parts 1 and 2 measure the hub's own speed: one key may use every worker (as many calls
   // at once as workers: never refused). Part 3 runs a hub with the default share (half).
   auto yaml_with = [&](const std::string& share_line) {
@@ -216,6 +217,10 @@ int main(int argc, char** argv) {
   reconcile_interval: 24h
   worker_threads: 32
   $4
+  quotas:
+    boxes_alive: 10000
+    creates_per_hour: 100000
+    concurrent_execs: 1000
 auth:
   api_keys: required
 local_spoke:

@@ -73,6 +73,12 @@ absl::StatusOr<ExecOutput> FakeSpokeClient::Exec(const ExecArgs& args,
   // Shared: the hook may keep the function past this call.
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
   if (on_cancel) on_cancel([cancelled] { *cancelled = true; });
+  std::function<void()> during;
+  {
+    std::lock_guard lock(mu);
+    during = during_exec;
+  }
+  if (during) during();
   if (*cancelled) return absl::CancelledError("Cancelled");
   std::lock_guard lock(mu);
   if (!exec_status.ok()) return exec_status;

@@ -9,6 +9,7 @@
 //   registry.Create(...);   // -> Unavailable; spoke->Timeouts("DestroyBox") shows the undo
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -56,6 +57,10 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   hub::cluster::SubmitOutcome submit_outcome;
   hub::cluster::SpokeHealth health{
       .max_boxes = 20, .engine_reachable = true, .allowed_images = {"llmbox-box:dev"}};
+  // Runs inside Exec (without mu held), after the cancel hook and before the answer: while
+  // the exec is in flight. A test advances a fake clock here (the exec's duration), or makes
+  // another call that must meet this exec running.
+  std::function<void()> during_exec;
   // State and what it was asked.
   std::map<std::string, hub::cluster::SpokeBox> boxes;  // by box id
   std::vector<hub::cluster::CreateBoxArgs> creates;
