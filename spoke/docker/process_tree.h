@@ -10,10 +10,10 @@
 // kMaxTreeProcesses processes and kMaxTreeRounds walks. Thread-safe (no state).
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstddef>
 #include <vector>
+
+#include <sys/types.h>
 
 namespace llmbox::spoke::docker {
 

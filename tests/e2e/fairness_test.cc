@@ -23,26 +23,13 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// Adds `lines` to the hub: section of the hub.yaml WriteConfig wrote in `dir`.
-void AddToHubSection(const HubDir& dir, const std::string& lines) {
-  const auto path = dir.path / "hub.yaml";
-  std::stringstream text;
-  text << std::ifstream(path).rdbuf();
-  std::string yaml = text.str();
-  const std::string anchor = "  state_dir: state\n";
-  const size_t at = yaml.find(anchor);
-  REQUIRE(at != std::string::npos);
-  yaml.insert(at + anchor.size(), lines);
-  std::ofstream(path) << yaml;
-}
-
 TEST_CASE("one caller's slow execs cannot stop the hub answering another caller and its health",
           "[e2e][hub]") {
   const auto& rig = Rig();
   HubDir dir("llmbox-hub-fairness");
   WriteConfig(dir.path, rig, rig.standin_claude, "required");
   // Four workers: each caller may hold two of them.
-  AddToHubSection(dir, "  worker_threads: 4\n");
+  AddToHubSection(dir.path / "hub.yaml", "  worker_threads: 4\n");
   const std::string alice = CreateKey(dir, "alice", false);
   const std::string bob = CreateKey(dir, "bob", false);
   HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");

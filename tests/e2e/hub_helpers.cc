@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -82,6 +83,15 @@ CallResult McpCall(const std::string& url, const std::string& key, const std::st
                     log);
   const int exit_code = call.Wait(std::chrono::seconds(180));
   return {exit_code, call.Log()};
+}
+
+void AddToHubSection(const fs::path& config, const std::string& lines) {
+  std::stringstream text;
+  text << std::ifstream(config).rdbuf();
+  std::string yaml = text.str();
+  REQUIRE(yaml.rfind("hub:\n", 0) == 0);
+  yaml.insert(std::string("hub:\n").size(), lines);
+  std::ofstream(config) << yaml;
 }
 
 nlohmann::json ResultOf(const CallResult& call) {

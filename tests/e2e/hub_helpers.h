@@ -60,6 +60,10 @@ struct CallResult {
 CallResult McpCall(const std::string& url, const std::string& key, const std::string& tool,
                    const nlohmann::json& arguments, const std::filesystem::path& log);
 
+// Puts `lines` (indented for the hub: section) at the top of the hub: section of `config`,
+// a file WriteConfig wrote.
+void AddToHubSection(const std::filesystem::path& config, const std::string& lines);
+
 // The structured result of a successful call (fails the test otherwise).
 nlohmann::json ResultOf(const CallResult& call);
 // The text of an error result (exit code 1: the call connected and the tool refused).

@@ -26,46 +26,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-// `llmbox-hub apikey create --name <name> [--admin]`: the key it prints.
-std::string CreateKey(const HubDir& dir, const std::string& name, bool admin) {
-  std::vector<std::string> argv = {LLMBOX_HUB_BIN, "apikey", "create", "--name", name};
-  if (admin) argv.push_back("--admin");
-  argv.push_back("--config");
-  argv.push_back((dir.path / "hub.yaml").string());
-  ChildProcess create(argv, dir.path / ("apikey-" + name + ".log"));
-  REQUIRE(create.Wait(30s) == 0);
-  return create.WaitForLog("(llmbox_[A-Za-z0-9_-]{40,})");
-}
-
-json ResultOf(const CallResult& call) {
-  INFO(call.log);
-  REQUIRE(call.exit_code == 0);
-  std::smatch m;
-  REQUIRE(std::regex_search(call.log, m, std::regex("RESULT (\\{.*\\})")));
-  return json::parse(m[1].str());
-}
-
-// The text of an error result (exit code 1: the call connected and the tool refused).
-std::string ErrorOf(const CallResult& call) {
-  INFO(call.log);
-  REQUIRE(call.exit_code == 1);
-  std::smatch m;
-  REQUIRE(std::regex_search(call.log, m, std::regex("ERROR (\\[.*\\])")));
-  const json content = json::parse(m[1].str());
-  REQUIRE(content.size() == 1);
-  return content[0]["text"].get<std::string>();
-}
-
-// Puts `lines` (indented for the hub: section) at the top of the hub: section WriteConfig wrote.
-void AddToHubSection(const std::filesystem::path& config, const std::string& lines) {
-  std::stringstream text;
-  text << std::ifstream(config).rdbuf();
-  std::string yaml = text.str();
-  REQUIRE(yaml.rfind("hub:\n", 0) == 0);
-  yaml.insert(std::string("hub:\n").size(), lines);
-  std::ofstream(config) << yaml;
-}
-
 TEST_CASE(
     "with boxes_alive 1 a key's second create is refused naming the limit, and succeeds "
     "after a destroy; another key is unaffected",

@@ -3,7 +3,6 @@
 #include "spoke/docker/process_tree.h"
 
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <sys/wait.h>
 
 namespace llmbox::spoke::docker {
 namespace {
