@@ -17,7 +17,7 @@ struct Rule {
 
 // Each pattern is the ECMAScript one (libstdc++ regex) it replaces. Where that had \s (space, \t,
 // \n, \v, \f, \r in the C locale) these have \s\v, as RE2's \s lacks \v.
-constexpr std::array<Rule, 8> kRules = {{
+constexpr std::array<Rule, 9> kRules = {{
     // The query of any OAuth authorize URL.
     {R"re((https?://[^\s\v/?#]+/[^\s\v?#]*oauth/authorize)\?[^\s\v"'<>]*)re",
      R"re(\1?[REDACTED])re"},
@@ -35,6 +35,8 @@ constexpr std::array<Rule, 8> kRules = {{
     {R"re(llmbox_[A-Za-z0-9_-]{16,})re", "[REDACTED]"},
     // A pasted code: two long base64url runs joined by '#'.
     {R"re([A-Za-z0-9_-]{16,}#[A-Za-z0-9_-]{16,})re", "[REDACTED]"},
+    // An activation link's token (43 base64url characters after /auth/).
+    {R"re(/auth/[A-Za-z0-9_-]{43})re", "/auth/[REDACTED]"},
 }};
 
 // The patterns of kRules, compiled once and never destroyed.

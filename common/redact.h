@@ -14,7 +14,9 @@
 // accessToken, refreshToken, idToken, access_token, refresh_token, id_token, client_secret,
 // password; Anthropic keys (sk-ant-…); JWTs (eyJ….….…); llmbox API keys (llmbox_ and 16 or
 // more characters); a pasted "code#state" pair (two runs of 16+ base64url characters joined
-// by '#'). Remote-control session URLs (https://claude.ai/code/…) are not secret and stay.
+// by '#'); an activation link's token ("/auth/" and 43 base64url characters: the hub never
+// logs one, this catches a slip). Remote-control session URLs (https://claude.ai/code/…) are
+// not secret and stay.
 //
 // Redact() is linear in the length of its input and uses stack independent of it, so it is
 // safe on hostile input of any size (box output: exec, logs): the patterns run on RE2, which

@@ -9,8 +9,25 @@
 
 namespace llmbox::hub::activation {
 
-CsrfTokens::CsrfTokens(std::string key, common::Clock& clock, std::chrono::seconds ttl)
-    : key_(std::move(key)), clock_(clock), ttl_(ttl) {
+namespace {
+
+void Decrement(std::map<std::string, std::size_t, std::less<>>& counts, const std::string& key) {
+  auto it = counts.find(key);
+  if (it == counts.end()) return;
+  if (--it->second == 0) counts.erase(it);
+}
+
+std::size_t CountOf(const std::map<std::string, std::size_t, std::less<>>& counts,
+                    std::string_view key) {
+  auto it = counts.find(key);
+  return it == counts.end() ? 0 : it->second;
+}
+
+}  // namespace
+
+CsrfTokens::CsrfTokens(std::string key, common::Clock& clock, std::chrono::seconds ttl,
+                       CsrfLimits limits)
+    : key_(std::move(key)), clock_(clock), ttl_(ttl), limits_(limits) {
   LLMBOX_CHECK(key_.size() >= 32, "CSRF key shorter than 32 bytes");
 }
 
@@ -32,8 +49,26 @@ std::string CsrfTokens::Issue(std::string_view browser_id, std::string_view scop
   return issued + "." + *nonce + "." + Mac(browser_id, scope, issued, *nonce);
 }
 
+void CsrfTokens::DropExpiredLocked(std::int64_t now_ms) {
+  // Oldest first, so a flood costs each request only what it added.
+  while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_ms) {
+    auto used = used_.find(by_expiry_.begin()->second);
+    LLMBOX_CHECK(used != used_.end(), "every expiry names a used form");
+    Decrement(per_scope_, used->second.scope);
+    Decrement(per_client_, used->second.client);
+    used_.erase(used);
+    by_expiry_.erase(by_expiry_.begin());
+  }
+}
+
+std::size_t CsrfTokens::UsedForms() {
+  std::lock_guard lock(mu_);
+  DropExpiredLocked(common::ToUnixMillis(clock_.Now()));
+  return used_.size();
+}
+
 absl::Status CsrfTokens::Redeem(std::string_view token, std::string_view browser_id,
-                                std::string_view scope) {
+                                std::string_view scope, std::string_view client) {
   if (token.empty()) return absl::PermissionDeniedError("the form carries no CSRF token");
   if (browser_id.empty()) {
     return absl::PermissionDeniedError("the browser sent no CSRF cookie (are cookies off?)");
@@ -59,13 +94,30 @@ absl::Status CsrfTokens::Redeem(std::string_view token, std::string_view browser
   if (now >= expires) return absl::PermissionDeniedError("the form has expired");
 
   std::lock_guard lock(mu_);
-  std::erase_if(used_, [&](const auto& entry) { return entry.second <= now; });
-  if (used_.size() >= kMaxUsed) {
-    return absl::PermissionDeniedError("too many forms in flight; reload the page");
-  }
-  if (!used_.emplace(std::string(nonce), expires).second) {
+  DropExpiredLocked(now);
+  if (used_.contains(std::string(nonce))) {
     return absl::PermissionDeniedError("the form was sent already");
   }
+  // The smallest share first, so a client that floods hears about its own limit and leaves
+  // the link's and the global one to everybody else.
+  if (CountOf(per_client_, client) >= limits_.max_used_per_client) {
+    return absl::ResourceExhaustedError(
+        "too many forms were sent from your address lately; wait a few minutes and reload the "
+        "page");
+  }
+  if (CountOf(per_scope_, scope) >= limits_.max_used_per_scope) {
+    return absl::ResourceExhaustedError(
+        "too many forms were sent for this link lately; wait a few minutes and reload the page");
+  }
+  if (used_.size() >= limits_.max_used) {
+    return absl::ResourceExhaustedError("too many forms in flight; reload the page");
+  }
+  used_.emplace(
+      std::string(nonce),
+      Used{.expires_ms = expires, .scope = std::string(scope), .client = std::string(client)});
+  by_expiry_.emplace(expires, std::string(nonce));
+  ++per_scope_[std::string(scope)];
+  ++per_client_[std::string(client)];
   return absl::OkStatus();
 }
 

@@ -167,6 +167,7 @@ absl::StatusOr<std::unique_ptr<ProviderOidcClient>> ProviderOidcClient::Create(
     return absl::InvalidArgumentError(s.message());
   }
   if (settings.max_pending_logins == 0) settings.max_pending_logins = 1;
+  if (settings.max_pending_logins_per_address == 0) settings.max_pending_logins_per_address = 1;
   return std::unique_ptr<ProviderOidcClient>(
       new ProviderOidcClient(std::move(settings), http, clock));
 }
@@ -247,7 +248,8 @@ absl::StatusOr<std::shared_ptr<const JwkSet>> ProviderOidcClient::KeysFor(const 
   return keys_;
 }
 
-absl::StatusOr<LoginStart> ProviderOidcClient::BeginLogin(std::string return_to) {
+absl::StatusOr<LoginStart> ProviderOidcClient::BeginLogin(std::string return_to,
+                                                          std::string_view client) {
   if (!IsLocalPath(return_to)) {
     return absl::InvalidArgumentError(
         "oidc: return_to must be a local path starting with a single '/' (at most 2048 "
@@ -273,15 +275,38 @@ absl::StatusOr<LoginStart> ProviderOidcClient::BeginLogin(std::string return_to)
 
   std::lock_guard lock(mu_);
   DropExpiredLocked();
-  while (pending_.size() >= settings_.max_pending_logins) {
-    pending_.erase(order_.front());
-    order_.pop_front();
+  // A client at its cap makes room among its own sign-ins only (a person who started a few
+  // and abandoned them can still start one more); nobody else's is ever dropped for it.
+  if (auto count = per_client_.find(client);
+      count != per_client_.end() && count->second >= settings_.max_pending_logins_per_address) {
+    for (const std::string& queued : order_) {
+      auto it = pending_.find(queued);
+      if (it->second.client == client) {
+        EraseLocked(it);
+        break;
+      }
+    }
+  }
+  if (pending_.size() >= settings_.max_pending_logins) {
+    return absl::ResourceExhaustedError(absl::StrCat("oidc: too many sign-ins are in progress (",
+                                                     pending_.size(),
+                                                     "); try again in a few minutes"));
   }
   order_.push_back(state);
+  ++per_client_[std::string(client)];
   pending_.emplace(std::move(state),
                    Pending{std::move(verifier), std::move(nonce), std::move(return_to),
-                           clock_.SteadyNow() + settings_.login_ttl, std::prev(order_.end())});
+                           clock_.SteadyNow() + settings_.login_ttl, std::prev(order_.end()),
+                           std::string(client)});
   return start;
+}
+
+void ProviderOidcClient::EraseLocked(std::map<std::string, Pending, std::less<>>::iterator it) {
+  auto count = per_client_.find(it->second.client);
+  LLMBOX_CHECK(count != per_client_.end(), "every pending login is counted for its client");
+  if (--count->second == 0) per_client_.erase(count);
+  order_.erase(it->second.order);
+  pending_.erase(it);
 }
 
 void ProviderOidcClient::DropExpiredLocked() {
@@ -290,8 +315,7 @@ void ProviderOidcClient::DropExpiredLocked() {
     const auto it = pending_.find(order_.front());
     LLMBOX_CHECK(it != pending_.end(), "every queued state has a pending login");
     if (it->second.expires > now) break;
-    pending_.erase(it);
-    order_.pop_front();
+    EraseLocked(it);
   }
 }
 
@@ -300,9 +324,8 @@ std::optional<ProviderOidcClient::Pending> ProviderOidcClient::TakePending(std::
   DropExpiredLocked();
   const auto it = pending_.find(state);
   if (it == pending_.end()) return std::nullopt;
-  Pending pending = std::move(it->second);
-  order_.erase(pending.order);
-  pending_.erase(it);
+  Pending pending = it->second;
+  EraseLocked(it);
   return pending;
 }
 

@@ -43,12 +43,16 @@ namespace llmbox::hub::activation {
 struct OidcSettings {
   std::string issuer;  // exactly as the provider names itself; https unless loopback
   std::string client_id;
-  std::string client_secret;                       // from activation.oidc.client_secret_file
-  std::string redirect_uri;                        // <public_url> + the page's callback path
-  std::vector<std::string> allowed_emails;         // exact, case-insensitive
-  std::vector<std::string> allowed_domains;        // the part after '@', case-insensitive
-  std::chrono::seconds login_ttl{600};             // how long a started sign-in may take
-  size_t max_pending_logins = 1024;                // the oldest are dropped beyond it
+  std::string client_secret;                 // from activation.oidc.client_secret_file
+  std::string redirect_uri;                  // <public_url> + the page's callback path
+  std::vector<std::string> allowed_emails;   // exact, case-insensitive
+  std::vector<std::string> allowed_domains;  // the part after '@', case-insensitive
+  std::chrono::seconds login_ttl{600};       // how long a started sign-in may take
+  // Started sign-ins waiting for their callback. Beyond the per-address cap a client's own
+  // oldest is dropped; when the table is full new ones are refused (ResourceExhausted), so a
+  // flood never pushes out anybody else's sign-in.
+  size_t max_pending_logins = 1024;
+  size_t max_pending_logins_per_address = 8;
   std::chrono::seconds jwks_refetch_interval{60};  // at most one refetch per interval
 };
 
@@ -82,9 +86,11 @@ class OidcClient {
   virtual ~OidcClient() = default;
 
   // Starts a sign-in that will come back to `return_to` (a local path such as
-  // "/auth/<token>": it starts with one '/', at most 2048 characters). The state is single-use
-  // and expires after login_ttl.
-  [[nodiscard]] virtual absl::StatusOr<LoginStart> BeginLogin(std::string return_to) = 0;
+  // "/auth/<token>": it starts with one '/', at most 2048 characters) for the browser at
+  // `client` (its address key, http::AddressKey). The state is single-use and expires after
+  // login_ttl. ResourceExhausted when too many sign-ins are in progress.
+  [[nodiscard]] virtual absl::StatusOr<LoginStart> BeginLogin(std::string return_to,
+                                                              std::string_view client) = 0;
 
   // Finishes the sign-in that `state` names (consuming it, whatever the outcome): exchanges
   // `code` at the token endpoint, verifies the ID token, checks the allow-list.
@@ -105,7 +111,8 @@ class ProviderOidcClient final : public OidcClient {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ProviderOidcClient>> Create(
       OidcSettings settings, HttpFetcher& http, common::Clock& clock);
 
-  [[nodiscard]] absl::StatusOr<LoginStart> BeginLogin(std::string return_to) override;
+  [[nodiscard]] absl::StatusOr<LoginStart> BeginLogin(std::string return_to,
+                                                      std::string_view client) override;
   [[nodiscard]] absl::StatusOr<SignedIn> CompleteLogin(std::string_view state,
                                                        std::string_view code) override;
 
@@ -120,6 +127,7 @@ class ProviderOidcClient final : public OidcClient {
     std::string return_to;
     common::Clock::SteadyTime expires;
     std::list<std::string>::iterator order;
+    std::string client;
   };
 
   ProviderOidcClient(OidcSettings settings, HttpFetcher& http, common::Clock& clock);
@@ -131,6 +139,7 @@ class ProviderOidcClient final : public OidcClient {
                                                          const Pending& pending);
   std::optional<Pending> TakePending(std::string_view state);
   void DropExpiredLocked();
+  void EraseLocked(std::map<std::string, Pending, std::less<>>::iterator it);
 
   const OidcSettings settings_;
   const EmailAllowlist allowlist_;
@@ -143,8 +152,9 @@ class ProviderOidcClient final : public OidcClient {
   std::optional<common::Clock::SteadyTime> keys_fetched_;  // guarded by fetch_mu_
 
   std::mutex mu_;
-  std::map<std::string, Pending, std::less<>> pending_;  // by state; guarded by mu_
-  std::list<std::string> order_;                         // states, oldest first; guarded by mu_
+  std::map<std::string, Pending, std::less<>> pending_;    // by state; guarded by mu_
+  std::list<std::string> order_;                           // states, oldest first; guarded by mu_
+  std::map<std::string, size_t, std::less<>> per_client_;  // pending per client; guarded by mu_
 };
 
 }  // namespace llmbox::hub::activation

@@ -18,6 +18,7 @@
 #include "hub/activation/oidc.h"
 #include "hub/activation/rate_limit.h"
 #include "hub/activation/session_cookie.h"
+#include "hub/http/client_address.h"
 #include "hub/http/status_answer.h"
 
 namespace llmbox::hub::activation {
@@ -137,6 +138,12 @@ bool ValidToken(std::string_view token) {
     if (!ok) return false;
   }
   return true;
+}
+
+// The address limits and logs use: the client's, as the server resolved it; the TCP peer's
+// for a request built without one (tests).
+std::string ClientOf(const http::Request& request) {
+  return request.client_address.empty() ? request.remote_address : request.client_address;
 }
 
 bool HasTrustedPrefix(std::string_view url, const std::vector<std::string>& prefixes) {
@@ -260,7 +267,7 @@ struct ActivationPage::State {
         clock(clock),
         options(std::move(options)),
         secure_cookies(this->options.public_url.rfind("https://", 0) == 0),
-        csrf(this->options.key, clock, this->options.form_ttl),
+        csrf(this->options.key, clock, this->options.form_ttl, this->options.form_limits),
         per_token(clock, {.limit = this->options.max_attempts_per_token,
                           .window = this->options.attempt_window}),
         per_address(clock, {.limit = this->options.max_attempts_per_address,
@@ -481,7 +488,14 @@ struct ActivationPage::State {
   void StartSignIn(const http::Request& request, http::Responder& out) {
     const std::string token = FormField(request.query, "to");
     if (!ValidToken(token)) return SendUnknown(out);
-    auto start = options.oidc->BeginLogin(std::string(kAuthPrefix) + token);
+    // Only a real link starts a sign-in: without one, nobody can add to the provider's table
+    // of sign-ins in progress.
+    if (auto box = registry.FindByToken(token); !box.ok()) {
+      if (absl::IsNotFound(box.status())) return SendUnknown(out);
+      return SendUnavailable(out, box.status());
+    }
+    auto start = options.oidc->BeginLogin(std::string(kAuthPrefix) + token,
+                                          http::AddressKey(ClientOf(request)));
     if (!start.ok()) return SendSignInFailed(out, start.status());
     http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
     headers.emplace_back("Location", start->authorize_url);
@@ -579,31 +593,35 @@ struct ActivationPage::State {
     auto box = registry.FindByToken(token);
     if (!box.ok()) return ShowBox(request, out, token, email);
     if (!OwnedBy(*box, email, out)) return;
+    const std::string client = ClientOf(request);
+    const std::string client_key = http::AddressKey(client);
     const std::string browser_id = CookieValue(request.Header("cookie"), kCookie);
-    if (auto st = csrf.Redeem(FormField(request.body, "csrf"), browser_id, token); !st.ok()) {
-      return ShowBox(request, out, token, email, 403,
+    if (auto st = csrf.Redeem(FormField(request.body, "csrf"), browser_id, token, client_key);
+        !st.ok()) {
+      return ShowBox(request, out, token, email, absl::IsResourceExhausted(st) ? 429 : 403,
                      std::string(common::AsStd(st.message())) +
                          ". Nothing was sent to the box; paste the code again.");
     }
     if (ViewOf(*box, NowMs()) != View::kPending) return SeeBox(out, token);
-    for (auto* limiter : {&per_address, &per_token}) {
-      const bool by_address = limiter == &per_address;
-      if (auto wait = limiter->Take(by_address ? request.remote_address : token)) {
-        spdlog::warn("activation: box {}: too many code submissions {}", box->box_id,
-                     by_address ? "from " + request.remote_address : "for its link");
-        return ShowBox(request, out, token, email, 429,
-                       std::string("Too many attempts ") +
-                           (by_address ? "from your address" : "for this box") + ". Try again in " +
-                           Minutes(*wait) + ".",
-                       {{"Retry-After", std::to_string(wait->count())}});
-      }
-    }
+    // What cannot be a code is refused before it costs anyone a rate-limit token.
     const std::string code = Trimmed(FormField(request.body, "code"));
     if (auto st = common::ValidateActivationCode(code); !st.ok()) {
       return ShowBox(request, out, token, email, 400,
                      "That is not a code: the " + std::string(common::AsStd(st.message())) +
                          ". Paste only the code Claude shows.");
     }
+    // Per link counts per address too: a link's holders do not share one budget that any of
+    // them could spend for the others. The narrower limit is taken first, and given back when
+    // the wider one refuses, so a refused attempt costs nothing.
+    const std::string link_key = token + " " + client_key;
+    if (auto wait = per_token.Take(link_key)) {
+      return TooMany(request, out, token, email, *box, client, *wait, /*per_link=*/true);
+    }
+    if (auto wait = per_address.Take(client_key)) {
+      per_token.GiveBack(link_key);
+      return TooMany(request, out, token, email, *box, client, *wait, /*per_link=*/false);
+    }
+    spdlog::info("activation: box {}: a code was submitted from {}", box->box_id, client);
     auto result = registry.SubmitCode(token, code);
     if (!result.ok() && absl::IsNotFound(result.status())) {
       return ShowBox(request, out, token, email);
@@ -614,6 +632,18 @@ struct ActivationPage::State {
                    common::AsStd(result.status().message()));
     }
     SeeBox(out, token);
+  }
+
+  void TooMany(const http::Request& request, http::Responder& out, const std::string& token,
+               const std::string& email, const BoxRecord& box, const std::string& client,
+               std::chrono::seconds wait, bool per_link) {
+    spdlog::warn("activation: box {}: a code from {} was refused: too many submissions {}",
+                 box.box_id, client, per_link ? "for this link from that address" : "from it");
+    ShowBox(request, out, token, email, 429,
+            std::string("Too many attempts ") +
+                (per_link ? "for this box from your address" : "from your address") +
+                ". Try again in " + Minutes(wait) + ".",
+            {{"Retry-After", std::to_string(wait.count())}});
   }
 
   // 303 to the box's page, so a reload never sends the code again.
@@ -702,6 +732,17 @@ void ActivationPage::Handle(const http::Request& request, http::Responder& respo
   http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
   headers.emplace_back("Allow", status ? "GET, HEAD" : "GET, HEAD, POST");
   responder.Respond({.status = 405, .headers = std::move(headers), .body = "not allowed\n"});
+}
+
+std::string ActivationPage::LoggablePath(std::string_view path) {
+  if (!path.starts_with(kAuthPrefix)) return std::string(path);
+  for (std::string_view fixed : {kSignInStart, kSignInCallback, kSignOut}) {
+    if (path == fixed) return std::string(path);
+  }
+  // Whatever follows /auth/ is a link's token, or something sent as one: never logged.
+  std::string_view rest = path.substr(kAuthPrefix.size());
+  const bool status = rest.ends_with(kStatusSuffix);
+  return std::string(kAuthPrefix) + "[token]" + (status ? std::string(kStatusSuffix) : "");
 }
 
 std::string HtmlEscape(std::string_view text) {

@@ -17,8 +17,10 @@
 //
 // The form carries a fresh CSRF token on every page (csrf.h), bound to an HttpOnly,
 // SameSite=Strict cookie that is Secure exactly when the public URL is https. Submissions are
-// limited per token and per client address. Every response forbids caching, framing, sniffing
-// and Referer. The code is never logged, stored or echoed.
+// limited per link and client address and per client address (Request::client_address,
+// which honours hub.trusted_proxies); a code of the wrong shape is refused before it counts.
+// Every response forbids caching, framing, sniffing and Referer. The code is never logged,
+// stored or echoed, and neither is the link's token (LoggablePath).
 //
 //   ActivationPage page(registry, clock, {.public_url = "https://hub.example.com", .key = key});
 //   if (ActivationPage::Serves(request.path)) return page.Handle(request, *responder);
@@ -33,6 +35,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "hub/activation/csrf.h"
 #include "hub/boxes/registry.h"
 #include "hub/http/server.h"
 
@@ -45,9 +48,13 @@ struct PageOptions {
   std::string public_url;  // cookies are Secure exactly when this is https
   std::string key;         // >= 32 secret bytes: signs the form tokens
   std::chrono::seconds form_ttl{1800};
-  int max_attempts_per_token = 10;    // code submissions per link per window
-  int max_attempts_per_address = 30;  // code submissions per client address per window
+  // Code submissions per window: per link from one client address, and per client address
+  // in all (addresses as http::AddressKey counts them). A code of the wrong shape costs none.
+  int max_attempts_per_token = 10;
+  int max_attempts_per_address = 30;
   std::chrono::seconds attempt_window{900};
+  // How many used forms are remembered, in all, per link and per client address (csrf.h).
+  CsrfLimits form_limits;
   // A box's authorize URL becomes a link only with one of these prefixes.
   std::vector<std::string> trusted_sign_in_prefixes = {"https://claude.com/", "https://claude.ai/"};
   // A ready box's session URL becomes a link only with one of these prefixes.
@@ -66,6 +73,9 @@ class ActivationPage {
 
   // Whether the request's path is the page's (/auth/..., /assets/...).
   static bool Serves(std::string_view path);
+  // `path` as a log line may show it: an activation token (whatever follows /auth/, but for
+  // the sign-in paths) becomes "[token]". For http::ServerOptions::loggable_path.
+  static std::string LoggablePath(std::string_view path);
   void Handle(const http::Request& request, http::Responder& responder);
 
  private:

@@ -26,6 +26,14 @@ std::optional<std::chrono::seconds> RateLimiter::Take(std::string_view key) {
   return std::nullopt;
 }
 
+void RateLimiter::GiveBack(std::string_view key) {
+  std::lock_guard lock(mu_);
+  auto it = windows_.find(key);
+  if (it == windows_.end() || it->second.count == 0) return;
+  if (clock_.SteadyNow() - it->second.start >= options_.window) return;
+  --it->second.count;
+}
+
 void RateLimiter::MakeRoom(common::Clock::SteadyTime now) {
   std::erase_if(windows_,
                 [&](const auto& entry) { return now - entry.second.start >= options_.window; });

@@ -4,7 +4,9 @@
 // activation page can refuse a burst of code submissions before they reach a box.
 //
 //   RateLimiter per_address(clock, {.limit = 30, .window = std::chrono::minutes(15)});
-//   if (auto wait = per_address.Take(request.remote_address)) return TooMany(*wait);
+//   if (auto wait = per_address.Take(http::AddressKey(request.client_address))) {
+//     return TooMany(*wait);
+//   }
 //
 // Memory is bounded by Options::max_keys: expired windows are dropped first, then the oldest.
 // Thread-safe.
@@ -35,6 +37,11 @@ class RateLimiter {
   // Counts one attempt for `key`. nullopt when it is within the limit; otherwise the time
   // until the key's window ends (the attempt is not counted).
   std::optional<std::chrono::seconds> Take(std::string_view key);
+
+  // Undoes one Take of `key` that succeeded in the current window, for an attempt another
+  // limit then refused (so a refusal costs nothing anywhere). No-op when the window has
+  // ended or the key is unknown.
+  void GiveBack(std::string_view key);
 
  private:
   struct Window {

@@ -6,9 +6,11 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "common/absl_compat.h"
 #include "common/config.h"
 #include "common/files.h"
 #include "common/status.h"
+#include "hub/http/client_address.h"
 
 namespace llmbox::hub::config {
 namespace {
@@ -58,6 +60,10 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   c->state_dir = Resolve(base, c->state_dir);
   LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_origins", &c->allowed_origins));
   LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_hosts", &c->allowed_hosts));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("trusted_proxies", &c->trusted_proxies));
+  if (auto trusted = http::TrustedProxies::Parse(c->trusted_proxies); !trusted.ok()) {
+    return m.Error("trusted_proxies", common::AsStd(trusted.status().message()));
+  }
   LLMBOX_RETURN_IF_ERROR(m.Int("max_connections", &c->max_connections, 1, 100000));
   LLMBOX_RETURN_IF_ERROR(m.Int("worker_threads", &c->worker_threads, 2, 1024));
   LLMBOX_RETURN_IF_ERROR(m.Int("max_calls_per_caller", &c->max_calls_per_caller, 0, 1024));

@@ -55,6 +55,9 @@ struct HubConfig {
   std::vector<std::string> allowed_hosts;    // beyond public_url's host and loopback names
   std::string tls_cert_file;
   std::string tls_key_file;
+  // hub.trusted_proxies: CIDRs of the reverse proxies whose X-Forwarded-For / Forwarded
+  // name the client (hub/http/client_address.h); checked at load. Empty: the TCP peer is.
+  std::vector<std::string> trusted_proxies;
   int max_connections = 1024;
   int worker_threads = 32;
   // Tool calls one caller may have running at once; 0: half the workers (so one caller with

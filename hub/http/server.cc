@@ -225,7 +225,8 @@ class Server {
   Response ErrorResponse(int status, std::string_view reason) const {
     return options_.error_response(status, reason);
   }
-  void Dispatch(Request request, std::shared_ptr<Responder> responder);
+  // `line` names the request in log lines (ServerOptions::loggable_path).
+  void Dispatch(Request request, std::shared_ptr<Responder> responder, std::string line);
   void Unregister(Connection* connection, bool counted);
 
  private:
@@ -559,18 +560,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       request.body = std::move(message.body());
       request.remote_address = remote_address_;
+      request.client_address =
+          ClientAddress(remote_address_, request.headers, server_.options().trusted_proxies);
       request.tls = IsTls();
 
       version_ = message.version();
       close_after_ = !message.keep_alive() || version_ < 11 || server_.stopping();
       head_request_ = message.method() == bhttp::verb::head;
-      request_line_ = absl::StrCat(request.method, " ", request.path);
+      request_line_ = absl::StrCat(
+          AsAbsl(request.method), " ",
+          AsAbsl(server_.options().loggable_path ? server_.options().loggable_path(request.path)
+                                                 : request.path),
+          " from ", request.client_address);
       ++exchange_;
       exchange_done_ = false;
       head_sent_ = false;
       streaming_ = false;
       phase_ = Phase::kHandling;
-      server_.Dispatch(std::move(request), MakeResponder());
+      server_.Dispatch(std::move(request), MakeResponder(), request_line_);
 
       co_await (WaitExchange() || WatchPeer());
       co_await WaitExchange();
@@ -842,15 +849,16 @@ void Server::ForEachConnection(Fn fn) {
   }
 }
 
-void Server::Dispatch(Request request, std::shared_ptr<Responder> responder) {
+void Server::Dispatch(Request request, std::shared_ptr<Responder> responder, std::string line) {
   const auto& priority = options_.priority_paths;
   const bool first = std::find(priority.begin(), priority.end(), request.path) != priority.end();
   asio::post(first ? *priority_workers_ : *workers_,
-             [this, request = std::move(request), responder = std::move(responder)]() mutable {
+             [this, request = std::move(request), responder = std::move(responder),
+              line = std::move(line)]() mutable {
                try {
                  handler_(std::move(request), std::move(responder));
                } catch (const std::exception& e) {
-                 spdlog::error("http: handler threw: {}", e.what());
+                 spdlog::error("http: handler for {} threw: {}", line, e.what());
                }
              });
 }

@@ -28,6 +28,8 @@
 
 #include "absl/status/status.h"
 
+#include "hub/http/client_address.h"
+
 namespace llmbox::hub::http {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -39,8 +41,12 @@ struct Request {
   std::string query;           // after '?', undecoded; empty when none
   Headers headers;             // names lowercased, in arrival order
   std::string body;            // at most ServerOptions::max_body_bytes
-  std::string remote_address;  // peer IP, no port
+  std::string remote_address;  // the TCP peer's IP, no port
   bool tls = false;            // arrived over the server's own TLS
+  // The client's IP (client_address.h): the TCP peer's, or, when the peer is one of
+  // ServerOptions::trusted_proxies, the one its forwarding headers name. What limits and logs
+  // use.
+  std::string client_address;
 
   // The first header with this name (case-insensitive), or nullopt.
   std::optional<std::string_view> Header(std::string_view name) const;
@@ -95,6 +101,11 @@ struct ServerOptions {
   // Native TLS (1.2+) when both are set; PEM files.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Peers whose X-Forwarded-For / Forwarded headers name the client (Request::client_address).
+  TrustedProxies trusted_proxies;
+  // How the server's own log lines name a request's path (a handler that failed to answer):
+  // the path as sent by default; the hub replaces the secrets its paths carry.
+  std::function<std::string(std::string_view path)> loggable_path;
 };
 
 class HttpServer {

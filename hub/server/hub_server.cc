@@ -8,6 +8,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/str_join.h"
 #include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
@@ -222,6 +223,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
     }
     endpoint->Handle(std::move(request), std::move(out));
   });
+  LLMBOX_ASSIGN_OR_RETURN(http::TrustedProxies trusted_proxies,
+                          http::TrustedProxies::Parse(config.trusted_proxies));
   s.http = std::make_unique<http::HttpServer>(
       http::ServerOptions{.address = config.listen_host,
                           .port = config.listen_port,
@@ -231,7 +234,9 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                           .idle_timeout = config.idle_timeout,
                           .error_response = mcp::McpEndpoint::HttpError,
                           .tls_cert_file = config.tls_cert_file,
-                          .tls_key_file = config.tls_key_file},
+                          .tls_key_file = config.tls_key_file,
+                          .trusted_proxies = std::move(trusted_proxies),
+                          .loggable_path = activation::ActivationPage::LoggablePath},
       s.router.AsHandler());
   LLMBOX_RETURN_IF_ERROR(s.http->Start());
   s.config.listen_port = s.http->BoundPort();
@@ -271,6 +276,10 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
   spdlog::info("hub: serving MCP at {}/ (listening on {}:{}, API keys {})", s.config.public_url,
                config.listen_host, s.http->BoundPort(),
                config.api_keys_required ? "required" : "off");
+  if (!config.trusted_proxies.empty()) {
+    spdlog::info("hub: client addresses from X-Forwarded-For / Forwarded when sent by {}",
+                 absl::StrJoin(config.trusted_proxies, ", "));
+  }
   s.serving = true;
   return hub;
 }

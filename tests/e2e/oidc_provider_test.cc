@@ -84,7 +84,7 @@ struct Client {
 
   // The whole flow for `login`: BeginLogin, the provider's form, CompleteLogin.
   absl::StatusOr<hub::activation::SignedIn> SignIn(const fs::path& dir, const std::string& login) {
-    auto start = oidc->BeginLogin("/auth/e2e-token");
+    auto start = oidc->BeginLogin("/auth/e2e-token", "192.0.2.7");
     REQUIRE(start.ok());
     const std::string callback = SignInAtProvider(dir, start->authorize_url, login);
     CHECK(QueryParam(callback, "state") == start->state);
@@ -128,14 +128,14 @@ TEST_CASE("sign-in through a real OpenID Connect provider returns the verified e
   }
   SECTION("a code is good for one exchange only") {
     Client client(idp.issuer, "llmbox", {}, {"example.com"});
-    auto start = client.oidc->BeginLogin("/auth/e2e-token");
+    auto start = client.oidc->BeginLogin("/auth/e2e-token", "192.0.2.7");
     REQUIRE(start.ok());
     const std::string callback =
         SignInAtProvider(dir.path(), start->authorize_url, "alice@example.com");
     const std::string code = QueryParam(callback, "code");
     REQUIRE(client.oidc->CompleteLogin(start->state, code).ok());
     // A second login whose callback carries the first, spent code.
-    auto again = client.oidc->BeginLogin("/auth/e2e-token");
+    auto again = client.oidc->BeginLogin("/auth/e2e-token", "192.0.2.7");
     REQUIRE(again.ok());
     auto replay = client.oidc->CompleteLogin(again->state, code);
     REQUIRE_FALSE(replay.ok());

@@ -35,6 +35,8 @@ const std::vector<Rule>& Rules() {
                  "[REDACTED]"});
     r.push_back({std::regex(R"re(llmbox_[A-Za-z0-9_-]{16,})re", flags), "[REDACTED]"});
     r.push_back({std::regex(R"re([A-Za-z0-9_-]{16,}#[A-Za-z0-9_-]{16,})re", flags), "[REDACTED]"});
+    // Added with issue 14: an activation link's token.
+    r.push_back({std::regex(R"re(/auth/[A-Za-z0-9_-]{43})re", flags), "/auth/[REDACTED]"});
     return r;
   }();
   return rules;

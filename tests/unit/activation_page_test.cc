@@ -21,6 +21,7 @@
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::activation {
@@ -358,7 +359,10 @@ TEST_CASE("codes of the wrong shape get 400 with the rule they broke, never echo
   CHECK(f.Codes().empty());
 }
 
-TEST_CASE("code submissions are limited per link and per client address", "[activation]") {
+TEST_CASE(
+    "code submissions are limited per link and address and per address, and a refusal "
+    "costs nothing",
+    "[activation]") {
   PageOptions options;
   options.max_attempts_per_token = 2;
   options.max_attempts_per_address = 3;
@@ -371,27 +375,193 @@ TEST_CASE("code submissions are limited per link and per client address", "[acti
   }
   const std::string a = f.Create("box-a");
   const std::string b = f.Create("box-b");
+  const std::string c = f.Create("box-c");
   auto form = f.Open(a);
   CHECK(f.Post(a, f.Open(a, form.cookie), "code-1").status == 303);
   CHECK(f.Post(a, f.Open(a, form.cookie), "code-2").status == 303);
   auto limited = f.Post(a, f.Open(a, form.cookie), "code-3");
   CHECK(limited.status == 429);
-  CHECK(Has(limited.body, "Too many attempts for this box. Try again in 10 minutes."));
+  CHECK(Has(limited.body,
+            "Too many attempts for this box from your address. Try again in 10 minutes."));
   CHECK(limited.Header("Retry-After") == "600");
   CHECK(f.Codes().size() == 2);
 
-  // The address has used 3 of 3 (the refused one counts): box b is refused from it too, but
-  // not from another address.
-  auto by_address = f.Post(b, f.Open(b, form.cookie), "code-4");
-  CHECK(by_address.status == 429);
-  CHECK(Has(by_address.body, "Too many attempts from your address"));
-  CHECK(f.Post(b, f.Open(b, form.cookie), "code-5", "198.51.100.9").status == 303);
+  // Another holder of the same link, at another address, has a budget of its own.
+  CHECK(f.Post(a, f.Open(a, form.cookie), "code-4", "198.51.100.9").status == 303);
   CHECK(f.Codes().size() == 3);
 
-  // A new window lets the link try again.
-  f.clock.Advance(10min);
-  CHECK(f.Post(a, f.Open(a, form.cookie), "code-6").status == 303);
+  // The address has used 2 of its 3 (the refusal above cost nothing): one more on box b, then
+  // box c is refused from it, and that refusal does not spend box c's own budget.
+  CHECK(f.Post(b, f.Open(b, form.cookie), "code-5").status == 303);
+  f.clock.Advance(5min);
+  auto by_address = f.Post(c, f.Open(c, form.cookie), "code-6");
+  CHECK(by_address.status == 429);
+  CHECK(Has(by_address.body, "Too many attempts from your address"));
   CHECK(f.Codes().size() == 4);
+
+  // The address's window ends; box c's (opened by the refused attempt) still runs, with both
+  // of its attempts left.
+  f.clock.Advance(5min);
+  CHECK(f.Post(c, f.Open(c, form.cookie), "code-7").status == 303);
+  CHECK(f.Post(c, f.Open(c, form.cookie), "code-8").status == 303);
+  auto link_limited = f.Post(c, f.Open(c, form.cookie), "code-9");
+  CHECK(link_limited.status == 429);
+  CHECK(Has(link_limited.body, "for this box from your address"));
+  CHECK(f.Codes().size() == 6);
+}
+
+TEST_CASE("a submission that cannot be a code never costs a rate-limit token", "[activation]") {
+  PageOptions options;
+  options.max_attempts_per_token = 1;
+  options.max_attempts_per_address = 1;
+  Fixture f("http://127.0.0.1:8080", options);
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_activated(true);
+    f.spoke.submit_response.set_session_url("https://claude.ai/code/session_01abc");
+  }
+  const std::string token = f.Create("shape");
+  auto form = f.Open(token);
+  for (int i = 0; i < 20; ++i) {
+    CHECK(f.Post(token, f.Open(token, form.cookie), "not+a+code").status == 400);
+  }
+  CHECK(f.Post(token, f.Open(token, form.cookie), "").status == 400);
+  CHECK(f.Post(token, f.Open(token, form.cookie), "code-123").status == 303);
+  CHECK(f.Codes() == std::vector<std::string>{"code-123"});
+}
+
+TEST_CASE("limits count a client by the address the server resolved, IPv6 by its /64",
+          "[activation]") {
+  PageOptions options;
+  options.max_attempts_per_address = 1;
+  Fixture f("http://127.0.0.1:8080", options);
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_attempts_remaining(10);
+    f.spoke.submit_response.set_box_error("Invalid code");
+  }
+  const std::string a = f.Create("box-a");
+  const std::string b = f.Create("box-b");
+  auto form = f.Open(a);
+  auto post = [&](const std::string& token, const std::string& client) {
+    http::Request request;
+    request.method = "POST";
+    request.path = "/auth/" + token;
+    request.remote_address = "10.0.0.1";  // the proxy, the same for everyone
+    request.client_address = client;
+    request.headers = {{"cookie", form.cookie},
+                       {"content-type", "application/x-www-form-urlencoded"}};
+    request.body = "csrf=" + f.Open(token, form.cookie).csrf + "&code=code-x";
+    RecordingResponder out;
+    f.page->Handle(request, out);
+    return out.status;
+  };
+  CHECK(post(a, "2001:db8:1:2::1") == 303);
+  CHECK(post(b, "2001:db8:1:2:ffff::9") == 429);  // the same /64
+  CHECK(post(b, "2001:db8:1:3::1") == 303);       // another /64
+  CHECK(post(a, "203.0.113.9") == 303);           // the proxy's own address is not the key
+}
+
+TEST_CASE("one client cannot fill the used-form store so that others get too many forms",
+          "[activation]") {
+  PageOptions options;
+  options.max_attempts_per_token = 1000;
+  options.max_attempts_per_address = 1000;
+  options.form_limits = {.max_used = 6, .max_used_per_scope = 4, .max_used_per_client = 2};
+  Fixture f("http://127.0.0.1:8080", options);
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_attempts_remaining(1000);
+    f.spoke.submit_response.set_box_error("Invalid code");
+  }
+  const std::string a = f.Create("box-a");
+  const std::string b = f.Create("box-b");
+  auto form = f.Open(a);
+  auto post = [&](const std::string& token, const std::string& address) {
+    return f.Post(token, f.Open(token, form.cookie), "code-x", address);
+  };
+  // The flooder gets its own two, then hears about its own limit.
+  CHECK(post(a, "192.0.2.66").status == 303);
+  CHECK(post(a, "192.0.2.66").status == 303);
+  auto flooder = post(a, "192.0.2.66");
+  CHECK(flooder.status == 429);
+  CHECK(Has(flooder.body, "too many forms were sent from your address lately"));
+  // Others still get through, until the link has its share...
+  CHECK(post(a, "198.51.100.1").status == 303);
+  CHECK(post(a, "198.51.100.2").status == 303);
+  auto link_full = post(a, "198.51.100.3");
+  CHECK(link_full.status == 429);
+  CHECK(Has(link_full.body, "too many forms were sent for this link lately"));
+  // ...and other links are untouched by both.
+  CHECK(post(b, "198.51.100.3").status == 303);
+  CHECK(post(b, "198.51.100.4").status == 303);
+  auto all_full = post(b, "198.51.100.5");
+  CHECK(all_full.status == 429);
+  CHECK(Has(all_full.body, "too many forms in flight"));
+  // Used forms are forgotten as they expire, and the room comes back.
+  f.clock.Advance(31min);
+  CHECK(post(a, "192.0.2.66").status == 303);
+}
+
+TEST_CASE("no log line holds the activation token, on success and on every failure path",
+          "[activation][logs]") {
+  PageOptions options;
+  options.max_attempts_per_token = 2;
+  Fixture f("http://127.0.0.1:8080", options);
+  testing::LogCapture logs;
+  const std::string token = f.Create("logged");
+  auto form = f.Open(token);
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_attempts_remaining(10);
+    f.spoke.submit_response.set_box_error("Invalid code");
+  }
+  CHECK(f.Post(token, f.Open(token, form.cookie), "bad-code-1", "203.0.113.9").status == 303);
+  CHECK(f.Post(token, f.Open(token, form.cookie), "not+a+code").status == 400);
+  CHECK(f.Call("POST", "/auth/" + token, form.cookie, "csrf=x.y&code=abc").status == 403);
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "spoke down");
+  }
+  CHECK(f.Post(token, f.Open(token, form.cookie), "code-2").status == 303);
+  CHECK(f.Post(token, f.Open(token, form.cookie), "code-3").status == 303);
+  CHECK(f.Post(token, f.Open(token, form.cookie), "code-4").status == 429);
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_status = grpc::Status::OK;
+    f.spoke.submit_response.set_activated(true);
+    f.spoke.submit_response.set_session_url("https://claude.ai/code/session_01abc");
+  }
+  CHECK(f.Post(token, f.Open(token, form.cookie), "code-5", "198.51.100.1").status == 303);
+  CHECK(f.Call("GET", "/auth/" + token + "/status").status == 200);
+  CHECK(f.Call("PUT", "/auth/" + token).status == 405);
+  REQUIRE(f.registry->Destroy(auth::Principal::Anonymous(), "logged").ok());
+  CHECK(f.Call("GET", "/auth/" + token).status == 410);
+
+  const std::string text = logs.Text();
+  INFO(text);
+  CHECK(text.find(token) == std::string::npos);
+  CHECK(text.find("bad-code-1") == std::string::npos);
+  CHECK(text.find("code-5") == std::string::npos);
+  // The lines that are there name the box and the client's address instead.
+  CHECK(Has(text, "activation: box logged: a code was submitted from 203.0.113.9"));
+  CHECK(Has(text,
+            "activation: box logged: a code from 192.0.2.7 was refused: too many "
+            "submissions for this link from that address"));
+  CHECK(Has(text, "activation: box logged: the code could not be checked"));
+  CHECK(Has(text, "activation: box logged: a code was submitted from 198.51.100.1"));
+}
+
+TEST_CASE("the loggable form of a path never holds what follows /auth/", "[activation][logs]") {
+  const std::string token(43, 'T');
+  CHECK(ActivationPage::LoggablePath("/auth/" + token) == "/auth/[token]");
+  CHECK(ActivationPage::LoggablePath("/auth/" + token + "/status") == "/auth/[token]/status");
+  CHECK(ActivationPage::LoggablePath("/auth/" + token + "x/y/z") == "/auth/[token]");
+  CHECK(ActivationPage::LoggablePath("/auth/oidc/start") == "/auth/oidc/start");
+  CHECK(ActivationPage::LoggablePath("/auth/oidc/callback") == "/auth/oidc/callback");
+  CHECK(ActivationPage::LoggablePath("/auth/signout") == "/auth/signout");
+  CHECK(ActivationPage::LoggablePath("/assets/activation.css") == "/assets/activation.css");
+  CHECK(ActivationPage::LoggablePath("/") == "/");
 }
 
 TEST_CASE("submissions racing each other: exactly one reaches the box", "[activation]") {
@@ -495,7 +665,7 @@ TEST_CASE("the page's stylesheet and script are served with the same headers", "
 // real client is tested against a real provider in tests/e2e/oidc_provider_test.cc).
 class NamedOidcClient final : public OidcClient {
  public:
-  absl::StatusOr<LoginStart> BeginLogin(std::string return_to) override {
+  absl::StatusOr<LoginStart> BeginLogin(std::string return_to, std::string_view) override {
     if (!begin_error.ok()) return begin_error;
     return_to_ = std::move(return_to);
     return LoginStart{.authorize_url = "https://idp.example.com/authorize?state=s1", .state = "s1"};
@@ -536,6 +706,17 @@ TEST_CASE("with sign-in gating the first person to sign in owns the box; others 
   // The sign-in: to the provider with a state cookie, back with a session cookie.
   auto start = f.Call("GET", "/auth/oidc/start");
   CHECK(start.status == 404);  // no box to come back to
+  {
+    // A link of the right shape that names no box starts no sign-in either: without a real
+    // link nobody adds to the provider's table of sign-ins in progress.
+    http::Request unknown;
+    unknown.method = "GET";
+    unknown.path = "/auth/oidc/start";
+    unknown.query = "to=" + std::string(43, 'A');
+    RecordingResponder refused;
+    f.page->Handle(unknown, refused);
+    CHECK(refused.status == 404);
+  }
   http::Request request;
   request.method = "GET";
   request.path = "/auth/oidc/start";

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -20,6 +21,7 @@
 
 #include "common/pki.h"
 #include "hub/http/server.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -626,6 +628,61 @@ TEST_CASE("Start fails with Unavailable naming address and port when the port is
   options.address = "not-an-address";
   HttpServer third(options, Answer(200, "ok"));
   CHECK(third.Start().code() == absl::StatusCode::kInvalidArgument);
+}
+
+// ---- Client addresses behind proxies, and what the server logs about a request ----
+
+TEST_CASE("the server believes X-Forwarded-For only from a trusted peer", "[http][proxy]") {
+  for (const bool trust_loopback : {false, true}) {
+    INFO("trusted_proxies: " << (trust_loopback ? "[127.0.0.1/32]" : "[]"));
+    ServerOptions options = TestOptions();
+    if (trust_loopback) {
+      auto trusted = TrustedProxies::Parse({"127.0.0.1/32"});
+      REQUIRE(trusted.ok());
+      options.trusted_proxies = *trusted;
+    }
+    auto server = StartServer(options, [](Request request, std::shared_ptr<Responder> out) {
+      out->Respond({.status = 200, .body = request.remote_address + " " + request.client_address});
+    });
+    Client client(server->BoundPort());
+    client.Send("GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n");
+    CHECK(client.ReadResponse().body ==
+          (trust_loopback ? "127.0.0.1 203.0.113.9" : "127.0.0.1 127.0.0.1"));
+  }
+}
+
+TEST_CASE("a failing handler's log line names the path as loggable_path makes it, and the client",
+          "[http][proxy]") {
+  const std::string secret = "SeCrEtToKeN-0123456789abcdefghijklmnopqrstu";
+  ServerOptions options = TestOptions();
+  options.loggable_path = [](std::string_view path) {
+    return path.starts_with("/auth/") ? std::string("/auth/[token]") : std::string(path);
+  };
+  auto trusted = TrustedProxies::Parse({"127.0.0.1/32"});
+  REQUIRE(trusted.ok());
+  options.trusted_proxies = *trusted;
+  testing::LogCapture logs;
+  {
+    auto server = StartServer(options, [](Request request, std::shared_ptr<Responder>) {
+      if (request.method == "POST") throw std::runtime_error("boom");
+      // GET: drops the Responder without answering.
+    });
+    Client client(server->BoundPort());
+    client.Send("GET /auth/" + secret +
+                " HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n");
+    CHECK(client.ReadResponse().status == 500);
+    Client again(server->BoundPort());
+    again.Send("POST /auth/" + secret + "/status HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    CHECK(again.ReadResponse().status == 500);
+    server->Stop(1s);
+  }
+  const std::string text = logs.Text();
+  INFO(text);
+  CHECK(text.find(secret) == std::string::npos);
+  CHECK(text.find("handler for GET /auth/[token] from 203.0.113.9 dropped its Responder") !=
+        std::string::npos);
+  CHECK(text.find("handler for POST /auth/[token] from 127.0.0.1 threw: boom") !=
+        std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "hub/config/hub_config.h"
 
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -88,6 +89,25 @@ TEST_CASE("bad hub configs are refused with the key path and the line", "[hub-co
   CHECK(ErrorOf("hub:\n  spoke_health_interval: 500ms\n") ==
         "config: hub.spoke_health_interval (line 2): must be at least 1s");
   CHECK(ErrorOf("activation:\n  form_tll: 30m\n").find("activation.form_tll (line 2)") !=
+        std::string::npos);
+}
+
+TEST_CASE("hub.trusted_proxies takes IPv4 and IPv6 CIDRs and refuses anything else by index",
+          "[hub-config][proxy]") {
+  auto config =
+      Parse("hub:\n  trusted_proxies: [127.0.0.1/32, 10.0.0.0/8, \"::1\", 2001:db8::/32]\n");
+  INFO(config.status().ToString());
+  REQUIRE(config.ok());
+  CHECK(config->trusted_proxies ==
+        std::vector<std::string>{"127.0.0.1/32", "10.0.0.0/8", "::1", "2001:db8::/32"});
+  CHECK(Parse("{}")->trusted_proxies.empty());
+  CHECK(ErrorOf("hub:\n  trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n") ==
+        "config: hub.trusted_proxies (line 2): [1] \"10.0.0.0/33\": the prefix length must be "
+        "0..32");
+  CHECK(ErrorOf("hub:\n  trusted_proxies:\n    - proxy.example.com\n")
+            .find("hub.trusted_proxies (line 2): [0] \"proxy.example.com\": not an IP address") !=
+        std::string::npos);
+  CHECK(ErrorOf("hub:\n  trusted_proxies: 10.0.0.0/8\n").find("hub.trusted_proxies (line 2)") !=
         std::string::npos);
 }
 

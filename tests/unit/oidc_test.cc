@@ -489,7 +489,7 @@ std::unique_ptr<ProviderOidcClient> Client(FakeProvider& provider, FakeClock& cl
 // Begins a login and has the provider answer its code with a token signed by `key`.
 LoginStart Begin(ProviderOidcClient& client, FakeProvider& provider, FakeClock& clock,
                  const TestKey& key, Json claims = Json()) {
-  auto start = client.BeginLogin("/auth/tok");
+  auto start = client.BeginLogin("/auth/tok", "192.0.2.7");
   REQUIRE(start.ok());
   if (claims.is_null()) claims = Claims(clock, QueryParam(start->authorize_url, "nonce"));
   provider.id_token = SignedToken(key, claims);
@@ -536,11 +536,13 @@ TEST_CASE("the sign-in flow sends PKCE, state and nonce and returns the verified
   }
 }
 
-TEST_CASE("a state is single-use, expires, and the oldest are dropped beyond the bound", "[oidc]") {
+TEST_CASE("a state is single-use, expires, and a client's oldest is dropped beyond its share",
+          "[oidc]") {
   FakeClock clock;
   FakeProvider provider;
   OidcSettings settings = Settings();
-  settings.max_pending_logins = 3;
+  settings.max_pending_logins = 5;
+  settings.max_pending_logins_per_address = 3;
   auto client = Client(provider, clock, settings);
 
   const LoginStart start = Begin(*client, provider, clock, RsaKey());
@@ -564,11 +566,50 @@ TEST_CASE("a state is single-use, expires, and the oldest are dropped beyond the
   CHECK(client->PendingLogins() == 3);
   CHECK_FALSE(client->CompleteLogin(states[0], "code").ok());  // dropped as the oldest
 
-  CHECK_FALSE(client->BeginLogin("https://evil.example.com/").ok());
-  CHECK_FALSE(client->BeginLogin("//evil.example.com/").ok());
-  CHECK_FALSE(client->BeginLogin("/\\evil.example.com").ok());
-  CHECK_FALSE(client->BeginLogin("/a\r\nSet-Cookie: x").ok());
+  CHECK_FALSE(client->BeginLogin("https://evil.example.com/", "192.0.2.7").ok());
+  CHECK_FALSE(client->BeginLogin("//evil.example.com/", "192.0.2.7").ok());
+  CHECK_FALSE(client->BeginLogin("/\\evil.example.com", "192.0.2.7").ok());
+  CHECK_FALSE(client->BeginLogin("/a\r\nSet-Cookie: x", "192.0.2.7").ok());
   CHECK_FALSE(client->CompleteLogin(states[1], std::string(5000, 'c')).ok());
+}
+
+TEST_CASE("a flood of unauthenticated sign-ins never pushes out a real one", "[oidc]") {
+  FakeClock clock;
+  FakeProvider provider;
+  OidcSettings settings = Settings();
+  settings.max_pending_logins = 16;
+  settings.max_pending_logins_per_address = 4;
+  auto client = Client(provider, clock, settings);
+  // A real person starts signing in (from 192.0.2.7)...
+  const LoginStart real = Begin(*client, provider, clock, RsaKey());
+
+  // ...one address floods: it only ever replaces its own.
+  for (int i = 0; i < 1000; ++i) REQUIRE(client->BeginLogin("/auth/tok", "203.0.113.66").ok());
+  CHECK(client->PendingLogins() == 5);
+
+  // Many addresses flood: once the table is full, new sign-ins are refused, none dropped.
+  int refused = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto start = client->BeginLogin("/auth/tok", "198.51.100." + std::to_string(i));
+    if (!start.ok()) {
+      CHECK(start.status().code() == absl::StatusCode::kResourceExhausted);
+      CHECK_THAT(std::string(start.status().message()),
+                 Catch::Contains("too many sign-ins are in progress"));
+      ++refused;
+    }
+  }
+  CHECK(refused == 200 - 11);
+  CHECK(client->PendingLogins() == 16);
+
+  auto who = client->CompleteLogin(real.state, "code");
+  INFO(who.status().ToString());
+  REQUIRE(who.ok());
+  CHECK(who->email == "alice@example.com");
+
+  // The flood's sign-ins expire like any other, and the room comes back.
+  clock.Advance(600s);
+  CHECK(client->PendingLogins() == 0);
+  CHECK(client->BeginLogin("/auth/tok", "198.51.100.250").ok());
 }
 
 TEST_CASE("an unknown kid refetches the JWKS at most once per minute", "[oidc]") {
@@ -620,7 +661,7 @@ TEST_CASE("discovery must name the configured issuer and use https off loopback"
   SECTION("another issuer") {
     provider.discovery["issuer"] = "https://idp.example.com/";
     auto client = Client(provider, clock);
-    auto start = client->BeginLogin("/auth/tok");
+    auto start = client->BeginLogin("/auth/tok", "192.0.2.7");
     REQUIRE_FALSE(start.ok());
     CHECK_THAT(std::string(start.status().message()),
                Catch::Contains("names itself \"https://idp.example.com/\", not the configured "
@@ -628,18 +669,19 @@ TEST_CASE("discovery must name the configured issuer and use https off loopback"
   }
   SECTION("a plain-http endpoint") {
     provider.discovery["token_endpoint"] = "http://idp.example.com/token";
-    auto start = Client(provider, clock)->BeginLogin("/auth/tok");
+    auto start = Client(provider, clock)->BeginLogin("/auth/tok", "192.0.2.7");
     REQUIRE_FALSE(start.ok());
     CHECK_THAT(std::string(start.status().message()), Catch::Contains("token_endpoint"));
     CHECK_THAT(std::string(start.status().message()), Catch::Contains("must be https"));
   }
   SECTION("no S256 PKCE or usable algorithm") {
     provider.discovery["code_challenge_methods_supported"] = {"plain"};
-    CHECK_FALSE(Client(provider, clock)->BeginLogin("/auth/tok").ok());
+    CHECK_FALSE(Client(provider, clock)->BeginLogin("/auth/tok", "192.0.2.7").ok());
     provider.discovery["code_challenge_methods_supported"] = {"S256"};
     provider.discovery["id_token_signing_alg_values_supported"] = {"HS256", "none"};
-    CHECK_THAT(std::string(Client(provider, clock)->BeginLogin("/").status().message()),
-               Catch::Contains("neither RS256 nor ES256"));
+    CHECK_THAT(
+        std::string(Client(provider, clock)->BeginLogin("/", "192.0.2.7").status().message()),
+        Catch::Contains("neither RS256 nor ES256"));
   }
   SECTION("an http issuer off loopback is refused up front") {
     OidcSettings settings = Settings();
