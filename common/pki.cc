@@ -308,6 +308,14 @@ absl::Time AsnTime(const ASN1_TIME* t) {
   unsigned int len = 0;
   if (!X509_digest(cert.get(), EVP_sha256(), digest, &len)) return Failed("hashing a certificate");
   info.sha256_fingerprint = HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
+  unsigned char* spki = nullptr;
+  const int spki_len = i2d_PUBKEY(X509_get0_pubkey(cert.get()), &spki);
+  if (spki_len <= 0) return Failed("encoding a certificate's public key");
+  const bool hashed =
+      EVP_Digest(spki, static_cast<size_t>(spki_len), digest, &len, EVP_sha256(), nullptr) == 1;
+  OPENSSL_free(spki);
+  if (!hashed) return Failed("hashing a certificate's public key");
+  info.public_key_sha256 = HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
   return info;
 }
 

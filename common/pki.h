@@ -41,6 +41,9 @@ struct CertInfo {
   absl::Time not_after;
   bool is_ca = false;
   std::string sha256_fingerprint;  // hex of the DER
+  // Hex SHA-256 of the DER SubjectPublicKeyInfo: the same for every certificate of one key
+  // (what spokes pin the hub by, so the hub can renew its certificate without telling them).
+  std::string public_key_sha256;
 };
 
 // A new EC P-256 private key.

@@ -6,6 +6,7 @@
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 
+#include "common/absl_compat.h"
 #include "common/files.h"
 #include "common/status.h"
 
@@ -54,6 +55,7 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
   if (!info.ok() || info->not_after - absl::Now() < absl::FromChrono(renew_before)) return false;
   pki->hub.cert_pem = *std::move(cert);
   pki->hub.key_pem = *std::move(key);
+  pki->hub_key_sha256 = {info->public_key_sha256};
   return true;
 }
 
@@ -86,8 +88,21 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
   }
   LLMBOX_ASSIGN_OR_RETURN(ClusterPki pki, ReadCa(paths));
   if (!ReadHubCert(paths, options.hub_cert_renew_before, &pki)) {
-    LLMBOX_ASSIGN_OR_RETURN(std::string key, common::MakePrivateKey());
-    LLMBOX_ASSIGN_OR_RETURN(std::string csr, common::MakeCsr(key, "llmbox-hub"));
+    // The key spokes pinned is kept: only `cluster rotate-identity` makes a new one.
+    auto kept = common::ReadSmallFile(paths.hub_key);
+    std::string key;
+    if (kept.ok() && kept->find("-----BEGIN ") != std::string::npos) {
+      key = *std::move(kept);
+    } else {
+      LLMBOX_ASSIGN_OR_RETURN(key, common::MakePrivateKey());
+    }
+    auto csr_or = common::MakeCsr(key, "llmbox-hub");
+    if (!csr_or.ok()) {
+      return absl::FailedPreconditionError(
+          "cluster: " + paths.hub_key +
+          " is not a usable private key: " + std::string(common::AsStd(csr_or.status().message())));
+    }
+    const std::string csr = *std::move(csr_or);
     LLMBOX_ASSIGN_OR_RETURN(
         std::string cert,
         common::SignCsr(pki.ca, csr,
@@ -95,6 +110,8 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
                         absl::FromChrono(options.hub_cert_validity)));
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_key, key, 0600));
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_cert, cert, 0644));
+    LLMBOX_ASSIGN_OR_RETURN(common::CertInfo issued, common::InspectCert(cert));
+    pki.hub_key_sha256 = {issued.public_key_sha256};
     pki.hub.key_pem = std::move(key);
     pki.hub.cert_pem = std::move(cert);
     spdlog::info("cluster: issued the hub's certificate ({})", common::kHubIdentity);

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -33,11 +34,15 @@ struct ClusterPki {
   common::CertifiedKey ca;
   std::string ca_sha256;  // the fingerprint join tokens carry
   common::TlsPems hub;    // the hub's certificate and key, and the CA
+  // The hub keys spokes are told to accept (hex SHA-256 of each public key), the current
+  // one first. Spokes pin these at join and renewal (docs/decisions/006-hub-identity.md).
+  std::vector<std::string> hub_key_sha256;
 };
 
 // Reads the CA and the hub's certificate from `dir`, creating what is missing (the folder
-// with mode 0700). FailedPrecondition naming the file when one is unreadable or only half of
-// the CA is present.
+// with mode 0700). A hub certificate near its end is issued anew for the same key, so spokes
+// that pinned the key keep accepting the hub. FailedPrecondition naming the file when one is
+// unreadable or only half of the CA is present.
 [[nodiscard]] absl::StatusOr<ClusterPki> LoadOrCreateClusterPki(const std::string& dir,
                                                                 const ClusterPkiOptions& options);
 

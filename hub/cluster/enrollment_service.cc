@@ -207,6 +207,7 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   response->set_certificate_pem(*cert);
   response->set_ca_certificate_pem(pki_.ca.cert_pem);
   response->set_hub_identity(std::string(common::kHubIdentity));
+  for (const auto& pin : pki_.hub_key_sha256) response->add_hub_key_sha256(pin);
   SetTimestamp(response->mutable_not_after(), info->not_after);
   SetDuration(response->mutable_renew_before(), absl::FromChrono(options_.renew_before));
   spdlog::info("cluster: spoke {} joined from {} (advertises {}, certificate until {})", name,
@@ -271,6 +272,7 @@ grpc::Status EnrollmentServiceImpl::Renew(grpc::ServerContext* context,
 
   response->set_certificate_pem(*cert);
   response->set_ca_certificate_pem(pki_.ca.cert_pem);
+  for (const auto& pin : pki_.hub_key_sha256) response->add_hub_key_sha256(pin);
   SetTimestamp(response->mutable_not_after(), info->not_after);
   SetDuration(response->mutable_renew_before(), absl::FromChrono(options_.renew_before));
   spdlog::info("cluster: spoke {} renewed its certificate (until {})", name,

@@ -7,7 +7,9 @@
 //
 // * kMutualTls, `llmbox-spoke serve`: a gRPC server on config.listen with mutual TLS from
 //   config.tls (reread every minute, so a renewed certificate serves without a restart); only
-//   config.hub_identity may call. The certificate renewer runs when the spoke joined a hub.
+//   config.hub_identity may call, and (when the spoke joined a hub that pins) only with a hub
+//   key pinned in <state_dir>/hub_pins.json (spoke/enroll/hub_pins.h). The certificate renewer
+//   runs when the spoke joined a hub; it reloads the pins at every check.
 //
 //     LLMBOX_ASSIGN_OR_RETURN(std::unique_ptr<SpokeNode> node,
 //                             SpokeNode::Start(config, {}, common::SystemClock::Get()));

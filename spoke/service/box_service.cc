@@ -107,7 +107,13 @@ grpc::Status BoxServiceImpl::Authorize(grpc::ServerContext* context) const {
   if (auth == nullptr) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no peer identity");
   }
-  return ToGrpcStatus(common::AuthorizePeer(*auth, options_.allowed_peer));
+  if (auto st = common::AuthorizePeer(*auth, options_.allowed_peer); !st.ok()) {
+    return ToGrpcStatus(st);
+  }
+  if (!options_.check_peer_certificate) return grpc::Status::OK;
+  auto peer = common::VerifiedPeer(*auth);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  return ToGrpcStatus(options_.check_peer_certificate(peer->cert_pem));
 }
 
 grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "llmbox/v1/box.grpc.pb.h"
 #include "spoke/box/manager.h"
@@ -24,6 +26,9 @@ struct BoxServiceOptions {
   // The identity allowed to call; empty only for the hub's in-process spoke, where the
   // channel never leaves the process.
   std::string allowed_peer = "spiffe://llmbox/hub";
+  // When set, also checks the allowed peer's certificate (PEM): a joined spoke refuses a hub
+  // key it did not pin (spoke/enroll/hub_pins.h). Its error is the call's answer.
+  std::function<absl::Status(std::string_view peer_cert_pem)> check_peer_certificate;
   box::BoxManagerOptions boxes;           // for capacity and limits in Health
   std::chrono::milliseconds auth_ttl{0};  // the reaper's; reported as a pending box's expires_at
   std::chrono::seconds max_grace{60};

@@ -25,8 +25,11 @@
 #include "hub/config/hub_config.h"
 #include "hub/store/sqlite_store.h"
 #include "llmbox/v1/box.grpc.pb.h"
+#include "spoke/enroll/hub_pins.h"
 #include "spoke/enroll/join.h"
+#include "spoke/node/spoke_node.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_docker_engine.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -503,6 +506,94 @@ TEST_CASE("the hub's cluster section is off by default and checked when given", 
           .find("cluster.renew_before (line 3): must be more than 0 and less than cert_validity") !=
       std::string::npos);
   CHECK_FALSE(parse("cluster:\n  lsiten: 0.0.0.0:7444\n").ok());
+}
+
+// A spoke's box service (SpokeNode on a fake engine) answering Health to `hub`.
+grpc::Status SpokeHealth(int port, const common::TlsPems& hub) {
+  auto stub = v1::BoxService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), common::MutualTlsChannelCredentials(hub)));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::HealthResponse response;
+  return stub->Health(&context, v1::HealthRequest(), &response);
+}
+
+TEST_CASE(
+    "a joined spoke pins the hub's key and refuses a hub certificate from the cluster CA it "
+    "was not told about, also after a restart",
+    "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-pin");
+  TestHub hub(dir);
+  auto config = SpokeConfig(dir, "hubid-pin-1");
+  config.listen = "127.0.0.1:0";
+  config.docker.unix_socket = (dir.path() / "docker.sock").string();
+  REQUIRE(Join(hub, hub.Token("hubid-pin-1"), config).ok());
+  auto pinned = spoke::enroll::ReadHubPins(spoke::enroll::HubPinsPath(config));
+  INFO(pinned.status().ToString());
+  REQUIRE(pinned.ok());
+  CHECK(*pinned == hub.pki.hub_key_sha256);
+
+  // The hub's name, from the cluster CA, but a key the hub never told the spoke about.
+  const common::TlsPems rogue =
+      testing::IssueForTest(hub.pki.ca, std::string(common::kHubIdentity), "llmbox-hub");
+  testing::FakeDockerEngine engine;
+  for (int start = 0; start < 2; ++start) {  // the second start reads the pins from disk
+    auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+    INFO(node.status().ToString());
+    REQUIRE(node.ok());
+    grpc::Status as_hub = SpokeHealth((*node)->port(), hub.pki.hub);
+    INFO(as_hub.error_message());
+    CHECK(as_hub.ok());
+    grpc::Status as_rogue = SpokeHealth((*node)->port(), rogue);
+    CHECK(as_rogue.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(as_rogue.error_message().find("not one this spoke was told about") != std::string::npos);
+    (*node)->Stop();
+  }
+}
+
+TEST_CASE(
+    "a joined spoke renews only with a hub whose key it pinned, and takes the pins it is "
+    "told at renewal",
+    "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-renew-pin");
+  TestHub hub(dir);
+  const auto config = SpokeConfig(dir, "hubid-pin-2");
+  REQUIRE(Join(hub, hub.Token("hubid-pin-2"), config).ok());
+  auto before = common::ReadTlsFiles(config.tls);
+  REQUIRE(before.ok());
+
+  // An enrollment service with the hub's name from the same CA, but another key.
+  ClusterPki rogue_pki = hub.pki;
+  rogue_pki.hub = testing::IssueForTest(hub.pki.ca, std::string(common::kHubIdentity), "x");
+  EnrollmentServiceImpl rogue_service(*hub.store, rogue_pki, hub.clock, {});
+  int rogue_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", common::OptionalClientTlsServerCredentials(rogue_pki.hub),
+                           &rogue_port);
+  builder.RegisterService(&rogue_service);
+  auto rogue_server = builder.BuildAndStart();
+  REQUIRE(rogue_server != nullptr);
+  auto refused =
+      spoke::enroll::RenewCertificate("127.0.0.1:" + std::to_string(rogue_port), config, 10s);
+  CHECK_FALSE(refused.ok());
+  auto unchanged = common::ReadTlsFiles(config.tls);
+  REQUIRE(unchanged.ok());
+  CHECK(unchanged->cert_pem == before->cert_pem);
+  rogue_server->Shutdown();
+
+  // The real hub, now naming a second key (a rotation's overlap): the spoke pins both.
+  const common::TlsPems next =
+      testing::IssueForTest(hub.pki.ca, std::string(common::kHubIdentity), "x");
+  auto next_info = common::InspectCert(next.cert_pem);
+  REQUIRE(next_info.ok());
+  hub.pki.hub_key_sha256.push_back(next_info->public_key_sha256);
+  auto renewed = spoke::enroll::RenewCertificate(hub.address, config, 10s);
+  INFO(renewed.status().ToString());
+  REQUIRE(renewed.ok());
+  auto pinned = spoke::enroll::ReadHubPins(spoke::enroll::HubPinsPath(config));
+  REQUIRE(pinned.ok());
+  CHECK(*pinned == hub.pki.hub_key_sha256);
+  CHECK(pinned->size() == 2);
 }
 
 }  // namespace
