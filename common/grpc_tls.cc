@@ -190,15 +190,32 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(const TlsPem
   return grpc::SslServerCredentials(options);
 }
 
-std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
-    const TlsFiles& files, unsigned int refresh_seconds) {
+namespace {
+
+std::shared_ptr<grpc::ServerCredentials> WatchedServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds,
+    grpc_ssl_client_certificate_request_type request) {
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
       files.key_file, files.cert_file, files.ca_file, refresh_seconds);
   grpc::experimental::TlsServerCredentialsOptions options(provider);
   options.watch_root_certs();
   options.watch_identity_key_cert_pairs();
-  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.set_cert_request_type(request);
   return grpc::experimental::TlsServerCredentials(options);
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds) {
+  return WatchedServerCredentials(files, refresh_seconds,
+                                  GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+}
+
+std::shared_ptr<grpc::ServerCredentials> WatchedOptionalClientTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds) {
+  return WatchedServerCredentials(files, refresh_seconds,
+                                  GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
 }
 
 std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsPems& pems) {

@@ -94,6 +94,12 @@ std::shared_ptr<grpc::ChannelCredentials> UnverifiedTlsChannelCredentials();
 // enrollment service: Join comes without a certificate, Renew with one).
 std::shared_ptr<grpc::ServerCredentials> OptionalClientTlsServerCredentials(const TlsPems& pems);
 
+// The same, read from the files and read again every `refresh_seconds` (the hub's enrollment
+// listener, whose short-lived certificate the hub renews on disk). The files must be readable
+// when this is called.
+std::shared_ptr<grpc::ServerCredentials> WatchedOptionalClientTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds = 60);
+
 // The verified peer's one URI SAN and its certificate (PEM). Unauthenticated when the peer
 // presented no verified certificate or not exactly one URI SAN.
 struct PeerCertificate {

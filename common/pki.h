@@ -14,6 +14,7 @@
 // Everything is PEM text. Keys are secrets: never log them. Thread-safe; no state.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,11 +59,13 @@ struct CertInfo {
                                                   std::string_view common_name);
 
 // Signs `csr_pem` with `ca`: the CSR's key and common name, the identity given here (never
-// the CSR's own extensions), usable for TLS server and client auth, valid for `validity`.
+// the CSR's own extensions), usable for TLS server and client auth, valid for `validity` from
+// `start` (default: now; backdated a minute against clock skew).
 // InvalidArgument for an unreadable CSR or a bad signature on it.
 [[nodiscard]] absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
                                                   const CertIdentity& identity,
-                                                  absl::Duration validity);
+                                                  absl::Duration validity,
+                                                  std::optional<absl::Time> start = std::nullopt);
 
 struct CsrInfo {
   std::string common_name;

@@ -61,6 +61,23 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
 
 }  // namespace
 
+std::string HubCertPath(const std::string& dir) { return Paths(dir).hub_cert; }
+std::string HubKeyPath(const std::string& dir) { return Paths(dir).hub_key; }
+std::string CaCertPath(const std::string& dir) { return Paths(dir).ca_cert; }
+
+[[nodiscard]] absl::StatusOr<std::string> IssueHubCertificate(const common::CertifiedKey& ca,
+                                                              const std::string& key_pem,
+                                                              absl::Duration validity,
+                                                              absl::Time start) {
+  auto csr = common::MakeCsr(key_pem, "llmbox-hub");
+  if (!csr.ok()) {
+    return absl::FailedPreconditionError("cluster: the hub's key is not a usable private key: " +
+                                         std::string(common::AsStd(csr.status().message())));
+  }
+  return common::SignCsr(
+      ca, *csr, {.uri = std::string(common::kHubIdentity), .dns = {"llmbox-hub"}}, validity, start);
+}
+
 [[nodiscard]] absl::StatusOr<ClusterPki> LoadClusterPki(const std::string& dir) {
   const Paths paths(dir);
   if (!Exists(paths.ca_cert)) {
@@ -88,7 +105,7 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
   }
   LLMBOX_ASSIGN_OR_RETURN(ClusterPki pki, ReadCa(paths));
   if (!ReadHubCert(paths, options.hub_cert_renew_before, &pki)) {
-    // The key spokes pinned is kept: only `cluster rotate-identity` makes a new one.
+    // The key spokes pinned is kept (docs/decisions/006-hub-identity.md).
     auto kept = common::ReadSmallFile(paths.hub_key);
     std::string key;
     if (kept.ok() && kept->find("-----BEGIN ") != std::string::npos) {
@@ -96,18 +113,9 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
     } else {
       LLMBOX_ASSIGN_OR_RETURN(key, common::MakePrivateKey());
     }
-    auto csr_or = common::MakeCsr(key, "llmbox-hub");
-    if (!csr_or.ok()) {
-      return absl::FailedPreconditionError(
-          "cluster: " + paths.hub_key +
-          " is not a usable private key: " + std::string(common::AsStd(csr_or.status().message())));
-    }
-    const std::string csr = *std::move(csr_or);
     LLMBOX_ASSIGN_OR_RETURN(
         std::string cert,
-        common::SignCsr(pki.ca, csr,
-                        {.uri = std::string(common::kHubIdentity), .dns = {"llmbox-hub"}},
-                        absl::FromChrono(options.hub_cert_validity)));
+        IssueHubCertificate(pki.ca, key, absl::FromChrono(options.hub_cert_validity), absl::Now()));
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_key, key, 0600));
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_cert, cert, 0644));
     LLMBOX_ASSIGN_OR_RETURN(common::CertInfo issued, common::InspectCert(cert));

@@ -15,6 +15,13 @@ RemoteSpokes::RemoteSpokes(store::Store& store, boxes::SpokeDirectory& directory
                            common::TlsPems hub)
     : store_(store), directory_(directory), hub_(std::move(hub)) {}
 
+void RemoteSpokes::SetHubCredentials(common::TlsPems hub) {
+  std::lock_guard lock(mu_);
+  hub_ = std::move(hub);
+  // Forgetting the address makes the next Sync dial again; the pins (issued) stay.
+  for (auto& [name, dialed] : dialed_) dialed.advertise_address.clear();
+}
+
 absl::Status RemoteSpokes::Sync() {
   LLMBOX_ASSIGN_OR_RETURN(std::vector<store::SpokeRecord> spokes, store_.ListSpokes());
   std::lock_guard lock(mu_);

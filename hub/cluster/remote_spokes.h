@@ -38,11 +38,15 @@ class RemoteSpokes {
   // add (the in-process one) are left alone. The Store's error when it cannot be read.
   [[nodiscard]] absl::Status Sync();
 
+  // The hub's certificate was renewed (HubCertificateRenewer): every spoke is dialed anew with
+  // `hub` at the next Sync (calls in flight finish on their channels).
+  void SetHubCredentials(common::TlsPems hub);
+
  private:
   store::Store& store_;
   boxes::SpokeDirectory& directory_;
-  const common::TlsPems hub_;
   std::mutex mu_;
+  common::TlsPems hub_;  // guarded by mu_
   // What a spoke was last dialed with.
   struct Dialed {
     std::string advertise_address;

@@ -26,6 +26,7 @@
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/enrollment_service.h"
 #include "hub/cluster/grpc_spoke_client.h"
+#include "hub/cluster/hub_cert_renewer.h"
 #include "hub/cluster/remote_spokes.h"
 #include "hub/http/host_policy.h"
 #include "hub/http/router.h"
@@ -87,6 +88,7 @@ struct HubServer::State {
   std::unique_ptr<cluster::RemoteSpokes> remote;
   std::unique_ptr<cluster::EnrollmentServiceImpl> enrollment;
   std::optional<common::RunningGrpcServer> cluster_server;
+  std::unique_ptr<cluster::HubCertificateRenewer> hub_cert_renewer;
   std::unique_ptr<boxes::BoxRegistry> registry;
   std::unique_ptr<common::PeriodicTask> reconcile;
   std::unique_ptr<boxes::BoxTools> tools;
@@ -138,8 +140,19 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
     LLMBOX_ASSIGN_OR_RETURN(
         s.cluster_server,
         common::StartGrpcServer({.address = config.cluster_listen, .max_message_bytes = 64 << 10},
-                                common::OptionalClientTlsServerCredentials(s.pki->hub),
+                                // Watched: the hub renews its short-lived certificate.
+                                common::WatchedOptionalClientTlsServerCredentials(
+                                    {.cert_file = cluster::HubCertPath(ClusterDir(config)),
+                                     .key_file = cluster::HubKeyPath(ClusterDir(config)),
+                                     .ca_file = cluster::CaCertPath(ClusterDir(config))}),
                                 s.enrollment.get()));
+    s.hub_cert_renewer = std::make_unique<cluster::HubCertificateRenewer>(
+        ClusterDir(config), s.pki->ca, clock, cluster::HubCertRenewerOptions{},
+        [&s](const common::TlsPems& hub) {
+          s.remote->SetHubCredentials(hub);
+          s.SyncSpokes();
+        });
+    s.hub_cert_renewer->Start();
     spdlog::info("cluster: enrollment service on port {} (cluster CA sha256:{})",
                  s.cluster_server->port, s.pki->ca_sha256);
   }
@@ -272,6 +285,7 @@ void HubServer::Stop() {
   if (!s.serving) return;
   s.serving = false;
   s.http->Stop(std::chrono::seconds(10));
+  if (s.hub_cert_renewer != nullptr) s.hub_cert_renewer->Stop();
   if (s.cluster_server) {
     s.cluster_server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }

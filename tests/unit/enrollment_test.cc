@@ -596,5 +596,27 @@ TEST_CASE(
   CHECK(pinned->size() == 2);
 }
 
+TEST_CASE("a pinned spoke accepts the hub's renewed certificate for the same key",
+          "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-renewed-hub");
+  TestHub hub(dir);
+  auto config = SpokeConfig(dir, "hubid-pin-3");
+  config.listen = "127.0.0.1:0";
+  REQUIRE(Join(hub, hub.Token("hubid-pin-3"), config).ok());
+  testing::FakeDockerEngine engine;
+  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  REQUIRE(node.ok());
+
+  auto renewed = IssueHubCertificate(hub.pki.ca, hub.pki.hub.key_pem, absl::Hours(1), absl::Now());
+  REQUIRE(renewed.ok());
+  REQUIRE(*renewed != hub.pki.hub.cert_pem);
+  common::TlsPems hub_now = hub.pki.hub;
+  hub_now.cert_pem = *renewed;
+  grpc::Status status = SpokeHealth((*node)->port(), hub_now);
+  INFO(status.error_message());
+  CHECK(status.ok());
+  (*node)->Stop();
+}
+
 }  // namespace
 }  // namespace llmbox::hub::cluster
