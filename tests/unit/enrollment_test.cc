@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -348,8 +349,21 @@ class HealthOnly final : public v1::BoxService::Service {
     auto st = common::AuthorizePeer(*context->auth_context(), common::kHubIdentity);
     if (!st.ok()) return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "not the hub");
     response->mutable_capacity()->set_max_boxes(7);
+    if (auto peer = common::VerifiedPeer(*context->auth_context()); peer.ok()) {
+      std::lock_guard lock(mu_);
+      last_peer_cert_ = peer->cert_pem;
+    }
     return grpc::Status::OK;
   }
+  // The certificate the last caller presented.
+  std::string LastPeerCert() {
+    std::lock_guard lock(mu_);
+    return last_peer_cert_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string last_peer_cert_;
 };
 
 // A server on a free loopback port presenting `pems` (mutual TLS) with `service`.
@@ -616,6 +630,51 @@ TEST_CASE("a pinned spoke accepts the hub's renewed certificate for the same key
   INFO(status.error_message());
   CHECK(status.ok());
   (*node)->Stop();
+}
+
+TEST_CASE("after the hub renews its certificate it dials its spokes with the new one",
+          "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-redial");
+  TestHub hub(dir);
+  const auto config = SpokeConfig(dir, "hubid-pin-4");
+  REQUIRE(Join(hub, hub.Token("hubid-pin-4"), config).ok());
+  auto spoke_pems = common::ReadTlsFiles(config.tls);
+  REQUIRE(spoke_pems.ok());
+  HealthOnly spoke;
+  int spoke_port = 0;
+  auto server = ServeHealth(*spoke_pems, &spoke, &spoke_port);
+  // The record, pointed at the server's port (a join with that advertise address).
+  auto record = hub.store->GetSpoke("hubid-pin-4");
+  REQUIRE(record.ok());
+  REQUIRE(hub.store->DeleteSpoke("hubid-pin-4").ok());
+  auto parsed = common::ParseJoinToken(hub.Token("hubid-pin-4"));
+  store::SpokeRecord moved = *record;
+  moved.advertise_address = "127.0.0.1:" + std::to_string(spoke_port);
+  REQUIRE(
+      hub.store->ConsumeJoinToken(common::Sha256Hex(parsed->secret), Ms(hub.clock), moved).ok());
+
+  boxes::SpokeDirectory directory;
+  RemoteSpokes remote(*hub.store, directory, hub.pki.hub);
+  REQUIRE(remote.Sync().ok());
+  auto health = [&] {
+    auto client = directory.Find("hubid-pin-4");
+    REQUIRE(client != nullptr);
+    return client->Health(10s).status();
+  };
+  REQUIRE(health().ok());
+  CHECK(spoke.LastPeerCert() == hub.pki.hub.cert_pem);
+
+  auto renewed = IssueHubCertificate(hub.pki.ca, hub.pki.hub.key_pem, absl::Hours(1), absl::Now());
+  REQUIRE(renewed.ok());
+  common::TlsPems hub_now = hub.pki.hub;
+  hub_now.cert_pem = *renewed;
+  remote.SetHubCredentials(hub_now);
+  REQUIRE(remote.Sync().ok());
+  absl::Status after = health();
+  INFO(after.message());
+  REQUIRE(after.ok());
+  CHECK(spoke.LastPeerCert() == *renewed);
+  server->Shutdown();
 }
 
 }  // namespace
