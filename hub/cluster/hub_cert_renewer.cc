@@ -1,23 +1,28 @@
 // hub/cluster/hub_cert_renewer.cc
 #include "hub/cluster/hub_cert_renewer.h"
 
+#include <optional>
+
 #include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
 #include "common/files.h"
 #include "common/status.h"
 #include "hub/cluster/cluster_pki.h"
+#include "hub/cluster/hub_rotation.h"
 
 namespace llmbox::hub::cluster {
 
-HubCertificateRenewer::HubCertificateRenewer(std::string cluster_dir, common::CertifiedKey ca,
-                                             common::Clock& clock, HubCertRenewerOptions options,
-                                             std::function<void(const common::TlsPems&)> on_renewed)
+HubCertificateRenewer::HubCertificateRenewer(
+    std::string cluster_dir, common::CertifiedKey ca, common::Clock& clock,
+    HubCertRenewerOptions options, std::function<void(const common::TlsPems&)> on_renewed,
+    std::function<void(const std::vector<std::string>&)> announce)
     : dir_(std::move(cluster_dir)),
       ca_(std::move(ca)),
       clock_(clock),
       options_(options),
       on_renewed_(std::move(on_renewed)),
+      announce_(std::move(announce)),
       task_(clock, options.check, [this] { Check(); }) {}
 
 HubCertificateRenewer::~HubCertificateRenewer() { Stop(); }
@@ -30,6 +35,33 @@ absl::StatusOr<bool> HubCertificateRenewer::CheckOnce() {
   LLMBOX_ASSIGN_OR_RETURN(std::string pem, common::ReadSmallFile(HubCertPath(dir_)));
   LLMBOX_ASSIGN_OR_RETURN(common::CertInfo current, common::InspectCert(pem));
   const absl::Time now = absl::FromChrono(clock_.Now());
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<PendingRotation> rotation, ReadRotation(dir_));
+  if (rotation) {
+    if (!rotation->started) {
+      LLMBOX_RETURN_IF_ERROR(MarkRotationStarted(dir_, *rotation, now));
+      rotation->started = now;
+      spdlog::info(
+          "cluster: rotating the hub's key: spokes accept the new key sha256:{} beside the old "
+          "one for {} s, then only the new one",
+          rotation->key_sha256, absl::ToInt64Seconds(rotation->overlap));
+    }
+    if (now < *rotation->started + rotation->overlap) {
+      if (announce_) announce_({current.public_key_sha256, rotation->key_sha256});
+    } else {
+      LLMBOX_RETURN_IF_ERROR(FinishRotation(dir_, *rotation));
+      spdlog::info(
+          "cluster: switched to the new hub key sha256:{}; the old key sha256:{} is "
+          "dropped and its last certificate expires {}",
+          rotation->key_sha256, current.public_key_sha256,
+          absl::FormatTime(absl::RFC3339_sec, current.not_after, absl::UTCTimeZone()));
+      if (on_renewed_) {
+        on_renewed_(common::TlsPems{
+            .cert_pem = rotation->cert_pem, .key_pem = rotation->key_pem, .ca_pem = ca_.cert_pem});
+      }
+      if (announce_) announce_({rotation->key_sha256});
+      return true;
+    }
+  }
   if (now < DueAt(current)) return false;
   LLMBOX_ASSIGN_OR_RETURN(std::string key, common::ReadSmallFile(HubKeyPath(dir_)));
   LLMBOX_ASSIGN_OR_RETURN(std::string cert,

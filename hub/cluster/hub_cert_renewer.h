@@ -11,12 +11,17 @@
 //                                 [&](const common::TlsPems& hub) { remote.SetHub(hub); });
 //   renewer.Start();   // a thread (common::PeriodicTask); Stop() (or the destructor) ends it
 //
+// It also carries out `llmbox-hub cluster rotate-identity`: while a rotation's overlap runs it
+// announces both keys at every check; when the overlap ends it makes the new key the hub's,
+// hands it to `on_renewed`, and announces the new key alone.
+//
 // Why short-lived: docs/decisions/006-hub-identity.md. Thread-safe.
 #pragma once
 
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -29,16 +34,19 @@ namespace llmbox::hub::cluster {
 
 struct HubCertRenewerOptions {
   std::chrono::milliseconds validity = std::chrono::hours(24);  // of each new certificate
-  std::chrono::milliseconds check = std::chrono::minutes(1);    // how often to look
+  std::chrono::milliseconds check = std::chrono::seconds(10);   // how often to look
 };
 
 class HubCertificateRenewer {
  public:
-  // `clock` must outlive the renewer; `on_renewed` (may be empty) runs on the renewer's thread
-  // after the new certificate is on disk.
+  // `clock` must outlive the renewer. On the renewer's thread: `on_renewed` (may be empty)
+  // after a new certificate or key is on disk (the hub dials with it from then on);
+  // `announce` (may be empty) with the hub keys spokes must accept, at every check during a
+  // rotation (both keys) and once at its end (the new key, after on_renewed).
   HubCertificateRenewer(std::string cluster_dir, common::CertifiedKey ca, common::Clock& clock,
                         HubCertRenewerOptions options,
-                        std::function<void(const common::TlsPems&)> on_renewed);
+                        std::function<void(const common::TlsPems&)> on_renewed,
+                        std::function<void(const std::vector<std::string>&)> announce = nullptr);
   ~HubCertificateRenewer();  // Stop()
 
   HubCertificateRenewer(const HubCertificateRenewer&) = delete;
@@ -47,8 +55,10 @@ class HubCertificateRenewer {
   // When the current certificate is due: two thirds into its life.
   static absl::Time DueAt(const common::CertInfo& cert);
 
-  // One check: whether the certificate was renewed. Errors: the files' (NotFound naming
-  // hub.crt or hub.key), FailedPrecondition for an unusable key, the write's.
+  // One check: carries a rotation (hub/cluster/hub_rotation.h) forward, then renews the
+  // certificate when due. True when the hub's certificate or key changed. Errors: the files'
+  // (NotFound naming hub.crt or hub.key), FailedPrecondition for an unusable key, DataLoss for
+  // a broken rotation, the write's.
   [[nodiscard]] absl::StatusOr<bool> CheckOnce();
 
   // Checks every options.check on a background thread until Stop().
@@ -68,6 +78,7 @@ class HubCertificateRenewer {
   common::Clock& clock_;
   const HubCertRenewerOptions options_;
   const std::function<void(const common::TlsPems&)> on_renewed_;
+  const std::function<void(const std::vector<std::string>&)> announce_;
   // Last, so it stops before what its checks use goes away.
   common::PeriodicTask task_;
 };

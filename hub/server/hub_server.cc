@@ -144,13 +144,18 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                                 common::WatchedOptionalClientTlsServerCredentials(
                                     {.cert_file = cluster::HubCertPath(ClusterDir(config)),
                                      .key_file = cluster::HubKeyPath(ClusterDir(config)),
-                                     .ca_file = cluster::CaCertPath(ClusterDir(config))}),
+                                     .ca_file = cluster::CaCertPath(ClusterDir(config))},
+                                    /*refresh_seconds=*/5),
                                 s.enrollment.get()));
     s.hub_cert_renewer = std::make_unique<cluster::HubCertificateRenewer>(
         ClusterDir(config), s.pki->ca, clock, cluster::HubCertRenewerOptions{},
         [&s](const common::TlsPems& hub) {
           s.remote->SetHubCredentials(hub);
           s.SyncSpokes();
+        },
+        [&s](const std::vector<std::string>& keys) {
+          s.enrollment->SetHubKeys(keys);
+          s.remote->PushHubKeys(keys, std::chrono::seconds(5));
         });
     s.hub_cert_renewer->Start();
     spdlog::info("cluster: enrollment service on port {} (cluster CA sha256:{})",

@@ -73,6 +73,9 @@ std::string HubPinsPath(const config::SpokeConfig& config) {
 HubPins::HubPins(std::string path) : path_(std::move(path)) {}
 
 absl::Status HubPins::Load() {
+  // The file is read and written under the lock, so a Load racing a Replace cannot bring back
+  // what the Replace overwrote.
+  std::lock_guard write(file_mu_);
   auto pins = ReadHubPins(path_);
   if (absl::IsNotFound(pins.status())) {
     std::lock_guard lock(mu_);
@@ -86,6 +89,7 @@ absl::Status HubPins::Load() {
 }
 
 absl::Status HubPins::Replace(const std::vector<std::string>& key_sha256) {
+  std::lock_guard write(file_mu_);
   LLMBOX_RETURN_IF_ERROR(WriteHubPins(path_, key_sha256));
   std::lock_guard lock(mu_);
   pins_ = key_sha256;

@@ -67,6 +67,7 @@ class HubPins {
 
  private:
   const std::string path_;
+  std::mutex file_mu_;  // held while the file is read or written (before mu_)
   mutable std::mutex mu_;
   std::vector<std::string> pins_;  // guarded by mu_
 };

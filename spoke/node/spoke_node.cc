@@ -108,6 +108,19 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
                           }
                           return pinned;
                         }),
+          .set_hub_keys = parts->in_process()
+                              ? nullptr
+                              : std::function<absl::Status(const std::vector<std::string>&)>(
+                                    [pins = &parts->hub_pins,
+                                     name = c.name](const std::vector<std::string>& keys) {
+                                      absl::Status replaced = pins->Replace(keys);
+                                      if (replaced.ok()) {
+                                        spdlog::info(
+                                            "spoke {}: the hub set the hub keys it accepts ({})",
+                                            name, keys.size());
+                                      }
+                                      return replaced;
+                                    }),
           .boxes = c.boxes,
           .auth_ttl = c.reaper.auth_ttl});
 

@@ -346,5 +346,96 @@ TEST_CASE(
   CHECK(hub.process.Stop() == 0);
 }
 
+TEST_CASE(
+    "llmbox-hub cluster rotate-identity keeps a joined spoke working, and afterwards the spoke "
+    "refuses the hub's previous key",
+    "[e2e][cluster]") {
+  const auto& rig = RigWithSecondEngine();
+  HubDir dir("hubid-cluster-rotate-e2e");
+  WriteConfig(dir.path, rig, rig.standin_claude, "off", "", "cluster:\n  listen: 127.0.0.1:0\n");
+  const std::string hub_config = (dir.path / "hub.yaml").string();
+  const std::string spoke_name = UniqueId("hubid");
+  HubProcess hub(hub_config, dir.path / "hub.log");
+  const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
+  const std::string token = CreateJoinToken(dir.path, hub_config, spoke_name);
+  const int spoke_port = UnusedLoopbackPort();
+  const std::string spoke_config = WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, "");
+  const auto joined =
+      Run({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
+           "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
+          dir.path / "join.log");
+  INFO(joined.log);
+  REQUIRE(joined.exit_code == 0);
+  ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config}, dir.path / "spoke.log");
+  spoke.WaitForLog("serving on port");
+
+  auto connected = [&](const std::string& tag) {
+    for (auto deadline = std::chrono::steady_clock::now() + 30s;
+         std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(500ms)) {
+      const auto spokes = McpCall(hub.url, "", "list_spokes", nlohmann::json::object(),
+                                  dir.path / ("spokes-" + tag + ".log"));
+      if (ListedConnected(spokes.log, spoke_name)) return true;
+    }
+    return false;
+  };
+  REQUIRE(connected("before"));
+  const fs::path cluster = dir.path / "state/cluster";
+  const common::TlsPems old_hub{.cert_pem = ReadFileOrEmpty(cluster / "hub.crt"),
+                                .key_pem = ReadFileOrEmpty(cluster / "hub.key"),
+                                .ca_pem = ReadFileOrEmpty(cluster / "ca.crt")};
+
+  const auto rotated =
+      Run({LLMBOX_HUB_BIN, "cluster", "rotate-identity", "--overlap", "3s", "--config", hub_config},
+          dir.path / "rotate.log");
+  INFO(rotated.log);
+  REQUIRE(rotated.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(rotated.log, m, std::regex("new hub key sha256:([0-9a-f]{64})")));
+  const std::string new_key = m[1];
+  // A second rotation while this one runs is refused.
+  const auto again = Run({LLMBOX_HUB_BIN, "cluster", "rotate-identity", "--config", hub_config},
+                         dir.path / "rotate-again.log");
+  CHECK(again.exit_code == 1);
+  CHECK(again.log.find("already in progress") != std::string::npos);
+
+  // The overlap: the spoke takes both keys, the hub still reaches it with the old one.
+  hub.process.WaitForLog("rotating the hub's key");
+  spoke.WaitForLog("the hub set the hub keys it accepts \\(2\\)");
+  CHECK(connected("overlap"));
+  // The switch: the hub dials with the new key, the spoke accepts only it.
+  hub.process.WaitForLog("switched to the new hub key sha256:" + new_key);
+  spoke.WaitForLog("the hub set the hub keys it accepts \\(1\\)");
+  CHECK(connected("after"));
+  const common::TlsPems new_hub{.cert_pem = ReadFileOrEmpty(cluster / "hub.crt"),
+                                .key_pem = ReadFileOrEmpty(cluster / "hub.key"),
+                                .ca_pem = old_hub.ca_pem};
+  CHECK(new_hub.key_pem != old_hub.key_pem);
+  CHECK(ReadFileOrEmpty(dir.path / "spoke-state/hub_pins.json").find(new_key) != std::string::npos);
+  const grpc::Status as_old = SpokeHealth(spoke_port, old_hub);
+  CHECK(as_old.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  const grpc::Status as_new = SpokeHealth(spoke_port, new_hub);
+  INFO(as_new.error_message());
+  CHECK(as_new.ok());
+  // Renewal with the hub's enrollment listener, which presents the new key once it has
+  // reread its files (every 5 s).
+  CallResult renewed;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    renewed = Run(
+        {LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + cluster_port, "--config", spoke_config},
+        dir.path / "renew.log");
+    if (renewed.exit_code == 0) break;
+    std::this_thread::sleep_for(1s);
+  }
+  INFO(renewed.log);
+  CHECK(renewed.exit_code == 0);
+
+  CHECK(spoke.Stop() == 0);
+  const auto removed =
+      Run({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
+          dir.path / "remove.log");
+  CHECK(removed.exit_code == 0);
+  CHECK(hub.process.Stop() == 0);
+}
+
 }  // namespace
 }  // namespace llmbox::testing

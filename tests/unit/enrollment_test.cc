@@ -600,13 +600,14 @@ TEST_CASE(
       testing::IssueForTest(hub.pki.ca, std::string(common::kHubIdentity), "x");
   auto next_info = common::InspectCert(next.cert_pem);
   REQUIRE(next_info.ok());
-  hub.pki.hub_key_sha256.push_back(next_info->public_key_sha256);
+  const std::vector<std::string> both = {hub.pki.hub_key_sha256[0], next_info->public_key_sha256};
+  hub.service->SetHubKeys(both);
   auto renewed = spoke::enroll::RenewCertificate(hub.address, config, 10s);
   INFO(renewed.status().ToString());
   REQUIRE(renewed.ok());
   auto pinned = spoke::enroll::ReadHubPins(spoke::enroll::HubPinsPath(config));
   REQUIRE(pinned.ok());
-  CHECK(*pinned == hub.pki.hub_key_sha256);
+  CHECK(*pinned == both);
   CHECK(pinned->size() == 2);
 }
 
@@ -675,6 +676,93 @@ TEST_CASE("after the hub renews its certificate it dials its spokes with the new
   REQUIRE(after.ok());
   CHECK(spoke.LastPeerCert() == *renewed);
   server->Shutdown();
+}
+
+// SetHubKeys on the spoke at `port`, as `hub`.
+grpc::Status PushKeys(int port, const common::TlsPems& hub, const std::vector<std::string>& keys) {
+  auto stub = v1::BoxService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), common::MutualTlsChannelCredentials(hub)));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::SetHubKeysRequest request;
+  for (const auto& key : keys) request.add_hub_key_sha256(key);
+  v1::SetHubKeysResponse response;
+  return stub->SetHubKeys(&context, request, &response);
+}
+
+TEST_CASE(
+    "a rotation of the hub's key keeps a joined spoke working throughout, and afterwards the "
+    "spoke refuses the old key, also after a restart",
+    "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-rotate");
+  TestHub hub(dir);
+  auto config = SpokeConfig(dir, "hubid-pin-5");
+  config.listen = "127.0.0.1:0";
+  REQUIRE(Join(hub, hub.Token("hubid-pin-5"), config).ok());
+  testing::FakeDockerEngine engine;
+  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  REQUIRE(node.ok());
+  const int port = (*node)->port();
+  // The spoke's record, pointed at the node's port.
+  auto record = hub.store->GetSpoke("hubid-pin-5");
+  REQUIRE(record.ok());
+  REQUIRE(hub.store->DeleteSpoke("hubid-pin-5").ok());
+  auto parsed = common::ParseJoinToken(hub.Token("hubid-pin-5"));
+  store::SpokeRecord moved = *record;
+  moved.advertise_address = "127.0.0.1:" + std::to_string(port);
+  REQUIRE(
+      hub.store->ConsumeJoinToken(common::Sha256Hex(parsed->secret), Ms(hub.clock), moved).ok());
+  boxes::SpokeDirectory directory;
+  RemoteSpokes remote(*hub.store, directory, hub.pki.hub);
+  REQUIRE(remote.Sync().ok());
+  auto hub_health = [&] {
+    auto client = directory.Find("hubid-pin-5");
+    REQUIRE(client != nullptr);
+    return client->Health(10s).status();
+  };
+  REQUIRE(hub_health().ok());
+
+  const common::TlsPems old_hub = hub.pki.hub;
+  const std::string old_key = hub.pki.hub_key_sha256[0];
+  auto next_key = common::MakePrivateKey();
+  REQUIRE(next_key.ok());
+  auto next_cert = IssueHubCertificate(hub.pki.ca, *next_key, absl::Hours(1), absl::Now());
+  REQUIRE(next_cert.ok());
+  const common::TlsPems new_hub{
+      .cert_pem = *next_cert, .key_pem = *next_key, .ca_pem = hub.pki.ca.cert_pem};
+  const std::string new_key = common::InspectCert(*next_cert)->public_key_sha256;
+
+  // Before the announcement the new key is refused; a list without the caller's key is too.
+  CHECK(SpokeHealth(port, new_hub).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(PushKeys(port, old_hub, {new_key}).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(PushKeys(port, old_hub, {"not hex"}).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The overlap: both keys work.
+  CHECK(remote.PushHubKeys({old_key, new_key}, 10s) == 0);
+  CHECK(SpokeHealth(port, old_hub).ok());
+  CHECK(SpokeHealth(port, new_hub).ok());
+  CHECK(hub_health().ok());
+  // The switch: the hub dials with the new key and drops the old one.
+  remote.SetHubCredentials(new_hub);
+  REQUIRE(remote.Sync().ok());
+  CHECK(hub_health().ok());
+  CHECK(remote.PushHubKeys({new_key}, 10s) == 0);
+  CHECK(hub_health().ok());
+  auto pinned = spoke::enroll::ReadHubPins(spoke::enroll::HubPinsPath(config));
+  REQUIRE(pinned.ok());
+  CHECK(*pinned == std::vector<std::string>{new_key});
+  grpc::Status as_old = SpokeHealth(port, old_hub);
+  CHECK(as_old.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(PushKeys(port, old_hub, {old_key}).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  (*node)->Stop();
+
+  // A restarted spoke keeps refusing the old key.
+  auto restarted = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  REQUIRE(restarted.ok());
+  CHECK(SpokeHealth((*restarted)->port(), old_hub).error_code() ==
+        grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(SpokeHealth((*restarted)->port(), new_hub).ok());
+  (*restarted)->Stop();
 }
 
 }  // namespace

@@ -5,14 +5,17 @@
 #include "hub/cluster/hub_cert_renewer.h"
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "common/files.h"
 #include "common/pki.h"
 #include "hub/cluster/cluster_pki.h"
+#include "hub/cluster/hub_rotation.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/support/scratch_dir.h"
 
@@ -130,6 +133,95 @@ TEST_CASE("a hub certificate renewal that fails leaves the certificate in place"
   clock.Advance(20h);
   auto failed = renewer.CheckOnce();
   CHECK(failed.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(cluster.HubCert() == cluster.first_cert);
+}
+
+TEST_CASE(
+    "a rotation announces both keys during its overlap, then switches to the new key and "
+    "announces it alone",
+    "[hub_cert_renewer]") {
+  ScratchDir scratch("hubid-hub-rotate");
+  FakeClock clock;
+  Cluster cluster(scratch, clock);
+  const std::string old_key = Inspect(cluster.first_cert).public_key_sha256;
+  auto rotation = StartRotation(cluster.dir, cluster.pki.ca, absl::Minutes(10),
+                                absl::FromChrono(clock.Now()), absl::Hours(24));
+  REQUIRE(rotation.ok());
+  CHECK(rotation->key_sha256 != old_key);
+  // One rotation at a time, with a sane overlap.
+  CHECK(StartRotation(cluster.dir, cluster.pki.ca, absl::Minutes(10), absl::Now(), absl::Hours(24))
+            .status()
+            .code() == absl::StatusCode::kAlreadyExists);
+
+  std::vector<std::vector<std::string>> announced;
+  std::optional<common::TlsPems> handed;
+  HubCertificateRenewer renewer(
+      cluster.dir, cluster.pki.ca, clock, {}, [&](const common::TlsPems& hub) { handed = hub; },
+      [&](const std::vector<std::string>& keys) { announced.push_back(keys); });
+  const std::vector<std::string> both = {old_key, rotation->key_sha256};
+
+  auto first = renewer.CheckOnce();
+  REQUIRE(first.ok());
+  CHECK_FALSE(*first);
+  REQUIRE(announced.size() == 1);
+  CHECK(announced[0] == both);
+  auto pending = ReadRotation(cluster.dir);
+  REQUIRE(pending.ok());
+  REQUIRE(pending->has_value());
+  CHECK((*pending)->started == absl::FromChrono(clock.Now()));
+
+  clock.Advance(10min - 1s);  // still in the overlap: announced again (for spokes that were down)
+  auto during = renewer.CheckOnce();
+  REQUIRE(during.ok());
+  CHECK_FALSE(*during);
+  REQUIRE(announced.size() == 2);
+  CHECK(announced[1] == both);
+  CHECK_FALSE(handed.has_value());
+  auto key_during = common::ReadSmallFile(HubKeyPath(cluster.dir));
+  REQUIRE(key_during.ok());
+  CHECK(*key_during == cluster.pki.hub.key_pem);
+
+  clock.Advance(1s);
+  auto switched = renewer.CheckOnce();
+  INFO(switched.status().ToString());
+  REQUIRE(switched.ok());
+  CHECK(*switched);
+  REQUIRE(handed.has_value());
+  CHECK(handed->key_pem == rotation->key_pem);
+  CHECK(handed->cert_pem == rotation->cert_pem);
+  REQUIRE(announced.size() == 3);
+  CHECK(announced[2] == std::vector<std::string>{rotation->key_sha256});
+  auto key_after = common::ReadSmallFile(HubKeyPath(cluster.dir));
+  REQUIRE(key_after.ok());
+  CHECK(*key_after == rotation->key_pem);
+  CHECK(cluster.HubCert() == rotation->cert_pem);
+  auto none = ReadRotation(cluster.dir);
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());
+  // Nothing more to announce.
+  auto after = renewer.CheckOnce();
+  REQUIRE(after.ok());
+  CHECK_FALSE(*after);
+  CHECK(announced.size() == 3);
+  CHECK(Inspect(cluster.HubCert()).public_key_sha256 == rotation->key_sha256);
+}
+
+TEST_CASE("a rotation's overlap must be 1s..23h and a broken rotation is reported",
+          "[hub_cert_renewer]") {
+  ScratchDir scratch("hubid-hub-rotate-bad");
+  FakeClock clock;
+  Cluster cluster(scratch, clock);
+  const absl::Time now = absl::FromChrono(clock.Now());
+  CHECK(StartRotation(cluster.dir, cluster.pki.ca, absl::ZeroDuration(), now, absl::Hours(24))
+            .status()
+            .code() == absl::StatusCode::kInvalidArgument);
+  CHECK(StartRotation(cluster.dir, cluster.pki.ca, absl::Hours(24), now, absl::Hours(24))
+            .status()
+            .code() == absl::StatusCode::kInvalidArgument);
+  REQUIRE(StartRotation(cluster.dir, cluster.pki.ca, absl::Seconds(1), now, absl::Hours(24)).ok());
+  std::filesystem::remove(cluster.dir + "/hub.next.key");
+  HubCertificateRenewer renewer(cluster.dir, cluster.pki.ca, clock, {}, nullptr);
+  CHECK(renewer.CheckOnce().status().code() == absl::StatusCode::kDataLoss);
   CHECK(cluster.HubCert() == cluster.first_cert);
 }
 
