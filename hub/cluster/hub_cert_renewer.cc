@@ -62,7 +62,10 @@ absl::StatusOr<bool> HubCertificateRenewer::CheckOnce() {
       return true;
     }
   }
-  if (now < DueAt(current)) return false;
+  // A certificate longer-lived than the hub now issues (a year, before 006) is replaced at once.
+  const bool too_long =
+      current.not_after - current.not_before > absl::FromChrono(options_.validity) + absl::Hours(1);
+  if (now < DueAt(current) && !too_long) return false;
   LLMBOX_ASSIGN_OR_RETURN(std::string key, common::ReadSmallFile(HubKeyPath(dir_)));
   LLMBOX_ASSIGN_OR_RETURN(std::string cert,
                           IssueHubCertificate(ca_, key, absl::FromChrono(options_.validity), now));

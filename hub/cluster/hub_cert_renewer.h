@@ -2,7 +2,8 @@
 //
 // Keeps the hub's short-lived certificate (<cluster dir>/hub.crt) fresh while the hub serves:
 // every `check` it reads the certificate, and once two thirds of its life has passed (on the
-// injected clock) it issues a new one for the same key (hub.key, which spokes pinned), writes
+// injected clock), or at once when it lives longer than `validity` (one from before short
+// lives), it issues a new one for the same key (hub.key, which spokes pinned), writes
 // it atomically, and hands the new pair to `on_renewed` (the hub redials its spokes with it).
 // The enrollment listener reads the files itself (a watched credential). A failed renewal is
 // logged and tried again at the next check; the current certificate stays valid until its end.

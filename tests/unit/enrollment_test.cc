@@ -765,5 +765,27 @@ TEST_CASE(
   (*restarted)->Stop();
 }
 
+TEST_CASE("a hub certificate of a pinned key is refused once it has expired",
+          "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-expired-hub");
+  TestHub hub(dir);
+  auto config = SpokeConfig(dir, "hubid-pin-6");
+  config.listen = "127.0.0.1:0";
+  REQUIRE(Join(hub, hub.Token("hubid-pin-6"), config).ok());
+  testing::FakeDockerEngine engine;
+  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  REQUIRE(node.ok());
+  // The key's last certificate, a day old and valid for an hour: what a leaked key holder keeps
+  // after the hub stopped renewing for that key.
+  auto expired = IssueHubCertificate(hub.pki.ca, hub.pki.hub.key_pem, absl::Hours(1),
+                                     absl::Now() - absl::Hours(24));
+  REQUIRE(expired.ok());
+  common::TlsPems stale = hub.pki.hub;
+  stale.cert_pem = *expired;
+  CHECK_FALSE(SpokeHealth((*node)->port(), stale).ok());
+  CHECK(SpokeHealth((*node)->port(), hub.pki.hub).ok());
+  (*node)->Stop();
+}
+
 }  // namespace
 }  // namespace llmbox::hub::cluster

@@ -225,5 +225,23 @@ TEST_CASE("a rotation's overlap must be 1s..23h and a broken rotation is reporte
   CHECK(cluster.HubCert() == cluster.first_cert);
 }
 
+TEST_CASE("a hub certificate that lives longer than the hub now issues is replaced at once",
+          "[hub_cert_renewer]") {
+  ScratchDir scratch("hubid-hub-cert-long");
+  FakeClock clock;
+  Cluster cluster(scratch, clock);
+  auto year = IssueHubCertificate(cluster.pki.ca, cluster.pki.hub.key_pem, absl::Hours(24 * 365),
+                                  absl::FromChrono(clock.Now()));
+  REQUIRE(year.ok());
+  REQUIRE(common::WriteFileAtomic(HubCertPath(cluster.dir), *year, 0644).ok());
+  HubCertificateRenewer renewer(cluster.dir, cluster.pki.ca, clock, {.validity = 24h}, nullptr);
+  auto renewed = renewer.CheckOnce();
+  REQUIRE(renewed.ok());
+  CHECK(*renewed);
+  const common::CertInfo after = Inspect(cluster.HubCert());
+  CHECK(after.not_after - after.not_before == absl::Hours(24) + absl::Minutes(1));
+  CHECK(after.public_key_sha256 == Inspect(*year).public_key_sha256);
+}
+
 }  // namespace
 }  // namespace llmbox::hub::cluster
