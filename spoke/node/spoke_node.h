@@ -75,10 +75,11 @@ class SpokeNode {
   // The node keeps its own copy of `config`. `clock` must outlive the node; the reaper and the
   // renewer wait through it.
   //
-  // Errors: the TLS files' errors (NotFound naming the file), InvalidArgument for an engine
-  // endpoint of the wrong shape, Unavailable naming the socket or URL when no engine answers,
-  // FailedPrecondition for a state directory that cannot be made, the BoxManager's recovery
-  // errors, Unavailable naming config.listen when it cannot be bound, Internal when the
+  // Errors: the TLS files' errors (NotFound naming the file), DataLoss naming
+  // <state_dir>/hub_pins.json when it is not what join and renew write, InvalidArgument for an
+  // engine endpoint of the wrong shape, Unavailable naming the socket or URL when no engine
+  // answers, FailedPrecondition for a state directory that cannot be made, the BoxManager's
+  // recovery errors, Unavailable naming config.listen when it cannot be bound, Internal when the
   // in-process server does not start.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SpokeNode>> Start(
       const config::SpokeConfig& config, SpokeNodeOptions options, common::Clock& clock);
