@@ -31,11 +31,11 @@ namespace {
 }
 
 // Accepts a peer whose certificate (already verified against the CA by gRPC) has exactly one
-// URI SAN, equal to the pinned identity.
+// URI SAN, equal to the pinned identity, and (when given) one of the pinned fingerprints.
 class PinnedIdentityVerifier : public grpc::experimental::ExternalCertificateVerifier {
  public:
-  PinnedIdentityVerifier(std::string identity, std::vector<std::string> fingerprints)
-      : identity_(std::move(identity)), fingerprints_(std::move(fingerprints)) {}
+  PinnedIdentityVerifier(std::string identity, std::vector<std::string> fingerprints, PinBy pin_by)
+      : identity_(std::move(identity)), fingerprints_(std::move(fingerprints)), pin_by_(pin_by) {}
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)>, grpc::Status* sync_status) override {
@@ -58,7 +58,14 @@ class PinnedIdentityVerifier : public grpc::experimental::ExternalCertificateVer
  private:
   grpc::Status CheckFingerprint(grpc::string_ref peer_pem) const {
     if (fingerprints_.empty()) return grpc::Status::OK;
-    auto info = InspectCert(std::string_view(peer_pem.data(), peer_pem.size()));
+    const std::string_view pem(peer_pem.data(), peer_pem.size());
+    if (pin_by_ == PinBy::kPublicKey) {
+      const absl::Status pinned = CheckPinnedKey(pem, fingerprints_);
+      if (pinned.ok()) return grpc::Status::OK;
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "the peer " + identity_ + ": " + std::string(AsStd(pinned.message())));
+    }
+    auto info = InspectCert(pem);
     if (!info.ok()) {
       return grpc::Status(
           grpc::StatusCode::UNAUTHENTICATED,
@@ -76,31 +83,53 @@ class PinnedIdentityVerifier : public grpc::experimental::ExternalCertificateVer
 
   const std::string identity_;
   const std::vector<std::string> fingerprints_;  // empty: any certificate of the identity
+  const PinBy pin_by_;
 };
 
 std::shared_ptr<grpc::ChannelCredentials> PinnedChannelCredentials(
     std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider, bool identity,
-    std::string_view peer_identity, std::vector<std::string> fingerprints = {}) {
+    std::string_view peer_identity, std::vector<std::string> fingerprints = {},
+    PinBy pin_by = PinBy::kCertificate) {
   grpc::experimental::TlsChannelCredentialsOptions options;
   options.set_certificate_provider(std::move(provider));
   options.watch_root_certs();
   if (identity) options.watch_identity_key_cert_pairs();
   options.set_certificate_verifier(
       grpc::experimental::ExternalCertificateVerifier::Create<PinnedIdentityVerifier>(
-          std::string(peer_identity), std::move(fingerprints)));
+          std::string(peer_identity), std::move(fingerprints), pin_by));
   options.set_check_call_host(false);
   return grpc::experimental::TlsCredentials(options);
 }
 
 }  // namespace
 
+[[nodiscard]] absl::Status CheckPinnedKey(std::string_view cert_pem,
+                                          const std::vector<std::string>& key_sha256) {
+  if (key_sha256.empty()) return absl::OkStatus();
+  auto info = InspectCert(cert_pem);
+  if (!info.ok()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("the certificate cannot be read: ", info.status().message()));
+  }
+  bool pinned = false;
+  for (const auto& allowed : key_sha256) {
+    pinned |= ConstantTimeEquals(info->public_key_sha256, allowed);
+  }
+  if (pinned) return absl::OkStatus();
+  return absl::UnauthenticatedError(
+      absl::StrCat("the certificate's key sha256:", info->public_key_sha256,
+                   " is not one this spoke was told about at join or renewal (a rotated-out or "
+                   "unknown hub key)"));
+}
+
 std::shared_ptr<grpc::ChannelCredentials> PinnedMutualTlsChannelCredentials(
-    const TlsPems& pems, std::string_view peer_identity, std::vector<std::string> fingerprints) {
+    const TlsPems& pems, std::string_view peer_identity, std::vector<std::string> fingerprints,
+    PinBy pin_by) {
   auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
       pems.ca_pem, std::vector<grpc::experimental::IdentityKeyCertPair>{
                        {.private_key = pems.key_pem, .certificate_chain = pems.cert_pem}});
   return PinnedChannelCredentials(std::move(provider), /*identity=*/true, peer_identity,
-                                  std::move(fingerprints));
+                                  std::move(fingerprints), pin_by);
 }
 
 std::shared_ptr<grpc::ChannelCredentials> PinnedTlsChannelCredentials(
@@ -161,15 +190,32 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(const TlsPem
   return grpc::SslServerCredentials(options);
 }
 
-std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
-    const TlsFiles& files, unsigned int refresh_seconds) {
+namespace {
+
+std::shared_ptr<grpc::ServerCredentials> WatchedServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds,
+    grpc_ssl_client_certificate_request_type request) {
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
       files.key_file, files.cert_file, files.ca_file, refresh_seconds);
   grpc::experimental::TlsServerCredentialsOptions options(provider);
   options.watch_root_certs();
   options.watch_identity_key_cert_pairs();
-  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.set_cert_request_type(request);
   return grpc::experimental::TlsServerCredentials(options);
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::ServerCredentials> WatchedMutualTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds) {
+  return WatchedServerCredentials(files, refresh_seconds,
+                                  GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+}
+
+std::shared_ptr<grpc::ServerCredentials> WatchedOptionalClientTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds) {
+  return WatchedServerCredentials(files, refresh_seconds,
+                                  GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
 }
 
 std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsPems& pems) {

@@ -64,9 +64,19 @@ std::shared_ptr<grpc::ChannelCredentials> MutualTlsChannelCredentials(const TlsP
 // `fingerprints` (hex SHA-256 of the DER, as CertInfo::sha256_fingerprint), the server's
 // certificate must also be one of them: the hub pins each spoke to the certificates it
 // issued for the spoke's current enrollment, so a removed spoke's certificate is refused.
+// With PinBy::kPublicKey the fingerprints are of the certificate's key
+// (CertInfo::public_key_sha256): a spoke pins the hub's keys, which outlive its short-lived
+// certificates (docs/decisions/006-hub-identity.md).
+enum class PinBy { kCertificate, kPublicKey };
 std::shared_ptr<grpc::ChannelCredentials> PinnedMutualTlsChannelCredentials(
-    const TlsPems& pems, std::string_view peer_identity,
-    std::vector<std::string> fingerprints = {});
+    const TlsPems& pems, std::string_view peer_identity, std::vector<std::string> fingerprints = {},
+    PinBy pin_by = PinBy::kCertificate);
+
+// OK when `cert_pem`'s key is one of `key_sha256` (hex SHA-256 of the DER public key, as
+// CertInfo::public_key_sha256) or when `key_sha256` is empty (nothing pinned). Unauthenticated
+// naming the key otherwise, or when the certificate cannot be read.
+[[nodiscard]] absl::Status CheckPinnedKey(std::string_view cert_pem,
+                                          const std::vector<std::string>& key_sha256);
 
 // Server-authenticated TLS without a client certificate: trusts only `ca_pem` and accepts
 // only a server whose one URI SAN is `peer_identity` (a joining spoke, before it has a
@@ -83,6 +93,12 @@ std::shared_ptr<grpc::ChannelCredentials> UnverifiedTlsChannelCredentials();
 // presented must be signed by the CA. Handlers decide with AuthorizePeer / PeerUri (the hub's
 // enrollment service: Join comes without a certificate, Renew with one).
 std::shared_ptr<grpc::ServerCredentials> OptionalClientTlsServerCredentials(const TlsPems& pems);
+
+// The same, read from the files and read again every `refresh_seconds` (the hub's enrollment
+// listener, whose short-lived certificate the hub renews on disk). The files must be readable
+// when this is called.
+std::shared_ptr<grpc::ServerCredentials> WatchedOptionalClientTlsServerCredentials(
+    const TlsFiles& files, unsigned int refresh_seconds = 60);
 
 // The verified peer's one URI SAN and its certificate (PEM). Unauthenticated when the peer
 // presented no verified certificate or not exactly one URI SAN.

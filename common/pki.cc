@@ -140,8 +140,17 @@ struct VerifiedCsr {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::Status SetValidity(X509* cert, absl::Duration validity) {
+[[nodiscard]] absl::Status SetValidity(X509* cert, absl::Duration validity,
+                                       std::optional<absl::Time> start = std::nullopt) {
   // Backdated a minute against clock skew between hosts.
+  if (start) {
+    time_t from = absl::ToTimeT(*start);
+    if (!X509_time_adj_ex(X509_getm_notBefore(cert), 0, -60, &from) ||
+        !X509_time_adj_ex(X509_getm_notAfter(cert), 0, absl::ToInt64Seconds(validity), &from)) {
+      return Failed("setting the validity");
+    }
+    return absl::OkStatus();
+  }
   if (!X509_gmtime_adj(X509_getm_notBefore(cert), -60) ||
       !X509_gmtime_adj(X509_getm_notAfter(cert), absl::ToInt64Seconds(validity))) {
     return Failed("setting the validity");
@@ -212,7 +221,8 @@ absl::Time AsnTime(const ASN1_TIME* t) {
 
 [[nodiscard]] absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
                                                   const CertIdentity& identity,
-                                                  absl::Duration validity) {
+                                                  absl::Duration validity,
+                                                  std::optional<absl::Time> start) {
   if (identity.uri.empty()) {
     return absl::InvalidArgumentError("pki: a certificate needs a URI identity");
   }
@@ -224,7 +234,7 @@ absl::Time AsnTime(const ASN1_TIME* t) {
   Cert cert(X509_new());
   X509_set_version(cert.get(), 2);
   LLMBOX_RETURN_IF_ERROR(SetSerial(cert.get()));
-  LLMBOX_RETURN_IF_ERROR(SetValidity(cert.get(), validity));
+  LLMBOX_RETURN_IF_ERROR(SetValidity(cert.get(), validity, start));
   X509_set_subject_name(cert.get(), X509_REQ_get_subject_name(req.get()));
   X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get()));
   X509_set_pubkey(cert.get(), req_key.get());
@@ -308,6 +318,14 @@ absl::Time AsnTime(const ASN1_TIME* t) {
   unsigned int len = 0;
   if (!X509_digest(cert.get(), EVP_sha256(), digest, &len)) return Failed("hashing a certificate");
   info.sha256_fingerprint = HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
+  unsigned char* spki = nullptr;
+  const int spki_len = i2d_PUBKEY(X509_get0_pubkey(cert.get()), &spki);
+  if (spki_len <= 0) return Failed("encoding a certificate's public key");
+  const bool hashed =
+      EVP_Digest(spki, static_cast<size_t>(spki_len), digest, &len, EVP_sha256(), nullptr) == 1;
+  OPENSSL_free(spki);
+  if (!hashed) return Failed("hashing a certificate's public key");
+  info.public_key_sha256 = HexEncode(std::string_view(reinterpret_cast<char*>(digest), len));
   return info;
 }
 

@@ -14,6 +14,7 @@
 // Everything is PEM text. Keys are secrets: never log them. Thread-safe; no state.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,9 @@ struct CertInfo {
   absl::Time not_after;
   bool is_ca = false;
   std::string sha256_fingerprint;  // hex of the DER
+  // Hex SHA-256 of the DER SubjectPublicKeyInfo: the same for every certificate of one key
+  // (what spokes pin the hub by, so the hub can renew its certificate without telling them).
+  std::string public_key_sha256;
 };
 
 // A new EC P-256 private key.
@@ -55,11 +59,13 @@ struct CertInfo {
                                                   std::string_view common_name);
 
 // Signs `csr_pem` with `ca`: the CSR's key and common name, the identity given here (never
-// the CSR's own extensions), usable for TLS server and client auth, valid for `validity`.
+// the CSR's own extensions), usable for TLS server and client auth, valid for `validity` from
+// `start` (default: now; backdated a minute against clock skew).
 // InvalidArgument for an unreadable CSR or a bad signature on it.
 [[nodiscard]] absl::StatusOr<std::string> SignCsr(const CertifiedKey& ca, std::string_view csr_pem,
                                                   const CertIdentity& identity,
-                                                  absl::Duration validity);
+                                                  absl::Duration validity,
+                                                  std::optional<absl::Time> start = std::nullopt);
 
 struct CsrInfo {
   std::string common_name;

@@ -46,6 +46,9 @@ Usage:
   llmbox-hub spoke list --config FILE              list the spokes that joined
   llmbox-hub spoke remove --name NAME --config FILE   forget a spoke: the hub stops dialing it
                                                    and it can no longer renew its certificate
+  llmbox-hub cluster rotate-identity [--overlap 10m] --config FILE
+                                                   a new hub key: spokes accept it beside the
+                                                   old one for the overlap, then only it
   llmbox-hub --version
   llmbox-hub --help
 
@@ -81,10 +84,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   // Words after the command up to the first flag are its verb ("create", "token create");
-  // then flags: --config FILE, --name NAME, --ttl DURATION, --admin.
+  // then flags: --config FILE, --name NAME, --ttl DURATION, --overlap DURATION, --admin.
   std::string config_path;
   std::string name;
   std::string ttl;
+  std::string overlap;
   std::string verb;
   bool admin = false;
   std::size_t first_flag = 1;
@@ -104,16 +108,19 @@ int main(int argc, char** argv) {
       name = args[i + 1];
     } else if (args[i] == "--ttl") {
       ttl = args[i + 1];
+    } else if (args[i] == "--overlap") {
+      overlap = args[i + 1];
     } else {
       flags_ok = false;
     }
   }
   const bool known = ((command == "serve" || command == "check-config") && verb.empty()) ||
-                     command == "apikey" || command == "spoke";
+                     command == "apikey" || command == "spoke" ||
+                     (command == "cluster" && verb == "rotate-identity");
   const bool needs_name = (command == "apikey" && verb != "list") ||
                           (command == "spoke" && (verb == "token create" || verb == "remove"));
   if (!known || !flags_ok || config_path.empty() || (needs_name && name.empty()) ||
-      (!ttl.empty() && verb != "token create") ||
+      (!ttl.empty() && verb != "token create") || (!overlap.empty() && verb != "rotate-identity") ||
       (admin && !(command == "apikey" && verb == "create"))) {
     std::fputs(kUsage, stderr);
     if (!command.empty()) {
@@ -145,12 +152,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   const hub::admin::CommandArgs admin_args{
-      .verb = verb, .name = name, .ttl = ttl, .admin = admin, .usage = kUsage};
+      .verb = verb, .name = name, .ttl = ttl, .admin = admin, .overlap = overlap, .usage = kUsage};
   if (command == "apikey") {
     return hub::admin::ApiKeyCommand(admin_args, *config, common::SystemClock::Get());
   }
   if (command == "spoke") {
     return hub::admin::SpokeCommand(admin_args, *config, common::SystemClock::Get());
+  }
+  if (command == "cluster") {
+    return hub::admin::ClusterCommand(admin_args, *config, common::SystemClock::Get());
   }
   return Serve(*config, *local_spoke_config);
 }

@@ -11,6 +11,7 @@
 #include "common/secrets.h"
 #include "common/validate.h"
 #include "hub/cluster/cluster_pki.h"
+#include "hub/cluster/hub_rotation.h"
 #include "hub/cluster/join_tokens.h"
 #include "hub/server/state_dir.h"
 
@@ -32,6 +33,26 @@ int Usage(std::string_view usage) {
 }
 
 }  // namespace
+
+int ClusterCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock) {
+  if (args.verb != "rotate-identity") return Usage(args.usage);
+  const std::string overlap_text = args.overlap.empty() ? "10m" : args.overlap;
+  auto overlap = common::ParseDuration(overlap_text);
+  if (!overlap) return Fail(absl::InvalidArgumentError("--overlap must look like 30s, 10m or 1h"));
+  auto pki = cluster::LoadClusterPki(server::ClusterDir(config));
+  if (!pki.ok()) return Fail(pki.status());
+  auto rotation =
+      cluster::StartRotation(server::ClusterDir(config), pki->ca, absl::FromChrono(*overlap),
+                             absl::FromChrono(clock.Now()), absl::Hours(24));
+  if (!rotation.ok()) return Fail(rotation.status());
+  std::fprintf(stderr,
+               "llmbox-hub: new hub key sha256:%s made. The serving hub announces it to its "
+               "spokes within a minute, beside the old key, and switches to it %s later; the "
+               "old key's last certificate then expires within 24 h. A spoke that is down for "
+               "the whole overlap must rejoin.\n",
+               rotation->key_sha256.c_str(), overlap_text.c_str());
+  return 0;
+}
 
 int Fail(const absl::Status& status) {
   const std::string message(common::AsStd(status.message()));

@@ -2,9 +2,9 @@
 //
 // The operator's commands that work on the hub's state directory, also while the hub serves
 // (they go through the same Store): `llmbox-hub apikey create|list|revoke` and
-// `llmbox-hub spoke token create|list`, `spoke list|remove`. What they print is part of the
-// interface (scripts and the e2e tests read it): a secret goes alone on stdout, everything
-// for people on stderr, tables on stdout.
+// `llmbox-hub spoke token create|list`, `spoke list|remove`, `cluster rotate-identity`. What they
+// print is part of the interface (scripts and the e2e tests read it): a secret goes alone on
+// stdout, everything for people on stderr, tables on stdout.
 //
 //   return ApiKeyCommand({.verb = "create", .name = "laptop", .usage = kUsage}, config, clock);
 //
@@ -23,10 +23,11 @@
 namespace llmbox::hub::admin {
 
 struct CommandArgs {
-  std::string verb;    // "create", "token create", ...
-  std::string name;    // --name
-  std::string ttl;     // --ttl (spoke token create); empty: 1h
-  bool admin = false;  // --admin (apikey create): the key acts on every principal's boxes
+  std::string verb;     // "create", "token create", ...
+  std::string name;     // --name
+  std::string ttl;      // --ttl (spoke token create); empty: 1h
+  bool admin = false;   // --admin (apikey create): the key acts on every principal's boxes
+  std::string overlap;  // --overlap (cluster rotate-identity); empty: 10m
   std::string_view usage;
 };
 
@@ -36,6 +37,11 @@ int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, comm
 // `spoke token create --name NAME [--ttl 1h]`, `spoke token list`, `spoke list`,
 // `spoke remove --name NAME`.
 int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
+
+// `cluster rotate-identity [--overlap 10m]`: a new hub key and certificate, which the serving
+// hub announces to its spokes beside the old one for the overlap and then switches to
+// (docs/decisions/006-hub-identity.md).
+int ClusterCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
 
 // Prints "llmbox-hub: <message>" to stderr; returns 1, the exit code of a failed command.
 int Fail(const absl::Status& status);

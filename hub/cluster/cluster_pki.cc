@@ -6,6 +6,7 @@
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 
+#include "common/absl_compat.h"
 #include "common/files.h"
 #include "common/status.h"
 
@@ -54,10 +55,28 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
   if (!info.ok() || info->not_after - absl::Now() < absl::FromChrono(renew_before)) return false;
   pki->hub.cert_pem = *std::move(cert);
   pki->hub.key_pem = *std::move(key);
+  pki->hub_key_sha256 = {info->public_key_sha256};
   return true;
 }
 
 }  // namespace
+
+std::string HubCertPath(const std::string& dir) { return Paths(dir).hub_cert; }
+std::string HubKeyPath(const std::string& dir) { return Paths(dir).hub_key; }
+std::string CaCertPath(const std::string& dir) { return Paths(dir).ca_cert; }
+
+[[nodiscard]] absl::StatusOr<std::string> IssueHubCertificate(const common::CertifiedKey& ca,
+                                                              const std::string& key_pem,
+                                                              absl::Duration validity,
+                                                              absl::Time start) {
+  auto csr = common::MakeCsr(key_pem, "llmbox-hub");
+  if (!csr.ok()) {
+    return absl::FailedPreconditionError("cluster: the hub's key is not a usable private key: " +
+                                         std::string(common::AsStd(csr.status().message())));
+  }
+  return common::SignCsr(
+      ca, *csr, {.uri = std::string(common::kHubIdentity), .dns = {"llmbox-hub"}}, validity, start);
+}
 
 [[nodiscard]] absl::StatusOr<ClusterPki> LoadClusterPki(const std::string& dir) {
   const Paths paths(dir);
@@ -86,15 +105,21 @@ bool ReadHubCert(const Paths& paths, std::chrono::milliseconds renew_before, Clu
   }
   LLMBOX_ASSIGN_OR_RETURN(ClusterPki pki, ReadCa(paths));
   if (!ReadHubCert(paths, options.hub_cert_renew_before, &pki)) {
-    LLMBOX_ASSIGN_OR_RETURN(std::string key, common::MakePrivateKey());
-    LLMBOX_ASSIGN_OR_RETURN(std::string csr, common::MakeCsr(key, "llmbox-hub"));
+    // The key spokes pinned is kept (docs/decisions/006-hub-identity.md).
+    auto kept = common::ReadSmallFile(paths.hub_key);
+    std::string key;
+    if (kept.ok() && kept->find("-----BEGIN ") != std::string::npos) {
+      key = *std::move(kept);
+    } else {
+      LLMBOX_ASSIGN_OR_RETURN(key, common::MakePrivateKey());
+    }
     LLMBOX_ASSIGN_OR_RETURN(
         std::string cert,
-        common::SignCsr(pki.ca, csr,
-                        {.uri = std::string(common::kHubIdentity), .dns = {"llmbox-hub"}},
-                        absl::FromChrono(options.hub_cert_validity)));
+        IssueHubCertificate(pki.ca, key, absl::FromChrono(options.hub_cert_validity), absl::Now()));
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_key, key, 0600));
     LLMBOX_RETURN_IF_ERROR(common::WriteFileAtomic(paths.hub_cert, cert, 0644));
+    LLMBOX_ASSIGN_OR_RETURN(common::CertInfo issued, common::InspectCert(cert));
+    pki.hub_key_sha256 = {issued.public_key_sha256};
     pki.hub.key_pem = std::move(key);
     pki.hub.cert_pem = std::move(cert);
     spdlog::info("cluster: issued the hub's certificate ({})", common::kHubIdentity);

@@ -138,7 +138,18 @@ EnrollmentServiceImpl::EnrollmentServiceImpl(
       pki_(pki),
       clock_(clock),
       options_(options),
-      on_joined_(std::move(on_joined)) {}
+      on_joined_(std::move(on_joined)),
+      hub_keys_(pki.hub_key_sha256) {}
+
+void EnrollmentServiceImpl::SetHubKeys(std::vector<std::string> key_sha256) {
+  std::lock_guard lock(keys_mu_);
+  hub_keys_ = std::move(key_sha256);
+}
+
+std::vector<std::string> EnrollmentServiceImpl::HubKeys() const {
+  std::lock_guard lock(keys_mu_);
+  return hub_keys_;
+}
 
 grpc::Status EnrollmentServiceImpl::GetClusterCA(grpc::ServerContext*,
                                                  const v1::GetClusterCARequest*,
@@ -207,6 +218,7 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   response->set_certificate_pem(*cert);
   response->set_ca_certificate_pem(pki_.ca.cert_pem);
   response->set_hub_identity(std::string(common::kHubIdentity));
+  for (const auto& pin : HubKeys()) response->add_hub_key_sha256(pin);
   SetTimestamp(response->mutable_not_after(), info->not_after);
   SetDuration(response->mutable_renew_before(), absl::FromChrono(options_.renew_before));
   spdlog::info("cluster: spoke {} joined from {} (advertises {}, certificate until {})", name,
@@ -271,6 +283,7 @@ grpc::Status EnrollmentServiceImpl::Renew(grpc::ServerContext* context,
 
   response->set_certificate_pem(*cert);
   response->set_ca_certificate_pem(pki_.ca.cert_pem);
+  for (const auto& pin : HubKeys()) response->add_hub_key_sha256(pin);
   SetTimestamp(response->mutable_not_after(), info->not_after);
   SetDuration(response->mutable_renew_before(), absl::FromChrono(options_.renew_before));
   spdlog::info("cluster: spoke {} renewed its certificate (until {})", name,

@@ -19,6 +19,9 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -49,12 +52,19 @@ class EnrollmentServiceImpl final : public v1::Enrollment::Service {
   grpc::Status Renew(grpc::ServerContext* context, const v1::RenewRequest* request,
                      v1::RenewResponse* response) override;
 
+  // The hub keys Join and Renew name from now on (pki.hub_key_sha256 until called): both keys
+  // during a rotation's overlap, then the new one.
+  void SetHubKeys(std::vector<std::string> key_sha256);
+  std::vector<std::string> HubKeys() const;
+
  private:
   store::Store& store_;
   const ClusterPki& pki_;
   common::Clock& clock_;
   const EnrollmentOptions options_;
   const std::function<void(const store::SpokeRecord&)> on_joined_;
+  mutable std::mutex keys_mu_;
+  std::vector<std::string> hub_keys_;  // guarded by keys_mu_
 };
 
 }  // namespace llmbox::hub::cluster

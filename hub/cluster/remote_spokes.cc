@@ -8,12 +8,47 @@
 
 #include "common/status.h"
 #include "hub/cluster/grpc_spoke_client.h"
+#include "llmbox/v1/box.grpc.pb.h"
 
 namespace llmbox::hub::cluster {
 
 RemoteSpokes::RemoteSpokes(store::Store& store, boxes::SpokeDirectory& directory,
                            common::TlsPems hub)
     : store_(store), directory_(directory), hub_(std::move(hub)) {}
+
+void RemoteSpokes::SetHubCredentials(common::TlsPems hub) {
+  std::lock_guard lock(mu_);
+  hub_ = std::move(hub);
+  // Forgetting the address makes the next Sync dial again; the pins (issued) stay.
+  for (auto& [name, dialed] : dialed_) dialed.advertise_address.clear();
+}
+
+int RemoteSpokes::PushHubKeys(const std::vector<std::string>& key_sha256,
+                              std::chrono::milliseconds timeout) {
+  std::vector<std::pair<std::string, std::shared_ptr<grpc::Channel>>> targets;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, dialed] : dialed_) {
+      if (dialed.channel != nullptr) targets.emplace_back(name, dialed.channel);
+    }
+  }
+  v1::SetHubKeysRequest request;
+  for (const auto& key : key_sha256) request.add_hub_key_sha256(key);
+  int failed = 0;
+  for (const auto& [name, channel] : targets) {
+    auto stub = v1::BoxService::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + timeout);
+    v1::SetHubKeysResponse response;
+    const grpc::Status status = stub->SetHubKeys(&context, request, &response);
+    if (!status.ok()) {
+      ++failed;
+      spdlog::warn("cluster: spoke {} did not take the hub's keys ({}): {}", name,
+                   key_sha256.size(), status.error_message());
+    }
+  }
+  return failed;
+}
 
 absl::Status RemoteSpokes::Sync() {
   LLMBOX_ASSIGN_OR_RETURN(std::vector<store::SpokeRecord> spokes, store_.ListSpokes());
@@ -48,6 +83,7 @@ absl::Status RemoteSpokes::Sync() {
                                   common::PinnedMutualTlsChannelCredentials(
                                       hub_, common::SpokeIdentity(spoke.name), std::move(accepted)),
                                   args);
+    dialed.channel = channel;
     directory_.Add(spoke.name, MakeGrpcSpokeClient(std::move(channel)), /*local=*/false);
     spdlog::info("cluster: spoke {} at {}", spoke.name, spoke.advertise_address);
   }

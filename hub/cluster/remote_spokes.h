@@ -12,8 +12,10 @@
 // calls fail with Unavailable naming it; it is not an error here. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -23,6 +25,10 @@
 #include "common/grpc_tls.h"
 #include "hub/boxes/registry.h"
 #include "hub/store/store.h"
+
+namespace grpc {
+class Channel;
+}  // namespace grpc
 
 namespace llmbox::hub::cluster {
 
@@ -38,11 +44,20 @@ class RemoteSpokes {
   // add (the in-process one) are left alone. The Store's error when it cannot be read.
   [[nodiscard]] absl::Status Sync();
 
+  // The hub's certificate was renewed (HubCertificateRenewer): every spoke is dialed anew with
+  // `hub` at the next Sync (calls in flight finish on their channels).
+  void SetHubCredentials(common::TlsPems hub);
+
+  // Tells every spoke dialed here which hub keys to accept (BoxService.SetHubKeys), one after
+  // the other, each within `timeout`. Returns how many did not take them (each is logged:
+  // a spoke that was down; a spoke that missed a whole rotation must rejoin).
+  int PushHubKeys(const std::vector<std::string>& key_sha256, std::chrono::milliseconds timeout);
+
  private:
   store::Store& store_;
   boxes::SpokeDirectory& directory_;
-  const common::TlsPems hub_;
   std::mutex mu_;
+  common::TlsPems hub_;  // guarded by mu_
   // What a spoke was last dialed with.
   struct Dialed {
     std::string advertise_address;
@@ -50,6 +65,7 @@ class RemoteSpokes {
     // Fingerprints issued for that enrollment, oldest first, the current one last (at most
     // kMaxIssuedKept).
     std::vector<std::string> issued;
+    std::shared_ptr<grpc::Channel> channel;
   };
   static constexpr std::size_t kMaxIssuedKept = 8;
   std::map<std::string, Dialed> dialed_;  // by spoke name

@@ -28,6 +28,7 @@
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/enrollment_service.h"
 #include "hub/cluster/grpc_spoke_client.h"
+#include "hub/cluster/hub_cert_renewer.h"
 #include "hub/cluster/remote_spokes.h"
 #include "hub/http/host_policy.h"
 #include "hub/http/router.h"
@@ -92,6 +93,7 @@ struct HubServer::State {
   std::unique_ptr<cluster::EnrollmentServiceImpl> enrollment;
   std::optional<common::RunningGrpcServer> cluster_server;
   std::unique_ptr<boxes::QuotaBook> quotas;  // before the registry, which uses it
+  std::unique_ptr<cluster::HubCertificateRenewer> hub_cert_renewer;
   std::unique_ptr<boxes::BoxRegistry> registry;
   std::unique_ptr<common::PeriodicTask> reconcile;
   std::unique_ptr<common::PeriodicTask> spoke_health;  // keeps KnownSpokes() fresh
@@ -144,8 +146,24 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
     LLMBOX_ASSIGN_OR_RETURN(
         s.cluster_server,
         common::StartGrpcServer({.address = config.cluster_listen, .max_message_bytes = 64 << 10},
-                                common::OptionalClientTlsServerCredentials(s.pki->hub),
+                                // Watched: the hub renews its short-lived certificate.
+                                common::WatchedOptionalClientTlsServerCredentials(
+                                    {.cert_file = cluster::HubCertPath(ClusterDir(config)),
+                                     .key_file = cluster::HubKeyPath(ClusterDir(config)),
+                                     .ca_file = cluster::CaCertPath(ClusterDir(config))},
+                                    /*refresh_seconds=*/5),
                                 s.enrollment.get()));
+    s.hub_cert_renewer = std::make_unique<cluster::HubCertificateRenewer>(
+        ClusterDir(config), s.pki->ca, clock, cluster::HubCertRenewerOptions{},
+        [&s](const common::TlsPems& hub) {
+          s.remote->SetHubCredentials(hub);
+          s.SyncSpokes();
+        },
+        [&s](const std::vector<std::string>& keys) {
+          s.enrollment->SetHubKeys(keys);
+          s.remote->PushHubKeys(keys, std::chrono::seconds(5));
+        });
+    s.hub_cert_renewer->Start();
     spdlog::info("cluster: enrollment service on port {} (cluster CA sha256:{})",
                  s.cluster_server->port, s.pki->ca_sha256);
   }
@@ -297,6 +315,7 @@ void HubServer::Stop() {
   if (!s.serving) return;
   s.serving = false;
   s.http->Stop(std::chrono::seconds(10));
+  if (s.hub_cert_renewer != nullptr) s.hub_cert_renewer->Stop();
   if (s.cluster_server) {
     s.cluster_server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }

@@ -1,6 +1,9 @@
 // spoke/enroll/join.cc
 #include "spoke/enroll/join.h"
 
+#include <filesystem>
+#include <system_error>
+
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +16,7 @@
 #include "common/status.h"
 #include "common/version.h"
 #include "llmbox/v1/cluster.grpc.pb.h"
+#include "spoke/enroll/hub_pins.h"
 
 namespace llmbox::spoke::enroll {
 namespace {
@@ -50,7 +54,15 @@ std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds timeout) {
 [[nodiscard]] absl::StatusOr<JoinResult> Install(
     const config::SpokeConfig& config, const std::string& name, const std::string& hub_address,
     const std::string& key, const std::string& cert_pem, const std::string& ca_pem,
-    const google::protobuf::Duration& renew_before) {
+    const google::protobuf::Duration& renew_before,
+    const google::protobuf::RepeatedPtrField<std::string>& hub_keys, bool joining) {
+  const std::vector<std::string> pins(hub_keys.begin(), hub_keys.end());
+  if (!pins.empty()) {
+    if (auto st = ValidateHubPins(pins); !st.ok()) {
+      return absl::PermissionDeniedError("the hub sent hub keys this spoke cannot pin: " +
+                                         std::string(common::AsStd(st.message())));
+    }
+  }
   LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(cert_pem));
   const std::string identity = common::SpokeIdentity(name);
   if (cert.uris.size() != 1 || cert.uris[0] != identity) {
@@ -62,6 +74,14 @@ std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds timeout) {
   const Enrollment enrollment{.hub_address = hub_address,
                               .renew_before = absl::Seconds(renew_before.seconds())};
   LLMBOX_RETURN_IF_ERROR(WriteEnrollment(config, enrollment));
+  // The pins go last: until the new certificate is in place the old hub keys still apply.
+  if (!pins.empty()) {
+    LLMBOX_RETURN_IF_ERROR(WriteHubPins(HubPinsPath(config), pins));
+  } else if (joining) {
+    // A hub older than pinning: pins left from an earlier hub would refuse this one.
+    std::error_code ignored;
+    std::filesystem::remove(HubPinsPath(config), ignored);
+  }
   return JoinResult{
       .spoke_name = name, .not_after = cert.not_after, .renew_before = enrollment.renew_before};
 }
@@ -133,7 +153,8 @@ std::string EnrollmentPath(const config::SpokeConfig& config) {
     if (!status.ok()) return HubError(status, options.hub_address, "let this spoke join");
   }
   return Install(config, joined.spoke_name(), options.hub_address, key, joined.certificate_pem(),
-                 joined.ca_certificate_pem(), joined.renew_before());
+                 joined.ca_certificate_pem(), joined.renew_before(), joined.hub_key_sha256(),
+                 /*joining=*/true);
 }
 
 [[nodiscard]] absl::StatusOr<JoinResult> RenewCertificate(const std::string& hub_address,
@@ -145,13 +166,23 @@ std::string EnrollmentPath(const config::SpokeConfig& config) {
   v1::RenewRequest request;
   request.set_csr_pem(csr);
   v1::RenewResponse renewed;
+  // A joined spoke renews only with a hub whose key it pinned; without pins (a hub older than
+  // pinning) any hub certificate from the CA, as before.
+  std::vector<std::string> pins;
+  if (auto read = ReadHubPins(HubPinsPath(config)); read.ok()) {
+    pins = *std::move(read);
+  } else if (!absl::IsNotFound(read.status())) {
+    return read.status();
+  }
   auto stub = v1::Enrollment::NewStub(grpc::CreateChannel(
-      hub_address, common::PinnedMutualTlsChannelCredentials(current, config.hub_identity)));
+      hub_address, common::PinnedMutualTlsChannelCredentials(
+                       current, config.hub_identity, std::move(pins), common::PinBy::kPublicKey)));
   auto context = Context(timeout);
   grpc::Status status = stub->Renew(context.get(), request, &renewed);
   if (!status.ok()) return HubError(status, hub_address, "renew this spoke's certificate");
   return Install(config, config.name, hub_address, key, renewed.certificate_pem(),
-                 renewed.ca_certificate_pem(), renewed.renew_before());
+                 renewed.ca_certificate_pem(), renewed.renew_before(), renewed.hub_key_sha256(),
+                 /*joining=*/false);
 }
 
 }  // namespace llmbox::spoke::enroll

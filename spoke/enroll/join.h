@@ -11,7 +11,9 @@
 // Trust: the token pins the cluster CA by fingerprint. The CA is fetched over TLS without
 // verification, checked against the pin (nothing is sent before), and only then is the token
 // sent, over TLS verified against that CA alone with the hub's identity required. The key is
-// made here and never leaves the spoke.
+// made here and never leaves the spoke. The hub's answer names the hub keys to accept from
+// then on; they are pinned in <state_dir>/hub_pins.json (spoke/enroll/hub_pins.h), and every
+// renewal replaces them with what the hub says then.
 //
 // Errors: InvalidArgument for a malformed token or address; Unavailable naming the hub's
 // address when it cannot be reached; PermissionDenied when the CA does not match the token;
@@ -60,7 +62,8 @@ struct Enrollment {
 
 // `llmbox-spoke renew`: asks the hub at `hub_address` for a new certificate for a fresh key,
 // over mutual TLS with the current certificate from the config's tls files (the hub must be
-// spiffe://llmbox/hub under the cluster CA), and replaces the key, certificate and CA files.
+// spiffe://llmbox/hub under the cluster CA, with a pinned key when this spoke has pins), and
+// replaces the key, certificate and CA files and the hub key pins.
 // A serving spoke picks the new files up by itself (they are watched). Errors as JoinCluster,
 // and NotFound naming a tls file that cannot be read.
 [[nodiscard]] absl::StatusOr<JoinResult> RenewCertificate(

@@ -12,18 +12,24 @@
 
 namespace llmbox::spoke::enroll {
 
-CertificateRenewer::CertificateRenewer(const config::SpokeConfig& config, common::Clock& clock)
-    : config_(config), clock_(clock), task_(clock, config.renew_check, [this] { Check(); }) {}
+CertificateRenewer::CertificateRenewer(const config::SpokeConfig& config, common::Clock& clock,
+                                       HubPins* pins)
+    : config_(config),
+      clock_(clock),
+      pins_(pins),
+      task_(clock, config.renew_check, [this] { Check(); }) {}
 
 CertificateRenewer::~CertificateRenewer() { Stop(); }
 
 absl::StatusOr<bool> CertificateRenewer::CheckOnce() {
+  if (pins_ != nullptr) LLMBOX_RETURN_IF_ERROR(pins_->Load());
   LLMBOX_ASSIGN_OR_RETURN(Enrollment enrollment, ReadEnrollment(config_));
   LLMBOX_ASSIGN_OR_RETURN(std::string pem, common::ReadSmallFile(config_.tls.cert_file));
   LLMBOX_ASSIGN_OR_RETURN(common::CertInfo cert, common::InspectCert(pem));
   const absl::Time now = absl::FromChrono(clock_.Now());
   if (now < cert.not_after - enrollment.renew_before) return false;
   LLMBOX_ASSIGN_OR_RETURN(JoinResult renewed, RenewCertificate(enrollment.hub_address, config_));
+  if (pins_ != nullptr) LLMBOX_RETURN_IF_ERROR(pins_->Load());
   spdlog::info("spoke {}: renewed its certificate with the hub at {}; valid until {}",
                renewed.spoke_name, enrollment.hub_address,
                absl::FormatTime(absl::RFC3339_sec, renewed.not_after, absl::UTCTimeZone()));

@@ -17,14 +17,18 @@
 #include "common/clock.h"
 #include "common/periodic.h"
 #include "spoke/config/spoke_config.h"
+#include "spoke/enroll/hub_pins.h"
 
 namespace llmbox::spoke::enroll {
 
 class CertificateRenewer {
  public:
   // `config` and `clock` must outlive the renewer; `config.renew_check` must be positive (the
-  // config checks it is at least 1 s).
-  CertificateRenewer(const config::SpokeConfig& config, common::Clock& clock);
+  // config checks it is at least 1 s). `pins` (may be null; must outlive the renewer) is
+  // reloaded from its file at every check, so pins written by a renewal, here or by
+  // `llmbox-spoke renew`, take effect on the serving spoke.
+  CertificateRenewer(const config::SpokeConfig& config, common::Clock& clock,
+                     HubPins* pins = nullptr);
   ~CertificateRenewer();  // Stop()
 
   CertificateRenewer(const CertificateRenewer&) = delete;
@@ -52,6 +56,7 @@ class CertificateRenewer {
 
   const config::SpokeConfig& config_;
   common::Clock& clock_;
+  HubPins* const pins_;
   // Last, so it stops before what its checks use goes away.
   common::PeriodicTask task_;
 };

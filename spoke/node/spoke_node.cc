@@ -9,6 +9,7 @@
 #include "spdlog/spdlog.h"
 #include <grpcpp/grpcpp.h>
 
+#include "common/absl_compat.h"
 #include "common/files.h"
 #include "common/grpc_server.h"
 #include "common/grpc_tls.h"
@@ -16,6 +17,7 @@
 #include "common/subprocess.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
+#include "spoke/enroll/hub_pins.h"
 #include "spoke/enroll/renewer.h"
 #include "spoke/hooks/hook_runner.h"
 #include "spoke/reaper/reaper.h"
@@ -41,7 +43,8 @@ struct SpokeNode::Parts {
   const config::SpokeConfig config;  // what the renewer reads; outlives it
   const SpokeNodeOptions options;
   common::Clock& clock;
-  std::unique_ptr<docker::DockerEngine> owned_engine;  // unless options.engine
+  enroll::HubPins hub_pins{enroll::HubPinsPath(config)};  // what the service checks the hub by
+  std::unique_ptr<docker::DockerEngine> owned_engine;     // unless options.engine
   docker::DockerEngine* engine = nullptr;
   common::PosixSubprocessRunner subprocesses;
   std::unique_ptr<hooks::HookRunner> hooks;
@@ -64,6 +67,7 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
   } else {
     // Only a check: the server reads the files itself (and again when they change).
     LLMBOX_RETURN_IF_ERROR(common::ReadTlsFiles(c.tls).status());
+    LLMBOX_RETURN_IF_ERROR(parts->hub_pins.Load());
   }
 
   if (options.engine != nullptr) {
@@ -92,6 +96,31 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
       service::BoxServiceOptions{
           .spoke_name = parts->in_process() ? std::string(kInProcessName) : c.name,
           .allowed_peer = parts->in_process() ? std::string() : c.hub_identity,
+          .check_peer_certificate =
+              parts->in_process()
+                  ? nullptr
+                  : std::function<absl::Status(std::string_view)>(
+                        [pins = &parts->hub_pins, name = c.name](std::string_view cert_pem) {
+                          absl::Status pinned = pins->Check(cert_pem);
+                          if (!pinned.ok()) {
+                            spdlog::warn("spoke {}: refused a call from the hub: {}", name,
+                                         common::AsStd(pinned.message()));
+                          }
+                          return pinned;
+                        }),
+          .set_hub_keys = parts->in_process()
+                              ? nullptr
+                              : std::function<absl::Status(const std::vector<std::string>&)>(
+                                    [pins = &parts->hub_pins,
+                                     name = c.name](const std::vector<std::string>& keys) {
+                                      absl::Status replaced = pins->Replace(keys);
+                                      if (replaced.ok()) {
+                                        spdlog::info(
+                                            "spoke {}: the hub set the hub keys it accepts ({})",
+                                            name, keys.size());
+                                      }
+                                      return replaced;
+                                    }),
           .boxes = c.boxes,
           .auth_ttl = c.reaper.auth_ttl});
 
@@ -114,10 +143,13 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
 
   parts->reaper->Start();
   if (!parts->in_process()) {
-    parts->renewer = std::make_unique<enroll::CertificateRenewer>(c, clock);
+    parts->renewer = std::make_unique<enroll::CertificateRenewer>(c, clock, &parts->hub_pins);
     parts->renewer->Start();
-    spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call)", c.name, parts->port,
-                 c.hub_identity);
+    const std::size_t pinned = parts->hub_pins.Get().size();
+    spdlog::info("spoke {}: serving on port {} (mutual TLS; only {} may call, {})", c.name,
+                 parts->port, c.hub_identity,
+                 pinned == 0 ? std::string("with any key: no hub keys pinned")
+                             : "with one of " + std::to_string(pinned) + " pinned key(s)");
   }
   return std::unique_ptr<SpokeNode>(new SpokeNode(std::move(parts)));
 }

@@ -7,7 +7,9 @@
 //
 // * kMutualTls, `llmbox-spoke serve`: a gRPC server on config.listen with mutual TLS from
 //   config.tls (reread every minute, so a renewed certificate serves without a restart); only
-//   config.hub_identity may call. The certificate renewer runs when the spoke joined a hub.
+//   config.hub_identity may call, and (when the spoke joined a hub that pins) only with a hub
+//   key pinned in <state_dir>/hub_pins.json (spoke/enroll/hub_pins.h). The certificate renewer
+//   runs when the spoke joined a hub; it reloads the pins at every check.
 //
 //     LLMBOX_ASSIGN_OR_RETURN(std::unique_ptr<SpokeNode> node,
 //                             SpokeNode::Start(config, {}, common::SystemClock::Get()));
@@ -73,10 +75,11 @@ class SpokeNode {
   // The node keeps its own copy of `config`. `clock` must outlive the node; the reaper and the
   // renewer wait through it.
   //
-  // Errors: the TLS files' errors (NotFound naming the file), InvalidArgument for an engine
-  // endpoint of the wrong shape, Unavailable naming the socket or URL when no engine answers,
-  // FailedPrecondition for a state directory that cannot be made, the BoxManager's recovery
-  // errors, Unavailable naming config.listen when it cannot be bound, Internal when the
+  // Errors: the TLS files' errors (NotFound naming the file), DataLoss naming
+  // <state_dir>/hub_pins.json when it is not what join and renew write, InvalidArgument for an
+  // engine endpoint of the wrong shape, Unavailable naming the socket or URL when no engine
+  // answers, FailedPrecondition for a state directory that cannot be made, the BoxManager's
+  // recovery errors, Unavailable naming config.listen when it cannot be bound, Internal when the
   // in-process server does not start.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<SpokeNode>> Start(
       const config::SpokeConfig& config, SpokeNodeOptions options, common::Clock& clock);

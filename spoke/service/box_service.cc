@@ -7,6 +7,7 @@
 #include "common/absl_compat.h"
 #include "common/grpc_status.h"
 #include "common/grpc_tls.h"
+#include "common/pki.h"
 #include "common/redact.h"
 #include "common/utf8.h"
 #include "common/version.h"
@@ -107,7 +108,13 @@ grpc::Status BoxServiceImpl::Authorize(grpc::ServerContext* context) const {
   if (auth == nullptr) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no peer identity");
   }
-  return ToGrpcStatus(common::AuthorizePeer(*auth, options_.allowed_peer));
+  if (auto st = common::AuthorizePeer(*auth, options_.allowed_peer); !st.ok()) {
+    return ToGrpcStatus(st);
+  }
+  if (!options_.check_peer_certificate) return grpc::Status::OK;
+  auto peer = common::VerifiedPeer(*auth);
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  return ToGrpcStatus(options_.check_peer_certificate(peer->cert_pem));
 }
 
 grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,
@@ -255,6 +262,31 @@ grpc::Status BoxServiceImpl::Exec(grpc::ServerContext* context, const v1::ExecRe
   response->set_stderr_truncated(result->stderr_truncated);
   response->set_timed_out(result->timed_out);
   return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::SetHubKeys(grpc::ServerContext* context,
+                                        const v1::SetHubKeysRequest* request,
+                                        v1::SetHubKeysResponse*) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  if (!options_.set_hub_keys) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this spoke does not pin hub keys (the hub's in-process spoke)");
+  }
+  if (request->hub_key_sha256_size() < 1 || request->hub_key_sha256_size() > 8) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "expected 1..8 hub keys");
+  }
+  const std::vector<std::string> keys(request->hub_key_sha256().begin(),
+                                      request->hub_key_sha256().end());
+  auto peer = common::VerifiedPeer(*context->auth_context());
+  if (!peer.ok()) return ToGrpcStatus(peer.status());
+  auto caller = common::InspectCert(peer->cert_pem);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (std::find(keys.begin(), keys.end(), caller->public_key_sha256) == keys.end()) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "the hub keys must include the caller's own key sha256:" + caller->public_key_sha256);
+  }
+  return ToGrpcStatus(options_.set_hub_keys(keys));
 }
 
 grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::HealthRequest*,

@@ -11,7 +11,10 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "llmbox/v1/box.grpc.pb.h"
 #include "spoke/box/manager.h"
@@ -24,6 +27,12 @@ struct BoxServiceOptions {
   // The identity allowed to call; empty only for the hub's in-process spoke, where the
   // channel never leaves the process.
   std::string allowed_peer = "spiffe://llmbox/hub";
+  // When set, also checks the allowed peer's certificate (PEM): a joined spoke refuses a hub
+  // key it did not pin (spoke/enroll/hub_pins.h). Its error is the call's answer.
+  std::function<absl::Status(std::string_view peer_cert_pem)> check_peer_certificate;
+  // When set, SetHubKeys replaces the pinned hub keys with this (HubPins::Replace, which
+  // validates the list); unset, SetHubKeys is FAILED_PRECONDITION.
+  std::function<absl::Status(const std::vector<std::string>& key_sha256)> set_hub_keys;
   box::BoxManagerOptions boxes;           // for capacity and limits in Health
   std::chrono::milliseconds auth_ttl{0};  // the reaper's; reported as a pending box's expires_at
   std::chrono::seconds max_grace{60};
@@ -51,6 +60,8 @@ class BoxServiceImpl final : public llmbox::v1::BoxService::Service {
                     v1::ExecResponse* response) override;
   grpc::Status Health(grpc::ServerContext* context, const v1::HealthRequest* request,
                       v1::HealthResponse* response) override;
+  grpc::Status SetHubKeys(grpc::ServerContext* context, const v1::SetHubKeysRequest* request,
+                          v1::SetHubKeysResponse* response) override;
 
  private:
   grpc::Status Authorize(grpc::ServerContext* context) const;

@@ -11,13 +11,18 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include "common/grpc_tls.h"
+#include "common/pki.h"
+#include "llmbox/v1/box.grpc.pb.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/child_process.h"
+#include "tests/support/test_pki.h"
 
 namespace llmbox::testing {
 namespace {
@@ -257,6 +262,179 @@ TEST_CASE("a serving spoke renews its certificate by itself before it expires", 
   CHECK(spoke.Stop() == 0);
   CHECK(hub.process.Stop() == 0);
   CHECK(spoke.Log().find("could not renew") == std::string::npos);
+}
+
+// Health from the spoke at `port`, presenting `hub` (a certificate and key) over mutual TLS.
+grpc::Status SpokeHealth(int port, const common::TlsPems& hub) {
+  auto stub = v1::BoxService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), common::MutualTlsChannelCredentials(hub)));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::HealthResponse response;
+  return stub->Health(&context, v1::HealthRequest(), &response);
+}
+
+TEST_CASE(
+    "a joined spoke refuses a hub certificate from the cluster CA that it was not told about, "
+    "also after a restart, and the hub still reaches it",
+    "[e2e][cluster]") {
+  const auto& rig = RigWithSecondEngine();
+  HubDir dir("hubid-cluster-pin-e2e");
+  WriteConfig(dir.path, rig, rig.standin_claude, "off", "", "cluster:\n  listen: 127.0.0.1:0\n");
+  const std::string hub_config = (dir.path / "hub.yaml").string();
+  const std::string spoke_name = UniqueId("hubid");
+  HubProcess hub(hub_config, dir.path / "hub.log");
+  const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
+  const std::string token = CreateJoinToken(dir.path, hub_config, spoke_name);
+  const int spoke_port = UnusedLoopbackPort();
+  const std::string spoke_config = WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, "");
+  const auto joined =
+      Run({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
+           "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
+          dir.path / "join.log");
+  INFO(joined.log);
+  REQUIRE(joined.exit_code == 0);
+  CHECK(ReadFileOrEmpty(dir.path / "spoke-state/hub_pins.json").find("hub_key_sha256") !=
+        std::string::npos);
+
+  // The hub's own pair, and a pair with the hub's name signed by the same cluster CA.
+  const fs::path cluster = dir.path / "state/cluster";
+  const common::TlsPems real_hub{.cert_pem = ReadFileOrEmpty(cluster / "hub.crt"),
+                                 .key_pem = ReadFileOrEmpty(cluster / "hub.key"),
+                                 .ca_pem = ReadFileOrEmpty(cluster / "ca.crt")};
+  REQUIRE_FALSE(real_hub.key_pem.empty());
+  const common::CertifiedKey ca{.key_pem = ReadFileOrEmpty(cluster / "ca.key"),
+                                .cert_pem = real_hub.ca_pem};
+  const common::TlsPems rogue = IssueForTest(ca, std::string(common::kHubIdentity), "llmbox-hub");
+
+  for (const char* log : {"spoke-1.log", "spoke-2.log"}) {  // the second reads the pins from disk
+    ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config}, dir.path / log);
+    spoke.WaitForLog("serving on port");
+    CHECK(spoke.Log().find("with one of 1 pinned key(s)") != std::string::npos);
+    const grpc::Status as_hub = SpokeHealth(spoke_port, real_hub);
+    INFO(as_hub.error_message());
+    CHECK(as_hub.ok());
+    const grpc::Status as_rogue = SpokeHealth(spoke_port, rogue);
+    CHECK(as_rogue.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(as_rogue.error_message().find("not one this spoke was told about") != std::string::npos);
+    spoke.WaitForLog("refused a call from the hub");
+    // The serving hub dials it with its pinned key.
+    bool connected = false;
+    for (auto deadline = std::chrono::steady_clock::now() + 30s;
+         !connected && std::chrono::steady_clock::now() < deadline;
+         std::this_thread::sleep_for(500ms)) {
+      const auto spokes = McpCall(hub.url, "", "list_spokes", nlohmann::json::object(),
+                                  dir.path / (std::string(log) + ".spokes"));
+      connected = ListedConnected(spokes.log, spoke_name);
+    }
+    CHECK(connected);
+    CHECK(spoke.Stop() == 0);
+  }
+  // Renewal goes to the enrollment listener (which rereads the hub's renewed files) with a
+  // pinned key, and the pins stay.
+  const std::string pins = ReadFileOrEmpty(dir.path / "spoke-state/hub_pins.json");
+  const auto renewed = Run(
+      {LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + cluster_port, "--config", spoke_config},
+      dir.path / "renew.log");
+  INFO(renewed.log);
+  CHECK(renewed.exit_code == 0);
+  CHECK(ReadFileOrEmpty(dir.path / "spoke-state/hub_pins.json") == pins);
+  const auto removed =
+      Run({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
+          dir.path / "remove.log");
+  CHECK(removed.exit_code == 0);
+  CHECK(hub.process.Stop() == 0);
+}
+
+TEST_CASE(
+    "llmbox-hub cluster rotate-identity keeps a joined spoke working, and afterwards the spoke "
+    "refuses the hub's previous key",
+    "[e2e][cluster]") {
+  const auto& rig = RigWithSecondEngine();
+  HubDir dir("hubid-cluster-rotate-e2e");
+  WriteConfig(dir.path, rig, rig.standin_claude, "off", "", "cluster:\n  listen: 127.0.0.1:0\n");
+  const std::string hub_config = (dir.path / "hub.yaml").string();
+  const std::string spoke_name = UniqueId("hubid");
+  HubProcess hub(hub_config, dir.path / "hub.log");
+  const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
+  const std::string token = CreateJoinToken(dir.path, hub_config, spoke_name);
+  const int spoke_port = UnusedLoopbackPort();
+  const std::string spoke_config = WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, "");
+  const auto joined =
+      Run({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
+           "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
+          dir.path / "join.log");
+  INFO(joined.log);
+  REQUIRE(joined.exit_code == 0);
+  ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config}, dir.path / "spoke.log");
+  spoke.WaitForLog("serving on port");
+
+  auto connected = [&](const std::string& tag) {
+    for (auto deadline = std::chrono::steady_clock::now() + 30s;
+         std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(500ms)) {
+      const auto spokes = McpCall(hub.url, "", "list_spokes", nlohmann::json::object(),
+                                  dir.path / ("spokes-" + tag + ".log"));
+      if (ListedConnected(spokes.log, spoke_name)) return true;
+    }
+    return false;
+  };
+  REQUIRE(connected("before"));
+  const fs::path cluster = dir.path / "state/cluster";
+  const common::TlsPems old_hub{.cert_pem = ReadFileOrEmpty(cluster / "hub.crt"),
+                                .key_pem = ReadFileOrEmpty(cluster / "hub.key"),
+                                .ca_pem = ReadFileOrEmpty(cluster / "ca.crt")};
+
+  const auto rotated =
+      Run({LLMBOX_HUB_BIN, "cluster", "rotate-identity", "--overlap", "3s", "--config", hub_config},
+          dir.path / "rotate.log");
+  INFO(rotated.log);
+  REQUIRE(rotated.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(rotated.log, m, std::regex("new hub key sha256:([0-9a-f]{64})")));
+  const std::string new_key = m[1];
+  // A second rotation while this one runs is refused.
+  const auto again = Run({LLMBOX_HUB_BIN, "cluster", "rotate-identity", "--config", hub_config},
+                         dir.path / "rotate-again.log");
+  CHECK(again.exit_code == 1);
+  CHECK(again.log.find("already in progress") != std::string::npos);
+
+  // The overlap: the spoke takes both keys, the hub still reaches it with the old one.
+  hub.process.WaitForLog("rotating the hub's key");
+  spoke.WaitForLog("the hub set the hub keys it accepts \\(2\\)");
+  CHECK(connected("overlap"));
+  // The switch: the hub dials with the new key, the spoke accepts only it.
+  hub.process.WaitForLog("switched to the new hub key sha256:" + new_key);
+  spoke.WaitForLog("the hub set the hub keys it accepts \\(1\\)");
+  CHECK(connected("after"));
+  const common::TlsPems new_hub{.cert_pem = ReadFileOrEmpty(cluster / "hub.crt"),
+                                .key_pem = ReadFileOrEmpty(cluster / "hub.key"),
+                                .ca_pem = old_hub.ca_pem};
+  CHECK(new_hub.key_pem != old_hub.key_pem);
+  CHECK(ReadFileOrEmpty(dir.path / "spoke-state/hub_pins.json").find(new_key) != std::string::npos);
+  const grpc::Status as_old = SpokeHealth(spoke_port, old_hub);
+  CHECK(as_old.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  const grpc::Status as_new = SpokeHealth(spoke_port, new_hub);
+  INFO(as_new.error_message());
+  CHECK(as_new.ok());
+  // Renewal with the hub's enrollment listener, which presents the new key once it has
+  // reread its files (every 5 s).
+  CallResult renewed;
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    renewed = Run(
+        {LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + cluster_port, "--config", spoke_config},
+        dir.path / "renew.log");
+    if (renewed.exit_code == 0) break;
+    std::this_thread::sleep_for(1s);
+  }
+  INFO(renewed.log);
+  CHECK(renewed.exit_code == 0);
+
+  CHECK(spoke.Stop() == 0);
+  const auto removed =
+      Run({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
+          dir.path / "remove.log");
+  CHECK(removed.exit_code == 0);
+  CHECK(hub.process.Stop() == 0);
 }
 
 }  // namespace

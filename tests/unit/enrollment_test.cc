@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -25,8 +26,11 @@
 #include "hub/config/hub_config.h"
 #include "hub/store/sqlite_store.h"
 #include "llmbox/v1/box.grpc.pb.h"
+#include "spoke/enroll/hub_pins.h"
 #include "spoke/enroll/join.h"
+#include "spoke/node/spoke_node.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_docker_engine.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -345,8 +349,21 @@ class HealthOnly final : public v1::BoxService::Service {
     auto st = common::AuthorizePeer(*context->auth_context(), common::kHubIdentity);
     if (!st.ok()) return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "not the hub");
     response->mutable_capacity()->set_max_boxes(7);
+    if (auto peer = common::VerifiedPeer(*context->auth_context()); peer.ok()) {
+      std::lock_guard lock(mu_);
+      last_peer_cert_ = peer->cert_pem;
+    }
     return grpc::Status::OK;
   }
+  // The certificate the last caller presented.
+  std::string LastPeerCert() {
+    std::lock_guard lock(mu_);
+    return last_peer_cert_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::string last_peer_cert_;
 };
 
 // A server on a free loopback port presenting `pems` (mutual TLS) with `service`.
@@ -503,6 +520,271 @@ TEST_CASE("the hub's cluster section is off by default and checked when given", 
           .find("cluster.renew_before (line 3): must be more than 0 and less than cert_validity") !=
       std::string::npos);
   CHECK_FALSE(parse("cluster:\n  lsiten: 0.0.0.0:7444\n").ok());
+}
+
+// A spoke's box service (SpokeNode on a fake engine) answering Health to `hub`.
+grpc::Status SpokeHealth(int port, const common::TlsPems& hub) {
+  auto stub = v1::BoxService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), common::MutualTlsChannelCredentials(hub)));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::HealthResponse response;
+  return stub->Health(&context, v1::HealthRequest(), &response);
+}
+
+TEST_CASE(
+    "a joined spoke pins the hub's key and refuses a hub certificate from the cluster CA it "
+    "was not told about, also after a restart",
+    "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-pin");
+  TestHub hub(dir);
+  auto config = SpokeConfig(dir, "hubid-pin-1");
+  config.listen = "127.0.0.1:0";
+  config.docker.unix_socket = (dir.path() / "docker.sock").string();
+  REQUIRE(Join(hub, hub.Token("hubid-pin-1"), config).ok());
+  auto pinned = spoke::enroll::ReadHubPins(spoke::enroll::HubPinsPath(config));
+  INFO(pinned.status().ToString());
+  REQUIRE(pinned.ok());
+  CHECK(*pinned == hub.pki.hub_key_sha256);
+
+  // The hub's name, from the cluster CA, but a key the hub never told the spoke about.
+  const common::TlsPems rogue =
+      testing::IssueForTest(hub.pki.ca, std::string(common::kHubIdentity), "llmbox-hub");
+  testing::FakeDockerEngine engine;
+  for (int start = 0; start < 2; ++start) {  // the second start reads the pins from disk
+    auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+    INFO(node.status().ToString());
+    REQUIRE(node.ok());
+    grpc::Status as_hub = SpokeHealth((*node)->port(), hub.pki.hub);
+    INFO(as_hub.error_message());
+    CHECK(as_hub.ok());
+    grpc::Status as_rogue = SpokeHealth((*node)->port(), rogue);
+    CHECK(as_rogue.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+    CHECK(as_rogue.error_message().find("not one this spoke was told about") != std::string::npos);
+    (*node)->Stop();
+  }
+}
+
+TEST_CASE(
+    "a joined spoke renews only with a hub whose key it pinned, and takes the pins it is "
+    "told at renewal",
+    "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-renew-pin");
+  TestHub hub(dir);
+  const auto config = SpokeConfig(dir, "hubid-pin-2");
+  REQUIRE(Join(hub, hub.Token("hubid-pin-2"), config).ok());
+  auto before = common::ReadTlsFiles(config.tls);
+  REQUIRE(before.ok());
+
+  // An enrollment service with the hub's name from the same CA, but another key.
+  ClusterPki rogue_pki = hub.pki;
+  rogue_pki.hub = testing::IssueForTest(hub.pki.ca, std::string(common::kHubIdentity), "x");
+  EnrollmentServiceImpl rogue_service(*hub.store, rogue_pki, hub.clock, {});
+  int rogue_port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", common::OptionalClientTlsServerCredentials(rogue_pki.hub),
+                           &rogue_port);
+  builder.RegisterService(&rogue_service);
+  auto rogue_server = builder.BuildAndStart();
+  REQUIRE(rogue_server != nullptr);
+  auto refused =
+      spoke::enroll::RenewCertificate("127.0.0.1:" + std::to_string(rogue_port), config, 10s);
+  CHECK_FALSE(refused.ok());
+  auto unchanged = common::ReadTlsFiles(config.tls);
+  REQUIRE(unchanged.ok());
+  CHECK(unchanged->cert_pem == before->cert_pem);
+  rogue_server->Shutdown();
+
+  // The real hub, now naming a second key (a rotation's overlap): the spoke pins both.
+  const common::TlsPems next =
+      testing::IssueForTest(hub.pki.ca, std::string(common::kHubIdentity), "x");
+  auto next_info = common::InspectCert(next.cert_pem);
+  REQUIRE(next_info.ok());
+  const std::vector<std::string> both = {hub.pki.hub_key_sha256[0], next_info->public_key_sha256};
+  hub.service->SetHubKeys(both);
+  auto renewed = spoke::enroll::RenewCertificate(hub.address, config, 10s);
+  INFO(renewed.status().ToString());
+  REQUIRE(renewed.ok());
+  auto pinned = spoke::enroll::ReadHubPins(spoke::enroll::HubPinsPath(config));
+  REQUIRE(pinned.ok());
+  CHECK(*pinned == both);
+  CHECK(pinned->size() == 2);
+}
+
+TEST_CASE("a pinned spoke accepts the hub's renewed certificate for the same key",
+          "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-renewed-hub");
+  TestHub hub(dir);
+  auto config = SpokeConfig(dir, "hubid-pin-3");
+  config.listen = "127.0.0.1:0";
+  REQUIRE(Join(hub, hub.Token("hubid-pin-3"), config).ok());
+  testing::FakeDockerEngine engine;
+  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  REQUIRE(node.ok());
+
+  auto renewed = IssueHubCertificate(hub.pki.ca, hub.pki.hub.key_pem, absl::Hours(1), absl::Now());
+  REQUIRE(renewed.ok());
+  REQUIRE(*renewed != hub.pki.hub.cert_pem);
+  common::TlsPems hub_now = hub.pki.hub;
+  hub_now.cert_pem = *renewed;
+  grpc::Status status = SpokeHealth((*node)->port(), hub_now);
+  INFO(status.error_message());
+  CHECK(status.ok());
+  (*node)->Stop();
+}
+
+TEST_CASE("after the hub renews its certificate it dials its spokes with the new one",
+          "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-redial");
+  TestHub hub(dir);
+  const auto config = SpokeConfig(dir, "hubid-pin-4");
+  REQUIRE(Join(hub, hub.Token("hubid-pin-4"), config).ok());
+  auto spoke_pems = common::ReadTlsFiles(config.tls);
+  REQUIRE(spoke_pems.ok());
+  HealthOnly spoke;
+  int spoke_port = 0;
+  auto server = ServeHealth(*spoke_pems, &spoke, &spoke_port);
+  // The record, pointed at the server's port (a join with that advertise address).
+  auto record = hub.store->GetSpoke("hubid-pin-4");
+  REQUIRE(record.ok());
+  REQUIRE(hub.store->DeleteSpoke("hubid-pin-4").ok());
+  auto parsed = common::ParseJoinToken(hub.Token("hubid-pin-4"));
+  store::SpokeRecord moved = *record;
+  moved.advertise_address = "127.0.0.1:" + std::to_string(spoke_port);
+  REQUIRE(
+      hub.store->ConsumeJoinToken(common::Sha256Hex(parsed->secret), Ms(hub.clock), moved).ok());
+
+  boxes::SpokeDirectory directory;
+  RemoteSpokes remote(*hub.store, directory, hub.pki.hub);
+  REQUIRE(remote.Sync().ok());
+  auto health = [&] {
+    auto client = directory.Find("hubid-pin-4");
+    REQUIRE(client != nullptr);
+    return client->Health(10s).status();
+  };
+  REQUIRE(health().ok());
+  CHECK(spoke.LastPeerCert() == hub.pki.hub.cert_pem);
+
+  auto renewed = IssueHubCertificate(hub.pki.ca, hub.pki.hub.key_pem, absl::Hours(1), absl::Now());
+  REQUIRE(renewed.ok());
+  common::TlsPems hub_now = hub.pki.hub;
+  hub_now.cert_pem = *renewed;
+  remote.SetHubCredentials(hub_now);
+  REQUIRE(remote.Sync().ok());
+  absl::Status after = health();
+  INFO(after.message());
+  REQUIRE(after.ok());
+  CHECK(spoke.LastPeerCert() == *renewed);
+  server->Shutdown();
+}
+
+// SetHubKeys on the spoke at `port`, as `hub`.
+grpc::Status PushKeys(int port, const common::TlsPems& hub, const std::vector<std::string>& keys) {
+  auto stub = v1::BoxService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(port), common::MutualTlsChannelCredentials(hub)));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  v1::SetHubKeysRequest request;
+  for (const auto& key : keys) request.add_hub_key_sha256(key);
+  v1::SetHubKeysResponse response;
+  return stub->SetHubKeys(&context, request, &response);
+}
+
+TEST_CASE(
+    "a rotation of the hub's key keeps a joined spoke working throughout, and afterwards the "
+    "spoke refuses the old key, also after a restart",
+    "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-rotate");
+  TestHub hub(dir);
+  auto config = SpokeConfig(dir, "hubid-pin-5");
+  config.listen = "127.0.0.1:0";
+  REQUIRE(Join(hub, hub.Token("hubid-pin-5"), config).ok());
+  testing::FakeDockerEngine engine;
+  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  REQUIRE(node.ok());
+  const int port = (*node)->port();
+  // The spoke's record, pointed at the node's port.
+  auto record = hub.store->GetSpoke("hubid-pin-5");
+  REQUIRE(record.ok());
+  REQUIRE(hub.store->DeleteSpoke("hubid-pin-5").ok());
+  auto parsed = common::ParseJoinToken(hub.Token("hubid-pin-5"));
+  store::SpokeRecord moved = *record;
+  moved.advertise_address = "127.0.0.1:" + std::to_string(port);
+  REQUIRE(
+      hub.store->ConsumeJoinToken(common::Sha256Hex(parsed->secret), Ms(hub.clock), moved).ok());
+  boxes::SpokeDirectory directory;
+  RemoteSpokes remote(*hub.store, directory, hub.pki.hub);
+  REQUIRE(remote.Sync().ok());
+  auto hub_health = [&] {
+    auto client = directory.Find("hubid-pin-5");
+    REQUIRE(client != nullptr);
+    return client->Health(10s).status();
+  };
+  REQUIRE(hub_health().ok());
+
+  const common::TlsPems old_hub = hub.pki.hub;
+  const std::string old_key = hub.pki.hub_key_sha256[0];
+  auto next_key = common::MakePrivateKey();
+  REQUIRE(next_key.ok());
+  auto next_cert = IssueHubCertificate(hub.pki.ca, *next_key, absl::Hours(1), absl::Now());
+  REQUIRE(next_cert.ok());
+  const common::TlsPems new_hub{
+      .cert_pem = *next_cert, .key_pem = *next_key, .ca_pem = hub.pki.ca.cert_pem};
+  const std::string new_key = common::InspectCert(*next_cert)->public_key_sha256;
+
+  // Before the announcement the new key is refused; a list without the caller's key is too.
+  CHECK(SpokeHealth(port, new_hub).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(PushKeys(port, old_hub, {new_key}).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(PushKeys(port, old_hub, {"not hex"}).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The overlap: both keys work.
+  CHECK(remote.PushHubKeys({old_key, new_key}, 10s) == 0);
+  CHECK(SpokeHealth(port, old_hub).ok());
+  CHECK(SpokeHealth(port, new_hub).ok());
+  CHECK(hub_health().ok());
+  // The switch: the hub dials with the new key and drops the old one.
+  remote.SetHubCredentials(new_hub);
+  REQUIRE(remote.Sync().ok());
+  CHECK(hub_health().ok());
+  CHECK(remote.PushHubKeys({new_key}, 10s) == 0);
+  CHECK(hub_health().ok());
+  auto pinned = spoke::enroll::ReadHubPins(spoke::enroll::HubPinsPath(config));
+  REQUIRE(pinned.ok());
+  CHECK(*pinned == std::vector<std::string>{new_key});
+  grpc::Status as_old = SpokeHealth(port, old_hub);
+  CHECK(as_old.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(PushKeys(port, old_hub, {old_key}).error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  (*node)->Stop();
+
+  // A restarted spoke keeps refusing the old key.
+  auto restarted = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  REQUIRE(restarted.ok());
+  CHECK(SpokeHealth((*restarted)->port(), old_hub).error_code() ==
+        grpc::StatusCode::UNAUTHENTICATED);
+  CHECK(SpokeHealth((*restarted)->port(), new_hub).ok());
+  (*restarted)->Stop();
+}
+
+TEST_CASE("a hub certificate of a pinned key is refused once it has expired",
+          "[enroll][hub_pins]") {
+  ScratchDir dir("hubid-enroll-expired-hub");
+  TestHub hub(dir);
+  auto config = SpokeConfig(dir, "hubid-pin-6");
+  config.listen = "127.0.0.1:0";
+  REQUIRE(Join(hub, hub.Token("hubid-pin-6"), config).ok());
+  testing::FakeDockerEngine engine;
+  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  REQUIRE(node.ok());
+  // The key's last certificate, a day old and valid for an hour: what a leaked key holder keeps
+  // after the hub stopped renewing for that key.
+  auto expired = IssueHubCertificate(hub.pki.ca, hub.pki.hub.key_pem, absl::Hours(1),
+                                     absl::Now() - absl::Hours(24));
+  REQUIRE(expired.ok());
+  common::TlsPems stale = hub.pki.hub;
+  stale.cert_pem = *expired;
+  CHECK_FALSE(SpokeHealth((*node)->port(), stale).ok());
+  CHECK(SpokeHealth((*node)->port(), hub.pki.hub).ok());
+  (*node)->Stop();
 }
 
 }  // namespace

@@ -16,11 +16,13 @@ std::set<std::string> MethodNames(const google::protobuf::ServiceDescriptor* ser
   return names;
 }
 
-TEST_CASE("the box service offers exactly the verbs of a box's life and health") {
+TEST_CASE(
+    "the box service offers exactly the verbs of a box's life and health, and the hub keys a "
+    "spoke accepts") {
   const auto* file = llmbox::v1::Box::descriptor()->file();
   REQUIRE(MethodNames(file->FindServiceByName("BoxService")) ==
           std::set<std::string>{"CreateBox", "GetBox", "ListBoxes", "DestroyBox", "SubmitCode",
-                                "GetLogs", "Exec", "Health"});
+                                "GetLogs", "Exec", "Health", "SetHubKeys"});
 }
 
 TEST_CASE("the enrollment service offers the CA, join and renewal") {
