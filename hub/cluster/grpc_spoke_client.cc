@@ -180,4 +180,16 @@ std::shared_ptr<SpokeClient> MakeGrpcSpokeClient(std::shared_ptr<grpc::ChannelIn
   return std::make_shared<GrpcSpokeClient>(std::move(channel));
 }
 
+absl::Status SetSpokeHubKeys(const std::shared_ptr<grpc::ChannelInterface>& channel,
+                             const std::vector<std::string>& key_sha256,
+                             std::chrono::milliseconds timeout) {
+  v1::SetHubKeysRequest request;
+  for (const auto& key : key_sha256) request.add_hub_key_sha256(key);
+  auto stub = v1::BoxService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + timeout);
+  v1::SetHubKeysResponse response;
+  return common::FromGrpcStatus(stub->SetHubKeys(&context, request, &response));
+}
+
 }  // namespace llmbox::hub::cluster

@@ -12,7 +12,12 @@
 // message unchanged. Thread-safe (as the channel is).
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
 
 #include "hub/cluster/spoke_client.h"
 
@@ -25,5 +30,12 @@ namespace llmbox::hub::cluster {
 // A client for the spoke at the other end of `channel` (never null), which it shares.
 [[nodiscard]] std::shared_ptr<SpokeClient> MakeGrpcSpokeClient(
     std::shared_ptr<grpc::ChannelInterface> channel);
+
+// Tells the spoke at the other end of `channel` which hub keys to accept
+// (BoxService.SetHubKeys; docs/decisions/006-hub-identity.md). Not part of SpokeClient: only
+// the cluster's key rotation calls it, on the channels it dialed itself.
+[[nodiscard]] absl::Status SetSpokeHubKeys(const std::shared_ptr<grpc::ChannelInterface>& channel,
+                                           const std::vector<std::string>& key_sha256,
+                                           std::chrono::milliseconds timeout);
 
 }  // namespace llmbox::hub::cluster

@@ -6,9 +6,9 @@
 #include "spdlog/spdlog.h"
 #include <grpcpp/grpcpp.h>
 
+#include "common/absl_compat.h"
 #include "common/status.h"
 #include "hub/cluster/grpc_spoke_client.h"
-#include "llmbox/v1/box.grpc.pb.h"
 
 namespace llmbox::hub::cluster {
 
@@ -32,19 +32,13 @@ int RemoteSpokes::PushHubKeys(const std::vector<std::string>& key_sha256,
       if (dialed.channel != nullptr) targets.emplace_back(name, dialed.channel);
     }
   }
-  v1::SetHubKeysRequest request;
-  for (const auto& key : key_sha256) request.add_hub_key_sha256(key);
   int failed = 0;
   for (const auto& [name, channel] : targets) {
-    auto stub = v1::BoxService::NewStub(channel);
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + timeout);
-    v1::SetHubKeysResponse response;
-    const grpc::Status status = stub->SetHubKeys(&context, request, &response);
+    const absl::Status status = SetSpokeHubKeys(channel, key_sha256, timeout);
     if (!status.ok()) {
       ++failed;
       spdlog::warn("cluster: spoke {} did not take the hub's keys ({}): {}", name,
-                   key_sha256.size(), status.error_message());
+                   key_sha256.size(), common::AsStd(status.message()));
     }
   }
   return failed;
