@@ -2,11 +2,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -32,7 +36,60 @@ HubDir::HubDir(const std::string& name)
   fs::create_directories(path);
 }
 
+namespace {
+
+bool IsBase64Url(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+// Activation tokens are 43 base64url characters after "/auth/" in a link.
+void CollectTokens(const std::string& text, std::set<std::string>* tokens) {
+  constexpr std::string_view kAuth = "/auth/";
+  for (size_t at = text.find(kAuth); at != std::string::npos; at = text.find(kAuth, at + 1)) {
+    size_t end = at + kAuth.size();
+    while (end < text.size() && IsBase64Url(text[end])) ++end;
+    if (end - at - kAuth.size() == 43) tokens->insert(text.substr(at + kAuth.size(), 43));
+  }
+}
+
+std::string ReadLog(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::string text;
+  text.resize(std::min<std::uintmax_t>(fs::file_size(file), 64u << 20));
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return text;
+}
+
+}  // namespace
+
+// Every activation link any log of the test holds (the clients' logs have them: create_llmbox
+// answers with one) must be absent from the logs of the hub and spoke processes: no log line of
+// theirs may hold a token.
+void CheckNoTokenInServerLogs(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> logs;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec) && it->path().extension() == ".log") logs.push_back(it->path());
+  }
+  std::set<std::string> tokens;
+  for (const auto& log : logs) CollectTokens(ReadLog(log), &tokens);
+  for (const auto& log : logs) {
+    const std::string name = log.filename().string();
+    if (name.rfind("hub", 0) != 0 && name.rfind("spoke", 0) != 0) continue;
+    const std::string text = ReadLog(log);
+    for (const auto& token : tokens) {
+      if (text.find(token) != std::string::npos) {
+        FAIL_CHECK("the server log " << log.string() << " holds an activation token");
+      }
+    }
+  }
+}
+
 HubDir::~HubDir() {
+  if (std::uncaught_exceptions() == 0) CheckNoTokenInServerLogs(path);
   std::error_code ec;
   fs::remove_all(path, ec);
 }

@@ -21,7 +21,12 @@ namespace llmbox::testing {
 // `prefix`-<10 hex characters>: a box id or name no earlier run used.
 std::string UniqueId(const std::string& prefix);
 
-// A fresh folder under the temp dir named for the test, removed at the end.
+// Fails the current test when a log of the hub or a spoke in `dir` (a *.log file whose name
+// starts with "hub" or "spoke") holds an activation token that any log in `dir` shows in a link.
+void CheckNoTokenInServerLogs(const std::filesystem::path& dir);
+
+// A fresh folder under the temp dir named for the test, removed at the end, after
+// CheckNoTokenInServerLogs on it (every e2e test that runs a hub in one is checked).
 struct HubDir {
   explicit HubDir(const std::string& name);
   ~HubDir();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <regex>
 #include <string>
@@ -136,6 +137,28 @@ TEST_CASE("with two keys, bob meets alice's box only as a missing one, and an ad
           alice_box);
     CHECK_FALSE(Has(BoxIds(ResultOf(call(root, "list_llmboxes", json::object()))), alice_box));
   }
+}
+
+// The suite-wide log check (HubDir's end) against a folder made by hand: it fails on a hub log
+// holding a token that a client's log shows in a link, and passes when only the client has it.
+TEST_CASE("the token check fails a test whose hub log holds an activation token",
+          "[e2e][hub][!shouldfail]") {
+  HubDir dir("llmbox-token-check-bad");
+  const std::string token(43, 'T');
+  std::ofstream(dir.path / "call-1.log")
+      << "RESULT {\"auth_url\":\"http://h/auth/" << token << "\"}\n";
+  std::ofstream(dir.path / "hub.log") << "activation: code for " << token << "\n";
+}
+
+TEST_CASE("the token check passes when only the client's log holds the link", "[e2e][hub]") {
+  const std::string token(43, 'T');
+  {
+    HubDir dir("llmbox-token-check-good");
+    std::ofstream(dir.path / "call-1.log")
+        << "RESULT {\"auth_url\":\"http://h/auth/" << token << "\"}\n";
+    std::ofstream(dir.path / "hub.log") << "activation: box b1: a code was submitted\n";
+  }
+  SUCCEED("no server log held the token");
 }
 
 }  // namespace
