@@ -82,6 +82,17 @@ std::string CanonicalBoxId(std::string_view box_id) {
           "activation code may only contain printable ASCII without spaces");
     }
   }
+  // Claude's codes are base64url parts joined by '#'. Nothing else: the box echoes the code on
+  // its console, so a code that could read as a URL (':' and '/') could pose as the login's
+  // authorize URL or the session URL printed after it.
+  for (char c : code) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' &&
+        c != '~' && c != '#') {
+      return absl::InvalidArgumentError(
+          "activation code may only contain letters, digits and - _ . ~ # (paste the code the "
+          "sign-in page shows)");
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -34,8 +34,9 @@ namespace llmbox::common {
 // The longest activation code accepted anywhere (Claude's codes are about 100 bytes).
 inline constexpr size_t kMaxActivationCodeBytes = 4096;
 
-// Checks the shape of an activation code: 1-4096 bytes of printable ASCII without spaces.
-// The error says which rule the code broke and never contains the code.
+// Checks the shape of an activation code: 1-4096 bytes of letters, digits and - _ . ~ #
+// (Claude's codes are base64url parts joined by '#'; nothing that could read as a URL when the
+// box echoes it). The error says which rule the code broke and never contains the code.
 [[nodiscard]] absl::Status ValidateActivationCode(std::string_view code);
 
 // Quotes `text` for an error message: at most `max_chars` characters, control and non-ASCII

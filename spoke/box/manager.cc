@@ -724,6 +724,10 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
       return WithContext(box_id, "removing it", removed);
     }
   }
+  // Again: an exec that came in while the box was stopping may have made a new one.
+  if (absl::Status st = RemoveExecContainers(box_id); !st.ok()) {
+    return WithContext(box_id, "removing its exec container", st);
+  }
   // The network goes too, also when an earlier destroy stopped half-way.
   hooks::BoxFacts facts{box_id, "", "", "", options_.spoke_name};
   if (existed) {

@@ -433,10 +433,15 @@ class Engine final : public DockerEngine {
                              R"({"Detach":false,"Tty":false})", /*tty=*/false, spec.timeout));
     ExecResult result;
     std::string out, err;
+    bool cancelled = false;
     for (;;) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) {
         result.timed_out = true;
+        break;
+      }
+      if (spec.cancelled && spec.cancelled()) {
+        cancelled = true;
         break;
       }
       absl::Status st = conn->ReadInto(std::min(left, milliseconds(1000)), &out, &err);
@@ -446,6 +451,11 @@ class Engine final : public DockerEngine {
       LLMBOX_RETURN_IF_ERROR(st);
     }
     conn->Close();
+    if (cancelled) {
+      KillExec(exec_id);
+      return absl::CancelledError(
+          absl::StrCat("docker (", name_, "): exec in ", id, " cancelled by its caller"));
+    }
     if (result.timed_out) {
       KillExec(exec_id);
       return result;

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -126,6 +127,9 @@ struct ExecSpec {
   std::string working_dir;
   std::chrono::milliseconds timeout{30'000};
   size_t max_output_bytes = 1 << 20;  // per stream
+  // Asked about once a second while the command runs: true ends it like a timeout (killed,
+  // with what it started) and the exec answers Cancelled. Empty: never.
+  std::function<bool()> cancelled;
 };
 
 struct ExecResult {

@@ -253,6 +253,8 @@ grpc::Status BoxServiceImpl::Exec(grpc::ServerContext* context, const v1::ExecRe
     default:
       return Invalid(absl::StrCat("exec: unknown identity ", request->identity()));
   }
+  // A caller that gave up (the chatbot cancelled, the hub's deadline passed) ends the command.
+  spec.cancelled = [context] { return context->IsCancelled(); };
   auto result = boxes_.Exec(request->box_id(), spec, identity);
   if (!result.ok()) return ToGrpcStatus(result.status());
   response->set_exit_code(static_cast<int32_t>(result->exit_code));

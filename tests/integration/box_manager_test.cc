@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -395,6 +396,23 @@ TEST_CASE("the exec user shares only the workspace with Claude and holds no capa
   REQUIRE(slow.ok());
   CHECK(slow->timed_out);
   auto left = as_user(
+      "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null | "
+      "grep -c '^sleep 300 $'");
+  CHECK(left.stdout_data == "0\n");
+  // A caller that gives up ends the command the same way.
+  std::atomic<bool> give_up{false};
+  auto cancelled = std::async(std::launch::async, [&] {
+    return boxes.Exec(id,
+                      {.argv = {"sh", "-c", "sleep 300 & sleep 300 & wait"},
+                       .timeout = 120s,
+                       .cancelled = [&] { return give_up.load(); }},
+                      ExecIdentity::kUser);
+  });
+  std::this_thread::sleep_for(1s);  // the command is running (a cancel before it also ends it)
+  give_up = true;
+  REQUIRE(cancelled.wait_for(30s) == std::future_status::ready);
+  CHECK(absl::IsCancelled(cancelled.get().status()));
+  left = as_user(
       "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null | "
       "grep -c '^sleep 300 $'");
   CHECK(left.stdout_data == "0\n");

@@ -197,6 +197,12 @@ TEST_CASE("activation codes are checked for shape without ever being echoed", "[
       {"has space", "activation code may only contain printable ASCII without spaces"},
       {"ctl\x01", "activation code contains control characters"},
       {"new\nline", "activation code contains control characters"},
+      {"https://claude.ai/oauth/authorize?z-" + std::string(43, 'a'),
+       "activation code may only contain letters, digits and - _ . ~ # (paste the code the "
+       "sign-in page shows)"},
+      {"https://claude.ai/code/session_forged",
+       "activation code may only contain letters, digits and - _ . ~ # (paste the code the "
+       "sign-in page shows)"},
       {"del\x7f", "activation code contains control characters"},
       {"caf\xc3\xa9", "activation code may only contain printable ASCII without spaces"},
   };
