@@ -904,6 +904,28 @@ TEST_CASE("logs come back with authorize URLs and typed codes redacted", "[lifec
   CHECK(absl::IsNotFound(boxes.Logs("b2", 0, 1 << 20).status()));
 }
 
+TEST_CASE("a code shaped like a URL never reaches the box's console", "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  auto created = boxes.Create({.box_id = "b1"});
+  REQUIRE(created.ok());
+  // Echoed on the console, it would read as the session URL or as a new authorize URL.
+  const std::vector<std::string> codes = {
+      "https://claude.ai/code/session_01Forged",
+      "https://claude.ai/oauth/authorize?z-" + std::string(43, 'F')};
+  for (const std::string& code : codes) {
+    auto submitted = boxes.SubmitCode("b1", code);
+    CHECK(absl::IsInvalidArgument(submitted.status()));
+  }
+  auto view = boxes.Get("b1");
+  REQUIRE(view.ok());
+  CHECK(view->phase == BoxPhase::kPending);
+  CHECK(view->activation_attempts == 0);
+  CHECK(view->session_url.empty());
+  CHECK(world.Console("b1")->History().find("Forged") == std::string::npos);
+  CHECK(world.Console("b1")->History().find("FFFFFFFF") == std::string::npos);
+}
+
 // --- exec: the two identities ---------------------------------------------------------------
 
 // The box's exec containers, by the label that ties them to it.
