@@ -801,7 +801,16 @@ absl::StatusOr<std::string> BoxManager::ExecContainerFor(const ContainerInfo& bo
   spec.pids_limit = options_.exec.pids_limit;
   spec.security_opt = {"no-new-privileges"};
   spec.cap_drop = {"ALL"};
-  spec.volumes_from = {box.id};
+  // Only the workspace volume, by its name: VolumesFrom would bring every mount of the box
+  // container (the Claude binary's bind, any volume an image declares).
+  const auto workspace = box.volumes.find(std::string(kWorkspace));
+  if (workspace == box.volumes.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("box ", box_id,
+                     ": its container has no workspace volume (made by an older spoke?); "
+                     "destroy it and create another"));
+  }
+  spec.binds = {absl::StrCat(workspace->second, ":", AsAbsl(kWorkspace))};
   spec.tmpfs = {{std::string(kExecHome),
                  absl::StrCat("rw,nosuid,nodev,size=", AsAbsl(kExecHomeSize),
                               ",mode=0700,uid=", options_.exec.uid, ",gid=", options_.exec.gid)}};

@@ -102,6 +102,19 @@ std::string StringOr(const json& object, const char* key, std::string fallback =
   return fallback;
 }
 
+// The volumes in a container's "Mounts" (inspect and list give the same shape).
+std::map<std::string, std::string> VolumesOf(const json& mounts) {
+  std::map<std::string, std::string> out;
+  if (!mounts.is_array()) return out;
+  for (const json& mount : mounts) {
+    if (!mount.is_object() || StringOr(mount, "Type") != "volume") continue;
+    const std::string name = StringOr(mount, "Name");
+    const std::string destination = StringOr(mount, "Destination");
+    if (!name.empty() && !destination.empty()) out[destination] = name;
+  }
+  return out;
+}
+
 int64_t IntOr(const json& object, const char* key, int64_t fallback = 0) {
   if (object.is_object() && object.contains(key) && object[key].is_number_integer()) {
     return object[key].get<int64_t>();
@@ -325,6 +338,7 @@ class Engine final : public DockerEngine {
     if (nets.is_object()) {
       for (auto it = nets.begin(); it != nets.end(); ++it) info.networks.push_back(it.key());
     }
+    info.volumes = VolumesOf(c["Mounts"]);
     return info;
   }
 
@@ -351,6 +365,7 @@ class Engine final : public DockerEngine {
       if (nets.is_object()) {
         for (auto it = nets.begin(); it != nets.end(); ++it) info.networks.push_back(it.key());
       }
+      info.volumes = VolumesOf(c["Mounts"]);
       out.push_back(std::move(info));
     }
     return out;

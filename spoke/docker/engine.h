@@ -95,6 +95,8 @@ struct ContainerInfo {
   Labels labels;
   std::chrono::system_clock::time_point created;
   std::vector<std::string> networks;  // names of the networks it is connected to
+  // Its volumes (not binds): where each is mounted -> the volume's name.
+  std::map<std::string, std::string> volumes;
 };
 
 struct NetworkSpec {

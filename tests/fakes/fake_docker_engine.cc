@@ -192,6 +192,19 @@ absl::StatusOr<std::string> FakeDockerEngine::CreateContainer(const ContainerSpe
   container.info.labels = spec.labels;
   container.info.created = clock_.Now();
   if (!spec.network_mode.empty()) container.info.networks = {spec.network_mode};
+  // An anonymous volume per path, named as the engine would (64 hex characters), and the
+  // volumes a bind names ("name:/path", the name not a host path).
+  for (const auto& path : spec.volumes) {
+    container.info.volumes[path] = absl::StrFormat("%064d", next_id_++);
+  }
+  for (const auto& bind : spec.binds) {
+    const auto colon = bind.find(':');
+    if (colon == std::string::npos || bind.front() == '/') continue;
+    const auto end = bind.find(':', colon + 1);
+    container.info
+        .volumes[bind.substr(colon + 1, end == std::string::npos ? end : end - colon - 1)] =
+        bind.substr(0, colon);
+  }
   container.spec = spec;
   // A container without a TTY (a box's exec container) runs its command silently until
   // stopped; a TTY container is a box whose console replays the script.

@@ -364,6 +364,9 @@ TEST_CASE("the exec user shares only the workspace with Claude and holds no capa
   CHECK(look.stdout_data.find(secret) == std::string::npos);
   CHECK(look.stderr_data.find(secret) == std::string::npos);
   CHECK(look.stdout_data.find("done") != std::string::npos);
+  // Nothing of the box container is mounted but the workspace (not the Claude binary's bind).
+  CHECK(as_user("test -e /usr/local/bin/claude && echo present || echo absent").stdout_data ==
+        "absent\n");
   auto console = as_user("echo forged > /dev/console && echo wrote");
   CHECK(console.stdout_data.find("wrote") == std::string::npos);
 

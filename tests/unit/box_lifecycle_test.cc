@@ -987,7 +987,6 @@ TEST_CASE("a user exec runs as the unprivileged user in the box's own exec conta
   CHECK(spec->cap_add.empty());
   CHECK(spec->security_opt == std::vector<std::string>{"no-new-privileges"});
   CHECK_FALSE(spec->tty);
-  CHECK(spec->binds.empty());
   CHECK(spec->image == kImage);
   CHECK(spec->network_mode == "llmbox-net-b1");
   CHECK(spec->pids_limit == 256);
@@ -997,7 +996,11 @@ TEST_CASE("a user exec runs as the unprivileged user in the box's own exec conta
   CHECK(box->volumes == std::vector<std::string>{"/workspace"});
   auto box_info = world.engine.InspectContainer("llmbox-pending-b1");
   REQUIRE(box_info.ok());
-  CHECK(spec->volumes_from == std::vector<std::string>{box_info->id});
+  REQUIRE(box_info->volumes.count("/workspace") == 1);
+  // By the volume's name, and nothing else of the box container (not VolumesFrom).
+  CHECK(spec->binds ==
+        std::vector<std::string>{box_info->volumes.at("/workspace") + ":/workspace"});
+  CHECK(spec->volumes_from.empty());
   CHECK(Contains(box->env, "LLMBOX_EXEC_GID=1000"));
   // The exec container is not a box.
   auto listed = boxes.List();
@@ -1108,6 +1111,27 @@ TEST_CASE("a box runs at most its limit of user execs at once; box execs are not
   CHECK(second.get().ok());
   CHECK(other.get().ok());
   CHECK(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());  // freed again
+}
+
+TEST_CASE("a box container without a workspace volume gets no exec container",
+          "[lifecycle][trust]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  // As an older spoke made it: managed, running, no volumes.
+  world.engine.AddContainer({.id = "old1",
+                             .name = "llmbox-old",
+                             .image = kImage,
+                             .state = "running",
+                             .running = true,
+                             .labels = {{BoxManager::kManagedLabel, "true"},
+                                        {BoxManager::kBoxIdLabel, "old"},
+                                        {BoxManager::kImageLabel, kImage}}});
+  auto ran = boxes.Exec("old", {.argv = {"true"}}, ExecIdentity::kUser);
+  CHECK(absl::IsFailedPrecondition(ran.status()));
+  CHECK(ran.status().message() ==
+        "box old: its container has no workspace volume (made by an older spoke?); destroy it "
+        "and create another");
+  CHECK(ExecContainers(world.engine, "old").empty());
 }
 
 TEST_CASE("a stopped exec container is started again by the next exec", "[lifecycle][trust]") {
