@@ -652,6 +652,12 @@ bool BoxManager::IsBeingCreated(const std::string& box_id) {
   return it != states_.end() && it->second.reserved;
 }
 
+absl::StatusOr<BoxView> BoxManager::SetNetwork(const std::string& box_id,
+                                               const NetworkChange& change) {
+  (void)change;
+  return absl::UnimplementedError(absl::StrCat("box ", box_id, ": network changes come next"));
+}
+
 absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
   auto info = FindContainer(box_id);
   if (absl::IsNotFound(info.status())) {

@@ -42,6 +42,8 @@
 
 #include "common/clock.h"
 #include "spoke/docker/engine.h"
+#include "spoke/egress/policy.h"
+#include "spoke/egress/refusal.h"
 #include "spoke/hooks/hook_runner.h"
 
 namespace llmbox::spoke::box {
@@ -81,6 +83,8 @@ struct BoxManagerOptions {
   ExecOptions exec;
   // Containers a box may be connected to (peers), by name.
   std::vector<std::string> allowed_peers;
+  // What boxes may reach (docs/network.md): the modes, the base allowlist, what a box may add.
+  egress::SpokePolicy egress;
   // Where hook state (between a box's create and destroy hooks) and activation attempt
   // counts are kept, in files at 0600. Required when hooks are given; without it, attempts
   // are counted in memory only.
@@ -92,6 +96,16 @@ struct BoxManagerOptions {
 enum class BoxPhase { kCreating, kPending, kActivating, kReady, kStopped };
 
 std::string_view PhaseName(BoxPhase phase);
+
+// A box's network policy as get shows it.
+struct BoxNetworkView {
+  egress::Mode mode = egress::Mode::kAllowlist;
+  std::vector<std::string> allow;  // the box's own entries (canonical text)
+  std::vector<std::string> base;   // the spoke's base list (allowlist mode)
+  std::string proxy;               // "http://<gateway>:<port>", what the box's HTTP(S)_PROXY say
+  // The latest refused connections, oldest first (Get only; List leaves it empty).
+  std::vector<egress::Refusal> refusals;
+};
 
 struct BoxView {
   std::string box_id;
@@ -106,6 +120,7 @@ struct BoxView {
   std::string session_url;  // once ready (kept in memory; recovered from logs after restart)
   std::string last_error;   // redacted
   int activation_attempts = 0;
+  BoxNetworkView network;
 };
 
 struct CreateBoxRequest {
@@ -114,6 +129,17 @@ struct CreateBoxRequest {
   std::string description;
   std::string owner;
   std::vector<std::string> peers;
+  // The box's network policy; unset: the spoke's default mode and no entries of its own.
+  // Checked against options.egress (PermissionDenied saying what the spoke allows).
+  std::optional<egress::BoxPolicy> network;
+};
+
+// A change to a live box's allowlist (set_llmbox_network). Entries in egress::ParseEntry's
+// text form; removing one the box does not have is not an error.
+struct NetworkChange {
+  std::vector<std::string> add;
+  std::vector<std::string> remove;
+  std::optional<egress::Mode> mode;  // unset: unchanged
 };
 
 struct CreatedBox {
@@ -160,6 +186,13 @@ class BoxManager {
   [[nodiscard]] absl::StatusOr<docker::ExecResult> Exec(const std::string& box_id,
                                                         const docker::ExecSpec& spec,
                                                         ExecIdentity identity);
+
+  // Changes the box's network policy; the new policy applies to its next connection. The
+  // result must pass egress::CheckBoxPolicy (PermissionDenied saying what the spoke allows);
+  // InvalidArgument for an entry that does not parse; NotFound for an unknown box. Returns the
+  // box as Get would.
+  [[nodiscard]] absl::StatusOr<BoxView> SetNetwork(const std::string& box_id,
+                                                   const NetworkChange& change);
 
   // True while Create() runs for this box id (its network may exist before its container).
   bool IsBeingCreated(const std::string& box_id);

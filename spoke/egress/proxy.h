@@ -1,0 +1,93 @@
+// spoke/egress/proxy.h
+//
+// The spoke's egress proxy: the only way out of a box's network (docs/decisions/007). One
+// listening socket per box, on its network's gateway address (the box's HTTP_PROXY and
+// HTTPS_PROXY point there); the listener a connection came in on says whose policy applies.
+// It speaks HTTP/1.1 proxying: CONNECT host:port (any TCP, TLS or not), and absolute-form
+// requests ("GET http://host/path HTTP/1.1") forwarded in origin form with Connection: close.
+// Each connection: the request head is read with a size and time limit, the name is checked
+// (DecideName), resolved by the proxy itself (never the box's DNS: a Resolver, static names
+// from config first), every address checked (DecideAddress; one denied address refuses the
+// name), connected with a timeout, then bytes are copied both ways until either side closes
+// or the idle timeout passes. A refusal answers 403 with a one-line reason and is recorded
+// (Refusals) and logged; a name that does not resolve answers 502 and is recorded too.
+//
+//   EgressProxy proxy({.port = 3128, .policy = spoke_policy}, clock);
+//   LLMBOX_RETURN_IF_ERROR(proxy.AddBox("my-box", "10.213.5.1", box_policy));
+//   ... proxy.SetPolicy("my-box", wider);   // applies to the next connection
+//   for (const Refusal& r : proxy.Refusals("my-box")) ...
+//   proxy.RemoveBox("my-box");              // closes its listener and its connections
+//
+// Bounded: request heads (16 KiB), connections per box and in all, connect and idle timeouts.
+// Thread-safe; Stop() (and the destructor) close everything and join every thread.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "common/clock.h"
+#include "spoke/egress/policy.h"
+#include "spoke/egress/refusal.h"
+
+namespace llmbox::spoke::egress {
+
+// Names to addresses, as the proxy sees them.
+class Resolver {
+ public:
+  virtual ~Resolver() = default;
+  // NotFound when the name has no address; Unavailable when resolution failed.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<IpAddress>> Resolve(const std::string& name) = 0;
+};
+
+// `static_hosts` first (name -> addresses, exact, lower case), then the system resolver
+// (getaddrinfo, A and AAAA, with a time limit).
+std::unique_ptr<Resolver> MakeSystemResolver(
+    std::map<std::string, std::vector<IpAddress>> static_hosts,
+    std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+struct ProxyOptions {
+  int port = 3128;
+  SpokePolicy policy;
+  Resolver* resolver = nullptr;  // not owned; null: MakeSystemResolver({})
+  int max_connections_per_box = 256;
+  int max_connections = 4096;
+  std::chrono::milliseconds head_timeout{10'000};
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
+  size_t refusals_kept = 32;  // per box, newest kept
+  std::string spoke_name = "local";  // in log lines
+};
+
+class EgressProxy {
+ public:
+  EgressProxy(ProxyOptions options, common::Clock& clock);
+  ~EgressProxy();  // Stop()
+  EgressProxy(const EgressProxy&) = delete;
+  EgressProxy& operator=(const EgressProxy&) = delete;
+
+  // Listens on listen_ip:port for the box (replacing a listener it had). Unavailable naming the
+  // address when it cannot be bound.
+  [[nodiscard]] absl::Status AddBox(const std::string& box_id, const std::string& listen_ip,
+                                    BoxPolicy policy);
+  // NotFound for a box it does not serve.
+  [[nodiscard]] absl::Status SetPolicy(const std::string& box_id, BoxPolicy policy);
+  // Closes the box's listener and connections; forgets its refusals. No-op when unknown.
+  void RemoveBox(const std::string& box_id);
+  // The box's latest refusals, oldest first.
+  std::vector<Refusal> Refusals(const std::string& box_id) const;
+  // The port it listens on for boxes (options.port; the bound one when that was 0 and a box
+  // was added: tests).
+  int port() const;
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmbox::spoke::egress
