@@ -12,6 +12,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
 #include "common/files.h"
@@ -131,8 +133,13 @@ struct BoxManager::Live {
 };
 
 BoxManager::BoxManager(docker::DockerEngine& engine, common::Clock& clock,
-                       BoxManagerOptions options, hooks::HookRunner* hooks)
-    : engine_(engine), clock_(clock), options_(std::move(options)), hooks_(hooks) {}
+                       BoxManagerOptions options, hooks::HookRunner* hooks,
+                       egress::BoxEgress* egress)
+    : engine_(engine),
+      clock_(clock),
+      options_(std::move(options)),
+      hooks_(hooks),
+      egress_(egress) {}
 
 template <typename Change>
 void BoxManager::UpdateLocked(const std::string& box_id, Change change) {
@@ -155,6 +162,99 @@ absl::Status BoxManager::SaveHookState(const std::string& box_id, const std::str
 
 std::string BoxManager::AttemptsPath(const std::string& box_id) const {
   return options_.state_dir.empty() ? std::string() : options_.state_dir + "/attempts/" + box_id;
+}
+
+std::string BoxManager::PolicyPath(const std::string& box_id) const {
+  return options_.state_dir.empty() ? std::string() : options_.state_dir + "/egress/" + box_id;
+}
+
+// The policy file: "mode <name>" then one "allow <entry>" line per entry of the box's own.
+absl::Status BoxManager::SavePolicy(const std::string& box_id, const egress::BoxPolicy& policy) {
+  const std::string path = PolicyPath(box_id);
+  if (path.empty()) return absl::OkStatus();
+  std::string text = absl::StrCat("mode ", AsAbsl(egress::ModeName(policy.mode)), "\n");
+  for (const auto& entry : policy.allow) absl::StrAppend(&text, "allow ", entry.ToString(), "\n");
+  return WriteStateFile(path, text);
+}
+
+egress::BoxPolicy BoxManager::ReadPolicy(const std::string& box_id, const ContainerInfo* box) {
+  egress::BoxPolicy policy{.mode = options_.egress.default_mode, .allow = {}};
+  if (box != nullptr) {
+    if (auto it = box->labels.find(kNetworkModeLabel); it != box->labels.end()) {
+      if (auto mode = egress::ParseMode(it->second); mode.ok()) policy.mode = *mode;
+    }
+  }
+  const std::string path = PolicyPath(box_id);
+  if (path.empty()) return policy;
+  auto text = common::ReadSmallFile(path, 64 << 10);
+  if (!text.ok()) return policy;  // none saved: the mode it was created with
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&line, "mode ")) {
+      if (auto mode = egress::ParseMode(common::AsStd(line)); mode.ok()) policy.mode = *mode;
+    } else if (absl::ConsumePrefix(&line, "allow ")) {
+      if (auto entry = egress::ParseEntry(common::AsStd(line)); entry.ok()) {
+        policy.allow.push_back(*entry);
+      }
+    }
+  }
+  return policy;
+}
+
+absl::StatusOr<egress::BoxNetwork> BoxManager::ReadNetwork(const std::string& box_id) {
+  LLMBOX_ASSIGN_OR_RETURN(auto networks,
+                          engine_.ListNetworks({{kManagedLabel, "true"}, {kBoxIdLabel, box_id}}));
+  for (const auto& net : networks) {
+    if (net.name != NetworkName(box_id)) continue;
+    if (net.gateway.empty() || net.bridge.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("its network ", net.name, " has no IPv4 gateway"));
+    }
+    return egress::BoxNetwork{box_id, net.bridge, net.gateway, net.subnet};
+  }
+  return absl::NotFoundError(absl::StrCat("its network ", NetworkName(box_id), " is gone"));
+}
+
+absl::StatusOr<BoxManager::NetState> BoxManager::NetStateOf(const std::string& box_id,
+                                                            const ContainerInfo* box) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = nets_.find(box_id); it != nets_.end()) return it->second;
+  }
+  LLMBOX_ASSIGN_OR_RETURN(egress::BoxNetwork network, ReadNetwork(box_id));
+  NetState state{network, ReadPolicy(box_id, box)};
+  std::lock_guard lock(mu_);
+  return nets_.emplace(box_id, std::move(state)).first->second;
+}
+
+std::vector<std::string> BoxManager::ProxyEnv(const egress::BoxNetwork& network) const {
+  if (egress_ == nullptr) return {};
+  const std::string url = egress_->ProxyUrl(network);
+  // Names on the box's own network (its peers) are reached directly, not through the proxy.
+  const std::string direct = "localhost,127.0.0.1,::1";
+  return {"HTTP_PROXY=" + url,  "HTTPS_PROXY=" + url, "http_proxy=" + url, "https_proxy=" + url,
+          "NO_PROXY=" + direct, "no_proxy=" + direct, "ALL_PROXY=" + url,  "all_proxy=" + url};
+}
+
+void BoxManager::FillNetworkView(const std::string& box_id, BoxView* view, bool with_refusals) {
+  std::optional<NetState> net;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = nets_.find(box_id); it != nets_.end()) net = it->second;
+  }
+  if (!net.has_value()) return;
+  view->network.mode = net->policy.mode;
+  view->network.allow.clear();
+  for (const auto& entry : net->policy.allow) view->network.allow.push_back(entry.ToString());
+  view->network.base.clear();
+  if (net->policy.mode == egress::Mode::kAllowlist) {
+    for (const auto& entry : options_.egress.base_allowlist) {
+      view->network.base.push_back(entry.ToString());
+    }
+  }
+  if (egress_ != nullptr) {
+    view->network.proxy = egress_->ProxyUrl(net->network);
+    if (with_refusals) view->network.refusals = egress_->Refusals(box_id, kRefusalsShown);
+  }
 }
 
 absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {
@@ -221,6 +321,52 @@ BoxView BoxManager::ViewOf(const ContainerInfo& info) {
   return view;
 }
 
+absl::StatusOr<BoxView> BoxManager::SetNetwork(const std::string& box_id_in,
+                                               const NetworkChange& change) {
+  LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id_in));
+  const std::string box_id = common::CanonicalBoxId(box_id_in);
+  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, FindContainer(box_id));
+  // One change at a time per box: read, change, check, save, apply.
+  std::lock_guard one_at_a_time(network_change_mu_);
+  auto net = NetStateOf(box_id, &info);
+  if (!net.ok()) return WithContext(box_id, "reading its network", net.status());
+  egress::BoxPolicy policy = net->policy;
+  if (change.mode.has_value()) policy.mode = *change.mode;
+  for (const auto& text : change.remove) {
+    auto entry = egress::ParseEntry(text);
+    if (!entry.ok()) return WithContext(box_id, "network", entry.status());
+    policy.allow.erase(std::remove(policy.allow.begin(), policy.allow.end(), *entry),
+                       policy.allow.end());
+  }
+  for (const auto& text : change.add) {
+    auto entry = egress::ParseEntry(text);
+    if (!entry.ok()) return WithContext(box_id, "network", entry.status());
+    if (std::find(policy.allow.begin(), policy.allow.end(), *entry) == policy.allow.end()) {
+      policy.allow.push_back(*entry);
+    }
+  }
+  if (absl::Status st = egress::CheckBoxPolicy(options_.egress, policy); !st.ok()) {
+    return WithContext(box_id, "network", st);
+  }
+  if (absl::Status st = SavePolicy(box_id, policy); !st.ok()) {
+    return WithContext(box_id, "saving its network policy", st);
+  }
+  if (egress_ != nullptr) {
+    if (absl::Status st = egress_->SetPolicy(box_id, policy); !st.ok()) {
+      return WithContext(box_id, "applying its network policy", st);
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    nets_[box_id].policy = policy;
+  }
+  spdlog::info("spoke {}: box {}: network now {} with {} entries of its own", options_.spoke_name,
+               box_id, egress::ModeName(policy.mode), policy.allow.size());
+  BoxView view = ViewOf(info);
+  FillNetworkView(box_id, &view, /*with_refusals=*/true);
+  return view;
+}
+
 std::shared_ptr<BoxManager::Live> BoxManager::LiveOf(const std::string& box_id) {
   std::lock_guard lock(mu_);
   auto it = states_.find(box_id);
@@ -241,6 +387,31 @@ absl::Status BoxManager::Recover() {
   for (const auto& info : execs) {
     if (boxes.count(common::CanonicalBoxId(info.labels.at(kExecForLabel))) == 0) {
       (void)engine_.RemoveContainer(info.id, /*force=*/true);
+    }
+  }
+  // Every box's proxy and rules again, and nothing else (a spoke killed with -9 left rules of
+  // boxes that are gone, and no listener at all).
+  std::vector<std::pair<egress::BoxNetwork, egress::BoxPolicy>> restored;
+  for (const auto& info : list) {
+    auto it = info.labels.find(kBoxIdLabel);
+    if (it == info.labels.end()) continue;
+    const std::string box_id = common::CanonicalBoxId(it->second);
+    {
+      std::lock_guard lock(mu_);
+      nets_.erase(box_id);
+    }
+    auto net = NetStateOf(box_id, &info);
+    if (!net.ok()) {
+      spdlog::warn("spoke {}: box {}: no egress: {}", options_.spoke_name, box_id,
+                   common::AsStd(net.status().message()));
+      continue;
+    }
+    restored.emplace_back(net->network, net->policy);
+  }
+  if (egress_ != nullptr) {
+    if (absl::Status st = egress_->Restore(restored); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("spoke ", options_.spoke_name,
+                                                  ": restoring box egress: ", st.message()));
     }
   }
   for (const auto& info : list) {
@@ -307,6 +478,11 @@ absl::StatusOr<CreatedBox> BoxManager::Create(const CreateBoxRequest& request) {
                                                       " is not in this spoke's allowed peers"));
     }
   }
+  const egress::BoxPolicy policy = request.network.value_or(
+      egress::BoxPolicy{.mode = options_.egress.default_mode, .allow = {}});
+  if (absl::Status st = egress::CheckBoxPolicy(options_.egress, policy); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("box ", box_id, ": network: ", st.message()));
+  }
   {
     std::lock_guard lock(mu_);
     if (creates_in_flight_ >= options_.max_concurrent_creates) {
@@ -321,7 +497,7 @@ absl::StatusOr<CreatedBox> BoxManager::Create(const CreateBoxRequest& request) {
     ++creates_in_flight_;
     UpdateLocked(box_id, [](BoxState& state) { state.reserved = true; });
   }
-  auto result = CreateReserved(request, image);
+  auto result = CreateReserved(request, image, policy);
   std::lock_guard lock(mu_);
   --creates_in_flight_;
   UpdateLocked(box_id, [](BoxState& state) { state.reserved = false; });
@@ -346,7 +522,8 @@ class BoxManager::CreatingMark {
 };
 
 absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& request,
-                                                      const std::string& image) {
+                                                      const std::string& image,
+                                                      const egress::BoxPolicy& policy) {
   const std::string box_id = common::CanonicalBoxId(request.box_id);
   // Uniqueness and capacity, against what the engine holds.
   auto existing = engine_.ListContainers({{kManagedLabel, "true"}});
@@ -379,7 +556,8 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
                                  {kSpokeLabel, options_.spoke_name},
                                  {kOwnerLabel, request.owner},
                                  {kDescriptionLabel, request.description},
-                                 {kImageLabel, image}};
+                                 {kImageLabel, image},
+                                 {kNetworkModeLabel, std::string(egress::ModeName(policy.mode))}};
   const hooks::BoxFacts facts{box_id, image, request.description, request.owner,
                               options_.spoke_name};
   BoxView creating_view;
@@ -405,15 +583,42 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   }
   // From here on, a failure removes what exists so far, hook state included.
   std::string network, container_id;
+  bool attached = false;
   auto fail = [&](std::string_view step, const absl::Status& st) {
+    if (attached) (void)egress_->Detach(box_id);
+    {
+      std::lock_guard lock(mu_);
+      nets_.erase(box_id);
+    }
+    if (const std::string path = PolicyPath(box_id); !path.empty()) {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+    }
     Cleanup(container_id, network);
     (void)RunDestroyHooks(facts);
     return WithContext(box_id, step, st);
   };
 
-  auto net = engine_.CreateNetwork({.name = NetworkName(box_id), .labels = labels});
+  // No route out: the spoke's proxy on the network's gateway is the only way out.
+  auto net =
+      engine_.CreateNetwork({.name = NetworkName(box_id), .labels = labels, .internal = true});
   if (!net.ok()) return fail("creating its network", net.status());
   network = NetworkName(box_id);
+  auto box_network = ReadNetwork(box_id);
+  if (!box_network.ok()) return fail("reading its network back", box_network.status());
+  if (absl::Status st = SavePolicy(box_id, policy); !st.ok()) {
+    return fail("saving its network policy", st);
+  }
+  {
+    std::lock_guard lock(mu_);
+    nets_[box_id] = NetState{*box_network, policy};
+  }
+  if (egress_ != nullptr) {
+    if (absl::Status st = egress_->Attach(*box_network, policy); !st.ok()) {
+      return fail("setting up its egress", st);
+    }
+    attached = true;
+  }
 
   docker::ContainerSpec spec;
   spec.name = PendingName(box_id);
@@ -423,6 +628,10 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
                          options_.remote_control_args.end());
   // The entrypoint makes the workspace group-writable for the exec user's gid.
   spec.env = {"HOME=/root", absl::StrCat("LLMBOX_EXEC_GID=", options_.exec.gid)};
+  for (auto& var : ProxyEnv(*box_network)) spec.env.push_back(std::move(var));
+  // Names are the proxy's to resolve; the engine's resolver forwards what it does not know
+  // here, where the host's rules drop it.
+  spec.dns = {box_network->gateway};
   spec.volumes = {std::string(kWorkspace)};
   spec.labels = labels;
   spec.working_dir = std::string(kWorkspace);
@@ -513,7 +722,9 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
     UpdateLocked(box_id, [&](BoxState& state) { state.live = live; });
   }
   mark.Done();
-  return CreatedBox{ViewOf(*info), *url};
+  CreatedBox result{ViewOf(*info), *url};
+  FillNetworkView(box_id, &result.box, /*with_refusals=*/false);
+  return result;
 }
 
 void BoxManager::Cleanup(const std::string& container_id, const std::string& network) {
@@ -652,12 +863,6 @@ bool BoxManager::IsBeingCreated(const std::string& box_id) {
   return it != states_.end() && it->second.reserved;
 }
 
-absl::StatusOr<BoxView> BoxManager::SetNetwork(const std::string& box_id,
-                                               const NetworkChange& change) {
-  (void)change;
-  return absl::UnimplementedError(absl::StrCat("box ", box_id, ": network changes come next"));
-}
-
 absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
   auto info = FindContainer(box_id);
   if (absl::IsNotFound(info.status())) {
@@ -669,7 +874,10 @@ absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
     }
   }
   if (!info.ok()) return info.status();
-  return ViewOf(*info);
+  BoxView view = ViewOf(*info);
+  const std::string id = common::CanonicalBoxId(box_id);
+  if (NetStateOf(id, &*info).ok()) FillNetworkView(id, &view, /*with_refusals=*/true);
+  return view;
 }
 
 absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
@@ -679,6 +887,8 @@ absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
   for (const auto& info : list) {
     views.push_back(ViewOf(info));
     listed.insert(common::CanonicalBoxId(views.back().box_id));
+    FillNetworkView(common::CanonicalBoxId(views.back().box_id), &views.back(),
+                    /*with_refusals=*/false);
   }
   {
     std::lock_guard lock(mu_);
@@ -741,6 +951,19 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
     facts.description =
         info->labels.count(kDescriptionLabel) ? info->labels.at(kDescriptionLabel) : "";
     facts.owner = info->labels.count(kOwnerLabel) ? info->labels.at(kOwnerLabel) : "";
+  }
+  if (egress_ != nullptr) {
+    if (absl::Status st = egress_->Detach(box_id); !st.ok()) {
+      return WithContext(box_id, "removing its egress rules", st);
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    nets_.erase(box_id);
+  }
+  if (const std::string path = PolicyPath(box_id); !path.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
   }
   auto networks = engine_.ListNetworks({{kManagedLabel, "true"}, {kBoxIdLabel, box_id}});
   if (!networks.ok()) return WithContext(box_id, "listing its network", networks.status());
@@ -817,6 +1040,10 @@ absl::StatusOr<std::string> BoxManager::ExecContainerFor(const ContainerInfo& bo
                      "destroy it and create another"));
   }
   spec.binds = {absl::StrCat(workspace->second, ":", AsAbsl(kWorkspace))};
+  auto net = NetStateOf(box_id, &box);
+  if (!net.ok()) return WithContext(box_id, "reading its network", net.status());
+  for (auto& var : ProxyEnv(net->network)) spec.env.push_back(std::move(var));
+  spec.dns = {net->network.gateway};
   spec.tmpfs = {{std::string(kExecHome),
                  absl::StrCat("rw,nosuid,nodev,size=", AsAbsl(kExecHomeSize),
                               ",mode=0700,uid=", options_.exec.uid, ",gid=", options_.exec.gid)}};

@@ -42,6 +42,7 @@
 
 #include "common/clock.h"
 #include "spoke/docker/engine.h"
+#include "spoke/egress/egress.h"
 #include "spoke/egress/policy.h"
 #include "spoke/egress/refusal.h"
 #include "spoke/hooks/hook_runner.h"
@@ -158,9 +159,11 @@ struct SubmitOutcome {
 
 class BoxManager {
  public:
-  // `engine`, `clock` and `hooks` (may be null: no hooks) must outlive the manager.
+  // `engine`, `clock`, `hooks` (may be null: no hooks) and `egress` must outlive the manager.
+  // Box networks are always `internal` (no route out); `egress` (the spoke's proxy and host
+  // rules) is their only way out. Null: no proxy, so boxes reach nothing beyond their network.
   BoxManager(docker::DockerEngine& engine, common::Clock& clock, BoxManagerOptions options,
-             hooks::HookRunner* hooks = nullptr);
+             hooks::HookRunner* hooks = nullptr, egress::BoxEgress* egress = nullptr);
   ~BoxManager();
 
   // Re-reads the managed boxes from the engine and re-attaches to pending ones, so they can
@@ -173,7 +176,8 @@ class BoxManager {
       std::optional<std::chrono::milliseconds> timeout = {});
   [[nodiscard]] absl::StatusOr<BoxView> Get(const std::string& box_id);
   [[nodiscard]] absl::StatusOr<std::vector<BoxView>> List();
-  // Stops (SIGTERM, grace, SIGKILL) and removes the box and its network. Destroying a box
+  // Stops (SIGTERM, grace, SIGKILL) and removes the box, its network and its egress (proxy
+  // listener, host rules, saved policy). Destroying a box
   // that is already gone is OK (returns false).
   [[nodiscard]] absl::StatusOr<bool> Destroy(const std::string& box_id,
                                              std::optional<std::chrono::seconds> grace = {});
@@ -211,6 +215,11 @@ class BoxManager {
   static constexpr const char* kImageLabel = "io.llmbox.image";
   // On a box's exec container (instead of kManagedLabel): the box it serves.
   static constexpr const char* kExecForLabel = "io.llmbox.exec-for";
+  // On a box's container: the network mode it was created with (informational; the policy
+  // itself, which set_llmbox_network changes, is kept in <state_dir>/egress/<box>).
+  static constexpr const char* kNetworkModeLabel = "io.llmbox.network-mode";
+  // How many refusals Get shows.
+  static constexpr size_t kRefusalsShown = 10;
 
  private:
   struct Live;  // the console of a pending box
@@ -228,12 +237,29 @@ class BoxManager {
   };
   [[nodiscard]] absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
   [[nodiscard]] absl::StatusOr<CreatedBox> CreateReserved(const CreateBoxRequest& request,
-                                                          const std::string& image);
+                                                          const std::string& image,
+                                                          const egress::BoxPolicy& policy);
   void Cleanup(const std::string& container_id, const std::string& network);
   // The id of the box's running exec container, made or started as needed.
   [[nodiscard]] absl::StatusOr<std::string> ExecContainerFor(const docker::ContainerInfo& box);
   // Removes the box's exec containers (before the box: they hold its workspace volume).
   [[nodiscard]] absl::Status RemoveExecContainers(const std::string& box_id);
+  // A box's network as the host sees it and the policy it has now.
+  struct NetState {
+    egress::BoxNetwork network;
+    egress::BoxPolicy policy;
+  };
+  // The box's network and policy: remembered, else read back (its network from the engine,
+  // its policy from its state file, else the mode on its label).
+  [[nodiscard]] absl::StatusOr<NetState> NetStateOf(const std::string& box_id,
+                                                    const docker::ContainerInfo* box);
+  [[nodiscard]] absl::StatusOr<egress::BoxNetwork> ReadNetwork(const std::string& box_id);
+  egress::BoxPolicy ReadPolicy(const std::string& box_id, const docker::ContainerInfo* box);
+  std::string PolicyPath(const std::string& box_id) const;  // "" without a state_dir
+  [[nodiscard]] absl::Status SavePolicy(const std::string& box_id, const egress::BoxPolicy& policy);
+  // The environment that points a container on the box's network at its proxy.
+  std::vector<std::string> ProxyEnv(const egress::BoxNetwork& network) const;
+  void FillNetworkView(const std::string& box_id, BoxView* view, bool with_refusals);
   std::string HookStatePath(const std::string& box_id) const;
   std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir
   [[nodiscard]] absl::Status SaveHookState(const std::string& box_id, const std::string& state);
@@ -253,9 +279,12 @@ class BoxManager {
   common::Clock& clock_;
   const BoxManagerOptions options_;
   hooks::HookRunner* hooks_;
+  egress::BoxEgress* egress_;
 
   std::mutex mu_;
-  int creates_in_flight_ = 0;  // boxes with `reserved` set
+  std::map<std::string, NetState> nets_;  // by canonical box id, once known
+  std::mutex network_change_mu_;          // one SetNetwork at a time
+  int creates_in_flight_ = 0;             // boxes with `reserved` set
   std::map<std::string, BoxState> states_;
   // One exec-container setup at a time per box (canonical id); dropped with the box.
   std::map<std::string, std::shared_ptr<std::mutex>> exec_setup_;

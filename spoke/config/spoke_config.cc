@@ -1,8 +1,11 @@
 #include "spoke/config/spoke_config.h"
 
+#include <algorithm>
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 #include "common/absl_compat.h"
 #include "common/config.h"
@@ -119,6 +122,75 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return m.Finish();
 }
 
+// egress: what boxes may reach (docs/network.md).
+[[nodiscard]] absl::Status ReadEgress(ConfigMap& m, SpokeConfig* c) {
+  egress::SpokePolicy& p = c->boxes.egress;
+  std::string mode_text(egress::ModeName(p.default_mode));
+  LLMBOX_RETURN_IF_ERROR(m.Str("default_mode", &mode_text));
+  auto mode = egress::ParseMode(mode_text);
+  if (!mode.ok()) return m.Error("default_mode", common::AsStd(mode.status().message()));
+  p.default_mode = *mode;
+  if (m.Has("modes")) {
+    std::vector<std::string> texts;
+    LLMBOX_RETURN_IF_ERROR(m.StrList("modes", &texts));
+    p.modes.clear();
+    for (const auto& text : texts) {
+      auto one = egress::ParseMode(text);
+      if (!one.ok()) return m.Error("modes", common::AsStd(one.status().message()));
+      p.modes.push_back(*one);
+    }
+  }
+  if (std::find(p.modes.begin(), p.modes.end(), p.default_mode) == p.modes.end()) {
+    return m.Error("default_mode", "must be one of the modes allowed (egress.modes)");
+  }
+  auto entries = [&](const char* key, std::vector<egress::Entry>* out, bool* star) -> absl::Status {
+    if (!m.Has(key)) return absl::OkStatus();
+    std::vector<std::string> texts;
+    LLMBOX_RETURN_IF_ERROR(m.StrList(key, &texts));
+    out->clear();
+    for (const auto& text : texts) {
+      if (star != nullptr && text == "*") {
+        *star = true;
+        continue;
+      }
+      auto entry = egress::ParseEntry(text);
+      if (!entry.ok()) return m.Error(key, common::AsStd(entry.status().message()));
+      out->push_back(*entry);
+    }
+    return absl::OkStatus();
+  };
+  LLMBOX_RETURN_IF_ERROR(entries("base_allowlist", &p.base_allowlist, nullptr));
+  if (m.Has("box_may_allow")) p.box_may_allow_anything = false;
+  LLMBOX_RETURN_IF_ERROR(entries("box_may_allow", &p.box_may_allow, &p.box_may_allow_anything));
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_box_entries", &p.max_box_entries, 0, 1024));
+  std::vector<std::string> ranges;
+  LLMBOX_RETURN_IF_ERROR(m.StrList("allow_ranges", &ranges));
+  for (const auto& text : ranges) {
+    auto range = egress::ParseCidr(text);
+    if (!range.ok()) return m.Error("allow_ranges", common::AsStd(range.status().message()));
+    p.allow_ranges.push_back(*range);
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Int("proxy_port", &c->egress.proxy_port, 1, 65535));
+  std::vector<std::string> hosts;
+  LLMBOX_RETURN_IF_ERROR(m.StrList("hosts", &hosts));
+  for (const auto& line : hosts) {
+    // "name=address"
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(kv.first));
+    auto address = egress::ParseIp(common::AsStd(absl::StripAsciiWhitespace(kv.second)));
+    auto as_entry = egress::ParseEntry(name);
+    if (name.empty() || !address.has_value() || !as_entry.ok() ||
+        as_entry->kind != egress::Entry::Kind::kDomain || as_entry->port != 0) {
+      return m.Error("hosts", absl::StrCat("each must be NAME=ADDRESS (a domain name and an "
+                                           "IPv4 or IPv6 address), got ",
+                                           common::QuoteForMessage(line)));
+    }
+    c->egress.hosts[name].push_back(*address);
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Str("nft_path", &c->egress.nft_path));
+  return m.Finish();
+}
+
 [[nodiscard]] absl::Status ReadReaper(ConfigMap& m, SpokeConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Duration("interval", &c->reaper.interval));
   LLMBOX_RETURN_IF_ERROR(m.Duration("auth_ttl", &c->reaper.auth_ttl));
@@ -142,8 +214,34 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
 
 }  // namespace
 
+std::vector<std::string> DefaultBaseAllowlist() {
+  return {
+      "api.anthropic.com:443",             // the Messages API
+      "mcp-proxy.anthropic.com:443",       // connectors through Anthropic
+      "platform.claude.com:443",           // sign-in: the code exchange
+      "claude.ai:443",                     // sign-in and remote control
+      "*.claude.ai:443",                   // downloads, previews
+      "claude.com:443",                    // sign-in (older binaries)
+      "*.claude.com:443",                  // docs and support links Claude fetches
+      "bridge.claudeusercontent.com:443",  // remote-control sessions (WebSocket)
+  };
+}
+
+namespace {
+// Defaults that need parsing: the base allowlist, and "*" for what a box may add.
+void SetEgressDefaults(SpokeConfig* config) {
+  egress::SpokePolicy& p = config->boxes.egress;
+  if (!p.base_allowlist.empty()) return;
+  for (const auto& text : DefaultBaseAllowlist()) {
+    if (auto entry = egress::ParseEntry(text); entry.ok()) p.base_allowlist.push_back(*entry);
+  }
+  p.box_may_allow_anything = true;
+}
+}  // namespace
+
 [[nodiscard]] absl::Status ReadBoxHostSections(ConfigMap& map, const std::string& base_dir,
                                                SpokeConfig* config) {
+  SetEgressDefaults(config);
   struct Section {
     const char* key;
     std::function<absl::Status(ConfigMap&)> read;
@@ -152,6 +250,7 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
       {"docker", [&](ConfigMap& m) { return ReadDocker(m, base_dir, config); }},
       {"boxes", [&](ConfigMap& m) { return ReadBoxes(m, base_dir, config); }},
       {"reaper", [&](ConfigMap& m) { return ReadReaper(m, config); }},
+      {"egress", [&](ConfigMap& m) { return ReadEgress(m, config); }},
   };
   for (const auto& section : sections) {
     LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> section_map, map.Map(section.key));

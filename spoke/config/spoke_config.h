@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,10 +20,23 @@
 #include "common/log.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
+#include "spoke/egress/policy.h"
 #include "spoke/hooks/hook_runner.h"
 #include "spoke/reaper/reaper.h"
 
 namespace llmbox::spoke::config {
+
+// The egress section besides the policy (which goes to boxes.egress): where the proxy
+// listens on each box network's gateway and the names it resolves itself.
+struct EgressConfig {
+  int proxy_port = 3128;
+  // Names the proxy resolves to these addresses before asking DNS (lower case, exact).
+  std::map<std::string, std::vector<egress::IpAddress>> hosts;
+  std::string nft_path = "nft";
+};
+
+// What Claude Code itself needs in allowlist mode (docs/network.md lists them and why).
+std::vector<std::string> DefaultBaseAllowlist();
 
 struct SpokeConfig {
   std::string name = "local";
@@ -34,6 +48,7 @@ struct SpokeConfig {
   std::chrono::milliseconds renew_check{std::chrono::minutes(10)};
   docker::EngineEndpoint docker;
   box::BoxManagerOptions boxes;
+  EgressConfig egress;
   reaper::ReaperOptions reaper;
   std::vector<hooks::HookSpec> hooks;
   common::LogConfig log;

@@ -249,6 +249,7 @@ class Engine final : public DockerEngine {
     if (spec.read_only_rootfs) host["ReadonlyRootfs"] = true;
     if (!spec.tmpfs.empty()) host["Tmpfs"] = spec.tmpfs;
     if (!spec.network_mode.empty()) host["NetworkMode"] = spec.network_mode;
+    if (!spec.dns.empty()) host["Dns"] = spec.dns;
     if (spec.init) host["Init"] = true;
     if (spec.tty && spec.console_rows > 0 && spec.console_cols > 0) {
       host["ConsoleSize"] = {spec.console_rows, spec.console_cols};
@@ -550,6 +551,20 @@ class Engine final : public DockerEngine {
           info.container_ids.push_back(it.key());
         }
       }
+      if (n.contains("IPAM") && n["IPAM"].is_object() && n["IPAM"].contains("Config") &&
+          n["IPAM"]["Config"].is_array()) {
+        for (const json& range : n["IPAM"]["Config"]) {
+          const std::string subnet = StringOr(range, "Subnet");
+          if (subnet.empty() || subnet.find(':') != std::string::npos) continue;  // IPv4 only
+          info.subnet = subnet;
+          info.gateway = StringOr(range, "Gateway");
+          break;
+        }
+      }
+      if (n.contains("Options") && n["Options"].is_object()) {
+        info.bridge = StringOr(n["Options"], "com.docker.network.bridge.name");
+      }
+      if (info.bridge.empty() && info.id.size() >= 12) info.bridge = "br-" + info.id.substr(0, 12);
       out.push_back(std::move(info));
     }
     return out;

@@ -81,6 +81,7 @@ struct ContainerSpec {
   bool read_only_rootfs = false;
   std::map<std::string, std::string> tmpfs;  // path -> mount options
   std::string network_mode;                  // a network name; empty: engine default
+  std::vector<std::string> dns;              // DNS servers for the container; empty: engine's
   bool init = false;
 };
 
@@ -110,6 +111,11 @@ struct NetworkInfo {
   std::string name;
   Labels labels;
   std::vector<std::string> container_ids;  // connected containers (list: may be empty)
+  // Its first IPv4 IPAM range and the host's address on it (bridge driver), and the host's
+  // interface for it ("br-" + the id's first 12 characters unless the network names one).
+  std::string gateway;
+  std::string subnet;
+  std::string bridge;
 };
 
 struct LogsRequest {

@@ -8,7 +8,8 @@
 //   BoxPolicy box{.mode = Mode::kAllowlist, .allow = {e}};
 //   LLMBOX_RETURN_IF_ERROR(CheckBoxPolicy(spoke_policy, box));
 //   Decision d = DecideName(spoke_policy, box, "files.pypi.org", 443);        // by name
-//   Decision a = DecideAddress(spoke_policy, box, *ParseIp("10.0.0.5"), 443, d);  // then each address
+//   Decision a = DecideAddress(spoke_policy, box, *ParseIp("10.0.0.5"), 443, d);  // then each
+//   address
 //
 // Entries: a domain ("example.com", exact), a wildcard ("*.example.com": any name below it, not
 // the name itself), or an address range ("10.1.0.0/16", "192.0.2.7", "2001:db8::/32"), each with

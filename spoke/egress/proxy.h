@@ -59,7 +59,7 @@ struct ProxyOptions {
   std::chrono::milliseconds head_timeout{10'000};
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(10)};
-  size_t refusals_kept = 32;  // per box, newest kept
+  size_t refusals_kept = 32;         // per box, newest kept
   std::string spoke_name = "local";  // in log lines
 };
 

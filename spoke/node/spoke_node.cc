@@ -1,13 +1,17 @@
 // spoke/node/spoke_node.cc
 #include "spoke/node/spoke_node.h"
 
+#include <ifaddrs.h>
+
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <system_error>
 #include <utility>
 
 #include "spdlog/spdlog.h"
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
 
 #include "common/absl_compat.h"
 #include "common/files.h"
@@ -17,6 +21,9 @@
 #include "common/subprocess.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
+#include "spoke/egress/egress.h"
+#include "spoke/egress/firewall.h"
+#include "spoke/egress/proxy.h"
 #include "spoke/enroll/hub_pins.h"
 #include "spoke/enroll/renewer.h"
 #include "spoke/hooks/hook_runner.h"
@@ -28,6 +35,40 @@ namespace {
 
 // The hub's in-process spoke has always been called this, whatever its config says.
 constexpr char kInProcessName[] = "local";
+
+// Every address of this host's interfaces: a box may reach none of them.
+std::vector<egress::IpAddress> HostAddresses() {
+  std::vector<egress::IpAddress> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
+    if (it->ifa_addr == nullptr) continue;
+    egress::IpAddress address;
+    if (it->ifa_addr->sa_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(it->ifa_addr);
+      std::memcpy(address.bytes.data(), &in->sin_addr, 4);
+    } else if (it->ifa_addr->sa_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(it->ifa_addr);
+      address.v6 = true;
+      std::memcpy(address.bytes.data(), &in6->sin6_addr, 16);
+    } else {
+      continue;
+    }
+    out.push_back(address);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+// The nftables table's owner: the spoke's name and its engine, so that two spokes on one host
+// (each with its own engine) never share a table.
+std::string FirewallOwner(const std::string& spoke_name, const std::string& engine_endpoint) {
+  uint32_t hash = 2166136261u;  // FNV-1a
+  for (unsigned char ch : engine_endpoint) hash = (hash ^ ch) * 16777619u;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", hash);
+  return spoke_name + "_" + hex;
+}
 
 }  // namespace
 
@@ -48,6 +89,11 @@ struct SpokeNode::Parts {
   docker::DockerEngine* engine = nullptr;
   common::PosixSubprocessRunner subprocesses;
   std::unique_ptr<hooks::HookRunner> hooks;
+  // The boxes' way out (unless options.egress): the proxy and the host rules.
+  std::unique_ptr<egress::Resolver> resolver;
+  std::unique_ptr<egress::EgressProxy> proxy;
+  std::unique_ptr<egress::Firewall> firewall;
+  std::unique_ptr<egress::HostEgress> host_egress;
   std::unique_ptr<box::BoxManager> boxes;
   std::unique_ptr<reaper::Reaper> reaper;
   std::unique_ptr<service::BoxServiceImpl> service;
@@ -86,9 +132,29 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
   }
 
   parts->hooks = std::make_unique<hooks::HookRunner>(parts->subprocesses, c.hooks);
+  box::BoxManagerOptions box_options = c.boxes;
+  const std::string spoke_name = parts->in_process() ? std::string(kInProcessName) : c.name;
+  egress::BoxEgress* box_egress = options.egress;
+  if (box_egress == nullptr) {
+    box_options.egress.host_addresses = HostAddresses();
+    parts->resolver = egress::MakeSystemResolver(c.egress.hosts);
+    parts->proxy = std::make_unique<egress::EgressProxy>(
+        egress::ProxyOptions{.port = c.egress.proxy_port,
+                             .policy = box_options.egress,
+                             .resolver = parts->resolver.get(),
+                             .spoke_name = spoke_name},
+        clock);
+    parts->firewall =
+        egress::MakeNftFirewall({.spoke_name = FirewallOwner(spoke_name, info.endpoint),
+                                 .proxy_port = c.egress.proxy_port,
+                                 .nft_path = c.egress.nft_path},
+                                parts->subprocesses);
+    parts->host_egress = std::make_unique<egress::HostEgress>(*parts->proxy, *parts->firewall);
+    box_egress = parts->host_egress.get();
+  }
   // The one place a spoke's BoxManager is made.
-  parts->boxes =
-      std::make_unique<box::BoxManager>(*parts->engine, clock, c.boxes, parts->hooks.get());
+  parts->boxes = std::make_unique<box::BoxManager>(*parts->engine, clock, box_options,
+                                                   parts->hooks.get(), box_egress);
   LLMBOX_RETURN_IF_ERROR(parts->boxes->Recover());
   parts->reaper = std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, c.reaper);
   parts->service = std::make_unique<service::BoxServiceImpl>(
@@ -177,6 +243,8 @@ void SpokeNode::Stop() {
   // gRPC deadlines are on the system clock, not ours.
   const auto grace = parts_->in_process() ? std::chrono::seconds(5) : std::chrono::seconds(10);
   parts_->server->Shutdown(std::chrono::system_clock::now() + grace);
+  // Boxes keep their host rules (they hold even while no spoke runs); only the proxy stops.
+  if (parts_->proxy != nullptr) parts_->proxy->Stop();
 }
 
 }  // namespace llmbox::spoke::node

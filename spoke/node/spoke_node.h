@@ -44,6 +44,7 @@
 #include "spoke/box/manager.h"
 #include "spoke/config/spoke_config.h"
 #include "spoke/docker/engine.h"
+#include "spoke/egress/egress.h"
 
 namespace grpc {
 class Channel;
@@ -62,6 +63,10 @@ struct SpokeNodeOptions {
   // Not owned; must outlive the node. When set, the node uses this engine instead of
   // connecting to config.docker (for tests and benches; it is pinged all the same).
   docker::DockerEngine* engine = nullptr;
+  // Not owned; must outlive the node. When set, boxes get this egress instead of the host's
+  // (the spoke's proxy and nftables rules): tests on the fake engine, whose networks exist
+  // nowhere on the host.
+  egress::BoxEgress* egress = nullptr;
 };
 
 class SpokeNode {

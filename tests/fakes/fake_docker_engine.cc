@@ -72,6 +72,12 @@ std::vector<std::string> FakeDockerEngine::ContainerIds() {
   return ids;
 }
 
+bool FakeDockerEngine::NetworkIsInternal(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto it = network_internal_.find(name);
+  return it != network_internal_.end() && it->second;
+}
+
 std::vector<std::string> FakeDockerEngine::NetworkNames() {
   std::lock_guard lock(mu_);
   std::vector<std::string> names;
@@ -395,8 +401,15 @@ absl::StatusOr<std::string> FakeDockerEngine::CreateNetwork(const NetworkSpec& s
   if (networks_.count(spec.name) != 0) {
     return absl::AlreadyExistsError("network with name " + spec.name + " already exists");
   }
-  const std::string id = absl::StrFormat("n%063d", next_id_++);
-  networks_[spec.name] = {id, spec.name, spec.labels, {}};
+  const int n = next_id_++;
+  const std::string id = absl::StrFormat("n%063d", n);
+  NetworkInfo info{id, spec.name, spec.labels, {}};
+  // Addresses as the bridge driver would give them (nothing listens there).
+  info.subnet = absl::StrFormat("10.250.%d.0/24", n % 250);
+  info.gateway = absl::StrFormat("10.250.%d.1", n % 250);
+  info.bridge = absl::StrFormat("fbr%d", n);
+  network_internal_[spec.name] = spec.internal;
+  networks_[spec.name] = std::move(info);
   return id;
 }
 

@@ -49,6 +49,8 @@ class FakeDockerEngine final : public spoke::docker::DockerEngine {
   void AddNetwork(spoke::docker::NetworkInfo info);
   std::vector<std::string> ContainerIds();
   std::vector<std::string> NetworkNames();
+  // Whether the network was created `internal` (false for one put in with AddNetwork).
+  bool NetworkIsInternal(const std::string& name);
 
   // An image the engine has.
   void AddImage(const std::string& ref);
@@ -136,6 +138,7 @@ class FakeDockerEngine final : public spoke::docker::DockerEngine {
   int next_id_ = 1;
   std::map<std::string, Container> containers_;                 // by id
   std::map<std::string, spoke::docker::NetworkInfo> networks_;  // by name
+  std::map<std::string, bool> network_internal_;                // by name
   std::vector<std::string> calls_;
 };
 

@@ -15,6 +15,7 @@
 #include "common/utf8.h"
 #include "hub/cluster/grpc_spoke_client.h"
 #include "spoke/node/spoke_node.h"
+#include "tests/fakes/fake_box_egress.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
 #include "tests/support/scratch_dir.h"
@@ -50,7 +51,9 @@ struct Spoke {
     // One attempt: a refused code is the last, so the spoke waits for no new login.
     config.boxes.max_activation_attempts = 1;
     auto started = node::SpokeNode::Start(
-        config, {.transport = node::SpokeTransport::kInProcess, .engine = &engine}, clock);
+        config,
+        {.transport = node::SpokeTransport::kInProcess, .engine = &engine, .egress = &egress},
+        clock);
     REQUIRE(started.ok());
     spoke_node = *std::move(started);
     client = hub::cluster::MakeGrpcSpokeClient(spoke_node->InProcessChannel());
@@ -68,6 +71,7 @@ struct Spoke {
   testing::ScratchDir dir;
   testing::FakeClock clock;
   testing::FakeDockerEngine engine{clock};
+  testing::FakeBoxEgress egress;
   std::unique_ptr<node::SpokeNode> spoke_node;
   std::shared_ptr<hub::cluster::SpokeClient> client;
 };

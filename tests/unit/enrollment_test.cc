@@ -29,6 +29,7 @@
 #include "spoke/enroll/hub_pins.h"
 #include "spoke/enroll/join.h"
 #include "spoke/node/spoke_node.h"
+#include "tests/fakes/fake_box_egress.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
 #include "tests/support/scratch_dir.h"
@@ -551,8 +552,10 @@ TEST_CASE(
   const common::TlsPems rogue =
       testing::IssueForTest(hub.pki.ca, std::string(common::kHubIdentity), "llmbox-hub");
   testing::FakeDockerEngine engine;
+  testing::FakeBoxEgress egress;
   for (int start = 0; start < 2; ++start) {  // the second start reads the pins from disk
-    auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+    auto node =
+        spoke::node::SpokeNode::Start(config, {.engine = &engine, .egress = &egress}, hub.clock);
     INFO(node.status().ToString());
     REQUIRE(node.ok());
     grpc::Status as_hub = SpokeHealth((*node)->port(), hub.pki.hub);
@@ -619,7 +622,9 @@ TEST_CASE("a pinned spoke accepts the hub's renewed certificate for the same key
   config.listen = "127.0.0.1:0";
   REQUIRE(Join(hub, hub.Token("hubid-pin-3"), config).ok());
   testing::FakeDockerEngine engine;
-  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  testing::FakeBoxEgress egress;
+  auto node =
+      spoke::node::SpokeNode::Start(config, {.engine = &engine, .egress = &egress}, hub.clock);
   REQUIRE(node.ok());
 
   auto renewed = IssueHubCertificate(hub.pki.ca, hub.pki.hub.key_pem, absl::Hours(1), absl::Now());
@@ -700,7 +705,9 @@ TEST_CASE(
   config.listen = "127.0.0.1:0";
   REQUIRE(Join(hub, hub.Token("hubid-pin-5"), config).ok());
   testing::FakeDockerEngine engine;
-  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  testing::FakeBoxEgress egress;
+  auto node =
+      spoke::node::SpokeNode::Start(config, {.engine = &engine, .egress = &egress}, hub.clock);
   REQUIRE(node.ok());
   const int port = (*node)->port();
   // The spoke's record, pointed at the node's port.
@@ -757,7 +764,8 @@ TEST_CASE(
   (*node)->Stop();
 
   // A restarted spoke keeps refusing the old key.
-  auto restarted = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  auto restarted =
+      spoke::node::SpokeNode::Start(config, {.engine = &engine, .egress = &egress}, hub.clock);
   REQUIRE(restarted.ok());
   CHECK(SpokeHealth((*restarted)->port(), old_hub).error_code() ==
         grpc::StatusCode::UNAUTHENTICATED);
@@ -773,7 +781,9 @@ TEST_CASE("a hub certificate of a pinned key is refused once it has expired",
   config.listen = "127.0.0.1:0";
   REQUIRE(Join(hub, hub.Token("hubid-pin-6"), config).ok());
   testing::FakeDockerEngine engine;
-  auto node = spoke::node::SpokeNode::Start(config, {.engine = &engine}, hub.clock);
+  testing::FakeBoxEgress egress;
+  auto node =
+      spoke::node::SpokeNode::Start(config, {.engine = &engine, .egress = &egress}, hub.clock);
   REQUIRE(node.ok());
   // The key's last certificate, a day old and valid for an hour: what a leaked key holder keeps
   // after the hub stopped renewing for that key.

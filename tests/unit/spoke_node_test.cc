@@ -16,6 +16,7 @@
 #include "common/grpc_tls.h"
 #include "common/pki.h"
 #include "llmbox/v1/box.grpc.pb.h"
+#include "tests/fakes/fake_box_egress.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
 #include "tests/support/scratch_dir.h"
@@ -90,12 +91,13 @@ TEST_CASE("a spoke node whose TLS files are missing fails naming the file before
   ScratchDir dir("spoke-node-no-tls");
   FakeClock clock;
   FakeDockerEngine engine;
+  testing::FakeBoxEgress egress;
   config::SpokeConfig config = InProcessConfig(dir);
   config.tls = {.cert_file = (dir.path() / "spoke.crt").string(),
                 .key_file = (dir.path() / "spoke.key").string(),
                 .ca_file = (dir.path() / "ca.crt").string()};
   const int threads_before = ThreadCount();
-  auto node = SpokeNode::Start(config, {.engine = &engine}, clock);
+  auto node = SpokeNode::Start(config, {.engine = &engine, .egress = &egress}, clock);
   REQUIRE_FALSE(node.ok());
   INFO(node.status().ToString());
   CHECK(node.status().message().find(config.tls.cert_file) != std::string::npos);
@@ -107,9 +109,11 @@ TEST_CASE("an in-process spoke node serves its box service on the in-process cha
   ScratchDir dir("spoke-node-in-process");
   FakeClock clock;
   FakeDockerEngine engine;
+  testing::FakeBoxEgress egress;
   const config::SpokeConfig config = InProcessConfig(dir);
-  auto node =
-      SpokeNode::Start(config, {.transport = SpokeTransport::kInProcess, .engine = &engine}, clock);
+  auto node = SpokeNode::Start(
+      config, {.transport = SpokeTransport::kInProcess, .engine = &engine, .egress = &egress},
+      clock);
   INFO(node.status().ToString());
   REQUIRE(node.ok());
   CHECK((*node)->port() == 0);
@@ -141,10 +145,11 @@ TEST_CASE("a spoke node serves over mutual TLS on the port it bound, to the hub 
   ScratchDir dir("spoke-node-mtls");
   FakeClock clock;
   FakeDockerEngine engine;
+  testing::FakeBoxEgress egress;
   auto ca = common::MakeCa("spoke node test", absl::Hours(1));
   REQUIRE(ca.ok());
   const config::SpokeConfig config = MutualTlsConfig(dir, *ca);
-  auto node = SpokeNode::Start(config, {.engine = &engine}, clock);
+  auto node = SpokeNode::Start(config, {.engine = &engine, .egress = &egress}, clock);
   INFO(node.status().ToString());
   REQUIRE(node.ok());
   REQUIRE((*node)->port() > 0);

@@ -1,0 +1,66 @@
+#include "spoke/egress/egress.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+#include "common/absl_compat.h"
+#include "common/status.h"
+
+namespace llmbox::spoke::egress {
+
+std::string HostEgress::ProxyUrl(const BoxNetwork& network) const {
+  return absl::StrCat("http://", network.gateway, ":", proxy_.port());
+}
+
+absl::Status HostEgress::Restore(const std::vector<std::pair<BoxNetwork, BoxPolicy>>& boxes) {
+  std::vector<BoxNetwork> networks;
+  networks.reserve(boxes.size());
+  for (const auto& [network, policy] : boxes) networks.push_back(network);
+  // The rules first: until the proxy listens, a box reaches nothing at all.
+  if (absl::Status st = firewall_.Reset(networks); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("restoring the host's box rules: ", st.message()));
+  }
+  absl::Status first_error;
+  for (const auto& [network, policy] : boxes) {
+    absl::Status st = proxy_.AddBox(network.box_id, network.gateway, policy);
+    if (!st.ok()) {
+      spdlog::warn("box {}: its egress proxy did not start again: {}", network.box_id,
+                   common::AsStd(st.message()));
+      if (first_error.ok()) first_error = st;
+    }
+  }
+  return first_error;
+}
+
+absl::Status HostEgress::Attach(const BoxNetwork& network, const BoxPolicy& policy) {
+  LLMBOX_RETURN_IF_ERROR(firewall_.Add(network));
+  if (absl::Status st = proxy_.AddBox(network.box_id, network.gateway, policy); !st.ok()) {
+    (void)firewall_.Remove(network.box_id);
+    return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HostEgress::SetPolicy(const std::string& box_id, const BoxPolicy& policy) {
+  return proxy_.SetPolicy(box_id, policy);
+}
+
+absl::Status HostEgress::Detach(const std::string& box_id) {
+  proxy_.RemoveBox(box_id);
+  return firewall_.Remove(box_id);
+}
+
+std::vector<Refusal> HostEgress::Refusals(const std::string& box_id, size_t limit) {
+  std::vector<Refusal> all = proxy_.Refusals(box_id);
+  if (auto dropped = firewall_.Refusals(box_id); dropped.ok()) {
+    all.insert(all.end(), dropped->begin(), dropped->end());
+  }
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Refusal& a, const Refusal& b) { return a.time < b.time; });
+  if (all.size() > limit) all.erase(all.begin(), all.end() - static_cast<ptrdiff_t>(limit));
+  return all;
+}
+
+}  // namespace llmbox::spoke::egress
