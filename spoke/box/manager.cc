@@ -631,7 +631,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   for (auto& var : ProxyEnv(*box_network)) spec.env.push_back(std::move(var));
   // Names are the proxy's to resolve; the engine's resolver forwards what it does not know
   // here, where the host's rules drop it.
-  spec.dns = {box_network->gateway};
+  if (egress_ != nullptr) spec.dns = {box_network->gateway};
   spec.volumes = {std::string(kWorkspace)};
   spec.labels = labels;
   spec.working_dir = std::string(kWorkspace);
@@ -1043,7 +1043,7 @@ absl::StatusOr<std::string> BoxManager::ExecContainerFor(const ContainerInfo& bo
   auto net = NetStateOf(box_id, &box);
   if (!net.ok()) return WithContext(box_id, "reading its network", net.status());
   for (auto& var : ProxyEnv(net->network)) spec.env.push_back(std::move(var));
-  spec.dns = {net->network.gateway};
+  if (egress_ != nullptr) spec.dns = {net->network.gateway};
   spec.tmpfs = {{std::string(kExecHome),
                  absl::StrCat("rw,nosuid,nodev,size=", AsAbsl(kExecHomeSize),
                               ",mode=0700,uid=", options_.exec.uid, ",gid=", options_.exec.gid)}};

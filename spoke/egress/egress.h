@@ -53,8 +53,7 @@ class HostEgress final : public BoxEgress {
   [[nodiscard]] absl::Status Restore(
       const std::vector<std::pair<BoxNetwork, BoxPolicy>>& boxes) override;
   [[nodiscard]] absl::Status Attach(const BoxNetwork& network, const BoxPolicy& policy) override;
-  [[nodiscard]] absl::Status SetPolicy(const std::string& box_id,
-                                       const BoxPolicy& policy) override;
+  [[nodiscard]] absl::Status SetPolicy(const std::string& box_id, const BoxPolicy& policy) override;
   [[nodiscard]] absl::Status Detach(const std::string& box_id) override;
   std::vector<Refusal> Refusals(const std::string& box_id, size_t limit) override;
 

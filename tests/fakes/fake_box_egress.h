@@ -26,8 +26,9 @@ class FakeBoxEgress final : public spoke::egress::BoxEgress {
   std::string ProxyUrl(const spoke::egress::BoxNetwork& network) const override {
     return "http://" + network.gateway + ":3128";
   }
-  absl::Status Restore(const std::vector<std::pair<spoke::egress::BoxNetwork,
-                                                   spoke::egress::BoxPolicy>>& boxes) override {
+  absl::Status Restore(
+      const std::vector<std::pair<spoke::egress::BoxNetwork, spoke::egress::BoxPolicy>>& boxes)
+      override {
     std::lock_guard lock(mu_);
     ++restores_;
     attached_.clear();
@@ -63,8 +64,7 @@ class FakeBoxEgress final : public spoke::egress::BoxEgress {
   }
 
   // What is attached now: box id -> (network, policy).
-  std::map<std::string, std::pair<spoke::egress::BoxNetwork, spoke::egress::BoxPolicy>>
-  Attached() {
+  std::map<std::string, std::pair<spoke::egress::BoxNetwork, spoke::egress::BoxPolicy>> Attached() {
     std::lock_guard lock(mu_);
     return attached_;
   }

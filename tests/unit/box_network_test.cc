@@ -126,9 +126,8 @@ TEST_CASE("a box created with its own entries gets them, saved beside its hook s
   CHECK(std::filesystem::exists(world.PolicyFile("b1")));
   CHECK((std::filesystem::status(world.PolicyFile("b1")).permissions() &
          std::filesystem::perms::others_read) == std::filesystem::perms::none);
-  CHECK(created->box.network.allow ==
-        std::vector<std::string>{EntryOf("pypi.org:443").ToString(),
-                                 EntryOf("10.9.0.0/16").ToString()});
+  CHECK(created->box.network.allow == std::vector<std::string>{EntryOf("pypi.org:443").ToString(),
+                                                               EntryOf("10.9.0.0/16").ToString()});
 }
 
 TEST_CASE("a failed egress attach leaves no network, container or policy behind",
@@ -138,8 +137,7 @@ TEST_CASE("a failed egress attach leaves no network, container or policy behind"
   world.egress.FailAttach(absl::UnavailableError("cannot bind 10.250.0.1:3128"));
   auto created = boxes.Create({.box_id = "b1"});
   REQUIRE_FALSE(created.ok());
-  CHECK(created.status().message() ==
-        "box b1: setting up its egress: cannot bind 10.250.0.1:3128");
+  CHECK(created.status().message() == "box b1: setting up its egress: cannot bind 10.250.0.1:3128");
   CHECK(world.engine.ContainerIds().empty());
   CHECK(world.engine.NetworkNames().empty());
   CHECK_FALSE(std::filesystem::exists(world.PolicyFile("b1")));
@@ -147,8 +145,7 @@ TEST_CASE("a failed egress attach leaves no network, container or policy behind"
   CHECK(boxes.Create({.box_id = "b1"}).ok());
 }
 
-TEST_CASE("a create that fails after its egress was attached detaches it",
-          "[lifecycle][egress]") {
+TEST_CASE("a create that fails after its egress was attached detaches it", "[lifecycle][egress]") {
   World world;
   BoxManager& boxes = world.Start();
   world.faulty.FailAt("CreateContainer");

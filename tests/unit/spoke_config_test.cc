@@ -104,5 +104,63 @@ TEST_CASE("bad spoke configs are refused with the key path and the line", "[spok
         "TLS only; see docs/spoke.md)");
 }
 
+TEST_CASE("a spoke config without an egress section allows Claude's endpoints in allowlist mode",
+          "[spoke-config][egress]") {
+  auto config = Parse(kTls);
+  REQUIRE(config.ok());
+  const egress::SpokePolicy& policy = config->boxes.egress;
+  CHECK(policy.default_mode == egress::Mode::kAllowlist);
+  CHECK(policy.modes.size() == 3);
+  CHECK(policy.box_may_allow_anything);
+  REQUIRE(policy.base_allowlist.size() == DefaultBaseAllowlist().size());
+  CHECK(policy.base_allowlist.front().ToString() == "api.anthropic.com:443");
+  CHECK(config->egress.proxy_port == 3128);
+  CHECK(config->egress.hosts.empty());
+}
+
+TEST_CASE("the egress section sets the modes, lists, ranges, proxy port and static names",
+          "[spoke-config][egress]") {
+  auto config = Parse(kTls +
+                      "egress:\n  default_mode: none\n  modes: [none, allowlist]\n"
+                      "  base_allowlist: [api.anthropic.com:443]\n"
+                      "  box_may_allow: ['*.pypi.org:443', 10.20.0.0/16]\n"
+                      "  max_box_entries: 8\n  allow_ranges: [10.20.0.0/16]\n"
+                      "  proxy_port: 3129\n  hosts: [allowed.test=198.18.0.2, Other.Test=::1]\n");
+  INFO(config.status().message());
+  REQUIRE(config.ok());
+  const egress::SpokePolicy& policy = config->boxes.egress;
+  CHECK(policy.default_mode == egress::Mode::kNone);
+  CHECK(policy.modes == std::vector<egress::Mode>{egress::Mode::kNone, egress::Mode::kAllowlist});
+  REQUIRE(policy.base_allowlist.size() == 1);
+  CHECK_FALSE(policy.box_may_allow_anything);
+  REQUIRE(policy.box_may_allow.size() == 2);
+  CHECK(policy.box_may_allow[0].ToString() == "*.pypi.org:443");
+  CHECK(policy.max_box_entries == 8);
+  REQUIRE(policy.allow_ranges.size() == 1);
+  CHECK(policy.allow_ranges[0].ToString() == "10.20.0.0/16");
+  CHECK(config->egress.proxy_port == 3129);
+  REQUIRE(config->egress.hosts.count("allowed.test") == 1);
+  CHECK(config->egress.hosts.at("allowed.test").front().ToString() == "198.18.0.2");
+  CHECK(config->egress.hosts.count("other.test") == 1);
+}
+
+TEST_CASE("bad egress settings are named with their key", "[spoke-config][egress]") {
+  CHECK(ErrorOf(kTls + "egress:\n  default_mode: closed\n").find("egress.default_mode") !=
+        std::string::npos);
+  CHECK(ErrorOf(kTls + "egress:\n  modes: [none]\n")
+            .find("egress.default_mode (line 6): must be one of the modes allowed") !=
+        std::string::npos);
+  CHECK(
+      ErrorOf(kTls + "egress:\n  base_allowlist: ['bad name!']\n").find("egress.base_allowlist") !=
+      std::string::npos);
+  CHECK(ErrorOf(kTls + "egress:\n  allow_ranges: [10.0.0.0/99]\n").find("egress.allow_ranges") !=
+        std::string::npos);
+  CHECK(ErrorOf(kTls + "egress:\n  hosts: [nohost]\n")
+            .find("egress.hosts (line 6): each must be NAME=ADDRESS") != std::string::npos);
+  CHECK(ErrorOf(kTls + "egress:\n  proxy_port: 0\n").find("egress.proxy_port") !=
+        std::string::npos);
+  CHECK(ErrorOf(kTls + "egress:\n  proxy: 1\n").find("egress.proxy") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::config
