@@ -4,8 +4,11 @@
 // made with raw Engine API calls on a bare unix socket and no llmbox code.
 //
 // Prints p50/p95 for 20 sequential and 8 concurrent creates of each, and the ratio; and the
-// first exec of each sequential box (which makes its exec container) and the one after. It
-// asserts nothing about time (machines are noisy); it fails only when a create fails.
+// first exec of each sequential box (which makes its exec container) and the one after. Every
+// llmbox box gets the spoke's egress (its proxy listener and nftables rules, as a spoke does);
+// the sequential runs also create boxes without it, for the cost of a network policy (issue 15's
+// goal: at most 5 % more). It asserts nothing about time (machines are noisy); it fails only
+// when a create fails.
 //
 //   LLMBOX_RIG_DIR=build/rig build/tests/bench/llmbox_spoke_create_bench [sequential] [concurrent]
 
@@ -25,7 +28,11 @@
 #include <sys/un.h>
 
 #include "spoke/box/manager.h"
+#include "common/subprocess.h"
 #include "spoke/docker/curl_engine.h"
+#include "spoke/egress/egress.h"
+#include "spoke/egress/firewall.h"
+#include "spoke/egress/proxy.h"
 #include "tests/rig/rig_env.h"
 
 namespace {
@@ -204,7 +211,19 @@ int main(int argc, char** argv) {
   options.max_concurrent_creates = concurrent;
   options.max_boxes = concurrent + 4;
   options.stop_grace = std::chrono::seconds(1);
-  box::BoxManager boxes(**engine, llmbox::common::SystemClock::Get(), options);
+  // The spoke's egress, as SpokeNode makes it: a proxy on each box's gateway, the host's rules.
+  const std::string spoke_name = "bench" + std::to_string(::getpid());
+  llmbox::common::PosixSubprocessRunner runner;
+  auto resolver = egress::MakeSystemResolver({});
+  egress::EgressProxy proxy(
+      {.port = 3128, .policy = options.egress, .resolver = resolver.get(), .spoke_name = spoke_name},
+      llmbox::common::SystemClock::Get());
+  auto firewall = egress::MakeNftFirewall({.spoke_name = spoke_name, .proxy_port = 3128}, runner);
+  egress::HostEgress host_egress(proxy, *firewall);
+  box::BoxManager boxes(**engine, llmbox::common::SystemClock::Get(), options, nullptr,
+                        &host_egress);
+  // The same without a policy: no proxy, no rules (the network is internal all the same).
+  box::BoxManager plain(**engine, llmbox::common::SystemClock::Get(), options);
 
   // The floor injects the same two files, as a tar made by the system's tar.
   char dir[] = "/tmp/llmbox-bench-XXXXXX";
@@ -224,9 +243,9 @@ int main(int argc, char** argv) {
     std::fclose(f);
   }
 
-  auto llmbox_create = [&](const std::string& id) {
+  auto llmbox_create = [&](const std::string& id, box::BoxManager* manager = nullptr) {
     const auto start = Clock::now();
-    auto created = boxes.Create({.box_id = id});
+    auto created = (manager != nullptr ? *manager : boxes).Create({.box_id = id});
     const double secs = std::chrono::duration<double>(Clock::now() - start).count();
     if (!created.ok()) {
       std::fprintf(stderr, "llmbox create failed: %s\n",
@@ -250,7 +269,8 @@ int main(int argc, char** argv) {
     return secs;
   };
 
-  std::vector<double> seq_llmbox, seq_floor, par_llmbox, par_floor, first_exec, next_exec;
+  std::vector<double> seq_llmbox, seq_floor, par_llmbox, par_floor, first_exec, next_exec,
+      seq_plain;
   const std::string pid = std::to_string(::getpid());
   for (int i = 0; i < sequential; ++i) {
     const std::string id = "bench-" + pid + "-s" + std::to_string(i);
@@ -261,6 +281,9 @@ int main(int argc, char** argv) {
     const std::string name = "llmbox-floor-" + pid + "-s" + std::to_string(i);
     seq_floor.push_back(FloorCreate(*rig, name, seed_tar));
     FloorCleanup(rig->docker_sock, name);
+    const std::string plain_id = "bench-" + pid + "-n" + std::to_string(i);
+    seq_plain.push_back(llmbox_create(plain_id, &plain));
+    (void)plain.Destroy(plain_id, std::chrono::seconds(1));
   }
   for (int round = 0; round < 2; ++round) {
     std::vector<double> a(concurrent), b(concurrent);
@@ -301,6 +324,10 @@ int main(int argc, char** argv) {
   Print("sequential: floor", sequential, sf);
   Say("  sequential ratio llmbox/floor:      p50 %.3f   p95 %.3f\n", sl.p50 / sf.p50,
       sl.p95 / sf.p95);
+  const Stats sn = Summarize(seq_plain);
+  Print("sequential: llmbox, no policy", sequential, sn);
+  Say("  network policy cost (with/without): p50 %.3f   p95 %.3f   (goal <= 1.05)\n",
+      sl.p50 / sn.p50, sl.p95 / sn.p95);
   Print("first exec (makes its container)", sequential, Summarize(first_exec));
   Print("next exec", sequential, Summarize(next_exec));
   const std::string label = "concurrent x" + std::to_string(concurrent) + ": ";
@@ -309,6 +336,9 @@ int main(int argc, char** argv) {
   Say("  concurrent ratio llmbox/floor:      p50 %.3f   p95 %.3f\n", pl.p50 / pf.p50,
       pl.p95 / pf.p95);
   std::system((std::string("rm -rf ") + dir + " " + dir + ".tar").c_str());
+  proxy.Stop();
+  (void)firewall->Reset({});
+  (void)runner.Run({.argv = {"nft", "delete", "table", "inet", egress::NftTableName(spoke_name)}});
   if (const char* out = std::getenv("LLMBOX_BENCH_OUT"); out != nullptr && *out != '\0') {
     if (FILE* f = std::fopen(out, "w")) {
       std::fputs(report.c_str(), f);
