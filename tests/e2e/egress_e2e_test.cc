@@ -1,0 +1,133 @@
+// A box's network through the whole system: a real llmbox-hub with its local spoke on the rig's
+// engine 1 (the real proxy and nftables rules), the official MCP SDK client as the chatbot.
+// The chatbot creates a box with an allowlist, the box is refused a name, get_llmbox shows the
+// refusal, set_llmbox_network allows it and the box's next connection goes through; an entry
+// outside the spoke's policy is refused saying what the policy allows; another key cannot
+// touch the box's network; the spoke's log has the refusal. "The internet" is a namespace with
+// 198.18/15 addresses (TestInternet), named for the proxy in egress.hosts.
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/hub_helpers.h"
+#include "tests/rig/rig_env.h"
+#include "tests/support/test_internet.h"
+
+namespace llmbox::testing {
+namespace {
+
+using nlohmann::json;
+
+// bash: CONNECT through the box's proxy, then a GET through the tunnel when it was established.
+std::string ConnectScript(const std::string& target) {
+  return "p=${HTTPS_PROXY#http://}; h=${p%:*}; port=${p##*:}; "
+         "exec 3<>/dev/tcp/$h/$port || exit 9; "
+         "printf 'CONNECT " +
+         target + " HTTP/1.1\\r\\nHost: " + target +
+         "\\r\\n\\r\\n' >&3; "
+         "IFS= read -r -t 10 status <&3; echo \"proxy: ${status%$'\\r'}\"; "
+         "case \"$status\" in *\" 200 \"*) "
+         "  while IFS= read -r -t 10 l <&3 && [ \"${l%$'\\r'}\" != '' ]; do :; done; "
+         "  printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; "
+         "  body=$(timeout 10 cat <&3); echo \"server: ${body##*$'\\n'}\";; "
+         "esac";
+}
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST_CASE(
+    "a chatbot sees a refused connection in get_llmbox, allows it with set_llmbox_network and "
+    "the box's next connection goes through",
+    "[e2e][hub]") {
+  const auto& rig = Rig();
+  auto internet = TestInternet::Create();
+  REQUIRE(internet.ok());
+  TestServer& web = (*internet)->Serve(80);
+  HubDir dir("llmbox-hub-egress");
+  const std::string inside = (*internet)->inside_address();
+  WriteConfig(dir.path, rig, rig.standin_claude, "required",
+              "  egress:\n"
+              "    modes: [none, allowlist]\n"
+              "    box_may_allow: ['*.test']\n"
+              "    hosts: [allowed.test=" + inside + ", other.test=" + inside + "]\n");
+  const std::string alice = CreateKey(dir, "alice", false);
+  const std::string bob = CreateKey(dir, "bob", false);
+  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  int calls = 0;
+  auto call = [&](const std::string& key, const std::string& tool, const json& args) {
+    return McpCall(hub.url, key, tool, args,
+                   dir.path / ("call-" + std::to_string(++calls) + ".log"));
+  };
+  const std::string id = UniqueId("egress");
+  struct Cleanup {
+    std::function<void()> run;
+    ~Cleanup() { run(); }
+  } cleanup{[&] { (void)call(alice, "destroy_llmbox", {{"box_id", id}}); }};
+
+  // A mode the spoke does not allow is refused, saying which it does.
+  const std::string open = ErrorOf(call(
+      alice, "create_llmbox", {{"box_id", UniqueId("egress")}, {"network", "open"}}));
+  CHECK_THAT(open, Catch::Matchers::Contains("open"));
+  CHECK_THAT(open, Catch::Matchers::Contains("allowlist"));
+
+  const json created = ResultOf(call(
+      alice, "create_llmbox",
+      {{"box_id", id}, {"network", {{"mode", "allowlist"}, {"allow", {"allowed.test:80"}}}}}));
+  CHECK(created["box_id"] == id);
+  auto exec = [&](const std::string& script) {
+    const json ran = ResultOf(call(alice, "exec_llmbox",
+                                   {{"box_id", id}, {"command", {"bash", "-c", script}}}));
+    return ran["stdout"].get<std::string>();
+  };
+  CHECK_THAT(exec(ConnectScript("allowed.test:80")), Catch::Matchers::Contains("server: hello"));
+  CHECK_THAT(exec(ConnectScript("other.test:80")),
+             Catch::Matchers::Contains("proxy: HTTP/1.1 403"));
+  CHECK(web.Connections() == 1);
+
+  // What the chatbot sees: the refusal, with what was asked for and why.
+  const json got = ResultOf(call(alice, "get_llmbox", {{"box_id", id}}));
+  INFO(got.dump(2));
+  REQUIRE(got.contains("network"));
+  CHECK(got["network"]["mode"] == "allowlist");
+  CHECK(got["network"]["allow"] == json::array({"allowed.test:80"}));
+  bool seen = false;
+  for (const json& refusal : got["network"]["refusals"]) {
+    if (refusal["destination"] == "other.test" && refusal["port"] == 80) seen = true;
+  }
+  CHECK(seen);
+
+  // Another key cannot see or change the box's network.
+  CHECK_THAT(ErrorOf(call(bob, "set_llmbox_network", {{"box_id", id}, {"add", {"other.test"}}})),
+             Catch::Matchers::Contains("no box"));
+
+  // Outside the spoke's policy: refused, saying what it allows.
+  const std::string outside =
+      ErrorOf(call(alice, "set_llmbox_network", {{"box_id", id}, {"add", {"pypi.org:443"}}}));
+  CHECK_THAT(outside, Catch::Matchers::Contains("pypi.org:443"));
+  CHECK_THAT(outside, Catch::Matchers::Contains("*.test"));
+
+  const json allowed =
+      ResultOf(call(alice, "set_llmbox_network", {{"box_id", id}, {"add", {"other.test:80"}}}));
+  INFO(allowed.dump(2));
+  CHECK(allowed.dump().find("other.test:80") != std::string::npos);
+  CHECK_THAT(exec(ConnectScript("other.test:80")), Catch::Matchers::Contains("server: hello"));
+  CHECK(web.Connections() == 2);
+
+  // The spoke's log has the refusal (the hub's process hosts the local spoke).
+  CHECK_THAT(ReadAll(dir.path / "hub.log"), Catch::Matchers::Contains("other.test"));
+}
+
+}  // namespace
+}  // namespace llmbox::testing
