@@ -555,6 +555,34 @@ class Engine final : public DockerEngine {
     return out;
   }
 
+  absl::StatusOr<NetworkDetails> InspectNetwork(const std::string& name_or_id) override {
+    LLMBOX_ASSIGN_OR_RETURN(json n, CallJson({.path = "/networks/" + Escape(name_or_id)},
+                                             "inspect network " + name_or_id));
+    NetworkDetails out;
+    out.id = StringOr(n, "Id");
+    out.name = StringOr(n, "Name");
+    if (n.is_object() && n.contains("Labels")) out.labels = LabelsOf(n["Labels"]);
+    out.internal = n.is_object() && n.contains("Internal") && n["Internal"].is_boolean() &&
+                   n["Internal"].get<bool>();
+    // The first IPv4 range of the network's IPAM config (v6 ones have a ':').
+    if (n.is_object() && n.contains("IPAM") && n["IPAM"].is_object() &&
+        n["IPAM"].contains("Config") && n["IPAM"]["Config"].is_array()) {
+      for (const json& config : n["IPAM"]["Config"]) {
+        const std::string subnet = StringOr(config, "Subnet");
+        if (subnet.empty() || subnet.find(':') != std::string::npos) continue;
+        out.subnet = subnet;
+        out.gateway = StringOr(config, "Gateway");
+        break;
+      }
+    }
+    if (StringOr(n, "Driver") == "bridge") {
+      const json options = n.is_object() && n.contains("Options") ? n["Options"] : json();
+      out.bridge = StringOr(options, "com.docker.network.bridge.name");
+      if (out.bridge.empty()) out.bridge = "br-" + out.id.substr(0, 12);
+    }
+    return out;
+  }
+
  private:
   static std::string Dump(const json& body) {
     return body.dump(-1, ' ', false, json::error_handler_t::replace);

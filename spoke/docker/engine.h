@@ -112,6 +112,19 @@ struct NetworkInfo {
   std::vector<std::string> container_ids;  // connected containers (list: may be empty)
 };
 
+// One network as the host sees it (InspectNetwork): where its bridge and addresses are.
+struct NetworkDetails {
+  std::string id;
+  std::string name;
+  Labels labels;
+  bool internal = false;
+  std::string gateway;  // the host's IPv4 address on it; "" when the engine names none
+  std::string subnet;   // its IPv4 range, e.g. "10.211.3.0/24"; "" when none
+  // The host's interface for a bridge network: the com.docker.network.bridge.name option,
+  // else "br-" + the first 12 characters of the id; "" for other drivers.
+  std::string bridge;
+};
+
 struct LogsRequest {
   int tail = 200;              // last N lines; 0 or negative: all
   size_t max_bytes = 1 << 20;  // output beyond this is dropped (the newest part is kept)
@@ -221,6 +234,9 @@ class DockerEngine {
   [[nodiscard]] virtual absl::Status RemoveNetwork(const std::string& network) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(
       const Labels& labels) = 0;
+  // One network by name or id (NotFound when there is none).
+  [[nodiscard]] virtual absl::StatusOr<NetworkDetails> InspectNetwork(
+      const std::string& name_or_id) = 0;
 };
 
 }  // namespace llmbox::spoke::docker

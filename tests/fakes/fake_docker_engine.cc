@@ -1,6 +1,7 @@
 #include "tests/fakes/fake_docker_engine.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -443,6 +444,23 @@ absl::Status FakeDockerEngine::RemoveNetwork(const std::string& network) {
     }
   }
   return absl::NotFoundError("network " + network + " not found");
+}
+
+absl::StatusOr<spoke::docker::NetworkDetails> FakeDockerEngine::InspectNetwork(
+    const std::string& name_or_id) {
+  std::lock_guard lock(mu_);
+  RecordLocked("InspectNetwork");
+  for (const auto& [name, info] : networks_) {
+    if (name != name_or_id && info.id != name_or_id) continue;
+    const int octet = static_cast<int>(std::hash<std::string>()(info.id) % 256);
+    return spoke::docker::NetworkDetails{.id = info.id,
+                                         .name = name,
+                                         .labels = info.labels,
+                                         .gateway = absl::StrFormat("10.250.%d.1", octet),
+                                         .subnet = absl::StrFormat("10.250.%d.0/24", octet),
+                                         .bridge = "br-" + info.id.substr(0, 12)};
+  }
+  return absl::NotFoundError("network " + name_or_id + " not found");
 }
 
 absl::StatusOr<std::vector<NetworkInfo>> FakeDockerEngine::ListNetworks(const Labels& labels) {
