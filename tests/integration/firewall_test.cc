@@ -229,6 +229,7 @@ TEST_CASE(
   const std::string to_other = "nc -w 2 " + a.gateway + " " + std::to_string(other.port());
   CHECK(Sh(*engine, ca, to_proxy + " </dev/null") == "ok\n");
   CHECK(Sh(*engine, ca, to_other + " </dev/null") == "");
+  CHECK(Sh(*engine, cb, to_proxy + " </dev/null") == "");  // a's proxy port is a's alone
   // (busybox's wget crashes in this image: HTTP by hand over nc.)
   auto fetch = [](const std::string& ip) {
     return "printf 'GET /i HTTP/1.0\\r\\n\\r\\n' | nc -w 2 " + ip + " 7000 | tail -n 1";
@@ -260,6 +261,7 @@ TEST_CASE(
   REQUIRE(refusals_b.ok());
   INFO("box b: " << Describe(*refusals_b));
   CHECK(HasRefusal(*refusals_b, peer_ip, "tcp", 7000));
+  CHECK(HasRefusal(*refusals_b, a.gateway, "tcp", proxy.port()));
   CHECK_FALSE(HasRefusal(*refusals_b, b_ip, "tcp", 7000));
 
   // Remove takes box a's chains, sets and elements away, and with them the drops: the gateway's
