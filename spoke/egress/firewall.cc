@@ -95,8 +95,7 @@ std::string FormatV4(uint32_t host_order) {
 
 // Canonical text of an address nft printed, nullopt when it is not one of `family`.
 std::optional<std::string> CanonicalAddress(int family, std::string_view text) {
-  if (text.empty() || text.size() > INET6_ADDRSTRLEN ||
-      text.find('\0') != std::string_view::npos) {
+  if (text.empty() || text.size() > INET6_ADDRSTRLEN || text.find('\0') != std::string_view::npos) {
     return std::nullopt;
   }
   unsigned char bytes[sizeof(in6_addr)] = {};
