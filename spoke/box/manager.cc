@@ -201,17 +201,16 @@ egress::BoxPolicy BoxManager::ReadPolicy(const std::string& box_id, const Contai
 }
 
 absl::StatusOr<egress::BoxNetwork> BoxManager::ReadNetwork(const std::string& box_id) {
-  LLMBOX_ASSIGN_OR_RETURN(auto networks,
-                          engine_.ListNetworks({{kManagedLabel, "true"}, {kBoxIdLabel, box_id}}));
-  for (const auto& net : networks) {
-    if (net.name != NetworkName(box_id)) continue;
-    if (net.gateway.empty() || net.bridge.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("its network ", net.name, " has no IPv4 gateway"));
-    }
-    return egress::BoxNetwork{box_id, net.bridge, net.gateway, net.subnet};
+  auto net = engine_.InspectNetwork(NetworkName(box_id));
+  if (absl::IsNotFound(net.status())) {
+    return absl::NotFoundError(absl::StrCat("its network ", NetworkName(box_id), " is gone"));
   }
-  return absl::NotFoundError(absl::StrCat("its network ", NetworkName(box_id), " is gone"));
+  if (!net.ok()) return net.status();
+  if (net->gateway.empty() || net->bridge.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("its network ", net->name, " has no IPv4 gateway on a host bridge"));
+  }
+  return egress::BoxNetwork{box_id, net->bridge, net->gateway, net->subnet};
 }
 
 absl::StatusOr<BoxManager::NetState> BoxManager::NetStateOf(const std::string& box_id,

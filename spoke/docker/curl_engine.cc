@@ -551,21 +551,35 @@ class Engine final : public DockerEngine {
           info.container_ids.push_back(it.key());
         }
       }
-      if (n.contains("IPAM") && n["IPAM"].is_object() && n["IPAM"].contains("Config") &&
-          n["IPAM"]["Config"].is_array()) {
-        for (const json& range : n["IPAM"]["Config"]) {
-          const std::string subnet = StringOr(range, "Subnet");
-          if (subnet.empty() || subnet.find(':') != std::string::npos) continue;  // IPv4 only
-          info.subnet = subnet;
-          info.gateway = StringOr(range, "Gateway");
-          break;
-        }
-      }
-      if (n.contains("Options") && n["Options"].is_object()) {
-        info.bridge = StringOr(n["Options"], "com.docker.network.bridge.name");
-      }
-      if (info.bridge.empty() && info.id.size() >= 12) info.bridge = "br-" + info.id.substr(0, 12);
       out.push_back(std::move(info));
+    }
+    return out;
+  }
+
+  absl::StatusOr<NetworkDetails> InspectNetwork(const std::string& name_or_id) override {
+    LLMBOX_ASSIGN_OR_RETURN(json n, CallJson({.path = "/networks/" + Escape(name_or_id)},
+                                             "inspect network " + name_or_id));
+    NetworkDetails out;
+    out.id = StringOr(n, "Id");
+    out.name = StringOr(n, "Name");
+    if (n.is_object() && n.contains("Labels")) out.labels = LabelsOf(n["Labels"]);
+    out.internal = n.is_object() && n.contains("Internal") && n["Internal"].is_boolean() &&
+                   n["Internal"].get<bool>();
+    // The first IPv4 range of the network's IPAM config (v6 ones have a ':').
+    if (n.is_object() && n.contains("IPAM") && n["IPAM"].is_object() &&
+        n["IPAM"].contains("Config") && n["IPAM"]["Config"].is_array()) {
+      for (const json& config : n["IPAM"]["Config"]) {
+        const std::string subnet = StringOr(config, "Subnet");
+        if (subnet.empty() || subnet.find(':') != std::string::npos) continue;
+        out.subnet = subnet;
+        out.gateway = StringOr(config, "Gateway");
+        break;
+      }
+    }
+    if (StringOr(n, "Driver") == "bridge") {
+      const json options = n.is_object() && n.contains("Options") ? n["Options"] : json();
+      out.bridge = StringOr(options, "com.docker.network.bridge.name");
+      if (out.bridge.empty()) out.bridge = "br-" + out.id.substr(0, 12);
     }
     return out;
   }

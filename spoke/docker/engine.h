@@ -111,10 +111,18 @@ struct NetworkInfo {
   std::string name;
   Labels labels;
   std::vector<std::string> container_ids;  // connected containers (list: may be empty)
-  // Its first IPv4 IPAM range and the host's address on it (bridge driver), and the host's
-  // interface for it ("br-" + the id's first 12 characters unless the network names one).
-  std::string gateway;
-  std::string subnet;
+};
+
+// One network as the host sees it (InspectNetwork): where its bridge and addresses are.
+struct NetworkDetails {
+  std::string id;
+  std::string name;
+  Labels labels;
+  bool internal = false;
+  std::string gateway;  // the host's IPv4 address on it; "" when the engine names none
+  std::string subnet;   // its IPv4 range, e.g. "10.211.3.0/24"; "" when none
+  // The host's interface for a bridge network: the com.docker.network.bridge.name option,
+  // else "br-" + the first 12 characters of the id; "" for other drivers.
   std::string bridge;
 };
 
@@ -227,6 +235,9 @@ class DockerEngine {
   [[nodiscard]] virtual absl::Status RemoveNetwork(const std::string& network) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::vector<NetworkInfo>> ListNetworks(
       const Labels& labels) = 0;
+  // One network by name or id (NotFound when there is none).
+  [[nodiscard]] virtual absl::StatusOr<NetworkDetails> InspectNetwork(
+      const std::string& name_or_id) = 0;
 };
 
 }  // namespace llmbox::spoke::docker

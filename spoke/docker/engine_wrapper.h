@@ -104,6 +104,10 @@ class DockerEngineWrapper : public DockerEngine {
       const Labels& labels) override {
     return target_.ListNetworks(labels);
   }
+  [[nodiscard]] absl::StatusOr<NetworkDetails> InspectNetwork(
+      const std::string& name_or_id) override {
+    return target_.InspectNetwork(name_or_id);
+  }
 
  protected:
   DockerEngine& target() { return target_; }

@@ -1,6 +1,7 @@
 #include "tests/fakes/fake_docker_engine.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -401,15 +402,9 @@ absl::StatusOr<std::string> FakeDockerEngine::CreateNetwork(const NetworkSpec& s
   if (networks_.count(spec.name) != 0) {
     return absl::AlreadyExistsError("network with name " + spec.name + " already exists");
   }
-  const int n = next_id_++;
-  const std::string id = absl::StrFormat("n%063d", n);
-  NetworkInfo info{id, spec.name, spec.labels, {}};
-  // Addresses as the bridge driver would give them (nothing listens there).
-  info.subnet = absl::StrFormat("10.250.%d.0/24", n % 250);
-  info.gateway = absl::StrFormat("10.250.%d.1", n % 250);
-  info.bridge = absl::StrFormat("fbr%d", n);
+  const std::string id = absl::StrFormat("n%063d", next_id_++);
   network_internal_[spec.name] = spec.internal;
-  networks_[spec.name] = std::move(info);
+  networks_[spec.name] = {id, spec.name, spec.labels, {}};
   return id;
 }
 
@@ -456,6 +451,24 @@ absl::Status FakeDockerEngine::RemoveNetwork(const std::string& network) {
     }
   }
   return absl::NotFoundError("network " + network + " not found");
+}
+
+absl::StatusOr<spoke::docker::NetworkDetails> FakeDockerEngine::InspectNetwork(
+    const std::string& name_or_id) {
+  std::lock_guard lock(mu_);
+  RecordLocked("InspectNetwork");
+  for (const auto& [name, info] : networks_) {
+    if (name != name_or_id && info.id != name_or_id) continue;
+    const int octet = static_cast<int>(std::hash<std::string>()(info.id) % 256);
+    return spoke::docker::NetworkDetails{.id = info.id,
+                                         .name = name,
+                                         .labels = info.labels,
+                                         .internal = network_internal_[name],
+                                         .gateway = absl::StrFormat("10.250.%d.1", octet),
+                                         .subnet = absl::StrFormat("10.250.%d.0/24", octet),
+                                         .bridge = "br-" + info.id.substr(0, 12)};
+  }
+  return absl::NotFoundError("network " + name_or_id + " not found");
 }
 
 absl::StatusOr<std::vector<NetworkInfo>> FakeDockerEngine::ListNetworks(const Labels& labels) {

@@ -113,6 +113,10 @@ class FakeDockerEngine final : public spoke::docker::DockerEngine {
   [[nodiscard]] absl::Status RemoveNetwork(const std::string& network) override;
   [[nodiscard]] absl::StatusOr<std::vector<spoke::docker::NetworkInfo>> ListNetworks(
       const spoke::docker::Labels& labels) override;
+  // The network's made-up addresses: 10.250.<n>.1 on 10.250.<n>.0/24 with n from a hash of
+  // its id, bridge "br-" + the first 12 characters of its id; never internal.
+  [[nodiscard]] absl::StatusOr<spoke::docker::NetworkDetails> InspectNetwork(
+      const std::string& name_or_id) override;
 
  private:
   struct Container {

@@ -140,6 +140,12 @@ absl::Status FaultyDockerEngine::RemoveNetwork(const std::string& network) {
   return DockerEngineWrapper::RemoveNetwork(network);
 }
 
+absl::StatusOr<spoke::docker::NetworkDetails> FaultyDockerEngine::InspectNetwork(
+    const std::string& name_or_id) {
+  if (auto st = Trip("InspectNetwork"); !st.ok()) return st;
+  return DockerEngineWrapper::InspectNetwork(name_or_id);
+}
+
 absl::StatusOr<std::vector<NetworkInfo>> FaultyDockerEngine::ListNetworks(const Labels& labels) {
   if (auto st = Trip("ListNetworks"); !st.ok()) return st;
   return DockerEngineWrapper::ListNetworks(labels);

@@ -66,6 +66,8 @@ class FaultyDockerEngine : public spoke::docker::DockerEngineWrapper {
   [[nodiscard]] absl::Status RemoveNetwork(const std::string& network) override;
   [[nodiscard]] absl::StatusOr<std::vector<spoke::docker::NetworkInfo>> ListNetworks(
       const spoke::docker::Labels& labels) override;
+  [[nodiscard]] absl::StatusOr<spoke::docker::NetworkDetails> InspectNetwork(
+      const std::string& name_or_id) override;
 
  private:
   // The error to return (once) when `method` is the one to fail; OK otherwise.
