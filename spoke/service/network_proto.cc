@@ -18,11 +18,12 @@ namespace {
 using google::protobuf::RepeatedPtrField;
 
 // Each entry parsed (InvalidArgument naming the one that does not), at most kMaxNetworkEntries.
+// `what` names the list as the request does ("network.allow", "add").
 [[nodiscard]] absl::StatusOr<std::vector<egress::Entry>> ParseEntries(
     const char* what, const RepeatedPtrField<std::string>& texts) {
   if (texts.size() > kMaxNetworkEntries) {
-    return absl::InvalidArgumentError(absl::StrCat("network: ", what, " has ", texts.size(),
-                                                   " entries; at most ", kMaxNetworkEntries));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": ", texts.size(), " entries; at most ", kMaxNetworkEntries));
   }
   std::vector<egress::Entry> entries;
   entries.reserve(texts.size());
@@ -30,14 +31,14 @@ using google::protobuf::RepeatedPtrField;
     if (text.size() > kMaxEntryBytes) {
       // Quoting all of a long entry would only hide the reason: its start says which.
       return absl::InvalidArgumentError(
-          absl::StrCat("network: ", what, " entry \"", common::Utf8Prefix(text, 40),
-                       "...\" is longer than ", kMaxEntryBytes, " bytes"));
+          absl::StrCat(what, ": entry \"", common::Utf8Prefix(text, 40), "...\" is longer than ",
+                       kMaxEntryBytes, " bytes"));
     }
     auto entry = egress::ParseEntry(text);
     if (!entry.ok()) {
       // ParseEntry's message names the entry; this says where it came from.
-      return absl::InvalidArgumentError(absl::StrCat(
-          "network: ", what, ": ", common::ToValidUtf8(common::AsStd(entry.status().message()))));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": ", common::ToValidUtf8(common::AsStd(entry.status().message()))));
     }
     entries.push_back(*std::move(entry));
   }
@@ -96,7 +97,7 @@ absl::StatusOr<std::optional<egress::BoxPolicy>> PolicyFromProto(
   LLMBOX_ASSIGN_OR_RETURN(std::optional<egress::Mode> mode,
                           ModeFromProto(request.network().mode()));
   LLMBOX_ASSIGN_OR_RETURN(std::vector<egress::Entry> allow,
-                          ParseEntries("allow", request.network().allow()));
+                          ParseEntries("network.allow", request.network().allow()));
   return egress::BoxPolicy{.mode = mode.value_or(default_mode), .allow = std::move(allow)};
 }
 
