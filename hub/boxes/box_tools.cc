@@ -1,10 +1,14 @@
 // hub/boxes/box_tools.cc
 #include "hub/boxes/box_tools.h"
 
+#include <chrono>
 #include <ctime>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/absl_compat.h"
+#include "common/status.h"
 #include "common/utf8.h"
 #include "hub/mcp/json_writer.h"
 
@@ -13,6 +17,20 @@ namespace {
 
 using nlohmann::json;
 using store::BoxRecord;
+
+// What one request may carry in each entry list, as the spoke (spoke/service/network_proto.h).
+constexpr std::size_t kMaxNetworkEntries = 64;
+constexpr std::size_t kMaxEntryBytes = 253;
+// Refusals get_llmbox shows: the newest.
+constexpr std::size_t kShownRefusals = 10;
+
+// What a chatbot should do with a refusal; in the descriptions of the tools that show them.
+constexpr char kRefusalHelp[] =
+    "network.refusals lists the latest connections the box was refused. When one is there, "
+    "tell the user what the box tried to reach and ask before you allow it, for example: "
+    "\"The box tried to reach pypi.org:443 and was refused (not in the allowlist). Allow it?\" "
+    "If they agree, call set_llmbox_network with add: [\"pypi.org\"] (or the name with its "
+    "port); never allow a destination they did not agree to.";
 
 constexpr char kActivationHelp[] =
     "Give the auth_url to the user: they open it in a browser, sign in with their own Claude "
@@ -50,10 +68,165 @@ const json& StringSchema() {
   return schema;
 }
 
+std::string Rfc3339(std::chrono::sys_time<std::chrono::milliseconds> time) {
+  return Rfc3339(static_cast<std::int64_t>(time.time_since_epoch().count()));
+}
+
+// A box's network as the tools show it. Every string came through the spoke client, valid
+// UTF-8 and bounded; a refusal's destination and rule are the box's words.
+json NetworkJson(const cluster::BoxNetwork& network) {
+  json out = {{"mode", network.mode == cluster::NetworkMode::kDefault
+                           ? std::string("unknown")
+                           : std::string(cluster::NetworkModeName(network.mode))},
+              {"allow", network.allow},
+              {"base", network.base}};
+  if (!network.proxy.empty()) out["proxy"] = network.proxy;
+  json refusals = json::array();
+  const std::size_t first =
+      network.refusals.size() > kShownRefusals ? network.refusals.size() - kShownRefusals : 0;
+  for (std::size_t i = first; i < network.refusals.size(); ++i) {
+    const cluster::NetworkRefusal& refusal = network.refusals[i];
+    json shown = {{"time", Rfc3339(refusal.time)},
+                  {"destination", refusal.destination},
+                  {"protocol", refusal.protocol},
+                  {"rule", refusal.rule}};
+    if (refusal.port != 0) shown["port"] = refusal.port;
+    refusals.push_back(std::move(shown));
+  }
+  out["refusals"] = std::move(refusals);
+  return out;
+}
+
+json NetworkModeSchema(std::string description) {
+  return {{"type", "string"},
+          {"enum", {"none", "allowlist", "open"}},
+          {"description", std::move(description)}};
+}
+
+json EntriesSchema(std::string description) {
+  return {{"type", "array"},
+          {"items", {{"type", "string"}, {"minLength", 1}, {"maxLength", kMaxEntryBytes}}},
+          {"maxItems", kMaxNetworkEntries},
+          {"description", std::move(description)}};
+}
+
+constexpr char kEntryForms[] =
+    "Entries: a domain (\"pypi.org\"), every name below one (\"*.pypi.org\"), or an "
+    "address range (\"10.1.0.0/16\"), each with an optional port (\"pypi.org:443\").";
+
+json NetworkOutputSchema() {
+  return {
+      {"type", "object"},
+      {"properties",
+       {{"mode", StringSchema()},
+        {"allow", {{"type", "array"}, {"items", StringSchema()}}},
+        {"base", {{"type", "array"}, {"items", StringSchema()}}},
+        {"proxy", StringSchema()},
+        {"refusals",
+         {{"type", "array"},
+          {"items",
+           {{"type", "object"},
+            {"properties",
+             {{"time", StringSchema()},
+              {"destination", StringSchema()},
+              {"port", {{"type", "integer"}}},
+              {"protocol", StringSchema()},
+              {"rule", StringSchema()}}},
+            {"required", {"time", "destination", "protocol", "rule"}}}}}},
+        {"error",
+         {{"type", "string"},
+          {"description", "Why the box's spoke could not say (then nothing else is shown)."}}}}},
+      {"description",
+       "What the box may reach: its mode, its own allowlist entries, the spoke's base list "
+       "(allowlist mode), the proxy its HTTP(S)_PROXY name, and the latest refusals."}};
+}
+
+[[nodiscard]] absl::Status BadArgument(const std::string& path, const std::string& problem) {
+  return absl::InvalidArgumentError("invalid arguments: " + path + ": " + problem);
+}
+
+[[nodiscard]] absl::StatusOr<cluster::NetworkMode> ParseNetworkMode(const json& value,
+                                                                    const std::string& path) {
+  if (value.is_string()) {
+    const auto& text = value.get_ref<const std::string&>();
+    if (text == "none") return cluster::NetworkMode::kNone;
+    if (text == "allowlist") return cluster::NetworkMode::kAllowlist;
+    if (text == "open") return cluster::NetworkMode::kOpen;
+  }
+  return BadArgument(path, "must be one of \"none\", \"allowlist\", \"open\"");
+}
+
+// The shape of an entry list; what an entry may name is the spoke's to decide.
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> ParseEntries(const json& value,
+                                                                    const std::string& path) {
+  if (!value.is_array()) return BadArgument(path, "must be an array of strings");
+  if (value.size() > kMaxNetworkEntries) {
+    return BadArgument(path, "must have at most " + std::to_string(kMaxNetworkEntries) + " items");
+  }
+  std::vector<std::string> entries;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const std::string at = path + "[" + std::to_string(i) + "]";
+    if (!value[i].is_string()) return BadArgument(at, "must be a string");
+    const auto& entry = value[i].get_ref<const std::string&>();
+    if (entry.empty() || entry.size() > kMaxEntryBytes) {
+      return BadArgument(at, "must be 1.." + std::to_string(kMaxEntryBytes) + " characters");
+    }
+    entries.push_back(entry);
+  }
+  return entries;
+}
+
+// create_llmbox's `network`: a mode, or {"mode": ..., "allow": [...]}.
+[[nodiscard]] absl::StatusOr<cluster::NetworkPolicy> ParseNetworkPolicy(const json& value) {
+  if (value.is_string()) {
+    LLMBOX_ASSIGN_OR_RETURN(cluster::NetworkMode mode, ParseNetworkMode(value, "network"));
+    return cluster::NetworkPolicy{.mode = mode};
+  }
+  if (!value.is_object()) {
+    return BadArgument("network",
+                       "must be a mode (\"none\", \"allowlist\", \"open\") or an object "
+                       "{\"mode\": ..., \"allow\": [entries]}");
+  }
+  cluster::NetworkPolicy policy;
+  for (const auto& [key, member] : value.items()) {
+    if (key == "mode") {
+      LLMBOX_ASSIGN_OR_RETURN(policy.mode, ParseNetworkMode(member, "network.mode"));
+    } else if (key == "allow") {
+      LLMBOX_ASSIGN_OR_RETURN(policy.allow, ParseEntries(member, "network.allow"));
+    } else {
+      return BadArgument("network." + key, "is not a known argument (mode, allow)");
+    }
+  }
+  return policy;
+}
+
+// set_llmbox_network's arguments beside box_id.
+[[nodiscard]] absl::StatusOr<cluster::NetworkChange> ParseNetworkChange(const json& arguments) {
+  cluster::NetworkChange change;
+  if (auto it = arguments.find("add"); it != arguments.end()) {
+    LLMBOX_ASSIGN_OR_RETURN(change.add, ParseEntries(*it, "add"));
+  }
+  if (auto it = arguments.find("remove"); it != arguments.end()) {
+    LLMBOX_ASSIGN_OR_RETURN(change.remove, ParseEntries(*it, "remove"));
+  }
+  if (auto it = arguments.find("mode"); it != arguments.end()) {
+    LLMBOX_ASSIGN_OR_RETURN(change.mode, ParseNetworkMode(*it, "mode"));
+  }
+  if (change.add.empty() && change.remove.empty() &&
+      change.mode == cluster::NetworkMode::kDefault) {
+    return absl::InvalidArgumentError(
+        "invalid arguments: nothing to change: give add, remove or mode (get_llmbox shows the "
+        "box's network)");
+  }
+  return change;
+}
+
 // The public view of a box, written straight to JSON (a list of 1,000 boxes is the hub's
 // biggest reply): never the token, its hash, or the authorize URL. Its owner only for an
-// admin: anyone else sees their own boxes only.
-void AppendBox(std::string& out, const BoxRecord& record, bool show_owner) {
+// admin: anyone else sees their own boxes only. `network` (get only): its network, or why its
+// spoke could not say.
+void AppendBox(std::string& out, const BoxRecord& record, bool show_owner,
+               const std::optional<absl::StatusOr<cluster::BoxNetwork>>& network = std::nullopt) {
   auto field = [&](std::string_view name, std::string_view value) {
     out += ",\"";
     out += name;
@@ -74,6 +247,13 @@ void AppendBox(std::string& out, const BoxRecord& record, bool show_owner) {
     field("expires_at", Rfc3339(record.expires_at_ms));
   }
   if (show_owner) field("owner", record.owner);
+  if (network.has_value()) {
+    const json shown =
+        network->ok() ? NetworkJson(**network)
+                      : json{{"error", std::string(common::AsStd(network->status().message()))}};
+    out += ",\"network\":";
+    out += shown.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
   out += '}';
 }
 
@@ -96,7 +276,8 @@ json BoxOutputSchema() {
              {{"type", "string"},
               {"description",
                "Whose box it is (\"key:<API key name>\" or \"anonymous\"); shown to "
-               "admins only."}}}}},
+               "admins only."}}},
+            {"network", NetworkOutputSchema()}}},
           {"required", {"box_id", "status", "spoke", "image", "container_id", "created_at"}}};
 }
 
@@ -112,23 +293,40 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
            "claude.ai/code or the Claude app. Returns an auth_url the user must open to sign the "
            "box in with their own Claude account; no token or code ever passes through you. "
            "Pick a box_id that says what the box is for (refactor-auth-service).",
-       .input_schema =
-           ObjectSchema({{"box_id", BoxIdSchema()},
-                         {"image",
-                          {{"type", "string"},
-                           {"maxLength", 256},
-                           {"description", "Image to run; omit for the hub's Claude Code image."}}},
-                         {"description",
-                          {{"type", "string"},
-                           {"maxLength", 1024},
-                           {"description", "Free text shown by get_llmbox and list_llmboxes."}}},
-                         {"spoke",
-                          {{"type", "string"},
-                           {"maxLength", 63},
-                           {"description",
-                            "Spoke (Docker host) to place the box on; omit to let the hub "
-                            "choose. list_spokes shows them."}}}},
-                        json::array()),
+       .input_schema = ObjectSchema(
+           {{"box_id", BoxIdSchema()},
+            {"image",
+             {{"type", "string"},
+              {"maxLength", 256},
+              {"description", "Image to run; omit for the hub's Claude Code image."}}},
+            {"description",
+             {{"type", "string"},
+              {"maxLength", 1024},
+              {"description", "Free text shown by get_llmbox and list_llmboxes."}}},
+            {"spoke",
+             {{"type", "string"},
+              {"maxLength", 63},
+              {"description",
+               "Spoke (Docker host) to place the box on; omit to let the hub "
+               "choose. list_spokes shows them."}}},
+            {"network",
+             {{"anyOf",
+               {NetworkModeSchema("The mode alone."),
+                {{"type", "object"},
+                 {"properties",
+                  {{"mode", NetworkModeSchema("Omit for the spoke's default.")},
+                   {"allow", EntriesSchema("The box's own allowlist entries.")}}},
+                 {"additionalProperties", false}}}},
+              {"description", std::string("What the box may reach. \"allowlist\" (usually the "
+                                          "default): what Claude Code needs plus the entries in "
+                                          "allow; \"none\": nothing; \"open\": the internet, "
+                                          "never the spoke's host, private ranges or other boxes. "
+                                          "A mode, or {\"mode\": ..., \"allow\": [...]}; omit "
+                                          "for the spoke's default. ") +
+                                  kEntryForms +
+                                  " The spoke refuses what its policy does not permit and says "
+                                  "what it allows."}}}},
+           json::array()),
        .output_schema = {{"type", "object"},
                          {"properties",
                           {{"box_id", StringSchema()},
@@ -136,7 +334,8 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
                            {"status", StringSchema()},
                            {"spoke", StringSchema()},
                            {"expires_at", StringSchema()},
-                           {"instructions", StringSchema()}}},
+                           {"instructions", StringSchema()},
+                           {"network", NetworkOutputSchema()}}},
                          {"required", {"box_id", "auth_url", "status", "spoke", "instructions"}}},
        .read_only = false,
        .destructive = false,
@@ -144,9 +343,10 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
        .open_world = true});
   tools.push_back({.name = "get_llmbox",
                    .title = "Get an llmbox",
-                   .description =
-                       "Show one box: its status (pending until the user signs it in, then "
-                       "ready with a session_url), spoke, image, times and last error.",
+                   .description = std::string("Show one box: its status (pending until the user "
+                                              "signs it in, then ready with a session_url), spoke, "
+                                              "image, times, last error and network. ") +
+                                  kRefusalHelp,
                    .input_schema = ObjectSchema({{"box_id", BoxIdSchema()}}, {"box_id"}),
                    .output_schema = BoxOutputSchema(),
                    .read_only = true});
@@ -231,6 +431,31 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
        .destructive = true,
        .idempotent = false,
        .open_world = true});
+  tools.push_back(
+      {.name = "set_llmbox_network",
+       .title = "Change an llmbox's network",
+       .description =
+           std::string("Change what a box may reach: add or remove entries of its own allowlist "
+                       "or change its mode. Applies to the box's next connection. Returns the "
+                       "box's network. ") +
+           kEntryForms +
+           " The spoke refuses what its policy does not permit and says what it allows; tell the "
+           "user. Only allow what the user agreed to. " +
+           kRefusalHelp,
+       .input_schema = ObjectSchema(
+           {{"box_id", BoxIdSchema()},
+            {"add", EntriesSchema("Entries to allow.")},
+            {"remove", EntriesSchema("Entries to take back (one the box lacks is no error).")},
+            {"mode", NetworkModeSchema("The box's new mode; omit to keep it.")}},
+           {"box_id"}),
+       .output_schema = {{"type", "object"},
+                         {"properties",
+                          {{"box_id", StringSchema()}, {"network", NetworkOutputSchema()}}},
+                         {"required", {"box_id", "network"}}},
+       .read_only = false,
+       .destructive = false,
+       .idempotent = true,
+       .open_world = true});
   tools.push_back({.name = "list_spokes",
                    .title = "List spokes",
                    .description =
@@ -264,11 +489,18 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
   };
   const auth::Principal& caller = context.principal();
   if (name == "create_llmbox") {
+    std::optional<cluster::NetworkPolicy> network;
+    if (auto it = arguments.find("network"); it != arguments.end()) {
+      auto policy = ParseNetworkPolicy(*it);
+      if (!policy.ok()) return mcp::ToolResult::Failed(policy.status());
+      network = *std::move(policy);
+    }
     auto created = registry_.Create({.box_id = str("box_id"),
                                      .image = str("image"),
                                      .description = str("description"),
                                      .spoke = str("spoke"),
-                                     .owner = caller},
+                                     .owner = caller,
+                                     .network = std::move(network)},
                                     [&](double done, double total, std::string_view what) {
                                       context.Progress(done, total, what);
                                     });
@@ -281,14 +513,24 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     if (created->record.expires_at_ms > 0) {
       out["expires_at"] = Rfc3339(created->record.expires_at_ms);
     }
+    if (created->network.mode != cluster::NetworkMode::kDefault) {
+      out["network"] = NetworkJson(created->network);
+    }
     return mcp::ToolResult::Ok(std::move(out));
   }
   if (name == "get_llmbox") {
-    auto record = registry_.Get(caller, str("box_id"));
-    if (!record.ok()) return mcp::ToolResult::Failed(record.status());
+    auto details = registry_.GetDetails(caller, str("box_id"));
+    if (!details.ok()) return mcp::ToolResult::Failed(details.status());
     std::string out;
-    AppendBox(out, *record, caller.IsAdmin());
+    AppendBox(out, details->record, caller.IsAdmin(), details->network);
     return mcp::ToolResult::OkJson(std::move(out));
+  }
+  if (name == "set_llmbox_network") {
+    auto change = ParseNetworkChange(arguments);
+    if (!change.ok()) return mcp::ToolResult::Failed(change.status());
+    auto network = registry_.SetNetwork(caller, str("box_id"), *change);
+    if (!network.ok()) return mcp::ToolResult::Failed(network.status());
+    return mcp::ToolResult::Ok({{"box_id", str("box_id")}, {"network", NetworkJson(*network)}});
   }
   if (name == "list_llmboxes") {
     store::BoxFilter filter;

@@ -156,7 +156,8 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   auto created = client->CreateBox({.box_id = box_id,
                                     .image = record.image,
                                     .description = request.description,
-                                    .owner = record.created_by},
+                                    .owner = record.created_by,
+                                    .network = request.network},
                                    options_.create_timeout);
   if (!created.ok()) {
     // After a timeout or a lost connection the spoke may still finish the box; take it down so
@@ -185,7 +186,9 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   }
   if (progress) progress(3, 3, "the box waits for activation");
   spdlog::info("box {}: created on spoke {} by {}", box_id, spoke, request.owner.id());
-  return CreatedBox{.record = std::move(record), .auth_url = AuthUrl(token)};
+  return CreatedBox{.record = std::move(record),
+                    .auth_url = AuthUrl(token),
+                    .network = std::move(created->box.network)};
 }
 
 absl::StatusOr<BoxRecord> BoxRegistry::Get(const auth::Principal& caller, std::string_view box_id) {
@@ -196,6 +199,43 @@ absl::StatusOr<BoxRecord> BoxRegistry::Get(const auth::Principal& caller, std::s
     return NoSuchBox(box_id);
   }
   return record;
+}
+
+absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller,
+                                                   std::string_view box_id) {
+  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
+  BoxDetails details{.record = record};
+  // A gone box has nothing on its spoke, and a creating one not yet.
+  if (record.phase == Phase::kGone || record.phase == Phase::kCreating) return details;
+  auto client = SpokeFor(record);
+  if (!client.ok()) {
+    details.network = client.status();
+    return details;
+  }
+  auto box = (*client)->GetBox(record.box_id, options_.live_timeout);
+  if (box.ok()) {
+    details.network = std::move(box->network);
+  } else {
+    details.network = SpokeError(record.spoke, box.status());
+  }
+  return details;
+}
+
+absl::StatusOr<cluster::BoxNetwork> BoxRegistry::SetNetwork(const auth::Principal& caller,
+                                                            std::string_view box_id,
+                                                            const cluster::NetworkChange& change) {
+  LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
+  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
+  auto box = client->SetBoxNetwork(record.box_id, change, options_.call_timeout);
+  if (!box.ok()) {
+    spdlog::info("box {}: network change refused by spoke {}: {}", record.box_id, record.spoke,
+                 common::AsStd(box.status().message()));
+    return SpokeError(record.spoke, box.status());
+  }
+  spdlog::info("box {}: network changed by {} ({} added, {} removed, mode {}): now {}",
+               record.box_id, caller.id(), change.add.size(), change.remove.size(),
+               cluster::NetworkModeName(change.mode), cluster::NetworkModeName(box->network.mode));
+  return std::move(box->network);
 }
 
 absl::StatusOr<std::vector<BoxRecord>> BoxRegistry::List(const auth::Principal& caller,

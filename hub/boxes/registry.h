@@ -73,7 +73,9 @@ struct RegistryOptions {
   std::string default_spoke;  // empty: placement (see Place); set: boxes go there unless named
   std::string default_image;  // empty: the spoke's default
   std::chrono::milliseconds create_timeout{180'000};  // spoke CreateBox, image pull included
-  std::chrono::milliseconds call_timeout{15'000};     // get/list/destroy/logs/health
+  std::chrono::milliseconds call_timeout{15'000};     // list/destroy/logs/health/network
+  // What get_llmbox waits for the box's live part (its network) before it answers without it.
+  std::chrono::milliseconds live_timeout{5'000};
   std::chrono::milliseconds submit_timeout{90'000};
   std::chrono::seconds default_exec_timeout{60};
   std::chrono::seconds max_exec_timeout{300};
@@ -90,11 +92,23 @@ struct CreateRequest {
   std::string spoke;  // empty: placement
   // Who creates it, and so owns it.
   auth::Principal owner = auth::Principal::Anonymous();
+  // What the box may reach; unset: the spoke's default. The spoke checks it against its own
+  // policy (PermissionDenied saying what it allows).
+  std::optional<cluster::NetworkPolicy> network;
 };
 
 struct CreatedBox {
   store::BoxRecord record;
-  std::string auth_url;  // <public_url>/auth/<token>
+  std::string auth_url;         // <public_url>/auth/<token>
+  cluster::BoxNetwork network;  // as the spoke made it
+};
+
+// A box with what only its spoke knows, asked live.
+struct BoxDetails {
+  store::BoxRecord record;
+  // The box's network now, its latest refusals included; or why the spoke could not say (the
+  // spoke named). nullopt: not asked (the box is gone, or still being created).
+  std::optional<absl::StatusOr<cluster::BoxNetwork>> network;
 };
 
 struct LogsResult {
@@ -145,6 +159,15 @@ class BoxRegistry {
   // `caller` is no admin), with the same message either way.
   [[nodiscard]] absl::StatusOr<store::BoxRecord> Get(const auth::Principal& caller,
                                                      std::string_view box_id);
+  // Get, and the box's network from its spoke within live_timeout. A spoke that cannot answer
+  // fails only `network`, never the call.
+  [[nodiscard]] absl::StatusOr<BoxDetails> GetDetails(const auth::Principal& caller,
+                                                      std::string_view box_id);
+  // Changes the box's network on its spoke (set_llmbox_network) and returns the network now.
+  // The spoke's errors keep their code and words: InvalidArgument for an entry it cannot
+  // parse, PermissionDenied saying what its policy allows.
+  [[nodiscard]] absl::StatusOr<cluster::BoxNetwork> SetNetwork(
+      const auth::Principal& caller, std::string_view box_id, const cluster::NetworkChange& change);
   // The caller's boxes (filtered in the store by owner), or every box for an admin (then
   // filter.owner, when set, narrows to one owner).
   [[nodiscard]] absl::StatusOr<std::vector<store::BoxRecord>> List(const auth::Principal& caller,

@@ -1,11 +1,13 @@
 // hub/cluster/grpc_spoke_client.cc
 #include "hub/cluster/grpc_spoke_client.h"
 
+#include <algorithm>
 #include <utility>
 
 #include <grpcpp/grpcpp.h>
 
 #include "common/grpc_status.h"
+#include "common/utf8.h"
 #include "llmbox/v1/box.grpc.pb.h"
 
 namespace llmbox::hub::cluster {
@@ -37,6 +39,68 @@ std::chrono::sys_time<std::chrono::milliseconds> FromProto(const google::protobu
       std::chrono::milliseconds(t.seconds() * 1000 + t.nanos() / 1'000'000));
 }
 
+NetworkMode FromProto(v1::NetworkMode mode) {
+  switch (mode) {
+    case v1::NETWORK_MODE_NONE:
+      return NetworkMode::kNone;
+    case v1::NETWORK_MODE_ALLOWLIST:
+      return NetworkMode::kAllowlist;
+    case v1::NETWORK_MODE_OPEN:
+      return NetworkMode::kOpen;
+    default:
+      return NetworkMode::kDefault;
+  }
+}
+
+v1::NetworkMode ToProto(NetworkMode mode) {
+  switch (mode) {
+    case NetworkMode::kNone:
+      return v1::NETWORK_MODE_NONE;
+    case NetworkMode::kAllowlist:
+      return v1::NETWORK_MODE_ALLOWLIST;
+    case NetworkMode::kOpen:
+      return v1::NETWORK_MODE_OPEN;
+    case NetworkMode::kDefault:
+      break;
+  }
+  return v1::NETWORK_MODE_UNSPECIFIED;
+}
+
+// Entries and the proxy address: the spoke's own text, bounded all the same.
+constexpr std::size_t kMaxEntryBytes = 255;
+// A refusal names what the box asked for: the box's words, whatever the spoke promised.
+constexpr std::size_t kMaxDestinationBytes = 255;
+constexpr std::size_t kMaxProtocolBytes = 16;
+constexpr std::size_t kMaxRuleBytes = 256;
+
+std::vector<std::string> BoundedList(const google::protobuf::RepeatedPtrField<std::string>& in) {
+  std::vector<std::string> out;
+  const int n = std::min<int>(in.size(), static_cast<int>(kMaxNetworkList));
+  out.reserve(n);
+  for (int i = 0; i < n; ++i) out.push_back(common::Utf8Prefix(in[i], kMaxEntryBytes));
+  return out;
+}
+
+BoxNetwork FromProto(const v1::BoxNetwork& network) {
+  BoxNetwork out{.mode = FromProto(network.mode()),
+                 .allow = BoundedList(network.allow()),
+                 .base = BoundedList(network.base()),
+                 .proxy = common::Utf8Prefix(network.proxy(), kMaxEntryBytes)};
+  // Oldest first: the newest are the last ones.
+  const int skip =
+      std::max<int>(0, network.refusals_size() - static_cast<int>(kMaxNetworkRefusals));
+  for (int i = skip; i < network.refusals_size(); ++i) {
+    const v1::Refusal& refusal = network.refusals(i);
+    out.refusals.push_back(
+        {.time = FromProto(refusal.time()),
+         .destination = common::Utf8Prefix(refusal.destination(), kMaxDestinationBytes),
+         .port = refusal.port() <= 65535 ? refusal.port() : 0,
+         .protocol = common::Utf8Prefix(refusal.protocol(), kMaxProtocolBytes),
+         .rule = common::Utf8Prefix(refusal.rule(), kMaxRuleBytes)});
+  }
+  return out;
+}
+
 SpokeBox FromProto(const v1::Box& box) {
   return SpokeBox{.box_id = box.box_id(),
                   .container_id = box.container_id(),
@@ -44,7 +108,8 @@ SpokeBox FromProto(const v1::Box& box) {
                   .image = box.image(),
                   .session_url = box.session_url(),
                   .last_error = box.last_error(),
-                  .expires_at = FromProto(box.expires_at())};
+                  .expires_at = FromProto(box.expires_at()),
+                  .network = FromProto(box.network())};
 }
 
 void SetDuration(google::protobuf::Duration* out, std::chrono::milliseconds d) {
@@ -71,12 +136,41 @@ class GrpcSpokeClient final : public SpokeClient {
     request.set_image(args.image);
     request.set_description(args.description);
     request.set_owner(args.owner);
+    if (args.network.has_value()) {
+      request.mutable_network()->set_mode(ToProto(args.network->mode));
+      for (const auto& entry : args.network->allow) request.mutable_network()->add_allow(entry);
+    }
     v1::CreateBoxResponse response;
     auto context = Context(timeout);
     grpc::Status status = stub_->CreateBox(context.get(), request, &response);
     if (!status.ok()) return common::FromGrpcStatus(status);
     return CreatedOnSpoke{.box = FromProto(response.box()),
                           .authorize_url = response.authorize_url()};
+  }
+
+  absl::StatusOr<SpokeBox> GetBox(const std::string& box_id,
+                                  std::chrono::milliseconds timeout) override {
+    v1::GetBoxRequest request;
+    request.set_box_id(box_id);
+    v1::Box response;
+    auto context = Context(timeout);
+    grpc::Status status = stub_->GetBox(context.get(), request, &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    return FromProto(response);
+  }
+
+  absl::StatusOr<SpokeBox> SetBoxNetwork(const std::string& box_id, const NetworkChange& change,
+                                         std::chrono::milliseconds timeout) override {
+    v1::SetBoxNetworkRequest request;
+    request.set_box_id(box_id);
+    for (const auto& entry : change.add) request.add_add(entry);
+    for (const auto& entry : change.remove) request.add_remove(entry);
+    request.set_mode(ToProto(change.mode));
+    v1::Box response;
+    auto context = Context(timeout);
+    grpc::Status status = stub_->SetBoxNetwork(context.get(), request, &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    return FromProto(response);
   }
 
   absl::StatusOr<std::vector<SpokeBox>> ListBoxes(std::chrono::milliseconds timeout) override {

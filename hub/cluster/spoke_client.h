@@ -1,7 +1,8 @@
 // hub/cluster/spoke_client.h
 //
 // What the hub asks of one spoke, in the hub's own types: the verbs of the spoke's box
-// service (create, list, destroy, logs, exec, submit a code, health) with plain structs in and
+// service (create, get, list, destroy, logs, exec, submit a code, a box's network, health)
+// with plain structs in and
 // out, a timeout per call, and absl::Status errors. The registry, placement and the cluster
 // code hold spokes as SpokeClients and never see generated gRPC; the one real implementation
 // (MakeGrpcSpokeClient, hub/cluster/grpc_spoke_client.h) speaks llmbox.v1.BoxService over a
@@ -25,9 +26,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -36,6 +40,67 @@
 #include "hub/store/store.h"
 
 namespace llmbox::hub::cluster {
+
+// How much of the network a box may reach (docs/network.md). In every mode the spoke's host,
+// the cloud metadata service, the private ranges and other boxes stay out of reach.
+enum class NetworkMode {
+  kDefault,    // in a request: the spoke's default (create) or unchanged (a change)
+  kNone,       // no connection at all
+  kAllowlist,  // the spoke's base list and the box's own entries
+  kOpen,       // the internet, without the always-denied set
+};
+
+// "none", "allowlist", "open"; "default" for kDefault.
+constexpr std::string_view NetworkModeName(NetworkMode mode) {
+  switch (mode) {
+    case NetworkMode::kNone:
+      return "none";
+    case NetworkMode::kAllowlist:
+      return "allowlist";
+    case NetworkMode::kOpen:
+      return "open";
+    case NetworkMode::kDefault:
+      break;
+  }
+  return "default";
+}
+
+// A box's network policy as a create asks for it. Entries are the spoke's text form
+// ("example.com", "*.example.com:443", "10.1.0.0/16"); the spoke parses and checks them.
+struct NetworkPolicy {
+  NetworkMode mode = NetworkMode::kDefault;
+  std::vector<std::string> allow;
+};
+
+// A change to a live box's network: entries to add and remove, and its mode (kDefault: kept).
+struct NetworkChange {
+  std::vector<std::string> add;
+  std::vector<std::string> remove;
+  NetworkMode mode = NetworkMode::kDefault;
+};
+
+// A connection the spoke refused a box. The strings come from the box (the name it asked
+// for): the client makes them valid UTF-8 and cuts them to the bounds below, whatever the
+// spoke sent.
+struct NetworkRefusal {
+  std::chrono::sys_time<std::chrono::milliseconds> time{};
+  std::string destination;  // the name or address; at most 255 bytes
+  std::uint32_t port = 0;   // 0 when the protocol has none
+  std::string protocol;     // "tcp", "udp", ...; at most 16 bytes
+  std::string rule;         // why; at most 256 bytes
+};
+
+// A box's network as its spoke enforces it. Lists bounded by the client (kMaxNetworkList
+// entries, kMaxNetworkRefusals refusals: the newest).
+struct BoxNetwork {
+  NetworkMode mode = NetworkMode::kDefault;  // kDefault only from a spoke that predates policies
+  std::vector<std::string> allow;            // the box's own entries
+  std::vector<std::string> base;             // the spoke's base list
+  std::string proxy;                         // "http://<gateway>:<port>"; empty when none
+  std::vector<NetworkRefusal> refusals;      // oldest first; from GetBox and SetBoxNetwork
+};
+inline constexpr std::size_t kMaxNetworkList = 256;
+inline constexpr std::size_t kMaxNetworkRefusals = 32;
 
 // A box as its spoke reports it.
 struct SpokeBox {
@@ -48,6 +113,7 @@ struct SpokeBox {
   std::string last_error;   // the spoke's or the box's latest failure, redacted
   // When a pending box will be reaped; the epoch when the spoke gave none.
   std::chrono::sys_time<std::chrono::milliseconds> expires_at{};
+  BoxNetwork network;  // ListBoxes leaves its refusals empty
 };
 
 struct CreateBoxArgs {
@@ -55,6 +121,7 @@ struct CreateBoxArgs {
   std::string image;  // empty: the spoke's default
   std::string description;
   std::string owner;  // who asked for it (an API key's name), recorded by the spoke
+  std::optional<NetworkPolicy> network;  // unset: the spoke's default policy
 };
 
 struct CreatedOnSpoke {
@@ -135,8 +202,20 @@ class SpokeClient {
   [[nodiscard]] virtual absl::StatusOr<CreatedOnSpoke> CreateBox(
       const CreateBoxArgs& args, std::chrono::milliseconds timeout) = 0;
 
+  // One box as the spoke sees it now, its network's latest refusals included. NotFound when
+  // the spoke has no such box.
+  [[nodiscard]] virtual absl::StatusOr<SpokeBox> GetBox(const std::string& box_id,
+                                                        std::chrono::milliseconds timeout) = 0;
+
   // Every managed box on the spoke, stopped ones included.
   [[nodiscard]] virtual absl::StatusOr<std::vector<SpokeBox>> ListBoxes(
+      std::chrono::milliseconds timeout) = 0;
+
+  // Changes a live box's network policy and returns the box as GetBox would. The spoke's
+  // errors: InvalidArgument naming an entry that does not parse, PermissionDenied saying what
+  // the spoke's policy allows, NotFound, Unimplemented from a spoke without policies.
+  [[nodiscard]] virtual absl::StatusOr<SpokeBox> SetBoxNetwork(
+      const std::string& box_id, const NetworkChange& change,
       std::chrono::milliseconds timeout) = 0;
 
   // Stops and removes a box. NotFound (or OK) when the spoke has no such box.

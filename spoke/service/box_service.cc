@@ -12,6 +12,7 @@
 #include "common/utf8.h"
 #include "common/version.h"
 #include "spoke/box/console.h"
+#include "spoke/service/network_proto.h"
 
 namespace llmbox::spoke::service {
 namespace {
@@ -74,8 +75,9 @@ v1::BoxPhase PhaseOf(box::BoxPhase phase) {
   return v1::BOX_PHASE_UNSPECIFIED;
 }
 
+// `with_refusals`: the box's latest refused connections too (a get; a list leaves them out).
 void ToProto(const box::BoxView& view, int max_attempts, std::chrono::milliseconds auth_ttl,
-             v1::Box* out) {
+             v1::Box* out, bool with_refusals = true) {
   out->set_box_id(Text(view.box_id));
   out->set_container_id(Text(view.container_id));
   out->set_phase(PhaseOf(view.phase));
@@ -94,6 +96,7 @@ void ToProto(const box::BoxView& view, int max_attempts, std::chrono::millisecon
   out->set_owner(Text(view.owner));
   out->set_activation_attempts(static_cast<uint32_t>(view.activation_attempts));
   out->set_max_activation_attempts(static_cast<uint32_t>(max_attempts));
+  NetworkToProto(view.network, with_refusals, out->mutable_network());
 }
 
 }  // namespace
@@ -126,11 +129,14 @@ grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,
   }
   if (request->owner().size() > 256) return Invalid("owner is longer than 256 bytes");
   if (request->peers_size() > 16) return Invalid("a box may have at most 16 peers");
+  auto network = PolicyFromProto(*request, options_.boxes.egress.default_mode);
+  if (!network.ok()) return ToGrpcStatus(network.status());
   box::CreateBoxRequest create{.box_id = request->box_id(),
                                .image = request->image(),
                                .description = request->description(),
                                .owner = request->owner(),
-                               .peers = {request->peers().begin(), request->peers().end()}};
+                               .peers = {request->peers().begin(), request->peers().end()},
+                               .network = *std::move(network)};
   auto created = boxes_.Create(create);
   if (!created.ok()) return ToGrpcStatus(created.status());
   ToProto(created->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
@@ -156,13 +162,26 @@ grpc::Status BoxServiceImpl::ListBoxes(grpc::ServerContext* context,
   if (!views.ok()) return ToGrpcStatus(views.status());
   for (const auto& view : *views) {
     v1::Box box;
-    ToProto(view, options_.boxes.max_activation_attempts, options_.auth_ttl, &box);
+    ToProto(view, options_.boxes.max_activation_attempts, options_.auth_ttl, &box,
+            /*with_refusals=*/false);
     if (request->phases_size() > 0 && std::find(request->phases().begin(), request->phases().end(),
                                                 box.phase()) == request->phases().end()) {
       continue;
     }
     *response->add_boxes() = std::move(box);
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status BoxServiceImpl::SetBoxNetwork(grpc::ServerContext* context,
+                                           const v1::SetBoxNetworkRequest* request,
+                                           v1::Box* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  auto change = ChangeFromProto(*request);
+  if (!change.ok()) return ToGrpcStatus(change.status());
+  auto view = boxes_.SetNetwork(request->box_id(), *change);
+  if (!view.ok()) return ToGrpcStatus(view.status());
+  ToProto(*view, options_.boxes.max_activation_attempts, options_.auth_ttl, response);
   return grpc::Status::OK;
 }
 

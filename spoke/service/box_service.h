@@ -62,6 +62,9 @@ class BoxServiceImpl final : public llmbox::v1::BoxService::Service {
                       v1::HealthResponse* response) override;
   grpc::Status SetHubKeys(grpc::ServerContext* context, const v1::SetHubKeysRequest* request,
                           v1::SetHubKeysResponse* response) override;
+  // Entries are parsed here (InvalidArgument naming a bad one) before BoxManager::SetNetwork.
+  grpc::Status SetBoxNetwork(grpc::ServerContext* context, const v1::SetBoxNetworkRequest* request,
+                             v1::Box* response) override;
 
  private:
   grpc::Status Authorize(grpc::ServerContext* context) const;

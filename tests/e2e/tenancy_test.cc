@@ -77,7 +77,7 @@ TEST_CASE("with two keys, bob meets alice's box only as a missing one, and an ad
   CHECK(created["box_id"] == alice_box);
   ResultOf(call(bob, "create_llmbox", {{"box_id", bob_box}}));
 
-  SECTION("bob cannot see, get, log, exec or destroy alice's box") {
+  SECTION("bob cannot see, get, log, exec, re-network or destroy alice's box") {
     const json bobs = ResultOf(call(bob, "list_llmboxes", json::object()));
     REQUIRE(BoxIds(bobs) == std::vector<std::string>{bob_box});
     CHECK(bobs.dump().find(alice_box) == std::string::npos);
@@ -87,6 +87,7 @@ TEST_CASE("with two keys, bob meets alice's box only as a missing one, and an ad
         {"get_llmbox", json::object()},
         {"get_llmbox_logs", json::object()},
         {"exec_llmbox", {{"command", {"touch", "/workspace/bob-was-here"}}}},
+        {"set_llmbox_network", {{"add", {"pypi.org"}}}},
         {"destroy_llmbox", json::object()},
     };
     for (const auto& [tool, extra] : attempts) {

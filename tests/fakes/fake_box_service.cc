@@ -1,5 +1,7 @@
 #include "tests/fakes/fake_box_service.h"
 
+#include <algorithm>
+
 namespace llmbox::testing {
 
 FakeBoxService::FakeBoxService() {
@@ -28,6 +30,10 @@ grpc::Status FakeBoxService::CreateBox(grpc::ServerContext* context,
   box.set_phase(v1::BOX_PHASE_PENDING);
   box.set_image(request->image().empty() ? "llmbox-box:dev" : request->image());
   box.mutable_expires_at()->set_seconds(4'000'000'000);
+  *box.mutable_network()->mutable_allow() = request->network().allow();
+  box.mutable_network()->set_mode(request->network().mode() == v1::NETWORK_MODE_UNSPECIFIED
+                                      ? v1::NETWORK_MODE_ALLOWLIST
+                                      : request->network().mode());
   *response->mutable_box() = box;
   response->set_authorize_url(authorize_url);
   return grpc::Status::OK;
@@ -39,6 +45,39 @@ grpc::Status FakeBoxService::ListBoxes(grpc::ServerContext* context, const v1::L
   deadlines["ListBoxes"] = context->deadline();
   if (!list_status.ok()) return list_status;
   for (const auto& [id, box] : boxes) *response->add_boxes() = box;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeBoxService::GetBox(grpc::ServerContext* context, const v1::GetBoxRequest* request,
+                                    v1::Box* response) {
+  std::lock_guard lock(mu);
+  deadlines["GetBox"] = context->deadline();
+  if (!get_status.ok()) return get_status;
+  auto it = boxes.find(request->box_id());
+  if (it == boxes.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such box");
+  *response = it->second;
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeBoxService::SetBoxNetwork(grpc::ServerContext* context,
+                                           const v1::SetBoxNetworkRequest* request,
+                                           v1::Box* response) {
+  std::lock_guard lock(mu);
+  deadlines["SetBoxNetwork"] = context->deadline();
+  last_set_network = *request;
+  if (!set_network_status.ok()) return set_network_status;
+  auto it = boxes.find(request->box_id());
+  if (it == boxes.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such box");
+  v1::BoxNetwork* network = it->second.mutable_network();
+  std::vector<std::string> allow(network->allow().begin(), network->allow().end());
+  for (const auto& entry : request->remove()) std::erase(allow, entry);
+  for (const auto& entry : request->add()) {
+    if (std::find(allow.begin(), allow.end(), entry) == allow.end()) allow.push_back(entry);
+  }
+  network->clear_allow();
+  for (const auto& entry : allow) network->add_allow(entry);
+  if (request->mode() != v1::NETWORK_MODE_UNSPECIFIED) network->set_mode(request->mode());
+  *response = it->second;
   return grpc::Status::OK;
 }
 

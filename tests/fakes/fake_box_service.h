@@ -35,8 +35,12 @@ class FakeBoxService final : public v1::BoxService::Service {
 
   grpc::Status CreateBox(grpc::ServerContext*, const v1::CreateBoxRequest* request,
                          v1::CreateBoxResponse* response) override;
+  grpc::Status GetBox(grpc::ServerContext*, const v1::GetBoxRequest* request,
+                      v1::Box* response) override;
   grpc::Status ListBoxes(grpc::ServerContext*, const v1::ListBoxesRequest*,
                          v1::ListBoxesResponse* response) override;
+  grpc::Status SetBoxNetwork(grpc::ServerContext*, const v1::SetBoxNetworkRequest* request,
+                             v1::Box* response) override;
   grpc::Status DestroyBox(grpc::ServerContext*, const v1::DestroyBoxRequest* request,
                           v1::DestroyBoxResponse* response) override;
   grpc::Status SubmitCode(grpc::ServerContext*, const v1::SubmitCodeRequest* request,
@@ -56,6 +60,10 @@ class FakeBoxService final : public v1::BoxService::Service {
   v1::SubmitCodeResponse submit_response;
   grpc::Status submit_status = grpc::Status::OK;  // after the code is recorded
   grpc::Status list_status = grpc::Status::OK;
+  // GetBox answers the box in `boxes` (NOT_FOUND when none); SetBoxNetwork answers
+  // set_network_status when it is an error, else applies the change to the box there.
+  grpc::Status get_status = grpc::Status::OK;
+  grpc::Status set_network_status = grpc::Status::OK;
   v1::GetLogsResponse logs_response;
   grpc::Status logs_status = grpc::Status::OK;
   v1::ExecResponse exec_response;
@@ -85,6 +93,7 @@ class FakeBoxService final : public v1::BoxService::Service {
   v1::GetLogsRequest last_logs;
   v1::ExecRequest last_exec;
   v1::SubmitCodeRequest last_submit;
+  v1::SetBoxNetworkRequest last_set_network;
   std::map<std::string, std::chrono::system_clock::time_point> deadlines;
 
  private:

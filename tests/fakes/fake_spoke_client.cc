@@ -1,5 +1,6 @@
 #include "tests/fakes/fake_spoke_client.h"
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 
@@ -11,6 +12,8 @@ using hub::cluster::CreatedOnSpoke;
 using hub::cluster::ExecArgs;
 using hub::cluster::ExecOutput;
 using hub::cluster::LogsArgs;
+using hub::cluster::NetworkChange;
+using hub::cluster::NetworkMode;
 using hub::cluster::SpokeBox;
 using hub::cluster::SpokeHealth;
 using hub::cluster::SpokeLogs;
@@ -30,7 +33,45 @@ absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::CreateBox(const CreateBoxArgs& a
                  .image = args.image.empty() ? "llmbox-box:dev" : args.image,
                  .expires_at = std::chrono::sys_time<std::chrono::milliseconds>(
                      std::chrono::milliseconds(4'000'000'000'000))};
+  box.network.mode = NetworkMode::kAllowlist;
+  if (args.network.has_value()) {
+    if (args.network->mode != NetworkMode::kDefault) box.network.mode = args.network->mode;
+    box.network.allow = args.network->allow;
+  }
+  if (box.network.mode == NetworkMode::kAllowlist) box.network.base = network_base;
+  if (box.network.mode != NetworkMode::kNone) box.network.proxy = "http://10.200.0.1:3128";
   return CreatedOnSpoke{.box = box, .authorize_url = authorize_url};
+}
+
+absl::StatusOr<SpokeBox> FakeSpokeClient::GetBox(const std::string& box_id,
+                                                 std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("GetBox", timeout);
+  got.push_back(box_id);
+  if (!get_status.ok()) return get_status;
+  auto it = boxes.find(box_id);
+  if (it == boxes.end()) return absl::NotFoundError("no such box");
+  return it->second;
+}
+
+absl::StatusOr<SpokeBox> FakeSpokeClient::SetBoxNetwork(const std::string& box_id,
+                                                        const NetworkChange& change,
+                                                        std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("SetBoxNetwork", timeout);
+  network_changes.emplace_back(box_id, change);
+  if (!set_network_status.ok()) return set_network_status;
+  auto it = boxes.find(box_id);
+  if (it == boxes.end()) return absl::NotFoundError("no such box");
+  auto& network = it->second.network;
+  for (const auto& entry : change.remove) std::erase(network.allow, entry);
+  for (const auto& entry : change.add) {
+    if (std::find(network.allow.begin(), network.allow.end(), entry) == network.allow.end()) {
+      network.allow.push_back(entry);
+    }
+  }
+  if (change.mode != NetworkMode::kDefault) network.mode = change.mode;
+  return it->second;
 }
 
 absl::StatusOr<std::vector<SpokeBox>> FakeSpokeClient::ListBoxes(

@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hub/cluster/spoke_client.h"
@@ -23,7 +24,12 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
  public:
   [[nodiscard]] absl::StatusOr<hub::cluster::CreatedOnSpoke> CreateBox(
       const hub::cluster::CreateBoxArgs& args, std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeBox> GetBox(
+      const std::string& box_id, std::chrono::milliseconds timeout) override;
   [[nodiscard]] absl::StatusOr<std::vector<hub::cluster::SpokeBox>> ListBoxes(
+      std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeBox> SetBoxNetwork(
+      const std::string& box_id, const hub::cluster::NetworkChange& change,
       std::chrono::milliseconds timeout) override;
   [[nodiscard]] absl::Status DestroyBox(const std::string& box_id,
                                         std::chrono::milliseconds timeout) override;
@@ -41,10 +47,14 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   std::vector<std::chrono::milliseconds> Timeouts(const std::string& method);
 
   std::mutex mu;
-  // What the fake answers (guarded by mu). A create makes a pending box in `boxes`; a destroy
-  // of a box it does not have is NotFound; an Exec whose hook cancels it at once (as a gRPC
-  // call cancelled before it started) is Cancelled.
+  // What the fake answers (guarded by mu). A create makes a pending box in `boxes` (its
+  // network the policy asked for, allowlist by default, with `network_base`); a get, a
+  // network change or a destroy of a box it does not have is NotFound; a network change
+  // applies to the box in `boxes` (a set_network_status error applies nothing); an Exec whose
+  // hook cancels it at once (as a gRPC call cancelled before it started) is Cancelled.
   absl::Status create_status;
+  absl::Status get_status;
+  absl::Status set_network_status;
   absl::Status list_status;
   absl::Status destroy_status;
   absl::Status logs_status;
@@ -52,6 +62,7 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   absl::Status submit_status;
   absl::Status health_status;
   std::string authorize_url = "https://claude.ai/oauth/authorize?fake=1";
+  std::vector<std::string> network_base = {"api.anthropic.com:443"};
   hub::cluster::SpokeLogs logs;
   hub::cluster::ExecOutput exec_output;
   hub::cluster::SubmitOutcome submit_outcome;
@@ -64,6 +75,8 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   // State and what it was asked.
   std::map<std::string, hub::cluster::SpokeBox> boxes;  // by box id
   std::vector<hub::cluster::CreateBoxArgs> creates;
+  std::vector<std::string> got;  // GetBox's box ids
+  std::vector<std::pair<std::string, hub::cluster::NetworkChange>> network_changes;
   std::vector<std::string> destroyed;
   std::vector<hub::cluster::LogsArgs> logs_asked;
   std::vector<hub::cluster::ExecArgs> execs;

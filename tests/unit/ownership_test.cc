@@ -51,7 +51,8 @@ struct Fixture {
   // What the fake spoke was asked to do beyond creating boxes.
   std::size_t SpokeCalls() {
     std::lock_guard lock(spoke->mu);
-    return spoke->destroyed.size() + spoke->logs_asked.size() + spoke->execs.size();
+    return spoke->destroyed.size() + spoke->logs_asked.size() + spoke->execs.size() +
+           spoke->got.size() + spoke->network_changes.size();
   }
 
   testing::ScratchDir dir;
@@ -213,10 +214,12 @@ TEST_CASE("every box tool answers another principal's box exactly as a missing o
     }
   }
   REQUIRE(std::set<std::string>(box_tools.begin(), box_tools.end()) ==
-          std::set<std::string>{"get_llmbox", "destroy_llmbox", "get_llmbox_logs", "exec_llmbox"});
+          std::set<std::string>{"get_llmbox", "destroy_llmbox", "get_llmbox_logs", "exec_llmbox",
+                                "set_llmbox_network"});
   auto Args = [](const std::string& tool, const std::string& id) {
     json args = {{"box_id", id}};
     if (tool == "exec_llmbox") args["command"] = json::array({"id"});
+    if (tool == "set_llmbox_network") args["add"] = json::array({"pypi.org"});
     return args;
   };
   for (const std::string& tool : box_tools) {

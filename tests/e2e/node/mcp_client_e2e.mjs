@@ -22,7 +22,7 @@ show('protocol', transport.protocolVersion ?? null);
 const { tools } = await client.listTools();
 const names = tools.map((t) => t.name);
 assert.deepEqual(names, ['create_llmbox', 'get_llmbox', 'list_llmboxes', 'destroy_llmbox',
-  'get_llmbox_logs', 'exec_llmbox', 'list_spokes']);
+  'get_llmbox_logs', 'exec_llmbox', 'set_llmbox_network', 'list_spokes']);
 const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
 assert.equal(byName.destroy_llmbox.annotations.destructiveHint, true);
 assert.equal(byName.get_llmbox.annotations.readOnlyHint, true);
@@ -47,6 +47,10 @@ const got = await client.callTool({ name: 'get_llmbox', arguments: { box_id: box
 show('get', got);
 assert.equal(got.structuredContent.status, 'pending');
 assert.equal(got.structuredContent.description, 'e2e box');
+// The box's network, asked of its spoke live.
+assert.ok(['none', 'allowlist', 'open'].includes(got.structuredContent.network?.mode),
+  `get_llmbox shows the box's network: ${JSON.stringify(got.structuredContent.network)}`);
+assert.ok(Array.isArray(got.structuredContent.network.refusals));
 
 const listed = await client.callTool({ name: 'list_llmboxes', arguments: { status: 'pending' } });
 show('list', listed);
@@ -67,6 +71,17 @@ show('exec', exec);
 assert.equal(exec.structuredContent.exit_code, 3);
 assert.equal(exec.structuredContent.stdout, 'hello\n');
 assert.equal(exec.structuredContent.stderr, 'oops\n');
+
+// A network change: applied, or refused by the spoke in its own words (its policy, or a spoke
+// whose box manager does not change networks yet); never refused for its shape by the hub.
+const network = await client.callTool({ name: 'set_llmbox_network', arguments: {
+  box_id: boxId, add: ['pypi.org'] } });
+show('set_network', network);
+if (network.isError) {
+  assert.doesNotMatch(network.content[0].text, /invalid arguments/);
+} else {
+  assert.ok(network.structuredContent.network.allow.includes('pypi.org'));
+}
 
 const duplicate = await client.callTool({ name: 'create_llmbox', arguments: { box_id: boxId } });
 show('duplicate', duplicate);
