@@ -22,6 +22,11 @@ absl::Status HostEgress::Restore(const std::vector<std::pair<BoxNetwork, BoxPoli
   if (absl::Status st = firewall_.Reset(networks); !st.ok()) {
     return absl::Status(st.code(), absl::StrCat("restoring the host's box rules: ", st.message()));
   }
+  {
+    std::lock_guard lock(mu_);
+    logged_.clear();
+    for (const auto& [network, policy] : boxes) logged_[network.box_id] = {};
+  }
   absl::Status first_error;
   for (const auto& [network, policy] : boxes) {
     absl::Status st = proxy_.AddBox(network.box_id, network.gateway, policy);
@@ -40,6 +45,8 @@ absl::Status HostEgress::Attach(const BoxNetwork& network, const BoxPolicy& poli
     (void)firewall_.Remove(network.box_id);
     return st;
   }
+  std::lock_guard lock(mu_);
+  logged_[network.box_id] = {};
   return absl::OkStatus();
 }
 
@@ -49,6 +56,10 @@ absl::Status HostEgress::SetPolicy(const std::string& box_id, const BoxPolicy& p
 
 absl::Status HostEgress::Detach(const std::string& box_id) {
   proxy_.RemoveBox(box_id);
+  {
+    std::lock_guard lock(mu_);
+    logged_.erase(box_id);
+  }
   return firewall_.Remove(box_id);
 }
 
@@ -61,6 +72,27 @@ std::vector<Refusal> HostEgress::Refusals(const std::string& box_id, size_t limi
                    [](const Refusal& a, const Refusal& b) { return a.time < b.time; });
   if (all.size() > limit) all.erase(all.begin(), all.end() - static_cast<ptrdiff_t>(limit));
   return all;
+}
+
+void HostEgress::LogNewRefusals(const std::string& spoke_name) {
+  std::map<std::string, std::chrono::system_clock::time_point> boxes;
+  {
+    std::lock_guard lock(mu_);
+    boxes = logged_;
+  }
+  for (const auto& [box_id, since] : boxes) {
+    auto refused = firewall_.Refusals(box_id);
+    if (!refused.ok()) continue;
+    auto newest = since;
+    for (const Refusal& r : *refused) {
+      if (r.time <= since) continue;
+      spdlog::warn("spoke {}: box {}: egress refused {} {}:{} ({})", spoke_name, box_id, r.protocol,
+                   r.destination, r.port, r.rule);
+      newest = std::max(newest, r.time);
+    }
+    std::lock_guard lock(mu_);
+    if (auto it = logged_.find(box_id); it != logged_.end()) it->second = newest;
+  }
 }
 
 }  // namespace llmbox::spoke::egress

@@ -17,6 +17,9 @@
 // Thread-safe: calls for different boxes may run at once.
 #pragma once
 
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,9 +60,16 @@ class HostEgress final : public BoxEgress {
   [[nodiscard]] absl::Status Detach(const std::string& box_id) override;
   std::vector<Refusal> Refusals(const std::string& box_id, size_t limit) override;
 
+  // Logs the host rules' refusals newer than the last ones it logged, one line per box and
+  // destination (the proxy logs its own as they happen). The spoke calls it periodically.
+  void LogNewRefusals(const std::string& spoke_name);
+
  private:
   EgressProxy& proxy_;
   Firewall& firewall_;
+  std::mutex mu_;
+  // Attached boxes -> the time of the newest rules' refusal logged for each.
+  std::map<std::string, std::chrono::system_clock::time_point> logged_;
 };
 
 }  // namespace llmbox::spoke::egress

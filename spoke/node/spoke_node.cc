@@ -17,6 +17,7 @@
 #include "common/files.h"
 #include "common/grpc_server.h"
 #include "common/grpc_tls.h"
+#include "common/periodic.h"
 #include "common/status.h"
 #include "common/subprocess.h"
 #include "spoke/box/manager.h"
@@ -94,6 +95,7 @@ struct SpokeNode::Parts {
   std::unique_ptr<egress::EgressProxy> proxy;
   std::unique_ptr<egress::Firewall> firewall;
   std::unique_ptr<egress::HostEgress> host_egress;
+  std::unique_ptr<common::PeriodicTask> refusal_log;  // the host rules' refusals, to the log
   std::unique_ptr<box::BoxManager> boxes;
   std::unique_ptr<reaper::Reaper> reaper;
   std::unique_ptr<service::BoxServiceImpl> service;
@@ -148,7 +150,7 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
         egress::MakeNftFirewall({.spoke_name = FirewallOwner(spoke_name, info.endpoint),
                                  .proxy_port = c.egress.proxy_port,
                                  .nft_path = c.egress.nft_path},
-                                parts->subprocesses);
+                                parts->subprocesses, clock);
     parts->host_egress = std::make_unique<egress::HostEgress>(*parts->proxy, *parts->firewall);
     box_egress = parts->host_egress.get();
   }
@@ -208,6 +210,12 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
   }
 
   parts->reaper->Start();
+  if (parts->host_egress != nullptr) {
+    parts->refusal_log = std::make_unique<common::PeriodicTask>(
+        clock, std::chrono::seconds(10),
+        [egress = parts->host_egress.get(), spoke_name] { egress->LogNewRefusals(spoke_name); });
+    parts->refusal_log->Start();
+  }
   if (!parts->in_process()) {
     parts->renewer = std::make_unique<enroll::CertificateRenewer>(c, clock, &parts->hub_pins);
     parts->renewer->Start();
@@ -239,6 +247,7 @@ void SpokeNode::Stop() {
   if (parts_->stopped) return;
   parts_->stopped = true;
   if (parts_->renewer != nullptr) parts_->renewer->Stop();
+  if (parts_->refusal_log != nullptr) parts_->refusal_log->Stop();
   parts_->reaper->Stop();
   // gRPC deadlines are on the system clock, not ours.
   const auto grace = parts_->in_process() ? std::chrono::seconds(5) : std::chrono::seconds(10);

@@ -27,8 +27,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "spoke/box/manager.h"
 #include "common/subprocess.h"
+#include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
 #include "spoke/egress/egress.h"
 #include "spoke/egress/firewall.h"
@@ -215,9 +215,11 @@ int main(int argc, char** argv) {
   const std::string spoke_name = "bench" + std::to_string(::getpid());
   llmbox::common::PosixSubprocessRunner runner;
   auto resolver = egress::MakeSystemResolver({});
-  egress::EgressProxy proxy(
-      {.port = 3128, .policy = options.egress, .resolver = resolver.get(), .spoke_name = spoke_name},
-      llmbox::common::SystemClock::Get());
+  egress::EgressProxy proxy({.port = 3128,
+                             .policy = options.egress,
+                             .resolver = resolver.get(),
+                             .spoke_name = spoke_name},
+                            llmbox::common::SystemClock::Get());
   auto firewall = egress::MakeNftFirewall({.spoke_name = spoke_name, .proxy_port = 3128}, runner);
   egress::HostEgress host_egress(proxy, *firewall);
   box::BoxManager boxes(**engine, llmbox::common::SystemClock::Get(), options, nullptr,

@@ -61,7 +61,8 @@ TEST_CASE(
               "  egress:\n"
               "    modes: [none, allowlist]\n"
               "    box_may_allow: ['*.test']\n"
-              "    hosts: [allowed.test=" + inside + ", other.test=" + inside + "]\n");
+              "    hosts: [allowed.test=" +
+                  inside + ", other.test=" + inside + "]\n");
   const std::string alice = CreateKey(dir, "alice", false);
   const std::string bob = CreateKey(dir, "bob", false);
   HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
@@ -77,18 +78,18 @@ TEST_CASE(
   } cleanup{[&] { (void)call(alice, "destroy_llmbox", {{"box_id", id}}); }};
 
   // A mode the spoke does not allow is refused, saying which it does.
-  const std::string open = ErrorOf(call(
-      alice, "create_llmbox", {{"box_id", UniqueId("egress")}, {"network", "open"}}));
+  const std::string open =
+      ErrorOf(call(alice, "create_llmbox", {{"box_id", UniqueId("egress")}, {"network", "open"}}));
   CHECK_THAT(open, Catch::Matchers::Contains("open"));
   CHECK_THAT(open, Catch::Matchers::Contains("allowlist"));
 
-  const json created = ResultOf(call(
-      alice, "create_llmbox",
-      {{"box_id", id}, {"network", {{"mode", "allowlist"}, {"allow", {"allowed.test:80"}}}}}));
+  const json created = ResultOf(
+      call(alice, "create_llmbox",
+           {{"box_id", id}, {"network", {{"mode", "allowlist"}, {"allow", {"allowed.test:80"}}}}}));
   CHECK(created["box_id"] == id);
   auto exec = [&](const std::string& script) {
-    const json ran = ResultOf(call(alice, "exec_llmbox",
-                                   {{"box_id", id}, {"command", {"bash", "-c", script}}}));
+    const json ran =
+        ResultOf(call(alice, "exec_llmbox", {{"box_id", id}, {"command", {"bash", "-c", script}}}));
     return ran["stdout"].get<std::string>();
   };
   CHECK_THAT(exec(ConnectScript("allowed.test:80")), Catch::Matchers::Contains("server: hello"));

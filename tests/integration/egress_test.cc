@@ -5,6 +5,8 @@
 // machine: "the internet" is a network namespace with 198.18/15 addresses (TestInternet), and
 // every name a box asks for is mapped in the proxy's own table (egress.hosts).
 
+#include "spoke/egress/egress.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -12,15 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include <catch2/catch.hpp>
 
-#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/secrets.h"
 #include "common/subprocess.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
-#include "spoke/egress/egress.h"
 #include "spoke/egress/firewall.h"
 #include "spoke/egress/policy.h"
 #include "spoke/egress/proxy.h"
@@ -82,8 +83,8 @@ struct Spoke {
     });
     policy.host_addresses.push_back(*egress::ParseIp(internet.host_address()));
     proxy = std::make_unique<egress::EgressProxy>(
-        egress::ProxyOptions{.port = 3128, .policy = policy, .resolver = resolver.get(),
-                             .spoke_name = name},
+        egress::ProxyOptions{
+            .port = 3128, .policy = policy, .resolver = resolver.get(), .spoke_name = name},
         common::SystemClock::Get());
     firewall = egress::MakeNftFirewall({.spoke_name = name, .proxy_port = 3128}, runner);
     host_egress = std::make_unique<egress::HostEgress>(*proxy, *firewall);
@@ -114,15 +115,15 @@ struct Spoke {
 
   // Runs `script` with bash as the box's exec user; returns stdout (stderr appended).
   std::string Run(const std::string& box_id, const std::string& script) {
-    auto ran = boxes->Exec(box_id, {.argv = {"bash", "-c", script}, .timeout = 30s},
-                           ExecIdentity::kUser);
+    auto ran =
+        boxes->Exec(box_id, {.argv = {"bash", "-c", script}, .timeout = 30s}, ExecIdentity::kUser);
     REQUIRE(ran.ok());
     return ran->stdout_data + ran->stderr_data;
   }
 
   std::string Table() {
-    auto listed = runner.Run({.argv = {"nft", "list", "table", "inet",
-                                       egress::NftTableName(name)}});
+    auto listed =
+        runner.Run({.argv = {"nft", "list", "table", "inet", egress::NftTableName(name)}});
     REQUIRE(listed.ok());
     return listed->stdout_data;
   }
@@ -134,7 +135,9 @@ std::string ConnectScript(const std::string& target) {
   return absl::StrCat(
       "p=${HTTPS_PROXY#http://}; h=${p%:*}; port=${p##*:}; "
       "exec 3<>/dev/tcp/$h/$port || exit 9; "
-      "printf 'CONNECT ", target, " HTTP/1.1\\r\\nHost: ", target, "\\r\\n\\r\\n' >&3; "
+      "printf 'CONNECT ",
+      target, " HTTP/1.1\\r\\nHost: ", target,
+      "\\r\\n\\r\\n' >&3; "
       "IFS= read -r -t 10 status <&3; echo \"proxy: ${status%$'\\r'}\"; "
       "case \"$status\" in *\" 200 \"*) "
       "  while IFS= read -r -t 10 l <&3 && [ \"${l%$'\\r'}\" != '' ]; do :; done; "
@@ -184,9 +187,9 @@ TEST_CASE("an allowlist box reaches an allowed name and nothing else, and every 
   const std::string id = UniqueId("allow");
   auto created = spoke.boxes->Create(
       {.box_id = id,
-       .network = egress::BoxPolicy{.mode = egress::Mode::kAllowlist,
-                                    .allow = {EntryOf("allowed.test:80"), EntryOf("meta.test"),
-                                              EntryOf("host.test")}}});
+       .network = egress::BoxPolicy{
+           .mode = egress::Mode::kAllowlist,
+           .allow = {EntryOf("allowed.test:80"), EntryOf("meta.test"), EntryOf("host.test")}}});
   REQUIRE(created.ok());
   // "http://<gateway>:3128"
   const std::string& proxy_url = created->box.network.proxy;
@@ -230,8 +233,9 @@ TEST_CASE("an allowlist box reaches an allowed name and nothing else, and every 
   CHECK(Refused(*got, gateway, 53, "udp"));
 }
 
-TEST_CASE("a box in mode none reaches nothing; an open box reaches the internet, not the denied set",
-          "[egress]") {
+TEST_CASE(
+    "a box in mode none reaches nothing; an open box reaches the internet, not the denied set",
+    "[egress]") {
   auto internet = testing::TestInternet::Create();
   REQUIRE(internet.ok());
   testing::TestServer& web = (*internet)->Serve(80);
@@ -251,7 +255,8 @@ TEST_CASE("a box in mode none reaches nothing; an open box reaches the internet,
   std::string out = spoke.Run(open, ConnectScript("other.test:80"));
   INFO(out);
   CHECK(Has(out, "server: hello"));
-  CHECK(Has(spoke.Run(open, ConnectScript((*internet)->inside_address() + ":80")), "server: hello"));
+  CHECK(
+      Has(spoke.Run(open, ConnectScript((*internet)->inside_address() + ":80")), "server: hello"));
   CHECK(web.Connections() == 2);
   CHECK(Has(spoke.Run(open, ConnectScript("meta.test:80")), "proxy: HTTP/1.1 403"));
   CHECK(Has(spoke.Run(open, ConnectScript("169.254.169.254:80")), "proxy: HTTP/1.1 403"));
@@ -298,11 +303,11 @@ TEST_CASE("two boxes cannot reach each other, directly or through the proxy", "[
               .ok());
   REQUIRE(spoke.boxes->Create({.box_id = b}).ok());
   // A listener in b's exec container, on b's network.
-  spoke.Run(b, "setsid perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>7000,"
-               "Listen=>5,ReuseAddr=>1) or die; while($c=$s->accept){print $c \"hi\\n\";close $c}'"
-               " </dev/null >/dev/null 2>&1 & sleep 0.5");
-  const std::string b_address =
-      spoke.Run(b, "hostname -I | cut -d' ' -f1 | tr -d '\\n'");
+  spoke.Run(b,
+            "setsid perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>7000,"
+            "Listen=>5,ReuseAddr=>1) or die; while($c=$s->accept){print $c \"hi\\n\";close $c}'"
+            " </dev/null >/dev/null 2>&1 & sleep 0.5");
+  const std::string b_address = spoke.Run(b, "hostname -I | cut -d' ' -f1 | tr -d '\\n'");
   REQUIRE_FALSE(b_address.empty());
   // b reaches itself: the listener is up.
   CHECK(Has(spoke.Run(b, RawTcpScript(b_address, 7000)), "raw: connected"));

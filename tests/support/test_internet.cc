@@ -1,20 +1,20 @@
 #include "tests/support/test_internet.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <future>
 
-#include <catch2/catch.hpp>
-
 #include "absl/strings/str_cat.h"
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "common/subprocess.h"
 
 namespace llmbox::testing {
@@ -25,8 +25,8 @@ namespace {
   auto result = runner.Run({.argv = argv, .timeout = std::chrono::seconds(10)});
   if (!result.ok()) return result.status();
   if (result->exit_code != 0) {
-    return absl::InternalError(absl::StrCat(argv[0], " ", argv.size() > 1 ? argv[1] : "", ": ",
-                                            result->stderr_data));
+    return absl::InternalError(
+        absl::StrCat(argv[0], " ", argv.size() > 1 ? argv[1] : "", ": ", result->stderr_data));
   }
   return absl::OkStatus();
 }
