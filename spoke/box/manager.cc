@@ -53,6 +53,13 @@ constexpr std::string_view kExecHomeSize = "256m";
 constexpr std::string_view kExecIdle =
     "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 
+// The disk bounds every managed container gets: its console log and its writable layer.
+void BoundDisk(const DiskOptions& disk, docker::ContainerSpec& spec) {
+  spec.log_max_bytes = disk.log_max_bytes;
+  spec.log_max_files = disk.log_max_files;
+  spec.root_size_bytes = disk.root_bytes;
+}
+
 // Removes the code itself wherever the box echoed it, and authorize URLs.
 // Linear in the text (a Boyer-Moore search; the text is a box's line, up to 1 MiB).
 std::string Scrub(std::string_view text, std::string_view code) {
@@ -228,6 +235,7 @@ std::shared_ptr<BoxManager::Live> BoxManager::LiveOf(const std::string& box_id) 
 }
 
 absl::Status BoxManager::Recover() {
+  LLMBOX_RETURN_IF_ERROR(CheckDisk());
   LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
   // Exec containers whose box is gone (removed behind the spoke's back) go too.
   std::set<std::string> boxes;
@@ -283,6 +291,27 @@ absl::Status BoxManager::Recover() {
     std::lock_guard lock(mu_);
     UpdateLocked(box_id, [&](BoxState& state) { state.live = std::move(live); });
   }
+  return absl::OkStatus();
+}
+
+absl::Status BoxManager::CheckDisk() {
+  if (options_.disk.root_bytes <= 0) return absl::OkStatus();
+  docker::ContainerSpec probe;
+  probe.name = "llmbox-disk-check-" + options_.spoke_name;
+  probe.image = options_.default_image;
+  probe.labels = {{kSpokeLabel, options_.spoke_name}};
+  probe.root_size_bytes = options_.disk.root_bytes;
+  (void)engine_.RemoveContainer(probe.name, /*force=*/true);  // left by a crash
+  auto created = engine_.CreateContainer(probe);
+  if (!created.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spoke ", options_.spoke_name,
+        ": boxes.disk.root_size is set but the engine cannot bound a container's writable "
+        "layer: ",
+        created.status().message(),
+        "; put the engine's data root on xfs mounted with pquota, or remove the key"));
+  }
+  (void)engine_.RemoveContainer(*created, /*force=*/true);
   return absl::OkStatus();
 }
 
@@ -411,6 +440,20 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
     return WithContext(box_id, step, st);
   };
 
+  if (options_.disk.workspace_bytes > 0) {
+    // Files put into the container before it starts would land in a tmpfs that the engine
+    // mounts for the copy and unmounts after it: lost without an error.
+    for (const auto& file : hook_files) {
+      if (file.path == kWorkspace ||
+          absl::StartsWith(file.path, absl::StrCat(AsAbsl(kWorkspace), "/"))) {
+        return fail("injecting its files",
+                    absl::InvalidArgumentError(absl::StrCat(
+                        "a box.create hook returned ", common::QuoteForMessage(file.path),
+                        ", but /workspace is a tmpfs made when the box starts "
+                        "(boxes.disk.workspace_size) and would lose it; use another path")));
+      }
+    }
+  }
   auto net = engine_.CreateNetwork({.name = NetworkName(box_id), .labels = labels});
   if (!net.ok()) return fail("creating its network", net.status());
   network = NetworkName(box_id);
@@ -423,7 +466,15 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
                          options_.remote_control_args.end());
   // The entrypoint makes the workspace group-writable for the exec user's gid.
   spec.env = {"HOME=/root", absl::StrCat("LLMBOX_EXEC_GID=", options_.exec.gid)};
-  spec.volumes = {std::string(kWorkspace)};
+  if (options_.disk.workspace_bytes > 0) {
+    spec.local_volumes[std::string(kWorkspace)] = {
+        {"type", "tmpfs"},
+        {"device", "tmpfs"},
+        {"o", absl::StrCat("nosuid,nodev,size=", options_.disk.workspace_bytes)}};
+  } else {
+    spec.volumes = {std::string(kWorkspace)};
+  }
+  BoundDisk(options_.disk, spec);
   spec.labels = labels;
   spec.working_dir = std::string(kWorkspace);
   spec.user = "0:0";
@@ -820,6 +871,14 @@ absl::StatusOr<std::string> BoxManager::ExecContainerFor(const ContainerInfo& bo
   spec.tmpfs = {{std::string(kExecHome),
                  absl::StrCat("rw,nosuid,nodev,size=", AsAbsl(kExecHomeSize),
                               ",mode=0700,uid=", options_.exec.uid, ",gid=", options_.exec.gid)}};
+  // Nothing of the exec user's reaches the data root: a read-only root, its temporary
+  // folders in memory, the workspace bounded by its own volume.
+  spec.read_only_rootfs = true;
+  for (const char* tmp : {"/tmp", "/var/tmp"}) {
+    spec.tmpfs[tmp] =
+        absl::StrCat("rw,nosuid,nodev,size=", options_.disk.exec_tmp_bytes, ",mode=1777");
+  }
+  BoundDisk(options_.disk, spec);
   spec.network_mode = NetworkName(box_id);
   auto created = engine_.CreateContainer(spec);
   if (!created.ok()) return WithContext(box_id, "creating its exec container", created.status());

@@ -58,6 +58,25 @@ struct ExecOptions {
   int max_concurrent = 4;                   // execs running at once, per box
 };
 
+// How much of the engine's data root a box may use (docs/spoke.md, boxes.disk). Every limit
+// is enforced by the engine or the kernel, never by the spoke watching.
+struct DiskOptions {
+  // The console log of the box and exec containers: json-file, rotated at log_max_bytes,
+  // log_max_files files kept (older output is dropped).
+  int64_t log_max_bytes = int64_t{10} << 20;
+  int log_max_files = 3;
+  // /workspace: a tmpfs of this size (memory-backed: its pages count against the memory limit
+  // of the container that writes them; gone when both containers stop). 0: an unbounded
+  // volume on the data root.
+  int64_t workspace_bytes = int64_t{2} << 30;
+  // The exec container's root filesystem is read-only; /tmp and /var/tmp are tmpfs of this
+  // size each (memory-backed, like the workspace).
+  int64_t exec_tmp_bytes = int64_t{256} << 20;
+  // The writable layer of both containers (StorageOpt size): only when the engine's storage
+  // driver supports it (overlay2 on xfs mounted with pquota). 0: unbounded.
+  int64_t root_bytes = 0;
+};
+
 enum class ExecIdentity {
   kUser,  // the box's unprivileged exec user, in its exec container
   kBox,   // root in the box container, beside Claude (the spoke's own needs)
@@ -81,6 +100,7 @@ struct BoxManagerOptions {
   std::chrono::seconds stop_grace{10};
   int max_activation_attempts = 5;
   ExecOptions exec;
+  DiskOptions disk;
   // Containers a box may be connected to (peers), by name.
   std::vector<std::string> allowed_peers;
   // What boxes may reach (docs/network.md): the modes, the base allowlist, what a box may add.
@@ -164,8 +184,13 @@ class BoxManager {
   ~BoxManager();
 
   // Re-reads the managed boxes from the engine and re-attaches to pending ones, so they can
-  // still be activated after a spoke restart.
+  // still be activated after a spoke restart. Runs CheckDisk first (its error, if any).
   [[nodiscard]] absl::Status Recover();
+
+  // Checks that the engine can enforce every configured disk limit: with disk.root_bytes set,
+  // makes (and removes, never starts) a container of the default image with that size.
+  // FailedPrecondition with the engine's words and the fix when it cannot. Call at start.
+  [[nodiscard]] absl::Status CheckDisk();
 
   [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateBoxRequest& request);
   [[nodiscard]] absl::StatusOr<SubmitOutcome> SubmitCode(

@@ -197,6 +197,9 @@ absl::StatusOr<std::string> FakeDockerEngine::CreateContainer(const ContainerSpe
   for (const auto& path : spec.volumes) {
     container.info.volumes[path] = absl::StrFormat("%064d", next_id_++);
   }
+  for (const auto& [path, options] : spec.local_volumes) {
+    container.info.volumes[path] = absl::StrFormat("%064d", next_id_++);
+  }
   for (const auto& bind : spec.binds) {
     const auto colon = bind.find(':');
     if (colon == std::string::npos || bind.front() == '/') continue;
