@@ -164,6 +164,10 @@ std::string BoxManager::AttemptsPath(const std::string& box_id) const {
   return options_.state_dir.empty() ? std::string() : options_.state_dir + "/attempts/" + box_id;
 }
 
+std::string BoxManager::SessionUrlPath(const std::string& box_id) const {
+  return options_.state_dir.empty() ? std::string() : options_.state_dir + "/session-url/" + box_id;
+}
+
 absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {
   if (hooks_ == nullptr) return absl::OkStatus();
   const std::string path = HookStatePath(facts.box_id);
@@ -257,13 +261,21 @@ absl::Status BoxManager::Recover() {
     if (info.name == ReadyName(box_id)) {
       // The session URL is in the console history.
       auto logs = engine_.Logs(info.id, {.tail = 0, .max_bytes = 1 << 20});
+      std::optional<std::string> url;
       if (logs.ok()) {
         ConsoleScanner scanner;
         scanner.Feed(logs->output);
-        if (auto url = scanner.SessionUrl()) {
-          std::lock_guard lock(mu_);
-          UpdateLocked(box_id, [&](BoxState& state) { state.session_url = *url; });
+        url = scanner.SessionUrl();
+      }
+      // Rotated away with the console log: the copy saved at activation.
+      if (const std::string path = SessionUrlPath(box_id); !url.has_value() && !path.empty()) {
+        if (auto saved = common::ReadSmallFile(path, 4096); saved.ok() && !saved->empty()) {
+          url = *std::move(saved);
         }
+      }
+      if (url.has_value()) {
+        std::lock_guard lock(mu_);
+        UpdateLocked(box_id, [&](BoxState& state) { state.session_url = *url; });
       }
       continue;
     }
@@ -654,11 +666,16 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
 
   if (outcome.activated) {
     auto renamed = engine_.RenameContainer(info.id, ReadyName(box_id));
+    absl::Status saved = absl::OkStatus();
+    if (const std::string path = SessionUrlPath(box_id); !path.empty()) {
+      saved = WriteStateFile(path, outcome.session_url);
+    }
     std::lock_guard lock(mu_);
     UpdateLocked(box_id, [&](BoxState& state) {
       state.session_url = outcome.session_url;
-      state.last_error =
-          renamed.ok() ? std::string() : Prefixed(box_id, "marking it ready", renamed);
+      state.last_error = !renamed.ok() ? Prefixed(box_id, "marking it ready", renamed)
+                         : !saved.ok() ? Prefixed(box_id, "saving its session URL", saved)
+                                       : std::string();
       state.live = nullptr;
     });
   } else {
@@ -759,7 +776,8 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
       state.attempts = 0;
     });
   }
-  if (const std::string path = AttemptsPath(box_id); !path.empty()) {
+  for (const std::string& path : {AttemptsPath(box_id), SessionUrlPath(box_id)}) {
+    if (path.empty()) continue;
     std::error_code ec;
     std::filesystem::remove(path, ec);
   }

@@ -261,6 +261,9 @@ class BoxManager {
   [[nodiscard]] absl::Status RemoveExecContainers(const std::string& box_id);
   std::string HookStatePath(const std::string& box_id) const;
   std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir
+  // Where a ready box's session URL is kept, for a restart after its console log rotated
+  // past it (boxes.disk.log_max_size). "" without a state_dir.
+  std::string SessionUrlPath(const std::string& box_id) const;
   [[nodiscard]] absl::Status SaveHookState(const std::string& box_id, const std::string& state);
   // Runs the destroy hooks with the box's saved state and forgets it (kept when they fail,
   // so that destroying again retries them).

@@ -27,6 +27,7 @@
 #include "spoke/docker/curl_engine.h"
 #include "tests/integration/engine_http.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/scratch_dir.h"
 
 namespace llmbox::spoke::box {
 namespace {
@@ -108,12 +109,15 @@ TEST_CASE(
                   .log_max_files = 2,
                   .workspace_bytes = int64_t{64} << 20,
                   .exec_tmp_bytes = int64_t{16} << 20};
+  testing::ScratchDir state("disk-state");
+  options.state_dir = state.path().string();
   BoxManager boxes(*engine, common::SystemClock::Get(), options);
   const std::string id = DiskBoxId("fill");
   BoxGuard guard{boxes, id};
   const std::string container = ActivatedBox(boxes, id);
+  BoxManager* spoke = &boxes;  // the spoke of the moment (it restarts below)
   auto run = [&](ExecIdentity who, const std::string& script) {
-    auto ran = boxes.Exec(id, {.argv = {"sh", "-c", script}, .timeout = 120s}, who);
+    auto ran = spoke->Exec(id, {.argv = {"sh", "-c", script}, .timeout = 120s}, who);
     REQUIRE(ran.ok());
     INFO(script << "\n-> " << ran->stdout_data << ran->stderr_data);
     CHECK_FALSE(ran->timed_out);
@@ -164,16 +168,27 @@ TEST_CASE(
   CHECK(box_log > (uintmax_t{1} << 20));
   CHECK(box_log <= (uintmax_t{5} << 19));
 
-  // The spoke and the engine still serve: the full box answers, another is made and used.
-  auto got = boxes.Get(id);
+  // A restarted spoke finds the full box as it was: ready, with its session URL (rotated out
+  // of the log, kept in the state dir) and its workspace.
+  auto history = engine->Logs(container, {.tail = 0, .max_bytes = 4 << 20});
+  REQUIRE(history.ok());
+  CHECK(history->output.find("claude.ai/code/session_") == std::string::npos);
+  BoxManager restarted(*engine, common::SystemClock::Get(), options);
+  spoke = &restarted;
+  REQUIRE(restarted.Recover().ok());
+  auto got = restarted.Get(id);
   REQUIRE(got.ok());
   CHECK(got->phase == BoxPhase::kReady);
+  CHECK(got->session_url.rfind("https://claude.ai/code/session_01", 0) == 0);
+  CHECK(run(ExecIdentity::kUser, "du -k /workspace/fill").stdout_data.rfind("6553", 0) == 0);
+
+  // The spoke and the engine still serve: another box is made and used.
   const std::string other = DiskBoxId("other");
-  BoxGuard other_guard{boxes, other};
-  REQUIRE(boxes.Create({.box_id = other}).ok());
+  BoxGuard other_guard{restarted, other};
+  REQUIRE(restarted.Create({.box_id = other}).ok());
   auto used =
-      boxes.Exec(other, {.argv = {"sh", "-c", "echo ok > /workspace/f && cat /workspace/f"}},
-                 ExecIdentity::kUser);
+      restarted.Exec(other, {.argv = {"sh", "-c", "echo ok > /workspace/f && cat /workspace/f"}},
+                     ExecIdentity::kUser);
   REQUIRE(used.ok());
   CHECK(used->stdout_data == "ok\n");
 
@@ -182,7 +197,7 @@ TEST_CASE(
   REQUIRE(info.ok());
   const std::string volume = info->volumes.at("/workspace");
   CHECK(Inspect(http, "/volumes/" + volume).at("Options").at("type") == "tmpfs");
-  auto destroyed = boxes.Destroy(id, 1s);
+  auto destroyed = restarted.Destroy(id, 1s);
   REQUIRE(destroyed.ok());
   CHECK(*destroyed);
   CHECK(http.Call("GET", "/v1.41/volumes/" + volume).status == 404);

@@ -3,6 +3,7 @@
 // and the config keys. What the engine and kernel then enforce is shown on the rig by
 // tests/integration/box_disk_test.cc.
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@
 #include "tests/fakes/fake_docker_engine.h"
 #include "tests/fakes/fake_subprocess_runner.h"
 #include "tests/fakes/faulty_docker_engine.h"
+#include "tests/fakes/scripted_console.h"
+#include "tests/support/scratch_dir.h"
 
 namespace llmbox::spoke::box {
 namespace {
@@ -154,6 +157,47 @@ TEST_CASE("a hook file under a tmpfs workspace fails the create, undoes the hook
   options.disk.workspace_bytes = 0;
   BoxManager& unbounded = world.Start(options);
   REQUIRE(unbounded.Create({.box_id = "b2"}).ok());
+}
+
+TEST_CASE("a ready box's session URL comes back after a restart when its log rotated past it",
+          "[disk]") {
+  DiskWorld world;
+  testing::ScratchDir state("disk-state");
+  BoxManagerOptions options = DiskWorld::Options();
+  options.state_dir = state.path().string();
+  BoxManager& boxes = world.Start(options);
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  auto outcome = boxes.SubmitCode("b1", "good-code#state");
+  REQUIRE(outcome.ok());
+  REQUIRE(outcome->activated);
+  CHECK(outcome->box.last_error.empty());
+  world.engine.RotateLogs("llmbox-b1");
+
+  BoxManager& restarted = world.Start(options);
+  REQUIRE(restarted.Recover().ok());
+  auto got = restarted.Get("b1");
+  REQUIRE(got.ok());
+  CHECK(got->phase == BoxPhase::kReady);
+  CHECK(got->session_url == testing::ConsoleScript{}.session_url);
+
+  // Destroy forgets it, so a new box of the same id does not inherit it.
+  REQUIRE(restarted.Destroy("b1").ok());
+  CHECK_FALSE(std::filesystem::exists(state.path() / "session-url" / "b1"));
+}
+
+TEST_CASE("without a state dir a restart after the log rotated has no session URL to show",
+          "[disk]") {
+  DiskWorld world;
+  BoxManager& boxes = world.Start(DiskWorld::Options());
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.SubmitCode("b1", "good-code#state").ok());
+  world.engine.RotateLogs("llmbox-b1");
+  BoxManager& restarted = world.Start(DiskWorld::Options());
+  REQUIRE(restarted.Recover().ok());
+  auto got = restarted.Get("b1");
+  REQUIRE(got.ok());
+  CHECK(got->phase == BoxPhase::kReady);
+  CHECK(got->session_url.empty());
 }
 
 TEST_CASE("without a root size the disk check touches nothing", "[disk]") {
