@@ -138,8 +138,13 @@ struct BoxManager::Live {
 };
 
 BoxManager::BoxManager(docker::DockerEngine& engine, common::Clock& clock,
-                       BoxManagerOptions options, hooks::HookRunner* hooks)
-    : engine_(engine), clock_(clock), options_(std::move(options)), hooks_(hooks) {}
+                       BoxManagerOptions options, hooks::HookRunner* hooks,
+                       WorkspaceDisks* workspace_disks)
+    : engine_(engine),
+      clock_(clock),
+      options_(std::move(options)),
+      hooks_(hooks),
+      workspace_disks_(workspace_disks) {}
 
 template <typename Change>
 void BoxManager::UpdateLocked(const std::string& box_id, Change change) {
@@ -255,6 +260,14 @@ absl::Status BoxManager::Recover() {
       (void)engine_.RemoveContainer(info.id, /*force=*/true);
     }
   }
+  // So do workspace disks whose box is gone, except those of creates in flight.
+  if (workspace_disks_ != nullptr) {
+    LLMBOX_ASSIGN_OR_RETURN(auto disks, workspace_disks_->List());
+    for (const auto& disk : disks) {
+      if (boxes.count(disk) != 0 || IsBeingCreated(disk)) continue;
+      (void)workspace_disks_->Remove(disk);
+    }
+  }
   for (const auto& info : list) {
     const std::string box_id = info.labels.count(kBoxIdLabel) ? info.labels.at(kBoxIdLabel) : "";
     if (box_id.empty() || !info.running) continue;
@@ -307,6 +320,13 @@ absl::Status BoxManager::Recover() {
 }
 
 absl::Status BoxManager::CheckDisk() {
+  if (LoopWorkspace()) {
+    if (workspace_disks_ == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "spoke ", options_.spoke_name, ": loop workspaces are configured but not wired"));
+    }
+    LLMBOX_RETURN_IF_ERROR(workspace_disks_->Check());
+  }
   if (options_.disk.root_bytes <= 0) return absl::OkStatus();
   docker::ContainerSpec probe;
   probe.name = "llmbox-disk-check-" + options_.spoke_name;
@@ -445,14 +465,16 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
     hook_files = std::move(created_by_hooks->files);
   }
   // From here on, a failure removes what exists so far, hook state included.
-  std::string network, container_id;
+  std::string network, container_id, workspace_device;
   auto fail = [&](std::string_view step, const absl::Status& st) {
     Cleanup(container_id, network);
+    // After its container: nothing mounts it any more.
+    if (!workspace_device.empty()) (void)workspace_disks_->Remove(box_id);
     (void)RunDestroyHooks(facts);
     return WithContext(box_id, step, st);
   };
 
-  if (options_.disk.workspace_bytes > 0) {
+  if (options_.disk.workspace_bytes > 0 && !LoopWorkspace()) {
     // Files put into the container before it starts would land in a tmpfs that the engine
     // mounts for the copy and unmounts after it: lost without an error.
     for (const auto& file : hook_files) {
@@ -466,6 +488,20 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
       }
     }
   }
+  if (options_.disk.workspace_bytes > 0 && LoopWorkspace()) {
+    if (workspace_disks_ == nullptr) {
+      return fail("making its workspace disk",
+                  absl::FailedPreconditionError("loop workspaces are configured but not wired"));
+    }
+    auto made = workspace_disks_->Make(box_id, options_.disk.workspace_bytes);
+    if (absl::IsAlreadyExists(made.status())) {
+      // Left by a create that crashed: its box does not exist (checked above).
+      (void)workspace_disks_->Remove(box_id);
+      made = workspace_disks_->Make(box_id, options_.disk.workspace_bytes);
+    }
+    if (!made.ok()) return fail("making its workspace disk", made.status());
+    workspace_device = *made;
+  }
   auto net = engine_.CreateNetwork({.name = NetworkName(box_id), .labels = labels});
   if (!net.ok()) return fail("creating its network", net.status());
   network = NetworkName(box_id);
@@ -478,7 +514,10 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
                          options_.remote_control_args.end());
   // The entrypoint makes the workspace group-writable for the exec user's gid.
   spec.env = {"HOME=/root", absl::StrCat("LLMBOX_EXEC_GID=", options_.exec.gid)};
-  if (options_.disk.workspace_bytes > 0) {
+  if (!workspace_device.empty()) {
+    spec.local_volumes[std::string(kWorkspace)] = {
+        {"type", "ext4"}, {"device", workspace_device}, {"o", "nosuid,nodev"}};
+  } else if (options_.disk.workspace_bytes > 0) {
     spec.local_volumes[std::string(kWorkspace)] = {
         {"type", "tmpfs"},
         {"device", "tmpfs"},
@@ -802,6 +841,12 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
   // Again: an exec that came in while the box was stopping may have made a new one.
   if (absl::Status st = RemoveExecContainers(box_id); !st.ok()) {
     return WithContext(box_id, "removing its exec container", st);
+  }
+  // Its workspace disk, now that no container mounts it.
+  if (workspace_disks_ != nullptr) {
+    if (absl::Status st = workspace_disks_->Remove(box_id); !st.ok()) {
+      return WithContext(box_id, "removing its workspace disk", st);
+    }
   }
   // The network goes too, also when an earlier destroy stopped half-way.
   hooks::BoxFacts facts{box_id, "", "", "", options_.spoke_name};

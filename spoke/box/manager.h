@@ -41,6 +41,7 @@
 #include "absl/status/statusor.h"
 
 #include "common/clock.h"
+#include "spoke/box/workspace_disks.h"
 #include "spoke/docker/engine.h"
 #include "spoke/egress/policy.h"
 #include "spoke/egress/refusal.h"
@@ -60,15 +61,22 @@ struct ExecOptions {
 
 // How much of the engine's data root a box may use (docs/spoke.md, boxes.disk). Every limit
 // is enforced by the engine or the kernel, never by the spoke watching.
+enum class WorkspaceType {
+  kTmpfs,  // a tmpfs volume: memory-backed, any engine
+  kLoop,   // an ext4 image on a loop device (WorkspaceDisks): the engine on this host, root
+};
+
 struct DiskOptions {
   // The console log of the box and exec containers: json-file, rotated at log_max_bytes,
   // log_max_files files kept (older output is dropped).
   int64_t log_max_bytes = int64_t{10} << 20;
   int log_max_files = 3;
-  // /workspace: a tmpfs of this size (memory-backed: its pages count against the memory limit
-  // of the container that writes them; gone when both containers stop). 0: an unbounded
-  // volume on the data root.
+  // /workspace: a filesystem of this size, of workspace_type. A tmpfs is memory-backed (its
+  // pages count against the memory limit of the container that writes them; gone when both
+  // containers stop); a loop disk is an image file under state_dir/workspaces. 0: an
+  // unbounded volume on the data root.
   int64_t workspace_bytes = int64_t{2} << 30;
+  WorkspaceType workspace_type = WorkspaceType::kTmpfs;
   // The exec container's root filesystem is read-only; /tmp and /var/tmp are tmpfs of this
   // size each (memory-backed, like the workspace).
   int64_t exec_tmp_bytes = int64_t{256} << 20;
@@ -178,9 +186,10 @@ struct SubmitOutcome {
 
 class BoxManager {
  public:
-  // `engine`, `clock` and `hooks` (may be null: no hooks) must outlive the manager.
+  // `engine`, `clock`, `hooks` (may be null: no hooks) and `workspace_disks` (needed with
+  // disk.workspace_type kLoop, else unused) must outlive the manager.
   BoxManager(docker::DockerEngine& engine, common::Clock& clock, BoxManagerOptions options,
-             hooks::HookRunner* hooks = nullptr);
+             hooks::HookRunner* hooks = nullptr, WorkspaceDisks* workspace_disks = nullptr);
   ~BoxManager();
 
   // Re-reads the managed boxes from the engine and re-attaches to pending ones, so they can
@@ -188,8 +197,9 @@ class BoxManager {
   [[nodiscard]] absl::Status Recover();
 
   // Checks that the engine can enforce every configured disk limit: with disk.root_bytes set,
-  // makes (and removes, never starts) a container of the default image with that size.
-  // FailedPrecondition with the engine's words and the fix when it cannot. Call at start.
+  // makes (and removes, never starts) a container of the default image with that size; with
+  // loop workspaces, that they can be made (WorkspaceDisks::Check). FailedPrecondition with
+  // the engine's words and the fix when it cannot. Call at start.
   [[nodiscard]] absl::Status CheckDisk();
 
   [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateBoxRequest& request);
@@ -259,6 +269,7 @@ class BoxManager {
   [[nodiscard]] absl::StatusOr<std::string> ExecContainerFor(const docker::ContainerInfo& box);
   // Removes the box's exec containers (before the box: they hold its workspace volume).
   [[nodiscard]] absl::Status RemoveExecContainers(const std::string& box_id);
+  bool LoopWorkspace() const { return options_.disk.workspace_type == WorkspaceType::kLoop; }
   std::string HookStatePath(const std::string& box_id) const;
   std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir
   // Where a ready box's session URL is kept, for a restart after its console log rotated
@@ -281,6 +292,7 @@ class BoxManager {
   common::Clock& clock_;
   const BoxManagerOptions options_;
   hooks::HookRunner* hooks_;
+  WorkspaceDisks* workspace_disks_;
 
   std::mutex mu_;
   int creates_in_flight_ = 0;  // boxes with `reserved` set

@@ -79,7 +79,7 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
 }
 
 // boxes.disk: how much of the engine's data root a box may use.
-[[nodiscard]] absl::Status ReadDisk(ConfigMap& m, box::DiskOptions* d) {
+[[nodiscard]] absl::Status ReadDisk(ConfigMap& m, const SpokeConfig& c, box::DiskOptions* d) {
   // A size key read into `out`, within [min, max]; 0 too when `zero_means` says what it means.
   auto sized = [&m](std::string_view key, int64_t* out, uint64_t min, uint64_t max,
                     std::string_view zero_means) -> absl::Status {
@@ -103,6 +103,20 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   LLMBOX_RETURN_IF_ERROR(m.Int("log_max_files", &d->log_max_files, 1, 100));
   LLMBOX_RETURN_IF_ERROR(sized("workspace_size", &d->workspace_bytes, uint64_t{64} << 20,
                                uint64_t{1} << 40, "an unbounded volume on the data root"));
+  std::string type = d->workspace_type == box::WorkspaceType::kLoop ? "loop" : "tmpfs";
+  LLMBOX_RETURN_IF_ERROR(m.Str("workspace_type", &type));
+  if (type == "tmpfs") {
+    d->workspace_type = box::WorkspaceType::kTmpfs;
+  } else if (type == "loop") {
+    // The engine mounts the spoke's loop device: it must run on the spoke's host.
+    if (!c.docker.tcp_url.empty()) {
+      return m.Error("workspace_type", "loop needs the engine on this host (docker.socket)");
+    }
+    d->workspace_type = box::WorkspaceType::kLoop;
+  } else {
+    return m.Error("workspace_type",
+                   absl::StrCat("must be tmpfs or loop, got ", common::QuoteForMessage(type)));
+  }
   LLMBOX_RETURN_IF_ERROR(
       sized("exec_tmp_size", &d->exec_tmp_bytes, uint64_t{1} << 20, uint64_t{64} << 30, ""));
   LLMBOX_RETURN_IF_ERROR(
@@ -149,7 +163,7 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> exec, m.Map("exec"));
   if (exec.has_value()) LLMBOX_RETURN_IF_ERROR(ReadExec(*exec, &b.exec));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> disk, m.Map("disk"));
-  if (disk.has_value()) LLMBOX_RETURN_IF_ERROR(ReadDisk(*disk, &b.disk));
+  if (disk.has_value()) LLMBOX_RETURN_IF_ERROR(ReadDisk(*disk, *c, &b.disk));
   return m.Finish();
 }
 

@@ -48,6 +48,7 @@ struct SpokeNode::Parts {
   docker::DockerEngine* engine = nullptr;
   common::PosixSubprocessRunner subprocesses;
   std::unique_ptr<hooks::HookRunner> hooks;
+  std::unique_ptr<box::WorkspaceDisks> workspace_disks;  // loop workspaces only
   std::unique_ptr<box::BoxManager> boxes;
   std::unique_ptr<reaper::Reaper> reaper;
   std::unique_ptr<service::BoxServiceImpl> service;
@@ -87,8 +88,12 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
 
   parts->hooks = std::make_unique<hooks::HookRunner>(parts->subprocesses, c.hooks);
   // The one place a spoke's BoxManager is made.
-  parts->boxes =
-      std::make_unique<box::BoxManager>(*parts->engine, clock, c.boxes, parts->hooks.get());
+  if (c.boxes.disk.workspace_type == box::WorkspaceType::kLoop) {
+    parts->workspace_disks =
+        std::make_unique<box::LoopWorkspaceDisks>(c.state_dir + "/workspaces", parts->subprocesses);
+  }
+  parts->boxes = std::make_unique<box::BoxManager>(
+      *parts->engine, clock, c.boxes, parts->hooks.get(), parts->workspace_disks.get());
   LLMBOX_RETURN_IF_ERROR(parts->boxes->Recover());
   parts->reaper = std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, c.reaper);
   parts->service = std::make_unique<service::BoxServiceImpl>(

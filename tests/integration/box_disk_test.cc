@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -23,8 +24,11 @@
 #include <sys/types.h>
 
 #include "common/secrets.h"
+#include "common/subprocess.h"
 #include "spoke/box/manager.h"
+#include "spoke/box/workspace_disks.h"
 #include "spoke/docker/curl_engine.h"
+#include "tests/fakes/faulty_docker_engine.h"
 #include "tests/integration/engine_http.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/scratch_dir.h"
@@ -206,6 +210,96 @@ TEST_CASE(
   CHECK(left->empty());
 }
 
+// The loop devices whose backing file is `image` (from sysfs).
+int LoopsOf(const std::filesystem::path& image) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/block")) {
+    std::ifstream backing(entry.path() / "loop" / "backing_file");
+    std::string path;
+    if (std::getline(backing, path) && path.rfind(image.string(), 0) == 0) ++count;
+  }
+  return count;
+}
+
+TEST_CASE(
+    "a loop workspace stops a box at its size with ENOSPC beyond its memory limit, outlives a "
+    "spoke restart, and destroy detaches and deletes it",
+    "[box]") {
+  const auto& rig = testing::Rig();
+  auto engine = RigEngine(rig.docker_sock);
+  testing::ScratchDir state("disk-loop");
+  BoxManagerOptions options = Options();
+  options.state_dir = state.path().string();
+  options.disk.workspace_type = WorkspaceType::kLoop;
+  options.disk.workspace_bytes = int64_t{256} << 20;
+  options.exec.memory_bytes = int64_t{128} << 20;  // less than the workspace holds
+  common::PosixSubprocessRunner runner;
+  LoopWorkspaceDisks disks(options.state_dir + "/workspaces", runner);
+  BoxManager boxes(*engine, common::SystemClock::Get(), options, nullptr, &disks);
+  REQUIRE(boxes.CheckDisk().ok());
+  const std::string id = DiskBoxId("loop");
+  BoxGuard guard{boxes, id};
+  REQUIRE(boxes.Create({.box_id = id}).ok());
+  const std::filesystem::path image =
+      std::filesystem::canonical(state.path() / "workspaces" / (id + ".img"));
+  CHECK(LoopsOf(image) == 1);
+
+  auto filled = boxes.Exec(id,
+                           {.argv = {"sh", "-c",
+                                     "grep ' /workspace ' /proc/mounts | cut -d' ' -f3; "
+                                     "head -c 1073741824 /dev/zero > /workspace/fill; echo rc=$?; "
+                                     "du -k /workspace/fill"},
+                            .timeout = 120s},
+                           ExecIdentity::kUser);
+  REQUIRE(filled.ok());
+  INFO(filled->stdout_data << filled->stderr_data);
+  // ENOSPC at the disk's size: the exec container's 128 MiB of memory played no part.
+  CHECK(filled->stdout_data.find("ext4\nrc=1\n") == 0);
+  CHECK(filled->stderr_data.find("No space left on device") != std::string::npos);
+  const auto du = filled->stdout_data.rfind("rc=1\n");
+  REQUIRE(du != std::string::npos);
+  const int64_t got_kib = std::atoll(filled->stdout_data.c_str() + du + 5);
+  CHECK(got_kib > 224 * 1024);  // less ext4's own tables
+  CHECK(got_kib <= 256 * 1024);
+  CHECK(std::filesystem::file_size(image) == uintmax_t{256} << 20);
+
+  // A restarted spoke keeps it: still attached, still holding what was written.
+  BoxManager restarted(*engine, common::SystemClock::Get(), options, nullptr, &disks);
+  REQUIRE(restarted.Recover().ok());
+  auto kept = restarted.Exec(id, {.argv = {"du", "-k", "/workspace/fill"}}, ExecIdentity::kUser);
+  REQUIRE(kept.ok());
+  CHECK(std::atoll(kept->stdout_data.c_str()) == got_kib);
+
+  REQUIRE(restarted.Destroy(id, 1s).ok());
+  CHECK_FALSE(std::filesystem::exists(image));
+  CHECK(LoopsOf(image) == 0);
+}
+
+TEST_CASE("a create that fails after its loop workspace was made leaves no image or device",
+          "[box]") {
+  const auto& rig = testing::Rig();
+  auto real = RigEngine(rig.docker_sock);
+  testing::FaultyDockerEngine faulty(*real);
+  testing::ScratchDir state("disk-loop-fail");
+  BoxManagerOptions options = Options();
+  options.disk.workspace_type = WorkspaceType::kLoop;
+  options.disk.workspace_bytes = int64_t{64} << 20;
+  common::PosixSubprocessRunner runner;
+  LoopWorkspaceDisks disks((state.path() / "workspaces").string(), runner);
+  BoxManager boxes(faulty, common::SystemClock::Get(), options, nullptr, &disks);
+  const std::string id = DiskBoxId("loopfail");
+  faulty.FailAt("StartContainer");
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE_FALSE(created.ok());
+  CHECK(created.status().message().find("box " + id + ": starting it") == 0);
+  const std::filesystem::path image = state.path() / "workspaces" / (id + ".img");
+  CHECK_FALSE(std::filesystem::exists(image));
+  CHECK(LoopsOf(std::filesystem::weakly_canonical(image)) == 0);
+  auto left = real->ListContainers({{BoxManager::kBoxIdLabel, id}});
+  REQUIRE(left.ok());
+  CHECK(left->empty());
+}
+
 TEST_CASE("a root size on an engine that cannot enforce it is refused at start in its words",
           "[box]") {
   const auto& rig = testing::Rig();
@@ -298,23 +392,30 @@ namespace {
 TEST_CASE("create and first exec cost with and without disk limits", "[.][disk-bench]") {
   const auto& rig = testing::Rig();
   auto engine = RigEngine(rig.docker_sock);
-  BoxManagerOptions bounded_options = Options();
-  BoxManagerOptions unbounded_options = Options();
-  unbounded_options.disk.workspace_bytes = 0;
-  unbounded_options.disk.log_max_bytes = 0;
-  unbounded_options.disk.log_max_files = 0;
-  BoxManager bounded(*engine, common::SystemClock::Get(), bounded_options);
-  BoxManager unbounded(*engine, common::SystemClock::Get(), unbounded_options);
+  testing::ScratchDir state("disk-bench");
+  common::PosixSubprocessRunner runner;
+  LoopWorkspaceDisks disks((state.path() / "workspaces").string(), runner);
+  BoxManagerOptions none = Options();
+  none.disk.workspace_bytes = 0;
+  none.disk.log_max_bytes = 0;
+  none.disk.log_max_files = 0;
+  BoxManagerOptions loop = Options();
+  loop.disk.workspace_type = WorkspaceType::kLoop;
+  BoxManager variants[] = {{*engine, common::SystemClock::Get(), none},
+                           {*engine, common::SystemClock::Get(), Options()},
+                           {*engine, common::SystemClock::Get(), loop, nullptr, &disks}};
+  const char* names[] = {"no disk limits", "tmpfs workspace (default)", "loop workspace"};
   const char* rounds_env = std::getenv("LLMBOX_DISK_BENCH_ROUNDS");
   const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 10;
-  std::vector<double> create[2], exec[2];
+  std::vector<double> create[3], exec[3];
   auto ms = [](auto since) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
         .count();
   };
+  // Interleaved, so that drift in a shared machine hits every variant alike.
   for (int i = 0; i < rounds; ++i) {
-    for (int which = 0; which < 2; ++which) {
-      BoxManager& boxes = which == 0 ? bounded : unbounded;
+    for (int which = 0; which < 3; ++which) {
+      BoxManager& boxes = variants[which];
       const std::string id = DiskBoxId("bench");
       BoxGuard guard{boxes, id};
       auto start = std::chrono::steady_clock::now();
@@ -329,9 +430,10 @@ TEST_CASE("create and first exec cost with and without disk limits", "[.][disk-b
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  std::cout << "disk bench, " << rounds << " rounds, medians: create " << median(create[0])
-            << " ms with disk limits, " << median(create[1]) << " ms without; first exec "
-            << median(exec[0]) << " ms with, " << median(exec[1]) << " ms without\n";
+  for (int which = 0; which < 3; ++which) {
+    std::cout << "disk bench, " << rounds << " rounds, median: create " << median(create[which])
+              << " ms, first exec " << median(exec[which]) << " ms: " << names[which] << "\n";
+  }
 }
 
 }  // namespace
