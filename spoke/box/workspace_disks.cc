@@ -176,7 +176,8 @@ absl::StatusOr<std::vector<std::string>> LoopWorkspaceDisks::List() {
   std::vector<std::string> boxes;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
-    absl::string_view name = entry.path().filename().native();
+    const std::string file = entry.path().filename().string();
+    absl::string_view name = file;
     if (absl::ConsumeSuffix(&name, common::AsAbsl(kSuffix))) boxes.emplace_back(name);
   }
   return boxes;

@@ -243,6 +243,9 @@ TEST_CASE(
   const std::filesystem::path image =
       std::filesystem::canonical(state.path() / "workspaces" / (id + ".img"));
   CHECK(LoopsOf(image) == 1);
+  auto listed = disks.List();
+  REQUIRE(listed.ok());
+  CHECK(*listed == std::vector<std::string>{id});
 
   auto filled = boxes.Exec(id,
                            {.argv = {"sh", "-c",
