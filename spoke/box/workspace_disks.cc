@@ -110,8 +110,9 @@ absl::StatusOr<std::string> LoopWorkspaceDisks::Make(const std::string& box_id, 
       return absl::InternalError(Errno(image, err));
     }
     // Sparse: blocks are taken as the box writes, up to `bytes`.
-    if (::ftruncate(file.get(), bytes) != 0)
-      return failed(absl::InternalError(Errno("size", errno)));
+    if (::ftruncate(file.get(), bytes) != 0) {
+      return failed(absl::InternalError(Errno("setting its size", errno)));
+    }
   }
   auto formatted = runner_.Run({.argv = {"mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
                                          "-E", "nodiscard,root_owner=0:0", image},
@@ -130,8 +131,9 @@ absl::StatusOr<std::string> LoopWorkspaceDisks::Make(const std::string& box_id, 
   // Another process may take the free device between our asking and attaching: ask again.
   for (int attempt = 0; attempt < 8; ++attempt) {
     const int number = ::ioctl(control.get(), LOOP_CTL_GET_FREE);
-    if (number < 0)
+    if (number < 0) {
       return failed(absl::ResourceExhaustedError(Errno("no free loop device", errno)));
+    }
     const std::string device = absl::StrCat("/dev/loop", number);
     Fd loop(::open(device.c_str(), O_RDWR | O_CLOEXEC));
     if (loop.get() < 0) return failed(absl::InternalError(Errno(device, errno)));
