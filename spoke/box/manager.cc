@@ -55,6 +55,13 @@ constexpr std::string_view kExecHomeSize = "256m";
 constexpr std::string_view kExecIdle =
     "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
 
+// The disk bounds every managed container gets: its console log and its writable layer.
+void BoundDisk(const DiskOptions& disk, docker::ContainerSpec& spec) {
+  spec.log_max_bytes = disk.log_max_bytes;
+  spec.log_max_files = disk.log_max_files;
+  spec.root_size_bytes = disk.root_bytes;
+}
+
 // Removes the code itself wherever the box echoed it, and authorize URLs.
 // Linear in the text (a Boyer-Moore search; the text is a box's line, up to 1 MiB).
 std::string Scrub(std::string_view text, std::string_view code) {
@@ -134,12 +141,13 @@ struct BoxManager::Live {
 
 BoxManager::BoxManager(docker::DockerEngine& engine, common::Clock& clock,
                        BoxManagerOptions options, hooks::HookRunner* hooks,
-                       egress::BoxEgress* egress)
+                       egress::BoxEgress* egress, WorkspaceDisks* workspace_disks)
     : engine_(engine),
       clock_(clock),
       options_(std::move(options)),
       hooks_(hooks),
-      egress_(egress) {}
+      egress_(egress),
+      workspace_disks_(workspace_disks) {}
 
 template <typename Change>
 void BoxManager::UpdateLocked(const std::string& box_id, Change change) {
@@ -254,6 +262,10 @@ void BoxManager::FillNetworkView(const std::string& box_id, BoxView* view, bool 
     view->network.proxy = egress_->ProxyUrl(net->network);
     if (with_refusals) view->network.refusals = egress_->Refusals(box_id, kRefusalsShown);
   }
+}
+
+std::string BoxManager::SessionUrlPath(const std::string& box_id) const {
+  return options_.state_dir.empty() ? std::string() : options_.state_dir + "/session-url/" + box_id;
 }
 
 absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {
@@ -373,6 +385,7 @@ std::shared_ptr<BoxManager::Live> BoxManager::LiveOf(const std::string& box_id) 
 }
 
 absl::Status BoxManager::Recover() {
+  LLMBOX_RETURN_IF_ERROR(CheckDisk());
   LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
   // Exec containers whose box is gone (removed behind the spoke's back) go too.
   std::set<std::string> boxes;
@@ -386,6 +399,14 @@ absl::Status BoxManager::Recover() {
   for (const auto& info : execs) {
     if (boxes.count(common::CanonicalBoxId(info.labels.at(kExecForLabel))) == 0) {
       (void)engine_.RemoveContainer(info.id, /*force=*/true);
+    }
+  }
+  // So do workspace disks whose box is gone, except those of creates in flight.
+  if (workspace_disks_ != nullptr) {
+    LLMBOX_ASSIGN_OR_RETURN(auto disks, workspace_disks_->List());
+    for (const auto& disk : disks) {
+      if (boxes.count(disk) != 0 || IsBeingCreated(disk)) continue;
+      (void)workspace_disks_->Remove(disk);
     }
   }
   // Every box's proxy and rules again, and nothing else (a spoke killed with -9 left rules of
@@ -419,13 +440,21 @@ absl::Status BoxManager::Recover() {
     if (info.name == ReadyName(box_id)) {
       // The session URL is in the console history.
       auto logs = engine_.Logs(info.id, {.tail = 0, .max_bytes = 1 << 20});
+      std::optional<std::string> url;
       if (logs.ok()) {
         ConsoleScanner scanner;
         scanner.Feed(logs->output);
-        if (auto url = scanner.SessionUrl()) {
-          std::lock_guard lock(mu_);
-          UpdateLocked(box_id, [&](BoxState& state) { state.session_url = *url; });
+        url = scanner.SessionUrl();
+      }
+      // Rotated away with the console log: the copy saved at activation.
+      if (const std::string path = SessionUrlPath(box_id); !url.has_value() && !path.empty()) {
+        if (auto saved = common::ReadSmallFile(path, 4096); saved.ok() && !saved->empty()) {
+          url = *std::move(saved);
         }
+      }
+      if (url.has_value()) {
+        std::lock_guard lock(mu_);
+        UpdateLocked(box_id, [&](BoxState& state) { state.session_url = *url; });
       }
       continue;
     }
@@ -453,6 +482,34 @@ absl::Status BoxManager::Recover() {
     std::lock_guard lock(mu_);
     UpdateLocked(box_id, [&](BoxState& state) { state.live = std::move(live); });
   }
+  return absl::OkStatus();
+}
+
+absl::Status BoxManager::CheckDisk() {
+  if (LoopWorkspace()) {
+    if (workspace_disks_ == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "spoke ", options_.spoke_name, ": loop workspaces are configured but not wired"));
+    }
+    LLMBOX_RETURN_IF_ERROR(workspace_disks_->Check());
+  }
+  if (options_.disk.root_bytes <= 0) return absl::OkStatus();
+  docker::ContainerSpec probe;
+  probe.name = "llmbox-disk-check-" + options_.spoke_name;
+  probe.image = options_.default_image;
+  probe.labels = {{kSpokeLabel, options_.spoke_name}};
+  probe.root_size_bytes = options_.disk.root_bytes;
+  (void)engine_.RemoveContainer(probe.name, /*force=*/true);  // left by a crash
+  auto created = engine_.CreateContainer(probe);
+  if (!created.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spoke ", options_.spoke_name,
+        ": boxes.disk.root_size is set but the engine cannot bound a container's writable "
+        "layer: ",
+        created.status().message(),
+        "; put the engine's data root on xfs mounted with pquota, or remove the key"));
+  }
+  (void)engine_.RemoveContainer(*created, /*force=*/true);
   return absl::OkStatus();
 }
 
@@ -581,7 +638,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
     hook_files = std::move(created_by_hooks->files);
   }
   // From here on, a failure removes what exists so far, hook state included.
-  std::string network, container_id;
+  std::string network, container_id, workspace_device;
   bool attached = false;
   auto fail = [&](std::string_view step, const absl::Status& st) {
     if (attached) (void)egress_->Detach(box_id);
@@ -594,10 +651,40 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
       std::filesystem::remove(path, ec);
     }
     Cleanup(container_id, network);
+    // After its container: nothing mounts it any more.
+    if (!workspace_device.empty()) (void)workspace_disks_->Remove(box_id);
     (void)RunDestroyHooks(facts);
     return WithContext(box_id, step, st);
   };
 
+  if (options_.disk.workspace_bytes > 0 && !LoopWorkspace()) {
+    // Files put into the container before it starts would land in a tmpfs that the engine
+    // mounts for the copy and unmounts after it: lost without an error.
+    for (const auto& file : hook_files) {
+      if (file.path == kWorkspace ||
+          absl::StartsWith(file.path, absl::StrCat(AsAbsl(kWorkspace), "/"))) {
+        return fail("injecting its files",
+                    absl::InvalidArgumentError(absl::StrCat(
+                        "a box.create hook returned ", common::QuoteForMessage(file.path),
+                        ", but /workspace is a tmpfs made when the box starts "
+                        "(boxes.disk.workspace_size) and would lose it; use another path")));
+      }
+    }
+  }
+  if (options_.disk.workspace_bytes > 0 && LoopWorkspace()) {
+    if (workspace_disks_ == nullptr) {
+      return fail("making its workspace disk",
+                  absl::FailedPreconditionError("loop workspaces are configured but not wired"));
+    }
+    auto made = workspace_disks_->Make(box_id, options_.disk.workspace_bytes);
+    if (absl::IsAlreadyExists(made.status())) {
+      // Left by a create that crashed: its box does not exist (checked above).
+      (void)workspace_disks_->Remove(box_id);
+      made = workspace_disks_->Make(box_id, options_.disk.workspace_bytes);
+    }
+    if (!made.ok()) return fail("making its workspace disk", made.status());
+    workspace_device = *made;
+  }
   // No route out: the spoke's proxy on the network's gateway is the only way out.
   auto net =
       engine_.CreateNetwork({.name = NetworkName(box_id), .labels = labels, .internal = true});
@@ -631,7 +718,18 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   // Names are the proxy's to resolve; the engine's resolver forwards what it does not know
   // here, where the host's rules drop it.
   if (egress_ != nullptr) spec.dns = {box_network->gateway};
-  spec.volumes = {std::string(kWorkspace)};
+  if (!workspace_device.empty()) {
+    spec.local_volumes[std::string(kWorkspace)] = {
+        {"type", "ext4"}, {"device", workspace_device}, {"o", "nosuid,nodev"}};
+  } else if (options_.disk.workspace_bytes > 0) {
+    spec.local_volumes[std::string(kWorkspace)] = {
+        {"type", "tmpfs"},
+        {"device", "tmpfs"},
+        {"o", absl::StrCat("nosuid,nodev,size=", options_.disk.workspace_bytes)}};
+  } else {
+    spec.volumes = {std::string(kWorkspace)};
+  }
+  BoundDisk(options_.disk, spec);
   spec.labels = labels;
   spec.working_dir = std::string(kWorkspace);
   spec.user = "0:0";
@@ -813,11 +911,16 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
 
   if (outcome.activated) {
     auto renamed = engine_.RenameContainer(info.id, ReadyName(box_id));
+    absl::Status saved = absl::OkStatus();
+    if (const std::string path = SessionUrlPath(box_id); !path.empty()) {
+      saved = WriteStateFile(path, outcome.session_url);
+    }
     std::lock_guard lock(mu_);
     UpdateLocked(box_id, [&](BoxState& state) {
       state.session_url = outcome.session_url;
-      state.last_error =
-          renamed.ok() ? std::string() : Prefixed(box_id, "marking it ready", renamed);
+      state.last_error = !renamed.ok() ? Prefixed(box_id, "marking it ready", renamed)
+                         : !saved.ok() ? Prefixed(box_id, "saving its session URL", saved)
+                                       : std::string();
       state.live = nullptr;
     });
   } else {
@@ -917,7 +1020,8 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
       state.attempts = 0;
     });
   }
-  if (const std::string path = AttemptsPath(box_id); !path.empty()) {
+  for (const std::string& path : {AttemptsPath(box_id), SessionUrlPath(box_id)}) {
+    if (path.empty()) continue;
     std::error_code ec;
     std::filesystem::remove(path, ec);
   }
@@ -942,6 +1046,12 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
   // Again: an exec that came in while the box was stopping may have made a new one.
   if (absl::Status st = RemoveExecContainers(box_id); !st.ok()) {
     return WithContext(box_id, "removing its exec container", st);
+  }
+  // Its workspace disk, now that no container mounts it.
+  if (workspace_disks_ != nullptr) {
+    if (absl::Status st = workspace_disks_->Remove(box_id); !st.ok()) {
+      return WithContext(box_id, "removing its workspace disk", st);
+    }
   }
   // The network goes too, also when an earlier destroy stopped half-way.
   hooks::BoxFacts facts{box_id, "", "", "", options_.spoke_name};
@@ -1046,6 +1156,14 @@ absl::StatusOr<std::string> BoxManager::ExecContainerFor(const ContainerInfo& bo
   spec.tmpfs = {{std::string(kExecHome),
                  absl::StrCat("rw,nosuid,nodev,size=", AsAbsl(kExecHomeSize),
                               ",mode=0700,uid=", options_.exec.uid, ",gid=", options_.exec.gid)}};
+  // Nothing of the exec user's reaches the data root: a read-only root, its temporary
+  // folders in memory, the workspace bounded by its own volume.
+  spec.read_only_rootfs = true;
+  for (const char* tmp : {"/tmp", "/var/tmp"}) {
+    spec.tmpfs[tmp] =
+        absl::StrCat("rw,nosuid,nodev,size=", options_.disk.exec_tmp_bytes, ",mode=1777");
+  }
+  BoundDisk(options_.disk, spec);
   spec.network_mode = NetworkName(box_id);
   auto created = engine_.CreateContainer(spec);
   if (!created.ok()) return WithContext(box_id, "creating its exec container", created.status());

@@ -41,6 +41,7 @@
 #include "absl/status/statusor.h"
 
 #include "common/clock.h"
+#include "spoke/box/workspace_disks.h"
 #include "spoke/docker/engine.h"
 #include "spoke/egress/egress.h"
 #include "spoke/egress/policy.h"
@@ -57,6 +58,32 @@ struct ExecOptions {
   int64_t memory_bytes = int64_t{1} << 30;  // 0: unlimited
   int64_t pids_limit = 256;                 // 0: unlimited
   int max_concurrent = 4;                   // execs running at once, per box
+};
+
+// How much of the engine's data root a box may use (docs/spoke.md, boxes.disk). Every limit
+// is enforced by the engine or the kernel, never by the spoke watching.
+enum class WorkspaceType {
+  kTmpfs,  // a tmpfs volume: memory-backed, any engine
+  kLoop,   // an ext4 image on a loop device (WorkspaceDisks): the engine on this host, root
+};
+
+struct DiskOptions {
+  // The console log of the box and exec containers: json-file, rotated at log_max_bytes,
+  // log_max_files files kept (older output is dropped).
+  int64_t log_max_bytes = int64_t{10} << 20;
+  int log_max_files = 3;
+  // /workspace: a filesystem of this size, of workspace_type. A tmpfs is memory-backed (its
+  // pages count against the memory limit of the container that writes them; gone when both
+  // containers stop); a loop disk is an image file under state_dir/workspaces. 0: an
+  // unbounded volume on the data root.
+  int64_t workspace_bytes = int64_t{2} << 30;
+  WorkspaceType workspace_type = WorkspaceType::kTmpfs;
+  // The exec container's root filesystem is read-only; /tmp and /var/tmp are tmpfs of this
+  // size each (memory-backed, like the workspace).
+  int64_t exec_tmp_bytes = int64_t{256} << 20;
+  // The writable layer of both containers (StorageOpt size): only when the engine's storage
+  // driver supports it (overlay2 on xfs mounted with pquota). 0: unbounded.
+  int64_t root_bytes = 0;
 };
 
 enum class ExecIdentity {
@@ -82,6 +109,7 @@ struct BoxManagerOptions {
   std::chrono::seconds stop_grace{10};
   int max_activation_attempts = 5;
   ExecOptions exec;
+  DiskOptions disk;
   // Containers a box may be connected to (peers), by name.
   std::vector<std::string> allowed_peers;
   // What boxes may reach (docs/network.md): the modes, the base allowlist, what a box may add.
@@ -159,16 +187,24 @@ struct SubmitOutcome {
 
 class BoxManager {
  public:
-  // `engine`, `clock`, `hooks` (may be null: no hooks) and `egress` must outlive the manager.
-  // Box networks are always `internal` (no route out); `egress` (the spoke's proxy and host
-  // rules) is their only way out. Null: no proxy, so boxes reach nothing beyond their network.
+  // `engine`, `clock`, `hooks` (may be null: no hooks), `egress` and `workspace_disks` (needed
+  // with disk.workspace_type kLoop, else unused) must outlive the manager. Box networks are
+  // always `internal` (no route out); `egress` (the spoke's proxy and host rules) is their only
+  // way out. Null: no proxy, so boxes reach nothing beyond their network.
   BoxManager(docker::DockerEngine& engine, common::Clock& clock, BoxManagerOptions options,
-             hooks::HookRunner* hooks = nullptr, egress::BoxEgress* egress = nullptr);
+             hooks::HookRunner* hooks = nullptr, egress::BoxEgress* egress = nullptr,
+             WorkspaceDisks* workspace_disks = nullptr);
   ~BoxManager();
 
   // Re-reads the managed boxes from the engine and re-attaches to pending ones, so they can
-  // still be activated after a spoke restart.
+  // still be activated after a spoke restart. Runs CheckDisk first (its error, if any).
   [[nodiscard]] absl::Status Recover();
+
+  // Checks that the engine can enforce every configured disk limit: with disk.root_bytes set,
+  // makes (and removes, never starts) a container of the default image with that size; with
+  // loop workspaces, that they can be made (WorkspaceDisks::Check). FailedPrecondition with
+  // the engine's words and the fix when it cannot. Call at start.
+  [[nodiscard]] absl::Status CheckDisk();
 
   [[nodiscard]] absl::StatusOr<CreatedBox> Create(const CreateBoxRequest& request);
   [[nodiscard]] absl::StatusOr<SubmitOutcome> SubmitCode(
@@ -260,8 +296,12 @@ class BoxManager {
   // The environment that points a container on the box's network at its proxy.
   std::vector<std::string> ProxyEnv(const egress::BoxNetwork& network) const;
   void FillNetworkView(const std::string& box_id, BoxView* view, bool with_refusals);
+  bool LoopWorkspace() const { return options_.disk.workspace_type == WorkspaceType::kLoop; }
   std::string HookStatePath(const std::string& box_id) const;
   std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir
+  // Where a ready box's session URL is kept, for a restart after its console log rotated
+  // past it (boxes.disk.log_max_size). "" without a state_dir.
+  std::string SessionUrlPath(const std::string& box_id) const;
   [[nodiscard]] absl::Status SaveHookState(const std::string& box_id, const std::string& state);
   // Runs the destroy hooks with the box's saved state and forgets it (kept when they fail,
   // so that destroying again retries them).
@@ -280,6 +320,7 @@ class BoxManager {
   const BoxManagerOptions options_;
   hooks::HookRunner* hooks_;
   egress::BoxEgress* egress_;
+  WorkspaceDisks* workspace_disks_;
 
   std::mutex mu_;
   std::map<std::string, NetState> nets_;  // by canonical box id, once known

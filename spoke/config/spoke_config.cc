@@ -81,6 +81,52 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return m.Finish();
 }
 
+// boxes.disk: how much of the engine's data root a box may use.
+[[nodiscard]] absl::Status ReadDisk(ConfigMap& m, const SpokeConfig& c, box::DiskOptions* d) {
+  // A size key read into `out`, within [min, max]; 0 too when `zero_means` says what it means.
+  auto sized = [&m](std::string_view key, int64_t* out, uint64_t min, uint64_t max,
+                    std::string_view zero_means) -> absl::Status {
+    uint64_t bytes = static_cast<uint64_t>(*out);
+    LLMBOX_RETURN_IF_ERROR(m.Size(key, &bytes));
+    if (bytes == 0 && !zero_means.empty()) {
+      *out = 0;
+      return absl::OkStatus();
+    }
+    if (bytes < min || bytes > max) {
+      const std::string or_zero =
+          zero_means.empty() ? "" : absl::StrCat(" (or 0B: ", common::AsAbsl(zero_means), ")");
+      return m.Error(key, absl::StrCat("must be ", min >> 20, "MiB..", max >> 30, "GiB", or_zero,
+                                       ", got ", bytes, "B"));
+    }
+    *out = static_cast<int64_t>(bytes);
+    return absl::OkStatus();
+  };
+  LLMBOX_RETURN_IF_ERROR(
+      sized("log_max_size", &d->log_max_bytes, uint64_t{1} << 20, uint64_t{1} << 30, ""));
+  LLMBOX_RETURN_IF_ERROR(m.Int("log_max_files", &d->log_max_files, 1, 100));
+  LLMBOX_RETURN_IF_ERROR(sized("workspace_size", &d->workspace_bytes, uint64_t{64} << 20,
+                               uint64_t{1} << 40, "an unbounded volume on the data root"));
+  std::string type = d->workspace_type == box::WorkspaceType::kLoop ? "loop" : "tmpfs";
+  LLMBOX_RETURN_IF_ERROR(m.Str("workspace_type", &type));
+  if (type == "tmpfs") {
+    d->workspace_type = box::WorkspaceType::kTmpfs;
+  } else if (type == "loop") {
+    // The engine mounts the spoke's loop device: it must run on the spoke's host.
+    if (!c.docker.tcp_url.empty()) {
+      return m.Error("workspace_type", "loop needs the engine on this host (docker.socket)");
+    }
+    d->workspace_type = box::WorkspaceType::kLoop;
+  } else {
+    return m.Error("workspace_type",
+                   absl::StrCat("must be tmpfs or loop, got ", common::QuoteForMessage(type)));
+  }
+  LLMBOX_RETURN_IF_ERROR(
+      sized("exec_tmp_size", &d->exec_tmp_bytes, uint64_t{1} << 20, uint64_t{64} << 30, ""));
+  LLMBOX_RETURN_IF_ERROR(
+      sized("root_size", &d->root_bytes, uint64_t{256} << 20, uint64_t{1} << 40, "unbounded"));
+  return m.Finish();
+}
+
 [[nodiscard]] absl::Status ReadBoxes(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   auto& b = c->boxes;
   LLMBOX_RETURN_IF_ERROR(m.Str("default_image", &b.default_image));
@@ -119,6 +165,8 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   LLMBOX_RETURN_IF_ERROR(m.Int("max_activation_attempts", &b.max_activation_attempts, 1, 20));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> exec, m.Map("exec"));
   if (exec.has_value()) LLMBOX_RETURN_IF_ERROR(ReadExec(*exec, &b.exec));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> disk, m.Map("disk"));
+  if (disk.has_value()) LLMBOX_RETURN_IF_ERROR(ReadDisk(*disk, *c, &b.disk));
   return m.Finish();
 }
 

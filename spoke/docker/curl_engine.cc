@@ -254,6 +254,25 @@ class Engine final : public DockerEngine {
     if (spec.tty && spec.console_rows > 0 && spec.console_cols > 0) {
       host["ConsoleSize"] = {spec.console_rows, spec.console_cols};
     }
+    // Disk bounds.
+    if (!spec.local_volumes.empty()) {
+      json mounts = json::array();
+      for (const auto& [target, options] : spec.local_volumes) {
+        mounts.push_back(
+            {{"Type", "volume"},
+             {"Target", target},
+             {"VolumeOptions", {{"DriverConfig", {{"Name", "local"}, {"Options", options}}}}}});
+      }
+      host["Mounts"] = mounts;
+    }
+    if (spec.log_max_bytes > 0) {
+      json options = {{"max-size", std::to_string(spec.log_max_bytes)}};
+      if (spec.log_max_files > 0) options["max-file"] = std::to_string(spec.log_max_files);
+      host["LogConfig"] = {{"Type", "json-file"}, {"Config", options}};
+    }
+    if (spec.root_size_bytes > 0) {
+      host["StorageOpt"] = {{"size", std::to_string(spec.root_size_bytes)}};
+    }
     json body = {{"Image", spec.image},
                  {"Tty", spec.tty},
                  {"OpenStdin", spec.open_stdin},

@@ -83,6 +83,17 @@ struct ContainerSpec {
   std::string network_mode;                  // a network name; empty: engine default
   std::vector<std::string> dns;              // DNS servers for the container; empty: engine's
   bool init = false;
+  // Disk bounds (docs/spoke.md, boxes.disk).
+  // Paths that get an anonymous volume of the engine's `local` driver made with these driver
+  // options (e.g. type=tmpfs, device=tmpfs, o=size=2147483648), removed with the container
+  // like `volumes`.
+  std::map<std::string, std::map<std::string, std::string>> local_volumes;
+  // The console log: the json-file driver, rotated at log_max_bytes, log_max_files kept.
+  // 0: the engine's default driver and options.
+  int64_t log_max_bytes = 0;
+  int log_max_files = 0;
+  // The writable layer's size (StorageOpt size; overlay2 needs xfs with pquota). 0: none.
+  int64_t root_size_bytes = 0;
 };
 
 struct ContainerInfo {

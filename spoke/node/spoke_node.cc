@@ -95,7 +95,8 @@ struct SpokeNode::Parts {
   std::unique_ptr<egress::EgressProxy> proxy;
   std::unique_ptr<egress::Firewall> firewall;
   std::unique_ptr<egress::HostEgress> host_egress;
-  std::unique_ptr<common::PeriodicTask> refusal_log;  // the host rules' refusals, to the log
+  std::unique_ptr<common::PeriodicTask> refusal_log;     // the host rules' refusals, to the log
+  std::unique_ptr<box::WorkspaceDisks> workspace_disks;  // loop workspaces only
   std::unique_ptr<box::BoxManager> boxes;
   std::unique_ptr<reaper::Reaper> reaper;
   std::unique_ptr<service::BoxServiceImpl> service;
@@ -155,8 +156,13 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
     box_egress = parts->host_egress.get();
   }
   // The one place a spoke's BoxManager is made.
-  parts->boxes = std::make_unique<box::BoxManager>(*parts->engine, clock, box_options,
-                                                   parts->hooks.get(), box_egress);
+  if (c.boxes.disk.workspace_type == box::WorkspaceType::kLoop) {
+    parts->workspace_disks =
+        std::make_unique<box::LoopWorkspaceDisks>(c.state_dir + "/workspaces", parts->subprocesses);
+  }
+  parts->boxes =
+      std::make_unique<box::BoxManager>(*parts->engine, clock, box_options, parts->hooks.get(),
+                                        box_egress, parts->workspace_disks.get());
   LLMBOX_RETURN_IF_ERROR(parts->boxes->Recover());
   parts->reaper = std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, c.reaper);
   parts->service = std::make_unique<service::BoxServiceImpl>(

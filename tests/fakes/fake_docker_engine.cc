@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
+#include "common/status.h"
+
 namespace llmbox::testing {
 
 using spoke::docker::AttachStream;
@@ -204,6 +206,9 @@ absl::StatusOr<std::string> FakeDockerEngine::CreateContainer(const ContainerSpe
   for (const auto& path : spec.volumes) {
     container.info.volumes[path] = absl::StrFormat("%064d", next_id_++);
   }
+  for (const auto& [path, options] : spec.local_volumes) {
+    container.info.volumes[path] = absl::StrFormat("%064d", next_id_++);
+  }
   for (const auto& bind : spec.binds) {
     const auto colon = bind.find(':');
     if (colon == std::string::npos || bind.front() == '/') continue;
@@ -358,20 +363,30 @@ absl::StatusOr<std::unique_ptr<AttachStream>> FakeDockerEngine::Attach(const std
 absl::StatusOr<LogsResult> FakeDockerEngine::Logs(const std::string& id,
                                                   const LogsRequest& request) {
   std::shared_ptr<ScriptedConsole> console;
+  size_t from = 0;
   {
     std::lock_guard lock(mu_);
     RecordLocked("Logs");
     Container* container = FindLocked(id);
     if (container == nullptr) return NoSuchContainer(id);
     console = container->console;
+    from = container->logs_from;
   }
   LogsResult result;
-  result.output = LastLines(console->History(), request.tail);
+  const std::string history = console->History();
+  result.output = LastLines(history.substr(std::min(from, history.size())), request.tail);
   if (result.output.size() > request.max_bytes) {
     result.output.erase(0, result.output.size() - request.max_bytes);
     result.truncated = true;
   }
   return result;
+}
+
+void FakeDockerEngine::RotateLogs(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Container* container = FindLocked(id);
+  LLMBOX_CHECK(container != nullptr, "RotateLogs: no such container " + id);
+  container->logs_from = container->console->History().size();
 }
 
 absl::StatusOr<ExecResult> FakeDockerEngine::Exec(const std::string& id, const ExecSpec& spec) {

@@ -72,6 +72,8 @@ class FakeDockerEngine final : public spoke::docker::DockerEngine {
   };
   std::vector<Archive> ArchivesOf(const std::string& container);
   std::vector<spoke::docker::ExecSpec> ExecsOf(const std::string& container);
+  // Drops the console output so far from what Logs returns, as a rotated log would.
+  void RotateLogs(const std::string& container);
   // The DockerEngine methods called so far, by name, in order.
   std::vector<std::string> Calls();
 
@@ -125,6 +127,7 @@ class FakeDockerEngine final : public spoke::docker::DockerEngine {
     std::shared_ptr<ScriptedConsole> console;
     std::vector<Archive> archives;
     std::vector<spoke::docker::ExecSpec> execs;
+    size_t logs_from = 0;  // console history before this offset is rotated away
   };
   // With mu_ held: the container with this id or name, or nullptr.
   Container* FindLocked(const std::string& container);

@@ -124,6 +124,43 @@ TEST_CASE("a container goes through create, inspect, list, start, wait, logs and
   guard.id.clear();
 }
 
+TEST_CASE(
+    "a spec's disk bounds reach the engine: a sized tmpfs volume, a rotated log, and a "
+    "layer size that overlay2 on ext4 refuses",
+    "[docker]") {
+  auto engine = RigEngine();
+  const std::string name = "disk-" + UniqueName("bounds");
+  ContainerSpec spec = Tiny(name, {"sh", "-c",
+                                   "df -k /w | tail -1; head -c 4194304 /dev/zero | tr '\\0' x | "
+                                   "fold -w 1000"});
+  spec.local_volumes["/w"] = {{"type", "tmpfs"}, {"device", "tmpfs"}, {"o", "size=8388608"}};
+  spec.log_max_bytes = 1 << 20;
+  spec.log_max_files = 2;
+  auto id = engine->CreateContainer(spec);
+  REQUIRE(id.ok());
+  ContainerGuard guard{engine.get(), *id};
+  auto info = engine->InspectContainer(*id);
+  REQUIRE(info.ok());
+  CHECK(info->volumes.count("/w") == 1);  // an anonymous volume, removed with the container
+  REQUIRE(engine->StartContainer(*id).ok());
+  REQUIRE(engine->WaitContainer(*id, 60s).ok());
+  // 4 MiB printed, at most two files of 1 MiB kept (the first line, df's, rotated away).
+  auto logs = engine->Logs(*id, {.tail = 0, .max_bytes = 16 << 20});
+  REQUIRE(logs.ok());
+  CHECK(logs->output.size() > (1u << 20));
+  CHECK(logs->output.size() <= (2u << 20));
+  CHECK(logs->output.find("tmpfs") == std::string::npos);
+
+  ContainerSpec sized = Tiny("disk-" + UniqueName("layer"), {"true"});
+  sized.root_size_bytes = int64_t{1} << 30;
+  auto refused = engine->CreateContainer(sized);
+  INFO(refused.status());
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().message().find(
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option") !=
+        std::string::npos);
+}
+
 TEST_CASE("attach before start sees the first output, and stdin reaches the container",
           "[docker]") {
   auto engine = RigEngine();
