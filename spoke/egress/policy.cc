@@ -141,15 +141,18 @@ bool Lifted(const SpokePolicy& spoke, const IpAddress& address) {
 std::optional<std::string> DeniedBy(const SpokePolicy& spoke, const IpAddress& address) {
   const IpAddress plain = Unmapped(address);
   const std::optional<IpAddress> embedded = EmbeddedV4(plain);
-  for (const DeniedRange& denied : AlwaysDenied()) {
-    const bool direct = denied.range.Contains(plain);
-    const bool inner = embedded && denied.range.Contains(*embedded);
-    if (!direct && !inner) continue;
-    if (Lifted(spoke, plain) || (inner && Lifted(spoke, *embedded))) continue;
-    std::string rule =
-        absl::StrCat("always denied: ", AsAbsl(denied.what), " ", denied.range.ToString());
-    if (inner) absl::StrAppend(&rule, " (embedded in ", plain.ToString(), ")");
-    return rule;
+  // The address itself first (:: and ::1 are v4-compatible in form, but v6 in fact).
+  for (bool inner : {false, true}) {
+    if (inner && !embedded) break;
+    const IpAddress& target = inner ? *embedded : plain;
+    for (const DeniedRange& denied : AlwaysDenied()) {
+      if (!denied.range.Contains(target)) continue;
+      if (Lifted(spoke, plain) || Lifted(spoke, target)) continue;
+      std::string rule =
+          absl::StrCat("always denied: ", AsAbsl(denied.what), " ", denied.range.ToString());
+      if (inner) absl::StrAppend(&rule, " (embedded in ", plain.ToString(), ")");
+      return rule;
+    }
   }
   return std::nullopt;
 }
