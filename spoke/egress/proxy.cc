@@ -64,8 +64,9 @@ void BlockSigpipe() {
 }
 
 int RemainingMs(SteadyClock::time_point deadline) {
+  // Rounded up: a wait never ends before its deadline.
   const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - SteadyClock::now()).count();
   return static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX));
 }
 
@@ -272,8 +273,7 @@ std::string_view TrimOws(std::string_view text) {
   return text;
 }
 
-// Parses a complete head (its lines, without the empty line that ends it). Views point into
-// `head`.
+// Parses a complete head (up to the empty line that ends it). Views point into `head`.
 std::optional<Answer> ParseHead(std::string_view head, Request& request) {
   std::vector<std::string_view> lines;
   size_t start = 0;
@@ -282,6 +282,7 @@ std::optional<Answer> ParseHead(std::string_view head, Request& request) {
     if (end == std::string_view::npos) end = head.size();
     std::string_view line = head.substr(start, end - start);
     if (line.ends_with('\r')) line.remove_suffix(1);
+    if (line.empty()) break;  // the end of the head
     lines.push_back(line);
     start = end + 1;
   }
