@@ -429,6 +429,23 @@ TEST_CASE("'any public name or range' still refuses private, loopback and metada
   CHECK_FALSE(CheckBoxPolicy(spoke, {.allow = {E("10.0.0.0/15")}}).ok());
 }
 
+TEST_CASE("v4-mapped entries and literals are the v4 address they hold", "[egress-policy]") {
+  SpokePolicy spoke;
+  spoke.box_may_allow_anything = true;
+  const Entry mapped = E("[::ffff:127.0.0.1]");
+  CHECK(mapped.kind == Entry::Kind::kRange);
+  CHECK(mapped.ToString() == "::ffff:127.0.0.1");
+  CHECK(CheckBoxPolicy(spoke, {.allow = {mapped}}).code() == absl::StatusCode::kPermissionDenied);
+  CHECK(CheckBoxPolicy(spoke, {.allow = {E("[::ffff:169.254.169.254]:80")}}).code() ==
+        absl::StatusCode::kPermissionDenied);
+  const BoxPolicy open{.mode = Mode::kOpen};
+  CHECK(Decide(spoke, open, "::ffff:127.0.0.1", "::ffff:127.0.0.1", 443).rule ==
+        "always denied: loopback 127.0.0.0/8");
+  // An allowed v4 range covers the mapped literal of an address inside it.
+  const BoxPolicy box{.mode = Mode::kAllowlist, .allow = {E("198.18.0.0/15")}};
+  CHECK(Decide(spoke, box, "::ffff:198.18.0.9", "::ffff:198.18.0.9", 443).allowed);
+}
+
 TEST_CASE("a spoke that lets boxes add nothing says so", "[egress-policy]") {
   const SpokePolicy spoke;
   const absl::Status status = CheckBoxPolicy(spoke, {.allow = {E("example.com")}});

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -409,6 +410,57 @@ TEST_CASE("Stop closes every tunnel and joins every thread", "[egress-proxy]") {
     close(fd);
   }
   CHECK(rig.proxy->AddBox("b2", kBoxIp, {}).code() == absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("a half-close from the upstream reaches the client, and the client may still send",
+          "[egress-proxy]") {
+  std::promise<std::string> late;
+  Upstream upstream([&](int fd) {
+    Send(fd, "bye");
+    shutdown(fd, SHUT_WR);
+    late.set_value(ReadAll(fd));
+  });
+  Rig rig(LiftUpstream(), {.mode = Mode::kOpen}, kHosts);
+  auto [fd, head] = rig.Ask(Connect("echo.test", upstream.port()));
+  REQUIRE(head == "HTTP/1.1 200 Connection established\r\n\r\n");
+  CHECK(ReadAll(fd) == "bye");  // then EOF: the upstream's FIN came through
+  Send(fd, "late data");
+  shutdown(fd, SHUT_WR);
+  char c;
+  CHECK(recv(fd, &c, 1, 0) == 0);  // the proxy closes once both sides are done
+  close(fd);
+  auto got = late.get_future();
+  REQUIRE(got.wait_for(10s) == std::future_status::ready);
+  CHECK(got.get() == "late data");
+}
+
+TEST_CASE("a tunnel idle for idle_timeout is closed", "[egress-proxy]") {
+  Upstream upstream(Echo);
+  Rig rig(LiftUpstream(), {.mode = Mode::kOpen}, kHosts,
+          [](ProxyOptions& options) { options.idle_timeout = 300ms; });
+  auto [fd, head] = rig.Ask(Connect("echo.test", upstream.port()));
+  REQUIRE(head == "HTTP/1.1 200 Connection established\r\n\r\n");
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(ReadAll(fd).empty());  // waits on the socket for the proxy's close
+  const auto waited = std::chrono::steady_clock::now() - start;
+  CHECK(waited >= 250ms);
+  CHECK(waited < 5s);
+  close(fd);
+}
+
+TEST_CASE("over the total cap a connection is answered 503 whichever box it is for",
+          "[egress-proxy]") {
+  Upstream upstream(Echo);
+  Rig rig(LiftUpstream(), {.mode = Mode::kOpen}, kHosts,
+          [](ProxyOptions& options) { options.max_connections = 1; });
+  REQUIRE(rig.proxy->AddBox("b2", "127.0.0.5", {.mode = Mode::kOpen}).ok());
+  auto [fd, head] = rig.Ask(Connect("echo.test", upstream.port()));
+  REQUIRE(head == "HTTP/1.1 200 Connection established\r\n\r\n");
+  const int other = Dial("127.0.0.5", rig.proxy->port());
+  REQUIRE(other >= 0);
+  CHECK(ReadAll(other).starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+  close(other);
+  close(fd);
 }
 
 TEST_CASE("a request head over 16 KiB is answered 431 and read no further", "[egress-proxy]") {
