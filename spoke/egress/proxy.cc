@@ -733,13 +733,14 @@ struct EgressProxy::Impl {
     for (;;) {
       const int fd = accept4(box->listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
+        const int error = errno;
+        if (error == EINTR || error == ECONNABORTED) continue;
         {
           std::lock_guard lock(box->mu);
           if (box->closing) return;
         }
         spdlog::warn("egress {}: box {}: accept: {}", options.spoke_name, box->id,
-                     std::strerror(errno));
+                     std::strerror(error));
         poll(nullptr, 0, 50);  // out of fds or memory: back off rather than spin
         continue;
       }
