@@ -12,18 +12,27 @@
 //   address
 //
 // Entries: a domain ("example.com", exact), a wildcard ("*.example.com": any name below it, not
-// the name itself), or an address range ("10.1.0.0/16", "192.0.2.7", "2001:db8::/32"), each with
-// an optional ":port" ("example.com:443", "10.1.0.0/16:5432", "[2001:db8::1]:443"). Names are
-// compared in lower case without a trailing dot. At most 253 bytes.
+// the name itself; at least two labels after "*."), or an address range ("10.1.0.0/16",
+// "192.0.2.7", "2001:db8::/32"; host bits clear), each with an optional ":port" 1..65535
+// ("example.com:443", "10.1.0.0/16:5432", "[2001:db8::1]:443"). Names are labels of [a-z0-9-]
+// (1..63 bytes, no '-' at either end), at most 253 bytes, compared in lower case without a
+// trailing dot; international names in their xn-- form. A name whose last label is a number
+// ("127.1", "0x7f.1") is refused: the system resolver would read it as an address. A bare "*"
+// is not an entry (open mode is).
+//
+// Names and addresses are decided apart: a host asked for by name must match a domain or
+// wildcard entry (then every address it resolves to must pass DecideAddress); an IP literal
+// must fall in a range entry (or the box be in open mode), never matched against names.
 //
 // Always denied, in every mode and whatever an allowlist says (unless the operator lifted a
 // range with SpokePolicy::allow_ranges): loopback, "this network" (0/8), link-local
 // (169.254/16: the cloud metadata service), the private ranges (10/8, 172.16/12, 192.168/16),
 // CGNAT (100.64/10), multicast and reserved (224/4, 240/4, broadcast); IPv6: ::, ::1,
-// fe80::/10, fc00::/7, ff00::/8, and the v4-mapped (::ffff:0:0/96), v4-compatible and NAT64
-// (64:ff9b::/96) forms of a denied v4 address. The spoke host's own addresses are added by the
-// spoke (SpokePolicy::host_addresses). Public ranges, the benchmark range 198.18/15 included
-// (the rig's stand-in for "the internet"), are not in the set.
+// fe80::/10, fec0::/10 (site-local), fc00::/7, ff00::/8, and the v4-mapped (::ffff:0:0/96),
+// v4-compatible (::/96) and NAT64 (64:ff9b::/96) forms of a denied v4 address (a v4-mapped
+// address is decided as the v4 address it is, range entries included). The spoke host's own
+// addresses are added by the spoke (SpokePolicy::host_addresses). Public ranges, the benchmark
+// range 198.18/15 included (the rig's stand-in for "the internet"), are not in the set.
 #pragma once
 
 #include <array>
@@ -104,7 +113,9 @@ struct BoxPolicy {
 
 // OK, or PermissionDenied that names the first entry or mode refused and says what the spoke's
 // policy allows (its modes; "any public name or range", or its box_may_allow list), or
-// InvalidArgument when there are more than max_box_entries entries.
+// InvalidArgument when there are more than max_box_entries entries. A range entry that meets
+// the always-denied set (or a host address, or the v4-mapped/compatible/NAT64 blocks) is
+// refused unless an operator range (allow_ranges) covers it whole, whatever box_may_allow says.
 [[nodiscard]] absl::Status CheckBoxPolicy(const SpokePolicy& spoke, const BoxPolicy& box);
 
 struct Decision {

@@ -18,7 +18,24 @@
 //   for (const Refusal& r : proxy.Refusals("my-box")) ...
 //   proxy.RemoveBox("my-box");              // closes its listener and its connections
 //
-// Bounded: request heads (16 KiB), connections per box and in all, connect and idle timeouts.
+// Request heads: one per connection, CRLF or LF lines, no obsolete line folding, no
+// ambiguous framing (Content-Length with Transfer-Encoding, differing lengths, a
+// Transfer-Encoding not ending in chunked): 400. An absolute-form request is forwarded with
+// Host set from its URL, Connection/Keep-Alive/Upgrade/TE/Trailer and Proxy-* removed,
+// "Connection: close" added, and its body passed through as it comes. Answers: 200
+// "Connection established" (CONNECT), 400, 403 (policy; a one-line text body naming the
+// rule), 408 (head too slow), 431 (head over 16 KiB), 502 (did not resolve: recorded as
+// "name did not resolve"; could not connect: only logged, unless the host's rules refused the
+// connect, EPERM/EACCES, which is recorded), 503 (over a connection cap). Logged through
+// spdlog: every allowed connection (info) and every refusal (warn), never request headers or
+// bodies.
+//
+// Bounded: request heads (16 KiB), connections per box and in all, connect and idle timeouts,
+// resolver lookups in flight (64; getaddrinfo runs on a thread of its own with a time limit).
+// Threads: one accept thread per box and one per connection. A relayed connection holds
+// seven fds (two sockets, an eventfd, two pipes for splice(2)): the spoke's RLIMIT_NOFILE must
+// allow 7 * max_connections plus its own. Socket timeouts (head, connect, idle) are real time
+// (poll); the Clock stamps refusals.
 // Thread-safe; Stop() (and the destructor) close everything and join every thread.
 #pragma once
 
@@ -70,13 +87,17 @@ class EgressProxy {
   EgressProxy(const EgressProxy&) = delete;
   EgressProxy& operator=(const EgressProxy&) = delete;
 
-  // Listens on listen_ip:port for the box (replacing a listener it had). Unavailable naming the
-  // address when it cannot be bound.
+  // Listens on listen_ip:port for the box (replacing a listener it had on another address,
+  // and keeping its refusals; on the same address only the policy changes). Unavailable naming
+  // the address when it cannot be bound; InvalidArgument when listen_ip is not an address;
+  // FailedPrecondition after Stop().
   [[nodiscard]] absl::Status AddBox(const std::string& box_id, const std::string& listen_ip,
                                     BoxPolicy policy);
   // NotFound for a box it does not serve.
   [[nodiscard]] absl::Status SetPolicy(const std::string& box_id, BoxPolicy policy);
-  // Closes the box's listener and connections; forgets its refusals. No-op when unknown.
+  // Closes the box's listener and connections (their sockets shut down); forgets its
+  // refusals. Returns once none of the box's threads runs (a connection waiting for the
+  // resolver is waited for, up to the resolver's time limit). No-op when unknown.
   void RemoveBox(const std::string& box_id);
   // The box's latest refusals, oldest first.
   std::vector<Refusal> Refusals(const std::string& box_id) const;
