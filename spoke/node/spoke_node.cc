@@ -3,6 +3,7 @@
 
 #include <ifaddrs.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -12,6 +13,7 @@
 #include "spdlog/spdlog.h"
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 
 #include "common/absl_compat.h"
 #include "common/files.h"
@@ -59,6 +61,17 @@ std::vector<egress::IpAddress> HostAddresses() {
   }
   freeifaddrs(list);
   return out;
+}
+
+// A relayed connection holds 7 descriptors (two sockets, two pipes, an eventfd): raise the
+// soft limit to what the proxy's caps need, within the hard limit.
+void RaiseFileLimit(int max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(max_connections) * 8 + 1024;
+  if (limit.rlim_cur >= want) return;
+  limit.rlim_cur = std::min(want, limit.rlim_max);
+  (void)setrlimit(RLIMIT_NOFILE, &limit);
 }
 
 // The nftables table's owner: the spoke's name and its engine, so that two spokes on one host
@@ -119,6 +132,12 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
     LLMBOX_RETURN_IF_ERROR(parts->hub_pins.Load());
   }
 
+  if (options.engine != nullptr && options.egress == nullptr) {
+    // An injected engine's networks are not the host's: host rules and listeners for them
+    // would be made on this machine for nothing (or fail).
+    return absl::InvalidArgumentError(
+        "a spoke node on an injected engine needs an injected egress (SpokeNodeOptions.egress)");
+  }
   if (options.engine != nullptr) {
     parts->engine = options.engine;
   } else {
@@ -141,10 +160,13 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
   if (box_egress == nullptr) {
     box_options.egress.host_addresses = HostAddresses();
     parts->resolver = egress::MakeSystemResolver(c.egress.hosts);
+    constexpr int kMaxProxyConnections = 2048;
+    RaiseFileLimit(kMaxProxyConnections);
     parts->proxy = std::make_unique<egress::EgressProxy>(
         egress::ProxyOptions{.port = c.egress.proxy_port,
                              .policy = box_options.egress,
                              .resolver = parts->resolver.get(),
+                             .max_connections = kMaxProxyConnections,
                              .spoke_name = spoke_name},
         clock);
     parts->firewall =

@@ -65,7 +65,7 @@ struct SpokeNodeOptions {
   docker::DockerEngine* engine = nullptr;
   // Not owned; must outlive the node. When set, boxes get this egress instead of the host's
   // (the spoke's proxy and nftables rules): tests on the fake engine, whose networks exist
-  // nowhere on the host.
+  // nowhere on the host. Required with `engine` (Start refuses an injected engine without it).
   egress::BoxEgress* egress = nullptr;
 };
 

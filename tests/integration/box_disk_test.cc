@@ -406,7 +406,7 @@ TEST_CASE("create and first exec cost with and without disk limits", "[.][disk-b
   loop.disk.workspace_type = WorkspaceType::kLoop;
   BoxManager variants[] = {{*engine, common::SystemClock::Get(), none},
                            {*engine, common::SystemClock::Get(), Options()},
-                           {*engine, common::SystemClock::Get(), loop, nullptr, &disks}};
+                           {*engine, common::SystemClock::Get(), loop, nullptr, nullptr, &disks}};
   const char* names[] = {"no disk limits", "tmpfs workspace (default)", "loop workspace"};
   const char* rounds_env = std::getenv("LLMBOX_DISK_BENCH_ROUNDS");
   const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 10;

@@ -13,6 +13,7 @@
 #include "hub/cluster/grpc_spoke_client.h"
 #include "spoke/node/spoke_node.h"
 #include "spoke/service/network_proto.h"
+#include "tests/fakes/fake_box_egress.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
 #include "tests/support/scratch_dir.h"
@@ -198,8 +199,11 @@ struct Spoke {
     config.state_dir = (dir.path() / "state").string();
     config.docker.unix_socket = (dir.path() / "docker.sock").string();
     config.boxes.default_image = "llmbox-box:dev";
+    config.boxes.egress.box_may_allow_anything = true;
     auto started = node::SpokeNode::Start(
-        config, {.transport = node::SpokeTransport::kInProcess, .engine = &engine}, clock);
+        config,
+        {.transport = node::SpokeTransport::kInProcess, .engine = &engine, .egress = &egress},
+        clock);
     REQUIRE(started.ok());
     spoke_node = *std::move(started);
     client = hub::cluster::MakeGrpcSpokeClient(spoke_node->InProcessChannel());
@@ -208,6 +212,7 @@ struct Spoke {
   testing::ScratchDir dir;
   testing::FakeClock clock;
   testing::FakeDockerEngine engine{clock};
+  testing::FakeBoxEgress egress;
   std::unique_ptr<node::SpokeNode> spoke_node;
   std::shared_ptr<hub::cluster::SpokeClient> client;
 };
@@ -238,12 +243,16 @@ TEST_CASE("a box's network comes back from get, and a change is checked before t
   CHECK(absl::IsInvalidArgument(bad.status()));
   CHECK(std::string(bad.status().message()).find("two words") != std::string::npos);
 
-  // A valid change reaches the box manager: it applies it, or (before the box manager's part of
-  // egress is in) says it cannot yet; never a refusal of the request's shape.
+  // A valid change reaches the box manager, which applies it and answers the new network.
   auto good = spoke.client->SetBoxNetwork("b1", {.add = {"pypi.org"}}, 10s);
   INFO(good.status().ToString());
-  CHECK((good.ok() || absl::IsUnimplemented(good.status())));
-  if (good.ok()) CHECK(good->network.allow == std::vector<std::string>{"pypi.org"});
+  REQUIRE(good.ok());
+  CHECK(good->network.allow == std::vector<std::string>{"pypi.org"});
+  CHECK(spoke.egress.Attached().at("b1").second.allow.size() == 1);
+  // One the spoke's policy does not permit is refused by the box manager, saying why.
+  auto refused = spoke.client->SetBoxNetwork("b1", {.add = {"10.1.2.3"}}, 10s);
+  CHECK(absl::IsPermissionDenied(refused.status()));
+  CHECK(std::string(refused.status().message()).find("10.1.2.3") != std::string::npos);
 }
 
 }  // namespace

@@ -117,17 +117,18 @@ TEST_CASE("a box created with its own entries gets them, saved beside its hook s
           "[lifecycle][egress]") {
   World world;
   BoxManager& boxes = world.Start();
-  auto created = boxes.Create(
-      {.box_id = "b1",
-       .network = egress::BoxPolicy{.mode = egress::Mode::kAllowlist,
-                                    .allow = {EntryOf("pypi.org:443"), EntryOf("10.9.0.0/16")}}});
+  auto created = boxes.Create({.box_id = "b1",
+                               .network = egress::BoxPolicy{
+                                   .mode = egress::Mode::kAllowlist,
+                                   .allow = {EntryOf("pypi.org:443"), EntryOf("203.0.113.0/24")}}});
   REQUIRE(created.ok());
   CHECK(world.egress.Attached().at("b1").second.allow.size() == 2);
   CHECK(std::filesystem::exists(world.PolicyFile("b1")));
   CHECK((std::filesystem::status(world.PolicyFile("b1")).permissions() &
          std::filesystem::perms::others_read) == std::filesystem::perms::none);
-  CHECK(created->box.network.allow == std::vector<std::string>{EntryOf("pypi.org:443").ToString(),
-                                                               EntryOf("10.9.0.0/16").ToString()});
+  CHECK(created->box.network.allow ==
+        std::vector<std::string>{EntryOf("pypi.org:443").ToString(),
+                                 EntryOf("203.0.113.0/24").ToString()});
 }
 
 TEST_CASE("a failed egress attach leaves no network, container or policy behind",
