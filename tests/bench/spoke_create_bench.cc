@@ -340,7 +340,8 @@ int main(int argc, char** argv) {
   std::system((std::string("rm -rf ") + dir + " " + dir + ".tar").c_str());
   proxy.Stop();
   (void)firewall->Reset({});
-  (void)runner.Run({.argv = {"nft", "delete", "table", "inet", egress::NftTableName(spoke_name)}});
+  (void)runner.Run(
+      {.argv = {"/usr/sbin/nft", "delete", "table", "inet", egress::NftTableName(spoke_name)}});
   if (const char* out = std::getenv("LLMBOX_BENCH_OUT"); out != nullptr && *out != '\0') {
     if (FILE* f = std::fopen(out, "w")) {
       std::fputs(report.c_str(), f);

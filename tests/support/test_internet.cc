@@ -105,24 +105,25 @@ absl::StatusOr<std::unique_ptr<TestInternet>> TestInternet::Create(int n) {
   net->host_ = dotted(base + 1);
   net->inside_ = dotted(base + 2);
   const std::string peer = net->veth_ + "p";
-  absl::Status st = Run({"ip", "netns", "add", net->name_});
-  if (st.ok()) st = Run({"ip", "link", "add", net->veth_, "type", "veth", "peer", "name", peer});
-  if (st.ok()) st = Run({"ip", "link", "set", peer, "netns", net->name_});
-  if (st.ok()) st = Run({"ip", "addr", "add", net->host_ + "/30", "dev", net->veth_});
-  if (st.ok()) st = Run({"ip", "link", "set", net->veth_, "up"});
+  absl::Status st = Run({"/usr/sbin/ip", "netns", "add", net->name_});
+  if (st.ok())
+    st = Run({"/usr/sbin/ip", "link", "add", net->veth_, "type", "veth", "peer", "name", peer});
+  if (st.ok()) st = Run({"/usr/sbin/ip", "link", "set", peer, "netns", net->name_});
+  if (st.ok()) st = Run({"/usr/sbin/ip", "addr", "add", net->host_ + "/30", "dev", net->veth_});
+  if (st.ok()) st = Run({"/usr/sbin/ip", "link", "set", net->veth_, "up"});
   if (st.ok()) {
-    st = Run({"ip", "-n", net->name_, "addr", "add", net->inside_ + "/30", "dev", peer});
+    st = Run({"/usr/sbin/ip", "-n", net->name_, "addr", "add", net->inside_ + "/30", "dev", peer});
   }
-  if (st.ok()) st = Run({"ip", "-n", net->name_, "link", "set", peer, "up"});
-  if (st.ok()) st = Run({"ip", "-n", net->name_, "link", "set", "lo", "up"});
+  if (st.ok()) st = Run({"/usr/sbin/ip", "-n", net->name_, "link", "set", peer, "up"});
+  if (st.ok()) st = Run({"/usr/sbin/ip", "-n", net->name_, "link", "set", "lo", "up"});
   if (!st.ok()) return st;  // the destructor removes what was made
   return net;
 }
 
 TestInternet::~TestInternet() {
   servers_.clear();
-  (void)Run({"ip", "link", "del", veth_});
-  (void)Run({"ip", "netns", "del", name_});
+  (void)Run({"/usr/sbin/ip", "link", "del", veth_});
+  (void)Run({"/usr/sbin/ip", "netns", "del", name_});
 }
 
 TestServer& TestInternet::Serve(int port) {
