@@ -61,7 +61,7 @@ TEST_CASE(
   WriteConfig(dir.path, rig, rig.standin_claude, "required",
               "  egress:\n"
               "    modes: [none, allowlist]\n"
-              "    box_may_allow: ['other.test:80']\n"
+              "    box_may_allow: [allowed.test:80, other.test:80]\n"
               "    hosts: [allowed.test=" +
                   inside + ", other.test=" + inside + "]\n");
   const std::string alice = CreateKey(dir, "alice", false);
