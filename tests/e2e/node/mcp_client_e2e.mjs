@@ -77,11 +77,8 @@ assert.equal(exec.structuredContent.stderr, 'oops\n');
 const network = await client.callTool({ name: 'set_llmbox_network', arguments: {
   box_id: boxId, add: ['pypi.org'] } });
 show('set_network', network);
-if (network.isError) {
-  assert.doesNotMatch(network.content[0].text, /invalid arguments/);
-} else {
-  assert.ok(network.structuredContent.network.allow.includes('pypi.org'));
-}
+assert.ok(!network.isError, `set_llmbox_network failed: ${JSON.stringify(network.content)}`);
+assert.ok(network.structuredContent.network.allow.includes('pypi.org'));
 
 const duplicate = await client.callTool({ name: 'create_llmbox', arguments: { box_id: boxId } });
 show('duplicate', duplicate);
