@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 
@@ -29,6 +31,11 @@ namespace {
         absl::StrCat(argv[0], " ", argv.size() > 1 ? argv[1] : "", ": ", result->stderr_data));
   }
   return absl::OkStatus();
+}
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "test internet: %s: %s\n", what.c_str(), std::strerror(errno));
+  std::abort();
 }
 
 int ListenOn(const std::string& address, int port) {
@@ -127,6 +134,13 @@ TestInternet::~TestInternet() {
 }
 
 TestServer& TestInternet::Serve(int port) {
+  const int fd = ListenInside(port);
+  if (fd < 0) Fail("cannot listen inside the namespace on port " + std::to_string(port));
+  servers_.push_back(std::make_unique<TestServer>(fd));
+  return *servers_.back();
+}
+
+int TestInternet::ListenInside(int port) {
   // A socket belongs to the namespace it was made in: make it on a thread that joined ours.
   auto made = std::async(std::launch::async, [&]() -> int {
     const std::string path = "/var/run/netns/" + name_;
@@ -137,15 +151,12 @@ TestServer& TestInternet::Serve(int port) {
     if (joined != 0) return -1;
     return ListenOn(inside_, port);
   });
-  const int fd = made.get();
-  REQUIRE(fd >= 0);
-  servers_.push_back(std::make_unique<TestServer>(fd));
-  return *servers_.back();
+  return made.get();
 }
 
 TestServer& TestInternet::ServeOnHost(const std::string& address, int port) {
   const int fd = ListenOn(address, port);
-  REQUIRE(fd >= 0);
+  if (fd < 0) Fail("cannot listen on " + address + ":" + std::to_string(port));
   servers_.push_back(std::make_unique<TestServer>(fd));
   return *servers_.back();
 }

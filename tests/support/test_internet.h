@@ -56,6 +56,9 @@ class TestInternet {
   std::string inside_address() const { return inside_; }  // where servers listen
   // A server inside the namespace on `port`.
   TestServer& Serve(int port);
+  // A listening TCP socket inside the namespace on `port` (the caller's to accept on and
+  // close), for servers of the caller's own.
+  int ListenInside(int port);
   // A server on the host itself at address:port (a listener of the spoke's host).
   TestServer& ServeOnHost(const std::string& address, int port);
 
