@@ -384,8 +384,64 @@ std::shared_ptr<BoxManager::Live> BoxManager::LiveOf(const std::string& box_id) 
   return it == states_.end() ? nullptr : it->second.live;
 }
 
-absl::Status BoxManager::Recover() {
-  LLMBOX_RETURN_IF_ERROR(CheckDisk());
+absl::Status BoxManager::Recover() { return RecoverBoxes(/*at_start=*/true); }
+
+absl::Status BoxManager::RestoreEgress(const std::vector<ContainerInfo>& list) {
+  std::vector<std::pair<egress::BoxNetwork, egress::BoxPolicy>> restored;
+  for (const auto& info : list) {
+    auto it = info.labels.find(kBoxIdLabel);
+    if (it == info.labels.end()) continue;
+    const std::string box_id = common::CanonicalBoxId(it->second);
+    {
+      std::lock_guard lock(mu_);
+      nets_.erase(box_id);
+    }
+    auto net = NetStateOf(box_id, &info);
+    if (absl::IsNotFound(net.status())) {
+      // Its network is gone: the container has no network to reach anything through.
+      spdlog::warn("spoke {}: box {}: no egress: {}", options_.spoke_name, box_id,
+                   common::AsStd(net.status().message()));
+      continue;
+    }
+    if (!net.ok()) {
+      // Anything else (a slow engine) must not leave a live box without its rules.
+      return absl::Status(net.status().code(),
+                          absl::StrCat("spoke ", options_.spoke_name, ": box ", box_id,
+                                       ": reading its network: ", net.status().message()));
+    }
+    // A policy saved under a wider spoke config is narrowed to what the config allows now.
+    egress::BoxPolicy policy = net->policy;
+    if (!egress::CheckBoxPolicy(options_.egress, policy).ok()) {
+      egress::BoxPolicy narrowed{.mode = policy.mode, .allow = {}};
+      if (!egress::CheckBoxPolicy(options_.egress, narrowed).ok()) {
+        narrowed.mode = options_.egress.default_mode;
+      }
+      for (const auto& entry : policy.allow) {
+        narrowed.allow.push_back(entry);
+        if (!egress::CheckBoxPolicy(options_.egress, narrowed).ok()) narrowed.allow.pop_back();
+      }
+      spdlog::warn(
+          "spoke {}: box {}: its network policy ({}, {} entries) is wider than this spoke "
+          "allows now; narrowed to {} with {} entries",
+          options_.spoke_name, box_id, egress::ModeName(policy.mode), policy.allow.size(),
+          egress::ModeName(narrowed.mode), narrowed.allow.size());
+      (void)SavePolicy(box_id, narrowed);
+      std::lock_guard lock(mu_);
+      nets_[box_id].policy = narrowed;
+      policy = narrowed;
+    }
+    restored.emplace_back(net->network, policy);
+  }
+  if (egress_ == nullptr) return absl::OkStatus();
+  if (absl::Status st = egress_->Restore(restored); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("spoke ", options_.spoke_name,
+                                                ": restoring box egress: ", st.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BoxManager::RecoverBoxes(bool at_start) {
+  if (at_start) LLMBOX_RETURN_IF_ERROR(CheckDisk());
   LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
   // Exec containers whose box is gone (removed behind the spoke's back) go too.
   std::set<std::string> boxes;
@@ -402,7 +458,7 @@ absl::Status BoxManager::Recover() {
     }
   }
   // So do workspace disks whose box is gone, except those of creates in flight.
-  if (workspace_disks_ != nullptr) {
+  if (at_start && workspace_disks_ != nullptr) {
     LLMBOX_ASSIGN_OR_RETURN(auto disks, workspace_disks_->List());
     for (const auto& disk : disks) {
       if (boxes.count(disk) != 0 || IsBeingCreated(disk)) continue;
@@ -410,30 +466,9 @@ absl::Status BoxManager::Recover() {
     }
   }
   // Every box's proxy and rules again, and nothing else (a spoke killed with -9 left rules of
-  // boxes that are gone, and no listener at all).
-  std::vector<std::pair<egress::BoxNetwork, egress::BoxPolicy>> restored;
-  for (const auto& info : list) {
-    auto it = info.labels.find(kBoxIdLabel);
-    if (it == info.labels.end()) continue;
-    const std::string box_id = common::CanonicalBoxId(it->second);
-    {
-      std::lock_guard lock(mu_);
-      nets_.erase(box_id);
-    }
-    auto net = NetStateOf(box_id, &info);
-    if (!net.ok()) {
-      spdlog::warn("spoke {}: box {}: no egress: {}", options_.spoke_name, box_id,
-                   common::AsStd(net.status().message()));
-      continue;
-    }
-    restored.emplace_back(net->network, net->policy);
-  }
-  if (egress_ != nullptr) {
-    if (absl::Status st = egress_->Restore(restored); !st.ok()) {
-      return absl::Status(st.code(), absl::StrCat("spoke ", options_.spoke_name,
-                                                  ": restoring box egress: ", st.message()));
-    }
-  }
+  // boxes that are gone, and no listener at all). Only at start: at runtime a rebuilt table
+  // could drop the rules of a box created meanwhile.
+  if (at_start) LLMBOX_RETURN_IF_ERROR(RestoreEgress(list));
   for (const auto& info : list) {
     const std::string box_id = info.labels.count(kBoxIdLabel) ? info.labels.at(kBoxIdLabel) : "";
     if (box_id.empty() || !info.running) continue;
@@ -845,7 +880,8 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
   }
   std::shared_ptr<Live> live = LiveOf(box_id);
   if (live == nullptr) {
-    LLMBOX_RETURN_IF_ERROR(Recover());
+    // Only the consoles: the start's clean-up and the host's rules are not redone at runtime.
+    LLMBOX_RETURN_IF_ERROR(RecoverBoxes(/*at_start=*/false));
     live = LiveOf(box_id);
     if (live == nullptr) {
       return absl::UnavailableError(

@@ -272,6 +272,12 @@ class BoxManager {
     int execs = 0;  // kUser execs running
   };
   [[nodiscard]] absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
+  // Recover's work; at runtime (a console to re-attach) only the per-box state, not the start's
+  // clean-up, disk check or host rules.
+  [[nodiscard]] absl::Status RecoverBoxes(bool at_start);
+  // Every live box's proxy and host rules, from its network and saved policy (narrowed to what
+  // the spoke allows now); the host holds exactly these afterwards.
+  [[nodiscard]] absl::Status RestoreEgress(const std::vector<docker::ContainerInfo>& list);
   [[nodiscard]] absl::StatusOr<CreatedBox> CreateReserved(const CreateBoxRequest& request,
                                                           const std::string& image,
                                                           const egress::BoxPolicy& policy);

@@ -27,21 +27,23 @@ absl::Status HostEgress::Restore(const std::vector<std::pair<BoxNetwork, BoxPoli
     logged_.clear();
     for (const auto& [network, policy] : boxes) logged_[network.box_id] = {};
   }
-  absl::Status first_error;
   for (const auto& [network, policy] : boxes) {
-    absl::Status st = proxy_.AddBox(network.box_id, network.gateway, policy);
+    absl::Status st = proxy_.AddBox(network.box_id, network.gateway, policy, network.subnet);
     if (!st.ok()) {
-      spdlog::warn("box {}: its egress proxy did not start again: {}", network.box_id,
-                   common::AsStd(st.message()));
-      if (first_error.ok()) first_error = st;
+      // The box stays fenced by its rules, without a way out; the others go on.
+      spdlog::warn(
+          "box {}: its egress proxy did not start again (it reaches nothing until "
+          "it is created again): {}",
+          network.box_id, common::AsStd(st.message()));
     }
   }
-  return first_error;
+  return absl::OkStatus();
 }
 
 absl::Status HostEgress::Attach(const BoxNetwork& network, const BoxPolicy& policy) {
   LLMBOX_RETURN_IF_ERROR(firewall_.Add(network));
-  if (absl::Status st = proxy_.AddBox(network.box_id, network.gateway, policy); !st.ok()) {
+  if (absl::Status st = proxy_.AddBox(network.box_id, network.gateway, policy, network.subnet);
+      !st.ok()) {
     (void)firewall_.Remove(network.box_id);
     return st;
   }

@@ -48,6 +48,8 @@ constexpr size_t kMaxHeadBytes = 16 * 1024;
 constexpr size_t kMaxHeaderLines = 100;
 // getaddrinfo calls that may hang at once before a lookup is refused outright.
 constexpr int kMaxResolverThreads = 64;
+// Of those, what one box may hold at once.
+constexpr int kMaxLookupsPerBox = 8;
 // How long a refused client gets to read the answer while its unread bytes are drained.
 constexpr std::chrono::milliseconds kLingerTime{1000};
 constexpr size_t kLingerBytes = 256 * 1024;
@@ -627,9 +629,53 @@ struct Conn {
   int cancel = -1;  // an eventfd: readable once the box is going away
 };
 
+// True when `address` is one of this host's own: the kernel would pick it as the source of a
+// connection to it (a local route). Asked with a UDP socket's connect, which sends nothing.
+bool IsThisHost(const IpAddress& address, int port) {
+  const int probe = socket(address.v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) return false;
+  sockaddr_storage remote;
+  const socklen_t remote_length = ToSockaddr(address, port == 0 ? 9 : port, remote);
+  bool local = false;
+  if (connect(probe, reinterpret_cast<sockaddr*>(&remote), remote_length) == 0) {
+    sockaddr_storage source{};
+    socklen_t source_length = sizeof source;
+    if (getsockname(probe, reinterpret_cast<sockaddr*>(&source), &source_length) == 0) {
+      if (source.ss_family == AF_INET && !address.v6) {
+        local = std::memcmp(&reinterpret_cast<sockaddr_in*>(&source)->sin_addr,
+                            address.bytes.data(), 4) == 0;
+      } else if (source.ss_family == AF_INET6 && address.v6) {
+        local = std::memcmp(&reinterpret_cast<sockaddr_in6*>(&source)->sin6_addr,
+                            address.bytes.data(), 16) == 0;
+      }
+    }
+  }
+  close(probe);
+  return local;
+}
+
+// True when the peer of an accepted connection is within `range`.
+bool PeerWithin(int fd, const Cidr& range) {
+  sockaddr_storage peer{};
+  socklen_t length = sizeof peer;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) return false;
+  IpAddress address;
+  if (peer.ss_family == AF_INET) {
+    std::memcpy(address.bytes.data(), &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, 4);
+  } else if (peer.ss_family == AF_INET6) {
+    address.v6 = true;
+    std::memcpy(address.bytes.data(), &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, 16);
+  } else {
+    return false;
+  }
+  return range.Contains(address);
+}
+
 struct Box {
   std::string id;
   std::string listen_ip;
+  std::optional<Cidr> peers;  // where its connections must come from (its network), if known
+  int lookups = 0;            // names being resolved for it (under mu)
   int listen_fd = -1;
   std::thread acceptor;
 
@@ -742,6 +788,12 @@ struct EgressProxy::Impl {
         spdlog::warn("egress {}: box {}: accept: {}", options.spoke_name, box->id,
                      std::strerror(error));
         poll(nullptr, 0, 50);  // out of fds or memory: back off rather than spin
+        continue;
+      }
+      if (box->peers.has_value() && !PeerWithin(fd, *box->peers)) {
+        // Only the box's own network may use its proxy (another network's container, a LAN
+        // host routed to the gateway: refused without a word or a record in the box's name).
+        close(fd);
         continue;
       }
       SetNoDelay(fd);
@@ -964,7 +1016,20 @@ struct EgressProxy::Impl {
     if (const auto literal = ParseIp(request.host)) {
       addresses.push_back(*literal);
     } else {
+      {
+        // One box cannot hold the spoke's resolver: its own share of lookups in flight.
+        std::lock_guard lock(box.mu);
+        if (box.lookups >= kMaxLookupsPerBox) {
+          Record(box, destination, port, "too many names being resolved for this box");
+          return Reply(conn, 503, "too many names being resolved for this box; try again");
+        }
+        ++box.lookups;
+      }
       auto resolved = resolver->Resolve(request.host);
+      {
+        std::lock_guard lock(box.mu);
+        --box.lookups;
+      }
       if (!resolved.ok() || resolved->empty()) {
         spdlog::info("egress {}: box {}: {} did not resolve: {}", options.spoke_name, box.id,
                      destination,
@@ -984,6 +1049,15 @@ struct EgressProxy::Impl {
       }
     }
 
+    // An address of this host the policy did not know (a box network made since the spoke
+    // started, an address that came later): never connected to.
+    for (const IpAddress& address : addresses) {
+      if (IsThisHost(address, port)) {
+        spdlog::info("egress {}: box {}: {} is an address of this host", options.spoke_name, box.id,
+                     address.ToString());
+        return refuse(403, "always denied: an address of the spoke's host");
+      }
+    }
     int error = 0;
     const int upstream = Connect(box, conn, addresses, port, error);
     if (upstream < 0) {
@@ -1026,7 +1100,7 @@ EgressProxy::EgressProxy(ProxyOptions options, common::Clock& clock)
 EgressProxy::~EgressProxy() { Stop(); }
 
 absl::Status EgressProxy::AddBox(const std::string& box_id, const std::string& listen_ip,
-                                 BoxPolicy policy) {
+                                 BoxPolicy policy, const std::string& peers) {
   std::lock_guard admin(impl_->admin_mu);
   {
     std::lock_guard lock(impl_->mu);
@@ -1037,8 +1111,18 @@ absl::Status EgressProxy::AddBox(const std::string& box_id, const std::string& l
     return absl::InvalidArgumentError(absl::StrCat(
         "egress proxy: box ", box_id, ": listen address '", listen_ip, "' is not an IP address"));
   }
+  std::optional<Cidr> peer_range;
+  if (!peers.empty()) {
+    auto range = ParseCidr(peers);
+    if (!range.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("egress proxy: box ", box_id, ": peers: ", range.status().message()));
+    }
+    peer_range = *range;
+  }
   std::shared_ptr<Box> old = impl_->Find(box_id);
-  if (old != nullptr && old->listen_ip == listen_ip) {
+  if (old != nullptr && old->listen_ip == listen_ip &&
+      old->peers.has_value() == peer_range.has_value()) {
     std::lock_guard lock(old->mu);
     old->policy = std::move(policy);
     return absl::OkStatus();
@@ -1047,6 +1131,7 @@ absl::Status EgressProxy::AddBox(const std::string& box_id, const std::string& l
   auto box = std::make_shared<Box>();
   box->id = box_id;
   box->listen_ip = listen_ip;
+  box->peers = peer_range;
   box->listen_fd = fd;
   box->policy = std::move(policy);
   if (old != nullptr) {

@@ -90,9 +90,10 @@ class EgressProxy {
   // Listens on listen_ip:port for the box (replacing a listener it had on another address,
   // and keeping its refusals; on the same address only the policy changes). Unavailable naming
   // the address when it cannot be bound; InvalidArgument when listen_ip is not an address;
-  // FailedPrecondition after Stop().
+  // FailedPrecondition after Stop(). `peers` (a range, e.g. the box network's subnet): only
+  // connections from there are served, others closed unanswered; empty: any peer (tests).
   [[nodiscard]] absl::Status AddBox(const std::string& box_id, const std::string& listen_ip,
-                                    BoxPolicy policy);
+                                    BoxPolicy policy, const std::string& peers = "");
   // NotFound for a box it does not serve.
   [[nodiscard]] absl::Status SetPolicy(const std::string& box_id, BoxPolicy policy);
   // Closes the box's listener and connections (their sockets shut down); forgets its

@@ -74,14 +74,15 @@ void RaiseFileLimit(int max_connections) {
   (void)setrlimit(RLIMIT_NOFILE, &limit);
 }
 
-// The nftables table's owner: the spoke's name and its engine, so that two spokes on one host
-// (each with its own engine) never share a table.
+// The nftables table's owner: the spoke's name (its first 32 characters) and a hash of the
+// name and its engine, so that two spokes on one host never share a table (the table's name
+// stays well within nft's limit whatever the spoke is called).
 std::string FirewallOwner(const std::string& spoke_name, const std::string& engine_endpoint) {
   uint32_t hash = 2166136261u;  // FNV-1a
-  for (unsigned char ch : engine_endpoint) hash = (hash ^ ch) * 16777619u;
+  for (unsigned char ch : spoke_name + "\n" + engine_endpoint) hash = (hash ^ ch) * 16777619u;
   char hex[9];
   std::snprintf(hex, sizeof hex, "%08x", hash);
-  return spoke_name + "_" + hex;
+  return spoke_name.substr(0, 32) + "_" + hex;
 }
 
 }  // namespace

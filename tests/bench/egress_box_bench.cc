@@ -9,9 +9,7 @@
 //
 //   LLMBOX_RIG_DIR=build/rig build/tests/bench/llmbox_egress_box_bench [connections] [MiB]
 
-#include <netinet/in.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +25,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "common/clock.h"
 #include "common/subprocess.h"
 #include "spoke/box/manager.h"
@@ -72,8 +73,8 @@ void Serve(int listen_fd, std::atomic<bool>* stop) {
       long long n = 0;
       if (line.rfind("GET ", 0) == 0) n = std::atoll(line.c_str() + 4);
       while (n > 0) {
-        const ssize_t sent = send(client, block.data(), std::min<long long>(n, block.size()),
-                                  MSG_NOSIGNAL);
+        const ssize_t sent =
+            send(client, block.data(), std::min<long long>(n, block.size()), MSG_NOSIGNAL);
         if (sent <= 0) break;
         n -= sent;
       }
@@ -127,8 +128,8 @@ int main(int argc, char** argv) {
   // The spoke's egress, as a spoke makes it.
   const std::string name = "ebench" + std::to_string(getpid());
   common::PosixSubprocessRunner runner;
-  auto resolver = spoke::egress::MakeSystemResolver(
-      {{"internet.bench", {*spoke::egress::ParseIp(inside)}}});
+  auto resolver =
+      spoke::egress::MakeSystemResolver({{"internet.bench", {*spoke::egress::ParseIp(inside)}}});
   spoke::egress::SpokePolicy policy;
   policy.box_may_allow_anything = true;
   policy.host_addresses.push_back(*spoke::egress::ParseIp((*internet)->host_address()));
@@ -186,8 +187,8 @@ int main(int argc, char** argv) {
     auto ran = proxied ? boxes.Exec(box_id, exec, spoke::box::ExecIdentity::kBox)
                        : engine.Exec(*direct, exec);
     if (!ran.ok() || ran->exit_code != 0) {
-      Die("probe: " + (ran.ok() ? ran->stdout_data + ran->stderr_data
-                                : std::string(ran.status().message())));
+      Die("probe: " +
+          (ran.ok() ? ran->stdout_data + ran->stderr_data : std::string(ran.status().message())));
     }
     return Numbers(ran->stdout_data);
   };
@@ -224,8 +225,8 @@ int main(int argc, char** argv) {
   (void)engine.RemoveNetwork(direct_net);
   proxy.Stop();
   (void)firewall->Reset({});
-  (void)runner.Run({.argv = {"/usr/sbin/nft", "delete", "table", "inet",
-                             spoke::egress::NftTableName(name)}});
+  (void)runner.Run(
+      {.argv = {"/usr/sbin/nft", "delete", "table", "inet", spoke::egress::NftTableName(name)}});
   stop = true;
   server.join();
   close(listen_fd);

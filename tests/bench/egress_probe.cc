@@ -6,10 +6,6 @@
 //
 // The server (in the bench) reads one line "GET <n>\n" and answers n bytes. HOST is an IPv4
 // address without a proxy, and whatever the proxy resolves with one.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +15,11 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 namespace {
 
@@ -66,8 +67,7 @@ int Open(const char* host, int port, const char* proxy, int proxy_port) {
 }
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace

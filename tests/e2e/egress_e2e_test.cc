@@ -25,21 +25,6 @@ namespace {
 
 using nlohmann::json;
 
-// bash: CONNECT through the box's proxy, then a GET through the tunnel when it was established.
-std::string ConnectScript(const std::string& target) {
-  return "p=${HTTPS_PROXY#http://}; h=${p%:*}; port=${p##*:}; "
-         "exec 3<>/dev/tcp/$h/$port || exit 9; "
-         "printf 'CONNECT " +
-         target + " HTTP/1.1\\r\\nHost: " + target +
-         "\\r\\n\\r\\n' >&3; "
-         "IFS= read -r -t 10 status <&3; echo \"proxy: ${status%$'\\r'}\"; "
-         "case \"$status\" in *\" 200 \"*) "
-         "  while IFS= read -r -t 10 l <&3 && [ \"${l%$'\\r'}\" != '' ]; do :; done; "
-         "  printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; "
-         "  body=$(timeout 10 cat <&3); echo \"server: ${body##*$'\\n'}\";; "
-         "esac";
-}
-
 std::string ReadAll(const std::filesystem::path& path) {
   std::ifstream in(path);
   std::stringstream text;
@@ -93,8 +78,9 @@ TEST_CASE(
         ResultOf(call(alice, "exec_llmbox", {{"box_id", id}, {"command", {"bash", "-c", script}}}));
     return ran["stdout"].get<std::string>();
   };
-  CHECK_THAT(exec(ConnectScript("allowed.test:80")), Catch::Matchers::Contains("server: hello"));
-  CHECK_THAT(exec(ConnectScript("other.test:80")),
+  CHECK_THAT(exec(ConnectThroughProxyScript("allowed.test:80")),
+             Catch::Matchers::Contains("server: hello"));
+  CHECK_THAT(exec(ConnectThroughProxyScript("other.test:80")),
              Catch::Matchers::Contains("proxy: HTTP/1.1 403"));
   CHECK(web.Connections() == 1);
 
@@ -124,7 +110,8 @@ TEST_CASE(
       ResultOf(call(alice, "set_llmbox_network", {{"box_id", id}, {"add", {"other.test:80"}}}));
   INFO(allowed.dump(2));
   CHECK(allowed.dump().find("other.test:80") != std::string::npos);
-  CHECK_THAT(exec(ConnectScript("other.test:80")), Catch::Matchers::Contains("server: hello"));
+  CHECK_THAT(exec(ConnectThroughProxyScript("other.test:80")),
+             Catch::Matchers::Contains("server: hello"));
   CHECK(web.Connections() == 2);
 
   // The spoke's log has the refusal (the hub's process hosts the local spoke).

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ namespace llmbox::spoke::box {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ConnectThroughProxyScript;
 
 egress::Entry EntryOf(const std::string& text) {
   auto entry = egress::ParseEntry(text);
@@ -71,7 +73,8 @@ struct Spoke {
   }
 
   // (Re)starts everything but the engine: what a spoke restart does.
-  void Start(const testing::TestInternet& internet, egress::SpokePolicy policy) {
+  void Start(const testing::TestInternet& internet, egress::SpokePolicy policy,
+             bool tell_host_address = true) {
     boxes.reset();
     host_egress.reset();
     firewall.reset();
@@ -84,7 +87,9 @@ struct Spoke {
         {"host.test", {*egress::ParseIp(internet.host_address())}},
         {"platform.claude.com", {inside}},
     });
-    policy.host_addresses.push_back(*egress::ParseIp(internet.host_address()));
+    if (tell_host_address) {
+      policy.host_addresses.push_back(*egress::ParseIp(internet.host_address()));
+    }
     proxy = std::make_unique<egress::EgressProxy>(
         egress::ProxyOptions{
             .port = 3128, .policy = policy, .resolver = resolver.get(), .spoke_name = name},
@@ -133,23 +138,6 @@ struct Spoke {
     return listed->stdout_data;
   }
 };
-
-// Bash that asks the box's proxy for a CONNECT to `target` and, when it is established, sends
-// a GET through the tunnel; prints the proxy's status line and the first line of the answer.
-std::string ConnectScript(const std::string& target) {
-  return absl::StrCat(
-      "p=${HTTPS_PROXY#http://}; h=${p%:*}; port=${p##*:}; "
-      "exec 3<>/dev/tcp/$h/$port || exit 9; "
-      "printf 'CONNECT ",
-      target, " HTTP/1.1\\r\\nHost: ", target,
-      "\\r\\n\\r\\n' >&3; "
-      "IFS= read -r -t 10 status <&3; echo \"proxy: ${status%$'\\r'}\"; "
-      "case \"$status\" in *\" 200 \"*) "
-      "  while IFS= read -r -t 10 l <&3 && [ \"${l%$'\\r'}\" != '' ]; do :; done; "
-      "  printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; "
-      "  body=$(timeout 10 cat <&3); echo \"server: ${body##*$'\\n'}\";; "
-      "esac");
-}
 
 // Bash that tries a raw TCP connection (no proxy) and says whether it was established.
 std::string RawTcpScript(const std::string& address, int port) {
@@ -205,7 +193,7 @@ TEST_CASE("an allowlist box reaches an allowed name and nothing else, and every 
   testing::TestServer& on_host = (*internet)->ServeOnHost(gateway, 8099);
 
   // Allowed: through the proxy to the rig's server.
-  std::string out = spoke.Run(id, ConnectScript("allowed.test:80"));
+  std::string out = spoke.Run(id, ConnectThroughProxyScript("allowed.test:80"));
   INFO(out);
   CHECK(Has(out, "proxy: HTTP/1.1 200"));
   CHECK(Has(out, "server: hello"));
@@ -213,10 +201,10 @@ TEST_CASE("an allowlist box reaches an allowed name and nothing else, and every 
 
   // Refused by the proxy: a name not listed, a listed name behind a denied address (the
   // metadata service; the host itself), an IP literal.
-  CHECK(Has(spoke.Run(id, ConnectScript("other.test:80")), "proxy: HTTP/1.1 403"));
-  CHECK(Has(spoke.Run(id, ConnectScript("meta.test:80")), "proxy: HTTP/1.1 403"));
-  CHECK(Has(spoke.Run(id, ConnectScript("host.test:80")), "proxy: HTTP/1.1 403"));
-  CHECK(Has(spoke.Run(id, ConnectScript((*internet)->inside_address() + ":80")),
+  CHECK(Has(spoke.Run(id, ConnectThroughProxyScript("other.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(id, ConnectThroughProxyScript("meta.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(id, ConnectThroughProxyScript("host.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(id, ConnectThroughProxyScript((*internet)->inside_address() + ":80")),
             "proxy: HTTP/1.1 403"));
   CHECK(web.Connections() == 1);
 
@@ -257,18 +245,20 @@ TEST_CASE(
               ->Create({.box_id = open,
                         .network = egress::BoxPolicy{.mode = egress::Mode::kOpen, .allow = {}}})
               .ok());
-  CHECK(Has(spoke.Run(none, ConnectScript("allowed.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(none, ConnectThroughProxyScript("allowed.test:80")), "proxy: HTTP/1.1 403"));
   CHECK(web.Connections() == 0);
-  std::string out = spoke.Run(open, ConnectScript("other.test:80"));
+  std::string out = spoke.Run(open, ConnectThroughProxyScript("other.test:80"));
   INFO(out);
   CHECK(Has(out, "server: hello"));
-  CHECK(
-      Has(spoke.Run(open, ConnectScript((*internet)->inside_address() + ":80")), "server: hello"));
+  CHECK(Has(spoke.Run(open, ConnectThroughProxyScript((*internet)->inside_address() + ":80")),
+            "server: hello"));
   CHECK(web.Connections() == 2);
-  CHECK(Has(spoke.Run(open, ConnectScript("meta.test:80")), "proxy: HTTP/1.1 403"));
-  CHECK(Has(spoke.Run(open, ConnectScript("169.254.169.254:80")), "proxy: HTTP/1.1 403"));
-  CHECK(Has(spoke.Run(open, ConnectScript("127.0.0.1:22")), "proxy: HTTP/1.1 403"));
-  CHECK(Has(spoke.Run(open, ConnectScript("[::ffff:169.254.169.254]:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(open, ConnectThroughProxyScript("meta.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(
+      Has(spoke.Run(open, ConnectThroughProxyScript("169.254.169.254:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(open, ConnectThroughProxyScript("127.0.0.1:22")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(open, ConnectThroughProxyScript("[::ffff:169.254.169.254]:80")),
+            "proxy: HTTP/1.1 403"));
   CHECK(Has(spoke.Run(open, RawTcpScript((*internet)->inside_address(), 80)), "raw: failed"));
   CHECK(web.Connections() == 2);
 }
@@ -284,10 +274,10 @@ TEST_CASE("a network change applies to the box's next connection, within the spo
   Spoke spoke(**internet, policy);
   const std::string id = UniqueId("change");
   REQUIRE(spoke.boxes->Create({.box_id = id}).ok());
-  CHECK(Has(spoke.Run(id, ConnectScript("other.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(id, ConnectThroughProxyScript("other.test:80")), "proxy: HTTP/1.1 403"));
   auto changed = spoke.boxes->SetNetwork(id, {.add = {"other.test:80"}});
   REQUIRE(changed.ok());
-  CHECK(Has(spoke.Run(id, ConnectScript("other.test:80")), "server: hello"));
+  CHECK(Has(spoke.Run(id, ConnectThroughProxyScript("other.test:80")), "server: hello"));
   CHECK(web.Connections() == 1);
   auto outside = spoke.boxes->SetNetwork(id, {.add = {"pypi.org:443"}});
   REQUIRE_FALSE(outside.ok());
@@ -295,8 +285,65 @@ TEST_CASE("a network change applies to the box's next connection, within the spo
   INFO(outside.status().message());
   CHECK(Has(std::string(outside.status().message()), "other.test:80"));
   REQUIRE(spoke.boxes->SetNetwork(id, {.remove = {"other.test:80"}}).ok());
-  CHECK(Has(spoke.Run(id, ConnectScript("other.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(id, ConnectThroughProxyScript("other.test:80")), "proxy: HTTP/1.1 403"));
   CHECK(web.Connections() == 1);
+}
+
+TEST_CASE(
+    "an address of the host the policy never heard of is refused, and only the box's "
+    "network may use its proxy",
+    "[egress]") {
+  auto internet = testing::TestInternet::Create();
+  INFO(internet.status().ToString());
+  REQUIRE(internet.ok());
+  // The policy is not told the host's end of the namespace link (as for a box network made
+  // after the spoke started): the proxy finds out by itself.
+  egress::SpokePolicy policy = AnyPublic();
+  Spoke spoke(**internet, policy);
+  spoke.Start(**internet, policy, /*tell_host_address=*/false);
+  testing::TestServer& on_host = (*internet)->ServeOnHost((*internet)->host_address(), 8098);
+  const std::string id = UniqueId("host");
+  auto created = spoke.boxes->Create(
+      {.box_id = id, .network = egress::BoxPolicy{.mode = egress::Mode::kOpen, .allow = {}}});
+  REQUIRE(created.ok());
+  std::string out = spoke.Run(id, ConnectThroughProxyScript((*internet)->host_address() + ":8098"));
+  INFO(out);
+  CHECK(Has(out, "proxy: HTTP/1.1 403"));
+  CHECK(on_host.Connections() == 0);
+
+  // From a container on another network of the engine, the box's proxy does not serve.
+  const std::string& proxy_url = created->box.network.proxy;
+  const std::string gateway = proxy_url.substr(7, proxy_url.rfind(':') - 7);
+  const std::string other_net = UniqueId("othernet");
+  REQUIRE(spoke.engine->CreateNetwork({.name = other_net, .labels = {}, .internal = false}).ok());
+  spoke::docker::ContainerSpec spec;
+  spec.name = UniqueId("other");
+  spec.image = testing::Rig().box_image;
+  spec.entrypoint = {"sleep", "300"};
+  spec.network_mode = other_net;
+  auto other = spoke.engine->CreateContainer(spec);
+  REQUIRE(other.ok());
+  struct Gone {
+    std::function<void()> run;
+    ~Gone() { run(); }
+  } gone{[&] {
+    (void)spoke.engine->RemoveContainer(*other, true);
+    (void)spoke.engine->RemoveNetwork(other_net);
+  }};
+  REQUIRE(spoke.engine->StartContainer(*other).ok());
+  auto foreign = spoke.engine->Exec(
+      *other, {.argv = {"bash", "-c",
+                        "exec 3<>/dev/tcp/" + gateway +
+                            "/3128 || { echo unreachable; exit 0; }; "
+                            "printf 'CONNECT allowed.test:80 HTTP/1.1\\r\\n\\r\\n' >&3; "
+                            "timeout 5 cat <&3; echo end"},
+               .timeout = 30s});
+  REQUIRE(foreign.ok());
+  INFO(foreign->stdout_data);
+  CHECK_FALSE(Has(foreign->stdout_data, "HTTP/1.1"));
+  auto got = spoke.boxes->Get(id);
+  REQUIRE(got.ok());
+  for (const auto& r : got->network.refusals) CHECK(r.destination != "allowed.test");
 }
 
 TEST_CASE("two boxes cannot reach each other, directly or through the proxy", "[egress]") {
@@ -321,7 +368,7 @@ TEST_CASE("two boxes cannot reach each other, directly or through the proxy", "[
   // b reaches itself: the listener is up.
   CHECK(Has(spoke.Run(b, RawTcpScript(b_address, 7000)), "raw: connected"));
   CHECK(Has(spoke.Run(a, RawTcpScript(b_address, 7000)), "raw: failed"));
-  CHECK(Has(spoke.Run(a, ConnectScript(b_address + ":7000")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(a, ConnectThroughProxyScript(b_address + ":7000")), "proxy: HTTP/1.1 403"));
 }
 
 TEST_CASE("a box's rules go with it, and a restarted spoke restores live boxes and nothing else",
@@ -366,8 +413,8 @@ TEST_CASE("a box's rules go with it, and a restarted spoke restores live boxes a
   CHECK(has_rules(keep));
   CHECK_FALSE(has_rules(gone));
   // The live box's policy and proxy are back.
-  CHECK(Has(spoke.Run(keep, ConnectScript("allowed.test:80")), "server: hello"));
-  CHECK(Has(spoke.Run(keep, ConnectScript("other.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(spoke.Run(keep, ConnectThroughProxyScript("allowed.test:80")), "server: hello"));
+  CHECK(Has(spoke.Run(keep, ConnectThroughProxyScript("other.test:80")), "proxy: HTTP/1.1 403"));
   CHECK(web.Connections() == 1);
   auto networks = spoke.engine->ListNetworks({{BoxManager::kBoxIdLabel, gone}});
   REQUIRE(networks.ok());

@@ -32,6 +32,7 @@ class ChildProcess {
   // Waits for the process to end on its own (up to `limit`); its exit status, or -1.
   int Wait(std::chrono::seconds limit);
   std::string Log() const;
+  pid_t pid() const { return pid_; }
 
  private:
   std::filesystem::path log_;

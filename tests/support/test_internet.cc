@@ -161,4 +161,18 @@ TestServer& TestInternet::ServeOnHost(const std::string& address, int port) {
   return *servers_.back();
 }
 
+std::string ConnectThroughProxyScript(const std::string& target) {
+  return "p=${HTTPS_PROXY#http://}; h=${p%:*}; port=${p##*:}; "
+         "exec 3<>/dev/tcp/$h/$port || exit 9; "
+         "printf 'CONNECT " +
+         target + " HTTP/1.1\\r\\nHost: " + target +
+         "\\r\\n\\r\\n' >&3; "
+         "IFS= read -r -t 10 status <&3; echo \"proxy: ${status%$'\\r'}\"; "
+         "case \"$status\" in *\" 200 \"*) "
+         "  while IFS= read -r -t 10 l <&3 && [ \"${l%$'\\r'}\" != '' ]; do :; done; "
+         "  printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' >&3; "
+         "  body=$(timeout 10 cat <&3); echo \"server: ${body##*$'\\n'}\";; "
+         "esac";
+}
+
 }  // namespace llmbox::testing

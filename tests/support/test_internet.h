@@ -68,4 +68,9 @@ class TestInternet {
   std::vector<std::unique_ptr<TestServer>> servers_;
 };
 
+// bash for inside a box: a CONNECT to `target` ("name:port") through the box's proxy (its
+// HTTPS_PROXY), and when the proxy answers 200, a GET through the tunnel. Prints
+// "proxy: <status line>" and, when tunnelled, "server: <last line of the answer>".
+std::string ConnectThroughProxyScript(const std::string& target);
+
 }  // namespace llmbox::testing

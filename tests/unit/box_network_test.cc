@@ -251,5 +251,53 @@ TEST_CASE("the exec container points at the box's proxy too", "[lifecycle][egres
   CHECK(spec->network_mode == "llmbox-net-b1");
 }
 
+TEST_CASE("re-attaching a console at runtime does not rebuild the host's rules",
+          "[lifecycle][egress]") {
+  World world;
+  REQUIRE(world.Start().Create({.box_id = "b1"}).ok());
+  // A new manager that was not recovered: the console is attached on the first code.
+  BoxManager& again = world.Start();
+  auto outcome = again.SubmitCode("b1", "good-code#state");
+  REQUIRE(outcome.ok());
+  CHECK(world.egress.Restores() == 0);  // only a start rebuilds them
+  CHECK(world.egress.Attached().count("b1") == 1);
+}
+
+TEST_CASE("a saved policy wider than the spoke allows now is narrowed when the spoke starts",
+          "[lifecycle][egress]") {
+  World world;
+  REQUIRE(world.Start()
+              .Create({.box_id = "b1",
+                       .network = egress::BoxPolicy{.mode = egress::Mode::kOpen,
+                                                    .allow = {EntryOf("pypi.org:443"),
+                                                              EntryOf("github.com:443")}}})
+              .ok());
+  BoxManagerOptions narrower = world.Options();
+  narrower.egress.modes = {egress::Mode::kNone, egress::Mode::kAllowlist};
+  narrower.egress.box_may_allow_anything = false;
+  narrower.egress.box_may_allow = {EntryOf("github.com")};
+  BoxManager& again = world.Start(narrower);
+  REQUIRE(again.Recover().ok());
+  const auto policy = world.egress.Attached().at("b1").second;
+  CHECK(policy.mode == egress::Mode::kAllowlist);  // the spoke's default now
+  CHECK(policy.allow == std::vector<egress::Entry>{EntryOf("github.com:443")});
+  // Saved narrowed: a restart with the wider config does not widen it again.
+  BoxManager& third = world.Start();
+  REQUIRE(third.Recover().ok());
+  CHECK(world.egress.Attached().at("b1").second.allow.size() == 1);
+}
+
+TEST_CASE("a box network the engine cannot answer for fails the start, not the box's rules",
+          "[lifecycle][egress]") {
+  World world;
+  REQUIRE(world.Start().Create({.box_id = "b1"}).ok());
+  BoxManager& again = world.Start();
+  world.faulty.FailAt("InspectNetwork");
+  auto recovered = again.Recover();
+  REQUIRE_FALSE(recovered.ok());
+  CHECK(recovered.message().find("box b1: reading its network") != std::string::npos);
+  CHECK(world.egress.Restores() == 0);  // the table was not rebuilt without it
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::box
