@@ -362,7 +362,10 @@ TEST_CASE("two boxes cannot reach each other, directly or through the proxy", "[
   spoke.Run(b,
             "setsid perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>7000,"
             "Listen=>5,ReuseAddr=>1) or die; while($c=$s->accept){print $c \"hi\\n\";close $c}'"
-            " </dev/null >/dev/null 2>&1 & sleep 0.5");
+            " </dev/null >/dev/null 2>&1 & "
+            // Until it listens (bounded): no fixed sleep.
+            "for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/7000) 2>/dev/null && break; "
+            "sleep 0.1; done");
   const std::string b_address = spoke.Run(b, "hostname -I | cut -d' ' -f1 | tr -d '\\n'");
   REQUIRE_FALSE(b_address.empty());
   // b reaches itself: the listener is up.
