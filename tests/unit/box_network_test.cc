@@ -245,7 +245,7 @@ TEST_CASE("the exec container points at the box's proxy too", "[lifecycle][egres
   REQUIRE(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());
   auto spec = world.engine.SpecOf("llmbox-exec-b1");
   REQUIRE(spec.has_value());
-  const auto& network = world.egress.Attached().at("b1").first;
+  const egress::BoxNetwork network = world.egress.Attached().at("b1").first;  // a copy
   CHECK(Has(spec->env, "HTTPS_PROXY=http://" + network.gateway + ":3128"));
   CHECK(spec->dns == std::vector<std::string>{network.gateway});
   CHECK(spec->network_mode == "llmbox-net-b1");
