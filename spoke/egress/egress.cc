@@ -76,6 +76,16 @@ std::vector<Refusal> HostEgress::Refusals(const std::string& box_id, size_t limi
   return all;
 }
 
+void HostEgress::DropRulesIfEmpty() {
+  {
+    std::lock_guard lock(mu_);
+    if (!logged_.empty()) return;
+  }
+  if (absl::Status st = firewall_.Drop(); !st.ok()) {
+    spdlog::warn("egress: the host's rules were not removed: {}", common::AsStd(st.message()));
+  }
+}
+
 void HostEgress::LogNewRefusals(const std::string& spoke_name) {
   std::map<std::string, std::chrono::system_clock::time_point> boxes;
   {

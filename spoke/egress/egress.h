@@ -60,6 +60,10 @@ class HostEgress final : public BoxEgress {
   [[nodiscard]] absl::Status Detach(const std::string& box_id) override;
   std::vector<Refusal> Refusals(const std::string& box_id, size_t limit) override;
 
+  // Drops the spoke's host rules when no box is attached (a spoke stopping with no box left
+  // leaves nothing on the host); otherwise keeps them, so boxes stay fenced while it is down.
+  void DropRulesIfEmpty();
+
   // Logs the host rules' refusals newer than the last ones it logged, one line per box and
   // destination (the proxy logs its own as they happen). The spoke calls it periodically.
   void LogNewRefusals(const std::string& spoke_name);

@@ -232,6 +232,13 @@ class NftFirewall final : public Firewall {
     return Apply(script, "add box " + checked.id);
   }
 
+  absl::Status Drop() override {
+    std::lock_guard lock(mu_);
+    // "table; delete table": removes it whether or not it is there.
+    return Apply(absl::StrCat("table inet ", table_, "\ndelete table inet ", table_, "\n"),
+                 "drop the table");
+  }
+
   absl::Status Remove(const std::string& box_id) override {
     LLMBOX_ASSIGN_OR_RETURN(std::string id, CheckedId(box_id));
     const std::string prefix = Prefix(id);

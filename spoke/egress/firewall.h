@@ -67,6 +67,8 @@ class Firewall {
   [[nodiscard]] virtual absl::Status Reset(const std::vector<BoxNetwork>& boxes) = 0;
   // Adds (or replaces) one box's rules.
   [[nodiscard]] virtual absl::Status Add(const BoxNetwork& box) = 0;
+  // Removes the spoke's table altogether (a spoke stopping with no box left); OK when absent.
+  [[nodiscard]] virtual absl::Status Drop() = 0;
   // Removes one box's rules; OK when it had none.
   [[nodiscard]] virtual absl::Status Remove(const std::string& box_id) = 0;
   // Packets of the box's that were dropped, newest last (at most kMaxRefusals; each

@@ -282,7 +282,9 @@ void SpokeNode::Stop() {
   const auto grace = parts_->in_process() ? std::chrono::seconds(5) : std::chrono::seconds(10);
   parts_->server->Shutdown(std::chrono::system_clock::now() + grace);
   // Boxes keep their host rules (they hold even while no spoke runs); only the proxy stops.
+  // With no box left, nothing of the spoke stays on the host.
   if (parts_->proxy != nullptr) parts_->proxy->Stop();
+  if (parts_->host_egress != nullptr) parts_->host_egress->DropRulesIfEmpty();
 }
 
 }  // namespace llmbox::spoke::node

@@ -250,6 +250,10 @@ TEST_CASE(
     CHECK_FALSE(Contains(Ruleset(), ChainName(keep)));
     CHECK(process.Stop() == 0);
   }
+  // Stopped with no box left, the spoke leaves nothing on the host.
+  std::string table = "llmbox_" + name;
+  std::replace(table.begin(), table.end(), '-', '_');
+  CHECK_FALSE(Contains(Ruleset(), table));
   fs::remove_all(dir);
 }
 

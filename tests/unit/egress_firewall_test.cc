@@ -249,6 +249,14 @@ TEST_CASE("remove without a table changes nothing", "[firewall]") {
   CHECK(nft.scripts.empty());
 }
 
+TEST_CASE("drop removes the spoke's whole table, there or not, in one transaction", "[firewall]") {
+  ScriptedNft nft;
+  auto fw = MakeNftFirewall({.spoke_name = "local"}, nft.runner);
+  REQUIRE(fw->Drop().ok());
+  REQUIRE(nft.scripts.size() == 1);
+  CHECK(nft.scripts[0] == "table inet llmbox_local\ndelete table inet llmbox_local\n");
+}
+
 TEST_CASE("hostile names and addresses are refused before nft runs", "[firewall]") {
   ScriptedNft nft;
   auto fw = MakeNftFirewall({.spoke_name = "local"}, nft.runner);
