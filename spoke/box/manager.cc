@@ -169,12 +169,18 @@ absl::Status BoxManager::SaveHookState(const std::string& box_id, const std::str
   return WriteStateFile(HookStatePath(box_id), state);
 }
 
+std::string BoxManager::StatePath(std::string_view folder, const std::string& box_id) const {
+  return options_.state_dir.empty()
+             ? std::string()
+             : absl::StrCat(options_.state_dir, "/", AsAbsl(folder), "/", box_id);
+}
+
 std::string BoxManager::AttemptsPath(const std::string& box_id) const {
-  return options_.state_dir.empty() ? std::string() : options_.state_dir + "/attempts/" + box_id;
+  return StatePath("attempts", box_id);
 }
 
 std::string BoxManager::PolicyPath(const std::string& box_id) const {
-  return options_.state_dir.empty() ? std::string() : options_.state_dir + "/egress/" + box_id;
+  return StatePath("egress", box_id);
 }
 
 // The policy file: "mode <name>" then one "allow <entry>" line per entry of the box's own.
@@ -237,7 +243,7 @@ absl::StatusOr<BoxManager::NetState> BoxManager::NetStateOf(const std::string& b
 std::vector<std::string> BoxManager::ProxyEnv(const egress::BoxNetwork& network) const {
   if (egress_ == nullptr) return {};
   const std::string url = egress_->ProxyUrl(network);
-  // Names on the box's own network (its peers) are reached directly, not through the proxy.
+  // The box's own loopback is reached directly, not through the proxy.
   const std::string direct = "localhost,127.0.0.1,::1";
   return {"HTTP_PROXY=" + url,  "HTTPS_PROXY=" + url, "http_proxy=" + url, "https_proxy=" + url,
           "NO_PROXY=" + direct, "no_proxy=" + direct, "ALL_PROXY=" + url,  "all_proxy=" + url};
@@ -266,7 +272,7 @@ void BoxManager::FillNetworkView(const std::string& box_id, BoxView* view, bool 
 }
 
 std::string BoxManager::SessionUrlPath(const std::string& box_id) const {
-  return options_.state_dir.empty() ? std::string() : options_.state_dir + "/session-url/" + box_id;
+  return StatePath("session-url", box_id);
 }
 
 absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {

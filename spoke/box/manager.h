@@ -304,6 +304,8 @@ class BoxManager {
   void FillNetworkView(const std::string& box_id, BoxView* view, bool with_refusals);
   bool LoopWorkspace() const { return options_.disk.workspace_type == WorkspaceType::kLoop; }
   std::string HookStatePath(const std::string& box_id) const;
+  // <state_dir>/<folder>/<box_id>; "" without a state_dir.
+  std::string StatePath(std::string_view folder, const std::string& box_id) const;
   std::string AttemptsPath(const std::string& box_id) const;  // "" without a state_dir
   // Where a ready box's session URL is kept, for a restart after its console log rotated
   // past it (boxes.disk.log_max_size). "" without a state_dir.

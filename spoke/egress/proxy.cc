@@ -157,19 +157,10 @@ class SystemResolver final : public Resolver {
     }
     std::vector<IpAddress> addresses;
     for (const addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-      IpAddress address;
-      if (ai->ai_family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(ai->ai_addr);
-        std::memcpy(address.bytes.data(), &in->sin_addr, 4);
-      } else if (ai->ai_family == AF_INET6) {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(ai->ai_addr);
-        address.v6 = true;
-        std::memcpy(address.bytes.data(), &in6->sin6_addr, 16);
-      } else {
-        continue;
-      }
-      if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
-        addresses.push_back(address);
+      const std::optional<IpAddress> address = IpAddressOf(ai->ai_addr);
+      if (!address.has_value()) continue;
+      if (std::find(addresses.begin(), addresses.end(), *address) == addresses.end()) {
+        addresses.push_back(*address);
       }
     }
     freeaddrinfo(list);
@@ -636,20 +627,12 @@ bool IsThisHost(const IpAddress& address, int port) {
   if (probe < 0) return false;
   sockaddr_storage remote;
   const socklen_t remote_length = ToSockaddr(address, port == 0 ? 9 : port, remote);
-  bool local = false;
-  if (connect(probe, reinterpret_cast<sockaddr*>(&remote), remote_length) == 0) {
-    sockaddr_storage source{};
-    socklen_t source_length = sizeof source;
-    if (getsockname(probe, reinterpret_cast<sockaddr*>(&source), &source_length) == 0) {
-      if (source.ss_family == AF_INET && !address.v6) {
-        local = std::memcmp(&reinterpret_cast<sockaddr_in*>(&source)->sin_addr,
-                            address.bytes.data(), 4) == 0;
-      } else if (source.ss_family == AF_INET6 && address.v6) {
-        local = std::memcmp(&reinterpret_cast<sockaddr_in6*>(&source)->sin6_addr,
-                            address.bytes.data(), 16) == 0;
-      }
-    }
-  }
+  sockaddr_storage source{};
+  socklen_t source_length = sizeof source;
+  const bool local =
+      connect(probe, reinterpret_cast<sockaddr*>(&remote), remote_length) == 0 &&
+      getsockname(probe, reinterpret_cast<sockaddr*>(&source), &source_length) == 0 &&
+      IpAddressOf(reinterpret_cast<sockaddr*>(&source)) == address;
   close(probe);
   return local;
 }
@@ -659,16 +642,8 @@ bool PeerWithin(int fd, const Cidr& range) {
   sockaddr_storage peer{};
   socklen_t length = sizeof peer;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) return false;
-  IpAddress address;
-  if (peer.ss_family == AF_INET) {
-    std::memcpy(address.bytes.data(), &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, 4);
-  } else if (peer.ss_family == AF_INET6) {
-    address.v6 = true;
-    std::memcpy(address.bytes.data(), &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, 16);
-  } else {
-    return false;
-  }
-  return range.Contains(address);
+  const std::optional<IpAddress> address = IpAddressOf(reinterpret_cast<sockaddr*>(&peer));
+  return address.has_value() && range.Contains(*address);
 }
 
 struct Box {
@@ -1093,6 +1068,20 @@ struct EgressProxy::Impl {
     }
   }
 };
+
+std::optional<IpAddress> IpAddressOf(const sockaddr* address) {
+  if (address == nullptr) return std::nullopt;
+  IpAddress out;
+  if (address->sa_family == AF_INET) {
+    std::memcpy(out.bytes.data(), &reinterpret_cast<const sockaddr_in*>(address)->sin_addr, 4);
+  } else if (address->sa_family == AF_INET6) {
+    out.v6 = true;
+    std::memcpy(out.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(address)->sin6_addr, 16);
+  } else {
+    return std::nullopt;
+  }
+  return out;
+}
 
 EgressProxy::EgressProxy(ProxyOptions options, common::Clock& clock)
     : impl_(std::make_unique<Impl>(std::move(options), clock)) {}

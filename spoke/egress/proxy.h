@@ -42,6 +42,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,12 @@
 #include "spoke/egress/policy.h"
 #include "spoke/egress/refusal.h"
 
+struct sockaddr;
+
 namespace llmbox::spoke::egress {
+
+// The address in a socket address (AF_INET or AF_INET6); nullopt for any other family.
+std::optional<IpAddress> IpAddressOf(const sockaddr* address);
 
 // Names to addresses, as the proxy sees them.
 class Resolver {

@@ -5,14 +5,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
+#include <cstdio>
 #include <string>
 #include <system_error>
 #include <utility>
 
 #include "spdlog/spdlog.h"
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
 
 #include "common/absl_compat.h"
@@ -45,19 +44,7 @@ std::vector<egress::IpAddress> HostAddresses() {
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return out;
   for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
-    if (it->ifa_addr == nullptr) continue;
-    egress::IpAddress address;
-    if (it->ifa_addr->sa_family == AF_INET) {
-      const auto* in = reinterpret_cast<const sockaddr_in*>(it->ifa_addr);
-      std::memcpy(address.bytes.data(), &in->sin_addr, 4);
-    } else if (it->ifa_addr->sa_family == AF_INET6) {
-      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(it->ifa_addr);
-      address.v6 = true;
-      std::memcpy(address.bytes.data(), &in6->sin6_addr, 16);
-    } else {
-      continue;
-    }
-    out.push_back(address);
+    if (auto address = egress::IpAddressOf(it->ifa_addr)) out.push_back(*address);
   }
   freeifaddrs(list);
   return out;
