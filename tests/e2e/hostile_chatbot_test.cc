@@ -128,6 +128,15 @@ bool ContainerRunning(EngineHttp& engine, const std::string& container) {
 }
 
 // Whether every listed process is alive and neither stopped nor a zombie.
+// The processes' identities, "pid start-time" per line, without their momentary state (a
+// process that sleeps now may run at the next look; only who it is must not change).
+std::string Identities(const std::string& processes) {
+  std::istringstream lines(processes);
+  std::string pid, start, state, out;
+  while (lines >> pid >> start >> state) out += pid + " " + start + "\n";
+  return out;
+}
+
 bool AllRunning(const std::string& processes) {
   std::istringstream lines(processes);
   std::string pid, start, state;
@@ -420,11 +429,12 @@ TEST_CASE(
   // the process holding the token; the box is still waiting for its code.
   const std::string login_after = ProcessesLike(engine, container, "auth login");
   INFO("claude auth login after the probes: " << login_after);
-  CHECK(login_after == login_before);
+  CHECK(Identities(login_after) == Identities(login_before));
   CHECK(AllRunning(login_after));
   const std::string holder_after = ProcessesLike(engine, container, "sleep 86399");
   INFO("the token holder after the probes: " << holder_after);
-  CHECK(holder_after == holder_before);
+  CHECK(Identities(holder_after) == Identities(holder_before));
+  CHECK(AllRunning(holder_after));
   const auto got = McpCall(url, "", "get_llmbox", {{"box_id", box_id}}, dir / "get.log");
   INFO(got.log);
   CHECK(ResultOrEmpty(got).value("status", "") == "pending");
