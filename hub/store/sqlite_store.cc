@@ -120,6 +120,66 @@ UPDATE boxes SET owner = CASE created_by WHEN '' THEN 'anonymous' ELSE 'key:' ||
 CREATE INDEX boxes_by_owner ON boxes (owner, created_at_ms, box_key);
 ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1));
 )sql",
+    // 6 -> 7: OAuth (hub/oauth). Clients registered dynamically; grants, one per consent, and
+    // their codes and tokens, by SHA-256 hex only. redirect_uris is a JSON array of strings.
+    // A code or token row names its grant; deleting a grant deletes them (foreign keys).
+    R"sql(
+CREATE TABLE oauth_clients (
+  client_id TEXT PRIMARY KEY NOT NULL CHECK (client_id <> ''),
+  secret_hash TEXT NOT NULL,
+  name TEXT NOT NULL,
+  redirect_uris TEXT NOT NULL,
+  auth_method TEXT NOT NULL
+    CHECK (auth_method IN ('none', 'client_secret_post', 'client_secret_basic')),
+  registered_from TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  last_used_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX oauth_clients_by_expiry ON oauth_clients (expires_at_ms);
+
+CREATE TABLE oauth_grants (
+  grant_id TEXT PRIMARY KEY NOT NULL CHECK (grant_id <> ''),
+  client_id TEXT NOT NULL,
+  client_name TEXT NOT NULL,
+  principal_id TEXT NOT NULL,
+  principal_kind TEXT NOT NULL,
+  display_name TEXT NOT NULL,
+  email TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  last_used_at_ms INTEGER NOT NULL,
+  revoked_at_ms INTEGER,
+  revoked_reason TEXT NOT NULL
+) STRICT;
+CREATE INDEX oauth_grants_by_principal ON oauth_grants (principal_id, created_at_ms);
+CREATE INDEX oauth_grants_by_client ON oauth_grants (client_id, created_at_ms);
+CREATE INDEX oauth_grants_by_created_at ON oauth_grants (created_at_ms, grant_id);
+
+CREATE TABLE oauth_codes (
+  hash TEXT PRIMARY KEY NOT NULL CHECK (hash <> ''),
+  grant_id TEXT NOT NULL REFERENCES oauth_grants (grant_id) ON DELETE CASCADE,
+  redirect_uri TEXT NOT NULL,
+  code_challenge TEXT NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  used_at_ms INTEGER
+) STRICT;
+CREATE INDEX oauth_codes_by_grant ON oauth_codes (grant_id);
+CREATE INDEX oauth_codes_by_expiry ON oauth_codes (expires_at_ms);
+
+CREATE TABLE oauth_tokens (
+  hash TEXT PRIMARY KEY NOT NULL CHECK (hash <> ''),
+  grant_id TEXT NOT NULL REFERENCES oauth_grants (grant_id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+  issued_at_ms INTEGER NOT NULL,
+  expires_at_ms INTEGER NOT NULL,
+  used_at_ms INTEGER
+) STRICT;
+CREATE INDEX oauth_tokens_by_grant ON oauth_tokens (grant_id);
+CREATE INDEX oauth_tokens_by_expiry ON oauth_tokens (expires_at_ms);
+)sql",
 };
 
 // A macro rather than a std::string so that every query stays one literal: the literal is

@@ -94,6 +94,31 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(
       std::int64_t now_ms) override;
 
+  // OAuth (hub/store/sqlite_oauth.cc).
+  [[nodiscard]] absl::Status InsertOAuthClient(const OAuthClientRecord& client) override;
+  [[nodiscard]] absl::StatusOr<OAuthClientRecord> GetOAuthClient(
+      std::string_view client_id) override;
+  [[nodiscard]] absl::Status TouchOAuthClient(std::string_view client_id,
+                                              std::int64_t now_ms) override;
+  [[nodiscard]] absl::StatusOr<std::int64_t> CountOAuthClients() override;
+  [[nodiscard]] absl::Status InsertOAuthGrant(const OAuthGrantRecord& grant,
+                                              const OAuthCodeRecord& code) override;
+  [[nodiscard]] absl::StatusOr<std::pair<OAuthCodeRecord, OAuthGrantRecord>> RedeemOAuthCode(
+      std::string_view hash, std::int64_t now_ms,
+      const std::vector<OAuthTokenRecord>& tokens) override;
+  [[nodiscard]] absl::StatusOr<OAuthTokenWithGrant> RotateOAuthRefreshToken(
+      std::string_view hash, std::string_view client_id, std::int64_t now_ms,
+      const std::vector<OAuthTokenRecord>& tokens) override;
+  [[nodiscard]] absl::StatusOr<OAuthTokenWithGrant> FindOAuthToken(std::string_view hash) override;
+  [[nodiscard]] absl::Status TouchOAuthGrant(std::string_view grant_id,
+                                             std::int64_t now_ms) override;
+  [[nodiscard]] absl::StatusOr<std::vector<OAuthGrantRecord>> ListOAuthGrants(
+      const OAuthGrantFilter& filter) override;
+  [[nodiscard]] absl::StatusOr<std::int64_t> RevokeOAuthGrants(const OAuthGrantFilter& filter,
+                                                               std::int64_t now_ms,
+                                                               std::string_view reason) override;
+  [[nodiscard]] absl::StatusOr<std::int64_t> PruneOAuth(std::int64_t now_ms) override;
+
  private:
   class Reader;  // a reader connection borrowed from the pool for one call
 

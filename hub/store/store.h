@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -99,6 +100,73 @@ struct SpokeRecord {
   std::string version;  // llmbox version the spoke reported
   std::int64_t joined_at_ms = 0;
   std::int64_t renewed_at_ms = 0;  // = joined_at_ms until the first Renew
+};
+
+// OAuth (hub/oauth): clients registered dynamically, grants (one consent each: a principal, a
+// client, a scope, a resource), and the codes and tokens of each grant, by SHA-256 hex only.
+struct OAuthClientRecord {
+  std::string client_id;    // unique
+  std::string secret_hash;  // "" for a public client
+  std::string name;
+  std::vector<std::string> redirect_uris;
+  std::string auth_method;      // none | client_secret_post | client_secret_basic
+  std::string registered_from;  // the registering client's address key (for operators)
+  std::int64_t created_at_ms = 0;
+  std::int64_t last_used_at_ms = 0;  // 0: never used
+  std::int64_t expires_at_ms = 0;    // 0: never; a never-used client is pruned after this
+};
+
+struct OAuthGrantRecord {
+  std::string grant_id;  // unique, random
+  std::string client_id;
+  std::string client_name;     // as shown at consent
+  std::string principal_id;    // auth::Principal::id(): "key:alice", "oidc:<iss>#<sub>"
+  std::string principal_kind;  // auth::PrincipalKindName
+  std::string display_name;
+  std::string email;  // the verified email ("" for API keys)
+  std::string scope;
+  std::string resource;
+  std::int64_t created_at_ms = 0;
+  std::int64_t expires_at_ms = 0;  // the grant's end (options.grant_ttl after consent)
+  std::int64_t last_used_at_ms = 0;
+  std::optional<std::int64_t> revoked_at_ms;
+  std::string revoked_reason;  // "revoked by the client", "code replayed", ...
+};
+
+struct OAuthCodeRecord {
+  std::string hash;
+  std::string grant_id;
+  std::string redirect_uri;
+  std::string code_challenge;
+  std::int64_t expires_at_ms = 0;
+  std::optional<std::int64_t> used_at_ms;
+};
+
+enum class OAuthTokenKind { kAccess, kRefresh };
+
+struct OAuthTokenRecord {
+  std::string hash;
+  std::string grant_id;
+  OAuthTokenKind kind = OAuthTokenKind::kAccess;
+  std::int64_t issued_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+  std::optional<std::int64_t> used_at_ms;  // a refresh token: when it was rotated
+};
+
+// A token with its grant, from one lookup.
+struct OAuthTokenWithGrant {
+  OAuthTokenRecord token;
+  OAuthGrantRecord grant;
+  // For a grant of an API-key principal: whether that key is live now. True for others.
+  bool principal_live = true;
+  bool principal_admin = false;  // the key's admin role
+};
+
+struct OAuthGrantFilter {
+  std::optional<std::string> grant_id;
+  std::optional<std::string> principal_id;
+  std::optional<std::string> client_id;
+  bool include_revoked = false;
 };
 
 class Store {
@@ -179,6 +247,57 @@ class Store {
   // The hashes of ended sessions not expired at `now_ms`; expired ones are dropped.
   [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(
       std::int64_t now_ms) = 0;
+
+  // OAuth clients (dynamically registered). AlreadyExists when the id is taken.
+  [[nodiscard]] virtual absl::Status InsertOAuthClient(const OAuthClientRecord& client) = 0;
+  // NotFound when absent.
+  [[nodiscard]] virtual absl::StatusOr<OAuthClientRecord> GetOAuthClient(
+      std::string_view client_id) = 0;
+  // Sets last_used_at_ms and clears expires_at_ms. NotFound when absent.
+  [[nodiscard]] virtual absl::Status TouchOAuthClient(std::string_view client_id,
+                                                      std::int64_t now_ms) = 0;
+  // How many clients are registered (for the registration cap).
+  [[nodiscard]] virtual absl::StatusOr<std::int64_t> CountOAuthClients() = 0;
+
+  // OAuth grants, codes and tokens.
+  // Inserts a new grant and its first code in one transaction.
+  [[nodiscard]] virtual absl::Status InsertOAuthGrant(const OAuthGrantRecord& grant,
+                                                      const OAuthCodeRecord& code) = 0;
+  // In one transaction: the code with this hash, marked used, and `tokens` inserted into its
+  // grant. NotFound for an unknown code; FailedPrecondition when it was used before (then its
+  // grant is revoked, reason "authorization code used twice", and nothing is inserted),
+  // expired at now_ms, or its grant is revoked or expired. Returns the code and its grant as
+  // they were before this call.
+  [[nodiscard]] virtual absl::StatusOr<std::pair<OAuthCodeRecord, OAuthGrantRecord>>
+  RedeemOAuthCode(std::string_view hash, std::int64_t now_ms,
+                  const std::vector<OAuthTokenRecord>& tokens) = 0;
+  // In one transaction: the refresh token with this hash, marked used, and `tokens` inserted
+  // into its grant, only if it belongs to `client_id`. NotFound for an unknown token or
+  // another client's; FailedPrecondition when it was rotated before (then its grant is revoked,
+  // reason "refresh token reused", and nothing is inserted), expired, or its grant is revoked
+  // or expired.
+  [[nodiscard]] virtual absl::StatusOr<OAuthTokenWithGrant> RotateOAuthRefreshToken(
+      std::string_view hash, std::string_view client_id, std::int64_t now_ms,
+      const std::vector<OAuthTokenRecord>& tokens) = 0;
+  // The access or refresh token with this hash and its grant (expired, used and revoked ones
+  // included: the caller decides). NotFound when unknown. One indexed lookup: it runs on every
+  // MCP request that carries an OAuth token.
+  [[nodiscard]] virtual absl::StatusOr<OAuthTokenWithGrant> FindOAuthToken(
+      std::string_view hash) = 0;
+  // Best effort, may be coarse (at most one write a minute per grant is fine).
+  [[nodiscard]] virtual absl::Status TouchOAuthGrant(std::string_view grant_id,
+                                                     std::int64_t now_ms) = 0;
+  // Ordered by created_at, then grant id.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<OAuthGrantRecord>> ListOAuthGrants(
+      const OAuthGrantFilter& filter) = 0;
+  // Revokes every live grant the filter selects (at least one of grant_id, principal_id,
+  // client_id must be set: InvalidArgument otherwise); returns how many.
+  [[nodiscard]] virtual absl::StatusOr<std::int64_t> RevokeOAuthGrants(
+      const OAuthGrantFilter& filter, std::int64_t now_ms, std::string_view reason) = 0;
+  // Deletes what can no longer be used at now_ms: expired codes and tokens, grants revoked or
+  // expired more than a day ago (with their tokens), and clients never used past their
+  // expiry. Returns how many rows went.
+  [[nodiscard]] virtual absl::StatusOr<std::int64_t> PruneOAuth(std::int64_t now_ms) = 0;
 };
 
 }  // namespace llmbox::hub::store

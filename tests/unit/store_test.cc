@@ -346,13 +346,16 @@ TEST_CASE("a database with a newer schema than this code knows is refused", "[st
   OpenOrDie(path).reset();
   sqlite3* raw = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &raw) == SQLITE_OK);
-  REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 7", nullptr, nullptr, nullptr) == SQLITE_OK);
+  const std::string newer = std::to_string(SqliteStore::SchemaVersion() + 1);
+  REQUIRE(sqlite3_exec(raw, ("PRAGMA user_version = " + newer).c_str(), nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
   sqlite3_close(raw);
 
   absl::Status status = SqliteStore::Open(path).status();
   REQUIRE(status.code() == absl::StatusCode::kFailedPrecondition);
   INFO(status.message());
-  REQUIRE(status.message().find("hub.db has schema version 7; this llmbox-hub knows up to " +
+  REQUIRE(status.message().find("hub.db has schema version " + newer +
+                                "; this llmbox-hub knows up to " +
                                 std::to_string(SqliteStore::SchemaVersion()) +
                                 ": upgrade llmbox-hub") != absl::string_view::npos);
 }

@@ -1,0 +1,76 @@
+// hub/oauth/authorize_page.h
+//
+// The browser side of the authorization code flow: GET /authorize checks the request, the
+// person signs in (through the activation module's OIDC provider, or on a page that takes
+// their llmbox API key), then sees a consent page naming the client, its redirect host and
+// what it will be able to do, and answers Allow or Deny. Allow sends the browser to the
+// client's redirect URI with `code`, `state` and `iss` (RFC 9207); Deny with
+// error=access_denied.
+//
+//   GET  /authorize?response_type=code&client_id=..&redirect_uri=..&code_challenge=..
+//        &code_challenge_method=S256&state=..&scope=llmbox&resource=<issuer>
+//   GET  /authorize/continue?request=<id>   back from the OIDC provider (its return_to)
+//   POST /authorize/sign-in                 request, csrf, api_key     (SignInMode::kApiKey)
+//   POST /authorize/consent                 request, csrf, decision=allow|deny
+//
+// Checks, in this order: the client is known and redirect_uri is one of its own (else an
+// error page, never a redirect: RFC 6749 §4.1.2.1); then, answered by a redirect with error
+// and state: response_type=code, PKCE S256 with a well-formed challenge (plain and a missing
+// challenge refused), resource (RFC 8707) naming this hub (absent: this hub), scope ⊆
+// {llmbox} (absent: llmbox). A started request is kept in memory (bounded in all and per
+// client address, expiring after options.authorize_ttl) and bound to the browser by an
+// HttpOnly cookie; the forms carry CSRF tokens (activation/csrf.h) scoped to the request.
+// API-key sign-ins are rate limited per client address. Every page has the activation page's
+// security headers (no caching, framing, sniffing or Referer; a strict CSP). Nothing secret is
+// logged or echoed: not the key, the code, the challenge's verifier or the state.
+//
+// Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "hub/activation/oidc.h"
+#include "hub/activation/session_cookie.h"
+#include "hub/auth/api_key_auth.h"
+#include "hub/http/server.h"
+#include "hub/oauth/clients.h"
+#include "hub/oauth/options.h"
+#include "hub/oauth/tokens.h"
+
+namespace llmbox::hub::oauth {
+
+struct AuthorizePageDeps {
+  ClientRegistry* clients = nullptr;  // required
+  TokenService* tokens = nullptr;     // required
+  // SignInMode::kOidc: the activation module's client and session cookie (both required), and
+  // the provider's issuer (principals are "oidc:<issuer>#<subject>").
+  activation::OidcClient* oidc = nullptr;
+  const activation::SessionCookie* sessions = nullptr;
+  std::string oidc_issuer;
+  // SignInMode::kApiKey: checks the key a person types (required in that mode).
+  const auth::ApiKeyAuthenticator* api_keys = nullptr;
+  std::string csrf_key;  // >= 32 secret bytes
+  int max_key_attempts_per_address = 10;  // per 15 minutes
+  std::size_t max_pending_requests = 10'000;
+  std::size_t max_pending_requests_per_address = 20;
+};
+
+class AuthorizePage {
+ public:
+  // `clock` and everything in `deps` must outlive the page.
+  AuthorizePage(const OAuthOptions& options, AuthorizePageDeps deps, common::Clock& clock);
+  ~AuthorizePage();
+
+  static bool Serves(std::string_view path);  // /authorize and /authorize/...
+  void Handle(const http::Request& request, http::Responder& responder);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace llmbox::hub::oauth

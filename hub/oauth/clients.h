@@ -1,0 +1,110 @@
+// hub/oauth/clients.h
+//
+// The OAuth clients the hub knows: dynamically registered ones (RFC 7591, kept in the Store),
+// client ID metadata documents (the client id is an https URL; its JSON is fetched, checked and
+// cached), and pre-registered ones from the config.
+//
+//   ClientRegistry clients(store, fetcher, clock, options);
+//   // POST /register
+//   absl::StatusOr<nlohmann::json> reply = clients.Register(request.body, client_key);
+//   // /authorize, /token
+//   LLMBOX_ASSIGN_OR_RETURN(Client client, clients.Find(client_id));
+//   LLMBOX_RETURN_IF_ERROR(clients.AuthenticateClient(client, client_secret));
+//
+// Registration: JSON object in (at most 16 KiB), 201 JSON out with client_id,
+// client_id_issued_at (integer seconds), client_secret and client_secret_expires_at (0) for
+// client_secret_post / client_secret_basic, and the registered metadata. redirect_uris are
+// required, each allowed by CheckRedirectUriAllowed; grant_types ⊆ {authorization_code,
+// refresh_token}; response_types ⊆ {code}; token_endpoint_auth_method one of none,
+// client_secret_post, client_secret_basic (absent: client_secret_basic, as RFC 7591 says).
+// client_name at most 200 characters of printable text. Registrations are limited per client
+// address (options.max_registrations_per_address per registration_window) and in all
+// (options.max_clients); a registered client never used expires after unused_client_ttl.
+// Secrets are kept as SHA-256 only.
+//
+// CIMD: a client id that is an https URL (no fragment, no userinfo, a path) is fetched with
+// the fetcher (no redirects, options.cimd_timeout, options.cimd_max_bytes), must be JSON whose
+// client_id equals the URL exactly, whose redirect_uris are allowed, and whose
+// token_endpoint_auth_method is none (or absent); cached for options.cimd_cache_ttl (also a
+// refusal, for a minute, so a bad URL is not fetched on every request). The fetch never goes
+// to a loopback, private, link-local or otherwise non-public address (the fetcher refuses it),
+// unless options.cimd_allow_loopback (tests).
+//
+// Thread-safe. Errors carry OAuth error codes (errors.h): invalid_client_metadata,
+// invalid_redirect_uri (register), invalid_client (unknown client, bad secret), and
+// temporarily_unavailable for a store that fails or a rate limit (with the wait).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+#include "common/clock.h"
+#include "hub/activation/http_fetch.h"
+#include "hub/oauth/options.h"
+#include "hub/store/store.h"
+
+namespace llmbox::hub::oauth {
+
+enum class ClientKind { kDynamic, kMetadataDocument, kPreregistered };
+
+struct Client {
+  std::string client_id;
+  ClientKind kind = ClientKind::kDynamic;
+  std::string name;  // as the client named itself (shown on the consent page); may be ""
+  std::vector<std::string> redirect_uris;
+  std::string auth_method = "none";  // none | client_secret_post | client_secret_basic
+  std::string secret_hash;           // SHA-256 hex, "" for public clients
+};
+
+// Fetches a CIMD URL. The real one (CurlCimdFetcher, clients.cc) resolves the host itself and
+// refuses non-public addresses before connecting; tests give a double.
+class CimdFetcher {
+ public:
+  virtual ~CimdFetcher() = default;
+  // The body of a 200 answer; errors for anything else (status, size, time, address).
+  [[nodiscard]] virtual absl::StatusOr<std::string> Fetch(const std::string& url) = 0;
+};
+
+// libcurl, no redirects, certificates verified, body and time capped; connects only to
+// public addresses unless allow_loopback.
+std::unique_ptr<CimdFetcher> MakeCurlCimdFetcher(std::chrono::milliseconds timeout,
+                                                 std::size_t max_bytes, bool allow_loopback);
+
+class ClientRegistry {
+ public:
+  // `store`, `fetcher` and `clock` must outlive the registry.
+  ClientRegistry(store::Store& store, CimdFetcher& fetcher, common::Clock& clock,
+                 const OAuthOptions& options);
+  ~ClientRegistry();
+
+  // RFC 7591 registration of `body` (JSON) from the client at `client_key`
+  // (http::AddressKey). The 201 response body.
+  [[nodiscard]] absl::StatusOr<std::string> Register(std::string_view body,
+                                                     std::string_view client_key);
+
+  // The client with this id (dynamic, CIMD or pre-registered). invalid_client when unknown,
+  // expired, or a CIMD document that cannot be fetched or used (the message says why).
+  [[nodiscard]] absl::StatusOr<Client> Find(std::string_view client_id);
+
+  // Checks the client's credentials at the token or revocation endpoint: `secret` is the
+  // client_secret the request carried (form or Basic), nullopt when none. A public client must
+  // send none; a confidential one must send its own. invalid_client otherwise.
+  [[nodiscard]] absl::Status AuthenticateClient(const Client& client,
+                                                std::optional<std::string_view> secret);
+
+  // Records that the client was used (it then no longer expires as unused).
+  void MarkUsed(const Client& client);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace llmbox::hub::oauth
