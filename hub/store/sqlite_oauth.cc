@@ -1,4 +1,5 @@
-// The OAuth tables of SqliteStore (schema 7). Placeholders until the tokens work lands.
+// The OAuth grants, codes and tokens of SqliteStore (schema 7). Placeholders until the tokens
+// work lands.
 #include "hub/store/sqlite_store.h"
 
 namespace llmbox::hub::store {
@@ -6,12 +7,6 @@ namespace {
 absl::Status NotYet() { return absl::UnimplementedError("store: OAuth is not built yet"); }
 }  // namespace
 
-absl::Status SqliteStore::InsertOAuthClient(const OAuthClientRecord&) { return NotYet(); }
-absl::StatusOr<OAuthClientRecord> SqliteStore::GetOAuthClient(std::string_view) {
-  return NotYet();
-}
-absl::Status SqliteStore::TouchOAuthClient(std::string_view, std::int64_t) { return NotYet(); }
-absl::StatusOr<std::int64_t> SqliteStore::CountOAuthClients() { return NotYet(); }
 absl::Status SqliteStore::InsertOAuthGrant(const OAuthGrantRecord&, const OAuthCodeRecord&) {
   return NotYet();
 }
@@ -31,8 +26,8 @@ absl::StatusOr<std::vector<OAuthGrantRecord>> SqliteStore::ListOAuthGrants(
     const OAuthGrantFilter&) {
   return NotYet();
 }
-absl::StatusOr<std::int64_t> SqliteStore::RevokeOAuthGrants(const OAuthGrantFilter&,
-                                                             std::int64_t, std::string_view) {
+absl::StatusOr<std::int64_t> SqliteStore::RevokeOAuthGrants(const OAuthGrantFilter&, std::int64_t,
+                                                            std::string_view) {
   return NotYet();
 }
 absl::StatusOr<std::int64_t> SqliteStore::PruneOAuth(std::int64_t) { return NotYet(); }
