@@ -141,13 +141,32 @@ int main(int argc, char** argv) {
         "llmbox-hub: %s is valid (listen %s:%d, public URL %s, API keys %s, local spoke "
         "%s, cluster %s)\n",
         config_path.c_str(), config->listen_host.c_str(), config->listen_port,
-        config->public_url.c_str(), config->api_keys_required ? "required" : "off",
+        config->public_url.c_str(),
+        config->oauth.enabled
+            ? (config->api_keys == hub::config::ApiKeyMode::kOff ? "off (OAuth only)"
+                                                                 : "accepted beside OAuth")
+            : (config->api_keys_required ? "required" : "off"),
         config->local_spoke ? "on" : "off",
         config->cluster_listen.empty() ? "off" : config->cluster_listen.c_str());
     if (config->activation_oidc) {
       // What the provider's client registration must list.
       std::printf("llmbox-hub: activation sign-in at %s, redirect URI %s/auth/oidc/callback\n",
                   config->activation_oidc->issuer.c_str(), config->public_url.c_str());
+    }
+    if (config->oauth.enabled) {
+      // What a person types to connect claude.ai (docs/connect.md).
+      const bool oidc = config->oauth.sign_in == hub::oauth::SignInMode::kOidc;
+      std::printf(
+          "llmbox-hub: OAuth on: in claude.ai, Settings > Connectors > Add custom connector, "
+          "name llmbox, URL %s (no client ID or secret needed); people sign in %s\n",
+          config->public_url.c_str(),
+          oidc ? ("at " + config->activation_oidc->issuer).c_str() : "with their llmbox API key");
+      if (config->public_url.rfind("https://", 0) != 0) {
+        std::printf(
+            "llmbox-hub: note: claude.ai reaches only a public https URL on port 443; %s is "
+            "fine for Claude Code and other clients on this network\n",
+            config->public_url.c_str());
+      }
     }
     return 0;
   }

@@ -95,7 +95,113 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   return m.Finish();
 }
 
-[[nodiscard]] absl::Status ReadAuth(ConfigMap& m, HubConfig* c) {
+// Reads the secret in the file named by `key` (relative to the config file's folder; one
+// trailing newline dropped). "" when the key is absent.
+[[nodiscard]] absl::Status ReadSecretFile(ConfigMap& m, std::string_view key,
+                                          const std::string& base, std::string* secret) {
+  std::string file;
+  LLMBOX_RETURN_IF_ERROR(m.Str(key, &file));
+  if (file.empty()) return absl::OkStatus();
+  // A secret is short; 64 KiB bounds what a wrong path can make the hub hold.
+  auto text = common::ReadSmallFile(Resolve(base, file), 64 << 10);
+  if (!text.ok()) return m.Error(key, std::string(text.status().message()));
+  *secret = *std::move(text);
+  while (!secret->empty() && (secret->back() == '\n' || secret->back() == '\r')) {
+    secret->pop_back();
+  }
+  return absl::OkStatus();
+}
+
+// A duration key of auth.oauth within [min, max], as seconds.
+[[nodiscard]] absl::Status OAuthSeconds(ConfigMap& m, std::string_view key,
+                                        std::chrono::seconds min, std::chrono::seconds max,
+                                        std::string_view range, std::chrono::seconds* out) {
+  std::chrono::milliseconds value = *out;
+  LLMBOX_RETURN_IF_ERROR(m.Duration(key, &value));
+  if (value < min || value > max) return m.Error(key, "must be " + std::string(range));
+  *out = std::chrono::duration_cast<std::chrono::seconds>(value);
+  return absl::OkStatus();
+}
+
+[[nodiscard]] absl::Status ReadOAuthClient(ConfigMap& m, const std::string& base,
+                                           oauth::PreregisteredClient* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("client_id", &c->client_id));
+  LLMBOX_RETURN_IF_ERROR(m.Str("name", &c->name));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("redirect_uris", &c->redirect_uris));
+  if (m.Has("client_secret")) return m.SecretFile("client_secret", &c->client_secret);
+  LLMBOX_RETURN_IF_ERROR(ReadSecretFile(m, "client_secret_file", base, &c->client_secret));
+  LLMBOX_RETURN_IF_ERROR(m.Finish());
+  const bool id_ok =
+      !c->client_id.empty() && c->client_id.size() <= 128 &&
+      c->client_id.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == std::string::npos;
+  if (!id_ok) {
+    return m.Error("client_id",
+                   "must be 1 to 128 of A-Z a-z 0-9 . _ - (an https URL names a "
+                   "client ID metadata document, which needs no entry here)");
+  }
+  if (c->redirect_uris.empty()) return m.Error("redirect_uris", "must list at least one URI");
+  return absl::OkStatus();
+}
+
+[[nodiscard]] absl::Status ReadOAuth(ConfigMap& m, const std::string& base, HubConfig* hub) {
+  oauth::OAuthOptions* c = &hub->oauth;
+  LLMBOX_RETURN_IF_ERROR(m.Bool("enabled", &c->enabled));
+  std::string sign_in;
+  LLMBOX_RETURN_IF_ERROR(m.Str("sign_in", &sign_in));
+  if (sign_in == "oidc") {
+    c->sign_in = oauth::SignInMode::kOidc;
+    hub->oauth_sign_in_is_default = false;
+  } else if (sign_in == "api_key") {
+    c->sign_in = oauth::SignInMode::kApiKey;
+    hub->oauth_sign_in_is_default = false;
+  } else if (!sign_in.empty()) {
+    return m.Error("sign_in", "must be oidc or api_key, got \"" + sign_in + "\"");
+  }
+  using std::chrono::hours;
+  using std::chrono::seconds;
+  LLMBOX_RETURN_IF_ERROR(
+      OAuthSeconds(m, "access_token_ttl", seconds(1), hours(24), "1s..24h", &c->access_token_ttl));
+  LLMBOX_RETURN_IF_ERROR(OAuthSeconds(m, "refresh_token_ttl", seconds(60), hours(24 * 365),
+                                      "1m..8760h", &c->refresh_token_ttl));
+  LLMBOX_RETURN_IF_ERROR(
+      OAuthSeconds(m, "grant_ttl", seconds(60), hours(24 * 365), "1m..8760h", &c->grant_ttl));
+  LLMBOX_RETURN_IF_ERROR(
+      OAuthSeconds(m, "code_ttl", seconds(1), seconds(600), "1s..10m", &c->code_ttl));
+  if (m.Has("redirect_uris")) {
+    LLMBOX_RETURN_IF_ERROR(m.StrList("redirect_uris", &c->allowed_redirect_uris));
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Bool("loopback_redirects", &c->allow_loopback_redirects));
+  LLMBOX_RETURN_IF_ERROR(m.Bool("client_id_metadata_documents", &c->client_id_metadata_documents));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> registration, m.Map("registration"));
+  if (registration) {
+    ConfigMap& r = *registration;
+    LLMBOX_RETURN_IF_ERROR(r.Int("per_address", &c->max_registrations_per_address, 1, 100000));
+    LLMBOX_RETURN_IF_ERROR(
+        OAuthSeconds(r, "window", seconds(1), hours(24), "1s..24h", &c->registration_window));
+    LLMBOX_RETURN_IF_ERROR(OAuthSeconds(r, "unused_client_ttl", seconds(60), hours(24 * 30),
+                                        "1m..720h", &c->unused_client_ttl));
+    int max_clients = static_cast<int>(c->max_clients);
+    LLMBOX_RETURN_IF_ERROR(r.Int("max_clients", &max_clients, 1, 10'000'000));
+    c->max_clients = static_cast<size_t>(max_clients);
+    LLMBOX_RETURN_IF_ERROR(r.Finish());
+  }
+  LLMBOX_ASSIGN_OR_RETURN(std::vector<ConfigMap> clients, m.MapList("clients"));
+  for (ConfigMap& client : clients) {
+    LLMBOX_RETURN_IF_ERROR(ReadOAuthClient(client, base, &c->clients.emplace_back()));
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Finish());
+  for (const auto& uri : c->allowed_redirect_uris) {
+    if (uri.rfind("https://", 0) != 0) {
+      return m.Error("redirect_uris", "\"" + uri +
+                                          "\" must be an https URL (loopback "
+                                          "redirects are allowed by loopback_redirects)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+[[nodiscard]] absl::Status ReadAuth(ConfigMap& m, const std::string& base, HubConfig* c) {
   std::string mode;
   LLMBOX_RETURN_IF_ERROR(m.Str("api_keys", &mode));
   if (mode == "auto" || mode.empty()) {
@@ -107,6 +213,8 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   } else {
     return m.Error("api_keys", "must be auto, required or off, got \"" + mode + "\"");
   }
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> oauth, m.Map("oauth"));
+  if (oauth) LLMBOX_RETURN_IF_ERROR(ReadOAuth(*oauth, base, c));
   return m.Finish();
 }
 
@@ -134,19 +242,7 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   // An inline secret gets the standard refusal; the file is taken relative to the config
   // file's folder like every other path here.
   if (m.Has("client_secret")) return m.SecretFile("client_secret", &c->client_secret);
-  std::string file;
-  LLMBOX_RETURN_IF_ERROR(m.Str("client_secret_file", &file));
-  if (!file.empty()) {
-    file = Resolve(base, file);
-    // A client secret is short; 64 KiB bounds what a wrong path can make the hub hold.
-    auto text = common::ReadSmallFile(file, 64 << 10);
-    if (!text.ok()) return m.Error("client_secret_file", std::string(text.status().message()));
-    c->client_secret = *std::move(text);
-    while (!c->client_secret.empty() &&
-           (c->client_secret.back() == '\n' || c->client_secret.back() == '\r')) {
-      c->client_secret.pop_back();
-    }
-  }
+  LLMBOX_RETURN_IF_ERROR(ReadSecretFile(m, "client_secret_file", base, &c->client_secret));
   LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_emails", &c->allowed_emails));
   LLMBOX_RETURN_IF_ERROR(m.StrList("allowed_domains", &c->allowed_domains));
   LLMBOX_RETURN_IF_ERROR(m.Duration("session_ttl", &c->session_ttl));
@@ -235,7 +331,7 @@ std::string DefaultPublicUrl(const HubConfig& config) {
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> hub, root.Map("hub"));
   if (hub) LLMBOX_RETURN_IF_ERROR(ReadHub(*hub, base_dir, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> auth, root.Map("auth"));
-  if (auth) LLMBOX_RETURN_IF_ERROR(ReadAuth(*auth, &config));
+  if (auth) LLMBOX_RETURN_IF_ERROR(ReadAuth(*auth, base_dir, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> cluster, root.Map("cluster"));
   if (cluster) LLMBOX_RETURN_IF_ERROR(ReadCluster(*cluster, &config));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> activation, root.Map("activation"));
@@ -249,7 +345,7 @@ std::string DefaultPublicUrl(const HubConfig& config) {
   LLMBOX_RETURN_IF_ERROR(root.Finish());
 
   const bool loopback = IsLoopbackHost(config.listen_host);
-  if (config.api_keys == ApiKeyMode::kOff && !loopback) {
+  if (config.api_keys == ApiKeyMode::kOff && !loopback && !config.oauth.enabled) {
     return absl::InvalidArgumentError(
         "config: auth.api_keys: off is refused when hub.listen is not a loopback address (" +
         config.listen_host + "): anyone who reaches the port could run boxes");
@@ -266,6 +362,18 @@ std::string DefaultPublicUrl(const HubConfig& config) {
         "port 0 picks a new one on every start");
   }
   if (config.public_url.empty()) config.public_url = DefaultPublicUrl(config);
+  if (config.oauth.enabled) {
+    if (config.oauth_sign_in_is_default) {
+      config.oauth.sign_in =
+          config.activation_oidc ? oauth::SignInMode::kOidc : oauth::SignInMode::kApiKey;
+    }
+    if (config.oauth.sign_in == oauth::SignInMode::kOidc && !config.activation_oidc) {
+      return absl::InvalidArgumentError(
+          "config: auth.oauth.sign_in: oidc needs activation.oidc (the provider people sign in "
+          "with); configure it, or use sign_in: api_key");
+    }
+    config.oauth.issuer = config.public_url;  // again once a port 0 is bound
+  }
   return config;
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "hub/config/quota_config.h"
+#include "hub/oauth/options.h"
 
 namespace llmbox::hub::config {
 
@@ -71,6 +72,11 @@ struct HubConfig {
   QuotaConfig quotas;
   ApiKeyMode api_keys = ApiKeyMode::kAuto;
   bool api_keys_required = false;  // the resolved mode
+  // auth.oauth: the hub as an OAuth authorization server for MCP clients (hub/oauth). Its
+  // issuer is filled in from the public URL once the port is bound.
+  oauth::OAuthOptions oauth;
+  // Whether auth.oauth.sign_in was written (else: oidc when activation.oidc is set).
+  bool oauth_sign_in_is_default = true;
   // cluster: the enrollment listener (host:port; empty: off, and no remote spokes are
   // dialed) and the spoke certificates it issues.
   std::string cluster_listen;

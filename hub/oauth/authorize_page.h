@@ -53,7 +53,7 @@ struct AuthorizePageDeps {
   std::string oidc_issuer;
   // SignInMode::kApiKey: checks the key a person types (required in that mode).
   const auth::ApiKeyAuthenticator* api_keys = nullptr;
-  std::string csrf_key;  // >= 32 secret bytes
+  std::string csrf_key;                   // >= 32 secret bytes
   int max_key_attempts_per_address = 10;  // per 15 minutes
   std::size_t max_pending_requests = 10'000;
   std::size_t max_pending_requests_per_address = 20;

@@ -1,6 +1,5 @@
 #include "hub/oauth/errors.h"
 
-
 #include "absl/strings/cord.h"
 #include "nlohmann/json.hpp"
 
@@ -64,12 +63,12 @@ http::Response OAuthErrorResponse(const absl::Status& status) {
   if (!status.message().empty()) {
     body["error_description"] = std::string(status.message().data(), status.message().size());
   }
-  http::Response response{.status = HttpStatusFor(status),
-                          .headers = {{"Content-Type", "application/json"},
-                                      {"Cache-Control", "no-store"},
-                                      {"Pragma", "no-cache"}},
-                          .body = body.dump(-1, ' ', false,
-                                            nlohmann::json::error_handler_t::replace)};
+  http::Response response{
+      .status = HttpStatusFor(status),
+      .headers = {{"Content-Type", "application/json"},
+                  {"Cache-Control", "no-store"},
+                  {"Pragma", "no-cache"}},
+      .body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)};
   if (error == kInvalidClient) {
     response.headers.emplace_back("WWW-Authenticate", "Basic realm=\"llmbox\"");
   }

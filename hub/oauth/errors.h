@@ -22,13 +22,13 @@
 namespace llmbox::hub::oauth {
 
 inline constexpr std::string_view kInvalidRequest = "invalid_request";
-inline constexpr std::string_view kInvalidClient = "invalid_client";        // 401
+inline constexpr std::string_view kInvalidClient = "invalid_client";  // 401
 inline constexpr std::string_view kInvalidGrant = "invalid_grant";
 inline constexpr std::string_view kUnauthorizedClient = "unauthorized_client";
 inline constexpr std::string_view kUnsupportedGrantType = "unsupported_grant_type";
 inline constexpr std::string_view kUnsupportedResponseType = "unsupported_response_type";
 inline constexpr std::string_view kInvalidScope = "invalid_scope";
-inline constexpr std::string_view kInvalidTarget = "invalid_target";        // RFC 8707
+inline constexpr std::string_view kInvalidTarget = "invalid_target";  // RFC 8707
 inline constexpr std::string_view kAccessDenied = "access_denied";
 inline constexpr std::string_view kInvalidRedirectUri = "invalid_redirect_uri";        // 7591
 inline constexpr std::string_view kInvalidClientMetadata = "invalid_client_metadata";  // 7591

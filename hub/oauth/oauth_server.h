@@ -46,15 +46,17 @@
 namespace llmbox::hub::oauth {
 
 struct OAuthServerDeps {
-  store::Store* store = nullptr;      // required
-  CimdFetcher* cimd = nullptr;        // required when options.client_id_metadata_documents
+  store::Store* store = nullptr;  // required
+  CimdFetcher* cimd = nullptr;    // required when options.client_id_metadata_documents
   // Sign-in (authorize_page.h): the OIDC client, session cookie and issuer for kOidc.
   activation::OidcClient* oidc = nullptr;
   const activation::SessionCookie* sessions = nullptr;
   std::string oidc_issuer;
-  // API keys: the key sign-in page checks with it, and Authenticate accepts keys beside
-  // OAuth tokens when it is set (auth.api_keys on).
+  // Authenticate accepts API keys beside OAuth tokens when this is set (auth.api_keys not off).
   const auth::ApiKeyAuthenticator* api_keys = nullptr;
+  // The key sign-in page (SignInMode::kApiKey) checks the key a person types with this one;
+  // required in that mode, whether or not MCP accepts keys.
+  const auth::ApiKeyAuthenticator* sign_in_keys = nullptr;
   std::string secret;  // >= 32 secret bytes (the hub's session key): CSRF keys derive from it
 };
 
@@ -62,8 +64,9 @@ class OAuthServer {
  public:
   // InvalidArgument when the options cannot work (no issuer, an issuer with a path, kOidc
   // without an OIDC client). Everything in `deps` and `clock` must outlive the server.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<OAuthServer>> Create(
-      OAuthOptions options, OAuthServerDeps deps, common::Clock& clock);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<OAuthServer>> Create(OAuthOptions options,
+                                                                           OAuthServerDeps deps,
+                                                                           common::Clock& clock);
   ~OAuthServer();
 
   // Whether `path` is one of the paths above.

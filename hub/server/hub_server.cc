@@ -34,6 +34,8 @@
 #include "hub/http/router.h"
 #include "hub/http/server.h"
 #include "hub/mcp/endpoint.h"
+#include "hub/oauth/clients.h"
+#include "hub/oauth/oauth_server.h"
 #include "hub/server/state_dir.h"
 #include "hub/store/sqlite_store.h"
 
@@ -104,12 +106,18 @@ struct HubServer::State {
   std::unique_ptr<activation::SessionCookie> sessions;
   std::unique_ptr<activation::ActivationPage> activation;
   std::unique_ptr<auth::ApiKeyAuthenticator> api_keys;
+  // The OAuth authorization server (auth.oauth), made with the MCP endpoint once the public
+  // URL is final; until then its paths get 503.
+  std::unique_ptr<oauth::CimdFetcher> cimd;
+  std::atomic<oauth::OAuthServer*> oauth_ptr{nullptr};
   // The endpoint is made once the port is bound (port 0 picks one, and the default public URL
   // names it); until then MCP requests get 503.
   std::atomic<mcp::McpEndpoint*> mcp_ptr{nullptr};
   http::Router router;
   std::unique_ptr<http::HttpServer> http;
   std::unique_ptr<mcp::McpEndpoint> mcp;
+  std::unique_ptr<oauth::OAuthServer> oauth;
+  std::unique_ptr<common::PeriodicTask> oauth_prune;
   bool serving = false;
 };
 
@@ -233,6 +241,24 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
       s.activation->Handle(request, *out);
     });
   }
+  if (config.oauth.enabled) {
+    auto serve_oauth = [&s](http::Request request, std::shared_ptr<http::Responder> out) {
+      oauth::OAuthServer* server = s.oauth_ptr.load();
+      if (server == nullptr || !oauth::OAuthServer::Serves(request.path)) {
+        out->Respond(
+            mcp::McpEndpoint::HttpError(server == nullptr ? 503 : 404,
+                                        server == nullptr ? "the hub is starting" : "Not Found"));
+        return;
+      }
+      server->Handle(request, *out);
+    };
+    for (const char* path : {"/register", "/token", "/revoke", "/authorize"}) {
+      s.router.Exact(path, serve_oauth);
+    }
+    for (const char* prefix : {"/.well-known/", "/authorize/"}) {
+      s.router.Prefix(prefix, serve_oauth);
+    }
+  }
   s.router.Fallback([&s](http::Request request, std::shared_ptr<http::Responder> out) {
     mcp::McpEndpoint* endpoint = s.mcp_ptr.load();
     if (endpoint == nullptr) {
@@ -283,17 +309,50 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                    common::AsStd(st.message()));
     }
   };
-  if (config.api_keys_required) {
-    s.api_keys = std::make_unique<auth::ApiKeyAuthenticator>(*s.store);
+  s.api_keys = std::make_unique<auth::ApiKeyAuthenticator>(*s.store);
+  if (config.oauth.enabled) {
+    // Every MCP request then needs an access token, or an API key unless auth.api_keys is off.
+    oauth::OAuthOptions oauth_options = config.oauth;
+    oauth_options.issuer = s.config.public_url;
+    s.config.oauth.issuer = s.config.public_url;
+    s.cimd = oauth::MakeCurlCimdFetcher(oauth_options.cimd_timeout, oauth_options.cimd_max_bytes,
+                                        oauth_options.cimd_allow_loopback);
+    const bool keys_too = config.api_keys != config::ApiKeyMode::kOff;
+    LLMBOX_ASSIGN_OR_RETURN(
+        s.oauth, oauth::OAuthServer::Create(
+                     std::move(oauth_options),
+                     {.store = s.store.get(),
+                      .cimd = s.cimd.get(),
+                      .oidc = s.oidc.get(),
+                      .sessions = s.sessions.get(),
+                      .oidc_issuer = config.activation_oidc ? config.activation_oidc->issuer : "",
+                      .api_keys = keys_too ? s.api_keys.get() : nullptr,
+                      .sign_in_keys = s.api_keys.get(),
+                      .secret = s.session_key},
+                     clock));
+    mcp_options.authenticate = [server = s.oauth.get()](std::optional<std::string_view> header) {
+      return server->Authenticate(header);
+    };
+    mcp_options.www_authenticate = s.oauth->WwwAuthenticate(/*credential_sent=*/false);
+    s.oauth_ptr.store(s.oauth.get());
+    s.oauth->Prune();
+    s.oauth_prune = std::make_unique<common::PeriodicTask>(clock, std::chrono::minutes(10),
+                                                           [&s] { s.oauth->Prune(); });
+    s.oauth_prune->Start();
+    spdlog::info("hub: OAuth for MCP clients at {} (sign-in: {}; API keys {})", s.config.public_url,
+                 oauth::SignInModeName(config.oauth.sign_in), keys_too ? "accepted too" : "off");
+  } else if (config.api_keys_required) {
     mcp_options.authenticate = [keys = s.api_keys.get()](std::optional<std::string_view> header) {
       return keys->Authenticate(header);
     };
   }
   s.mcp = std::make_unique<mcp::McpEndpoint>(std::move(mcp_options), *s.tools, clock);
   s.mcp_ptr.store(s.mcp.get());
-  spdlog::info("hub: serving MCP at {}/ (listening on {}:{}, API keys {})", s.config.public_url,
+  spdlog::info("hub: serving MCP at {}/ (listening on {}:{}, {})", s.config.public_url,
                config.listen_host, s.http->BoundPort(),
-               config.api_keys_required ? "required" : "off");
+               config.oauth.enabled       ? "OAuth access tokens required"
+               : config.api_keys_required ? "API keys required"
+                                          : "API keys off");
   if (!config.trusted_proxies.empty()) {
     spdlog::info("hub: client addresses from X-Forwarded-For / Forwarded when sent by {}",
                  absl::StrJoin(config.trusted_proxies, ", "));
@@ -320,6 +379,8 @@ void HubServer::Stop() {
     s.cluster_server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   }
   s.mcp_ptr.store(nullptr);
+  s.oauth_ptr.store(nullptr);
+  if (s.oauth_prune != nullptr) s.oauth_prune->Stop();
   spdlog::info("hub: stopped");
 }
 

@@ -92,6 +92,89 @@ TEST_CASE("bad hub configs are refused with the key path and the line", "[hub-co
         std::string::npos);
 }
 
+TEST_CASE("auth.oauth is off by default, and on it names the hub as issuer with its defaults",
+          "[hub-config][oauth]") {
+  auto plain = Parse("{}");
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->oauth.enabled);
+
+  auto on = Parse(
+      "hub:\n  public_url: https://hub.example.com/\nauth:\n  oauth:\n"
+      "    enabled: true\n");
+  REQUIRE(on.ok());
+  CHECK(on->oauth.enabled);
+  CHECK(on->oauth.issuer == "https://hub.example.com");
+  CHECK(on->oauth.sign_in == oauth::SignInMode::kApiKey);  // no activation.oidc
+  CHECK(on->oauth.access_token_ttl == 1h);
+  CHECK(on->oauth.allowed_redirect_uris ==
+        std::vector<std::string>{"https://claude.ai/api/mcp/auth_callback",
+                                 "https://claude.com/api/mcp/auth_callback"});
+  CHECK(on->oauth.allow_loopback_redirects);
+  CHECK(on->oauth.client_id_metadata_documents);
+}
+
+TEST_CASE("auth.oauth sets what it says, pre-registered clients included", "[hub-config][oauth]") {
+  auto parsed = Parse(
+      "hub:\n  listen: 0.0.0.0:8443\n  public_url: https://hub.example.com\n"
+      "auth:\n  api_keys: off\n  oauth:\n    enabled: true\n    sign_in: api_key\n"
+      "    access_token_ttl: 2s\n    refresh_token_ttl: 48h\n    grant_ttl: 720h\n"
+      "    code_ttl: 30s\n    redirect_uris: [https://app.example.com/callback]\n"
+      "    loopback_redirects: false\n    client_id_metadata_documents: false\n"
+      "    registration:\n      per_address: 5\n      window: 10m\n"
+      "      unused_client_ttl: 2h\n      max_clients: 100\n"
+      "    clients:\n      - client_id: ci-bot\n        name: CI bot\n"
+      "        redirect_uris: [https://app.example.com/callback]\n");
+  INFO(parsed.status().ToString());
+  REQUIRE(parsed.ok());
+  const oauth::OAuthOptions& o = parsed->oauth;
+  // api_keys: off beyond loopback is fine when OAuth guards MCP.
+  CHECK(parsed->api_keys == ApiKeyMode::kOff);
+  CHECK(o.sign_in == oauth::SignInMode::kApiKey);
+  CHECK(o.access_token_ttl == 2s);
+  CHECK(o.refresh_token_ttl == 48h);
+  CHECK(o.grant_ttl == 720h);
+  CHECK(o.code_ttl == 30s);
+  CHECK(o.allowed_redirect_uris == std::vector<std::string>{"https://app.example.com/callback"});
+  CHECK_FALSE(o.allow_loopback_redirects);
+  CHECK_FALSE(o.client_id_metadata_documents);
+  CHECK(o.max_registrations_per_address == 5);
+  CHECK(o.registration_window == 10min);
+  CHECK(o.unused_client_ttl == 2h);
+  CHECK(o.max_clients == 100);
+  REQUIRE(o.clients.size() == 1);
+  CHECK(o.clients[0].client_id == "ci-bot");
+  CHECK(o.clients[0].name == "CI bot");
+  CHECK(o.clients[0].client_secret.empty());
+}
+
+TEST_CASE("bad auth.oauth configs are refused with the key path and the line",
+          "[hub-config][oauth]") {
+  CHECK(ErrorOf("auth:\n  oauth:\n    enabled: true\n    sign_in: oidc\n") ==
+        "config: auth.oauth.sign_in: oidc needs activation.oidc (the provider people sign in "
+        "with); configure it, or use sign_in: api_key");
+  CHECK(ErrorOf("auth:\n  oauth:\n    sign_in: password\n") ==
+        "config: auth.oauth.sign_in (line 3): must be oidc or api_key, got \"password\"");
+  CHECK(ErrorOf("auth:\n  oauth:\n    access_token_ttl: 0s\n") ==
+        "config: auth.oauth.access_token_ttl (line 3): must be 1s..24h");
+  CHECK(ErrorOf("auth:\n  oauth:\n    code_ttl: 1h\n") ==
+        "config: auth.oauth.code_ttl (line 3): must be 1s..10m");
+  CHECK(ErrorOf("auth:\n  oauth:\n    redirect_uris: [http://app.example.com/cb]\n")
+            .find("auth.oauth.redirect_uris") != std::string::npos);
+  CHECK(ErrorOf("auth:\n  oauth:\n    clients:\n      - client_id: https://x.example/c\n"
+                "        redirect_uris: [https://x.example/cb]\n")
+            .find("auth.oauth.clients[0].client_id (line 4)") != std::string::npos);
+  CHECK(ErrorOf("auth:\n  oauth:\n    clients:\n      - client_id: ci\n").find("redirect_uris") !=
+        std::string::npos);
+  CHECK(ErrorOf("auth:\n  oauth:\n    clients:\n      - client_id: ci\n"
+                "        client_secret: hunter2\n        redirect_uris: [https://x/cb]\n")
+            .find("client_secret") != std::string::npos);
+  CHECK(ErrorOf("auth:\n  oauth:\n    enable: true\n").find("auth.oauth.enable (line 3)") !=
+        std::string::npos);
+  // Without OAuth, keys off beyond loopback is still refused.
+  CHECK(ErrorOf("hub:\n  listen: 0.0.0.0:8080\nauth:\n  api_keys: off\n")
+            .find("auth.api_keys: off is refused") != std::string::npos);
+}
+
 TEST_CASE("hub.trusted_proxies takes IPv4 and IPv6 CIDRs and refuses anything else by index",
           "[hub-config][proxy]") {
   auto config =

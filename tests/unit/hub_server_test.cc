@@ -14,6 +14,7 @@
 #include "absl/cleanup/cleanup.h"
 #include <catch2/catch.hpp>
 #include <curl/curl.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
 #include "common/files.h"
@@ -229,6 +230,101 @@ TEST_CASE("with API keys required, MCP needs a live key and the page and health 
   CHECK(Initialize(hub.url, {"Authorization: Bearer " + key}).status == 200);
   CHECK(Initialize(hub.url, {"Authorization: bearer " + key}).status == 200);
   CHECK(Fetch(hub.url + "/healthz").status == 200);
+}
+
+// The value of the first header named `name` (case-insensitive) in a curl header dump.
+std::string HeaderOf(const Reply& reply, std::string name) {
+  std::string lower = reply.headers;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const size_t at = lower.find("\n" + name + ":");
+  if (at == std::string::npos) return "";
+  const size_t start = at + name.size() + 2;
+  const size_t end = reply.headers.find('\r', start);
+  std::string value = reply.headers.substr(start, end - start);
+  while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+  return value;
+}
+
+TEST_CASE("with OAuth on, the hub publishes its metadata at its origin and MCP's 401 points to it",
+          "[hub-server][oauth]") {
+  Hub hub("auth:\n  oauth:\n    enabled: true\n");
+  hub.Start();
+  const Reply resource = Fetch(hub.url + "/.well-known/oauth-protected-resource");
+  CHECK(resource.status == 200);
+  const auto prm = nlohmann::json::parse(resource.body);
+  CHECK(prm["resource"] == hub.url);
+  CHECK(prm["authorization_servers"] == nlohmann::json::array({hub.url}));
+  CHECK(prm["scopes_supported"] == nlohmann::json::array({"llmbox"}));
+  CHECK(prm["bearer_methods_supported"] == nlohmann::json::array({"header"}));
+  // The same document with the MCP endpoint's path "/" appended (RFC 9728 §3.1).
+  CHECK(Fetch(hub.url + "/.well-known/oauth-protected-resource/").body == resource.body);
+
+  for (const char* path :
+       {"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"}) {
+    INFO(path);
+    const Reply as = Fetch(hub.url + path);
+    CHECK(as.status == 200);
+    CHECK(HeaderOf(as, "Access-Control-Allow-Origin") == "*");
+    const auto meta = nlohmann::json::parse(as.body);
+    CHECK(meta["issuer"] == hub.url);  // the origin, no path
+    CHECK(meta["authorization_endpoint"] == hub.url + "/authorize");
+    CHECK(meta["token_endpoint"] == hub.url + "/token");
+    CHECK(meta["registration_endpoint"] == hub.url + "/register");
+    CHECK(meta["revocation_endpoint"] == hub.url + "/revoke");
+    CHECK(meta["code_challenge_methods_supported"] == nlohmann::json::array({"S256"}));
+    CHECK(meta["grant_types_supported"] ==
+          nlohmann::json::array({"authorization_code", "refresh_token"}));
+    CHECK(meta["response_types_supported"] == nlohmann::json::array({"code"}));
+    CHECK(meta["token_endpoint_auth_methods_supported"] ==
+          nlohmann::json::array({"none", "client_secret_post", "client_secret_basic"}));
+    CHECK(meta["client_id_metadata_document_supported"] == true);
+  }
+  CHECK(Fetch(hub.url + "/.well-known/other").status == 404);
+
+  const std::string challenge = "Bearer resource_metadata=\"" + hub.url +
+                                "/.well-known/oauth-protected-resource\", scope=\"llmbox\"";
+  const Reply anonymous = Initialize(hub.url);
+  CHECK(anonymous.status == 401);
+  CHECK(HeaderOf(anonymous, "WWW-Authenticate") == challenge);
+  const Reply bogus = Initialize(hub.url, {"Authorization: Bearer lbat_not-a-token"});
+  CHECK(bogus.status == 401);
+  CHECK(HeaderOf(bogus, "WWW-Authenticate") == challenge + ", error=\"invalid_token\"");
+  CHECK(bogus.body.find("lbat_not-a-token") == std::string::npos);
+  // Tokens come from the Authorization header only, never the query.
+  CHECK(Fetch(hub.url + "/?access_token=lbat_x",
+              {"Content-Type: application/json", "Accept: application/json, text/event-stream"},
+              kInitialize)
+            .status == 401);
+}
+
+TEST_CASE("with OAuth on, API keys keep working unless auth.api_keys is off",
+          "[hub-server][oauth]") {
+  const std::string key = "llmbox_oauth-test-key";
+  for (const bool keys_off : {false, true}) {
+    INFO("api_keys off: " << keys_off);
+    Hub hub(std::string("auth:\n") + (keys_off ? "  api_keys: off\n" : "") +
+            "  oauth:\n    enabled: true\n");
+    hub.Start();
+    REQUIRE(
+        hub.server->store()
+            .InsertApiKey({.name = "laptop", .hash = common::Sha256Hex(key), .created_at_ms = 1})
+            .ok());
+    CHECK(Initialize(hub.url, {"Authorization: Bearer " + key}).status == (keys_off ? 401 : 200));
+    CHECK(Initialize(hub.url, {"Authorization: Bearer llmbox_wrong"}).status == 401);
+  }
+}
+
+TEST_CASE("with OAuth off, the hub publishes no OAuth metadata and has no OAuth endpoints",
+          "[hub-server][oauth]") {
+  Hub hub("auth:\n  api_keys: required\n");
+  hub.Start();
+  CHECK(Fetch(hub.url + "/.well-known/oauth-authorization-server").status != 200);
+  CHECK(Fetch(hub.url + "/.well-known/oauth-protected-resource").status != 200);
+  CHECK(Fetch(hub.url + "/register", {"Content-Type: application/json"}, "{}").status != 201);
+  const Reply refused = Initialize(hub.url);
+  CHECK(refused.status == 401);
+  CHECK(HeaderOf(refused, "WWW-Authenticate").find("resource_metadata") == std::string::npos);
 }
 
 TEST_CASE("the reconcile loop runs every reconcile_interval on the hub's clock", "[hub-server]") {
