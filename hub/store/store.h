@@ -51,6 +51,10 @@ struct BoxRecord {
   // "anonymous"); only it, and admins, see and act on the box. Set at insert; UpdateBox
   // leaves it alone.
   std::string owner;
+  // The owner's verified email (auth::Principal::verified_email: people signed in through
+  // OAuth), "" when it has none. With sign-in gating, only that person may activate the box.
+  // Set at insert; UpdateBox leaves it alone.
+  std::string owner_email;
   std::int64_t created_at_ms = 0;
   std::int64_t expires_at_ms = 0;  // activation deadline (0: none)
   std::int64_t updated_at_ms = 0;
