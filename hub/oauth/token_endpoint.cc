@@ -26,26 +26,23 @@ http::Response WithStatus(http::Response response, int status) {
   return response;
 }
 
-// The request's method and media type, then its form; an error response when they are wrong.
-absl::StatusOr<Form> ReadForm(const http::Request& request, http::Response* refusal) {
+// The refusal of a request that is not a POST of a form, or nullopt.
+std::optional<http::Response> RefuseShape(const http::Request& request) {
   if (request.method != "POST") {
-    *refusal = WithStatus(OAuthErrorResponse(OAuthError(kInvalidRequest, "use POST")), 405);
-    refusal->headers.emplace_back("Allow", "POST");
-    return absl::InvalidArgumentError("method");
+    http::Response response =
+        WithStatus(OAuthErrorResponse(OAuthError(kInvalidRequest, "use POST")), 405);
+    response.headers.emplace_back("Allow", "POST");
+    return response;
   }
   std::string_view type = request.Header("content-type").value_or("");
   type = type.substr(0, type.find(';'));
-  const std::string media(absl::StripAsciiWhitespace(common::AsAbsl(type)));
-  if (!absl::EqualsIgnoreCase(media, "application/x-www-form-urlencoded")) {
-    *refusal =
-        WithStatus(OAuthErrorResponse(OAuthError(
-                       kInvalidRequest, "the body must be application/x-www-form-urlencoded")),
-                   415);
-    return absl::InvalidArgumentError("media type");
+  if (!absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(common::AsAbsl(type)),
+                              "application/x-www-form-urlencoded")) {
+    return WithStatus(OAuthErrorResponse(OAuthError(
+                          kInvalidRequest, "the body must be application/x-www-form-urlencoded")),
+                      415);
   }
-  absl::StatusOr<Form> form = Form::Parse(request.body);
-  if (!form.ok()) *refusal = OAuthErrorResponse(form.status());
-  return form;
+  return std::nullopt;
 }
 
 struct Credentials {
@@ -146,9 +143,9 @@ http::Response NoStoreJson(std::string body) {
 
 http::Response HandleTokenRequest(const http::Request& request, ClientRegistry& clients,
                                   TokenService& tokens) {
-  http::Response refusal;
-  absl::StatusOr<Form> form = ReadForm(request, &refusal);
-  if (!form.ok()) return refusal;
+  if (std::optional<http::Response> refusal = RefuseShape(request)) return *std::move(refusal);
+  absl::StatusOr<Form> form = Form::Parse(request.body);
+  if (!form.ok()) return OAuthErrorResponse(form.status());
   absl::StatusOr<TokenResponse> response = Grant(request, *form, clients, tokens);
   if (!response.ok()) return OAuthErrorResponse(response.status());
   return NoStoreJson(response->Json());
@@ -156,9 +153,9 @@ http::Response HandleTokenRequest(const http::Request& request, ClientRegistry& 
 
 http::Response HandleRevokeRequest(const http::Request& request, ClientRegistry& clients,
                                    TokenService& tokens) {
-  http::Response refusal;
-  absl::StatusOr<Form> form = ReadForm(request, &refusal);
-  if (!form.ok()) return refusal;
+  if (std::optional<http::Response> refusal = RefuseShape(request)) return *std::move(refusal);
+  absl::StatusOr<Form> form = Form::Parse(request.body);
+  if (!form.ok()) return OAuthErrorResponse(form.status());
   absl::Status status = [&]() -> absl::Status {
     LLMBOX_ASSIGN_OR_RETURN(Client client, AuthenticatedClient(request, *form, clients));
     const std::optional<std::string> token = form->Get("token");

@@ -44,6 +44,9 @@ constexpr std::string_view kCodeReplayed = "authorization code used twice";
 constexpr std::string_view kCodeMisused =
     "authorization code presented with the wrong client, redirect URI, verifier or resource";
 constexpr std::string_view kRefreshReused = "refresh token reused";
+// TouchOAuthGrant throttles in the API keys' map, under keys that cannot be key names (those
+// hold no ':').
+constexpr std::string_view kGrantTouchPrefix = "oauth-grant:";
 
 std::string_view TokenKindName(OAuthTokenKind kind) {
   return kind == OAuthTokenKind::kAccess ? "access" : "refresh";
@@ -306,8 +309,7 @@ absl::StatusOr<OAuthTokenWithGrant> SqliteStore::FindOAuthToken(std::string_view
 }
 
 absl::Status SqliteStore::TouchOAuthGrant(std::string_view grant_id, std::int64_t now_ms) {
-  // The API keys' throttle map, under keys that cannot be key names (those hold no ':').
-  const std::string touch_key = "oauth-grant:" + std::string(grant_id);
+  const std::string touch_key = std::string(kGrantTouchPrefix) + std::string(grant_id);
   {
     std::lock_guard<std::mutex> lock(touch_mu_);
     auto [it, inserted] = last_touch_ms_.try_emplace(touch_key, now_ms);
@@ -375,6 +377,15 @@ absl::StatusOr<std::int64_t> SqliteStore::RevokeOAuthGrants(const OAuthGrantFilt
 absl::StatusOr<std::int64_t> SqliteStore::PruneOAuth(std::int64_t now_ms) {
   // A revoked or expired grant stays a day, so `oauth list --all` can show why it ended.
   constexpr std::int64_t kDeadGrantRetentionMs = 24LL * 3600 * 1000;
+  {
+    // Touches older than the interval throttle nothing any more: forget them, so the map holds
+    // only the grants used in the last minute.
+    std::lock_guard<std::mutex> lock(touch_mu_);
+    std::erase_if(last_touch_ms_, [&](const auto& entry) {
+      return entry.first.starts_with(kGrantTouchPrefix) &&
+             now_ms - entry.second >= kTouchIntervalMs;
+    });
+  }
   std::int64_t deleted = 0;
   LLMBOX_RETURN_IF_ERROR(Write("prune OAuth", "", [&](Db& db) -> absl::Status {
     // Codes and tokens of the grants that go are deleted by name first, rather than by the

@@ -235,6 +235,32 @@ TEST_CASE("rotating a refresh token spends it; rotating it again revokes its gra
           .status()));
 }
 
+TEST_CASE("one refresh token rotated at once from two store handles: one wins, the grant ends",
+          "[oauth][tokens]") {
+  Fixture f;
+  std::unique_ptr<SqliteStore> second = OpenOrDie(f.Path());
+  f.Issue("g1");
+  std::atomic<int> wins = 0;
+  std::atomic<int> reused = 0;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    SqliteStore* store = i % 2 == 0 ? f.store.get() : second.get();
+    threads.emplace_back([&, store, i] {
+      auto r = store->RotateOAuthRefreshToken(
+          Sha256Hex("refresh-g1"), "client-a", kNow + 1,
+          {Token("refresh-next-" + std::to_string(i), OAuthTokenKind::kRefresh)});
+      if (r.ok()) ++wins;
+      if (absl::IsFailedPrecondition(r.status())) ++reused;
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(wins == 1);
+  CHECK(reused == 3);
+  auto found = f.store->FindOAuthToken(Sha256Hex("access-g1"));
+  REQUIRE(found.ok());
+  CHECK(found->grant.revoked_reason == "refresh token reused");
+}
+
 TEST_CASE("a refresh token is unknown to another client, and an access token is no refresh token",
           "[oauth][tokens]") {
   Fixture f;
