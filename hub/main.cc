@@ -46,6 +46,15 @@ Usage:
   llmbox-hub spoke list --config FILE              list the spokes that joined
   llmbox-hub spoke remove --name NAME --config FILE   forget a spoke: the hub stops dialing it
                                                    and it can no longer renew its certificate
+  llmbox-hub oauth list [--principal P] [--client C] [--all] --config FILE
+                                                   list OAuth grants (one per consent: who,
+                                                   which client, when; never a token); --all
+                                                   adds revoked and expired ones
+  llmbox-hub oauth revoke (--grant G | --principal P | --client C) --config FILE
+                                                   revoke grants and every token they issued
+                                                   (takes effect at once, also while the hub
+                                                   is serving); P is a principal id
+                                                   (key:NAME, oidc:ISSUER#SUBJECT) or a key name
   llmbox-hub cluster rotate-identity [--overlap 10m] --config FILE
                                                    a new hub key: spokes accept it beside the
                                                    old one for the overlap, then only it
@@ -84,21 +93,26 @@ int main(int argc, char** argv) {
     return 0;
   }
   // Words after the command up to the first flag are its verb ("create", "token create");
-  // then flags: --config FILE, --name NAME, --ttl DURATION, --overlap DURATION, --admin.
+  // then flags: --config FILE, --name NAME, --ttl DURATION, --overlap DURATION, --admin,
+  // --grant G, --principal P, --client C, --all.
   std::string config_path;
   std::string name;
   std::string ttl;
   std::string overlap;
   std::string verb;
   bool admin = false;
+  std::string grant;
+  std::string principal;
+  std::string client;
+  bool all = false;
   std::size_t first_flag = 1;
   while (first_flag < args.size() && !args[first_flag].starts_with("--")) {
     verb += (verb.empty() ? "" : " ") + std::string(args[first_flag++]);
   }
   bool flags_ok = args.size() >= first_flag;
   for (std::size_t i = first_flag; flags_ok && i < args.size(); i += 2) {
-    if (args[i] == "--admin") {
-      admin = true;
+    if (args[i] == "--admin" || args[i] == "--all") {
+      (args[i] == "--admin" ? admin : all) = true;
       --i;  // a flag without a value
     } else if (i + 1 >= args.size()) {
       flags_ok = false;
@@ -110,18 +124,27 @@ int main(int argc, char** argv) {
       ttl = args[i + 1];
     } else if (args[i] == "--overlap") {
       overlap = args[i + 1];
+    } else if (args[i] == "--grant") {
+      grant = args[i + 1];
+    } else if (args[i] == "--principal") {
+      principal = args[i + 1];
+    } else if (args[i] == "--client") {
+      client = args[i + 1];
     } else {
       flags_ok = false;
     }
   }
   const bool known = ((command == "serve" || command == "check-config") && verb.empty()) ||
                      command == "apikey" || command == "spoke" ||
-                     (command == "cluster" && verb == "rotate-identity");
+                     (command == "cluster" && verb == "rotate-identity") ||
+                     (command == "oauth" && (verb == "list" || verb == "revoke"));
+  const bool oauth_flags = !grant.empty() || !principal.empty() || !client.empty() || all;
   const bool needs_name = (command == "apikey" && verb != "list") ||
                           (command == "spoke" && (verb == "token create" || verb == "remove"));
   if (!known || !flags_ok || config_path.empty() || (needs_name && name.empty()) ||
       (!ttl.empty() && verb != "token create") || (!overlap.empty() && verb != "rotate-identity") ||
-      (admin && !(command == "apikey" && verb == "create"))) {
+      (admin && !(command == "apikey" && verb == "create")) ||
+      (oauth_flags && command != "oauth")) {
     std::fputs(kUsage, stderr);
     if (!command.empty()) {
       std::fprintf(stderr, "\nllmbox-hub: unknown command or missing arguments: %s\n", argv[1]);
@@ -170,13 +193,24 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  const hub::admin::CommandArgs admin_args{
-      .verb = verb, .name = name, .ttl = ttl, .admin = admin, .overlap = overlap, .usage = kUsage};
+  const hub::admin::CommandArgs admin_args{.verb = verb,
+                                           .name = name,
+                                           .ttl = ttl,
+                                           .admin = admin,
+                                           .overlap = overlap,
+                                           .usage = kUsage,
+                                           .grant = grant,
+                                           .principal = principal,
+                                           .client = client,
+                                           .all = all};
   if (command == "apikey") {
     return hub::admin::ApiKeyCommand(admin_args, *config, common::SystemClock::Get());
   }
   if (command == "spoke") {
     return hub::admin::SpokeCommand(admin_args, *config, common::SystemClock::Get());
+  }
+  if (command == "oauth") {
+    return hub::admin::OAuthCommand(admin_args, *config, common::SystemClock::Get());
   }
   if (command == "cluster") {
     return hub::admin::ClusterCommand(admin_args, *config, common::SystemClock::Get());

@@ -177,6 +177,8 @@ int HexValue(char c) {
   return -1;
 }
 
+}  // namespace
+
 std::string FormDecode(std::string_view text) {
   std::string out;
   out.reserve(text.size());
@@ -193,6 +195,8 @@ std::string FormDecode(std::string_view text) {
   }
   return out;
 }
+
+namespace {
 
 std::string Trimmed(std::string text) {
   auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };

@@ -85,6 +85,9 @@ class ActivationPage {
 
 // Decodes application/x-www-form-urlencoded text; the value of `field`, or "" when absent.
 std::string FormField(std::string_view body, std::string_view field);
+// Decodes one form-encoded name or value: '+' is a space, %XX a byte, and a '%' without two
+// hex digits after it stays as it is. Linear in `text`.
+std::string FormDecode(std::string_view text);
 // Escapes text for HTML element content and attribute values.
 std::string HtmlEscape(std::string_view text);
 

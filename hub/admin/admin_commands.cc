@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/secrets.h"
 #include "common/validate.h"
+#include "hub/auth/principal.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/hub_rotation.h"
 #include "hub/cluster/join_tokens.h"
@@ -30,6 +31,21 @@ std::string UtcTime(std::int64_t ms) {
 int Usage(std::string_view usage) {
   std::fwrite(usage.data(), 1, usage.size(), stderr);
   return 2;
+}
+
+// A registrant chose its client's name (and a CIMD its id): control bytes in it must not
+// reach the operator's terminal.
+std::string Printable(std::string_view text) {
+  std::string out;
+  for (char c : text) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  return out;
+}
+
+// A principal id, or an API key's name for its principal.
+std::string PrincipalArg(const std::string& text) {
+  return text.find(':') == std::string::npos && text != auth::kAnonymousPrincipalId
+             ? auth::ApiKeyPrincipalId(text)
+             : text;
 }
 
 }  // namespace
@@ -176,6 +192,64 @@ int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, commo
                  "llmbox-hub: spoke \"%s\" removed: a serving hub stops dialing it within "
                  "hub.reconcile_interval, and it can no longer renew its certificate\n",
                  name.c_str());
+    return 0;
+  }
+  return Usage(args.usage);
+}
+
+int OAuthCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock) {
+  store::OAuthGrantFilter filter;
+  if (!args.grant.empty()) filter.grant_id = args.grant;
+  if (!args.principal.empty()) filter.principal_id = PrincipalArg(args.principal);
+  if (!args.client.empty()) filter.client_id = args.client;
+  const std::int64_t now = common::ToUnixMillis(clock.Now());
+  if (args.verb == "list") {
+    if (!args.grant.empty()) return Usage(args.usage);
+    auto store = server::OpenStore(config);
+    if (!store.ok()) return Fail(store.status());
+    filter.include_revoked = args.all;
+    auto grants = (*store)->ListOAuthGrants(filter);
+    if (!grants.ok()) return Fail(grants.status());
+    std::printf("%-20s %-32s %-40s %-22s %-22s %-22s %s\n", "GRANT", "PRINCIPAL", "CLIENT",
+                "CREATED", "LAST USED", "EXPIRES", "STATE");
+    for (const auto& grant : *grants) {
+      const bool expired = now >= grant.expires_at_ms;
+      if (expired && !args.all) continue;
+      const std::string state = grant.revoked_at_ms ? "revoked " + UtcTime(*grant.revoked_at_ms) +
+                                                          " (" + grant.revoked_reason + ")"
+                                : expired ? std::string("expired")
+                                          : std::string("live");
+      const std::string client = grant.client_name.empty()
+                                     ? grant.client_id
+                                     : grant.client_name + " (" + grant.client_id + ")";
+      std::printf("%-20s %-32s %-40s %-22s %-22s %-22s %s\n", grant.grant_id.c_str(),
+                  Printable(grant.principal_id).c_str(), Printable(client).c_str(),
+                  UtcTime(grant.created_at_ms).c_str(),
+                  grant.last_used_at_ms == 0 ? "never" : UtcTime(grant.last_used_at_ms).c_str(),
+                  UtcTime(grant.expires_at_ms).c_str(), Printable(state).c_str());
+    }
+    return 0;
+  }
+  if (args.verb == "revoke") {
+    const int selectors = !args.grant.empty() + !args.principal.empty() + !args.client.empty();
+    if (selectors != 1 || args.all) return Usage(args.usage);
+    auto store = server::OpenStore(config);
+    if (!store.ok()) return Fail(store.status());
+    auto revoked = (*store)->RevokeOAuthGrants(filter, now, "revoked by the operator");
+    if (!revoked.ok()) return Fail(revoked.status());
+    if (*revoked == 0 && filter.grant_id) {
+      auto known =
+          (*store)->ListOAuthGrants({.grant_id = filter.grant_id, .include_revoked = true});
+      if (!known.ok()) return Fail(known.status());
+      if (known->empty()) {
+        return Fail(absl::NotFoundError("no OAuth grant \"" + Printable(args.grant) +
+                                        "\" (llmbox-hub oauth list --all shows them)"));
+      }
+    }
+    std::fprintf(stderr,
+                 "llmbox-hub: %lld OAuth grant(s) revoked; their access and refresh tokens stop "
+                 "working at their next use, also on a serving hub\n",
+                 static_cast<long long>(*revoked));
     return 0;
   }
   return Usage(args.usage);

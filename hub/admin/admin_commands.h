@@ -2,7 +2,8 @@
 //
 // The operator's commands that work on the hub's state directory, also while the hub serves
 // (they go through the same Store): `llmbox-hub apikey create|list|revoke` and
-// `llmbox-hub spoke token create|list`, `spoke list|remove`, `cluster rotate-identity`. What they
+// `llmbox-hub spoke token create|list`, `spoke list|remove`, `cluster rotate-identity`,
+// `oauth list|revoke`. What they
 // print is part of the interface (scripts and the e2e tests read it): a secret goes alone on
 // stdout, everything for people on stderr, tables on stdout.
 //
@@ -29,6 +30,12 @@ struct CommandArgs {
   bool admin = false;   // --admin (apikey create): the key acts on every principal's boxes
   std::string overlap;  // --overlap (cluster rotate-identity); empty: 10m
   std::string_view usage;
+  // oauth list|revoke: --grant G, --principal P (a principal id, or an API key's name),
+  // --client C (a client id), --all (list: revoked and expired grants too).
+  std::string grant;
+  std::string principal;
+  std::string client;
+  bool all = false;
 };
 
 // `apikey create --name NAME [--admin]`, `apikey list`, `apikey revoke --name NAME`.
@@ -42,6 +49,13 @@ int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, commo
 // hub announces to its spokes beside the old one for the overlap and then switches to
 // (docs/decisions/006-hub-identity.md).
 int ClusterCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
+
+// `oauth list [--principal P] [--client C] [--all]`: the OAuth grants (one per consent) as a
+// table: grant id, principal, client, created, last used, expires, state; never a token.
+// `oauth revoke (--grant G | --principal P | --client C)`: revokes the matching live grants,
+// and with them every code and token they issued (the serving hub refuses them at their next
+// use). P is a principal id ("key:alice", "oidc:<issuer>#<subject>") or an API key's name.
+int OAuthCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
 
 // Prints "llmbox-hub: <message>" to stderr; returns 1, the exit code of a failed command.
 int Fail(const absl::Status& status);

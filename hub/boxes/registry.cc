@@ -6,6 +6,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
@@ -136,6 +137,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
                    .token_hash = common::Sha256Hex(token),
                    .created_by = request.owner.display_name(),
                    .owner = request.owner.id(),
+                   .owner_email = request.owner.verified_email(),
                    .created_at_ms = NowMs(),
                    .updated_at_ms = NowMs()};
   // The record counts as alive from its insert on, so the quota's admission wraps it.
@@ -424,7 +426,10 @@ absl::StatusOr<BoxRecord> BoxRegistry::FindByToken(std::string_view token) {
   return record;
 }
 
-std::optional<std::string> BoxRegistry::RequiredActivator(const BoxRecord&) { return std::nullopt; }
+std::optional<std::string> BoxRegistry::RequiredActivator(const BoxRecord& record) {
+  if (record.owner_email.empty()) return std::nullopt;
+  return absl::AsciiStrToLower(record.owner_email);
+}
 
 absl::StatusOr<std::string> BoxRegistry::ClaimActivation(std::string_view box_id,
                                                          std::string_view email) {

@@ -201,9 +201,10 @@ class BoxRegistry {
   [[nodiscard]] absl::StatusOr<std::string> ClaimActivation(std::string_view box_id,
                                                             std::string_view email);
   // The one person allowed to activate `record`, when the hub knows one; nullopt: the first
-  // signed-in person claims it. This is the seam of the OAuth issue (16): a box created by a
-  // principal with a verified email (auth::Principal::verified_email) will answer that email
-  // here. API keys and the anonymous principal carry none, so today it is always nullopt.
+  // signed-in person claims it. A box created by a principal with a verified email (a person
+  // signed in through the hub's OAuth server: auth::Principal::verified_email) answers that
+  // email, lowercase (the activation page's sign-in gives emails lowercase); API keys and the
+  // anonymous principal carry none.
   static std::optional<std::string> RequiredActivator(const store::BoxRecord& record);
   // The box this token belonged to when it was destroyed; NotFound when none.
   [[nodiscard]] absl::StatusOr<store::DestroyedBox> FindDestroyedByToken(std::string_view token);

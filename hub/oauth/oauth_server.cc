@@ -46,9 +46,8 @@ void AddCors(http::Response& response) {
 }
 
 http::Response Json(int status, std::string body, bool cacheable) {
-  http::Response response{.status = status,
-                          .headers = {{"Content-Type", "application/json"}},
-                          .body = std::move(body)};
+  http::Response response{
+      .status = status, .headers = {{"Content-Type", "application/json"}}, .body = std::move(body)};
   if (cacheable) {
     response.headers.emplace_back("Cache-Control", "public, max-age=300");
   } else {
@@ -59,8 +58,8 @@ http::Response Json(int status, std::string body, bool cacheable) {
 }
 
 http::Response MethodNotAllowed(std::string_view allow) {
-  http::Response response = OAuthErrorResponse(
-      OAuthError(kInvalidRequest, "this endpoint takes " + std::string(allow)));
+  http::Response response =
+      OAuthErrorResponse(OAuthError(kInvalidRequest, "this endpoint takes " + std::string(allow)));
   response.status = 405;
   response.headers.emplace_back("Allow", std::string(allow));
   return response;
@@ -113,14 +112,18 @@ absl::StatusOr<std::unique_ptr<OAuthServer>> OAuthServer::Create(OAuthOptions op
   const std::string& issuer = options.issuer;
   const bool https = absl::StartsWith(issuer, "https://");
   if (!https && !absl::StartsWith(issuer, "http://")) {
-    return absl::InvalidArgumentError("auth.oauth: the issuer (hub.public_url) must be an "
-                                      "http(s) URL, got \"" + issuer + "\"");
+    return absl::InvalidArgumentError(
+        "auth.oauth: the issuer (hub.public_url) must be an "
+        "http(s) URL, got \"" +
+        issuer + "\"");
   }
   const size_t host = issuer.find("//") + 2;
-  if (issuer.find('/', host) != std::string::npos || issuer.find_first_of("?#", host) !=
-                                                         std::string::npos) {
-    return absl::InvalidArgumentError("auth.oauth: the issuer (hub.public_url) must be an "
-                                      "origin without a path, got \"" + issuer + "\"");
+  if (issuer.find('/', host) != std::string::npos ||
+      issuer.find_first_of("?#", host) != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "auth.oauth: the issuer (hub.public_url) must be an "
+        "origin without a path, got \"" +
+        issuer + "\"");
   }
   if (deps.store == nullptr) return absl::InvalidArgumentError("auth.oauth: no store");
   if (deps.cimd == nullptr) return absl::InvalidArgumentError("auth.oauth: no CIMD fetcher");
@@ -134,8 +137,7 @@ absl::StatusOr<std::unique_ptr<OAuthServer>> OAuthServer::Create(OAuthOptions op
   if (deps.secret.size() < 32) {
     return absl::InvalidArgumentError("auth.oauth: the hub secret is too short");
   }
-  return std::unique_ptr<OAuthServer>(
-      new OAuthServer(std::move(options), std::move(deps), clock));
+  return std::unique_ptr<OAuthServer>(new OAuthServer(std::move(options), std::move(deps), clock));
 }
 
 bool OAuthServer::Serves(std::string_view path) {
@@ -249,8 +251,7 @@ std::string OAuthServer::AuthorizationServerMetadata() const {
                         {"token_endpoint_auth_methods_supported", auth_methods},
                         {"revocation_endpoint_auth_methods_supported", auth_methods},
                         {"authorization_response_iss_parameter_supported", true},
-                        {"client_id_metadata_document_supported",
-                         o.client_id_metadata_documents}}
+                        {"client_id_metadata_document_supported", o.client_id_metadata_documents}}
       .dump();
 }
 

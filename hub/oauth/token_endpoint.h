@@ -13,7 +13,10 @@
 //           for a token that is unknown or not the client's (RFC 7009 §2.2)
 //
 // Only POST (405 with Allow otherwise) and Content-Type application/x-www-form-urlencoded
-// (415 otherwise: invalid_request). Thread-safe (stateless; the registry and service are).
+// (415 otherwise: invalid_request). The client is authenticated before its code or token is
+// looked at (a failed client authentication spends nothing), and marked used
+// (ClientRegistry::MarkUsed) once tokens are issued. Thread-safe (stateless; the registry and
+// service are).
 #pragma once
 
 #include "hub/http/server.h"

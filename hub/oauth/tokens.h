@@ -17,12 +17,18 @@
 //
 // Rules: a code is single use and lives options.code_ttl; it must come back with the
 // client id, redirect URI and resource it was issued with and the PKCE verifier of its S256
-// challenge; a code presented a second time revokes its grant (RFC 6749 §4.1.2: everything
-// issued from it). Refresh tokens rotate: each refresh returns a new refresh token and the old
-// one is spent; a spent one presented again revokes the whole grant (RFC 9700 §4.14.2). Access
-// tokens live options.access_token_ttl. A grant ends options.grant_ttl after consent. For an
-// API-key principal, the key must still be live at every use (revoking the key ends its
-// grants' tokens).
+// challenge (RFC 7636 syntax: 43-128 characters of [A-Za-z0-9-._~], compared in constant
+// time); a code presented a second time revokes its grant (RFC 6749 §4.1.2: everything
+// issued from it), and so does one presented with the wrong client, redirect URI, verifier or
+// resource (it is spent: a leaked code is dead). A request without a verifier is refused
+// before the code is looked at. Refresh tokens rotate: each refresh returns a new refresh token and
+// the old one is spent; a spent one presented again revokes the whole grant (RFC 9700 §4.14.2).
+// Access tokens live options.access_token_ttl, refresh tokens options.refresh_token_ttl, both
+// capped at the grant's end. A grant ends options.grant_ttl after consent. For an API-key
+// principal, the key must still be live at every use (revoking the key ends its grants' tokens; a
+// refresh then revokes the grant); its admin role is the key's at each use. An OIDC principal is
+// rebuilt from the grant (issuer and subject from its id, name and verified email as signed
+// in), without roles.
 //
 // Thread-safe. Errors carry OAuth codes (errors.h): invalid_grant (unknown, expired, used,
 // revoked, another client's, wrong verifier or redirect URI), invalid_target (another
@@ -96,7 +102,10 @@ class TokenService {
   // unknown token or another client's is not an error (the endpoint answers 200 either way).
   [[nodiscard]] absl::Status Revoke(const Client& client, std::string_view token);
 
-  // The principal of a live access token issued for this resource.
+  // The principal of a live access token issued for this resource: one store lookup, and at
+  // most once a minute per grant a write of its last use. Unauthenticated for anything else
+  // (unknown, expired, revoked, a refresh token, another resource, a revoked key); the store's
+  // own failures (Unavailable) as they are.
   [[nodiscard]] absl::StatusOr<auth::Principal> Authenticate(std::string_view access_token);
 
  private:

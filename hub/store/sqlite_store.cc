@@ -122,8 +122,12 @@ ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN
 )sql",
     // 6 -> 7: OAuth (hub/oauth). Clients registered dynamically; grants, one per consent, and
     // their codes and tokens, by SHA-256 hex only. redirect_uris is a JSON array of strings.
-    // A code or token row names its grant; deleting a grant deletes them (foreign keys).
+    // A code or token row names its grant; deleting a grant deletes them (foreign keys). And a
+    // box's owner_email: the verified email of the principal that made it (OAuth sign-in),
+    // the one person who may activate it; '' for principals without one.
     R"sql(
+ALTER TABLE boxes ADD COLUMN owner_email TEXT NOT NULL DEFAULT '';
+
 CREATE TABLE oauth_clients (
   client_id TEXT PRIMARY KEY NOT NULL CHECK (client_id <> ''),
   secret_hash TEXT NOT NULL,
@@ -187,7 +191,7 @@ CREATE INDEX oauth_tokens_by_expiry ON oauth_tokens (expires_at_ms);
 #define LLMBOX_BOX_COLUMNS                                                               \
   "box_id, spoke, container_id, image, description, phase, session_url, last_error, "    \
   "authorize_url, token_hash, created_by, created_at_ms, expires_at_ms, updated_at_ms, " \
-  "activation_attempts, activation_owner, owner"
+  "activation_attempts, activation_owner, owner, owner_email"
 #define LLMBOX_SELECT_BOXES "SELECT " LLMBOX_BOX_COLUMNS " FROM boxes"
 #define LLMBOX_BOX_ORDER " ORDER BY created_at_ms, box_key"
 #define LLMBOX_KEY_COLUMNS "name, hash, created_at_ms, revoked_at_ms, last_used_at_ms, admin"
@@ -228,7 +232,7 @@ std::string Quoted(std::string_view text) {
   return db;
 }
 
-// Binds ?1..?17 in LLMBOX_BOX_COLUMNS order and ?18 to the box key.
+// Binds ?1..?18 in LLMBOX_BOX_COLUMNS order and ?19 to the box key.
 [[nodiscard]] absl::Status BindBox(Statement& s, const BoxRecord& box) {
   LLMBOX_RETURN_IF_ERROR(s.Bind(1, box.box_id));
   LLMBOX_RETURN_IF_ERROR(s.Bind(2, box.spoke));
@@ -251,7 +255,8 @@ std::string Quoted(std::string_view text) {
   LLMBOX_RETURN_IF_ERROR(s.Bind(15, static_cast<std::int64_t>(box.activation_attempts)));
   LLMBOX_RETURN_IF_ERROR(s.Bind(16, box.activation_owner));
   LLMBOX_RETURN_IF_ERROR(s.Bind(17, box.owner));
-  return s.Bind(18, BoxKey(box.box_id));
+  LLMBOX_RETURN_IF_ERROR(s.Bind(18, box.owner_email));
+  return s.Bind(19, BoxKey(box.box_id));
 }
 
 [[nodiscard]] absl::StatusOr<BoxRecord> ReadBox(const Statement& s) {
@@ -281,6 +286,7 @@ std::string Quoted(std::string_view text) {
   box.activation_attempts = static_cast<std::uint32_t>(s.ColumnInt64(14));
   box.activation_owner = s.ColumnText(15);
   box.owner = s.ColumnText(16);
+  box.owner_email = s.ColumnText(17);
   return box;
 }
 
@@ -544,7 +550,7 @@ absl::Status SqliteStore::InsertBox(const BoxRecord& box) {
         Statement s,
         db.Prepare("INSERT INTO boxes (" LLMBOX_BOX_COLUMNS ", box_key) VALUES "
                    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-                   "?18)"));
+                   "?18, ?19)"));
     LLMBOX_RETURN_IF_ERROR(BindBox(s, box));
     absl::Status status = s.Run();
     if (absl::IsAlreadyExists(status)) return BoxConflict(db, box, /*inserting=*/true, status);
@@ -556,13 +562,13 @@ absl::Status SqliteStore::UpdateBox(const BoxRecord& box) {
   return Write("update box", box.box_id, [&](Db& db) -> absl::Status {
     // ?1 (box_id) is bound but unused: the creator's spelling of the id stays. So is ?16: the
     // activation owner changes only through ClaimBox, so a read-modify-write cannot undo it.
-    // And ?17: a box never changes hands.
+    // And ?17 and ?18: a box never changes hands.
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s, db.Prepare("UPDATE boxes SET spoke = ?2, container_id = ?3, image = ?4, "
                                 "description = ?5, phase = ?6, session_url = ?7, last_error = ?8, "
                                 "authorize_url = ?9, token_hash = ?10, created_by = ?11, "
                                 "created_at_ms = ?12, expires_at_ms = ?13, updated_at_ms = ?14, "
-                                "activation_attempts = ?15 WHERE box_key = ?18"));
+                                "activation_attempts = ?15 WHERE box_key = ?19"));
     LLMBOX_RETURN_IF_ERROR(BindBox(s, box));
     absl::Status status = s.Run();
     if (absl::IsAlreadyExists(status)) return BoxConflict(db, box, /*inserting=*/false, status);

@@ -94,7 +94,8 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(
       std::int64_t now_ms) override;
 
-  // OAuth (hub/store/sqlite_oauth.cc).
+  // OAuth (hub/store/sqlite_oauth_clients.cc, sqlite_oauth.cc). TouchOAuthGrant writes at most
+  // once per kTouchIntervalMs per grant, as TouchApiKey does.
   [[nodiscard]] absl::Status InsertOAuthClient(const OAuthClientRecord& client) override;
   [[nodiscard]] absl::StatusOr<OAuthClientRecord> GetOAuthClient(
       std::string_view client_id) override;
@@ -104,7 +105,7 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::Status InsertOAuthGrant(const OAuthGrantRecord& grant,
                                               const OAuthCodeRecord& code) override;
   [[nodiscard]] absl::StatusOr<std::pair<OAuthCodeRecord, OAuthGrantRecord>> RedeemOAuthCode(
-      std::string_view hash, std::int64_t now_ms,
+      std::string_view hash, std::int64_t now_ms, OAuthCodeCheck check,
       const std::vector<OAuthTokenRecord>& tokens) override;
   [[nodiscard]] absl::StatusOr<OAuthTokenWithGrant> RotateOAuthRefreshToken(
       std::string_view hash, std::string_view client_id, std::int64_t now_ms,

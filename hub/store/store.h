@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -51,6 +52,10 @@ struct BoxRecord {
   // "anonymous"); only it, and admins, see and act on the box. Set at insert; UpdateBox
   // leaves it alone.
   std::string owner;
+  // The owner's verified email (auth::Principal::verified_email: people signed in through
+  // OAuth), "" when it has none. With sign-in gating, only that person may activate the box.
+  // Set at insert; UpdateBox leaves it alone.
+  std::string owner_email;
   std::int64_t created_at_ms = 0;
   std::int64_t expires_at_ms = 0;  // activation deadline (0: none)
   std::int64_t updated_at_ms = 0;
@@ -264,18 +269,24 @@ class Store {
   [[nodiscard]] virtual absl::Status InsertOAuthGrant(const OAuthGrantRecord& grant,
                                                       const OAuthCodeRecord& code) = 0;
   // In one transaction: the code with this hash, marked used, and `tokens` inserted into its
-  // grant. NotFound for an unknown code; FailedPrecondition when it was used before (then its
-  // grant is revoked, reason "authorization code used twice", and nothing is inserted),
-  // expired at now_ms, or its grant is revoked or expired. Returns the code and its grant as
-  // they were before this call.
+  // grant (their grant_id is ignored). NotFound for an unknown code; FailedPrecondition when
+  // it was used before (then its grant is revoked, reason "authorization code used twice",
+  // and nothing is inserted), expired at now_ms, or its grant is revoked or expired. Then
+  // `check` sees the code and grant (the caller's client, redirect URI, PKCE and resource
+  // checks, inside the transaction): when it fails, the code is spent and its grant revoked
+  // (reason "authorization code presented with the wrong client, redirect URI, verifier or
+  // resource"), nothing is inserted, and its status is returned. Returns the code and its
+  // grant as they were before this call.
+  using OAuthCodeCheck =
+      absl::FunctionRef<absl::Status(const OAuthCodeRecord&, const OAuthGrantRecord&)>;
   [[nodiscard]] virtual absl::StatusOr<std::pair<OAuthCodeRecord, OAuthGrantRecord>>
-  RedeemOAuthCode(std::string_view hash, std::int64_t now_ms,
+  RedeemOAuthCode(std::string_view hash, std::int64_t now_ms, OAuthCodeCheck check,
                   const std::vector<OAuthTokenRecord>& tokens) = 0;
   // In one transaction: the refresh token with this hash, marked used, and `tokens` inserted
-  // into its grant, only if it belongs to `client_id`. NotFound for an unknown token or
-  // another client's; FailedPrecondition when it was rotated before (then its grant is revoked,
-  // reason "refresh token reused", and nothing is inserted), expired, or its grant is revoked
-  // or expired.
+  // into its grant (their grant_id is ignored), only if it belongs to `client_id`. NotFound for an
+  // unknown token or another client's; FailedPrecondition when it was rotated before (then its
+  // grant is revoked, reason "refresh token reused", and nothing is inserted), expired, or its
+  // grant is revoked or expired.
   [[nodiscard]] virtual absl::StatusOr<OAuthTokenWithGrant> RotateOAuthRefreshToken(
       std::string_view hash, std::string_view client_id, std::int64_t now_ms,
       const std::vector<OAuthTokenRecord>& tokens) = 0;

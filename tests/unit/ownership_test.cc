@@ -196,6 +196,29 @@ TEST_CASE("a key's box is activated by the first signed-in person, as before pri
   CHECK(absl::IsNotFound(f.registry->ClaimActivation("no-box", "carol@example.com").status()));
 }
 
+TEST_CASE("a box made by a person signed in through OAuth is activated by that person only",
+          "[ownership][oauth]") {
+  Fixture f;
+  const Principal carol = Principal::OAuthSubject("https://idp.example.com", "sub-carol", "Carol",
+                                                  "Carol@Example.com", {});
+  f.Create("carol-box", carol);
+  const auto record = f.db->GetBox("carol-box").value();
+  CHECK(record.owner == "oidc:https://idp.example.com#sub-carol");
+  CHECK(record.owner_email == "Carol@Example.com");
+  CHECK(BoxRegistry::RequiredActivator(record) == "carol@example.com");
+  // Dave signs in first and is refused, and that claims nothing: Carol still can.
+  CHECK(f.registry->ClaimActivation("carol-box", "dave@example.com").value() ==
+        "carol@example.com");
+  CHECK(f.db->GetBox("carol-box")->activation_owner.empty());
+  CHECK(f.registry->ClaimActivation("carol-box", "carol@example.com").value() ==
+        "carol@example.com");
+  // The email stays through updates (UpdateBox leaves it alone).
+  auto changed = f.db->GetBox("carol-box").value();
+  changed.owner_email = "mallory@example.com";
+  REQUIRE(f.db->UpdateBox(changed).ok());
+  CHECK(f.db->GetBox("carol-box")->owner_email == "Carol@Example.com");
+}
+
 // ---- The MCP tools ----
 
 TEST_CASE("every box tool answers another principal's box exactly as a missing one",
@@ -382,7 +405,7 @@ TEST_CASE("migrating an old database gives its boxes to their created_by, and ke
   store::SqliteStore::Open(path).value().reset();
   RawExec(path,
           "DROP TABLE oauth_tokens; DROP TABLE oauth_codes; DROP TABLE oauth_grants; "
-          "DROP TABLE oauth_clients; "
+          "DROP TABLE oauth_clients; ALTER TABLE boxes DROP COLUMN owner_email; "
           "DROP INDEX boxes_by_owner; ALTER TABLE boxes DROP COLUMN owner; "
           "ALTER TABLE api_keys DROP COLUMN admin; PRAGMA user_version = 5;");
   RawExec(path,
