@@ -21,6 +21,7 @@
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
+#include "tests/support/http_reply.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/scratch_dir.h"
 
@@ -31,17 +32,7 @@ using namespace std::chrono_literals;
 using testing::RecordingResponder;
 
 // What the page answered.
-struct Reply {
-  int status = 0;
-  http::Headers headers;
-  std::string body;
-  std::string Header(std::string_view name) const {
-    for (const auto& [key, value] : headers) {
-      if (key == name) return value;
-    }
-    return "";
-  }
-};
+using Reply = testing::HttpReply;
 
 struct Fixture {
   explicit Fixture(std::string public_url = "http://127.0.0.1:8080", PageOptions options = {})
@@ -760,6 +751,11 @@ TEST_CASE("with sign-in gating the first person to sign in owns the box; others 
   }
   SECTION("alice owns it; bob is refused even with the link") {
     const std::string alice = signed_in("alice@example.com");
+    // The session carries the provider's subject too (the OAuth principal needs it).
+    auto session = sessions.VerifySession(alice.substr(alice.find('=') + 1));
+    REQUIRE(session.ok());
+    CHECK(session->email == "alice@example.com");
+    CHECK(session->subject == "sub");
     auto page = f.Call("GET", "/auth/" + token, alice);
     CHECK(page.status == 200);
     CHECK(Has(page.body, "data-state=\"pending\""));
