@@ -101,6 +101,7 @@ input[type=text], input[type=password] {
   text-decoration: underline; cursor: pointer;
 }
 .state-consent .badge { color: var(--accent); }
+.key-form, .consent-form { margin: 0 0 1rem; }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; margin: 1rem 0 .5rem; }
 .button.secondary { background: transparent; color: var(--ink); border: 1px solid var(--line); }
 .notice.redirect { border-color: var(--accent); background: rgba(193, 95, 60, .08); }

@@ -21,8 +21,8 @@
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
-#include "tests/support/http_reply.h"
 #include "tests/support/log_capture.h"
+#include "tests/support/page_reply.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::activation {
@@ -32,7 +32,7 @@ using namespace std::chrono_literals;
 using testing::RecordingResponder;
 
 // What the page answered.
-using Reply = testing::HttpReply;
+using Reply = testing::PageReply;
 
 struct Fixture {
   explicit Fixture(std::string public_url = "http://127.0.0.1:8080", PageOptions options = {})

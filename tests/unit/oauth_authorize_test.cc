@@ -30,8 +30,8 @@
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
-#include "tests/support/http_reply.h"
 #include "tests/support/log_capture.h"
+#include "tests/support/page_reply.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::oauth {
@@ -81,7 +81,7 @@ class FakeOidc final : public activation::OidcClient {
   absl::Status begin_error;
 };
 
-using Reply = testing::HttpReply;
+using Reply = testing::PageReply;
 
 // The `name` parameter of a redirect's Location query, decoded.
 std::string LocationParam(const Reply& reply, const std::string& name) {

@@ -1,9 +1,9 @@
 #pragma once
 
-// What a page handler answered, copied out of a RecordingResponder (tests/fakes), for tests
-// that keep answers and compare them later.
+// What a page handler (activation, authorize) answered, copied out of a RecordingResponder
+// (tests/fakes), for tests that keep answers and compare them later.
 //
-//   HttpReply reply{.status = out.status, .headers = out.headers, .body = out.body};
+//   PageReply reply{.status = out.status, .headers = out.headers, .body = out.body};
 //   CHECK(reply.Header("Location") == "/auth/abc");
 
 #include <string>
@@ -14,7 +14,7 @@
 
 namespace llmbox::testing {
 
-struct HttpReply {
+struct PageReply {
   int status = 0;
   hub::http::Headers headers;
   std::string body;
