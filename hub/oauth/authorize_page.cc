@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
@@ -408,9 +409,8 @@ struct AuthorizePage::State {
                       "\"><input type=\"hidden\" name=\"csrf\" value=\"" +
                       HtmlEscape(csrf.Issue(browser, id)) +
                       "\"><button class=\"button\" type=\"submit\">Sign in</button></form>"
-                      "<p class=\"muted\">The key is checked and forgotten: this hub does not "
-                      "keep it here and the app never sees it. The app gets a token of its "
-                      "own.</p>"},
+                      "<p class=\"muted\">This page checks the key and forgets it. The app "
+                      "never sees it: it gets a token of its own.</p>"},
              std::move(extra));
   }
 
@@ -422,14 +422,8 @@ struct AuthorizePage::State {
     const std::string client = ClientOf(request);
     const std::string client_key = http::AddressKey(client);
     // What cannot be a key costs nothing; trimmed like a pasted value.
-    std::string key = FormField(request.body, "api_key");
-    while (!key.empty() &&
-           (key.back() == ' ' || key.back() == '\n' || key.back() == '\r' || key.back() == '\t')) {
-      key.pop_back();
-    }
-    std::size_t lead = 0;
-    while (lead < key.size() && (key[lead] == ' ' || key[lead] == '\t')) ++lead;
-    key.erase(0, lead);
+    const std::string field = FormField(request.body, "api_key");
+    const std::string key(common::AsStd(absl::StripAsciiWhitespace(common::AsAbsl(field))));
     bool shaped = !key.empty() && key.size() <= kMaxKeyBytes;
     for (char c : key) shaped = shaped && c > 0x20 && c < 0x7f;
     if (!shaped) {
