@@ -138,6 +138,7 @@ struct Fixture {
     options.enabled = true;
     options.issuer = std::move(issuer);
     options.sign_in = mode;
+    options.allowed_redirect_uris = {kRedirect, "https://claude.ai/cb?tenant=1"};
     options.clients = {{.client_id = kClientId,
                         .name = std::move(client_name),
                         .redirect_uris = {kRedirect, "https://claude.ai/cb?tenant=1"}}};
