@@ -57,20 +57,10 @@ struct Fixture {
 
   Reply Call(const std::string& method, const std::string& path, const std::string& cookie = "",
              const std::string& body = "", const std::string& address = "192.0.2.7") {
-    http::Request request;
-    request.method = method;
-    request.target = path;
-    request.path = path;
-    request.remote_address = address;
-    if (!cookie.empty()) request.headers.emplace_back("cookie", cookie);
-    if (!body.empty()) {
-      request.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
-    }
-    request.body = body;
-    RecordingResponder out;
-    page->Handle(request, out);
-    REQUIRE(out.done);
-    return {.status = out.status, .headers = out.headers, .body = out.body};
+    Reply reply =
+        testing::Ask(*page, testing::BrowserRequest(method, path, "", cookie, body, address));
+    REQUIRE(reply.status != 0);
+    return reply;
   }
 
   // A browser's view of the page: GET, then the cookie and form token it got.

@@ -29,7 +29,6 @@
 #include "hub/oauth/tokens.h"
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_clock.h"
-#include "tests/fakes/recording_responder.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/page_reply.h"
 #include "tests/support/scratch_dir.h"
@@ -40,7 +39,6 @@ namespace {
 using namespace std::chrono_literals;
 using activation::FormEncode;
 using activation::FormField;
-using testing::RecordingResponder;
 
 constexpr char kIssuer[] = "https://hub.example.com";
 constexpr char kKey[] = "llmbox_alice-key-0123456789abcdefghijklmnopqrstuv";
@@ -169,21 +167,9 @@ struct Fixture {
   Reply Call(const std::string& method, const std::string& path, const std::string& query = "",
              const std::string& cookie = "", const std::string& body = "",
              const std::string& address = "192.0.2.7") {
-    http::Request request;
-    request.method = method;
-    request.path = path;
-    request.query = query;
-    request.target = query.empty() ? path : path + "?" + query;
-    request.remote_address = address;
-    if (!cookie.empty()) request.headers.emplace_back("cookie", cookie);
-    if (!body.empty()) {
-      request.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
-    }
-    request.body = body;
-    RecordingResponder out;
-    page->Handle(request, out);
-    REQUIRE(out.done);
-    Reply reply{.status = out.status, .headers = out.headers, .body = out.body};
+    Reply reply =
+        testing::Ask(*page, testing::BrowserRequest(method, path, query, cookie, body, address));
+    REQUIRE(reply.status != 0);
     replies.push_back(reply);
     return reply;
   }
