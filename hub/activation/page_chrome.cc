@@ -13,23 +13,6 @@ int HexValue(char c) {
   return -1;
 }
 
-std::string FormDecode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '+') {
-      out += ' ';
-    } else if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-               HexValue(text[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 // Calls `visit(name, raw value or nullopt)` for each pair until it returns true.
 template <typename Visit>
 void ForEachPair(std::string_view body, Visit visit) {
@@ -46,6 +29,23 @@ void ForEachPair(std::string_view body, Visit visit) {
 }
 
 }  // namespace
+
+std::string FormDecode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '+') {
+      out += ' ';
+    } else if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
+               HexValue(text[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
 
 http::Headers SecurityHeaders(std::string_view content_type, std::string_view form_targets) {
   std::string csp = "default-src 'self'; base-uri 'none'; form-action 'self'";

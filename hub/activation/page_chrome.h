@@ -50,6 +50,9 @@ std::string HtmlEscape(std::string_view text);
 // Decodes application/x-www-form-urlencoded text (a body or a query); the value of the first
 // `field`, or "" when absent. Linear in the text.
 std::string FormField(std::string_view body, std::string_view field);
+// Decodes one form-encoded name or value: '+' is a space, %XX a byte, and a '%' without two
+// hex digits after it stays as it is. Linear in `text`.
+std::string FormDecode(std::string_view text);
 // How many times `field` occurs in the same text (a parameter sent twice is ambiguous).
 std::size_t FormFieldCount(std::string_view body, std::string_view field);
 // Percent-encodes `text` for a query component or form value: all but A-Z a-z 0-9 - . _ ~.
