@@ -66,7 +66,7 @@ ol.steps > li::before {
 .button:focus-visible, input:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 .button:disabled { opacity: .6; cursor: progress; }
 label { display: block; }
-input[type=text] {
+input[type=text], input[type=password] {
   width: 100%; margin: 0 0 .75rem; padding: .7rem .8rem; border: 1px solid var(--line);
   border-radius: .5rem; background: transparent; color: inherit;
   font: 1rem ui-monospace, "DejaVu Sans Mono", monospace;
@@ -99,6 +99,15 @@ input[type=text] {
 .link {
   background: none; border: 0; padding: 0; color: var(--accent); font: inherit;
   text-decoration: underline; cursor: pointer;
+}
+.state-consent .badge { color: var(--accent); }
+.key-form, .consent-form { margin: 0 0 1rem; }
+.actions { display: flex; gap: .75rem; flex-wrap: wrap; margin: 1rem 0 .5rem; }
+.button.secondary { background: transparent; color: var(--ink); border: 1px solid var(--line); }
+.notice.redirect { border-color: var(--accent); background: rgba(193, 95, 60, .08); }
+.host {
+  display: block; font-size: 1.3rem; font-weight: 700; margin: .25rem 0 0;
+  overflow-wrap: anywhere;
 }
 footer { margin-top: 1rem; text-align: center; color: var(--muted); font-size: .8rem; }
 @media (max-width: 30rem) {

@@ -13,6 +13,7 @@
 #include "common/secrets.h"
 #include "common/status.h"
 #include "common/validate.h"
+#include "hub/activation/page_chrome.h"  // FormEncode
 
 namespace llmbox::hub::activation {
 
@@ -71,22 +72,6 @@ bool IsLoopback(std::string_view host) {
                      " must be https (plain http is allowed only for a provider on loopback)"));
   }
   return absl::OkStatus();
-}
-
-// application/x-www-form-urlencoded / query component encoding.
-std::string FormEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
 }
 
 std::string Params(const std::vector<std::pair<std::string_view, std::string_view>>& params) {

@@ -16,6 +16,7 @@
 #include "hub/activation/assets.h"
 #include "hub/activation/csrf.h"
 #include "hub/activation/oidc.h"
+#include "hub/activation/page_chrome.h"
 #include "hub/activation/rate_limit.h"
 #include "hub/activation/session_cookie.h"
 #include "hub/http/client_address.h"
@@ -30,7 +31,6 @@ using store::Phase;
 constexpr std::string_view kAuthPrefix = "/auth/";
 constexpr std::string_view kStatusSuffix = "/status";
 constexpr std::string_view kCookie = "llmbox_browser";
-constexpr std::string_view kStateCookie = "llmbox_oidc_state";
 constexpr std::string_view kSignInStart = "/auth/oidc/start";
 constexpr std::string_view kSignInCallback = "/auth/oidc/callback";
 constexpr std::string_view kSignOut = "/auth/signout";
@@ -120,16 +120,6 @@ View ViewOf(const BoxRecord& box, std::int64_t now_ms) {
   return View::kError;
 }
 
-http::Headers SecurityHeaders(std::string_view content_type) {
-  return {{"Content-Type", std::string(content_type)},
-          {"Cache-Control", "no-store"},
-          {"Referrer-Policy", "no-referrer"},
-          {"X-Content-Type-Options", "nosniff"},
-          {"X-Frame-Options", "DENY"},
-          {"Content-Security-Policy",
-           "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"}};
-}
-
 bool ValidToken(std::string_view token) {
   if (token.size() != kTokenChars) return false;
   for (char c : token) {
@@ -140,63 +130,12 @@ bool ValidToken(std::string_view token) {
   return true;
 }
 
-// The address limits and logs use: the client's, as the server resolved it; the TCP peer's
-// for a request built without one (tests).
-std::string ClientOf(const http::Request& request) {
-  return request.client_address.empty() ? request.remote_address : request.client_address;
-}
-
 bool HasTrustedPrefix(std::string_view url, const std::vector<std::string>& prefixes) {
   for (const auto& prefix : prefixes) {
     if (url.size() > prefix.size() && url.substr(0, prefix.size()) == prefix) return true;
   }
   return false;
 }
-
-std::string CookieValue(std::optional<std::string_view> header, std::string_view name) {
-  if (!header) return "";
-  std::string_view rest = *header;
-  while (!rest.empty()) {
-    const auto end = rest.find(';');
-    std::string_view part = rest.substr(0, end);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    if (part.size() > name.size() && part.substr(0, name.size()) == name &&
-        part[name.size()] == '=') {
-      return std::string(part.substr(name.size() + 1));
-    }
-    if (end == std::string_view::npos) break;
-    rest.remove_prefix(end + 1);
-  }
-  return "";
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
-std::string FormDecode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '+') {
-      out += ' ';
-    } else if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-               HexValue(text[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
-namespace {
 
 std::string Trimmed(std::string text) {
   auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
@@ -215,11 +154,6 @@ std::string FormatUtc(std::int64_t ms) {
   return buffer;
 }
 
-std::string Minutes(std::chrono::seconds wait) {
-  const auto minutes = (wait.count() + 59) / 60;
-  return std::to_string(minutes) + (minutes == 1 ? " minute" : " minutes");
-}
-
 // One page of the activation flow: `body` is the card's inner HTML.
 struct PageText {
   View view = View::kUnknown;
@@ -230,37 +164,16 @@ struct PageText {
 };
 
 std::string Render(const PageText& page) {
-  const std::string state(ViewName(page.view));
-  std::string html =
-      "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-      "<meta name=\"robots\" content=\"noindex\">"
-      "<title>" +
-      HtmlEscape(page.title) +
-      " \xC2\xB7 llmbox</title>"
-      "<link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\">"
-      "<link rel=\"stylesheet\" href=\"/assets/activation.css\">"
-      "<script src=\"/assets/activation.js\" defer></script>";
-  if (page.view == View::kWorking) {
-    html += "<noscript><meta http-equiv=\"refresh\" content=\"3\"></noscript>";
-  }
-  html += "</head><body class=\"state-" + state +
-          "\"><div class=\"top\">"
-          "<span class=\"brand\">llmbox</span><span class=\"badge\">" +
-          std::string(BadgeText(page.view)) + "</span></div><main data-state=\"" + state + "\"";
-  if (!page.status_url.empty()) {
-    html += " data-status-url=\"" + HtmlEscape(page.status_url) + "\"";
-  }
-  html += ">" + page.body + "</main>";
-  if (!page.signed_in_as.empty()) {
-    html += "<div class=\"who\">Signed in as <strong>" + HtmlEscape(page.signed_in_as) +
-            "</strong><form method=\"post\" action=\"" + std::string(kSignOut) +
-            "\"><button class=\"link\" type=\"submit\">Sign out</button></form></div>";
-  }
-  html +=
-      "<footer>llmbox never sees your Claude password. The code you paste goes "
-      "straight to your box.</footer></body></html>\n";
-  return html;
+  return RenderPage({.state = std::string(ViewName(page.view)),
+                     .badge = std::string(BadgeText(page.view)),
+                     .title = page.title,
+                     .body = page.body,
+                     .status_url = page.status_url,
+                     .refresh = page.view == View::kWorking,
+                     .signed_in_as = page.signed_in_as,
+                     .sign_out_action = std::string(kSignOut),
+                     .footer = "llmbox never sees your Claude password. The code you paste goes "
+                               "straight to your box."});
 }
 
 }  // namespace
@@ -503,10 +416,8 @@ struct ActivationPage::State {
     if (!start.ok()) return SendSignInFailed(out, start.status());
     http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
     headers.emplace_back("Location", start->authorize_url);
-    headers.emplace_back("Set-Cookie", std::string(kStateCookie) + "=" + start->state +
-                                           "; Path=/auth/oidc/; Max-Age=600; HttpOnly; "
-                                           "SameSite=Lax" +
-                                           (secure_cookies ? "; Secure" : ""));
+    headers.emplace_back("Set-Cookie",
+                         SessionCookie::StateCookieHeader(start->state, secure_cookies));
     out.Respond({.status = 303, .headers = std::move(headers), .body = "Sign in.\n"});
   }
 
@@ -517,7 +428,7 @@ struct ActivationPage::State {
                                                                common::QuoteForMessage(error, 64)));
     }
     const std::string state = FormField(request.query, "state");
-    const std::string cookie = CookieValue(request.Header("cookie"), kStateCookie);
+    const std::string cookie = CookieValue(request.Header("cookie"), SessionCookie::kStateName);
     if (state.empty() || cookie.empty() || !common::ConstantTimeEquals(state, cookie)) {
       return SendSignInFailed(
           out, absl::UnauthenticatedError("this sign-in was started in another browser or has "
@@ -528,12 +439,10 @@ struct ActivationPage::State {
     spdlog::info("activation: {} signed in", who->email);
     http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
     headers.emplace_back("Location", who->return_to);
-    headers.emplace_back("Set-Cookie", options.sessions->SetCookieHeader(
-                                           options.sessions->Issue(who->email), secure_cookies));
-    headers.emplace_back("Set-Cookie", std::string(kStateCookie) +
-                                           "=; Path=/auth/oidc/; Max-Age=0; HttpOnly; "
-                                           "SameSite=Lax" +
-                                           (secure_cookies ? "; Secure" : ""));
+    headers.emplace_back("Set-Cookie",
+                         options.sessions->SetCookieHeader(
+                             options.sessions->Issue(who->email, who->subject), secure_cookies));
+    headers.emplace_back("Set-Cookie", SessionCookie::ClearStateCookieHeader(secure_cookies));
     out.Respond({.status = 303, .headers = std::move(headers), .body = "Signed in.\n"});
   }
 
@@ -747,47 +656,6 @@ std::string ActivationPage::LoggablePath(std::string_view path) {
   std::string_view rest = path.substr(kAuthPrefix.size());
   const bool status = rest.ends_with(kStatusSuffix);
   return std::string(kAuthPrefix) + "[token]" + (status ? std::string(kStatusSuffix) : "");
-}
-
-std::string HtmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-std::string FormField(std::string_view body, std::string_view field) {
-  while (!body.empty()) {
-    const auto end = body.find('&');
-    std::string_view pair = body.substr(0, end);
-    const auto eq = pair.find('=');
-    if (FormDecode(pair.substr(0, eq)) == field) {
-      return eq == std::string_view::npos ? "" : FormDecode(pair.substr(eq + 1));
-    }
-    if (end == std::string_view::npos) break;
-    body.remove_prefix(end + 1);
-  }
-  return "";
 }
 
 }  // namespace llmbox::hub::activation

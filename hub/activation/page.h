@@ -36,6 +36,7 @@
 
 #include "common/clock.h"
 #include "hub/activation/csrf.h"
+#include "hub/activation/page_chrome.h"  // FormField, HtmlEscape
 #include "hub/boxes/registry.h"
 #include "hub/http/server.h"
 
@@ -82,13 +83,5 @@ class ActivationPage {
   struct State;
   std::unique_ptr<State> state_;
 };
-
-// Decodes application/x-www-form-urlencoded text; the value of `field`, or "" when absent.
-std::string FormField(std::string_view body, std::string_view field);
-// Decodes one form-encoded name or value: '+' is a space, %XX a byte, and a '%' without two
-// hex digits after it stays as it is. Linear in `text`.
-std::string FormDecode(std::string_view text);
-// Escapes text for HTML element content and attribute values.
-std::string HtmlEscape(std::string_view text);
 
 }  // namespace llmbox::hub::activation

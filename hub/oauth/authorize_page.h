@@ -9,9 +9,18 @@
 //
 //   GET  /authorize?response_type=code&client_id=..&redirect_uri=..&code_challenge=..
 //        &code_challenge_method=S256&state=..&scope=llmbox&resource=<issuer>
-//   GET  /authorize/continue?request=<id>   back from the OIDC provider (its return_to)
+//   GET  /authorize/continue?request=<id>   back from the OIDC provider (its return_to, via
+//                                           the activation page's /auth/oidc/callback, which
+//                                           sets the session cookie), or after the key
+//                                           sign-in (303): the consent page
 //   POST /authorize/sign-in                 request, csrf, api_key     (SignInMode::kApiKey)
 //   POST /authorize/consent                 request, csrf, decision=allow|deny
+//
+// Cookies: llmbox_authorize (a random browser id; Path=/authorize, HttpOnly, SameSite=Lax so
+// that it survives the provider's cross-site redirect back, Secure when the issuer is https,
+// Max-Age authorize_ttl) binds each started request to its browser. In kOidc mode the page
+// also sets the activation module's llmbox_oidc_state cookie (SessionCookie::StateCookieHeader)
+// and reads its llmbox_session cookie: a person already signed in skips the provider.
 //
 // Checks, in this order: the client is known and redirect_uri is one of its own (else an
 // error page, never a redirect: RFC 6749 §4.1.2.1); then, answered by a redirect with error
@@ -21,8 +30,10 @@
 // client address, expiring after options.authorize_ttl) and bound to the browser by an
 // HttpOnly cookie; the forms carry CSRF tokens (activation/csrf.h) scoped to the request.
 // API-key sign-ins are rate limited per client address. Every page has the activation page's
-// security headers (no caching, framing, sniffing or Referer; a strict CSP). Nothing secret is
-// logged or echoed: not the key, the code, the challenge's verifier or the state.
+// security headers (no caching, framing, sniffing or Referer; a strict CSP whose form-action
+// on the consent page also names the redirect URI's origin, as the form's answer is a 303
+// there). Nothing secret is logged or echoed: not the key, the code, the challenge's verifier
+// or the state.
 //
 // Thread-safe.
 #pragma once
@@ -61,7 +72,8 @@ struct AuthorizePageDeps {
 
 class AuthorizePage {
  public:
-  // `clock` and everything in `deps` must outlive the page.
+  // `options` is copied; `clock` and everything in `deps` must outlive the page. The deps
+  // that the sign-in mode needs must be set (a CHECK: the server's wiring).
   AuthorizePage(const OAuthOptions& options, AuthorizePageDeps deps, common::Clock& clock);
   ~AuthorizePage();
 

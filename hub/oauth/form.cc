@@ -4,7 +4,7 @@
 #include <iterator>
 #include <utility>
 
-#include "hub/activation/page.h"
+#include "hub/activation/page_chrome.h"
 #include "hub/oauth/errors.h"
 
 namespace llmbox::hub::oauth {

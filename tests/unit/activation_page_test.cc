@@ -22,6 +22,7 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
 #include "tests/support/log_capture.h"
+#include "tests/support/page_reply.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::activation {
@@ -31,17 +32,7 @@ using namespace std::chrono_literals;
 using testing::RecordingResponder;
 
 // What the page answered.
-struct Reply {
-  int status = 0;
-  http::Headers headers;
-  std::string body;
-  std::string Header(std::string_view name) const {
-    for (const auto& [key, value] : headers) {
-      if (key == name) return value;
-    }
-    return "";
-  }
-};
+using Reply = testing::PageReply;
 
 struct Fixture {
   explicit Fixture(std::string public_url = "http://127.0.0.1:8080", PageOptions options = {})
@@ -66,20 +57,10 @@ struct Fixture {
 
   Reply Call(const std::string& method, const std::string& path, const std::string& cookie = "",
              const std::string& body = "", const std::string& address = "192.0.2.7") {
-    http::Request request;
-    request.method = method;
-    request.target = path;
-    request.path = path;
-    request.remote_address = address;
-    if (!cookie.empty()) request.headers.emplace_back("cookie", cookie);
-    if (!body.empty()) {
-      request.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
-    }
-    request.body = body;
-    RecordingResponder out;
-    page->Handle(request, out);
-    REQUIRE(out.done);
-    return {.status = out.status, .headers = out.headers, .body = out.body};
+    Reply reply =
+        testing::Ask(*page, testing::BrowserRequest(method, path, "", cookie, body, address));
+    REQUIRE(reply.status != 0);
+    return reply;
   }
 
   // A browser's view of the page: GET, then the cookie and form token it got.
@@ -760,6 +741,11 @@ TEST_CASE("with sign-in gating the first person to sign in owns the box; others 
   }
   SECTION("alice owns it; bob is refused even with the link") {
     const std::string alice = signed_in("alice@example.com");
+    // The session carries the provider's subject too (the OAuth principal needs it).
+    auto session = sessions.VerifySession(alice.substr(alice.find('=') + 1));
+    REQUIRE(session.ok());
+    CHECK(session->email == "alice@example.com");
+    CHECK(session->subject == "sub");
     auto page = f.Call("GET", "/auth/" + token, alice);
     CHECK(page.status == 200);
     CHECK(Has(page.body, "data-state=\"pending\""));

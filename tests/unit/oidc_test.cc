@@ -366,12 +366,16 @@ TEST_CASE("a session cookie verifies until it expires and refuses any change", "
   FakeClock clock;
   const std::string key(32, 'k');
   SessionCookie sessions(key, 3600s, clock);
-  const std::string value = sessions.Issue("alice@example.com");
+  const std::string value = sessions.Issue("alice@example.com", "sub-alice");
   auto email = sessions.Verify(value);
   REQUIRE(email.ok());
   CHECK(*email == "alice@example.com");
+  auto who = sessions.VerifySession(value);
+  REQUIRE(who.ok());
+  CHECK(who->email == "alice@example.com");
+  CHECK(who->subject == "sub-alice");
 
-  SECTION("tampered email, expiry or signature") {
+  SECTION("tampered email, subject, expiry or signature") {
     const std::string other = common::Base64UrlEncode("mallory@example.com");
     std::string changed = value;
     const size_t dot1 = changed.find('.');
@@ -379,9 +383,14 @@ TEST_CASE("a session cookie verifies until it expires and refuses any change", "
     changed.replace(dot1 + 1, dot2 - dot1 - 1, other);
     CHECK_THAT(std::string(sessions.Verify(changed).status().message()),
                Catch::Contains("signature does not verify"));
+    std::string subject = value;
+    const size_t dot3 = subject.find('.', dot2 + 1);
+    subject.replace(dot2 + 1, dot3 - dot2 - 1, common::Base64UrlEncode("sub-mallory"));
+    CHECK_THAT(std::string(sessions.VerifySession(subject).status().message()),
+               Catch::Contains("signature does not verify"));
     std::string later = value;
-    const size_t dot3 = later.find('.', dot2 + 1);
-    later.replace(dot2 + 1, dot3 - dot2 - 1, "99999999999");
+    const size_t dot4 = later.find('.', dot3 + 1);
+    later.replace(dot3 + 1, dot4 - dot3 - 1, "99999999999");
     CHECK_FALSE(sessions.Verify(later).ok());
     std::string flipped = value;
     flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
@@ -410,18 +419,38 @@ TEST_CASE("a session cookie verifies until it expires and refuses any change", "
     CHECK(SessionCookie::ClearCookieHeader(false) ==
           "llmbox_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax");
     CHECK(SessionCookie::StateCookieHeader("st", false) ==
-          "llmbox_oidc_state=st; Path=/; Max-Age=600; HttpOnly; SameSite=Lax");
+          "llmbox_oidc_state=st; Path=/auth/oidc/; Max-Age=600; HttpOnly; SameSite=Lax");
     CHECK(SessionCookie::ClearStateCookieHeader(true) ==
-          "llmbox_oidc_state=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
+          "llmbox_oidc_state=; Path=/auth/oidc/; Max-Age=0; HttpOnly; SameSite=Lax; Secure");
   }
   SECTION("a key derived from the hub's secret") {
     const std::string derived = SessionCookie::DeriveKey("hub secret");
     CHECK(derived.size() == 32);
     CHECK(derived != SessionCookie::DeriveKey("another secret"));
     SessionCookie from_hub(derived, 60s, clock);
-    CHECK(from_hub.Verify(from_hub.Issue("a@example.com")).ok());
-    CHECK_FALSE(sessions.Verify(from_hub.Issue("a@example.com")).ok());
+    CHECK(from_hub.Verify(from_hub.Issue("a@example.com", "a")).ok());
+    CHECK_FALSE(sessions.Verify(from_hub.Issue("a@example.com", "a")).ok());
   }
+}
+
+TEST_CASE("a v1 session cookie (no subject) reads as signed out, even with a good signature",
+          "[oidc]") {
+  FakeClock clock;
+  const std::string key(32, 'k');
+  SessionCookie sessions(key, 3600s, clock);
+  // A v1 value as the hub issued them before the subject was kept, correctly signed.
+  const std::string email_b64 = common::Base64UrlEncode("alice@example.com");
+  const std::string expiry = "99999999999";
+  const std::string v1 =
+      "v1." + email_b64 + "." + expiry + "." +
+      common::Base64UrlEncode(common::HmacSha256(key, "v1." + email_b64 + "." + expiry));
+  auto refused = sessions.VerifySession(v1);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().code() == absl::StatusCode::kUnauthenticated);
+  CHECK_FALSE(sessions.Verify(v1).ok());
+  // A v2 value with an empty subject is refused too (the principal needs one).
+  const std::string no_subject = sessions.Issue("alice@example.com", "");
+  CHECK_FALSE(sessions.VerifySession(no_subject).ok());
 }
 
 // An in-memory provider: discovery, JWKS and a token endpoint that answers with `id_token`.
@@ -690,6 +719,22 @@ TEST_CASE("discovery must name the configured issuer and use https off loopback"
     settings.issuer = "http://127.0.0.1:9000";
     CHECK(ProviderOidcClient::Create(settings, provider, clock).ok());
   }
+}
+
+TEST_CASE("BeginLogin accepts a return_to with a query (the authorize page's continue URL)",
+          "[oidc][authorize]") {
+  FakeClock clock;
+  FakeProvider provider;
+  auto client = Client(provider, clock);
+  const std::string return_to = "/authorize/continue?request=" + std::string(43, 'A');
+  auto start = client->BeginLogin(return_to, "192.0.2.7");
+  REQUIRE(start.ok());
+  provider.id_token =
+      SignedToken(RsaKey(), Claims(clock, QueryParam(start->authorize_url, "nonce")));
+  auto who = client->CompleteLogin(start->state, "the-code");
+  REQUIRE(who.ok());
+  CHECK(who->return_to == return_to);
+  CHECK(who->subject == "user-1");
 }
 
 }  // namespace
