@@ -44,6 +44,13 @@ class CurlHttpFetcher final : public HttpFetcher {
     std::chrono::milliseconds connect_timeout{5'000};
     std::chrono::milliseconds total_timeout{10'000};
     size_t max_response_bytes = 1024 * 1024;
+    // What may be fetched: "http,https" or "https" (curl's CURLOPT_PROTOCOLS_STR).
+    std::string protocols = "http,https";
+    // PEM file of the CAs to trust instead of the system's (tests); "" for the system's.
+    std::string ca_file;
+    // The prefix of error messages, and the config setting a timeout message names.
+    std::string what = "oidc";
+    std::string timeout_setting = "activation.oidc.http_timeout";
   };
 
   // Certificates are always verified; redirects are not followed; only http and https.
@@ -54,10 +61,20 @@ class CurlHttpFetcher final : public HttpFetcher {
       const std::string& url, const std::string& form,
       const std::vector<std::string>& headers) override;
 
+  // GETs `url` connecting to `address` (an IP literal the caller has vetted) and nothing
+  // else: curl does not resolve `host` (the URL's host) on its own, uses no proxy from the
+  // environment, and any connection to another address is refused. So a name that resolves
+  // differently between the caller's check and the connection (DNS rebinding) cannot move it.
+  [[nodiscard]] absl::StatusOr<HttpResponse> GetPinned(const std::string& url,
+                                                       const std::string& host, int port,
+                                                       const std::string& address);
+
  private:
+  struct Pin;
   [[nodiscard]] absl::StatusOr<HttpResponse> Perform(const std::string& url,
                                                      const std::string* form,
-                                                     const std::vector<std::string>& headers);
+                                                     const std::vector<std::string>& headers,
+                                                     const Pin* pin = nullptr);
 
   Options options_;
 };

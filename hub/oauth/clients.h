@@ -63,8 +63,9 @@ struct Client {
   std::string secret_hash;           // SHA-256 hex, "" for public clients
 };
 
-// Fetches a CIMD URL. The real one (CurlCimdFetcher, clients.cc) resolves the host itself and
-// refuses non-public addresses before connecting; tests give a double.
+// Fetches a CIMD URL. The real one (MakeCurlCimdFetcher, cimd_fetch.cc) resolves the host
+// itself and refuses non-public addresses (public_address.h) before connecting; tests give a
+// double.
 class CimdFetcher {
  public:
   virtual ~CimdFetcher() = default;
@@ -72,10 +73,17 @@ class CimdFetcher {
   [[nodiscard]] virtual absl::StatusOr<std::string> Fetch(const std::string& url) = 0;
 };
 
-// libcurl, no redirects, certificates verified, body and time capped; connects only to
-// public addresses unless allow_loopback.
+// libcurl, https only, no redirects, no proxy, certificates verified (against `ca_file`, a PEM
+// bundle, when given: tests), body capped at `max_bytes`, the whole fetch within `timeout`
+// (name resolution apart: the system resolver's own limits). The host is resolved first and
+// every address it has must be public, else PermissionDenied before any connection; curl is then
+// pinned to the vetted address. With `allow_loopback` (tests) loopback addresses are allowed too,
+// and plain http to a loopback host. Errors: PermissionDenied (address), InvalidArgument (URL),
+// FailedPrecondition (a redirect), Unavailable (status, resolution, transport),
+// DeadlineExceeded, ResourceExhausted (size).
 std::unique_ptr<CimdFetcher> MakeCurlCimdFetcher(std::chrono::milliseconds timeout,
-                                                 std::size_t max_bytes, bool allow_loopback);
+                                                 std::size_t max_bytes, bool allow_loopback,
+                                                 std::string ca_file = "");
 
 class ClientRegistry {
  public:
