@@ -213,6 +213,25 @@ absl::Status CheckCimdUrl(std::string_view url, const OAuthOptions& options) {
   return absl::OkStatus();
 }
 
+// What the client hears of a failed fetch. Coarser than the fetcher's message, which goes to
+// the log: the client must not learn which private address a name of the hub's network has.
+std::string FetchFailure(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kPermissionDenied:
+      return "its host is not at a public address";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "it did not answer in time (auth.oauth.cimd_timeout)";
+    case absl::StatusCode::kResourceExhausted:
+      return "it is too large (auth.oauth.cimd_max_bytes)";
+    case absl::StatusCode::kFailedPrecondition:
+      return "it answered with a redirect, which is not followed";
+    case absl::StatusCode::kInvalidArgument:
+      return std::string(common::AsStd(status.message()));
+    default:
+      return "it cannot be fetched (no answer, or not HTTP 200)";
+  }
+}
+
 bool IsCimdId(std::string_view client_id) {
   return client_id.starts_with("https://") || client_id.starts_with("http://");
 }
@@ -320,7 +339,9 @@ absl::StatusOr<std::string> ClientRegistry::Register(std::string_view body,
       {"client_id", record.client_id},
       {"client_id_issued_at", static_cast<std::int64_t>(record.created_at_ms / 1000)},
       {"redirect_uris", metadata.redirect_uris},
-      {"grant_types", metadata.grant_types},
+      // Whatever subset was asked for, a client may use both grants (RFC 7591 lets the server
+      // replace requested values; the hub keeps no per-client grant list).
+      {"grant_types", {"authorization_code", "refresh_token"}},
       {"response_types", metadata.response_types},
       {"token_endpoint_auth_method", metadata.auth_method},
       {"scope", std::string(kScope)},
@@ -387,7 +408,7 @@ absl::StatusOr<Client> ClientRegistry::State::FetchCimd(const std::string& url) 
   absl::StatusOr<std::string> body = fetcher.Fetch(url);
   if (!body.ok()) {
     spdlog::info("oauth: {}: {}", what, common::AsStd(body.status().message()));
-    return Unknown(absl::StrCat(what, " cannot be fetched: ", body.status().message()));
+    return Unknown(absl::StrCat(what, " cannot be used: ", FetchFailure(body.status())));
   }
   auto refused = [&](const absl::Status& status) {
     return Unknown(absl::StrCat(what, ": ", status.message()));

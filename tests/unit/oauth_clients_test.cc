@@ -1,5 +1,7 @@
 #include <chrono>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -511,6 +513,16 @@ TEST_CASE("a client metadata document asking for a secret-based auth method is r
   CHECK(OAuthErrorCode(rig.registry->Find(secret_url).status()) == kInvalidClient);
 }
 
+TEST_CASE("a client hears no private address when its document's host resolves to one",
+          "[oauth][clients]") {
+  Rig rig;
+  rig.fetcher.Fail(kAppDoc, absl::PermissionDeniedError("app.example is at 10.1.2.3 (private)"));
+  absl::StatusOr<Client> client = rig.registry->Find(kAppDoc);
+  CHECK(OAuthErrorCode(client.status()) == kInvalidClient);
+  CHECK_THAT(Message(client.status()), Catch::Contains("not at a public address"));
+  CHECK_THAT(Message(client.status()), !Catch::Contains("10.1.2.3"));
+}
+
 TEST_CASE("a client metadata document that fails is not fetched again for a minute",
           "[oauth][clients]") {
   Rig rig;
@@ -518,7 +530,7 @@ TEST_CASE("a client metadata document that fails is not fetched again for a minu
   absl::StatusOr<Client> client = rig.registry->Find(kAppDoc);
   CHECK(OAuthErrorCode(client.status()) == kInvalidClient);
   CHECK_THAT(Message(client.status()),
-             Catch::Contains("cannot be fetched") && Catch::Contains("did not answer"));
+             Catch::Contains("cannot be used") && Catch::Contains("did not answer in time"));
   CHECK_FALSE(rig.registry->Find(kAppDoc).ok());
   CHECK(rig.fetcher.Fetches(kAppDoc) == 1);
 
@@ -667,6 +679,9 @@ struct DocumentServer {
             out->Respond({.status = 302, .headers = {{"Location", "/doc"}}});
           } else if (request.path == "/big") {
             out->Respond({.body = std::string(64 * 1024, 'x')});
+          } else if (request.path == "/slow") {
+            release.wait();  // answers only once the test has seen the fetch give up
+            out->Respond({.body = doc});
           } else if (request.path == "/missing") {
             out->Respond({.status = 404, .body = "no"});
           } else {
@@ -675,13 +690,22 @@ struct DocumentServer {
         });
     REQUIRE(server->Start().ok());
   }
-  ~DocumentServer() { server->Stop(0ms); }
+  ~DocumentServer() {
+    Release();
+    server->Stop(0ms);
+  }
+  void Release() {
+    std::call_once(released, [this] { release_promise.set_value(); });
+  }
   std::string Url(std::string_view scheme, std::string_view path) const {
     return std::string(scheme) + "://127.0.0.1:" + std::to_string(server->BoundPort()) +
            std::string(path);
   }
 
   std::string doc;  // set before the first request
+  std::promise<void> release_promise;
+  std::shared_future<void> release = release_promise.get_future().share();
+  std::once_flag released;
   std::unique_ptr<http::HttpServer> server;
 };
 
@@ -701,6 +725,13 @@ TEST_CASE(
   CHECK_THAT(Message(redirect.status()), Catch::Contains("redirect"));
   absl::StatusOr<std::string> big = fetcher->Fetch(server.Url("http", "/big"));
   CHECK(absl::IsResourceExhausted(big.status()));
+  // A server that never answers: the fetch gives up at its total timeout (a real wait of
+  // 200 ms; the server is held until then, not slept in).
+  std::unique_ptr<CimdFetcher> impatient = MakeCurlCimdFetcher(200ms, 16 * 1024, true);
+  absl::StatusOr<std::string> slow = impatient->Fetch(server.Url("http", "/slow"));
+  server.Release();
+  CHECK(absl::IsDeadlineExceeded(slow.status()));
+  CHECK_THAT(Message(slow.status()), Catch::Contains("auth.oauth.cimd_timeout"));
   absl::StatusOr<std::string> missing = fetcher->Fetch(server.Url("http", "/missing"));
   CHECK(absl::IsUnavailable(missing.status()));
   CHECK_THAT(Message(missing.status()), Catch::Contains("404"));
