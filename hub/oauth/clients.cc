@@ -341,7 +341,7 @@ absl::StatusOr<std::string> ClientRegistry::Register(std::string_view body,
       {"redirect_uris", metadata.redirect_uris},
       // Whatever subset was asked for, a client may use both grants (RFC 7591 lets the server
       // replace requested values; the hub keeps no per-client grant list).
-      {"grant_types", {"authorization_code", "refresh_token"}},
+      {"grant_types", json::array({"authorization_code", "refresh_token"})},
       {"response_types", metadata.response_types},
       {"token_endpoint_auth_method", metadata.auth_method},
       {"scope", std::string(kScope)},

@@ -140,6 +140,8 @@ TEST_CASE("a public registration answers with integer times and a random lbc_ cl
   CHECK((*reply)["token_endpoint_auth_method"] == "none");
   CHECK((*reply)["redirect_uris"] == json::array({kClaude}));
   CHECK((*reply)["client_name"] == "Claude");
+  CHECK((*reply)["grant_types"] == json::array({"authorization_code", "refresh_token"}));
+  CHECK((*reply)["response_types"] == json::array({"code"}));
 
   absl::StatusOr<Client> client = rig.registry->Find(id);
   REQUIRE(client.ok());
