@@ -1,14 +1,11 @@
 // hub/activation/http_fetch.cc
 #include "hub/activation/http_fetch.h"
 
-#include <cstring>
 #include <memory>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 namespace llmbox::hub::activation {
@@ -31,24 +28,19 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   return n;
 }
 
-// The one address a pinned GET may connect to, as bytes for the socket callback.
-struct PinnedAddress {
-  int family = AF_UNSPEC;
-  in_addr v4{};
-  in6_addr v6{};
+struct Vetting {
+  const CurlHttpFetcher::AddressVet* vet;
+  std::string refusal;  // the first reason vet gave, "" while none
 };
 
-// CURLOPT_OPENSOCKETFUNCTION for a pinned GET: a socket only for the pinned address, so no
-// path inside curl (a second address, a proxy, a redirect) reaches anything else.
-curl_socket_t OpenPinnedSocket(void* user, curlsocktype purpose, curl_sockaddr* address) {
-  const auto* pin = static_cast<const PinnedAddress*>(user);
-  if (purpose != CURLSOCKTYPE_IPCXN || address->family != pin->family) return CURL_SOCKET_BAD;
-  const bool same =
-      pin->family == AF_INET
-          ? reinterpret_cast<const sockaddr_in*>(&address->addr)->sin_addr.s_addr == pin->v4.s_addr
-          : std::memcmp(&reinterpret_cast<const sockaddr_in6*>(&address->addr)->sin6_addr, &pin->v6,
-                        sizeof(pin->v6)) == 0;
-  if (!same) return CURL_SOCKET_BAD;
+// CURLOPT_OPENSOCKETFUNCTION for GetVetted: a socket only for an address the vet admits.
+curl_socket_t OpenVettedSocket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+  auto* vetting = static_cast<Vetting*>(user);
+  if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+  if (std::optional<std::string> why = (*vetting->vet)(address->addr)) {
+    if (vetting->refusal.empty()) vetting->refusal = std::move(*why);
+    return CURL_SOCKET_BAD;
+  }
   return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
@@ -56,11 +48,6 @@ curl_socket_t OpenPinnedSocket(void* user, curlsocktype purpose, curl_sockaddr* 
 std::string ForMessage(const std::string& url) { return url.substr(0, url.find('?')); }
 
 }  // namespace
-
-struct CurlHttpFetcher::Pin {
-  std::string resolve;  // "host:port:address" for CURLOPT_RESOLVE, "" for an IP-literal host
-  PinnedAddress address;
-};
 
 CurlHttpFetcher::CurlHttpFetcher(Options options) : options_(options) {
   static std::once_flag curl_once;
@@ -77,32 +64,15 @@ absl::StatusOr<HttpResponse> CurlHttpFetcher::PostForm(const std::string& url,
   return Perform(url, &form, headers);
 }
 
-absl::StatusOr<HttpResponse> CurlHttpFetcher::GetPinned(const std::string& url,
-                                                        const std::string& host, int port,
-                                                        const std::string& address) {
-  Pin pin;
-  if (::inet_pton(AF_INET, address.c_str(), &pin.address.v4) == 1) {
-    pin.address.family = AF_INET;
-  } else if (::inet_pton(AF_INET6, address.c_str(), &pin.address.v6) == 1) {
-    pin.address.family = AF_INET6;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat(options_.what, ": cannot pin ", ForMessage(url), " to a non-address"));
-  }
-  in6_addr literal{};
-  const bool host_is_literal = ::inet_pton(AF_INET, host.c_str(), &literal) == 1 ||
-                               ::inet_pton(AF_INET6, host.c_str(), &literal) == 1;
-  if (!host_is_literal) {
-    pin.resolve = absl::StrCat(host, ":", port, ":",
-                               pin.address.family == AF_INET6 ? "[" + address + "]" : address);
-  }
-  return Perform(url, nullptr, {}, &pin);
+absl::StatusOr<HttpResponse> CurlHttpFetcher::GetVetted(const std::string& url,
+                                                        const AddressVet& vet) {
+  return Perform(url, nullptr, {}, &vet);
 }
 
 absl::StatusOr<HttpResponse> CurlHttpFetcher::Perform(const std::string& url,
                                                       const std::string* form,
                                                       const std::vector<std::string>& headers,
-                                                      const Pin* pin) {
+                                                      const AddressVet* vet) {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) return absl::InternalError(absl::StrCat(options_.what, ": curl_easy_init failed"));
   CURL* h = curl.get();
@@ -114,16 +84,12 @@ absl::StatusOr<HttpResponse> CurlHttpFetcher::Perform(const std::string& url,
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, options_.protocols.c_str());
   if (!options_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, options_.ca_file.c_str());
-  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> resolve(nullptr, curl_slist_free_all);
-  if (pin != nullptr) {
-    if (!pin->resolve.empty()) {
-      resolve.reset(curl_slist_append(nullptr, pin->resolve.c_str()));
-      curl_easy_setopt(h, CURLOPT_RESOLVE, resolve.get());
-    }
+  Vetting vetting{vet, ""};
+  if (vet != nullptr) {
     curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, OpenPinnedSocket);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &pin->address);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, OpenVettedSocket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &vetting);
   }
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -143,6 +109,10 @@ absl::StatusOr<HttpResponse> CurlHttpFetcher::Perform(const std::string& url,
                    static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.total_timeout.count()));
   const CURLcode rc = curl_easy_perform(h);
+  if (rc != CURLE_OK && !vetting.refusal.empty()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(options_.what, ": ", ForMessage(url), ": ", vetting.refusal));
+  }
   if (transfer.overflow || rc == CURLE_FILESIZE_EXCEEDED) {
     return absl::ResourceExhaustedError(absl::StrCat(options_.what, ": the response from ",
                                                      ForMessage(url), " exceeds ",

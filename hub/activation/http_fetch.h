@@ -15,10 +15,14 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+
+struct sockaddr;
 
 namespace llmbox::hub::activation {
 
@@ -53,6 +57,9 @@ class CurlHttpFetcher final : public HttpFetcher {
     std::string timeout_setting = "activation.oidc.http_timeout";
   };
 
+  // Why a connection to `address` must not be made, or nullopt when it may.
+  using AddressVet = std::function<std::optional<std::string>(const sockaddr& address)>;
+
   // Certificates are always verified; redirects are not followed; only http and https.
   explicit CurlHttpFetcher(Options options);
 
@@ -61,20 +68,19 @@ class CurlHttpFetcher final : public HttpFetcher {
       const std::string& url, const std::string& form,
       const std::vector<std::string>& headers) override;
 
-  // GETs `url` connecting to `address` (an IP literal the caller has vetted) and nothing
-  // else: curl does not resolve `host` (the URL's host) on its own, uses no proxy from the
-  // environment, and any connection to another address is refused. So a name that resolves
-  // differently between the caller's check and the connection (DNS rebinding) cannot move it.
-  [[nodiscard]] absl::StatusOr<HttpResponse> GetPinned(const std::string& url,
-                                                       const std::string& host, int port,
-                                                       const std::string& address);
+  // GETs `url` with no proxy from the environment, opening a socket only to an address `vet`
+  // admits. curl resolves the name (within the timeouts) and asks `vet` about each address
+  // right before opening the socket it connects with that very address, so no later answer
+  // for the name (DNS rebinding) can slip past. PermissionDenied with vet's reason when it
+  // refused an address and no connection was made.
+  [[nodiscard]] absl::StatusOr<HttpResponse> GetVetted(const std::string& url,
+                                                       const AddressVet& vet);
 
  private:
-  struct Pin;
   [[nodiscard]] absl::StatusOr<HttpResponse> Perform(const std::string& url,
                                                      const std::string* form,
                                                      const std::vector<std::string>& headers,
-                                                     const Pin* pin = nullptr);
+                                                     const AddressVet* vet = nullptr);
 
   Options options_;
 };

@@ -1,10 +1,10 @@
-// The real CimdFetcher (clients.h): resolves the URL's host itself, refuses every address that
-// is not public (public_address.h), then fetches through CurlHttpFetcher pinned to the vetted
-// address, so curl neither resolves the name again nor follows a redirect anywhere.
-#include <netdb.h>
-
+// The real CimdFetcher (clients.h): https only, and a connection only to a public address
+// (public_address.h). An IP-literal host is vetted before curl starts; a name is resolved by
+// curl within the fetch's timeout, and each address it would connect to is vetted right before
+// its socket opens (CurlHttpFetcher::GetVetted), so a name that later resolves elsewhere (DNS
+// rebinding) cannot reach the hub's own network.
 #include <memory>
-#include <vector>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include <sys/socket.h>
@@ -40,10 +40,26 @@ class CurlCimdFetcher final : public CimdFetcher {
     if (parts->scheme != "https" && !(allow_loopback_ && IsLoopbackRedirectHost(parts->host))) {
       return absl::InvalidArgumentError("a client metadata document must be fetched over https");
     }
-    const int port = parts->port.value_or(parts->scheme == "https" ? 443 : 80);
-    LLMBOX_ASSIGN_OR_RETURN(IpAddress address, Vet(parts->host));
-    LLMBOX_ASSIGN_OR_RETURN(activation::HttpResponse response,
-                            http_.GetPinned(url, parts->host, port, address.ToString()));
+    const std::string& host = parts->host;
+    auto vet = [&](const IpAddress& address) -> std::optional<std::string> {
+      std::optional<std::string_view> why = NonPublicAddressReason(address, allow_loopback_);
+      if (!why.has_value()) return std::nullopt;
+      return absl::StrCat(host, " is at ", address.ToString(), " (", common::AsAbsl(*why),
+                          "): the hub fetches client metadata documents from public addresses "
+                          "only");
+    };
+    if (std::optional<IpAddress> literal = IpAddress::Parse(host)) {
+      if (std::optional<std::string> why = vet(*literal)) {
+        return absl::PermissionDeniedError(*why);
+      }
+    }
+    LLMBOX_ASSIGN_OR_RETURN(
+        activation::HttpResponse response,
+        http_.GetVetted(url, [&](const sockaddr& address) -> std::optional<std::string> {
+          std::optional<IpAddress> ip = IpAddress::FromSockaddr(&address);
+          if (!ip.has_value()) return "not an IP address";
+          return vet(*ip);
+        }));
     if (response.status >= 300 && response.status < 400) {
       return absl::FailedPreconditionError(absl::StrCat(
           "the document answered with a redirect (HTTP ", response.status, "), not followed"));
@@ -56,41 +72,6 @@ class CurlCimdFetcher final : public CimdFetcher {
   }
 
  private:
-  // The address to connect to for `host`: the literal itself, or the first address the name
-  // resolves to, when every address it resolves to is public. One non-public answer refuses the
-  // name (a name that mixes public and private addresses is an attack or a misconfiguration).
-  absl::StatusOr<IpAddress> Vet(const std::string& host) {
-    std::vector<IpAddress> addresses;
-    if (std::optional<IpAddress> literal = IpAddress::Parse(host)) {
-      addresses.push_back(*literal);
-    } else {
-      addrinfo hints{};
-      hints.ai_family = AF_UNSPEC;
-      hints.ai_socktype = SOCK_STREAM;
-      addrinfo* found = nullptr;
-      const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
-      if (rc != 0) {
-        return absl::UnavailableError(
-            absl::StrCat("cannot resolve ", host, ": ", ::gai_strerror(rc)));
-      }
-      std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owner(found, ::freeaddrinfo);
-      for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-        if (std::optional<IpAddress> address = IpAddress::FromSockaddr(a->ai_addr)) {
-          addresses.push_back(*address);
-        }
-      }
-      if (addresses.empty()) return absl::UnavailableError(absl::StrCat(host, " has no address"));
-    }
-    for (const IpAddress& address : addresses) {
-      if (std::optional<std::string_view> why = NonPublicAddressReason(address, allow_loopback_)) {
-        return absl::PermissionDeniedError(absl::StrCat(
-            host, " is at ", address.ToString(), " (", common::AsAbsl(*why),
-            "): the hub fetches client metadata documents from public addresses only"));
-      }
-    }
-    return addresses.front();
-  }
-
   const bool allow_loopback_;
   activation::CurlHttpFetcher http_;
 };

@@ -71,9 +71,8 @@ struct Client {
   std::string secret_hash;           // SHA-256 hex, "" for public clients
 };
 
-// Fetches a CIMD URL. The real one (MakeCurlCimdFetcher, cimd_fetch.cc) resolves the host
-// itself and refuses non-public addresses (public_address.h) before connecting; tests give a
-// double.
+// Fetches a CIMD URL. The real one (MakeCurlCimdFetcher, cimd_fetch.cc) refuses non-public
+// addresses (public_address.h) before connecting; tests give a double.
 class CimdFetcher {
  public:
   virtual ~CimdFetcher() = default;
@@ -82,12 +81,12 @@ class CimdFetcher {
 };
 
 // libcurl, https only, no redirects, no proxy, certificates verified (against `ca_file`, a PEM
-// bundle, when given: tests), body capped at `max_bytes`, the whole fetch within `timeout`
-// (name resolution apart: the system resolver's own limits). The host is resolved first and
-// every address it has must be public, else PermissionDenied before any connection; curl is then
-// pinned to the vetted address. With `allow_loopback` (tests) loopback addresses are allowed too,
-// and plain http to a loopback host. Errors: PermissionDenied (address), InvalidArgument (URL),
-// FailedPrecondition (a redirect), Unavailable (status, resolution, transport),
+// bundle, when given: tests), body capped at `max_bytes`, the whole fetch (name resolution
+// included) within `timeout`. Connects only to public addresses: an IP-literal host that is not
+// is refused before curl starts, and every address a name resolves to is vetted right before
+// its socket opens (no DNS rebinding). With `allow_loopback` (tests) loopback addresses pass
+// too, and plain http to a loopback host. Errors: PermissionDenied (address), InvalidArgument
+// (URL), FailedPrecondition (a redirect), Unavailable (status, resolution, transport),
 // DeadlineExceeded, ResourceExhausted (size).
 std::unique_ptr<CimdFetcher> MakeCurlCimdFetcher(std::chrono::milliseconds timeout,
                                                  std::size_t max_bytes, bool allow_loopback,
