@@ -388,6 +388,8 @@ absl::StatusOr<Client> ClientRegistry::Find(std::string_view client_id) {
 }
 
 absl::StatusOr<Client> ClientRegistry::State::FindCimd(const std::string& url) {
+  // Checked before the cache, and never cached: junk ids cost nothing and evict nothing.
+  LLMBOX_RETURN_IF_ERROR(CheckCimdUrl(url, options));
   {
     std::lock_guard<std::mutex> lock(mu);
     auto it = cimd_cache.find(url);
@@ -402,7 +404,6 @@ absl::StatusOr<Client> ClientRegistry::State::FindCimd(const std::string& url) {
 }
 
 absl::StatusOr<Client> ClientRegistry::State::FetchCimd(const std::string& url) {
-  LLMBOX_RETURN_IF_ERROR(CheckCimdUrl(url, options));
   const std::string what =
       absl::StrCat("the client metadata document ", common::QuoteForMessage(url, 200));
   absl::StatusOr<std::string> body = fetcher.Fetch(url);

@@ -584,6 +584,24 @@ TEST_CASE("the client metadata document cache holds at most 1000 documents", "[o
   CHECK(rig.fetcher.Fetches(url(0)) == 2);
 }
 
+TEST_CASE("client ids that are not usable URLs do not evict cached documents", "[oauth][clients]") {
+  Rig rig;
+  auto url = [](int i) { return "https://app.example/c/" + std::to_string(i); };
+  for (int i = 0; i < 1000; ++i) {  // a full cache; url(0) is the soonest to expire
+    json doc = AppDocument();
+    doc["client_id"] = url(i);
+    rig.fetcher.Serve(url(i), doc.dump());
+    rig.clock.Advance(1ms);
+    REQUIRE(rig.registry->Find(url(i)).ok());
+  }
+  for (int i = 0; i < 100; ++i) {
+    CHECK_FALSE(rig.registry->Find("http://app.example/junk/" + std::to_string(i)).ok());
+  }
+  CHECK(rig.registry->Find(url(0)).ok());
+  CHECK(rig.fetcher.Fetches(url(0)) == 1);
+  CHECK(rig.fetcher.TotalFetches() == 1000);
+}
+
 // ---- the real fetcher and its address checks ----
 
 TEST_CASE("the hub's address classifier refuses every non-public address", "[oauth][clients]") {
