@@ -57,6 +57,18 @@ struct Rig {
     if (!body.ok()) return body.status();
     return json::parse(*body);
   }
+  // Register() that fails the test unless it succeeds; the 201 body.
+  json MustRegister(const json& request) {
+    absl::StatusOr<json> reply = Register(request);
+    REQUIRE(reply.ok());
+    return *reply;
+  }
+  // The client a 201 body names, found through the registry.
+  Client MustFind(const json& reply) {
+    absl::StatusOr<Client> client = registry->Find(reply["client_id"].get<std::string>());
+    REQUIRE(client.ok());
+    return *client;
+  }
 
   ScratchDir dir;
   std::unique_ptr<store::SqliteStore> store;
@@ -72,6 +84,12 @@ json PublicRegistration() {
           {"grant_types", {"authorization_code", "refresh_token"}},
           {"response_types", {"code"}},
           {"token_endpoint_auth_method", "none"}};
+}
+
+json ConfidentialRegistration(const char* auth_method) {
+  json request = PublicRegistration();
+  request["token_endpoint_auth_method"] = auth_method;
+  return request;
 }
 
 json AppDocument() {
@@ -158,26 +176,22 @@ TEST_CASE("a public registration answers with integer times and a random lbc_ cl
 TEST_CASE("a confidential registration gets a secret of which only the SHA-256 is stored",
           "[oauth][clients]") {
   Rig rig;
-  json request = PublicRegistration();
-  request["token_endpoint_auth_method"] = "client_secret_post";
-  absl::StatusOr<json> reply = rig.Register(request);
-  REQUIRE(reply.ok());
-  const std::string secret = (*reply)["client_secret"];
+  const json reply = rig.MustRegister(ConfidentialRegistration("client_secret_post"));
+  const std::string secret = reply["client_secret"];
   CHECK(secret.size() == 43);
-  CHECK((*reply)["client_secret_expires_at"].is_number_integer());
-  CHECK((*reply)["client_secret_expires_at"] == 0);
-  CHECK((*reply)["client_id_issued_at"].is_number_integer());
+  CHECK(reply["client_secret_expires_at"].is_number_integer());
+  CHECK(reply["client_secret_expires_at"] == 0);
+  CHECK(reply["client_id_issued_at"].is_number_integer());
 
   absl::StatusOr<store::OAuthClientRecord> stored =
-      rig.store->GetOAuthClient((*reply)["client_id"].get<std::string>());
+      rig.store->GetOAuthClient(reply["client_id"].get<std::string>());
   REQUIRE(stored.ok());
   CHECK(stored->secret_hash == common::Sha256Hex(secret));
   CHECK(stored->registered_from == kAddressA);
 
-  absl::StatusOr<Client> client = rig.registry->Find(stored->client_id);
-  REQUIRE(client.ok());
-  CHECK(client->auth_method == "client_secret_post");
-  CHECK(rig.registry->AuthenticateClient(*client, secret).ok());
+  const Client client = rig.MustFind(reply);
+  CHECK(client.auth_method == "client_secret_post");
+  CHECK(rig.registry->AuthenticateClient(client, secret).ok());
 }
 
 TEST_CASE("a registration without token_endpoint_auth_method is client_secret_basic",
@@ -194,11 +208,8 @@ TEST_CASE("a registration without token_endpoint_auth_method is client_secret_ba
 TEST_CASE("a public client that sends a secret is refused with invalid_client",
           "[oauth][clients]") {
   Rig rig;
-  absl::StatusOr<json> reply = rig.Register(PublicRegistration());
-  REQUIRE(reply.ok());
-  absl::StatusOr<Client> client = rig.registry->Find((*reply)["client_id"].get<std::string>());
-  REQUIRE(client.ok());
-  absl::Status status = rig.registry->AuthenticateClient(*client, "made-up-secret");
+  const Client client = rig.MustFind(rig.MustRegister(PublicRegistration()));
+  absl::Status status = rig.registry->AuthenticateClient(client, "made-up-secret");
   CHECK(OAuthErrorCode(status) == kInvalidClient);
   CHECK(absl::IsUnauthenticated(status));
   CHECK_THAT(Message(status), !Catch::Contains("made-up-secret"));
@@ -207,22 +218,19 @@ TEST_CASE("a public client that sends a secret is refused with invalid_client",
 TEST_CASE("a confidential client with a wrong or missing secret is refused with invalid_client",
           "[oauth][clients]") {
   Rig rig;
-  json request = PublicRegistration();
-  request["token_endpoint_auth_method"] = "client_secret_basic";
-  absl::StatusOr<json> reply = rig.Register(request);
-  REQUIRE(reply.ok());
-  const std::string secret = (*reply)["client_secret"];
-  absl::StatusOr<Client> client = rig.registry->Find((*reply)["client_id"].get<std::string>());
-  REQUIRE(client.ok());
+  const json reply = rig.MustRegister(ConfidentialRegistration("client_secret_basic"));
+  const std::string secret = reply["client_secret"];
+  const Client client = rig.MustFind(reply);
+  const std::string longer = secret + "x";
+  const std::string shorter = secret.substr(1);
   for (const std::optional<std::string_view> wrong :
-       {std::optional<std::string_view>(secret + "x"),
-        std::optional<std::string_view>(secret.substr(1)), std::optional<std::string_view>(""),
-        std::optional<std::string_view>(std::nullopt)}) {
-    absl::Status status = rig.registry->AuthenticateClient(*client, wrong);
+       {std::optional<std::string_view>(longer), std::optional<std::string_view>(shorter),
+        std::optional<std::string_view>(""), std::optional<std::string_view>(std::nullopt)}) {
+    absl::Status status = rig.registry->AuthenticateClient(client, wrong);
     CHECK(OAuthErrorCode(status) == kInvalidClient);
     CHECK_THAT(Message(status), !Catch::Contains(secret.substr(0, 10)));
   }
-  CHECK(rig.registry->AuthenticateClient(*client, secret).ok());
+  CHECK(rig.registry->AuthenticateClient(client, secret).ok());
 }
 
 TEST_CASE("registrations naming a redirect the hub does not allow are refused and store nothing",
