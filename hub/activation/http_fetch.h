@@ -2,15 +2,17 @@
 //
 // The HTTP requests sign-in gating makes to an OpenID Connect provider: GET of the discovery
 // document and the JWKS, and the form POST to the token endpoint. One real implementation on
-// libcurl (CurlHttpFetcher); tests give OidcClient a double.
+// libcurl (CurlHttpFetcher); tests give OidcClient a double. The OAuth clients' metadata
+// documents (hub/oauth/cimd_fetch.cc) are fetched with it too, through GetVetted.
 //
 //   CurlHttpFetcher http({.total_timeout = std::chrono::seconds(10)});
 //   LLMBOX_ASSIGN_OR_RETURN(HttpResponse r, http.Get("https://idp.example.com/jwks"));
 //
 // Thread-safe: calls may come from several threads at once.
 // Errors: DeadlineExceeded when the connect or total timeout passes, ResourceExhausted when
-// the body exceeds the cap, Unavailable for any other transport failure (the message names
-// the URL, never a request body or credential). Any HTTP status is a response, not an error.
+// the body exceeds the cap, PermissionDenied when GetVetted's vet refused the address,
+// Unavailable for any other transport failure (the message names the URL, never a request body
+// or credential). Any HTTP status is a response, not an error.
 #pragma once
 
 #include <chrono>
@@ -60,7 +62,7 @@ class CurlHttpFetcher final : public HttpFetcher {
   // Why a connection to `address` must not be made, or nullopt when it may.
   using AddressVet = std::function<std::optional<std::string>(const sockaddr& address)>;
 
-  // Certificates are always verified; redirects are not followed; only http and https.
+  // Certificates are always verified; redirects are not followed; only Options::protocols.
   explicit CurlHttpFetcher(Options options);
 
   [[nodiscard]] absl::StatusOr<HttpResponse> Get(const std::string& url) override;
