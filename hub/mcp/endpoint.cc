@@ -17,6 +17,7 @@
 #include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
+#include "common/json_depth.h"
 #include "common/secrets.h"
 #include "common/status.h"
 #include "hub/http/status_answer.h"
@@ -76,34 +77,6 @@ json ResultObject(json result, const json& id) {
 bool IsSupportedVersion(std::string_view version) {
   return std::find(std::begin(kProtocolVersions), std::end(kProtocolVersions), version) !=
          std::end(kProtocolVersions);
-}
-
-// Depth of the deepest array/object nesting, scanning outside strings; stops counting once
-// past `limit` so a 100,000-deep body costs one pass and no recursion.
-bool DeeperThan(std::string_view text, std::size_t limit) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return false;
 }
 
 // The media type without parameters, lowercased.
@@ -535,7 +508,7 @@ void McpEndpoint::Impl::HandlePost(Exchange& ex) {
     return AnswerError(ex, 415, kTransportError,
                        "Unsupported Media Type: Content-Type must be application/json");
   }
-  if (DeeperThan(ex.request.body, options_.max_json_depth)) {
+  if (common::JsonDeeperThan(ex.request.body, options_.max_json_depth)) {
     return AnswerError(ex, 400, kParseError,
                        "Parse error: JSON nested deeper than " +
                            std::to_string(options_.max_json_depth) + " levels");

@@ -1,53 +1,487 @@
-// PLACEHOLDER on the tokens branch only, so that the token endpoint's tests link: pre-registered
-// clients and nothing else. The clients engineer's hub/oauth/clients.cc replaces this file
-// whole at the merge (take theirs).
 #include "hub/oauth/clients.h"
 
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+#include <nlohmann/json.hpp>
+
+#include "common/absl_compat.h"
+#include "common/json_depth.h"
 #include "common/secrets.h"
+#include "common/status.h"
+#include "common/utf8.h"
+#include "common/validate.h"
+#include "hub/activation/rate_limit.h"
 #include "hub/oauth/errors.h"
+#include "hub/oauth/redirect_uri.h"
 
 namespace llmbox::hub::oauth {
+namespace {
 
-struct ClientRegistry::State {
-  const OAuthOptions& options;
-};
+using nlohmann::json;
 
-ClientRegistry::ClientRegistry(store::Store&, CimdFetcher&, common::Clock&,
-                               const OAuthOptions& options)
-    : state_(std::make_unique<State>(State{options})) {}
+constexpr std::size_t kMaxRegistrationBytes = 16 * 1024;
+constexpr std::size_t kMaxJsonDepth = 8;
+constexpr std::size_t kMaxRedirectUris = 16;
+constexpr std::size_t kMaxClientNameChars = 200;
+constexpr std::size_t kMaxClientIdBytes = 2048;
+constexpr std::size_t kMaxCimdCacheEntries = 1000;
+constexpr auto kCimdFailureTtl = std::chrono::minutes(1);
+constexpr char kClientIdPrefix[] = "lbc_";
 
-ClientRegistry::~ClientRegistry() = default;
-
-absl::StatusOr<std::string> ClientRegistry::Register(std::string_view, std::string_view) {
-  return absl::UnimplementedError("oauth: registration is the clients branch's");
+absl::Status BadMetadata(std::string_view description) {
+  return OAuthError(kInvalidClientMetadata, description);
 }
 
-absl::StatusOr<Client> ClientRegistry::Find(std::string_view client_id) {
-  for (const PreregisteredClient& c : state_->options.clients) {
-    if (c.client_id != client_id) continue;
-    return Client{.client_id = c.client_id,
-                  .kind = ClientKind::kPreregistered,
-                  .name = c.name,
-                  .redirect_uris = c.redirect_uris,
-                  .auth_method = c.client_secret.empty() ? "none" : "client_secret_basic",
-                  .secret_hash = c.client_secret.empty() ? "" : common::Sha256Hex(c.client_secret)};
-  }
-  return OAuthError(kInvalidClient, "unknown client");
+absl::Status Unknown(std::string_view description) {
+  return OAuthError(kInvalidClient, description);
 }
 
-absl::Status ClientRegistry::AuthenticateClient(const Client& client,
-                                                std::optional<std::string_view> secret) {
-  if (client.secret_hash.empty()) {
-    if (secret.has_value()) return OAuthError(kInvalidClient, "a public client has no secret");
-    return absl::OkStatus();
+// A store failure as the client sees it; the cause goes to the log, not to the client.
+absl::Status StoreFailure(const absl::Status& status, std::string_view what) {
+  spdlog::warn("oauth: {}: {}", what, common::AsStd(status.message()));
+  if (absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status)) {
+    return OAuthError(kTemporarilyUnavailable,
+                      absl::StrCat(common::AsAbsl(what), ": the hub's store is busy"));
   }
-  if (!secret.has_value() ||
-      !common::ConstantTimeEquals(common::Sha256Hex(*secret), client.secret_hash)) {
-    return OAuthError(kInvalidClient, "wrong client secret");
+  return OAuthError(kServerError, absl::StrCat(common::AsAbsl(what), ": the hub's store failed"));
+}
+
+// Printable text of at most kMaxClientNameChars characters: no control characters and none of
+// the Unicode bidirectional controls, which could make the consent page show one name and mean
+// another. nlohmann has already refused invalid UTF-8.
+absl::Status CheckClientName(std::string_view name) {
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < name.size();) {
+    std::size_t invalid = 0;
+    const std::size_t length = common::Utf8CharLength(name, i, &invalid);
+    if (length == 0) return BadMetadata("client_name is not valid UTF-8");
+    const auto lead = static_cast<unsigned char>(name[i]);
+    if (length == 1 && (lead < 0x20 || lead == 0x7f)) {
+      return BadMetadata("client_name contains a control character");
+    }
+    if (length == 2 && lead == 0xc2 && static_cast<unsigned char>(name[i + 1]) < 0xa0) {
+      return BadMetadata("client_name contains a control character");
+    }
+    if (length == 3) {
+      const std::string_view c = name.substr(i, 3);
+      // U+200E/U+200F, U+202A..U+202E, U+2066..U+2069: direction marks, embeddings, isolates.
+      if (c == "\xe2\x80\x8e" || c == "\xe2\x80\x8f" ||
+          (c.substr(0, 2) == "\xe2\x80" && c[2] >= '\xaa' && c[2] <= '\xae') ||
+          (c.substr(0, 2) == "\xe2\x81" && c[2] >= '\xa6' && c[2] <= '\xa9')) {
+        return BadMetadata("client_name contains a bidirectional control character");
+      }
+    }
+    i += length;
+    if (++chars > kMaxClientNameChars) {
+      return BadMetadata(
+          absl::StrCat("client_name is longer than ", kMaxClientNameChars, " characters"));
+    }
   }
   return absl::OkStatus();
 }
 
-void ClientRegistry::MarkUsed(const Client&) {}
+// An optional array of strings, each in `allowed`; `fallback` when absent. Refuses an empty
+// array, a non-string, a value outside `allowed`.
+absl::StatusOr<std::vector<std::string>> StringSet(const json& doc, const char* field,
+                                                   std::initializer_list<std::string_view> allowed,
+                                                   std::vector<std::string> fallback) {
+  auto it = doc.find(field);
+  if (it == doc.end()) return fallback;
+  if (!it->is_array() || it->empty() || it->size() > allowed.size() * 2) {
+    return BadMetadata(absl::StrCat(field, " must be a non-empty array of strings"));
+  }
+  std::vector<std::string> values;
+  for (const json& value : *it) {
+    if (!value.is_string()) {
+      return BadMetadata(absl::StrCat(field, " must be a non-empty array of strings"));
+    }
+    const std::string& text = value.get_ref<const std::string&>();
+    if (std::find(allowed.begin(), allowed.end(), text) == allowed.end()) {
+      std::string supported;
+      for (std::string_view value : allowed) {
+        absl::StrAppend(&supported, supported.empty() ? "" : ", ", common::AsAbsl(value));
+      }
+      return BadMetadata(absl::StrCat(field, " ", common::QuoteForMessage(text),
+                                      " is not supported; supported: ", supported));
+    }
+    if (std::find(values.begin(), values.end(), text) == values.end()) values.push_back(text);
+  }
+  return values;
+}
+
+// The metadata a registration and a metadata document share, checked the same way.
+struct Metadata {
+  std::string name;
+  std::vector<std::string> redirect_uris;
+  std::vector<std::string> grant_types;
+  std::vector<std::string> response_types;
+  std::string auth_method;
+};
+
+absl::StatusOr<json> ParseObject(std::string_view text, std::size_t max_bytes,
+                                 std::string_view what) {
+  if (text.size() > max_bytes) {
+    return BadMetadata(absl::StrCat(common::AsAbsl(what), " is larger than ", max_bytes, " bytes"));
+  }
+  if (common::JsonDeeperThan(text, kMaxJsonDepth)) {
+    return BadMetadata(
+        absl::StrCat(common::AsAbsl(what), " nests deeper than ", kMaxJsonDepth, " levels"));
+  }
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return BadMetadata(absl::StrCat(common::AsAbsl(what), " is not a JSON object"));
+  }
+  return doc;
+}
+
+absl::StatusOr<Metadata> ReadMetadata(const json& doc, const OAuthOptions& options,
+                                      std::string_view default_auth_method) {
+  Metadata m;
+  auto uris = doc.find("redirect_uris");
+  if (uris == doc.end() || !uris->is_array() || uris->empty()) {
+    return OAuthError(kInvalidRedirectUri, "redirect_uris must be a non-empty array");
+  }
+  if (uris->size() > kMaxRedirectUris) {
+    return OAuthError(kInvalidRedirectUri,
+                      absl::StrCat("at most ", kMaxRedirectUris, " redirect_uris"));
+  }
+  for (const json& uri : *uris) {
+    if (!uri.is_string()) return OAuthError(kInvalidRedirectUri, "a redirect_uri is not a string");
+    const std::string& text = uri.get_ref<const std::string&>();
+    LLMBOX_RETURN_IF_ERROR(CheckRedirectUriAllowed(text, options));
+    if (std::find(m.redirect_uris.begin(), m.redirect_uris.end(), text) == m.redirect_uris.end()) {
+      m.redirect_uris.push_back(text);
+    }
+  }
+  LLMBOX_ASSIGN_OR_RETURN(m.grant_types,
+                          StringSet(doc, "grant_types", {"authorization_code", "refresh_token"},
+                                    {"authorization_code"}));
+  if (std::find(m.grant_types.begin(), m.grant_types.end(), "authorization_code") ==
+      m.grant_types.end()) {
+    return BadMetadata("grant_types must include authorization_code");
+  }
+  LLMBOX_ASSIGN_OR_RETURN(m.response_types, StringSet(doc, "response_types", {"code"}, {"code"}));
+  auto method = doc.find("token_endpoint_auth_method");
+  if (method == doc.end()) {
+    m.auth_method = default_auth_method;
+  } else if (!method->is_string()) {
+    return BadMetadata("token_endpoint_auth_method must be a string");
+  } else {
+    m.auth_method = method->get<std::string>();
+    if (m.auth_method != "none" && m.auth_method != "client_secret_post" &&
+        m.auth_method != "client_secret_basic") {
+      return BadMetadata(absl::StrCat("token_endpoint_auth_method ",
+                                      common::QuoteForMessage(m.auth_method),
+                                      " is not supported; supported: none, client_secret_post, "
+                                      "client_secret_basic"));
+    }
+  }
+  auto name = doc.find("client_name");
+  if (name != doc.end()) {
+    if (!name->is_string()) return BadMetadata("client_name must be a string");
+    m.name = name->get<std::string>();
+    LLMBOX_RETURN_IF_ERROR(CheckClientName(m.name));
+  }
+  return m;
+}
+
+// A CIMD URL the hub will fetch (draft-ietf-oauth-client-id-metadata-document): https (or
+// loopback http in tests), a path, no dot segments.
+absl::Status CheckCimdUrl(std::string_view url, const OAuthOptions& options) {
+  absl::StatusOr<UriParts> parts = ParseRedirectUri(url);
+  if (!parts.ok()) {
+    return Unknown(absl::StrCat("the client id is not a usable URL: ", parts.status().message()));
+  }
+  if (parts->scheme != "https" &&
+      !(options.cimd_allow_loopback && IsLoopbackRedirectHost(parts->host))) {
+    return Unknown("a client id URL must be https");
+  }
+  const std::string_view path =
+      std::string_view(parts->path_and_query).substr(0, parts->path_and_query.find('?'));
+  if (path.size() < 2 || path.front() != '/') {
+    return Unknown("a client id URL must have a path");
+  }
+  if (path.find("/./") != std::string_view::npos || path.find("/../") != std::string_view::npos ||
+      path.ends_with("/.") || path.ends_with("/..")) {
+    return Unknown("a client id URL must not have dot segments");
+  }
+  return absl::OkStatus();
+}
+
+// What the client hears of a failed fetch. Coarser than the fetcher's message, which goes to
+// the log: the client must not learn which private address a name of the hub's network has.
+std::string FetchFailure(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kPermissionDenied:
+      return "its host is not at a public address";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "it did not answer in time (auth.oauth.cimd_timeout)";
+    case absl::StatusCode::kResourceExhausted:
+      return "it is too large (auth.oauth.cimd_max_bytes)";
+    case absl::StatusCode::kFailedPrecondition:
+      return "it answered with a redirect, which is not followed";
+    case absl::StatusCode::kInvalidArgument:
+      return std::string(common::AsStd(status.message()));
+    default:
+      return "it cannot be fetched (no answer, or not HTTP 200)";
+  }
+}
+
+bool IsCimdId(std::string_view client_id) {
+  return client_id.starts_with("https://") || client_id.starts_with("http://");
+}
+
+}  // namespace
+
+struct ClientRegistry::State {
+  State(store::Store& store_in, CimdFetcher& fetcher_in, common::Clock& clock_in,
+        const OAuthOptions& options_in)
+      : store(store_in),
+        fetcher(fetcher_in),
+        clock(clock_in),
+        options(options_in),
+        registrations(clock_in, {.limit = options_in.max_registrations_per_address,
+                                 .window = options_in.registration_window}) {}
+
+  absl::StatusOr<Client> FindCimd(const std::string& url);
+  absl::StatusOr<Client> FetchCimd(const std::string& url);
+  void Remember(const std::string& url, const absl::StatusOr<Client>& result);
+
+  store::Store& store;
+  CimdFetcher& fetcher;
+  common::Clock& clock;
+  const OAuthOptions options;
+  activation::RateLimiter registrations;
+  std::vector<Client> preregistered;
+
+  struct Cached {
+    absl::StatusOr<Client> client;
+    common::Clock::SteadyTime expires;
+  };
+  std::mutex mu;
+  std::map<std::string, Cached, std::less<>> cimd_cache;  // guarded by mu
+};
+
+ClientRegistry::ClientRegistry(store::Store& store, CimdFetcher& fetcher, common::Clock& clock,
+                               const OAuthOptions& options)
+    : state_(std::make_unique<State>(store, fetcher, clock, options)) {
+  for (const PreregisteredClient& configured : options.clients) {
+    Client client{.client_id = configured.client_id,
+                  .kind = ClientKind::kPreregistered,
+                  .name = configured.name,
+                  .redirect_uris = configured.redirect_uris};
+    if (!configured.client_secret.empty()) {
+      client.auth_method = "client_secret_post";
+      client.secret_hash = common::Sha256Hex(configured.client_secret);
+    }
+    state_->preregistered.push_back(std::move(client));
+  }
+}
+
+ClientRegistry::~ClientRegistry() = default;
+
+absl::StatusOr<std::string> ClientRegistry::Register(std::string_view body,
+                                                     std::string_view client_key) {
+  State& s = *state_;
+  // Every attempt counts, a malformed one too: a flood of junk costs the flooder its window.
+  if (std::optional<std::chrono::seconds> wait = s.registrations.Take(client_key)) {
+    return OAuthError(kTemporarilyUnavailable,
+                      absl::StrCat("too many client registrations from this address; try again "
+                                   "in ",
+                                   wait->count(), " s"));
+  }
+  LLMBOX_ASSIGN_OR_RETURN(const json doc,
+                          ParseObject(body, kMaxRegistrationBytes, "the registration request"));
+  LLMBOX_ASSIGN_OR_RETURN(Metadata metadata, ReadMetadata(doc, s.options, /*default_auth_method=*/
+                                                          "client_secret_basic"));
+
+  absl::StatusOr<std::int64_t> count = s.store.CountOAuthClients();
+  if (!count.ok()) return StoreFailure(count.status(), "register a client");
+  if (*count >= static_cast<std::int64_t>(s.options.max_clients)) {
+    s.registrations.GiveBack(client_key);
+    spdlog::warn(
+        "oauth: a client registration was refused: the hub holds {} clients "
+        "(auth.oauth.max_clients)",
+        *count);
+    return OAuthError(kTemporarilyUnavailable,
+                      "the hub holds as many registered clients as it may; try again later");
+  }
+
+  store::OAuthClientRecord record;
+  std::string secret;
+  if (metadata.auth_method != "none") {
+    LLMBOX_ASSIGN_OR_RETURN(secret, common::RandomToken(32));
+    record.secret_hash = common::Sha256Hex(secret);
+  }
+  const common::Clock::WallTime now = s.clock.Now();
+  record.name = metadata.name;
+  record.redirect_uris = metadata.redirect_uris;
+  record.auth_method = metadata.auth_method;
+  record.registered_from = std::string(client_key);
+  record.created_at_ms = common::ToUnixMillis(now);
+  record.expires_at_ms = common::ToUnixMillis(now + s.options.unused_client_ttl);
+  absl::Status inserted;
+  // A 128-bit id does not collide; the retry only keeps a freak collision from failing.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    LLMBOX_ASSIGN_OR_RETURN(std::string random, common::RandomToken(16));
+    record.client_id = absl::StrCat(kClientIdPrefix, random);
+    inserted = s.store.InsertOAuthClient(record);
+    if (!absl::IsAlreadyExists(inserted)) break;
+  }
+  if (!inserted.ok()) return StoreFailure(inserted, "register a client");
+
+  json reply = {
+      {"client_id", record.client_id},
+      {"client_id_issued_at", static_cast<std::int64_t>(record.created_at_ms / 1000)},
+      {"redirect_uris", metadata.redirect_uris},
+      // Whatever subset was asked for, a client may use both grants (RFC 7591 lets the server
+      // replace requested values; the hub keeps no per-client grant list).
+      {"grant_types", json::array({"authorization_code", "refresh_token"})},
+      {"response_types", metadata.response_types},
+      {"token_endpoint_auth_method", metadata.auth_method},
+      {"scope", std::string(kScope)},
+  };
+  if (!metadata.name.empty()) reply["client_name"] = metadata.name;
+  if (!secret.empty()) {
+    reply["client_secret"] = secret;
+    reply["client_secret_expires_at"] = std::int64_t{0};
+  }
+  spdlog::info("oauth: registered client {} ({}) from {}", record.client_id,
+               common::QuoteForMessage(record.name, 80), common::QuoteForMessage(client_key));
+  return reply.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+absl::StatusOr<Client> ClientRegistry::Find(std::string_view client_id) {
+  State& s = *state_;
+  if (client_id.empty()) return Unknown("client_id is missing");
+  if (client_id.size() > kMaxClientIdBytes) return Unknown("client_id is too long");
+  for (const Client& client : s.preregistered) {
+    if (client.client_id == client_id) return client;
+  }
+  if (IsCimdId(client_id)) {
+    if (!s.options.client_id_metadata_documents) {
+      return Unknown("this hub does not accept client metadata documents as client ids");
+    }
+    return s.FindCimd(std::string(client_id));
+  }
+  absl::StatusOr<store::OAuthClientRecord> record = s.store.GetOAuthClient(client_id);
+  if (absl::IsNotFound(record.status())) {
+    return Unknown(absl::StrCat("unknown client ", common::QuoteForMessage(client_id)));
+  }
+  if (!record.ok()) return StoreFailure(record.status(), "look up a client");
+  if (record->last_used_at_ms == 0 && record->expires_at_ms != 0 &&
+      common::ToUnixMillis(s.clock.Now()) >= record->expires_at_ms) {
+    return Unknown(absl::StrCat("client ", common::QuoteForMessage(client_id),
+                                " expired unused; register again"));
+  }
+  return Client{.client_id = record->client_id,
+                .kind = ClientKind::kDynamic,
+                .name = record->name,
+                .redirect_uris = record->redirect_uris,
+                .auth_method = record->auth_method,
+                .secret_hash = record->secret_hash};
+}
+
+absl::StatusOr<Client> ClientRegistry::State::FindCimd(const std::string& url) {
+  // Checked before the cache, and never cached: junk ids cost nothing and evict nothing.
+  LLMBOX_RETURN_IF_ERROR(CheckCimdUrl(url, options));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cimd_cache.find(url);
+    if (it != cimd_cache.end() && clock.SteadyNow() < it->second.expires) {
+      return it->second.client;
+    }
+  }
+  // Fetched outside the lock: a slow document holds up only the requests that name it.
+  absl::StatusOr<Client> result = FetchCimd(url);
+  Remember(url, result);
+  return result;
+}
+
+absl::StatusOr<Client> ClientRegistry::State::FetchCimd(const std::string& url) {
+  const std::string what =
+      absl::StrCat("the client metadata document ", common::QuoteForMessage(url, 200));
+  absl::StatusOr<std::string> body = fetcher.Fetch(url);
+  if (!body.ok()) {
+    spdlog::info("oauth: {}: {}", what, common::AsStd(body.status().message()));
+    return Unknown(absl::StrCat(what, " cannot be used: ", FetchFailure(body.status())));
+  }
+  auto refused = [&](const absl::Status& status) {
+    return Unknown(absl::StrCat(what, ": ", status.message()));
+  };
+  absl::StatusOr<json> doc = ParseObject(*body, options.cimd_max_bytes, "the document");
+  if (!doc.ok()) return refused(doc.status());
+  auto id = doc->find("client_id");
+  if (id == doc->end() || !id->is_string() || id->get_ref<const std::string&>() != url) {
+    return Unknown(absl::StrCat(what, " names another client_id than its own URL"));
+  }
+  if (doc->contains("client_secret") || doc->contains("client_secret_expires_at")) {
+    return Unknown(absl::StrCat(what,
+                                " carries a client secret, which a public document must "
+                                "not"));
+  }
+  absl::StatusOr<Metadata> metadata = ReadMetadata(*doc, options, /*default_auth_method=*/"none");
+  if (!metadata.ok()) return refused(metadata.status());
+  if (metadata->auth_method != "none") {
+    return Unknown(absl::StrCat(what, " asks for token_endpoint_auth_method ",
+                                metadata->auth_method, "; only none is supported"));
+  }
+  return Client{.client_id = url,
+                .kind = ClientKind::kMetadataDocument,
+                .name = std::move(metadata->name),
+                .redirect_uris = std::move(metadata->redirect_uris),
+                .auth_method = "none"};
+}
+
+void ClientRegistry::State::Remember(const std::string& url, const absl::StatusOr<Client>& result) {
+  // A store outage is not the document's fault: not cached.
+  if (!result.ok() && OAuthErrorCode(result.status()) != kInvalidClient) return;
+  const common::Clock::SteadyTime now = clock.SteadyNow();
+  const common::Clock::SteadyTime expires =
+      now + (result.ok()
+                 ? std::chrono::duration_cast<std::chrono::nanoseconds>(options.cimd_cache_ttl)
+                 : std::chrono::duration_cast<std::chrono::nanoseconds>(kCimdFailureTtl));
+  std::lock_guard<std::mutex> lock(mu);
+  if (cimd_cache.size() >= kMaxCimdCacheEntries && !cimd_cache.contains(url)) {
+    std::erase_if(cimd_cache, [&](const auto& entry) { return entry.second.expires <= now; });
+    if (cimd_cache.size() >= kMaxCimdCacheEntries) {
+      auto soonest = std::min_element(
+          cimd_cache.begin(), cimd_cache.end(),
+          [](const auto& a, const auto& b) { return a.second.expires < b.second.expires; });
+      cimd_cache.erase(soonest);
+    }
+  }
+  cimd_cache.insert_or_assign(url, Cached{result, expires});
+}
+
+absl::Status ClientRegistry::AuthenticateClient(const Client& client,
+                                                std::optional<std::string_view> secret) {
+  // An empty client_secret is what some libraries send for "none"; it proves nothing either way.
+  const bool sent = secret.has_value() && !secret->empty();
+  if (client.secret_hash.empty()) {
+    if (sent) return Unknown("a public client must not send a client_secret");
+    return absl::OkStatus();
+  }
+  if (!sent) return Unknown("client authentication is required for this client");
+  if (!common::ConstantTimeEquals(common::Sha256Hex(*secret), client.secret_hash)) {
+    return Unknown("client authentication failed");
+  }
+  return absl::OkStatus();
+}
+
+void ClientRegistry::MarkUsed(const Client& client) {
+  if (client.kind != ClientKind::kDynamic) return;
+  absl::Status touched =
+      state_->store.TouchOAuthClient(client.client_id, common::ToUnixMillis(state_->clock.Now()));
+  if (!touched.ok()) {
+    spdlog::warn("oauth: client {}: could not record its use: {}", client.client_id,
+                 common::AsStd(touched.message()));
+  }
+}
 
 }  // namespace llmbox::hub::oauth

@@ -6,27 +6,35 @@
 //
 //   ClientRegistry clients(store, fetcher, clock, options);
 //   // POST /register
-//   absl::StatusOr<nlohmann::json> reply = clients.Register(request.body, client_key);
+//   absl::StatusOr<std::string> body =
+//       clients.Register(request.body, http::AddressKey(request.client_address));
 //   // /authorize, /token
 //   LLMBOX_ASSIGN_OR_RETURN(Client client, clients.Find(client_id));
 //   LLMBOX_RETURN_IF_ERROR(clients.AuthenticateClient(client, client_secret));
 //
 // Registration: JSON object in (at most 16 KiB), 201 JSON out with client_id,
 // client_id_issued_at (integer seconds), client_secret and client_secret_expires_at (0) for
-// client_secret_post / client_secret_basic, and the registered metadata. redirect_uris are
-// required, each allowed by CheckRedirectUriAllowed; grant_types ⊆ {authorization_code,
-// refresh_token}; response_types ⊆ {code}; token_endpoint_auth_method one of none,
+// client_secret_post / client_secret_basic, and the registered metadata (grant_types always
+// lists both grants, whatever subset was asked: the hub keeps no per-client grant list; scope
+// is "llmbox"; fields the hub does not use, client_uri, logo_uri, contacts..., are dropped).
+// The JSON may nest at most 8 levels. redirect_uris (1..16) are required, each allowed by
+// CheckRedirectUriAllowed; grant_types ⊆ {authorization_code, refresh_token} and holding
+// authorization_code; response_types ⊆ {code}; token_endpoint_auth_method one of none,
 // client_secret_post, client_secret_basic (absent: client_secret_basic, as RFC 7591 says).
-// client_name at most 200 characters of printable text. Registrations are limited per client
-// address (options.max_registrations_per_address per registration_window) and in all
-// (options.max_clients); a registered client never used expires after unused_client_ttl.
-// Secrets are kept as SHA-256 only.
+// client_name at most 200 characters of printable text (no control or bidirectional-control
+// characters). Registrations are limited per client address (options.max_registrations_per_
+// address per registration_window; every attempt counts, a malformed one too, but not one
+// refused for the cap) and in all (options.max_clients, counted in the store, expired clients
+// included until PruneOAuth removes them); a registered client never used expires after
+// unused_client_ttl. Secrets are kept as SHA-256 only.
 //
 // CIMD: a client id that is an https URL (no fragment, no userinfo, a path) is fetched with
 // the fetcher (no redirects, options.cimd_timeout, options.cimd_max_bytes), must be JSON whose
 // client_id equals the URL exactly, whose redirect_uris are allowed, and whose
 // token_endpoint_auth_method is none (or absent); cached for options.cimd_cache_ttl (also a
-// refusal, for a minute, so a bad URL is not fetched on every request). The fetch never goes
+// refusal, for a minute, so a bad URL is not fetched on every request; at most 1000 documents,
+// the soonest to expire evicted first). The client hears a coarse reason for a failed fetch
+// (never the address a name resolved to); the log has the fetcher's message. The fetch never goes
 // to a loopback, private, link-local or otherwise non-public address (the fetcher refuses it),
 // unless options.cimd_allow_loopback (tests).
 //
@@ -63,8 +71,8 @@ struct Client {
   std::string secret_hash;           // SHA-256 hex, "" for public clients
 };
 
-// Fetches a CIMD URL. The real one (CurlCimdFetcher, clients.cc) resolves the host itself and
-// refuses non-public addresses before connecting; tests give a double.
+// Fetches a CIMD URL. The real one (MakeCurlCimdFetcher, cimd_fetch.cc) refuses non-public
+// addresses (public_address.h) before connecting; tests give a double.
 class CimdFetcher {
  public:
   virtual ~CimdFetcher() = default;
@@ -72,10 +80,17 @@ class CimdFetcher {
   [[nodiscard]] virtual absl::StatusOr<std::string> Fetch(const std::string& url) = 0;
 };
 
-// libcurl, no redirects, certificates verified, body and time capped; connects only to
-// public addresses unless allow_loopback.
+// libcurl, https only, no redirects, no proxy, certificates verified (against `ca_file`, a PEM
+// bundle, when given: tests), body capped at `max_bytes`, the whole fetch (name resolution
+// included) within `timeout`. Connects only to public addresses: an IP-literal host that is not
+// is refused before curl starts, and every address a name resolves to is vetted right before
+// its socket opens (no DNS rebinding). With `allow_loopback` (tests) loopback addresses pass
+// too, and plain http to a loopback host. Errors: PermissionDenied (address), InvalidArgument
+// (URL), FailedPrecondition (a redirect), Unavailable (status, resolution, transport),
+// DeadlineExceeded, ResourceExhausted (size).
 std::unique_ptr<CimdFetcher> MakeCurlCimdFetcher(std::chrono::milliseconds timeout,
-                                                 std::size_t max_bytes, bool allow_loopback);
+                                                 std::size_t max_bytes, bool allow_loopback,
+                                                 std::string ca_file = "");
 
 class ClientRegistry {
  public:
@@ -95,7 +110,9 @@ class ClientRegistry {
 
   // Checks the client's credentials at the token or revocation endpoint: `secret` is the
   // client_secret the request carried (form or Basic), nullopt when none. A public client must
-  // send none; a confidential one must send its own. invalid_client otherwise.
+  // send none; a confidential one must send its own. An empty secret counts as none (some
+  // libraries send client_secret= for a public client). invalid_client otherwise; the
+  // comparison is of SHA-256 hashes in constant time.
   [[nodiscard]] absl::Status AuthenticateClient(const Client& client,
                                                 std::optional<std::string_view> secret);
 
