@@ -104,11 +104,9 @@ async function loggingFetch(input, init) {
 
 // --- The loopback redirect (RFC 8252 §7.3) ---
 
-// Listens on 127.0.0.1 (an ephemeral port) for the browser's redirect; `code` resolves with the
-// callback URL's query.
+// Listens on 127.0.0.1 (an ephemeral port) for the browser's redirect and answers it with a
+// page that says the sign-in is done (the code is read from the browser's navigation).
 function startCallbackServer() {
-  let resolveCallback;
-  const callback = new Promise((resolve) => { resolveCallback = resolve; });
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     if (url.pathname !== '/callback') {
@@ -117,11 +115,10 @@ function startCallbackServer() {
     }
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
     res.end('<!DOCTYPE html><title>Signed in</title><p id="done">You may close this window.</p>');
-    resolveCallback(url.searchParams);
   });
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
-      resolve({ server, url: `http://127.0.0.1:${server.address().port}/callback`, callback });
+      resolve({ server, url: `http://127.0.0.1:${server.address().port}/callback` });
     });
   });
 }
@@ -211,10 +208,9 @@ async function signInAndConsent(authorizeUrl, redirectPrefix) {
 // --- The OAuthClientProvider, its state in a file ---
 
 class FileOAuthProvider {
-  constructor(file, redirectUrl, callback) {
+  constructor(file, redirectUrl) {
     this.file = file;
     this._redirectUrl = redirectUrl;
-    this.callback = callback;
     this.interactive = true;
     this.authorizationsAsked = 0;
     this.data = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
@@ -365,13 +361,15 @@ async function main() {
     return;
   }
   assert.ok(mcpUrl && args.state, 'usage: oauth_client.mjs <mode> <mcp url> --state <file> ...');
-  const { server, url: redirectUrl, callback } = await startCallbackServer();
-  const provider = new FileOAuthProvider(args.state, redirectUrl, callback);
+  const { server, url: redirectUrl } = await startCallbackServer();
+  const provider = new FileOAuthProvider(args.state, redirectUrl);
   let client;
   try {
     let transport;
     ({ client, transport } = await connect(provider));
-    provider.interactive = false;  // from here on a sign-in is a failure (or expected: revoke)
+    // From here on a sign-in is a failure (or expected: revoke); count only those.
+    provider.interactive = false;
+    provider.authorizationsAsked = 0;
     if (mode === 'life') {
       await life(client, rest[1]);
     } else if (mode === 'call') {
