@@ -15,6 +15,8 @@
 //             in the environment variable LLMBOX_API_KEY (never on the command line). Without
 //             it, a run that needs a sign-in fails ("AUTHORIZATION REQUIRED").
 // --artifacts screenshots of the sign-in and consent pages go there.
+// --client-name the name the consent page must show (ours unless the client is another's:
+//             browse).
 //
 // Modes:
 //   life <box id>          a whole box life: create (with progress), get, list, exec, destroy;
@@ -51,13 +53,15 @@ import { chromium } from 'playwright-core';
 const CLIENT_NAME = 'llmbox e2e SDK client';
 
 function parseArgs(argv) {
-  const args = { positional: [], state: '', signIn: '', artifacts: '' };
+  const args = { positional: [], state: '', signIn: '', artifacts: '', clientName: CLIENT_NAME };
+  const flags = { '--state': 'state', '--sign-in': 'signIn', '--artifacts': 'artifacts',
+    '--client-name': 'clientName' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
-    if (flag === '--state' || flag === '--sign-in' || flag === '--artifacts') {
+    if (flag in flags) {
       const value = argv[++i];
       if (value === undefined) throw new Error(`${flag} needs a value`);
-      args[{ '--state': 'state', '--sign-in': 'signIn', '--artifacts': 'artifacts' }[flag]] = value;
+      args[flags[flag]] = value;
     } else {
       args.positional.push(flag);
     }
@@ -186,7 +190,7 @@ async function signInAndConsent(authorizeUrl, redirectPrefix) {
       step('signed in on the hub with an API key');
     } else if (onHub && await page.locator('button[name=decision][value=allow]').count()) {
       const text = await page.locator('body').innerText();
-      assert.ok(text.includes(CLIENT_NAME), `the consent page names the client: ${text}`);
+      assert.ok(text.includes(args.clientName), `the consent page names the client: ${text}`);
       assert.ok(text.includes('127.0.0.1'), `the consent page names the redirect host: ${text}`);
       assert.equal(await page.locator('button[name=decision][value=deny]').count(), 1);
       await shoot(page, 'consent');
