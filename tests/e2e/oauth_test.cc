@@ -58,6 +58,39 @@ struct IdentityProvider {
   std::string yaml;
 };
 
+// A hub with OAuth whose people sign in at the identity provider above, on a port known
+// before it starts (the provider must know the hub's redirect URI).
+struct OidcHub {
+  explicit OidcHub(const HubDir& dir)
+      : port(UnusedLoopbackPort()),
+        idp(dir, port),
+        hub(Configure(dir, idp, port), dir.path / "hub.log") {}
+  static std::string Configure(const HubDir& dir, const IdentityProvider& idp, int port) {
+    WriteConfig(dir.path, Rig(), Rig().standin_claude, AuthWithOAuth("oidc"), "", idp.yaml,
+                "127.0.0.1:" + std::to_string(port));
+    return (dir.path / "hub.yaml").string();
+  }
+  const int port;
+  IdentityProvider idp;
+  HubProcess hub;
+};
+
+// A hub with OAuth whose people sign in with their API key (`oauth_extra`: more lines under
+// auth.oauth), and alice's key, made before it starts.
+struct KeyHub {
+  explicit KeyHub(const HubDir& dir, const std::string& oauth_extra = "")
+      : key(Configure(dir, oauth_extra)),
+        config((dir.path / "hub.yaml").string()),
+        hub(config, dir.path / "hub.log") {}
+  static std::string Configure(const HubDir& dir, const std::string& oauth_extra) {
+    WriteConfig(dir.path, Rig(), Rig().standin_claude, AuthWithOAuth("api_key", oauth_extra));
+    return CreateKey(dir, "alice", false);
+  }
+  const std::string key;
+  const std::string config;
+  HubProcess hub;
+};
+
 struct ClientRun {
   int exit_code;
   std::string log;
@@ -138,13 +171,10 @@ TEST_CASE(
     "an SDK client discovers the hub, registers, signs a person in at the identity "
     "provider in a browser, and takes a box through its life as that person",
     "[e2e][hub][oauth]") {
-  const auto& rig = Rig();
   HubDir dir("llmbox-oauth-oidc");
-  const int port = UnusedLoopbackPort();
-  IdentityProvider idp(dir, port);
-  WriteConfig(dir.path, rig, rig.standin_claude, AuthWithOAuth("oidc"), "", idp.yaml,
-              "127.0.0.1:" + std::to_string(port));
-  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  OidcHub oidc(dir);
+  HubProcess& hub = oidc.hub;
+  const IdentityProvider& idp = oidc.idp;
 
   const std::string box_id = UniqueId("oauth");
   const ClientRun run = RunClient(dir, "oidc-life", "life", hub.url, "alice.json",
@@ -170,11 +200,10 @@ TEST_CASE(
     "an SDK client signs a person in with their llmbox API key and takes a box through "
     "its life as that key's principal",
     "[e2e][hub][oauth]") {
-  const auto& rig = Rig();
   HubDir dir("llmbox-oauth-key");
-  WriteConfig(dir.path, rig, rig.standin_claude, AuthWithOAuth("api_key"));
-  const std::string key = CreateKey(dir, "alice", false);
-  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  KeyHub keyed(dir);
+  const std::string& key = keyed.key;
+  HubProcess& hub = keyed.hub;
 
   const std::string box_id = UniqueId("oauth");
   const ClientRun run =
@@ -198,13 +227,10 @@ TEST_CASE(
 
 TEST_CASE("a second person's token cannot see or touch the first person's box",
           "[e2e][hub][oauth]") {
-  const auto& rig = Rig();
   HubDir dir("llmbox-oauth-two");
-  const int port = UnusedLoopbackPort();
-  IdentityProvider idp(dir, port);
-  WriteConfig(dir.path, rig, rig.standin_claude, AuthWithOAuth("oidc"), "", idp.yaml,
-              "127.0.0.1:" + std::to_string(port));
-  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  OidcHub oidc(dir);
+  HubProcess& hub = oidc.hub;
+  const IdentityProvider& idp = oidc.idp;
 
   const std::string box_id = UniqueId("oauth");
   int runs = 0;
@@ -259,12 +285,10 @@ TEST_CASE("a second person's token cannot see or touch the first person's box",
 
 TEST_CASE("an expired access token is refreshed by the SDK on the 401, without a new sign-in",
           "[e2e][hub][oauth]") {
-  const auto& rig = Rig();
   HubDir dir("llmbox-oauth-expiry");
-  WriteConfig(dir.path, rig, rig.standin_claude,
-              AuthWithOAuth("api_key", "    access_token_ttl: 2s\n"));
-  const std::string key = CreateKey(dir, "alice", false);
-  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  KeyHub keyed(dir, "    access_token_ttl: 2s\n");
+  const std::string& key = keyed.key;
+  HubProcess& hub = keyed.hub;
 
   // The client waits out the token's expires_in itself (its clock, not a fixed sleep here).
   const ClientRun run = RunClient(dir, "expiry", "expiry", hub.url, "alice.json", "key", {}, key);
@@ -280,12 +304,11 @@ TEST_CASE(
     "revoking a person's grants with llmbox-hub oauth revoke while the hub serves ends "
     "their session",
     "[e2e][hub][oauth]") {
-  const auto& rig = Rig();
   HubDir dir("llmbox-oauth-revoke");
-  WriteConfig(dir.path, rig, rig.standin_claude, AuthWithOAuth("api_key"));
-  const std::string config = (dir.path / "hub.yaml").string();
-  const std::string key = CreateKey(dir, "alice", false);
-  HubProcess hub(config, dir.path / "hub.log");
+  KeyHub keyed(dir);
+  const std::string& key = keyed.key;
+  const std::string& config = keyed.config;
+  HubProcess& hub = keyed.hub;
 
   const fs::path go = dir.path / "go";
   std::vector<std::string> argv = {
@@ -504,19 +527,17 @@ TEST_CASE(
 
 TEST_CASE("the MCP conformance suite's authorization checks pass against the hub",
           "[e2e][hub][oauth]") {
-  const auto& rig = Rig();
   HubDir dir("llmbox-oauth-conformance");
   const int callback_port = UnusedLoopbackPort();
   const std::string callback = "http://127.0.0.1:" + std::to_string(callback_port) + "/callback";
   // A pre-registered public client for the suite (it takes a client id, it does not register).
-  WriteConfig(dir.path, rig, rig.standin_claude,
-              AuthWithOAuth("api_key",
-                            "    clients:\n      - client_id: conformance\n"
-                            "        name: MCP conformance suite\n"
-                            "        redirect_uris: [" +
-                                callback + "]\n"));
-  const std::string key = CreateKey(dir, "alice", false);
-  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  KeyHub keyed(dir,
+               "    clients:\n      - client_id: conformance\n"
+               "        name: MCP conformance suite\n"
+               "        redirect_uris: [" +
+                   callback + "]\n");
+  const std::string& key = keyed.key;
+  HubProcess& hub = keyed.hub;
 
   ChildProcess suite(
       {"npx", "-y", "-p", "node@22", "-p", "@modelcontextprotocol/conformance@0.2.0-alpha.12", "--",
