@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
 #include "common/secrets.h"
@@ -98,8 +99,14 @@ bool ScopeWithin(std::string_view requested, std::string_view granted) {
 
 // The store's refusals of a code or refresh token (NotFound, FailedPrecondition) as
 // invalid_grant; the checks' own OAuth errors and other failures (the store unavailable) pass
-// as they are.
-absl::Status AsInvalidGrant(const absl::Status& status) {
+// as they are. A refusal of a known code or token (a replay, a reuse, an expired or revoked
+// one) goes to the log as well, with the client: an operator must see a replay.
+absl::Status AsInvalidGrant(const absl::Status& status, const Client& client,
+                            std::string_view what) {
+  if (absl::IsFailedPrecondition(status)) {
+    spdlog::warn("oauth: client \"{}\" presented {} that was refused: {}", client.client_id, what,
+                 common::AsStd(status.message()));
+  }
   if (absl::IsNotFound(status) || absl::IsFailedPrecondition(status)) {
     return OAuthError(kInvalidGrant, common::AsStd(status.message()));
   }
@@ -213,7 +220,7 @@ absl::StatusOr<TokenResponse> TokenService::ExchangeCode(const Client& client,
     return absl::OkStatus();
   };
   auto redeemed = store_.RedeemOAuthCode(common::Sha256Hex(code), now, check, tokens);
-  if (!redeemed.ok()) return AsInvalidGrant(redeemed.status());
+  if (!redeemed.ok()) return AsInvalidGrant(redeemed.status(), client, "an authorization code");
   const store::OAuthGrantRecord& grant = redeemed->second;
   return TokenResponse{
       .access_token = std::move(access),
@@ -235,7 +242,7 @@ absl::StatusOr<TokenResponse> TokenService::Refresh(const Client& client,
   // The checks that change nothing come first, on a read: a refresh asking for too much is
   // refused without spending the token.
   auto found = store_.FindOAuthToken(hash);
-  if (!found.ok()) return AsInvalidGrant(found.status());
+  if (!found.ok()) return AsInvalidGrant(found.status(), client, "a token");
   if (found->token.kind != store::OAuthTokenKind::kRefresh ||
       found->grant.client_id != client.client_id) {
     return OAuthError(kInvalidGrant, "this refresh token is unknown");
@@ -267,7 +274,7 @@ absl::StatusOr<TokenResponse> TokenService::Refresh(const Client& client,
        .expires_at_ms = std::min(grant_end, now + Millis(options_.refresh_token_ttl))},
   };
   auto rotated = store_.RotateOAuthRefreshToken(hash, client.client_id, now, tokens);
-  if (!rotated.ok()) return AsInvalidGrant(rotated.status());
+  if (!rotated.ok()) return AsInvalidGrant(rotated.status(), client, "a refresh token");
   return TokenResponse{
       .access_token = std::move(access),
       .refresh_token = std::move(refresh),
