@@ -353,7 +353,10 @@ struct AuthorizePage::State {
         SetPrincipal(id, *principal);
         return SendConsent(out, id, browser, std::move(cookie));
       }
-      auto start = deps.oidc->BeginLogin(std::string(kContinue) + "?request=" + id, client_key);
+      // A pool of its own: a flood of authorize requests never fills the table that activation
+      // links need.
+      auto start = deps.oidc->BeginLogin(std::string(kContinue) + "?request=" + id, client_key,
+                                         activation::LoginPool::kOAuth);
       if (!start.ok()) {
         Remove(id);
         return SendSignInFailed(out, start.status());

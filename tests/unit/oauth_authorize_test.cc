@@ -63,11 +63,13 @@ class NoFetcher final : public CimdFetcher {
 // The activation module's OIDC client, as the authorize page sees it.
 class FakeOidc final : public activation::OidcClient {
  public:
-  absl::StatusOr<activation::LoginStart> BeginLogin(std::string return_to,
-                                                    std::string_view client) override {
+  absl::StatusOr<activation::LoginStart> BeginLogin(
+      std::string return_to, std::string_view client,
+      activation::LoginPool pool = activation::LoginPool::kActivation) override {
     if (!begin_error.ok()) return begin_error;
     this->return_to = std::move(return_to);
     this->client = std::string(client);
+    this->pool = pool;
     return activation::LoginStart{.authorize_url = "https://idp.example.com/authorize?state=s1",
                                   .state = "s1"};
   }
@@ -76,6 +78,7 @@ class FakeOidc final : public activation::OidcClient {
   }
   std::string return_to;
   std::string client;
+  std::optional<activation::LoginPool> pool;
   absl::Status begin_error;
 };
 
@@ -667,6 +670,7 @@ TEST_CASE(
   const std::string id = f.oidc.return_to.substr(prefix.size());
   CHECK(id.size() == 43);
   CHECK(f.oidc.client == "192.0.2.7");
+  CHECK(f.oidc.pool == activation::LoginPool::kOAuth);  // never the activation links' pool
 
   // The activation page's callback set the session (tested there); back at continue:
   const std::string session = std::string(activation::SessionCookie::kName) + "=" +
