@@ -128,8 +128,15 @@ std::string TokenResponse::Json() const {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-TokenService::TokenService(store::Store& store, common::Clock& clock, const OAuthOptions& options)
-    : store_(store), clock_(clock), options_(options) {}
+TokenService::TokenService(store::Store& store, common::Clock& clock, const OAuthOptions& options,
+                           PersonAllowed person_allowed)
+    : store_(store), clock_(clock), options_(options), person_allowed_(std::move(person_allowed)) {}
+
+bool TokenService::PersonRefused(const store::OAuthGrantRecord& grant) const {
+  return person_allowed_ &&
+         grant.principal_kind == auth::PrincipalKindName(auth::PrincipalKind::kOAuthSubject) &&
+         !person_allowed_(grant.email);
+}
 
 absl::StatusOr<std::string> TokenService::IssueCode(const CodeRequest& request) {
   if (request.client == nullptr) {
@@ -147,6 +154,10 @@ absl::StatusOr<std::string> TokenService::IssueCode(const CodeRequest& request) 
   const auth::PrincipalKind kind = request.principal.kind();
   if (kind != auth::PrincipalKind::kApiKey && kind != auth::PrincipalKind::kOAuthSubject) {
     return OAuthError(kAccessDenied, "only a signed-in person can consent");
+  }
+  if (kind == auth::PrincipalKind::kOAuthSubject && person_allowed_ &&
+      !person_allowed_(request.principal.verified_email())) {
+    return OAuthError(kAccessDenied, "this person is no longer allowed to sign in here");
   }
   LLMBOX_ASSIGN_OR_RETURN(std::string grant_random, common::RandomToken(12));
   LLMBOX_ASSIGN_OR_RETURN(std::string code, NewSecret(kCodePrefix));
@@ -217,6 +228,9 @@ absl::StatusOr<TokenResponse> TokenService::ExchangeCode(const Client& client,
     if (resource.has_value() && !SameResource(*resource, grant.resource)) {
       return OAuthError(kInvalidTarget, "this authorization code is for " + grant.resource);
     }
+    if (PersonRefused(grant)) {
+      return OAuthError(kInvalidGrant, "the person this code was issued for may no longer sign in");
+    }
     return absl::OkStatus();
   };
   auto redeemed = store_.RedeemOAuthCode(common::Sha256Hex(code), now, check, tokens);
@@ -259,6 +273,11 @@ absl::StatusOr<TokenResponse> TokenService::Refresh(const Client& client,
     (void)store_.RevokeOAuthGrants({.grant_id = found->grant.grant_id}, now,
                                    "the API key was revoked");
     return OAuthError(kInvalidGrant, "the API key this grant was made with is revoked");
+  }
+  if (PersonRefused(found->grant)) {
+    (void)store_.RevokeOAuthGrants({.grant_id = found->grant.grant_id}, now,
+                                   "the person is no longer allowed to sign in");
+    return OAuthError(kInvalidGrant, "the person this grant was made for may no longer sign in");
   }
   LLMBOX_ASSIGN_OR_RETURN(std::string access, NewSecret(kAccessTokenPrefix));
   LLMBOX_ASSIGN_OR_RETURN(std::string refresh, NewSecret(kRefreshTokenPrefix));
@@ -324,6 +343,10 @@ absl::StatusOr<auth::Principal> TokenService::Authenticate(std::string_view acce
   }
   if (!found->principal_live) {
     return absl::UnauthenticatedError("the API key this access token was issued for is revoked");
+  }
+  if (PersonRefused(grant)) {
+    return absl::UnauthenticatedError(
+        "the person this access token was issued for may no longer sign in");
   }
   LLMBOX_ASSIGN_OR_RETURN(auth::Principal principal, PrincipalOf(grant, found->principal_admin));
   // Best effort and coarse: the row says when it was last written, and the store writes at
