@@ -184,6 +184,20 @@ int main(int argc, char** argv) {
           "name llmbox, URL %s (no client ID or secret needed); people sign in %s\n",
           config->public_url.c_str(),
           oidc ? ("at " + config->activation_oidc->issuer).c_str() : "with their llmbox API key");
+      if (oidc) {
+        // Who that is: with OAuth, everyone the activation allow-list admits can create and
+        // use boxes, not only activate them.
+        const auto& o = *config->activation_oidc;
+        std::string who;
+        for (const auto& email : o.allowed_emails) who += (who.empty() ? "" : ", ") + email;
+        for (const auto& domain : o.allowed_domains) {
+          who += (who.empty() ? "anyone @" : ", anyone @") + domain;
+        }
+        std::printf(
+            "llmbox-hub: who may sign in and then create and use boxes through OAuth "
+            "(activation.oidc's allow-list): %s\n",
+            who.c_str());
+      }
       if (config->public_url.rfind("https://", 0) != 0) {
         std::printf(
             "llmbox-hub: note: claude.ai reaches only a public https URL on port 443; %s is "

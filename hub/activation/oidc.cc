@@ -234,7 +234,7 @@ absl::StatusOr<std::shared_ptr<const JwkSet>> ProviderOidcClient::KeysFor(const 
 }
 
 absl::StatusOr<LoginStart> ProviderOidcClient::BeginLogin(std::string return_to,
-                                                          std::string_view client) {
+                                                          std::string_view client, LoginPool pool) {
   if (!IsLocalPath(return_to)) {
     return absl::InvalidArgumentError(
         "oidc: return_to must be a local path starting with a single '/' (at most 2048 "
@@ -260,11 +260,13 @@ absl::StatusOr<LoginStart> ProviderOidcClient::BeginLogin(std::string return_to,
 
   std::lock_guard lock(mu_);
   DropExpiredLocked();
-  // A client at its cap makes room among its own sign-ins only (a person who started a few
-  // and abandoned them can still start one more); nobody else's is ever dropped for it.
-  if (auto count = per_client_.find(client);
-      count != per_client_.end() && count->second >= settings_.max_pending_logins_per_address) {
-    for (const std::string& queued : order_) {
+  Pool& mine = PoolLocked(pool);
+  // A client at its cap makes room among its own sign-ins of this pool only (a person who
+  // started a few and abandoned them can still start one more); nobody else's is ever dropped
+  // for it.
+  if (auto count = mine.per_client.find(client);
+      count != mine.per_client.end() && count->second >= settings_.max_pending_logins_per_address) {
+    for (const std::string& queued : mine.order) {
       auto it = pending_.find(queued);
       if (it->second.client == client) {
         EraseLocked(it);
@@ -272,35 +274,38 @@ absl::StatusOr<LoginStart> ProviderOidcClient::BeginLogin(std::string return_to,
       }
     }
   }
-  if (pending_.size() >= settings_.max_pending_logins) {
+  if (mine.order.size() >= settings_.max_pending_logins) {
     return absl::ResourceExhaustedError(absl::StrCat("oidc: too many sign-ins are in progress (",
-                                                     pending_.size(),
+                                                     mine.order.size(),
                                                      "); try again in a few minutes"));
   }
-  order_.push_back(state);
-  ++per_client_[std::string(client)];
+  mine.order.push_back(state);
+  ++mine.per_client[std::string(client)];
   pending_.emplace(std::move(state),
                    Pending{std::move(verifier), std::move(nonce), std::move(return_to),
-                           clock_.SteadyNow() + settings_.login_ttl, std::prev(order_.end()),
-                           std::string(client)});
+                           clock_.SteadyNow() + settings_.login_ttl, std::prev(mine.order.end()),
+                           std::string(client), pool});
   return start;
 }
 
 void ProviderOidcClient::EraseLocked(std::map<std::string, Pending, std::less<>>::iterator it) {
-  auto count = per_client_.find(it->second.client);
-  LLMBOX_CHECK(count != per_client_.end(), "every pending login is counted for its client");
-  if (--count->second == 0) per_client_.erase(count);
-  order_.erase(it->second.order);
+  Pool& pool = PoolLocked(it->second.pool);
+  auto count = pool.per_client.find(it->second.client);
+  LLMBOX_CHECK(count != pool.per_client.end(), "every pending login is counted for its client");
+  if (--count->second == 0) pool.per_client.erase(count);
+  pool.order.erase(it->second.order);
   pending_.erase(it);
 }
 
 void ProviderOidcClient::DropExpiredLocked() {
   const auto now = clock_.SteadyNow();
-  while (!order_.empty()) {
-    const auto it = pending_.find(order_.front());
-    LLMBOX_CHECK(it != pending_.end(), "every queued state has a pending login");
-    if (it->second.expires > now) break;
-    EraseLocked(it);
+  for (Pool& pool : pools_) {
+    while (!pool.order.empty()) {
+      const auto it = pending_.find(pool.order.front());
+      LLMBOX_CHECK(it != pending_.end(), "every queued state has a pending login");
+      if (it->second.expires > now) break;
+      EraseLocked(it);
+    }
   }
 }
 
@@ -318,6 +323,12 @@ size_t ProviderOidcClient::PendingLogins() {
   std::lock_guard lock(mu_);
   DropExpiredLocked();
   return pending_.size();
+}
+
+size_t ProviderOidcClient::PendingLogins(LoginPool pool) {
+  std::lock_guard lock(mu_);
+  DropExpiredLocked();
+  return PoolLocked(pool).order.size();
 }
 
 absl::StatusOr<std::string> ProviderOidcClient::ExchangeCode(const Provider& provider,

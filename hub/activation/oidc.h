@@ -48,13 +48,19 @@ struct OidcSettings {
   std::vector<std::string> allowed_emails;   // exact, case-insensitive
   std::vector<std::string> allowed_domains;  // the part after '@', case-insensitive
   std::chrono::seconds login_ttl{600};       // how long a started sign-in may take
-  // Started sign-ins waiting for their callback. Beyond the per-address cap a client's own
-  // oldest is dropped; when the table is full new ones are refused (ResourceExhausted), so a
-  // flood never pushes out anybody else's sign-in.
+  // Started sign-ins waiting for their callback, counted in each LoginPool on its own (so a
+  // flood in one pool never touches the other). Beyond the per-address cap a client's own
+  // oldest in that pool is dropped; when a pool is full new ones in it are refused
+  // (ResourceExhausted), so a flood never pushes out anybody else's sign-in.
   size_t max_pending_logins = 1024;
   size_t max_pending_logins_per_address = 8;
   std::chrono::seconds jwks_refetch_interval{60};  // at most one refetch per interval
 };
+
+// Who started a sign-in: the activation page (a person with an activation link), or the OAuth
+// authorize page (any registered client's GET /authorize can start one). Each pool has its own
+// caps (OidcSettings), so OAuth sign-ins can never fill the table activation links need.
+enum class LoginPool { kActivation, kOAuth };
 
 struct LoginStart {
   std::string authorize_url;  // where to send the browser
@@ -88,9 +94,10 @@ class OidcClient {
   // Starts a sign-in that will come back to `return_to` (a local path such as
   // "/auth/<token>": it starts with one '/', at most 2048 characters) for the browser at
   // `client` (its address key, http::AddressKey). The state is single-use and expires after
-  // login_ttl. ResourceExhausted when too many sign-ins are in progress.
-  [[nodiscard]] virtual absl::StatusOr<LoginStart> BeginLogin(std::string return_to,
-                                                              std::string_view client) = 0;
+  // login_ttl. `pool` is counted against its own caps. ResourceExhausted when too many
+  // sign-ins of that pool are in progress.
+  [[nodiscard]] virtual absl::StatusOr<LoginStart> BeginLogin(
+      std::string return_to, std::string_view client, LoginPool pool = LoginPool::kActivation) = 0;
 
   // Finishes the sign-in that `state` names (consuming it, whatever the outcome): exchanges
   // `code` at the token endpoint, verifies the ID token, checks the allow-list.
@@ -111,13 +118,16 @@ class ProviderOidcClient final : public OidcClient {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ProviderOidcClient>> Create(
       OidcSettings settings, HttpFetcher& http, common::Clock& clock);
 
-  [[nodiscard]] absl::StatusOr<LoginStart> BeginLogin(std::string return_to,
-                                                      std::string_view client) override;
+  [[nodiscard]] absl::StatusOr<LoginStart> BeginLogin(
+      std::string return_to, std::string_view client,
+      LoginPool pool = LoginPool::kActivation) override;
   [[nodiscard]] absl::StatusOr<SignedIn> CompleteLogin(std::string_view state,
                                                        std::string_view code) override;
 
-  // How many sign-ins are started and not yet completed or expired (for tests and metrics).
+  // How many sign-ins are started and not yet completed or expired (for tests and metrics):
+  // in all, or in `pool`.
   size_t PendingLogins();
+  size_t PendingLogins(LoginPool pool);
 
  private:
   struct Provider;
@@ -128,6 +138,12 @@ class ProviderOidcClient final : public OidcClient {
     common::Clock::SteadyTime expires;
     std::list<std::string>::iterator order;
     std::string client;
+    LoginPool pool = LoginPool::kActivation;
+  };
+  // One LoginPool's share of the table.
+  struct Pool {
+    std::list<std::string> order;                           // states, oldest first
+    std::map<std::string, size_t, std::less<>> per_client;  // pending per client
   };
 
   ProviderOidcClient(OidcSettings settings, HttpFetcher& http, common::Clock& clock);
@@ -152,9 +168,9 @@ class ProviderOidcClient final : public OidcClient {
   std::optional<common::Clock::SteadyTime> keys_fetched_;  // guarded by fetch_mu_
 
   std::mutex mu_;
-  std::map<std::string, Pending, std::less<>> pending_;    // by state; guarded by mu_
-  std::list<std::string> order_;                           // states, oldest first; guarded by mu_
-  std::map<std::string, size_t, std::less<>> per_client_;  // pending per client; guarded by mu_
+  std::map<std::string, Pending, std::less<>> pending_;  // by state; guarded by mu_
+  Pool pools_[2];                                        // by LoginPool; guarded by mu_
+  Pool& PoolLocked(LoginPool pool) { return pools_[static_cast<int>(pool)]; }
 };
 
 }  // namespace llmbox::hub::activation

@@ -411,8 +411,9 @@ struct ActivationPage::State {
       if (absl::IsNotFound(box.status())) return SendUnknown(out);
       return SendUnavailable(out, box.status());
     }
-    auto start = options.oidc->BeginLogin(std::string(kAuthPrefix) + token,
-                                          http::AddressKey(ClientOf(request)));
+    auto start =
+        options.oidc->BeginLogin(std::string(kAuthPrefix) + token,
+                                 http::AddressKey(ClientOf(request)), LoginPool::kActivation);
     if (!start.ok()) return SendSignInFailed(out, start.status());
     http::Headers headers = SecurityHeaders("text/plain; charset=utf-8");
     headers.emplace_back("Location", start->authorize_url);

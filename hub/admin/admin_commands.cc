@@ -117,9 +117,16 @@ int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, comm
     return 0;
   }
   if (args.verb == "revoke") {
-    if (auto st = (*store)->RevokeApiKey(name, common::ToUnixMillis(clock.Now())); !st.ok())
-      return Fail(st);
-    std::fprintf(stderr, "llmbox-hub: API key \"%s\" revoked\n", name.c_str());
+    const std::int64_t now = common::ToUnixMillis(clock.Now());
+    if (auto st = (*store)->RevokeApiKey(name, now); !st.ok()) return Fail(st);
+    // The key's OAuth grants die with it (their tokens already stop at their next use); revoked
+    // here too, so that `oauth list` says so at once.
+    auto grants = (*store)->RevokeOAuthGrants({.principal_id = auth::ApiKeyPrincipalId(name)}, now,
+                                              "the API key was revoked");
+    if (!grants.ok()) return Fail(grants.status());
+    std::fprintf(stderr,
+                 "llmbox-hub: API key \"%s\" revoked, and %lld OAuth grant(s) made with it\n",
+                 name.c_str(), static_cast<long long>(*grants));
     return 0;
   }
   return Usage(args.usage);

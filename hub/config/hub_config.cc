@@ -372,6 +372,25 @@ std::string DefaultPublicUrl(const HubConfig& config) {
           "config: auth.oauth.sign_in: oidc needs activation.oidc (the provider people sign in "
           "with); configure it, or use sign_in: api_key");
     }
+    // OAuth 2.1 §1.5: TLS everywhere but on loopback. Behind a TLS proxy the public URL is
+    // the proxy's https one.
+    const std::string_view url = config.public_url;
+    if (url.rfind("http://", 0) == 0) {
+      const size_t start = 7;
+      std::string host(url.substr(start, url.find('/', start) - start));
+      if (!host.empty() && host.front() == '[') {
+        host = host.substr(1, host.find(']') - 1);
+      } else {
+        host = host.substr(0, host.rfind(':'));
+      }
+      if (!IsLoopbackHost(host)) {
+        return absl::InvalidArgumentError(
+            "config: auth.oauth needs an https hub.public_url (people type keys and get codes "
+            "and tokens through it); got " +
+            config.public_url + ". Give the hub TLS (hub.tls) or put a TLS proxy in front and "
+            "set public_url to its https URL");
+      }
+    }
     config.oauth.issuer = config.public_url;  // again once a port 0 is bound
   }
   return config;

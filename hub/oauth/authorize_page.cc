@@ -1,6 +1,7 @@
 // hub/oauth/authorize_page.cc
 #include "hub/oauth/authorize_page.h"
 
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -141,6 +142,7 @@ struct Pending {
   std::optional<std::string> state;
   common::Clock::SteadyTime expires;
   std::optional<auth::Principal> principal;  // once signed in
+  int wrong_keys = 0;                        // API keys refused for this request
   std::list<std::string>::iterator order;
 };
 
@@ -172,6 +174,7 @@ struct AuthorizePage::State {
         clock(clock),
         secure_cookies(options.issuer.rfind("https://", 0) == 0),
         csrf(this->deps.csrf_key, clock, options.authorize_ttl),
+        binding_key(common::HmacSha256(this->deps.csrf_key, "browser binding")),
         key_attempts(clock, {.limit = this->deps.max_key_attempts_per_address,
                              .window = kKeyAttemptWindow}) {
     LLMBOX_CHECK(this->deps.clients != nullptr && this->deps.tokens != nullptr,
@@ -325,6 +328,24 @@ struct AuthorizePage::State {
     return checked;
   }
 
+  // ---- The browser binding (kCookie) ----
+
+  // "<random id>.<base64url HMAC of it>": only this hub can make one, so a cookie tossed into
+  // a victim's browser by someone else (a sibling subdomain, a plain-http answer) never
+  // becomes the binding of the victim's request unless this hub issued it.
+  std::string NewBrowserBinding() const {
+    const std::string id = RandomId();
+    return id + "." + common::Base64UrlEncode(common::HmacSha256(binding_key, id));
+  }
+
+  bool ValidBrowserBinding(std::string_view value) const {
+    if (value.size() != 2 * kIdChars + 1 || value[kIdChars] != '.') return false;
+    const std::string_view id = value.substr(0, kIdChars);
+    if (!ValidId(id)) return false;
+    return common::ConstantTimeEquals(value.substr(kIdChars + 1),
+                                      common::Base64UrlEncode(common::HmacSha256(binding_key, id)));
+  }
+
   void Start(const http::Request& request, http::Responder& out) {
     const std::string client = ClientOf(request);
     auto checked = Check(request.query);
@@ -337,7 +358,7 @@ struct AuthorizePage::State {
     }
     Checked& c = std::get<Checked>(checked);
     std::string browser = CookieValue(request.Header("cookie"), kCookie);
-    if (!ValidId(browser)) browser = RandomId();
+    if (!ValidBrowserBinding(browser)) browser = NewBrowserBinding();
     const std::string client_key = http::AddressKey(client);
     const std::string client_id = common::QuoteForMessage(c.client.client_id, 200);
     const std::string id = Add(browser, client_key, c);
@@ -353,7 +374,10 @@ struct AuthorizePage::State {
         SetPrincipal(id, *principal);
         return SendConsent(out, id, browser, std::move(cookie));
       }
-      auto start = deps.oidc->BeginLogin(std::string(kContinue) + "?request=" + id, client_key);
+      // A pool of its own: a flood of authorize requests never fills the table that activation
+      // links need.
+      auto start = deps.oidc->BeginLogin(std::string(kContinue) + "?request=" + id, client_key,
+                                         activation::LoginPool::kOAuth);
       if (!start.ok()) {
         Remove(id);
         return SendSignInFailed(out, start.status());
@@ -446,6 +470,14 @@ struct AuthorizePage::State {
     if (!principal.ok()) {
       spdlog::warn("oauth: an API key sign-in from {} failed: {}", client,
                    common::AsStd(principal.status().message()));
+      // Each request has its own few tries: past them it is dead, and the person starts again
+      // from the app (a new request), so one address's budget is rarely what stops them.
+      if (CountWrongKey(id) >= deps.max_key_attempts_per_request) {
+        Remove(id);
+        return SendError(out, 429, "Too many wrong keys",
+                         "That key is not valid either, and this sign-in has had too many wrong "
+                         "keys: it is closed.");
+      }
       return SendKeyForm(out, 401, id, p.browser, p.client,
                          "That key is not valid: it is unknown or revoked.");
     }
@@ -670,6 +702,15 @@ struct AuthorizePage::State {
     return true;
   }
 
+  // Counts a wrong key against request `id`; returns its count so far (a gone request counts
+  // as past every limit).
+  int CountWrongKey(const std::string& id) {
+    std::lock_guard lock(mu);
+    auto it = pending.find(id);
+    if (it == pending.end()) return std::numeric_limits<int>::max();
+    return ++it->second.wrong_keys;
+  }
+
   bool Remove(const std::string& id) {
     std::lock_guard lock(mu);
     DropExpiredLocked();
@@ -684,6 +725,7 @@ struct AuthorizePage::State {
   common::Clock& clock;
   const bool secure_cookies;
   activation::CsrfTokens csrf;
+  const std::string binding_key;  // MACs the kCookie values this page issues
   activation::RateLimiter key_attempts;
 
   std::mutex mu;

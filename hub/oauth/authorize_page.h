@@ -16,11 +16,13 @@
 //   POST /authorize/sign-in                 request, csrf, api_key     (SignInMode::kApiKey)
 //   POST /authorize/consent                 request, csrf, decision=allow|deny
 //
-// Cookies: llmbox_authorize (a random browser id; Path=/authorize, HttpOnly, SameSite=Lax so
-// that it survives the provider's cross-site redirect back, Secure when the issuer is https,
-// Max-Age authorize_ttl) binds each started request to its browser. In kOidc mode the page
-// also sets the activation module's llmbox_oidc_state cookie (SessionCookie::StateCookieHeader)
-// and reads its llmbox_session cookie: a person already signed in skips the provider.
+// Cookies: llmbox_authorize (a random browser id and its HMAC under a key derived from
+// csrf_key: a value this page did not issue is ignored and replaced; Path=/authorize,
+// HttpOnly, SameSite=Lax so that it survives the provider's cross-site redirect back, Secure
+// when the issuer is https, Max-Age authorize_ttl) binds each started request to its browser. In
+// kOidc mode the page also sets the activation module's llmbox_oidc_state cookie
+// (SessionCookie::StateCookieHeader) and reads its llmbox_session cookie: a person already signed
+// in skips the provider.
 //
 // Checks, in this order: the client is known and redirect_uri is one of its own (else an
 // error page, never a redirect: RFC 6749 §4.1.2.1); then, answered by a redirect with error
@@ -29,8 +31,8 @@
 // {llmbox} (absent: llmbox). A started request is kept in memory (bounded in all and per
 // client address, expiring after options.authorize_ttl) and bound to the browser by an
 // HttpOnly cookie; the forms carry CSRF tokens (activation/csrf.h) scoped to the request.
-// API-key sign-ins are rate limited per client address. Every page has the activation page's
-// security headers (no caching, framing, sniffing or Referer; a strict CSP whose form-action
+// Wrong API keys are limited per client address and per request. Every page has the activation
+// page's security headers (no caching, framing, sniffing or Referer; a strict CSP whose form-action
 // on the consent page also names the redirect URI's origin, as the form's answer is a 303
 // there). Nothing secret is logged or echoed: not the key, the code, the challenge's verifier
 // or the state.
@@ -64,8 +66,12 @@ struct AuthorizePageDeps {
   std::string oidc_issuer;
   // SignInMode::kApiKey: checks the key a person types (required in that mode).
   const auth::ApiKeyAuthenticator* api_keys = nullptr;
-  std::string csrf_key;                   // >= 32 secret bytes
-  int max_key_attempts_per_address = 10;  // per 15 minutes
+  std::string csrf_key;  // >= 32 secret bytes
+  // Wrong API keys: per client address and 15 minutes (bounds load and noise; keys are 256-bit
+  // random), and per pending request (past it the request is dead: the person starts again
+  // from the app).
+  int max_key_attempts_per_address = 30;
+  int max_key_attempts_per_request = 5;
   std::size_t max_pending_requests = 10'000;
   std::size_t max_pending_requests_per_address = 20;
 };

@@ -82,7 +82,7 @@ struct OAuthServer::State {
         deps(std::move(d)),
         clock(c),
         clients(*deps.store, *deps.cimd, clock, options),
-        tokens(*deps.store, clock, options),
+        tokens(*deps.store, clock, options, deps.oidc_person_allowed),
         page(options,
              AuthorizePageDeps{.clients = &clients,
                                .tokens = &tokens,

@@ -52,6 +52,9 @@ struct OAuthServerDeps {
   activation::OidcClient* oidc = nullptr;
   const activation::SessionCookie* sessions = nullptr;
   std::string oidc_issuer;
+  // Whether an OIDC-signed-in person (by verified email) may still sign in: the activation
+  // module's allow-list, asked at every use of their grants (tokens.h). Unset: not checked.
+  PersonAllowed oidc_person_allowed;
   // Authenticate accepts API keys beside OAuth tokens when this is set (auth.api_keys not off).
   const auth::ApiKeyAuthenticator* api_keys = nullptr;
   // The key sign-in page (SignInMode::kApiKey) checks the key a person types with this one;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
 #include "common/secrets.h"
@@ -98,8 +99,14 @@ bool ScopeWithin(std::string_view requested, std::string_view granted) {
 
 // The store's refusals of a code or refresh token (NotFound, FailedPrecondition) as
 // invalid_grant; the checks' own OAuth errors and other failures (the store unavailable) pass
-// as they are.
-absl::Status AsInvalidGrant(const absl::Status& status) {
+// as they are. A refusal of a known code or token (a replay, a reuse, an expired or revoked
+// one) goes to the log as well, with the client: an operator must see a replay.
+absl::Status AsInvalidGrant(const absl::Status& status, const Client& client,
+                            std::string_view what) {
+  if (absl::IsFailedPrecondition(status)) {
+    spdlog::warn("oauth: client \"{}\" presented {} that was refused: {}", client.client_id, what,
+                 common::AsStd(status.message()));
+  }
   if (absl::IsNotFound(status) || absl::IsFailedPrecondition(status)) {
     return OAuthError(kInvalidGrant, common::AsStd(status.message()));
   }
@@ -121,8 +128,15 @@ std::string TokenResponse::Json() const {
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-TokenService::TokenService(store::Store& store, common::Clock& clock, const OAuthOptions& options)
-    : store_(store), clock_(clock), options_(options) {}
+TokenService::TokenService(store::Store& store, common::Clock& clock, const OAuthOptions& options,
+                           PersonAllowed person_allowed)
+    : store_(store), clock_(clock), options_(options), person_allowed_(std::move(person_allowed)) {}
+
+bool TokenService::PersonRefused(const store::OAuthGrantRecord& grant) const {
+  return person_allowed_ &&
+         grant.principal_kind == auth::PrincipalKindName(auth::PrincipalKind::kOAuthSubject) &&
+         !person_allowed_(grant.email);
+}
 
 absl::StatusOr<std::string> TokenService::IssueCode(const CodeRequest& request) {
   if (request.client == nullptr) {
@@ -140,6 +154,10 @@ absl::StatusOr<std::string> TokenService::IssueCode(const CodeRequest& request) 
   const auth::PrincipalKind kind = request.principal.kind();
   if (kind != auth::PrincipalKind::kApiKey && kind != auth::PrincipalKind::kOAuthSubject) {
     return OAuthError(kAccessDenied, "only a signed-in person can consent");
+  }
+  if (kind == auth::PrincipalKind::kOAuthSubject && person_allowed_ &&
+      !person_allowed_(request.principal.verified_email())) {
+    return OAuthError(kAccessDenied, "this person is no longer allowed to sign in here");
   }
   LLMBOX_ASSIGN_OR_RETURN(std::string grant_random, common::RandomToken(12));
   LLMBOX_ASSIGN_OR_RETURN(std::string code, NewSecret(kCodePrefix));
@@ -210,10 +228,13 @@ absl::StatusOr<TokenResponse> TokenService::ExchangeCode(const Client& client,
     if (resource.has_value() && !SameResource(*resource, grant.resource)) {
       return OAuthError(kInvalidTarget, "this authorization code is for " + grant.resource);
     }
+    if (PersonRefused(grant)) {
+      return OAuthError(kInvalidGrant, "the person this code was issued for may no longer sign in");
+    }
     return absl::OkStatus();
   };
   auto redeemed = store_.RedeemOAuthCode(common::Sha256Hex(code), now, check, tokens);
-  if (!redeemed.ok()) return AsInvalidGrant(redeemed.status());
+  if (!redeemed.ok()) return AsInvalidGrant(redeemed.status(), client, "an authorization code");
   const store::OAuthGrantRecord& grant = redeemed->second;
   return TokenResponse{
       .access_token = std::move(access),
@@ -235,7 +256,7 @@ absl::StatusOr<TokenResponse> TokenService::Refresh(const Client& client,
   // The checks that change nothing come first, on a read: a refresh asking for too much is
   // refused without spending the token.
   auto found = store_.FindOAuthToken(hash);
-  if (!found.ok()) return AsInvalidGrant(found.status());
+  if (!found.ok()) return AsInvalidGrant(found.status(), client, "a token");
   if (found->token.kind != store::OAuthTokenKind::kRefresh ||
       found->grant.client_id != client.client_id) {
     return OAuthError(kInvalidGrant, "this refresh token is unknown");
@@ -253,6 +274,11 @@ absl::StatusOr<TokenResponse> TokenService::Refresh(const Client& client,
                                    "the API key was revoked");
     return OAuthError(kInvalidGrant, "the API key this grant was made with is revoked");
   }
+  if (PersonRefused(found->grant)) {
+    (void)store_.RevokeOAuthGrants({.grant_id = found->grant.grant_id}, now,
+                                   "the person is no longer allowed to sign in");
+    return OAuthError(kInvalidGrant, "the person this grant was made for may no longer sign in");
+  }
   LLMBOX_ASSIGN_OR_RETURN(std::string access, NewSecret(kAccessTokenPrefix));
   LLMBOX_ASSIGN_OR_RETURN(std::string refresh, NewSecret(kRefreshTokenPrefix));
   const std::int64_t grant_end = found->grant.expires_at_ms;
@@ -267,7 +293,7 @@ absl::StatusOr<TokenResponse> TokenService::Refresh(const Client& client,
        .expires_at_ms = std::min(grant_end, now + Millis(options_.refresh_token_ttl))},
   };
   auto rotated = store_.RotateOAuthRefreshToken(hash, client.client_id, now, tokens);
-  if (!rotated.ok()) return AsInvalidGrant(rotated.status());
+  if (!rotated.ok()) return AsInvalidGrant(rotated.status(), client, "a refresh token");
   return TokenResponse{
       .access_token = std::move(access),
       .refresh_token = std::move(refresh),
@@ -317,6 +343,10 @@ absl::StatusOr<auth::Principal> TokenService::Authenticate(std::string_view acce
   }
   if (!found->principal_live) {
     return absl::UnauthenticatedError("the API key this access token was issued for is revoked");
+  }
+  if (PersonRefused(grant)) {
+    return absl::UnauthenticatedError(
+        "the person this access token was issued for may no longer sign in");
   }
   LLMBOX_ASSIGN_OR_RETURN(auth::Principal principal, PrincipalOf(grant, found->principal_admin));
   // Best effort and coarse: the row says when it was last written, and the store writes at

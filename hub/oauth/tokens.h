@@ -28,7 +28,9 @@
 // principal, the key must still be live at every use (revoking the key ends its grants' tokens; a
 // refresh then revokes the grant); its admin role is the key's at each use. An OIDC principal is
 // rebuilt from the grant (issuer and subject from its id, name and verified email as signed
-// in), without roles.
+// in), without roles; when the service has a PersonAllowed check, the person's email must still
+// pass it at every use (consent, code exchange, Authenticate, Refresh): someone taken off
+// activation.oidc's allow-list loses access at once, and their next refresh revokes the grant.
 //
 // Thread-safe. Errors carry OAuth codes (errors.h): invalid_grant (unknown, expired, used,
 // revoked, another client's, wrong verifier or redirect URI), invalid_target (another
@@ -37,6 +39,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -78,10 +81,17 @@ struct TokenResponse {
   std::string Json() const;  // {"access_token":...,"token_type":"Bearer",...}
 };
 
+// Whether the person with this verified email may still sign in (the activation module's
+// EmailAllowlist). Called on every use of an OIDC principal's grant, so it must be cheap (no
+// I/O) and thread-safe.
+using PersonAllowed = std::function<bool(std::string_view email)>;
+
 class TokenService {
  public:
-  // `store` and `clock` must outlive the service.
-  TokenService(store::Store& store, common::Clock& clock, const OAuthOptions& options);
+  // `store` and `clock` must outlive the service. `person_allowed`, when set, is asked about
+  // every OIDC principal (see above); API-key principals are checked against the key instead.
+  TokenService(store::Store& store, common::Clock& clock, const OAuthOptions& options,
+               PersonAllowed person_allowed = {});
 
   // Starts a grant and returns its authorization code.
   [[nodiscard]] absl::StatusOr<std::string> IssueCode(const CodeRequest& request);
@@ -104,14 +114,18 @@ class TokenService {
 
   // The principal of a live access token issued for this resource: one store lookup, and at
   // most once a minute per grant a write of its last use. Unauthenticated for anything else
-  // (unknown, expired, revoked, a refresh token, another resource, a revoked key); the store's
-  // own failures (Unavailable) as they are.
+  // (unknown, expired, revoked, a refresh token, another resource, a revoked key, a person no
+  // longer allowed); the store's own failures (Unavailable) as they are.
   [[nodiscard]] absl::StatusOr<auth::Principal> Authenticate(std::string_view access_token);
 
  private:
   store::Store& store_;
   common::Clock& clock_;
   const OAuthOptions& options_;
+  const PersonAllowed person_allowed_;
+
+  // Whether the grant's principal is an OIDC person that person_allowed_ now refuses.
+  bool PersonRefused(const store::OAuthGrantRecord& grant) const;
 };
 
 }  // namespace llmbox::hub::oauth

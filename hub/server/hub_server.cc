@@ -4,9 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_join.h"
 #include "spdlog/spdlog.h"
@@ -326,6 +329,15 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                       .oidc = s.oidc.get(),
                       .sessions = s.sessions.get(),
                       .oidc_issuer = config.activation_oidc ? config.activation_oidc->issuer : "",
+                      // A person taken off activation.oidc's allow-list (or every person, once
+                      // activation.oidc is gone) loses the access their grants gave.
+                      .oidc_person_allowed =
+                          [allowlist = std::make_shared<const activation::EmailAllowlist>(
+                               config.activation_oidc ? config.activation_oidc->allowed_emails
+                                                      : std::vector<std::string>{},
+                               config.activation_oidc ? config.activation_oidc->allowed_domains
+                                                      : std::vector<std::string>{})](
+                              std::string_view email) { return allowlist->Allows(email); },
                       .api_keys = keys_too ? s.api_keys.get() : nullptr,
                       .sign_in_keys = s.api_keys.get(),
                       .secret = s.session_key},

@@ -404,8 +404,10 @@ absl::StatusOr<std::int64_t> SqliteStore::PruneOAuth(std::int64_t now_ms) {
         run("DELETE FROM oauth_tokens WHERE expires_at_ms <= ?1 OR grant_id IN (SELECT grant_id "
             "FROM oauth_grants WHERE revoked_at_ms <= ?2 OR expires_at_ms <= ?2)",
             {now_ms, horizon}));
+    // A code row stays a day past its expiry: a replay of a used code then still finds it, and
+    // revokes what it issued, rather than being merely unknown.
     LLMBOX_RETURN_IF_ERROR(
-        run("DELETE FROM oauth_codes WHERE expires_at_ms <= ?1 OR grant_id IN (SELECT grant_id "
+        run("DELETE FROM oauth_codes WHERE expires_at_ms <= ?2 OR grant_id IN (SELECT grant_id "
             "FROM oauth_grants WHERE revoked_at_ms <= ?2 OR expires_at_ms <= ?2)",
             {now_ms, horizon}));
     LLMBOX_RETURN_IF_ERROR(run(

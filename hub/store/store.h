@@ -305,9 +305,10 @@ class Store {
   // client_id must be set: InvalidArgument otherwise); returns how many.
   [[nodiscard]] virtual absl::StatusOr<std::int64_t> RevokeOAuthGrants(
       const OAuthGrantFilter& filter, std::int64_t now_ms, std::string_view reason) = 0;
-  // Deletes what can no longer be used at now_ms: expired codes and tokens, grants revoked or
-  // expired more than a day ago (with their tokens), and clients never used past their
-  // expiry. Returns how many rows went.
+  // Deletes what can no longer be used at now_ms: expired tokens, codes expired more than a
+  // day ago (kept so that a late replay still revokes its grant), grants revoked or expired more
+  // than a day ago (with their codes and tokens), and clients never used past their expiry.
+  // Returns how many rows went.
   [[nodiscard]] virtual absl::StatusOr<std::int64_t> PruneOAuth(std::int64_t now_ms) = 0;
 };
 

@@ -36,6 +36,7 @@
 #include "spoke/egress/egress.h"
 #include "spoke/egress/firewall.h"
 #include "spoke/egress/proxy.h"
+#include "tests/bench/bench_report.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/test_internet.h"
 
@@ -44,14 +45,7 @@ namespace {
 using namespace llmbox;
 using namespace std::chrono_literals;
 
-std::string report;
-template <typename... Args>
-void Say(const char* format, Args... args) {
-  char line[512];
-  std::snprintf(line, sizeof(line), format, args...);
-  report += line;
-  std::fputs(line, stdout);
-}
+using llmbox::bench::Say;
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "egress box bench: %s\n", what.c_str());
@@ -230,11 +224,6 @@ int main(int argc, char** argv) {
   stop = true;
   server.join();
   close(listen_fd);
-  if (const char* out = std::getenv("LLMBOX_BENCH_OUT"); out != nullptr && *out != '\0') {
-    if (FILE* f = std::fopen(out, "w")) {
-      std::fputs(report.c_str(), f);
-      std::fclose(f);
-    }
-  }
+  llmbox::bench::WriteReport();
   return 0;
 }

@@ -41,22 +41,14 @@
 
 #include "common/clock.h"
 #include "spoke/egress/proxy.h"
+#include "tests/bench/bench_report.h"
 
 namespace {
 
 namespace egress = llmbox::spoke::egress;
 using Clock = std::chrono::steady_clock;
 
-std::string report;  // what is printed, also written to $LLMBOX_BENCH_OUT
-
-template <typename... Args>
-void Say(const char* format, Args... args) {
-  char line[512];
-  std::snprintf(line, sizeof(line), format, args...);
-  report += line;
-  std::fputs(line, stdout);
-  std::fflush(stdout);
-}
+using llmbox::bench::Say;
 
 bool failed = false;
 
@@ -323,11 +315,6 @@ int main(int argc, char** argv) {
   Expect(proxy.Refusals("bench").empty(), "the proxy refused a bench connection");
 
   proxy.Stop();
-  if (const char* out = std::getenv("LLMBOX_BENCH_OUT"); out != nullptr && *out != '\0') {
-    if (FILE* f = std::fopen(out, "w")) {
-      std::fputs(report.c_str(), f);
-      std::fclose(f);
-    }
-  }
+  llmbox::bench::WriteReport();
   return failed ? 1 : 0;
 }

@@ -24,22 +24,14 @@
 #include "hub/auth/api_key_auth.h"
 #include "hub/oauth/tokens.h"
 #include "hub/store/sqlite_store.h"
+#include "tests/bench/bench_report.h"
 
 namespace {
 
 using namespace llmbox;
 using Steady = std::chrono::steady_clock;
 
-std::string report;  // what is printed, also written to $LLMBOX_BENCH_OUT
-
-template <typename... Args>
-void Say(const char* format, Args... args) {
-  char line[512];
-  std::snprintf(line, sizeof(line), format, args...);
-  report += line;
-  std::fputs(line, stdout);
-  std::fflush(stdout);
-}
+using llmbox::bench::Say;
 
 [[noreturn]] void Die(const std::string& what, const absl::Status& status) {
   std::fprintf(stderr, "oauth token bench: %s: %s\n", what.c_str(), status.ToString().c_str());
@@ -143,11 +135,6 @@ int main(int argc, char** argv) {
   store->reset();
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
-  if (const char* out = std::getenv("LLMBOX_BENCH_OUT")) {
-    if (std::FILE* file = std::fopen(out, "w")) {
-      std::fputs(report.c_str(), file);
-      std::fclose(file);
-    }
-  }
+  llmbox::bench::WriteReport();
   return 0;
 }

@@ -27,6 +27,7 @@
 
 #include "common/redact.h"
 #include "spoke/box/console.h"
+#include "tests/bench/bench_report.h"
 #include "tests/support/regex_redact.h"
 
 namespace {
@@ -34,16 +35,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr size_t kMiB = 1u << 20;
 
-std::string report;  // what is printed, also written to $LLMBOX_BENCH_OUT
-
-template <typename... Args>
-void Say(const char* format, Args... args) {
-  char line[512];
-  std::snprintf(line, sizeof(line), format, args...);
-  report += line;
-  std::fputs(line, stdout);
-  std::fflush(stdout);
-}
+using llmbox::bench::Say;
 
 std::string Repeated(std::string_view piece, size_t size = kMiB) {
   std::string out;
@@ -232,11 +224,6 @@ int main(int argc, char** argv) {
   OldRegexInChild(line20k, size_t{1} << 30, "1 GiB");
   OldRegexInChild(line40k, size_t{8} << 20, "8 MiB");
 
-  if (const char* out = std::getenv("LLMBOX_BENCH_OUT"); out != nullptr && *out != '\0') {
-    if (FILE* f = std::fopen(out, "w")) {
-      std::fputs(report.c_str(), f);
-      std::fclose(f);
-    }
-  }
+  llmbox::bench::WriteReport();
   return failed ? 1 : 0;
 }

@@ -34,6 +34,7 @@
 #include "spoke/egress/egress.h"
 #include "spoke/egress/firewall.h"
 #include "spoke/egress/proxy.h"
+#include "tests/bench/bench_report.h"
 #include "tests/rig/rig_env.h"
 
 namespace {
@@ -195,15 +196,7 @@ Stats Summarize(std::vector<double> v) {
   return {at(0.5), at(0.95), sum / v.size()};
 }
 
-std::string report;  // what is printed, also written to $LLMBOX_BENCH_OUT
-
-template <typename... Args>
-void Say(const char* format, Args... args) {
-  char line[512];
-  std::snprintf(line, sizeof(line), format, args...);
-  report += line;
-  std::fputs(line, stdout);
-}
+using llmbox::bench::Say;
 
 void Print(const char* what, int n, const Stats& s) {
   Say("  %-34s n=%-3d p50 %7.3f s   p95 %7.3f s   mean %7.3f s\n", what, n, s.p50, s.p95, s.mean);
@@ -370,11 +363,6 @@ int main(int argc, char** argv) {
   (void)firewall->Reset({});
   (void)runner.Run(
       {.argv = {"/usr/sbin/nft", "delete", "table", "inet", egress::NftTableName(spoke_name)}});
-  if (const char* out = std::getenv("LLMBOX_BENCH_OUT"); out != nullptr && *out != '\0') {
-    if (FILE* f = std::fopen(out, "w")) {
-      std::fputs(report.c_str(), f);
-      std::fclose(f);
-    }
-  }
+  llmbox::bench::WriteReport();
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <string>
 #include <utility>
@@ -646,9 +647,11 @@ TEST_CASE("the page's stylesheet and script are served with the same headers", "
 // real client is tested against a real provider in tests/e2e/oidc_provider_test.cc).
 class NamedOidcClient final : public OidcClient {
  public:
-  absl::StatusOr<LoginStart> BeginLogin(std::string return_to, std::string_view) override {
+  absl::StatusOr<LoginStart> BeginLogin(std::string return_to, std::string_view,
+                                        LoginPool pool = LoginPool::kActivation) override {
     if (!begin_error.ok()) return begin_error;
     return_to_ = std::move(return_to);
+    this->pool = pool;
     return LoginStart{.authorize_url = "https://idp.example.com/authorize?state=s1", .state = "s1"};
   }
   absl::StatusOr<SignedIn> CompleteLogin(std::string_view state, std::string_view) override {
@@ -656,7 +659,8 @@ class NamedOidcClient final : public OidcClient {
     return SignedIn{.email = email, .subject = "sub", .return_to = return_to_};
   }
   std::string email = "alice@example.com";
-  absl::Status begin_error;  // what BeginLogin fails with, when not OK
+  absl::Status begin_error;       // what BeginLogin fails with, when not OK
+  std::optional<LoginPool> pool;  // the last BeginLogin's
 
  private:
   std::string return_to_;
@@ -707,6 +711,7 @@ TEST_CASE("with sign-in gating the first person to sign in owns the box; others 
   CHECK(started.status == 303);
   CHECK(started.Header("Location") == "https://idp.example.com/authorize?state=s1");
   CHECK(Has(started.Header("Set-Cookie"), "llmbox_oidc_state=s1"));
+  CHECK(oidc.pool == LoginPool::kActivation);  // OAuth sign-ins cannot fill its table
 
   auto signed_in = [&](const std::string& email) {
     oidc.email = email;

@@ -170,6 +170,16 @@ TEST_CASE("bad auth.oauth configs are refused with the key path and the line",
             .find("client_secret") != std::string::npos);
   CHECK(ErrorOf("auth:\n  oauth:\n    enable: true\n").find("auth.oauth.enable (line 3)") !=
         std::string::npos);
+  // OAuth only over TLS, but on loopback.
+  CHECK(ErrorOf("hub:\n  public_url: http://hub.example.com\nauth:\n  oauth:\n"
+                "    enabled: true\n")
+            .find("auth.oauth needs an https hub.public_url") != std::string::npos);
+  CHECK(ErrorOf("hub:\n  listen: 0.0.0.0:8080\nauth:\n  oauth:\n    enabled: true\n")
+            .find("got http://0.0.0.0:8080") != std::string::npos);
+  CHECK(Parse("hub:\n  public_url: http://[::1]:8080\nauth:\n  oauth:\n    enabled: true\n")
+            .ok());
+  CHECK(Parse("hub:\n  public_url: http://localhost:8080\nauth:\n  oauth:\n    enabled: true\n")
+            .ok());
   // Without OAuth, keys off beyond loopback is still refused.
   CHECK(ErrorOf("hub:\n  listen: 0.0.0.0:8080\nauth:\n  api_keys: off\n")
             .find("auth.api_keys: off is refused") != std::string::npos);

@@ -63,11 +63,13 @@ class NoFetcher final : public CimdFetcher {
 // The activation module's OIDC client, as the authorize page sees it.
 class FakeOidc final : public activation::OidcClient {
  public:
-  absl::StatusOr<activation::LoginStart> BeginLogin(std::string return_to,
-                                                    std::string_view client) override {
+  absl::StatusOr<activation::LoginStart> BeginLogin(
+      std::string return_to, std::string_view client,
+      activation::LoginPool pool = activation::LoginPool::kActivation) override {
     if (!begin_error.ok()) return begin_error;
     this->return_to = std::move(return_to);
     this->client = std::string(client);
+    this->pool = pool;
     return activation::LoginStart{.authorize_url = "https://idp.example.com/authorize?state=s1",
                                   .state = "s1"};
   }
@@ -76,6 +78,7 @@ class FakeOidc final : public activation::OidcClient {
   }
   std::string return_to;
   std::string client;
+  std::optional<activation::LoginPool> pool;
   absl::Status begin_error;
 };
 
@@ -237,7 +240,7 @@ struct Fixture {
   FakeOidc oidc;
   activation::SessionCookie sessions{std::string(32, 's'), 3600s, clock};
   OAuthOptions options;
-  int max_key_attempts = 10;
+  int max_key_attempts = 30;
   std::size_t max_pending = 10'000;
   std::size_t max_pending_per_address = 20;
   std::unique_ptr<ClientRegistry> clients;
@@ -291,7 +294,8 @@ TEST_CASE("an API-key sign-in and Allow send the browser back with a code, the s
   const auto cookies = start.Headers("Set-Cookie");
   REQUIRE(cookies.size() == 1);
   CHECK(std::regex_match(cookies[0],
-                         std::regex("llmbox_authorize=[A-Za-z0-9_-]{43}; Path=/authorize; "
+                         std::regex("llmbox_authorize=[A-Za-z0-9_-]{43}\\.[A-Za-z0-9_-]{43}; "
+                                    "Path=/authorize; "
                                     "Max-Age=600; HttpOnly; SameSite=Lax; Secure")));
 
   Fixture::Browser b = f.SignedIn();
@@ -576,12 +580,12 @@ TEST_CASE("API key guessing from one address hits the rate limit; a malformed ke
   }
   // A correct sign-in costs nothing either.
   CHECK(attempt(kKey).status == 303);
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < f.max_key_attempts; ++i) {
     auto refused = attempt("llmbox_guess-" + std::to_string(i));
     CHECK(refused.status == 401);
     CHECK(Has(refused.body, "That key is not valid"));
   }
-  auto limited = attempt("llmbox_guess-10");
+  auto limited = attempt("llmbox_guess-last");
   CHECK(limited.status == 429);
   CHECK_FALSE(limited.Header("Retry-After").empty());
   CHECK(Has(limited.body, "Too many sign-in attempts"));
@@ -667,6 +671,7 @@ TEST_CASE(
   const std::string id = f.oidc.return_to.substr(prefix.size());
   CHECK(id.size() == 43);
   CHECK(f.oidc.client == "192.0.2.7");
+  CHECK(f.oidc.pool == activation::LoginPool::kOAuth);  // never the activation links' pool
 
   // The activation page's callback set the session (tested there); back at continue:
   const std::string session = std::string(activation::SessionCookie::kName) + "=" +
@@ -754,6 +759,73 @@ TEST_CASE("the browser cookie is Secure only with an https issuer", "[oauth][aut
   REQUIRE(start.Headers("Set-Cookie").size() == 1);
   CHECK_FALSE(Has(start.Headers("Set-Cookie")[0], "Secure"));
   CHECK(Has(start.Headers("Set-Cookie")[0], "HttpOnly; SameSite=Lax"));
+}
+
+TEST_CASE("a browser binding the hub did not issue is ignored and a fresh one issued",
+          "[oauth][authorize][fix-tokens]") {
+  Fixture f;
+  auto binding = [](const Reply& reply) {
+    for (const auto& set : reply.Headers("Set-Cookie")) {
+      if (set.rfind("llmbox_authorize=", 0) == 0) return set.substr(0, set.find(';'));
+    }
+    return std::string();
+  };
+  // The hub's own value comes back as it is (two tabs of one browser share it).
+  const Fixture::Browser own = f.Start();
+  CHECK(f.Start(GoodParams(), own.cookie).cookie == own.cookie);
+
+  // Cookie tossing: the attacker plants a value it knows in the victim's browser...
+  const std::string id(43, 'A');
+  const std::string other_hub =
+      id + "." + common::Base64UrlEncode(common::HmacSha256(std::string(32, 'x'), id));
+  const std::string tampered =
+      own.cookie.substr(0, own.cookie.size() - 1) + (own.cookie.back() == 'A' ? "B" : "A");
+  for (const std::string& tossed :
+       {"llmbox_authorize=" + id, "llmbox_authorize=" + other_hub, tampered,
+        "llmbox_authorize=" + id + "." + std::string(43, 'A')}) {
+    INFO(tossed);
+    auto started = f.Call("GET", "/authorize", Query(GoodParams()), tossed);
+    REQUIRE(started.status == 200);
+    // ...and the hub ignores it: the victim's request is bound to a fresh value of its own.
+    const std::string issued = binding(started);
+    REQUIRE_FALSE(issued.empty());
+    CHECK(issued != tossed);
+    CHECK(issued.size() == std::string("llmbox_authorize=").size() + 43 + 1 + 43);
+    const Fixture::Browser attacker{.cookie = tossed,
+                                    .request = Fixture::Hidden(started, "request"),
+                                    .csrf = Fixture::Hidden(started, "csrf")};
+    CHECK(f.SignIn(attacker, kKey).status == 403);
+    const Fixture::Browser victim{
+        .cookie = issued, .request = attacker.request, .csrf = attacker.csrf};
+    CHECK(f.SignIn(victim, kKey).status == 303);
+  }
+}
+
+TEST_CASE("a request with too many wrong keys is dead, but the right key from that address works",
+          "[oauth][authorize][fix-tokens]") {
+  Fixture f;
+  // A shared address: someone mistypes (or guesses) ten times over two requests...
+  for (int request = 0; request < 2; ++request) {
+    Fixture::Browser b = f.Start();
+    for (int i = 1; i <= 5; ++i) {
+      auto refused = f.SignIn(b, "llmbox_wrong-" + std::to_string(i));
+      if (i < 5) {
+        CHECK(refused.status == 401);
+        CHECK(Has(refused.body, "That key is not valid"));
+        b.csrf = Fixture::Hidden(refused, "csrf");
+      } else {
+        CHECK(refused.status == 429);
+        CHECK(Has(refused.body, "too many wrong keys"));
+      }
+    }
+    // ...each request is dead after its five: even the right key no longer signs it in.
+    auto dead = f.SignIn(b, kKey);
+    CHECK(dead.status == 400);
+    CHECK(Has(dead.body, "expired"));
+  }
+  // A new request from the same address still signs in with the right key.
+  Fixture::Browser fresh = f.Start();
+  CHECK(f.SignIn(fresh, kKey).status == 303);
 }
 
 // ---- After the merge of oauth-clients and oauth-tokens (hidden until then) ----

@@ -404,8 +404,9 @@ TEST_CASE("touching a grant writes its last use at most once a minute", "[oauth]
   REQUIRE(f.store->TouchOAuthGrant("unknown", kNow).ok());
 }
 
-TEST_CASE("pruning deletes expired codes and tokens, long-dead grants, never-used clients",
-          "[oauth][tokens]") {
+TEST_CASE(
+    "pruning deletes expired tokens, codes a day after expiry, long-dead grants, unused clients",
+    "[oauth][tokens]") {
   Fixture f;
   f.Issue("live");
   f.Issue("revoked");
@@ -422,17 +423,20 @@ TEST_CASE("pruning deletes expired codes and tokens, long-dead grants, never-use
   sqlite3_close(db);
 
   // An hour on: the access tokens and the codes are expired; the revoked grant is not a day
-  // dead yet.
+  // dead yet, and the used codes stay a day past their expiry (a replay must still find them).
   auto pruned = f.store->PruneOAuth(kNow + 3'600'000);
   REQUIRE(pruned.ok());
-  CHECK(*pruned == 2 + 2 + 1);  // two access tokens, two codes, the unused client
+  CHECK(*pruned == 2 + 1);  // two access tokens, the unused client
   CHECK(absl::IsNotFound(f.store->FindOAuthToken(Sha256Hex("access-live")).status()));
   CHECK(f.store->FindOAuthToken(Sha256Hex("refresh-live")).ok());
   CHECK(f.store->FindOAuthToken(Sha256Hex("refresh-revoked")).ok());
 
   pruned = f.store->PruneOAuth(kNow + kDay);
   REQUIRE(pruned.ok());
-  CHECK(*pruned == 2);  // the revoked grant and its refresh token
+  CHECK(*pruned == 3);  // the revoked grant, its refresh token and its code
+  pruned = f.store->PruneOAuth(kNow + 60'000 + kDay);
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 1);  // the live grant's code, a day past its expiry
   auto grants = f.store->ListOAuthGrants({.include_revoked = true});
   REQUIRE(grants.ok());
   REQUIRE(grants->size() == 1);

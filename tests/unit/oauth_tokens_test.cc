@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -466,18 +467,19 @@ TEST_CASE("the token response is RFC 6749 JSON with an integer expires_in", "[oa
                            R"("scope":"llmbox","token_type":"Bearer"})");
 }
 
-// Runs `fn` with stdout going to a file; returns what it printed.
+// Runs `fn` with `stream` (stdout or stderr) going to a file; returns what it printed.
 template <typename Fn>
-std::string CaptureStdout(const std::filesystem::path& file, Fn fn) {
-  std::fflush(stdout);
-  const int saved = ::dup(STDOUT_FILENO);
+std::string Capture(std::FILE* stream, const std::filesystem::path& file, Fn fn) {
+  const int target = ::fileno(stream);
+  std::fflush(stream);
+  const int saved = ::dup(target);
   const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   REQUIRE(fd >= 0);
-  ::dup2(fd, STDOUT_FILENO);
+  ::dup2(fd, target);
   ::close(fd);
   fn();
-  std::fflush(stdout);
-  ::dup2(saved, STDOUT_FILENO);
+  std::fflush(stream);
+  ::dup2(saved, target);
   ::close(saved);
   std::FILE* in = std::fopen(file.c_str(), "r");
   std::string out;
@@ -485,6 +487,11 @@ std::string CaptureStdout(const std::filesystem::path& file, Fn fn) {
   while (std::size_t n = std::fread(buffer, 1, sizeof buffer, in)) out.append(buffer, n);
   std::fclose(in);
   return out;
+}
+
+template <typename Fn>
+std::string CaptureStdout(const std::filesystem::path& file, Fn fn) {
+  return Capture(stdout, file, fn);
 }
 
 TEST_CASE("a CLI revoke from a second store handle takes effect on the serving store at once",
@@ -529,6 +536,121 @@ TEST_CASE("a CLI revoke from a second store handle takes effect on the serving s
   const std::string all = CaptureStdout(
       f.dir.path() / "all.out", [&] { CHECK(admin::OAuthCommand(args, config, f.clock) == 0); });
   CHECK(all.find("revoked by the operator") != std::string::npos);
+}
+
+TEST_CASE("a code replayed after the hub's pruning still revokes what it issued",
+          "[oauth][tokens][fix-tokens]") {
+  OAuthTokensFixture f;
+  f.AddKey("alice");
+  IssuedCode issued = f.Consent(f.client, Alice());
+  auto response =
+      f.tokens->ExchangeCode(f.client, issued.code, kRedirect, issued.verifier, std::nullopt);
+  REQUIRE(response.ok());
+  f.clock.Advance(f.options.code_ttl + std::chrono::minutes(30));  // the hub prunes every 10 min
+  REQUIRE(f.store->PruneOAuth(f.NowMs()).ok());
+  REQUIRE(f.tokens->Authenticate(response->access_token).ok());
+  CHECK(ErrorOf(
+            f.tokens->ExchangeCode(f.client, issued.code, kRedirect, issued.verifier, std::nullopt),
+            {issued.code}) == "invalid_grant");
+  CHECK_FALSE(f.tokens->Authenticate(response->access_token).ok());
+  CHECK(ErrorOf(f.tokens->Refresh(f.client, response->refresh_token, std::nullopt, std::nullopt)) ==
+        "invalid_grant");
+
+  // A day after its expiry the row goes.
+  IssuedCode later = f.Consent(f.client, Alice());
+  f.clock.Advance(f.options.code_ttl + std::chrono::hours(24));
+  auto pruned = f.store->PruneOAuth(f.NowMs());
+  REQUIRE(pruned.ok());
+  CHECK(*pruned > 0);
+  const std::string message(
+      f.tokens->ExchangeCode(f.client, later.code, kRedirect, later.verifier, std::nullopt)
+          .status()
+          .message());
+  CHECK(message.find("unknown") != std::string::npos);
+}
+
+TEST_CASE("apikey revoke also revokes the key's OAuth grants at once, and says how many",
+          "[oauth][tokens][fix-tokens]") {
+  OAuthTokensFixture f;
+  f.AddKey("alice");
+  f.AddKey("bob");
+  (void)f.Tokens(f.client, Alice());
+  (void)f.Tokens(f.other, Alice());
+  auto bob = f.Tokens(f.client, auth::Principal::ApiKey("bob", false));
+  config::HubConfig config;
+  config.state_dir = f.dir.path().string();
+  admin::CommandArgs args{.verb = "revoke", .name = "alice", .usage = "usage\n"};
+  const std::string said = Capture(stderr, f.dir.path() / "revoke.err", [&] {
+    CHECK(admin::ApiKeyCommand(args, config, f.clock) == 0);
+  });
+  CHECK(said.find("2 OAuth grant(s)") != std::string::npos);
+  // `oauth list` shows them ended now, not "live" until their next use.
+  auto live = f.store->ListOAuthGrants({.principal_id = "key:alice"});
+  REQUIRE(live.ok());
+  CHECK(live->empty());
+  auto all = f.store->ListOAuthGrants({.principal_id = "key:alice", .include_revoked = true});
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 2);
+  for (const auto& grant : *all) {
+    CHECK(grant.revoked_at_ms.has_value());
+    CHECK(grant.revoked_reason == "the API key was revoked");
+  }
+  CHECK(f.tokens->Authenticate(bob.access_token).ok());
+}
+
+TEST_CASE("a person taken off the OIDC allow-list loses access; a refresh revokes the grant",
+          "[oauth][tokens][fix-tokens]") {
+  OAuthTokensFixture f;
+  std::set<std::string> allowed = {"alice@example.com"};
+  int asked = 0;
+  f.tokens =
+      std::make_unique<TokenService>(*f.store, f.clock, f.options, [&](std::string_view email) {
+        ++asked;
+        return allowed.contains(std::string(email));
+      });
+  const auth::Principal alice = auth::Principal::OAuthSubject(
+      "https://idp.example.com", "sub-alice", "Alice", "alice@example.com", {});
+  f.AddKey("bob");
+  auto key_person = f.Tokens(f.client, auth::Principal::ApiKey("bob", false));
+  auto response = f.Tokens(f.client, alice);
+  REQUIRE(f.tokens->Authenticate(response.access_token).ok());
+  IssuedCode unused = f.Consent(f.client, alice);
+
+  allowed.clear();  // the operator removed her from activation.oidc and restarted
+  auto refused = f.tokens->Authenticate(response.access_token);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(absl::IsUnauthenticated(refused.status()));
+  CHECK(ErrorOf(f.tokens->Refresh(f.client, response.refresh_token, std::nullopt, std::nullopt),
+                {response.refresh_token}) == "invalid_grant");
+  auto grants = f.store->ListOAuthGrants(
+      {.principal_id = "oidc:https://idp.example.com#sub-alice", .include_revoked = true});
+  REQUIRE(grants.ok());
+  bool revoked = false;
+  for (const auto& grant : *grants) {
+    revoked = revoked || grant.revoked_reason == "the person is no longer allowed to sign in";
+  }
+  CHECK(revoked);
+  // No new consent for her, and a code given before is worth nothing.
+  auto verifier = common::RandomToken(48);
+  REQUIRE(verifier.ok());
+  CHECK(ErrorOf(f.tokens->IssueCode(
+            {.client = &f.client,
+             .redirect_uri = kRedirect,
+             .code_challenge = common::Base64UrlEncode(common::Sha256(*verifier)),
+             .scope = "llmbox",
+             .resource = kIssuer,
+             .principal = alice})) == "access_denied");
+  CHECK(ErrorOf(f.tokens->ExchangeCode(f.client, unused.code, kRedirect, unused.verifier,
+                                       std::nullopt)) == "invalid_grant");
+  // Back on the list: the revoked grant stays revoked.
+  allowed.insert("alice@example.com");
+  CHECK(ErrorOf(f.tokens->Refresh(f.client, response.refresh_token, std::nullopt, std::nullopt)) ==
+        "invalid_grant");
+  // API-key principals are not asked.
+  const int before = asked;
+  allowed.clear();
+  CHECK(f.tokens->Authenticate(key_person.access_token).ok());
+  CHECK(asked == before);
 }
 
 }  // namespace

@@ -641,6 +641,54 @@ TEST_CASE("a flood of unauthenticated sign-ins never pushes out a real one", "[o
   CHECK(client->BeginLogin("/auth/tok", "198.51.100.250").ok());
 }
 
+TEST_CASE("a flood of OAuth sign-ins never stops an activation sign-in", "[oidc][fix-tokens]") {
+  FakeClock clock;
+  FakeProvider provider;
+  OidcSettings settings = Settings();
+  settings.max_pending_logins = 16;
+  settings.max_pending_logins_per_address = 4;
+  auto client = Client(provider, clock, settings);
+  // A person with an activation link starts signing in from the attacker's own address too
+  // (a shared NAT)...
+  auto shared = client->BeginLogin("/auth/tok", "203.0.113.66", LoginPool::kActivation);
+  REQUIRE(shared.ok());
+
+  // ...and a few addresses fill the OAuth pool with GET /authorize.
+  int refused = 0;
+  for (int i = 0; i < 100; ++i) {
+    const std::string address = "198.51.100." + std::to_string(i % 10);
+    for (const std::string& from : {address, std::string("203.0.113.66")}) {
+      auto start = client->BeginLogin("/authorize/continue?request=x", from, LoginPool::kOAuth);
+      if (!start.ok()) {
+        CHECK(start.status().code() == absl::StatusCode::kResourceExhausted);
+        ++refused;
+      }
+    }
+  }
+  CHECK(refused > 0);
+  CHECK(client->PendingLogins(LoginPool::kOAuth) == 16);
+  CHECK(client->PendingLogins(LoginPool::kActivation) == 1);
+
+  // Activation sign-ins still start and finish, and the earlier one was not pushed out.
+  const LoginStart real = Begin(*client, provider, clock, RsaKey());
+  CHECK(client->PendingLogins(LoginPool::kActivation) == 2);
+  auto who = client->CompleteLogin(real.state, "code");
+  INFO(who.status().ToString());
+  REQUIRE(who.ok());
+  CHECK(who->return_to == "/auth/tok");
+  CHECK(client->PendingLogins(LoginPool::kActivation) == 1);
+
+  // The other way round too: once the flood expires, a full activation pool leaves OAuth
+  // sign-ins room.
+  clock.Advance(600s);
+  CHECK(client->PendingLogins() == 0);
+  for (int i = 0; i < 40; ++i) {
+    (void)client->BeginLogin("/auth/tok", "192.0.2." + std::to_string(i), LoginPool::kActivation);
+  }
+  CHECK(client->PendingLogins(LoginPool::kActivation) == 16);
+  CHECK(client->BeginLogin("/authorize/continue?request=y", "192.0.2.1", LoginPool::kOAuth).ok());
+}
+
 TEST_CASE("an unknown kid refetches the JWKS at most once per minute", "[oidc]") {
   FakeClock clock;
   FakeProvider provider;
