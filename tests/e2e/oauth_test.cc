@@ -122,7 +122,7 @@ void CheckNoOAuthSecrets(const std::string& text, const fs::path& state,
   if (fs::exists(state)) {
     const json saved = json::parse(ReadFileOrEmpty(state), nullptr, false);
     REQUIRE(saved.is_object());
-    for (const char* tokens : {"tokens", "previous_tokens"}) {
+    for (const char* tokens : {"tokens", "previous_tokens", "invalidated_tokens"}) {
       if (!saved.contains(tokens) || !saved[tokens].is_object()) continue;
       for (const char* field : {"access_token", "refresh_token"}) {
         if (saved[tokens].contains(field)) secrets.push_back(saved[tokens][field]);
@@ -198,7 +198,7 @@ TEST_CASE(
 
 TEST_CASE(
     "an SDK client signs a person in with their llmbox API key and takes a box through "
-    "its life as that key's principal",
+    "its life as that key's principal; revoking the key ends it",
     "[e2e][hub][oauth]") {
   HubDir dir("llmbox-oauth-key");
   KeyHub keyed(dir);
@@ -218,6 +218,19 @@ TEST_CASE(
   CHECK(
       McpCall(hub.url, key, "list_llmboxes", json::object(), dir.path / "key-call.log").exit_code ==
       0);
+
+  // Revoking the key ends what was signed in with it: the saved tokens are refused, the
+  // refresh too, and the client is asked to sign in again.
+  ChildProcess revoke(
+      {LLMBOX_HUB_BIN, "apikey", "revoke", "--name", "alice", "--config", keyed.config},
+      dir.path / "apikey-revoke.log");
+  REQUIRE(revoke.Wait(30s) == 0);
+  const ClientRun after =
+      RunClient(dir, "key-revoked", "call", hub.url, "alice.json", "", {"list_llmboxes", "{}"});
+  INFO(after.log);
+  CHECK(after.exit_code == 3);
+  CHECK(after.log.find("HTTP POST /token refresh_token -> 400 invalid_grant") != std::string::npos);
+  CHECK(after.log.find("AUTHORIZATION REQUIRED") != std::string::npos);
   CHECK(hub.process.Stop() == 0);
   const std::string log = hub.process.Log();
   CHECK(log.find("box " + box_id + ": created on spoke local by key:alice") != std::string::npos);

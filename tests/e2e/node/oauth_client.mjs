@@ -259,7 +259,11 @@ class FileOAuthProvider {
   invalidateCredentials(scope) {
     console.log(`INVALIDATE ${scope}`);
     if (scope === 'all' || scope === 'client') delete this.data.client;
-    if (scope === 'all' || scope === 'tokens') delete this.data.tokens;
+    if (scope === 'all' || scope === 'tokens') {
+      // Kept aside (not offered to the SDK) so the test can look for them in the hub's log.
+      if (this.data.tokens) this.data.invalidated_tokens = this.data.tokens;
+      delete this.data.tokens;
+    }
     if (scope === 'all' || scope === 'verifier') delete this.data.code_verifier;
     this.save();
   }
