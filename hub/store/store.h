@@ -306,8 +306,8 @@ class Store {
   [[nodiscard]] virtual absl::StatusOr<std::int64_t> RevokeOAuthGrants(
       const OAuthGrantFilter& filter, std::int64_t now_ms, std::string_view reason) = 0;
   // Deletes what can no longer be used at now_ms: expired codes and tokens, grants revoked or
-  // expired more than a day ago (with their tokens), and clients never used past their
-  // expiry. Returns how many rows went.
+  // expired more than a day ago (with their tokens), clients never used past their expiry,
+  // and clients last used more than a day ago with no grant left. Returns how many rows went.
   [[nodiscard]] virtual absl::StatusOr<std::int64_t> PruneOAuth(std::int64_t now_ms) = 0;
 };
 
