@@ -880,5 +880,22 @@ TEST_CASE("a full pending table answers a loopback dynamic client with a page, n
   CHECK(Has(full.body, "data-state=\"error\""));
 }
 
+TEST_CASE("the authorize page counts metadata document lookups against the browser's address",
+          "[oauth][authorize][fix-clients]") {
+  Fixture f;
+  f.options.cimd_fetches_per_address = 1;
+  f.Rebuild();
+  auto from = [&](const std::string& client_id, const std::string& address) {
+    return f.Call("GET", "/authorize", Query(With(GoodParams(), "client_id", client_id)), "", "",
+                  address);
+  };
+  CheckErrorPage(from("https://app.example/a.json", "192.0.2.1"));  // fetched: fails
+  auto limited = from("https://app.example/b.json", "192.0.2.1");
+  CHECK(limited.status == 503);
+  CHECK(limited.Header("Location").empty());
+  CHECK(Has(limited.body, "try again in"));
+  CheckErrorPage(from("https://app.example/b.json", "192.0.2.2"));
+}
+
 }  // namespace
 }  // namespace llmbox::hub::oauth

@@ -1066,7 +1066,7 @@ class BlockingFetcher final : public CimdFetcher {
 };
 
 // A registry over a blocking fetcher; releases the fetcher and joins its threads on the way
-// out, whatever the test did.
+// out, whatever the test did (so the results its threads write must be declared before it).
 struct BlockingRig {
   explicit BlockingRig(OAuthOptions options_in = {})
       : dir("oauth-cimd-bound"), store(OpenStore(dir)), options(std::move(options_in)) {
@@ -1075,7 +1075,9 @@ struct BlockingRig {
   }
   ~BlockingRig() {
     fetcher.Release();
-    for (std::thread& thread : threads) thread.join();
+    for (std::thread& thread : threads) {
+      if (thread.joinable()) thread.join();
+    }
   }
   // Find(url, key) on a thread of its own; its result lands in *result.
   void FindAsync(const std::string& url, const std::string& key, absl::StatusOr<Client>* result) {
@@ -1103,8 +1105,8 @@ TEST_CASE("beyond cimd_max_concurrent_fetches, uncached documents are refused at
   // The attack: many /authorize requests, each naming a new slow URL, would each hold an HTTP
   // worker for cimd_timeout until none is left for anyone.
   CHECK(OAuthOptions{}.cimd_max_concurrent_fetches == 4);
-  BlockingRig rig;
   std::vector<absl::StatusOr<Client>> results(4, absl::UnknownError("not run"));
+  BlockingRig rig;
   for (int i = 0; i < 4; ++i) {
     rig.FindAsync(DocUrl(i), "192.0.2." + std::to_string(i), &results[i]);
   }
@@ -1129,9 +1131,9 @@ TEST_CASE("beyond cimd_max_concurrent_fetches, uncached documents are refused at
 
 TEST_CASE("requests naming a document that is being fetched share its one fetch",
           "[oauth][clients][fix-clients]") {
-  BlockingRig rig;
   absl::StatusOr<Client> first = absl::UnknownError("not run");
   absl::StatusOr<Client> second = absl::UnknownError("not run");
+  BlockingRig rig;
   rig.FindAsync(DocUrl(0), "192.0.2.1", &first);
   REQUIRE(rig.fetcher.WaitEntered(1));
   rig.FindAsync(DocUrl(0), "192.0.2.2", &second);
@@ -1149,8 +1151,8 @@ TEST_CASE("waiters count against the bound, and stop waiting after the fetch's t
   // must not get around the bound.
   OAuthOptions options;
   options.cimd_timeout = 5000ms;
-  BlockingRig rig(options);
   std::vector<absl::StatusOr<Client>> results(4, absl::UnknownError("not run"));
+  BlockingRig rig(options);
   rig.FindAsync(DocUrl(0), "192.0.2.1", &results[0]);
   REQUIRE(rig.fetcher.WaitEntered(1));
   for (int i = 1; i < 4; ++i) {
