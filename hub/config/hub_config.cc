@@ -178,6 +178,8 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
     ConfigMap& r = *registration;
     LLMBOX_RETURN_IF_ERROR(r.Int("per_address", &c->max_registrations_per_address, 1, 100000));
     LLMBOX_RETURN_IF_ERROR(
+        r.Int("listed_per_address", &c->max_allowlisted_registrations_per_address, 1, 1000000));
+    LLMBOX_RETURN_IF_ERROR(
         OAuthSeconds(r, "window", seconds(1), hours(24), "1s..24h", &c->registration_window));
     LLMBOX_RETURN_IF_ERROR(OAuthSeconds(r, "unused_client_ttl", seconds(60), hours(24 * 30),
                                         "1m..720h", &c->unused_client_ttl));
@@ -387,7 +389,8 @@ std::string DefaultPublicUrl(const HubConfig& config) {
         return absl::InvalidArgumentError(
             "config: auth.oauth needs an https hub.public_url (people type keys and get codes "
             "and tokens through it); got " +
-            config.public_url + ". Give the hub TLS (hub.tls) or put a TLS proxy in front and "
+            config.public_url +
+            ". Give the hub TLS (hub.tls) or put a TLS proxy in front and "
             "set public_url to its https URL");
       }
     }

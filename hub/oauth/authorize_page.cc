@@ -163,7 +163,19 @@ struct Refusal {
   std::string description;           // plain text
   std::string redirect_uri;          // (redirect) the client's, matched
   std::optional<std::string> state;  // (redirect) as the client sent it
+  bool may_redirect = false;         // (redirect) else shown on a page: MayRedirectError
+  int status = 400;                  // (page)
 };
+
+// Whether an error found before the person saw any page may go back to `redirect_uri` by an
+// automatic redirect: only to a URI the operator listed, or for a client the operator
+// registered. Anyone may register a loopback URI, and a redirect there that nobody clicked
+// would make the hub an open redirector to whatever listens on the person's machine.
+bool MayRedirectError(const Client& client, std::string_view redirect_uri,
+                      const OAuthOptions& options) {
+  return client.kind == ClientKind::kPreregistered ||
+         IsOperatorListedRedirectUri(redirect_uri, options);
+}
 
 }  // namespace
 
@@ -237,13 +249,19 @@ struct AuthorizePage::State {
   // ---- GET /authorize ----
 
   // The checks of authorize_page.h, in its order.
-  std::variant<Checked, Refusal> Check(std::string_view query) {
+  std::variant<Checked, Refusal> Check(std::string_view query, std::string_view client_key) {
     auto once = [&](std::string_view name) { return FormFieldCount(query, name) <= 1; };
     const std::string client_id = FormField(query, "client_id");
     if (client_id.empty() || !once("client_id")) {
       return Refusal{true, "Unknown app", "The request names no app (client_id), or two."};
     }
-    auto client = deps.clients->Find(client_id);
+    auto client = deps.clients->Find(client_id, client_key);
+    if (OAuthErrorCode(client.status()) == kTemporarilyUnavailable) {
+      return Refusal{.page = true,
+                     .error = "Try again shortly",
+                     .description = std::string(common::AsStd(client.status().message())),
+                     .status = 503};
+    }
     if (!client.ok()) {
       return Refusal{true, "Unknown app",
                      "This hub does not know the app that sent you here: " +
@@ -266,7 +284,8 @@ struct AuthorizePage::State {
     Checked checked{.client = *std::move(client), .redirect_uri = presented};
     checked.client.redirect_uris = {*matched};
     // From here on every refusal goes back to the client, with its state when there is one.
-    Refusal back{.redirect_uri = presented};
+    Refusal back{.redirect_uri = presented,
+                 .may_redirect = MayRedirectError(*client, presented, options)};
     auto refuse = [&back](std::string_view error, std::string description) {
       back.error = std::string(error);
       back.description = std::move(description);
@@ -348,11 +367,16 @@ struct AuthorizePage::State {
 
   void Start(const http::Request& request, http::Responder& out) {
     const std::string client = ClientOf(request);
-    auto checked = Check(request.query);
+    auto checked = Check(request.query, http::AddressKey(client));
     if (auto* refused = std::get_if<Refusal>(&checked)) {
       spdlog::info("oauth: an authorize request from {} was refused: {}", client,
                    refused->description);
-      if (refused->page) return SendError(out, 400, refused->error, refused->description);
+      if (refused->page) {
+        return SendError(out, refused->status, refused->error, refused->description);
+      }
+      if (!refused->may_redirect) {
+        return SendError(out, 400, "The app's request cannot be used", refused->description);
+      }
       return RedirectError(out, refused->redirect_uri, refused->state, refused->error,
                            refused->description);
     }
@@ -364,6 +388,10 @@ struct AuthorizePage::State {
     const std::string id = Add(browser, client_key, c);
     if (id.empty()) {
       spdlog::warn("oauth: an authorize request from {} was refused: too many in progress", client);
+      if (!MayRedirectError(c.client, c.redirect_uri, options)) {
+        return SendError(out, 503, "Try again shortly",
+                         "Too many sign-ins are in progress; try again in a minute.");
+      }
       return RedirectError(out, c.redirect_uri, c.state, kTemporarilyUnavailable,
                            "too many sign-ins are in progress; try again in a minute");
     }

@@ -26,9 +26,11 @@
 //
 // Checks, in this order: the client is known and redirect_uri is one of its own (else an
 // error page, never a redirect: RFC 6749 §4.1.2.1); then, answered by a redirect with error
-// and state: response_type=code, PKCE S256 with a well-formed challenge (plain and a missing
-// challenge refused), resource (RFC 8707) naming this hub (absent: this hub), scope ⊆
-// {llmbox} (absent: llmbox). A started request is kept in memory (bounded in all and per
+// and state when the redirect URI is on the operator's list (IsOperatorListedRedirectUri) or
+// the client is pre-registered, and otherwise by an error page (no redirect nobody clicked to
+// a loopback URI anyone may register): response_type=code, PKCE S256 with a well-formed challenge
+// (plain and a missing challenge refused), resource (RFC 8707) naming this hub (absent: this hub),
+// scope ⊆ {llmbox} (absent: llmbox). A started request is kept in memory (bounded in all and per
 // client address, expiring after options.authorize_ttl) and bound to the browser by an
 // HttpOnly cookie; the forms carry CSRF tokens (activation/csrf.h) scoped to the request.
 // Wrong API keys are limited per client address and per request. Every page has the activation

@@ -1,7 +1,9 @@
 #include "hub/oauth/clients.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <utility>
 
@@ -51,30 +53,57 @@ absl::Status StoreFailure(const absl::Status& status, std::string_view what) {
   return OAuthError(kServerError, absl::StrCat(common::AsAbsl(what), ": the hub's store failed"));
 }
 
-// Printable text of at most kMaxClientNameChars characters: no control characters and none of
-// the Unicode bidirectional controls, which could make the consent page show one name and mean
-// another. nlohmann has already refused invalid UTF-8.
+// The code point of the valid UTF-8 character of `length` bytes at `text[i]`.
+char32_t DecodeUtf8(std::string_view text, std::size_t i, std::size_t length) {
+  const auto byte = [&](std::size_t k) { return static_cast<char32_t>(text[i + k]) & 0xff; };
+  switch (length) {
+    case 1:
+      return byte(0);
+    case 2:
+      return ((byte(0) & 0x1f) << 6) | (byte(1) & 0x3f);
+    case 3:
+      return ((byte(0) & 0x0f) << 12) | ((byte(1) & 0x3f) << 6) | (byte(2) & 0x3f);
+    default:
+      return ((byte(0) & 0x07) << 18) | ((byte(1) & 0x3f) << 12) | ((byte(2) & 0x3f) << 6) |
+             (byte(3) & 0x3f);
+  }
+}
+
+// Unicode general category Cf (format characters, Unicode 15.1), plus U+2028/U+2029 (Zl, Zp):
+// invisible characters that change how the text around them shows (direction overrides and
+// isolates, zero-width joiners and spaces, the BOM, tag characters) or break a line.
+bool IsFormatOrSeparator(char32_t c) {
+  static constexpr std::pair<char32_t, char32_t> kRanges[] = {
+      {0x00AD, 0x00AD},   {0x0600, 0x0605},   {0x061C, 0x061C},   {0x06DD, 0x06DD},
+      {0x070F, 0x070F},   {0x0890, 0x0891},   {0x08E2, 0x08E2},   {0x180E, 0x180E},
+      {0x200B, 0x200F},   {0x2028, 0x202E},   {0x2060, 0x2064},   {0x2066, 0x206F},
+      {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},   {0x110BD, 0x110BD}, {0x110CD, 0x110CD},
+      {0x13430, 0x1343F}, {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001},
+      {0xE0020, 0xE007F},
+  };
+  for (const auto& [first, last] : kRanges) {
+    if (c >= first && c <= last) return true;
+  }
+  return false;
+}
+
+// Printable text of at most kMaxClientNameChars characters, valid UTF-8 (decoded in one pass):
+// no control characters (Cc) and no format characters (Cf) or line and paragraph separators,
+// which could make the consent page show one name and mean another.
 absl::Status CheckClientName(std::string_view name) {
   std::size_t chars = 0;
   for (std::size_t i = 0; i < name.size();) {
     std::size_t invalid = 0;
     const std::size_t length = common::Utf8CharLength(name, i, &invalid);
     if (length == 0) return BadMetadata("client_name is not valid UTF-8");
-    const auto lead = static_cast<unsigned char>(name[i]);
-    if (length == 1 && (lead < 0x20 || lead == 0x7f)) {
+    const char32_t c = DecodeUtf8(name, i, length);
+    if (c < 0x20 || (c >= 0x7f && c < 0xa0)) {
       return BadMetadata("client_name contains a control character");
     }
-    if (length == 2 && lead == 0xc2 && static_cast<unsigned char>(name[i + 1]) < 0xa0) {
-      return BadMetadata("client_name contains a control character");
-    }
-    if (length == 3) {
-      const std::string_view c = name.substr(i, 3);
-      // U+200E/U+200F, U+202A..U+202E, U+2066..U+2069: direction marks, embeddings, isolates.
-      if (c == "\xe2\x80\x8e" || c == "\xe2\x80\x8f" ||
-          (c.substr(0, 2) == "\xe2\x80" && c[2] >= '\xaa' && c[2] <= '\xae') ||
-          (c.substr(0, 2) == "\xe2\x81" && c[2] >= '\xa6' && c[2] <= '\xa9')) {
-        return BadMetadata("client_name contains a bidirectional control character");
-      }
+    if (IsFormatOrSeparator(c)) {
+      return BadMetadata(
+          "client_name contains an invisible formatting character (bidirectional control, "
+          "zero-width character, line separator...)");
     }
     i += length;
     if (++chars > kMaxClientNameChars) {
@@ -213,24 +242,16 @@ absl::Status CheckCimdUrl(std::string_view url, const OAuthOptions& options) {
   return absl::OkStatus();
 }
 
-// What the client hears of a failed fetch. Coarser than the fetcher's message, which goes to
-// the log: the client must not learn which private address a name of the hub's network has.
-std::string FetchFailure(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kPermissionDenied:
-      return "its host is not at a public address";
-    case absl::StatusCode::kDeadlineExceeded:
-      return "it did not answer in time (auth.oauth.cimd_timeout)";
-    case absl::StatusCode::kResourceExhausted:
-      return "it is too large (auth.oauth.cimd_max_bytes)";
-    case absl::StatusCode::kFailedPrecondition:
-      return "it answered with a redirect, which is not followed";
-    case absl::StatusCode::kInvalidArgument:
-      return std::string(common::AsStd(status.message()));
-    default:
-      return "it cannot be fetched (no answer, or not HTTP 200)";
-  }
-}
+// What the client hears of any failed fetch, whatever the cause: one message, so that a client
+// cannot tell "resolves to a private address" from "no such name" or "no answer" and map the
+// names of the hub's own network. The fetcher's message goes to the log.
+constexpr std::string_view kFetchFailure =
+    "it could not be fetched (no answer, not HTTP 200, too large, too slow, a redirect or a "
+    "non-public address; the hub's log says which)";
+
+// How long past a fetch's own timeout a request naming the same document waits for its result
+// (name resolution and the fetcher's bookkeeping).
+constexpr auto kFetchWaitSlack = std::chrono::seconds(1);
 
 bool IsCimdId(std::string_view client_id) {
   return client_id.starts_with("https://") || client_id.starts_with("http://");
@@ -246,25 +267,42 @@ struct ClientRegistry::State {
         clock(clock_in),
         options(options_in),
         registrations(clock_in, {.limit = options_in.max_registrations_per_address,
-                                 .window = options_in.registration_window}) {}
+                                 .window = options_in.registration_window}),
+        listed_registrations(clock_in,
+                             {.limit = options_in.max_allowlisted_registrations_per_address,
+                              .window = options_in.registration_window}),
+        cimd_lookups(clock_in, {.limit = options_in.cimd_fetches_per_address,
+                                .window = options_in.cimd_fetch_window}) {}
 
-  absl::StatusOr<Client> FindCimd(const std::string& url);
+  absl::StatusOr<Client> FindCimd(const std::string& url, std::string_view client_key);
   absl::StatusOr<Client> FetchCimd(const std::string& url);
+  // With mu held.
   void Remember(const std::string& url, const absl::StatusOr<Client>& result);
 
   store::Store& store;
   CimdFetcher& fetcher;
   common::Clock& clock;
   const OAuthOptions options;
-  activation::RateLimiter registrations;
+  activation::RateLimiter registrations;         // any with a loopback redirect, and junk
+  activation::RateLimiter listed_registrations;  // redirect_uris all the operator's
+  activation::RateLimiter cimd_lookups;          // uncached documents, per client address
   std::vector<Client> preregistered;
 
   struct Cached {
     absl::StatusOr<Client> client;
     common::Clock::SteadyTime expires;
   };
+  // A fetch in progress; requests naming the same URL wait for its result.
+  struct Fetch {
+    common::Clock::SteadyTime deadline;  // when its waiters stop waiting
+    bool done = false;                   // guarded by mu
+    absl::StatusOr<Client> result;       // guarded by mu, set when done
+  };
   std::mutex mu;
-  std::map<std::string, Cached, std::less<>> cimd_cache;  // guarded by mu
+  std::condition_variable fetched;                                     // a Fetch is done
+  std::map<std::string, Cached, std::less<>> cimd_cache;               // guarded by mu
+  std::map<std::string, std::shared_ptr<Fetch>, std::less<>> fetches;  // guarded by mu
+  int uncached_lookups = 0;  // requests fetching or waiting for a fetch; guarded by mu
 };
 
 ClientRegistry::ClientRegistry(store::Store& store, CimdFetcher& fetcher, common::Clock& clock,
@@ -288,22 +326,34 @@ ClientRegistry::~ClientRegistry() = default;
 absl::StatusOr<std::string> ClientRegistry::Register(std::string_view body,
                                                      std::string_view client_key) {
   State& s = *state_;
-  // Every attempt counts, a malformed one too: a flood of junk costs the flooder its window.
-  if (std::optional<std::chrono::seconds> wait = s.registrations.Take(client_key)) {
+  // Read (bounded: kMaxRegistrationBytes, kMaxJsonDepth) before the budget is chosen: one whose
+  // redirect URIs are all the operator's (claude.ai's, registering on every connection from a
+  // few egress addresses that all its users share) has its own, larger budget; anything else,
+  // a loopback redirect or junk, the ordinary one. Every attempt counts, a malformed one too:
+  // a flood of junk costs the flooder its window.
+  absl::StatusOr<Metadata> metadata = [&]() -> absl::StatusOr<Metadata> {
+    LLMBOX_ASSIGN_OR_RETURN(const json doc,
+                            ParseObject(body, kMaxRegistrationBytes, "the registration request"));
+    return ReadMetadata(doc, s.options, /*default_auth_method=*/"client_secret_basic");
+  }();
+  const bool listed =
+      metadata.ok() && std::all_of(metadata->redirect_uris.begin(), metadata->redirect_uris.end(),
+                                   [&](const std::string& uri) {
+                                     return IsOperatorListedRedirectUri(uri, s.options);
+                                   });
+  activation::RateLimiter& budget = listed ? s.listed_registrations : s.registrations;
+  if (std::optional<std::chrono::seconds> wait = budget.Take(client_key)) {
     return OAuthError(kTemporarilyUnavailable,
                       absl::StrCat("too many client registrations from this address; try again "
                                    "in ",
                                    wait->count(), " s"));
   }
-  LLMBOX_ASSIGN_OR_RETURN(const json doc,
-                          ParseObject(body, kMaxRegistrationBytes, "the registration request"));
-  LLMBOX_ASSIGN_OR_RETURN(Metadata metadata, ReadMetadata(doc, s.options, /*default_auth_method=*/
-                                                          "client_secret_basic"));
+  if (!metadata.ok()) return metadata.status();
 
   absl::StatusOr<std::int64_t> count = s.store.CountOAuthClients();
   if (!count.ok()) return StoreFailure(count.status(), "register a client");
   if (*count >= static_cast<std::int64_t>(s.options.max_clients)) {
-    s.registrations.GiveBack(client_key);
+    budget.GiveBack(client_key);
     spdlog::warn(
         "oauth: a client registration was refused: the hub holds {} clients "
         "(auth.oauth.max_clients)",
@@ -314,14 +364,14 @@ absl::StatusOr<std::string> ClientRegistry::Register(std::string_view body,
 
   store::OAuthClientRecord record;
   std::string secret;
-  if (metadata.auth_method != "none") {
+  if (metadata->auth_method != "none") {
     LLMBOX_ASSIGN_OR_RETURN(secret, common::RandomToken(32));
     record.secret_hash = common::Sha256Hex(secret);
   }
   const common::Clock::WallTime now = s.clock.Now();
-  record.name = metadata.name;
-  record.redirect_uris = metadata.redirect_uris;
-  record.auth_method = metadata.auth_method;
+  record.name = metadata->name;
+  record.redirect_uris = metadata->redirect_uris;
+  record.auth_method = metadata->auth_method;
   record.registered_from = std::string(client_key);
   record.created_at_ms = common::ToUnixMillis(now);
   record.expires_at_ms = common::ToUnixMillis(now + s.options.unused_client_ttl);
@@ -338,15 +388,15 @@ absl::StatusOr<std::string> ClientRegistry::Register(std::string_view body,
   json reply = {
       {"client_id", record.client_id},
       {"client_id_issued_at", static_cast<std::int64_t>(record.created_at_ms / 1000)},
-      {"redirect_uris", metadata.redirect_uris},
+      {"redirect_uris", metadata->redirect_uris},
       // Whatever subset was asked for, a client may use both grants (RFC 7591 lets the server
       // replace requested values; the hub keeps no per-client grant list).
       {"grant_types", json::array({"authorization_code", "refresh_token"})},
-      {"response_types", metadata.response_types},
-      {"token_endpoint_auth_method", metadata.auth_method},
+      {"response_types", metadata->response_types},
+      {"token_endpoint_auth_method", metadata->auth_method},
       {"scope", std::string(kScope)},
   };
-  if (!metadata.name.empty()) reply["client_name"] = metadata.name;
+  if (!metadata->name.empty()) reply["client_name"] = metadata->name;
   if (!secret.empty()) {
     reply["client_secret"] = secret;
     reply["client_secret_expires_at"] = std::int64_t{0};
@@ -356,7 +406,8 @@ absl::StatusOr<std::string> ClientRegistry::Register(std::string_view body,
   return reply.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-absl::StatusOr<Client> ClientRegistry::Find(std::string_view client_id) {
+absl::StatusOr<Client> ClientRegistry::Find(std::string_view client_id,
+                                            std::string_view client_key) {
   State& s = *state_;
   if (client_id.empty()) return Unknown("client_id is missing");
   if (client_id.size() > kMaxClientIdBytes) return Unknown("client_id is too long");
@@ -367,7 +418,7 @@ absl::StatusOr<Client> ClientRegistry::Find(std::string_view client_id) {
     if (!s.options.client_id_metadata_documents) {
       return Unknown("this hub does not accept client metadata documents as client ids");
     }
-    return s.FindCimd(std::string(client_id));
+    return s.FindCimd(std::string(client_id), client_key);
   }
   absl::StatusOr<store::OAuthClientRecord> record = s.store.GetOAuthClient(client_id);
   if (absl::IsNotFound(record.status())) {
@@ -387,19 +438,64 @@ absl::StatusOr<Client> ClientRegistry::Find(std::string_view client_id) {
                 .secret_hash = record->secret_hash};
 }
 
-absl::StatusOr<Client> ClientRegistry::State::FindCimd(const std::string& url) {
+absl::StatusOr<Client> ClientRegistry::State::FindCimd(const std::string& url,
+                                                       std::string_view client_key) {
   // Checked before the cache, and never cached: junk ids cost nothing and evict nothing.
   LLMBOX_RETURN_IF_ERROR(CheckCimdUrl(url, options));
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = cimd_cache.find(url);
-    if (it != cimd_cache.end() && clock.SteadyNow() < it->second.expires) {
-      return it->second.client;
+  std::unique_lock<std::mutex> lock(mu);
+  auto cached = cimd_cache.find(url);
+  if (cached != cimd_cache.end() && clock.SteadyNow() < cached->second.expires) {
+    return cached->second.client;
+  }
+  // Not cached: this request holds an HTTP worker for up to cimd_timeout, and anyone can name
+  // a new slow URL. So such requests are bounded in the whole hub at once (refused at once
+  // beyond it, never queued) and per client address over time.
+  if (uncached_lookups >= options.cimd_max_concurrent_fetches) {
+    spdlog::warn(
+        "oauth: a client metadata document lookup was refused: {} are in progress "
+        "(auth.oauth cimd_max_concurrent_fetches)",
+        uncached_lookups);
+    return OAuthError(kTemporarilyUnavailable,
+                      "the hub is fetching as many client metadata documents as it may at once; "
+                      "try again in a few seconds");
+  }
+  if (!client_key.empty()) {
+    if (std::optional<std::chrono::seconds> wait = cimd_lookups.Take(client_key)) {
+      return OAuthError(kTemporarilyUnavailable,
+                        absl::StrCat("too many client metadata documents fetched for this "
+                                     "address; try again in ",
+                                     wait->count(), " s"));
     }
   }
+  ++uncached_lookups;
+  if (auto running = fetches.find(url); running != fetches.end()) {
+    // One fetch per URL: the others wait for its result (up to its own timeout), each still
+    // counting against the bound above, so waiters cannot hold every worker either.
+    const std::shared_ptr<Fetch> fetch = running->second;
+    const bool done = clock.WaitUntil(lock, fetched, fetch->deadline, [&] { return fetch->done; });
+    --uncached_lookups;
+    if (!done) {
+      return OAuthError(kTemporarilyUnavailable,
+                        "the client metadata document is still being fetched; try again");
+    }
+    return fetch->result;
+  }
+  auto fetch = std::make_shared<Fetch>();
+  fetch->deadline = clock.SteadyNow() +
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(options.cimd_timeout) +
+                    kFetchWaitSlack;
+  fetches.emplace(url, fetch);
+  lock.unlock();
   // Fetched outside the lock: a slow document holds up only the requests that name it.
   absl::StatusOr<Client> result = FetchCimd(url);
+  lock.lock();
   Remember(url, result);
+  fetch->result = result;
+  fetch->done = true;
+  fetches.erase(url);
+  --uncached_lookups;
+  lock.unlock();
+  fetched.notify_all();
   return result;
 }
 
@@ -409,7 +505,7 @@ absl::StatusOr<Client> ClientRegistry::State::FetchCimd(const std::string& url) 
   absl::StatusOr<std::string> body = fetcher.Fetch(url);
   if (!body.ok()) {
     spdlog::info("oauth: {}: {}", what, common::AsStd(body.status().message()));
-    return Unknown(absl::StrCat(what, " cannot be used: ", FetchFailure(body.status())));
+    return Unknown(absl::StrCat(what, " cannot be used: ", common::AsAbsl(kFetchFailure)));
   }
   auto refused = [&](const absl::Status& status) {
     return Unknown(absl::StrCat(what, ": ", status.message()));
@@ -446,7 +542,6 @@ void ClientRegistry::State::Remember(const std::string& url, const absl::StatusO
       now + (result.ok()
                  ? std::chrono::duration_cast<std::chrono::nanoseconds>(options.cimd_cache_ttl)
                  : std::chrono::duration_cast<std::chrono::nanoseconds>(kCimdFailureTtl));
-  std::lock_guard<std::mutex> lock(mu);
   if (cimd_cache.size() >= kMaxCimdCacheEntries && !cimd_cache.contains(url)) {
     std::erase_if(cimd_cache, [&](const auto& entry) { return entry.second.expires <= now; });
     if (cimd_cache.size() >= kMaxCimdCacheEntries) {

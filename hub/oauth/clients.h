@@ -9,7 +9,7 @@
 //   absl::StatusOr<std::string> body =
 //       clients.Register(request.body, http::AddressKey(request.client_address));
 //   // /authorize, /token
-//   LLMBOX_ASSIGN_OR_RETURN(Client client, clients.Find(client_id));
+//   LLMBOX_ASSIGN_OR_RETURN(Client client, clients.Find(client_id, client_key));
 //   LLMBOX_RETURN_IF_ERROR(clients.AuthenticateClient(client, client_secret));
 //
 // Registration: JSON object in (at most 16 KiB), 201 JSON out with client_id,
@@ -21,22 +21,34 @@
 // CheckRedirectUriAllowed; grant_types ⊆ {authorization_code, refresh_token} and holding
 // authorization_code; response_types ⊆ {code}; token_endpoint_auth_method one of none,
 // client_secret_post, client_secret_basic (absent: client_secret_basic, as RFC 7591 says).
-// client_name at most 200 characters of printable text (no control or bidirectional-control
-// characters). Registrations are limited per client address (options.max_registrations_per_
-// address per registration_window; every attempt counts, a malformed one too, but not one
-// refused for the cap) and in all (options.max_clients, counted in the store, expired clients
-// included until PruneOAuth removes them); a registered client never used expires after
-// unused_client_ttl. Secrets are kept as SHA-256 only.
+// client_name at most 200 characters of valid UTF-8 printable text (no control characters, no
+// format characters of category Cf such as bidirectional controls and zero-width characters,
+// no line or paragraph separators). A loopback redirect URI must have a path and no query
+// (redirect_uri.h). Registrations are limited per client address and registration_window:
+// those whose redirect_uris are all on the operator's list (IsOperatorListedRedirectUri)
+// against options.max_allowlisted_registrations_per_address, all others against
+// max_registrations_per_address (every attempt counts, a malformed one too, but not one
+// refused for the cap); and in all (options.max_clients, counted in the store, expired clients
+// included until PruneOAuth removes them). A registered client never used expires after
+// unused_client_ttl; a used one is deleted by PruneOAuth a day after its last use once no
+// grant of it is left. Secrets are kept as SHA-256 only.
 //
 // CIMD: a client id that is an https URL (no fragment, no userinfo, a path) is fetched with
 // the fetcher (no redirects, options.cimd_timeout, options.cimd_max_bytes), must be JSON whose
 // client_id equals the URL exactly, whose redirect_uris are allowed, and whose
 // token_endpoint_auth_method is none (or absent); cached for options.cimd_cache_ttl (also a
 // refusal, for a minute, so a bad URL is not fetched on every request; at most 1000 documents,
-// the soonest to expire evicted first). The client hears a coarse reason for a failed fetch
-// (never the address a name resolved to); the log has the fetcher's message. The fetch never goes
-// to a loopback, private, link-local or otherwise non-public address (the fetcher refuses it),
-// unless options.cimd_allow_loopback (tests).
+// the soonest to expire evicted first). A lookup of a document not in the cache holds its
+// caller's thread for up to cimd_timeout, so: at most options.cimd_max_concurrent_fetches such
+// lookups run in the whole registry at once (beyond that, temporarily_unavailable at once, no
+// waiting); lookups of a URL that is being fetched share that one fetch (they wait for its
+// result, at most its timeout plus a second, and count against the bound while they wait); and
+// each client address may make options.cimd_fetches_per_address such lookups per
+// cimd_fetch_window (temporarily_unavailable with the wait). The client hears one message for
+// every failed fetch, whatever the cause, so it cannot tell a name that resolves to a private
+// address from one that does not resolve (no DNS oracle); the log has the fetcher's message.
+// The fetch never goes to a loopback, private, link-local or otherwise non-public address (the
+// fetcher refuses it), unless options.cimd_allow_loopback (tests).
 //
 // Thread-safe. Errors carry OAuth error codes (errors.h): invalid_client_metadata,
 // invalid_redirect_uri (register), invalid_client (unknown client, bad secret), and
@@ -105,8 +117,12 @@ class ClientRegistry {
                                                      std::string_view client_key);
 
   // The client with this id (dynamic, CIMD or pre-registered). invalid_client when unknown,
-  // expired, or a CIMD document that cannot be fetched or used (the message says why).
-  [[nodiscard]] absl::StatusOr<Client> Find(std::string_view client_id);
+  // expired, or a CIMD document that cannot be fetched or used (the message says why);
+  // temporarily_unavailable when an uncached CIMD document may not be fetched now (the bounds
+  // above). `client_key` (http::AddressKey of the requester) is what the per-address CIMD limit
+  // counts; "" (callers with no requester) counts nothing.
+  [[nodiscard]] absl::StatusOr<Client> Find(std::string_view client_id,
+                                            std::string_view client_key = {});
 
   // Checks the client's credentials at the token or revocation endpoint: `secret` is the
   // client_secret the request carried (form or Basic), nullopt when none. A public client must

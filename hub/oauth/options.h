@@ -58,17 +58,27 @@ struct OAuthOptions {
   bool allow_loopback_redirects = true;
 
   // Dynamic registration: per client address and window; a client never used expires after
-  // unused_client_ttl; at most max_clients dynamically registered clients at once.
+  // unused_client_ttl, a used one a day after its last use once it has no grant left; at most
+  // max_clients dynamically registered clients at once. Registrations whose redirect_uris are
+  // all on allowed_redirect_uris (claude.ai's, which registers on every connection from a few
+  // shared egress addresses) count against their own, larger per-address budget.
   int max_registrations_per_address = 20;
+  int max_allowlisted_registrations_per_address = 200;
   std::chrono::seconds registration_window{3600};
   std::chrono::seconds unused_client_ttl{24 * 3600};
-  std::size_t max_clients = 10'000;
+  std::size_t max_clients = 100'000;
 
   // Client ID metadata documents: fetched with these limits (no redirects followed), cached.
   bool client_id_metadata_documents = true;
   std::chrono::milliseconds cimd_timeout{5'000};
   std::size_t cimd_max_bytes = 16 * 1024;
   std::chrono::seconds cimd_cache_ttl{3600};
+  // Documents not in the cache: at most this many requests in the whole hub wait on a fetch
+  // at once (the rest are refused at once, temporarily_unavailable), and at most
+  // cimd_fetches_per_address such lookups per client address and cimd_fetch_window.
+  int cimd_max_concurrent_fetches = 4;
+  int cimd_fetches_per_address = 10;
+  std::chrono::seconds cimd_fetch_window{60};
   // Tests only: lets a CIMD URL name a loopback http(s) host. Off in every shipped config.
   bool cimd_allow_loopback = false;
 

@@ -148,11 +148,20 @@ absl::Status CheckRedirectUriAllowed(std::string_view uri, const OAuthOptions& o
   absl::StatusOr<UriParts> parts = ParseRedirectUri(uri);
   if (!parts.ok()) return OAuthError(kInvalidRedirectUri, common::AsStd(parts.status().message()));
   if (IsLoopbackHttp(*parts)) {
-    if (options.allow_loopback_redirects) return absl::OkStatus();
-    return OAuthError(kInvalidRedirectUri,
-                      absl::StrCat("redirect_uri on ", common::QuoteForMessage(Origin(*parts), 100),
-                                   ": loopback redirects are off on this hub "
-                                   "(auth.oauth.allow_loopback_redirects)"));
+    const std::string origin = common::QuoteForMessage(Origin(*parts), 100);
+    if (!options.allow_loopback_redirects) {
+      return OAuthError(kInvalidRedirectUri,
+                        absl::StrCat("redirect_uri on ", origin,
+                                     ": loopback redirects are off on this hub "
+                                     "(auth.oauth.allow_loopback_redirects)"));
+    }
+    if (parts->path_and_query.size() < 2 || parts->path_and_query.find('?') != std::string::npos) {
+      return OAuthError(kInvalidRedirectUri,
+                        absl::StrCat("redirect_uri on ", origin,
+                                     ": a loopback redirect must have a path (like /callback) "
+                                     "and no query"));
+    }
+    return absl::OkStatus();
   }
   for (const std::string& entry : options.allowed_redirect_uris) {
     if (AllowedBy(entry, uri, *parts)) return absl::OkStatus();
@@ -160,6 +169,15 @@ absl::Status CheckRedirectUriAllowed(std::string_view uri, const OAuthOptions& o
   return OAuthError(kInvalidRedirectUri,
                     absl::StrCat("redirect_uri on ", common::QuoteForMessage(Origin(*parts), 100),
                                  " is not one this hub allows (auth.oauth.allowed_redirect_uris)"));
+}
+
+bool IsOperatorListedRedirectUri(std::string_view uri, const OAuthOptions& options) {
+  absl::StatusOr<UriParts> parts = ParseRedirectUri(uri);
+  if (!parts.ok() || IsLoopbackHttp(*parts)) return false;
+  for (const std::string& entry : options.allowed_redirect_uris) {
+    if (AllowedBy(entry, uri, *parts)) return true;
+  }
+  return false;
 }
 
 bool RedirectUriMatches(std::string_view registered, std::string_view presented) {

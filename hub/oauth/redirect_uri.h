@@ -39,10 +39,17 @@ struct UriParts {
 bool IsLoopbackRedirectHost(std::string_view host);
 
 // Whether a client may use `uri` at all: on the operator's list (options.allowed_redirect_uris),
-// or a loopback http URI when options.allow_loopback_redirects. An error with
-// kInvalidRedirectUri (errors.h) that names the URI's origin otherwise.
+// or a loopback http URI when options.allow_loopback_redirects. A loopback URI must have a path
+// beyond "/" and no query (RFC 8252 apps listen on a path like /callback; a free-form loopback
+// target would make the hub an open redirector to whatever listens on the person's machine).
+// An error with kInvalidRedirectUri (errors.h) that names the URI's origin otherwise.
 [[nodiscard]] absl::Status CheckRedirectUriAllowed(std::string_view uri,
                                                    const OAuthOptions& options);
+
+// Whether `uri` is on the operator's list (options.allowed_redirect_uris, as
+// CheckRedirectUriAllowed reads it) and is not a loopback http URI: a redirect target the
+// operator vouches for. Loopback URIs never count, whatever the list says.
+bool IsOperatorListedRedirectUri(std::string_view uri, const OAuthOptions& options);
 
 // Whether `presented` is `registered`: byte for byte, or both loopback http URIs that differ
 // only in the port.

@@ -11,6 +11,8 @@
 #include "common/absl_compat.h"
 #include "common/status.h"
 #include "hub/activation/page.h"
+#include "hub/activation/page_chrome.h"
+#include "hub/http/client_address.h"
 #include "hub/oauth/errors.h"
 #include "hub/oauth/form.h"
 
@@ -89,7 +91,9 @@ absl::StatusOr<Credentials> ReadCredentials(const http::Request& request, const 
 absl::StatusOr<Client> AuthenticatedClient(const http::Request& request, const Form& form,
                                            ClientRegistry& clients) {
   LLMBOX_ASSIGN_OR_RETURN(Credentials credentials, ReadCredentials(request, form));
-  LLMBOX_ASSIGN_OR_RETURN(Client client, clients.Find(credentials.client_id));
+  LLMBOX_ASSIGN_OR_RETURN(
+      Client client,
+      clients.Find(credentials.client_id, http::AddressKey(activation::ClientOf(request))));
   std::optional<std::string_view> secret;
   if (credentials.secret.has_value()) secret = *credentials.secret;
   LLMBOX_RETURN_IF_ERROR(clients.AuthenticateClient(client, secret));

@@ -417,6 +417,13 @@ absl::StatusOr<std::int64_t> SqliteStore::PruneOAuth(std::int64_t now_ms) {
         run("DELETE FROM oauth_clients WHERE expires_at_ms > 0 AND "
             "last_used_at_ms = 0 AND expires_at_ms <= ?1",
             {now_ms}));
+    // Used ones a day after their last use once no grant of theirs is left (claude.ai
+    // registers on every connection: kept forever, they would fill max_clients).
+    LLMBOX_RETURN_IF_ERROR(
+        run("DELETE FROM oauth_clients WHERE last_used_at_ms > 0 AND last_used_at_ms <= ?1 AND "
+            "NOT EXISTS (SELECT 1 FROM oauth_grants WHERE oauth_grants.client_id = "
+            "oauth_clients.client_id)",
+            {horizon}));
     return absl::OkStatus();
   }));
   return deleted;

@@ -307,8 +307,8 @@ class Store {
       const OAuthGrantFilter& filter, std::int64_t now_ms, std::string_view reason) = 0;
   // Deletes what can no longer be used at now_ms: expired tokens, codes expired more than a
   // day ago (kept so that a late replay still revokes its grant), grants revoked or expired more
-  // than a day ago (with their codes and tokens), and clients never used past their expiry.
-  // Returns how many rows went.
+  // than a day ago (with their codes and tokens), clients never used past their expiry, and
+  // clients last used more than a day ago with no grant left. Returns how many rows went.
   [[nodiscard]] virtual absl::StatusOr<std::int64_t> PruneOAuth(std::int64_t now_ms) = 0;
 };
 

@@ -120,7 +120,8 @@ TEST_CASE("auth.oauth sets what it says, pre-registered clients included", "[hub
       "    access_token_ttl: 2s\n    refresh_token_ttl: 48h\n    grant_ttl: 720h\n"
       "    code_ttl: 30s\n    redirect_uris: [https://app.example.com/callback]\n"
       "    loopback_redirects: false\n    client_id_metadata_documents: false\n"
-      "    registration:\n      per_address: 5\n      window: 10m\n"
+      "    registration:\n      per_address: 5\n      listed_per_address: 50\n"
+      "      window: 10m\n"
       "      unused_client_ttl: 2h\n      max_clients: 100\n"
       "    clients:\n      - client_id: ci-bot\n        name: CI bot\n"
       "        redirect_uris: [https://app.example.com/callback]\n");
@@ -138,6 +139,7 @@ TEST_CASE("auth.oauth sets what it says, pre-registered clients included", "[hub
   CHECK_FALSE(o.allow_loopback_redirects);
   CHECK_FALSE(o.client_id_metadata_documents);
   CHECK(o.max_registrations_per_address == 5);
+  CHECK(o.max_allowlisted_registrations_per_address == 50);
   CHECK(o.registration_window == 10min);
   CHECK(o.unused_client_ttl == 2h);
   CHECK(o.max_clients == 100);
@@ -176,8 +178,7 @@ TEST_CASE("bad auth.oauth configs are refused with the key path and the line",
             .find("auth.oauth needs an https hub.public_url") != std::string::npos);
   CHECK(ErrorOf("hub:\n  listen: 0.0.0.0:8080\nauth:\n  oauth:\n    enabled: true\n")
             .find("got http://0.0.0.0:8080") != std::string::npos);
-  CHECK(Parse("hub:\n  public_url: http://[::1]:8080\nauth:\n  oauth:\n    enabled: true\n")
-            .ok());
+  CHECK(Parse("hub:\n  public_url: http://[::1]:8080\nauth:\n  oauth:\n    enabled: true\n").ok());
   CHECK(Parse("hub:\n  public_url: http://localhost:8080\nauth:\n  oauth:\n    enabled: true\n")
             .ok());
   // Without OAuth, keys off beyond loopback is still refused.

@@ -877,5 +877,97 @@ TEST_CASE("a loopback redirect URI matches on any port and the code goes to the 
         0);
 }
 
+// The client id of a fresh dynamic registration of `redirect_uri`.
+std::string RegisterDynamic(Fixture& f, const std::string& redirect_uri) {
+  auto registered = f.clients->Register(
+      nlohmann::json{{"redirect_uris", {redirect_uri}}, {"token_endpoint_auth_method", "none"}}
+          .dump(),
+      "192.0.2.99");
+  REQUIRE(registered.ok());
+  return nlohmann::json::parse(*registered).at("client_id").get<std::string>();
+}
+
+TEST_CASE(
+    "an error found before any page goes back by redirect only to an operator-listed URI "
+    "or a pre-registered client",
+    "[oauth][authorize][fix-clients]") {
+  // The attack: register a loopback client (anyone may), then send a person a link to
+  // /authorize with a broken PKCE parameter: without this rule the hub would redirect them at
+  // once, unclicked, to whatever loopback URL the attacker chose.
+  Fixture f;
+  const std::string loopback_id = RegisterDynamic(f, "http://127.0.0.1/callback");
+  const Params loopback = With(With(GoodParams(), "client_id", loopback_id), "redirect_uri",
+                               "http://127.0.0.1:8080/callback");
+  for (const Params& bad :
+       {With(loopback, "code_challenge_method", "plain"),
+        With(loopback, "code_challenge", std::nullopt), With(loopback, "response_type", "token"),
+        With(loopback, "resource", "https://other.example"), With(loopback, "scope", "admin")}) {
+    auto reply = f.Call("GET", "/authorize", Query(bad));
+    CheckErrorPage(reply);
+  }
+  CheckErrorPage(f.Call("GET", "/authorize", Query(loopback) + "&scope=llmbox"));  // twice
+  CheckErrorPage(f.Call("GET", "/authorize", Query(loopback) + "&state=again"));
+
+  // A dynamic client whose redirect the operator listed: the error goes back as before.
+  const std::string listed_id = RegisterDynamic(f, kRedirect);
+  CheckRedirectError(f.Call("GET", "/authorize",
+                            Query(With(With(GoodParams(), "client_id", listed_id),
+                                       "code_challenge_method", "plain"))),
+                     "invalid_request");
+
+  // A loopback client the operator registered: the operator vouches for it.
+  f.options.clients.push_back(
+      {.client_id = "native", .name = "CLI", .redirect_uris = {"http://127.0.0.1/callback"}});
+  f.Rebuild();
+  auto native = f.Call("GET", "/authorize",
+                       Query(With(With(With(GoodParams(), "client_id", "native"), "redirect_uri",
+                                       "http://127.0.0.1:53682/callback"),
+                                  "code_challenge_method", "plain")));
+  CHECK(native.status == 303);
+  CHECK(
+      native.Header("Location").rfind("http://127.0.0.1:53682/callback?error=invalid_request", 0) ==
+      0);
+
+  // A good request from the loopback dynamic client still completes with a redirect.
+  Fixture::Browser b = f.Start(loopback);
+  REQUIRE(f.SignIn(b, kKey).status == 303);
+  auto consent = f.Call("GET", "/authorize/continue", "request=" + b.request, b.cookie);
+  b.csrf = Fixture::Hidden(consent, "csrf");
+  CHECK(f.Answer(b, "allow").Header("Location").rfind("http://127.0.0.1:8080/callback?code=", 0) ==
+        0);
+}
+
+TEST_CASE("a full pending table answers a loopback dynamic client with a page, not a redirect",
+          "[oauth][authorize][fix-clients]") {
+  Fixture f;
+  f.max_pending = 1;
+  f.Rebuild();
+  const std::string loopback_id = RegisterDynamic(f, "http://127.0.0.1/callback");
+  const Params loopback = With(With(GoodParams(), "client_id", loopback_id), "redirect_uri",
+                               "http://127.0.0.1:8080/callback");
+  f.Start(loopback);
+  auto full = f.Call("GET", "/authorize", Query(loopback), "", "", "203.0.113.5");
+  CHECK(full.status == 503);
+  CHECK(full.Header("Location").empty());
+  CHECK(Has(full.body, "data-state=\"error\""));
+}
+
+TEST_CASE("the authorize page counts metadata document lookups against the browser's address",
+          "[oauth][authorize][fix-clients]") {
+  Fixture f;
+  f.options.cimd_fetches_per_address = 1;
+  f.Rebuild();
+  auto from = [&](const std::string& client_id, const std::string& address) {
+    return f.Call("GET", "/authorize", Query(With(GoodParams(), "client_id", client_id)), "", "",
+                  address);
+  };
+  CheckErrorPage(from("https://app.example/a.json", "192.0.2.1"));  // fetched: fails
+  auto limited = from("https://app.example/b.json", "192.0.2.1");
+  CHECK(limited.status == 503);
+  CHECK(limited.Header("Location").empty());
+  CHECK(Has(limited.body, "try again in"));
+  CheckErrorPage(from("https://app.example/b.json", "192.0.2.2"));
+}
+
 }  // namespace
 }  // namespace llmbox::hub::oauth

@@ -2,7 +2,9 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -84,6 +86,13 @@ json PublicRegistration() {
           {"grant_types", {"authorization_code", "refresh_token"}},
           {"response_types", {"code"}},
           {"token_endpoint_auth_method", "none"}};
+}
+
+// A native app's registration (Claude Code, the SDK): a loopback redirect.
+json LoopbackRegistration() {
+  json request = PublicRegistration();
+  request["redirect_uris"] = {"http://127.0.0.1/callback"};
+  return request;
 }
 
 json ConfidentialRegistration(const char* auth_method) {
@@ -327,16 +336,16 @@ TEST_CASE("a registration flood from one address is refused while another addres
   options.max_registrations_per_address = 3;
   options.registration_window = 3600s;
   Rig rig(options);
-  for (int i = 0; i < 3; ++i) REQUIRE(rig.Register(PublicRegistration(), kAddressA).ok());
-  absl::StatusOr<json> flood = rig.Register(PublicRegistration(), kAddressA);
+  for (int i = 0; i < 3; ++i) REQUIRE(rig.Register(LoopbackRegistration(), kAddressA).ok());
+  absl::StatusOr<json> flood = rig.Register(LoopbackRegistration(), kAddressA);
   CHECK(OAuthErrorCode(flood.status()) == kTemporarilyUnavailable);
   CHECK(absl::IsUnavailable(flood.status()));
   CHECK_THAT(Message(flood.status()), Catch::Contains("try again in"));
-  CHECK(rig.Register(PublicRegistration(), kAddressB).ok());
+  CHECK(rig.Register(LoopbackRegistration(), kAddressB).ok());
   CHECK(*rig.store->CountOAuthClients() == 4);
 
   rig.clock.Advance(3601s);
-  CHECK(rig.Register(PublicRegistration(), kAddressA).ok());
+  CHECK(rig.Register(LoopbackRegistration(), kAddressA).ok());
 }
 
 TEST_CASE("junk registrations count against the flooding address too", "[oauth][clients]") {
@@ -345,7 +354,7 @@ TEST_CASE("junk registrations count against the flooding address too", "[oauth][
   Rig rig(options);
   CHECK_FALSE(rig.registry->Register("junk", kAddressA).ok());
   CHECK_FALSE(rig.registry->Register("junk", kAddressA).ok());
-  CHECK(OAuthErrorCode(rig.Register(PublicRegistration(), kAddressA).status()) ==
+  CHECK(OAuthErrorCode(rig.Register(LoopbackRegistration(), kAddressA).status()) ==
         kTemporarilyUnavailable);
 }
 
@@ -354,6 +363,7 @@ TEST_CASE("no registration passes the max_clients cap, and a refusal costs no ra
   OAuthOptions options;
   options.max_clients = 2;
   options.max_registrations_per_address = 3;
+  options.max_allowlisted_registrations_per_address = 3;
   Rig rig(options);
   REQUIRE(rig.Register(PublicRegistration(), kAddressA).ok());
   REQUIRE(rig.Register(PublicRegistration(), kAddressB).ok());
@@ -529,8 +539,37 @@ TEST_CASE("a client hears no private address when its document's host resolves t
   rig.fetcher.Fail(kAppDoc, absl::PermissionDeniedError("app.example is at 10.1.2.3 (private)"));
   absl::StatusOr<Client> client = rig.registry->Find(kAppDoc);
   CHECK(OAuthErrorCode(client.status()) == kInvalidClient);
-  CHECK_THAT(Message(client.status()), Catch::Contains("not at a public address"));
+  CHECK_THAT(Message(client.status()), Catch::Contains("could not be fetched"));
   CHECK_THAT(Message(client.status()), !Catch::Contains("10.1.2.3"));
+}
+
+TEST_CASE("every failed document fetch reads the same to the client, so names cannot be probed",
+          "[oauth][clients][fix-clients]") {
+  // An attacker names https://<guess>.internal/x: a name that resolves to a private address
+  // must read exactly like one that does not resolve, one that does not answer, and so on.
+  Rig rig;
+  const std::vector<absl::Status> causes = {
+      absl::PermissionDeniedError("db.internal is at 10.0.0.5 (private)"),
+      absl::UnavailableError("could not resolve host nope.internal"),
+      absl::DeadlineExceededError("did not answer within 5000 ms"),
+      absl::ResourceExhaustedError("larger than 16384 bytes"),
+      absl::FailedPreconditionError("answered with a redirect (HTTP 302)"),
+      absl::InvalidArgumentError("the client id is not a usable URL: something"),
+      absl::UnavailableError("the document answered HTTP 404, not 200")};
+  std::set<std::string> heard;
+  for (std::size_t i = 0; i < causes.size(); ++i) {
+    const std::string url = "https://host" + std::to_string(i) + ".example/client.json";
+    rig.fetcher.Fail(url, causes[i]);
+    absl::StatusOr<Client> client = rig.registry->Find(url);
+    CHECK(OAuthErrorCode(client.status()) == kInvalidClient);
+    std::string message = Message(client.status());
+    const std::size_t at = message.find(url);
+    REQUIRE(at != std::string::npos);
+    heard.insert(message.erase(at, url.size()));
+  }
+  CHECK(heard.size() == 1);
+  CHECK_THAT(*heard.begin(), !Catch::Contains("10.0.0.5") && !Catch::Contains("private") &&
+                                 !Catch::Contains("resolve"));
 }
 
 TEST_CASE("a client metadata document that fails is not fetched again for a minute",
@@ -540,7 +579,7 @@ TEST_CASE("a client metadata document that fails is not fetched again for a minu
   absl::StatusOr<Client> client = rig.registry->Find(kAppDoc);
   CHECK(OAuthErrorCode(client.status()) == kInvalidClient);
   CHECK_THAT(Message(client.status()),
-             Catch::Contains("cannot be used") && Catch::Contains("did not answer in time"));
+             Catch::Contains("cannot be used") && Catch::Contains("could not be fetched"));
   CHECK_FALSE(rig.registry->Find(kAppDoc).ok());
   CHECK(rig.fetcher.Fetches(kAppDoc) == 1);
 
@@ -816,6 +855,350 @@ TEST_CASE("a registry with the real fetcher accepts a loopback document in test 
   OAuthOptions shipped;
   ClientRegistry strict(*store, *fetcher, clock, shipped);
   CHECK(OAuthErrorCode(strict.Find(url).status()) == kInvalidClient);
+}
+
+// ---- review fixes: registration budgets, pruning of used clients, loopback redirects, names ----
+
+TEST_CASE("registrations for the operator's redirect URIs have their own, larger budget",
+          "[oauth][clients][fix-clients]") {
+  // claude.ai registers on every connection, from egress addresses all its users share: one
+  // user clicking "connect" many times must not lock out everyone else, nor a native app's
+  // flood of loopback registrations spend claude.ai's budget.
+  CHECK(OAuthOptions{}.max_allowlisted_registrations_per_address ==
+        10 * OAuthOptions{}.max_registrations_per_address);
+  OAuthOptions options;
+  options.max_registrations_per_address = 2;
+  options.max_allowlisted_registrations_per_address = 5;
+  Rig rig(options);
+  for (int i = 0; i < 2; ++i) REQUIRE(rig.Register(LoopbackRegistration(), kAddressA).ok());
+  CHECK(OAuthErrorCode(rig.Register(LoopbackRegistration(), kAddressA).status()) ==
+        kTemporarilyUnavailable);
+  // A mix of a listed and a loopback redirect is a loopback registration.
+  json mixed = PublicRegistration();
+  mixed["redirect_uris"] = {kClaude, "http://127.0.0.1/callback"};
+  CHECK(OAuthErrorCode(rig.Register(mixed, kAddressA).status()) == kTemporarilyUnavailable);
+  for (int i = 0; i < 5; ++i) {
+    INFO(i);
+    CHECK(rig.Register(PublicRegistration(), kAddressA).ok());
+  }
+  absl::StatusOr<json> sixth = rig.Register(PublicRegistration(), kAddressA);
+  CHECK(OAuthErrorCode(sixth.status()) == kTemporarilyUnavailable);
+  CHECK_THAT(Message(sixth.status()), Catch::Contains("try again in"));
+  CHECK(*rig.store->CountOAuthClients() == 7);
+  CHECK(rig.Register(LoopbackRegistration(), kAddressB).ok());
+  CHECK(rig.Register(PublicRegistration(), kAddressB).ok());
+}
+
+TEST_CASE(
+    "a used client with no grant left is pruned a day after its last use; one with a live "
+    "grant stays",
+    "[oauth][clients][fix-clients]") {
+  // Without this, max_clients successful connections would stop registration for good.
+  Rig rig;
+  const std::string ended = rig.MustRegister(PublicRegistration())["client_id"];
+  const std::string granted = rig.MustRegister(PublicRegistration())["client_id"];
+  const std::string idle = rig.MustRegister(PublicRegistration())["client_id"];
+  const std::int64_t now = common::ToUnixMillis(rig.clock.Now());
+  auto grant = [&](const std::string& id, const std::string& client) {
+    store::OAuthGrantRecord record{.grant_id = id,
+                                   .client_id = client,
+                                   .client_name = "Claude",
+                                   .principal_id = "key:alice",
+                                   .principal_kind = "api_key",
+                                   .display_name = "alice",
+                                   .scope = "llmbox",
+                                   .resource = "https://hub.example.com",
+                                   .created_at_ms = now,
+                                   .expires_at_ms = now + 90LL * 24 * 3600 * 1000};
+    store::OAuthCodeRecord code{.hash = common::Sha256Hex("code-" + id),
+                                .grant_id = id,
+                                .redirect_uri = kClaude,
+                                .code_challenge = std::string(43, 'c'),
+                                .expires_at_ms = now + 60'000};
+    REQUIRE(rig.store->InsertOAuthGrant(record, code).ok());
+  };
+  for (const std::string& id : {ended, granted, idle}) {
+    rig.registry->MarkUsed(rig.MustFind(json{{"client_id", id}}));
+  }
+  grant("g-ended", ended);
+  grant("g-live", granted);
+  // The first grant ends (revoked); a day later it is pruned, and a day after the last use
+  // so is its client. `idle` never got a grant at all.
+  REQUIRE(rig.store->RevokeOAuthGrants({.grant_id = "g-ended"}, now, "test").ok());
+  rig.clock.Advance(24h - 1s);
+  REQUIRE(rig.store->PruneOAuth(common::ToUnixMillis(rig.clock.Now())).ok());
+  CHECK(rig.registry->Find(ended).ok());
+  CHECK(rig.registry->Find(idle).ok());
+  rig.clock.Advance(1s);
+  REQUIRE(rig.store->PruneOAuth(common::ToUnixMillis(rig.clock.Now())).ok());
+  CHECK(OAuthErrorCode(rig.registry->Find(ended).status()) == kInvalidClient);
+  CHECK(OAuthErrorCode(rig.registry->Find(idle).status()) == kInvalidClient);
+  CHECK(rig.registry->Find(granted).ok());
+  CHECK(*rig.store->CountOAuthClients() == 1);
+  rig.clock.Advance(24h * 30);
+  REQUIRE(rig.store->PruneOAuth(common::ToUnixMillis(rig.clock.Now())).ok());
+  CHECK(rig.registry->Find(granted).ok());
+}
+
+TEST_CASE(
+    "a loopback redirect URI without a path or with a query is refused at registration and "
+    "in a metadata document",
+    "[oauth][clients][fix-clients]") {
+  // Anyone may register a loopback redirect: with any path and query it would be an open
+  // redirector to whatever listens on the person's machine.
+  OAuthOptions options;
+  options.max_registrations_per_address = 1000;
+  Rig rig(options);
+  for (const char* uri : {"http://127.0.0.1", "http://127.0.0.1/", "http://localhost:8080",
+                          "http://[::1]:9/", "http://127.0.0.1/callback?next=/admin",
+                          "http://localhost/?x", "http://127.0.0.1:5000?q"}) {
+    INFO(uri);
+    json request = PublicRegistration();
+    request["redirect_uris"] = {uri};
+    absl::StatusOr<json> reply = rig.Register(request);
+    CHECK(OAuthErrorCode(reply.status()) == kInvalidRedirectUri);
+    CHECK_THAT(Message(reply.status()), Catch::Contains("path"));
+
+    const std::string url = std::string(kAppDoc) + "?u=" + uri;
+    json doc = AppDocument();
+    doc["client_id"] = url;
+    doc["redirect_uris"] = {uri};
+    rig.fetcher.Serve(url, doc.dump());
+    CHECK(OAuthErrorCode(rig.registry->Find(url).status()) == kInvalidClient);
+  }
+  CHECK(*rig.store->CountOAuthClients() == 0);
+  for (const char* uri :
+       {"http://127.0.0.1/callback", "http://localhost:33418/oauth/callback", "http://[::1]/cb"}) {
+    INFO(uri);
+    json request = PublicRegistration();
+    request["redirect_uris"] = {uri};
+    CHECK(rig.Register(request).ok());
+  }
+}
+
+TEST_CASE("a client_name with a Unicode format character or line separator is refused",
+          "[oauth][clients][fix-clients]") {
+  OAuthOptions options;
+  options.max_registrations_per_address = 1000;
+  Rig rig(options);
+  auto named = [&](const std::string& name) {
+    json request = PublicRegistration();
+    request["client_name"] = name;
+    return rig.Register(request);
+  };
+  for (const char* hidden : {
+           "\xc2\xad",          // U+00AD soft hyphen
+           "\xd8\x9c",          // U+061C Arabic letter mark
+           "\xe2\x80\x8b",      // U+200B zero width space
+           "\xe2\x80\x8d",      // U+200D zero width joiner
+           "\xe2\x80\x8e",      // U+200E left-to-right mark
+           "\xe2\x80\xa8",      // U+2028 line separator (Zl)
+           "\xe2\x80\xa9",      // U+2029 paragraph separator (Zp)
+           "\xe2\x80\xaa",      // U+202A left-to-right embedding
+           "\xe2\x81\xa0",      // U+2060 word joiner
+           "\xe2\x81\xa4",      // U+2064 invisible plus
+           "\xe2\x81\xa6",      // U+2066 left-to-right isolate
+           "\xef\xbb\xbf",      // U+FEFF byte order mark
+           "\xef\xbf\xb9",      // U+FFF9 interlinear annotation anchor
+           "\xf3\xa0\x80\x81",  // U+E0001 language tag
+           "\xf3\xa0\x81\x81",  // U+E0041 tag latin capital A
+       }) {
+    absl::StatusOr<json> reply = named(std::string("Cla") + hidden + "ude");
+    CHECK(OAuthErrorCode(reply.status()) == kInvalidClientMetadata);
+  }
+  CHECK(*rig.store->CountOAuthClients() == 0);
+  // Neighbours of the refused ranges are ordinary text.
+  for (const char* fine : {"\xe2\x80\x90",  // U+2010 hyphen
+                           "\xe2\x80\x8a",  // U+200A hair space (Zs)
+                           "\xc2\xa0",      // U+00A0 no-break space
+                           "\xf0\x9f\x98\x80", "\xe4\xb8\xad"}) {
+    CHECK(named(std::string("Cla") + fine + "ude").ok());
+  }
+}
+
+// ---- review fixes: uncached metadata documents cannot hold every HTTP worker ----
+
+// A fetcher whose fetches block until the test releases them (except for URLs made Fast);
+// serves each URL a valid document naming itself.
+class BlockingFetcher final : public CimdFetcher {
+ public:
+  absl::StatusOr<std::string> Fetch(const std::string& url) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++entered_;
+    ++fetches_[url];
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return released_ || fast_.contains(url); });
+    json doc = AppDocument();
+    doc["client_id"] = url;
+    return doc.dump();
+  }
+  // Whether `count` fetches have started (false after 10 s of real time: a broken test fails
+  // rather than hangs).
+  bool WaitEntered(int count) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, 10s, [&] { return entered_ >= count; });
+  }
+  void Fast(const std::string& url) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fast_.insert(url);
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    changed_.notify_all();
+  }
+  int Entered() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entered_;
+  }
+  int Fetches(const std::string& url) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return fetches_[url];
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  int entered_ = 0;
+  bool released_ = false;
+  std::set<std::string> fast_;
+  std::map<std::string, int> fetches_;
+};
+
+// A registry over a blocking fetcher; releases the fetcher and joins its threads on the way
+// out, whatever the test did (so the results its threads write must be declared before it).
+struct BlockingRig {
+  explicit BlockingRig(OAuthOptions options_in = {})
+      : dir("oauth-cimd-bound"), store(OpenStore(dir)), options(std::move(options_in)) {
+    options.issuer = "https://hub.example.com";
+    registry = std::make_unique<ClientRegistry>(*store, fetcher, clock, options);
+  }
+  ~BlockingRig() {
+    fetcher.Release();
+    for (std::thread& thread : threads) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+  // Find(url, key) on a thread of its own; its result lands in *result.
+  void FindAsync(const std::string& url, const std::string& key, absl::StatusOr<Client>* result) {
+    threads.emplace_back([this, url, key, result] { *result = registry->Find(url, key); });
+  }
+  void Join() {
+    fetcher.Release();
+    for (std::thread& thread : threads) thread.join();
+    threads.clear();
+  }
+
+  ScratchDir dir;
+  std::unique_ptr<store::SqliteStore> store;
+  FakeClock clock;
+  BlockingFetcher fetcher;
+  OAuthOptions options;
+  std::unique_ptr<ClientRegistry> registry;
+  std::vector<std::thread> threads;
+};
+
+std::string DocUrl(int i) { return "https://app" + std::to_string(i) + ".example/client.json"; }
+
+TEST_CASE("beyond cimd_max_concurrent_fetches, uncached documents are refused at once",
+          "[oauth][clients][fix-clients]") {
+  // The attack: many /authorize requests, each naming a new slow URL, would each hold an HTTP
+  // worker for cimd_timeout until none is left for anyone.
+  CHECK(OAuthOptions{}.cimd_max_concurrent_fetches == 4);
+  std::vector<absl::StatusOr<Client>> results(4, absl::UnknownError("not run"));
+  BlockingRig rig;
+  for (int i = 0; i < 4; ++i) {
+    rig.FindAsync(DocUrl(i), "192.0.2." + std::to_string(i), &results[i]);
+  }
+  REQUIRE(rig.fetcher.WaitEntered(4));
+  // The fifth, from yet another address, is refused without waiting and without a fetch, even
+  // though its document would answer at once.
+  rig.fetcher.Fast(DocUrl(4));
+  absl::StatusOr<Client> fifth = rig.registry->Find(DocUrl(4), "198.51.100.1");
+  CHECK(OAuthErrorCode(fifth.status()) == kTemporarilyUnavailable);
+  CHECK(absl::IsUnavailable(fifth.status()));
+  CHECK(rig.fetcher.Entered() == 4);
+  // Clients that need no fetch are not held up.
+  CHECK(OAuthErrorCode(rig.registry->Find("lbc_nobody", "198.51.100.1").status()) ==
+        kInvalidClient);
+  rig.Join();
+  for (const auto& result : results) CHECK(result.ok());
+  // Once they are done (and cached), there is room again.
+  CHECK(rig.registry->Find(DocUrl(0), "198.51.100.1").ok());
+  CHECK(rig.registry->Find(DocUrl(4), "198.51.100.1").ok());
+  CHECK(rig.fetcher.Fetches(DocUrl(0)) == 1);
+}
+
+TEST_CASE("requests naming a document that is being fetched share its one fetch",
+          "[oauth][clients][fix-clients]") {
+  absl::StatusOr<Client> first = absl::UnknownError("not run");
+  absl::StatusOr<Client> second = absl::UnknownError("not run");
+  BlockingRig rig;
+  rig.FindAsync(DocUrl(0), "192.0.2.1", &first);
+  REQUIRE(rig.fetcher.WaitEntered(1));
+  rig.FindAsync(DocUrl(0), "192.0.2.2", &second);
+  REQUIRE(rig.clock.WaitForWaiters(1));  // the second waits for the first's fetch
+  rig.Join();
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  CHECK(second->client_id == DocUrl(0));
+  CHECK(rig.fetcher.Fetches(DocUrl(0)) == 1);
+}
+
+TEST_CASE("waiters count against the bound, and stop waiting after the fetch's timeout",
+          "[oauth][clients][fix-clients]") {
+  // Waiting for someone else's slow fetch holds a worker too: many requests for one slow URL
+  // must not get around the bound.
+  OAuthOptions options;
+  options.cimd_timeout = 5000ms;
+  std::vector<absl::StatusOr<Client>> results(4, absl::UnknownError("not run"));
+  BlockingRig rig(options);
+  rig.FindAsync(DocUrl(0), "192.0.2.1", &results[0]);
+  REQUIRE(rig.fetcher.WaitEntered(1));
+  for (int i = 1; i < 4; ++i) {
+    rig.FindAsync(DocUrl(0), "192.0.2." + std::to_string(i + 1), &results[i]);
+    REQUIRE(rig.clock.WaitForWaiters(i));
+  }
+  CHECK(OAuthErrorCode(rig.registry->Find(DocUrl(0), "198.51.100.1").status()) ==
+        kTemporarilyUnavailable);
+  CHECK(rig.fetcher.Entered() == 1);
+  // The fetch hangs past its timeout: the waiters give up (the fetch itself is the fetcher's
+  // to end).
+  rig.clock.Advance(5000ms + 1s);
+  for (int i = 1; i < 4; ++i) rig.threads[i].join();
+  for (int i = 1; i < 4; ++i) {
+    INFO(i);
+    CHECK(OAuthErrorCode(results[i].status()) == kTemporarilyUnavailable);
+  }
+  rig.threads.resize(1);
+  rig.Join();
+  CHECK(results[0].ok());
+}
+
+TEST_CASE("uncached document lookups are limited per client address",
+          "[oauth][clients][fix-clients]") {
+  OAuthOptions options;
+  options.cimd_fetches_per_address = 3;
+  options.cimd_fetch_window = 60s;
+  Rig rig(options);
+  for (int i = 0; i < 4; ++i) {
+    json doc = AppDocument();
+    doc["client_id"] = DocUrl(i);
+    rig.fetcher.Serve(DocUrl(i), doc.dump());
+  }
+  rig.fetcher.Fail(DocUrl(9), absl::UnavailableError("no answer"));
+  CHECK(rig.registry->Find(DocUrl(0), kAddressA).ok());
+  CHECK(rig.registry->Find(DocUrl(1), kAddressA).ok());
+  CHECK_FALSE(rig.registry->Find(DocUrl(9), kAddressA).ok());  // a failed fetch counts too
+  absl::StatusOr<Client> fourth = rig.registry->Find(DocUrl(2), kAddressA);
+  CHECK(OAuthErrorCode(fourth.status()) == kTemporarilyUnavailable);
+  CHECK_THAT(Message(fourth.status()), Catch::Contains("try again in"));
+  CHECK(rig.fetcher.Fetches(DocUrl(2)) == 0);
+  // Cached documents cost nothing; other addresses have their own budget.
+  CHECK(rig.registry->Find(DocUrl(0), kAddressA).ok());
+  CHECK(rig.registry->Find(DocUrl(2), kAddressB).ok());
+  rig.clock.Advance(60s);
+  CHECK(rig.registry->Find(DocUrl(3), kAddressA).ok());
 }
 
 }  // namespace

@@ -417,7 +417,7 @@ TEST_CASE(
   REQUIRE(sqlite3_exec(db,
                        "INSERT INTO oauth_clients VALUES "
                        "('unused', '', 'u', '[]', 'none', 'k', 1, 0, 2000000),"
-                       "('used', '', 'u', '[]', 'none', 'k', 1, 5, 0),"
+                       "('client-a', '', 'u', '[]', 'none', 'k', 1, 5, 0),"  // used, a live grant
                        "('young', '', 'u', '[]', 'none', 'k', 1, 0, 9000000000)",
                        nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
@@ -447,7 +447,7 @@ TEST_CASE(
   REQUIRE(sqlite3_prepare_v2(db, "SELECT group_concat(client_id) FROM oauth_clients", -1, &s,
                              nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(s) == SQLITE_ROW);
-  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) == "used,young");
+  CHECK(std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))) == "client-a,young");
   sqlite3_finalize(s);
   sqlite3_close(db);
 }

@@ -308,5 +308,22 @@ TEST_CASE("revocation answers 200 for unknown and foreign tokens and ends the cl
               401) == "invalid_client");
 }
 
+TEST_CASE("the token endpoint counts metadata document lookups against the caller's address",
+          "[oauth][tokens][fix-clients]") {
+  Fixture f;
+  f.options.cimd_fetches_per_address = 1;
+  f.registry = std::make_unique<ClientRegistry>(*f.store, f.fetcher, f.clock, f.options);
+  auto from = [&](const std::string& client_id, const std::string& address) {
+    http::Request request =
+        f.Post("grant_type=refresh_token&refresh_token=x&client_id=" + Encode(client_id));
+    request.remote_address = address;
+    return HandleTokenRequest(request, *f.registry, *f.tokens);
+  };
+  CHECK(ErrorOf(from("https://app.example/a.json", "192.0.2.1"), 401) == "invalid_client");
+  CHECK(ErrorOf(from("https://app.example/b.json", "192.0.2.1"), 503) == "temporarily_unavailable");
+  CHECK(ErrorOf(from("https://app.example/b.json", "192.0.2.2"), 401) == "invalid_client");
+  CHECK(f.fetcher.calls == 2);
+}
+
 }  // namespace
 }  // namespace llmbox::hub::oauth
