@@ -457,15 +457,30 @@ TEST_CASE(
   }
   SECTION("another resource is refused at authorize, token and refresh") {
     const Pkce pkce = Pkce::Make();
-    const HttpResult authorize = oauth.StartAuthorize({{"response_type", "code"},
-                                                       {"client_id", *client_id},
-                                                       {"redirect_uri", redirect},
-                                                       {"code_challenge", pkce.challenge},
-                                                       {"code_challenge_method", "S256"},
-                                                       {"state", "state-other"},
-                                                       {"resource", other}});
+    auto authorize_for = [&](const std::string& id, const std::string& redirect_uri) {
+      return oauth.StartAuthorize({{"response_type", "code"},
+                                   {"client_id", id},
+                                   {"redirect_uri", redirect_uri},
+                                   {"code_challenge", pkce.challenge},
+                                   {"code_challenge_method", "S256"},
+                                   {"state", "state-other"},
+                                   {"resource", other}});
+    };
+    // To a loopback redirect the hub sends no error (a local listener may not be the app's):
+    // it says so on its own page.
+    const HttpResult local = authorize_for(*client_id, redirect);
+    INFO(local.headers << local.body);
+    CHECK(local.status == 400);
+    CHECK(local.Header("location").empty());
+    CHECK(local.body.find("only for its own resource") != std::string::npos);
+    // To a listed https redirect (claude.ai's, never followed here): the RFC's error redirect.
+    const std::string claude = "https://claude.ai/api/mcp/auth_callback";
+    auto claude_client = oauth.Register(claude, "claude-like");
+    REQUIRE(claude_client.ok());
+    const HttpResult authorize = authorize_for(*claude_client, claude);
     INFO(authorize.headers << authorize.body);
     CHECK(authorize.status / 100 == 3);
+    CHECK(authorize.Header("location").rfind(claude + "?", 0) == 0);
     CHECK(QueryParam(authorize.Header("location"), "error") == "invalid_target");
     CHECK(QueryParam(authorize.Header("location"), "state") == "state-other");
     CHECK_FALSE(QueryParam(authorize.Header("location"), "code").has_value());
