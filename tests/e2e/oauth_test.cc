@@ -198,7 +198,7 @@ TEST_CASE(
 
 TEST_CASE(
     "an SDK client signs a person in with their llmbox API key and takes a box through "
-    "its life as that key's principal; revoking the key ends it",
+    "its life as that key's principal, and revoking the key ends it",
     "[e2e][hub][oauth]") {
   HubDir dir("llmbox-oauth-key");
   KeyHub keyed(dir);

@@ -28,7 +28,7 @@ using nlohmann::json;
 
 TEST_CASE(
     "with boxes_alive 1 a key's second create is refused naming the limit, and succeeds "
-    "after a destroy; another key is unaffected",
+    "after a destroy, and another key is unaffected",
     "[e2e][hub]") {
   const auto& rig = Rig();
   HubDir dir("llmbox-hub-quotas");

@@ -228,7 +228,7 @@ TEST_CASE("an allowlist box reaches an allowed name and nothing else, and every 
 }
 
 TEST_CASE(
-    "a box in mode none reaches nothing; an open box reaches the internet, not the denied set",
+    "a box in mode none reaches nothing, an open box reaches the internet, not the denied set",
     "[egress]") {
   auto internet = testing::TestInternet::Create();
   INFO(internet.status().ToString());

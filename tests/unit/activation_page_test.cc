@@ -590,7 +590,7 @@ TEST_CASE("submissions racing each other: exactly one reaches the box", "[activa
   CHECK(Has(f.Call("GET", "/auth/" + token).body, "data-state=\"ready\""));
 }
 
-TEST_CASE("a destroyed box's link says so; an expired one is a plain 404 that says it expired",
+TEST_CASE("a destroyed box's link says so, an expired one is a plain 404 that says it expired",
           "[activation]") {
   Fixture f;
   const std::string token = f.Create("demo");
@@ -666,7 +666,7 @@ class NamedOidcClient final : public OidcClient {
   std::string return_to_;
 };
 
-TEST_CASE("with sign-in gating the first person to sign in owns the box; others are refused",
+TEST_CASE("with sign-in gating the first person to sign in owns the box, others are refused",
           "[activation]") {
   NamedOidcClient oidc;
   testing::FakeClock session_clock;
@@ -772,7 +772,7 @@ TEST_CASE("with sign-in gating the first person to sign in owns the box; others 
   }
 }
 
-TEST_CASE("a sign-in the provider cannot serve asks for a retry (503); a refused one is 403",
+TEST_CASE("a sign-in the provider cannot serve asks for a retry (503), a refused one is 403",
           "[activation]") {
   NamedOidcClient oidc;
   testing::FakeClock session_clock;

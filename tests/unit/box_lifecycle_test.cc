@@ -1078,7 +1078,7 @@ class HeldExecEngine : public spoke::docker::DockerEngineWrapper {
   bool released_ = false;
 };
 
-TEST_CASE("a box runs at most its limit of user execs at once; box execs are not counted",
+TEST_CASE("a box runs at most its limit of user execs at once, box execs are not counted",
           "[lifecycle][trust]") {
   testing::FakeClock clock;
   testing::FakeDockerEngine engine{clock};

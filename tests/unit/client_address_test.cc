@@ -133,7 +133,7 @@ TEST_CASE("64 KiB forwarding headers are read in bounded time and believed at mo
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
 }
 
-TEST_CASE("trusted proxies are CIDRs or addresses, IPv4 and IPv6; anything else is refused",
+TEST_CASE("trusted proxies are CIDRs or addresses, IPv4 and IPv6, anything else is refused",
           "[proxy]") {
   const TrustedProxies trusted =
       Trusted({"127.0.0.1", "10.0.0.0/8", "192.168.1.128/25", "::1", "2001:db8::/32"});

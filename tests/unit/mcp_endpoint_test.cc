@@ -180,7 +180,7 @@ TEST_CASE("ping, logging/setLevel and unknown methods answer as the spec says", 
   CHECK(f.Post(Request(4, "resources/list"))->As<json>()["error"]["code"] == -32601);
 }
 
-TEST_CASE("DELETE ends a session and its id then gets 404; a forged id gets 404", "[mcp]") {
+TEST_CASE("DELETE ends a session and its id then gets 404, a forged id gets 404", "[mcp]") {
   Fixture f;
   const std::string session = f.Initialize();
   CHECK(f.Post(Request(2, "tools/list"), {{"mcp-session-id", session}})->status == 200);
@@ -207,7 +207,7 @@ TEST_CASE("a session id stays valid across a restart with the same key", "[mcp]"
   CHECK(other_key.Post(Request(1, "tools/list"), {{"mcp-session-id", session}})->status == 404);
 }
 
-TEST_CASE("an ended session stays ended across a restart; a session expires after its ttl",
+TEST_CASE("an ended session stays ended across a restart, a session expires after its ttl",
           "[mcp]") {
   std::vector<std::pair<std::string, std::int64_t>> recorded;
   std::string session;
@@ -419,7 +419,7 @@ TEST_CASE("tools/call streams progress then the response over SSE", "[mcp]") {
   CHECK(Json(*star)["result"]["structuredContent"]["text"] == "a");
 }
 
-TEST_CASE("unknown tools are protocol errors; bad arguments are tool errors", "[mcp]") {
+TEST_CASE("unknown tools are protocol errors, bad arguments are tool errors", "[mcp]") {
   Fixture f;
   auto unknown =
       f.Post(Request(1, "tools/call", {{"name", "nope"}}), {{"accept", "application/json"}});

@@ -406,7 +406,7 @@ TEST_CASE("PKCE missing, plain or malformed is refused by a redirect with invali
   CHECK(f.Call("GET", "/authorize", Query(GoodParams())).status == 200);
 }
 
-TEST_CASE("a resource other than this hub is invalid_target; the hub's own in any spelling is not",
+TEST_CASE("a resource other than this hub is invalid_target, the hub's own in any spelling is not",
           "[oauth][authorize]") {
   Fixture f;
   for (const std::string other :
@@ -566,7 +566,7 @@ TEST_CASE("a guessed or expired request id is refused", "[oauth][authorize]") {
   CHECK(expired.Header("Location").empty());
 }
 
-TEST_CASE("API key guessing from one address hits the rate limit; a malformed key costs nothing",
+TEST_CASE("API key guessing from one address hits the rate limit, a malformed key costs nothing",
           "[oauth][authorize]") {
   Fixture f;
   auto attempt = [&](const std::string& key, const std::string& address = "192.0.2.7") {

@@ -375,7 +375,7 @@ TEST_CASE("no registration passes the max_clients cap, and a refusal costs no ra
   CHECK(*rig.store->CountOAuthClients() == 2);
 }
 
-TEST_CASE("a registered client never used expires after unused_client_ttl; a used one stays",
+TEST_CASE("a registered client never used expires after unused_client_ttl, a used one stays",
           "[oauth][clients]") {
   OAuthOptions options;
   options.unused_client_ttl = 24h;
@@ -890,7 +890,7 @@ TEST_CASE("registrations for the operator's redirect URIs have their own, larger
 }
 
 TEST_CASE(
-    "a used client with no grant left is pruned a day after its last use; one with a live "
+    "a used client with no grant left is pruned a day after its last use, one with a live "
     "grant stays",
     "[oauth][clients][fix-clients]") {
   // Without this, max_clients successful connections would stop registration for good.

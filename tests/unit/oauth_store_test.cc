@@ -206,7 +206,7 @@ TEST_CASE("one code redeemed at once through two store handles and many threads:
   }
 }
 
-TEST_CASE("rotating a refresh token spends it; rotating it again revokes its grant",
+TEST_CASE("rotating a refresh token spends it, rotating it again revokes its grant",
           "[oauth][tokens]") {
   Fixture f;
   f.Issue("g1");

@@ -266,7 +266,7 @@ TEST_CASE("an unknown or malformed code is invalid_grant", "[oauth][tokens]") {
         "invalid_grant");
 }
 
-TEST_CASE("a code asked for another resource is invalid_target; the origin with a slash is ok",
+TEST_CASE("a code asked for another resource is invalid_target, the origin with a slash is ok",
           "[oauth][tokens]") {
   OAuthTokensFixture f;
   f.AddKey("alice");
@@ -296,7 +296,7 @@ TEST_CASE("a token issued for another resource does not authenticate here", "[oa
   CHECK(f.tokens->Authenticate(response.access_token).ok());
 }
 
-TEST_CASE("refresh rotates; the old refresh token again revokes the family, newest tokens too",
+TEST_CASE("refresh rotates, the old refresh token again revokes the family, newest tokens too",
           "[oauth][tokens]") {
   OAuthTokensFixture f;
   f.AddKey("alice");
@@ -362,7 +362,7 @@ TEST_CASE("access and refresh tokens are not interchangeable", "[oauth][tokens]"
   CHECK(f.tokens->Authenticate(response.access_token).ok());
 }
 
-TEST_CASE("an access token expires after access_token_ttl; refresh gives a new one",
+TEST_CASE("an access token expires after access_token_ttl, refresh gives a new one",
           "[oauth][tokens]") {
   OAuthTokensFixture f;
   f.AddKey("alice");
@@ -415,7 +415,7 @@ TEST_CASE("a grant for a key that never existed does not authenticate", "[oauth]
   CHECK_FALSE(f.tokens->Authenticate(response.access_token).ok());
 }
 
-TEST_CASE("revocation by another client is a no-op; by its own client it ends the grant",
+TEST_CASE("revocation by another client is a no-op, by its own client it ends the grant",
           "[oauth][tokens]") {
   OAuthTokensFixture f;
   f.AddKey("alice");
@@ -598,7 +598,7 @@ TEST_CASE("apikey revoke also revokes the key's OAuth grants at once, and says h
   CHECK(f.tokens->Authenticate(bob.access_token).ok());
 }
 
-TEST_CASE("a person taken off the OIDC allow-list loses access; a refresh revokes the grant",
+TEST_CASE("a person taken off the OIDC allow-list loses access, a refresh revokes the grant",
           "[oauth][tokens][fix-tokens]") {
   OAuthTokensFixture f;
   std::set<std::string> allowed = {"alice@example.com"};

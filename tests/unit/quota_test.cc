@@ -163,7 +163,7 @@ TEST_CASE(
   CHECK(absl::IsResourceExhausted(f.Create("quota-c4", kAlice)));
 }
 
-TEST_CASE("a create the spoke fails still counts in the hour; one refused as a taken id does not",
+TEST_CASE("a create the spoke fails still counts in the hour, one refused as a taken id does not",
           "[quota]") {
   Fixture f(Quotas(100, /*creates_per_hour=*/2, 4, 3600));
   f.MustCreate("quota-taken", kAlice);
@@ -352,7 +352,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("an override gives one principal its own limits; the others keep the defaults",
+TEST_CASE("an override gives one principal its own limits, the others keep the defaults",
           "[quota]") {
   config::QuotaConfig quotas = Quotas(/*boxes_alive=*/1, 10, 4, 3600);
   config::QuotaOverride ci{.principal = "key:ci", .limits = quotas.defaults};
