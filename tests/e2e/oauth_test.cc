@@ -596,5 +596,39 @@ TEST_CASE("the MCP conformance suite's authorization checks pass against the hub
   CheckNoOAuthSecrets(hub.process.Log(), dir.path / "none", {key});
 }
 
+TEST_CASE("llmbox-hub check-config says what a person types in claude.ai and who may sign in",
+          "[e2e][hub][oauth]") {
+  HubDir dir("llmbox-oauth-check-config");
+  std::ofstream(dir.path / "secret") << "not-a-real-secret\n";
+  std::ofstream(dir.path / "hub.yaml")
+      << "hub:\n  public_url: https://hub.example.com\n  state_dir: " << dir.path.string()
+      << "\nlocal_spoke:\n  enabled: false\nauth:\n  oauth:\n    enabled: true\n"
+         "activation:\n  oidc:\n    issuer: https://idp.example.com\n    client_id: llmbox\n"
+         "    client_secret_file: secret\n    allowed_emails: [alice@example.com]\n"
+         "    allowed_domains: [corp.example]\n";
+  ChildProcess checked(
+      {LLMBOX_HUB_BIN, "check-config", "--config", (dir.path / "hub.yaml").string()},
+      dir.path / "check.log");
+  REQUIRE(checked.Wait(30s) == 0);
+  const std::string out = checked.Log();
+  INFO(out);
+  CHECK(out.find("Add custom connector, name llmbox, URL https://hub.example.com (no client ID "
+                 "or secret needed); people sign in at https://idp.example.com") !=
+        std::string::npos);
+  CHECK(out.find("(activation.oidc's allow-list): alice@example.com, anyone @corp.example") !=
+        std::string::npos);
+  CHECK(out.find("not-a-real-secret") == std::string::npos);
+
+  // Plain http beyond loopback is refused, naming the way out.
+  std::ofstream(dir.path / "http.yaml")
+      << "hub:\n  public_url: http://hub.example.com\n  state_dir: " << dir.path.string()
+      << "\nlocal_spoke:\n  enabled: false\nauth:\n  oauth:\n    enabled: true\n";
+  ChildProcess refused(
+      {LLMBOX_HUB_BIN, "check-config", "--config", (dir.path / "http.yaml").string()},
+      dir.path / "http.log");
+  CHECK(refused.Wait(30s) == 1);
+  CHECK(refused.Log().find("auth.oauth needs an https hub.public_url") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace llmbox::testing
