@@ -104,6 +104,10 @@ input[type=text], input[type=password] {
 .key-form, .consent-form { margin: 0 0 1rem; }
 .actions { display: flex; gap: .75rem; flex-wrap: wrap; margin: 1rem 0 .5rem; }
 .button.secondary { background: transparent; color: var(--ink); border: 1px solid var(--line); }
+/* The consent page's Allow arms a moment after the page shows: a page that opens this one
+   under a person's double click (double-click jacking) finds nothing to press. */
+.button.arming { animation: llmbox-arm .6s step-end; }
+@keyframes llmbox-arm { from { visibility: hidden; } to { visibility: visible; } }
 .notice.redirect { border-color: var(--accent); background: rgba(193, 95, 60, .08); }
 .host {
   display: block; font-size: 1.3rem; font-weight: 700; margin: .25rem 0 0;

@@ -590,7 +590,7 @@ struct AuthorizePage::State {
                  "\"><input type=\"hidden\" name=\"request\" value=\"" + id +
                  "\"><input type=\"hidden\" name=\"csrf\" value=\"" +
                  HtmlEscape(csrf.Issue(browser, id)) +
-                 "\"><div class=\"actions\"><button class=\"button\" type=\"submit\" "
+                 "\"><div class=\"actions\"><button class=\"button arming\" type=\"submit\" "
                  "name=\"decision\" value=\"allow\">Allow</button><button class=\"button "
                  "secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>"
                  "</div></form>",

@@ -185,6 +185,7 @@ TEST_CASE(
   CheckDiscoveryAndRegistration(run.log, hub.url);
   CHECK(run.log.find("STEP signed in at the provider as alice@example.com") != std::string::npos);
   CHECK(run.log.find("STEP consent page names the client") != std::string::npos);
+  CHECK(run.log.find("STEP Allow arms after 0.6 s (llmbox-arm)") != std::string::npos);
 
   CHECK(hub.process.Stop() == 0);
   const std::string log = hub.process.Log();

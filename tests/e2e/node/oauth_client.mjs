@@ -193,6 +193,14 @@ async function signInAndConsent(authorizeUrl, redirectPrefix) {
       assert.ok(text.includes(args.clientName), `the consent page names the client: ${text}`);
       assert.ok(text.includes('127.0.0.1'), `the consent page names the redirect host: ${text}`);
       assert.equal(await page.locator('button[name=decision][value=deny]').count(), 1);
+      // Allow arms only a moment after the page shows (double-click jacking): the browser runs
+      // the hub's stylesheet's arming animation on it, hidden until it ends.
+      const arming = await page.locator('button[name=decision][value=allow]').evaluate((b) => {
+        const style = getComputedStyle(b);
+        return `${style.animationName} ${style.animationDuration}`;
+      });
+      assert.equal(arming, 'llmbox-arm 0.6s', `the Allow button's animation: ${arming}`);
+      step('Allow arms after 0.6 s (llmbox-arm)');
       await shoot(page, 'consent');
       step('consent page names the client and its redirect host; Allow');
       await Promise.all([
