@@ -186,10 +186,7 @@ int Open(int proxy_port, const std::string& name, int server_port) {
   return fd;
 }
 
-double Percentile(std::vector<double> values, double p) {
-  std::sort(values.begin(), values.end());
-  return values[std::min(values.size() - 1, static_cast<size_t>(p * values.size()))];
-}
+using llmbox::bench::Percentile;
 
 // Set-up times in ms: open, one byte there and back.
 std::vector<double> SetupTimes(int connections, int proxy_port, int echo_port) {

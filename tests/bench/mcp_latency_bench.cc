@@ -39,6 +39,7 @@
 #include "hub/local/local_spoke.h"
 #include "hub/server/hub_server.h"
 #include "hub/store/store.h"
+#include "tests/bench/bench_report.h"
 #include "tests/rig/rig_env.h"
 
 namespace {
@@ -54,12 +55,7 @@ using nlohmann::json;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-double Percentile(std::vector<double> values, double p) {
-  std::sort(values.begin(), values.end());
-  const std::size_t index =
-      std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())));
-  return values[index];
-}
+using llmbox::bench::Percentile;
 
 std::size_t Collect(char* data, std::size_t size, std::size_t count, void* out) {
   static_cast<std::string*>(out)->append(data, size * count);

@@ -38,6 +38,7 @@
 #include "hub/config/hub_config.h"
 #include "hub/server/state_dir.h"
 #include "hub/store/store.h"
+#include "tests/bench/bench_report.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/oauth_http.h"
 
@@ -55,12 +56,7 @@ namespace fs = std::filesystem;
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-double Percentile(std::vector<double> values, double p) {
-  std::sort(values.begin(), values.end());
-  const std::size_t index =
-      std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())));
-  return values[index];
-}
+using llmbox::bench::Percentile;
 
 std::string ReadAll(const fs::path& path) {
   std::stringstream text;
