@@ -173,6 +173,12 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   }
   LLMBOX_RETURN_IF_ERROR(m.Bool("loopback_redirects", &c->allow_loopback_redirects));
   LLMBOX_RETURN_IF_ERROR(m.Bool("client_id_metadata_documents", &c->client_id_metadata_documents));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("admin_emails", &c->admin_emails));
+  for (const auto& email : c->admin_emails) {
+    if (email.find('@') == std::string::npos || email.front() == '@' || email.back() == '@') {
+      return m.Error("admin_emails", "\"" + email + "\" is not an email address");
+    }
+  }
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> registration, m.Map("registration"));
   if (registration) {
     ConfigMap& r = *registration;

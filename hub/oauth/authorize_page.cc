@@ -424,7 +424,7 @@ struct AuthorizePage::State {
         CookieValue(request.Header("cookie"), activation::SessionCookie::kName));
     if (!session.ok()) return std::nullopt;
     return auth::Principal::OAuthSubject(deps.oidc_issuer, session->subject, session->email,
-                                         session->email, {});
+                                         session->email, OidcRoles(options, session->email));
   }
 
   void SendSignInFailed(http::Responder& out, const absl::Status& status) {

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "hub/auth/principal.h"
+
 namespace llmbox::hub::oauth {
 
 enum class SignInMode {
@@ -83,7 +85,16 @@ struct OAuthOptions {
   bool cimd_allow_loopback = false;
 
   std::vector<PreregisteredClient> clients;
+
+  // People signed in through the OIDC provider who get the admin role (auth::Role::kAdmin:
+  // every principal's boxes), by verified email, compared case-insensitively. Read at every
+  // request, so a change takes effect at the hub's next start. Keys get the role from
+  // `apikey create --admin` instead.
+  std::vector<std::string> admin_emails;
 };
+
+// The roles of a person signed in through the OIDC provider with this verified email.
+std::vector<auth::Role> OidcRoles(const OAuthOptions& options, std::string_view email);
 
 // The scope the hub knows: everything the MCP tools do as the signed-in principal.
 inline constexpr std::string_view kScope = "llmbox";

@@ -75,7 +75,8 @@ bool ScopeWithin(std::string_view requested, std::string_view granted) {
 // The principal a grant was made for, rebuilt from its record (and, for an API key, the key's
 // admin role now).
 [[nodiscard]] absl::StatusOr<auth::Principal> PrincipalOf(const store::OAuthGrantRecord& grant,
-                                                          bool key_admin) {
+                                                          bool key_admin,
+                                                          const OAuthOptions& options) {
   if (grant.principal_kind == auth::PrincipalKindName(auth::PrincipalKind::kApiKey)) {
     const std::string prefix = auth::ApiKeyPrincipalId("");
     if (grant.principal_id.starts_with(prefix)) {
@@ -90,7 +91,8 @@ bool ScopeWithin(std::string_view requested, std::string_view granted) {
     const std::size_t hash = rest.find('#');
     if (hash != std::string_view::npos) {
       return auth::Principal::OAuthSubject(rest.substr(0, hash), rest.substr(hash + 1),
-                                           grant.display_name, grant.email, {});
+                                           grant.display_name, grant.email,
+                                           OidcRoles(options, grant.email));
     }
   }
   return absl::InternalError("oauth: grant " + grant.grant_id + " has a principal of kind \"" +
@@ -348,7 +350,8 @@ absl::StatusOr<auth::Principal> TokenService::Authenticate(std::string_view acce
     return absl::UnauthenticatedError(
         "the person this access token was issued for may no longer sign in");
   }
-  LLMBOX_ASSIGN_OR_RETURN(auth::Principal principal, PrincipalOf(grant, found->principal_admin));
+  LLMBOX_ASSIGN_OR_RETURN(auth::Principal principal,
+                          PrincipalOf(grant, found->principal_admin, options_));
   // Best effort and coarse: the row says when it was last written, and the store writes at
   // most once a minute per grant, so the hot path stays a single read.
   if (now - grant.last_used_at_ms >= kTouchIntervalMs) {

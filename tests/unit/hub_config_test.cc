@@ -120,6 +120,7 @@ TEST_CASE("auth.oauth sets what it says, pre-registered clients included", "[hub
       "    access_token_ttl: 2s\n    refresh_token_ttl: 48h\n    grant_ttl: 720h\n"
       "    code_ttl: 30s\n    redirect_uris: [https://app.example.com/callback]\n"
       "    loopback_redirects: false\n    client_id_metadata_documents: false\n"
+      "    admin_emails: [ops@example.com]\n"
       "    registration:\n      per_address: 5\n      listed_per_address: 50\n"
       "      window: 10m\n"
       "      unused_client_ttl: 2h\n      max_clients: 100\n"
@@ -138,6 +139,7 @@ TEST_CASE("auth.oauth sets what it says, pre-registered clients included", "[hub
   CHECK(o.allowed_redirect_uris == std::vector<std::string>{"https://app.example.com/callback"});
   CHECK_FALSE(o.allow_loopback_redirects);
   CHECK_FALSE(o.client_id_metadata_documents);
+  CHECK(o.admin_emails == std::vector<std::string>{"ops@example.com"});
   CHECK(o.max_registrations_per_address == 5);
   CHECK(o.max_allowlisted_registrations_per_address == 50);
   CHECK(o.registration_window == 10min);
@@ -170,6 +172,8 @@ TEST_CASE("bad auth.oauth configs are refused with the key path and the line",
   CHECK(ErrorOf("auth:\n  oauth:\n    clients:\n      - client_id: ci\n"
                 "        client_secret: hunter2\n        redirect_uris: [https://x/cb]\n")
             .find("client_secret") != std::string::npos);
+  CHECK(ErrorOf("auth:\n  oauth:\n    admin_emails: [ops]\n") ==
+        "config: auth.oauth.admin_emails (line 3): \"ops\" is not an email address");
   CHECK(ErrorOf("auth:\n  oauth:\n    enable: true\n").find("auth.oauth.enable (line 3)") !=
         std::string::npos);
   // OAuth only over TLS, but on loopback.

@@ -100,6 +100,30 @@ TEST_CASE("an OIDC person's token authenticates as that person, issuer, subject 
   CHECK_FALSE(who->IsAdmin());
 }
 
+TEST_CASE("a person on auth.oauth.admin_emails is an admin, read at every request",
+          "[oauth][tokens]") {
+  OAuthTokensFixture f;
+  f.options.admin_emails = {"OPS@example.com"};
+  const auth::Principal ops = auth::Principal::OAuthSubject(
+      "https://idp.example.com", "sub-ops", "ops@example.com", "ops@example.com", {});
+  const auth::Principal alice = auth::Principal::OAuthSubject(
+      "https://idp.example.com", "sub-alice", "alice@example.com", "alice@example.com", {});
+  auto ops_tokens = f.Tokens(f.client, ops);
+  auto alice_tokens = f.Tokens(f.client, alice);
+  auto who = f.tokens->Authenticate(ops_tokens.access_token);
+  REQUIRE(who.ok());
+  CHECK(who->IsAdmin());  // the email compared case-insensitively
+  CHECK(who->id() == "oidc:https://idp.example.com#sub-ops");
+  auto other = f.tokens->Authenticate(alice_tokens.access_token);
+  REQUIRE(other.ok());
+  CHECK_FALSE(other->IsAdmin());
+  // Taken off the list, the same token is no admin at its next use.
+  f.options.admin_emails.clear();
+  auto demoted = f.tokens->Authenticate(ops_tokens.access_token);
+  REQUIRE(demoted.ok());
+  CHECK_FALSE(demoted->IsAdmin());
+}
+
 TEST_CASE("an admin key's grant authenticates with the admin role the key has now",
           "[oauth][tokens]") {
   OAuthTokensFixture f;
