@@ -399,13 +399,14 @@ TEST_CASE("migrating an old database gives its boxes to their created_by, and ke
           "[ownership]") {
   testing::ScratchDir dir("ownership-migrate");
   const std::string path = (dir.path() / "hub.db").string();
-  REQUIRE(store::SqliteStore::SchemaVersion() == 7);
-  // A version-5 file: this schema without what versions 6 and 7 added, with boxes and a key in it,
+  REQUIRE(store::SqliteStore::SchemaVersion() == 8);
+  // A version-5 file: this schema without what versions 6 to 8 added, with boxes and a key in it,
   // written with SQLite itself the way the older hub did (it knew no owner column).
   store::SqliteStore::Open(path).value().reset();
   RawExec(path,
           "DROP TABLE oauth_tokens; DROP TABLE oauth_codes; DROP TABLE oauth_grants; "
           "DROP TABLE oauth_clients; ALTER TABLE boxes DROP COLUMN owner_email; "
+          "DROP INDEX boxes_by_spoke_phase; "
           "DROP INDEX boxes_by_owner; ALTER TABLE boxes DROP COLUMN owner; "
           "ALTER TABLE api_keys DROP COLUMN admin; PRAGMA user_version = 5;");
   RawExec(path,
@@ -422,7 +423,7 @@ TEST_CASE("migrating an old database gives its boxes to their created_by, and ke
   REQUIRE(RawQuery(path, "PRAGMA user_version") == "5|\n");
 
   auto db = store::SqliteStore::Open(path).value();
-  CHECK(RawQuery(path, "PRAGMA user_version") == "7|\n");
+  CHECK(RawQuery(path, "PRAGMA user_version") == "8|\n");
   CHECK(db->GetBox("old-alice")->owner == "key:alice");
   CHECK(db->GetBox("old-alice")->box_id == "Old-Alice");  // nothing else changed
   CHECK(db->GetBox("old-alice")->phase == Phase::kReady);
