@@ -521,9 +521,10 @@ mcp::ToolResult BoxTools::List(const json& arguments, const auth::Principal& cal
   if (auto it = arguments.find("limit"); it != arguments.end()) {
     if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
         it->get<std::int64_t>() > static_cast<std::int64_t>(kMaxListLimit)) {
+      // Only a number is echoed: a string could be as long as the request.
       return mcp::ToolResult::Failed(absl::InvalidArgumentError(
-          "limit must be an integer 1.." + std::to_string(kMaxListLimit) + ", got " +
-          it->dump(-1, ' ', false, json::error_handler_t::replace)));
+          "limit must be an integer 1.." + std::to_string(kMaxListLimit) +
+          (it->is_number() ? ", got " + it->dump() : std::string())));
     }
     limit = it->get<std::size_t>();
   }
@@ -533,7 +534,15 @@ mcp::ToolResult BoxTools::List(const json& arguments, const auth::Principal& cal
     return it->get<std::string>();
   };
   store::BoxFilter filter;
-  if (auto status = text("status")) filter.phase = store::ParsePhase(*status);
+  if (auto status = text("status")) {
+    filter.phase = store::ParsePhase(*status);
+    // The schema's enum refuses it first; a tool called past the schema must not list
+    // everything instead.
+    if (!filter.phase.has_value()) {
+      return mcp::ToolResult::Failed(absl::InvalidArgumentError(
+          "status must be one of creating, pending, activating, ready, error, gone"));
+    }
+  }
   filter.spoke = text("spoke");
   filter.owner = text("owner");
   std::optional<store::BoxPosition> after;

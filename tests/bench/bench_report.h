@@ -11,9 +11,12 @@
 // Single-threaded use (the benches' main threads).
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace llmbox::bench {
 
@@ -29,6 +32,14 @@ void Say(const char* format, Args... args) {
   Report() += line;
   std::fputs(line, stdout);
   std::fflush(stdout);
+}
+
+// The `p` quantile (0..1) of `values` (nearest rank, from below); `values` must not be empty.
+inline double Percentile(std::vector<double> values, double p) {
+  std::sort(values.begin(), values.end());
+  const std::size_t index =
+      std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())));
+  return values[index];
 }
 
 // Writes what was said to $LLMBOX_BENCH_OUT, when it is set.

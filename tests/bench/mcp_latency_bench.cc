@@ -39,11 +39,13 @@
 #include "hub/local/local_spoke.h"
 #include "hub/server/hub_server.h"
 #include "hub/store/store.h"
+#include "tests/bench/bench_report.h"
 #include "tests/rig/rig_env.h"
 
 namespace {
 
 using namespace llmbox;
+using bench::Percentile;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
@@ -53,13 +55,6 @@ using nlohmann::json;
 }
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double Percentile(std::vector<double> values, double p) {
-  std::sort(values.begin(), values.end());
-  const std::size_t index =
-      std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())));
-  return values[index];
-}
 
 std::size_t Collect(char* data, std::size_t size, std::size_t count, void* out) {
   static_cast<std::string*>(out)->append(data, size * count);

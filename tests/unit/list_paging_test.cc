@@ -13,7 +13,6 @@
 #include "absl/strings/ascii.h"
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <sqlite3.h>
 
 #include "common/secrets.h"
 #include "hub/auth/principal.h"
@@ -24,6 +23,7 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_spoke_client.h"
 #include "tests/support/caller_context.h"
+#include "tests/support/query_plan.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::boxes {
@@ -173,6 +173,10 @@ TEST_CASE("a limit outside 1..500 is a tool error naming the range", "[list-pagi
     INFO(limit.dump());
     CHECK(f.Error(kAlice, {{"limit", limit}}).find("limit must be an integer 1..500") == 0);
   }
+  CHECK(f.Error(kAlice, {{"limit", 501}}) == "limit must be an integer 1..500, got 501");
+  // A string is not echoed back (it could be as long as the request).
+  CHECK(f.Error(kAlice, {{"limit", std::string(10'000, 'x')}}) ==
+        "limit must be an integer 1..500");
   CHECK(f.Page(kAlice, {{"limit", 500}})["boxes"].size() == 3);
   json one = f.Page(kAlice, {{"limit", 1}});
   CHECK(one["boxes"].size() == 1);
@@ -186,8 +190,10 @@ TEST_CASE("a limit outside 1..500 is a tool error naming the range", "[list-pagi
   }
 }
 
-TEST_CASE("status and spoke filters combine with paging and return only what they match",
-          "[list-paging]") {
+TEST_CASE(
+    "status and spoke filters combine with paging and return only what they match, and an "
+    "unknown status is an error",
+    "[list-paging]") {
   Fixture f;
   f.InsertMany(250);
   auto [ready, ready_sizes] = f.All(kAlice, {{"limit", 7}, {"status", "ready"}});
@@ -201,6 +207,7 @@ TEST_CASE("status and spoke filters combine with paging and return only what the
   }));
   CHECK(both.size() > 5);  // more than one page
   CHECK(f.All(kAlice, {{"status", "gone"}}).first.empty());
+  CHECK(f.Error(kAlice, {{"status", "sleeping"}}).find("status must be one of") == 0);
 }
 
 TEST_CASE(
@@ -339,23 +346,6 @@ TEST_CASE(
   CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == seen.size());
 }
 
-// The query plan of `sql` on the store's file, one detail per line.
-std::string QueryPlan(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-  sqlite3_stmt* plan = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, ("EXPLAIN QUERY PLAN " + sql).c_str(), -1, &plan, nullptr) ==
-          SQLITE_OK);
-  std::string details;
-  while (sqlite3_step(plan) == SQLITE_ROW) {
-    details += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
-    details += "\n";
-  }
-  sqlite3_finalize(plan);
-  sqlite3_close(db);
-  return details;
-}
-
 TEST_CASE("every paged list query reads an index in list order and never scans and sorts",
           "[list-paging]") {
   Fixture f;
@@ -379,7 +369,9 @@ TEST_CASE("every paged list query reads an index in list order and never scans a
     if (bits & 4) filter.owner = "key:alice";
     for (const bool after : {false, true}) {
       const std::string sql = store::SqliteStore::BoxPageQuery(filter, after);
-      const std::string plan = QueryPlan(f.path(), sql);
+      auto explained = testing::QueryPlan(f.path(), sql);
+      REQUIRE(explained.ok());
+      const std::string& plan = *explained;
       INFO(sql);
       INFO(plan);
       CHECK(plan.find("TEMP B-TREE") == std::string::npos);

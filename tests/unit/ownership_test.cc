@@ -18,6 +18,7 @@
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_spoke_client.h"
+#include "tests/support/caller_context.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::boxes {
@@ -27,6 +28,7 @@ using auth::Principal;
 using nlohmann::json;
 using store::BoxRecord;
 using store::Phase;
+using testing::CallerContext;
 
 const Principal kAlice = Principal::ApiKey("alice", /*admin=*/false);
 const Principal kBob = Principal::ApiKey("bob", /*admin=*/false);
@@ -68,18 +70,6 @@ std::vector<std::string> Ids(const std::vector<BoxRecord>& boxes) {
   for (const BoxRecord& box : boxes) ids.push_back(box.box_id);
   return ids;
 }
-
-class CallerContext final : public mcp::CallContext {
- public:
-  explicit CallerContext(Principal principal) : principal_(std::move(principal)) {}
-  void Progress(double, std::optional<double>, std::string_view) override {}
-  bool Cancelled() const override { return false; }
-  void OnCancel(std::function<void()>) override {}
-  const Principal& principal() const override { return principal_; }
-
- private:
-  Principal principal_;
-};
 
 // ---- The registry ----
 
