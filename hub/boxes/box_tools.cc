@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/absl_compat.h"
+#include "common/secrets.h"
 #include "common/status.h"
 #include "common/utf8.h"
 #include "hub/mcp/json_writer.h"
@@ -353,17 +354,36 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
   tools.push_back(
       {.name = "list_llmboxes",
        .title = "List llmboxes",
-       .description = "List your boxes on this hub (an admin key: everyone's, with their "
-                      "owners), optionally only those in one status or on one spoke.",
+       .description =
+           "List your boxes on this hub (an admin key: everyone's, with their owners), oldest "
+           "first, optionally only those in one status or on one spoke. One page at a time: "
+           "when next_cursor is there, more boxes follow; pass it as cursor (with the same "
+           "filters) for the next page.",
        .input_schema = ObjectSchema(
            {{"status",
              {{"type", "string"},
               {"enum", {"creating", "pending", "activating", "ready", "error", "gone"}}}},
-            {"spoke", {{"type", "string"}, {"maxLength", 63}}}},
+            {"spoke", {{"type", "string"}, {"maxLength", 63}}},
+            {"owner",
+             {{"type", "string"},
+              {"maxLength", 256},
+              {"description",
+               "Admin keys only: only this owner's boxes (an owner id as "
+               "list_llmboxes shows it, for example key:alice)."}}},
+            {"limit",
+             {{"type", "integer"},
+              {"minimum", 1},
+              {"maximum", kMaxListLimit},
+              {"description", "Boxes per page (default 100)."}}},
+            {"cursor",
+             {{"type", "string"},
+              {"maxLength", ListCursors::kMaxCursorChars},
+              {"description", "The previous page's next_cursor."}}}},
            json::array()),
        .output_schema = {{"type", "object"},
                          {"properties",
-                          {{"boxes", {{"type", "array"}, {"items", BoxOutputSchema()}}}}},
+                          {{"boxes", {{"type", "array"}, {"items", BoxOutputSchema()}}},
+                           {"next_cursor", StringSchema()}}},
                          {"required", {"boxes"}}},
        .read_only = true});
   tools.push_back({.name = "destroy_llmbox",
@@ -481,6 +501,73 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
   return tools;
 }
 
+namespace {
+
+// The MAC key of a BoxTools given none.
+std::string RandomCursorKey() {
+  auto key = common::RandomToken(32);
+  LLMBOX_CHECK(key.ok(), "the CSPRNG failed making the list cursor key");
+  return *std::move(key);
+}
+
+}  // namespace
+
+BoxTools::BoxTools(BoxRegistry& registry, std::string cursor_key)
+    : registry_(registry),
+      cursors_(cursor_key.empty() ? RandomCursorKey() : std::move(cursor_key)) {}
+
+mcp::ToolResult BoxTools::List(const json& arguments, const auth::Principal& caller) {
+  std::size_t limit = kDefaultListLimit;
+  if (auto it = arguments.find("limit"); it != arguments.end()) {
+    if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+        it->get<std::int64_t>() > static_cast<std::int64_t>(kMaxListLimit)) {
+      // Only a number is echoed: a string could be as long as the request.
+      return mcp::ToolResult::Failed(absl::InvalidArgumentError(
+          "limit must be an integer 1.." + std::to_string(kMaxListLimit) +
+          (it->is_number() ? ", got " + it->dump() : std::string())));
+    }
+    limit = it->get<std::size_t>();
+  }
+  auto text = [&](const char* key) -> std::optional<std::string> {
+    auto it = arguments.find(key);
+    if (it == arguments.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  store::BoxFilter filter;
+  if (auto status = text("status")) {
+    filter.phase = store::ParsePhase(*status);
+    // The schema's enum refuses it first; a tool called past the schema must not list
+    // everything instead.
+    if (!filter.phase.has_value()) {
+      return mcp::ToolResult::Failed(absl::InvalidArgumentError(
+          "status must be one of creating, pending, activating, ready, error, gone"));
+    }
+  }
+  filter.spoke = text("spoke");
+  filter.owner = text("owner");
+  std::optional<store::BoxPosition> after;
+  if (auto cursor = text("cursor")) {
+    auto opened = cursors_.Open(caller.id(), filter, *cursor);
+    if (!opened.ok()) return mcp::ToolResult::Failed(opened.status());
+    after = *std::move(opened);
+  }
+  auto page = registry_.ListPage(caller, filter, after, limit);
+  if (!page.ok()) return mcp::ToolResult::Failed(page.status());
+  std::string out = "{\"boxes\":[";
+  out.reserve(300 * page->boxes.size() + 256);
+  for (std::size_t i = 0; i < page->boxes.size(); ++i) {
+    if (i > 0) out += ',';
+    AppendBox(out, page->boxes[i], caller.IsAdmin());
+  }
+  out += ']';
+  if (page->next.has_value()) {
+    // base64url: nothing in it to escape.
+    out += ",\"next_cursor\":\"" + cursors_.Seal(caller.id(), filter, *page->next) + '"';
+  }
+  out += '}';
+  return mcp::ToolResult::OkJson(std::move(out));
+}
+
 mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
                                mcp::CallContext& context) {
   auto str = [&](const char* key) {
@@ -532,21 +619,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     if (!network.ok()) return mcp::ToolResult::Failed(network.status());
     return mcp::ToolResult::Ok({{"box_id", str("box_id")}, {"network", NetworkJson(*network)}});
   }
-  if (name == "list_llmboxes") {
-    store::BoxFilter filter;
-    if (arguments.contains("status")) filter.phase = store::ParsePhase(str("status"));
-    if (arguments.contains("spoke")) filter.spoke = str("spoke");
-    auto records = registry_.List(caller, filter);
-    if (!records.ok()) return mcp::ToolResult::Failed(records.status());
-    std::string out = "{\"boxes\":[";
-    out.reserve(300 * records->size() + 16);
-    for (std::size_t i = 0; i < records->size(); ++i) {
-      if (i > 0) out += ',';
-      AppendBox(out, (*records)[i], caller.IsAdmin());
-    }
-    out += "]}";
-    return mcp::ToolResult::OkJson(std::move(out));
-  }
+  if (name == "list_llmboxes") return List(arguments, caller);
   if (name == "destroy_llmbox") {
     const std::string box_id = str("box_id");
     if (auto st = registry_.Destroy(caller, box_id); !st.ok()) {

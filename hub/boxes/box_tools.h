@@ -11,15 +11,23 @@
 // at most 64 entries of 1..253 bytes); what an entry may name is the spoke's policy, whose
 // refusal (PermissionDenied saying what it allows) reaches the caller in its own words.
 //
-//   BoxTools tools(registry);
+// list_llmboxes pages: `limit` (1..kMaxListLimit, default kDefaultListLimit) boxes, and a
+// `next_cursor` (ListCursors, sealed under `cursor_key`) while more follow; `cursor` takes it
+// back. Filters: `status`, `spoke`, and `owner` for admins (another principal naming an owner
+// not its own is PermissionDenied).
+//
+//   BoxTools tools(registry, common::HmacSha256(session_key, "llmbox list cursors"));
 //   McpEndpoint mcp(options, tools, clock);
 //
 // Thread-safe.
 #pragma once
 
+#include <cstddef>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "hub/boxes/list_cursor.h"
 #include "hub/boxes/registry.h"
 #include "hub/mcp/tools.h"
 
@@ -27,14 +35,23 @@ namespace llmbox::hub::boxes {
 
 class BoxTools final : public mcp::ToolSet {
  public:
-  explicit BoxTools(BoxRegistry& registry) : registry_(registry) {}
+  static constexpr std::size_t kDefaultListLimit = 100;
+  static constexpr std::size_t kMaxListLimit = 500;
+
+  // `registry` must outlive the tools. `cursor_key`: the key list cursors are sealed under (at
+  // least 32 bytes); empty: a random key of the tools' own, so cursors last as long as they.
+  explicit BoxTools(BoxRegistry& registry, std::string cursor_key = "");
 
   std::vector<mcp::Tool> Tools() const override;
   mcp::ToolResult Call(std::string_view name, const nlohmann::json& arguments,
                        mcp::CallContext& context) override;
 
  private:
+  // list_llmboxes.
+  mcp::ToolResult List(const nlohmann::json& arguments, const auth::Principal& caller);
+
   BoxRegistry& registry_;
+  ListCursors cursors_;
 };
 
 }  // namespace llmbox::hub::boxes

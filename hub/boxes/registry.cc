@@ -246,6 +246,20 @@ absl::StatusOr<std::vector<BoxRecord>> BoxRegistry::List(const auth::Principal& 
   return store_.ListBoxes(filter);
 }
 
+absl::StatusOr<store::BoxPage> BoxRegistry::ListPage(const auth::Principal& caller,
+                                                     store::BoxFilter filter,
+                                                     const std::optional<store::BoxPosition>& after,
+                                                     std::size_t limit) {
+  if (!caller.IsAdmin()) {
+    if (filter.owner.has_value() && *filter.owner != caller.id()) {
+      return absl::PermissionDeniedError(
+          "only an admin key may list another owner's boxes; leave owner out to list yours");
+    }
+    filter.owner = caller.id();
+  }
+  return store_.ListBoxesPage(filter, after, limit);
+}
+
 absl::Status BoxRegistry::Destroy(const auth::Principal& caller, std::string_view box_id) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));

@@ -172,6 +172,11 @@ class BoxRegistry {
   // filter.owner, when set, narrows to one owner).
   [[nodiscard]] absl::StatusOr<std::vector<store::BoxRecord>> List(const auth::Principal& caller,
                                                                    store::BoxFilter filter);
+  // One page of List (list_llmboxes): at most `limit` boxes after `after`, read by index.
+  // PermissionDenied when a caller that is no admin names another owner in filter.owner.
+  [[nodiscard]] absl::StatusOr<store::BoxPage> ListPage(
+      const auth::Principal& caller, store::BoxFilter filter,
+      const std::optional<store::BoxPosition>& after, std::size_t limit);
   // Destroys on the spoke, then forgets the box. A box its spoke no longer has is forgotten too.
   [[nodiscard]] absl::Status Destroy(const auth::Principal& caller, std::string_view box_id);
   [[nodiscard]] absl::StatusOr<LogsResult> Logs(const auth::Principal& caller,

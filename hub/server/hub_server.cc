@@ -201,7 +201,9 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                                                           [&s] { (void)s.registry->Spokes(); });
   s.spoke_health->Start();
 
-  s.tools = std::make_unique<boxes::BoxTools>(*s.registry);
+  // list_llmboxes' cursors: sealed under a key of their own, so they outlive a restart.
+  s.tools = std::make_unique<boxes::BoxTools>(
+      *s.registry, common::HmacSha256(s.session_key, "llmbox list_llmboxes cursors"));
   if (config.activation_oidc) {
     const auto& o = *config.activation_oidc;
     s.oidc_http = std::make_unique<activation::CurlHttpFetcher>(

@@ -184,6 +184,17 @@ CREATE TABLE oauth_tokens (
 CREATE INDEX oauth_tokens_by_grant ON oauth_tokens (grant_id);
 CREATE INDEX oauth_tokens_by_expiry ON oauth_tokens (expires_at_ms);
 )sql",
+    // 7 -> 8: list_llmboxes pages (keyset on created_at_ms, box_key). A page filtered by phase,
+    // spoke or both reads its rows from an index already in list order, from the cursor on,
+    // instead of every row of that phase or spoke then a sort; the one-column indexes were
+    // prefixes of these.
+    R"sql(
+DROP INDEX boxes_by_phase;
+DROP INDEX boxes_by_spoke;
+CREATE INDEX boxes_by_phase ON boxes (phase, created_at_ms, box_key);
+CREATE INDEX boxes_by_spoke ON boxes (spoke, created_at_ms, box_key);
+CREATE INDEX boxes_by_spoke_phase ON boxes (spoke, phase, created_at_ms, box_key);
+)sql",
 };
 
 // A macro rather than a std::string so that every query stays one literal: the literal is
@@ -638,6 +649,76 @@ absl::StatusOr<std::vector<BoxRecord>> SqliteStore::ListBoxes(const BoxFilter& f
     }
   }));
   return boxes;
+}
+
+// A page: ListBoxes' queries from a position on, one row more than asked for to know whether
+// another page follows. The row value compares as the index orders its entries.
+#define LLMBOX_BOX_PAGE(where) LLMBOX_SELECT_BOXES where LLMBOX_BOX_ORDER " LIMIT ?6"
+#define LLMBOX_BOX_AFTER "(created_at_ms, box_key) > (?4, ?5)"
+
+const char* SqliteStore::BoxPageQuery(const BoxFilter& filter, bool after) {
+  static constexpr const char* kQueries[2][8] = {
+      {
+          LLMBOX_BOX_PAGE(""),
+          LLMBOX_BOX_PAGE(" WHERE phase = ?1"),
+          LLMBOX_BOX_PAGE(" WHERE spoke = ?2"),
+          LLMBOX_BOX_PAGE(" WHERE phase = ?1 AND spoke = ?2"),
+          LLMBOX_BOX_PAGE(" WHERE owner = ?3"),
+          LLMBOX_BOX_PAGE(" WHERE owner = ?3 AND phase = ?1"),
+          LLMBOX_BOX_PAGE(" WHERE owner = ?3 AND spoke = ?2"),
+          LLMBOX_BOX_PAGE(" WHERE owner = ?3 AND phase = ?1 AND spoke = ?2"),
+      },
+      {
+          LLMBOX_BOX_PAGE(" WHERE " LLMBOX_BOX_AFTER),
+          LLMBOX_BOX_PAGE(" WHERE phase = ?1 AND " LLMBOX_BOX_AFTER),
+          LLMBOX_BOX_PAGE(" WHERE spoke = ?2 AND " LLMBOX_BOX_AFTER),
+          LLMBOX_BOX_PAGE(" WHERE phase = ?1 AND spoke = ?2 AND " LLMBOX_BOX_AFTER),
+          LLMBOX_BOX_PAGE(" WHERE owner = ?3 AND " LLMBOX_BOX_AFTER),
+          LLMBOX_BOX_PAGE(" WHERE owner = ?3 AND phase = ?1 AND " LLMBOX_BOX_AFTER),
+          LLMBOX_BOX_PAGE(" WHERE owner = ?3 AND spoke = ?2 AND " LLMBOX_BOX_AFTER),
+          LLMBOX_BOX_PAGE(" WHERE owner = ?3 AND phase = ?1 AND spoke = ?2 AND " LLMBOX_BOX_AFTER),
+      },
+  };
+  return kQueries[after ? 1 : 0][(filter.phase.has_value() ? 1 : 0) |
+                                 (filter.spoke.has_value() ? 2 : 0) |
+                                 (filter.owner.has_value() ? 4 : 0)];
+}
+
+absl::StatusOr<BoxPage> SqliteStore::ListBoxesPage(const BoxFilter& filter,
+                                                   const std::optional<BoxPosition>& after,
+                                                   std::size_t limit) {
+  if (limit == 0 || limit > kMaxBoxPage) {
+    return absl::InvalidArgumentError("store: list boxes page: limit must be 1.." +
+                                      std::to_string(kMaxBoxPage) + ", got " +
+                                      std::to_string(limit));
+  }
+  BoxPage page;
+  LLMBOX_RETURN_IF_ERROR(Read("list boxes page", "", [&](Db& db) -> absl::Status {
+    LLMBOX_ASSIGN_OR_RETURN(Statement s, db.Prepare(BoxPageQuery(filter, after.has_value())));
+    if (filter.phase.has_value()) LLMBOX_RETURN_IF_ERROR(s.Bind(1, PhaseName(*filter.phase)));
+    if (filter.spoke.has_value()) LLMBOX_RETURN_IF_ERROR(s.Bind(2, *filter.spoke));
+    if (filter.owner.has_value()) LLMBOX_RETURN_IF_ERROR(s.Bind(3, *filter.owner));
+    if (after.has_value()) {
+      LLMBOX_RETURN_IF_ERROR(s.Bind(4, after->created_at_ms));
+      LLMBOX_RETURN_IF_ERROR(s.Bind(5, after->box_key));
+    }
+    LLMBOX_RETURN_IF_ERROR(s.Bind(6, static_cast<std::int64_t>(limit) + 1));
+    page.boxes.clear();
+    page.next.reset();
+    while (true) {
+      LLMBOX_ASSIGN_OR_RETURN(const bool row, s.Step());
+      if (!row) return absl::OkStatus();
+      if (page.boxes.size() == limit) {
+        const BoxRecord& last = page.boxes.back();
+        page.next =
+            BoxPosition{.created_at_ms = last.created_at_ms, .box_key = BoxKey(last.box_id)};
+        return absl::OkStatus();
+      }
+      LLMBOX_ASSIGN_OR_RETURN(BoxRecord box, ReadBox(s));
+      page.boxes.push_back(std::move(box));
+    }
+  }));
+  return page;
 }
 
 absl::StatusOr<std::int64_t> SqliteStore::CountLiveBoxes(std::string_view owner) {

@@ -16,6 +16,7 @@
 // the other process's next call.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -76,6 +77,24 @@ struct BoxFilter {
   std::optional<Phase> phase;
   std::optional<std::string> spoke;
   std::optional<std::string> owner;  // a principal id: only its boxes (filtered by an index)
+};
+
+// A place in the list order (created_at_ms, then the box id lowercased): a page starts after
+// it. The position of the last box of a page is where the next page starts.
+struct BoxPosition {
+  std::int64_t created_at_ms = 0;
+  std::string box_key;  // the box id, ASCII-lowercased
+
+  friend bool operator==(const BoxPosition&, const BoxPosition&) = default;
+};
+
+inline constexpr std::size_t kMaxBoxPage = 10'000;
+
+// One page of ListBoxesPage: its boxes in list order, and where the next page starts (none
+// when this is the last page).
+struct BoxPage {
+  std::vector<BoxRecord> boxes;
+  std::optional<BoxPosition> next;
 };
 
 struct ApiKeyRecord {
@@ -189,6 +208,12 @@ class Store {
   // Ordered by created_at, then box id. With filter.owner, only that owner's rows are read.
   [[nodiscard]] virtual absl::StatusOr<std::vector<BoxRecord>> ListBoxes(
       const BoxFilter& filter) = 0;
+  // At most `limit` boxes matching `filter` that come after `after` (none: from the start) in
+  // ListBoxes' order, read by index (keyset paging): a page costs about the same however many
+  // boxes there are, and boxes inserted between pages never make a page repeat or skip a box
+  // that was there before. InvalidArgument when limit is not 1..kMaxBoxPage.
+  [[nodiscard]] virtual absl::StatusOr<BoxPage> ListBoxesPage(
+      const BoxFilter& filter, const std::optional<BoxPosition>& after, std::size_t limit) = 0;
   // How many boxes `owner` has in any phase but gone (the quota's boxes alive; by the owner
   // index, without reading the rows out).
   [[nodiscard]] virtual absl::StatusOr<std::int64_t> CountLiveBoxes(std::string_view owner) = 0;

@@ -1,8 +1,8 @@
 // tests/bench/bench_report.h
 //
-// What a benchmark prints, and the percentiles it prints: each line goes to stdout at once (a long
-// bench shows progress) and is kept, so that WriteReport can leave the whole of it in
-// $LLMBOX_BENCH_OUT, where the test script collects every bench's numbers.
+// What a benchmark prints: each line goes to stdout at once (a long bench shows progress) and
+// is kept, so that WriteReport can leave the whole of it in $LLMBOX_BENCH_OUT, where the test
+// script collects every bench's numbers.
 //
 //   Say("p50 %.3f ms\n", p50);
 //   ...
@@ -34,8 +34,7 @@ void Say(const char* format, Args... args) {
   std::fflush(stdout);
 }
 
-// The value below which a fraction `p` (0..1) of `values` lie (nearest rank; `values` must not
-// be empty).
+// The `p` quantile (0..1) of `values` (nearest rank, from below); `values` must not be empty.
 inline double Percentile(std::vector<double> values, double p) {
   std::sort(values.begin(), values.end());
   const std::size_t index =

@@ -11,6 +11,7 @@
 
 #include "common/secrets.h"
 #include "hub/store/sqlite_store.h"
+#include "tests/support/query_plan.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::store {
@@ -327,24 +328,14 @@ TEST_CASE("the token lookup is one query on primary keys", "[oauth][tokens]") {
   f.Issue("g1");
   // The store's own statement text is private; the plan of the same join shows which indexes
   // SQLite picks for it.
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open_v2(f.Path().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-  sqlite3_stmt* plan = nullptr;
-  REQUIRE(sqlite3_prepare_v2(
-              db,
-              "EXPLAIN QUERY PLAN SELECT t.hash, g.scope, k.admin FROM oauth_tokens t JOIN "
-              "oauth_grants g ON "
-              "g.grant_id = t.grant_id LEFT JOIN api_keys k ON g.principal_kind = 'api_key' AND "
-              "substr(g.principal_id, 1, 4) = 'key:' AND k.name = substr(g.principal_id, 5) "
-              "WHERE t.hash = ?1",
-              -1, &plan, nullptr) == SQLITE_OK);
-  std::string details;
-  while (sqlite3_step(plan) == SQLITE_ROW) {
-    details += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
-    details += "\n";
-  }
-  sqlite3_finalize(plan);
-  sqlite3_close(db);
+  auto plan = testing::QueryPlan(
+      f.Path(),
+      "SELECT t.hash, g.scope, k.admin FROM oauth_tokens t JOIN oauth_grants g ON "
+      "g.grant_id = t.grant_id LEFT JOIN api_keys k ON g.principal_kind = 'api_key' AND "
+      "substr(g.principal_id, 1, 4) = 'key:' AND k.name = substr(g.principal_id, 5) "
+      "WHERE t.hash = ?1");
+  REQUIRE(plan.ok());
+  const std::string& details = *plan;
   INFO(details);
   CHECK(details.find("SCAN") == std::string::npos);
   CHECK(details.find("sqlite_autoindex_oauth_tokens_1") != std::string::npos);

@@ -18,6 +18,7 @@
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_spoke_client.h"
+#include "tests/support/caller_context.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::boxes {
@@ -27,6 +28,7 @@ using auth::Principal;
 using nlohmann::json;
 using store::BoxRecord;
 using store::Phase;
+using testing::CallerContext;
 
 const Principal kAlice = Principal::ApiKey("alice", /*admin=*/false);
 const Principal kBob = Principal::ApiKey("bob", /*admin=*/false);
@@ -68,18 +70,6 @@ std::vector<std::string> Ids(const std::vector<BoxRecord>& boxes) {
   for (const BoxRecord& box : boxes) ids.push_back(box.box_id);
   return ids;
 }
-
-class CallerContext final : public mcp::CallContext {
- public:
-  explicit CallerContext(Principal principal) : principal_(std::move(principal)) {}
-  void Progress(double, std::optional<double>, std::string_view) override {}
-  bool Cancelled() const override { return false; }
-  void OnCancel(std::function<void()>) override {}
-  const Principal& principal() const override { return principal_; }
-
- private:
-  Principal principal_;
-};
 
 // ---- The registry ----
 
@@ -399,13 +389,14 @@ TEST_CASE("migrating an old database gives its boxes to their created_by, and ke
           "[ownership]") {
   testing::ScratchDir dir("ownership-migrate");
   const std::string path = (dir.path() / "hub.db").string();
-  REQUIRE(store::SqliteStore::SchemaVersion() == 7);
-  // A version-5 file: this schema without what versions 6 and 7 added, with boxes and a key in it,
+  REQUIRE(store::SqliteStore::SchemaVersion() == 8);
+  // A version-5 file: this schema without what versions 6 to 8 added, with boxes and a key in it,
   // written with SQLite itself the way the older hub did (it knew no owner column).
   store::SqliteStore::Open(path).value().reset();
   RawExec(path,
           "DROP TABLE oauth_tokens; DROP TABLE oauth_codes; DROP TABLE oauth_grants; "
           "DROP TABLE oauth_clients; ALTER TABLE boxes DROP COLUMN owner_email; "
+          "DROP INDEX boxes_by_spoke_phase; "
           "DROP INDEX boxes_by_owner; ALTER TABLE boxes DROP COLUMN owner; "
           "ALTER TABLE api_keys DROP COLUMN admin; PRAGMA user_version = 5;");
   RawExec(path,
@@ -422,7 +413,7 @@ TEST_CASE("migrating an old database gives its boxes to their created_by, and ke
   REQUIRE(RawQuery(path, "PRAGMA user_version") == "5|\n");
 
   auto db = store::SqliteStore::Open(path).value();
-  CHECK(RawQuery(path, "PRAGMA user_version") == "7|\n");
+  CHECK(RawQuery(path, "PRAGMA user_version") == "8|\n");
   CHECK(db->GetBox("old-alice")->owner == "key:alice");
   CHECK(db->GetBox("old-alice")->box_id == "Old-Alice");  // nothing else changed
   CHECK(db->GetBox("old-alice")->phase == Phase::kReady);
