@@ -74,7 +74,8 @@ struct EndpointOptions {
   // Unauthenticated (401) / PermissionDenied (403). A session id is bound to the principal's
   // id: another principal presenting it gets 404.
   std::function<absl::StatusOr<auth::Principal>(std::optional<std::string_view>)> authenticate;
-  // Sent with 401 answers.
+  // Sent with 401 answers, with `, error="invalid_token"` appended when the request carried an
+  // Authorization header.
   std::string www_authenticate = "Bearer realm=\"llmbox\"";
   // Tool calls one principal may have running at once (0: no limit). Each holds one of the HTTP
   // server's workers, so one caller with slow execs cannot hold them all: a call beyond the

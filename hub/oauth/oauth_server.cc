@@ -216,12 +216,9 @@ absl::StatusOr<auth::Principal> OAuthServer::Authenticate(
   return absl::UnauthenticatedError("this access token is unknown, expired or revoked");
 }
 
-std::string OAuthServer::WwwAuthenticate(bool credential_sent) const {
-  std::string challenge = "Bearer resource_metadata=\"" + state_->options.issuer +
-                          std::string(kProtectedResourcePath) + "\", scope=\"" +
-                          std::string(kScope) + "\"";
-  if (credential_sent) challenge += ", error=\"invalid_token\"";
-  return challenge;
+std::string OAuthServer::WwwAuthenticate() const {
+  return "Bearer resource_metadata=\"" + state_->options.issuer +
+         std::string(kProtectedResourcePath) + "\", scope=\"" + std::string(kScope) + "\"";
 }
 
 std::string OAuthServer::ProtectedResourceMetadata() const {

@@ -83,8 +83,9 @@ class OAuthServer {
       std::optional<std::string_view> authorization);
 
   // The WWW-Authenticate value of a 401 from the MCP endpoint: Bearer with resource_metadata
-  // and scope, and error="invalid_token" when the request carried a credential.
-  std::string WwwAuthenticate(bool credential_sent) const;
+  // and scope (for mcp::EndpointOptions::www_authenticate, which adds error="invalid_token"
+  // when the request carried a credential).
+  std::string WwwAuthenticate() const;
 
   // The metadata documents (JSON).
   std::string ProtectedResourceMetadata() const;

@@ -347,7 +347,7 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
     mcp_options.authenticate = [server = s.oauth.get()](std::optional<std::string_view> header) {
       return server->Authenticate(header);
     };
-    mcp_options.www_authenticate = s.oauth->WwwAuthenticate(/*credential_sent=*/false);
+    mcp_options.www_authenticate = s.oauth->WwwAuthenticate();
     s.oauth_ptr.store(s.oauth.get());
     s.oauth->Prune();
     s.oauth_prune = std::make_unique<common::PeriodicTask>(clock, std::chrono::minutes(10),
