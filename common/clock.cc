@@ -1,5 +1,6 @@
 #include "common/clock.h"
 
+#include <ctime>
 #include <map>
 #include <thread>
 
@@ -133,6 +134,17 @@ Clock::WallTime FromUnixMillis(std::int64_t millis) {
   if (millis > kMax) return Clock::WallTime::max();
   if (millis < kMin) return Clock::WallTime::min();
   return Clock::WallTime(std::chrono::duration_cast<Ticks>(std::chrono::milliseconds(millis)));
+}
+
+std::string FormatUtcSeconds(std::int64_t millis) {
+  std::int64_t seconds = millis / 1000;
+  if (millis < 0 && millis % 1000 != 0) --seconds;  // down, toward the past
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
 }
 
 }  // namespace llmbox::common

@@ -32,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 
 namespace llmbox::common {
 
@@ -92,6 +93,10 @@ class SystemClock final : public Clock {
 
 // Milliseconds since the Unix epoch for `time`, rounded down (toward the past).
 [[nodiscard]] std::int64_t ToUnixMillis(Clock::WallTime time);
+
+// `millis` since the Unix epoch as RFC 3339 UTC to the second, rounded down
+// ("2026-11-30T04:20:00Z"), for people and JSON fields.
+[[nodiscard]] std::string FormatUtcSeconds(std::int64_t millis);
 
 // The wall time `millis` milliseconds after the Unix epoch (before it when negative). Values
 // beyond what WallTime holds (about ±292 years) saturate to WallTime::max() / min().

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/absl_compat.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/secrets.h"
 #include "common/validate.h"
@@ -19,14 +20,7 @@
 namespace llmbox::hub::admin {
 namespace {
 
-std::string UtcTime(std::int64_t ms) {
-  std::time_t t = ms / 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return std::string(buffer);
-}
+std::string UtcTime(std::int64_t ms) { return common::FormatUtcSeconds(ms); }
 
 int Usage(std::string_view usage) {
   std::fwrite(usage.data(), 1, usage.size(), stderr);

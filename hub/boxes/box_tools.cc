@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/absl_compat.h"
+#include "common/clock.h"
 #include "common/secrets.h"
 #include "common/status.h"
 #include "common/utf8.h"
@@ -38,15 +39,7 @@ constexpr char kActivationHelp[] =
     "account and paste the code Claude shows into that page. The box becomes ready once they "
     "finish; get_llmbox then shows its session_url. Never ask the user for the code yourself.";
 
-std::string Rfc3339(std::int64_t ms) {
-  if (ms <= 0) return "";
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
+std::string Rfc3339(std::int64_t ms) { return ms <= 0 ? "" : common::FormatUtcSeconds(ms); }
 
 json BoxIdSchema() {
   return {{"type", "string"},
@@ -622,8 +615,11 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
   if (name == "list_llmboxes") return List(arguments, caller);
   if (name == "destroy_llmbox") {
     const std::string box_id = str("box_id");
-    if (auto st = registry_.Destroy(caller, box_id); !st.ok()) {
-      return mcp::ToolResult::Failed(st);
+    auto destroyed = registry_.Destroy(caller, box_id);
+    if (!destroyed.ok()) return mcp::ToolResult::Failed(destroyed.status());
+    if (destroyed->queued) {
+      return mcp::ToolResult::Ok(
+          {{"destroyed", box_id}, {"queued", true}, {"note", destroyed->note}});
     }
     return mcp::ToolResult::Ok({{"destroyed", box_id}});
   }

@@ -71,7 +71,8 @@ BoxRegistry::BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Cl
       spokes_(spokes),
       clock_(clock),
       options_(std::move(options)),
-      quotas_(quotas) {}
+      quotas_(quotas),
+      monitor_(store, spokes, clock, options_.monitor) {}
 
 std::int64_t BoxRegistry::NowMs() { return common::ToUnixMillis(clock_.Now()); }
 
@@ -260,7 +261,8 @@ absl::StatusOr<store::BoxPage> BoxRegistry::ListPage(const auth::Principal& call
   return store_.ListBoxesPage(filter, after, limit);
 }
 
-absl::Status BoxRegistry::Destroy(const auth::Principal& caller, std::string_view box_id) {
+absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& caller,
+                                                    std::string_view box_id) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
   absl::Status status = DestroyOnSpoke(*client, record.box_id);
@@ -269,7 +271,7 @@ absl::Status BoxRegistry::Destroy(const auth::Principal& caller, std::string_vie
     return st;
   }
   spdlog::info("box {}: destroyed on spoke {}", record.box_id, record.spoke);
-  return absl::OkStatus();
+  return DestroyOutcome{};
 }
 
 absl::StatusOr<LogsResult> BoxRegistry::Logs(const auth::Principal& caller, std::string_view box_id,
@@ -543,6 +545,8 @@ bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
   const std::int64_t limit_ms = (options_.create_timeout + options_.call_timeout).count();
   return NowMs() - record.created_at_ms > limit_ms;
 }
+
+std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string&) { return {}; }
 
 std::vector<std::string> BoxRegistry::Reconcile() {
   std::vector<std::string> unknown;

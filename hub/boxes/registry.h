@@ -42,6 +42,7 @@
 #include "common/clock.h"
 #include "hub/auth/principal.h"
 #include "hub/boxes/quota_book.h"
+#include "hub/boxes/spoke_monitor.h"
 #include "hub/cluster/spoke_client.h"
 #include "hub/store/store.h"
 
@@ -83,6 +84,8 @@ struct RegistryOptions {
   std::uint32_t default_log_lines = 200;
   std::uint32_t max_log_lines = 5000;
   std::uint32_t max_log_bytes = 64 << 10;
+  // Spoke states, health polling and placement (spoke_monitor.h).
+  MonitorOptions monitor;
 };
 
 struct CreateRequest {
@@ -109,6 +112,17 @@ struct BoxDetails {
   // The box's network now, its latest refusals included; or why the spoke could not say (the
   // spoke named). nullopt: not asked (the box is gone, or still being created).
   std::optional<absl::StatusOr<cluster::BoxNetwork>> network;
+  // Set when the box's spoke is unreachable: "spoke NAME unreachable since <time>: <last
+  // error>"; the record is then the registry's last word, not asked of the spoke.
+  std::optional<std::string> spoke_unreachable;
+};
+
+// What destroy_llmbox came to.
+struct DestroyOutcome {
+  // The spoke could not be reached: the destroy is recorded (store::BoxRecord::
+  // destroy_queued_at_ms) and completed when the spoke answers again.
+  bool queued = false;
+  std::string note;  // for the caller when queued: which spoke, since when, what happens next
 };
 
 struct LogsResult {
@@ -178,7 +192,10 @@ class BoxRegistry {
       const auth::Principal& caller, store::BoxFilter filter,
       const std::optional<store::BoxPosition>& after, std::size_t limit);
   // Destroys on the spoke, then forgets the box. A box its spoke no longer has is forgotten too.
-  [[nodiscard]] absl::Status Destroy(const auth::Principal& caller, std::string_view box_id);
+  // When the spoke is unreachable (the monitor says so, or the call cannot reach it) the
+  // destroy is queued instead (DestroyOutcome::queued), and completed by ReconcileSpoke.
+  [[nodiscard]] absl::StatusOr<DestroyOutcome> Destroy(const auth::Principal& caller,
+                                                       std::string_view box_id);
   [[nodiscard]] absl::StatusOr<LogsResult> Logs(const auth::Principal& caller,
                                                 std::string_view box_id,
                                                 std::optional<std::uint32_t> tail);
@@ -223,6 +240,14 @@ class BoxRegistry {
   // is logged (and returned); a box left creating by a hub that stopped mid-create is taken
   // down and forgotten. Spokes that cannot be reached are skipped (and logged).
   std::vector<std::string> Reconcile();
+  // One spoke, both ways at once: first the destroys queued for it, then its boxes against the
+  // registry's (boxes it no longer has become gone; boxes the registry does not know, trial
+  // boxes aside, are taken down), each logged. The monitor's return hook. Returns the boxes
+  // the registry did not know ("spoke/box").
+  std::vector<std::string> ReconcileSpoke(const std::string& spoke);
+
+  // The spokes' states, health and placement. Lives as long as the registry.
+  SpokeMonitor& monitor() { return monitor_; }
 
  private:
   // The spoke for a box that names none (placement). With one spoke, that spoke (it refuses
@@ -245,7 +270,8 @@ class BoxRegistry {
   SpokeDirectory& spokes_;
   common::Clock& clock_;
   RegistryOptions options_;
-  QuotaBook* quotas_;                         // null: none
+  QuotaBook* quotas_;  // null: none
+  SpokeMonitor monitor_;
   mutable std::mutex options_mu_;             // guards options_.public_url
   mutable std::mutex known_mu_;               // guards known_
   std::map<std::string, SpokeStatus> known_;  // the last Spokes(), by name

@@ -97,6 +97,15 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::Status RenewSpoke(const SpokeRecord& spoke,
                                         std::string_view previous_sha256) override;
   [[nodiscard]] absl::Status DeleteSpoke(std::string_view name) override;
+  // Spoke states and queued destroys (hub/store/sqlite_spokes.cc, schema 9).
+  [[nodiscard]] absl::Status SetSpokeAdmin(const SpokeAdminRecord& spoke) override;
+  [[nodiscard]] absl::StatusOr<std::vector<SpokeAdminRecord>> ListSpokeAdmin() override;
+  [[nodiscard]] absl::Status SetSpokeCondition(const SpokeConditionRecord& condition) override;
+  [[nodiscard]] absl::StatusOr<std::vector<SpokeConditionRecord>> ListSpokeConditions() override;
+  [[nodiscard]] absl::Status QueueDestroy(std::string_view box_id, std::int64_t now_ms) override;
+  [[nodiscard]] absl::StatusOr<std::vector<BoxRecord>> ListQueuedDestroys(
+      std::string_view spoke, std::size_t limit) override;
+  [[nodiscard]] absl::StatusOr<std::map<std::string, SpokeBoxCount>> CountBoxesBySpoke() override;
   [[nodiscard]] absl::Status EndMcpSession(std::string_view id_hash,
                                            std::int64_t expires_at_ms) override;
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(

@@ -29,4 +29,44 @@ std::optional<Phase> ParsePhase(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view SpokeAdminStateName(SpokeAdminState state) {
+  switch (state) {
+    case SpokeAdminState::kReady:
+      return "ready";
+    case SpokeAdminState::kCordoned:
+      return "cordoned";
+    case SpokeAdminState::kDraining:
+      return "draining";
+  }
+  return "unknown";
+}
+
+std::optional<SpokeAdminState> ParseSpokeAdminState(std::string_view name) {
+  for (SpokeAdminState s :
+       {SpokeAdminState::kReady, SpokeAdminState::kCordoned, SpokeAdminState::kDraining}) {
+    if (SpokeAdminStateName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+std::string_view SpokeConditionName(SpokeCondition c) {
+  switch (c) {
+    case SpokeCondition::kHealthy:
+      return "healthy";
+    case SpokeCondition::kDegraded:
+      return "degraded";
+    case SpokeCondition::kUnreachable:
+      return "unreachable";
+  }
+  return "unknown";
+}
+
+std::optional<SpokeCondition> ParseSpokeCondition(std::string_view name) {
+  for (SpokeCondition c :
+       {SpokeCondition::kHealthy, SpokeCondition::kDegraded, SpokeCondition::kUnreachable}) {
+    if (SpokeConditionName(c) == name) return c;
+  }
+  return std::nullopt;
+}
+
 }  // namespace llmbox::hub::store

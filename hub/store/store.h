@@ -64,6 +64,11 @@ struct BoxRecord {
   // Who signed in to activate it (the verified email, when the activation page is gated by
   // OIDC); "" until then. UpdateBox leaves it alone: only ClaimBox sets it.
   std::string activation_owner;
+  // When a destroy was asked for while the box's spoke could not be reached (destroy_llmbox
+  // then answers "queued"), or an operator's `spoke drain --destroy-pending` chose it: the hub
+  // completes it when the spoke answers again. nullopt: none queued. UpdateBox leaves it
+  // alone: only QueueDestroy sets it.
+  std::optional<std::int64_t> destroy_queued_at_ms;
 };
 
 // What is remembered of a destroyed box: enough for its activation link to say so.
@@ -112,6 +117,52 @@ struct JoinTokenRecord {
   std::int64_t created_at_ms = 0;
   std::int64_t expires_at_ms = 0;
   std::optional<std::int64_t> used_at_ms;
+};
+
+// What an operator set on a spoke (`llmbox-hub spoke cordon|uncordon|drain`), kept by spoke
+// name (the in-process spoke "local" included) in the store, so that it holds across restarts
+// and the command reaches a hub that is serving. A spoke never set is ready.
+enum class SpokeAdminState {
+  kReady,     // placement may choose it
+  kCordoned,  // no new placements; its boxes live on
+  kDraining,  // no new placements; the operator waits for its boxes to go
+};
+std::string_view SpokeAdminStateName(SpokeAdminState state);  // "ready", "cordoned", "draining"
+std::optional<SpokeAdminState> ParseSpokeAdminState(std::string_view name);
+
+struct SpokeAdminRecord {
+  std::string name;  // the spoke's name
+  SpokeAdminState state = SpokeAdminState::kReady;
+  std::string reason;         // the operator's words (--reason); may be empty
+  std::int64_t since_ms = 0;  // when this state was set
+  // drain --destroy-pending: the hub queues a destroy for every box of the spoke that was
+  // never activated (pending), now and as long as the spoke drains.
+  bool destroy_pending = false;
+};
+
+// What the hub last observed of a spoke (hub/boxes/spoke_monitor.h writes it when it changes),
+// kept in the store so that `llmbox-hub spoke list` shows it from another process and a
+// degraded spoke stays out of placement across a hub restart.
+enum class SpokeCondition {
+  kHealthy,      // answers, and its recent creates succeed
+  kDegraded,     // answers, but its recent creates fail over the threshold
+  kUnreachable,  // its health calls fail to reach it
+};
+std::string_view SpokeConditionName(SpokeCondition c);  // "healthy", "degraded", "unreachable"
+std::optional<SpokeCondition> ParseSpokeCondition(std::string_view name);
+
+struct SpokeConditionRecord {
+  std::string name;
+  SpokeCondition condition = SpokeCondition::kHealthy;
+  std::string reason;              // degraded: the failures; unreachable: the last error
+  std::int64_t since_ms = 0;       // when it entered this condition
+  std::int64_t checked_at_ms = 0;  // the last health answer (or attempt)
+};
+
+// A spoke's live boxes (every phase but gone), for placement and drain progress.
+struct SpokeBoxCount {
+  std::int64_t boxes = 0;    // creating, pending, activating, ready, error
+  std::int64_t pending = 0;  // of which pending (never activated)
 };
 
 // A spoke that joined through the enrollment service.
@@ -229,6 +280,17 @@ class Store {
                                                              std::string_view owner) = 0;
   // The destroyed box that held this token hash; NotFound when none (or pruned).
   [[nodiscard]] virtual absl::StatusOr<DestroyedBox> FindDestroyedBox(std::string_view hash) = 0;
+  // Records that the box's destroy waits for its spoke (destroy_queued_at_ms = now_ms), unless
+  // one is queued already (then the first time stays). NotFound when absent.
+  [[nodiscard]] virtual absl::Status QueueDestroy(std::string_view box_id, std::int64_t now_ms) = 0;
+  // The boxes on `spoke` whose destroy is queued, oldest queued first, at most `limit` (1..
+  // kMaxBoxPage), read by index (an indexed partial scan: cheap with none queued).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<BoxRecord>> ListQueuedDestroys(
+      std::string_view spoke, std::size_t limit) = 0;
+  // Live boxes by spoke name (spokes with none are absent): one grouped query on the spoke
+  // index, for placement and drain progress at 100,000 boxes.
+  [[nodiscard]] virtual absl::StatusOr<std::map<std::string, SpokeBoxCount>>
+  CountBoxesBySpoke() = 0;
 
   // API keys.
   // AlreadyExists when the name (or hash) is taken, even by a revoked key.
@@ -268,6 +330,18 @@ class Store {
                                                 std::string_view previous_sha256) = 0;
   // Forgets the spoke (its certificate can no longer be renewed). NotFound when absent.
   [[nodiscard]] virtual absl::Status DeleteSpoke(std::string_view name) = 0;
+
+  // Spoke states an operator set. Sets (inserts or replaces) the record of spoke.name;
+  // setting kReady keeps a row (so `since` says when it was uncordoned). InvalidArgument for
+  // an empty name.
+  [[nodiscard]] virtual absl::Status SetSpokeAdmin(const SpokeAdminRecord& spoke) = 0;
+  // Every record set, ordered by name (spokes never set are absent: ready).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<SpokeAdminRecord>> ListSpokeAdmin() = 0;
+  // What the hub observed (inserts or replaces the record of condition.name). InvalidArgument
+  // for an empty name.
+  [[nodiscard]] virtual absl::Status SetSpokeCondition(const SpokeConditionRecord& condition) = 0;
+  // Every record, ordered by name (spokes never observed are absent).
+  [[nodiscard]] virtual absl::StatusOr<std::vector<SpokeConditionRecord>> ListSpokeConditions() = 0;
 
   // MCP sessions a client ended (DELETE), by the SHA-256 hex of the session id, kept until
   // `expires_at_ms` (when the id would be refused anyway), so an ended id stays ended across

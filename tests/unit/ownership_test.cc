@@ -102,7 +102,7 @@ TEST_CASE("a principal gets, lists, logs, execs and destroys its own boxes only"
   CHECK(absl::IsNotFound(f.registry->Logs(kBob, "alice-box", std::nullopt).status()));
   CHECK(absl::IsNotFound(
       f.registry->Exec(kBob, "alice-box", {"true"}, std::nullopt, nullptr).status()));
-  CHECK(absl::IsNotFound(f.registry->Destroy(kBob, "alice-box")));
+  CHECK(absl::IsNotFound(f.registry->Destroy(kBob, "alice-box").status()));
   CHECK(f.SpokeCalls() == 0);  // none of bob's calls reached the spoke
   CHECK(f.db->GetBox("alice-box").ok());
 
@@ -153,7 +153,7 @@ TEST_CASE("another principal's box fails with exactly the status of a missing bo
     Same(f.registry->Logs(kBob, id, 10).status(), f.registry->Logs(kBob, missing, 10).status());
     Same(f.registry->Exec(kBob, id, {"ls"}, std::nullopt, nullptr).status(),
          f.registry->Exec(kBob, missing, {"ls"}, std::nullopt, nullptr).status());
-    Same(f.registry->Destroy(kBob, id), f.registry->Destroy(kBob, missing));
+    Same(f.registry->Destroy(kBob, id).status(), f.registry->Destroy(kBob, missing).status());
   }
 }
 

@@ -164,7 +164,7 @@ TEST_CASE("destroy keeps the record when the spoke fails, forgets it when the bo
   Fixture f;
   f.Create("keep");
   f.spoke.destroy_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "down");
-  CHECK(absl::IsUnavailable(f.registry->Destroy(kAlice, "keep")));
+  CHECK(absl::IsUnavailable(f.registry->Destroy(kAlice, "keep").status()));
   CHECK(f.db->GetBox("keep").ok());
   f.spoke.destroy_status = grpc::Status::OK;
   {
@@ -173,7 +173,7 @@ TEST_CASE("destroy keeps the record when the spoke fails, forgets it when the bo
   }
   CHECK(f.registry->Destroy(kAlice, "keep").ok());
   CHECK(absl::IsNotFound(f.db->GetBox("keep").status()));
-  CHECK(absl::IsNotFound(f.registry->Destroy(kAlice, "keep")));
+  CHECK(absl::IsNotFound(f.registry->Destroy(kAlice, "keep").status()));
 }
 
 TEST_CASE("reconcile marks vanished boxes gone, takes the spoke's phase, reports strangers",

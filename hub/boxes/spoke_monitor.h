@@ -1,0 +1,172 @@
+// hub/boxes/spoke_monitor.h
+//
+// The state of every spoke as the hub sees it, and placement by it. A spoke's state combines
+// what an operator set (store::SpokeAdminRecord: `llmbox-hub spoke cordon|uncordon|drain`,
+// read from the store every round, so the command reaches a serving hub) with what the hub
+// observed (store::SpokeConditionRecord, written to the store when it changes so that
+// `spoke list` shows it from another process and it holds across a restart):
+//
+//   removed      the spoke left the directory (`spoke remove`) but the registry still has
+//                boxes on it
+//   unreachable  its health calls fail to reach it (unreachable_after in a row); since when,
+//                and the last error
+//   degraded     it answers, but its recent creates fail over the threshold (engine errors,
+//                timeouts, a box that never printed its URL); the reason and since when
+//   draining     set by an operator: no new boxes; its boxes are waited for
+//   cordoned     set by an operator: no new boxes
+//   ready        placement may choose it
+// (the first that applies, in this order). Placement (Place) chooses only ready spokes.
+//
+// Out of rotation by itself: every placed create reports its outcome (RecordCreate). Over a
+// window of the spoke's latest creates (at most `window`, none older than `window_age`), when
+// at least `min_creates` are counted and the share that failed for a reason of the spoke is
+// over `failure_threshold`, the spoke becomes degraded. A degraded spoke comes back after its
+// health probe answers with a reachable engine AND a trial create succeeds: Poll starts one
+// trial (a real CreateBox of a throw-away box, destroyed at once, never in the registry; its
+// id starts with kTrialBoxPrefix, which create_llmbox refuses) when the back-off has passed;
+// each failed trial doubles the back-off (trial_backoff_min .. trial_backoff_max).
+//
+// Unreachable: when a spoke that was unreachable answers again (and for every spoke the
+// first time it answers after the hub starts), the return hook runs for it once, on the
+// round's thread, after the round: the registry completes the destroys queued for it and
+// reconciles it both ways (BoxRegistry::ReconcileSpoke).
+//
+//   SpokeMonitor monitor(store, directory, clock, {.health_interval = 10s});
+//   monitor.SetReturnHook([&](const std::string& spoke) { registry.ReconcileSpoke(spoke); });
+//   monitor.Poll();                       // the hub runs it every health_interval
+//   LLMBOX_ASSIGN_OR_RETURN(std::string spoke, monitor.Place(image, /*exclude=*/{}));
+//   ... CreateBox on it ...
+//   monitor.RecordCreate(spoke, ClassifyCreateFailure(status), message);
+//
+// Cost: a round asks every spoke at most max_concurrent_probes at a time (a bounded pool, not
+// a thread per spoke), and reads the store three times (admin states, conditions, box counts);
+// Place and View never call a spoke or the store: they answer from the last round, so a create
+// with 500 spokes costs no 500 health calls.
+//
+// Thread-safe. Poll runs one round at a time (a second caller waits for the first).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include "common/clock.h"
+#include "hub/boxes/spoke_state.h"
+#include "hub/cluster/spoke_client.h"
+#include "hub/store/store.h"
+
+namespace llmbox::hub::boxes {
+
+class SpokeDirectory;  // hub/boxes/registry.h
+
+// Trial boxes' ids start with this; create_llmbox refuses such ids.
+inline constexpr std::string_view kTrialBoxPrefix = "llmbox-trial-";
+
+// What a finished create says of its spoke's health.
+enum class CreateOutcome {
+  kSucceeded,
+  kSpokeFault,  // the spoke's: engine error, timeout, lost connection, URL never captured
+  kNotCounted,  // the caller's or nobody's: a refused image or policy, a taken id, a full spoke
+};
+
+// The outcome a CreateBox failure counts as: Unavailable, DeadlineExceeded, Internal, Unknown,
+// DataLoss and Aborted are the spoke's; InvalidArgument, PermissionDenied, AlreadyExists,
+// NotFound, FailedPrecondition, ResourceExhausted, Unimplemented and Cancelled are not.
+CreateOutcome ClassifyCreateFailure(const absl::Status& status);
+
+struct MonitorOptions {
+  std::chrono::milliseconds health_timeout{3'000};  // one Health call
+  std::size_t max_concurrent_probes = 32;
+  int unreachable_after = 2;  // health calls in a row that fail to reach the spoke
+  // Degraded: over the latest `window` creates (none older than window_age), at least
+  // min_creates counted and a failed share over failure_threshold.
+  std::size_t window = 10;
+  std::size_t min_creates = 3;
+  double failure_threshold = 0.5;
+  std::chrono::milliseconds window_age{600'000};
+  std::chrono::milliseconds trial_backoff_min{30'000};
+  std::chrono::milliseconds trial_backoff_max{600'000};
+  std::chrono::milliseconds trial_timeout{180'000};  // a trial's CreateBox
+  std::chrono::milliseconds call_timeout{15'000};    // a trial's DestroyBox
+  // Health answers older than this make a spoke unplaceable (not yet asked, or polling
+  // stalled); 0: never.
+  std::chrono::milliseconds max_health_age{0};
+};
+
+// One spoke as the monitor sees it.
+struct SpokeView {
+  std::string name;
+  bool local = false;
+  SpokeState state = SpokeState::kReady;  // effective (spoke_state.h)
+  store::SpokeAdminRecord admin;          // what an operator set (kReady when never)
+  store::SpokeConditionRecord condition;  // what the hub observed
+  // The last health answer; nullopt before the first (or for a removed spoke).
+  std::optional<cluster::SpokeHealth> health;
+  // The registry's live boxes on it (from the store, as of the last round).
+  store::SpokeBoxCount registry_boxes;
+  // Creates placed on it that have not reported their outcome yet.
+  std::uint32_t creates_in_flight = 0;
+  // The outcome window: counted creates and those that failed for the spoke's reason.
+  std::uint32_t recent_creates = 0;
+  std::uint32_t recent_failures = 0;
+  std::int64_t next_trial_ms = 0;  // degraded: when the next trial may start (0: none planned)
+};
+
+class SpokeMonitor {
+ public:
+  // `store`, `directory` and `clock` must outlive the monitor.
+  SpokeMonitor(store::Store& store, SpokeDirectory& directory, common::Clock& clock,
+               MonitorOptions options);
+  ~SpokeMonitor();  // waits for a trial in flight
+  SpokeMonitor(const SpokeMonitor&) = delete;
+  SpokeMonitor& operator=(const SpokeMonitor&) = delete;
+
+  // Runs after a round for each spoke that answered again after it was unreachable (or
+  // answered for the first time since the hub started). Set before the first Poll.
+  void SetReturnHook(std::function<void(const std::string& spoke)> hook);
+
+  // One round (see the file comment). Store errors are logged and the round goes on with what
+  // it had.
+  void Poll();
+
+  // Every spoke of the directory, and removed spokes that still hold registry boxes, by name.
+  std::vector<SpokeView> View() const;
+  // nullopt when neither in the directory nor holding registry boxes.
+  std::optional<SpokeView> Find(std::string_view name) const;
+
+  // The spoke for a box that names none: among ready spokes not in `exclude` whose last health
+  // answer has a reachable engine, accepts `image` (empty: the spoke's default) and has room
+  // (max_boxes over the spoke's boxes plus creates in flight), the one with the most free
+  // places (ties: fewer boxes, then the name). Reserves a place (creates_in_flight) that
+  // RecordCreate frees. Unavailable when there are no spokes; ResourceExhausted naming each
+  // spoke passed over and why (cordoned, draining, degraded since..., unreachable since...,
+  // engine down, image, full) otherwise.
+  [[nodiscard]] absl::StatusOr<std::string> Place(const std::string& image,
+                                                  const std::set<std::string>& exclude);
+
+  // A create on `spoke` is over: frees a place Place reserved (when it did) and counts the
+  // outcome in the spoke's window; `error` (redacted, the spoke's words) becomes the degraded
+  // reason. Unknown spokes are ignored.
+  void RecordCreate(std::string_view spoke, CreateOutcome outcome, std::string_view error);
+  // Frees a place Place reserved for a create that never reached the spoke (the record could
+  // not be inserted, a quota refused), without counting an outcome.
+  void CancelPlacement(std::string_view spoke);
+
+  // Whether `spoke` is unreachable now (the registry answers get_llmbox from its records and
+  // queues destroys for it). Unknown spokes: false.
+  bool IsUnreachable(std::string_view spoke) const;
+
+  // A trial box in flight (reconcile leaves it alone).
+  bool IsTrialBox(std::string_view box_id) const;
+};
+
+}  // namespace llmbox::hub::boxes
