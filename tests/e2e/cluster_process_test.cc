@@ -19,6 +19,7 @@
 #include "llmbox/v1/box.grpc.pb.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/curl_engine.h"
+#include "tests/e2e/cluster_helpers.h"
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/child_process.h"
@@ -30,66 +31,10 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-// A loopback port free right now, for a spoke whose advertise address is fixed before it
-// listens (it binds it moments later; nothing else on the test machine takes ports at random).
-// Runs one of our CLIs to its end; its output.
-CallResult Run(const std::vector<std::string>& argv, const fs::path& log) {
-  ChildProcess process(argv, log);
-  const int exit_code = process.Wait(120s);
-  return {exit_code, process.Log()};
-}
-
-// How many containers of box `box_id` the engine at `socket` has.
-std::size_t ContainersOf(const std::string& socket, const std::string& box_id) {
-  auto engine = spoke::docker::CurlDockerEngine::Create({.unix_socket = socket});
-  REQUIRE(engine.ok());
-  auto containers = (*engine)->ListContainers({{spoke::box::BoxManager::kBoxIdLabel, box_id}});
-  REQUIRE(containers.ok());
-  return containers->size();
-}
-
-// The spoke's config (spoke.yaml in `dir`) on the rig's engine 2: its tls section names the
-// files join writes (in a folder not there yet), with `tls_extra` keys added.
-std::string WriteSpokeConfig(const fs::path& dir, const RigEnv& rig, const std::string& name,
-                             int port, const std::string& tls_extra) {
-  std::ofstream(dir / "spoke.yaml")
-      << "spoke:\n  name: " << name << "\n  listen: 127.0.0.1:" << port
-      << "\n  state_dir: spoke-state\n"
-      << "tls:\n  cert_file: tls/spoke.crt\n  key_file: tls/spoke.key\n  ca_file: tls/ca.crt\n"
-      << tls_extra << "docker:\n  socket: " << rig.docker_sock2 << "\n"
-      << "boxes:\n  default_image: " << rig.box_image << "\n  claude_bin: " << rig.standin_claude
-      << "\n  memory: 1GiB\n  stop_grace: 1s\n"
-      << "log:\n  level: debug\n  format: json\n";
-  return (dir / "spoke.yaml").string();
-}
-
-// A one-time join token for `name` from `llmbox-hub spoke token create`.
-std::string CreateJoinToken(const fs::path& dir, const std::string& hub_config,
-                            const std::string& name) {
-  const auto created = Run({LLMBOX_HUB_BIN, "spoke", "token", "create", "--name", name, "--ttl",
-                            "10m", "--config", hub_config},
-                           dir / "token.log");
-  INFO(created.log);
-  REQUIRE(created.exit_code == 0);
-  std::smatch m;
-  REQUIRE(std::regex_search(created.log, m,
-                            std::regex("(llmboxjoin1\\.[A-Za-z0-9_-]{43}\\.[0-9a-f]{64})")));
-  return m[1];
-}
-
 // Whether list_spokes (its `RESULT <json>` line) shows `name` as a connected remote spoke.
 bool ListedConnected(const std::string& output, const std::string& name) {
-  const auto at = output.find("RESULT ");
-  if (at == std::string::npos) return false;
-  const auto line = output.substr(at + 7, output.find('\n', at) - at - 7);
-  const auto result = nlohmann::json::parse(line, nullptr, false);
-  if (!result.is_object() || !result.contains("spokes")) return false;
-  for (const auto& spoke : result["spokes"]) {
-    if (spoke.value("name", "") == name) {
-      return spoke.value("connected", false) && !spoke.value("local", true);
-    }
-  }
-  return false;
+  const auto spoke = ListedSpoke(output, name);
+  return spoke.has_value() && spoke->value("state", "") == "ready" && !spoke->value("local", true);
 }
 
 TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it across a restart",
@@ -109,12 +54,12 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
 
   const int spoke_port = UnusedLoopbackPort();
   const std::string spoke_config =
-      WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, /*tls_extra=*/"");
+      WriteSpokeConfig(dir.path, rig, rig.docker_sock2, spoke_name, spoke_port, /*tls_extra=*/"");
   const std::vector<std::string> join = {
       LLMBOX_SPOKE_BIN, "join",       "--hub",       "127.0.0.1:" + cluster_port,
       "--token",        token,        "--advertise", "127.0.0.1:" + std::to_string(spoke_port),
       "--config",       spoke_config, "--label",     "zone=e2e"};
-  const auto joined = Run(join, dir.path / "join.log");
+  const auto joined = RunCli(join, dir.path / "join.log");
   INFO(joined.log);
   REQUIRE(joined.exit_code == 0);
   CHECK(joined.log.find("joined as spoke \"" + spoke_name + "\"") != std::string::npos);
@@ -122,7 +67,7 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
         (fs::perms::owner_read | fs::perms::owner_write));
 
   SECTION("the same token a second time is refused with the hub's reason") {
-    const auto again = Run(join, dir.path / "join-again.log");
+    const auto again = RunCli(join, dir.path / "join-again.log");
     INFO(again.log);
     CHECK(again.exit_code == 1);
     CHECK(again.log.find("was already used") != std::string::npos);
@@ -139,8 +84,8 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
     REQUIRE(spokes.exit_code == 0);
     CHECK(ListedConnected(spokes.log, spoke_name));
 
-    const auto listed =
-        Run({LLMBOX_HUB_BIN, "spoke", "list", "--config", hub_config}, dir.path / "spoke-list.log");
+    const auto listed = RunCli({LLMBOX_HUB_BIN, "spoke", "list", "--config", hub_config},
+                               dir.path / "spoke-list.log");
     CHECK(listed.exit_code == 0);
     CHECK(std::regex_search(listed.log, std::regex(spoke_name + " +127\\.0\\.0\\.1:" +
                                                    std::to_string(spoke_port) + " .*zone=e2e")));
@@ -183,21 +128,21 @@ TEST_CASE("a spoke joins with a one-time token and the hub runs boxes on it acro
     // The spoke renews its certificate with the restarted hub (mutual TLS, current certificate).
     const std::string new_cluster_port =
         hub->process.WaitForLog("enrollment service on port ([0-9]+)");
-    const auto renewed = Run({LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + new_cluster_port,
-                              "--config", spoke_config},
-                             dir.path / "renew.log");
+    const auto renewed = RunCli({LLMBOX_SPOKE_BIN, "renew", "--hub",
+                                 "127.0.0.1:" + new_cluster_port, "--config", spoke_config},
+                                dir.path / "renew.log");
     INFO(renewed.log);
     CHECK(renewed.exit_code == 0);
     CHECK(renewed.log.find("renewed spoke \"" + spoke_name + "\"") != std::string::npos);
 
     // Removed: the hub stops dialing it and it can no longer renew.
     const auto removed =
-        Run({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
-            dir.path / "remove.log");
+        RunCli({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
+               dir.path / "remove.log");
     CHECK(removed.exit_code == 0);
-    const auto refused = Run({LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + new_cluster_port,
-                              "--config", spoke_config},
-                             dir.path / "renew-refused.log");
+    const auto refused = RunCli({LLMBOX_SPOKE_BIN, "renew", "--hub",
+                                 "127.0.0.1:" + new_cluster_port, "--config", spoke_config},
+                                dir.path / "renew-refused.log");
     CHECK(refused.exit_code == 1);
     CHECK(refused.log.find("is not enrolled") != std::string::npos);
     CHECK(spoke.Stop() == 0);
@@ -223,12 +168,12 @@ TEST_CASE("a serving spoke renews its certificate by itself before it expires", 
   const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
   const std::string token = CreateJoinToken(dir.path, hub_config, spoke_name);
   const int spoke_port = UnusedLoopbackPort();
-  const std::string spoke_config =
-      WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, "  renew_check: 1s\n");
+  const std::string spoke_config = WriteSpokeConfig(dir.path, rig, rig.docker_sock2, spoke_name,
+                                                    spoke_port, "  renew_check: 1s\n");
   const auto joined =
-      Run({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
-           "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
-          dir.path / "join.log");
+      RunCli({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
+              "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
+             dir.path / "join.log");
   INFO(joined.log);
   REQUIRE(joined.exit_code == 0);
   const std::string first_cert = ReadFileOrEmpty(dir.path / "tls/spoke.crt");
@@ -287,11 +232,12 @@ TEST_CASE(
   const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
   const std::string token = CreateJoinToken(dir.path, hub_config, spoke_name);
   const int spoke_port = UnusedLoopbackPort();
-  const std::string spoke_config = WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, "");
+  const std::string spoke_config =
+      WriteSpokeConfig(dir.path, rig, rig.docker_sock2, spoke_name, spoke_port, "");
   const auto joined =
-      Run({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
-           "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
-          dir.path / "join.log");
+      RunCli({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
+              "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
+             dir.path / "join.log");
   INFO(joined.log);
   REQUIRE(joined.exit_code == 0);
   CHECK(ReadFileOrEmpty(dir.path / "spoke-state/hub_pins.json").find("hub_key_sha256") !=
@@ -333,15 +279,15 @@ TEST_CASE(
   // Renewal goes to the enrollment listener (which rereads the hub's renewed files) with a
   // pinned key, and the pins stay.
   const std::string pins = ReadFileOrEmpty(dir.path / "spoke-state/hub_pins.json");
-  const auto renewed = Run(
+  const auto renewed = RunCli(
       {LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + cluster_port, "--config", spoke_config},
       dir.path / "renew.log");
   INFO(renewed.log);
   CHECK(renewed.exit_code == 0);
   CHECK(ReadFileOrEmpty(dir.path / "spoke-state/hub_pins.json") == pins);
   const auto removed =
-      Run({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
-          dir.path / "remove.log");
+      RunCli({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
+             dir.path / "remove.log");
   CHECK(removed.exit_code == 0);
   CHECK(hub.process.Stop() == 0);
 }
@@ -359,11 +305,12 @@ TEST_CASE(
   const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
   const std::string token = CreateJoinToken(dir.path, hub_config, spoke_name);
   const int spoke_port = UnusedLoopbackPort();
-  const std::string spoke_config = WriteSpokeConfig(dir.path, rig, spoke_name, spoke_port, "");
+  const std::string spoke_config =
+      WriteSpokeConfig(dir.path, rig, rig.docker_sock2, spoke_name, spoke_port, "");
   const auto joined =
-      Run({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
-           "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
-          dir.path / "join.log");
+      RunCli({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
+              "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
+             dir.path / "join.log");
   INFO(joined.log);
   REQUIRE(joined.exit_code == 0);
   ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config}, dir.path / "spoke.log");
@@ -384,17 +331,17 @@ TEST_CASE(
                                 .key_pem = ReadFileOrEmpty(cluster / "hub.key"),
                                 .ca_pem = ReadFileOrEmpty(cluster / "ca.crt")};
 
-  const auto rotated =
-      Run({LLMBOX_HUB_BIN, "cluster", "rotate-identity", "--overlap", "3s", "--config", hub_config},
-          dir.path / "rotate.log");
+  const auto rotated = RunCli(
+      {LLMBOX_HUB_BIN, "cluster", "rotate-identity", "--overlap", "3s", "--config", hub_config},
+      dir.path / "rotate.log");
   INFO(rotated.log);
   REQUIRE(rotated.exit_code == 0);
   std::smatch m;
   REQUIRE(std::regex_search(rotated.log, m, std::regex("new hub key sha256:([0-9a-f]{64})")));
   const std::string new_key = m[1];
   // A second rotation while this one runs is refused.
-  const auto again = Run({LLMBOX_HUB_BIN, "cluster", "rotate-identity", "--config", hub_config},
-                         dir.path / "rotate-again.log");
+  const auto again = RunCli({LLMBOX_HUB_BIN, "cluster", "rotate-identity", "--config", hub_config},
+                            dir.path / "rotate-again.log");
   CHECK(again.exit_code == 1);
   CHECK(again.log.find("already in progress") != std::string::npos);
 
@@ -420,7 +367,7 @@ TEST_CASE(
   // reread its files (every 5 s).
   CallResult renewed;
   for (int attempt = 0; attempt < 10; ++attempt) {
-    renewed = Run(
+    renewed = RunCli(
         {LLMBOX_SPOKE_BIN, "renew", "--hub", "127.0.0.1:" + cluster_port, "--config", spoke_config},
         dir.path / "renew.log");
     if (renewed.exit_code == 0) break;
@@ -431,8 +378,8 @@ TEST_CASE(
 
   CHECK(spoke.Stop() == 0);
   const auto removed =
-      Run({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
-          dir.path / "remove.log");
+      RunCli({LLMBOX_HUB_BIN, "spoke", "remove", "--name", spoke_name, "--config", hub_config},
+             dir.path / "remove.log");
   CHECK(removed.exit_code == 0);
   CHECK(hub.process.Stop() == 0);
 }
