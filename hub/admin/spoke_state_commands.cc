@@ -228,11 +228,15 @@ int SpokeStateCommand(const CommandArgs& args, const config::HubConfig& config, 
   if (after.destroy_pending) {
     auto queued = QueuePendingDestroys(store, name, now);
     if (!queued.ok()) return Fail(queued.status());
-    std::fprintf(stderr,
-                 "llmbox-hub: queued the destroy of %lld pending box(es) of spoke %s: the "
-                 "serving hub destroys them, and every box of it still pending later, while it "
-                 "drains\n",
-                 static_cast<long long>(*queued), quoted.c_str());
+    // A drain run again without the flag keeps it (see above) and says so only when it did
+    // something.
+    if (args.destroy_pending || *queued > 0) {
+      std::fprintf(stderr,
+                   "llmbox-hub: queued the destroy of %lld pending box(es) of spoke %s: the "
+                   "serving hub destroys them, and every box of it still pending later, while it "
+                   "drains\n",
+                   static_cast<long long>(*queued), quoted.c_str());
+    }
   }
   if (!args.wait) return 0;
   return WaitForDrain(store, name, *timeout, timeout_text, clock);

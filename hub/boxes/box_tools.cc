@@ -58,6 +58,21 @@ json ObjectSchema(json properties, json required) {
           {"additionalProperties", false}};
 }
 
+// A list tool's paging arguments; `what` is plural ("Boxes").
+json LimitSchema(const std::string& what) {
+  return {{"type", "integer"},
+          {"minimum", 1},
+          {"maximum", BoxTools::kMaxListLimit},
+          {"description",
+           what + " per page (default " + std::to_string(BoxTools::kDefaultListLimit) + ")."}};
+}
+
+json CursorSchema() {
+  return {{"type", "string"},
+          {"maxLength", ListCursors::kMaxCursorChars},
+          {"description", "The previous page's next_cursor."}};
+}
+
 const json& StringSchema() {
   static const json schema = {{"type", "string"}};
   return schema;
@@ -364,15 +379,8 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
               {"description",
                "Admin keys only: only this owner's boxes (an owner id as "
                "list_llmboxes shows it, for example key:alice)."}}},
-            {"limit",
-             {{"type", "integer"},
-              {"minimum", 1},
-              {"maximum", kMaxListLimit},
-              {"description", "Boxes per page (default 100)."}}},
-            {"cursor",
-             {{"type", "string"},
-              {"maxLength", ListCursors::kMaxCursorChars},
-              {"description", "The previous page's next_cursor."}}}},
+            {"limit", LimitSchema("Boxes")},
+            {"cursor", CursorSchema()}},
            json::array()),
        .output_schema = {{"type", "object"},
                          {"properties",
@@ -480,15 +488,7 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
            "why, whether it answers and how full it is. Pass a ready spoke's name as "
            "create_llmbox's spoke. One page at a time: when next_cursor is there, more spokes "
            "follow; pass it as cursor for the next page.",
-       .input_schema = ObjectSchema({{"limit",
-                                      {{"type", "integer"},
-                                       {"minimum", 1},
-                                       {"maximum", kMaxListLimit},
-                                       {"description", "Spokes per page (default 100)."}}},
-                                     {"cursor",
-                                      {{"type", "string"},
-                                       {"maxLength", ListCursors::kMaxCursorChars},
-                                       {"description", "The previous page's next_cursor."}}}},
+       .input_schema = ObjectSchema({{"limit", LimitSchema("Spokes")}, {"cursor", CursorSchema()}},
                                     json::array()),
        .output_schema =
            {{"type", "object"},
