@@ -43,7 +43,19 @@ Usage:
                                                    (shown once; the hub must have started
                                                    once with a cluster section)
   llmbox-hub spoke token list --config FILE        list join tokens (never the tokens)
-  llmbox-hub spoke list --config FILE              list the spokes that joined
+  llmbox-hub spoke list --config FILE              list the spokes: joined, local, and removed
+                                                   ones that still hold boxes, each with its
+                                                   state (ready, cordoned, draining, degraded,
+                                                   unreachable, removed) and live boxes
+  llmbox-hub spoke cordon NAME [--reason TEXT] --config FILE
+                                                   no new boxes on the spoke; its boxes live
+                                                   on (works while the hub serves)
+  llmbox-hub spoke uncordon NAME --config FILE     placement may choose the spoke again
+  llmbox-hub spoke drain NAME [--reason TEXT] [--destroy-pending] [--wait [--timeout 10m]]
+                         --config FILE             no new boxes, and wait for its boxes to go
+                                                   (it destroys none; --destroy-pending
+                                                   destroys those never activated; --wait
+                                                   returns once none is left, 1 at the timeout)
   llmbox-hub spoke remove --name NAME --config FILE   forget a spoke: the hub stops dialing it
                                                    and it can no longer renew its certificate
   llmbox-hub oauth list [--principal P] [--client C] [--all] --config FILE
@@ -92,9 +104,10 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  // Words after the command up to the first flag are its verb ("create", "token create");
-  // then flags: --config FILE, --name NAME, --ttl DURATION, --overlap DURATION, --admin,
-  // --grant G, --principal P, --client C, --all.
+  // Words after the command up to the first flag are its verb ("create", "token create"; for
+  // spoke cordon|uncordon|drain, the word after is the spoke's name); then flags: --config
+  // FILE, --name NAME, --ttl DURATION, --overlap DURATION, --admin, --grant G, --principal P,
+  // --client C, --all, --reason TEXT, --destroy-pending, --wait, --timeout DURATION.
   std::string config_path;
   std::string name;
   std::string ttl;
@@ -105,14 +118,29 @@ int main(int argc, char** argv) {
   std::string principal;
   std::string client;
   bool all = false;
+  std::string reason;
+  bool destroy_pending = false;
+  bool wait = false;
+  std::string timeout;
   std::size_t first_flag = 1;
   while (first_flag < args.size() && !args[first_flag].starts_with("--")) {
     verb += (verb.empty() ? "" : " ") + std::string(args[first_flag++]);
   }
+  const bool spoke_state_verb =
+      command == "spoke" &&
+      (verb.starts_with("cordon ") || verb.starts_with("uncordon ") || verb.starts_with("drain "));
+  if (spoke_state_verb) {
+    name = verb.substr(verb.find(' ') + 1);
+    verb.resize(verb.find(' '));
+  }
   bool flags_ok = args.size() >= first_flag;
   for (std::size_t i = first_flag; flags_ok && i < args.size(); i += 2) {
-    if (args[i] == "--admin" || args[i] == "--all") {
-      (args[i] == "--admin" ? admin : all) = true;
+    if (args[i] == "--admin" || args[i] == "--all" || args[i] == "--destroy-pending" ||
+        args[i] == "--wait") {
+      (args[i] == "--admin"             ? admin
+       : args[i] == "--all"             ? all
+       : args[i] == "--destroy-pending" ? destroy_pending
+                                        : wait) = true;
       --i;  // a flag without a value
     } else if (i + 1 >= args.size()) {
       flags_ok = false;
@@ -130,6 +158,10 @@ int main(int argc, char** argv) {
       principal = args[i + 1];
     } else if (args[i] == "--client") {
       client = args[i + 1];
+    } else if (args[i] == "--reason") {
+      reason = args[i + 1];
+    } else if (args[i] == "--timeout") {
+      timeout = args[i + 1];
     } else {
       flags_ok = false;
     }
@@ -141,7 +173,16 @@ int main(int argc, char** argv) {
   const bool oauth_flags = !grant.empty() || !principal.empty() || !client.empty() || all;
   const bool needs_name = (command == "apikey" && verb != "list") ||
                           (command == "spoke" && (verb == "token create" || verb == "remove"));
+  // A spoke name is one word; cordon, uncordon and drain need one.
+  const bool spoke_state_ok =
+      spoke_state_verb
+          ? name.find(' ') == std::string::npos
+          : !(command == "spoke" && (verb == "cordon" || verb == "uncordon" || verb == "drain"));
+  const bool drain_flags_ok = (!destroy_pending && !wait && timeout.empty()) ||
+                              (spoke_state_verb && verb == "drain" && (wait || timeout.empty()));
+  const bool reason_ok = reason.empty() || (spoke_state_verb && verb != "uncordon");
   if (!known || !flags_ok || config_path.empty() || (needs_name && name.empty()) ||
+      !spoke_state_ok || !drain_flags_ok || !reason_ok ||
       (!ttl.empty() && verb != "token create") || (!overlap.empty() && verb != "rotate-identity") ||
       (admin && !(command == "apikey" && verb == "create")) ||
       (oauth_flags && command != "oauth")) {
@@ -216,7 +257,11 @@ int main(int argc, char** argv) {
                                            .grant = grant,
                                            .principal = principal,
                                            .client = client,
-                                           .all = all};
+                                           .all = all,
+                                           .reason = reason,
+                                           .destroy_pending = destroy_pending,
+                                           .wait = wait,
+                                           .timeout = timeout};
   if (command == "apikey") {
     return hub::admin::ApiKeyCommand(admin_args, *config, common::SystemClock::Get());
   }

@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "common/secrets.h"
 #include "common/validate.h"
+#include "hub/admin/spoke_state_commands.h"
 #include "hub/auth/principal.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/hub_rotation.h"
@@ -25,14 +26,6 @@ std::string UtcTime(std::int64_t ms) { return common::FormatUtcSeconds(ms); }
 int Usage(std::string_view usage) {
   std::fwrite(usage.data(), 1, usage.size(), stderr);
   return 2;
-}
-
-// A registrant chose its client's name (and a CIMD its id): control bytes in it must not
-// reach the operator's terminal.
-std::string Printable(std::string_view text) {
-  std::string out;
-  for (char c : text) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
-  return out;
 }
 
 // A principal id, or an API key's name for its principal.
@@ -62,6 +55,12 @@ int ClusterCommand(const CommandArgs& args, const config::HubConfig& config, com
                "the whole overlap must rejoin.\n",
                rotation->key_sha256.c_str(), overlap_text.c_str());
   return 0;
+}
+
+std::string Printable(std::string_view text) {
+  std::string out;
+  for (char c : text) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  return out;
 }
 
 int Fail(const absl::Status& status) {
@@ -171,21 +170,9 @@ int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, commo
     }
     return 0;
   }
-  if (args.verb == "list") {
-    auto spokes = (*store)->ListSpokes();
-    if (!spokes.ok()) return Fail(spokes.status());
-    std::printf("%-32s %-28s %-22s %-22s %s\n", "NAME", "ADDRESS", "JOINED", "CERT UNTIL",
-                "LABELS");
-    for (const auto& spoke : *spokes) {
-      std::string labels;
-      for (const auto& [key, value] : spoke.labels) {
-        labels += (labels.empty() ? "" : ",") + key + "=" + value;
-      }
-      std::printf("%-32s %-28s %-22s %-22s %s\n", spoke.name.c_str(),
-                  spoke.advertise_address.c_str(), UtcTime(spoke.joined_at_ms).c_str(),
-                  UtcTime(spoke.not_after_ms).c_str(), labels.c_str());
-    }
-    return 0;
+  if (args.verb == "list") return SpokeListCommand(config, **store);
+  if (args.verb == "cordon" || args.verb == "uncordon" || args.verb == "drain") {
+    return SpokeStateCommand(args, config, **store, clock);
   }
   if (args.verb == "remove") {
     if (auto st = (*store)->DeleteSpoke(name); !st.ok()) return Fail(st);

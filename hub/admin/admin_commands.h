@@ -2,7 +2,8 @@
 //
 // The operator's commands that work on the hub's state directory, also while the hub serves
 // (they go through the same Store): `llmbox-hub apikey create|list|revoke` and
-// `llmbox-hub spoke token create|list`, `spoke list|remove`, `cluster rotate-identity`,
+// `llmbox-hub spoke token create|list`, `spoke list|remove|cordon|uncordon|drain`,
+// `cluster rotate-identity`,
 // `oauth list|revoke`. What they
 // print is part of the interface (scripts and the e2e tests read it): a secret goes alone on
 // stdout, everything for people on stderr, tables on stdout.
@@ -36,13 +37,20 @@ struct CommandArgs {
   std::string principal;
   std::string client;
   bool all = false;
+  // spoke cordon|uncordon|drain NAME (NAME in `name`): --reason TEXT, and for drain
+  // --destroy-pending, --wait and --timeout DURATION (empty: 10m).
+  std::string reason;
+  bool destroy_pending = false;
+  bool wait = false;
+  std::string timeout;
 };
 
 // `apikey create --name NAME [--admin]`, `apikey list`, `apikey revoke --name NAME`.
 int ApiKeyCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
 
 // `spoke token create --name NAME [--ttl 1h]`, `spoke token list`, `spoke list`,
-// `spoke remove --name NAME`.
+// `spoke remove --name NAME`, `spoke cordon|uncordon|drain NAME ...`
+// (spoke_state_commands.h, which also prints `spoke list`).
 int SpokeCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
 
 // `cluster rotate-identity [--overlap 10m]`: a new hub key and certificate, which the serving
@@ -59,5 +67,9 @@ int OAuthCommand(const CommandArgs& args, const config::HubConfig& config, commo
 
 // Prints "llmbox-hub: <message>" to stderr; returns 1, the exit code of a failed command.
 int Fail(const absl::Status& status);
+
+// Text from elsewhere (a client's chosen name, a spoke's words, a name typed) for the
+// operator's terminal: control bytes become '?'.
+std::string Printable(std::string_view text);
 
 }  // namespace llmbox::hub::admin

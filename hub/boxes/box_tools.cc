@@ -12,6 +12,7 @@
 #include "common/secrets.h"
 #include "common/status.h"
 #include "common/utf8.h"
+#include "hub/boxes/spoke_listing.h"
 #include "hub/mcp/json_writer.h"
 
 namespace llmbox::hub::boxes {
@@ -55,6 +56,21 @@ json ObjectSchema(json properties, json required) {
           {"properties", std::move(properties)},
           {"required", std::move(required)},
           {"additionalProperties", false}};
+}
+
+// A list tool's paging arguments; `what` is plural ("Boxes").
+json LimitSchema(const std::string& what) {
+  return {{"type", "integer"},
+          {"minimum", 1},
+          {"maximum", BoxTools::kMaxListLimit},
+          {"description",
+           what + " per page (default " + std::to_string(BoxTools::kDefaultListLimit) + ")."}};
+}
+
+json CursorSchema() {
+  return {{"type", "string"},
+          {"maxLength", ListCursors::kMaxCursorChars},
+          {"description", "The previous page's next_cursor."}};
 }
 
 const json& StringSchema() {
@@ -363,15 +379,8 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
               {"description",
                "Admin keys only: only this owner's boxes (an owner id as "
                "list_llmboxes shows it, for example key:alice)."}}},
-            {"limit",
-             {{"type", "integer"},
-              {"minimum", 1},
-              {"maximum", kMaxListLimit},
-              {"description", "Boxes per page (default 100)."}}},
-            {"cursor",
-             {{"type", "string"},
-              {"maxLength", ListCursors::kMaxCursorChars},
-              {"description", "The previous page's next_cursor."}}}},
+            {"limit", LimitSchema("Boxes")},
+            {"cursor", CursorSchema()}},
            json::array()),
        .output_schema = {{"type", "object"},
                          {"properties",
@@ -469,28 +478,44 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
        .destructive = false,
        .idempotent = true,
        .open_world = true});
-  tools.push_back({.name = "list_spokes",
-                   .title = "List spokes",
-                   .description =
-                       "List the spokes (Docker hosts) boxes can be placed on, whether each is "
-                       "reachable and how full it is. Pass a name as create_llmbox's spoke.",
-                   .input_schema = {{"type", "object"}, {"additionalProperties", false}},
-                   .output_schema = {{"type", "object"},
-                                     {"properties",
-                                      {{"spokes",
-                                        {{"type", "array"},
-                                         {"items",
-                                          {{"type", "object"},
-                                           {"properties",
-                                            {{"name", StringSchema()},
-                                             {"connected", {{"type", "boolean"}}},
-                                             {"local", {{"type", "boolean"}}},
-                                             {"boxes", {{"type", "integer"}}},
-                                             {"max_boxes", {{"type", "integer"}}},
-                                             {"error", StringSchema()}}},
-                                           {"required", {"name", "connected", "local"}}}}}}}},
-                                     {"required", {"spokes"}}},
-                   .read_only = true});
+  tools.push_back(
+      {.name = "list_spokes",
+       .title = "List spokes",
+       .description =
+           "List the spokes (Docker hosts) boxes can be placed on, by name: each one's state "
+           "(ready; cordoned or draining by an operator: no new boxes; degraded: its recent "
+           "creates failed, so placement passes it over; unreachable; removed), since when and "
+           "why, whether it answers and how full it is. Pass a ready spoke's name as "
+           "create_llmbox's spoke. One page at a time: when next_cursor is there, more spokes "
+           "follow; pass it as cursor for the next page.",
+       .input_schema = ObjectSchema({{"limit", LimitSchema("Spokes")}, {"cursor", CursorSchema()}},
+                                    json::array()),
+       .output_schema =
+           {{"type", "object"},
+            {"properties",
+             {{"spokes",
+               {{"type", "array"},
+                {"items",
+                 {{"type", "object"},
+                  {"properties",
+                   {{"name", StringSchema()},
+                    {"state",
+                     {{"type", "string"},
+                      {"enum",
+                       {"ready", "cordoned", "draining", "degraded", "unreachable", "removed"}}}},
+                    {"state_description", StringSchema()},
+                    {"since", StringSchema()},
+                    {"reason", StringSchema()},
+                    {"connected", {{"type", "boolean"}}},
+                    {"error", StringSchema()},
+                    {"local", {{"type", "boolean"}}},
+                    {"boxes", {{"type", "integer"}}},
+                    {"max_boxes", {{"type", "integer"}}}}},
+                  {"required",
+                   {"name", "state", "state_description", "connected", "local", "boxes"}}}}}},
+              {"next_cursor", StringSchema()}}},
+            {"required", {"spokes"}}},
+       .read_only = true});
   return tools;
 }
 
@@ -509,23 +534,35 @@ BoxTools::BoxTools(BoxRegistry& registry, std::string cursor_key)
     : registry_(registry),
       cursors_(cursor_key.empty() ? RandomCursorKey() : std::move(cursor_key)) {}
 
-mcp::ToolResult BoxTools::List(const json& arguments, const auth::Principal& caller) {
-  std::size_t limit = kDefaultListLimit;
-  if (auto it = arguments.find("limit"); it != arguments.end()) {
-    if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
-        it->get<std::int64_t>() > static_cast<std::int64_t>(kMaxListLimit)) {
-      // Only a number is echoed: a string could be as long as the request.
-      return mcp::ToolResult::Failed(absl::InvalidArgumentError(
-          "limit must be an integer 1.." + std::to_string(kMaxListLimit) +
-          (it->is_number() ? ", got " + it->dump() : std::string())));
-    }
-    limit = it->get<std::size_t>();
+namespace {
+
+// A list tool's `limit`: 1..kMaxListLimit, kDefaultListLimit when absent.
+[[nodiscard]] absl::StatusOr<std::size_t> ListLimit(const json& arguments) {
+  auto it = arguments.find("limit");
+  if (it == arguments.end()) return BoxTools::kDefaultListLimit;
+  if (!it->is_number_integer() || it->get<std::int64_t>() < 1 ||
+      it->get<std::int64_t>() > static_cast<std::int64_t>(BoxTools::kMaxListLimit)) {
+    // Only a number is echoed: a string could be as long as the request.
+    return absl::InvalidArgumentError("limit must be an integer 1.." +
+                                      std::to_string(BoxTools::kMaxListLimit) +
+                                      (it->is_number() ? ", got " + it->dump() : std::string()));
   }
-  auto text = [&](const char* key) -> std::optional<std::string> {
-    auto it = arguments.find(key);
-    if (it == arguments.end() || !it->is_string()) return std::nullopt;
-    return it->get<std::string>();
-  };
+  return it->get<std::size_t>();
+}
+
+// A string argument; nullopt when absent or not a string.
+std::optional<std::string> TextArgument(const json& arguments, const char* key) {
+  auto it = arguments.find(key);
+  if (it == arguments.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+mcp::ToolResult BoxTools::List(const json& arguments, const auth::Principal& caller) {
+  auto limit = ListLimit(arguments);
+  if (!limit.ok()) return mcp::ToolResult::Failed(limit.status());
+  auto text = [&](const char* key) { return TextArgument(arguments, key); };
   store::BoxFilter filter;
   if (auto status = text("status")) {
     filter.phase = store::ParsePhase(*status);
@@ -544,7 +581,7 @@ mcp::ToolResult BoxTools::List(const json& arguments, const auth::Principal& cal
     if (!opened.ok()) return mcp::ToolResult::Failed(opened.status());
     after = *std::move(opened);
   }
-  auto page = registry_.ListPage(caller, filter, after, limit);
+  auto page = registry_.ListPage(caller, filter, after, *limit);
   if (!page.ok()) return mcp::ToolResult::Failed(page.status());
   std::string out = "{\"boxes\":[";
   out.reserve(300 * page->boxes.size() + 256);
@@ -556,6 +593,29 @@ mcp::ToolResult BoxTools::List(const json& arguments, const auth::Principal& cal
   if (page->next.has_value()) {
     // base64url: nothing in it to escape.
     out += ",\"next_cursor\":\"" + cursors_.Seal(caller.id(), filter, *page->next) + '"';
+  }
+  out += '}';
+  return mcp::ToolResult::OkJson(std::move(out));
+}
+
+mcp::ToolResult BoxTools::ListSpokes(const json& arguments, const auth::Principal& caller) {
+  auto limit = ListLimit(arguments);
+  if (!limit.ok()) return mcp::ToolResult::Failed(limit.status());
+  std::optional<std::string> after;
+  if (auto cursor = TextArgument(arguments, "cursor")) {
+    auto opened = cursors_.OpenSpoke(caller.id(), *cursor);
+    if (!opened.ok()) return mcp::ToolResult::Failed(opened.status());
+    after = *std::move(opened);
+  }
+  const SpokeListPage page = PageOfSpokes(registry_.monitor().View(), after, *limit);
+  std::string out = "{\"spokes\":[";
+  for (std::size_t i = 0; i < page.spokes.size(); ++i) {
+    if (i > 0) out += ',';
+    out += SpokeListEntryJson(page.spokes[i]);
+  }
+  out += ']';
+  if (page.more) {
+    out += ",\"next_cursor\":\"" + cursors_.SealSpoke(caller.id(), page.spokes.back().name) + '"';
   }
   out += '}';
   return mcp::ToolResult::OkJson(std::move(out));
@@ -650,20 +710,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
                                 {"truncated", result->truncated},
                                 {"timed_out", result->timed_out}});
   }
-  if (name == "list_spokes") {
-    json spokes = json::array();
-    for (const auto& spoke : registry_.Spokes()) {
-      json entry = {{"name", spoke.name}, {"connected", spoke.connected}, {"local", spoke.local}};
-      if (spoke.connected) {
-        entry["boxes"] = spoke.boxes;
-        entry["max_boxes"] = spoke.max_boxes;
-      } else {
-        entry["error"] = spoke.error;
-      }
-      spokes.push_back(std::move(entry));
-    }
-    return mcp::ToolResult::Ok({{"spokes", std::move(spokes)}});
-  }
+  if (name == "list_spokes") return ListSpokes(arguments, caller);
   return mcp::ToolResult::Error("no tool " + std::string(name));
 }
 

@@ -14,7 +14,8 @@
 // list_llmboxes pages: `limit` (1..kMaxListLimit, default kDefaultListLimit) boxes, and a
 // `next_cursor` (ListCursors, sealed under `cursor_key`) while more follow; `cursor` takes it
 // back. Filters: `status`, `spoke`, and `owner` for admins (another principal naming an owner
-// not its own is PermissionDenied).
+// not its own is PermissionDenied). list_spokes pages the same way, by spoke name, from the
+// monitor's last round (registry.monitor().View()): it calls no spoke.
 //
 //   BoxTools tools(registry, common::HmacSha256(session_key, "llmbox list cursors"));
 //   McpEndpoint mcp(options, tools, clock);
@@ -49,6 +50,8 @@ class BoxTools final : public mcp::ToolSet {
  private:
   // list_llmboxes.
   mcp::ToolResult List(const nlohmann::json& arguments, const auth::Principal& caller);
+  // list_spokes: pages of the monitor's view (spoke_listing.h), by name.
+  mcp::ToolResult ListSpokes(const nlohmann::json& arguments, const auth::Principal& caller);
 
   BoxRegistry& registry_;
   ListCursors cursors_;

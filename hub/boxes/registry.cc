@@ -241,12 +241,6 @@ absl::StatusOr<cluster::BoxNetwork> BoxRegistry::SetNetwork(const auth::Principa
   return std::move(box->network);
 }
 
-absl::StatusOr<std::vector<BoxRecord>> BoxRegistry::List(const auth::Principal& caller,
-                                                         store::BoxFilter filter) {
-  if (!caller.IsAdmin()) filter.owner = caller.id();
-  return store_.ListBoxes(filter);
-}
-
 absl::StatusOr<store::BoxPage> BoxRegistry::ListPage(const auth::Principal& caller,
                                                      store::BoxFilter filter,
                                                      const std::optional<store::BoxPosition>& after,
@@ -397,41 +391,6 @@ absl::StatusOr<std::string> BoxRegistry::Place(const std::string& image) {
                                         ". Destroy a box, or name a spoke with room");
   }
   return best->entry.name;
-}
-
-std::vector<SpokeStatus> BoxRegistry::Spokes() {
-  std::vector<SpokeStatus> out;
-  for (const auto& spoke : HealthOfAll(spokes_.List(), std::chrono::milliseconds(3000))) {
-    SpokeStatus status{
-        .name = spoke.entry.name, .local = spoke.entry.local, .connected = spoke.health.ok()};
-    if (spoke.health.ok()) {
-      status.max_boxes = spoke.health->max_boxes;
-      status.boxes = spoke.health->Boxes();
-    } else {
-      status.error = common::AsStd(spoke.health.status().message());
-    }
-    out.push_back(std::move(status));
-  }
-  std::lock_guard lock(known_mu_);
-  known_.clear();
-  for (const SpokeStatus& status : out) known_[status.name] = status;
-  return out;
-}
-
-std::vector<SpokeStatus> BoxRegistry::KnownSpokes() const {
-  std::vector<SpokeStatus> out;
-  std::lock_guard lock(known_mu_);
-  for (const auto& entry : spokes_.List()) {
-    if (auto it = known_.find(entry.name); it != known_.end()) {
-      out.push_back(it->second);
-    } else {
-      out.push_back({.name = entry.name,
-                     .local = entry.local,
-                     .connected = false,
-                     .error = "not checked yet"});
-    }
-  }
-  return out;
 }
 
 absl::StatusOr<BoxRecord> BoxRegistry::FindByToken(std::string_view token) {

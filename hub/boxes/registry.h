@@ -138,15 +138,6 @@ struct ExecResult {
   bool timed_out = false;
 };
 
-struct SpokeStatus {
-  std::string name;
-  bool local = false;
-  bool connected = false;
-  std::string error;  // why not connected
-  std::uint32_t max_boxes = 0;
-  std::uint32_t boxes = 0;
-};
-
 // What a code submission came to (for the activation page).
 struct SubmitResult {
   bool activated = false;
@@ -182,12 +173,10 @@ class BoxRegistry {
   // parse, PermissionDenied saying what its policy allows.
   [[nodiscard]] absl::StatusOr<cluster::BoxNetwork> SetNetwork(
       const auth::Principal& caller, std::string_view box_id, const cluster::NetworkChange& change);
-  // The caller's boxes (filtered in the store by owner), or every box for an admin (then
-  // filter.owner, when set, narrows to one owner).
-  [[nodiscard]] absl::StatusOr<std::vector<store::BoxRecord>> List(const auth::Principal& caller,
-                                                                   store::BoxFilter filter);
-  // One page of List (list_llmboxes): at most `limit` boxes after `after`, read by index.
-  // PermissionDenied when a caller that is no admin names another owner in filter.owner.
+  // One page of the caller's boxes (list_llmboxes; filtered in the store by owner), or of
+  // every box for an admin (then filter.owner, when set, narrows to one owner): at most `limit`
+  // boxes after `after`, read by index. PermissionDenied when a caller that is no admin names
+  // another owner in filter.owner.
   [[nodiscard]] absl::StatusOr<store::BoxPage> ListPage(
       const auth::Principal& caller, store::BoxFilter filter,
       const std::optional<store::BoxPosition>& after, std::size_t limit);
@@ -206,11 +195,6 @@ class BoxRegistry {
       const auth::Principal& caller, std::string_view box_id, const std::vector<std::string>& argv,
       std::optional<std::chrono::seconds> timeout,
       const std::function<void(std::function<void()>)>& on_cancel);
-  // Asks every spoke for its health now (at most 3 s), and keeps the answers for KnownSpokes.
-  std::vector<SpokeStatus> Spokes();
-  // The spokes as the last Spokes() found them, without a call: for /readyz, which must not
-  // wait on a spoke. A spoke not asked yet is not connected ("not checked yet").
-  std::vector<SpokeStatus> KnownSpokes() const;
   // The origin auth URLs are built on (set once the hub knows its bound port).
   void SetPublicUrl(std::string public_url);
 
@@ -272,11 +256,9 @@ class BoxRegistry {
   RegistryOptions options_;
   QuotaBook* quotas_;  // null: none
   SpokeMonitor monitor_;
-  mutable std::mutex options_mu_;             // guards options_.public_url
-  mutable std::mutex known_mu_;               // guards known_
-  std::map<std::string, SpokeStatus> known_;  // the last Spokes(), by name
-  std::mutex submit_mu_;                      // guards submitting_
-  std::set<std::string> submitting_;          // canonical ids of boxes with a code in flight
+  mutable std::mutex options_mu_;     // guards options_.public_url
+  std::mutex submit_mu_;              // guards submitting_
+  std::set<std::string> submitting_;  // canonical ids of boxes with a code in flight
 };
 
 }  // namespace llmbox::hub::boxes

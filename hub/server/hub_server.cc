@@ -28,6 +28,7 @@
 #include "hub/boxes/box_tools.h"
 #include "hub/boxes/quota_book.h"
 #include "hub/boxes/registry.h"
+#include "hub/boxes/spoke_listing.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/enrollment_service.h"
 #include "hub/cluster/grpc_spoke_client.h"
@@ -54,16 +55,30 @@ void ServeHealth(http::Responder& out) {
   out.Respond({.status = 200, .headers = {{"Content-Type", "text/plain"}}, .body = "ok\n"});
 }
 
-// Ready when every local spoke is connected (a remote spoke that is down does not make the
-// hub unready); the body names each spoke's state. From the spokes' last known health (asked
-// every spoke_health_interval), never a call: /readyz must answer while spokes or workers are
-// slow.
-void ServeReady(const boxes::BoxRegistry& registry, http::Responder& out) {
+// Ready when every local spoke answers (a remote spoke that is down does not make the hub
+// unready); the body names each spoke's state. From the monitor's last round (SpokeMonitor::
+// View), never a call: /readyz must answer while spokes or workers are slow. The body is
+// public: it names states, and only the spoke's own words for an unreachable one (as it did),
+// never an operator's reason.
+void ServeReady(boxes::BoxRegistry& registry, http::Responder& out) {
   bool ready = true;
   std::string body;
-  for (const auto& spoke : registry.KnownSpokes()) {
-    ready = ready && (spoke.connected || !spoke.local);
-    body += spoke.name + ": " + (spoke.connected ? "ok" : "down: " + spoke.error) + "\n";
+  for (const boxes::SpokeView& spoke : registry.monitor().View()) {
+    const bool connected = boxes::SpokeConnected(spoke);
+    ready = ready && (connected || !spoke.local);
+    body += spoke.name + ": ";
+    if (connected) {
+      body += spoke.state == boxes::SpokeState::kReady
+                  ? std::string("ok")
+                  : "ok, " + std::string(boxes::SpokeStateName(spoke.state));
+    } else if (spoke.state == boxes::SpokeState::kUnreachable) {
+      body += "down: " + boxes::DescribeSpokeState(spoke.state, spoke.admin, spoke.condition);
+    } else if (spoke.state == boxes::SpokeState::kRemoved) {
+      body += "removed";
+    } else {
+      body += "down: not checked yet";
+    }
+    body += "\n";
   }
   out.Respond(
       {.status = ready ? 200 : 503, .headers = {{"Content-Type", "text/plain"}}, .body = body});
@@ -101,7 +116,7 @@ struct HubServer::State {
   std::unique_ptr<cluster::HubCertificateRenewer> hub_cert_renewer;
   std::unique_ptr<boxes::BoxRegistry> registry;
   std::unique_ptr<common::PeriodicTask> reconcile;
-  std::unique_ptr<common::PeriodicTask> spoke_health;  // keeps KnownSpokes() fresh
+  std::unique_ptr<common::PeriodicTask> spoke_health;  // the monitor's rounds
   std::unique_ptr<boxes::BoxTools> tools;
   // Sign-in gating of the activation page, when activation.oidc is configured.
   std::unique_ptr<activation::CurlHttpFetcher> oidc_http;
@@ -196,9 +211,9 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
         s.registry->Reconcile();
       });
   s.reconcile->Start();
-  (void)s.registry->Spokes();  // the first known health, before /readyz is served
+  s.registry->monitor().Poll();  // the first round, before /readyz is served
   s.spoke_health = std::make_unique<common::PeriodicTask>(clock, config.spoke_health_interval,
-                                                          [&s] { (void)s.registry->Spokes(); });
+                                                          [&s] { s.registry->monitor().Poll(); });
   s.spoke_health->Start();
 
   // list_llmboxes' cursors: sealed under a key of their own, so they outlive a restart.

@@ -17,9 +17,59 @@
 
 #include "common/status.h"
 #include "hub/store/sqlite.h"
+#include "hub/store/sqlite_rows.h"
 
 namespace llmbox::hub::store {
+namespace rows {
+
+std::string BoxKey(std::string_view box_id) { return absl::AsciiStrToLower(std::string(box_id)); }
+
+std::string Quoted(std::string_view text) {
+  std::string out = "\"";
+  out.append(text);
+  out.append("\"");
+  return out;
+}
+
+absl::StatusOr<BoxRecord> ReadBox(const sqlite::Statement& s) {
+  BoxRecord box;
+  box.box_id = s.ColumnText(0);
+  box.spoke = s.ColumnText(1);
+  box.container_id = s.ColumnText(2);
+  box.image = s.ColumnText(3);
+  box.description = s.ColumnText(4);
+  const std::string phase = s.ColumnText(5);
+  std::optional<Phase> parsed = ParsePhase(phase);
+  if (!parsed.has_value()) {
+    // The CHECK constraint admits only known phases, so this is a file written by a newer
+    // schema we failed to refuse, or a bug.
+    return absl::InternalError("store: box " + Quoted(box.box_id) + " has unknown phase " +
+                               Quoted(phase));
+  }
+  box.phase = *parsed;
+  box.session_url = s.ColumnText(6);
+  box.last_error = s.ColumnText(7);
+  box.authorize_url = s.ColumnText(8);
+  box.token_hash = s.ColumnText(9);
+  box.created_by = s.ColumnText(10);
+  box.created_at_ms = s.ColumnInt64(11);
+  box.expires_at_ms = s.ColumnInt64(12);
+  box.updated_at_ms = s.ColumnInt64(13);
+  box.activation_attempts = static_cast<std::uint32_t>(s.ColumnInt64(14));
+  box.activation_owner = s.ColumnText(15);
+  box.owner = s.ColumnText(16);
+  box.owner_email = s.ColumnText(17);
+  box.destroy_queued_at_ms = s.ColumnOptionalInt64(18);
+  return box;
+}
+
+}  // namespace rows
+
 namespace {
+
+using rows::BoxKey;
+using rows::Quoted;
+using rows::ReadBox;
 
 using sqlite::Db;
 using sqlite::Statement;
@@ -195,30 +245,41 @@ CREATE INDEX boxes_by_phase ON boxes (phase, created_at_ms, box_key);
 CREATE INDEX boxes_by_spoke ON boxes (spoke, created_at_ms, box_key);
 CREATE INDEX boxes_by_spoke_phase ON boxes (spoke, phase, created_at_ms, box_key);
 )sql",
+    // 8 -> 9: spoke states (hub/boxes/spoke_state.h). What an operator set (cordon, drain) and
+    // what the hub observed (degraded, unreachable), by spoke name, so that the CLI reaches a
+    // serving hub and both survive a restart. A box's queued destroy (its spoke was
+    // unreachable, or a drain --destroy-pending chose it): the partial index holds only queued
+    // boxes, so finding a spoke's costs nothing while none are queued, and reads them in
+    // ListQueuedDestroys' order (box_key breaks ties without a sort).
+    R"sql(
+CREATE TABLE spoke_admin (
+  name TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+  state TEXT NOT NULL CHECK (state IN ('ready', 'cordoned', 'draining')),
+  reason TEXT NOT NULL,
+  since_ms INTEGER NOT NULL,
+  destroy_pending INTEGER NOT NULL CHECK (destroy_pending IN (0, 1))
+) STRICT;
+
+CREATE TABLE spoke_conditions (
+  name TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+  condition TEXT NOT NULL CHECK (condition IN ('healthy', 'degraded', 'unreachable')),
+  reason TEXT NOT NULL,
+  since_ms INTEGER NOT NULL,
+  checked_at_ms INTEGER NOT NULL
+) STRICT;
+
+ALTER TABLE boxes ADD COLUMN destroy_queued_at_ms INTEGER;
+CREATE INDEX boxes_destroy_queued ON boxes (spoke, destroy_queued_at_ms, box_key)
+  WHERE destroy_queued_at_ms IS NOT NULL;
+)sql",
 };
 
-// A macro rather than a std::string so that every query stays one literal: the literal is
-// the key of the connection's prepared-statement cache. Column order matches ReadBox.
-#define LLMBOX_BOX_COLUMNS                                                               \
-  "box_id, spoke, container_id, image, description, phase, session_url, last_error, "    \
-  "authorize_url, token_hash, created_by, created_at_ms, expires_at_ms, updated_at_ms, " \
-  "activation_attempts, activation_owner, owner, owner_email"
-#define LLMBOX_SELECT_BOXES "SELECT " LLMBOX_BOX_COLUMNS " FROM boxes"
 #define LLMBOX_BOX_ORDER " ORDER BY created_at_ms, box_key"
 #define LLMBOX_KEY_COLUMNS "name, hash, created_at_ms, revoked_at_ms, last_used_at_ms, admin"
 #define LLMBOX_JOIN_TOKEN_COLUMNS "hash, name, created_at_ms, expires_at_ms, used_at_ms"
 #define LLMBOX_SPOKE_COLUMNS                                                            \
   "name, advertise_address, cert_sha256, not_after_ms, labels, version, joined_at_ms, " \
   "renewed_at_ms"
-
-std::string BoxKey(std::string_view box_id) { return absl::AsciiStrToLower(std::string(box_id)); }
-
-std::string Quoted(std::string_view text) {
-  std::string out = "\"";
-  out.append(text);
-  out.append("\"");
-  return out;
-}
 
 // Prefixes SQLite's own errors (all "sqlite: ...", see sqlite.h) with the store operation,
 // leaving the store's messages (NotFound, AlreadyExists) as written.
@@ -268,37 +329,6 @@ std::string Quoted(std::string_view text) {
   LLMBOX_RETURN_IF_ERROR(s.Bind(17, box.owner));
   LLMBOX_RETURN_IF_ERROR(s.Bind(18, box.owner_email));
   return s.Bind(19, BoxKey(box.box_id));
-}
-
-[[nodiscard]] absl::StatusOr<BoxRecord> ReadBox(const Statement& s) {
-  BoxRecord box;
-  box.box_id = s.ColumnText(0);
-  box.spoke = s.ColumnText(1);
-  box.container_id = s.ColumnText(2);
-  box.image = s.ColumnText(3);
-  box.description = s.ColumnText(4);
-  const std::string phase = s.ColumnText(5);
-  std::optional<Phase> parsed = ParsePhase(phase);
-  if (!parsed.has_value()) {
-    // The CHECK constraint admits only known phases, so this is a file written by a newer
-    // schema we failed to refuse, or a bug.
-    return absl::InternalError("store: box " + Quoted(box.box_id) + " has unknown phase " +
-                               Quoted(phase));
-  }
-  box.phase = *parsed;
-  box.session_url = s.ColumnText(6);
-  box.last_error = s.ColumnText(7);
-  box.authorize_url = s.ColumnText(8);
-  box.token_hash = s.ColumnText(9);
-  box.created_by = s.ColumnText(10);
-  box.created_at_ms = s.ColumnInt64(11);
-  box.expires_at_ms = s.ColumnInt64(12);
-  box.updated_at_ms = s.ColumnInt64(13);
-  box.activation_attempts = static_cast<std::uint32_t>(s.ColumnInt64(14));
-  box.activation_owner = s.ColumnText(15);
-  box.owner = s.ColumnText(16);
-  box.owner_email = s.ColumnText(17);
-  return box;
 }
 
 ApiKeyRecord ReadApiKey(const Statement& s) {
@@ -1097,8 +1127,6 @@ absl::StatusOr<std::vector<std::string>> SqliteStore::ListEndedMcpSessions(std::
 
 #undef LLMBOX_JOIN_TOKEN_COLUMNS
 #undef LLMBOX_SPOKE_COLUMNS
-#undef LLMBOX_BOX_COLUMNS
-#undef LLMBOX_SELECT_BOXES
 #undef LLMBOX_BOX_ORDER
 #undef LLMBOX_KEY_COLUMNS
 

@@ -106,6 +106,10 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::StatusOr<std::vector<BoxRecord>> ListQueuedDestroys(
       std::string_view spoke, std::size_t limit) override;
   [[nodiscard]] absl::StatusOr<std::map<std::string, SpokeBoxCount>> CountBoxesBySpoke() override;
+  // The SQL ListQueuedDestroys (?1 spoke, ?2 limit) and CountBoxesBySpoke run: for tests to
+  // EXPLAIN their plans.
+  static const char* QueuedDestroysQuery();
+  static const char* BoxCountsQuery();
   [[nodiscard]] absl::Status EndMcpSession(std::string_view id_hash,
                                            std::int64_t expires_at_ms) override;
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(

@@ -114,6 +114,12 @@ grpc::Status FakeBoxService::SubmitCode(grpc::ServerContext* context,
 grpc::Status FakeBoxService::GetLogs(grpc::ServerContext* context,
                                      const v1::GetLogsRequest* request,
                                      v1::GetLogsResponse* response) {
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(mu);
+    hook = on_logs;
+  }
+  if (hook) hook();
   std::lock_guard lock(mu);
   deadlines["GetLogs"] = context->deadline();
   last_logs = *request;

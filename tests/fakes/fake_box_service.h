@@ -82,6 +82,8 @@ class FakeBoxService final : public v1::BoxService::Service {
   std::optional<v1::HealthResponse> health_response;
   // Runs (without mu held) before Health answers: a test can hold the spoke silent with it.
   std::function<void()> on_health;
+  // Runs (without mu held) before GetLogs answers: a test can hold a tool call in flight.
+  std::function<void()> on_logs;
   // State and what it was asked.
   std::map<std::string, v1::Box> boxes;  // by box id
   std::vector<std::string> created;

@@ -136,30 +136,60 @@ TEST_CASE("readiness names each spoke, and is 503 while the local spoke is down"
     std::lock_guard lock(hub.spoke.mu);
     hub.spoke.health_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "engine gone");
   }
-  // /readyz answers from the last known health, without calling the spoke...
+  // /readyz answers from the monitor's last round, without calling the spoke...
   const Reply still = Fetch(hub.url + "/readyz");
   CHECK(still.status == 200);
-  // ...which the hub asks again every spoke_health_interval (10 s) on its clock. The health
-  // probe, the reconcile loop and the MCP keep-alive wait on the clock.
+  // ...which runs every spoke_health_interval (10 s) on the hub's clock; a spoke is
+  // unreachable after two health calls in a row fail. The monitor's rounds, the reconcile
+  // loop and the MCP keep-alive wait on the clock.
   REQUIRE(hub.clock.WaitForWaiters(3));
+  hub.clock.Advance(std::chrono::seconds(10));
+  REQUIRE(hub.clock.WaitForWaiters(3));
+  CHECK(Fetch(hub.url + "/readyz").status == 200);  // one failure is not yet unreachable
   hub.clock.Advance(std::chrono::seconds(10));
   REQUIRE(hub.clock.WaitForWaiters(3));
   const Reply down = Fetch(hub.url + "/readyz");
   CHECK(down.status == 503);
-  CHECK(down.body.starts_with("local: down: "));
+  CHECK(down.body.starts_with("local: down: unreachable since "));
+  CHECK(down.body.ends_with(": engine gone\n"));
+}
+
+TEST_CASE("readiness names a cordoned spoke's state but never the operator's reason",
+          "[hub-server]") {
+  Hub hub;
+  hub.Start();
+  REQUIRE(hub.server->store()
+              .SetSpokeAdmin({.name = "local",
+                              .state = store::SpokeAdminState::kCordoned,
+                              .reason = "private ticket 1234"})
+              .ok());
+  REQUIRE(hub.clock.WaitForWaiters(3));
+  hub.clock.Advance(std::chrono::seconds(10));
+  REQUIRE(hub.clock.WaitForWaiters(3));
+  const Reply ready = Fetch(hub.url + "/readyz");
+  CHECK(ready.status == 200);  // cordoned is still up
+  CHECK(ready.body == "local: ok, cordoned\n");
 }
 
 TEST_CASE("the health endpoints answer while every worker is busy", "[hub-server]") {
   Hub hub("  worker_threads: 2\n  max_calls_per_caller: 2\n");
   hub.Start();
-  // Both workers are held by list_spokes calls whose spoke health calls do not answer.
+  // Both workers are held by get_llmbox_logs calls whose spoke does not answer.
+  REQUIRE(hub.server->store()
+              .InsertBox({.box_id = "held",
+                          .spoke = "local",
+                          .phase = store::Phase::kReady,
+                          .owner = "anonymous",
+                          .created_at_ms = 1,
+                          .updated_at_ms = 1})
+              .ok());
   std::mutex mu;
   std::condition_variable cv;
   int held = 0;
   bool release = false;
   {
     std::lock_guard lock(hub.spoke.mu);
-    hub.spoke.on_health = [&] {
+    hub.spoke.on_logs = [&] {
       std::unique_lock lock(mu);
       ++held;
       cv.notify_all();
@@ -180,7 +210,7 @@ TEST_CASE("the health endpoints answer while every worker is busy", "[hub-server
     slow.emplace_back([&] {
       (void)Fetch(hub.url + "/", {"Content-Type: application/json", "Accept: application/json"},
                   R"({"jsonrpc":"2.0","id":1,"method":"tools/call",)"
-                  R"("params":{"name":"list_spokes","arguments":{}}})");
+                  R"("params":{"name":"get_llmbox_logs","arguments":{"box_id":"held"}}})");
     });
   }
   {
@@ -357,7 +387,7 @@ TEST_CASE("a hub without a local spoke starts none and is ready with no spokes",
   Hub hub("local_spoke:\n  enabled: false\n");
   hub.Start();
   CHECK(hub.local_spokes_started == 0);
-  CHECK(hub.server->registry().Spokes().empty());
+  CHECK(hub.server->registry().monitor().View().empty());
   const Reply ready = Fetch(hub.url + "/readyz");
   CHECK(ready.status == 200);
   CHECK(ready.body.empty());

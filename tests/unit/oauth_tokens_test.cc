@@ -1,8 +1,5 @@
 // TokenService: codes, access and refresh tokens on a real SqliteStore, as a lying client, a
 // replayed code or a reused refresh token would use them.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdio>
 #include <set>
@@ -16,10 +13,13 @@
 #include "hub/oauth/errors.h"
 #include "hub/oauth/tokens.h"
 #include "tests/support/oauth_tokens_fixture.h"
+#include "tests/support/stream_capture.h"
 
 namespace llmbox::hub::oauth {
 namespace {
 
+using llmbox::testing::Capture;
+using llmbox::testing::CaptureStdout;
 using llmbox::testing::IssuedCode;
 using llmbox::testing::kIssuer;
 using llmbox::testing::kRedirect;
@@ -489,33 +489,6 @@ TEST_CASE("the token response is RFC 6749 JSON with an integer expires_in", "[oa
       .access_token = "lbat_a", .refresh_token = "lbrt_r", .expires_in = 3600, .scope = "llmbox"};
   CHECK(response.Json() == R"({"access_token":"lbat_a","expires_in":3600,"refresh_token":"lbrt_r",)"
                            R"("scope":"llmbox","token_type":"Bearer"})");
-}
-
-// Runs `fn` with `stream` (stdout or stderr) going to a file; returns what it printed.
-template <typename Fn>
-std::string Capture(std::FILE* stream, const std::filesystem::path& file, Fn fn) {
-  const int target = ::fileno(stream);
-  std::fflush(stream);
-  const int saved = ::dup(target);
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  REQUIRE(fd >= 0);
-  ::dup2(fd, target);
-  ::close(fd);
-  fn();
-  std::fflush(stream);
-  ::dup2(saved, target);
-  ::close(saved);
-  std::FILE* in = std::fopen(file.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, in)) out.append(buffer, n);
-  std::fclose(in);
-  return out;
-}
-
-template <typename Fn>
-std::string CaptureStdout(const std::filesystem::path& file, Fn fn) {
-  return Capture(stdout, file, fn);
 }
 
 TEST_CASE("a CLI revoke from a second store handle takes effect on the serving store at once",

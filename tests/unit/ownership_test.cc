@@ -9,7 +9,6 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include <sqlite3.h>
 
 #include "common/secrets.h"
 #include "hub/auth/principal.h"
@@ -19,6 +18,7 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_spoke_client.h"
 #include "tests/support/caller_context.h"
+#include "tests/support/raw_sqlite.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::boxes {
@@ -29,6 +29,8 @@ using nlohmann::json;
 using store::BoxRecord;
 using store::Phase;
 using testing::CallerContext;
+using testing::RawExec;
+using testing::RawQuery;
 
 const Principal kAlice = Principal::ApiKey("alice", /*admin=*/false);
 const Principal kBob = Principal::ApiKey("bob", /*admin=*/false);
@@ -71,6 +73,15 @@ std::vector<std::string> Ids(const std::vector<BoxRecord>& boxes) {
   return ids;
 }
 
+// The ids of the first page of `who`'s list (list_llmboxes' registry call).
+std::vector<std::string> Listed(BoxRegistry& registry, const Principal& who,
+                                store::BoxFilter filter = {}) {
+  auto page = registry.ListPage(who, std::move(filter), std::nullopt, store::kMaxBoxPage);
+  INFO(page.status().ToString());
+  REQUIRE(page.ok());
+  return Ids(page->boxes);
+}
+
 // ---- The registry ----
 
 TEST_CASE("a created box belongs to its creator, recorded by principal id", "[ownership]") {
@@ -92,12 +103,12 @@ TEST_CASE("a principal gets, lists, logs, execs and destroys its own boxes only"
 
   CHECK(f.registry->Get(kAlice, "alice-box").ok());
   CHECK(absl::IsNotFound(f.registry->Get(kBob, "alice-box").status()));
-  CHECK(Ids(f.registry->List(kAlice, {}).value()) == std::vector<std::string>{"alice-box"});
-  CHECK(Ids(f.registry->List(kBob, {}).value()) == std::vector<std::string>{"bob-box"});
+  CHECK(Listed(*f.registry, kAlice) == std::vector<std::string>{"alice-box"});
+  CHECK(Listed(*f.registry, kBob) == std::vector<std::string>{"bob-box"});
   // A caller cannot widen its list by naming another owner.
-  CHECK(Ids(f.registry->List(kBob, {.owner = "key:alice"}).value()) ==
-        std::vector<std::string>{"bob-box"});
-  CHECK(f.registry->List(Principal::Anonymous(), {}).value().empty());
+  CHECK(absl::IsPermissionDenied(
+      f.registry->ListPage(kBob, {.owner = "key:alice"}, std::nullopt, 10).status()));
+  CHECK(Listed(*f.registry, Principal::Anonymous()).empty());
 
   CHECK(absl::IsNotFound(f.registry->Logs(kBob, "alice-box", std::nullopt).status()));
   CHECK(absl::IsNotFound(
@@ -118,10 +129,9 @@ TEST_CASE("an admin gets, lists and acts on every principal's boxes", "[ownershi
   f.Create("bob-box", kBob);
   f.Create("anon-box", Principal::Anonymous());
   // Made in the same (fake) millisecond, so listed by id.
-  CHECK(Ids(f.registry->List(kAdmin, {}).value()) ==
+  CHECK(Listed(*f.registry, kAdmin) ==
         std::vector<std::string>{"alice-box", "anon-box", "bob-box"});
-  CHECK(Ids(f.registry->List(kAdmin, {.owner = "key:bob"}).value()) ==
-        std::vector<std::string>{"bob-box"});
+  CHECK(Listed(*f.registry, kAdmin, {.owner = "key:bob"}) == std::vector<std::string>{"bob-box"});
   CHECK(f.registry->Get(kAdmin, "alice-box").ok());
   CHECK(f.registry->Logs(kAdmin, "bob-box", std::nullopt).ok());
   CHECK(f.registry->Exec(kAdmin, "anon-box", {"true"}, std::nullopt, nullptr).ok());
@@ -355,45 +365,17 @@ TEST_CASE("an API key's admin flag is stored and read back", "[ownership]") {
   CHECK(keys[1].admin);        // root
 }
 
-// Runs `sql` on the file with SQLite itself (the way an older llmbox-hub left it).
-void RawExec(const std::string& path, const std::string& sql) {
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &raw) == SQLITE_OK);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &error);
-  INFO((error != nullptr ? error : ""));
-  sqlite3_free(error);
-  sqlite3_close(raw);
-  REQUIRE(rc == SQLITE_OK);
-}
-
-std::string RawQuery(const std::string& path, const std::string& sql) {
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(path.c_str(), &raw) == SQLITE_OK);
-  std::string out;
-  auto append = [](void* text, int columns, char** values, char**) {
-    auto* s = static_cast<std::string*>(text);
-    for (int i = 0; i < columns; ++i) {
-      *s += values[i] != nullptr ? values[i] : "NULL";
-      *s += '|';
-    }
-    *s += '\n';
-    return 0;
-  };
-  REQUIRE(sqlite3_exec(raw, sql.c_str(), append, &out, nullptr) == SQLITE_OK);
-  sqlite3_close(raw);
-  return out;
-}
-
 TEST_CASE("migrating an old database gives its boxes to their created_by, and keys no admin",
           "[ownership]") {
   testing::ScratchDir dir("ownership-migrate");
   const std::string path = (dir.path() / "hub.db").string();
-  REQUIRE(store::SqliteStore::SchemaVersion() == 8);
-  // A version-5 file: this schema without what versions 6 to 8 added, with boxes and a key in it,
+  REQUIRE(store::SqliteStore::SchemaVersion() == 9);
+  // A version-5 file: this schema without what versions 6 to 9 added, with boxes and a key in it,
   // written with SQLite itself the way the older hub did (it knew no owner column).
   store::SqliteStore::Open(path).value().reset();
   RawExec(path,
+          "DROP TABLE spoke_admin; DROP TABLE spoke_conditions; DROP INDEX boxes_destroy_queued; "
+          "ALTER TABLE boxes DROP COLUMN destroy_queued_at_ms; "
           "DROP TABLE oauth_tokens; DROP TABLE oauth_codes; DROP TABLE oauth_grants; "
           "DROP TABLE oauth_clients; ALTER TABLE boxes DROP COLUMN owner_email; "
           "DROP INDEX boxes_by_spoke_phase; "
@@ -413,7 +395,7 @@ TEST_CASE("migrating an old database gives its boxes to their created_by, and ke
   REQUIRE(RawQuery(path, "PRAGMA user_version") == "5|\n");
 
   auto db = store::SqliteStore::Open(path).value();
-  CHECK(RawQuery(path, "PRAGMA user_version") == "8|\n");
+  CHECK(RawQuery(path, "PRAGMA user_version") == "9|\n");
   CHECK(db->GetBox("old-alice")->owner == "key:alice");
   CHECK(db->GetBox("old-alice")->box_id == "Old-Alice");  // nothing else changed
   CHECK(db->GetBox("old-alice")->phase == Phase::kReady);

@@ -167,8 +167,7 @@ TEST_CASE("a spoke that cannot be reached is named in the error and keeps its wo
   CHECK(logs.status().message() == "no box \"demo\" on this spoke");
 }
 
-TEST_CASE("placement asks every spoke's health within 2 s and list_spokes within 3 s",
-          "[registry]") {
+TEST_CASE("placement asks every spoke's health within 2 s", "[registry]") {
   Fixture f;
   auto other = std::make_shared<testing::FakeSpokeClient>();
   other->health.max_boxes = 50;
@@ -178,18 +177,6 @@ TEST_CASE("placement asks every spoke's health within 2 s and list_spokes within
   CHECK(created->record.spoke == "other");
   CHECK(f.spoke->Timeouts("Health") == Timeouts{2s});
   CHECK(other->Timeouts("Health") == Timeouts{2s});
-
-  f.spoke->health_status = absl::UnavailableError("connection refused");
-  auto spokes = f.registry->Spokes();
-  REQUIRE(spokes.size() == 2);
-  CHECK(spokes[0].name == "local");
-  CHECK_FALSE(spokes[0].connected);
-  CHECK(spokes[0].error == "connection refused");
-  CHECK(spokes[1].name == "other");
-  CHECK(spokes[1].connected);
-  CHECK(spokes[1].max_boxes == 50);
-  CHECK(spokes[1].boxes == 0);
-  CHECK(other->Timeouts("Health") == Timeouts{2s, 3s});
 }
 
 }  // namespace
