@@ -265,34 +265,16 @@ void WaitAllReady(const std::string& url, const std::string& key, int count) {
   }
 }
 
-struct Latencies {
-  std::vector<double> ms;
-  double seconds = 0;
-};
-
-// `clients` threads, each with its own MCP session, sharing `total` calls of `call(session,
-// i)`, each timed.
-Latencies Run(const std::string& url, const std::string& key, int clients, int total,
-              const std::function<void(McpHttpSession&, int)>& call) {
+// `clients` MCP sessions of their own sharing `total` calls of `call(session, i)`, each timed.
+bench::Timed Run(const std::string& url, const std::string& key, int clients, int total,
+                 const std::function<void(McpHttpSession&, int)>& call) {
   std::vector<std::unique_ptr<McpHttpSession>> sessions;
   for (int c = 0; c < clients; ++c) sessions.push_back(Session(url, key));
-  std::vector<std::vector<double>> per_client(clients);
-  std::atomic<int> next{0};
-  const auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      for (int i = next++; i < total; i = next++) {
-        const auto t0 = Clock::now();
-        call(*sessions[c], i);
-        per_client[c].push_back(Ms(Clock::now() - t0));
-      }
-    });
-  }
-  for (auto& thread : threads) thread.join();
-  Latencies out{.seconds = Seconds(Clock::now() - start)};
-  for (const auto& values : per_client) out.ms.insert(out.ms.end(), values.begin(), values.end());
-  return out;
+  return bench::RunConcurrently(clients, total, [&](int c, int i) {
+    const auto t0 = Clock::now();
+    call(*sessions[c], i);
+    return Ms(Clock::now() - t0);
+  });
 }
 
 std::string BoxId(int i) {
@@ -421,7 +403,7 @@ local_spoke:
   std::atomic<int> busy{0};
   std::mutex spoke_mu;
   std::map<std::string, int> per_spoke;
-  const Latencies creates = Run(hub->url, api_key, 16, box_count, [&](McpHttpSession& s, int i) {
+  const bench::Timed creates = Run(hub->url, api_key, 16, box_count, [&](McpHttpSession& s, int i) {
     const std::string args = json{{"box_id", BoxId(i)}}.dump();
     testing::HttpResult reply = s.Call("create_llmbox", args);
     // A spoke at its limit of concurrent creates refuses at once and nothing is left behind;
@@ -467,7 +449,7 @@ local_spoke:
     std::mt19937 random(17);
     for (int& pick : picks) pick = static_cast<int>(random() % box_count);
   }
-  const Latencies got = Run(hub->url, api_key, 8, gets, [&](McpHttpSession& s, int i) {
+  const bench::Timed got = Run(hub->url, api_key, 8, gets, [&](McpHttpSession& s, int i) {
     CheckQuick("get_llmbox", s.Call("get_llmbox", json{{"box_id", BoxId(picks[i])}}.dump()));
   });
   Say("get_llmbox, random boxes, 8 clients (n=%zu): p50 %.2f ms  p99 %.2f ms   (goal: p99 < 5 "
@@ -488,7 +470,7 @@ local_spoke:
   }
   const int pages = std::max(500, box_count / 4);
   for (const int clients : {1, 8, 64}) {
-    const Latencies listed = Run(hub->url, api_key, clients, pages, [](McpHttpSession& s, int) {
+    const bench::Timed listed = Run(hub->url, api_key, clients, pages, [](McpHttpSession& s, int) {
       const auto reply = s.Call("list_llmboxes", R"({"limit":100})");
       CheckQuick("list_llmboxes", reply);
       if (reply.body.find("next_cursor") == std::string::npos) {
