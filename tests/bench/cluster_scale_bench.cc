@@ -289,8 +289,10 @@ int main(int argc, char** argv) {
   const int spoke_count = std::max(2, argc > 1 ? std::atoi(argv[1]) : 50);
   const int box_count = std::max(200, argc > 2 ? std::atoi(argv[2]) : 1000);
   const int idle_seconds = std::max(1, argc > 3 ? std::atoi(argv[3]) : 10);
-  // Twice the even share: placement by free places never fills a spoke.
-  const int max_boxes = std::min(1000, 2 * ((box_count + spoke_count - 1) / spoke_count));
+  // Twice the even share, at least the default 20: placement by free places that counts the
+  // creates in flight never fills a spoke.
+  const int max_boxes =
+      std::min(1000, std::max(20, 2 * ((box_count + spoke_count - 1) / spoke_count)));
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
   char dir_template[] = "/tmp/llmbox-cluster-bench-XXXXXX";
@@ -401,15 +403,24 @@ local_spoke:
   // 1. Creates, 16 at once.
   std::atomic<int> done{0};
   std::atomic<int> busy{0};
+  std::atomic<int> full{0};
   std::mutex spoke_mu;
   std::map<std::string, int> per_spoke;
   const bench::Timed creates = Run(hub->url, api_key, 16, box_count, [&](McpHttpSession& s, int i) {
     const std::string args = json{{"box_id", BoxId(i)}}.dump();
     testing::HttpResult reply = s.Call("create_llmbox", args);
-    // A spoke at its limit of concurrent creates refuses at once and nothing is left behind;
-    // the caller is told to try again, and does.
-    while (reply.body.find("creates are already running on spoke") != std::string::npos) {
-      ++busy;
+    // A create placed on a spoke that cannot take it now (at its limit of concurrent creates,
+    // or full while others have room) is refused at once and leaves nothing behind; the
+    // caller is told why, and tries again.
+    for (int attempts = 1;; ++attempts) {
+      if (reply.body.find("creates are already running on spoke") != std::string::npos) {
+        ++busy;
+      } else if (reply.body.find(" is full (") != std::string::npos) {
+        ++full;
+      } else {
+        break;
+      }
+      if (attempts == 100) Die("create_llmbox refused 100 times: " + reply.body.substr(0, 400));
       reply = s.Call("create_llmbox", args);
     }
     const json created = Structured("create_llmbox", reply);
@@ -438,9 +449,9 @@ local_spoke:
       "%.1f ms  %.0f creates/s   (no goal: placement under load)\n",
       creates.ms.size(), Percentile(creates.ms, 0.5), Percentile(creates.ms, 0.99),
       static_cast<double>(creates.ms.size()) / creates.seconds);
-  Say("  placement: %d to %d boxes a spoke on %zu of %d spokes; %d creates refused by a spoke "
-      "already running its limit of concurrent creates, and retried (goal: 0)\n",
-      fewest, most, per_spoke.size(), spoke_count, busy.load());
+  Say("  placement: %d to %d boxes a spoke (each takes %d) on %zu of %d spokes; refused and "
+      "retried: %d at a spoke's limit of concurrent creates, %d at a full spoke (goal: 0)\n",
+      fewest, most, max_boxes, per_spoke.size(), spoke_count, busy.load(), full.load());
 
   // 2. get_llmbox of random boxes, 8 clients.
   const int gets = std::max(2000, box_count);
