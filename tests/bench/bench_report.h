@@ -8,14 +8,17 @@
 //   ...
 //   llmbox::bench::WriteReport();   // at the end of main
 //
-// Single-threaded use (the benches' main threads).
+// Say and WriteReport: single-threaded use (the benches' main threads).
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace llmbox::bench {
@@ -40,6 +43,33 @@ inline double Percentile(std::vector<double> values, double p) {
   const std::size_t index =
       std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())));
   return values[index];
+}
+
+// What RunConcurrently measured: every call's milliseconds and the wall time of them all.
+struct Timed {
+  std::vector<double> ms;
+  double seconds = 0;
+};
+
+// `total` calls shared by `workers` threads: `call(worker, i)` for i in 0..total-1, each on
+// the first worker free, returning the milliseconds to record for it (so a caller can leave
+// its own checking of a reply out of the time). Returns when every call is done.
+template <typename Call>
+Timed RunConcurrently(int workers, int total, Call call) {
+  std::vector<std::vector<double>> per_worker(workers);
+  std::atomic<int> next{0};
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = next++; i < total; i = next++) per_worker[w].push_back(call(w, i));
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  Timed out{.seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+  for (const auto& values : per_worker) out.ms.insert(out.ms.end(), values.begin(), values.end());
+  return out;
 }
 
 // Writes what was said to $LLMBOX_BENCH_OUT, when it is set.

@@ -164,25 +164,15 @@ Level Run(const std::string& url, const std::string& key, int clients, int total
           const std::function<void(const std::string&)>& check) {
   std::vector<std::unique_ptr<Client>> pool;
   for (int i = 0; i < clients; ++i) pool.push_back(std::make_unique<Client>(url, key));
-  std::vector<std::vector<double>> latencies(clients);
-  std::atomic<int> next{0};
-  const auto start = Clock::now();
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      for (int i = next++; i < total; i = next++) {
-        const auto t0 = Clock::now();
-        const std::string reply = call(*pool[c], i);
-        latencies[c].push_back(Ms(Clock::now() - t0));
-        check(reply);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  std::vector<double> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  return {Percentile(all, 0.50), Percentile(all, 0.99), static_cast<double>(all.size()) / seconds};
+  const bench::Timed timed = bench::RunConcurrently(clients, total, [&](int c, int i) {
+    const auto t0 = Clock::now();
+    const std::string reply = call(*pool[c], i);
+    const double ms = Ms(Clock::now() - t0);
+    check(reply);
+    return ms;
+  });
+  return {Percentile(timed.ms, 0.50), Percentile(timed.ms, 0.99),
+          static_cast<double>(timed.ms.size()) / timed.seconds};
 }
 
 }  // namespace

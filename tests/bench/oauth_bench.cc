@@ -15,7 +15,6 @@
 //
 //   LLMBOX_RIG_DIR=build/rig build/tests/bench/llmbox_oauth_bench [calls] [flows]
 
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -25,14 +24,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/substitute.h"
 #include <curl/curl.h>
-#include <sys/wait.h>
 
 #include "common/secrets.h"
 #include "hub/config/hub_config.h"
@@ -40,6 +37,7 @@
 #include "hub/store/store.h"
 #include "tests/bench/bench_report.h"
 #include "tests/rig/rig_env.h"
+#include "tests/support/logged_process.h"
 #include "tests/support/oauth_http.h"
 
 namespace {
@@ -58,55 +56,18 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 using llmbox::bench::Percentile;
 
-std::string ReadAll(const fs::path& path) {
-  std::stringstream text;
-  text << std::ifstream(path).rdbuf();
-  return text.str();
-}
-
-// `argv` as a child process, its stdout and stderr to `log`.
+// The helpers below die on any failure: the bench has no other way to fail.
 pid_t Spawn(const std::vector<std::string>& argv, const fs::path& log) {
-  const pid_t pid = ::fork();
-  if (pid < 0) Die("fork");
-  if (pid == 0) {
-    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    const int in = ::open("/dev/null", O_RDONLY);
-    if (out < 0 || in < 0) ::_exit(127);
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-    std::vector<char*> args;
-    for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  return pid;
+  auto pid = SpawnLogged(argv, log);
+  if (!pid.ok()) Die(pid.status().ToString());
+  return *pid;
 }
 
-int WaitExit(pid_t pid) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-// The text after `prefix` in `log` up to the first character not in `chars`, once it appears
-// (up to 60 s, while `pid` runs).
 std::string WaitForLog(const fs::path& log, pid_t pid, const std::string& prefix,
                        const std::string& chars) {
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < deadline) {
-    const std::string text = ReadAll(log);
-    if (const auto at = text.find(prefix); at != std::string::npos) {
-      const auto start = at + prefix.size();
-      const auto end = text.find_first_not_of(chars, start);
-      if (end != std::string::npos) return text.substr(start, end - start);
-    }
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) Die("exited early: " + text);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  Die("timed out waiting for \"" + prefix + "\" in " + log.string());
+  auto text = WaitForLogText(log, pid, prefix, chars);
+  if (!text.ok()) Die(text.status().ToString());
+  return *text;
 }
 
 constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -151,7 +112,7 @@ local_spoke:
   const pid_t create_key = Spawn(
       {LLMBOX_HUB_BIN, "apikey", "create", "--name", "bench", "--config", config}, dir / "key.log");
   const std::string key = WaitForLog(dir / "key.log", create_key, "llmbox_", kBase64Url);
-  if (WaitExit(create_key) != 0) Die("apikey create: " + ReadAll(dir / "key.log"));
+  if (WaitExit(create_key) != 0) Die("apikey create: " + ReadFileOrEmpty(dir / "key.log"));
   const std::string api_key = "llmbox_" + key;
 
   const pid_t hub = Spawn({LLMBOX_HUB_BIN, "serve", "--config", config}, dir / "hub.log");
@@ -305,8 +266,8 @@ local_spoke:
   row("whole flow (goal: < 100 ms)", total_ms);
 
   ::kill(hub, SIGTERM);
-  if (WaitExit(hub) != 0) Die("the hub did not stop cleanly: " + ReadAll(dir / "hub.log"));
-  const std::string hub_log = ReadAll(dir / "hub.log");
+  if (WaitExit(hub) != 0) Die("the hub did not stop cleanly: " + ReadFileOrEmpty(dir / "hub.log"));
+  const std::string hub_log = ReadFileOrEmpty(dir / "hub.log");
   if (hub_log.find(tokens.access_token) != std::string::npos ||
       hub_log.find(api_key) != std::string::npos) {
     Die("the hub's log holds a token or the key");

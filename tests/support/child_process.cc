@@ -1,12 +1,8 @@
 #include "tests/support/child_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <unistd.h>
 
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -14,31 +10,12 @@
 
 namespace llmbox::testing {
 
-std::string ReadFileOrEmpty(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::filesystem::path& log)
     : log_(log) {
-  std::vector<char*> args;
-  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-  args.push_back(nullptr);
-  pid_ = ::fork();
-  REQUIRE(pid_ >= 0);
-  if (pid_ == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    // The test runner may block signals; the child must see SIGTERM.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
+  auto pid = SpawnLogged(argv, log);
+  INFO(pid.status().ToString());
+  REQUIRE(pid.ok());
+  pid_ = *pid;
 }
 
 ChildProcess::~ChildProcess() {

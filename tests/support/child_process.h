@@ -14,6 +14,8 @@
 
 #include <sys/types.h>
 
+#include "tests/support/logged_process.h"
+
 namespace llmbox::testing {
 
 class ChildProcess {
@@ -38,8 +40,5 @@ class ChildProcess {
   std::filesystem::path log_;
   pid_t pid_ = -1;
 };
-
-// The whole file, or "" when it cannot be read.
-std::string ReadFileOrEmpty(const std::filesystem::path& path);
 
 }  // namespace llmbox::testing
