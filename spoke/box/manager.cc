@@ -39,6 +39,9 @@ constexpr milliseconds kNewUrlWait{15'000};
 // A ready box restarted this recently that has printed no session URL since is still starting
 // its session; older, its URL was printed long ago and rotated out of its console log.
 constexpr std::chrono::seconds kSessionStartWait{60};
+// What a container prints as it starts can be stamped before its StartedAt (the engine records
+// the start once the process runs), so its console is read from a little earlier.
+constexpr std::chrono::seconds kStartSlack{5};
 
 // Pre-answers the workspace-trust dialog and the "Enable Remote Control?" prompt.
 constexpr std::string_view kClaudeSeed =
@@ -58,6 +61,45 @@ constexpr std::string_view kExecHomeSize = "256m";
 // The exec container's own process: waits, holds nothing, ends on SIGTERM.
 constexpr std::string_view kExecIdle =
     "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
+
+// A container's whole console since its last start (from a little before: kStartSlack); all of
+// it when the engine did not say when it started.
+docker::LogsRequest SinceStart(const ContainerInfo& info) {
+  docker::LogsRequest request{.tail = 0, .max_bytes = 1 << 20};
+  if (info.started > std::chrono::system_clock::time_point()) {
+    request.since = info.started - kStartSlack;
+  }
+  return request;
+}
+
+// A ready box's session URL and the container start it belongs to, as kept in its state file:
+// "<start in ns since the epoch> <url>" (a file of an older spoke holds the URL alone).
+struct SessionKnown {
+  std::chrono::system_clock::time_point started;
+  std::string url;
+};
+
+std::string SessionRecord(std::chrono::system_clock::time_point started, std::string_view url) {
+  return absl::StrCat(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count(), " ",
+      AsAbsl(url));
+}
+
+std::optional<SessionKnown> ParseSessionRecord(std::string_view text) {
+  absl::string_view rest = absl::StripAsciiWhitespace(common::AsAbsl(text));
+  if (rest.empty()) return std::nullopt;
+  SessionKnown known;
+  int64_t ns = 0;
+  if (const size_t space = rest.find(' ');
+      space != absl::string_view::npos && absl::SimpleAtoi(rest.substr(0, space), &ns)) {
+    known.started = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::nanoseconds(ns)));
+    rest.remove_prefix(space + 1);
+  }
+  known.url = std::string(rest);
+  return known;
+}
 
 // The disk bounds every managed container gets: its console log and its writable layer.
 void BoundDisk(const DiskOptions& disk, docker::ContainerSpec& spec) {
@@ -521,7 +563,7 @@ absl::StatusOr<std::shared_ptr<BoxManager::Live>> BoxManager::AttachConsole(
                           engine_.Attach(container_id, /*with_stdin=*/true, /*tty=*/true));
   // What the running login printed before the attach is in the console history since the
   // container's last start (an earlier start's logins ended with it).
-  auto logs = engine_.Logs(container_id, {.tail = 0, .max_bytes = 1 << 20, .since = info.started});
+  auto logs = engine_.Logs(container_id, SinceStart(info));
   if (logs.ok()) live->scanner.Feed(logs->output);
   // The newest URL is the one the running login waits on (a failed code starts another).
   if (auto first = live->scanner.AuthorizeUrl()) {
@@ -531,42 +573,54 @@ absl::StatusOr<std::shared_ptr<BoxManager::Live>> BoxManager::AttachConsole(
 }
 
 void BoxManager::RefreshSession(const std::string& box_id, const std::string& container_id) {
+  using TimePoint = std::chrono::system_clock::time_point;
   auto info = engine_.InspectContainer(container_id);
   if (!info.ok() || !info->running) return;
+  // What is known: in memory, else in the file saved when it was last read.
+  std::optional<SessionKnown> known;
   {
     std::lock_guard lock(mu_);
-    if (auto it = states_.find(box_id); it != states_.end() && !it->second.session_url.empty() &&
-                                        it->second.session_started == info->started) {
-      return;
+    if (auto it = states_.find(box_id); it != states_.end() && !it->second.session_url.empty()) {
+      known = SessionKnown{it->second.session_started, it->second.session_url};
     }
   }
-  auto logs = engine_.Logs(container_id, {.tail = 0, .max_bytes = 1 << 20, .since = info->started});
-  if (!logs.ok()) return;
-  ConsoleScanner scanner;
-  scanner.Feed(logs->output);
-  std::optional<std::string> url = scanner.LastSessionUrl();
   const std::string path = SessionUrlPath(box_id);
-  const bool starting = clock_.Now() - info->started < kSessionStartWait;
-  if (url.has_value()) {
-    if (!path.empty()) (void)WriteStateFile(path, *url);
-  } else if (!starting && !path.empty()) {
-    // Rotated away with the console log: the copy saved when it was last read.
-    if (auto saved = common::ReadSmallFile(path, 4096); saved.ok() && !saved->empty()) {
-      url = *std::move(saved);
+  if (!known.has_value() && !path.empty()) {
+    if (auto saved = common::ReadSmallFile(path, 4096); saved.ok())
+      known = ParseSessionRecord(*saved);
+  }
+  std::optional<std::string> url;
+  if (known.has_value() && known->started == info->started) {
+    url = known->url;  // the session of this start (also when the log rotated past it)
+  } else {
+    auto logs = engine_.Logs(container_id, SinceStart(*info));
+    if (!logs.ok()) return;
+    ConsoleScanner scanner;
+    scanner.Feed(logs->output);
+    url = scanner.LastSessionUrl();
+    if (url.has_value() && known.has_value() && known->started != TimePoint() &&
+        *url == known->url) {
+      url.reset();  // the previous start's, printed just before it ended: the new one is to come
+    } else if (!url.has_value() && known.has_value() && known->started == TimePoint() &&
+               clock_.Now() - info->started >= kSessionStartWait) {
+      url = known->url;  // saved without its start (an older spoke): rotated out of the log
+    }
+    if (url.has_value() && !path.empty()) {
+      (void)WriteStateFile(path, SessionRecord(info->started, *url));
     }
   }
   std::lock_guard lock(mu_);
   UpdateLocked(box_id, [&](BoxState& state) {
     if (url.has_value()) {
-      if (state.session_url != *url && !state.session_url.empty()) {
+      if (!state.session_url.empty() && state.session_url != *url) {
         spdlog::info("spoke {}: box {}: its container restarted; a new session began",
                      options_.spoke_name, box_id);
       }
       state.session_url = *url;
       state.session_started = info->started;
-    } else if (state.session_started != std::chrono::system_clock::time_point() || starting) {
-      // Started again since its URL was read: that session ended with its process, and the
-      // new one has not printed its URL yet.
+    } else {
+      // Started again since its URL was read: that session ended with its process, and the new
+      // one has not printed its URL yet.
       state.session_url.clear();
       state.session_started = {};
     }
@@ -1032,13 +1086,18 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
 
   if (outcome.activated) {
     auto renamed = engine_.RenameContainer(info.id, ReadyName(box_id));
+    // The session belongs to the container's current start (a restart begins another).
+    auto started = engine_.InspectContainer(info.id);
+    const auto started_at =
+        started.ok() ? started->started : std::chrono::system_clock::time_point();
     absl::Status saved = absl::OkStatus();
     if (const std::string path = SessionUrlPath(box_id); !path.empty()) {
-      saved = WriteStateFile(path, outcome.session_url);
+      saved = WriteStateFile(path, SessionRecord(started_at, outcome.session_url));
     }
     std::lock_guard lock(mu_);
     UpdateLocked(box_id, [&](BoxState& state) {
       state.session_url = outcome.session_url;
+      state.session_started = started_at;
       state.last_error = !renamed.ok() ? Prefixed(box_id, "marking it ready", renamed)
                          : !saved.ok() ? Prefixed(box_id, "saving its session URL", saved)
                                        : std::string();
@@ -1081,10 +1140,6 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
     (void)engine_.StopContainer(info.id, options_.stop_grace);
   }
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo after, engine_.InspectContainer(info.id));
-  if (outcome.activated) {
-    std::lock_guard lock(mu_);
-    UpdateLocked(box_id, [&](BoxState& state) { state.session_started = after.started; });
-  }
   outcome.box = ViewOf(after);
   return outcome;
 }

@@ -215,6 +215,24 @@ TEST_CASE("a spoke restarted while a box is pending can still activate it", "[bo
   CHECK(outcome->attempts_remaining == 3);
 }
 
+// A spoke with the stand-in Claude and a state dir, and the engine's API for what a crash does.
+struct RestartWorld {
+  std::unique_ptr<docker::DockerEngine> engine = RigEngine(testing::Rig().docker_sock);
+  testing::EngineHttp http{testing::Rig().docker_sock};
+  testing::ScratchDir state{"spoke-state"};
+  BoxManagerOptions options = [this] {
+    BoxManagerOptions made = Options(testing::Rig().standin_claude);
+    made.state_dir = state.path().string();
+    return made;
+  }();
+  BoxManager boxes{*engine, common::SystemClock::Get(), options};
+
+  // Kills the container's main process from the host and waits until the engine ran it again.
+  void Crash(const std::string& container) {
+    testing::WaitForRestart(http, container, testing::KillMainProcess(http, container));
+  }
+};
+
 // The box's session URL once Get reports one other than `old` (a restarted box begins a new
 // session); fails the test when none comes within a minute.
 std::string WaitForNewSession(BoxManager& boxes, const std::string& id, const std::string& old) {
@@ -235,22 +253,17 @@ std::string WaitForNewSession(BoxManager& boxes, const std::string& id, const st
 
 TEST_CASE("a ready box whose main process dies is restarted by its engine and resumes signed in",
           "[box]") {
-  const auto& rig = testing::Rig();
-  auto engine = RigEngine(rig.docker_sock);
-  testing::EngineHttp http(rig.docker_sock);
-  testing::ScratchDir state("spoke-state");
-  BoxManagerOptions options = Options(rig.standin_claude);
-  options.state_dir = state.path().string();
-  BoxManager boxes(*engine, common::SystemClock::Get(), options);
+  RestartWorld world;
+  BoxManager& boxes = world.boxes;
   const std::string id = UniqueBoxId("resume");
   BoxGuard guard{boxes, id};
   const SubmitOutcome activated = CreateAndActivate(boxes, id, "standin-ok-resume#state");
   const std::string container = activated.box.container_id;
-  const testing::HttpReply inspected = http.Call("GET", "/containers/" + container + "/json");
+  const testing::HttpReply inspected = world.http.Call("GET", "/containers/" + container + "/json");
   CHECK(inspected.body.find(R"("RestartPolicy":{"Name":"unless-stopped")") != std::string::npos);
 
   // A crash of Claude (or of the box's init), as the engine's restart would cause too.
-  testing::WaitForRestart(http, container, testing::KillMainProcess(http, container));
+  world.Crash(container);
   // The same container, still ready: its credentials survived, so no new code was asked for.
   const std::string session = WaitForNewSession(boxes, id, activated.session_url);
   CHECK(session.rfind("https://claude.ai/code/session_01", 0) == 0);
@@ -266,7 +279,7 @@ TEST_CASE("a ready box whose main process dies is restarted by its engine and re
   CHECK(got->phase == BoxPhase::kReady);
 
   // A spoke restarted after the box's restart reports the new session, not the first.
-  BoxManager restarted(*engine, common::SystemClock::Get(), options);
+  BoxManager restarted(*world.engine, common::SystemClock::Get(), world.options);
   REQUIRE(restarted.Recover().ok());
   auto after = restarted.Get(id);
   REQUIRE(after.ok());
@@ -276,25 +289,20 @@ TEST_CASE("a ready box whose main process dies is restarted by its engine and re
   // A box that is destroyed stays gone: its restart policy does not bring it back.
   auto destroyed = boxes.Destroy(id, 1s);
   REQUIRE(destroyed.ok());
-  CHECK(LeftoversOf(*engine, id).containers == 0);
+  CHECK(LeftoversOf(*world.engine, id).containers == 0);
 }
 
 TEST_CASE("a pending box whose main process dies comes back pending with a new sign-in link",
           "[box]") {
-  const auto& rig = testing::Rig();
-  auto engine = RigEngine(rig.docker_sock);
-  testing::EngineHttp http(rig.docker_sock);
-  testing::ScratchDir state("spoke-state");
-  BoxManagerOptions options = Options(rig.standin_claude);
-  options.state_dir = state.path().string();
-  BoxManager boxes(*engine, common::SystemClock::Get(), options);
+  RestartWorld world;
+  BoxManager& boxes = world.boxes;
   const std::string id = UniqueBoxId("relogin");
   BoxGuard guard{boxes, id};
   auto created = boxes.Create({.box_id = id});
   REQUIRE(created.ok());
   const std::string container = created->box.container_id;
 
-  testing::WaitForRestart(http, container, testing::KillMainProcess(http, container));
+  world.Crash(container);
   auto got = boxes.Get(id);
   REQUIRE(got.ok());
   CHECK(got->phase == BoxPhase::kPending);
