@@ -131,8 +131,12 @@ TEST_CASE("kill -9 of the hub under llmbox-up loses neither a pending nor a read
   const std::string log = up.Log();
   CHECK(log.find("MCP URL:") == log.rfind("MCP URL:"));
 
-  // An asked-for stop ends the script and its hub, and leaves no pid file behind.
-  CHECK(up.Stop() == 0);
+  // `llmbox-up down` from another shell ends the script and its hub, and leaves no pid file.
+  ChildProcess down({"env", "LLMBOX_STATE_DIR=" + dir.path.string(),
+                     std::string(LLMBOX_SOURCE_DIR) + "/scripts/llmbox-up", "down"},
+                    dir.path / "down.log");
+  CHECK(down.Wait(30s) == 0);
+  CHECK(up.Wait(60s) == 0);
   CHECK_FALSE(Alive(second_hub));
   CHECK_FALSE(fs::exists(dir.path / "hub.pid"));
   CHECK_FALSE(fs::exists(dir.path / "llmbox-up.pid"));
