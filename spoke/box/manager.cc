@@ -1233,6 +1233,11 @@ absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
   std::vector<BoxView> views;
   std::set<std::string> listed;
   for (const auto& info : list) {
+    // A restarted ready box's new session, so that a hub reconciling from the list learns it.
+    if (auto it = info.labels.find(kBoxIdLabel);
+        it != info.labels.end() && info.running && info.name == ReadyName(it->second)) {
+      RefreshSession(common::CanonicalBoxId(it->second), info.id);
+    }
     views.push_back(ViewOf(info));
     listed.insert(common::CanonicalBoxId(views.back().box_id));
     FillNetworkView(common::CanonicalBoxId(views.back().box_id), &views.back(),
