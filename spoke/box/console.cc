@@ -395,6 +395,24 @@ std::optional<std::string> ConsoleScanner::SessionUrl(size_t from) const {
   return FirstInText(sessions_in_text_, from);
 }
 
+std::optional<std::string> ConsoleScanner::LastSessionUrl(size_t from) const {
+  const Found* last = nullptr;
+  for (const Found& link : links_) {
+    if (link.position >= from && link.session &&
+        (last == nullptr || link.position >= last->position)) {
+      last = &link;
+    }
+  }
+  for (const Found& text : sessions_in_text_) {
+    if (text.position >= std::max(from, dropped_) &&
+        (last == nullptr || text.position > last->position)) {
+      last = &text;
+    }
+  }
+  if (last == nullptr) return std::nullopt;
+  return last->url;
+}
+
 std::optional<std::string> ConsoleScanner::LoginFailure(size_t from) {
   static constexpr std::string_view kMarkers[] = {"Couldn't log in", "Login failed",
                                                   "Error:", "OAuth error", "Invalid code"};

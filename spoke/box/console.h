@@ -92,6 +92,10 @@ class ConsoleScanner {
   // position `from`.
   std::optional<std::string> SessionUrl(size_t from = 0) const;
 
+  // The last session URL printed after `from`: the live one when a box's console history holds
+  // several (its container restarted and Claude began another session).
+  std::optional<std::string> LastSessionUrl(size_t from = 0) const;
+
   // The box's own error line after position `from`, e.g. "Couldn't log in: getaddrinfo
   // ENOTFOUND platform.claude.com" or "Error: You must be logged in to use Remote Control."
   // A line counts once it is finished; the text from `from` to the next line break counts as

@@ -36,6 +36,12 @@ constexpr int kConsoleRows = 50;
 constexpr int kConsoleCols = 1000;
 // After a failed code the wrapper starts a fresh login; how long to wait for its new URL.
 constexpr milliseconds kNewUrlWait{15'000};
+// A ready box restarted this recently that has printed no session URL since is still starting
+// its session; older, its URL was printed long ago and rotated out of its console log.
+constexpr std::chrono::seconds kSessionStartWait{60};
+// What a container prints as it starts can be stamped before its StartedAt (the engine records
+// the start once the process runs), so its console is read from a little earlier.
+constexpr std::chrono::seconds kStartSlack{5};
 
 // Pre-answers the workspace-trust dialog and the "Enable Remote Control?" prompt.
 constexpr std::string_view kClaudeSeed =
@@ -55,6 +61,45 @@ constexpr std::string_view kExecHomeSize = "256m";
 // The exec container's own process: waits, holds nothing, ends on SIGTERM.
 constexpr std::string_view kExecIdle =
     "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done";
+
+// A container's whole console since its last start (from a little before: kStartSlack); all of
+// it when the engine did not say when it started.
+docker::LogsRequest SinceStart(const ContainerInfo& info) {
+  docker::LogsRequest request{.tail = 0, .max_bytes = 1 << 20};
+  if (info.started > std::chrono::system_clock::time_point()) {
+    request.since = info.started - kStartSlack;
+  }
+  return request;
+}
+
+// A ready box's session URL and the container start it belongs to, as kept in its state file:
+// "<start in ns since the epoch> <url>" (a file of an older spoke holds the URL alone).
+struct SessionKnown {
+  std::chrono::system_clock::time_point started;
+  std::string url;
+};
+
+std::string SessionRecord(std::chrono::system_clock::time_point started, std::string_view url) {
+  return absl::StrCat(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(started.time_since_epoch()).count(), " ",
+      AsAbsl(url));
+}
+
+std::optional<SessionKnown> ParseSessionRecord(std::string_view text) {
+  absl::string_view rest = absl::StripAsciiWhitespace(common::AsAbsl(text));
+  if (rest.empty()) return std::nullopt;
+  SessionKnown known;
+  int64_t ns = 0;
+  if (const size_t space = rest.find(' ');
+      space != absl::string_view::npos && absl::SimpleAtoi(rest.substr(0, space), &ns)) {
+    known.started = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::nanoseconds(ns)));
+    rest.remove_prefix(space + 1);
+  }
+  known.url = std::string(rest);
+  return known;
+}
 
 // The disk bounds every managed container gets: its console log and its writable layer.
 void BoundDisk(const DiskOptions& disk, docker::ContainerSpec& spec) {
@@ -102,6 +147,12 @@ std::string Prefixed(std::string_view box_id, std::string_view step, const absl:
   std::error_code ec;
   std::filesystem::permissions(path.parent_path(), std::filesystem::perms::owner_all, ec);
   return absl::OkStatus();
+}
+
+absl::Status AttemptsUsed(std::string_view box_id, int max_attempts) {
+  return absl::ResourceExhaustedError(absl::StrCat("box ", AsAbsl(box_id), ": all ", max_attempts,
+                                                   " activation attempts are used; destroy it "
+                                                   "and create another"));
 }
 
 }  // namespace
@@ -155,8 +206,9 @@ void BoxManager::UpdateLocked(const std::string& box_id, Change change) {
   BoxState& state = states_[box_id];
   change(state);
   if (!state.reserved && !state.creating.has_value() && !state.activating &&
-      state.live == nullptr && state.session_url.empty() && state.last_error.empty() &&
-      state.attempts == 0 && state.execs == 0) {
+      state.live == nullptr && state.session_url.empty() &&
+      state.session_started == std::chrono::system_clock::time_point() &&
+      state.last_error.empty() && state.attempts == 0 && state.execs == 0) {
     states_.erase(box_id);
   }
 }
@@ -480,24 +532,7 @@ absl::Status BoxManager::RecoverBoxes(bool at_start) {
     const std::string box_id = info.labels.count(kBoxIdLabel) ? info.labels.at(kBoxIdLabel) : "";
     if (box_id.empty() || !info.running) continue;
     if (info.name == ReadyName(box_id)) {
-      // The session URL is in the console history.
-      auto logs = engine_.Logs(info.id, {.tail = 0, .max_bytes = 1 << 20});
-      std::optional<std::string> url;
-      if (logs.ok()) {
-        ConsoleScanner scanner;
-        scanner.Feed(logs->output);
-        url = scanner.SessionUrl();
-      }
-      // Rotated away with the console log: the copy saved at activation.
-      if (const std::string path = SessionUrlPath(box_id); !url.has_value() && !path.empty()) {
-        if (auto saved = common::ReadSmallFile(path, 4096); saved.ok() && !saved->empty()) {
-          url = *std::move(saved);
-        }
-      }
-      if (url.has_value()) {
-        std::lock_guard lock(mu_);
-        UpdateLocked(box_id, [&](BoxState& state) { state.session_url = *url; });
-      }
+      RefreshSession(common::CanonicalBoxId(box_id), info.id);
       continue;
     }
     if (const std::string path = AttemptsPath(box_id); !path.empty()) {
@@ -510,21 +545,86 @@ absl::Status BoxManager::RecoverBoxes(bool at_start) {
       }
     }
     if (LiveOf(box_id) != nullptr) continue;
-    auto live = std::make_shared<Live>();
-    auto attach = engine_.Attach(info.id, /*with_stdin=*/true, /*tty=*/true);
-    if (!attach.ok()) continue;  // reported by Get (no console) and reaped on time
-    live->attach = std::move(*attach);
-    // The URL printed before the restart is in the console history.
-    auto logs = engine_.Logs(info.id, {.tail = 0, .max_bytes = 1 << 20});
-    if (logs.ok()) live->scanner.Feed(logs->output);
-    // The newest URL is the one the running login waits on (a failed code starts another).
-    if (auto first = live->scanner.AuthorizeUrl()) {
-      live->authorize_url = live->scanner.NewAuthorizeUrl(0, *first).value_or(*first);
-    }
+    auto live = AttachConsole(info.id);
+    if (!live.ok()) continue;  // reported by Get (no console) and reaped on time
     std::lock_guard lock(mu_);
-    UpdateLocked(box_id, [&](BoxState& state) { state.live = std::move(live); });
+    UpdateLocked(box_id, [&](BoxState& state) {
+      if (state.live == nullptr) state.live = *std::move(live);
+    });
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<BoxManager::Live>> BoxManager::AttachConsole(
+    const std::string& container_id) {
+  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo info, engine_.InspectContainer(container_id));
+  auto live = std::make_shared<Live>();
+  LLMBOX_ASSIGN_OR_RETURN(live->attach,
+                          engine_.Attach(container_id, /*with_stdin=*/true, /*tty=*/true));
+  // What the running login printed before the attach is in the console history since the
+  // container's last start (an earlier start's logins ended with it).
+  auto logs = engine_.Logs(container_id, SinceStart(info));
+  if (logs.ok()) live->scanner.Feed(logs->output);
+  // The newest URL is the one the running login waits on (a failed code starts another).
+  if (auto first = live->scanner.AuthorizeUrl()) {
+    live->authorize_url = live->scanner.NewAuthorizeUrl(0, *first).value_or(*first);
+  }
+  return live;
+}
+
+void BoxManager::RefreshSession(const std::string& box_id, const std::string& container_id) {
+  using TimePoint = std::chrono::system_clock::time_point;
+  auto info = engine_.InspectContainer(container_id);
+  if (!info.ok() || !info->running) return;
+  // What is known: in memory, else in the file saved when it was last read.
+  std::optional<SessionKnown> known;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = states_.find(box_id); it != states_.end() && !it->second.session_url.empty()) {
+      known = SessionKnown{it->second.session_started, it->second.session_url};
+    }
+  }
+  const std::string path = SessionUrlPath(box_id);
+  if (!known.has_value() && !path.empty()) {
+    if (auto saved = common::ReadSmallFile(path, 4096); saved.ok())
+      known = ParseSessionRecord(*saved);
+  }
+  std::optional<std::string> url;
+  if (known.has_value() && known->started == info->started) {
+    url = known->url;  // the session of this start (also when the log rotated past it)
+  } else {
+    auto logs = engine_.Logs(container_id, SinceStart(*info));
+    if (!logs.ok()) return;
+    ConsoleScanner scanner;
+    scanner.Feed(logs->output);
+    url = scanner.LastSessionUrl();
+    if (url.has_value() && known.has_value() && known->started != TimePoint() &&
+        *url == known->url) {
+      url.reset();  // the previous start's, printed just before it ended: the new one is to come
+    } else if (!url.has_value() && known.has_value() && known->started == TimePoint() &&
+               clock_.Now() - info->started >= kSessionStartWait) {
+      url = known->url;  // saved without its start (an older spoke): rotated out of the log
+    }
+    if (url.has_value() && !path.empty()) {
+      (void)WriteStateFile(path, SessionRecord(info->started, *url));
+    }
+  }
+  std::lock_guard lock(mu_);
+  UpdateLocked(box_id, [&](BoxState& state) {
+    if (url.has_value()) {
+      if (!state.session_url.empty() && state.session_url != *url) {
+        spdlog::info("spoke {}: box {}: its container restarted; a new session began",
+                     options_.spoke_name, box_id);
+      }
+      state.session_url = *url;
+      state.session_started = info->started;
+    } else {
+      // Started again since its URL was read: that session ended with its process, and the new
+      // one has not printed its URL yet.
+      state.session_url.clear();
+      state.session_started = {};
+    }
+  });
 }
 
 absl::Status BoxManager::CheckDisk() {
@@ -793,6 +893,10 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
   spec.cap_drop = {"ALL"};
   spec.cap_add = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID"};
   spec.network_mode = network;
+  // Back by itself when its engine restarts or its main process dies (a box with credentials
+  // resumes its session; a pending one begins a new sign-in); Destroy stops it through the
+  // engine first, which this policy honours.
+  spec.restart_policy = "unless-stopped";
   if (!options_.claude_bin.empty()) {
     spec.binds = {options_.claude_bin + ":/usr/local/bin/claude:ro"};
   }
@@ -887,6 +991,18 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
   if (info.name == ReadyName(box_id)) {
     return absl::FailedPreconditionError(absl::StrCat("box ", box_id, " is already activated"));
   }
+  {
+    // Before the running check: a box that used its attempts is stopped (see below).
+    std::lock_guard lock(mu_);
+    if (auto it = states_.find(box_id);
+        it != states_.end() && it->second.attempts >= options_.max_activation_attempts) {
+      return AttemptsUsed(box_id, options_.max_activation_attempts);
+    }
+  }
+  if (info.state == "restarting") {
+    return absl::UnavailableError(
+        absl::StrCat("box ", box_id, " is restarting; try again in a few seconds"));
+  }
   if (!info.running) {
     return absl::FailedPreconditionError(absl::StrCat(
         "box ", box_id, " is not running (", info.state, "); destroy it and create another"));
@@ -906,6 +1022,18 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
     return absl::AbortedError(
         absl::StrCat("box ", box_id, ": another code is being tried right now"));
   }
+  if (absl::Status drained = live->Drain(); absl::IsOutOfRange(drained)) {
+    // Its console ended, yet its container runs: the container was restarted.
+    {
+      std::lock_guard lock(mu_);
+      UpdateLocked(box_id, [&](BoxState& state) {
+        if (state.live == live) state.live = nullptr;
+      });
+    }
+    return RestartedLogin(box_id, info, live->authorize_url);
+  } else if (!drained.ok()) {
+    return WithContext(box_id, "reading its console", drained);
+  }
   int attempt;
   {
     std::lock_guard lock(mu_);
@@ -918,9 +1046,7 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
   SubmitOutcome outcome;
   outcome.attempts_remaining = std::max(0, options_.max_activation_attempts - attempt);
   if (attempt > options_.max_activation_attempts) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("box ", box_id, ": all ", options_.max_activation_attempts,
-                     " activation attempts are used; destroy it and create another"));
+    return AttemptsUsed(box_id, options_.max_activation_attempts);
   }
 
   {
@@ -960,13 +1086,18 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
 
   if (outcome.activated) {
     auto renamed = engine_.RenameContainer(info.id, ReadyName(box_id));
+    // The session belongs to the container's current start (a restart begins another).
+    auto started = engine_.InspectContainer(info.id);
+    const auto started_at =
+        started.ok() ? started->started : std::chrono::system_clock::time_point();
     absl::Status saved = absl::OkStatus();
     if (const std::string path = SessionUrlPath(box_id); !path.empty()) {
-      saved = WriteStateFile(path, outcome.session_url);
+      saved = WriteStateFile(path, SessionRecord(started_at, outcome.session_url));
     }
     std::lock_guard lock(mu_);
     UpdateLocked(box_id, [&](BoxState& state) {
       state.session_url = outcome.session_url;
+      state.session_started = started_at;
       state.last_error = !renamed.ok() ? Prefixed(box_id, "marking it ready", renamed)
                          : !saved.ok() ? Prefixed(box_id, "saving its session URL", saved)
                                        : std::string();
@@ -1003,6 +1134,71 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
     UpdateLocked(box_id, [&](BoxState& state) { state.last_error = outcome.box_error; });
   }
   std::move(not_activating).Invoke();
+  if (!outcome.activated && outcome.attempts_remaining == 0) {
+    // The box gave up its sign-in; stopped through the engine, so that its restart policy
+    // does not start it (and a new login) again.
+    (void)engine_.StopContainer(info.id, options_.stop_grace);
+  }
+  LLMBOX_ASSIGN_OR_RETURN(ContainerInfo after, engine_.InspectContainer(info.id));
+  outcome.box = ViewOf(after);
+  return outcome;
+}
+
+absl::StatusOr<SubmitOutcome> BoxManager::RestartedLogin(const std::string& box_id,
+                                                         const ContainerInfo& info,
+                                                         const std::string& old_url) {
+  spdlog::info(
+      "spoke {}: box {}: its container restarted while pending; attaching to its new "
+      "console",
+      options_.spoke_name, box_id);
+  auto attached = AttachConsole(info.id);
+  if (!attached.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("box ", box_id, ": it restarted and its console cannot be attached yet (",
+                     attached.status().message(), "); try again shortly"));
+  }
+  std::shared_ptr<Live> live = *std::move(attached);
+  std::unique_lock submit(live->mu);
+  {
+    std::lock_guard lock(mu_);
+    UpdateLocked(box_id, [&](BoxState& state) {
+      if (state.live == nullptr) state.live = live;
+    });
+  }
+  if (LiveOf(box_id) != live) {
+    return absl::AbortedError(
+        absl::StrCat("box ", box_id, ": another code is being tried right now"));
+  }
+  // Only what it printed since its restart is in this console: any URL in it other than the old
+  // one is the new login's.
+  const auto deadline = clock_.SteadyNow() + kNewUrlWait;
+  std::optional<std::string> url;
+  while (!(url = live->scanner.NewAuthorizeUrl(0, old_url)).has_value()) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - clock_.SteadyNow());
+    if (left.count() <= 0) break;
+    auto chunk = live->attach->Read(std::min(left, milliseconds(250)));
+    if (!chunk.ok()) break;
+    live->scanner.Feed(*chunk);
+  }
+  if (!url.has_value()) {
+    return absl::UnavailableError(
+        absl::StrCat("box ", box_id,
+                     ": it restarted and has not printed a new sign-in link yet; try again "
+                     "shortly"));
+  }
+  live->authorize_url = *url;
+  SubmitOutcome outcome;
+  outcome.authorize_url = *url;
+  outcome.box_error =
+      "the box restarted (its engine or its container did) and began a new sign-in, so the "
+      "code was not used; sign in again from the new link";
+  {
+    std::lock_guard lock(mu_);
+    UpdateLocked(box_id, [&](BoxState& state) {
+      outcome.attempts_remaining = std::max(0, options_.max_activation_attempts - state.attempts);
+      state.last_error = outcome.box_error;
+    });
+  }
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo after, engine_.InspectContainer(info.id));
   outcome.box = ViewOf(after);
   return outcome;
@@ -1025,8 +1221,9 @@ absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
     }
   }
   if (!info.ok()) return info.status();
-  BoxView view = ViewOf(*info);
   const std::string id = common::CanonicalBoxId(box_id);
+  if (info->running && info->name == ReadyName(id)) RefreshSession(id, info->id);
+  BoxView view = ViewOf(*info);
   if (NetStateOf(id, &*info).ok()) FillNetworkView(id, &view, /*with_refusals=*/true);
   return view;
 }
@@ -1036,6 +1233,11 @@ absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
   std::vector<BoxView> views;
   std::set<std::string> listed;
   for (const auto& info : list) {
+    // A restarted ready box's new session, so that a hub reconciling from the list learns it.
+    if (auto it = info.labels.find(kBoxIdLabel);
+        it != info.labels.end() && info.running && info.name == ReadyName(it->second)) {
+      RefreshSession(common::CanonicalBoxId(it->second), info.id);
+    }
     views.push_back(ViewOf(info));
     listed.insert(common::CanonicalBoxId(views.back().box_id));
     FillNetworkView(common::CanonicalBoxId(views.back().box_id), &views.back(),
@@ -1214,6 +1416,9 @@ absl::StatusOr<std::string> BoxManager::ExecContainerFor(const ContainerInfo& bo
   }
   BoundDisk(options_.disk, spec);
   spec.network_mode = NetworkName(box_id);
+  // Not restarted by the engine: the next exec starts it again (ExecContainerFor above), so an
+  // idle one costs nothing after an engine restart.
+  spec.restart_policy = "no";
   auto created = engine_.CreateContainer(spec);
   if (!created.ok()) return WithContext(box_id, "creating its exec container", created.status());
   if (absl::Status started = engine_.StartContainer(*created); !started.ok()) {

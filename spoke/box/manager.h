@@ -267,11 +267,30 @@ class BoxManager {
     bool activating = false;          // a code is being tried
     std::shared_ptr<Live> live;       // the console, while pending
     std::string session_url;
+    // When the box's container had started when session_url was read: a later start (a restart)
+    // means a new session, read again from what it printed since.
+    std::chrono::system_clock::time_point session_started;
     std::string last_error;  // redacted
     int attempts = 0;
     int execs = 0;  // kUser execs running
   };
   [[nodiscard]] absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
+  // Attaches to the console of a running pending box, with what it printed since its
+  // container's last start (the authorize URL its login waits on).
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<Live>> AttachConsole(
+      const std::string& container_id);
+  // A ready box's session URL, read again from its console since its container last started
+  // when that start is newer than the one the known URL came from (its engine or its restart
+  // policy restarted it: the old session ended with its process). No URL printed yet since the
+  // restart: none is reported. Engine errors leave what is known.
+  void RefreshSession(const std::string& box_id, const std::string& container_id);
+  // A pending box whose console ended while its container runs was restarted, and its login
+  // with it: attaches to the new console and answers with the new authorize URL (the code,
+  // meant for the old login, is not used and costs no attempt). Unavailable while the box has
+  // not printed one yet.
+  [[nodiscard]] absl::StatusOr<SubmitOutcome> RestartedLogin(const std::string& box_id,
+                                                             const docker::ContainerInfo& info,
+                                                             const std::string& old_url);
   // Recover's work; at runtime (a console to re-attach) only the per-box state, not the start's
   // clean-up, disk check or host rules.
   [[nodiscard]] absl::Status RecoverBoxes(bool at_start);

@@ -237,7 +237,8 @@ class Engine final : public DockerEngine {
   }
 
   absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) override {
-    json host = {{"RestartPolicy", {{"Name", "no"}}}};
+    json host = {
+        {"RestartPolicy", {{"Name", spec.restart_policy.empty() ? "no" : spec.restart_policy}}}};
     if (spec.memory_bytes > 0) host["Memory"] = spec.memory_bytes;
     if (spec.nano_cpus > 0) host["NanoCpus"] = spec.nano_cpus;
     if (spec.pids_limit > 0) host["PidsLimit"] = spec.pids_limit;
@@ -354,6 +355,11 @@ class Engine final : public DockerEngine {
     if (absl::ParseTime(absl::RFC3339_full, StringOr(c, "Created"), &created, &err)) {
       info.created = absl::ToChronoTime(created);
     }
+    if (absl::Time started;
+        absl::ParseTime(absl::RFC3339_full, StringOr(c["State"], "StartedAt"), &started, &err) &&
+        started > absl::UnixEpoch()) {
+      info.started = absl::ToChronoTime(started);
+    }
     const json& nets = c["NetworkSettings"]["Networks"];
     if (nets.is_object()) {
       for (auto it = nets.begin(); it != nets.end(); ++it) info.networks.push_back(it.key());
@@ -425,6 +431,14 @@ class Engine final : public DockerEngine {
     absl::Status decode_status;
     Request call{.path = absl::StrCat("/containers/", Escape(id), "/logs?stdout=1&stderr=1&tail=",
                                       request.tail > 0 ? absl::StrCat(request.tail) : "all")};
+    if (request.since.has_value()) {
+      // "<seconds>.<nanoseconds>", which the engine reads to the nanosecond.
+      const auto ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(request.since->time_since_epoch())
+              .count();
+      absl::StrAppend(&call.path, "&since=", ns / 1'000'000'000, ".",
+                      absl::Dec(ns % 1'000'000'000, absl::kZeroPad9));
+    }
     // Decode as the bytes arrive and keep only the newest max_bytes.
     call.sink = [&](std::string_view chunk) {
       decode_status = decoder.Feed(chunk, &result.output, &result.output);

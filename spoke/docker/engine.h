@@ -83,6 +83,10 @@ struct ContainerSpec {
   std::string network_mode;                  // a network name; empty: engine default
   std::vector<std::string> dns;              // DNS servers for the container; empty: engine's
   bool init = false;
+  // What the engine does when the container's main process ends or the engine starts again:
+  // "no", "unless-stopped" (restarted after any exit and when its engine comes back, unless
+  // it was stopped through the API), "always" or "on-failure".
+  std::string restart_policy = "no";
   // Disk bounds (docs/spoke.md, boxes.disk).
   // Paths that get an anonymous volume of the engine's `local` driver made with these driver
   // options (e.g. type=tmpfs, device=tmpfs, o=size=2147483648), removed with the container
@@ -103,6 +107,9 @@ struct ContainerInfo {
   std::string state;  // created, running, paused, restarting, removing, exited, dead
   bool running = false;
   int64_t exit_code = 0;
+  // When its main process last started (State.StartedAt: it changes with every restart).
+  // InspectContainer only; the epoch from ListContainers and for a container never started.
+  std::chrono::system_clock::time_point started;
   bool tty = false;
   Labels labels;
   std::chrono::system_clock::time_point created;
@@ -140,6 +147,9 @@ struct NetworkDetails {
 struct LogsRequest {
   int tail = 200;              // last N lines; 0 or negative: all
   size_t max_bytes = 1 << 20;  // output beyond this is dropped (the newest part is kept)
+  // Only what was printed from this time on (e.g. ContainerInfo::started: since the
+  // container's last start). Unset: from its first output.
+  std::optional<std::chrono::system_clock::time_point> since;
 };
 
 struct LogsResult {

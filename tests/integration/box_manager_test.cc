@@ -23,6 +23,7 @@
 #include "spoke/docker/curl_engine.h"
 #include "spoke/reaper/reaper.h"
 #include "tests/fakes/faulty_docker_engine.h"
+#include "tests/integration/engine_http.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/scratch_dir.h"
 
@@ -212,6 +213,119 @@ TEST_CASE("a spoke restarted while a box is pending can still activate it", "[bo
   REQUIRE(outcome.ok());
   CHECK(outcome->activated);
   CHECK(outcome->attempts_remaining == 3);
+}
+
+// A spoke with the stand-in Claude and a state dir, and the engine's API for what a crash does.
+struct RestartWorld {
+  std::unique_ptr<docker::DockerEngine> engine = RigEngine(testing::Rig().docker_sock);
+  testing::EngineHttp http{testing::Rig().docker_sock};
+  testing::ScratchDir state{"spoke-state"};
+  BoxManagerOptions options = [this] {
+    BoxManagerOptions made = Options(testing::Rig().standin_claude);
+    made.state_dir = state.path().string();
+    return made;
+  }();
+  BoxManager boxes{*engine, common::SystemClock::Get(), options};
+
+  // Kills the container's main process from the host and waits until the engine ran it again.
+  void Crash(const std::string& container) {
+    testing::WaitForRestart(http, container, testing::KillMainProcess(http, container));
+  }
+};
+
+// The box's session URL once Get reports one other than `old` (a restarted box begins a new
+// session); fails the test when none comes within a minute.
+std::string WaitForNewSession(BoxManager& boxes, const std::string& id, const std::string& old) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto got = boxes.Get(id);
+    REQUIRE(got.ok());
+    if (got->phase == BoxPhase::kReady && !got->session_url.empty() && got->session_url != old) {
+      return got->session_url;
+    }
+    last = std::string(PhaseName(got->phase)) + " " + got->session_url;
+    std::this_thread::sleep_for(100ms);
+  }
+  FAIL("box " << id << " reported no new session within 60 s; last: " << last);
+  return "";
+}
+
+TEST_CASE("a ready box whose main process dies is restarted by its engine and resumes signed in",
+          "[box]") {
+  RestartWorld world;
+  BoxManager& boxes = world.boxes;
+  const std::string id = UniqueBoxId("resume");
+  BoxGuard guard{boxes, id};
+  const SubmitOutcome activated = CreateAndActivate(boxes, id, "standin-ok-resume#state");
+  const std::string container = activated.box.container_id;
+  const testing::HttpReply inspected = world.http.Call("GET", "/containers/" + container + "/json");
+  CHECK(inspected.body.find(R"("RestartPolicy":{"Name":"unless-stopped")") != std::string::npos);
+
+  // A crash of Claude (or of the box's init), as the engine's restart would cause too.
+  world.Crash(container);
+  // The same container, still ready: its credentials survived, so no new code was asked for.
+  const std::string session = WaitForNewSession(boxes, id, activated.session_url);
+  CHECK(session.rfind("https://claude.ai/code/session_01", 0) == 0);
+  auto logs = boxes.Logs(id, 0, 1 << 20);
+  REQUIRE(logs.ok());
+  // One sign-in in its whole console history: the restart asked for no code.
+  const size_t prompt = logs->output.find("Paste code here");
+  CHECK(prompt != std::string::npos);
+  CHECK(prompt == logs->output.rfind("Paste code here"));
+  auto got = boxes.Get(id);
+  REQUIRE(got.ok());
+  CHECK(got->container_id == container);
+  CHECK(got->phase == BoxPhase::kReady);
+
+  // A spoke restarted after the box's restart reports the new session, not the first.
+  BoxManager restarted(*world.engine, common::SystemClock::Get(), world.options);
+  REQUIRE(restarted.Recover().ok());
+  auto after = restarted.Get(id);
+  REQUIRE(after.ok());
+  CHECK(after->phase == BoxPhase::kReady);
+  CHECK(after->session_url == session);
+
+  // A box that is destroyed stays gone: its restart policy does not bring it back.
+  auto destroyed = boxes.Destroy(id, 1s);
+  REQUIRE(destroyed.ok());
+  CHECK(LeftoversOf(*world.engine, id).containers == 0);
+}
+
+TEST_CASE("a pending box whose main process dies comes back pending with a new sign-in link",
+          "[box]") {
+  RestartWorld world;
+  BoxManager& boxes = world.boxes;
+  const std::string id = UniqueBoxId("relogin");
+  BoxGuard guard{boxes, id};
+  auto created = boxes.Create({.box_id = id});
+  REQUIRE(created.ok());
+  const std::string container = created->box.container_id;
+
+  world.Crash(container);
+  auto got = boxes.Get(id);
+  REQUIRE(got.ok());
+  CHECK(got->phase == BoxPhase::kPending);
+
+  // The code for the old link is not typed into the new login (it could not work there): the
+  // answer is the new link, and no attempt is spent.
+  auto outcome = boxes.SubmitCode(id, "standin-ok-for-the-old-link#state");
+  REQUIRE(outcome.ok());
+  INFO(outcome->box_error);
+  CHECK_FALSE(outcome->activated);
+  CHECK(outcome->box_error.find("the box restarted") != std::string::npos);
+  CHECK(outcome->authorize_url.rfind("https://claude.ai/oauth/authorize?z-", 0) == 0);
+  CHECK(outcome->authorize_url != created->authorize_url);
+  CHECK(outcome->attempts_remaining == 5);
+  CHECK(outcome->box.phase == BoxPhase::kPending);
+
+  // A code from the new link signs it in.
+  auto signed_in = boxes.SubmitCode(id, "standin-ok-new-link#state");
+  REQUIRE(signed_in.ok());
+  INFO(signed_in->box_error);
+  CHECK(signed_in->activated);
+  CHECK(signed_in->attempts_remaining == 4);
+  CHECK(signed_in->box.phase == BoxPhase::kReady);
 }
 
 TEST_CASE("bad create requests are refused clearly and leave nothing behind", "[box]") {

@@ -27,6 +27,7 @@
 #include "spoke/egress/firewall.h"
 #include "spoke/egress/policy.h"
 #include "spoke/egress/proxy.h"
+#include "tests/integration/engine_http.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_internet.h"
@@ -372,6 +373,37 @@ TEST_CASE("two boxes cannot reach each other, directly or through the proxy", "[
   CHECK(Has(spoke.Run(b, RawTcpScript(b_address, 7000)), "raw: connected"));
   CHECK(Has(spoke.Run(a, RawTcpScript(b_address, 7000)), "raw: failed"));
   CHECK(Has(spoke.Run(a, ConnectThroughProxyScript(b_address + ":7000")), "proxy: HTTP/1.1 403"));
+}
+
+TEST_CASE("a box restarted by its engine still reaches what it may and nothing else", "[egress]") {
+  auto internet = testing::TestInternet::Create();
+  INFO(internet.status().ToString());
+  REQUIRE(internet.ok());
+  testing::TestServer& web = (*internet)->Serve(80);
+  Spoke spoke(**internet, AnyPublic());
+  const std::string id = UniqueId("restart");
+  auto created =
+      spoke.boxes->Create({.box_id = id,
+                           .network = egress::BoxPolicy{.mode = egress::Mode::kAllowlist,
+                                                        .allow = {EntryOf("allowed.test:80")}}});
+  REQUIRE(created.ok());
+  testing::EngineHttp http(testing::Rig().docker_sock);
+  const std::string container = created->box.container_id;
+  testing::WaitForRestart(http, container, testing::KillMainProcess(http, container));
+
+  // From the restarted container itself (it may have a new address on its network).
+  auto run_in_box = [&](const std::string& script) {
+    auto ran =
+        spoke.boxes->Exec(id, {.argv = {"bash", "-c", script}, .timeout = 30s}, ExecIdentity::kBox);
+    REQUIRE(ran.ok());
+    return ran->stdout_data + ran->stderr_data;
+  };
+  std::string out = run_in_box(ConnectThroughProxyScript("allowed.test:80"));
+  INFO(out);
+  CHECK(Has(out, "server: hello"));
+  CHECK(Has(run_in_box(ConnectThroughProxyScript("other.test:80")), "proxy: HTTP/1.1 403"));
+  CHECK(Has(run_in_box(RawTcpScript((*internet)->inside_address(), 80)), "raw: failed"));
+  CHECK(web.Connections() == 1);
 }
 
 TEST_CASE("a box's rules go with it, and a restarted spoke restores live boxes and nothing else",

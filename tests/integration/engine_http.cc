@@ -1,7 +1,10 @@
 #include "tests/integration/engine_http.h"
 
+#include <signal.h>
+
 #include <cstdint>
 #include <memory>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <curl/curl.h>
@@ -81,6 +84,42 @@ std::string Demultiplex(std::string_view stream) {
     stream.remove_prefix(take);
   }
   return out;
+}
+
+}  // namespace llmbox::testing
+
+namespace llmbox::testing {
+namespace {
+
+nlohmann::json InspectOrFail(EngineHttp& engine, const std::string& id) {
+  const HttpReply reply = engine.Call("GET", "/containers/" + id + "/json");
+  INFO(reply.body << reply.error);
+  REQUIRE(reply.status == 200);
+  return nlohmann::json::parse(reply.body);
+}
+
+}  // namespace
+
+std::string KillMainProcess(EngineHttp& engine, const std::string& id) {
+  const nlohmann::json state = InspectOrFail(engine, id)["State"];
+  REQUIRE(state.value("Running", false));
+  const int pid = state.value("Pid", 0);
+  REQUIRE(pid > 1);
+  REQUIRE(::kill(pid, SIGKILL) == 0);
+  return state.value("StartedAt", "");
+}
+
+void WaitForRestart(EngineHttp& engine, const std::string& id, const std::string& started_before,
+                    std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  nlohmann::json state;
+  while (std::chrono::steady_clock::now() < deadline) {
+    state = InspectOrFail(engine, id)["State"];
+    if (state.value("Running", false) && state.value("StartedAt", "") != started_before) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  FAIL("container " << id << " did not run again within " << limit.count()
+                    << " s; its state: " << state.dump());
 }
 
 }  // namespace llmbox::testing

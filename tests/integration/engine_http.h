@@ -4,6 +4,7 @@
 // socket with libcurl. The spoke's real client (spoke/docker/) is a separate, complete piece;
 // this one exists so the rig can be proven before, and independently of, that client.
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,16 @@ class EngineHttp {
  private:
   std::string socket_path_;
 };
+
+// Kills the main process of running container `id` with SIGKILL from this host (the engine
+// must run here), as a crash would: unlike a kill through the API, the engine then applies the
+// container's restart policy. Returns the State.StartedAt it had, for WaitForRestart.
+std::string KillMainProcess(EngineHttp& engine, const std::string& id);
+
+// Waits (up to `limit`) until container `id` runs again with a State.StartedAt other than
+// `started_before`; fails the test otherwise.
+void WaitForRestart(EngineHttp& engine, const std::string& id, const std::string& started_before,
+                    std::chrono::seconds limit = std::chrono::seconds(60));
 
 // Decodes the engine's multiplexed stdout/stderr stream (8-byte frame headers) into the
 // concatenated payloads.

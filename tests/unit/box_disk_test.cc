@@ -4,6 +4,7 @@
 // tests/integration/box_disk_test.cc.
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -295,6 +296,27 @@ TEST_CASE("a ready box's session URL comes back after a restart when its log rot
   // Destroy forgets it, so a new box of the same id does not inherit it.
   REQUIRE(restarted.Destroy("b1").ok());
   CHECK_FALSE(std::filesystem::exists(state.path() / "session-url" / "b1"));
+}
+
+TEST_CASE("a session URL saved by an older spoke without its start is shown after a rotation",
+          "[disk][restart]") {
+  DiskWorld world;
+  testing::ScratchDir state("disk-state");
+  BoxManagerOptions options = DiskWorld::Options();
+  options.state_dir = state.path().string();
+  BoxManager& boxes = world.Start(options);
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.SubmitCode("b1", "good-code#state").ok());
+  world.engine.RotateLogs("llmbox-b1");
+  // What an older spoke wrote: the URL alone.
+  std::ofstream(state.path() / "session-url" / "b1") << "https://claude.ai/code/session_01Older";
+
+  BoxManager& restarted = world.Start(options);
+  REQUIRE(restarted.Recover().ok());
+  auto got = restarted.Get("b1");
+  REQUIRE(got.ok());
+  CHECK(got->phase == BoxPhase::kReady);
+  CHECK(got->session_url == "https://claude.ai/code/session_01Older");
 }
 
 TEST_CASE("without a state dir a restart after the log rotated has no session URL to show",

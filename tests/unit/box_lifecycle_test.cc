@@ -672,7 +672,9 @@ TEST_CASE("the default submit timeout comes from submit_timeout", "[lifecycle]")
   CHECK(outcome->attempts_remaining == 0);
 }
 
-TEST_CASE("activation attempts stop at max_activation_attempts", "[lifecycle]") {
+TEST_CASE(
+    "activation attempts stop at max_activation_attempts and the box is stopped after its last",
+    "[lifecycle][restart]") {
   Lifecycle world;
   BoxManagerOptions options = world.Options();
   options.max_activation_attempts = 2;
@@ -682,10 +684,14 @@ TEST_CASE("activation attempts stop at max_activation_attempts", "[lifecycle]") 
   REQUIRE(first.ok());
   CHECK(first->attempts_remaining == 1);
   CHECK_FALSE(first->authorize_url.empty());
+  CHECK_FALSE(Contains(world.engine.Calls(), "StopContainer"));
   auto second = boxes.SubmitCode("b1", "bad-2#s");
   REQUIRE(second.ok());
   CHECK(second->attempts_remaining == 0);
   CHECK(second->authorize_url.empty());  // no further try: no new URL is waited for
+  // Stopped through the engine, so that its restart policy does not begin another sign-in.
+  CHECK(Contains(world.engine.Calls(), "StopContainer"));
+  CHECK(second->box.phase == BoxPhase::kStopped);
   auto third = boxes.SubmitCode("b1", "good-3#s");
   CHECK(absl::IsResourceExhausted(third.status()));
   CHECK(third.status().message() ==
@@ -1200,6 +1206,23 @@ TEST_CASE("a restarted spoke removes exec containers whose box is gone, and keep
   REQUIRE(restarted.Recover().ok());
   CHECK(ExecContainers(world.engine, "b1").size() == 1);
   CHECK(ExecContainers(world.engine, "b2").empty());
+}
+
+// --- restarts (the restarts themselves need a real engine: tests/integration) ----------------
+
+TEST_CASE("a box container comes back with its engine unless stopped and its exec container not",
+          "[lifecycle][restart]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Exec("b1", {.argv = {"true"}}, ExecIdentity::kUser).ok());
+  auto box = world.engine.SpecOf("llmbox-pending-b1");
+  auto exec = world.engine.SpecOf("llmbox-exec-b1");
+  REQUIRE(box.has_value());
+  REQUIRE(exec.has_value());
+  CHECK(box->restart_policy == "unless-stopped");
+  // The next exec starts it again; an idle one is not brought back.
+  CHECK(exec->restart_policy == "no");
 }
 
 }  // namespace

@@ -410,5 +410,28 @@ TEST_CASE("console redaction of 1 MiB of URL starts, prompts or one authorize UR
         Repeated("Paste code here if prompted > [REDACTED]\n", lines.size() / 35 * 41));
 }
 
+TEST_CASE("the last session URL in a console is the one of its latest start",
+          "[console][restart]") {
+  ConsoleScanner scanner;
+  scanner.Feed(
+      "Remote Control ready\r\nContinue: \x1b]8;;https://claude.ai/code/session_01First\x1b\\"
+      "https://claude.ai/code/session_01First\x1b]8;;\x1b\\\r\n");
+  scanner.Feed("Remote Control ready\r\nContinue: https://claude.ai/code/session_01Second\r\n");
+  CHECK(scanner.SessionUrl() == "https://claude.ai/code/session_01First");
+  CHECK(scanner.LastSessionUrl() == "https://claude.ai/code/session_01Second");
+  ConsoleScanner plain;
+  plain.Feed(
+      "Ready: https://claude.ai/code/session_01A\r\nReady: https://claude.ai/code/session_01B\r\n");
+  CHECK(plain.SessionUrl() == "https://claude.ai/code/session_01A");
+  CHECK(plain.LastSessionUrl() == "https://claude.ai/code/session_01B");
+  ConsoleScanner links;
+  for (const char* id : {"01C", "01D"}) {
+    const std::string url = std::string("https://claude.ai/code/session_") + id;
+    links.Feed("Continue: \x1b]8;;" + url + "\x1b\\" + url + "\x1b]8;;\x1b\\\r\n");
+  }
+  CHECK(links.LastSessionUrl() == "https://claude.ai/code/session_01D");
+  CHECK(ConsoleScanner().LastSessionUrl() == std::nullopt);
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::box
