@@ -47,13 +47,19 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -160,6 +166,10 @@ class SpokeMonitor {
   // Frees a place Place reserved for a create that never reached the spoke (the record could
   // not be inserted, a quota refused), without counting an outcome.
   void CancelPlacement(std::string_view spoke);
+  // Reserves a place on `spoke` for a create that named it (Place reserves its own), so that
+  // placement counts it while it runs; RecordCreate or CancelPlacement frees it. Unknown
+  // spokes are ignored.
+  void Reserve(std::string_view spoke);
 
   // Whether `spoke` is unreachable now (the registry answers get_llmbox from its records and
   // queues destroys for it). Unknown spokes: false.
@@ -167,6 +177,81 @@ class SpokeMonitor {
 
   // A trial box in flight (reconcile leaves it alone).
   bool IsTrialBox(std::string_view box_id) const;
+
+  // Blocks until no trial runs, for at most `limit` of real time (tests, which cannot advance
+  // a trial's transport); whether none runs.
+  bool WaitForTrials(std::chrono::milliseconds limit);
+
+ private:
+  // One finished create in a spoke's window.
+  struct Outcome {
+    std::int64_t at_ms = 0;
+    bool failed = false;
+  };
+  // All the monitor knows of one spoke (guarded by mu_).
+  struct Spoke {
+    bool local = false;
+    bool in_directory = false;
+    std::shared_ptr<cluster::SpokeClient> client;  // null once it left the directory
+    store::SpokeAdminRecord admin;
+    store::SpokeConditionRecord condition;  // effective, as View shows it
+    // As last written to (or read from) the store; nullopt: unknown (a write failed).
+    std::optional<store::SpokeConditionRecord> written;
+    bool condition_loaded = false;  // the store's record (from before a restart) was read
+    std::optional<cluster::SpokeHealth> health;  // the last good answer
+    std::int64_t health_at_ms = 0;               // when it came
+    std::string probe_error;                     // the last probe's error; empty when it answered
+    bool answered = false;                       // since this monitor started
+    // Unreachable: probes in a row that did not reach it, since the first of them.
+    int missed = 0;
+    std::int64_t missed_since_ms = 0;
+    bool unreachable = false;
+    std::int64_t unreachable_since_ms = 0;
+    std::string unreachable_reason;
+    // Degraded: set by the window, cleared by a trial.
+    bool degraded = false;
+    std::int64_t degraded_since_ms = 0;
+    std::string degraded_reason;
+    std::deque<Outcome> outcomes;  // oldest first; counted outcomes only
+    std::string last_failure;      // the latest spoke fault's words
+    store::SpokeBoxCount registry_boxes;
+    std::uint32_t in_flight = 0;             // creates reserved, outcome not reported yet
+    std::uint32_t created_since_health = 0;  // succeeded since the last health answer
+    std::chrono::milliseconds backoff{0};    // the next failed trial's wait is twice this
+    std::int64_t next_trial_ms = 0;
+    bool trial_running = false;
+  };
+  struct Trial;
+
+  // Writes the spoke's condition to the store when its condition or reason differs from what
+  // was written last. Called without mu_.
+  void Persist(const std::string& name);
+  // The spoke's condition from its unreachable and degraded parts (mu_ held).
+  static void UpdateCondition(Spoke& spoke, std::int64_t now_ms);
+  // Drops outcomes older than window_age and beyond `window` (mu_ held).
+  void PruneOutcomes(Spoke& spoke, std::int64_t now_ms) const;
+  // Starts a trial on `name` on a thread of its own (mu_ held).
+  void StartTrial(const std::string& name, Spoke& spoke);
+  void RunTrial(std::string name, std::shared_ptr<cluster::SpokeClient> client, std::string box_id);
+  // Joins trials that ended (mu_ not held).
+  void ReapTrials();
+  SpokeView ViewOf(const std::string& name, const Spoke& spoke, std::int64_t now_ms) const;
+  std::int64_t NowMs() const;
+
+  store::Store& store_;
+  SpokeDirectory& directory_;
+  common::Clock& clock_;
+  const MonitorOptions options_;
+  std::mutex poll_mu_;   // one round at a time
+  std::mutex write_mu_;  // one condition write at a time, so the last one written is current
+  mutable std::mutex mu_;
+  std::condition_variable trials_done_;  // a trial ended (with mu_)
+  // Guarded by mu_:
+  std::map<std::string, Spoke, std::less<>> spokes_;
+  std::function<void(const std::string&)> return_hook_;
+  bool polled_ = false;
+  std::set<std::string, std::less<>> trial_boxes_;  // canonical ids of trial boxes in flight
+  std::vector<std::unique_ptr<Trial>> trials_;
 };
 
 }  // namespace llmbox::hub::boxes

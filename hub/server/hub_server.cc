@@ -180,8 +180,21 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
   }
 
   s.quotas = std::make_unique<boxes::QuotaBook>(config.quotas, clock);
+  const config::SpokeMonitorConfig& watch = config.spokes;
   s.registry = std::make_unique<boxes::BoxRegistry>(
-      *s.store, s.spokes, clock, boxes::RegistryOptions{.public_url = config.public_url},
+      *s.store, s.spokes, clock,
+      boxes::RegistryOptions{
+          .public_url = config.public_url,
+          .monitor = {.health_timeout = watch.health_timeout,
+                      .max_concurrent_probes =
+                          static_cast<std::size_t>(watch.max_concurrent_probes),
+                      .unreachable_after = watch.unreachable_after,
+                      .window = static_cast<std::size_t>(watch.degraded_window),
+                      .min_creates = static_cast<std::size_t>(watch.degraded_min_creates),
+                      .failure_threshold = watch.degraded_threshold,
+                      .window_age = watch.degraded_window_age,
+                      .trial_backoff_min = watch.trial_backoff_min,
+                      .trial_backoff_max = watch.trial_backoff_max}},
       s.quotas.get());
   const auto unknown = s.registry->Reconcile();
   {
@@ -197,8 +210,14 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
       });
   s.reconcile->Start();
   (void)s.registry->Spokes();  // the first known health, before /readyz is served
-  s.spoke_health = std::make_unique<common::PeriodicTask>(clock, config.spoke_health_interval,
-                                                          [&s] { (void)s.registry->Spokes(); });
+  // The spokes' states and placement: a first round before anything is served.
+  s.registry->monitor().Poll();
+  s.spoke_health =
+      std::make_unique<common::PeriodicTask>(clock, config.spoke_health_interval, [&s] {
+        s.registry->monitor().Poll();
+        // Until /readyz reads the monitor.
+        (void)s.registry->Spokes();
+      });
   s.spoke_health->Start();
 
   // list_llmboxes' cursors: sealed under a key of their own, so they outlive a restart.

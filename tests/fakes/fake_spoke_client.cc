@@ -22,9 +22,15 @@ using hub::cluster::SubmitOutcome;
 
 absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::CreateBox(const CreateBoxArgs& args,
                                                           std::chrono::milliseconds timeout) {
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(mu);
+    timeouts_.emplace("CreateBox", timeout);
+    creates.push_back(args);
+    hook = during_create;
+  }
+  if (hook) hook();
   std::lock_guard lock(mu);
-  timeouts_.emplace("CreateBox", timeout);
-  creates.push_back(args);
   if (!create_status.ok()) return create_status;
   SpokeBox& box = boxes[args.box_id];
   box = SpokeBox{.box_id = args.box_id,
@@ -136,6 +142,12 @@ absl::StatusOr<SubmitOutcome> FakeSpokeClient::SubmitCode(const SubmitCodeArgs& 
 }
 
 absl::StatusOr<SpokeHealth> FakeSpokeClient::Health(std::chrono::milliseconds timeout) {
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(mu);
+    hook = during_health;
+  }
+  if (hook) hook();
   std::lock_guard lock(mu);
   timeouts_.emplace("Health", timeout);
   if (!health_status.ok()) return health_status;

@@ -72,6 +72,11 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   // the exec is in flight. A test advances a fake clock here (the exec's duration), or makes
   // another call that must meet this exec running.
   std::function<void()> during_exec;
+  // Runs inside CreateBox (without mu held, the create already in `creates`) before it
+  // answers: a test holds a create in flight here.
+  std::function<void()> during_create;
+  // Runs inside Health (without mu held) before it answers.
+  std::function<void()> during_health;
   // State and what it was asked.
   std::map<std::string, hub::cluster::SpokeBox> boxes;  // by box id
   std::vector<hub::cluster::CreateBoxArgs> creates;
