@@ -504,13 +504,16 @@ absl::StatusOr<std::string> SpokeMonitor::Place(const std::string& image,
                             DescribeSpokeState(state, spoke.admin, spoke.condition));
       continue;
     }
-    if (!spoke.health.has_value() && spoke.probe_error.empty()) {
-      passed_over.push_back(name + " has not answered a health check yet");
+    // A spoke that missed fewer than unreachable_after health calls keeps its last answer;
+    // one that answered its last call with an error has none to go by.
+    if (!spoke.probe_error.empty() && spoke.missed == 0) {
+      passed_over.push_back(name + " answered its last health check with an error (" +
+                            spoke.probe_error + ")");
       continue;
     }
-    if (!spoke.probe_error.empty()) {
-      passed_over.push_back(name + " did not answer its last health check (" + spoke.probe_error +
-                            ")");
+    if (!spoke.health.has_value()) {
+      passed_over.push_back(name + " has not answered a health check yet" +
+                            (spoke.probe_error.empty() ? "" : " (" + spoke.probe_error + ")"));
       continue;
     }
     if (options_.max_health_age.count() > 0 &&

@@ -49,9 +49,9 @@ TEST_CASE(
     "[e2e][cluster]") {
   const auto& rig = RigWithSecondEngine();
   HubDir dir("llmbox-degraded-e2e");
-  // The local spoke has room for 2 boxes and the joined one for 20: placement prefers the
+  // The local spoke has room for 4 boxes and the joined one for 20: placement prefers the
   // joined one whenever it is ready.
-  WriteConfig(dir.path, rig, rig.standin_claude, "off", "    max_boxes: 2\n",
+  WriteConfig(dir.path, rig, rig.standin_claude, "off", "    max_boxes: 4\n",
               "cluster:\n  listen: 127.0.0.1:0\n");
   const std::string hub_config = (dir.path / "hub.yaml").string();
   AddToHubSection(hub_config,

@@ -167,8 +167,10 @@ TEST_CASE("a spoke that cannot be reached is named in the error and keeps its wo
   CHECK(logs.status().message() == "no box \"demo\" on this spoke");
 }
 
-TEST_CASE("placement asks every spoke's health within 2 s and list_spokes within 3 s",
-          "[registry]") {
+TEST_CASE(
+    "placement asks every spoke's health within the monitor's health_timeout and "
+    "list_spokes within 3 s",
+    "[registry]") {
   Fixture f;
   auto other = std::make_shared<testing::FakeSpokeClient>();
   other->health.max_boxes = 50;
@@ -176,8 +178,8 @@ TEST_CASE("placement asks every spoke's health within 2 s and list_spokes within
   auto created = f.registry->Create({.box_id = "placed"}, nullptr);
   REQUIRE(created.ok());
   CHECK(created->record.spoke == "other");
-  CHECK(f.spoke->Timeouts("Health") == Timeouts{2s});
-  CHECK(other->Timeouts("Health") == Timeouts{2s});
+  CHECK(f.spoke->Timeouts("Health") == Timeouts{3s});
+  CHECK(other->Timeouts("Health") == Timeouts{3s});
 
   f.spoke->health_status = absl::UnavailableError("connection refused");
   auto spokes = f.registry->Spokes();
@@ -189,7 +191,7 @@ TEST_CASE("placement asks every spoke's health within 2 s and list_spokes within
   CHECK(spokes[1].connected);
   CHECK(spokes[1].max_boxes == 50);
   CHECK(spokes[1].boxes == 0);
-  CHECK(other->Timeouts("Health") == Timeouts{2s, 3s});
+  CHECK(other->Timeouts("Health") == Timeouts{3s, 3s});
 }
 
 }  // namespace

@@ -137,7 +137,7 @@ TEST_CASE("placement passes over each spoke that is not ready and says why", "[s
   CHECK(why.find("c-engine's Docker engine is down (no socket)") != std::string::npos);
   CHECK(why.find("d-full is full (1 of 1 boxes") != std::string::npos);
   CHECK(why.find("e-image does not allow image \"llmbox-box:dev\"") != std::string::npos);
-  CHECK(why.find("f-refusing did not answer its last health check (not the hub)") !=
+  CHECK(why.find("f-refusing answered its last health check with an error (not the hub)") !=
         std::string::npos);
   // An engine that is down keeps its spoke out of placement without making it degraded.
   CHECK(f.ViewOf("c-engine").state == SpokeState::kReady);
@@ -398,7 +398,10 @@ TEST_CASE(
   f.monitor->Poll();
   CHECK_FALSE(f.monitor->IsUnreachable("a"));
   CHECK(f.ViewOf("a").state == SpokeState::kReady);
-  CHECK_FALSE(f.monitor->Place("", {}).ok());  // not answering: not placeable either
+  // Until it is unreachable its last answer stands (a create that fails there is retried).
+  auto placed = f.monitor->Place("", {});
+  REQUIRE(placed.ok());
+  f.monitor->CancelPlacement(*placed);
   f.clock.Advance(10s);
   f.monitor->Poll();
   CHECK(f.monitor->IsUnreachable("a"));
