@@ -124,7 +124,9 @@ TEST_CASE(
     const std::string box_id = UniqueId("monitor");
     CHECK(create(box_id) == "local");
     CHECK(BoxContainers(rig.docker_sock, box_id) == 1);
-    CHECK(BoxContainers(rig.docker_sock2, box_id) == 0);  // nothing left behind
+    // Nothing left behind on the broken spoke (unless both spokes share one engine, as when
+    // LLMBOX_TEST_DOCKER_SOCK points engine 1 at engine 2).
+    if (rig.docker_sock != rig.docker_sock2) CHECK(BoxContainers(rig.docker_sock2, box_id) == 0);
     destroy(box_id);
   }
   CHECK((*proxy)->refused_creates() >= 2);
