@@ -22,15 +22,21 @@ using hub::cluster::SubmitOutcome;
 
 absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::CreateBox(const CreateBoxArgs& args,
                                                           std::chrono::milliseconds timeout) {
-  std::function<void()> hook;
+  auto created = MakeBox(args, timeout);
+  std::function<void(const CreateBoxArgs&)> during;
   {
     std::lock_guard lock(mu);
-    timeouts_.emplace("CreateBox", timeout);
-    creates.push_back(args);
-    hook = during_create;
+    during = during_create;
   }
-  if (hook) hook();
+  if (created.ok() && during) during(args);
+  return created;
+}
+
+absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::MakeBox(const CreateBoxArgs& args,
+                                                        std::chrono::milliseconds timeout) {
   std::lock_guard lock(mu);
+  timeouts_.emplace("CreateBox", timeout);
+  creates.push_back(args);
   if (!create_status.ok()) return create_status;
   SpokeBox& box = boxes[args.box_id];
   box = SpokeBox{.box_id = args.box_id,

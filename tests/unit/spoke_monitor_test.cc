@@ -349,7 +349,7 @@ TEST_CASE("a trial never holds up a round and only one runs per spoke at a time"
   std::condition_variable cv;
   bool release = false;
   bool entered = false;
-  spoke->during_create = [&] {
+  spoke->during_create = [&](const cluster::CreateBoxArgs&) {
     std::unique_lock lock(mu);
     entered = true;
     cv.notify_all();
