@@ -26,6 +26,10 @@
 // id starts with kTrialBoxPrefix, which create_llmbox refuses) when the back-off has passed;
 // each failed trial doubles the back-off (trial_backoff_min .. trial_backoff_max).
 //
+// A spoke whose health says its Docker engine is down is passed over by placement ("engine
+// down") but is not degraded: degraded comes only from creates that failed, and an engine
+// that is down makes no create fail (none is sent there).
+//
 // Unreachable: when a spoke that was unreachable answers again (and for every spoke the
 // first time it answers after the hub starts), the return hook runs for it once, on the
 // round's thread, after the round: the registry completes the destroys queued for it and
@@ -37,6 +41,11 @@
 //   LLMBOX_ASSIGN_OR_RETURN(std::string spoke, monitor.Place(image, /*exclude=*/{}));
 //   ... CreateBox on it ...
 //   monitor.RecordCreate(spoke, ClassifyCreateFailure(status), message);
+//
+// Conditions written before a restart are read back: a spoke the monitor has not seen yet takes
+// its recorded condition (a degraded spoke stays degraded until a trial succeeds; an
+// unreachable one keeps its "since"). After that the monitor's own observations rule, and the
+// store is written only when a spoke's condition or reason changes.
 //
 // Cost: a round asks every spoke at most max_concurrent_probes at a time (a bounded pool, not
 // a thread per spoke), and reads the store three times (admin states, conditions, box counts);
@@ -144,7 +153,8 @@ class SpokeMonitor {
   // it had.
   void Poll();
 
-  // Every spoke of the directory, and removed spokes that still hold registry boxes, by name.
+  // Every spoke of the directory (one that joined since the last round: state ready, no health
+  // yet), and removed spokes that still hold registry boxes, by name.
   std::vector<SpokeView> View() const;
   // nullopt when neither in the directory nor holding registry boxes.
   std::optional<SpokeView> Find(std::string_view name) const;
@@ -155,7 +165,11 @@ class SpokeMonitor {
   // places (ties: fewer boxes, then the name). Reserves a place (creates_in_flight) that
   // RecordCreate frees. Unavailable when there are no spokes; ResourceExhausted naming each
   // spoke passed over and why (cordoned, draining, degraded since..., unreachable since...,
-  // engine down, image, full) otherwise.
+  // engine down, image, full, tried already, no health answer yet) otherwise. A spoke that
+  // missed fewer than unreachable_after health calls keeps its last answer; one that answered
+  // its last call with an error is passed over. Counts are the spoke's own (summed in 64 bits,
+  // so a lying spoke cannot wrap them) plus creates in flight and creates that succeeded since
+  // its last answer. When no round ran yet, runs one (Poll) first.
   [[nodiscard]] absl::StatusOr<std::string> Place(const std::string& image,
                                                   const std::set<std::string>& exclude);
 
