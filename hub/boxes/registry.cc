@@ -72,7 +72,9 @@ BoxRegistry::BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Cl
       clock_(clock),
       options_(std::move(options)),
       quotas_(quotas),
-      monitor_(store, spokes, clock, options_.monitor) {}
+      monitor_(store, spokes, clock, options_.monitor) {
+  monitor_.SetReturnHook([this](const std::string& spoke) { (void)ReconcileSpoke(spoke); });
+}
 
 std::int64_t BoxRegistry::NowMs() { return common::ToUnixMillis(clock_.Now()); }
 
@@ -104,38 +106,50 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
     box_id = "box-" + common::HexEncode(random).substr(0, 8);
   }
   LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id));
+  if (common::CanonicalBoxId(box_id).starts_with(kTrialBoxPrefix)) {
+    return absl::InvalidArgumentError("box ids starting with \"" + std::string(kTrialBoxPrefix) +
+                                      "\" are the hub's own trial creates: pick another");
+  }
   if (request.description.size() > 1024) {
     return absl::InvalidArgumentError("description is longer than 1024 bytes");
   }
   const auto count_alive = [&] { return store_.CountLiveBoxes(request.owner.id()); };
   if (quotas_ != nullptr) {
-    // Refused before placement asks every spoke for its health; AdmitCreate decides below.
+    // Refused before placement reserves a place; AdmitCreate decides below.
     if (absl::Status allowed = quotas_->CheckCreate(request.owner, count_alive); !allowed.ok()) {
       spdlog::info("box {}: create refused: {}", box_id, common::AsStd(allowed.message()));
       return allowed;
     }
   }
+  const std::string image = request.image.empty() ? options_.default_image : request.image;
   std::string spoke = request.spoke.empty() ? options_.default_spoke : request.spoke;
-  if (spoke.empty()) {
-    LLMBOX_ASSIGN_OR_RETURN(spoke,
-                            Place(request.image.empty() ? options_.default_image : request.image));
+  // Only a box placed by the hub moves to another spoke when its spoke fails it.
+  const bool placed = spoke.empty();
+  if (placed) {
+    LLMBOX_ASSIGN_OR_RETURN(spoke, monitor_.Place(image, {}));
   }
   auto client = spokes_.Find(spoke);
   if (client == nullptr) {
+    if (placed) monitor_.CancelPlacement(spoke);
     std::string known;
     for (const auto& entry : spokes_.List()) known += (known.empty() ? "" : ", ") + entry.name;
     return absl::InvalidArgumentError("unknown spoke " + common::QuoteForMessage(spoke) +
                                       "; this hub has: " + known);
   }
+  if (!placed) monitor_.Reserve(spoke);
 
   // The token is shown once, in the auth URL; only its hash is kept.
-  LLMBOX_ASSIGN_OR_RETURN(std::string token, common::RandomToken(32));
+  auto token = common::RandomToken(32);
+  if (!token.ok()) {
+    monitor_.CancelPlacement(spoke);
+    return token.status();
+  }
   BoxRecord record{.box_id = box_id,
                    .spoke = spoke,
-                   .image = request.image.empty() ? options_.default_image : request.image,
+                   .image = image,
                    .description = request.description,
                    .phase = Phase::kCreating,
-                   .token_hash = common::Sha256Hex(token),
+                   .token_hash = common::Sha256Hex(*token),
                    .created_by = request.owner.display_name(),
                    .owner = request.owner.id(),
                    .owner_email = request.owner.verified_email(),
@@ -146,6 +160,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   if (absl::Status inserted =
           quotas_ == nullptr ? insert() : quotas_->AdmitCreate(request.owner, count_alive, insert);
       !inserted.ok()) {
+    monitor_.CancelPlacement(spoke);
     // Ids are unique across the hub (they name containers), whoever holds one: say it is
     // taken, never by whom.
     if (absl::IsAlreadyExists(inserted)) {
@@ -156,25 +171,65 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   }
   if (progress) progress(1, 3, "creating the box on spoke " + spoke);
 
-  auto created = client->CreateBox({.box_id = box_id,
-                                    .image = record.image,
-                                    .description = request.description,
-                                    .owner = record.created_by,
-                                    .network = request.network},
-                                   options_.create_timeout);
-  if (!created.ok()) {
+  absl::StatusOr<cluster::CreatedOnSpoke> created;
+  for (bool retried = false;; retried = true) {
+    created = client->CreateBox({.box_id = box_id,
+                                 .image = record.image,
+                                 .description = request.description,
+                                 .owner = record.created_by,
+                                 .network = request.network},
+                                options_.create_timeout);
+    if (created.ok()) {
+      monitor_.RecordCreate(spoke, CreateOutcome::kSucceeded, "");
+      break;
+    }
     // After a timeout or a lost connection the spoke may still finish the box; take it down so
-    // no unreachable box is left behind.
+    // no unreachable box is left behind (one that cannot be is reconcile's to take down).
     const absl::Status& status = created.status();
     if (absl::IsDeadlineExceeded(status) || absl::IsUnavailable(status) ||
         absl::IsCancelled(status)) {
       (void)DestroyOnSpoke(*client, box_id);
     }
+    const absl::Status error = SpokeError(spoke, status);
+    const CreateOutcome outcome = ClassifyCreateFailure(status);
+    monitor_.RecordCreate(spoke, outcome, common::AsStd(error.message()));
+    // A spoke's own failure, for a box the hub placed: once more, on another spoke.
+    std::optional<std::string> next;
+    if (placed && !retried && outcome == CreateOutcome::kSpokeFault) {
+      if (auto other = monitor_.Place(image, {spoke}); other.ok()) {
+        next = *std::move(other);
+      } else {
+        spdlog::info("box {}: no other spoke to retry on: {}", box_id,
+                     common::AsStd(other.status().message()));
+      }
+    }
+    std::shared_ptr<cluster::SpokeClient> next_client;
+    if (next.has_value()) {
+      next_client = spokes_.Find(*next);
+      if (next_client == nullptr) monitor_.CancelPlacement(*next);
+    }
+    if (next_client != nullptr) {
+      record.spoke = *next;
+      record.updated_at_ms = NowMs();
+      if (absl::Status moved = store_.UpdateBox(record); !moved.ok()) {
+        monitor_.CancelPlacement(*next);
+        (void)store_.DeleteBox(box_id);
+        return moved;
+      }
+      spdlog::info("box {}: create failed on spoke {} ({}); trying spoke {}", box_id, spoke,
+                   common::AsStd(error.message()), *next);
+      if (progress) {
+        progress(2, 3, "spoke " + spoke + " could not create the box; trying spoke " + *next);
+      }
+      spoke = *next;
+      client = std::move(next_client);
+      continue;
+    }
     if (auto st = store_.DeleteBox(box_id); !st.ok()) {
       spdlog::warn("box {}: could not forget the failed create: {}", box_id,
                    common::AsStd(st.message()));
     }
-    return SpokeError(spoke, status);
+    return error;
   }
   record.container_id = created->box.container_id;
   record.image = created->box.image;
@@ -190,7 +245,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   if (progress) progress(3, 3, "the box waits for activation");
   spdlog::info("box {}: created on spoke {} by {}", box_id, spoke, request.owner.id());
   return CreatedBox{.record = std::move(record),
-                    .auth_url = AuthUrl(token),
+                    .auth_url = AuthUrl(*token),
                     .network = std::move(created->box.network)};
 }
 
@@ -324,73 +379,6 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
                     .stderr_text = std::move(ran->stderr_text),
                     .truncated = ran->stdout_truncated || ran->stderr_truncated,
                     .timed_out = ran->timed_out};
-}
-
-namespace {
-
-struct HealthAnswer {
-  SpokeDirectory::Entry entry;
-  absl::StatusOr<cluster::SpokeHealth> health;
-};
-
-// Every spoke's health, asked at once (a slow spoke costs `timeout`, not a sum of them).
-std::vector<HealthAnswer> HealthOfAll(std::vector<SpokeDirectory::Entry> spokes,
-                                      std::chrono::milliseconds timeout) {
-  std::vector<HealthAnswer> out;
-  for (auto& entry : spokes) {
-    out.push_back({.entry = std::move(entry), .health = absl::UnknownError("not asked")});
-  }
-  std::vector<std::future<void>> calls;
-  for (auto& spoke : out) {
-    calls.push_back(std::async(std::launch::async, [&spoke, timeout] {
-      spoke.health = spoke.entry.client->Health(timeout);
-    }));
-  }
-  for (auto& call : calls) call.wait();
-  return out;
-}
-
-}  // namespace
-
-absl::StatusOr<std::string> BoxRegistry::Place(const std::string& image) {
-  auto all = spokes_.List();
-  if (all.empty()) return absl::UnavailableError("this hub has no spokes to place a box on");
-  if (all.size() == 1) return all.front().name;
-  const HealthAnswer* best = nullptr;
-  std::vector<std::string> passed_over;
-  const auto spokes = HealthOfAll(std::move(all), std::chrono::milliseconds(2000));
-  for (const auto& spoke : spokes) {
-    const std::string& name = spoke.entry.name;
-    if (!spoke.health.ok()) {
-      passed_over.push_back(name + " is unreachable (" +
-                            std::string(common::AsStd(spoke.health.status().message())) + ")");
-      continue;
-    }
-    const cluster::SpokeHealth& health = *spoke.health;
-    const auto& images = health.allowed_images;
-    if (!health.engine_reachable) {
-      passed_over.push_back(name + "'s Docker engine is down (" + health.engine_error + ")");
-    } else if (!image.empty() && std::find(images.begin(), images.end(), image) == images.end()) {
-      passed_over.push_back(name + " does not allow image " + common::QuoteForMessage(image));
-    } else if (health.Boxes() >= health.max_boxes) {
-      passed_over.push_back(name + " is full (" + std::to_string(health.Boxes()) + " of " +
-                            std::to_string(health.max_boxes) + " boxes)");
-    } else {
-      auto free = [](const cluster::SpokeHealth& h) { return h.max_boxes - h.Boxes(); };
-      // Spokes come by name, so on a full tie the first name stays.
-      if (best == nullptr || free(health) > free(*best->health) ||
-          (free(health) == free(*best->health) && health.Boxes() < best->health->Boxes())) {
-        best = &spoke;
-      }
-    }
-  }
-  if (best == nullptr) {
-    std::string why;
-    for (const auto& reason : passed_over) why += (why.empty() ? "" : "; ") + reason;
-    return absl::ResourceExhaustedError("no spoke can take the box: " + why +
-                                        ". Destroy a box, or name a spoke with room");
-  }
-  return best->entry.name;
 }
 
 absl::StatusOr<BoxRecord> BoxRegistry::FindByToken(std::string_view token) {

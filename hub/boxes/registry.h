@@ -71,8 +71,9 @@ class SpokeDirectory {
 
 struct RegistryOptions {
   std::string public_url = "http://127.0.0.1:8080";  // no trailing slash
-  std::string default_spoke;  // empty: placement (see Place); set: boxes go there unless named
-  std::string default_image;  // empty: the spoke's default
+  std::string
+      default_spoke;  // empty: placement (SpokeMonitor::Place); set: boxes go there unless named
+  std::string default_image;                          // empty: the spoke's default
   std::chrono::milliseconds create_timeout{180'000};  // spoke CreateBox, image pull included
   std::chrono::milliseconds call_timeout{15'000};     // list/destroy/logs/health/network
   // What get_llmbox waits for the box's live part (its network) before it answers without it.
@@ -234,12 +235,6 @@ class BoxRegistry {
   SpokeMonitor& monitor() { return monitor_; }
 
  private:
-  // The spoke for a box that names none (placement). With one spoke, that spoke (it refuses
-  // for itself when full). Otherwise every spoke is asked for its health at once, and of those
-  // that answer, have a reachable engine, accept `image` (empty: the spoke's default) and have
-  // room, the one with the most free places wins (ties: fewer boxes, then the name). None:
-  // ResourceExhausted naming each spoke and why it was passed over.
-  [[nodiscard]] absl::StatusOr<std::string> Place(const std::string& image);
   std::string AuthUrl(std::string_view token) const;
   // DestroyBox for `box_id` on `spoke` within call_timeout; the spoke's status.
   [[nodiscard]] absl::Status DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id);

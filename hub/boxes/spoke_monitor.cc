@@ -1,141 +1,628 @@
 // hub/boxes/spoke_monitor.cc
-// PLACEHOLDER (coordinator): implemented by the monitor helper, whose file replaces this one
-// whole at the merge. Until then (store helper's branch), a minimal Poll/View/Find/
-// IsUnreachable so that list_spokes and /readyz, which answer from View, can be tested: one
-// Health call per spoke a round, unreachable after unreachable_after failures in a row,
-// operator states and box counts read from the store. No degraded window, trials or Place.
 #include "hub/boxes/spoke_monitor.h"
 
-#include <map>
-#include <memory>
-#include <mutex>
+#include <algorithm>
+#include <atomic>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
+#include "common/redact.h"
+#include "common/secrets.h"
+#include "common/utf8.h"
+#include "common/validate.h"
 #include "hub/boxes/registry.h"
 
 namespace llmbox::hub::boxes {
 namespace {
 
-struct PlaceholderState {
-  store::Store* store = nullptr;
-  SpokeDirectory* directory = nullptr;
-  common::Clock* clock = nullptr;
-  MonitorOptions options;
-  std::mutex mu;
-  std::map<std::string, SpokeView> views;  // by name
-  std::map<std::string, int> failures;     // health calls in a row that failed
-};
+// What a spoke says (errors, its engine's error) is redacted and cut before the monitor keeps
+// it: it ends up in the store, in logs and in placement's refusals.
+constexpr std::size_t kMaxReasonBytes = 300;
 
-// The header has no member for it (the monitor helper's adds its own).
-std::mutex states_mu;
-std::map<const SpokeMonitor*, std::unique_ptr<PlaceholderState>> states;
+std::string Cut(std::string_view text) {
+  return common::Utf8Prefix(common::ToValidUtf8(common::Redact(text)), kMaxReasonBytes);
+}
 
-PlaceholderState& StateOf(const SpokeMonitor* monitor) {
-  std::lock_guard lock(states_mu);
-  return *states.at(monitor);
+// A health call that did not reach the spoke (as opposed to one it answered with an error).
+bool MissedTheSpoke(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+}
+
+// "30 s", "1500 ms": a wait, for people.
+std::string Wait(std::int64_t ms) {
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
 }
 
 }  // namespace
 
 CreateOutcome ClassifyCreateFailure(const absl::Status& status) {
-  if (status.ok()) return CreateOutcome::kSucceeded;
-  return CreateOutcome::kNotCounted;
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return CreateOutcome::kSucceeded;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kAborted:
+      return CreateOutcome::kSpokeFault;
+    case absl::StatusCode::kFailedPrecondition:
+      // A box whose console ended before it printed its authorize URL (spoke/box/manager.cc,
+      // "waiting for the authorize URL") failed on the spoke, whatever the code says; a box
+      // that never printed one in time is DeadlineExceeded already.
+      return absl::StrContains(status.message(), "waiting for the authorize URL")
+                 ? CreateOutcome::kSpokeFault
+                 : CreateOutcome::kNotCounted;
+    default:
+      return CreateOutcome::kNotCounted;
+  }
 }
+
+struct SpokeMonitor::Trial {
+  std::thread thread;
+  bool done = false;  // guarded by mu_
+};
 
 SpokeMonitor::SpokeMonitor(store::Store& store, SpokeDirectory& directory, common::Clock& clock,
-                           MonitorOptions options) {
-  auto state = std::make_unique<PlaceholderState>();
-  state->store = &store;
-  state->directory = &directory;
-  state->clock = &clock;
-  state->options = options;
-  std::lock_guard lock(states_mu);
-  states[this] = std::move(state);
-}
+                           MonitorOptions options)
+    : store_(store), directory_(directory), clock_(clock), options_(std::move(options)) {}
 
 SpokeMonitor::~SpokeMonitor() {
-  std::lock_guard lock(states_mu);
-  states.erase(this);
+  std::vector<std::unique_ptr<Trial>> trials;
+  {
+    std::lock_guard lock(mu_);
+    trials.swap(trials_);
+  }
+  for (auto& trial : trials) trial->thread.join();
 }
 
-void SpokeMonitor::SetReturnHook(std::function<void(const std::string&)>) {}
+std::int64_t SpokeMonitor::NowMs() const { return common::ToUnixMillis(clock_.Now()); }
+
+void SpokeMonitor::SetReturnHook(std::function<void(const std::string& spoke)> hook) {
+  std::lock_guard lock(mu_);
+  return_hook_ = std::move(hook);
+}
+
+void SpokeMonitor::UpdateCondition(Spoke& spoke, std::int64_t now_ms) {
+  store::SpokeConditionRecord& c = spoke.condition;
+  const store::SpokeCondition before = c.condition;
+  if (spoke.unreachable) {
+    c.condition = store::SpokeCondition::kUnreachable;
+    c.since_ms = spoke.unreachable_since_ms;
+    c.reason = spoke.unreachable_reason;
+  } else if (spoke.degraded) {
+    c.condition = store::SpokeCondition::kDegraded;
+    c.since_ms = spoke.degraded_since_ms;
+    c.reason = spoke.degraded_reason;
+  } else {
+    c.condition = store::SpokeCondition::kHealthy;
+    c.reason.clear();
+    if (before != store::SpokeCondition::kHealthy || c.since_ms == 0) c.since_ms = now_ms;
+  }
+}
+
+void SpokeMonitor::PruneOutcomes(Spoke& spoke, std::int64_t now_ms) const {
+  const std::int64_t oldest = now_ms - options_.window_age.count();
+  while (!spoke.outcomes.empty() &&
+         (spoke.outcomes.size() > options_.window || spoke.outcomes.front().at_ms < oldest)) {
+    spoke.outcomes.pop_front();
+  }
+}
+
+void SpokeMonitor::Persist(const std::string& name) {
+  std::lock_guard write(write_mu_);
+  store::SpokeConditionRecord record;
+  {
+    std::lock_guard lock(mu_);
+    auto it = spokes_.find(name);
+    if (it == spokes_.end()) return;
+    Spoke& spoke = it->second;
+    if (spoke.written.has_value() && spoke.written->condition == spoke.condition.condition &&
+        spoke.written->reason == spoke.condition.reason) {
+      return;
+    }
+    record = spoke.condition;
+    record.name = name;
+    spoke.written = record;
+  }
+  if (absl::Status st = store_.SetSpokeCondition(record); !st.ok()) {
+    spdlog::warn("spoke {}: could not record that it is {} (tried again next round): {}", name,
+                 store::SpokeConditionName(record.condition), common::AsStd(st.message()));
+    std::lock_guard lock(mu_);
+    if (auto it = spokes_.find(name); it != spokes_.end()) it->second.written.reset();
+  }
+}
 
 void SpokeMonitor::Poll() {
-  PlaceholderState& s = StateOf(this);
-  const std::int64_t now = common::ToUnixMillis(s.clock->Now());
-  std::map<std::string, store::SpokeAdminRecord> admin;
-  if (auto rows = s.store->ListSpokeAdmin(); rows.ok()) {
-    for (auto& row : *rows) admin[row.name] = row;
+  std::lock_guard round(poll_mu_);
+  ReapTrials();
+  const std::int64_t start_ms = NowMs();
+
+  // The store, three reads; a read that fails leaves what the last round had.
+  auto admin = store_.ListSpokeAdmin();
+  if (!admin.ok()) {
+    spdlog::warn("spokes: cannot read the operators' spoke states: {}",
+                 common::AsStd(admin.status().message()));
   }
-  std::map<std::string, store::SpokeBoxCount> counts;
-  if (auto rows = s.store->CountBoxesBySpoke(); rows.ok()) counts = *std::move(rows);
-  std::map<std::string, SpokeView> views;
-  for (const auto& entry : s.directory->List()) {
-    auto health = entry.client->Health(s.options.health_timeout);
-    std::lock_guard lock(s.mu);
-    SpokeView view;
-    if (auto it = s.views.find(entry.name); it != s.views.end()) view = it->second;
-    view.name = entry.name;
-    view.local = entry.local;
-    view.condition.name = entry.name;
-    view.condition.checked_at_ms = now;
-    if (health.ok()) {
-      s.failures[entry.name] = 0;
-      view.health = *health;
-      if (view.condition.condition != store::SpokeCondition::kHealthy) {
-        view.condition = {.name = entry.name, .since_ms = now, .checked_at_ms = now};
+  auto conditions = store_.ListSpokeConditions();
+  if (!conditions.ok()) {
+    spdlog::warn("spokes: cannot read the spokes' recorded conditions: {}",
+                 common::AsStd(conditions.status().message()));
+  }
+  auto counts = store_.CountBoxesBySpoke();
+  if (!counts.ok()) {
+    spdlog::warn("spokes: cannot count the registry's boxes by spoke: {}",
+                 common::AsStd(counts.status().message()));
+  }
+  const std::vector<SpokeDirectory::Entry> entries = directory_.List();
+
+  struct Probe {
+    std::string name;
+    std::shared_ptr<cluster::SpokeClient> client;
+    absl::StatusOr<cluster::SpokeHealth> health = absl::UnknownError("not asked");
+  };
+  std::vector<Probe> probes;
+  probes.reserve(entries.size());
+  {
+    std::lock_guard lock(mu_);
+    std::set<std::string, std::less<>> listed;
+    for (const auto& entry : entries) {
+      listed.insert(entry.name);
+      auto [it, added] = spokes_.try_emplace(entry.name);
+      Spoke& spoke = it->second;
+      if (added) {
+        spoke.condition = {.name = entry.name, .since_ms = start_ms};
+        spoke.written = store::SpokeConditionRecord{.name = entry.name};
       }
-    } else if (++s.failures[entry.name] >= s.options.unreachable_after &&
-               view.condition.condition != store::SpokeCondition::kUnreachable) {
-      view.condition = {.name = entry.name,
-                        .condition = store::SpokeCondition::kUnreachable,
-                        .reason = std::string(common::AsStd(health.status().message())),
-                        .since_ms = now,
-                        .checked_at_ms = now};
+      spoke.in_directory = true;
+      spoke.local = entry.local;
+      spoke.client = entry.client;
+      probes.push_back({.name = entry.name, .client = entry.client});
     }
-    views[entry.name] = std::move(view);
+    for (auto& [name, spoke] : spokes_) {
+      if (!listed.contains(name)) {
+        spoke.in_directory = false;
+        spoke.client = nullptr;
+      }
+    }
+    if (admin.ok()) {
+      for (auto& [name, spoke] : spokes_) spoke.admin = {.name = name};
+      for (const auto& record : *admin) {
+        if (auto it = spokes_.find(record.name); it != spokes_.end()) it->second.admin = record;
+      }
+    }
+    // Conditions written before a restart: a spoke seen for the first time takes its own.
+    if (conditions.ok()) {
+      for (const auto& record : *conditions) {
+        auto it = spokes_.find(record.name);
+        if (it == spokes_.end() || it->second.condition_loaded) continue;
+        Spoke& spoke = it->second;
+        spoke.condition_loaded = true;
+        spoke.written = record;
+        if (record.condition == store::SpokeCondition::kDegraded && !spoke.degraded) {
+          spoke.degraded = true;
+          spoke.degraded_since_ms = record.since_ms;
+          spoke.degraded_reason = record.reason;
+          spoke.backoff = options_.trial_backoff_min;
+          spoke.next_trial_ms = start_ms;
+        } else if (record.condition == store::SpokeCondition::kUnreachable && !spoke.unreachable) {
+          spoke.unreachable = true;
+          spoke.unreachable_since_ms = record.since_ms;
+          spoke.unreachable_reason = record.reason;
+          spoke.missed = options_.unreachable_after;
+          spoke.missed_since_ms = record.since_ms;
+        }
+        UpdateCondition(spoke, start_ms);
+        if (record.condition == store::SpokeCondition::kHealthy) {
+          spoke.condition.since_ms = record.since_ms;
+        }
+      }
+      for (auto& [name, spoke] : spokes_) spoke.condition_loaded = true;
+    }
+    if (counts.ok()) {
+      for (auto& [name, spoke] : spokes_) spoke.registry_boxes = {};
+      for (const auto& [name, count] : *counts) {
+        if (count.boxes <= 0) continue;
+        // A removed spoke that still holds boxes stays in view.
+        auto [it, added] = spokes_.try_emplace(name);
+        if (added) it->second.condition = {.name = name, .since_ms = start_ms};
+        it->second.registry_boxes = count;
+      }
+    }
+    for (auto it = spokes_.begin(); it != spokes_.end();) {
+      const Spoke& spoke = it->second;
+      if (!spoke.in_directory && spoke.registry_boxes.boxes <= 0 && !spoke.trial_running) {
+        it = spokes_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
-  for (const auto& [name, count] : counts) {
-    if (!views.contains(name)) views[name] = {.name = name};
+
+  // Every spoke's health, at most max_concurrent_probes at a time: workers take the next
+  // spoke from a shared index, so a slow spoke holds one worker, not the round.
+  {
+    std::atomic<std::size_t> next{0};
+    const auto work = [&probes, &next, timeout = options_.health_timeout] {
+      for (std::size_t i = next++; i < probes.size(); i = next++) {
+        probes[i].health = probes[i].client->Health(timeout);
+      }
+    };
+    const std::size_t workers =
+        std::min(std::max<std::size_t>(options_.max_concurrent_probes, 1), probes.size());
+    std::vector<std::thread> pool;
+    for (std::size_t i = 1; i < workers; ++i) pool.emplace_back(work);
+    work();
+    for (auto& thread : pool) thread.join();
   }
-  for (auto& [name, view] : views) {
-    view.admin = admin.contains(name) ? admin[name] : store::SpokeAdminRecord{.name = name};
-    view.registry_boxes = counts.contains(name) ? counts[name] : store::SpokeBoxCount{};
-    const bool in_directory = s.directory->Find(name) != nullptr;
-    if (!in_directory) view.health.reset();
-    view.state = EffectiveSpokeState(view.admin, view.condition, in_directory);
+
+  const std::int64_t now_ms = NowMs();
+  std::vector<std::string> returned;
+  std::vector<std::string> changed;
+  std::function<void(const std::string&)> hook;
+  {
+    std::lock_guard lock(mu_);
+    for (Probe& probe : probes) {
+      auto it = spokes_.find(probe.name);
+      if (it == spokes_.end()) continue;
+      Spoke& spoke = it->second;
+      spoke.condition.checked_at_ms = now_ms;
+      if (probe.health.ok()) {
+        if (spoke.unreachable) {
+          spdlog::info("spoke {}: answers again (unreachable since {})", probe.name,
+                       common::FormatUtcSeconds(spoke.unreachable_since_ms));
+        }
+        if (!spoke.answered) spdlog::debug("spoke {}: first health answer", probe.name);
+        if (spoke.unreachable || !spoke.answered) returned.push_back(probe.name);
+        spoke.answered = true;
+        spoke.unreachable = false;
+        spoke.missed = 0;
+        spoke.probe_error.clear();
+        spoke.health = *std::move(probe.health);
+        spoke.health_at_ms = now_ms;
+        spoke.created_since_health = 0;
+      } else {
+        const std::string error = Cut(common::AsStd(probe.health.status().message()));
+        spoke.probe_error = error;
+        if (MissedTheSpoke(probe.health.status())) {
+          if (spoke.missed++ == 0) spoke.missed_since_ms = now_ms;
+          if (spoke.missed >= options_.unreachable_after) {
+            if (!spoke.unreachable) {
+              spoke.unreachable = true;
+              spoke.unreachable_since_ms = spoke.missed_since_ms;
+              spdlog::warn("spoke {}: unreachable since {}: {}", probe.name,
+                           common::FormatUtcSeconds(spoke.missed_since_ms), error);
+            }
+            spoke.unreachable_reason = error;
+          }
+        } else {
+          // It answered, with an error: not unreachable, and not placeable either.
+          spoke.missed = 0;
+          if (spoke.unreachable) spoke.unreachable_reason = "answers with an error: " + error;
+        }
+      }
+      UpdateCondition(spoke, now_ms);
+      if (!spoke.written.has_value() || spoke.written->condition != spoke.condition.condition ||
+          spoke.written->reason != spoke.condition.reason) {
+        changed.push_back(probe.name);
+      }
+      // Back in rotation only through a trial that succeeds, with a reachable engine.
+      if (spoke.degraded && !spoke.unreachable && !spoke.trial_running &&
+          spoke.probe_error.empty() && spoke.health.has_value() && spoke.health->engine_reachable &&
+          now_ms >= spoke.next_trial_ms && spoke.client != nullptr) {
+        StartTrial(probe.name, spoke);
+      }
+    }
+    polled_ = true;
+    hook = return_hook_;
   }
-  std::lock_guard lock(s.mu);
-  s.views = std::move(views);
+  for (const std::string& name : changed) Persist(name);
+  if (hook) {
+    for (const std::string& name : returned) hook(name);
+  }
+}
+
+void SpokeMonitor::StartTrial(const std::string& name, Spoke& spoke) {
+  auto random = common::RandomToken(6);
+  if (!random.ok()) {
+    spdlog::warn("spoke {}: no trial create: {}", name, common::AsStd(random.status().message()));
+    return;
+  }
+  const std::string box_id =
+      std::string(kTrialBoxPrefix) + common::HexEncode(*random).substr(0, 12);
+  spoke.trial_running = true;
+  trial_boxes_.insert(box_id);
+  auto trial = std::make_unique<Trial>();
+  Trial* raw = trial.get();
+  trials_.push_back(std::move(trial));
+  spdlog::info("spoke {}: degraded; trying a create ({})", name, box_id);
+  raw->thread = std::thread([this, name, client = spoke.client, box_id, raw] {
+    RunTrial(name, client, box_id);
+    std::lock_guard lock(mu_);
+    raw->done = true;
+    trials_done_.notify_all();
+  });
+}
+
+void SpokeMonitor::RunTrial(std::string name, std::shared_ptr<cluster::SpokeClient> client,
+                            std::string box_id) {
+  auto created = client->CreateBox({.box_id = box_id,
+                                    .description = "a trial create of the hub (destroyed at once)",
+                                    .owner = "llmbox-hub"},
+                                   options_.trial_timeout);
+  const absl::Status& status = created.status();
+  // After a timeout or a lost connection the spoke may still finish the box.
+  if (status.ok() || absl::IsDeadlineExceeded(status) || absl::IsUnavailable(status) ||
+      absl::IsCancelled(status)) {
+    if (absl::Status gone = client->DestroyBox(box_id, options_.call_timeout);
+        !gone.ok() && !absl::IsNotFound(gone)) {
+      spdlog::warn(
+          "spoke {}: trial box {} could not be taken down (reconcile takes it down later): {}",
+          name, box_id, Cut(common::AsStd(gone.message())));
+    }
+  }
+  const std::int64_t now_ms = NowMs();
+  {
+    std::lock_guard lock(mu_);
+    trial_boxes_.erase(box_id);
+    auto it = spokes_.find(name);
+    if (it != spokes_.end()) {
+      Spoke& spoke = it->second;
+      spoke.trial_running = false;
+      if (status.ok()) {
+        spdlog::info("spoke {}: trial create succeeded; back in placement (degraded since {})",
+                     name, common::FormatUtcSeconds(spoke.degraded_since_ms));
+        spoke.degraded = false;
+        spoke.degraded_reason.clear();
+        spoke.outcomes.clear();
+        spoke.backoff = std::chrono::milliseconds(0);
+        spoke.next_trial_ms = 0;
+      } else {
+        spoke.backoff =
+            std::clamp(spoke.backoff * 2, options_.trial_backoff_min, options_.trial_backoff_max);
+        spoke.next_trial_ms = now_ms + spoke.backoff.count();
+        spdlog::warn("spoke {}: trial create failed, next in {}: {}", name,
+                     Wait(spoke.backoff.count()), Cut(common::AsStd(status.message())));
+      }
+      UpdateCondition(spoke, now_ms);
+    }
+  }
+  Persist(name);
+}
+
+void SpokeMonitor::ReapTrials() {
+  std::vector<std::unique_ptr<Trial>> done;
+  {
+    std::lock_guard lock(mu_);
+    auto ended = std::stable_partition(trials_.begin(), trials_.end(),
+                                       [](const auto& trial) { return !trial->done; });
+    std::move(ended, trials_.end(), std::back_inserter(done));
+    trials_.erase(ended, trials_.end());
+  }
+  for (auto& trial : done) trial->thread.join();
+}
+
+bool SpokeMonitor::WaitForTrials(std::chrono::milliseconds limit) {
+  std::unique_lock lock(mu_);
+  const bool idle = trials_done_.wait_for(lock, limit, [this] {
+    return std::all_of(trials_.begin(), trials_.end(), [](const auto& t) { return t->done; });
+  });
+  lock.unlock();
+  if (idle) ReapTrials();
+  return idle;
+}
+
+SpokeView SpokeMonitor::ViewOf(const std::string& name, const Spoke& spoke,
+                               std::int64_t now_ms) const {
+  SpokeView view{.name = name,
+                 .local = spoke.local,
+                 .state = EffectiveSpokeState(spoke.admin, spoke.condition, spoke.in_directory),
+                 .admin = spoke.admin,
+                 .condition = spoke.condition,
+                 .health = spoke.in_directory ? spoke.health : std::nullopt,
+                 .registry_boxes = spoke.registry_boxes,
+                 .creates_in_flight = spoke.in_flight,
+                 .next_trial_ms = spoke.degraded ? spoke.next_trial_ms : 0};
+  if (view.admin.name.empty()) view.admin.name = name;
+  view.condition.name = name;
+  const std::int64_t oldest = now_ms - options_.window_age.count();
+  for (const Outcome& outcome : spoke.outcomes) {
+    if (outcome.at_ms < oldest) continue;
+    ++view.recent_creates;
+    if (outcome.failed) ++view.recent_failures;
+  }
+  return view;
 }
 
 std::vector<SpokeView> SpokeMonitor::View() const {
-  PlaceholderState& s = StateOf(this);
-  std::lock_guard lock(s.mu);
+  const std::vector<SpokeDirectory::Entry> entries = directory_.List();
+  const std::int64_t now_ms = NowMs();
   std::vector<SpokeView> out;
-  for (const auto& [name, view] : s.views) out.push_back(view);
+  std::lock_guard lock(mu_);
+  out.reserve(spokes_.size() + 1);
+  for (const auto& [name, spoke] : spokes_) out.push_back(ViewOf(name, spoke, now_ms));
+  // Spokes that joined since the last round: in the directory, not asked yet.
+  for (const auto& entry : entries) {
+    if (spokes_.contains(entry.name)) continue;
+    Spoke fresh;
+    fresh.in_directory = true;
+    fresh.local = entry.local;
+    out.push_back(ViewOf(entry.name, fresh, now_ms));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SpokeView& a, const SpokeView& b) { return a.name < b.name; });
   return out;
 }
 
 std::optional<SpokeView> SpokeMonitor::Find(std::string_view name) const {
-  PlaceholderState& s = StateOf(this);
-  std::lock_guard lock(s.mu);
-  auto it = s.views.find(std::string(name));
-  if (it == s.views.end()) return std::nullopt;
-  return it->second;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = spokes_.find(name); it != spokes_.end()) {
+      return ViewOf(it->first, it->second, NowMs());
+    }
+  }
+  for (const auto& entry : directory_.List()) {
+    if (entry.name != name) continue;
+    Spoke fresh;
+    fresh.in_directory = true;
+    fresh.local = entry.local;
+    return ViewOf(entry.name, fresh, NowMs());
+  }
+  return std::nullopt;
 }
 
-absl::StatusOr<std::string> SpokeMonitor::Place(const std::string&, const std::set<std::string>&) {
-  return absl::UnimplementedError("Place");
+absl::StatusOr<std::string> SpokeMonitor::Place(const std::string& image,
+                                                const std::set<std::string>& exclude) {
+  bool polled;
+  {
+    std::lock_guard lock(mu_);
+    polled = polled_;
+  }
+  if (!polled) Poll();
+
+  const std::int64_t now_ms = NowMs();
+  std::lock_guard lock(mu_);
+  std::vector<std::string> passed_over;
+  Spoke* best = nullptr;
+  const std::string* best_name = nullptr;
+  std::uint64_t best_free = 0;
+  std::uint64_t best_used = 0;
+  std::size_t candidates = 0;
+  for (auto& [name, spoke] : spokes_) {
+    if (!spoke.in_directory) continue;
+    ++candidates;
+    const SpokeState state = EffectiveSpokeState(spoke.admin, spoke.condition, true);
+    if (exclude.contains(name)) {
+      passed_over.push_back(name + " was tried already");
+      continue;
+    }
+    if (state != SpokeState::kReady) {
+      passed_over.push_back(name + " is " +
+                            DescribeSpokeState(state, spoke.admin, spoke.condition));
+      continue;
+    }
+    // A spoke that missed fewer than unreachable_after health calls keeps its last answer;
+    // one that answered its last call with an error has none to go by.
+    if (!spoke.probe_error.empty() && spoke.missed == 0) {
+      passed_over.push_back(name + " answered its last health check with an error (" +
+                            spoke.probe_error + ")");
+      continue;
+    }
+    if (!spoke.health.has_value()) {
+      passed_over.push_back(name + " has not answered a health check yet" +
+                            (spoke.probe_error.empty() ? "" : " (" + spoke.probe_error + ")"));
+      continue;
+    }
+    if (options_.max_health_age.count() > 0 &&
+        now_ms - spoke.health_at_ms > options_.max_health_age.count()) {
+      passed_over.push_back(name + "'s last health answer is " + Wait(now_ms - spoke.health_at_ms) +
+                            " old");
+      continue;
+    }
+    const cluster::SpokeHealth& health = *spoke.health;
+    const auto& images = health.allowed_images;
+    // Sums in 64 bits: a spoke's counts are its own word, and four of them near 2^32 must
+    // neither wrap around to "empty" nor overflow.
+    const std::uint64_t used = std::uint64_t{health.creating} + health.pending + health.ready +
+                               health.error + spoke.in_flight + spoke.created_since_health;
+    if (!health.engine_reachable) {
+      passed_over.push_back(name + "'s Docker engine is down (" + Cut(health.engine_error) + ")");
+    } else if (!image.empty() && std::find(images.begin(), images.end(), image) == images.end()) {
+      passed_over.push_back(name + " does not allow image " + common::QuoteForMessage(image));
+    } else if (used >= health.max_boxes) {
+      passed_over.push_back(name + " is full (" + std::to_string(used) + " of " +
+                            std::to_string(health.max_boxes) + " boxes, creates included)");
+    } else {
+      const std::uint64_t free = health.max_boxes - used;
+      // By name, so on a full tie the first name stays.
+      if (best == nullptr || free > best_free || (free == best_free && used < best_used)) {
+        best = &spoke;
+        best_name = &name;
+        best_free = free;
+        best_used = used;
+      }
+    }
+  }
+  if (best == nullptr) {
+    // Spokes that joined since the last round are not asked before the next one.
+    for (const auto& entry : directory_.List()) {
+      if (spokes_.contains(entry.name)) continue;
+      ++candidates;
+      passed_over.push_back(entry.name + " joined and has not answered a health check yet");
+    }
+  }
+  if (candidates == 0) return absl::UnavailableError("this hub has no spokes to place a box on");
+  if (best == nullptr) {
+    std::string why;
+    for (const auto& reason : passed_over) why += (why.empty() ? "" : "; ") + reason;
+    return absl::ResourceExhaustedError("no spoke can take the box: " + why +
+                                        ". Destroy a box, or name a spoke with room");
+  }
+  ++best->in_flight;
+  return *best_name;
 }
-void SpokeMonitor::RecordCreate(std::string_view, CreateOutcome, std::string_view) {}
-void SpokeMonitor::CancelPlacement(std::string_view) {}
+
+void SpokeMonitor::Reserve(std::string_view spoke) {
+  std::lock_guard lock(mu_);
+  if (auto it = spokes_.find(spoke); it != spokes_.end()) ++it->second.in_flight;
+}
+
+void SpokeMonitor::CancelPlacement(std::string_view spoke) {
+  std::lock_guard lock(mu_);
+  auto it = spokes_.find(spoke);
+  if (it != spokes_.end() && it->second.in_flight > 0) --it->second.in_flight;
+}
+
+void SpokeMonitor::RecordCreate(std::string_view name, CreateOutcome outcome,
+                                std::string_view error) {
+  const std::int64_t now_ms = NowMs();
+  {
+    std::lock_guard lock(mu_);
+    auto it = spokes_.find(name);
+    if (it == spokes_.end()) return;
+    Spoke& spoke = it->second;
+    if (spoke.in_flight > 0) --spoke.in_flight;
+    if (outcome == CreateOutcome::kSucceeded) ++spoke.created_since_health;
+    if (outcome == CreateOutcome::kNotCounted) return;
+    spoke.outcomes.push_back({.at_ms = now_ms, .failed = outcome == CreateOutcome::kSpokeFault});
+    if (outcome == CreateOutcome::kSpokeFault) {
+      spoke.last_failure = error.empty() ? std::string("no reason given") : Cut(error);
+    }
+    PruneOutcomes(spoke, now_ms);
+    if (spoke.degraded) return;
+    const std::size_t counted = spoke.outcomes.size();
+    const std::size_t failed = static_cast<std::size_t>(std::count_if(
+        spoke.outcomes.begin(), spoke.outcomes.end(), [](const Outcome& o) { return o.failed; }));
+    if (counted < options_.min_creates ||
+        static_cast<double>(failed) <= options_.failure_threshold * static_cast<double>(counted)) {
+      return;
+    }
+    spoke.degraded = true;
+    spoke.degraded_since_ms = now_ms;
+    spoke.degraded_reason = std::to_string(failed) + " of the last " + std::to_string(counted) +
+                            " creates failed (the last: " + spoke.last_failure + ")";
+    spoke.backoff = options_.trial_backoff_min;
+    spoke.next_trial_ms = now_ms + options_.trial_backoff_min.count();
+    UpdateCondition(spoke, now_ms);
+    spdlog::warn("spoke {}: degraded, out of placement until a trial create succeeds: {}",
+                 it->first, spoke.degraded_reason);
+  }
+  Persist(std::string(name));
+}
 
 bool SpokeMonitor::IsUnreachable(std::string_view spoke) const {
-  auto view = Find(spoke);
-  return view.has_value() && view->state == SpokeState::kUnreachable;
+  std::lock_guard lock(mu_);
+  auto it = spokes_.find(spoke);
+  return it != spokes_.end() &&
+         it->second.condition.condition == store::SpokeCondition::kUnreachable;
 }
 
-bool SpokeMonitor::IsTrialBox(std::string_view) const { return false; }
+bool SpokeMonitor::IsTrialBox(std::string_view box_id) const {
+  std::lock_guard lock(mu_);
+  return trial_boxes_.contains(common::CanonicalBoxId(box_id));
+}
 
 }  // namespace llmbox::hub::boxes

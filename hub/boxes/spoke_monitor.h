@@ -26,6 +26,10 @@
 // id starts with kTrialBoxPrefix, which create_llmbox refuses) when the back-off has passed;
 // each failed trial doubles the back-off (trial_backoff_min .. trial_backoff_max).
 //
+// A spoke whose health says its Docker engine is down is passed over by placement ("engine
+// down") but is not degraded: degraded comes only from creates that failed, and an engine
+// that is down makes no create fail (none is sent there).
+//
 // Unreachable: when a spoke that was unreachable answers again (and for every spoke the
 // first time it answers after the hub starts), the return hook runs for it once, on the
 // round's thread, after the round: the registry completes the destroys queued for it and
@@ -38,6 +42,11 @@
 //   ... CreateBox on it ...
 //   monitor.RecordCreate(spoke, ClassifyCreateFailure(status), message);
 //
+// Conditions written before a restart are read back: a spoke the monitor has not seen yet takes
+// its recorded condition (a degraded spoke stays degraded until a trial succeeds; an
+// unreachable one keeps its "since"). After that the monitor's own observations rule, and the
+// store is written only when a spoke's condition or reason changes.
+//
 // Cost: a round asks every spoke at most max_concurrent_probes at a time (a bounded pool, not
 // a thread per spoke), and reads the store three times (admin states, conditions, box counts);
 // Place and View never call a spoke or the store: they answer from the last round, so a create
@@ -47,13 +56,19 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -138,7 +153,8 @@ class SpokeMonitor {
   // it had.
   void Poll();
 
-  // Every spoke of the directory, and removed spokes that still hold registry boxes, by name.
+  // Every spoke of the directory (one that joined since the last round: state ready, no health
+  // yet), and removed spokes that still hold registry boxes, by name.
   std::vector<SpokeView> View() const;
   // nullopt when neither in the directory nor holding registry boxes.
   std::optional<SpokeView> Find(std::string_view name) const;
@@ -149,7 +165,11 @@ class SpokeMonitor {
   // places (ties: fewer boxes, then the name). Reserves a place (creates_in_flight) that
   // RecordCreate frees. Unavailable when there are no spokes; ResourceExhausted naming each
   // spoke passed over and why (cordoned, draining, degraded since..., unreachable since...,
-  // engine down, image, full) otherwise.
+  // engine down, image, full, tried already, no health answer yet) otherwise. A spoke that
+  // missed fewer than unreachable_after health calls keeps its last answer; one that answered
+  // its last call with an error is passed over. Counts are the spoke's own (summed in 64 bits,
+  // so a lying spoke cannot wrap them) plus creates in flight and creates that succeeded since
+  // its last answer. When no round ran yet, runs one (Poll) first.
   [[nodiscard]] absl::StatusOr<std::string> Place(const std::string& image,
                                                   const std::set<std::string>& exclude);
 
@@ -160,6 +180,10 @@ class SpokeMonitor {
   // Frees a place Place reserved for a create that never reached the spoke (the record could
   // not be inserted, a quota refused), without counting an outcome.
   void CancelPlacement(std::string_view spoke);
+  // Reserves a place on `spoke` for a create that named it (Place reserves its own), so that
+  // placement counts it while it runs; RecordCreate or CancelPlacement frees it. Unknown
+  // spokes are ignored.
+  void Reserve(std::string_view spoke);
 
   // Whether `spoke` is unreachable now (the registry answers get_llmbox from its records and
   // queues destroys for it). Unknown spokes: false.
@@ -167,6 +191,81 @@ class SpokeMonitor {
 
   // A trial box in flight (reconcile leaves it alone).
   bool IsTrialBox(std::string_view box_id) const;
+
+  // Blocks until no trial runs, for at most `limit` of real time (tests, which cannot advance
+  // a trial's transport); whether none runs.
+  bool WaitForTrials(std::chrono::milliseconds limit);
+
+ private:
+  // One finished create in a spoke's window.
+  struct Outcome {
+    std::int64_t at_ms = 0;
+    bool failed = false;
+  };
+  // All the monitor knows of one spoke (guarded by mu_).
+  struct Spoke {
+    bool local = false;
+    bool in_directory = false;
+    std::shared_ptr<cluster::SpokeClient> client;  // null once it left the directory
+    store::SpokeAdminRecord admin;
+    store::SpokeConditionRecord condition;  // effective, as View shows it
+    // As last written to (or read from) the store; nullopt: unknown (a write failed).
+    std::optional<store::SpokeConditionRecord> written;
+    bool condition_loaded = false;  // the store's record (from before a restart) was read
+    std::optional<cluster::SpokeHealth> health;  // the last good answer
+    std::int64_t health_at_ms = 0;               // when it came
+    std::string probe_error;                     // the last probe's error; empty when it answered
+    bool answered = false;                       // since this monitor started
+    // Unreachable: probes in a row that did not reach it, since the first of them.
+    int missed = 0;
+    std::int64_t missed_since_ms = 0;
+    bool unreachable = false;
+    std::int64_t unreachable_since_ms = 0;
+    std::string unreachable_reason;
+    // Degraded: set by the window, cleared by a trial.
+    bool degraded = false;
+    std::int64_t degraded_since_ms = 0;
+    std::string degraded_reason;
+    std::deque<Outcome> outcomes;  // oldest first; counted outcomes only
+    std::string last_failure;      // the latest spoke fault's words
+    store::SpokeBoxCount registry_boxes;
+    std::uint32_t in_flight = 0;             // creates reserved, outcome not reported yet
+    std::uint32_t created_since_health = 0;  // succeeded since the last health answer
+    std::chrono::milliseconds backoff{0};    // the next failed trial's wait is twice this
+    std::int64_t next_trial_ms = 0;
+    bool trial_running = false;
+  };
+  struct Trial;
+
+  // Writes the spoke's condition to the store when its condition or reason differs from what
+  // was written last. Called without mu_.
+  void Persist(const std::string& name);
+  // The spoke's condition from its unreachable and degraded parts (mu_ held).
+  static void UpdateCondition(Spoke& spoke, std::int64_t now_ms);
+  // Drops outcomes older than window_age and beyond `window` (mu_ held).
+  void PruneOutcomes(Spoke& spoke, std::int64_t now_ms) const;
+  // Starts a trial on `name` on a thread of its own (mu_ held).
+  void StartTrial(const std::string& name, Spoke& spoke);
+  void RunTrial(std::string name, std::shared_ptr<cluster::SpokeClient> client, std::string box_id);
+  // Joins trials that ended (mu_ not held).
+  void ReapTrials();
+  SpokeView ViewOf(const std::string& name, const Spoke& spoke, std::int64_t now_ms) const;
+  std::int64_t NowMs() const;
+
+  store::Store& store_;
+  SpokeDirectory& directory_;
+  common::Clock& clock_;
+  const MonitorOptions options_;
+  std::mutex poll_mu_;   // one round at a time
+  std::mutex write_mu_;  // one condition write at a time, so the last one written is current
+  mutable std::mutex mu_;
+  std::condition_variable trials_done_;  // a trial ended (with mu_)
+  // Guarded by mu_:
+  std::map<std::string, Spoke, std::less<>> spokes_;
+  std::function<void(const std::string&)> return_hook_;
+  bool polled_ = false;
+  std::set<std::string, std::less<>> trial_boxes_;  // canonical ids of trial boxes in flight
+  std::vector<std::unique_ptr<Trial>> trials_;
 };
 
 }  // namespace llmbox::hub::boxes

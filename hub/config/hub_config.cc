@@ -1,6 +1,7 @@
 // hub/config/hub_config.cc
 #include "hub/config/hub_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 
@@ -38,6 +39,67 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   *host = h;
   *port = p;
   return true;
+}
+
+// A share from 0 to 1 ("0", "0.5", "1"), read by hand: at most 1 digit before the point and
+// 6 after it.
+std::optional<double> ParseShare(std::string_view text) {
+  if (text.empty() || text.size() > 8 || (text[0] != '0' && text[0] != '1')) return std::nullopt;
+  double value = text[0] - '0';
+  if (text.size() == 1) return value;
+  if (text[1] != '.' || text.size() == 2) return std::nullopt;
+  double scale = 0.1;
+  for (char c : text.substr(2)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value += (c - '0') * scale;
+    scale /= 10;
+  }
+  if (value > 1.0) return std::nullopt;
+  return value;
+}
+
+// hub.spokes (SpokeMonitorConfig).
+[[nodiscard]] absl::Status ReadSpokes(ConfigMap& m, SpokeMonitorConfig* c) {
+  using std::chrono::milliseconds;
+  const auto duration = [&m](std::string_view key, milliseconds* out, milliseconds min,
+                             milliseconds max, std::string_view range) -> absl::Status {
+    LLMBOX_RETURN_IF_ERROR(m.Duration(key, out));
+    if (*out < min || *out > max) {
+      return m.Error(key,
+                     absl::StrCat("must be ", common::AsAbsl(range), ", got ", out->count(), "ms"));
+    }
+    return absl::OkStatus();
+  };
+  constexpr milliseconds kDay = std::chrono::hours(24);
+  LLMBOX_RETURN_IF_ERROR(duration("health_timeout", &c->health_timeout, milliseconds(100),
+                                  milliseconds(60'000), "100ms..60s"));
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_concurrent_probes", &c->max_concurrent_probes, 1, 1024));
+  LLMBOX_RETURN_IF_ERROR(m.Int("unreachable_after", &c->unreachable_after, 1, 100));
+  std::string threshold;
+  LLMBOX_RETURN_IF_ERROR(m.Str("degraded_threshold", &threshold));
+  if (!threshold.empty()) {
+    const std::optional<double> share = ParseShare(threshold);
+    if (!share.has_value()) {
+      return m.Error("degraded_threshold",
+                     "must be a share from 0 to 1 (0.5: over half of the recent creates failed), "
+                     "got \"" +
+                         threshold.substr(0, 32) + "\"");
+    }
+    c->degraded_threshold = *share;
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Int("degraded_window", &c->degraded_window, 1, 1000));
+  LLMBOX_RETURN_IF_ERROR(
+      m.Int("degraded_min_creates", &c->degraded_min_creates, 1, c->degraded_window));
+  LLMBOX_RETURN_IF_ERROR(duration("degraded_window_age", &c->degraded_window_age,
+                                  milliseconds(1'000), 7 * kDay, "1s..7d"));
+  LLMBOX_RETURN_IF_ERROR(
+      duration("trial_backoff_min", &c->trial_backoff_min, milliseconds(100), kDay, "100ms..24h"));
+  if (!m.Has("trial_backoff_max")) {
+    c->trial_backoff_max = std::max(c->trial_backoff_max, c->trial_backoff_min);
+  }
+  LLMBOX_RETURN_IF_ERROR(duration("trial_backoff_max", &c->trial_backoff_max, c->trial_backoff_min,
+                                  7 * kDay, "at least trial_backoff_min and at most 7d"));
+  return m.Finish();
 }
 
 [[nodiscard]] absl::Status ReadHub(ConfigMap& m, const std::string& base, HubConfig* c) {
@@ -92,6 +154,8 @@ bool SplitHostPort(const std::string& text, std::string* host, int* port) {
   }
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> quotas, m.Map("quotas"));
   if (quotas) LLMBOX_RETURN_IF_ERROR(ReadQuotaConfig(*quotas, &c->quotas));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> spokes, m.Map("spokes"));
+  if (spokes) LLMBOX_RETURN_IF_ERROR(ReadSpokes(*spokes, &c->spokes));
   return m.Finish();
 }
 

@@ -46,6 +46,25 @@ struct ConfigSource {
   std::string base_dir;
 };
 
+// hub.spokes: how the hub watches its spokes and takes failing ones out of placement
+// (hub/boxes/spoke_monitor.h, MonitorOptions). How often it asks is hub.spoke_health_interval.
+struct SpokeMonitorConfig {
+  std::chrono::milliseconds health_timeout{3'000};  // one health call, 100ms..60s
+  int max_concurrent_probes = 32;                   // health calls at once, 1..1024
+  int unreachable_after = 2;  // health calls in a row that do not reach a spoke, 1..100
+  // Degraded: of a spoke's latest `degraded_window` creates (1..1000; none older than
+  // degraded_window_age), at least degraded_min_creates (1..window) counted and a failed
+  // share over degraded_threshold (0..1).
+  double degraded_threshold = 0.5;
+  int degraded_window = 10;
+  int degraded_min_creates = 3;
+  std::chrono::milliseconds degraded_window_age{600'000};  // 1s..7d
+  // A degraded spoke's trial creates: the first after trial_backoff_min, each failed one
+  // doubling the wait up to trial_backoff_max (min 100ms..1d, max min..7d).
+  std::chrono::milliseconds trial_backoff_min{30'000};
+  std::chrono::milliseconds trial_backoff_max{600'000};
+};
+
 struct HubConfig {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;
@@ -70,6 +89,8 @@ struct HubConfig {
   std::chrono::milliseconds reconcile_interval{30'000};
   // hub.quotas: what each principal may use (quota_config.h).
   QuotaConfig quotas;
+  // hub.spokes: spoke health, degraded and unreachable spokes.
+  SpokeMonitorConfig spokes;
   ApiKeyMode api_keys = ApiKeyMode::kAuto;
   bool api_keys_required = false;  // the resolved mode
   // auth.oauth: the hub as an OAuth authorization server for MCP clients (hub/oauth). Its

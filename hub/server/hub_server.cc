@@ -195,8 +195,21 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
   }
 
   s.quotas = std::make_unique<boxes::QuotaBook>(config.quotas, clock);
+  const config::SpokeMonitorConfig& watch = config.spokes;
   s.registry = std::make_unique<boxes::BoxRegistry>(
-      *s.store, s.spokes, clock, boxes::RegistryOptions{.public_url = config.public_url},
+      *s.store, s.spokes, clock,
+      boxes::RegistryOptions{
+          .public_url = config.public_url,
+          .monitor = {.health_timeout = watch.health_timeout,
+                      .max_concurrent_probes =
+                          static_cast<std::size_t>(watch.max_concurrent_probes),
+                      .unreachable_after = watch.unreachable_after,
+                      .window = static_cast<std::size_t>(watch.degraded_window),
+                      .min_creates = static_cast<std::size_t>(watch.degraded_min_creates),
+                      .failure_threshold = watch.degraded_threshold,
+                      .window_age = watch.degraded_window_age,
+                      .trial_backoff_min = watch.trial_backoff_min,
+                      .trial_backoff_max = watch.trial_backoff_max}},
       s.quotas.get());
   const auto unknown = s.registry->Reconcile();
   {

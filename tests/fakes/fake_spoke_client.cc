@@ -22,6 +22,18 @@ using hub::cluster::SubmitOutcome;
 
 absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::CreateBox(const CreateBoxArgs& args,
                                                           std::chrono::milliseconds timeout) {
+  auto created = MakeBox(args, timeout);
+  std::function<void(const CreateBoxArgs&)> during;
+  {
+    std::lock_guard lock(mu);
+    during = during_create;
+  }
+  if (created.ok() && during) during(args);
+  return created;
+}
+
+absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::MakeBox(const CreateBoxArgs& args,
+                                                        std::chrono::milliseconds timeout) {
   std::lock_guard lock(mu);
   timeouts_.emplace("CreateBox", timeout);
   creates.push_back(args);
@@ -136,6 +148,12 @@ absl::StatusOr<SubmitOutcome> FakeSpokeClient::SubmitCode(const SubmitCodeArgs& 
 }
 
 absl::StatusOr<SpokeHealth> FakeSpokeClient::Health(std::chrono::milliseconds timeout) {
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(mu);
+    hook = during_health;
+  }
+  if (hook) hook();
   std::lock_guard lock(mu);
   timeouts_.emplace("Health", timeout);
   if (!health_status.ok()) return health_status;

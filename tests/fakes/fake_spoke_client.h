@@ -72,6 +72,11 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   // the exec is in flight. A test advances a fake clock here (the exec's duration), or makes
   // another call that must meet this exec running.
   std::function<void()> during_exec;
+  // Runs inside a successful CreateBox (without mu held), after the box is in `boxes` and
+  // before the answer: while the create is in flight.
+  std::function<void(const hub::cluster::CreateBoxArgs&)> during_create;
+  // Runs inside Health (without mu held) before it answers.
+  std::function<void()> during_health;
   // State and what it was asked.
   std::map<std::string, hub::cluster::SpokeBox> boxes;  // by box id
   std::vector<hub::cluster::CreateBoxArgs> creates;
@@ -83,6 +88,10 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   std::vector<hub::cluster::SubmitCodeArgs> submissions;
 
  private:
+  // CreateBox under mu.
+  [[nodiscard]] absl::StatusOr<hub::cluster::CreatedOnSpoke> MakeBox(
+      const hub::cluster::CreateBoxArgs& args, std::chrono::milliseconds timeout);
+
   std::multimap<std::string, std::chrono::milliseconds> timeouts_;  // by method, in call order
 };
 

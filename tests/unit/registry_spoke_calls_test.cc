@@ -167,7 +167,7 @@ TEST_CASE("a spoke that cannot be reached is named in the error and keeps its wo
   CHECK(logs.status().message() == "no box \"demo\" on this spoke");
 }
 
-TEST_CASE("placement asks every spoke's health within 2 s", "[registry]") {
+TEST_CASE("placement asks every spoke's health within the monitor's health_timeout", "[registry]") {
   Fixture f;
   auto other = std::make_shared<testing::FakeSpokeClient>();
   other->health.max_boxes = 50;
@@ -175,8 +175,8 @@ TEST_CASE("placement asks every spoke's health within 2 s", "[registry]") {
   auto created = f.registry->Create({.box_id = "placed"}, nullptr);
   REQUIRE(created.ok());
   CHECK(created->record.spoke == "other");
-  CHECK(f.spoke->Timeouts("Health") == Timeouts{2s});
-  CHECK(other->Timeouts("Health") == Timeouts{2s});
+  CHECK(f.spoke->Timeouts("Health") == Timeouts{3s});
+  CHECK(other->Timeouts("Health") == Timeouts{3s});
 }
 
 }  // namespace

@@ -84,7 +84,8 @@ TEST_CASE("a box that names no spoke goes to the spoke with the most room", "[re
   CHECK(placed("one") == "big");
   CHECK(big.created == std::vector<std::string>{"one"});
   SECTION("the most free places win; a named spoke is taken as named") {
-    big.extra_boxes = 45;  // big now has 4 free, local 5, small 4
+    big.extra_boxes = 45;          // big now has 4 free, local 5, small 4
+    f.registry->monitor().Poll();  // placement goes by the last round's answers
     CHECK(placed("two") == "local");
     auto named = f.registry->Create({.box_id = "three", .spoke = "small"}, nullptr);
     REQUIRE(named.ok());
@@ -93,27 +94,44 @@ TEST_CASE("a box that names no spoke goes to the spoke with the most room", "[re
   SECTION("full, unreachable, engine-down spokes and spokes without the image are passed over") {
     f.spoke.extra_boxes = 20;  // full
     big.health_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused");
+    // Unreachable after two health rounds that do not reach it.
+    f.registry->monitor().Poll();
+    f.registry->monitor().Poll();
     CHECK(placed("two") == "small");
     small.engine_reachable = false;
+    f.registry->monitor().Poll();
     auto none = f.registry->Create({.box_id = "three"}, nullptr);
     REQUIRE(absl::IsResourceExhausted(none.status()));
     CHECK(none.status().message() ==
-          "no spoke can take the box: big is unreachable (connection refused); local is full (20 "
-          "of 20 boxes); small's Docker engine is down (cannot connect to the socket). Destroy a "
-          "box, or name a spoke with room");
+          "no spoke can take the box: big is unreachable since " +
+              common::FormatUtcSeconds(common::ToUnixMillis(f.clock.Now())) +
+              ": connection refused; local is full (20 of 20 boxes, creates included); small's "
+              "Docker engine is down (cannot connect to the socket). Destroy a box, or name a "
+              "spoke with room");
     CHECK(absl::IsNotFound(f.db->GetBox("three").status()));  // nothing reserved
     small.engine_reachable = true;
     small.allowed_images = {"llmbox-box:dev", "custom:1"};
+    f.registry->monitor().Poll();
     CHECK(placed("four", "custom:1") == "small");
   }
 }
 
-TEST_CASE("a hub with one spoke places every box there without asking its health", "[registry]") {
+TEST_CASE(
+    "a hub with one spoke places boxes there while it is ready and refuses naming why "
+    "once it is unreachable",
+    "[registry]") {
   Fixture f;
-  f.spoke.health_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "not asked");
   auto created = f.registry->Create({.box_id = "only"}, nullptr);
   REQUIRE(created.ok());
   CHECK(created->record.spoke == "local");
+  f.spoke.health_status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused");
+  f.registry->monitor().Poll();
+  f.registry->monitor().Poll();
+  auto refused = f.registry->Create({.box_id = "two"}, nullptr);
+  REQUIRE(absl::IsResourceExhausted(refused.status()));
+  CHECK(std::string(refused.status().message()).find("local is unreachable since") !=
+        std::string::npos);
+  CHECK(f.spoke.created == std::vector<std::string>{"only"});
 }
 
 TEST_CASE("a create the spoke refuses leaves no record and keeps the spoke's words", "[registry]") {
