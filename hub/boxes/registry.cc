@@ -136,7 +136,17 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
     return absl::InvalidArgumentError("unknown spoke " + common::QuoteForMessage(spoke) +
                                       "; this hub has: " + known);
   }
-  if (!placed) monitor_.Reserve(spoke);
+  if (!placed) {
+    // A named spoke must be ready too: an operator's cordon or drain, and a spoke the hub
+    // holds degraded or unreachable, take no new box, named or not.
+    if (auto view = monitor_.Find(spoke); view.has_value() && view->state != SpokeState::kReady) {
+      return absl::FailedPreconditionError(
+          "spoke " + common::QuoteForMessage(spoke) + " takes no new boxes: it is " +
+          DescribeSpokeState(view->state, view->admin, view->condition) +
+          ". Name another spoke (list_spokes shows them), or leave spoke out");
+    }
+    monitor_.Reserve(spoke);
+  }
 
   // The token is shown once, in the auth URL; only its hash is kept.
   auto token = common::RandomToken(32);

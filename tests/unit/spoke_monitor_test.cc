@@ -642,6 +642,32 @@ TEST_CASE("every way out of a create frees its place", "[spoke-monitor]") {
   CHECK(a->creates.size() == 1);
 }
 
+TEST_CASE("a create that names a spoke that is not ready is refused naming its state",
+          "[spoke-monitor]") {
+  RegistryFixture f;
+  auto a = f.Add("a");
+  auto b = f.Add("b");
+  REQUIRE(f.db->SetSpokeAdmin({.name = "a",
+                               .state = store::SpokeAdminState::kCordoned,
+                               .reason = "kernel upgrade",
+                               .since_ms = f.NowMs()})
+              .ok());
+  f.registry->monitor().Poll();
+  auto refused = f.Create("named", "a");
+  REQUIRE(absl::IsFailedPrecondition(refused.status()));
+  const std::string message(refused.status().message());
+  CHECK(message.find("spoke \"a\" takes no new boxes: it is cordoned since") != message.npos);
+  CHECK(message.find("kernel upgrade") != message.npos);
+  CHECK(a->creates.empty());
+  CHECK(absl::IsNotFound(f.db->GetBox("named").status()));
+  CHECK(f.ViewOf("a").creates_in_flight == 0);
+  // Another spoke that is ready still takes a named box, and so does "a" once uncordoned.
+  CHECK(f.Create("on-b", "b").ok());
+  REQUIRE(f.db->SetSpokeAdmin({.name = "a", .since_ms = f.NowMs()}).ok());
+  f.registry->monitor().Poll();
+  CHECK(f.Create("on-a", "a").ok());
+}
+
 TEST_CASE("create_llmbox refuses the ids of trial creates", "[spoke-monitor]") {
   RegistryFixture f;
   auto a = f.Add("a");
