@@ -112,7 +112,11 @@ bool WaitForSpokeState(const std::string& hub_url, const std::string& key, const
     const auto listed = McpCall(hub_url, key, "list_spokes", {{"limit", 500}},
                                 log_prefix.string() + "-" + std::to_string(++n) + ".log");
     const auto spoke = ListedSpoke(listed.log, name);
-    if (spoke.has_value() && spoke->value("state", "") == state) return true;
+    // A spoke not asked yet shows ready but not connected: placement waits for its answer.
+    if (spoke.has_value() && spoke->value("state", "") == state &&
+        (state != "ready" || spoke->value("connected", false))) {
+      return true;
+    }
   }
   return false;
 }

@@ -48,7 +48,10 @@ TEST_CASE(
   const auto& rig = RigWithSecondEngine();
   HubDir dir("llmbox-cluster-ops-e2e");
   WriteConfig(dir.path, rig, rig.standin_claude, "off", "", "cluster:\n  listen: 127.0.0.1:0\n");
-  AddToHubSection(dir.path / "hub.yaml", "  spoke_health_interval: 1s\n  reconcile_interval: 1s\n");
+  // The creates below are more than the default quota of an hour allows.
+  AddToHubSection(dir.path / "hub.yaml",
+                  "  spoke_health_interval: 1s\n  reconcile_interval: 1s\n"
+                  "  quotas:\n    creates_per_hour: 100000\n    boxes_alive: 1000\n");
   const std::string hub_config = (dir.path / "hub.yaml").string();
   HubProcess hub(hub_config, dir.path / "hub.log");
   const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
@@ -101,7 +104,7 @@ TEST_CASE(
                               dir.path / "drain-1.log");
   INFO(drained.log);
   REQUIRE(drained.exit_code == 0);
-  CHECK(std::regex_search(drained.log, std::regex("\\b2 box")));
+  CHECK(std::regex_search(drained.log, std::regex("\\b2 live box")));
   REQUIRE(WaitForSpokeState(hub.url, "", w1.name, "draining", dir.path / "w1-draining"));
   CHECK(ContainersOf(rig.docker_sock2, used) == 1);
   CHECK(ContainersOf(rig.docker_sock2, idle) == 1);
@@ -113,7 +116,7 @@ TEST_CASE(
                                    dir.path / "drain-2.log");
   INFO(pending_gone.log);
   CHECK(pending_gone.exit_code != 0);
-  CHECK(std::regex_search(pending_gone.log, std::regex("\\b1 box")));
+  CHECK(std::regex_search(pending_gone.log, std::regex("\\b1 live box")));
   CHECK(ContainersOf(rig.docker_sock2, idle) == 0);
   CHECK(ContainersOf(rig.docker_sock2, used) == 1);
   const auto used_still =
