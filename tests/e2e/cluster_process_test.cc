@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <string>
 #include <thread>
@@ -17,8 +16,7 @@
 #include "common/grpc_tls.h"
 #include "common/pki.h"
 #include "llmbox/v1/box.grpc.pb.h"
-#include "spoke/box/manager.h"
-#include "spoke/docker/curl_engine.h"
+#include "tests/e2e/cluster_helpers.h"
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/child_process.h"
@@ -29,53 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-// A loopback port free right now, for a spoke whose advertise address is fixed before it
-// listens (it binds it moments later; nothing else on the test machine takes ports at random).
-// Runs one of our CLIs to its end; its output.
-CallResult Run(const std::vector<std::string>& argv, const fs::path& log) {
-  ChildProcess process(argv, log);
-  const int exit_code = process.Wait(120s);
-  return {exit_code, process.Log()};
-}
-
-// How many containers of box `box_id` the engine at `socket` has.
-std::size_t ContainersOf(const std::string& socket, const std::string& box_id) {
-  auto engine = spoke::docker::CurlDockerEngine::Create({.unix_socket = socket});
-  REQUIRE(engine.ok());
-  auto containers = (*engine)->ListContainers({{spoke::box::BoxManager::kBoxIdLabel, box_id}});
-  REQUIRE(containers.ok());
-  return containers->size();
-}
-
-// The spoke's config (spoke.yaml in `dir`) on the rig's engine 2: its tls section names the
-// files join writes (in a folder not there yet), with `tls_extra` keys added.
-std::string WriteSpokeConfig(const fs::path& dir, const RigEnv& rig, const std::string& name,
-                             int port, const std::string& tls_extra) {
-  std::ofstream(dir / "spoke.yaml")
-      << "spoke:\n  name: " << name << "\n  listen: 127.0.0.1:" << port
-      << "\n  state_dir: spoke-state\n"
-      << "tls:\n  cert_file: tls/spoke.crt\n  key_file: tls/spoke.key\n  ca_file: tls/ca.crt\n"
-      << tls_extra << "docker:\n  socket: " << rig.docker_sock2 << "\n"
-      << "boxes:\n  default_image: " << rig.box_image << "\n  claude_bin: " << rig.standin_claude
-      << "\n  memory: 1GiB\n  stop_grace: 1s\n"
-      << "log:\n  level: debug\n  format: json\n";
-  return (dir / "spoke.yaml").string();
-}
-
-// A one-time join token for `name` from `llmbox-hub spoke token create`.
-std::string CreateJoinToken(const fs::path& dir, const std::string& hub_config,
-                            const std::string& name) {
-  const auto created = Run({LLMBOX_HUB_BIN, "spoke", "token", "create", "--name", name, "--ttl",
-                            "10m", "--config", hub_config},
-                           dir / "token.log");
-  INFO(created.log);
-  REQUIRE(created.exit_code == 0);
-  std::smatch m;
-  REQUIRE(std::regex_search(created.log, m,
-                            std::regex("(llmboxjoin1\\.[A-Za-z0-9_-]{43}\\.[0-9a-f]{64})")));
-  return m[1];
-}
 
 // Whether list_spokes (its `RESULT <json>` line) shows `name` as a connected remote spoke.
 bool ListedConnected(const std::string& output, const std::string& name) {

@@ -22,6 +22,18 @@ using hub::cluster::SubmitOutcome;
 
 absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::CreateBox(const CreateBoxArgs& args,
                                                           std::chrono::milliseconds timeout) {
+  auto created = MakeBox(args, timeout);
+  std::function<void(const CreateBoxArgs&)> during;
+  {
+    std::lock_guard lock(mu);
+    during = during_create;
+  }
+  if (created.ok() && during) during(args);
+  return created;
+}
+
+absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::MakeBox(const CreateBoxArgs& args,
+                                                        std::chrono::milliseconds timeout) {
   std::lock_guard lock(mu);
   timeouts_.emplace("CreateBox", timeout);
   creates.push_back(args);
@@ -140,6 +152,15 @@ absl::StatusOr<SpokeHealth> FakeSpokeClient::Health(std::chrono::milliseconds ti
   timeouts_.emplace("Health", timeout);
   if (!health_status.ok()) return health_status;
   return health;
+}
+
+void FakeSpokeClient::FailEveryCall(const absl::Status& status) {
+  std::lock_guard lock(mu);
+  for (absl::Status* each :
+       {&create_status, &get_status, &set_network_status, &list_status, &destroy_status,
+        &logs_status, &exec_status, &submit_status, &health_status}) {
+    *each = status;
+  }
 }
 
 std::vector<std::chrono::milliseconds> FakeSpokeClient::Timeouts(const std::string& method) {

@@ -43,6 +43,9 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   [[nodiscard]] absl::StatusOr<hub::cluster::SpokeHealth> Health(
       std::chrono::milliseconds timeout) override;
 
+  // Every call answers `status` from now on (a partition: Unavailable); OkStatus heals.
+  void FailEveryCall(const absl::Status& status);
+
   // The timeouts `method` ("CreateBox", "Exec", ...) was called with, in order.
   std::vector<std::chrono::milliseconds> Timeouts(const std::string& method);
 
@@ -72,6 +75,9 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   // the exec is in flight. A test advances a fake clock here (the exec's duration), or makes
   // another call that must meet this exec running.
   std::function<void()> during_exec;
+  // Runs inside a successful CreateBox (without mu held), after the box is in `boxes` and
+  // before the answer: while the create is in flight.
+  std::function<void(const hub::cluster::CreateBoxArgs&)> during_create;
   // State and what it was asked.
   std::map<std::string, hub::cluster::SpokeBox> boxes;  // by box id
   std::vector<hub::cluster::CreateBoxArgs> creates;
@@ -83,6 +89,10 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   std::vector<hub::cluster::SubmitCodeArgs> submissions;
 
  private:
+  // CreateBox under mu.
+  [[nodiscard]] absl::StatusOr<hub::cluster::CreatedOnSpoke> MakeBox(
+      const hub::cluster::CreateBoxArgs& args, std::chrono::milliseconds timeout);
+
   std::multimap<std::string, std::chrono::milliseconds> timeouts_;  // by method, in call order
 };
 
