@@ -282,6 +282,8 @@ class BoxRegistry {
   // Completes the destroys queued for `spoke`, oldest first, until one fails (it stays
   // queued). False when the spoke could not be reached.
   bool CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client);
+  std::mutex reconciling_mu_;          // guards reconciling_
+  std::set<std::string> reconciling_;  // spokes a ReconcileSpoke runs for
 
   store::Store& store_;
   SpokeDirectory& spokes_;
@@ -294,8 +296,6 @@ class BoxRegistry {
   std::map<std::string, SpokeStatus> known_;  // the last Spokes(), by name
   std::mutex submit_mu_;                      // guards submitting_
   std::set<std::string> submitting_;          // canonical ids of boxes with a code in flight
-  std::mutex reconciling_mu_;                 // guards reconciling_
-  std::set<std::string> reconciling_;         // spokes a ReconcileSpoke runs for
 };
 
 }  // namespace llmbox::hub::boxes
