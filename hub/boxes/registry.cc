@@ -770,9 +770,15 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
   for (const auto& [id, box] : on_spoke) {
     if (known.contains(id) || monitor_.IsTrialBox(box->box_id)) continue;
     // Read again: a create that began after the list above has its record now (still
-    // creating), and is left to finish.
+    // creating), and is left to finish. A box the hub knows on another spoke is left alone
+    // too: two spokes on one engine list each other's boxes, and it is not this spoke's.
     if (auto record = store_.GetBox(box->box_id); record.ok()) {
-      if (record->phase == Phase::kCreating || record->spoke == spoke) continue;
+      if (record->spoke != spoke && record->phase != Phase::kCreating) {
+        spdlog::debug(
+            "reconcile: spoke {} lists box {}, which this hub has on spoke {}; left alone", spoke,
+            box->box_id, record->spoke);
+      }
+      continue;
     } else if (!absl::IsNotFound(record.status())) {
       spdlog::warn("reconcile: box {}: {}", box->box_id, common::AsStd(record.status().message()));
       continue;

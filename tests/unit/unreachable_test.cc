@@ -151,12 +151,17 @@ TEST_CASE("reconcile destroys boxes the hub does not know and marks vanished one
     f.far->boxes.erase("vanished");
     f.far->boxes["in-flight"] = {.box_id = "in-flight", .phase = Phase::kCreating};
     f.far->boxes["stranger"] = {.box_id = "stranger", .phase = Phase::kPending};
+    // Two spokes on one engine list each other's boxes: "on-near" is near's.
+    f.far->boxes["on-near"] = {.box_id = "on-near", .phase = Phase::kPending};
   }
+  f.Create("on-near", "near");
   CHECK(f.registry->ReconcileSpoke("far") == std::vector<std::string>{"far/stranger"});
   std::lock_guard lock(f.far->mu);
   CHECK(f.far->destroyed == std::vector<std::string>{"stranger"});
   CHECK(f.far->boxes.contains("in-flight"));
   CHECK(f.far->boxes.contains("kept"));
+  CHECK(f.far->boxes.contains("on-near"));
+  CHECK(f.db->GetBox("on-near")->phase == Phase::kPending);
   CHECK(f.db->GetBox("vanished")->phase == Phase::kGone);
   CHECK(f.db->GetBox("kept")->phase == Phase::kPending);
   CHECK(f.db->GetBox("in-flight")->phase == Phase::kCreating);
