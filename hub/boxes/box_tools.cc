@@ -234,9 +234,10 @@ json NetworkOutputSchema() {
 // The public view of a box, written straight to JSON (a list of 1,000 boxes is the hub's
 // biggest reply): never the token, its hash, or the authorize URL. Its owner only for an
 // admin: anyone else sees their own boxes only. `network` (get only): its network, or why its
-// spoke could not say.
+// spoke could not say; `spoke_unreachable` (get only): why the record answers for the spoke.
 void AppendBox(std::string& out, const BoxRecord& record, bool show_owner,
-               const std::optional<absl::StatusOr<cluster::BoxNetwork>>& network = std::nullopt) {
+               const std::optional<absl::StatusOr<cluster::BoxNetwork>>& network = std::nullopt,
+               const std::optional<std::string>& spoke_unreachable = std::nullopt) {
   auto field = [&](std::string_view name, std::string_view value) {
     out += ",\"";
     out += name;
@@ -257,6 +258,10 @@ void AppendBox(std::string& out, const BoxRecord& record, bool show_owner,
     field("expires_at", Rfc3339(record.expires_at_ms));
   }
   if (show_owner) field("owner", record.owner);
+  if (record.destroy_queued_at_ms.has_value()) {
+    field("destroy_queued_at", Rfc3339(*record.destroy_queued_at_ms));
+  }
+  if (spoke_unreachable.has_value()) field("spoke_unreachable", *spoke_unreachable);
   if (network.has_value()) {
     const json shown =
         network->ok() ? NetworkJson(**network)
@@ -287,6 +292,16 @@ json BoxOutputSchema() {
               {"description",
                "Whose box it is (\"key:<API key name>\" or \"anonymous\"); shown to "
                "admins only."}}},
+            {"destroy_queued_at",
+             {{"type", "string"},
+              {"description",
+               "When a destroy was asked for while the box's spoke could not be reached: it "
+               "completes when the spoke answers again."}}},
+            {"spoke_unreachable",
+             {{"type", "string"},
+              {"description",
+               "Set when the box's spoke cannot be reached (which spoke, since when, the last "
+               "error): the rest is the hub's last word, not asked of the spoke."}}},
             {"network", NetworkOutputSchema()}}},
           {"required", {"box_id", "status", "spoke", "image", "container_id", "created_at"}}};
 }
@@ -392,10 +407,20 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
                    .title = "Destroy an llmbox",
                    .description =
                        "Stop and remove a box, its network and its files. The user's session "
-                       "in it ends. Cannot be undone.",
+                       "in it ends. Cannot be undone. When the box's spoke cannot be reached, "
+                       "the destroy is queued (queued: true, and a note saying why) and "
+                       "completes when the spoke answers again; tell the user so.",
                    .input_schema = ObjectSchema({{"box_id", BoxIdSchema()}}, {"box_id"}),
                    .output_schema = {{"type", "object"},
-                                     {"properties", {{"destroyed", StringSchema()}}},
+                                     {"properties",
+                                      {{"destroyed", StringSchema()},
+                                       {"queued",
+                                        {{"type", "boolean"},
+                                         {"description",
+                                          "True when the box is not destroyed yet: its spoke "
+                                          "could not be reached, and the hub completes the "
+                                          "destroy when it answers again."}}},
+                                       {"note", StringSchema()}}},
                                      {"required", {"destroyed"}}},
                    .read_only = false,
                    .destructive = true,
@@ -662,7 +687,7 @@ mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
     auto details = registry_.GetDetails(caller, str("box_id"));
     if (!details.ok()) return mcp::ToolResult::Failed(details.status());
     std::string out;
-    AppendBox(out, details->record, caller.IsAdmin(), details->network);
+    AppendBox(out, details->record, caller.IsAdmin(), details->network, details->spoke_unreachable);
     return mcp::ToolResult::OkJson(std::move(out));
   }
   if (name == "set_llmbox_network") {

@@ -31,6 +31,14 @@ using store::Phase;
   return absl::Status(status.code(), message);
 }
 
+// A call that could not reach the spoke (as opposed to an answer refusing it).
+bool CannotReach(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+}
+
+// Queued destroys a ReconcileSpoke completes per store read.
+constexpr std::size_t kQueuedDestroyBatch = 100;
+
 [[nodiscard]] absl::Status NoSuchBox(std::string_view box_id) {
   return absl::NotFoundError("no box " + common::QuoteForMessage(box_id) +
                              " (it may have been destroyed or reaped; list_llmboxes shows "
@@ -96,6 +104,23 @@ absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> BoxRegistry::SpokeFor(
                                   "\", which this hub does not know (any more)");
   }
   return client;
+}
+
+std::optional<std::string> BoxRegistry::UnreachableWhy(std::string_view spoke) const {
+  if (!monitor_.IsUnreachable(spoke)) return std::nullopt;
+  std::optional<SpokeView> view = monitor_.Find(spoke);
+  if (!view.has_value()) return "unreachable";
+  return DescribeSpokeState(SpokeState::kUnreachable, view->admin, view->condition);
+}
+
+absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> BoxRegistry::ReachableSpokeFor(
+    const BoxRecord& record) const {
+  if (std::optional<std::string> why = UnreachableWhy(record.spoke)) {
+    return absl::UnavailableError("box \"" + record.box_id + "\" is on spoke \"" + record.spoke +
+                                  "\", which is " + *why +
+                                  "; try again when list_spokes shows it ready");
+  }
+  return SpokeFor(record);
 }
 
 absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
@@ -275,6 +300,12 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
   BoxDetails details{.record = record};
   // A gone box has nothing on its spoke, and a creating one not yet.
   if (record.phase == Phase::kGone || record.phase == Phase::kCreating) return details;
+  // The monitor knows already: the record is the answer, without a call that would only
+  // wait out live_timeout.
+  if (std::optional<std::string> why = UnreachableWhy(record.spoke)) {
+    details.spoke_unreachable = "spoke " + record.spoke + " " + *why;
+    return details;
+  }
   auto client = SpokeFor(record);
   if (!client.ok()) {
     details.network = client.status();
@@ -285,6 +316,10 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
     details.network = std::move(box->network);
   } else {
     details.network = SpokeError(record.spoke, box.status());
+    if (CannotReach(box.status())) {
+      details.spoke_unreachable = "spoke " + record.spoke + " did not answer: " +
+                                  std::string(common::AsStd(box.status().message()));
+    }
   }
   return details;
 }
@@ -293,7 +328,7 @@ absl::StatusOr<cluster::BoxNetwork> BoxRegistry::SetNetwork(const auth::Principa
                                                             std::string_view box_id,
                                                             const cluster::NetworkChange& change) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
-  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
+  LLMBOX_ASSIGN_OR_RETURN(auto client, ReachableSpokeFor(record));
   auto box = client->SetBoxNetwork(record.box_id, change, options_.call_timeout);
   if (!box.ok()) {
     spdlog::info("box {}: network change refused by spoke {}: {}", record.box_id, record.spoke,
@@ -322,10 +357,23 @@ absl::StatusOr<store::BoxPage> BoxRegistry::ListPage(const auth::Principal& call
 
 absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& caller,
                                                     std::string_view box_id) {
+  // Ownership first: another principal's box is NotFound before anything is queued.
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
-  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
-  absl::Status status = DestroyOnSpoke(*client, record.box_id);
-  if (!status.ok() && !absl::IsNotFound(status)) return SpokeError(record.spoke, status);
+  // A gone box is no longer on its spoke: forgetting it needs no answer from the spoke.
+  const bool gone = record.phase == Phase::kGone;
+  std::optional<std::string> why = UnreachableWhy(record.spoke);
+  if (why.has_value() && !gone) return QueueDestroy(record, "is " + *why);
+  if (!why.has_value()) {
+    LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
+    absl::Status status = DestroyOnSpoke(*client, record.box_id);
+    if (CannotReach(status) && !gone) {
+      return QueueDestroy(record,
+                          "did not answer (" + std::string(common::AsStd(status.message())) + ")");
+    }
+    if (!status.ok() && !absl::IsNotFound(status) && !CannotReach(status)) {
+      return SpokeError(record.spoke, status);
+    }
+  }
   if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
     return st;
   }
@@ -333,10 +381,26 @@ absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& calle
   return DestroyOutcome{};
 }
 
+absl::StatusOr<DestroyOutcome> BoxRegistry::QueueDestroy(const BoxRecord& record,
+                                                         const std::string& why) {
+  if (absl::Status queued = store_.QueueDestroy(record.box_id, NowMs()); !queued.ok()) {
+    // Forgotten meanwhile: another destroy finished it.
+    if (absl::IsNotFound(queued)) return DestroyOutcome{};
+    return absl::Status(queued.code(), "spoke " + record.spoke + " " + why +
+                                           ", and the destroy could not be recorded: " +
+                                           std::string(common::AsStd(queued.message())));
+  }
+  spdlog::info("box {}: destroy queued: spoke {} {}", record.box_id, record.spoke, why);
+  return DestroyOutcome{.queued = true,
+                        .note = "spoke " + record.spoke + " " + why +
+                                "; the destroy is queued and completes when it answers "
+                                "again (get_llmbox shows it)"};
+}
+
 absl::StatusOr<LogsResult> BoxRegistry::Logs(const auth::Principal& caller, std::string_view box_id,
                                              std::optional<std::uint32_t> tail) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
-  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
+  LLMBOX_ASSIGN_OR_RETURN(auto client, ReachableSpokeFor(record));
   const std::uint32_t lines = tail.value_or(options_.default_log_lines);
   if (lines < 1 || lines > options_.max_log_lines) {
     return absl::InvalidArgumentError("tail must be 1.." + std::to_string(options_.max_log_lines) +
@@ -363,7 +427,7 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
                                       std::to_string(limit.count()));
   }
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
-  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
+  LLMBOX_ASSIGN_OR_RETURN(auto client, ReachableSpokeFor(record));
   // Held to the end of this call: its destructor frees the place and charges the time on
   // every way out (an error, a timeout, a cancellation).
   QuotaBook::ExecTicket ticket;
@@ -452,7 +516,7 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
                                          std::string(store::PhaseName(record.phase)) +
                                          " and cannot take a code now");
   }
-  LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
+  LLMBOX_ASSIGN_OR_RETURN(auto client, ReachableSpokeFor(record));
   record.phase = Phase::kActivating;
   record.updated_at_ms = NowMs();
   LLMBOX_RETURN_IF_ERROR(store_.UpdateBox(record));
@@ -503,90 +567,199 @@ bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
   return NowMs() - record.created_at_ms > limit_ms;
 }
 
-std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string&) { return {}; }
+void BoxRegistry::QueueDrainingPending(const std::string& spoke) {
+  std::optional<SpokeView> view = monitor_.Find(spoke);
+  if (!view.has_value() || view->admin.state != store::SpokeAdminState::kDraining ||
+      !view->admin.destroy_pending) {
+    return;
+  }
+  std::optional<store::BoxPosition> after;
+  do {
+    auto page = store_.ListBoxesPage({.phase = Phase::kPending, .spoke = spoke}, after,
+                                     kQueuedDestroyBatch);
+    if (!page.ok()) {
+      spdlog::warn(
+          "reconcile: spoke {} drains with --destroy-pending, but its pending boxes "
+          "cannot be read: {}",
+          spoke, common::AsStd(page.status().message()));
+      return;
+    }
+    for (const BoxRecord& record : page->boxes) {
+      if (record.destroy_queued_at_ms.has_value()) continue;
+      if (auto st = store_.QueueDestroy(record.box_id, NowMs()); !st.ok()) {
+        if (!absl::IsNotFound(st)) {
+          spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
+        }
+        continue;
+      }
+      spdlog::info("box {}: destroy queued: spoke {} drains with --destroy-pending", record.box_id,
+                   spoke);
+    }
+    after = page->next;
+  } while (after.has_value());
+}
+
+bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client) {
+  for (;;) {
+    auto queued = store_.ListQueuedDestroys(spoke, kQueuedDestroyBatch);
+    if (!queued.ok()) {
+      spdlog::warn("reconcile: the destroys queued for spoke {} cannot be read: {}", spoke,
+                   common::AsStd(queued.status().message()));
+      return true;
+    }
+    for (const BoxRecord& record : *queued) {
+      absl::Status gone = DestroyOnSpoke(client, record.box_id);
+      if (!gone.ok() && !absl::IsNotFound(gone)) {
+        // Oldest first: what failed comes first again, so the rest waits for the next round.
+        spdlog::warn("reconcile: box {}: the destroy queued for spoke {} failed (kept queued): {}",
+                     record.box_id, spoke, common::AsStd(gone.message()));
+        return !CannotReach(gone);
+      }
+      if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
+        spdlog::warn(
+            "reconcile: box {}: destroyed on spoke {}, but not forgotten (kept "
+            "queued): {}",
+            record.box_id, spoke, common::AsStd(st.message()));
+        return true;
+      }
+      spdlog::info("reconcile: box {}: the destroy queued for spoke {} is complete", record.box_id,
+                   spoke);
+    }
+    if (queued->size() < kQueuedDestroyBatch) return true;
+  }
+}
+
+std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
+  std::vector<std::string> unknown;
+  auto client = spokes_.Find(spoke);
+  if (client == nullptr) return unknown;
+  // One reconcile of a spoke at a time (the monitor's return hook and the periodic one may
+  // meet): the other would only repeat its calls.
+  {
+    std::lock_guard lock(reconciling_mu_);
+    if (!reconciling_.insert(spoke).second) return unknown;
+  }
+  struct Release {
+    BoxRegistry* registry;
+    const std::string& spoke;
+    ~Release() {
+      std::lock_guard lock(registry->reconciling_mu_);
+      registry->reconciling_.erase(spoke);
+    }
+  } release{this, spoke};
+
+  QueueDrainingPending(spoke);
+  if (!CompleteQueuedDestroys(spoke, *client)) return unknown;
+
+  // The spoke's boxes first, then the records: a create inserts its record before it asks the
+  // spoke, so a box listed here has its record read below.
+  auto listed = client->ListBoxes(options_.call_timeout);
+  if (!listed.ok()) {
+    spdlog::warn("reconcile: spoke {} cannot be listed: {}", spoke,
+                 common::AsStd(listed.status().message()));
+    return unknown;
+  }
+  std::map<std::string, const cluster::SpokeBox*> on_spoke;
+  for (const auto& box : *listed) on_spoke[common::CanonicalBoxId(box.box_id)] = &box;
+  auto records = store_.ListBoxes({.spoke = spoke});
+  if (!records.ok()) {
+    spdlog::warn("reconcile: registry cannot be read: {}",
+                 common::AsStd(records.status().message()));
+    return unknown;
+  }
+  std::set<std::string> known;
+  for (BoxRecord& record : *records) {
+    known.insert(common::CanonicalBoxId(record.box_id));
+    auto it = on_spoke.find(common::CanonicalBoxId(record.box_id));
+    if (record.phase == Phase::kCreating && InterruptedCreate(record)) {
+      // Create answers within create_timeout; a record still creating long after was left
+      // by a hub that stopped mid-create. Nobody got its activation link and the hub never
+      // got its authorize URL, so the box is of no use: take it down and free the id.
+      if (it != on_spoke.end()) {
+        absl::Status gone = DestroyOnSpoke(*client, record.box_id);
+        if (!gone.ok() && !absl::IsNotFound(gone)) {
+          spdlog::warn(
+              "reconcile: box {}: its interrupted create could not be undone on spoke "
+              "{} (tried again later): {}",
+              record.box_id, spoke, common::AsStd(gone.message()));
+          continue;
+        }
+      }
+      if (auto st = store_.DeleteBox(record.box_id); !st.ok()) {
+        spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
+      } else {
+        spdlog::info(
+            "reconcile: box {} on spoke {} was left creating by an interrupted "
+            "create; removed",
+            record.box_id, spoke);
+      }
+      known.erase(common::CanonicalBoxId(record.box_id));
+      on_spoke.erase(common::CanonicalBoxId(record.box_id));
+      continue;
+    }
+    BoxRecord updated = record;
+    if (it == on_spoke.end()) {
+      if (record.phase == Phase::kGone || record.phase == Phase::kCreating) continue;
+      updated.phase = Phase::kGone;
+      updated.last_error = "the box is no longer on spoke " + spoke +
+                           " (reaped after its activation deadline, or removed)";
+    } else {
+      const cluster::SpokeBox& box = *it->second;
+      if (box.phase == Phase::kActivating || record.phase == Phase::kActivating) continue;
+      updated.phase = box.phase;
+      if (!box.session_url.empty()) updated.session_url = box.session_url;
+      if (!box.last_error.empty()) updated.last_error = box.last_error;
+      if (updated.container_id.empty()) updated.container_id = box.container_id;
+    }
+    if (updated.phase != record.phase || updated.session_url != record.session_url ||
+        updated.last_error != record.last_error) {
+      updated.updated_at_ms = NowMs();
+      if (auto st = store_.UpdateBox(updated); !st.ok()) {
+        spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
+      } else {
+        spdlog::info("reconcile: box {} on spoke {} is now {}", record.box_id, spoke,
+                     store::PhaseName(updated.phase));
+      }
+    }
+  }
+  for (const auto& [id, box] : on_spoke) {
+    if (known.contains(id) || monitor_.IsTrialBox(box->box_id)) continue;
+    // Read again: a create that began after the list above has its record now (still
+    // creating), and is left to finish. A box the hub knows on another spoke is left alone
+    // too: two spokes on one engine list each other's boxes, and it is not this spoke's.
+    if (auto record = store_.GetBox(box->box_id); record.ok()) {
+      if (record->spoke != spoke && record->phase != Phase::kCreating) {
+        spdlog::debug(
+            "reconcile: spoke {} lists box {}, which this hub has on spoke {}; left alone", spoke,
+            box->box_id, record->spoke);
+      }
+      continue;
+    } else if (!absl::IsNotFound(record.status())) {
+      spdlog::warn("reconcile: box {}: {}", box->box_id, common::AsStd(record.status().message()));
+      continue;
+    }
+    unknown.push_back(spoke + "/" + box->box_id);
+    absl::Status gone = DestroyOnSpoke(*client, box->box_id);
+    if (gone.ok() || absl::IsNotFound(gone)) {
+      spdlog::warn("reconcile: spoke {} had box {} that this hub does not know; destroyed", spoke,
+                   box->box_id);
+    } else {
+      spdlog::warn(
+          "reconcile: spoke {} has box {} that this hub does not know; its destroy failed "
+          "(tried again later): {}",
+          spoke, box->box_id, common::AsStd(gone.message()));
+    }
+  }
+  return unknown;
+}
 
 std::vector<std::string> BoxRegistry::Reconcile() {
   std::vector<std::string> unknown;
   for (const auto& entry : spokes_.List()) {
-    auto listed = entry.client->ListBoxes(options_.call_timeout);
-    if (!listed.ok()) {
-      spdlog::warn("reconcile: spoke {} cannot be listed: {}", entry.name,
-                   common::AsStd(listed.status().message()));
-      continue;
-    }
-    std::map<std::string, const cluster::SpokeBox*> on_spoke;
-    for (const auto& box : *listed) on_spoke[common::CanonicalBoxId(box.box_id)] = &box;
-    auto records = store_.ListBoxes({.spoke = entry.name});
-    if (!records.ok()) {
-      spdlog::warn("reconcile: registry cannot be read: {}",
-                   common::AsStd(records.status().message()));
-      return unknown;
-    }
-    std::set<std::string> known;
-    for (BoxRecord& record : *records) {
-      known.insert(common::CanonicalBoxId(record.box_id));
-      auto it = on_spoke.find(common::CanonicalBoxId(record.box_id));
-      if (record.phase == Phase::kCreating && InterruptedCreate(record)) {
-        // Create answers within create_timeout; a record still creating long after was left
-        // by a hub that stopped mid-create. Nobody got its activation link and the hub never
-        // got its authorize URL, so the box is of no use: take it down and free the id.
-        if (it != on_spoke.end()) {
-          absl::Status gone = DestroyOnSpoke(*entry.client, record.box_id);
-          if (!gone.ok() && !absl::IsNotFound(gone)) {
-            spdlog::warn(
-                "reconcile: box {}: its interrupted create could not be undone on spoke "
-                "{} (tried again later): {}",
-                record.box_id, entry.name, common::AsStd(gone.message()));
-            continue;
-          }
-        }
-        if (auto st = store_.DeleteBox(record.box_id); !st.ok()) {
-          spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
-        } else {
-          spdlog::info(
-              "reconcile: box {} on spoke {} was left creating by an interrupted "
-              "create; removed",
-              record.box_id, entry.name);
-        }
-        known.erase(common::CanonicalBoxId(record.box_id));
-        on_spoke.erase(common::CanonicalBoxId(record.box_id));
-        continue;
-      }
-      BoxRecord updated = record;
-      if (it == on_spoke.end()) {
-        if (record.phase == Phase::kGone || record.phase == Phase::kCreating) continue;
-        updated.phase = Phase::kGone;
-        updated.last_error = "the box is no longer on spoke " + entry.name +
-                             " (reaped after its activation deadline, or removed)";
-      } else {
-        const cluster::SpokeBox& box = *it->second;
-        if (box.phase == Phase::kActivating || record.phase == Phase::kActivating) continue;
-        updated.phase = box.phase;
-        if (!box.session_url.empty()) updated.session_url = box.session_url;
-        if (!box.last_error.empty()) updated.last_error = box.last_error;
-        if (updated.container_id.empty()) updated.container_id = box.container_id;
-      }
-      if (updated.phase != record.phase || updated.session_url != record.session_url ||
-          updated.last_error != record.last_error) {
-        updated.updated_at_ms = NowMs();
-        if (auto st = store_.UpdateBox(updated); !st.ok()) {
-          spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
-        } else {
-          spdlog::info("reconcile: box {} on spoke {} is now {}", record.box_id, entry.name,
-                       store::PhaseName(updated.phase));
-        }
-      }
-    }
-    for (const auto& [id, box] : on_spoke) {
-      if (!known.contains(id)) {
-        spdlog::warn(
-            "reconcile: spoke {} has managed box {} that this hub does not know "
-            "(made by another hub, or its record was lost); the spoke's reaper removes "
-            "it if it was never activated",
-            entry.name, box->box_id);
-        unknown.push_back(entry.name + "/" + box->box_id);
-      }
-    }
+    // The monitor's return hook reconciles it when it answers again.
+    if (monitor_.IsUnreachable(entry.name)) continue;
+    std::vector<std::string> found = ReconcileSpoke(entry.name);
+    unknown.insert(unknown.end(), found.begin(), found.end());
   }
   return unknown;
 }

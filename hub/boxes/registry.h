@@ -245,6 +245,25 @@ class BoxRegistry {
       const store::BoxRecord& record) const;
   std::int64_t NowMs();
 
+  // Unreachable spokes (issue 17).
+  // "unreachable since <time>: <last error>" while the monitor holds `spoke` unreachable.
+  std::optional<std::string> UnreachableWhy(std::string_view spoke) const;
+  // SpokeFor, but Unavailable at once (the spoke named, since when) while the monitor holds
+  // the box's spoke unreachable: exec, logs, network and codes do not wait out a timeout.
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> ReachableSpokeFor(
+      const store::BoxRecord& record) const;
+  // Records the destroy of `record` for its spoke, which `why` ("is unreachable since ...",
+  // "did not answer (...)"), and says so.
+  [[nodiscard]] absl::StatusOr<DestroyOutcome> QueueDestroy(const store::BoxRecord& record,
+                                                            const std::string& why);
+  // While `spoke` drains with --destroy-pending: queues the destroy of its pending boxes.
+  void QueueDrainingPending(const std::string& spoke);
+  // Completes the destroys queued for `spoke`, oldest first, until one fails (it stays
+  // queued). False when the spoke could not be reached.
+  bool CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client);
+  std::mutex reconciling_mu_;          // guards reconciling_
+  std::set<std::string> reconciling_;  // spokes a ReconcileSpoke runs for
+
   store::Store& store_;
   SpokeDirectory& spokes_;
   common::Clock& clock_;

@@ -72,6 +72,9 @@ absl::Status RemoteSpokes::Sync() {
     // Long-lived channels: notice a dead connection within a minute or so.
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+    // A spoke back from a partition is dialed again within seconds: gRPC's own backoff grows
+    // to two minutes, and calls fail at once meanwhile, so the spoke would look down that long.
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5'000);
     auto channel =
         grpc::CreateCustomChannel(spoke.advertise_address,
                                   common::PinnedMutualTlsChannelCredentials(

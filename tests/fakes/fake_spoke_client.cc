@@ -160,6 +160,15 @@ absl::StatusOr<SpokeHealth> FakeSpokeClient::Health(std::chrono::milliseconds ti
   return health;
 }
 
+void FakeSpokeClient::FailEveryCall(const absl::Status& status) {
+  std::lock_guard lock(mu);
+  for (absl::Status* each :
+       {&create_status, &get_status, &set_network_status, &list_status, &destroy_status,
+        &logs_status, &exec_status, &submit_status, &health_status}) {
+    *each = status;
+  }
+}
+
 std::vector<std::chrono::milliseconds> FakeSpokeClient::Timeouts(const std::string& method) {
   std::lock_guard lock(mu);
   std::vector<std::chrono::milliseconds> out;

@@ -43,6 +43,9 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   [[nodiscard]] absl::StatusOr<hub::cluster::SpokeHealth> Health(
       std::chrono::milliseconds timeout) override;
 
+  // Every call answers `status` from now on (a partition: Unavailable); OkStatus heals.
+  void FailEveryCall(const absl::Status& status);
+
   // The timeouts `method` ("CreateBox", "Exec", ...) was called with, in order.
   std::vector<std::chrono::milliseconds> Timeouts(const std::string& method);
 

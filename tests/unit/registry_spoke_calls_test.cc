@@ -93,7 +93,10 @@ TEST_CASE("destroy, logs and reconcile ask the spoke within call_timeout", "[reg
   CHECK(f.spoke->Timeouts("GetLogs") == Timeouts{7s});
 
   CHECK(f.registry->Reconcile().empty());
-  CHECK(f.spoke->Timeouts("ListBoxes") == Timeouts{7s});
+  // The monitor's return hook may list the spoke too: each list within call_timeout.
+  const Timeouts lists = f.spoke->Timeouts("ListBoxes");
+  CHECK(!lists.empty());
+  for (const auto timeout : lists) CHECK(timeout == 7s);
 
   REQUIRE(f.registry->Destroy(kAlice, "demo").ok());
   CHECK(f.spoke->Timeouts("DestroyBox") == Timeouts{7s});
