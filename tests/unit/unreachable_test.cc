@@ -3,8 +3,6 @@
 // spoke that comes back is reconciled both ways. Over a real SQLite store in a scratch
 // directory, the real SpokeMonitor driven by Poll, and in-memory spokes that can be cut off.
 //
-// Tests tagged [after-merge] need the store's queued destroys (hub/store/sqlite_spokes.cc)
-// or the monitor's conditions (hub/boxes/spoke_monitor.cc), placeholders on this branch.
 #include <atomic>
 #include <chrono>
 #include <future>
