@@ -138,6 +138,22 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
   if (request.description.size() > 1024) {
     return absl::InvalidArgumentError("description is longer than 1024 bytes");
   }
+  // While this runs, a record of this id still creating is this create's, not one a hub that
+  // stopped mid-create left behind (InterruptedCreate). Taken before the record is inserted,
+  // given back after its last write.
+  const std::string creating_key = common::CanonicalBoxId(box_id);
+  {
+    std::lock_guard lock(creating_mu_);
+    creating_.insert(creating_key);
+  }
+  struct CreatingRelease {
+    BoxRegistry* registry;
+    const std::string& key;
+    ~CreatingRelease() {
+      std::lock_guard lock(registry->creating_mu_);
+      registry->creating_.erase(registry->creating_.find(key));
+    }
+  } creating_release{this, creating_key};
   const auto count_alive = [&] { return store_.CountLiveBoxes(request.owner.id()); };
   if (quotas_ != nullptr) {
     // Refused before placement reserves a place; AdmitCreate decides below.
@@ -563,8 +579,14 @@ absl::Status BoxRegistry::DestroyOnSpoke(cluster::SpokeClient& spoke, const std:
 }
 
 bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
-  const std::int64_t limit_ms = (options_.create_timeout + options_.call_timeout).count();
-  return NowMs() - record.created_at_ms > limit_ms;
+  // A create of this process is still running: not interrupted. Otherwise the record is read
+  // again under the same lock (the list it came from may predate the create's last write): a
+  // record still creating with no create running for it was left by a hub that stopped
+  // mid-create, however young it is.
+  std::lock_guard lock(creating_mu_);
+  if (creating_.contains(common::CanonicalBoxId(record.box_id))) return false;
+  auto now = store_.GetBox(record.box_id);
+  return now.ok() && now->phase == Phase::kCreating;
 }
 
 void BoxRegistry::QueueDrainingPending(const std::string& spoke) {
@@ -705,7 +727,13 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
                            " (reaped after its activation deadline, or removed)";
     } else {
       const cluster::SpokeBox& box = *it->second;
-      if (box.phase == Phase::kActivating || record.phase == Phase::kActivating) continue;
+      // A code in flight (on the spoke, or a submission of this process) decides the phase.
+      // A record left activating by a hub that stopped mid-submission takes the spoke's.
+      if (box.phase == Phase::kActivating) continue;
+      if (record.phase == Phase::kActivating) {
+        std::lock_guard lock(submit_mu_);
+        if (submitting_.contains(common::CanonicalBoxId(record.box_id))) continue;
+      }
       updated.phase = box.phase;
       if (!box.session_url.empty()) updated.session_url = box.session_url;
       if (!box.last_error.empty()) updated.last_error = box.last_error;

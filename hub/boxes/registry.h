@@ -238,8 +238,8 @@ class BoxRegistry {
   std::string AuthUrl(std::string_view token) const;
   // DestroyBox for `box_id` on `spoke` within call_timeout; the spoke's status.
   [[nodiscard]] absl::Status DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id);
-  // Whether a record still creating is older than any create could take (a hub stopped
-  // mid-create left it).
+  // Whether a record still creating has no create running for it in this process (a hub that
+  // stopped mid-create left it).
   bool InterruptedCreate(const store::BoxRecord& record);
   [[nodiscard]] absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> SpokeFor(
       const store::BoxRecord& record) const;
@@ -270,9 +270,11 @@ class BoxRegistry {
   RegistryOptions options_;
   QuotaBook* quotas_;  // null: none
   SpokeMonitor monitor_;
-  mutable std::mutex options_mu_;     // guards options_.public_url
-  std::mutex submit_mu_;              // guards submitting_
-  std::set<std::string> submitting_;  // canonical ids of boxes with a code in flight
+  mutable std::mutex options_mu_;        // guards options_.public_url
+  std::mutex creating_mu_;               // guards creating_
+  std::multiset<std::string> creating_;  // canonical ids of creates running in this process
+  std::mutex submit_mu_;                 // guards submitting_
+  std::set<std::string> submitting_;     // canonical ids of boxes with a code in flight
 };
 
 }  // namespace llmbox::hub::boxes

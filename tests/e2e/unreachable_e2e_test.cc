@@ -68,11 +68,12 @@ TEST_CASE(
   // The spoke listens behind the proxy and advertises the proxy's address.
   const int spoke_port = UnusedLoopbackPort();
   LoopbackProxy proxy(spoke_port);
-  const std::string spoke_config = WriteSpokeConfig(dir.path, rig, rig.docker_sock2, spoke_name, spoke_port, "");
+  const std::string spoke_config =
+      WriteSpokeConfig(dir.path, rig, rig.docker_sock2, spoke_name, spoke_port, "");
   const auto joined =
       RunCli({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
-           "--advertise", "127.0.0.1:" + std::to_string(proxy.port()), "--config", spoke_config},
-          dir.path / "join.log");
+              "--advertise", "127.0.0.1:" + std::to_string(proxy.port()), "--config", spoke_config},
+             dir.path / "join.log");
   INFO(joined.log);
   REQUIRE(joined.exit_code == 0);
   ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config}, dir.path / "spoke.log");

@@ -219,7 +219,8 @@ TEST_CASE("reconcile marks vanished boxes gone, takes the spoke's phase, reports
   CHECK(activated->session_url == "https://claude.ai/code/session_1");
 }
 
-TEST_CASE("reconcile removes a box left creating by a hub that stopped mid-create", "[registry]") {
+TEST_CASE("reconcile removes a box left creating by a hub that stopped mid-create however young",
+          "[registry]") {
   Fixture f;
   const std::int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(f.clock.Now().time_since_epoch())
@@ -235,23 +236,19 @@ TEST_CASE("reconcile removes a box left creating by a hub that stopped mid-creat
                             .updated_at_ms = now_ms - age_ms};
     REQUIRE(f.db->InsertBox(record).ok());
   };
-  creating("made-then-stopped", 196'000);  // over create_timeout (180 s) + call_timeout (15 s)
+  // No create of this process runs for either, so both were left by the hub before it,
+  // however young: a hub restarted within seconds of a kill -9 frees them at once.
+  creating("made-then-stopped", 2'000);
   creating("never-made", 600'000);
-  creating("in-flight", 30'000);  // a create still running: left alone
   {
     std::lock_guard lock(f.spoke.mu);
     f.spoke.boxes["made-then-stopped"].set_box_id("made-then-stopped");
     f.spoke.boxes["made-then-stopped"].set_phase(v1::BOX_PHASE_PENDING);
-    f.spoke.boxes["in-flight"].set_box_id("in-flight");
-    f.spoke.boxes["in-flight"].set_phase(v1::BOX_PHASE_CREATING);
   }
   CHECK(f.registry->Reconcile().empty());
   CHECK(f.spoke.destroyed == std::vector<std::string>{"made-then-stopped"});
   CHECK(absl::IsNotFound(f.db->GetBox("made-then-stopped").status()));
   CHECK(absl::IsNotFound(f.db->GetBox("never-made").status()));
-  auto in_flight = f.db->GetBox("in-flight");
-  REQUIRE(in_flight.ok());
-  CHECK(in_flight->phase == Phase::kCreating);
   // The ids are free again.
   f.Create("made-then-stopped");
   f.Create("never-made");

@@ -668,6 +668,45 @@ TEST_CASE("a create that names a spoke that is not ready is refused naming its s
   CHECK(f.Create("on-a", "a").ok());
 }
 
+TEST_CASE("reconcile leaves a create of this process alone while it runs", "[registry-restart]") {
+  RegistryFixture f;
+  auto a = f.Add("a");
+  int reconciled = 0;
+  a->during_create = [&](const cluster::CreateBoxArgs&) {
+    // The record is still creating and the box is on the spoke: a running create.
+    (void)f.registry->ReconcileSpoke("a");
+    ++reconciled;
+  };
+  auto made = f.Create("inflight", "a");
+  REQUIRE(made.ok());
+  CHECK(reconciled == 1);
+  CHECK(a->destroyed.empty());
+  auto stored = f.db->GetBox("inflight");
+  REQUIRE(stored.ok());
+  CHECK(stored->phase == store::Phase::kPending);
+}
+
+TEST_CASE("a record left activating by a hub that stopped mid-submission takes its spoke's phase",
+          "[registry-restart]") {
+  RegistryFixture f;
+  auto a = f.Add("a");
+  REQUIRE(f.Create("stuck", "a").ok());
+  auto record = f.db->GetBox("stuck");
+  REQUIRE(record.ok());
+  // What a hub killed while the spoke had the code leaves: the record activating; the box, on
+  // its spoke, back to pending (or ready).
+  record->phase = store::Phase::kActivating;
+  REQUIRE(f.db->UpdateBox(*record).ok());
+  (void)f.registry->ReconcileSpoke("a");
+  CHECK(f.db->GetBox("stuck")->phase == store::Phase::kPending);
+  // While the spoke itself says a code is in flight, the phase waits for it.
+  record->phase = store::Phase::kActivating;
+  REQUIRE(f.db->UpdateBox(*record).ok());
+  a->boxes["stuck"].phase = store::Phase::kActivating;
+  (void)f.registry->ReconcileSpoke("a");
+  CHECK(f.db->GetBox("stuck")->phase == store::Phase::kActivating);
+}
+
 TEST_CASE("create_llmbox refuses the ids of trial creates", "[spoke-monitor]") {
   RegistryFixture f;
   auto a = f.Add("a");
