@@ -636,7 +636,7 @@ mcp::ToolResult BoxTools::ListSpokes(const json& arguments, const auth::Principa
   std::string out = "{\"spokes\":[";
   for (std::size_t i = 0; i < page.spokes.size(); ++i) {
     if (i > 0) out += ',';
-    out += SpokeListEntryJson(page.spokes[i]);
+    out += SpokeListEntryJson(page.spokes[i], caller.IsAdmin());
   }
   out += ']';
   if (page.more) {

@@ -110,7 +110,7 @@ std::optional<std::string> BoxRegistry::UnreachableWhy(std::string_view spoke) c
   if (!monitor_.IsUnreachable(spoke)) return std::nullopt;
   std::optional<SpokeView> view = monitor_.Find(spoke);
   if (!view.has_value()) return "unreachable";
-  return DescribeSpokeState(SpokeState::kUnreachable, view->admin, view->condition);
+  return DescribeSpokeStateBrief(SpokeState::kUnreachable, view->admin, view->condition);
 }
 
 absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> BoxRegistry::ReachableSpokeFor(
@@ -183,7 +183,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
     if (auto view = monitor_.Find(spoke); view.has_value() && view->state != SpokeState::kReady) {
       return absl::FailedPreconditionError(
           "spoke " + common::QuoteForMessage(spoke) + " takes no new boxes: it is " +
-          DescribeSpokeState(view->state, view->admin, view->condition) +
+          DescribeSpokeStateBrief(view->state, view->admin, view->condition) +
           ". Name another spoke (list_spokes shows them), or leave spoke out");
     }
     monitor_.Reserve(spoke);
@@ -333,8 +333,8 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
   } else {
     details.network = SpokeError(record.spoke, box.status());
     if (CannotReach(box.status())) {
-      details.spoke_unreachable = "spoke " + record.spoke + " did not answer: " +
-                                  std::string(common::AsStd(box.status().message()));
+      // The transport's words (internal addresses) stay in the hub's log.
+      details.spoke_unreachable = "spoke " + record.spoke + " did not answer in time";
     }
   }
   return details;
@@ -383,8 +383,9 @@ absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& calle
     LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
     absl::Status status = DestroyOnSpoke(*client, record.box_id);
     if (CannotReach(status) && !gone) {
-      return QueueDestroy(record,
-                          "did not answer (" + std::string(common::AsStd(status.message())) + ")");
+      spdlog::info("box {}: spoke {} did not answer its destroy: {}", record.box_id, record.spoke,
+                   common::AsStd(status.message()));
+      return QueueDestroy(record, "did not answer");
     }
     if (!status.ok() && !absl::IsNotFound(status) && !CannotReach(status)) {
       return SpokeError(record.spoke, status);

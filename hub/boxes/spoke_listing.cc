@@ -36,11 +36,13 @@ bool SpokeConnected(const SpokeView& view) {
          view.state != SpokeState::kRemoved;
 }
 
-std::string SpokeListEntryJson(const SpokeView& view) {
+std::string SpokeListEntryJson(const SpokeView& view, bool for_operator) {
   nlohmann::json entry = {
       {"name", view.name},
       {"state", SpokeStateName(view.state)},
-      {"state_description", DescribeSpokeState(view.state, view.admin, view.condition)}};
+      {"state_description", for_operator
+                                ? DescribeSpokeState(view.state, view.admin, view.condition)
+                                : DescribeSpokeStateBrief(view.state, view.admin, view.condition)}};
   std::int64_t since_ms = 0;
   std::string reason;
   switch (view.state) {
@@ -50,9 +52,12 @@ std::string SpokeListEntryJson(const SpokeView& view) {
       reason = view.admin.reason;
       break;
     case SpokeState::kDegraded:
-    case SpokeState::kUnreachable:
       since_ms = view.condition.since_ms;
       reason = view.condition.reason;
+      break;
+    case SpokeState::kUnreachable:
+      since_ms = view.condition.since_ms;
+      if (for_operator) reason = view.condition.reason;
       break;
     case SpokeState::kReady:
     case SpokeState::kRemoved:
@@ -65,7 +70,8 @@ std::string SpokeListEntryJson(const SpokeView& view) {
   if (!connected) {
     entry["error"] = view.state == SpokeState::kRemoved ? "removed from the hub's spokes"
                      : view.state == SpokeState::kUnreachable
-                         ? (view.condition.reason.empty() ? "unreachable" : view.condition.reason)
+                         ? (view.condition.reason.empty() || !for_operator ? "unreachable"
+                                                                           : view.condition.reason)
                          : "not checked yet";
   }
   entry["local"] = view.local;

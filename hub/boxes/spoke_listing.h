@@ -35,9 +35,10 @@ bool SpokeConnected(const SpokeView& view);
 
 // One spoke as list_spokes shows it, a JSON object: name, state (spoke_state.h), state_description
 // ("cordoned since ... by the operator: <reason>"), since and reason when the state has them,
-// connected, error (why not connected: the spoke's own words when unreachable), local, boxes
-// (the registry's live boxes on it), max_boxes (from its last health answer, when there is one).
-// Bytes that are not UTF-8 (a spoke's words) are replaced.
-std::string SpokeListEntryJson(const SpokeView& view);
+// connected, error (why not connected), local, boxes (the registry's live boxes on it),
+// max_boxes (from its last health answer, when there is one). An unreachable spoke's last error
+// (the transport's words, naming internal addresses) is shown only `for_operator` (an admin
+// caller); others read "unreachable" and since when. Bytes that are not UTF-8 are replaced.
+std::string SpokeListEntryJson(const SpokeView& view, bool for_operator = false);
 
 }  // namespace llmbox::hub::boxes

@@ -501,7 +501,7 @@ absl::StatusOr<std::string> SpokeMonitor::Place(const std::string& image,
     }
     if (state != SpokeState::kReady) {
       passed_over.push_back(name + " is " +
-                            DescribeSpokeState(state, spoke.admin, spoke.condition));
+                            DescribeSpokeStateBrief(state, spoke.admin, spoke.condition));
       continue;
     }
     // A spoke that missed fewer than unreachable_after health calls keeps its last answer;
@@ -602,13 +602,16 @@ void SpokeMonitor::RecordCreate(std::string_view name, CreateOutcome outcome,
     }
     spoke.degraded = true;
     spoke.degraded_since_ms = now_ms;
-    spoke.degraded_reason = std::to_string(failed) + " of the last " + std::to_string(counted) +
-                            " creates failed (the last: " + spoke.last_failure + ")";
+    // Shown to every caller (list_spokes, create refusals): counts only, never a box's id or
+    // output from someone's create; the last failure goes to the log below.
+    spoke.degraded_reason =
+        std::to_string(failed) + " of the last " + std::to_string(counted) + " creates failed";
     spoke.backoff = options_.trial_backoff_min;
     spoke.next_trial_ms = now_ms + options_.trial_backoff_min.count();
     UpdateCondition(spoke, now_ms);
-    spdlog::warn("spoke {}: degraded, out of placement until a trial create succeeds: {}",
-                 it->first, spoke.degraded_reason);
+    spdlog::warn(
+        "spoke {}: degraded, out of placement until a trial create succeeds: {} (the last: {})",
+        it->first, spoke.degraded_reason, spoke.last_failure);
   }
   Persist(std::string(name));
 }

@@ -70,4 +70,12 @@ std::string DescribeSpokeState(SpokeState state, const store::SpokeAdminRecord& 
   return out;
 }
 
+std::string DescribeSpokeStateBrief(SpokeState state, const store::SpokeAdminRecord& admin,
+                                    const store::SpokeConditionRecord& condition) {
+  if (state != SpokeState::kUnreachable) return DescribeSpokeState(state, admin, condition);
+  store::SpokeConditionRecord brief = condition;
+  brief.reason.clear();
+  return DescribeSpokeState(state, admin, brief);
+}
+
 }  // namespace llmbox::hub::boxes

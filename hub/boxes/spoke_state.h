@@ -33,4 +33,10 @@ SpokeState EffectiveSpokeState(const store::SpokeAdminRecord& admin,
 std::string DescribeSpokeState(SpokeState state, const store::SpokeAdminRecord& admin,
                                const store::SpokeConditionRecord& condition);
 
+// The same for callers that are not operators (MCP tools: another principal's chatbot may read
+// it): an unreachable spoke's last error (a transport error naming internal addresses) is left
+// out; the rest is the same.
+std::string DescribeSpokeStateBrief(SpokeState state, const store::SpokeAdminRecord& admin,
+                                    const store::SpokeConditionRecord& condition);
+
 }  // namespace llmbox::hub::boxes

@@ -90,7 +90,8 @@ JoinedSpoke JoinSpoke(const fs::path& dir, const std::string& hub_config,
 }
 
 std::optional<nlohmann::json> ListedSpoke(const std::string& output, const std::string& name) {
-  const auto at = output.find("RESULT ");
+  // The last result: a log a caller reuses holds every call's.
+  const auto at = output.rfind("RESULT ");
   if (at == std::string::npos) return std::nullopt;
   const auto line = output.substr(at + 7, output.find('\n', at) - at - 7);
   const auto result = nlohmann::json::parse(line, nullptr, false);

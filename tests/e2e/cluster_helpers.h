@@ -67,7 +67,7 @@ JoinedSpoke JoinSpoke(const std::filesystem::path& dir, const std::string& hub_c
                       const RigEnv& rig, const std::string& name,
                       const std::string& extra_yaml = "", const std::string& advertise = "");
 
-// The entry for `name` in a list_spokes call's `RESULT <json>` line; nullopt when absent or
+// The entry for `name` in a list_spokes call's (last) `RESULT <json>` line; nullopt when absent or
 // the call failed.
 std::optional<nlohmann::json> ListedSpoke(const std::string& output, const std::string& name);
 

@@ -311,13 +311,16 @@ TEST_CASE(
   ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config}, dir.path / "spoke.log");
   spoke.WaitForLog("serving on port");
 
+  std::string last;
   auto connected = [&](const std::string& tag) {
     for (auto deadline = std::chrono::steady_clock::now() + 30s;
          std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(500ms)) {
       const auto spokes = McpCall(hub.url, "", "list_spokes", nlohmann::json::object(),
                                   dir.path / ("spokes-" + tag + ".log"));
       if (ListedConnected(spokes.log, spoke_name)) return true;
+      last = spokes.log;
     }
+    UNSCOPED_INFO("list_spokes said: " << last << "\nhub log: " << hub.process.Log());
     return false;
   };
   REQUIRE(connected("before"));

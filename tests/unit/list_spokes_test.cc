@@ -94,19 +94,27 @@ TEST_CASE("a cordoned spoke shows since when and the operator's reason", "[list-
   CHECK(entry["local"] == true);
 }
 
-TEST_CASE("an unreachable spoke shows its last error in its own words and is not connected",
-          "[list-spokes]") {
+TEST_CASE(
+    "an unreachable spoke shows its last error to an admin only and is not connected either way",
+    "[list-spokes]") {
   SpokeView view = View("far");
   view.state = SpokeState::kUnreachable;
   view.condition = {.name = "far",
                     .condition = store::SpokeCondition::kUnreachable,
                     .reason = "connection refused \xff",
                     .since_ms = 1'764'476'400'000};
-  const json entry = json::parse(SpokeListEntryJson(view));
+  const json entry = json::parse(SpokeListEntryJson(view, /*for_operator=*/true));
   CHECK(entry["state"] == "unreachable");
   CHECK(entry["connected"] == false);
   // Bytes that are not UTF-8 are replaced, not a broken answer.
   CHECK(entry["error"] == "connection refused \xef\xbf\xbd");
+  // Another principal's chatbot reads no transport error (internal addresses), only since when.
+  const json brief = json::parse(SpokeListEntryJson(view));
+  CHECK(brief["connected"] == false);
+  CHECK(brief["error"] == "unreachable");
+  CHECK_FALSE(brief.contains("reason"));
+  CHECK(brief["state_description"] == "unreachable since 2025-11-30T04:20:00Z");
+  CHECK(brief.dump().find("connection refused") == std::string::npos);
   CHECK(entry["since"] == "2025-11-30T04:20:00Z");
   CHECK(entry["max_boxes"] == 20);  // its last answer, from before
 }

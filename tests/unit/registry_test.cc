@@ -105,7 +105,7 @@ TEST_CASE("a box that names no spoke goes to the spoke with the most room", "[re
     CHECK(none.status().message() ==
           "no spoke can take the box: big is unreachable since " +
               common::FormatUtcSeconds(common::ToUnixMillis(f.clock.Now())) +
-              ": connection refused; local is full (20 of 20 boxes, creates included); small's "
+              "; local is full (20 of 20 boxes, creates included); small's "
               "Docker engine is down (cannot connect to the socket). Destroy a box, or name a "
               "spoke with room");
     CHECK(absl::IsNotFound(f.db->GetBox("three").status()));  // nothing reserved

@@ -130,10 +130,12 @@ TEST_CASE("placement passes over each spoke that is not ready and says why", "[s
   const std::string why(placed.status().message());
   INFO(why);
   CHECK(why.find("a-degraded is degraded since ") != std::string::npos);
-  CHECK(why.find("3 of the last 3 creates failed (the last: engine said 500)") !=
-        std::string::npos);
+  // Counts only: the failures' words (someone's box id, its output) stay in the hub's log.
+  CHECK(why.find("3 of the last 3 creates failed") != std::string::npos);
+  CHECK(why.find("engine said 500") == std::string::npos);
   CHECK(why.find("b-unreachable is unreachable since ") != std::string::npos);
-  CHECK(why.find("connection refused") != std::string::npos);
+  // A chatbot reads no transport error (it names internal addresses).
+  CHECK(why.find("connection refused") == std::string::npos);
   CHECK(why.find("c-engine's Docker engine is down (no socket)") != std::string::npos);
   CHECK(why.find("d-full is full (1 of 1 boxes") != std::string::npos);
   CHECK(why.find("e-image does not allow image \"llmbox-box:dev\"") != std::string::npos);

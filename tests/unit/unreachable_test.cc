@@ -95,7 +95,7 @@ TEST_CASE("get_llmbox answers from the record when the spoke does not answer and
   REQUIRE(details.ok());
   CHECK(details->record.phase == Phase::kPending);
   REQUIRE(details->spoke_unreachable.has_value());
-  CHECK(*details->spoke_unreachable == "spoke far did not answer: connection refused");
+  CHECK(*details->spoke_unreachable == "spoke far did not answer in time");
   REQUIRE(details->network.has_value());
   CHECK(absl::IsUnavailable(details->network->status()));
 
@@ -205,7 +205,8 @@ TEST_CASE("a destroy the spoke does not answer is queued and a second one answer
   auto first = f.registry->Destroy(kAlice, "doomed");
   REQUIRE(first.ok());
   CHECK(first->queued);
-  CHECK(first->note.find("spoke far did not answer (Deadline Exceeded)") == 0);
+  CHECK(first->note.find("spoke far did not answer") == 0);
+  CHECK(first->note.find("Deadline Exceeded") == std::string::npos);
   CHECK(first->note.find("the destroy is queued") != std::string::npos);
   f.clock.Advance(60s);
   auto second = f.registry->Destroy(kAlice, "doomed");
@@ -297,7 +298,8 @@ TEST_CASE("while the monitor holds a spoke unreachable the hub answers without c
   REQUIRE(details->spoke_unreachable.has_value());
   CHECK(details->spoke_unreachable->find("spoke far unreachable since " +
                                          common::FormatUtcSeconds(f.NowMs())) == 0);
-  CHECK(details->spoke_unreachable->find("failed to connect to all addresses") !=
+  // The transport's words (internal addresses) are the operator's, not the chatbot's.
+  CHECK(details->spoke_unreachable->find("failed to connect to all addresses") ==
         std::string::npos);
   CHECK(!details->network.has_value());
 
