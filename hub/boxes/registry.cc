@@ -375,6 +375,17 @@ absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& calle
                                                     std::string_view box_id) {
   // Ownership first: another principal's box is NotFound before anything is queued.
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
+  // A create of this process still runs for it: destroying it now would fail that create as
+  // if its spoke had (a chatbot could knock healthy spokes out of placement that way) and
+  // free the id while the create still writes to it.
+  if (record.phase == Phase::kCreating) {
+    std::lock_guard lock(creating_mu_);
+    if (creating_.contains(common::CanonicalBoxId(record.box_id))) {
+      return absl::FailedPreconditionError(
+          "box " + common::QuoteForMessage(record.box_id) +
+          " is being created; destroy it once create_llmbox has answered");
+    }
+  }
   // A gone box is no longer on its spoke: forgetting it needs no answer from the spoke.
   const bool gone = record.phase == Phase::kGone;
   std::optional<std::string> why = UnreachableWhy(record.spoke);
@@ -767,7 +778,23 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
       spdlog::warn("reconcile: box {}: {}", box->box_id, common::AsStd(record.status().message()));
       continue;
     }
+    // The id comes from the spoke: a valid one is logged and acted on, anything else only
+    // counted (never written raw into the log).
+    if (!common::ValidateBoxId(box->box_id).ok()) {
+      spdlog::warn("reconcile: spoke {} lists a box whose id is not valid; left alone", spoke);
+      continue;
+    }
     unknown.push_back(spoke + "/" + box->box_id);
+    if (box->phase == Phase::kReady) {
+      // Someone's signed-in session (a hub restored from an older backup does not know it):
+      // never destroyed behind its user's back; the operator decides.
+      spdlog::warn(
+          "reconcile: spoke {} has ready box {} that this hub does not know (its record was "
+          "lost, or the state directory restored from a backup); left running: remove it on "
+          "the spoke's engine if it is not wanted",
+          spoke, box->box_id);
+      continue;
+    }
     absl::Status gone = DestroyOnSpoke(*client, box->box_id);
     if (gone.ok() || absl::IsNotFound(gone)) {
       spdlog::warn("reconcile: spoke {} had box {} that this hub does not know; destroyed", spoke,

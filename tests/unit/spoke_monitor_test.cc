@@ -688,6 +688,23 @@ TEST_CASE("reconcile leaves a create of this process alone while it runs", "[reg
   CHECK(stored->phase == store::Phase::kPending);
 }
 
+TEST_CASE("a destroy while the box's create runs is refused and never fails the spoke",
+          "[registry-restart]") {
+  RegistryFixture f;
+  auto a = f.Add("a");
+  absl::Status during = absl::OkStatus();
+  a->during_create = [&](const cluster::CreateBoxArgs&) {
+    during = f.registry->Destroy(kAlice, "racing").status();
+  };
+  auto made = f.Create("racing", "a");
+  REQUIRE(made.ok());
+  CHECK(absl::IsFailedPrecondition(during));
+  CHECK(std::string(during.message()).find("is being created") != std::string::npos);
+  CHECK(a->destroyed.empty());
+  CHECK(f.ViewOf("a").recent_failures == 0);
+  CHECK(f.registry->Destroy(kAlice, "racing").ok());
+}
+
 TEST_CASE("a record left activating by a hub that stopped mid-submission takes its spoke's phase",
           "[registry-restart]") {
   RegistryFixture f;
