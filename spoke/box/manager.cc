@@ -343,11 +343,20 @@ absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {
 
 BoxManager::~BoxManager() = default;
 
+bool BoxManager::Mine(const ContainerInfo& info) const {
+  // Containers of spokes from before the label, if any, count as this spoke's.
+  auto it = info.labels.find(kSpokeLabel);
+  return it == info.labels.end() || it->second == options_.spoke_name;
+}
+
 absl::StatusOr<ContainerInfo> BoxManager::FindContainer(const std::string& box_id) {
   LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id));
   const std::string key = common::CanonicalBoxId(box_id);
+  // Only this spoke's: another spoke on the same engine owns its own boxes (a destroy meant
+  // for a box this spoke does not have must not take down another spoke's).
   LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
   for (auto& info : list) {
+    if (!Mine(info)) continue;
     auto it = info.labels.find(kBoxIdLabel);
     if (it != info.labels.end() && common::CanonicalBoxId(it->second) == key) return info;
   }
@@ -1229,10 +1238,13 @@ absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
 }
 
 absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
+  // This spoke's boxes: another spoke on the same engine lists its own (a hub reconciling
+  // from this list takes down boxes it does not know).
   LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
   std::vector<BoxView> views;
   std::set<std::string> listed;
   for (const auto& info : list) {
+    if (!Mine(info)) continue;
     // A restarted ready box's new session, so that a hub reconciling from the list learns it.
     if (auto it = info.labels.find(kBoxIdLabel);
         it != info.labels.end() && info.running && info.name == ReadyName(it->second)) {
@@ -1261,6 +1273,16 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
   auto info = FindContainer(box_id);
   bool existed = info.ok();
   if (!info.ok() && !absl::IsNotFound(info.status())) return info.status();
+  if (!existed) {
+    // Another spoke's box on this engine: its network, exec container and hooks are its own.
+    LLMBOX_ASSIGN_OR_RETURN(
+        auto others, engine_.ListContainers({{kManagedLabel, "true"}, {kBoxIdLabel, box_id}}));
+    if (!others.empty()) {
+      spdlog::info("spoke {}: box {} is another spoke's on this engine; not destroyed",
+                   options_.spoke_name, box_id);
+      return false;
+    }
+  }
   {
     std::lock_guard lock(mu_);
     UpdateLocked(box_id, [](BoxState& state) {

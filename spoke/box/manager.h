@@ -275,6 +275,9 @@ class BoxManager {
     int execs = 0;  // kUser execs running
   };
   [[nodiscard]] absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
+  // Whether a managed container is this spoke's (its spoke label names this spoke, or it has
+  // none): another spoke may share the engine.
+  bool Mine(const docker::ContainerInfo& info) const;
   // Attaches to the console of a running pending box, with what it printed since its
   // container's last start (the authorize URL its login waits on).
   [[nodiscard]] absl::StatusOr<std::shared_ptr<Live>> AttachConsole(

@@ -90,6 +90,8 @@ void CheckNoTokenInServerLogs(const fs::path& dir) {
 
 HubDir::~HubDir() {
   if (std::uncaught_exceptions() == 0) CheckNoTokenInServerLogs(path);
+  // LLMBOX_E2E_KEEP=1 keeps the folder (logs, configs) to look into a failure by hand.
+  if (const char* keep = std::getenv("LLMBOX_E2E_KEEP"); keep != nullptr && *keep == '1') return;
   std::error_code ec;
   fs::remove_all(path, ec);
 }

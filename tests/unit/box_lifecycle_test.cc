@@ -1225,5 +1225,22 @@ TEST_CASE("a box container comes back with its engine unless stopped and its exe
   CHECK(exec->restart_policy == "no");
 }
 
+TEST_CASE("a spoke lists and destroys only its own boxes on an engine another spoke shares",
+          "[lifecycle]") {
+  Lifecycle world;
+  BoxManager& mine = world.Start();
+  REQUIRE(mine.Create({.box_id = "shared-b1", .owner = "tests"}).ok());
+  BoxManagerOptions options = world.Options();
+  options.spoke_name = "other";
+  options.state_dir = (world.scratch.path() / "other-state").string();
+  BoxManager other(world.faulty, world.clock, options, nullptr);
+  // The other spoke's hub would take down a box it lists and does not know.
+  CHECK_FALSE(Listed(other, "shared-b1").has_value());
+  auto destroyed = other.Destroy("shared-b1", std::chrono::seconds(1));
+  CHECK((!destroyed.ok() || !*destroyed));
+  CHECK(world.Containers("shared-b1") == 1);
+  CHECK(Listed(mine, "shared-b1").has_value());
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::box
