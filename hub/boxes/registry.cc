@@ -386,11 +386,16 @@ absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& calle
           " is being created; destroy it once create_llmbox has answered");
     }
   }
-  // A gone box is no longer on its spoke: forgetting it needs no answer from the spoke.
-  const bool gone = record.phase == Phase::kGone;
+  // A gone box is no longer on its spoke, and a box of a spoke an operator removed has no
+  // spoke to ask: forgetting either needs no answer.
+  const bool removed = spokes_.Find(record.spoke) == nullptr;
+  const bool gone = record.phase == Phase::kGone || removed;
   std::optional<std::string> why = UnreachableWhy(record.spoke);
   if (why.has_value() && !gone) return QueueDestroy(record, "is " + *why);
-  if (!why.has_value()) {
+  if (removed) {
+    spdlog::info("box {}: its spoke {} was removed from this hub; the box is forgotten",
+                 record.box_id, record.spoke);
+  } else if (!why.has_value()) {
     LLMBOX_ASSIGN_OR_RETURN(auto client, SpokeFor(record));
     absl::Status status = DestroyOnSpoke(*client, record.box_id);
     if (CannotReach(status) && !gone) {

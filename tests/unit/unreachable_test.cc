@@ -199,6 +199,17 @@ TEST_CASE("a gone box is forgotten at once even when its spoke does not answer",
   CHECK(absl::IsNotFound(f.db->GetBox("vanished").status()));
 }
 
+TEST_CASE("the destroy of a box whose spoke an operator removed forgets it", "[unreachable]") {
+  Fixture f;
+  f.Create("orphan");
+  f.spokes.Remove("far");
+  auto destroyed = f.registry->Destroy(kAlice, "orphan");
+  REQUIRE(destroyed.ok());
+  CHECK(!destroyed->queued);
+  CHECK(absl::IsNotFound(f.db->GetBox("orphan").status()));
+  CHECK(f.far->destroyed.empty());  // no spoke was asked
+}
+
 TEST_CASE("a destroy the spoke does not answer is queued and a second one answers queued again",
           "[unreachable][after-merge]") {
   Fixture f;
