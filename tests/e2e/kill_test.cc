@@ -129,7 +129,9 @@ void CheckTrueStates(const std::string& hub_url, const std::map<std::string, std
     }
     return true;
   };
-  for (auto deadline = std::chrono::steady_clock::now() + 90s;
+  // A code the spoke was still trying when the hub died keeps its box activating on the spoke
+  // until the hub's submit timeout (90 s) runs out there; then reconcile takes its phase.
+  for (auto deadline = std::chrono::steady_clock::now() + 180s;
        !all_true() && std::chrono::steady_clock::now() < deadline;
        std::this_thread::sleep_for(500ms)) {
   }
