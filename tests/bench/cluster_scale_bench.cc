@@ -233,8 +233,9 @@ std::unique_ptr<McpHttpSession> Session(const std::string& url, const std::strin
   return session;
 }
 
-// How many spokes list_spokes shows ready (following its pages, when it pages): "state":
-// "ready" where spoke states are shown, else "connected": true.
+// How many spokes list_spokes shows ready (following its pages): "state": "ready" and
+// "connected": true (a spoke that joined shows ready before the hub's health round has heard
+// from it, and placement waits for that answer).
 int ReadySpokes(McpHttpSession& session) {
   int ready = 0;
   std::string cursor;
@@ -242,8 +243,8 @@ int ReadySpokes(McpHttpSession& session) {
     const json args = cursor.empty() ? json::object() : json{{"cursor", cursor}};
     const json listed = Structured("list_spokes", session.Call("list_spokes", args.dump()));
     for (const auto& spoke : listed.value("spokes", json::array())) {
-      const bool is_ready = spoke.contains("state") ? spoke.value("state", "") == "ready"
-                                                    : spoke.value("connected", false);
+      const bool is_ready =
+          spoke.value("state", "") == "ready" && spoke.value("connected", false);
       if (is_ready && !spoke.value("local", false)) ++ready;
     }
     cursor = listed.value("next_cursor", "");
