@@ -243,8 +243,7 @@ int ReadySpokes(McpHttpSession& session) {
     const json args = cursor.empty() ? json::object() : json{{"cursor", cursor}};
     const json listed = Structured("list_spokes", session.Call("list_spokes", args.dump()));
     for (const auto& spoke : listed.value("spokes", json::array())) {
-      const bool is_ready =
-          spoke.value("state", "") == "ready" && spoke.value("connected", false);
+      const bool is_ready = spoke.value("state", "") == "ready" && spoke.value("connected", false);
       if (is_ready && !spoke.value("local", false)) ++ready;
     }
     cursor = listed.value("next_cursor", "");
