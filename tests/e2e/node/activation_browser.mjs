@@ -65,12 +65,21 @@ async function authorizeUrlsOf(id) {
 // --- The browser ---
 const browser = await chromium.launch({
   executablePath: process.env.LLMBOX_CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  // LLMBOX_CHROMIUM_ARGS: more flags, e.g. the TLS front's test pinning its self-signed
+  // certificate with --ignore-certificate-errors-spki-list.
+  args: ['--no-sandbox', '--disable-dev-shm-usage',
+    ...(process.env.LLMBOX_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean)],
 });
 const context = await browser.newContext({ viewport: widths.desktop });
 const consoleErrors = [];
 function watch(p) {
-  p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  // A request Chromium cut because the host's interfaces changed (a box's bridge or veth came
+  // or went on this host while the page polled) is the machine's, not a page error.
+  p.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().includes('net::ERR_NETWORK_CHANGED')) {
+      consoleErrors.push(m.text());
+    }
+  });
   p.on('pageerror', (e) => consoleErrors.push(String(e)));
   return p;
 }
@@ -287,8 +296,9 @@ try {
     assert.match(await link.getAttribute('rel'), /noreferrer/);
     const cookies = await context.cookies();
     const cookie = cookies.find((c) => c.name === 'llmbox_browser');
-    assert.ok(cookie && cookie.httpOnly && cookie.sameSite === 'Strict' && !cookie.secure,
-      `cookie ${JSON.stringify(cookie)}`);
+    // Secure exactly when the hub's public URL is https (the TLS front's test).
+    assert.ok(cookie && cookie.httpOnly && cookie.sameSite === 'Strict' &&
+      cookie.secure === mcpUrl.startsWith('https:'), `cookie ${JSON.stringify(cookie)}`);
     await shoot('pending');
 
     // A refused code: the box's own words, a fresh form token, a new sign-in link.
