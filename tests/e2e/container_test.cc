@@ -18,6 +18,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "spoke/docker/curl_engine.h"
 #include "tests/e2e/hub_helpers.h"
 #include "tests/integration/engine_http.h"
 #include "tests/rig/rig_env.h"
@@ -77,36 +78,19 @@ class Compose {
 // network and the state volumes), and whatever of the box a failed test left on the engine.
 struct TearDown {
   const Compose& compose;
-  EngineHttp& engine;
+  spoke::docker::DockerEngine& engine;
   std::string box_id;
   ~TearDown() {
     for (const char* service : {"hub", "spoke"}) {
       (void)compose.Run({"logs", "--no-color", service}, std::string(service) + ".log", 60s);
     }
     (void)compose.Run({"down", "-v", "--timeout", "10"}, "compose-down.log", 120s);
-    const std::string filter = "{\"label\":[\"io.llmbox.box-id=" + box_id + "\"]}";
-    const HttpReply left =
-        engine.Call("GET", "/v1.41/containers/json?all=1&filters=" + EncodeQuery(filter));
-    const auto list = nlohmann::json::parse(left.body, nullptr, false);
-    if (list.is_array()) {
-      for (const auto& container : list) {
-        engine.Call("DELETE", "/v1.41/containers/" + container.value("Id", "") + "?force=1&v=1");
-      }
+    if (auto left = engine.ListContainers({{"io.llmbox.box-id", box_id}}); left.ok()) {
+      for (const auto& container : *left) (void)engine.RemoveContainer(container.id, true);
     }
-    engine.Call("DELETE", "/v1.41/networks/llmbox-net-" + box_id);
-  }
-  static std::string EncodeQuery(const std::string& text) {
-    std::string out;
-    for (const unsigned char c : text) {
-      if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
-        out += static_cast<char>(c);
-      } else {
-        char hex[4];
-        std::snprintf(hex, sizeof hex, "%%%02X", c);
-        out += hex;
-      }
+    if (auto networks = engine.ListNetworks({{"io.llmbox.box-id", box_id}}); networks.ok()) {
+      for (const auto& network : *networks) (void)engine.RemoveNetwork(network.id);
     }
-    return out;
   }
 };
 
@@ -162,9 +146,11 @@ TEST_CASE(
       {"DOCKER_HOST=" + engine_host, "LLMBOX_MCP_PORT=" + mcp_port,
        "LLMBOX_CLUSTER_PORT=" + cluster_port, "LLMBOX_DOCKER_SOCKET=" + rig.docker_sock,
        "LLMBOX_CLAUDE_BIN=" + rig.standin_claude});
-  EngineHttp engine(rig.docker_sock);
+  auto engine = spoke::docker::CurlDockerEngine::Create({.unix_socket = rig.docker_sock});
+  REQUIRE(engine.ok());
+  EngineHttp engine_http(rig.docker_sock);
   const std::string box_id = UniqueId("img-box");
-  TearDown tear_down{compose, engine, box_id};
+  TearDown tear_down{compose, **engine, box_id};
 
   // The hub, healthy from outside on its published port.
   const auto hub_up = compose.Run({"up", "-d", "hub"}, "up-hub.log");
@@ -224,28 +210,34 @@ TEST_CASE(
   CHECK(got.value("spoke", "") == "spoke-1");
 
   // What the box has on the engine: its container (and the volumes it mounts) and network.
-  const std::string by_label =
-      TearDown::EncodeQuery("{\"label\":[\"io.llmbox.box-id=" + box_id + "\"]}");
-  const HttpReply listed = engine.Call("GET", "/v1.41/containers/json?all=1&filters=" + by_label);
-  REQUIRE(listed.status == 200);
-  const auto containers = nlohmann::json::parse(listed.body);
-  REQUIRE(containers.size() == 1);
+  const auto containers = (*engine)->ListContainers({{"io.llmbox.box-id", box_id}});
+  REQUIRE(containers.ok());
+  REQUIRE(containers->size() == 1);
+  const HttpReply inspected =
+      engine_http.Call("GET", "/v1.41/containers/" + containers->front().id + "/json");
+  REQUIRE(inspected.status == 200);
   std::vector<std::string> volumes;
-  for (const auto& mount : containers[0].value("Mounts", nlohmann::json::array())) {
+  for (const auto& mount :
+       nlohmann::json::parse(inspected.body).value("Mounts", nlohmann::json::array())) {
     if (mount.value("Type", "") == "volume") volumes.push_back(mount.value("Name", ""));
   }
-  CHECK(engine.Call("GET", "/v1.41/networks/llmbox-net-" + box_id).status == 200);
+  CHECK_FALSE(volumes.empty());  // its /workspace
+  const auto networks = (*engine)->ListNetworks({{"io.llmbox.box-id", box_id}});
+  REQUIRE(networks.ok());
+  CHECK(networks->size() == 1);
 
   CHECK(
       ResultOf(McpCall(url, key, "destroy_llmbox", {{"box_id", box_id}}, dir.path / "destroy.log"))
           .value("destroyed", "") == box_id);
-  const HttpReply after = engine.Call("GET", "/v1.41/containers/json?all=1&filters=" + by_label);
-  REQUIRE(after.status == 200);
-  CHECK(nlohmann::json::parse(after.body).empty());
-  CHECK(engine.Call("GET", "/v1.41/networks/llmbox-net-" + box_id).status == 404);
+  const auto containers_after = (*engine)->ListContainers({{"io.llmbox.box-id", box_id}});
+  REQUIRE(containers_after.ok());
+  CHECK(containers_after->empty());
+  const auto networks_after = (*engine)->ListNetworks({{"io.llmbox.box-id", box_id}});
+  REQUIRE(networks_after.ok());
+  CHECK(networks_after->empty());
   for (const auto& volume : volumes) {
     INFO(volume);
-    CHECK(engine.Call("GET", "/v1.41/volumes/" + volume).status == 404);
+    CHECK(engine_http.Call("GET", "/v1.41/volumes/" + volume).status == 404);
   }
 
   // Neither the key nor the join token is in the containers' logs.
