@@ -56,8 +56,13 @@ class Compose {
                  std::chrono::seconds limit = 120s) const {
     std::vector<std::string> argv = {"env"};
     argv.insert(argv.end(), settings_.begin(), settings_.end());
-    const std::vector<std::string> prefix = {
-        "docker-compose", "--no-ansi", "-p", project_, "-f", (dir_ / "compose.yaml").string()};
+    const std::vector<std::string> prefix = {"docker-compose",
+                                             "--ansi",
+                                             "never",
+                                             "-p",
+                                             project_,
+                                             "-f",
+                                             (dir_ / "compose.yaml").string()};
     argv.insert(argv.end(), prefix.begin(), prefix.end());
     argv.insert(argv.end(), args.begin(), args.end());
     ChildProcess compose(argv, dir_ / log_name);
@@ -162,6 +167,13 @@ TEST_CASE(
     REQUIRE(std::chrono::steady_clock::now() < deadline);
     std::this_thread::sleep_for(200ms);
   }
+
+  // The image's HEALTHCHECK command passes, and the hub runs as its own user.
+  CHECK(compose.Run({"exec", "-T", "hub", "/usr/lib/llmbox/hub-healthcheck"}, "health.log")
+            .exit_code == 0);
+  const auto whoami = compose.Run({"exec", "-T", "hub", "id", "-un"}, "id.log");
+  CHECK(whoami.exit_code == 0);
+  CHECK(std::regex_search(whoami.log, std::regex("(^|\n)llmbox\n")));
 
   // The documented enrolment: a key and a join token from the hub's container, the spoke's
   // join, then the spoke.
