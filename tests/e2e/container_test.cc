@@ -114,6 +114,40 @@ std::vector<int> FreePorts(size_t count) {
   return {ports.begin(), ports.end()};
 }
 
+// Waits (60 s at most) until the hub at `url` answers /healthz with 200 (each try's status in
+// a log of its own under `log_prefix`).
+void WaitForHealthz(const std::string& url, const fs::path& log_prefix) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  for (int attempt = 0;
+       HttpStatusOfGet(url + "/healthz",
+                       log_prefix.string() + "-" + std::to_string(attempt) + ".log") != 200;
+       ++attempt) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(200ms);
+  }
+}
+
+// Waits (90 s at most) until list_spokes shows `name` connected and ready.
+void WaitForConnectedSpoke(const std::string& url, const std::string& key, const std::string& name,
+                           const fs::path& dir) {
+  const auto deadline = std::chrono::steady_clock::now() + 90s;
+  for (;;) {
+    const auto listed =
+        McpCall(url, key, "list_spokes", nlohmann::json::object(), dir / "list-spokes.log");
+    if (listed.exit_code == 0) {
+      for (const auto& spoke : ResultOf(listed).value("spokes", nlohmann::json::array())) {
+        if (spoke.value("name", "") == name && spoke.value("connected", false) &&
+            spoke.value("state", "") == "ready") {
+          return;
+        }
+      }
+    }
+    INFO(listed.log);
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(500ms);
+  }
+}
+
 TEST_CASE(
     "the hub and spoke images run a box life under the compose file through the official "
     "SDK client",
@@ -162,11 +196,7 @@ TEST_CASE(
   INFO(hub_up.log);
   REQUIRE(hub_up.exit_code == 0);
   const std::string url = "http://127.0.0.1:" + mcp_port;
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (HttpStatusOfGet(url + "/healthz", dir.path / "healthz.log") != 200) {
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(200ms);
-  }
+  WaitForHealthz(url, dir.path / "healthz");
 
   // The image's HEALTHCHECK command passes, and the hub runs as its own user.
   CHECK(compose.Run({"exec", "-T", "hub", "/usr/lib/llmbox/hub-healthcheck"}, "health.log")
@@ -238,9 +268,23 @@ TEST_CASE(
   REQUIRE(networks.ok());
   CHECK(networks->size() == 1);
 
-  CHECK(
-      ResultOf(McpCall(url, key, "destroy_llmbox", {{"box_id", box_id}}, dir.path / "destroy.log"))
-          .value("destroyed", "") == box_id);
+  // An upgrade as docs/container.md says (`up -d` with new images; here the same ones,
+  // recreated): new containers, the same volumes, and the box lives on.
+  const auto recreated =
+      compose.Run({"up", "-d", "--force-recreate", "hub", "spoke"}, "recreate.log");
+  INFO(recreated.log);
+  REQUIRE(recreated.exit_code == 0);
+  WaitForHealthz(url, dir.path / "healthz-recreated");
+  const nlohmann::json got_again =
+      ResultOf(McpCall(url, key, "get_llmbox", {{"box_id", box_id}}, dir.path / "get-again.log"));
+  CHECK(got_again.value("status", "") == "pending");
+  CHECK(got_again.value("container_id", "") == got.value("container_id", "-"));
+  WaitForConnectedSpoke(url, key, "spoke-1", dir.path);
+
+  const nlohmann::json destroyed =
+      ResultOf(McpCall(url, key, "destroy_llmbox", {{"box_id", box_id}}, dir.path / "destroy.log"));
+  CHECK(destroyed.value("destroyed", "") == box_id);
+  CHECK_FALSE(destroyed.contains("queued"));  // done on the spoke, not left for later
   const auto containers_after = (*engine)->ListContainers({{"io.llmbox.box-id", box_id}});
   REQUIRE(containers_after.ok());
   CHECK(containers_after->empty());
