@@ -511,6 +511,9 @@ absl::Status BoxManager::RestoreEgress(const std::vector<ContainerInfo>& list) {
 absl::Status BoxManager::RecoverBoxes(bool at_start) {
   if (at_start) LLMBOX_RETURN_IF_ERROR(CheckDisk());
   LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  // Another spoke's boxes on a shared engine are its own: a proxy and host rules here would
+  // take over their gateways and fence them, and an attach would read their consoles.
+  std::erase_if(list, [this](const ContainerInfo& info) { return !Mine(info); });
   // Exec containers whose box is gone (removed behind the spoke's back) go too.
   std::set<std::string> boxes;
   for (const auto& info : list) {

@@ -299,5 +299,24 @@ TEST_CASE("a box network the engine cannot answer for fails the start, not the b
   CHECK(world.egress.Restores() == 0);  // the table was not rebuilt without it
 }
 
+TEST_CASE(
+    "a starting spoke restores egress for its own boxes only on an engine another spoke shares",
+    "[lifecycle][egress]") {
+  World world;
+  REQUIRE(world.Start().Create({.box_id = "mine-b1"}).ok());
+  BoxManagerOptions options = world.Options();
+  options.spoke_name = "other";
+  options.state_dir = (world.scratch.path() / "other-state").string();
+  testing::FakeBoxEgress other_egress;
+  BoxManager other(world.faulty, world.clock, options, nullptr, &other_egress);
+  REQUIRE(other.Recover().ok());
+  // The other spoke's proxy and host rules would take over the box's gateway and fence it.
+  CHECK(other_egress.Restores() == 1);
+  CHECK(other_egress.Attached().empty());
+  // Its own start still restores the box.
+  REQUIRE(world.Start().Recover().ok());
+  CHECK(world.egress.Attached().count("mine-b1") == 1);
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::box
