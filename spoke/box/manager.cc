@@ -343,11 +343,13 @@ absl::Status BoxManager::RunDestroyHooks(const hooks::BoxFacts& facts) {
 
 BoxManager::~BoxManager() = default;
 
-bool BoxManager::Mine(const ContainerInfo& info) const {
+bool BoxManager::Owns(const docker::Labels& labels) const {
   // Containers of spokes from before the label, if any, count as this spoke's.
-  auto it = info.labels.find(kSpokeLabel);
-  return it == info.labels.end() || it->second == options_.spoke_name;
+  auto it = labels.find(kSpokeLabel);
+  return it == labels.end() || it->second == options_.spoke_name;
 }
+
+bool BoxManager::Mine(const ContainerInfo& info) const { return Owns(info.labels); }
 
 absl::StatusOr<ContainerInfo> BoxManager::FindContainer(const std::string& box_id) {
   LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id));

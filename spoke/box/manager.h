@@ -246,6 +246,10 @@ class BoxManager {
   static constexpr const char* kManagedLabel = "io.llmbox.managed";
   static constexpr const char* kBoxIdLabel = "io.llmbox.box-id";
   static constexpr const char* kSpokeLabel = "io.llmbox.spoke";
+  // Whether a managed container or network with these labels is this spoke's: its spoke label
+  // names this spoke, or it has none (from before the label). Another spoke may share the
+  // engine, and its boxes and networks are not this spoke's to restore, reap or destroy.
+  bool Owns(const docker::Labels& labels) const;
   static constexpr const char* kOwnerLabel = "io.llmbox.owner";
   static constexpr const char* kDescriptionLabel = "io.llmbox.description";
   static constexpr const char* kImageLabel = "io.llmbox.image";

@@ -52,6 +52,9 @@ Sweep Reaper::RunOnce() {
     auto it = network.labels.find(box::BoxManager::kBoxIdLabel);
     if (it == network.labels.end()) continue;
     const std::string& box_id = it->second;
+    // Another spoke's network on a shared engine (perhaps of a box that spoke is creating
+    // right now, whose container does not exist yet) is not this reaper's.
+    if (!boxes_.Owns(network.labels)) continue;
     // A box being created has its network before its container.
     if (with_container.count(box_id) != 0 || boxes_.IsBeingCreated(box_id)) continue;
     auto destroyed = boxes_.Destroy(box_id, options_.grace);

@@ -87,5 +87,27 @@ TEST_CASE("the reaper runs every interval on the clock and reaps a box once its 
   reaper.Stop();
 }
 
+TEST_CASE("the reaper leaves another spoke's box network alone on an engine they share",
+          "[reaper]") {
+  testing::FakeClock clock;
+  testing::FakeDockerEngine engine;
+  // The other spoke is creating a box: its network exists, its container not yet.
+  docker::Labels theirs = BoxLabels("theirs");
+  theirs[BoxManager::kSpokeLabel] = "other";
+  engine.AddNetwork({"n-theirs", "llmbox-net-theirs", theirs, {}});
+  docker::Labels ours = BoxLabels("ours");
+  ours[BoxManager::kSpokeLabel] = "this";
+  engine.AddNetwork({"n-ours", "llmbox-net-ours", ours, {}});
+  BoxManager boxes(engine, clock, {.spoke_name = "this"});
+  Reaper reaper(boxes, engine, clock, {.interval = 30s, .auth_ttl = 15min});
+
+  Sweep sweep = reaper.RunOnce();
+  CHECK(sweep.orphan_networks == std::vector<std::string>{"llmbox-net-ours"});
+  CHECK(sweep.errors.empty());
+  const auto networks = engine.NetworkNames();
+  CHECK(Has(networks, "llmbox-net-theirs"));
+  CHECK_FALSE(Has(networks, "llmbox-net-ours"));
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::reaper
