@@ -8,9 +8,6 @@
 // connections to the hub come from an address no client uses, and a hub that logged the
 // proxy's address instead of the client's would show it.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,7 +18,10 @@
 #include <string>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
@@ -57,11 +57,11 @@ std::string ShippedSite() {
 // A self-signed certificate for 127.0.0.1 in `dir` (cert.pem, key.pem), made as an operator
 // would make one with openssl.
 void MakeCertificate(const fs::path& dir) {
-  ChildProcess openssl({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
-                        (dir / "key.pem").string(), "-out", (dir / "cert.pem").string()},
-                       dir / "openssl.log");
+  ChildProcess openssl(
+      {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+       "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+       "-keyout", (dir / "key.pem").string(), "-out", (dir / "cert.pem").string()},
+      dir / "openssl.log");
   INFO(openssl.Log());
   REQUIRE(openssl.Wait(60s) == 0);
 }
@@ -144,9 +144,10 @@ TEST_CASE("nginx -t accepts the shipped TLS front with only its certificate path
   CHECK(Has(check.Log(), "test is successful"));
 }
 
-TEST_CASE("through the nginx TLS front the SDK client creates with live progress and the "
-          "browser signs in while the hub logs the browser's address",
-          "[e2e][hub][nginx]") {
+TEST_CASE(
+    "through the nginx TLS front the SDK client creates with live progress and the "
+    "browser signs in while the hub logs the browser's address",
+    "[e2e][hub][nginx]") {
   const auto& rig = Rig();
   HubDir dir("llmbox-tls-front");
   MakeCertificate(dir.path);
@@ -177,18 +178,18 @@ TEST_CASE("through the nginx TLS front the SDK client creates with live progress
               "proxy_pass http://llmbox_hub;\n        proxy_bind 127.0.0.5;");
   std::ofstream(dir.path / "llmbox-hub.conf") << site;
   WriteMainConfig(dir.path, dir.path / "llmbox-hub.conf");
-  ChildProcess nginx({"nginx", "-e", (dir.path / "nginx-error.log").string(), "-p",
-                      dir.path.string(), "-c", (dir.path / "nginx.conf").string(), "-g",
-                      "daemon off;"},
-                     dir.path / "nginx.log");
+  ChildProcess nginx(
+      {"nginx", "-e", (dir.path / "nginx-error.log").string(), "-p", dir.path.string(), "-c",
+       (dir.path / "nginx.conf").string(), "-g", "daemon off;"},
+      dir.path / "nginx.log");
   WaitForPort(https_port);
 
   const std::string ca = "NODE_EXTRA_CA_CERTS=" + (dir.path / "cert.pem").string();
   {
     INFO("the SDK client over HTTPS: create with progress, forged forwarding headers");
-    ChildProcess client({"env", ca, "node", NodeScript("tls_front.mjs"), front + "/",
-                         UniqueId("tls-front")},
-                        dir.path / "client.log");
+    ChildProcess client(
+        {"env", ca, "node", NodeScript("tls_front.mjs"), front + "/", UniqueId("tls-front")},
+        dir.path / "client.log");
     const int exit_code = client.Wait(300s);
     INFO(client.Log());
     CHECK(exit_code == 0);
@@ -200,9 +201,9 @@ TEST_CASE("through the nginx TLS front the SDK client creates with live progress
         std::string(LLMBOX_SOURCE_DIR) + "/tests/e2e/artifacts/activation-tls-front";
     ChildProcess browser(
         {"env", ca,
-         "LLMBOX_CHROMIUM_ARGS=--ignore-certificate-errors-spki-list=" + SpkiPin(dir.path),
-         "node", NodeScript("activation_browser.mjs"), "flow", front + "/",
-         rig.docker_sock, UniqueId("tls-browser"), artifacts},
+         "LLMBOX_CHROMIUM_ARGS=--ignore-certificate-errors-spki-list=" + SpkiPin(dir.path), "node",
+         NodeScript("activation_browser.mjs"), "flow", front + "/", rig.docker_sock,
+         UniqueId("tls-browser"), artifacts},
         dir.path / "browser.log");
     const int exit_code = browser.Wait(300s);
     INFO(browser.Log());
@@ -218,8 +219,8 @@ TEST_CASE("through the nginx TLS front the SDK client creates with live progress
   CHECK(Has(access, "\"POST / HTTP/1.1\""));
   // ...and the hub acted on the clients' address: not the front's, not what a client claimed.
   const std::string log = hub.Log();
-  INFO("the hub's log, last 6000 bytes:\n" << log.substr(log.size() - std::min<size_t>(
-                                                                    log.size(), 6000)));
+  INFO("the hub's log, last 6000 bytes:\n"
+       << log.substr(log.size() - std::min<size_t>(log.size(), 6000)));
   CHECK(Has(log, "a code was submitted from 127.0.0.1"));
   CHECK_FALSE(Has(log, "from 127.0.0.5"));
   CHECK_FALSE(Has(log, "203.0.113.9"));
