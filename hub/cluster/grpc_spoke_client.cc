@@ -261,7 +261,8 @@ class GrpcSpokeClient final : public SpokeClient {
         .error = capacity.error(),
         .engine_reachable = response.engine().reachable(),
         .engine_error = response.engine().error(),
-        .allowed_images = {response.allowed_images().begin(), response.allowed_images().end()}};
+        .allowed_images = {response.allowed_images().begin(), response.allowed_images().end()},
+        .cannot_create = response.cannot_create().substr(0, 2048)};
   }
 
  private:
