@@ -132,9 +132,9 @@ int ImportImage(const std::vector<std::string_view>& args) {
     const int percent = total == 0 ? 100 : static_cast<int>(sent * 100 / total);
     if (percent / 10 == last_percent / 10 && sent < total) return;
     last_percent = percent;
-    std::fprintf(stderr, "llmbox-spoke: sent %llu of %llu MiB (%d%%)\n",
-                 static_cast<unsigned long long>(sent >> 20),
-                 static_cast<unsigned long long>(total >> 20), percent);
+    std::fprintf(stderr, "llmbox-spoke: sent %.1f of %.1f MiB (%d%%)\n",
+                 static_cast<double>(sent) / (1 << 20), static_cast<double>(total) / (1 << 20),
+                 percent);
   };
   auto report =
       spoke::box::ImportBoxImage(**engine, archive, config->boxes.default_image, progress);
