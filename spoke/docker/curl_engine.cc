@@ -203,6 +203,27 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
+// A sink for the engine's JSON-lines progress streams (pull, load): each object line goes to
+// `on_line` (when set), and an "error" member becomes `*failure`. A line longer than
+// kMaxHeaderBytes stops the transfer (and is the failure).
+std::function<bool(std::string_view)> JsonLines(std::string* pending, std::string* failure,
+                                                std::function<void(const json&)> on_line) {
+  return [=](std::string_view chunk) {
+    pending->append(chunk);
+    size_t newline;
+    while ((newline = pending->find('\n')) != std::string::npos) {
+      json line = json::parse(pending->substr(0, newline), nullptr, false);
+      pending->erase(0, newline + 1);
+      if (!line.is_object()) continue;
+      if (line.contains("error")) *failure = StringOr(line, "error");
+      if (on_line) on_line(line);
+    }
+    if (pending->size() < kMaxHeaderBytes) return true;
+    *failure = absl::StrCat("a line of the engine's reply exceeds ", kMaxHeaderBytes, " bytes");
+    return false;
+  };
+}
+
 class Engine final : public DockerEngine {
  public:
   Engine(EngineEndpoint endpoint, HijackTarget hijack)
@@ -236,16 +257,7 @@ class Engine final : public DockerEngine {
                     .path = "/images/create?fromImage=" + Escape(repo) + "&tag=" + Escape(tag),
                     .timeout = milliseconds(30 * 60 * 1000)};
     // The engine answers 200 and reports a failed pull inside the JSON-lines stream.
-    request.sink = [&](std::string_view chunk) {
-      pending.append(chunk);
-      size_t newline;
-      while ((newline = pending.find('\n')) != std::string::npos) {
-        json line = json::parse(pending.substr(0, newline), nullptr, false);
-        pending.erase(0, newline + 1);
-        if (line.is_object() && line.contains("error")) failure = StringOr(line, "error");
-      }
-      return pending.size() < kMaxHeaderBytes;
-    };
+    request.sink = JsonLines(&pending, &failure, nullptr);
     LLMBOX_RETURN_IF_ERROR(Call(request, "pull " + ref).status());
     if (!failure.empty()) {
       return absl::UnavailableError(
@@ -265,25 +277,14 @@ class Engine final : public DockerEngine {
                     .upload = &source,
                     .sent = progress};
     // JSON lines: {"stream":"Loaded image: name:tag\n"} per image, {"error":...} on failure.
-    request.sink = [&](std::string_view chunk) {
-      pending.append(chunk);
-      size_t newline;
-      while ((newline = pending.find('\n')) != std::string::npos) {
-        json line = json::parse(pending.substr(0, newline), nullptr, false);
-        pending.erase(0, newline + 1);
-        if (!line.is_object()) continue;
-        if (line.contains("error")) failure = StringOr(line, "error");
-        std::string text(absl::StripAsciiWhitespace(AsAbsl(StringOr(line, "stream"))));
-        for (std::string_view prefix : {"Loaded image: ", "Loaded image ID: "}) {
-          if (absl::StartsWith(AsAbsl(text), AsAbsl(prefix)) && loaded.size() < 1024) {
-            loaded.push_back(text.substr(prefix.size()));
-          }
+    request.sink = JsonLines(&pending, &failure, [&loaded](const json& line) {
+      std::string text(absl::StripAsciiWhitespace(AsAbsl(StringOr(line, "stream"))));
+      for (std::string_view prefix : {"Loaded image: ", "Loaded image ID: "}) {
+        if (absl::StartsWith(AsAbsl(text), AsAbsl(prefix)) && loaded.size() < 1024) {
+          loaded.push_back(text.substr(prefix.size()));
         }
       }
-      if (pending.size() < kMaxHeaderBytes) return true;
-      failure = absl::StrCat("a line of the engine's reply exceeds ", kMaxHeaderBytes, " bytes");
-      return false;
-    };
+    });
     LLMBOX_RETURN_IF_ERROR(Call(request, "load images").status());
     if (!pending.empty()) request.sink("\n");
     if (!failure.empty()) {
