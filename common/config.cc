@@ -219,13 +219,46 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+// ---- ConfigKeyRecorder -------------------------------------------------------------------
+
+namespace {
+thread_local ConfigKeyRecorder* recorder = nullptr;
+
+// "hooks[3].name" -> "hooks[].name"
+std::string WithoutPositions(std::string_view path) {
+  std::string out;
+  bool in_brackets = false;
+  for (char ch : path) {
+    if (ch == '[') in_brackets = true;
+    if (!in_brackets) out += ch;
+    if (ch == ']') {
+      in_brackets = false;
+      out += "[]";
+    }
+  }
+  return out;
+}
+}  // namespace
+
+ConfigKeyRecorder::ConfigKeyRecorder() {
+  LLMBOX_CHECK(recorder == nullptr, "one ConfigKeyRecorder per thread at a time");
+  recorder = this;
+}
+
+ConfigKeyRecorder::~ConfigKeyRecorder() { recorder = nullptr; }
+
 // ---- ConfigMap ---------------------------------------------------------------------------
+
+void ConfigMap::Record(std::string_view key) const {
+  if (recorder != nullptr) recorder->keys_.insert(WithoutPositions(PathOf(key)));
+}
 
 std::string ConfigMap::PathOf(std::string_view key) const {
   return path_.empty() ? std::string(key) : absl::StrCat(path_, ".", AsAbsl(key));
 }
 
 bool ConfigMap::Has(std::string_view key) const {
+  Record(key);
   for (const auto& entry : node_->entries) {
     if (entry.key == key) return true;
   }
@@ -234,6 +267,7 @@ bool ConfigMap::Has(std::string_view key) const {
 
 ConfigNode* ConfigMap::Find(std::string_view key) {
   node_->asked.emplace_back(key);
+  Record(key);
   for (auto& entry : node_->entries) {
     if (entry.key == key) {
       entry.read = true;
@@ -379,6 +413,7 @@ absl::Status ConfigMap::SecretFile(std::string_view key, std::string* secret) {
 }
 
 absl::StatusOr<std::optional<ConfigMap>> ConfigMap::Map(std::string_view key) {
+  if (recorder != nullptr) recorder->sections_.insert(WithoutPositions(PathOf(key)));
   ConfigNode* value = Find(key);
   if (value == nullptr || value->kind == Kind::kNull) return std::optional<ConfigMap>();
   if (value->kind != Kind::kMap) {
@@ -389,6 +424,7 @@ absl::StatusOr<std::optional<ConfigMap>> ConfigMap::Map(std::string_view key) {
 
 absl::StatusOr<std::vector<ConfigMap>> ConfigMap::MapList(std::string_view key) {
   std::vector<ConfigMap> out;
+  if (recorder != nullptr) recorder->lists_.insert(WithoutPositions(PathOf(key)));
   ConfigNode* value = Find(key);
   if (value == nullptr || value->kind == Kind::kNull) return out;
   if (value->kind != Kind::kSequence) {

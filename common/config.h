@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,6 +71,8 @@ class ConfigMap {
   ConfigMap(ConfigNode* node, std::string path) : node_(node), path_(std::move(path)) {}
   // The value node of `key` (marking it read), or nullptr.
   ConfigNode* Find(std::string_view key);
+  // Tells this thread's ConfigKeyRecorder, if any, that `key` was asked for.
+  void Record(std::string_view key) const;
   [[nodiscard]] absl::StatusOr<std::string> Scalar(std::string_view key, ConfigNode* value,
                                                    std::string_view expected);
 
@@ -89,6 +92,31 @@ class ConfigDocument {
   friend absl::StatusOr<ConfigDocument> ParseConfigText(std::string_view, std::string_view);
   explicit ConfigDocument(std::unique_ptr<ConfigNode> root);
   std::unique_ptr<ConfigNode> root_;
+};
+
+// Records, on this thread and while it lives, every key a reader asks for (present in the
+// file or not), by its path with list positions left out: "boxes.exec.uid", "hooks[].name".
+// Sections (Map) and lists of sections (MapList) are recorded as such too. This is how the
+// configuration reference test enumerates the keys the loaders know (docs/configuration.md):
+// it feeds a loader documents with every section present until no new one turns up.
+//
+// One recorder per thread at a time; not thread-safe.
+class ConfigKeyRecorder {
+ public:
+  ConfigKeyRecorder();
+  ~ConfigKeyRecorder();
+  ConfigKeyRecorder(const ConfigKeyRecorder&) = delete;
+  ConfigKeyRecorder& operator=(const ConfigKeyRecorder&) = delete;
+
+  const std::set<std::string>& keys() const { return keys_; }          // every key asked for
+  const std::set<std::string>& sections() const { return sections_; }  // read as a map
+  const std::set<std::string>& lists() const { return lists_; }        // read as a map list
+
+ private:
+  friend class ConfigMap;
+  std::set<std::string> keys_;
+  std::set<std::string> sections_;
+  std::set<std::string> lists_;
 };
 
 // Parses YAML text; `source` names it in errors.

@@ -3,10 +3,12 @@
 #include <chrono>
 #include <iostream>
 #include <mutex>
+#include <string_view>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "spdlog/sinks/base_sink.h"
+#include <grpc/support/log.h>
 #include <nlohmann/json.hpp>
 
 #include "common/redact.h"
@@ -123,9 +125,32 @@ std::shared_ptr<spdlog::logger> MakeLogger(const LogConfig& config, std::ostream
   return logger;
 }
 
+namespace {
+
+// gRPC's own log lines (gpr_log) through ours: the same format, redacted, one line each.
+void LogFromGrpc(gpr_log_func_args* args) {
+  const std::string_view message = args->message == nullptr ? "" : args->message;
+  // The hub serves one certificate per listener. A client that names the hub by its address
+  // sends that as the TLS server name, which matches none of the certificate's names, and
+  // gRPC says so as an error, then goes on with that one certificate: the handshake is not
+  // affected (every successful join printed this), so it is not an operator's business.
+  if (message.starts_with("No match found for server name")) {
+    spdlog::debug("grpc: {}", message);
+    return;
+  }
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) {
+    spdlog::warn("grpc: {} ({}:{})", message, args->file == nullptr ? "" : args->file, args->line);
+  } else {
+    spdlog::debug("grpc: {}", message);
+  }
+}
+
+}  // namespace
+
 [[nodiscard]] absl::Status InitLogging(const LogConfig& config, std::ostream* out) {
   if (auto st = config.Validate(); !st.ok()) return st;
   spdlog::set_default_logger(MakeLogger(config, out == nullptr ? std::cerr : *out));
+  gpr_set_log_function(LogFromGrpc);
   return absl::OkStatus();
 }
 

@@ -37,7 +37,8 @@ struct LogConfig {
 };
 
 // Makes the default spdlog logger write `config`'s format to `out` (stderr when null),
-// redacted. `out` must outlive the logger.
+// redacted, and sends gRPC's own log lines through it ("grpc: ..."; its errors as warnings,
+// the rest at debug). `out` must outlive the logger.
 [[nodiscard]] absl::Status InitLogging(const LogConfig& config, std::ostream* out = nullptr);
 
 // A logger with the same sink, for tests that read what was logged.

@@ -6,10 +6,13 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "spdlog/spdlog.h"
 #include <curl/curl.h>
 
@@ -18,7 +21,10 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/version.h"
+#include "spoke/box/image_import.h"
+#include "spoke/box/readiness.h"
 #include "spoke/config/spoke_config.h"
+#include "spoke/docker/curl_engine.h"
 #include "spoke/enroll/join.h"
 #include "spoke/node/spoke_node.h"
 
@@ -30,7 +36,14 @@ constexpr char kUsage[] = R"(llmbox-spoke - runs sandboxed Claude Code boxes on 
 
 Usage:
   llmbox-spoke serve --config FILE          serve the box service (mutual TLS) until SIGTERM
-  llmbox-spoke check-config --config FILE   check a config file and say what is wrong
+  llmbox-spoke check-config --config FILE [--file-only]
+                                            check a config file and say what is wrong; then
+                                            (unless --file-only) this host: the Docker engine
+                                            answers, has boxes.default_image, and
+                                            boxes.claude_bin is there
+  llmbox-spoke image import ARCHIVE --config FILE
+                                            load the box image from ARCHIVE (docker save's
+                                            tar, or .tar.gz) into the config's engine
   llmbox-spoke join --hub HOST:PORT --token TOKEN --advertise HOST:PORT --config FILE
                     [--label KEY=VALUE]...
                                             enroll with a hub using a one-time join token
@@ -63,6 +76,76 @@ int Serve(const spoke::config::SpokeConfig& config) {
   spdlog::info("spoke {}: {} received; stopping", config.name, strsignal(signal_number));
   (*node)->Stop();
   spdlog::info("spoke {}: stopped", config.name);
+  return 0;
+}
+
+// The engine the config names, pinged: what `check-config` and `image import` talk to.
+absl::StatusOr<std::unique_ptr<spoke::docker::DockerEngine>> ConnectEngine(
+    const spoke::config::SpokeConfig& config, spoke::docker::EngineInfo* info) {
+  auto engine = spoke::docker::CurlDockerEngine::Create(config.docker);
+  if (!engine.ok()) return engine.status();
+  auto ping = (*engine)->Ping();
+  if (!ping.ok()) {
+    return absl::Status(ping.status().code(),
+                        absl::StrCat(ping.status().message(),
+                                     " (start the engine, or point docker.socket / docker.url "
+                                     "at one; docs/spoke.md)"));
+  }
+  *info = *ping;
+  return engine;
+}
+
+// The second half of check-config: can this host create boxes with this config?
+int CheckHost(const spoke::config::SpokeConfig& config) {
+  spoke::docker::EngineInfo info;
+  auto engine = ConnectEngine(config, &info);
+  if (!engine.ok()) return Fail(engine.status());
+  std::printf("llmbox-spoke: Docker engine %s (API %s) at %s\n", info.server_version.c_str(),
+              info.api_version.c_str(), info.endpoint.c_str());
+  if (auto st = spoke::box::CheckCanCreate(**engine, config.boxes, info.endpoint); !st.ok()) {
+    for (absl::string_view problem : absl::StrSplit(st.message(), "; ")) {
+      std::fprintf(stderr, "llmbox-spoke: cannot create boxes: %s\n", std::string(problem).c_str());
+    }
+    return 1;
+  }
+  std::printf("llmbox-spoke: this host can create boxes (%s is on the engine%s)\n",
+              config.boxes.default_image.c_str(),
+              config.boxes.claude_bin.empty() ? "" : ", claude_bin is there");
+  return 0;
+}
+
+// llmbox-spoke image import ARCHIVE --config F
+int ImportImage(const std::vector<std::string_view>& args) {
+  if (args.size() != 4 || args[0] != "import" || args[2] != "--config") {
+    return Fail(absl::InvalidArgumentError("image needs: import ARCHIVE --config FILE"));
+  }
+  const std::string archive(args[1]);
+  auto config = spoke::config::LoadSpokeConfig(std::string(args[3]));
+  if (!config.ok()) return Fail(config.status());
+  spoke::docker::EngineInfo info;
+  auto engine = ConnectEngine(*config, &info);
+  if (!engine.ok()) return Fail(engine.status());
+  std::fprintf(stderr, "llmbox-spoke: loading %s into the engine at %s\n", archive.c_str(),
+               info.endpoint.c_str());
+  int last_percent = -1;
+  auto progress = [&](uint64_t sent, uint64_t total) {
+    const int percent = total == 0 ? 100 : static_cast<int>(sent * 100 / total);
+    if (percent / 10 == last_percent / 10 && sent < total) return;
+    last_percent = percent;
+    std::fprintf(stderr, "llmbox-spoke: sent %.1f of %.1f MiB (%d%%)\n",
+                 static_cast<double>(sent) / (1 << 20), static_cast<double>(total) / (1 << 20),
+                 percent);
+  };
+  auto report =
+      spoke::box::ImportBoxImage(**engine, archive, config->boxes.default_image, progress);
+  if (!report.ok()) return Fail(report.status());
+  for (const auto& image : report->loaded) {
+    std::fprintf(stderr, "llmbox-spoke: loaded %s\n", image.c_str());
+  }
+  std::fprintf(stderr,
+               "llmbox-spoke: boxes.default_image %s is on the engine (%s); a serving spoke "
+               "can create boxes at its next health check\n",
+               config->boxes.default_image.c_str(), report->default_image_id.c_str());
   return 0;
 }
 
@@ -149,10 +232,18 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "join" || command == "renew") {
+    // Only llmbox's own lines: gRPC's go through our logger, its errors as warnings.
+    if (auto st = common::InitLogging({.level = "warn"}); !st.ok()) return Fail(st);
     const std::vector<std::string_view> rest(argv + 2, argv + argc);
     return command == "join" ? Join(rest) : Renew(rest);
   }
-  if ((command == "serve" || command == "check-config") && argc == 4 &&
+  if (command == "image") {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return ImportImage(std::vector<std::string_view>(argv + 2, argv + argc));
+  }
+  const bool file_only =
+      command == "check-config" && argc == 5 && std::string_view(argv[4]) == "--file-only";
+  if ((command == "serve" || command == "check-config") && (argc == 4 || file_only) &&
       std::string_view(argv[2]) == "--config") {
     // Before any thread starts, so only WaitForStopSignal sees them.
     common::BlockStopSignals();
@@ -162,7 +253,7 @@ int main(int argc, char** argv) {
     if (command == "check-config") {
       std::printf("llmbox-spoke: %s is valid (spoke %s, listen %s, %zu hooks)\n", argv[3],
                   config->name.c_str(), config->listen.c_str(), config->hooks.size());
-      return 0;
+      return file_only ? 0 : CheckHost(*config);
     }
     return Serve(*config);
   }

@@ -509,7 +509,8 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
        .description =
            "List the spokes (Docker hosts) boxes can be placed on, by name: each one's state "
            "(ready; cordoned or draining by an operator: no new boxes; degraded: its recent "
-           "creates failed, so placement passes it over; unreachable; removed), since when and "
+           "creates failed, so placement passes it over; not_ready: it answers but cannot create "
+           "boxes now, e.g. its box image is missing; unreachable; removed), since when and "
            "why, whether it answers and how full it is. Pass a ready spoke's name as "
            "create_llmbox's spoke. One page at a time: when next_cursor is there, more spokes "
            "follow; pass it as cursor for the next page.",
@@ -527,7 +528,8 @@ std::vector<mcp::Tool> BoxTools::Tools() const {
                     {"state",
                      {{"type", "string"},
                       {"enum",
-                       {"ready", "cordoned", "draining", "degraded", "unreachable", "removed"}}}},
+                       {"ready", "not_ready", "cordoned", "draining", "degraded", "unreachable",
+                        "removed"}}}},
                     {"state_description", StringSchema()},
                     {"since", StringSchema()},
                     {"reason", StringSchema()},

@@ -63,6 +63,18 @@ std::string SpokeListEntryJson(const SpokeView& view, bool for_operator) {
     case SpokeState::kRemoved:
       break;
   }
+  // A spoke in rotation whose last health answer says it cannot create (its engine is down,
+  // it lacks its default image or claude_bin) is not ready: placement passes it over too.
+  if (view.state == SpokeState::kReady && view.health.has_value() &&
+      (!view.health->engine_reachable || !view.health->cannot_create.empty())) {
+    const std::string why =
+        !view.health->engine_reachable ? "its Docker engine is down" : view.health->cannot_create;
+    entry["state"] = "not_ready";
+    entry["state_description"] =
+        "not ready: cannot create boxes" +
+        (for_operator ? ": " + why : std::string(" (its operator is told why)"));
+    if (for_operator) reason = why;
+  }
   if (since_ms > 0) entry["since"] = common::FormatUtcSeconds(since_ms);
   if (!reason.empty()) entry["reason"] = reason;
   const bool connected = SpokeConnected(view);

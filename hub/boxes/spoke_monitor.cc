@@ -275,7 +275,18 @@ void SpokeMonitor::Poll() {
           spdlog::info("spoke {}: answers again (unreachable since {})", probe.name,
                        common::FormatUtcSeconds(spoke.unreachable_since_ms));
         }
-        if (!spoke.answered) spdlog::debug("spoke {}: first health answer", probe.name);
+        // cfg (issue 18): the outcome of the first dial, and whether the spoke can create.
+        const std::string cannot_create = Cut(probe.health->cannot_create);
+        if (!spoke.answered) {
+          spdlog::info("spoke {}: answers its health checks{}", probe.name,
+                       cannot_create.empty() ? "" : "; cannot create boxes: " + cannot_create);
+        } else if (spoke.health.has_value() && Cut(spoke.health->cannot_create) != cannot_create) {
+          if (cannot_create.empty()) {
+            spdlog::info("spoke {}: can create boxes again", probe.name);
+          } else {
+            spdlog::warn("spoke {}: cannot create boxes: {}", probe.name, cannot_create);
+          }
+        }
         if (spoke.unreachable || !spoke.answered) returned.push_back(probe.name);
         spoke.answered = true;
         spoke.unreachable = false;
@@ -288,6 +299,9 @@ void SpokeMonitor::Poll() {
         const std::string error = Cut(common::AsStd(probe.health.status().message()));
         spoke.probe_error = error;
         if (MissedTheSpoke(probe.health.status())) {
+          if (!spoke.answered && spoke.missed == 0) {
+            spdlog::warn("spoke {}: does not answer its first health check: {}", probe.name, error);
+          }
           if (spoke.missed++ == 0) spoke.missed_since_ms = now_ms;
           if (spoke.missed >= options_.unreachable_after) {
             if (!spoke.unreachable) {
@@ -312,7 +326,8 @@ void SpokeMonitor::Poll() {
       // Back in rotation only through a trial that succeeds, with a reachable engine.
       if (spoke.degraded && !spoke.unreachable && !spoke.trial_running &&
           spoke.probe_error.empty() && spoke.health.has_value() && spoke.health->engine_reachable &&
-          now_ms >= spoke.next_trial_ms && spoke.client != nullptr) {
+          spoke.health->cannot_create.empty() && now_ms >= spoke.next_trial_ms &&
+          spoke.client != nullptr) {
         StartTrial(probe.name, spoke);
       }
     }
@@ -530,6 +545,9 @@ absl::StatusOr<std::string> SpokeMonitor::Place(const std::string& image,
                                health.error + spoke.in_flight + spoke.created_since_health;
     if (!health.engine_reachable) {
       passed_over.push_back(name + "'s Docker engine is down (" + Cut(health.engine_error) + ")");
+    } else if (!health.cannot_create.empty()) {
+      // cfg (issue 18): the spoke says it cannot create (no default image, no claude_bin).
+      passed_over.push_back(name + " cannot create boxes (" + Cut(health.cannot_create) + ")");
     } else if (!image.empty() && std::find(images.begin(), images.end(), image) == images.end()) {
       passed_over.push_back(name + " does not allow image " + common::QuoteForMessage(image));
     } else if (used >= health.max_boxes) {

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/grpc_status.h"
+#include "common/redact.h"
 #include "common/utf8.h"
 #include "llmbox/v1/box.grpc.pb.h"
 
@@ -261,7 +262,10 @@ class GrpcSpokeClient final : public SpokeClient {
         .error = capacity.error(),
         .engine_reachable = response.engine().reachable(),
         .engine_error = response.engine().error(),
-        .allowed_images = {response.allowed_images().begin(), response.allowed_images().end()}};
+        .allowed_images = {response.allowed_images().begin(), response.allowed_images().end()},
+        // A spoke's own words: shown to operators and logged, so bounded and redacted here.
+        .cannot_create = common::Utf8Prefix(
+            common::Redact(std::string_view(response.cannot_create()).substr(0, 4096)), 2048)};
   }
 
  private:

@@ -82,7 +82,10 @@ absl::Status RemoteSpokes::Sync() {
                                   args);
     dialed.channel = channel;
     directory_.Add(spoke.name, MakeGrpcSpokeClient(std::move(channel)), /*local=*/false);
-    spdlog::info("cluster: spoke {} at {}", spoke.name, spoke.advertise_address);
+    // Nothing is dialed yet (channels connect on their first call): the monitor logs whether
+    // the spoke answers its first health check.
+    spdlog::info("cluster: spoke {} at {} added; its first health check says whether it answers",
+                 spoke.name, spoke.advertise_address);
   }
   for (auto it = dialed_.begin(); it != dialed_.end();) {
     if (present.contains(it->first)) {

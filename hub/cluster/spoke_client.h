@@ -184,6 +184,9 @@ struct SpokeHealth {
   bool engine_reachable = false;
   std::string engine_error;  // why not, when not
   std::vector<std::string> allowed_images;
+  // Why the spoke cannot create a box now (no default image, no claude_bin) and what its
+  // operator should do, in its words (at most 2 KiB); empty when it can.
+  std::string cannot_create;
 
   // The boxes the spoke holds, whatever their phase.
   std::uint32_t Boxes() const { return creating + pending + ready + error; }

@@ -6,7 +6,10 @@
 #   engine_start STATE_DIR BRIDGE CIDR POOL [DOCKERD_ARG...]
 #                                             start (or reuse) the engine kept in STATE_DIR;
 #                                             extra arguments go to dockerd (a TCP+TLS listener)
-#   engine_stop STATE_DIR                     stop it by the pid in its pidfile (never by name)
+#   engine_stop STATE_DIR                     stop it by the pid in its pidfile (never by name),
+#                                             then remove what dockerd leaves behind: its
+#                                             bridges and their iptables rules (and Docker's
+#                                             own chains once no dockerd runs at all)
 #   engine_sock STATE_DIR                     print its socket path
 #   engine_ping SOCK                          succeed when the engine on SOCK answers /_ping
 #
@@ -70,6 +73,9 @@ engine_start() {
   mkdir -p "$run" "$dir/data"
   rm -f "$sock"
   engine_ensure_bridge "$bridge" "$cidr"
+  # What engine_stop needs to find this engine's bridges and rules again, even after a crash.
+  echo "$bridge $cidr $pool" >"$dir/network"
+  [[ -f "$dir/ip_forward.before" ]] || cat /proc/sys/net/ipv4/ip_forward >"$dir/ip_forward.before" 2>/dev/null || true
   # Containers on a bridge need forwarding; dockerd turns it on as well, but only when it
   # manages iptables, so say it explicitly.
   sysctl -qw net.ipv4.ip_forward=1 >/dev/null 2>&1 || true
@@ -111,6 +117,8 @@ engine_stop() {
   dir=$(realpath -m "$dir")
   if ! pid=$(engine_pid "$dir"); then
     echo "engine: no engine running for $dir"
+    # One that crashed left its bridges and rules all the same.
+    engine_clean_network "$dir"
     return 0
   fi
   echo "engine: stopping dockerd $pid ($dir)"
@@ -122,6 +130,109 @@ engine_stop() {
   if kill -0 "$pid" 2>/dev/null; then
     echo "engine: dockerd $pid still running after 30 s; killing it" >&2
     kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
   fi
   rm -f "$dir/dockerd.pid"
+  engine_clean_network "$dir"
+  # Its socket and exec root, unless something is still mounted there.
+  local run
+  run=$(engine_run_dir "$dir")
+  if [[ -d "$run" ]] && ! grep -q " $run/" /proc/mounts; then rm -rf "$run"; fi
+}
+
+# 10.211.8.1 -> its value as a 32-bit number.
+engine_ip_number() {
+  local a b c d
+  IFS=. read -r a b c d <<<"$1"
+  echo $(((a << 24) | (b << 16) | (c << 8) | d))
+}
+
+# Whether address or network $1 (a.b.c.d[/n]) lies in network $2 (a.b.c.d/n).
+engine_in_net() {
+  local ip=${1%/*} net=${2%/*} bits=${2#*/} mask
+  [[ "$ip" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || return 1
+  mask=$(((0xffffffff << (32 - bits)) & 0xffffffff))
+  (($(($(engine_ip_number "$ip") & mask)) == $(($(engine_ip_number "$net") & mask))))
+}
+
+# Whether a dockerd process runs on this machine (any engine: the rig's, the system's).
+engine_any_dockerd() {
+  local comm
+  for comm in /proc/[0-9]*/comm; do
+    [[ "$(cat "$comm" 2>/dev/null)" == dockerd ]] && return 0
+  done
+  return 1
+}
+
+# Deletes the rules of iptables table $1 for which the function named $2 (given the rule's
+# words) succeeds.
+engine_delete_rules() {
+  local table=$1 match=$2 rule words
+  iptables -t "$table" -S 2>/dev/null | grep '^-A ' | while read -r rule; do
+    read -ra words <<<"$rule"
+    if "$match" "${words[@]}"; then
+      words[0]=-D
+      iptables -t "$table" "${words[@]}" 2>/dev/null || true
+    fi
+  done
+}
+
+# What dockerd leaves behind when it stops, for the engine of STATE_DIR $1: the Linux bridges of
+# its networks (the default one engine_start made, and each network's from its pool), the
+# iptables rules that name them or their addresses, and (when no dockerd runs any more)
+# Docker's own chains and the jumps to them, and the ip_forward setting engine_start changed.
+# Another engine's bridges, pool and rules are never touched.
+engine_clean_network() {
+  local dir=$1 bridge cidr pool name addr links=()
+  [[ -f "$dir/network" ]] || return 0
+  read -r bridge cidr pool <"$dir/network"
+  command -v iptables >/dev/null || return 0
+  while read -r _ name _ addr _; do
+    if engine_in_net "$addr" "$pool"; then links+=("$name"); fi
+  done < <(ip -4 -o addr show type bridge 2>/dev/null)
+  ip link show "$bridge" >/dev/null 2>&1 && links+=("$bridge")
+  ENGINE_CLEAN_LINKS=" ${links[*]} " ENGINE_CLEAN_NETS="$pool $cidr" engine_delete_rules filter engine_rule_is_ours
+  ENGINE_CLEAN_LINKS=" ${links[*]} " ENGINE_CLEAN_NETS="$pool $cidr" engine_delete_rules nat engine_rule_is_ours
+  for name in "${links[@]}"; do
+    ip link delete "$name" 2>/dev/null || true
+  done
+  if ! engine_any_dockerd; then
+    engine_delete_rules filter engine_rule_jumps_to_docker
+    engine_delete_rules nat engine_rule_jumps_to_docker
+    for name in DOCKER DOCKER-USER DOCKER-ISOLATION-STAGE-1 DOCKER-ISOLATION-STAGE-2; do
+      iptables -t filter -F "$name" 2>/dev/null && iptables -t filter -X "$name" 2>/dev/null
+    done
+    iptables -t nat -F DOCKER 2>/dev/null && iptables -t nat -X DOCKER 2>/dev/null
+    if [[ -f "$dir/ip_forward.before" ]]; then
+      sysctl -qw "net.ipv4.ip_forward=$(<"$dir/ip_forward.before")" >/dev/null 2>&1 || true
+    fi
+  fi
+  rm -f "$dir/ip_forward.before"
+  echo "engine: removed ${#links[@]} bridge(s) and their iptables rules (${links[*]})"
+}
+
+# A rule (its words) that names one of $ENGINE_CLEAN_LINKS as in or out interface, or has a
+# source or destination in one of $ENGINE_CLEAN_NETS.
+engine_rule_is_ours() {
+  local previous="" word net
+  for word in "$@"; do
+    case $previous in
+      -i | -o) [[ "$ENGINE_CLEAN_LINKS" == *" $word "* ]] && return 0 ;;
+      -s | -d)
+        for net in $ENGINE_CLEAN_NETS; do
+          engine_in_net "$word" "$net" && return 0
+        done
+        ;;
+    esac
+    previous=$word
+  done
+  return 1
+}
+
+# A rule (its words) in a chain of the kernel's that jumps to one of Docker's chains.
+engine_rule_jumps_to_docker() {
+  [[ "$2" != DOCKER* && "${*: -1}" == DOCKER* && "${*: -2:1}" == -j ]]
 }

@@ -152,13 +152,31 @@ struct Request {
   // When set, the body goes here chunk by chunk instead of into Reply::body; returning false
   // aborts the transfer.
   std::function<bool(std::string_view)> sink;
+  // When set, the request body is read from here as it is sent (never held whole), and
+  // `sent` is told the running total.
+  ImageArchive* upload = nullptr;
+  std::function<void(uint64_t)> sent;
 };
 
 struct Transfer {
   Reply* reply;
   const Request* request;
   bool overflow = false;
+  uint64_t uploaded = 0;
+  absl::Status upload_error;
 };
+
+size_t OnUpload(char* buffer, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  absl::StatusOr<size_t> n = t->request->upload->Read(buffer, size * count);
+  if (!n.ok()) {
+    t->upload_error = n.status();
+    return CURL_READFUNC_ABORT;
+  }
+  t->uploaded += *n;
+  if (t->request->sent) t->request->sent(t->uploaded);
+  return *n;
+}
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
@@ -183,6 +201,27 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
     t->reply->api_version = std::string(absl::StripAsciiWhitespace(AsAbsl(line.substr(12))));
   }
   return size * count;
+}
+
+// A sink for the engine's JSON-lines progress streams (pull, load): each object line goes to
+// `on_line` (when set), and an "error" member becomes `*failure`. A line longer than
+// kMaxHeaderBytes stops the transfer (and is the failure).
+std::function<bool(std::string_view)> JsonLines(std::string* pending, std::string* failure,
+                                                std::function<void(const json&)> on_line) {
+  return [=](std::string_view chunk) {
+    pending->append(chunk);
+    size_t newline;
+    while ((newline = pending->find('\n')) != std::string::npos) {
+      json line = json::parse(pending->substr(0, newline), nullptr, false);
+      pending->erase(0, newline + 1);
+      if (!line.is_object()) continue;
+      if (line.contains("error")) *failure = StringOr(line, "error");
+      if (on_line) on_line(line);
+    }
+    if (pending->size() < kMaxHeaderBytes) return true;
+    *failure = absl::StrCat("a line of the engine's reply exceeds ", kMaxHeaderBytes, " bytes");
+    return false;
+  };
 }
 
 class Engine final : public DockerEngine {
@@ -218,22 +257,41 @@ class Engine final : public DockerEngine {
                     .path = "/images/create?fromImage=" + Escape(repo) + "&tag=" + Escape(tag),
                     .timeout = milliseconds(30 * 60 * 1000)};
     // The engine answers 200 and reports a failed pull inside the JSON-lines stream.
-    request.sink = [&](std::string_view chunk) {
-      pending.append(chunk);
-      size_t newline;
-      while ((newline = pending.find('\n')) != std::string::npos) {
-        json line = json::parse(pending.substr(0, newline), nullptr, false);
-        pending.erase(0, newline + 1);
-        if (line.is_object() && line.contains("error")) failure = StringOr(line, "error");
-      }
-      return pending.size() < kMaxHeaderBytes;
-    };
+    request.sink = JsonLines(&pending, &failure, nullptr);
     LLMBOX_RETURN_IF_ERROR(Call(request, "pull " + ref).status());
     if (!failure.empty()) {
       return absl::UnavailableError(
           absl::StrCat("docker (", name_, "): pull ", ref, ": ", failure));
     }
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<std::string>> LoadImage(
+      ImageArchive& source, const std::function<void(uint64_t)>& progress) override {
+    std::vector<std::string> loaded;
+    std::string pending, failure;
+    Request request{.method = "POST",
+                    .path = "/images/load?quiet=1",
+                    .content_type = "application/x-tar",
+                    .timeout = milliseconds(60 * 60 * 1000),
+                    .upload = &source,
+                    .sent = progress};
+    // JSON lines: {"stream":"Loaded image: name:tag\n"} per image, {"error":...} on failure.
+    request.sink = JsonLines(&pending, &failure, [&loaded](const json& line) {
+      std::string text(absl::StripAsciiWhitespace(AsAbsl(StringOr(line, "stream"))));
+      for (std::string_view prefix : {"Loaded image: ", "Loaded image ID: "}) {
+        if (absl::StartsWith(AsAbsl(text), AsAbsl(prefix)) && loaded.size() < 1024) {
+          loaded.push_back(text.substr(prefix.size()));
+        }
+      }
+    });
+    LLMBOX_RETURN_IF_ERROR(Call(request, "load images").status());
+    if (!pending.empty()) request.sink("\n");
+    if (!failure.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("docker (", name_, "): load images: ", failure));
+    }
+    return loaded;
   }
 
   absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) override {
@@ -708,7 +766,16 @@ class Engine final : public DockerEngine {
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
-    if (request.method == "POST" || request.method == "PUT") {
+    if (request.upload != nullptr) {
+      curl_easy_setopt(h, CURLOPT_POST, 1L);
+      curl_easy_setopt(h, CURLOPT_READFUNCTION, OnUpload);
+      curl_easy_setopt(h, CURLOPT_READDATA, &transfer);
+      if (auto size = request.upload->Size(); size.has_value()) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(*size));
+      } else {
+        headers = curl_slist_append(headers, "Transfer-Encoding: chunked");
+      }
+    } else if (request.method == "POST" || request.method == "PUT") {
       curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                        static_cast<curl_off_t>(request.body.size()));
@@ -726,6 +793,7 @@ class Engine final : public DockerEngine {
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_text);
     const CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(headers);
+    if (!transfer.upload_error.ok()) return transfer.upload_error;
     if (transfer.overflow) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "docker (", name_, "): ", what, ": the reply exceeds ", kMaxReplyBytes, " bytes"));

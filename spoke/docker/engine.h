@@ -202,6 +202,16 @@ class AttachStream {
   virtual void Close() = 0;
 };
 
+// Where LoadImage reads an image archive from (a file, for `llmbox-spoke image import`).
+class ImageArchive {
+ public:
+  virtual ~ImageArchive() = default;
+  // Its size in bytes, when known before reading (sent as Content-Length).
+  virtual std::optional<uint64_t> Size() const = 0;
+  // Up to `capacity` bytes into `buffer`; 0 at the end; an error stops the load.
+  [[nodiscard]] virtual absl::StatusOr<size_t> Read(char* buffer, size_t capacity) = 0;
+};
+
 class DockerEngine {
  public:
   virtual ~DockerEngine() = default;
@@ -212,6 +222,13 @@ class DockerEngine {
   [[nodiscard]] virtual absl::StatusOr<ImageInfo> InspectImage(const std::string& ref) = 0;
   // Pulls `ref`, reading the progress stream to its end; an error in it is an error.
   [[nodiscard]] virtual absl::Status PullImage(const std::string& ref) = 0;
+  // Loads images from an archive `docker save` wrote (plain tar, or compressed: the engine
+  // takes gzip, bzip2 and xz), streaming `source` (not held in memory). `progress`, when
+  // set, is told the bytes sent so far from time to time. Returns what the engine says it
+  // loaded: each name:tag, or sha256:... for an image saved by id. An error in the engine's
+  // reply stream (a tar that is not an image archive) is InvalidArgument with its words.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> LoadImage(
+      ImageArchive& source, const std::function<void(uint64_t sent)>& progress) = 0;
 
   [[nodiscard]] virtual absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) = 0;
   [[nodiscard]] virtual absl::Status StartContainer(const std::string& id) = 0;

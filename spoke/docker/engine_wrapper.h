@@ -33,6 +33,10 @@ class DockerEngineWrapper : public DockerEngine {
   [[nodiscard]] absl::Status PullImage(const std::string& ref) override {
     return target_.PullImage(ref);
   }
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> LoadImage(
+      ImageArchive& source, const std::function<void(uint64_t sent)>& progress) override {
+    return target_.LoadImage(source, progress);
+  }
   [[nodiscard]] absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) override {
     return target_.CreateContainer(spec);
   }

@@ -22,6 +22,7 @@
 #include "common/status.h"
 #include "common/subprocess.h"
 #include "spoke/box/manager.h"
+#include "spoke/box/readiness.h"
 #include "spoke/docker/curl_engine.h"
 #include "spoke/egress/egress.h"
 #include "spoke/egress/firewall.h"
@@ -139,6 +140,13 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
   } else {
     spdlog::info("spoke {}: Docker engine {} (API {}) at {}", c.name, info.server_version,
                  info.api_version, info.endpoint);
+  }
+  // A spoke that cannot create (no default image, no claude_bin) serves all the same: the
+  // operator fixes it in place, and every health answer tells the hub (box/readiness.h).
+  if (auto st = box::CheckCanCreate(*parts->engine, c.boxes, info.endpoint); !st.ok()) {
+    spdlog::warn("{}: cannot create boxes until this is fixed: {}",
+                 parts->in_process() ? std::string("local spoke") : "spoke " + c.name,
+                 common::AsStd(st.message()));
   }
 
   parts->hooks = std::make_unique<hooks::HookRunner>(parts->subprocesses, c.hooks);

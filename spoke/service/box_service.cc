@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 
 #include "common/absl_compat.h"
 #include "common/grpc_status.h"
@@ -12,6 +13,7 @@
 #include "common/utf8.h"
 #include "common/version.h"
 #include "spoke/box/console.h"
+#include "spoke/box/readiness.h"
 #include "spoke/service/network_proto.h"
 
 namespace llmbox::spoke::service {
@@ -310,6 +312,22 @@ grpc::Status BoxServiceImpl::SetHubKeys(grpc::ServerContext* context,
   return ToGrpcStatus(options_.set_hub_keys(keys));
 }
 
+void BoxServiceImpl::NoteCanCreate(const std::string& problem) {
+  std::lock_guard lock(can_create_mu_);
+  if (last_problem_ == problem) return;
+  // The first answer was logged at start (SpokeNode::Start).
+  if (!last_problem_.has_value()) {
+    last_problem_ = problem;
+    return;
+  }
+  if (!problem.empty()) {
+    spdlog::warn("spoke {}: cannot create boxes: {}", options_.spoke_name, problem);
+  } else {
+    spdlog::info("spoke {}: can create boxes again", options_.spoke_name);
+  }
+  last_problem_ = problem;
+}
+
 grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::HealthRequest*,
                                     v1::HealthResponse* response) {
   if (auto st = Authorize(context); !st.ok()) return st;
@@ -325,6 +343,10 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
     engine->set_reachable(true);
     engine->set_version(Text(info->server_version));
     engine->set_api_version(Text(info->api_version));
+    const absl::Status can_create = box::CheckCanCreate(engine_, options_.boxes, info->endpoint);
+    const std::string problem(common::AsStd(can_create.message()));
+    response->set_cannot_create(Text(problem));
+    NoteCanCreate(problem);
     auto views = boxes_.List();
     if (views.ok()) {
       for (const auto& view : *views) {

@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,9 +71,15 @@ class BoxServiceImpl final : public llmbox::v1::BoxService::Service {
  private:
   grpc::Status Authorize(grpc::ServerContext* context) const;
 
+  // Logs when the answer to "can this spoke create boxes?" changes (what to do, or that it
+  // can again).
+  void NoteCanCreate(const std::string& problem);
+
   box::BoxManager& boxes_;
   docker::DockerEngine& engine_;
   const BoxServiceOptions options_;
+  std::mutex can_create_mu_;
+  std::optional<std::string> last_problem_;  // guarded by can_create_mu_; nullopt: not asked yet
 };
 
 }  // namespace llmbox::spoke::service

@@ -183,6 +183,31 @@ absl::Status FakeDockerEngine::PullImage(const std::string& ref) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> FakeDockerEngine::LoadImage(
+    spoke::docker::ImageArchive& source, const std::function<void(uint64_t sent)>& progress) {
+  {
+    std::lock_guard lock(mu_);
+    RecordLocked("LoadImage");
+  }
+  char buffer[4096];
+  uint64_t sent = 0;
+  while (true) {
+    absl::StatusOr<size_t> n = source.Read(buffer, sizeof(buffer));
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    sent += *n;
+    if (progress) progress(sent);
+  }
+  std::lock_guard lock(mu_);
+  for (const auto& ref : load_result_) images_.insert(ref);
+  return load_result_;
+}
+
+void FakeDockerEngine::SetLoadResult(std::vector<std::string> refs) {
+  std::lock_guard lock(mu_);
+  load_result_ = std::move(refs);
+}
+
 absl::StatusOr<std::string> FakeDockerEngine::CreateContainer(const ContainerSpec& spec) {
   std::lock_guard lock(mu_);
   RecordLocked("CreateContainer");

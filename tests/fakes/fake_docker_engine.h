@@ -81,6 +81,12 @@ class FakeDockerEngine final : public spoke::docker::DockerEngine {
   [[nodiscard]] absl::StatusOr<spoke::docker::ImageInfo> InspectImage(
       const std::string& ref) override;
   [[nodiscard]] absl::Status PullImage(const std::string& ref) override;
+  // Reads the archive to its end and "loads" the images SetLoadResult named (none by default).
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> LoadImage(
+      spoke::docker::ImageArchive& source,
+      const std::function<void(uint64_t sent)>& progress) override;
+  // What the next LoadImage loads: these refs become images the engine has.
+  void SetLoadResult(std::vector<std::string> refs);
   [[nodiscard]] absl::StatusOr<std::string> CreateContainer(
       const spoke::docker::ContainerSpec& spec) override;
   [[nodiscard]] absl::Status StartContainer(const std::string& id) override;
@@ -140,6 +146,7 @@ class FakeDockerEngine final : public spoke::docker::DockerEngine {
   std::condition_variable stopped_;  // a container stopped
   std::set<std::string> images_;
   std::set<std::string> pullable_;
+  std::vector<std::string> load_result_;
   ConsoleScript script_;
   spoke::docker::ExecResult exec_result_{.exit_code = 0};
   int next_id_ = 1;

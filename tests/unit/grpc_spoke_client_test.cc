@@ -290,6 +290,24 @@ TEST_CASE("health brings back capacity by phase, the engine and the images", "[s
   CheckDeadline(f.DeadlineAhead("Health"), 2s);
 }
 
+// cfg (issue 18): why a spoke cannot create, in its own words.
+TEST_CASE("a spoke's reason it cannot create comes back bounded and redacted", "[spoke_client]") {
+  Fixture f;
+  {
+    std::lock_guard lock(f.spoke.mu);
+    v1::HealthResponse health;
+    health.mutable_engine()->set_reachable(true);
+    health.set_cannot_create("image missing; key sk-ant-api03-AbC_dEf-123 " +
+                             std::string(1 << 20, 'x'));
+    f.spoke.health_response = health;
+  }
+  auto health = f.client->Health(2s);
+  REQUIRE(health.ok());
+  CHECK(health->cannot_create.rfind("image missing; key [REDACTED] xxx", 0) == 0);
+  CHECK(health->cannot_create.size() <= 2048);
+  CHECK(health->cannot_create.find("sk-ant") == std::string::npos);
+}
+
 TEST_CASE("a spoke that does not answer within the timeout is DeadlineExceeded", "[spoke_client]") {
   Fixture f;
   // The spoke stays silent until the client has given up (no sleep: the call's own deadline

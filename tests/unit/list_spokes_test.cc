@@ -248,5 +248,29 @@ TEST_CASE("a list_spokes cursor opens only as a spoke name, and a box cursor not
   CHECK(absl::IsInvalidArgument(cursors.OpenSpoke("key:bob", cursor).status()));
 }
 
+// cfg (issue 18): a spoke that answers but cannot create.
+TEST_CASE("a spoke that cannot create is not ready and tells an admin why", "[list-spokes]") {
+  SpokeView view = View("west");
+  view.health->cannot_create = "boxes.default_image \"llmbox-box:dev\" is not on the engine";
+  const json entry = json::parse(SpokeListEntryJson(view, /*for_operator=*/true));
+  CHECK(entry["state"] == "not_ready");
+  CHECK(entry["connected"] == true);
+  CHECK(entry["reason"] == view.health->cannot_create);
+  CHECK(entry["state_description"] ==
+        "not ready: cannot create boxes: " + view.health->cannot_create);
+  // Another principal's chatbot learns that it cannot, not the host's details.
+  const json brief = json::parse(SpokeListEntryJson(view));
+  CHECK(brief["state"] == "not_ready");
+  CHECK_FALSE(brief.contains("reason"));
+  CHECK(brief.dump().find("llmbox-box:dev") == std::string::npos);
+  // An engine that is down is the same for list_spokes.
+  SpokeView down = View("east");
+  down.health->engine_reachable = false;
+  CHECK(json::parse(SpokeListEntryJson(down))["state"] == "not_ready");
+  // An operator's state wins: a cordoned spoke stays cordoned.
+  view.state = SpokeState::kCordoned;
+  CHECK(json::parse(SpokeListEntryJson(view))["state"] == "cordoned");
+}
+
 }  // namespace
 }  // namespace llmbox::hub::boxes

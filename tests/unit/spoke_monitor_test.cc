@@ -821,5 +821,29 @@ TEST_CASE("spoke monitor costs with 500 spokes", "[.][spoke-monitor-bench]") {
             << pct(places, 0.99) << " us\n";
 }
 
+// cfg (issue 18): a spoke that answers but cannot create.
+TEST_CASE("placement passes over a spoke that says it cannot create until it can",
+          "[spoke-monitor]") {
+  Fixture f;
+  auto spoke = f.Add("w1");
+  spoke->health.engine_reachable = true;
+  spoke->health.allowed_images = {"llmbox-box:dev"};
+  spoke->health.cannot_create = "boxes.default_image \"llmbox-box:dev\" is not on the engine";
+  f.monitor->Poll();
+  auto placed = f.monitor->Place("llmbox-box:dev", {});
+  REQUIRE(absl::IsResourceExhausted(placed.status()));
+  CHECK(
+      std::string(placed.status().message()).find("w1 cannot create boxes (boxes.default_image") !=
+      std::string::npos);
+  // Not a failure of the spoke's: it is not degraded, only passed over.
+  CHECK(f.ViewOf("w1").state == SpokeState::kReady);
+
+  spoke->health.cannot_create.clear();
+  f.monitor->Poll();
+  auto now = f.monitor->Place("llmbox-box:dev", {});
+  REQUIRE(now.ok());
+  CHECK(*now == "w1");
+}
+
 }  // namespace
 }  // namespace llmbox::hub::boxes
