@@ -23,7 +23,8 @@
 namespace llmbox::hub::audit {
 namespace {
 
-using nlohmann::json;
+// Fields in a fixed order (time, event, who, what, outcome) for people reading the file.
+using json = nlohmann::ordered_json;
 
 std::string Clean(std::string_view text) {
   return common::Utf8Prefix(common::Redact(text), kMaxFieldBytes);

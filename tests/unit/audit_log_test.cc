@@ -110,6 +110,9 @@ TEST_CASE("an audit record is one JSON line with the time in RFC 3339 UTC to the
                            {"box_id", "b1"},
                            {"spoke", "local"},
                            {"outcome", "ok"}});
+  CHECK(absl::StartsWith(Lines(dir.File())[0],
+                         "{\"time\":\"" + records[0]["time"].get<std::string>() +
+                             "\",\"event\":\"box.destroy\",\"principal\":\"key:alice\""));
   const std::string time = records[0]["time"].get<std::string>();
   CHECK(time.size() == 24);
   CHECK(time[10] == 'T');
