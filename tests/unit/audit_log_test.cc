@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "common/utf8.h"
+#include "hub/admin/admin_commands.h"
 #include "hub/boxes/box_tools.h"
 #include "hub/boxes/registry.h"
 #include "hub/cluster/grpc_spoke_client.h"
@@ -334,6 +335,38 @@ TEST_CASE("hub.audit defaults to the state dir and its keys are checked", "[audi
   CHECK(absl::StrContains(keep.status().message(), "hub.audit.keep"));
   auto unknown = config::ParseHubConfig("hub:\n  audit:\n    rotate: yes\n", "hub.yaml", "/");
   CHECK_FALSE(unknown.ok());
+}
+
+TEST_CASE("the admin commands that change state are audited as the operator and listings are not",
+          "[audit]") {
+  Dir dir;
+  auto parsed = config::ParseHubConfig("hub:\n  state_dir: " + dir.scratch.path().string() + "\n",
+                                       "hub.yaml", "/");
+  REQUIRE(parsed.ok());
+  const config::HubConfig& hub = *parsed;
+  const admin::CommandArgs create{.verb = "create", .name = "ops-key", .admin = true};
+  CHECK(admin::AuditedCommand("apikey", create, hub, dir.clock, admin::ApiKeyCommand) == 0);
+  CHECK(admin::AuditedCommand("apikey", {.verb = "list"}, hub, dir.clock, admin::ApiKeyCommand) ==
+        0);
+  const admin::CommandArgs revoke{.verb = "revoke", .name = "ops-key"};
+  CHECK(admin::AuditedCommand("apikey", revoke, hub, dir.clock, admin::ApiKeyCommand) == 0);
+  const admin::CommandArgs unknown{.verb = "revoke", .name = "no-such-key"};
+  CHECK(admin::AuditedCommand("apikey", unknown, hub, dir.clock, admin::ApiKeyCommand) == 1);
+
+  const auto records = Records(hub.audit.path);
+  REQUIRE(records.size() == 3);
+  CHECK(records[0]["event"] == "apikey.create");
+  CHECK(records[0]["name"] == "ops-key");
+  CHECK(records[0]["admin"] == "true");
+  CHECK(records[1]["event"] == "apikey.revoke");
+  CHECK(records[2]["event"] == "apikey.revoke");
+  CHECK(records[2]["outcome"] == "error");
+  for (const auto& record : records) {
+    CHECK(record["principal"].get<std::string>().rfind("operator:", 0) == 0);
+    CHECK(record["client"] == "local");
+  }
+  CHECK(records[0]["outcome"] == "ok");
+  CHECK_FALSE(absl::StrContains(ReadAll(hub.audit.path), "llmbox_"));  // the key printed once
 }
 
 // The box tools behind the real MCP endpoint and registry, a fake spoke service under them.
