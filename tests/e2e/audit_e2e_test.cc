@@ -25,6 +25,7 @@
 #include "tests/integration/engine_http.h"
 #include "tests/rig/rig_env.h"
 #include "tests/support/child_process.h"
+#include "tests/support/json_lines.h"
 
 namespace llmbox::testing {
 namespace {
@@ -143,15 +144,8 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
 
   const std::string audit = ReadFile(dir.path / "state" / "audit.log");
   INFO("the audit log:\n" << audit);
-  std::vector<json> records;
-  {
-    std::istringstream lines(audit);
-    for (std::string line; std::getline(lines, line);) {
-      json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
-      REQUIRE(record.is_object());
-      records.push_back(std::move(record));
-    }
-  }
+  const std::vector<json> records = ReadJsonLines(dir.path / "state" / "audit.log");
+  for (const auto& record : records) REQUIRE(record.is_object());
   struct Expected {
     std::string event;
     std::string outcome;

@@ -4,7 +4,6 @@
 // same page through real HTTP in Chromium.
 #include <chrono>
 #include <condition_variable>
-#include <fstream>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -16,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/files.h"
 #include "hub/activation/oidc.h"
 #include "hub/activation/page.h"
 #include "hub/activation/session_cookie.h"
@@ -25,6 +25,7 @@
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/page_reply.h"
 #include "tests/support/scratch_dir.h"
@@ -834,13 +835,8 @@ TEST_CASE("code submissions are audited with the browser's address and never the
   }
   CHECK(f.Post(token, f.Open(token, form.cookie), "good-code-4244").status == 303);
 
-  std::ifstream in(audit_path);
-  std::vector<nlohmann::json> records;
-  std::string text;
-  for (std::string line; std::getline(in, line);) {
-    text += line + "\n";
-    records.push_back(nlohmann::json::parse(line));
-  }
+  const auto records = testing::ReadJsonLines(audit_path);
+  const std::string text = common::ReadSmallFile(audit_path.string()).value();
   REQUIRE(records.size() == 4);
   const std::vector<std::pair<std::string, std::string>> expected = {
       {"box.activate_refused", "not_a_code"},

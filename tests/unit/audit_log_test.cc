@@ -27,7 +27,9 @@
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/scratch_dir.h"
+#include "tests/support/tools_call.h"
 
 namespace llmbox::hub::audit {
 namespace {
@@ -60,13 +62,8 @@ std::vector<std::string> Lines(const fs::path& path) {
 
 // Every line of the file parsed (the test fails on one that does not).
 std::vector<json> Records(const fs::path& path) {
-  std::vector<json> records;
-  for (const auto& line : Lines(path)) {
-    INFO(line);
-    json record;
-    REQUIRE_NOTHROW(record = json::parse(line));
-    records.push_back(record);
-  }
+  std::vector<json> records = testing::ReadJsonLines(path);
+  for (const auto& record : records) REQUIRE(record.is_object());
   return records;
 }
 
@@ -388,17 +385,9 @@ struct ToolsUnderAudit {
 
   // One tools/call from `client` (the address the HTTP layer settled on); the result.
   json Call(const std::string& tool, const json& arguments, const std::string& client) {
-    http::Request request{.method = "POST", .target = "/", .path = "/"};
+    http::Request request = testing::ToolsCallRequest(tool, arguments);
     request.remote_address = "127.0.0.1";
     request.client_address = client;
-    request.headers = {{"host", "127.0.0.1:8080"},
-                       {"content-type", "application/json"},
-                       {"accept", "application/json"}};
-    request.body = json{{"jsonrpc", "2.0"},
-                        {"id", 1},
-                        {"method", "tools/call"},
-                        {"params", {{"name", tool}, {"arguments", arguments}}}}
-                       .dump();
     auto responder = std::make_shared<testing::RecordingResponder>();
     endpoint->Handle(std::move(request), responder);
     REQUIRE(responder->status == 200);

@@ -5,7 +5,6 @@
 // the identity it enrolled.
 
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +35,7 @@
 #include "tests/fakes/fake_box_egress.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -817,13 +817,8 @@ TEST_CASE("joins and refused joins are audited with the peer's address and never
       common::FormatJoinToken({.secret = *secret, .ca_sha256 = hub.pki.ca_sha256});
   CHECK_FALSE(Join(hub, unknown, SpokeConfig(dir, "worker-b")).ok());
 
-  std::ifstream in(path);
-  std::string text;
-  std::vector<nlohmann::json> records;
-  for (std::string line; std::getline(in, line);) {
-    text += line + "\n";
-    records.push_back(nlohmann::json::parse(line));
-  }
+  const auto records = testing::ReadJsonLines(path);
+  const std::string text = common::ReadSmallFile(path.string()).value();
   REQUIRE(records.size() == 2);
   CHECK(records[0]["event"] == "spoke.join");
   CHECK(records[0]["principal"] == "spoke:worker-a");
