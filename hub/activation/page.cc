@@ -372,7 +372,9 @@ struct ActivationPage::State {
 
   // With gating, whether `email` owns the box (the first person to sign in claims it);
   // answers with a refusal when not. Always true without gating.
-  bool OwnedBy(const BoxRecord& box, const std::string& email, http::Responder& out) {
+  // `*not_owner` (when given) is set when the refusal is that another person owns the box.
+  bool OwnedBy(const BoxRecord& box, const std::string& email, http::Responder& out,
+               bool* not_owner = nullptr) {
     if (!Gated()) return true;
     auto owner = registry.ClaimActivation(box.box_id, email);
     if (!owner.ok()) {
@@ -380,6 +382,7 @@ struct ActivationPage::State {
       return false;
     }
     if (*owner == email) return true;
+    if (not_owner != nullptr) *not_owner = true;
     Send(out, 403,
          {.view = View::kRefused,
           .title = "Not your box",
@@ -507,7 +510,8 @@ struct ActivationPage::State {
     auto box = registry.FindByToken(token);
     if (!box.ok()) return ShowBox(request, out, token, email);
     const std::string client = ClientOf(request);
-    if (!OwnedBy(*box, email, out)) {
+    if (bool not_owner = false; !OwnedBy(*box, email, out, &not_owner)) {
+      if (!not_owner) return;
       return Audit(audit::Event::kBoxActivateRefused, *box, client, email,
                    absl::PermissionDeniedError("another person claimed the box"), "not_the_owner");
     }
