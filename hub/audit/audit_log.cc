@@ -65,6 +65,8 @@ std::string_view EventName(Event event) {
       return "join_token.create";
     case Event::kOAuthGrantRevoke:
       return "oauth_grant.revoke";
+    case Event::kOAuthConsent:
+      return "oauth.consent";
     case Event::kSpokeJoin:
       return "spoke.join";
     case Event::kSpokeRemove:

@@ -64,6 +64,7 @@ enum class Event {
   kApiKeyRevoke,           // apikey.revoke
   kJoinTokenCreate,        // join_token.create (the spoke's name, never the token)
   kOAuthGrantRevoke,       // oauth_grant.revoke
+  kOAuthConsent,           // oauth.consent: a person allowed or denied an MCP client
   kSpokeJoin,              // spoke.join: a spoke joined with a token, or was refused
   kSpokeRemove,            // spoke.remove
   kSpokeCordon,            // spoke.cordon

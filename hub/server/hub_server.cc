@@ -381,7 +381,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                               std::string_view email) { return allowlist->Allows(email); },
                       .api_keys = keys_too ? s.api_keys.get() : nullptr,
                       .sign_in_keys = s.api_keys.get(),
-                      .secret = s.session_key},
+                      .secret = s.session_key,
+                      .audit = s.audit.get()},
                      clock));
     mcp_options.authenticate = [server = s.oauth.get()](std::optional<std::string_view> header) {
       return server->Authenticate(header);
