@@ -159,6 +159,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                                                                   .fsync = config.audit.fsync},
                                               clock);
   LLMBOX_RETURN_IF_ERROR(s.audit->Open());
+  spdlog::info("hub: audit log {} (rotated past {} bytes, {} files kept)", config.audit.path,
+               config.audit.max_size, config.audit.keep);
 
   if (config.local_spoke) {
     if (!deps.start_local_spoke) {

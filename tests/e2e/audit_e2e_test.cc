@@ -1,6 +1,7 @@
 // The audit log of a box's life, end to end: llmbox-hub serve with its local spoke on the rig's
 // engine and the stand-in Claude, an API key made and revoked with the admin command, the box
-// created, refused a code and activated through its page, exec'd into (once trying to read the
+// created, sent something that is not a code by a browser behind a trusted proxy, refused a
+// code and activated through its page, exec'd into (once trying to read the
 // credentials the sign-in left, once with the API key in its argv), its logs read and the box
 // destroyed through the official SDK client. The audit file must hold those records in order,
 // with who, from where, which box and how it ended, and none of the run's secrets in any of the
@@ -83,6 +84,8 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
   HubDir dir("llmbox-hub-audit");
   WriteConfig(dir.path, rig, rig.standin_claude, "required");
   const std::string config = (dir.path / "hub.yaml").string();
+  // Loopback is the hub's proxy here: a browser's X-Forwarded-For names the client.
+  AddToHubSection(config, "  trusted_proxies: [127.0.0.1/32]\n");
   const std::string key = CreateKey(dir, "audit-e2e", false);
   HubProcess hub(config, dir.path / "hub.log");
 
@@ -101,6 +104,22 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
   REQUIRE(std::regex_search(html, m,
                             std::regex("href=\"(https://claude\\.ai/oauth/authorize[^\"]+)\"")));
   const std::string authorize_url = m[1];
+
+  // From a browser behind the proxy: something that is not a code, refused by the page.
+  const std::string jar = (dir.path / "cookies").string();
+  const std::string forwarded = "X-Forwarded-For: 203.0.113.9";
+  ChildProcess form({"curl", "-s", "--max-time", "30", "-c", jar, "-H", forwarded, auth_url},
+                    dir.path / "form.html");
+  REQUIRE(form.Wait(60s) == 0);
+  const std::string form_html = form.Log();
+  REQUIRE(std::regex_search(form_html, m, std::regex("name=\"csrf\" value=\"([^\"]+)\"")));
+  ChildProcess not_a_code(
+      {"curl", "-s", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "-b", jar, "-H",
+       forwarded, "--data-urlencode", "csrf=" + std::string(m[1]), "--data-urlencode",
+       "code=not a code at all", auth_url},
+      dir.path / "not-a-code.log");
+  REQUIRE(not_a_code.Wait(60s) == 0);
+  CHECK(not_a_code.Log() == "400");
 
   // A code the box refuses, then one it takes (activate.mjs fails on the refusal: no "ready").
   const std::string bad_code = "wrong-" + RandomTail(20) + "#" + RandomTail(20);
@@ -153,6 +172,7 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
   };
   const std::vector<Expected> expected = {{"apikey.create", "ok", false},
                                           {"box.create", "ok", true},
+                                          {"box.activate_refused", "invalid_argument", true},
                                           {"box.activate_refused", "permission_denied", true},
                                           {"box.activate", "ok", true},
                                           {"box.exec", "ok", true},
@@ -170,7 +190,9 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
                            std::regex("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z")));
     if (expected[i].about_the_box) {
       CHECK(r["box_id"] == box_id);
-      CHECK(r["client"] == "127.0.0.1");  // the SDK client and the page's browser, on loopback
+      // The SDK client and the page's browser on loopback; the browser behind the proxy is
+      // the one the proxy named.
+      CHECK(r["client"] == (i == 2 ? "203.0.113.9" : "127.0.0.1"));
     } else {
       CHECK(r["client"] == "local");
       CHECK(r["name"] == "audit-e2e");
@@ -179,16 +201,17 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
   }
   // The MCP calls are the key's; the page's are a browser's (no sign-in gating: no person),
   // on the key's box.
-  for (std::size_t i : {1, 4, 5, 6, 7}) CHECK(records[i]["principal"] == "key:audit-e2e");
-  for (std::size_t i : {2, 3}) {
+  for (std::size_t i : {1, 5, 6, 7, 8}) CHECK(records[i]["principal"] == "key:audit-e2e");
+  for (std::size_t i : {2, 3, 4}) {
     CHECK(records[i]["principal"] == "");
     CHECK(records[i]["owner"] == "key:audit-e2e");
   }
   // Where the box is: named where the hub knows it without asking (create, the page).
-  for (std::size_t i : {1, 2, 3}) CHECK(records[i]["spoke"] == "local");
-  CHECK(records[2]["reason"] == "box_refused_code");
-  CHECK(records[4]["argv"] == json{"sh", "-c", "cat /root/.claude/.credentials.json; id -un"});
-  CHECK(records[5]["argv"] == json{"echo", "Authorization:", "Bearer", "[REDACTED]"});
+  for (std::size_t i : {1, 2, 3, 4}) CHECK(records[i]["spoke"] == "local");
+  CHECK(records[2]["reason"] == "not_a_code");
+  CHECK(records[3]["reason"] == "box_refused_code");
+  CHECK(records[5]["argv"] == json{"sh", "-c", "cat /root/.claude/.credentials.json; id -un"});
+  CHECK(records[6]["argv"] == json{"echo", "Authorization:", "Bearer", "[REDACTED]"});
 
   // No secret of the run, in any searched form.
   const std::map<std::string, std::string> secrets = {
