@@ -263,16 +263,20 @@ int main(int argc, char** argv) {
                                            .wait = wait,
                                            .timeout = timeout};
   if (command == "apikey") {
-    return hub::admin::ApiKeyCommand(admin_args, *config, common::SystemClock::Get());
+    return hub::admin::AuditedCommand(command, admin_args, *config, common::SystemClock::Get(),
+                                      hub::admin::ApiKeyCommand);
   }
   if (command == "spoke") {
-    return hub::admin::SpokeCommand(admin_args, *config, common::SystemClock::Get());
+    return hub::admin::AuditedCommand(command, admin_args, *config, common::SystemClock::Get(),
+                                      hub::admin::SpokeCommand);
   }
   if (command == "oauth") {
-    return hub::admin::OAuthCommand(admin_args, *config, common::SystemClock::Get());
+    return hub::admin::AuditedCommand(command, admin_args, *config, common::SystemClock::Get(),
+                                      hub::admin::OAuthCommand);
   }
   if (command == "cluster") {
-    return hub::admin::ClusterCommand(admin_args, *config, common::SystemClock::Get());
+    return hub::admin::AuditedCommand(command, admin_args, *config, common::SystemClock::Get(),
+                                      hub::admin::ClusterCommand);
   }
   return Serve(*config, *local_spoke_config);
 }

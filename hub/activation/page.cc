@@ -372,7 +372,9 @@ struct ActivationPage::State {
 
   // With gating, whether `email` owns the box (the first person to sign in claims it);
   // answers with a refusal when not. Always true without gating.
-  bool OwnedBy(const BoxRecord& box, const std::string& email, http::Responder& out) {
+  // `*not_owner` (when given) is set when the refusal is that another person owns the box.
+  bool OwnedBy(const BoxRecord& box, const std::string& email, http::Responder& out,
+               bool* not_owner = nullptr) {
     if (!Gated()) return true;
     auto owner = registry.ClaimActivation(box.box_id, email);
     if (!owner.ok()) {
@@ -380,6 +382,7 @@ struct ActivationPage::State {
       return false;
     }
     if (*owner == email) return true;
+    if (not_owner != nullptr) *not_owner = true;
     Send(out, 403,
          {.view = View::kRefused,
           .title = "Not your box",
@@ -506,12 +509,17 @@ struct ActivationPage::State {
               const std::string& email) {
     auto box = registry.FindByToken(token);
     if (!box.ok()) return ShowBox(request, out, token, email);
-    if (!OwnedBy(*box, email, out)) return;
     const std::string client = ClientOf(request);
+    if (bool not_owner = false; !OwnedBy(*box, email, out, &not_owner)) {
+      if (!not_owner) return;
+      return Audit(audit::Event::kBoxActivateRefused, *box, client, email,
+                   absl::PermissionDeniedError("another person claimed the box"), "not_the_owner");
+    }
     const std::string client_key = http::AddressKey(client);
     const std::string browser_id = CookieValue(request.Header("cookie"), kCookie);
     if (auto st = csrf.Redeem(FormField(request.body, "csrf"), browser_id, token, client_key);
         !st.ok()) {
+      Audit(audit::Event::kBoxActivateRefused, *box, client, email, st, "form");
       return ShowBox(request, out, token, email, absl::IsResourceExhausted(st) ? 429 : 403,
                      std::string(common::AsStd(st.message())) +
                          ". Nothing was sent to the box; paste the code again.");
@@ -520,6 +528,7 @@ struct ActivationPage::State {
     // What cannot be a code is refused before it costs anyone a rate-limit token.
     const std::string code = Trimmed(FormField(request.body, "code"));
     if (auto st = common::ValidateActivationCode(code); !st.ok()) {
+      Audit(audit::Event::kBoxActivateRefused, *box, client, email, st, "not_a_code");
       return ShowBox(request, out, token, email, 400,
                      "That is not a code: the " + std::string(common::AsStd(st.message())) +
                          ". Paste only the code Claude shows.");
@@ -545,7 +554,43 @@ struct ActivationPage::State {
       spdlog::warn("activation: box {}: the code could not be checked: {}", box->box_id,
                    common::AsStd(result.status().message()));
     }
+    AuditSubmission(*box, client, email, result);
     SeeBox(out, token);
+  }
+
+  // The audit record of a code that reached the registry: sent to the box (box.activate, ok
+  // or the failure), refused by the box, or refused because one is being checked already.
+  void AuditSubmission(const BoxRecord& box, const std::string& client, const std::string& email,
+                       const absl::StatusOr<boxes::SubmitResult>& result) {
+    if (!result.ok()) {
+      if (absl::IsFailedPrecondition(result.status())) {
+        return Audit(audit::Event::kBoxActivateRefused, box, client, email, result.status(),
+                     "busy");
+      }
+      return Audit(audit::Event::kBoxActivate, box, client, email, result.status(), "");
+    }
+    if (result->activated) {
+      return Audit(audit::Event::kBoxActivate, box, client, email, absl::OkStatus(), "");
+    }
+    Audit(audit::Event::kBoxActivateRefused, box, client, email,
+          absl::PermissionDeniedError("the box refused the code"), "box_refused_code");
+  }
+
+  // One activation record: the browser's address, the signed-in person (with gating), the
+  // box and its owner; a refusal's `reason`. Never the code or the link's token.
+  void Audit(audit::Event event, const BoxRecord& box, const std::string& client,
+             const std::string& email, const absl::Status& status, std::string_view reason) {
+    if (options.audit == nullptr) return;
+    audit::AuditRecord record{.event = event,
+                              .principal = email,
+                              .client = client,
+                              .box_id = box.box_id,
+                              .spoke = box.spoke,
+                              .outcome = audit::Outcome(status),
+                              .error = std::string(common::AsStd(status.message())),
+                              .details = {{"owner", box.owner}}};
+    if (!reason.empty()) record.details.emplace_back("reason", std::string(reason));
+    options.audit->Record(record);
   }
 
   void TooMany(const http::Request& request, http::Responder& out, const std::string& token,
@@ -553,6 +598,10 @@ struct ActivationPage::State {
                std::chrono::seconds wait, bool per_link) {
     spdlog::warn("activation: box {}: a code from {} was refused: too many submissions {}",
                  box.box_id, client, per_link ? "for this link from that address" : "from it");
+    Audit(audit::Event::kBoxActivateRefused, box, client, email,
+          absl::ResourceExhaustedError(per_link ? "too many submissions for this link"
+                                                : "too many submissions from this address"),
+          "rate_limited");
     ShowBox(request, out, token, email, 429,
             std::string("Too many attempts ") +
                 (per_link ? "for this box from your address" : "from your address") +

@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "hub/activation/csrf.h"
 #include "hub/activation/page_chrome.h"  // FormField, HtmlEscape
+#include "hub/audit/audit_log.h"
 #include "hub/boxes/registry.h"
 #include "hub/http/server.h"
 
@@ -65,6 +66,9 @@ struct PageOptions {
   // is refused, even with the link. Both must outlive the page.
   OidcClient* oidc = nullptr;
   const SessionCookie* sessions = nullptr;
+  // Where code submissions are recorded (box.activate, box.activate_refused); null: nowhere.
+  // Must outlive the page.
+  audit::AuditLog* audit = nullptr;
 };
 
 class ActivationPage {

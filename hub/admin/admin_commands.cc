@@ -1,10 +1,17 @@
 #include "hub/admin/admin_commands.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 
 #include "common/absl_compat.h"
 #include "common/clock.h"
@@ -12,6 +19,7 @@
 #include "common/secrets.h"
 #include "common/validate.h"
 #include "hub/admin/spoke_state_commands.h"
+#include "hub/audit/audit_log.h"
 #include "hub/auth/principal.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/hub_rotation.h"
@@ -55,6 +63,75 @@ int ClusterCommand(const CommandArgs& args, const config::HubConfig& config, com
                "the whole overlap must rejoin.\n",
                rotation->key_sha256.c_str(), overlap_text.c_str());
   return 0;
+}
+
+namespace {
+
+// "operator:<login name>" of the user running the command ("operator:uid=<n>" without one).
+std::string OperatorPrincipal() {
+  const uid_t uid = ::getuid();
+  struct passwd entry {};
+  struct passwd* found = nullptr;
+  std::array<char, 4096> buffer{};
+  if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found != nullptr) {
+    return std::string("operator:") + found->pw_name;
+  }
+  return "operator:uid=" + std::to_string(uid);
+}
+
+// The audit event of a command that changes state; nullopt for listings and unknown verbs.
+std::optional<audit::Event> CommandEvent(std::string_view command, std::string_view verb) {
+  using audit::Event;
+  static constexpr std::tuple<std::string_view, std::string_view, Event> kEvents[] = {
+      {"apikey", "create", Event::kApiKeyCreate},
+      {"apikey", "revoke", Event::kApiKeyRevoke},
+      {"spoke", "token create", Event::kJoinTokenCreate},
+      {"spoke", "remove", Event::kSpokeRemove},
+      {"spoke", "cordon", Event::kSpokeCordon},
+      {"spoke", "uncordon", Event::kSpokeUncordon},
+      {"spoke", "drain", Event::kSpokeDrain},
+      {"oauth", "revoke", Event::kOAuthGrantRevoke},
+      {"cluster", "rotate-identity", Event::kClusterRotateIdentity}};
+  for (const auto& [c, v, event] : kEvents) {
+    if (c == command && v == verb) return event;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int AuditedCommand(std::string_view command, const CommandArgs& args,
+                   const config::HubConfig& config, common::Clock& clock,
+                   int (*run)(const CommandArgs&, const config::HubConfig&, common::Clock&)) {
+  const int exit_code = run(args, config, clock);
+  const std::optional<audit::Event> event = CommandEvent(command, args.verb);
+  if (!event || exit_code == 2) return exit_code;
+  audit::AuditRecord record{.event = *event,
+                            .principal = OperatorPrincipal(),
+                            .client = "local",
+                            .outcome = exit_code == 0 ? "ok" : "error"};
+  if (command == "spoke") {
+    record.spoke = args.name;
+  } else if (!args.name.empty()) {
+    record.details.emplace_back("name", args.name);
+  }
+  if (args.admin) record.details.emplace_back("admin", "true");
+  for (const auto& [field, value] : {std::pair<const char*, const std::string*>{"ttl", &args.ttl},
+                                     {"reason", &args.reason},
+                                     {"grant", &args.grant},
+                                     {"target_principal", &args.principal},
+                                     {"client_id", &args.client},
+                                     {"overlap", &args.overlap}}) {
+    if (!value->empty()) record.details.emplace_back(field, *value);
+  }
+  if (args.destroy_pending) record.details.emplace_back("destroy_pending", "true");
+  audit::AuditLog log({.path = config.audit.path, .fsync = config.audit.fsync, .rotate = false},
+                      clock);
+  if (auto st = log.Append(record); !st.ok()) {
+    std::fprintf(stderr, "llmbox-hub: warning: %s\n",
+                 std::string(common::AsStd(st.message())).c_str());
+  }
+  return exit_code;
 }
 
 std::string Printable(std::string_view text) {

@@ -65,6 +65,18 @@ int ClusterCommand(const CommandArgs& args, const config::HubConfig& config, com
 // use). P is a principal id ("key:alice", "oidc:<issuer>#<subject>") or an API key's name.
 int OAuthCommand(const CommandArgs& args, const config::HubConfig& config, common::Clock& clock);
 
+// Runs `run` (one of the commands above) for `command` ("apikey", "spoke", "oauth",
+// "cluster") and records what changes state in the audit log (hub.audit.path, appended only:
+// the serving hub rotates it): apikey create|revoke, spoke token create, spoke
+// remove|cordon|uncordon|drain, oauth revoke, cluster rotate-identity; never a listing. The
+// principal is "operator:<login name>", the client "local", the outcome "ok" or "error" (exit
+// code 1; its message went to the operator's terminal); a usage error (2) is not recorded.
+// A record that cannot be written is a warning on stderr: the command has taken effect.
+// Returns `run`'s exit code.
+int AuditedCommand(std::string_view command, const CommandArgs& args,
+                   const config::HubConfig& config, common::Clock& clock,
+                   int (*run)(const CommandArgs&, const config::HubConfig&, common::Clock&));
+
 // Prints "llmbox-hub: <message>" to stderr; returns 1, the exit code of a failed command.
 int Fail(const absl::Status& status);
 

@@ -1,10 +1,12 @@
 // hub/boxes/box_tools.cc
 #include "hub/boxes/box_tools.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/absl_compat.h"
@@ -557,9 +559,10 @@ std::string RandomCursorKey() {
 
 }  // namespace
 
-BoxTools::BoxTools(BoxRegistry& registry, std::string cursor_key)
+BoxTools::BoxTools(BoxRegistry& registry, std::string cursor_key, audit::AuditLog* audit)
     : registry_(registry),
-      cursors_(cursor_key.empty() ? RandomCursorKey() : std::move(cursor_key)) {}
+      cursors_(cursor_key.empty() ? RandomCursorKey() : std::move(cursor_key)),
+      audit_(audit) {}
 
 namespace {
 
@@ -648,8 +651,61 @@ mcp::ToolResult BoxTools::ListSpokes(const json& arguments, const auth::Principa
   return mcp::ToolResult::OkJson(std::move(out));
 }
 
+namespace {
+
+// The audit record of a call of a tool that acts on a box (audit_log.h); reads are not
+// recorded.
+void AuditCall(audit::AuditLog& log, std::string_view name, const json& arguments,
+               const mcp::CallContext& context, const mcp::ToolResult& result) {
+  using audit::Event;
+  static constexpr std::pair<std::string_view, Event> kAudited[] = {
+      {"create_llmbox", Event::kBoxCreate},
+      {"destroy_llmbox", Event::kBoxDestroy},
+      {"exec_llmbox", Event::kBoxExec},
+      {"get_llmbox_logs", Event::kBoxLogs},
+      {"set_llmbox_network", Event::kBoxNetwork}};
+  const auto* audited = std::find_if(std::begin(kAudited), std::end(kAudited),
+                                     [&](const auto& entry) { return entry.first == name; });
+  if (audited == std::end(kAudited)) return;
+  auto text = [](const json& object, const char* key) {
+    auto it = object.find(key);
+    return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  audit::AuditRecord record{.event = audited->second,
+                            .principal = context.principal().id(),
+                            .client = std::string(context.client_address()),
+                            .box_id = text(arguments, "box_id")};
+  if (result.is_error) {
+    record.outcome = audit::Outcome(
+        result.code == absl::StatusCode::kOk ? absl::StatusCode::kUnknown : result.code);
+    record.error = result.text;
+  } else if (result.structured.is_object()) {
+    // A created box's id may be the hub's choice, and its spoke is placement's.
+    if (record.box_id.empty()) record.box_id = text(result.structured, "box_id");
+    record.spoke = text(result.structured, "spoke");
+  }
+  if (audited->second == Event::kBoxCreate && !text(arguments, "image").empty()) {
+    record.details.emplace_back("image", text(arguments, "image"));
+  }
+  if (auto command = arguments.find("command"); command != arguments.end()) {
+    for (const auto& arg : *command) {
+      if (arg.is_string()) record.argv.push_back(arg.get<std::string>());
+    }
+  }
+  log.Record(record);
+}
+
+}  // namespace
+
 mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
                                mcp::CallContext& context) {
+  mcp::ToolResult result = Run(name, arguments, context);
+  if (audit_ != nullptr) AuditCall(*audit_, name, arguments, context, result);
+  return result;
+}
+
+mcp::ToolResult BoxTools::Run(std::string_view name, const json& arguments,
+                              mcp::CallContext& context) {
   auto str = [&](const char* key) {
     auto it = arguments.find(key);
     return it == arguments.end() ? std::string() : it->get<std::string>();

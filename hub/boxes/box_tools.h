@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hub/audit/audit_log.h"
 #include "hub/boxes/list_cursor.h"
 #include "hub/boxes/registry.h"
 #include "hub/mcp/tools.h"
@@ -41,13 +42,19 @@ class BoxTools final : public mcp::ToolSet {
 
   // `registry` must outlive the tools. `cursor_key`: the key list cursors are sealed under (at
   // least 32 bytes); empty: a random key of the tools' own, so cursors last as long as they.
-  explicit BoxTools(BoxRegistry& registry, std::string cursor_key = "");
+  // `audit`: where the tools that act on a box (create, destroy, exec, logs, network) are
+  // recorded; null: nowhere. Must outlive the tools.
+  explicit BoxTools(BoxRegistry& registry, std::string cursor_key = "",
+                    audit::AuditLog* audit = nullptr);
 
   std::vector<mcp::Tool> Tools() const override;
   mcp::ToolResult Call(std::string_view name, const nlohmann::json& arguments,
                        mcp::CallContext& context) override;
 
  private:
+  // Call() but for the audit record.
+  mcp::ToolResult Run(std::string_view name, const nlohmann::json& arguments,
+                      mcp::CallContext& context);
   // list_llmboxes.
   mcp::ToolResult List(const nlohmann::json& arguments, const auth::Principal& caller);
   // list_spokes: pages of the monitor's view (spoke_listing.h), by name.
@@ -55,6 +62,7 @@ class BoxTools final : public mcp::ToolSet {
 
   BoxRegistry& registry_;
   ListCursors cursors_;
+  audit::AuditLog* const audit_;
 };
 
 }  // namespace llmbox::hub::boxes

@@ -129,6 +129,31 @@ bool IsDnsName(std::string_view host) {
 
 std::string Peer(const grpc::ServerContext* context) { return context->peer(); }
 
+// The address in a gRPC peer name ("ipv4:192.0.2.7:5000", "ipv6:[2001:db8::1]:5000").
+std::string PeerAddress(const grpc::ServerContext* context) {
+  std::string peer = Peer(context);
+  for (std::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (peer.rfind(scheme, 0) != 0) continue;
+    std::string address = peer.substr(scheme.size());
+    if (!address.empty() && address.front() == '[') return address.substr(1, address.find(']') - 1);
+    return address.substr(0, address.rfind(':'));
+  }
+  return peer;
+}
+
+// The audit record of a join: the spoke's name once the token named it (never the token).
+void AuditJoin(audit::AuditLog* log, const grpc::ServerContext* context, std::string_view name,
+               const std::string& advertise, const absl::Status& status) {
+  if (log == nullptr) return;
+  log->Record({.event = audit::Event::kSpokeJoin,
+               .principal = name.empty() ? "" : "spoke:" + std::string(name),
+               .client = PeerAddress(context),
+               .spoke = std::string(name),
+               .outcome = audit::Outcome(status),
+               .error = std::string(common::AsStd(status.message())),
+               .details = {{"advertise", advertise}}});
+}
+
 }  // namespace
 
 EnrollmentServiceImpl::EnrollmentServiceImpl(
@@ -164,6 +189,7 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   auto refuse = [&](const absl::Status& status, std::string_view name) {
     spdlog::warn("cluster: join{}{} from {} refused: {}", name.empty() ? "" : " of spoke ", name,
                  Peer(context), common::AsStd(status.message()));
+    AuditJoin(options_.audit, context, name, request->advertise_address(), status);
     return ToGrpcStatus(status);
   };
   if (request->token().size() > 256) {
@@ -224,6 +250,7 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   spdlog::info("cluster: spoke {} joined from {} (advertises {}, certificate until {})", name,
                Peer(context), spoke.advertise_address,
                absl::FormatTime(absl::RFC3339_sec, info->not_after, absl::UTCTimeZone()));
+  AuditJoin(options_.audit, context, name, spoke.advertise_address, absl::OkStatus());
   if (on_joined_) on_joined_(spoke);
   return grpc::Status::OK;
 }

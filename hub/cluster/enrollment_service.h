@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 
 #include "common/clock.h"
+#include "hub/audit/audit_log.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/store/store.h"
 #include "llmbox/v1/cluster.grpc.pb.h"
@@ -35,6 +36,9 @@ namespace llmbox::hub::cluster {
 struct EnrollmentOptions {
   std::chrono::milliseconds cert_validity = std::chrono::hours(24 * 30);
   std::chrono::milliseconds renew_before = std::chrono::hours(24 * 10);  // told to the spoke
+  // Where joins are recorded (spoke.join, refused ones too); null: nowhere. Must outlive the
+  // service.
+  audit::AuditLog* audit = nullptr;
 };
 
 class EnrollmentServiceImpl final : public v1::Enrollment::Service {

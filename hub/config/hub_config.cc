@@ -102,6 +102,18 @@ std::optional<double> ParseShare(std::string_view text) {
   return m.Finish();
 }
 
+[[nodiscard]] absl::Status ReadAudit(ConfigMap& m, const std::string& base, AuditConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("path", &c->path));
+  if (!c->path.empty()) c->path = Resolve(base, c->path);
+  LLMBOX_RETURN_IF_ERROR(m.Size("max_size", &c->max_size));
+  if (c->max_size < (64ull << 10) || c->max_size > (16ull << 30)) {
+    return m.Error("max_size", "must be 64KiB..16GiB");
+  }
+  LLMBOX_RETURN_IF_ERROR(m.Int("keep", &c->keep, 1, 1000));
+  LLMBOX_RETURN_IF_ERROR(m.Bool("fsync", &c->fsync));
+  return m.Finish();
+}
+
 [[nodiscard]] absl::Status ReadHub(ConfigMap& m, const std::string& base, HubConfig* c) {
   std::string listen;
   LLMBOX_RETURN_IF_ERROR(m.Str("listen", &listen));
@@ -156,6 +168,8 @@ std::optional<double> ParseShare(std::string_view text) {
   if (quotas) LLMBOX_RETURN_IF_ERROR(ReadQuotaConfig(*quotas, &c->quotas));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> spokes, m.Map("spokes"));
   if (spokes) LLMBOX_RETURN_IF_ERROR(ReadSpokes(*spokes, &c->spokes));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> audit, m.Map("audit"));
+  if (audit) LLMBOX_RETURN_IF_ERROR(ReadAudit(*audit, base, &c->audit));
   return m.Finish();
 }
 
@@ -415,6 +429,7 @@ std::string DefaultPublicUrl(const HubConfig& config) {
   // unknown keys included, by hub/local's ReadLocalSpokeConfig.
   if (local) LLMBOX_RETURN_IF_ERROR(local->Bool("enabled", &config.local_spoke));
   LLMBOX_RETURN_IF_ERROR(root.Finish());
+  if (config.audit.path.empty()) config.audit.path = config.state_dir + "/audit.log";
 
   const bool loopback = IsLoopbackHost(config.listen_host);
   if (config.api_keys == ApiKeyMode::kOff && !loopback && !config.oauth.enabled) {

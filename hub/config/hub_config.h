@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,6 +66,14 @@ struct SpokeMonitorConfig {
   std::chrono::milliseconds trial_backoff_max{600'000};
 };
 
+// hub.audit: the audit log (hub/audit/audit_log.h, docs/security.md "Audit log").
+struct AuditConfig {
+  std::string path;                      // default <state_dir>/audit.log
+  std::uint64_t max_size = 64ull << 20;  // rotate past this, 64KiB..16GiB
+  int keep = 5;                          // rotated files kept, 1..1000
+  bool fsync = false;                    // fsync after every record
+};
+
 struct HubConfig {
   std::string listen_host = "127.0.0.1";
   int listen_port = 8080;
@@ -91,6 +100,8 @@ struct HubConfig {
   QuotaConfig quotas;
   // hub.spokes: spoke health, degraded and unreachable spokes.
   SpokeMonitorConfig spokes;
+  // hub.audit: the audit log.
+  AuditConfig audit;
   ApiKeyMode api_keys = ApiKeyMode::kAuto;
   bool api_keys_required = false;  // the resolved mode
   // auth.oauth: the hub as an OAuth authorization server for MCP clients (hub/oauth). Its

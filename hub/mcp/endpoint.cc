@@ -195,11 +195,12 @@ class ActiveCall final : public CallContext {
  public:
   // `responder` is null when the client accepts no event stream.
   ActiveCall(std::shared_ptr<http::Responder> responder, http::Headers stream_headers,
-             json progress_token, auth::Principal principal)
+             json progress_token, auth::Principal principal, std::string client_address)
       : responder_(std::move(responder)),
         stream_headers_(std::move(stream_headers)),
         progress_token_(std::move(progress_token)),
-        principal_(std::move(principal)) {}
+        principal_(std::move(principal)),
+        client_address_(std::move(client_address)) {}
 
   void Progress(double progress, std::optional<double> total, std::string_view message) override {
     std::lock_guard lock(mu_);
@@ -227,6 +228,7 @@ class ActiveCall final : public CallContext {
   }
 
   const auth::Principal& principal() const override { return principal_; }
+  std::string_view client_address() const override { return client_address_; }
 
   void Cancel() {
     std::vector<std::function<void()>> callbacks;
@@ -270,6 +272,7 @@ class ActiveCall final : public CallContext {
   const http::Headers stream_headers_;
   const json progress_token_;
   const auth::Principal principal_;
+  const std::string client_address_;
   std::optional<double> last_progress_;
   std::vector<std::function<void()>> on_cancel_;
   std::atomic<bool> cancelled_{false};
@@ -673,8 +676,9 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
                            {"X-Accel-Buffering", "no"}};
   if (!ex.session_id.empty()) headers.emplace_back("Mcp-Session-Id", ex.session_id);
   for (auto& header : ex.cors) headers.push_back(header);
-  auto call = std::make_shared<ActiveCall>(may_stream ? ex.responder : nullptr, std::move(headers),
-                                           progress_token, ex.principal);
+  auto call = std::make_shared<ActiveCall>(
+      may_stream ? ex.responder : nullptr, std::move(headers), progress_token, ex.principal,
+      ex.request.client_address.empty() ? ex.request.remote_address : ex.request.client_address);
   const std::string key = CallKey(ex.principal, ex.session_id, message.id);
   const std::string& caller = ex.principal.id();
   {

@@ -47,6 +47,8 @@ struct ToolResult {
   // For large results: the structured object already serialized as compact JSON (see
   // json_writer.h); used instead of `structured` when not empty.
   std::string structured_json;
+  // A Failed() result's status code (for audit and metrics); kOk otherwise.
+  absl::StatusCode code = absl::StatusCode::kOk;
 
   static ToolResult Ok(nlohmann::json structured) { return {false, std::move(structured), ""}; }
   static ToolResult OkJson(std::string structured_json) {
@@ -59,7 +61,9 @@ struct ToolResult {
   // hub/http/status_answer.h instead. `status` must not be OK.
   static ToolResult Failed(const absl::Status& status) {
     LLMBOX_CHECK(!status.ok(), "a tool failed with an OK status");
-    return Error(std::string(common::AsStd(status.message())));
+    ToolResult failed = Error(std::string(common::AsStd(status.message())));
+    failed.code = status.code();
+    return failed;
   }
 };
 
@@ -78,6 +82,9 @@ class CallContext {
   virtual void OnCancel(std::function<void()> callback) = 0;
   // Who is calling: the API key's principal, or the anonymous one when authentication is off.
   virtual const auth::Principal& principal() const = 0;
+  // The caller's address (http::Request::client_address: behind trusted proxies, the one
+  // they name); empty when unknown.
+  virtual std::string_view client_address() const { return {}; }
 };
 
 class ToolSet {

@@ -625,6 +625,7 @@ struct AuthorizePage::State {
     const std::string client_id = common::QuoteForMessage(p.client.client_id, 200);
     if (decision == "deny") {
       spdlog::info("oauth: {} denied client {}", p.principal->id(), client_id);
+      AuditConsent(p, client, "deny", absl::OkStatus());
       return RedirectError(out, p.redirect_uri, p.state, kAccessDenied, "the person denied access");
     }
     auto code = deps.tokens->IssueCode({.client = &p.client,
@@ -633,6 +634,7 @@ struct AuthorizePage::State {
                                         .scope = p.scope,
                                         .resource = options.issuer,
                                         .principal = *p.principal});
+    AuditConsent(p, client, "allow", code.status());
     if (!code.ok()) {
       spdlog::warn("oauth: no code for client {}: {}", client_id,
                    common::AsStd(code.status().message()));
@@ -644,6 +646,21 @@ struct AuthorizePage::State {
     if (p.state) params.emplace_back("state", *p.state);
     params.emplace_back("iss", options.issuer);
     SendRedirect(out, RedirectWith(p.redirect_uri, params));
+  }
+
+  // The audit record of a consent: who (the signed-in principal) let which client act for
+  // them, from where; never the code, the state or the PKCE challenge.
+  void AuditConsent(const Pending& p, const std::string& client, std::string_view decision,
+                    const absl::Status& status) {
+    if (deps.audit == nullptr) return;
+    deps.audit->Record({.event = audit::Event::kOAuthConsent,
+                        .principal = p.principal->id(),
+                        .client = client,
+                        .outcome = audit::Outcome(status),
+                        .error = std::string(common::AsStd(status.message())),
+                        .details = {{"client_id", p.client.client_id},
+                                    {"client_name", p.client.name},
+                                    {"decision", std::string(decision)}}});
   }
 
   // ---- The pending requests ----

@@ -50,6 +50,7 @@
 #include "common/clock.h"
 #include "hub/activation/oidc.h"
 #include "hub/activation/session_cookie.h"
+#include "hub/audit/audit_log.h"
 #include "hub/auth/api_key_auth.h"
 #include "hub/http/server.h"
 #include "hub/oauth/clients.h"
@@ -76,6 +77,8 @@ struct AuthorizePageDeps {
   int max_key_attempts_per_request = 5;
   std::size_t max_pending_requests = 10'000;
   std::size_t max_pending_requests_per_address = 20;
+  // Where consents are recorded (oauth.consent: allowed or denied); null: nowhere.
+  audit::AuditLog* audit = nullptr;
 };
 
 class AuthorizePage {

@@ -90,7 +90,8 @@ struct OAuthServer::State {
                                .sessions = deps.sessions,
                                .oidc_issuer = deps.oidc_issuer,
                                .api_keys = deps.sign_in_keys,
-                               .csrf_key = common::HmacSha256(deps.secret, "llmbox oauth forms")},
+                               .csrf_key = common::HmacSha256(deps.secret, "llmbox oauth forms"),
+                               .audit = deps.audit},
              clock) {}
 
   const OAuthOptions options;

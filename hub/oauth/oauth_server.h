@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 
 #include "common/clock.h"
+#include "hub/audit/audit_log.h"
 #include "hub/auth/api_key_auth.h"
 #include "hub/auth/principal.h"
 #include "hub/http/server.h"
@@ -61,6 +62,8 @@ struct OAuthServerDeps {
   // required in that mode, whether or not MCP accepts keys.
   const auth::ApiKeyAuthenticator* sign_in_keys = nullptr;
   std::string secret;  // >= 32 secret bytes (the hub's session key): CSRF keys derive from it
+  // Where consents are recorded (oauth.consent); null: nowhere. Must outlive the server.
+  audit::AuditLog* audit = nullptr;
 };
 
 class OAuthServer {

@@ -24,6 +24,7 @@
 #include "hub/activation/oidc.h"
 #include "hub/activation/page.h"
 #include "hub/activation/session_cookie.h"
+#include "hub/audit/audit_log.h"
 #include "hub/auth/api_key_auth.h"
 #include "hub/boxes/box_tools.h"
 #include "hub/boxes/quota_book.h"
@@ -103,6 +104,7 @@ struct HubServer::State {
   config::HubConfig config;  // as served: the bound port and the public URL naming it
   common::Clock& clock;
   std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<audit::AuditLog> audit;  // hub.audit: who did what (audit_log.h)
   std::string session_key;
   boxes::SpokeDirectory spokes;
   std::unique_ptr<LocalSpoke> local;
@@ -151,6 +153,14 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
   State& s = *hub->state_;
   LLMBOX_ASSIGN_OR_RETURN(s.store, OpenStore(config));
   LLMBOX_ASSIGN_OR_RETURN(s.session_key, LoadOrCreateSessionKey(config.state_dir));
+  s.audit = std::make_unique<audit::AuditLog>(audit::AuditOptions{.path = config.audit.path,
+                                                                  .max_size = config.audit.max_size,
+                                                                  .keep = config.audit.keep,
+                                                                  .fsync = config.audit.fsync},
+                                              clock);
+  LLMBOX_RETURN_IF_ERROR(s.audit->Open());
+  spdlog::info("hub: audit log {} (rotated past {} bytes, {} files kept)", config.audit.path,
+               config.audit.max_size, config.audit.keep);
 
   if (config.local_spoke) {
     if (!deps.start_local_spoke) {
@@ -167,7 +177,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
     s.enrollment = std::make_unique<cluster::EnrollmentServiceImpl>(
         *s.store, *s.pki, clock,
         cluster::EnrollmentOptions{.cert_validity = config.cert_validity,
-                                   .renew_before = config.renew_before},
+                                   .renew_before = config.renew_before,
+                                   .audit = s.audit.get()},
         [&s](const store::SpokeRecord&) { s.SyncSpokes(); });
     LLMBOX_ASSIGN_OR_RETURN(
         s.cluster_server,
@@ -231,7 +242,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
 
   // list_llmboxes' cursors: sealed under a key of their own, so they outlive a restart.
   s.tools = std::make_unique<boxes::BoxTools>(
-      *s.registry, common::HmacSha256(s.session_key, "llmbox list_llmboxes cursors"));
+      *s.registry, common::HmacSha256(s.session_key, "llmbox list_llmboxes cursors"),
+      s.audit.get());
   if (config.activation_oidc) {
     const auto& o = *config.activation_oidc;
     s.oidc_http = std::make_unique<activation::CurlHttpFetcher>(
@@ -260,7 +272,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
           .max_attempts_per_address = config.max_attempts_per_address,
           .attempt_window = std::chrono::duration_cast<std::chrono::seconds>(config.attempt_window),
           .oidc = s.oidc.get(),
-          .sessions = s.sessions.get()});
+          .sessions = s.sessions.get(),
+          .audit = s.audit.get()});
 
   s.router.Exact("/healthz",
                  [](http::Request, std::shared_ptr<http::Responder> out) { ServeHealth(*out); });
@@ -370,7 +383,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                               std::string_view email) { return allowlist->Allows(email); },
                       .api_keys = keys_too ? s.api_keys.get() : nullptr,
                       .sign_in_keys = s.api_keys.get(),
-                      .secret = s.session_key},
+                      .secret = s.session_key,
+                      .audit = s.audit.get()},
                      clock));
     mcp_options.authenticate = [server = s.oauth.get()](std::optional<std::string_view> header) {
       return server->Authenticate(header);

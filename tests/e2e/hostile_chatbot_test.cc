@@ -201,28 +201,6 @@ class BoxGuard {
   const fs::path dir_;
 };
 
-// Every form a secret's bytes are searched for: plain, reversed, hex (lower and upper),
-// base64 and base64url of the secret alone and at the two other byte alignments inside a
-// longer stream (the characters that depend on the secret's bytes only).
-std::vector<std::pair<std::string, std::string>> Disguises(const std::string& secret) {
-  std::vector<std::pair<std::string, std::string>> forms = {
-      {"plain", secret},
-      {"reversed", std::string(secret.rbegin(), secret.rend())},
-      {"hex", absl::BytesToHexString(secret)},
-      {"HEX", absl::AsciiStrToUpper(absl::BytesToHexString(secret))},
-  };
-  for (size_t prefix = 0; prefix < 3; ++prefix) {
-    const std::string encoded = absl::Base64Escape(std::string(prefix, '\0') + secret);
-    const size_t first_group = prefix == 0 ? 0 : 1;
-    const size_t whole_groups = (prefix + secret.size()) / 3;
-    const std::string core = encoded.substr(first_group * 4, (whole_groups - first_group) * 4);
-    const std::string at = " at byte " + std::to_string(prefix);
-    forms.emplace_back("base64" + at, core);
-    forms.emplace_back("base64url" + at, absl::StrReplaceAll(core, {{"+", "-"}, {"/", "_"}}));
-  }
-  return forms;
-}
-
 void CollectStrings(const json& value, std::vector<std::string>* out) {
   if (value.is_string()) {
     out->push_back(value.get<std::string>());
@@ -231,21 +209,11 @@ void CollectStrings(const json& value, std::vector<std::string>* out) {
   }
 }
 
-std::string WithoutWhitespace(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (!absl::ascii_isspace(static_cast<unsigned char>(c))) out.push_back(c);
-  }
-  return out;
-}
-
 // "<probe>: <kind> (<form>)" for every secret found in any string of any tool result in the
 // transcript (one JSON line per call), as printed and with whitespace removed (wrapped
 // base64, spaced hex).
 std::vector<std::string> LeaksInTranscript(const std::string& transcript,
                                            const std::map<std::string, std::string>& secrets) {
-  std::map<std::string, std::vector<std::pair<std::string, std::string>>> forms;
-  for (const auto& [kind, secret] : secrets) forms[kind] = Disguises(secret);
   std::vector<std::string> leaks;
   std::istringstream lines(transcript);
   std::string line;
@@ -256,14 +224,7 @@ std::vector<std::string> LeaksInTranscript(const std::string& transcript,
     CollectStrings(call.value("result", json()), &texts);
     std::set<std::string> found;
     for (const auto& text : texts) {
-      const std::string joined = WithoutWhitespace(text);
-      for (const auto& [kind, disguises] : forms) {
-        for (const auto& [form, needle] : disguises) {
-          if (absl::StrContains(text, needle) || absl::StrContains(joined, needle)) {
-            found.insert(kind + " (" + form + ")");
-          }
-        }
-      }
+      for (auto& leak : SecretsIn(text, secrets)) found.insert(std::move(leak));
     }
     for (const auto& leak : found) leaks.push_back(call.value("probe", "?") + ": " + leak);
   }

@@ -13,6 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
 #include <arpa/inet.h>
 #include <catch2/catch.hpp>
 #include <netinet/in.h>
@@ -193,6 +197,42 @@ int HttpStatusOfGet(const std::string& url, const fs::path& log) {
                    log);
   if (get.Wait(std::chrono::seconds(30)) != 0) return 0;
   return std::atoi(get.Log().c_str());
+}
+
+std::vector<std::pair<std::string, std::string>> SecretForms(const std::string& secret) {
+  std::vector<std::pair<std::string, std::string>> forms = {
+      {"plain", secret},
+      {"reversed", std::string(secret.rbegin(), secret.rend())},
+      {"hex", absl::BytesToHexString(secret)},
+      {"HEX", absl::AsciiStrToUpper(absl::BytesToHexString(secret))},
+  };
+  for (size_t prefix = 0; prefix < 3; ++prefix) {
+    const std::string encoded = absl::Base64Escape(std::string(prefix, '\0') + secret);
+    const size_t first_group = prefix == 0 ? 0 : 1;
+    const size_t whole_groups = (prefix + secret.size()) / 3;
+    const std::string core = encoded.substr(first_group * 4, (whole_groups - first_group) * 4);
+    const std::string at = " at byte " + std::to_string(prefix);
+    forms.emplace_back("base64" + at, core);
+    forms.emplace_back("base64url" + at, absl::StrReplaceAll(core, {{"+", "-"}, {"/", "_"}}));
+  }
+  return forms;
+}
+
+std::vector<std::string> SecretsIn(const std::string& text,
+                                   const std::map<std::string, std::string>& secrets) {
+  std::string joined;
+  for (char c : text) {
+    if (!absl::ascii_isspace(static_cast<unsigned char>(c))) joined.push_back(c);
+  }
+  std::vector<std::string> found;
+  for (const auto& [kind, secret] : secrets) {
+    for (const auto& [form, needle] : SecretForms(secret)) {
+      if (absl::StrContains(text, needle) || absl::StrContains(joined, needle)) {
+        found.push_back(kind + " (" + form + ")");
+      }
+    }
+  }
+  return found;
 }
 
 }  // namespace llmbox::testing

@@ -9,7 +9,10 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -77,6 +80,17 @@ std::string ErrorOf(const CallResult& call);
 // `llmbox-hub apikey create --name <name> [--admin]` against the hub.yaml in `dir`: the key it
 // prints.
 std::string CreateKey(const HubDir& dir, const std::string& name, bool admin);
+
+// Every form a secret's bytes are searched for in output and logs: plain, reversed, hex (lower
+// and upper), base64 and base64url of the secret alone and at the two other byte alignments
+// inside a longer stream (the characters that depend on the secret's bytes only). Pairs of
+// (form name, needle).
+std::vector<std::pair<std::string, std::string>> SecretForms(const std::string& secret);
+
+// "<kind> (<form>)" for each secret of `secrets` (kind -> secret) that `text` holds in one of
+// its SecretForms, as it is or with whitespace removed (wrapped base64, spaced hex).
+std::vector<std::string> SecretsIn(const std::string& text,
+                                   const std::map<std::string, std::string>& secrets);
 
 // The HTTP status of a GET of `url` (curl, 10 s at most); 0 when none came.
 int HttpStatusOfGet(const std::string& url, const std::filesystem::path& log);

@@ -13,15 +13,19 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
+#include "common/files.h"
 #include "hub/activation/oidc.h"
 #include "hub/activation/page.h"
 #include "hub/activation/session_cookie.h"
+#include "hub/audit/audit_log.h"
 #include "hub/cluster/grpc_spoke_client.h"
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/page_reply.h"
 #include "tests/support/scratch_dir.h"
@@ -801,6 +805,61 @@ TEST_CASE("a sign-in the provider cannot serve asks for a retry (503), a refused
     CHECK(out.status == status);
     CHECK(Has(out.body, "data-state=\"signin-failed\""));
     CHECK(Has(out.body, "oidc: the provider said no"));
+  }
+}
+
+TEST_CASE("code submissions are audited with the browser's address and never the code or link",
+          "[activation][audit]") {
+  testing::ScratchDir audit_dir("activation-audit");
+  const auto audit_path = audit_dir.path() / "audit.log";
+  audit::AuditLog log({.path = audit_path.string()}, common::SystemClock::Get());
+  PageOptions options;
+  options.audit = &log;
+  options.max_attempts_per_token = 3;
+  Fixture f("http://127.0.0.1:8080", options);
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_activated(false);
+    f.spoke.submit_response.set_box_error("Couldn't log in: Invalid code");
+    f.spoke.submit_response.set_attempts_remaining(4);
+  }
+  const std::string token = f.Create("audited");
+  auto form = f.Open(token);
+  CHECK(f.Post(token, form, "not+a+code", "198.51.100.4").status == 400);
+  CHECK(f.Post(token, f.Open(token, form.cookie), "refused-code-4242").status == 303);
+  CHECK(f.Post(token, form, "refused-code-4243").status == 403);  // a used form
+  {
+    std::lock_guard lock(f.spoke.mu);
+    f.spoke.submit_response.set_activated(true);
+    f.spoke.submit_response.set_session_url("https://claude.ai/code/session_01abc");
+  }
+  CHECK(f.Post(token, f.Open(token, form.cookie), "good-code-4244").status == 303);
+
+  const auto records = testing::ReadJsonLines(audit_path);
+  const std::string text = common::ReadSmallFile(audit_path.string()).value();
+  REQUIRE(records.size() == 4);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"box.activate_refused", "not_a_code"},
+      {"box.activate_refused", "box_refused_code"},
+      {"box.activate_refused", "form"},
+      {"box.activate", ""}};
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    INFO(records[i].dump());
+    CHECK(records[i]["event"] == expected[i].first);
+    CHECK(records[i].value("reason", "") == expected[i].second);
+    CHECK(records[i]["box_id"] == "audited");
+    CHECK(records[i]["owner"] == "anonymous");
+  }
+  CHECK(records[0]["client"] == "198.51.100.4");
+  CHECK(records[0]["outcome"] == "invalid_argument");
+  CHECK(records[1]["client"] == "192.0.2.7");
+  CHECK(records[1]["outcome"] == "permission_denied");
+  CHECK(records[3]["outcome"] == "ok");
+  for (const std::string& secret :
+       {token, std::string("not+a+code"), std::string("refused-code"), std::string("good-code"),
+        std::string("/auth/"), std::string("Invalid code")}) {
+    INFO(secret);
+    CHECK_FALSE(Has(text, secret));
   }
 }
 

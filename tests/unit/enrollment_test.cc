@@ -8,9 +8,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
 #include "common/files.h"
@@ -18,6 +20,7 @@
 #include "common/join_token.h"
 #include "common/pki.h"
 #include "common/secrets.h"
+#include "hub/audit/audit_log.h"
 #include "hub/boxes/registry.h"
 #include "hub/cluster/cluster_pki.h"
 #include "hub/cluster/enrollment_service.h"
@@ -32,6 +35,7 @@
 #include "tests/fakes/fake_box_egress.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -49,7 +53,7 @@ std::int64_t Ms(common::Clock& clock) {
 
 // A hub's cluster side: store, CA, and the enrollment service on 127.0.0.1:<port>.
 struct TestHub {
-  explicit TestHub(const ScratchDir& dir) {
+  explicit TestHub(const ScratchDir& dir, audit::AuditLog* audit = nullptr) {
     auto opened = store::SqliteStore::Open((dir.path() / "hub.db").string());
     REQUIRE(opened.ok());
     store = *std::move(opened);
@@ -58,7 +62,8 @@ struct TestHub {
     REQUIRE(loaded.ok());
     pki = *std::move(loaded);
     service = std::make_unique<EnrollmentServiceImpl>(
-        *store, pki, clock, EnrollmentOptions{.cert_validity = std::chrono::hours(24)},
+        *store, pki, clock,
+        EnrollmentOptions{.cert_validity = std::chrono::hours(24), .audit = audit},
         [this](const store::SpokeRecord&) { ++joined; });
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", common::OptionalClientTlsServerCredentials(pki.hub),
@@ -795,6 +800,39 @@ TEST_CASE("a hub certificate of a pinned key is refused once it has expired",
   CHECK_FALSE(SpokeHealth((*node)->port(), stale).ok());
   CHECK(SpokeHealth((*node)->port(), hub.pki.hub).ok());
   (*node)->Stop();
+}
+
+TEST_CASE("joins and refused joins are audited with the peer's address and never the token",
+          "[enroll][audit]") {
+  ScratchDir dir("enroll-audit");
+  const auto path = dir.path() / "audit.log";
+  FakeClock audit_clock;
+  audit::AuditLog log({.path = path.string()}, audit_clock);
+  TestHub hub(dir, &log);
+  const std::string token = hub.Token("worker-a");
+  REQUIRE(Join(hub, token, SpokeConfig(dir, "worker-a")).ok());
+  auto secret = common::RandomToken(32);
+  REQUIRE(secret.ok());
+  const std::string unknown =
+      common::FormatJoinToken({.secret = *secret, .ca_sha256 = hub.pki.ca_sha256});
+  CHECK_FALSE(Join(hub, unknown, SpokeConfig(dir, "worker-b")).ok());
+
+  const auto records = testing::ReadJsonLines(path);
+  const std::string text = common::ReadSmallFile(path.string()).value();
+  REQUIRE(records.size() == 2);
+  CHECK(records[0]["event"] == "spoke.join");
+  CHECK(records[0]["principal"] == "spoke:worker-a");
+  CHECK(records[0]["spoke"] == "worker-a");
+  CHECK(records[0]["client"] == "127.0.0.1");
+  CHECK(records[0]["advertise"] == "127.0.0.1:7443");
+  CHECK(records[0]["outcome"] == "ok");
+  CHECK(records[1]["event"] == "spoke.join");
+  CHECK(records[1]["principal"] == "");
+  CHECK(records[1]["client"] == "127.0.0.1");
+  CHECK(records[1]["outcome"] == "unauthenticated");
+  CHECK(text.find(token) == std::string::npos);
+  CHECK(text.find(unknown) == std::string::npos);
+  CHECK(text.find(*secret) == std::string::npos);
 }
 
 }  // namespace

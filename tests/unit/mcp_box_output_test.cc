@@ -18,6 +18,7 @@
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_responder.h"
 #include "tests/support/scratch_dir.h"
+#include "tests/support/tools_call.h"
 
 namespace llmbox::hub {
 namespace {
@@ -47,15 +48,7 @@ struct Hub {
   // One tools/call as a JSON-only client sends it; the body parsed strictly (nlohmann throws
   // on bytes that are not UTF-8), and the size of the raw body.
   json Call(const std::string& tool, const json& arguments, size_t* body_bytes = nullptr) {
-    http::Request request{.method = "POST", .target = "/", .path = "/"};
-    request.headers = {{"host", "127.0.0.1:8080"},
-                       {"content-type", "application/json"},
-                       {"accept", "application/json"}};
-    request.body = json{{"jsonrpc", "2.0"},
-                        {"id", 1},
-                        {"method", "tools/call"},
-                        {"params", {{"name", tool}, {"arguments", arguments}}}}
-                       .dump();
+    http::Request request = testing::ToolsCallRequest(tool, arguments);
     auto responder = std::make_shared<testing::RecordingResponder>();
     endpoint->Handle(std::move(request), responder);
     REQUIRE(responder->status == 200);

@@ -20,6 +20,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/files.h"
 #include "common/secrets.h"
 #include "hub/activation/page_chrome.h"
 #include "hub/activation/session_cookie.h"
@@ -29,6 +30,7 @@
 #include "hub/oauth/tokens.h"
 #include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/support/json_lines.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/page_reply.h"
 #include "tests/support/scratch_dir.h"
@@ -163,7 +165,8 @@ struct Fixture {
                           .csrf_key = std::string(32, 'c'),
                           .max_key_attempts_per_address = max_key_attempts,
                           .max_pending_requests = max_pending,
-                          .max_pending_requests_per_address = max_pending_per_address},
+                          .max_pending_requests_per_address = max_pending_per_address,
+                          .audit = audit},
         clock);
   }
 
@@ -243,6 +246,7 @@ struct Fixture {
   int max_key_attempts = 30;
   std::size_t max_pending = 10'000;
   std::size_t max_pending_per_address = 20;
+  audit::AuditLog* audit = nullptr;  // where consents are recorded (Rebuild)
   std::unique_ptr<ClientRegistry> clients;
   std::unique_ptr<TokenService> tokens;
   std::unique_ptr<auth::ApiKeyAuthenticator> api_keys;
@@ -345,6 +349,40 @@ TEST_CASE("Deny sends error=access_denied with the state and consumes the reques
   auto again = f.Answer(b, "allow");
   CHECK(again.status == 400);
   CHECK(again.Header("Location").empty());
+}
+
+TEST_CASE("consents are audited with the person and the client and never the code or the key",
+          "[oauth][authorize][audit]") {
+  Fixture f;
+  const auto path = f.dir.path() / "audit.log";
+  audit::AuditLog log({.path = path.string()}, f.clock);
+  f.audit = &log;
+  f.Rebuild();
+  auto allowed = f.Answer(f.SignedIn(), "allow");
+  REQUIRE(allowed.status == 303);
+  const std::string code = LocationParam(allowed, "code");
+  REQUIRE_FALSE(code.empty());
+  CHECK(f.Answer(f.SignedIn(kAdminKey), "deny").status == 303);
+
+  const auto records = testing::ReadJsonLines(path);
+  REQUIRE(records.size() == 2);
+  for (const auto& record : records) {
+    CHECK(record["event"] == "oauth.consent");
+    CHECK(record["client"] == "192.0.2.7");
+    CHECK(record["client_id"] == kClientId);
+    CHECK(record["client_name"] == "Claude");
+    CHECK(record["outcome"] == "ok");
+  }
+  CHECK(records[0]["principal"] == "key:alice");
+  CHECK(records[0]["decision"] == "allow");
+  CHECK(records[1]["principal"] == "key:root");
+  CHECK(records[1]["decision"] == "deny");
+  const std::string text = common::ReadSmallFile(path.string()).value();
+  for (const std::string& secret : {code, std::string(kKey), std::string(kAdminKey),
+                                    std::string("st-123"), std::string("code_challenge")}) {
+    INFO(secret);
+    CHECK_FALSE(Has(text, secret));
+  }
 }
 
 TEST_CASE("an unknown client or an unregistered redirect URI gets a page, never a redirect",
