@@ -6,6 +6,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "spdlog/spdlog.h"
 
 #include "common/status.h"
@@ -64,6 +65,31 @@ void AppendValue(std::string& out, double value) {
 }
 
 }  // namespace
+
+std::string StatusOutcome(const absl::Status& status) {
+  return status.ok() ? "ok" : absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
+}
+
+const std::vector<std::string>& StatusOutcomes() {
+  static const auto* outcomes = new std::vector<std::string>{"ok",
+                                                             "cancelled",
+                                                             "unknown",
+                                                             "invalid_argument",
+                                                             "deadline_exceeded",
+                                                             "not_found",
+                                                             "already_exists",
+                                                             "permission_denied",
+                                                             "resource_exhausted",
+                                                             "failed_precondition",
+                                                             "aborted",
+                                                             "out_of_range",
+                                                             "unimplemented",
+                                                             "internal",
+                                                             "unavailable",
+                                                             "data_loss",
+                                                             "unauthenticated"};
+  return *outcomes;
+}
 
 std::string EscapeLabelValue(std::string_view value) {
   std::string out;
@@ -202,20 +228,21 @@ void MetricsRegistry::CheckNewName(const std::string& name) {
   names_.push_back(name);
 }
 
-CounterFamily& MetricsRegistry::AddCounter(std::string name, std::string help,
-                                           std::vector<MetricLabel> labels) {
-  LLMBOX_CHECK(name.ends_with("_total"), "a counter's name must end in _total");
+template <typename Series>
+Family<Series>& MetricsRegistry::AddValueFamily(
+    std::vector<std::unique_ptr<Family<Series>>>& families, std::string name, std::string help,
+    std::vector<MetricLabel> labels, const char* type) {
   std::lock_guard lock(mu_);
   CheckNewName(name);
   auto family =
-      std::make_unique<CounterFamily>(std::move(name), std::move(help), std::move(labels));
+      std::make_unique<Family<Series>>(std::move(name), std::move(help), std::move(labels));
   for (std::size_t i = 0; i < family->size(); ++i) {
-    family->series_.push_back(std::make_unique<Counter>());
+    family->series_.push_back(std::make_unique<Series>());
   }
-  CounterFamily* f = family.get();
-  counters_.push_back(std::move(family));
-  renderers_.push_back([f](std::string& out) {
-    AppendHeader(out, f->name(), f->help(), "counter");
+  Family<Series>* f = family.get();
+  families.push_back(std::move(family));
+  renderers_.push_back([f, type](std::string& out) {
+    AppendHeader(out, f->name(), f->help(), type);
     for (std::size_t i = 0; i < f->size(); ++i) {
       out += f->name();
       f->AppendLabels(out, i, "");
@@ -225,25 +252,15 @@ CounterFamily& MetricsRegistry::AddCounter(std::string name, std::string help,
   return *f;
 }
 
+CounterFamily& MetricsRegistry::AddCounter(std::string name, std::string help,
+                                           std::vector<MetricLabel> labels) {
+  LLMBOX_CHECK(name.ends_with("_total"), "a counter's name must end in _total");
+  return AddValueFamily(counters_, std::move(name), std::move(help), std::move(labels), "counter");
+}
+
 GaugeFamily& MetricsRegistry::AddGauge(std::string name, std::string help,
                                        std::vector<MetricLabel> labels) {
-  std::lock_guard lock(mu_);
-  CheckNewName(name);
-  auto family = std::make_unique<GaugeFamily>(std::move(name), std::move(help), std::move(labels));
-  for (std::size_t i = 0; i < family->size(); ++i) {
-    family->series_.push_back(std::make_unique<Gauge>());
-  }
-  GaugeFamily* f = family.get();
-  gauges_.push_back(std::move(family));
-  renderers_.push_back([f](std::string& out) {
-    AppendHeader(out, f->name(), f->help(), "gauge");
-    for (std::size_t i = 0; i < f->size(); ++i) {
-      out += f->name();
-      f->AppendLabels(out, i, "");
-      AppendValue(out, f->at(i).Value());
-    }
-  });
-  return *f;
+  return AddValueFamily(gauges_, std::move(name), std::move(help), std::move(labels), "gauge");
 }
 
 HistogramFamily& MetricsRegistry::AddHistogram(std::string name, std::string help,

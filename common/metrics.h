@@ -34,6 +34,8 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace llmbox::common {
 
 // What /metrics answers with in its Content-Type.
@@ -181,6 +183,11 @@ class MetricsRegistry {
     std::function<std::vector<GaugeSample>()> collect;
   };
   void CheckNewName(const std::string& name);
+  // AddCounter and AddGauge: a family of `Series` with a Value(), rendered as `type`.
+  template <typename Series>
+  Family<Series>& AddValueFamily(std::vector<std::unique_ptr<Family<Series>>>& families,
+                                 std::string name, std::string help,
+                                 std::vector<MetricLabel> labels, const char* type);
 
   mutable std::mutex mu_;  // guards the lists (not the series, which are atomic)
   // Each entry renders one family; kept in the order added.
@@ -191,6 +198,11 @@ class MetricsRegistry {
   std::vector<std::unique_ptr<CallbackFamily>> callbacks_;
   std::vector<std::string> names_;
 };
+
+// An outcome label for a status: "ok", or its code's name in lower case ("unavailable",
+// "deadline_exceeded"); and every value it gives, for the label's declaration.
+std::string StatusOutcome(const absl::Status& status);
+const std::vector<std::string>& StatusOutcomes();
 
 // The text format's pieces, for tests and for callers assembling output from several
 // registries. A label value with \, " and newline escaped; HELP text with \ and newline

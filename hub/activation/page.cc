@@ -21,6 +21,7 @@
 #include "hub/activation/session_cookie.h"
 #include "hub/http/client_address.h"
 #include "hub/http/status_answer.h"
+#include "hub/metrics/hub_metrics.h"
 
 namespace llmbox::hub::activation {
 namespace {
@@ -372,7 +373,8 @@ struct ActivationPage::State {
 
   // With gating, whether `email` owns the box (the first person to sign in claims it);
   // answers with a refusal when not. Always true without gating.
-  bool OwnedBy(const BoxRecord& box, const std::string& email, http::Responder& out) {
+  bool OwnedBy(const BoxRecord& box, const std::string& email, http::Responder& out,
+               bool submitting = false) {
     if (!Gated()) return true;
     auto owner = registry.ClaimActivation(box.box_id, email);
     if (!owner.ok()) {
@@ -380,6 +382,7 @@ struct ActivationPage::State {
       return false;
     }
     if (*owner == email) return true;
+    if (submitting) Refused(metrics::ActivationRefusal::kNotOwner);
     Send(out, 403,
          {.view = View::kRefused,
           .title = "Not your box",
@@ -474,6 +477,10 @@ struct ActivationPage::State {
          "", std::move(extra));
   }
 
+  void Refused(metrics::ActivationRefusal reason) {
+    if (options.metrics != nullptr) options.metrics->RecordActivationRefusal(reason);
+  }
+
   void SendUnavailable(http::Responder& out, const absl::Status& status) {
     spdlog::warn("activation: the registry cannot be read: {}", common::AsStd(status.message()));
     Send(out, 503,
@@ -506,12 +513,13 @@ struct ActivationPage::State {
               const std::string& email) {
     auto box = registry.FindByToken(token);
     if (!box.ok()) return ShowBox(request, out, token, email);
-    if (!OwnedBy(*box, email, out)) return;
+    if (!OwnedBy(*box, email, out, /*submitting=*/true)) return;
     const std::string client = ClientOf(request);
     const std::string client_key = http::AddressKey(client);
     const std::string browser_id = CookieValue(request.Header("cookie"), kCookie);
     if (auto st = csrf.Redeem(FormField(request.body, "csrf"), browser_id, token, client_key);
         !st.ok()) {
+      Refused(metrics::ActivationRefusal::kForm);
       return ShowBox(request, out, token, email, absl::IsResourceExhausted(st) ? 429 : 403,
                      std::string(common::AsStd(st.message())) +
                          ". Nothing was sent to the box; paste the code again.");
@@ -520,6 +528,7 @@ struct ActivationPage::State {
     // What cannot be a code is refused before it costs anyone a rate-limit token.
     const std::string code = Trimmed(FormField(request.body, "code"));
     if (auto st = common::ValidateActivationCode(code); !st.ok()) {
+      Refused(metrics::ActivationRefusal::kNotACode);
       return ShowBox(request, out, token, email, 400,
                      "That is not a code: the " + std::string(common::AsStd(st.message())) +
                          ". Paste only the code Claude shows.");
@@ -551,6 +560,7 @@ struct ActivationPage::State {
   void TooMany(const http::Request& request, http::Responder& out, const std::string& token,
                const std::string& email, const BoxRecord& box, const std::string& client,
                std::chrono::seconds wait, bool per_link) {
+    Refused(metrics::ActivationRefusal::kRateLimited);
     spdlog::warn("activation: box {}: a code from {} was refused: too many submissions {}",
                  box.box_id, client, per_link ? "for this link from that address" : "from it");
     ShowBox(request, out, token, email, 429,

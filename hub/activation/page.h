@@ -40,6 +40,10 @@
 #include "hub/boxes/registry.h"
 #include "hub/http/server.h"
 
+namespace llmbox::hub::metrics {
+class HubMetrics;
+}
+
 namespace llmbox::hub::activation {
 
 class OidcClient;
@@ -65,6 +69,8 @@ struct PageOptions {
   // is refused, even with the link. Both must outlive the page.
   OidcClient* oidc = nullptr;
   const SessionCookie* sessions = nullptr;
+  // Told of every code submission refused before it reached a box (/metrics); may be null.
+  metrics::HubMetrics* metrics = nullptr;
 };
 
 class ActivationPage {
