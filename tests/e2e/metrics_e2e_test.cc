@@ -50,11 +50,12 @@ std::optional<double> Query(int port, const std::string& expr, const fs::path& l
 }
 
 // Queries `expr` every 250 ms until its value is at least `floor` (90 s at most); whether it
-// got there.
+// got there. Each query logs to <log>-N.
 bool WaitForAtLeast(int port, const std::string& expr, double floor, const fs::path& log) {
   const auto deadline = std::chrono::steady_clock::now() + 90s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (auto value = Query(port, expr, log); value && *value >= floor) return true;
+  for (int attempt = 1; std::chrono::steady_clock::now() < deadline; ++attempt) {
+    const fs::path attempt_log = log.string() + "-" + std::to_string(attempt);
+    if (auto value = Query(port, expr, attempt_log); value && *value >= floor) return true;
     std::this_thread::sleep_for(250ms);
   }
   return false;
