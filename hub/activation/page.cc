@@ -21,6 +21,7 @@
 #include "hub/activation/session_cookie.h"
 #include "hub/http/client_address.h"
 #include "hub/http/status_answer.h"
+#include "hub/metrics/hub_metrics.h"
 
 namespace llmbox::hub::activation {
 namespace {
@@ -477,6 +478,10 @@ struct ActivationPage::State {
          "", std::move(extra));
   }
 
+  void Refused(metrics::ActivationRefusal reason) {
+    if (options.metrics != nullptr) options.metrics->RecordActivationRefusal(reason);
+  }
+
   void SendUnavailable(http::Responder& out, const absl::Status& status) {
     spdlog::warn("activation: the registry cannot be read: {}", common::AsStd(status.message()));
     Send(out, 503,
@@ -512,6 +517,7 @@ struct ActivationPage::State {
     const std::string client = ClientOf(request);
     if (bool not_owner = false; !OwnedBy(*box, email, out, &not_owner)) {
       if (!not_owner) return;
+      Refused(metrics::ActivationRefusal::kNotOwner);
       return Audit(audit::Event::kBoxActivateRefused, *box, client, email,
                    absl::PermissionDeniedError("another person claimed the box"), "not_the_owner");
     }
@@ -520,6 +526,7 @@ struct ActivationPage::State {
     if (auto st = csrf.Redeem(FormField(request.body, "csrf"), browser_id, token, client_key);
         !st.ok()) {
       Audit(audit::Event::kBoxActivateRefused, *box, client, email, st, "form");
+      Refused(metrics::ActivationRefusal::kForm);
       return ShowBox(request, out, token, email, absl::IsResourceExhausted(st) ? 429 : 403,
                      std::string(common::AsStd(st.message())) +
                          ". Nothing was sent to the box; paste the code again.");
@@ -529,6 +536,7 @@ struct ActivationPage::State {
     const std::string code = Trimmed(FormField(request.body, "code"));
     if (auto st = common::ValidateActivationCode(code); !st.ok()) {
       Audit(audit::Event::kBoxActivateRefused, *box, client, email, st, "not_a_code");
+      Refused(metrics::ActivationRefusal::kNotACode);
       return ShowBox(request, out, token, email, 400,
                      "That is not a code: the " + std::string(common::AsStd(st.message())) +
                          ". Paste only the code Claude shows.");
@@ -596,6 +604,7 @@ struct ActivationPage::State {
   void TooMany(const http::Request& request, http::Responder& out, const std::string& token,
                const std::string& email, const BoxRecord& box, const std::string& client,
                std::chrono::seconds wait, bool per_link) {
+    Refused(metrics::ActivationRefusal::kRateLimited);
     spdlog::warn("activation: box {}: a code from {} was refused: too many submissions {}",
                  box.box_id, client, per_link ? "for this link from that address" : "from it");
     Audit(audit::Event::kBoxActivateRefused, box, client, email,

@@ -41,6 +41,10 @@
 #include "hub/boxes/registry.h"
 #include "hub/http/server.h"
 
+namespace llmbox::hub::metrics {
+class HubMetrics;
+}
+
 namespace llmbox::hub::activation {
 
 class OidcClient;
@@ -69,6 +73,8 @@ struct PageOptions {
   // Where code submissions are recorded (box.activate, box.activate_refused); null: nowhere.
   // Must outlive the page.
   audit::AuditLog* audit = nullptr;
+  // Told of every code submission refused before it reached a box (/metrics); may be null.
+  metrics::HubMetrics* metrics = nullptr;
 };
 
 class ActivationPage {

@@ -13,6 +13,7 @@
 #include "common/secrets.h"
 #include "common/status.h"
 #include "common/validate.h"
+#include "hub/metrics/hub_metrics.h"
 
 namespace llmbox::hub::boxes {
 namespace {
@@ -125,6 +126,16 @@ absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> BoxRegistry::ReachableSpok
 
 absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
                                                const ProgressFn& progress) {
+  const common::Clock::SteadyTime start = clock_.SteadyNow();
+  absl::StatusOr<CreatedBox> created = CreateUnmetered(request, progress);
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordCreate(created.status(), clock_.SteadyNow() - start);
+  }
+  return created;
+}
+
+absl::StatusOr<CreatedBox> BoxRegistry::CreateUnmetered(const CreateRequest& request,
+                                                        const ProgressFn& progress) {
   std::string box_id = request.box_id;
   if (box_id.empty()) {
     LLMBOX_ASSIGN_OR_RETURN(std::string random, common::RandomToken(4));
@@ -521,6 +532,22 @@ absl::StatusOr<store::DestroyedBox> BoxRegistry::FindDestroyedByToken(std::strin
 
 absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
                                                      std::string_view code) {
+  const common::Clock::SteadyTime start = clock_.SteadyNow();
+  absl::StatusOr<SubmitResult> result = SubmitCodeUnmetered(token, code);
+  if (options_.metrics != nullptr) {
+    using metrics::ActivationOutcome;
+    const ActivationOutcome outcome =
+        !result.ok() ? (absl::IsFailedPrecondition(result.status()) ? ActivationOutcome::kBusy
+                                                                    : ActivationOutcome::kError)
+        : result->activated ? ActivationOutcome::kActivated
+                            : ActivationOutcome::kRefused;
+    options_.metrics->RecordActivation(outcome, clock_.SteadyNow() - start);
+  }
+  return result;
+}
+
+absl::StatusOr<SubmitResult> BoxRegistry::SubmitCodeUnmetered(std::string_view token,
+                                                              std::string_view code) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord found, FindByToken(token));
   // A box has one stdin: one code at a time per box, while other boxes go on in parallel.
   const std::string key = common::CanonicalBoxId(found.box_id);

@@ -46,6 +46,10 @@
 #include "hub/cluster/spoke_client.h"
 #include "hub/store/store.h"
 
+namespace llmbox::hub::metrics {
+class HubMetrics;
+}
+
 namespace llmbox::hub::boxes {
 
 // The spokes the hub can place boxes on, by name. Thread-safe.
@@ -87,6 +91,8 @@ struct RegistryOptions {
   std::uint32_t max_log_bytes = 64 << 10;
   // Spoke states, health polling and placement (spoke_monitor.h).
   MonitorOptions monitor;
+  // Told of every create and code submission (/metrics); not owned, may be null.
+  metrics::HubMetrics* metrics = nullptr;
 };
 
 struct CreateRequest {
@@ -235,6 +241,11 @@ class BoxRegistry {
   SpokeMonitor& monitor() { return monitor_; }
 
  private:
+  // Create and SubmitCode without their metrics.
+  [[nodiscard]] absl::StatusOr<CreatedBox> CreateUnmetered(const CreateRequest& request,
+                                                           const ProgressFn& progress);
+  [[nodiscard]] absl::StatusOr<SubmitResult> SubmitCodeUnmetered(std::string_view token,
+                                                                 std::string_view code);
   std::string AuthUrl(std::string_view token) const;
   // DestroyBox for `box_id` on `spoke` within call_timeout; the spoke's status.
   [[nodiscard]] absl::Status DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id);

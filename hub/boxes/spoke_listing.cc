@@ -36,6 +36,12 @@ bool SpokeConnected(const SpokeView& view) {
          view.state != SpokeState::kRemoved;
 }
 
+std::string CannotCreateReason(const SpokeView& view) {
+  if (view.state != SpokeState::kReady || !view.health.has_value()) return "";
+  if (!view.health->engine_reachable) return "its Docker engine is down";
+  return view.health->cannot_create;
+}
+
 std::string SpokeListEntryJson(const SpokeView& view, bool for_operator) {
   nlohmann::json entry = {
       {"name", view.name},
@@ -65,10 +71,7 @@ std::string SpokeListEntryJson(const SpokeView& view, bool for_operator) {
   }
   // A spoke in rotation whose last health answer says it cannot create (its engine is down,
   // it lacks its default image or claude_bin) is not ready: placement passes it over too.
-  if (view.state == SpokeState::kReady && view.health.has_value() &&
-      (!view.health->engine_reachable || !view.health->cannot_create.empty())) {
-    const std::string why =
-        !view.health->engine_reachable ? "its Docker engine is down" : view.health->cannot_create;
+  if (const std::string why = CannotCreateReason(view); !why.empty()) {
     entry["state"] = "not_ready";
     entry["state_description"] =
         "not ready: cannot create boxes" +

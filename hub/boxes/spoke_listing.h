@@ -33,6 +33,12 @@ SpokeListPage PageOfSpokes(std::vector<SpokeView> views, const std::optional<std
 // nor removed.
 bool SpokeConnected(const SpokeView& view);
 
+// Why a spoke in rotation (ready) cannot create boxes, from its last health answer: its
+// engine is down, or it lacks its default image or claude_bin (the spoke's own words). Empty
+// when it can, or when its state already keeps it out of rotation. list_spokes shows such a
+// spoke as "not_ready"; placement passes it over; /metrics counts it as not_ready.
+std::string CannotCreateReason(const SpokeView& view);
+
 // One spoke as list_spokes shows it, a JSON object: name, state (spoke_state.h), state_description
 // ("cordoned since ... by the operator: <reason>"), since and reason when the state has them,
 // connected, error (why not connected), local, boxes (the registry's live boxes on it),

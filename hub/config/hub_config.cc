@@ -114,6 +114,16 @@ std::optional<double> ParseShare(std::string_view text) {
   return m.Finish();
 }
 
+// hub.metrics (docs/monitoring.md).
+[[nodiscard]] absl::Status ReadMetrics(ConfigMap& m, HubConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Bool("enabled", &c->metrics_enabled));
+  LLMBOX_RETURN_IF_ERROR(m.StrList("allow", &c->metrics_allow));
+  if (auto allow = http::TrustedProxies::Parse(c->metrics_allow); !allow.ok()) {
+    return m.Error("allow", common::AsStd(allow.status().message()));
+  }
+  return m.Finish();
+}
+
 [[nodiscard]] absl::Status ReadHub(ConfigMap& m, const std::string& base, HubConfig* c) {
   std::string listen;
   LLMBOX_RETURN_IF_ERROR(m.Str("listen", &listen));
@@ -170,6 +180,8 @@ std::optional<double> ParseShare(std::string_view text) {
   if (spokes) LLMBOX_RETURN_IF_ERROR(ReadSpokes(*spokes, &c->spokes));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> audit, m.Map("audit"));
   if (audit) LLMBOX_RETURN_IF_ERROR(ReadAudit(*audit, base, &c->audit));
+  LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> metrics, m.Map("metrics"));
+  if (metrics) LLMBOX_RETURN_IF_ERROR(ReadMetrics(*metrics, c));
   return m.Finish();
 }
 

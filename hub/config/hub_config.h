@@ -102,6 +102,11 @@ struct HubConfig {
   SpokeMonitorConfig spokes;
   // hub.audit: the audit log.
   AuditConfig audit;
+  // hub.metrics: /metrics in the Prometheus text format (docs/monitoring.md), served when
+  // enabled to clients whose address (after trusted_proxies) is in `allow` (CIDRs or bare
+  // addresses, at most 256; checked at load); everyone else gets 403.
+  bool metrics_enabled = true;
+  std::vector<std::string> metrics_allow = {"127.0.0.0/8", "::1"};
   ApiKeyMode api_keys = ApiKeyMode::kAuto;
   bool api_keys_required = false;  // the resolved mode
   // auth.oauth: the hub as an OAuth authorization server for MCP clients (hub/oauth). Its

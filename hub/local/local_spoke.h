@@ -42,6 +42,7 @@ class InProcessSpoke final : public server::LocalSpoke {
       : node_(std::move(node)), channel_(node_->InProcessChannel()) {}
 
   std::shared_ptr<grpc::Channel> Channel() override { return channel_; }
+  std::string MetricsText() override { return node_->MetricsText(); }
   // The spoke's box manager (benches measure the spoke's own create against the hub's).
   spoke::box::BoxManager& boxes() { return node_->boxes(); }
 

@@ -347,7 +347,13 @@ class McpEndpoint::Impl {
   // Replies are serialized once: a tool result can be large (a list of 1,000 boxes).
   std::optional<std::string> Dispatch(Exchange& ex, const Message& message, bool may_stream);
   std::optional<json> DispatchOther(Exchange& ex, const Message& message);
-  std::string CallTool(Exchange& ex, const Message& message, bool may_stream, bool& streamed);
+  // `outcome` and `tool` say what came of it, for EndpointOptions::on_request.
+  std::string CallTool(Exchange& ex, const Message& message, bool may_stream, bool& streamed,
+                       std::string_view& outcome, std::string& tool);
+  // EndpointOptions::on_request, when set.
+  void Report(std::string_view method, std::string_view tool, std::string_view outcome) {
+    if (options_.on_request) options_.on_request(method, tool, outcome);
+  }
 
   std::string NewSessionId(const std::string& principal);
   // When a session id whose issued part (seconds) is `issued_part` stops being good: issued +
@@ -555,6 +561,7 @@ void McpEndpoint::Impl::HandlePost(Exchange& ex) {
   }
   if (message.is_request && message.method == "initialize") {
     json reply = Initialize(ex, message);
+    Report(message.method, "", "ok");
     return AnswerJson(ex, 200, reply);
   }
   if (!CheckSessionAndVersion(ex)) return;
@@ -596,11 +603,17 @@ std::optional<std::string> McpEndpoint::Impl::Dispatch(Exchange& ex, const Messa
                                                        bool may_stream) {
   if (message.is_request && message.method == "tools/call") {
     bool streamed = false;
-    std::string reply = CallTool(ex, message, may_stream, streamed);
+    std::string_view outcome = "ok";
+    std::string tool;
+    std::string reply = CallTool(ex, message, may_stream, streamed, outcome, tool);
+    Report(message.method, tool, outcome);
     if (streamed) return std::nullopt;
     return reply;
   }
   std::optional<json> reply = DispatchOther(ex, message);
+  if (message.is_request) {
+    Report(message.method, "", reply && reply->contains("error") ? "error" : "ok");
+  }
   if (!reply) return std::nullopt;
   return Dump(*reply);
 }
@@ -640,13 +653,16 @@ std::optional<json> McpEndpoint::Impl::DispatchOther(Exchange& ex, const Message
 }
 
 std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bool may_stream,
-                                        bool& streamed) {
+                                        bool& streamed, std::string_view& outcome,
+                                        std::string& tool_name) {
   const json& params = message.params;
+  outcome = "error";
   if (!params.is_object() || !params.contains("name") || !params["name"].is_string()) {
     return Dump(
         ErrorObject(kInvalidParams, "Invalid params: tools/call needs a tool name", message.id));
   }
   const std::string name = params["name"];
+  tool_name = name;
   auto tool = tools_by_name_.find(name);
   if (tool == tools_by_name_.end()) {
     return Dump(ErrorObject(kInvalidParams, "Unknown tool: " + name, message.id));
@@ -660,6 +676,7 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
     arguments = *it;
   }
   // Argument problems are tool errors (2025-11-25): the model reads them and corrects itself.
+  outcome = "tool_error";
   if (auto problem = SchemaProblem(tool->second.input_schema, arguments)) {
     return ToolResponse(ToolResult::Error("invalid arguments: " + *problem), message.id);
   }
@@ -710,6 +727,7 @@ std::string McpEndpoint::Impl::CallTool(Exchange& ex, const Message& message, bo
       running_.erase(it);
     }
   }
+  outcome = result.is_error ? "tool_error" : "ok";
   std::string response = ToolResponse(result, message.id);
   streamed = call->Finish(response);
   return response;

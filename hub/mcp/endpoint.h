@@ -81,6 +81,12 @@ struct EndpointOptions {
   // server's workers, so one caller with slow execs cannot hold them all: a call beyond the
   // limit is a tool error that names it.
   int max_calls_per_principal = 0;
+  // Told of every request answered (/metrics): its JSON-RPC method and, for tools/call, the
+  // tool named, both as the client sent them (the listener maps them to a closed set), and
+  // "ok", "error" (a JSON-RPC error) or "tool_error" (a tool result with isError). Runs on
+  // the request's thread; may be empty.
+  std::function<void(std::string_view method, std::string_view tool, std::string_view outcome)>
+      on_request;
 };
 
 class McpEndpoint {

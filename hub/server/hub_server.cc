@@ -39,6 +39,8 @@
 #include "hub/http/router.h"
 #include "hub/http/server.h"
 #include "hub/mcp/endpoint.h"
+#include "hub/metrics/hub_metrics.h"
+#include "hub/metrics/metrics_endpoint.h"
 #include "hub/oauth/clients.h"
 #include "hub/oauth/oauth_server.h"
 #include "hub/server/state_dir.h"
@@ -103,6 +105,7 @@ struct HubServer::State {
 
   config::HubConfig config;  // as served: the bound port and the public URL naming it
   common::Clock& clock;
+  metrics::HubMetrics metrics;  // first: everything below reports to it
   std::unique_ptr<store::SqliteStore> store;
   std::unique_ptr<audit::AuditLog> audit;  // hub.audit: who did what (audit_log.h)
   std::string session_key;
@@ -133,6 +136,7 @@ struct HubServer::State {
   // The endpoint is made once the port is bound (port 0 picks one, and the default public URL
   // names it); until then MCP requests get 503.
   std::atomic<mcp::McpEndpoint*> mcp_ptr{nullptr};
+  std::optional<metrics::MetricsEndpoint> metrics_endpoint;  // hub.metrics.enabled
   http::Router router;
   std::unique_ptr<http::HttpServer> http;
   std::unique_ptr<mcp::McpEndpoint> mcp;
@@ -152,6 +156,7 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
   std::unique_ptr<HubServer> hub(new HubServer(std::make_unique<State>(config, clock)));
   State& s = *hub->state_;
   LLMBOX_ASSIGN_OR_RETURN(s.store, OpenStore(config));
+  s.metrics.WatchBoxes(*s.store);
   LLMBOX_ASSIGN_OR_RETURN(s.session_key, LoadOrCreateSessionKey(config.state_dir));
   s.audit = std::make_unique<audit::AuditLog>(audit::AuditOptions{.path = config.audit.path,
                                                                   .max_size = config.audit.max_size,
@@ -220,8 +225,10 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                       .failure_threshold = watch.degraded_threshold,
                       .window_age = watch.degraded_window_age,
                       .trial_backoff_min = watch.trial_backoff_min,
-                      .trial_backoff_max = watch.trial_backoff_max}},
+                      .trial_backoff_max = watch.trial_backoff_max},
+          .metrics = &s.metrics},
       s.quotas.get());
+  s.metrics.WatchSpokes(s.registry->monitor());
   const auto unknown = s.registry->Reconcile();
   {
     auto boxes = s.store->ListBoxes({});
@@ -244,6 +251,11 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
   s.tools = std::make_unique<boxes::BoxTools>(
       *s.registry, common::HmacSha256(s.session_key, "llmbox list_llmboxes cursors"),
       s.audit.get());
+  {
+    std::vector<std::string> tool_names;
+    for (const mcp::Tool& tool : s.tools->Tools()) tool_names.push_back(tool.name);
+    s.metrics.WatchTools(std::move(tool_names));
+  }
   if (config.activation_oidc) {
     const auto& o = *config.activation_oidc;
     s.oidc_http = std::make_unique<activation::CurlHttpFetcher>(
@@ -273,13 +285,25 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
           .attempt_window = std::chrono::duration_cast<std::chrono::seconds>(config.attempt_window),
           .oidc = s.oidc.get(),
           .sessions = s.sessions.get(),
-          .audit = s.audit.get()});
+          .audit = s.audit.get(),
+          .metrics = &s.metrics});
 
   s.router.Exact("/healthz",
                  [](http::Request, std::shared_ptr<http::Responder> out) { ServeHealth(*out); });
   s.router.Exact("/readyz", [&s](http::Request, std::shared_ptr<http::Responder> out) {
     ServeReady(*s.registry, *out);
   });
+  if (config.metrics_enabled) {
+    LLMBOX_ASSIGN_OR_RETURN(s.metrics_endpoint,
+                            metrics::MetricsEndpoint::Create(config.metrics_allow, [&s] {
+                              std::string text = s.metrics.Render();
+                              if (s.local != nullptr) text += s.local->MetricsText();
+                              return text;
+                            }));
+    s.router.Exact("/metrics", [&s](http::Request request, std::shared_ptr<http::Responder> out) {
+      s.metrics_endpoint->Handle(request, *out);
+    });
+  }
   for (const char* prefix : {"/auth/", "/assets/"}) {
     LLMBOX_CHECK(activation::ActivationPage::Serves(prefix),
                  "the activation page's prefixes changed");
@@ -341,7 +365,10 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
       .session_key = s.session_key,
       .max_calls_per_principal = config.max_calls_per_caller > 0
                                      ? config.max_calls_per_caller
-                                     : std::max(1, config.worker_threads / 2)};
+                                     : std::max(1, config.worker_threads / 2),
+      .on_request = [&s](std::string_view method, std::string_view tool, std::string_view outcome) {
+        s.metrics.RecordMcpRequest(method, tool, outcome);
+      }};
   http::HostPolicy hosts = http::HostPolicyFor(s.config);
   mcp_options.allowed_hosts = std::move(hosts.hosts);
   mcp_options.allowed_origins = std::move(hosts.origins);

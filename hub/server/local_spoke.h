@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include <grpcpp/channel.h>
@@ -26,6 +27,10 @@ class LocalSpoke {
 
   // An in-process channel to the spoke's box service.
   virtual std::shared_ptr<grpc::Channel> Channel() = 0;
+
+  // The spoke's own metrics (llmbox_spoke_*) in the Prometheus text format, which the hub's
+  // /metrics serves after its own; "" when it has none.
+  virtual std::string MetricsText() { return ""; }
 };
 
 // Starts the local spoke (Unavailable when its Docker engine does not answer, or the spoke's

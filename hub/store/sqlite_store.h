@@ -110,6 +110,9 @@ class SqliteStore : public Store {
   // EXPLAIN their plans.
   static const char* QueuedDestroysQuery();
   static const char* BoxCountsQuery();
+  // Metrics (hub/store/sqlite_metrics.cc); the query is exposed for tests to EXPLAIN.
+  [[nodiscard]] absl::StatusOr<std::vector<SpokePhaseCount>> CountBoxesBySpokeAndPhase() override;
+  static const char* SpokePhaseCountsQuery();
   [[nodiscard]] absl::Status EndMcpSession(std::string_view id_hash,
                                            std::int64_t expires_at_ms) override;
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(

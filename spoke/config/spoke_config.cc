@@ -9,6 +9,7 @@
 
 #include "common/absl_compat.h"
 #include "common/config.h"
+#include "common/metrics_server.h"
 #include "common/status.h"
 #include "common/validate.h"
 
@@ -31,6 +32,16 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   LLMBOX_RETURN_IF_ERROR(m.Str("listen", &c->listen));
   LLMBOX_RETURN_IF_ERROR(m.Str("state_dir", &c->state_dir));
   c->state_dir = Resolve(base, c->state_dir);
+  return m.Finish();
+}
+
+[[nodiscard]] absl::Status ReadMetrics(ConfigMap& m, SpokeConfig* c) {
+  LLMBOX_RETURN_IF_ERROR(m.Str("listen", &c->metrics_listen));
+  if (!c->metrics_listen.empty()) {
+    if (auto address = common::ParseListenAddress(c->metrics_listen); !address.ok()) {
+      return m.Error("listen", common::AsStd(address.status().message()));
+    }
+  }
   return m.Finish();
 }
 
@@ -331,6 +342,7 @@ void SetEgressDefaults(SpokeConfig* config) {
       {"spoke", [&](ConfigMap& m) { return ReadSpoke(m, base_dir, &config); }},
       {"tls", [&](ConfigMap& m) { return ReadTls(m, base_dir, &config); }},
       {"log", [&](ConfigMap& m) { return common::ReadLogConfig(m, &config.log); }},
+      {"metrics", [&](ConfigMap& m) { return ReadMetrics(m, &config); }},
   };
   for (const auto& section : sections) {
     LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> map, root.Map(section.key));

@@ -52,6 +52,10 @@ struct SpokeConfig {
   reaper::ReaperOptions reaper;
   std::vector<hooks::HookSpec> hooks;
   common::LogConfig log;
+  // metrics.listen: where `serve` answers GET /metrics (host:port, an IP or localhost; empty:
+  // off). Whoever can reach it may read it: keep it on loopback or a private address. The
+  // hub's local spoke has none (the hub's /metrics serves its metrics).
+  std::string metrics_listen;
 };
 
 // Reads the sections that describe boxes on this Docker host (docker, boxes, reaper, hooks)

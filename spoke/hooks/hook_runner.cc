@@ -125,10 +125,18 @@ json FactsJson(const BoxFacts& box) {
   return absl::OkStatus();
 }
 
-HookRunner::HookRunner(common::SubprocessRunner& runner, std::vector<HookSpec> hooks)
-    : runner_(runner), hooks_(std::move(hooks)) {}
+HookRunner::HookRunner(common::SubprocessRunner& runner, std::vector<HookSpec> hooks,
+                       Observer observer)
+    : runner_(runner), hooks_(std::move(hooks)), observer_(std::move(observer)) {}
 
 absl::StatusOr<std::string> HookRunner::RunOne(const HookSpec& hook, const std::string& request) {
+  absl::StatusOr<std::string> out = RunProcess(hook, request);
+  if (observer_) observer_(hook.name, hook.event, out.status());
+  return out;
+}
+
+absl::StatusOr<std::string> HookRunner::RunProcess(const HookSpec& hook,
+                                                   const std::string& request) {
   common::SubprocessRequest run;
   run.argv = hook.command;
   run.env = common::EnvFromAllowlist(hook.env);

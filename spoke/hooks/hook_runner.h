@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -69,7 +70,12 @@ struct CreateHooksResult {
 
 class HookRunner {
  public:
-  HookRunner(common::SubprocessRunner& runner, std::vector<HookSpec> hooks);
+  // Told of every hook run: the hook's name, its event and what came of it (/metrics).
+  using Observer =
+      std::function<void(std::string_view hook, std::string_view event, const absl::Status&)>;
+
+  HookRunner(common::SubprocessRunner& runner, std::vector<HookSpec> hooks,
+             Observer observer = nullptr);
 
   // Runs the box.create hooks in order. On a failure the create hooks that already ran are
   // undone by running the destroy hooks with their state, and the error names the hook.
@@ -82,11 +88,15 @@ class HookRunner {
   bool HasHooks() const { return !hooks_.empty(); }
 
  private:
+  // RunProcess, told to the observer.
   [[nodiscard]] absl::StatusOr<std::string> RunOne(const HookSpec& hook,
                                                    const std::string& request);
+  [[nodiscard]] absl::StatusOr<std::string> RunProcess(const HookSpec& hook,
+                                                       const std::string& request);
 
   common::SubprocessRunner& runner_;
   const std::vector<HookSpec> hooks_;
+  const Observer observer_;
 };
 
 }  // namespace llmbox::spoke::hooks

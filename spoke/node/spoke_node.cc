@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "common/files.h"
 #include "common/grpc_server.h"
 #include "common/grpc_tls.h"
+#include "common/metrics_server.h"
 #include "common/periodic.h"
 #include "common/status.h"
 #include "common/subprocess.h"
@@ -30,6 +32,8 @@
 #include "spoke/enroll/hub_pins.h"
 #include "spoke/enroll/renewer.h"
 #include "spoke/hooks/hook_runner.h"
+#include "spoke/metrics/metered_engine.h"
+#include "spoke/metrics/spoke_metrics.h"
 #include "spoke/reaper/reaper.h"
 #include "spoke/service/box_service.h"
 
@@ -87,9 +91,11 @@ struct SpokeNode::Parts {
   const config::SpokeConfig config;  // what the renewer reads; outlives it
   const SpokeNodeOptions options;
   common::Clock& clock;
-  enroll::HubPins hub_pins{enroll::HubPinsPath(config)};  // what the service checks the hub by
-  std::unique_ptr<docker::DockerEngine> owned_engine;     // unless options.engine
-  docker::DockerEngine* engine = nullptr;
+  enroll::HubPins hub_pins{enroll::HubPinsPath(config)};   // what the service checks the hub by
+  std::unique_ptr<metrics::SpokeMetrics> metrics;          // what every part below reports to
+  std::unique_ptr<docker::DockerEngine> owned_engine;      // unless options.engine
+  std::unique_ptr<metrics::MeteredEngine> metered_engine;  // over owned_engine or options.engine
+  docker::DockerEngine* engine = nullptr;                  // metered_engine
   common::PosixSubprocessRunner subprocesses;
   std::unique_ptr<hooks::HookRunner> hooks;
   // The boxes' way out (unless options.egress): the proxy and the host rules.
@@ -105,6 +111,7 @@ struct SpokeNode::Parts {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::unique_ptr<enroll::CertificateRenewer> renewer;
+  std::unique_ptr<common::MetricsServer> metrics_server;  // metrics.listen, when set
   bool stopped = false;
 };
 
@@ -127,12 +134,18 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
     return absl::InvalidArgumentError(
         "a spoke node on an injected engine needs an injected egress (SpokeNodeOptions.egress)");
   }
-  if (options.engine != nullptr) {
-    parts->engine = options.engine;
-  } else {
-    LLMBOX_ASSIGN_OR_RETURN(parts->owned_engine, docker::CurlDockerEngine::Create(c.docker));
-    parts->engine = parts->owned_engine.get();
+  {
+    std::vector<std::string> hook_names;
+    for (const hooks::HookSpec& hook : c.hooks) hook_names.push_back(hook.name);
+    parts->metrics = std::make_unique<metrics::SpokeMetrics>(std::move(hook_names));
   }
+  docker::DockerEngine* engine = options.engine;
+  if (engine == nullptr) {
+    LLMBOX_ASSIGN_OR_RETURN(parts->owned_engine, docker::CurlDockerEngine::Create(c.docker));
+    engine = parts->owned_engine.get();
+  }
+  parts->metered_engine = std::make_unique<metrics::MeteredEngine>(*engine, *parts->metrics, clock);
+  parts->engine = parts->metered_engine.get();
   LLMBOX_ASSIGN_OR_RETURN(docker::EngineInfo info, parts->engine->Ping());
   if (parts->in_process()) {
     spdlog::info("local spoke: Docker engine {} (API {}) at {}", info.server_version,
@@ -149,7 +162,12 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
                  common::AsStd(st.message()));
   }
 
-  parts->hooks = std::make_unique<hooks::HookRunner>(parts->subprocesses, c.hooks);
+  parts->hooks = std::make_unique<hooks::HookRunner>(
+      parts->subprocesses, c.hooks,
+      [metrics = parts->metrics.get()](std::string_view hook, std::string_view event,
+                                       const absl::Status& status) {
+        metrics->RecordHookRun(hook, event, status);
+      });
   box::BoxManagerOptions box_options = c.boxes;
   const std::string spoke_name = parts->in_process() ? std::string(kInProcessName) : c.name;
   egress::BoxEgress* box_egress = options.egress;
@@ -182,7 +200,20 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
       std::make_unique<box::BoxManager>(*parts->engine, clock, box_options, parts->hooks.get(),
                                         box_egress, parts->workspace_disks.get());
   LLMBOX_RETURN_IF_ERROR(parts->boxes->Recover());
-  parts->reaper = std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, c.reaper);
+  reaper::ReaperOptions reaper_options = c.reaper;
+  reaper_options.on_sweep = [metrics = parts->metrics.get()](const reaper::Sweep& sweep) {
+    metrics->RecordReaperActions(sweep.expired_boxes.size(), sweep.orphan_networks.size(),
+                                 sweep.errors.size());
+  };
+  parts->reaper =
+      std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, reaper_options);
+  parts->metrics->WatchBoxes(
+      [boxes = parts->boxes.get()]() -> absl::StatusOr<std::map<std::string, int>> {
+        LLMBOX_ASSIGN_OR_RETURN(std::vector<box::BoxView> listed, boxes->List());
+        std::map<std::string, int> by_phase;
+        for (const box::BoxView& view : listed) ++by_phase[std::string(box::PhaseName(view.phase))];
+        return by_phase;
+      });
   parts->service = std::make_unique<service::BoxServiceImpl>(
       *parts->boxes, *parts->engine,
       service::BoxServiceOptions{
@@ -240,6 +271,14 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
         [egress = parts->host_egress.get(), spoke_name] { egress->LogNewRefusals(spoke_name); });
     parts->refusal_log->Start();
   }
+  if (!parts->in_process() && !c.metrics_listen.empty()) {
+    LLMBOX_ASSIGN_OR_RETURN(
+        parts->metrics_server,
+        common::MetricsServer::Start(
+            c.metrics_listen, [metrics = parts->metrics.get()] { return metrics->Render(); }));
+    spdlog::info("spoke {}: metrics at http://{}/metrics (port {})", c.name, c.metrics_listen,
+                 parts->metrics_server->port());
+  }
   if (!parts->in_process()) {
     parts->renewer = std::make_unique<enroll::CertificateRenewer>(c, clock, &parts->hub_pins);
     parts->renewer->Start();
@@ -258,6 +297,12 @@ SpokeNode::~SpokeNode() { Stop(); }
 
 int SpokeNode::port() const { return parts_->port; }
 
+int SpokeNode::metrics_port() const {
+  return parts_->metrics_server == nullptr ? 0 : parts_->metrics_server->port();
+}
+
+std::string SpokeNode::MetricsText() const { return parts_->metrics->Render(); }
+
 box::BoxManager& SpokeNode::boxes() { return *parts_->boxes; }
 
 std::shared_ptr<grpc::Channel> SpokeNode::InProcessChannel() {
@@ -270,6 +315,7 @@ std::shared_ptr<grpc::Channel> SpokeNode::InProcessChannel() {
 void SpokeNode::Stop() {
   if (parts_->stopped) return;
   parts_->stopped = true;
+  if (parts_->metrics_server != nullptr) parts_->metrics_server->Stop();
   if (parts_->renewer != nullptr) parts_->renewer->Stop();
   if (parts_->refusal_log != nullptr) parts_->refusal_log->Stop();
   parts_->reaper->Stop();

@@ -37,6 +37,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 
@@ -97,6 +98,11 @@ class SpokeNode {
 
   // The port actually bound (config.listen may ask for port 0); 0 in process.
   int port() const;
+  // The port metrics.listen bound; 0 when it is off (always in process).
+  int metrics_port() const;
+  // The spoke's metrics (llmbox_spoke_*) in the Prometheus text format; the hub serves its
+  // local spoke's in its own /metrics.
+  std::string MetricsText() const;
 
   // A new channel to the in-process server (receiving messages up to 8 MiB); nullptr when the
   // transport is kMutualTls. Call it before Stop(), and make no call on the channel once the

@@ -13,7 +13,10 @@ Reaper::Reaper(box::BoxManager& boxes, docker::DockerEngine& engine, common::Clo
       engine_(engine),
       clock_(clock),
       options_(options),
-      task_(clock, options.interval, [this] { RunOnce(); }) {}
+      task_(clock, options.interval, [this] {
+        const Sweep sweep = RunOnce();
+        if (options_.on_sweep) options_.on_sweep(sweep);
+      }) {}
 
 Reaper::~Reaper() { Stop(); }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,16 +26,18 @@
 
 namespace llmbox::spoke::reaper {
 
-struct ReaperOptions {
-  std::chrono::milliseconds interval{30'000};
-  std::chrono::milliseconds auth_ttl{15 * 60'000};
-  std::chrono::seconds grace{10};
-};
-
 struct Sweep {
   std::vector<std::string> expired_boxes;    // pending past auth_ttl, destroyed
   std::vector<std::string> orphan_networks;  // networks without their box, removed
   std::vector<std::string> errors;           // what could not be done (logged too)
+};
+
+struct ReaperOptions {
+  std::chrono::milliseconds interval{30'000};
+  std::chrono::milliseconds auth_ttl{15 * 60'000};
+  std::chrono::seconds grace{10};
+  // Told of each pass of the background thread (/metrics); may be empty.
+  std::function<void(const Sweep&)> on_sweep;
 };
 
 class Reaper {

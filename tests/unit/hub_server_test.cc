@@ -79,6 +79,9 @@ class FakeLocalSpoke final : public LocalSpoke {
  public:
   explicit FakeLocalSpoke(testing::FakeBoxService& service) : service_(service) {}
   std::shared_ptr<grpc::Channel> Channel() override { return service_.Channel(); }
+  std::string MetricsText() override {
+    return "# TYPE llmbox_spoke_fake gauge\nllmbox_spoke_fake 1\n";
+  }
 
  private:
   testing::FakeBoxService& service_;
@@ -437,6 +440,42 @@ TEST_CASE("the session key is made once with mode 0600 and kept across starts", 
   REQUIRE(replaced.ok());
   CHECK(replaced->size() >= 32);
   CHECK(*replaced != "short");
+}
+
+TEST_CASE("the hub serves its metrics and its local spoke's at /metrics to loopback",
+          "[hub-server][metrics]") {
+  Hub hub;
+  hub.Start();
+  REQUIRE(Initialize(hub.url).status == 200);
+  const Reply metrics = Fetch(hub.url + "/metrics");
+  CHECK(metrics.status == 200);
+  CHECK(metrics.headers.find("text/plain; version=0.0.4") != std::string::npos);
+  CHECK(metrics.body.find("# TYPE llmbox_hub_box_creates_total counter\n") != std::string::npos);
+  CHECK(metrics.body.find(
+            "llmbox_hub_mcp_requests_total{method=\"initialize\",outcome=\"ok\"} 1\n") !=
+        std::string::npos);
+  CHECK(metrics.body.find(
+            "llmbox_hub_mcp_tool_calls_total{tool=\"create_llmbox\",outcome=\"ok\"} 0\n") !=
+        std::string::npos);
+  CHECK(metrics.body.find("llmbox_hub_spokes{state=\"ready\"} 1\n") != std::string::npos);
+  CHECK(metrics.body.ends_with("llmbox_spoke_fake 1\n"));
+}
+
+TEST_CASE("with hub.metrics.allow naming other addresses the hub refuses /metrics to loopback",
+          "[hub-server][metrics]") {
+  Hub hub("  metrics:\n    allow: [10.0.0.0/8]\n");
+  hub.Start();
+  const Reply metrics = Fetch(hub.url + "/metrics");
+  CHECK(metrics.status == 403);
+  CHECK(metrics.body.find("llmbox_hub_") == std::string::npos);
+}
+
+TEST_CASE("with hub.metrics.enabled off the hub serves no metrics", "[hub-server][metrics]") {
+  Hub hub("  metrics:\n    enabled: false\n");
+  hub.Start();
+  const Reply metrics = Fetch(hub.url + "/metrics");
+  CHECK(metrics.status != 200);
+  CHECK(metrics.body.find("llmbox_hub_") == std::string::npos);
 }
 
 }  // namespace

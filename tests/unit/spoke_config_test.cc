@@ -162,5 +162,19 @@ TEST_CASE("bad egress settings are named with their key", "[spoke-config][egress
   CHECK(ErrorOf(kTls + "egress:\n  proxy: 1\n").find("egress.proxy") != std::string::npos);
 }
 
+TEST_CASE("metrics.listen is off by default and takes a host and port", "[spoke-config][metrics]") {
+  auto plain = Parse(kTls);
+  REQUIRE(plain.ok());
+  CHECK(plain->metrics_listen.empty());
+  auto on = Parse(kTls + "metrics:\n  listen: 127.0.0.1:9464\n");
+  INFO(on.status().message());
+  REQUIRE(on.ok());
+  CHECK(on->metrics_listen == "127.0.0.1:9464");
+  const std::string error = ErrorOf(kTls + "metrics:\n  listen: metrics.example.com:80\n");
+  CHECK(error.find("metrics.listen") != std::string::npos);
+  CHECK(error.find("IP address or localhost") != std::string::npos);
+  CHECK(ErrorOf(kTls + "metrics:\n  port: 9464\n").find("metrics.port") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace llmbox::spoke::config

@@ -19,6 +19,7 @@
 #include "tests/fakes/fake_box_egress.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
+#include "tests/support/oauth_http.h"
 #include "tests/support/scratch_dir.h"
 #include "tests/support/test_pki.h"
 
@@ -28,6 +29,8 @@ namespace {
 using namespace std::chrono_literals;
 using testing::FakeClock;
 using testing::FakeDockerEngine;
+using testing::HttpResult;
+using testing::PlainHttp;
 using testing::ScratchDir;
 
 // Threads of this process, from /proc (gRPC's own pollers included).
@@ -170,6 +173,46 @@ TEST_CASE("a spoke node serves over mutual TLS on the port it bound, to the hub 
 
   (*node)->Stop();
   CHECK_FALSE(Health(dial_as(std::string(common::kHubIdentity)), &health).ok());
+}
+
+TEST_CASE("a spoke node counts its engine calls in its metrics", "[spoke_node][metrics]") {
+  ScratchDir dir("spoke-node-metrics");
+  FakeClock clock;
+  FakeDockerEngine engine;
+  testing::FakeBoxEgress egress;
+  auto node = SpokeNode::Start(
+      InProcessConfig(dir),
+      {.transport = SpokeTransport::kInProcess, .engine = &engine, .egress = &egress}, clock);
+  INFO(node.status().ToString());
+  REQUIRE(node.ok());
+  CHECK((*node)->metrics_port() == 0);  // in process: the hub serves them
+  const std::string text = (*node)->MetricsText();
+  // Start pinged the engine once.
+  CHECK(text.find("llmbox_spoke_engine_calls_total{operation=\"ping\",outcome=\"ok\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("llmbox_spoke_boxes{phase=\"ready\"} 0\n") != std::string::npos);
+  (*node)->Stop();
+}
+
+TEST_CASE("a serving spoke node answers GET /metrics on metrics.listen", "[spoke_node][metrics]") {
+  ScratchDir dir("spoke-node-metrics-listen");
+  FakeClock clock;
+  FakeDockerEngine engine;
+  testing::FakeBoxEgress egress;
+  auto ca = common::MakeCa("spoke node test", absl::Hours(1));
+  REQUIRE(ca.ok());
+  config::SpokeConfig config = MutualTlsConfig(dir, *ca);
+  config.metrics_listen = "127.0.0.1:0";
+  auto node = SpokeNode::Start(config, {.engine = &engine, .egress = &egress}, clock);
+  INFO(node.status().ToString());
+  REQUIRE(node.ok());
+  REQUIRE((*node)->metrics_port() > 0);
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string((*node)->metrics_port()) + "/metrics";
+  const HttpResult reply = PlainHttp().Get(url);
+  CHECK(reply.status == 200);
+  CHECK(reply.body.find("# TYPE llmbox_spoke_engine_calls_total counter\n") != std::string::npos);
+  (*node)->Stop();
 }
 
 }  // namespace
