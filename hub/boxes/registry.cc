@@ -80,6 +80,7 @@ BoxRegistry::BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Cl
       clock_(clock),
       options_(std::move(options)),
       quotas_(quotas),
+      live_(clock, {.max_age = options_.live_ttl}),
       monitor_(store, spokes, clock, options_.monitor) {
   monitor_.SetReturnHook([this](const std::string& spoke) { (void)ReconcileSpoke(spoke); });
 }
@@ -293,6 +294,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::Create(const CreateRequest& request,
     (void)store_.DeleteBox(box_id);
     return st;
   }
+  live_.Put(box_id, record.token_hash, created->box.network);
   if (progress) progress(3, 3, "the box waits for activation");
   spdlog::info("box {}: created on spoke {} by {}", box_id, spoke, request.owner.id());
   return CreatedBox{.record = std::move(record),
@@ -322,6 +324,12 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
     details.spoke_unreachable = "spoke " + record.spoke + " " + *why;
     return details;
   }
+  // What the spoke said lately: no call (a call per get is what a get costs most, and on a
+  // real engine it lists the spoke's containers).
+  if (std::optional<cluster::BoxNetwork> network = live_.Fresh(record.box_id, record.token_hash)) {
+    details.network = *std::move(network);
+    return details;
+  }
   auto client = SpokeFor(record);
   if (!client.ok()) {
     details.network = client.status();
@@ -329,6 +337,18 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
   }
   auto box = (*client)->GetBox(record.box_id, options_.live_timeout);
   if (box.ok()) {
+    // The box stopped, or restarted with a new session: the get says so now, not at the next
+    // reconcile.
+    if (std::optional<BoxRecord> updated = Observed(record, *box)) {
+      if (auto st = store_.UpdateBox(*updated); st.ok()) {
+        spdlog::info("box {} on spoke {} is now {} (its spoke's answer to a get)", record.box_id,
+                     record.spoke, store::PhaseName(updated->phase));
+        details.record = *std::move(updated);
+      } else if (!absl::IsNotFound(st)) {
+        spdlog::warn("box {}: {}", record.box_id, common::AsStd(st.message()));
+      }
+    }
+    live_.Put(record.box_id, record.token_hash, box->network);
     details.network = std::move(box->network);
   } else {
     details.network = SpokeError(record.spoke, box.status());
@@ -351,6 +371,7 @@ absl::StatusOr<cluster::BoxNetwork> BoxRegistry::SetNetwork(const auth::Principa
                  common::AsStd(box.status().message()));
     return SpokeError(record.spoke, box.status());
   }
+  live_.Put(record.box_id, record.token_hash, box->network);
   spdlog::info("box {}: network changed by {} ({} added, {} removed, mode {}): now {}",
                record.box_id, caller.id(), change.add.size(), change.remove.size(),
                cluster::NetworkModeName(change.mode), cluster::NetworkModeName(box->network.mode));
@@ -410,6 +431,7 @@ absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& calle
   if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
     return st;
   }
+  live_.Forget(record.box_id);
   spdlog::info("box {}: destroyed on spoke {}", record.box_id, record.spoke);
   return DestroyOutcome{};
 }
@@ -479,6 +501,8 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
                            .timeout = limit,
                            .max_output_bytes = options_.max_exec_output_bytes},
                           limit + std::chrono::seconds(15), on_cancel);
+  // What the command reached may have been refused: the next get asks the spoke.
+  live_.Forget(record.box_id);
   if (absl::IsCancelled(ran.status())) return absl::CancelledError("exec cancelled by the client");
   if (!ran.ok()) return SpokeError(record.spoke, ran.status());
   return ExecResult{.exit_code = ran->exit_code,
@@ -557,6 +581,7 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
   auto outcome = client->SubmitCode(
       {.box_id = record.box_id, .code = std::string(code), .timeout = options_.submit_timeout},
       options_.submit_timeout + std::chrono::seconds(15));
+  live_.Forget(record.box_id);
   SubmitResult result;
   if (!outcome.ok()) {
     const absl::Status error = SpokeError(record.spoke, outcome.status());
@@ -593,6 +618,28 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
 
 absl::Status BoxRegistry::DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id) {
   return spoke.DestroyBox(box_id, options_.call_timeout);
+}
+
+std::optional<BoxRecord> BoxRegistry::Observed(const BoxRecord& record,
+                                               const cluster::SpokeBox& box) {
+  // A code in flight (on the spoke, or a submission of this process) decides the phase. A
+  // record left activating by a hub that stopped mid-submission takes the spoke's.
+  if (box.phase == Phase::kActivating) return std::nullopt;
+  if (record.phase == Phase::kActivating) {
+    std::lock_guard lock(submit_mu_);
+    if (submitting_.contains(common::CanonicalBoxId(record.box_id))) return std::nullopt;
+  }
+  BoxRecord updated = record;
+  updated.phase = box.phase;
+  if (!box.session_url.empty()) updated.session_url = box.session_url;
+  if (!box.last_error.empty()) updated.last_error = box.last_error;
+  if (updated.container_id.empty()) updated.container_id = box.container_id;
+  if (updated.phase == record.phase && updated.session_url == record.session_url &&
+      updated.last_error == record.last_error) {
+    return std::nullopt;
+  }
+  updated.updated_at_ms = NowMs();
+  return updated;
 }
 
 bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
@@ -742,23 +789,13 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
       updated.phase = Phase::kGone;
       updated.last_error = "the box is no longer on spoke " + spoke +
                            " (reaped after its activation deadline, or removed)";
-    } else {
-      const cluster::SpokeBox& box = *it->second;
-      // A code in flight (on the spoke, or a submission of this process) decides the phase.
-      // A record left activating by a hub that stopped mid-submission takes the spoke's.
-      if (box.phase == Phase::kActivating) continue;
-      if (record.phase == Phase::kActivating) {
-        std::lock_guard lock(submit_mu_);
-        if (submitting_.contains(common::CanonicalBoxId(record.box_id))) continue;
-      }
-      updated.phase = box.phase;
-      if (!box.session_url.empty()) updated.session_url = box.session_url;
-      if (!box.last_error.empty()) updated.last_error = box.last_error;
-      if (updated.container_id.empty()) updated.container_id = box.container_id;
+      updated.updated_at_ms = NowMs();
+    } else if (std::optional<BoxRecord> observed = Observed(record, *it->second)) {
+      updated = *std::move(observed);
     }
     if (updated.phase != record.phase || updated.session_url != record.session_url ||
         updated.last_error != record.last_error) {
-      updated.updated_at_ms = NowMs();
+      live_.Forget(record.box_id);
       if (auto st = store_.UpdateBox(updated); !st.ok()) {
         spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
       } else {
