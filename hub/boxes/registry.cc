@@ -685,7 +685,8 @@ void BoxRegistry::QueueDrainingPending(const std::string& spoke) {
   } while (after.has_value());
 }
 
-bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client) {
+bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client,
+                                         common::Clock::SteadyTime deadline) {
   for (;;) {
     auto queued = store_.ListQueuedDestroys(spoke, kQueuedDestroyBatch);
     if (!queued.ok()) {
@@ -694,6 +695,7 @@ bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::Spok
       return true;
     }
     for (const BoxRecord& record : *queued) {
+      if (clock_.SteadyNow() >= deadline) return false;
       absl::Status gone = DestroyOnSpoke(client, record.box_id);
       if (!gone.ok() && !absl::IsNotFound(gone)) {
         // Oldest first: what failed comes first again, so the rest waits for the next round.
@@ -734,8 +736,21 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
     }
   } release{this, spoke};
 
+  // Time-boxed: the monitor's pool runs this for many spokes, and a spoke that answers each
+  // call just within call_timeout must not hold a worker for hours.
+  const common::Clock::SteadyTime deadline = clock_.SteadyNow() + options_.reconcile_budget;
+  const auto out_of_time = [&] {
+    if (clock_.SteadyNow() < deadline) return false;
+    spdlog::warn("reconcile: spoke {}: out of time ({} ms); the rest at the next reconcile", spoke,
+                 options_.reconcile_budget.count());
+    return true;
+  };
   QueueDrainingPending(spoke);
-  if (!CompleteQueuedDestroys(spoke, *client)) return unknown;
+  if (!CompleteQueuedDestroys(spoke, *client, deadline)) {
+    (void)out_of_time();
+    return unknown;
+  }
+  if (out_of_time()) return unknown;
 
   // The spoke's boxes first, then the records: a create inserts its record before it asks the
   // spoke, so a box listed here has its record read below.
@@ -762,6 +777,7 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
       // by a hub that stopped mid-create. Nobody got its activation link and the hub never
       // got its authorize URL, so the box is of no use: take it down and free the id.
       if (it != on_spoke.end()) {
+        if (out_of_time()) return unknown;
         absl::Status gone = DestroyOnSpoke(*client, record.box_id);
         if (!gone.ok() && !absl::IsNotFound(gone)) {
           spdlog::warn(
@@ -837,6 +853,7 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
           spoke, box->box_id);
       continue;
     }
+    if (out_of_time()) return unknown;
     absl::Status gone = DestroyOnSpoke(*client, box->box_id);
     if (gone.ok() || absl::IsNotFound(gone)) {
       spdlog::warn("reconcile: spoke {} had box {} that this hub does not know; destroyed", spoke,
@@ -850,6 +867,8 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
   }
   return unknown;
 }
+
+void BoxRegistry::Start() { monitor_.Poll(); }
 
 std::vector<std::string> BoxRegistry::Reconcile() {
   std::vector<std::string> unknown;

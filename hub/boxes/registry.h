@@ -83,6 +83,9 @@ struct RegistryOptions {
   // before it asks the spoke again; 0: every get asks.
   std::chrono::milliseconds live_ttl{60'000};
   std::chrono::milliseconds submit_timeout{90'000};
+  // How long one spoke's reconcile (ReconcileSpoke) may go on starting calls to it; what is
+  // left waits for the next reconcile.
+  std::chrono::milliseconds reconcile_budget{60'000};
   std::chrono::seconds default_exec_timeout{60};
   std::chrono::seconds max_exec_timeout{300};
   std::uint32_t max_exec_output_bytes = 64 << 10;
@@ -227,6 +230,11 @@ class BoxRegistry {
   [[nodiscard]] absl::StatusOr<SubmitResult> SubmitCode(std::string_view token,
                                                         std::string_view code);
 
+  // What the hub does once as it starts: the monitor's first health round, whose return hooks
+  // then reconcile each spoke that answered (on the monitor's pool; unreachable spokes at their
+  // return), without waiting for them. Call before serving.
+  void Start();
+
   // Brings the registry in line with the spokes: a box its spoke no longer has becomes gone; a
   // box the spoke reports in another phase takes it; a managed box the registry does not know
   // is logged (and returned); a box left creating by a hub that stopped mid-create is taken
@@ -235,7 +243,8 @@ class BoxRegistry {
   // One spoke, both ways at once: first the destroys queued for it, then its boxes against the
   // registry's (boxes it no longer has become gone; boxes the registry does not know, trial
   // boxes aside, are taken down), each logged. The monitor's return hook. Returns the boxes
-  // the registry did not know ("spoke/box").
+  // the registry did not know ("spoke/box"). Starts no call to the spoke after
+  // reconcile_budget; the rest waits for the next reconcile.
   std::vector<std::string> ReconcileSpoke(const std::string& spoke);
 
   // The spokes' states, health and placement. Lives as long as the registry.
@@ -271,7 +280,8 @@ class BoxRegistry {
   void QueueDrainingPending(const std::string& spoke);
   // Completes the destroys queued for `spoke`, oldest first, until one fails (it stays
   // queued). False when the spoke could not be reached.
-  bool CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client);
+  bool CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client,
+                              common::Clock::SteadyTime deadline);
   std::mutex reconciling_mu_;          // guards reconciling_
   std::set<std::string> reconciling_;  // spokes a ReconcileSpoke runs for
 

@@ -265,6 +265,7 @@ TEST_CASE("a queued destroy survives a hub restart and completes when its spoke 
 
   f.Heal();
   f.registry->monitor().Poll();  // the spoke answers again: the return hook reconciles it
+  REQUIRE(f.registry->monitor().WaitForReturns(10s));
   CHECK(f.far->destroyed == std::vector<std::string>{"doomed"});
   CHECK(absl::IsNotFound(f.db->GetBox("doomed").status()));
   CHECK(f.db->GetBox("other")->phase == Phase::kPending);
