@@ -38,6 +38,15 @@ bool CannotReach(const absl::Status& status) {
 
 // Queued destroys a ReconcileSpoke completes per store read.
 constexpr std::size_t kQueuedDestroyBatch = 100;
+// What a spoke answers a code sent to a pending box that restarted and printed a new sign-in
+// link (spoke/box/manager.cc, BoxManager::RestartedLogin): no attempt was made.
+constexpr std::string_view kNewSignInAnswer =
+    "the box restarted (its engine or its container did) and began a new sign-in, so the code "
+    "was not used; sign in again from the new link";
+
+// A queued destroy the spoke refused waits this long before the next try, doubling each time.
+constexpr std::chrono::milliseconds kQueuedRetryMin{30'000};
+constexpr std::chrono::milliseconds kQueuedRetryMax{600'000};
 
 [[nodiscard]] absl::Status NoSuchBox(std::string_view box_id) {
   return absl::NotFoundError("no box " + common::QuoteForMessage(box_id) +
@@ -438,8 +447,11 @@ absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& calle
 
 absl::StatusOr<DestroyOutcome> BoxRegistry::QueueDestroy(const BoxRecord& record,
                                                          const std::string& why) {
-  if (absl::Status queued = store_.QueueDestroy(record.box_id, NowMs()); !queued.ok()) {
-    // Forgotten meanwhile: another destroy finished it.
+  if (absl::Status queued =
+          store_.QueueDestroy(record.box_id, NowMs(), {.token_hash = record.token_hash});
+      !queued.ok()) {
+    // Forgotten meanwhile: another destroy finished it (and a box that took its id since is
+    // not this one).
     if (absl::IsNotFound(queued)) return DestroyOutcome{};
     return absl::Status(queued.code(), "spoke " + record.spoke + " " + why +
                                            ", and the destroy could not be recorded: " +
@@ -568,6 +580,12 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
   if (record.phase == Phase::kReady) {
     return absl::FailedPreconditionError("box \"" + record.box_id + "\" is already active");
   }
+  if (record.destroy_queued_at_ms.has_value()) {
+    // Its destroy waits for its spoke (a caller asked for it, or an operator drains the spoke
+    // with --destroy-pending): an activation now would be destroyed with it.
+    return absl::FailedPreconditionError("box \"" + record.box_id +
+                                         "\" is being destroyed and cannot take a code");
+  }
   if (record.phase != Phase::kPending && record.phase != Phase::kError) {
     return absl::FailedPreconditionError("box \"" + record.box_id + "\" is " +
                                          std::string(store::PhaseName(record.phase)) +
@@ -607,7 +625,14 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCode(std::string_view token,
     if (!outcome->authorize_url.empty()) record.authorize_url = outcome->authorize_url;
     record.phase = outcome->attempts_remaining == 0 ? Phase::kError : Phase::kPending;
   }
-  record.activation_attempts += 1;
+  // A box that restarted while pending (its engine or container did) answers with its new
+  // sign-in link and does not use the code: the spoke counts no attempt, and neither does the
+  // hub. Its words are the spoke's own fixed message (spoke/box/manager.cc, RestartedLogin),
+  // matched whole.
+  if (outcome->activated || outcome->authorize_url.empty() ||
+      outcome->box_error != kNewSignInAnswer) {
+    record.activation_attempts += 1;
+  }
   record.updated_at_ms = NowMs();
   LLMBOX_RETURN_IF_ERROR(store_.UpdateBox(record));
   result.record = record;
@@ -672,7 +697,11 @@ void BoxRegistry::QueueDrainingPending(const std::string& spoke) {
     }
     for (const BoxRecord& record : page->boxes) {
       if (record.destroy_queued_at_ms.has_value()) continue;
-      if (auto st = store_.QueueDestroy(record.box_id, NowMs()); !st.ok()) {
+      // Only this record while it is still pending: one activated since the page was read is
+      // someone's session now.
+      if (auto st = store_.QueueDestroy(
+              record.box_id, NowMs(), {.token_hash = record.token_hash, .phase = Phase::kPending});
+          !st.ok()) {
         if (!absl::IsNotFound(st)) {
           spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
         }
@@ -687,6 +716,8 @@ void BoxRegistry::QueueDrainingPending(const std::string& spoke) {
 
 bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client,
                                          common::Clock::SteadyTime deadline) {
+  // Oldest first, a batch at a time. A destroy that fails waits out its back-off while the
+  // rest go on; a batch that completed none ends the run (what is left is failing or waiting).
   for (;;) {
     auto queued = store_.ListQueuedDestroys(spoke, kQueuedDestroyBatch);
     if (!queued.ok()) {
@@ -694,15 +725,46 @@ bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::Spok
                    common::AsStd(queued.status().message()));
       return true;
     }
+    std::size_t completed = 0;
     for (const BoxRecord& record : *queued) {
       if (clock_.SteadyNow() >= deadline) return false;
+      const std::string key = common::CanonicalBoxId(record.box_id) + "/" + record.token_hash;
+      {
+        std::lock_guard lock(retry_mu_);
+        if (auto it = destroy_retries_.find(key);
+            it != destroy_retries_.end() && clock_.SteadyNow() < it->second.next) {
+          continue;
+        }
+      }
+      // Read again just before: the batch may be old, and a box that took this id since (a
+      // destroy finished it, and a create took the id again) is not the one queued.
+      if (!StillQueued(record)) continue;
       absl::Status gone = DestroyOnSpoke(client, record.box_id);
       if (!gone.ok() && !absl::IsNotFound(gone)) {
-        // Oldest first: what failed comes first again, so the rest waits for the next round.
-        spdlog::warn("reconcile: box {}: the destroy queued for spoke {} failed (kept queued): {}",
-                     record.box_id, spoke, common::AsStd(gone.message()));
-        return !CannotReach(gone);
+        if (CannotReach(gone)) {
+          spdlog::warn("reconcile: box {}: spoke {} did not answer its queued destroy: {}",
+                       record.box_id, spoke, common::AsStd(gone.message()));
+          return false;
+        }
+        std::lock_guard lock(retry_mu_);
+        // Bounded: entries of boxes forgotten by other paths are dropped with the rest.
+        if (destroy_retries_.size() >= 10'000) destroy_retries_.clear();
+        DestroyRetry& retry = destroy_retries_[key];
+        retry.wait = std::clamp(retry.wait * 2, kQueuedRetryMin, kQueuedRetryMax);
+        retry.next = clock_.SteadyNow() + retry.wait;
+        spdlog::warn(
+            "reconcile: box {}: the destroy queued for spoke {} failed (kept queued, tried again "
+            "in {} s; the others go on): {}",
+            record.box_id, spoke,
+            std::chrono::duration_cast<std::chrono::seconds>(retry.wait).count(),
+            common::AsStd(gone.message()));
+        continue;
       }
+      {
+        std::lock_guard lock(retry_mu_);
+        destroy_retries_.erase(key);
+      }
+      if (!StillQueued(record)) continue;
       if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
         spdlog::warn(
             "reconcile: box {}: destroyed on spoke {}, but not forgotten (kept "
@@ -710,11 +772,30 @@ bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::Spok
             record.box_id, spoke, common::AsStd(st.message()));
         return true;
       }
+      live_.Forget(record.box_id);
+      ++completed;
       spdlog::info("reconcile: box {}: the destroy queued for spoke {} is complete", record.box_id,
                    spoke);
     }
-    if (queued->size() < kQueuedDestroyBatch) return true;
+    if (queued->size() < kQueuedDestroyBatch || completed == 0) return true;
   }
+}
+
+bool BoxRegistry::StillQueued(const BoxRecord& record) {
+  {
+    std::lock_guard lock(creating_mu_);
+    if (creating_.contains(common::CanonicalBoxId(record.box_id))) return false;
+  }
+  auto now = store_.GetBox(record.box_id);
+  if (!now.ok()) return false;
+  if (now->token_hash != record.token_hash || !now->destroy_queued_at_ms.has_value()) {
+    spdlog::info(
+        "reconcile: box {}: its id belongs to another box now; the destroy queued for the old "
+        "one is dropped",
+        record.box_id);
+    return false;
+  }
+  return true;
 }
 
 std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {

@@ -278,10 +278,21 @@ class BoxRegistry {
                                                             const std::string& why);
   // While `spoke` drains with --destroy-pending: queues the destroy of its pending boxes.
   void QueueDrainingPending(const std::string& spoke);
-  // Completes the destroys queued for `spoke`, oldest first, until one fails (it stays
-  // queued). False when the spoke could not be reached.
+  // Completes the destroys queued for `spoke`, oldest first. One the spoke refuses stays
+  // queued and is tried again after a back-off (30 s, doubling up to 10 min), logged, while the
+  // rest go on. False when the spoke could not be reached or `deadline` passed.
   bool CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client,
                               common::Clock::SteadyTime deadline);
+  // Whether `record` (from a list of queued destroys) is still the box under its id, its
+  // destroy still queued, and no create of this process runs for the id.
+  bool StillQueued(const store::BoxRecord& record);
+  // Queued destroys the spoke refused, by "<canonical id>/<token hash>": when to try again.
+  struct DestroyRetry {
+    std::chrono::milliseconds wait{0};
+    common::Clock::SteadyTime next{};
+  };
+  std::mutex retry_mu_;  // guards destroy_retries_
+  std::map<std::string, DestroyRetry> destroy_retries_;
   std::mutex reconciling_mu_;          // guards reconciling_
   std::set<std::string> reconciling_;  // spokes a ReconcileSpoke runs for
 
