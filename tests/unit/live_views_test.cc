@@ -11,10 +11,9 @@
 #include <catch2/catch.hpp>
 
 #include "hub/boxes/registry.h"
-#include "hub/store/sqlite_store.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_spoke_client.h"
-#include "tests/support/scratch_dir.h"
+#include "tests/unit/registry_fixture.h"
 
 namespace llmbox::hub::boxes {
 namespace {
@@ -22,23 +21,15 @@ namespace {
 using namespace std::chrono_literals;
 using store::Phase;
 
-const auth::Principal kAlice = auth::Principal::ApiKey("alice", /*admin=*/false);
+const auth::Principal kAlice = testing::kAliceKey;
 constexpr auto kTtl = 20s;
 
-struct Fixture {
-  Fixture() : dir("live-views") {
-    auto opened = store::SqliteStore::Open((dir.path() / "hub.db").string());
-    REQUIRE(opened.ok());
-    db = *std::move(opened);
-    spokes.Add("local", spoke, true);
-    registry = std::make_unique<BoxRegistry>(
-        *db, spokes, clock,
-        RegistryOptions{.public_url = "https://hub.example.com", .live_ttl = kTtl});
-  }
+struct Fixture : testing::RegistryFixture {
+  Fixture()
+      : RegistryFixture("live-views", RegistryOptions{.public_url = "https://hub.example.com",
+                                                      .live_ttl = kTtl}) {}
 
-  void Create(const std::string& id) {
-    REQUIRE(registry->Create({.box_id = id, .owner = kAlice}, nullptr).ok());
-  }
+  void Create(const std::string& id) { RegistryFixture::Create(id, kAlice); }
   BoxDetails Get(const std::string& id) {
     auto details = registry->GetDetails(kAlice, id);
     REQUIRE(details.ok());
@@ -53,13 +44,6 @@ struct Fixture {
     std::lock_guard lock(spoke->mu);
     return spoke->got.size();
   }
-
-  testing::ScratchDir dir;
-  std::unique_ptr<store::SqliteStore> db;
-  std::shared_ptr<testing::FakeSpokeClient> spoke = std::make_shared<testing::FakeSpokeClient>();
-  testing::FakeClock clock;
-  SpokeDirectory spokes;
-  std::unique_ptr<BoxRegistry> registry;
 };
 
 TEST_CASE(
