@@ -121,8 +121,11 @@ struct Spokes {
     LLMBOX_ASSIGN_OR_RETURN(store::BoxPage page, store.ListBoxesPage(pending, after, 500));
     for (const store::BoxRecord& box : page.boxes) {
       if (box.destroy_queued_at_ms.has_value()) continue;
-      absl::Status st = store.QueueDestroy(box.box_id, now_ms);
-      if (absl::IsNotFound(st)) continue;  // destroyed meanwhile
+      // Only this record, and only while it is still pending: a box activated since the page
+      // was read is someone's session now.
+      absl::Status st = store.QueueDestroy(
+          box.box_id, now_ms, {.token_hash = box.token_hash, .phase = store::Phase::kPending});
+      if (absl::IsNotFound(st)) continue;  // destroyed, taken again or activated meanwhile
       LLMBOX_RETURN_IF_ERROR(st);
       ++queued;
     }

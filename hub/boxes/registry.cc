@@ -39,6 +39,15 @@ bool CannotReach(const absl::Status& status) {
 
 // Queued destroys a ReconcileSpoke completes per store read.
 constexpr std::size_t kQueuedDestroyBatch = 100;
+// What a spoke answers a code sent to a pending box that restarted and printed a new sign-in
+// link (spoke/box/manager.cc, BoxManager::RestartedLogin): no attempt was made.
+constexpr std::string_view kNewSignInAnswer =
+    "the box restarted (its engine or its container did) and began a new sign-in, so the code "
+    "was not used; sign in again from the new link";
+
+// A queued destroy the spoke refused waits this long before the next try, doubling each time.
+constexpr std::chrono::milliseconds kQueuedRetryMin{30'000};
+constexpr std::chrono::milliseconds kQueuedRetryMax{600'000};
 
 [[nodiscard]] absl::Status NoSuchBox(std::string_view box_id) {
   return absl::NotFoundError("no box " + common::QuoteForMessage(box_id) +
@@ -81,6 +90,7 @@ BoxRegistry::BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Cl
       clock_(clock),
       options_(std::move(options)),
       quotas_(quotas),
+      live_(clock, {.max_age = options_.live_ttl}),
       monitor_(store, spokes, clock, options_.monitor) {
   monitor_.SetReturnHook([this](const std::string& spoke) { (void)ReconcileSpoke(spoke); });
 }
@@ -304,6 +314,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::CreateUnmetered(const CreateRequest& req
     (void)store_.DeleteBox(box_id);
     return st;
   }
+  live_.Put(box_id, record.token_hash, created->box.network);
   if (progress) progress(3, 3, "the box waits for activation");
   spdlog::info("box {}: created on spoke {} by {}", box_id, spoke, request.owner.id());
   return CreatedBox{.record = std::move(record),
@@ -333,6 +344,12 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
     details.spoke_unreachable = "spoke " + record.spoke + " " + *why;
     return details;
   }
+  // What the spoke said lately: no call (a call per get is what a get costs most, and on a
+  // real engine it lists the spoke's containers).
+  if (std::optional<cluster::BoxNetwork> network = live_.Fresh(record.box_id, record.token_hash)) {
+    details.network = *std::move(network);
+    return details;
+  }
   auto client = SpokeFor(record);
   if (!client.ok()) {
     details.network = client.status();
@@ -340,6 +357,18 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
   }
   auto box = (*client)->GetBox(record.box_id, options_.live_timeout);
   if (box.ok()) {
+    // The box stopped, or restarted with a new session: the get says so now, not at the next
+    // reconcile.
+    if (std::optional<BoxRecord> updated = Observed(record, *box)) {
+      if (auto st = store_.UpdateBox(*updated); st.ok()) {
+        spdlog::info("box {} on spoke {} is now {} (its spoke's answer to a get)", record.box_id,
+                     record.spoke, store::PhaseName(updated->phase));
+        details.record = *std::move(updated);
+      } else if (!absl::IsNotFound(st)) {
+        spdlog::warn("box {}: {}", record.box_id, common::AsStd(st.message()));
+      }
+    }
+    live_.Put(record.box_id, record.token_hash, box->network);
     details.network = std::move(box->network);
   } else {
     details.network = SpokeError(record.spoke, box.status());
@@ -362,6 +391,7 @@ absl::StatusOr<cluster::BoxNetwork> BoxRegistry::SetNetwork(const auth::Principa
                  common::AsStd(box.status().message()));
     return SpokeError(record.spoke, box.status());
   }
+  live_.Put(record.box_id, record.token_hash, box->network);
   spdlog::info("box {}: network changed by {} ({} added, {} removed, mode {}): now {}",
                record.box_id, caller.id(), change.add.size(), change.remove.size(),
                cluster::NetworkModeName(change.mode), cluster::NetworkModeName(box->network.mode));
@@ -421,14 +451,18 @@ absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& calle
   if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
     return st;
   }
+  live_.Forget(record.box_id);
   spdlog::info("box {}: destroyed on spoke {}", record.box_id, record.spoke);
   return DestroyOutcome{};
 }
 
 absl::StatusOr<DestroyOutcome> BoxRegistry::QueueDestroy(const BoxRecord& record,
                                                          const std::string& why) {
-  if (absl::Status queued = store_.QueueDestroy(record.box_id, NowMs()); !queued.ok()) {
-    // Forgotten meanwhile: another destroy finished it.
+  if (absl::Status queued =
+          store_.QueueDestroy(record.box_id, NowMs(), {.token_hash = record.token_hash});
+      !queued.ok()) {
+    // Forgotten meanwhile: another destroy finished it (and a box that took its id since is
+    // not this one).
     if (absl::IsNotFound(queued)) return DestroyOutcome{};
     return absl::Status(queued.code(), "spoke " + record.spoke + " " + why +
                                            ", and the destroy could not be recorded: " +
@@ -490,6 +524,8 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
                            .timeout = limit,
                            .max_output_bytes = options_.max_exec_output_bytes},
                           limit + std::chrono::seconds(15), on_cancel);
+  // What the command reached may have been refused: the next get asks the spoke.
+  live_.Forget(record.box_id);
   if (absl::IsCancelled(ran.status())) return absl::CancelledError("exec cancelled by the client");
   if (!ran.ok()) return SpokeError(record.spoke, ran.status());
   return ExecResult{.exit_code = ran->exit_code,
@@ -571,6 +607,12 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCodeUnmetered(std::string_view t
   if (record.phase == Phase::kReady) {
     return absl::FailedPreconditionError("box \"" + record.box_id + "\" is already active");
   }
+  if (record.destroy_queued_at_ms.has_value()) {
+    // Its destroy waits for its spoke (a caller asked for it, or an operator drains the spoke
+    // with --destroy-pending): an activation now would be destroyed with it.
+    return absl::FailedPreconditionError("box \"" + record.box_id +
+                                         "\" is being destroyed and cannot take a code");
+  }
   if (record.phase != Phase::kPending && record.phase != Phase::kError) {
     return absl::FailedPreconditionError("box \"" + record.box_id + "\" is " +
                                          std::string(store::PhaseName(record.phase)) +
@@ -584,6 +626,7 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCodeUnmetered(std::string_view t
   auto outcome = client->SubmitCode(
       {.box_id = record.box_id, .code = std::string(code), .timeout = options_.submit_timeout},
       options_.submit_timeout + std::chrono::seconds(15));
+  live_.Forget(record.box_id);
   SubmitResult result;
   if (!outcome.ok()) {
     const absl::Status error = SpokeError(record.spoke, outcome.status());
@@ -609,7 +652,14 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCodeUnmetered(std::string_view t
     if (!outcome->authorize_url.empty()) record.authorize_url = outcome->authorize_url;
     record.phase = outcome->attempts_remaining == 0 ? Phase::kError : Phase::kPending;
   }
-  record.activation_attempts += 1;
+  // A box that restarted while pending (its engine or container did) answers with its new
+  // sign-in link and does not use the code: the spoke counts no attempt, and neither does the
+  // hub. Its words are the spoke's own fixed message (spoke/box/manager.cc, RestartedLogin),
+  // matched whole.
+  if (outcome->activated || outcome->authorize_url.empty() ||
+      outcome->box_error != kNewSignInAnswer) {
+    record.activation_attempts += 1;
+  }
   record.updated_at_ms = NowMs();
   LLMBOX_RETURN_IF_ERROR(store_.UpdateBox(record));
   result.record = record;
@@ -620,6 +670,28 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCodeUnmetered(std::string_view t
 
 absl::Status BoxRegistry::DestroyOnSpoke(cluster::SpokeClient& spoke, const std::string& box_id) {
   return spoke.DestroyBox(box_id, options_.call_timeout);
+}
+
+std::optional<BoxRecord> BoxRegistry::Observed(const BoxRecord& record,
+                                               const cluster::SpokeBox& box) {
+  // A code in flight (on the spoke, or a submission of this process) decides the phase. A
+  // record left activating by a hub that stopped mid-submission takes the spoke's.
+  if (box.phase == Phase::kActivating) return std::nullopt;
+  if (record.phase == Phase::kActivating) {
+    std::lock_guard lock(submit_mu_);
+    if (submitting_.contains(common::CanonicalBoxId(record.box_id))) return std::nullopt;
+  }
+  BoxRecord updated = record;
+  updated.phase = box.phase;
+  if (!box.session_url.empty()) updated.session_url = box.session_url;
+  if (!box.last_error.empty()) updated.last_error = box.last_error;
+  if (updated.container_id.empty()) updated.container_id = box.container_id;
+  if (updated.phase == record.phase && updated.session_url == record.session_url &&
+      updated.last_error == record.last_error) {
+    return std::nullopt;
+  }
+  updated.updated_at_ms = NowMs();
+  return updated;
 }
 
 bool BoxRegistry::InterruptedCreate(const BoxRecord& record) {
@@ -652,7 +724,11 @@ void BoxRegistry::QueueDrainingPending(const std::string& spoke) {
     }
     for (const BoxRecord& record : page->boxes) {
       if (record.destroy_queued_at_ms.has_value()) continue;
-      if (auto st = store_.QueueDestroy(record.box_id, NowMs()); !st.ok()) {
+      // Only this record while it is still pending: one activated since the page was read is
+      // someone's session now.
+      if (auto st = store_.QueueDestroy(
+              record.box_id, NowMs(), {.token_hash = record.token_hash, .phase = Phase::kPending});
+          !st.ok()) {
         if (!absl::IsNotFound(st)) {
           spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
         }
@@ -665,7 +741,10 @@ void BoxRegistry::QueueDrainingPending(const std::string& spoke) {
   } while (after.has_value());
 }
 
-bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client) {
+bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client,
+                                         common::Clock::SteadyTime deadline) {
+  // Oldest first, a batch at a time. A destroy that fails waits out its back-off while the
+  // rest go on; a batch that completed none ends the run (what is left is failing or waiting).
   for (;;) {
     auto queued = store_.ListQueuedDestroys(spoke, kQueuedDestroyBatch);
     if (!queued.ok()) {
@@ -673,14 +752,46 @@ bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::Spok
                    common::AsStd(queued.status().message()));
       return true;
     }
+    std::size_t completed = 0;
     for (const BoxRecord& record : *queued) {
+      if (clock_.SteadyNow() >= deadline) return false;
+      const std::string key = common::CanonicalBoxId(record.box_id) + "/" + record.token_hash;
+      {
+        std::lock_guard lock(retry_mu_);
+        if (auto it = destroy_retries_.find(key);
+            it != destroy_retries_.end() && clock_.SteadyNow() < it->second.next) {
+          continue;
+        }
+      }
+      // Read again just before: the batch may be old, and a box that took this id since (a
+      // destroy finished it, and a create took the id again) is not the one queued.
+      if (!StillQueued(record)) continue;
       absl::Status gone = DestroyOnSpoke(client, record.box_id);
       if (!gone.ok() && !absl::IsNotFound(gone)) {
-        // Oldest first: what failed comes first again, so the rest waits for the next round.
-        spdlog::warn("reconcile: box {}: the destroy queued for spoke {} failed (kept queued): {}",
-                     record.box_id, spoke, common::AsStd(gone.message()));
-        return !CannotReach(gone);
+        if (CannotReach(gone)) {
+          spdlog::warn("reconcile: box {}: spoke {} did not answer its queued destroy: {}",
+                       record.box_id, spoke, common::AsStd(gone.message()));
+          return false;
+        }
+        std::lock_guard lock(retry_mu_);
+        // Bounded: entries of boxes forgotten by other paths are dropped with the rest.
+        if (destroy_retries_.size() >= 10'000) destroy_retries_.clear();
+        DestroyRetry& retry = destroy_retries_[key];
+        retry.wait = std::clamp(retry.wait * 2, kQueuedRetryMin, kQueuedRetryMax);
+        retry.next = clock_.SteadyNow() + retry.wait;
+        spdlog::warn(
+            "reconcile: box {}: the destroy queued for spoke {} failed (kept queued, tried again "
+            "in {} s; the others go on): {}",
+            record.box_id, spoke,
+            std::chrono::duration_cast<std::chrono::seconds>(retry.wait).count(),
+            common::AsStd(gone.message()));
+        continue;
       }
+      {
+        std::lock_guard lock(retry_mu_);
+        destroy_retries_.erase(key);
+      }
+      if (!StillQueued(record)) continue;
       if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
         spdlog::warn(
             "reconcile: box {}: destroyed on spoke {}, but not forgotten (kept "
@@ -688,11 +799,30 @@ bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::Spok
             record.box_id, spoke, common::AsStd(st.message()));
         return true;
       }
+      live_.Forget(record.box_id);
+      ++completed;
       spdlog::info("reconcile: box {}: the destroy queued for spoke {} is complete", record.box_id,
                    spoke);
     }
-    if (queued->size() < kQueuedDestroyBatch) return true;
+    if (queued->size() < kQueuedDestroyBatch || completed == 0) return true;
   }
+}
+
+bool BoxRegistry::StillQueued(const BoxRecord& record) {
+  {
+    std::lock_guard lock(creating_mu_);
+    if (creating_.contains(common::CanonicalBoxId(record.box_id))) return false;
+  }
+  auto now = store_.GetBox(record.box_id);
+  if (!now.ok()) return false;
+  if (now->token_hash != record.token_hash || !now->destroy_queued_at_ms.has_value()) {
+    spdlog::info(
+        "reconcile: box {}: its id belongs to another box now; the destroy queued for the old "
+        "one is dropped",
+        record.box_id);
+    return false;
+  }
+  return true;
 }
 
 std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
@@ -714,8 +844,21 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
     }
   } release{this, spoke};
 
+  // Time-boxed: the monitor's pool runs this for many spokes, and a spoke that answers each
+  // call just within call_timeout must not hold a worker for hours.
+  const common::Clock::SteadyTime deadline = clock_.SteadyNow() + options_.reconcile_budget;
+  const auto out_of_time = [&] {
+    if (clock_.SteadyNow() < deadline) return false;
+    spdlog::warn("reconcile: spoke {}: out of time ({} ms); the rest at the next reconcile", spoke,
+                 options_.reconcile_budget.count());
+    return true;
+  };
   QueueDrainingPending(spoke);
-  if (!CompleteQueuedDestroys(spoke, *client)) return unknown;
+  if (!CompleteQueuedDestroys(spoke, *client, deadline)) {
+    (void)out_of_time();
+    return unknown;
+  }
+  if (out_of_time()) return unknown;
 
   // The spoke's boxes first, then the records: a create inserts its record before it asks the
   // spoke, so a box listed here has its record read below.
@@ -742,6 +885,7 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
       // by a hub that stopped mid-create. Nobody got its activation link and the hub never
       // got its authorize URL, so the box is of no use: take it down and free the id.
       if (it != on_spoke.end()) {
+        if (out_of_time()) return unknown;
         absl::Status gone = DestroyOnSpoke(*client, record.box_id);
         if (!gone.ok() && !absl::IsNotFound(gone)) {
           spdlog::warn(
@@ -769,23 +913,13 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
       updated.phase = Phase::kGone;
       updated.last_error = "the box is no longer on spoke " + spoke +
                            " (reaped after its activation deadline, or removed)";
-    } else {
-      const cluster::SpokeBox& box = *it->second;
-      // A code in flight (on the spoke, or a submission of this process) decides the phase.
-      // A record left activating by a hub that stopped mid-submission takes the spoke's.
-      if (box.phase == Phase::kActivating) continue;
-      if (record.phase == Phase::kActivating) {
-        std::lock_guard lock(submit_mu_);
-        if (submitting_.contains(common::CanonicalBoxId(record.box_id))) continue;
-      }
-      updated.phase = box.phase;
-      if (!box.session_url.empty()) updated.session_url = box.session_url;
-      if (!box.last_error.empty()) updated.last_error = box.last_error;
-      if (updated.container_id.empty()) updated.container_id = box.container_id;
+      updated.updated_at_ms = NowMs();
+    } else if (std::optional<BoxRecord> observed = Observed(record, *it->second)) {
+      updated = *std::move(observed);
     }
     if (updated.phase != record.phase || updated.session_url != record.session_url ||
         updated.last_error != record.last_error) {
-      updated.updated_at_ms = NowMs();
+      live_.Forget(record.box_id);
       if (auto st = store_.UpdateBox(updated); !st.ok()) {
         spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
       } else {
@@ -827,6 +961,7 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
           spoke, box->box_id);
       continue;
     }
+    if (out_of_time()) return unknown;
     absl::Status gone = DestroyOnSpoke(*client, box->box_id);
     if (gone.ok() || absl::IsNotFound(gone)) {
       spdlog::warn("reconcile: spoke {} had box {} that this hub does not know; destroyed", spoke,
@@ -840,6 +975,8 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
   }
   return unknown;
 }
+
+void BoxRegistry::Start() { monitor_.Poll(); }
 
 std::vector<std::string> BoxRegistry::Reconcile() {
   std::vector<std::string> unknown;

@@ -41,6 +41,7 @@
 
 #include "common/clock.h"
 #include "hub/auth/principal.h"
+#include "hub/boxes/live_views.h"
 #include "hub/boxes/quota_book.h"
 #include "hub/boxes/spoke_monitor.h"
 #include "hub/cluster/spoke_client.h"
@@ -82,7 +83,13 @@ struct RegistryOptions {
   std::chrono::milliseconds call_timeout{15'000};     // list/destroy/logs/health/network
   // What get_llmbox waits for the box's live part (its network) before it answers without it.
   std::chrono::milliseconds live_timeout{5'000};
+  // How long get_llmbox answers a box's network from what its spoke last said (live_views.h)
+  // before it asks the spoke again; 0: every get asks.
+  std::chrono::milliseconds live_ttl{60'000};
   std::chrono::milliseconds submit_timeout{90'000};
+  // How long one spoke's reconcile (ReconcileSpoke) may go on starting calls to it; what is
+  // left waits for the next reconcile.
+  std::chrono::milliseconds reconcile_budget{60'000};
   std::chrono::seconds default_exec_timeout{60};
   std::chrono::seconds max_exec_timeout{300};
   std::uint32_t max_exec_output_bytes = 64 << 10;
@@ -113,11 +120,12 @@ struct CreatedBox {
   cluster::BoxNetwork network;  // as the spoke made it
 };
 
-// A box with what only its spoke knows, asked live.
+// A box with what only its spoke knows.
 struct BoxDetails {
   store::BoxRecord record;
-  // The box's network now, its latest refusals included; or why the spoke could not say (the
-  // spoke named). nullopt: not asked (the box is gone, or still being created).
+  // The box's network, its latest refusals included (as its spoke said at most live_ttl ago,
+  // or now); or why the spoke could not say (the spoke named). nullopt: not asked (the box is
+  // gone, or still being created).
   std::optional<absl::StatusOr<cluster::BoxNetwork>> network;
   // Set when the box's spoke is unreachable: "spoke NAME unreachable since <time>: <last
   // error>"; the record is then the registry's last word, not asked of the spoke.
@@ -171,8 +179,10 @@ class BoxRegistry {
   // `caller` is no admin), with the same message either way.
   [[nodiscard]] absl::StatusOr<store::BoxRecord> Get(const auth::Principal& caller,
                                                      std::string_view box_id);
-  // Get, and the box's network from its spoke within live_timeout. A spoke that cannot answer
-  // fails only `network`, never the call.
+  // Get, and the box's network: from what its spoke said at most live_ttl ago (LiveViews),
+  // else asked of its spoke within live_timeout; an answer that shows the box in another phase
+  // or with another session URL (it stopped, or restarted) updates the record at once. A spoke
+  // that cannot answer fails only `network`, never the call.
   [[nodiscard]] absl::StatusOr<BoxDetails> GetDetails(const auth::Principal& caller,
                                                       std::string_view box_id);
   // Changes the box's network on its spoke (set_llmbox_network) and returns the network now.
@@ -226,6 +236,11 @@ class BoxRegistry {
   [[nodiscard]] absl::StatusOr<SubmitResult> SubmitCode(std::string_view token,
                                                         std::string_view code);
 
+  // What the hub does once as it starts: the monitor's first health round, whose return hooks
+  // then reconcile each spoke that answered (on the monitor's pool; unreachable spokes at their
+  // return), without waiting for them. Call before serving.
+  void Start();
+
   // Brings the registry in line with the spokes: a box its spoke no longer has becomes gone; a
   // box the spoke reports in another phase takes it; a managed box the registry does not know
   // is logged (and returned); a box left creating by a hub that stopped mid-create is taken
@@ -234,7 +249,8 @@ class BoxRegistry {
   // One spoke, both ways at once: first the destroys queued for it, then its boxes against the
   // registry's (boxes it no longer has become gone; boxes the registry does not know, trial
   // boxes aside, are taken down), each logged. The monitor's return hook. Returns the boxes
-  // the registry did not know ("spoke/box").
+  // the registry did not know ("spoke/box"). Starts no call to the spoke after
+  // reconcile_budget; the rest waits for the next reconcile.
   std::vector<std::string> ReconcileSpoke(const std::string& spoke);
 
   // The spokes' states, health and placement. Lives as long as the registry.
@@ -252,6 +268,10 @@ class BoxRegistry {
   // Whether a record still creating has no create running for it in this process (a hub that
   // stopped mid-create left it).
   bool InterruptedCreate(const store::BoxRecord& record);
+  // `record` as its spoke's answer `box` shows it (phase, session URL, last error, container),
+  // or nullopt when the answer changes nothing or must not decide (a code is being tried).
+  std::optional<store::BoxRecord> Observed(const store::BoxRecord& record,
+                                           const cluster::SpokeBox& box);
   [[nodiscard]] absl::StatusOr<std::shared_ptr<cluster::SpokeClient>> SpokeFor(
       const store::BoxRecord& record) const;
   std::int64_t NowMs();
@@ -269,9 +289,21 @@ class BoxRegistry {
                                                             const std::string& why);
   // While `spoke` drains with --destroy-pending: queues the destroy of its pending boxes.
   void QueueDrainingPending(const std::string& spoke);
-  // Completes the destroys queued for `spoke`, oldest first, until one fails (it stays
-  // queued). False when the spoke could not be reached.
-  bool CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client);
+  // Completes the destroys queued for `spoke`, oldest first. One the spoke refuses stays
+  // queued and is tried again after a back-off (30 s, doubling up to 10 min), logged, while the
+  // rest go on. False when the spoke could not be reached or `deadline` passed.
+  bool CompleteQueuedDestroys(const std::string& spoke, cluster::SpokeClient& client,
+                              common::Clock::SteadyTime deadline);
+  // Whether `record` (from a list of queued destroys) is still the box under its id, its
+  // destroy still queued, and no create of this process runs for the id.
+  bool StillQueued(const store::BoxRecord& record);
+  // Queued destroys the spoke refused, by "<canonical id>/<token hash>": when to try again.
+  struct DestroyRetry {
+    std::chrono::milliseconds wait{0};
+    common::Clock::SteadyTime next{};
+  };
+  std::mutex retry_mu_;  // guards destroy_retries_
+  std::map<std::string, DestroyRetry> destroy_retries_;
   std::mutex reconciling_mu_;          // guards reconciling_
   std::set<std::string> reconciling_;  // spokes a ReconcileSpoke runs for
 
@@ -279,13 +311,16 @@ class BoxRegistry {
   SpokeDirectory& spokes_;
   common::Clock& clock_;
   RegistryOptions options_;
-  QuotaBook* quotas_;  // null: none
-  SpokeMonitor monitor_;
+  QuotaBook* quotas_;                    // null: none
   mutable std::mutex options_mu_;        // guards options_.public_url
   std::mutex creating_mu_;               // guards creating_
   std::multiset<std::string> creating_;  // canonical ids of creates running in this process
   std::mutex submit_mu_;                 // guards submitting_
   std::set<std::string> submitting_;     // canonical ids of boxes with a code in flight
+  LiveViews live_;                       // what the spokes last said of boxes' networks
+  // Last: its return hooks run on threads of its own and use every member above, so it stops
+  // them before anything else goes.
+  SpokeMonitor monitor_;
 };
 
 }  // namespace llmbox::hub::boxes

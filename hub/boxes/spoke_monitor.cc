@@ -71,6 +71,16 @@ SpokeMonitor::SpokeMonitor(store::Store& store, SpokeDirectory& directory, commo
     : store_(store), directory_(directory), clock_(clock), options_(std::move(options)) {}
 
 SpokeMonitor::~SpokeMonitor() {
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard lock(returns_mu_);
+    returns_stopping_ = true;
+    returns_queue_.clear();
+    returns_queued_.clear();
+    workers.swap(return_workers_);
+  }
+  returns_cv_.notify_all();
+  for (auto& worker : workers) worker.join();
   std::vector<std::unique_ptr<Trial>> trials;
   {
     std::lock_guard lock(mu_);
@@ -262,7 +272,7 @@ void SpokeMonitor::Poll() {
   const std::int64_t now_ms = NowMs();
   std::vector<std::string> returned;
   std::vector<std::string> changed;
-  std::function<void(const std::string&)> hook;
+  bool hooked = false;
   {
     std::lock_guard lock(mu_);
     for (Probe& probe : probes) {
@@ -287,7 +297,37 @@ void SpokeMonitor::Poll() {
             spdlog::warn("spoke {}: cannot create boxes: {}", probe.name, cannot_create);
           }
         }
-        if (spoke.unreachable || !spoke.answered) returned.push_back(probe.name);
+        cluster::SpokeHealth& health = *probe.health;
+        if (health.max_boxes > options_.max_boxes_per_spoke) {
+          if (!spoke.health.has_value() || spoke.reported_max_boxes != health.max_boxes) {
+            spdlog::warn(
+                "spoke {}: its health claims {} places; counted as {} "
+                "(hub.spokes.max_boxes_per_spoke)",
+                probe.name, health.max_boxes, options_.max_boxes_per_spoke);
+          }
+          spoke.reported_max_boxes = health.max_boxes;
+          health.max_boxes = options_.max_boxes_per_spoke;
+        } else {
+          spoke.reported_max_boxes = health.max_boxes;
+        }
+        if (spoke.unreachable || !spoke.answered) {
+          returned.push_back(probe.name);
+        } else if (spoke.health.has_value() && spoke.probe_error.empty()) {
+          // Boxes that changed by themselves (stopped, reaped, restarted into ready, an
+          // engine that came back): the registry learns it now. Creates only add boxes, and a
+          // code being tried keeps its box pending, so neither makes a reconcile.
+          const cluster::SpokeHealth& before = *spoke.health;
+          if (health.engine_reachable &&
+              (health.ready != before.ready || health.error != before.error ||
+               health.Boxes() < before.Boxes() || !before.engine_reachable)) {
+            spdlog::debug(
+                "spoke {}: its boxes changed (ready {} -> {}, stopped {} -> {}, all {} -> {}); "
+                "reconciling it",
+                probe.name, before.ready, health.ready, before.error, health.error, before.Boxes(),
+                health.Boxes());
+            returned.push_back(probe.name);
+          }
+        }
         spoke.answered = true;
         spoke.unreachable = false;
         spoke.missed = 0;
@@ -332,12 +372,65 @@ void SpokeMonitor::Poll() {
       }
     }
     polled_ = true;
-    hook = return_hook_;
+    hooked = static_cast<bool>(return_hook_);
   }
   for (const std::string& name : changed) Persist(name);
-  if (hook) {
-    for (const std::string& name : returned) hook(name);
+  if (hooked) {
+    for (const std::string& name : returned) QueueReturn(name);
   }
+}
+
+void SpokeMonitor::QueueReturn(const std::string& name) {
+  {
+    std::lock_guard lock(returns_mu_);
+    if (returns_stopping_ || !returns_queued_.insert(name).second) return;
+    returns_queue_.push_back(name);
+    const std::size_t busy = returns_running_.size() + returns_queue_.size();
+    if (return_workers_.size() < std::max<std::size_t>(options_.return_workers, 1) &&
+        return_workers_.size() < busy) {
+      return_workers_.emplace_back([this] { ReturnWorker(); });
+    }
+  }
+  returns_cv_.notify_one();
+}
+
+void SpokeMonitor::ReturnWorker() {
+  std::unique_lock lock(returns_mu_);
+  for (;;) {
+    // The oldest queued spoke whose hook is not running already (one hook per spoke at a
+    // time: a second would only repeat the first's calls).
+    auto next = returns_queue_.end();
+    returns_cv_.wait(lock, [&] {
+      if (returns_stopping_) return true;
+      next = std::find_if(returns_queue_.begin(), returns_queue_.end(),
+                          [&](const std::string& n) { return !returns_running_.contains(n); });
+      return next != returns_queue_.end();
+    });
+    if (returns_stopping_) return;
+    std::string name = std::move(*next);
+    returns_queue_.erase(next);
+    returns_queued_.erase(name);
+    returns_running_.insert(name);
+    lock.unlock();
+    std::function<void(const std::string&)> hook;
+    {
+      std::lock_guard hook_lock(mu_);
+      hook = return_hook_;
+    }
+    if (hook) hook(name);
+    lock.lock();
+    returns_running_.erase(name);
+    returns_idle_.notify_all();
+    // A spoke queued again while its hook ran can run now.
+    returns_cv_.notify_all();
+  }
+}
+
+bool SpokeMonitor::WaitForReturns(std::chrono::milliseconds limit) {
+  std::unique_lock lock(returns_mu_);
+  return returns_idle_.wait_for(lock, limit, [this] {
+    return returns_stopping_ || (returns_queue_.empty() && returns_running_.empty());
+  });
 }
 
 void SpokeMonitor::StartTrial(const std::string& name, Spoke& spoke) {

@@ -31,9 +31,18 @@
 // that is down makes no create fail (none is sent there).
 //
 // Unreachable: when a spoke that was unreachable answers again (and for every spoke the
-// first time it answers after the hub starts), the return hook runs for it once, on the
-// round's thread, after the round: the registry completes the destroys queued for it and
-// reconciles it both ways (BoxRegistry::ReconcileSpoke).
+// first time it answers after the hub starts), the return hook runs for it once: the registry
+// completes the destroys queued for it and reconciles it both ways (BoxRegistry::
+// ReconcileSpoke). The hook also runs for a spoke whose own counts show a box changed by
+// itself (its ready or stopped boxes changed, it holds fewer boxes, or its engine came back),
+// so that a box that stopped, was reaped or restarted reaches the registry within a round,
+// not at the next periodic reconcile. Hooks run on a pool of return_workers threads of the
+// monitor's own, never on the round's thread: a round does not wait for them, so one slow
+// spoke's reconcile cannot hold back the others' health rounds (a spoke's hook waiting or
+// running is not queued again).
+//
+// A spoke's health is its own word: a max_boxes over max_boxes_per_spoke is cut to it (and
+// logged), so a lying spoke cannot draw every placement.
 //
 //   SpokeMonitor monitor(store, directory, clock, {.health_interval = 10s});
 //   monitor.SetReturnHook([&](const std::string& spoke) { registry.ReconcileSpoke(spoke); });
@@ -115,6 +124,11 @@ struct MonitorOptions {
   // Health answers older than this make a spoke unplaceable (not yet asked, or polling
   // stalled); 0: never.
   std::chrono::milliseconds max_health_age{0};
+  // Return hooks running at once (threads of the monitor's own, started when first needed).
+  std::size_t return_workers = 4;
+  // What a spoke's health may claim as its max_boxes (hub.spokes.max_boxes_per_spoke; the
+  // spoke's own spoke.max_boxes is at most 1000).
+  std::uint32_t max_boxes_per_spoke = 1000;
 };
 
 // One spoke as the monitor sees it.
@@ -145,8 +159,10 @@ class SpokeMonitor {
   SpokeMonitor(const SpokeMonitor&) = delete;
   SpokeMonitor& operator=(const SpokeMonitor&) = delete;
 
-  // Runs after a round for each spoke that answered again after it was unreachable (or
-  // answered for the first time since the hub started). Set before the first Poll.
+  // Runs on the monitor's pool after a round for each spoke that answered again after it was
+  // unreachable (or answered for the first time since the hub started), or whose counts show
+  // a box changed by itself. Set before the first Poll. The hook must stay callable until the
+  // monitor is destroyed (its destructor waits for the hooks running and drops the queued).
   void SetReturnHook(std::function<void(const std::string& spoke)> hook);
 
   // One round (see the file comment). Store errors are logged and the round goes on with what
@@ -195,6 +211,9 @@ class SpokeMonitor {
   // Blocks until no trial runs, for at most `limit` of real time (tests, which cannot advance
   // a trial's transport); whether none runs.
   bool WaitForTrials(std::chrono::milliseconds limit);
+  // Blocks until no return hook is queued or running, for at most `limit` of real time (the
+  // hub's start, and tests); whether none is.
+  bool WaitForReturns(std::chrono::milliseconds limit);
 
  private:
   // One finished create in a spoke's window.
@@ -212,7 +231,8 @@ class SpokeMonitor {
     // As last written to (or read from) the store; nullopt: unknown (a write failed).
     std::optional<store::SpokeConditionRecord> written;
     bool condition_loaded = false;  // the store's record (from before a restart) was read
-    std::optional<cluster::SpokeHealth> health;  // the last good answer
+    std::optional<cluster::SpokeHealth> health;  // the last good answer (max_boxes capped)
+    std::uint32_t reported_max_boxes = 0;        // max_boxes as the spoke said it
     std::int64_t health_at_ms = 0;               // when it came
     std::string probe_error;                     // the last probe's error; empty when it answered
     bool answered = false;                       // since this monitor started
@@ -249,6 +269,10 @@ class SpokeMonitor {
   void RunTrial(std::string name, std::shared_ptr<cluster::SpokeClient> client, std::string box_id);
   // Joins trials that ended (mu_ not held).
   void ReapTrials();
+  // Queues the return hook for `name` unless it waits already; starts a worker when fewer
+  // than return_workers run (returns_mu_ not held).
+  void QueueReturn(const std::string& name);
+  void ReturnWorker();
   SpokeView ViewOf(const std::string& name, const Spoke& spoke, std::int64_t now_ms) const;
   std::int64_t NowMs() const;
 
@@ -266,6 +290,17 @@ class SpokeMonitor {
   bool polled_ = false;
   std::set<std::string, std::less<>> trial_boxes_;  // canonical ids of trial boxes in flight
   std::vector<std::unique_ptr<Trial>> trials_;
+
+  // The return hooks' pool.
+  std::mutex returns_mu_;
+  std::condition_variable returns_cv_;    // work queued, or stopping (with returns_mu_)
+  std::condition_variable returns_idle_;  // a hook finished (with returns_mu_)
+  // Guarded by returns_mu_:
+  std::deque<std::string> returns_queue_;  // spokes whose hook waits, in order
+  std::set<std::string> returns_queued_;   // the same, to queue each once
+  std::set<std::string> returns_running_;  // spokes whose hook runs now
+  std::vector<std::thread> return_workers_;
+  bool returns_stopping_ = false;
 };
 
 }  // namespace llmbox::hub::boxes

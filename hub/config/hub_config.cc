@@ -75,6 +75,7 @@ std::optional<double> ParseShare(std::string_view text) {
                                   milliseconds(60'000), "100ms..60s"));
   LLMBOX_RETURN_IF_ERROR(m.Int("max_concurrent_probes", &c->max_concurrent_probes, 1, 1024));
   LLMBOX_RETURN_IF_ERROR(m.Int("unreachable_after", &c->unreachable_after, 1, 100));
+  LLMBOX_RETURN_IF_ERROR(m.Int("max_boxes_per_spoke", &c->max_boxes_per_spoke, 1, 100'000));
   std::string threshold;
   LLMBOX_RETURN_IF_ERROR(m.Str("degraded_threshold", &threshold));
   if (!threshold.empty()) {

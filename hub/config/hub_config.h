@@ -64,6 +64,10 @@ struct SpokeMonitorConfig {
   // doubling the wait up to trial_backoff_max (min 100ms..1d, max min..7d).
   std::chrono::milliseconds trial_backoff_min{30'000};
   std::chrono::milliseconds trial_backoff_max{600'000};
+  // The most places a spoke's health may claim (1..100000): a spoke saying more is counted as
+  // this many, so a lying spoke cannot draw every placement. The spoke's own spoke.max_boxes
+  // is at most 1000.
+  int max_boxes_per_spoke = 1000;
 };
 
 // hub.audit: the audit log (hub/audit/audit_log.h, docs/security.md "Audit log").

@@ -225,15 +225,19 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                       .failure_threshold = watch.degraded_threshold,
                       .window_age = watch.degraded_window_age,
                       .trial_backoff_min = watch.trial_backoff_min,
-                      .trial_backoff_max = watch.trial_backoff_max},
+                      .trial_backoff_max = watch.trial_backoff_max,
+                      .max_boxes_per_spoke = static_cast<std::uint32_t>(watch.max_boxes_per_spoke)},
           .metrics = &s.metrics},
       s.quotas.get());
   s.metrics.WatchSpokes(s.registry->monitor());
-  const auto unknown = s.registry->Reconcile();
+  // The first health round before any reconcile: each spoke that answers is reconciled once by
+  // its return hook (on the monitor's pool), and an unreachable one at its return, instead of
+  // a reconcile that waits out every unreachable spoke's timeout before the hub serves.
+  s.registry->Start();
   {
     auto boxes = s.store->ListBoxes({});
-    spdlog::info("hub: registry restored: {} boxes ({} unknown managed boxes on spokes)",
-                 boxes.ok() ? boxes->size() : 0, unknown.size());
+    spdlog::info("hub: registry restored: {} boxes; each spoke is reconciled as it answers",
+                 boxes.ok() ? boxes->size() : 0);
   }
   // A zero interval used to mean "as often as possible"; the task needs a positive one.
   s.reconcile = std::make_unique<common::PeriodicTask>(
@@ -242,7 +246,6 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
         s.registry->Reconcile();
       });
   s.reconcile->Start();
-  s.registry->monitor().Poll();  // the first round, before /readyz is served
   s.spoke_health = std::make_unique<common::PeriodicTask>(clock, config.spoke_health_interval,
                                                           [&s] { s.registry->monitor().Poll(); });
   s.spoke_health->Start();

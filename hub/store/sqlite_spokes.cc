@@ -137,18 +137,31 @@ absl::StatusOr<std::vector<SpokeConditionRecord>> SqliteStore::ListSpokeConditio
   return out;
 }
 
-absl::Status SqliteStore::QueueDestroy(std::string_view box_id, std::int64_t now_ms) {
+absl::Status SqliteStore::QueueDestroy(std::string_view box_id, std::int64_t now_ms,
+                                       const QueueDestroyMatch& match) {
   return Write("queue destroy of box", box_id, [&](Db& db) -> absl::Status {
     // coalesce: queueing again keeps the first time. A matched row counts as changed even when
-    // its value stays, so Changes() tells an unknown box from a second queueing.
+    // its value stays, so Changes() tells an unknown box from a second queueing. The match is
+    // part of the same statement: nothing can take the id or change the phase in between.
     LLMBOX_ASSIGN_OR_RETURN(
         Statement s,
         db.Prepare("UPDATE boxes SET destroy_queued_at_ms = coalesce(destroy_queued_at_ms, ?2) "
-                   "WHERE box_key = ?1"));
+                   "WHERE box_key = ?1 AND (?3 = '' OR token_hash = ?3) "
+                   "AND (?4 = '' OR phase = ?4)"));
     LLMBOX_RETURN_IF_ERROR(s.Bind(1, rows::BoxKey(box_id)));
     LLMBOX_RETURN_IF_ERROR(s.Bind(2, now_ms));
+    LLMBOX_RETURN_IF_ERROR(s.Bind(3, match.token_hash));
+    // "" (not a null view, which binds as NULL): no phase asked for.
+    LLMBOX_RETURN_IF_ERROR(
+        s.Bind(4, match.phase.has_value() ? PhaseName(*match.phase) : std::string_view("")));
     LLMBOX_RETURN_IF_ERROR(s.Run());
-    if (db.Changes() == 0) return absl::NotFoundError("no box " + rows::Quoted(box_id));
+    if (db.Changes() == 0) {
+      return absl::NotFoundError(
+          "no box " + rows::Quoted(box_id) +
+          (match.token_hash.empty() && !match.phase.has_value()
+               ? ""
+               : " as it was read (destroyed, its id taken again, or its phase changed)"));
+    }
     return absl::OkStatus();
   });
 }

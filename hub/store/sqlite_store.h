@@ -102,7 +102,9 @@ class SqliteStore : public Store {
   [[nodiscard]] absl::StatusOr<std::vector<SpokeAdminRecord>> ListSpokeAdmin() override;
   [[nodiscard]] absl::Status SetSpokeCondition(const SpokeConditionRecord& condition) override;
   [[nodiscard]] absl::StatusOr<std::vector<SpokeConditionRecord>> ListSpokeConditions() override;
-  [[nodiscard]] absl::Status QueueDestroy(std::string_view box_id, std::int64_t now_ms) override;
+  using Store::QueueDestroy;
+  [[nodiscard]] absl::Status QueueDestroy(std::string_view box_id, std::int64_t now_ms,
+                                          const QueueDestroyMatch& match) override;
   [[nodiscard]] absl::StatusOr<std::vector<BoxRecord>> ListQueuedDestroys(
       std::string_view spoke, std::size_t limit) override;
   [[nodiscard]] absl::StatusOr<std::map<std::string, SpokeBoxCount>> CountBoxesBySpoke() override;

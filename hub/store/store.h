@@ -71,6 +71,12 @@ struct BoxRecord {
   std::optional<std::int64_t> destroy_queued_at_ms;
 };
 
+// The record a QueueDestroy was decided on.
+struct QueueDestroyMatch {
+  std::string token_hash;      // the record's (its identity); empty: any record under the id
+  std::optional<Phase> phase;  // set: only while the box is in this phase
+};
+
 // What is remembered of a destroyed box: enough for its activation link to say so.
 struct DestroyedBox {
   std::string box_id;
@@ -288,8 +294,16 @@ class Store {
   // The destroyed box that held this token hash; NotFound when none (or pruned).
   [[nodiscard]] virtual absl::StatusOr<DestroyedBox> FindDestroyedBox(std::string_view hash) = 0;
   // Records that the box's destroy waits for its spoke (destroy_queued_at_ms = now_ms), unless
-  // one is queued already (then the first time stays). NotFound when absent.
-  [[nodiscard]] virtual absl::Status QueueDestroy(std::string_view box_id, std::int64_t now_ms) = 0;
+  // one is queued already (then the first time stays). Only the record `match` names is
+  // queued: a destroy decided on one box never queues another that took its id since, nor (for
+  // drain's pending boxes) a box that left the phase it was read in. NotFound when absent or
+  // when the box there is not that record any more.
+  [[nodiscard]] virtual absl::Status QueueDestroy(std::string_view box_id, std::int64_t now_ms,
+                                                  const QueueDestroyMatch& match) = 0;
+  // Any record under this id (tests, and tools that read no record first).
+  [[nodiscard]] absl::Status QueueDestroy(std::string_view box_id, std::int64_t now_ms) {
+    return QueueDestroy(box_id, now_ms, QueueDestroyMatch{});
+  }
   // The boxes on `spoke` whose destroy is queued, oldest queued first, at most `limit` (1..
   // kMaxBoxPage), read by index (an indexed partial scan: cheap with none queued).
   [[nodiscard]] virtual absl::StatusOr<std::vector<BoxRecord>> ListQueuedDestroys(

@@ -10,7 +10,8 @@
 //
 // 1. B boxes created by 16 concurrent clients: create_llmbox round trips p50/p99 (placement
 //    asks every spoke's health per create until placement reads the monitor's cache);
-// 2. get_llmbox of random boxes at 8 clients, p50/p99 (the box's spoke is asked live);
+// 2. get_llmbox of random boxes at 8 clients, p50/p99 (the box's network from what its spoke
+//    said at most live_ttl (60 s) ago, else asked live);
 // 3. a page of list_llmboxes (limit 100) at 1, 8 and 64 clients, p50/p99;
 // 4. the hub's RSS (VmRSS, VmHWM) holding them;
 // 5. the hub's CPU per second of idle (utime+stime, no request running) in % of one core;

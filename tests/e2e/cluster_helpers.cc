@@ -22,12 +22,27 @@ CallResult RunCli(const std::vector<std::string>& argv, const fs::path& log) {
   return {exit_code, process.Log()};
 }
 
-std::size_t ContainersOf(const std::string& socket, const std::string& box_id) {
+namespace {
+
+std::unique_ptr<spoke::docker::DockerEngine> EngineAt(const std::string& socket) {
   auto engine = spoke::docker::CurlDockerEngine::Create({.unix_socket = socket});
   REQUIRE(engine.ok());
-  auto containers = (*engine)->ListContainers({{spoke::box::BoxManager::kBoxIdLabel, box_id}});
+  return *std::move(engine);
+}
+
+}  // namespace
+
+std::size_t ContainersOf(const std::string& socket, const std::string& box_id) {
+  auto containers =
+      EngineAt(socket)->ListContainers({{spoke::box::BoxManager::kBoxIdLabel, box_id}});
   REQUIRE(containers.ok());
   return containers->size();
+}
+
+std::size_t NetworksOf(const std::string& socket, const std::string& box_id) {
+  auto networks = EngineAt(socket)->ListNetworks({{spoke::box::BoxManager::kBoxIdLabel, box_id}});
+  REQUIRE(networks.ok());
+  return networks->size();
 }
 
 std::string CreateJoinToken(const fs::path& dir, const std::string& hub_config,
@@ -102,6 +117,15 @@ std::optional<nlohmann::json> ListedSpoke(const std::string& output, const std::
     if (spoke.is_object() && spoke.value("name", "") == name) return spoke;
   }
   return std::nullopt;
+}
+
+bool Eventually(std::chrono::seconds limit, const std::function<bool()>& check) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (check()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1s);
+  }
 }
 
 bool WaitForSpokeState(const std::string& hub_url, const std::string& key, const std::string& name,

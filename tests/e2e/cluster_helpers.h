@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,8 @@ CallResult RunCli(const std::vector<std::string>& argv, const std::filesystem::p
 
 // How many containers of box `box_id` the engine at `socket` has.
 std::size_t ContainersOf(const std::string& socket, const std::string& box_id);
+// How many networks of box `box_id` the engine at `socket` has.
+std::size_t NetworksOf(const std::string& socket, const std::string& box_id);
 
 // A one-time join token for `name` from `llmbox-hub spoke token create` (ttl 10m).
 std::string CreateJoinToken(const std::filesystem::path& dir, const std::string& hub_config,
@@ -70,6 +73,9 @@ JoinedSpoke JoinSpoke(const std::filesystem::path& dir, const std::string& hub_c
 // The entry for `name` in a list_spokes call's (last) `RESULT <json>` line; nullopt when absent or
 // the call failed.
 std::optional<nlohmann::json> ListedSpoke(const std::string& output, const std::string& name);
+
+// Asks `check` until it holds or `limit` passes (a second between asks); whether it held.
+bool Eventually(std::chrono::seconds limit, const std::function<bool()>& check);
 
 // Calls list_spokes (every 250 ms, `limit` at most) until `name` shows `state`; whether it did.
 // Logs go to <log_prefix>-N.log.

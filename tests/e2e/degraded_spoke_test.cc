@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -15,11 +14,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "spoke/box/manager.h"
-#include "spoke/docker/curl_engine.h"
+#include "tests/e2e/cluster_helpers.h"
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
-#include "tests/support/child_process.h"
 #include "tests/support/faulty_engine_proxy.h"
 
 namespace llmbox::testing {
@@ -27,21 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-// The containers of box `box_id` on the engine at `socket`.
-std::size_t BoxContainers(const std::string& socket, const std::string& box_id) {
-  auto engine = spoke::docker::CurlDockerEngine::Create({.unix_socket = socket});
-  REQUIRE(engine.ok());
-  auto containers = (*engine)->ListContainers({{spoke::box::BoxManager::kBoxIdLabel, box_id}});
-  REQUIRE(containers.ok());
-  return containers->size();
-}
-
-CallResult RunCli(const std::vector<std::string>& argv, const fs::path& log) {
-  ChildProcess process(argv, log);
-  const int exit_code = process.Wait(120s);
-  return {exit_code, process.Log()};
-}
 
 TEST_CASE(
     "a spoke whose engine fails every create goes degraded while the other spoke takes "
@@ -65,35 +47,11 @@ TEST_CASE(
   const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
 
   const std::string spoke_name = UniqueId("monitor-faulty");
-  const auto token_made = RunCli({LLMBOX_HUB_BIN, "spoke", "token", "create", "--name", spoke_name,
-                                  "--ttl", "10m", "--config", hub_config},
-                                 dir.path / "token.log");
-  REQUIRE(token_made.exit_code == 0);
-  std::smatch m;
-  REQUIRE(std::regex_search(token_made.log, m,
-                            std::regex("(llmboxjoin1\\.[A-Za-z0-9_-]{43}\\.[0-9a-f]{64})")));
-  const std::string token = m[1];
-
   auto proxy = FaultyEngineProxy::Start((dir.path / "engine2.sock").string(), rig.docker_sock2);
   REQUIRE(proxy.ok());
-  const int spoke_port = UnusedLoopbackPort();
-  std::ofstream(dir.path / "spoke.yaml")
-      << "spoke:\n  name: " << spoke_name << "\n  listen: 127.0.0.1:" << spoke_port
-      << "\n  state_dir: spoke-state\n"
-      << "tls:\n  cert_file: tls/spoke.crt\n  key_file: tls/spoke.key\n  ca_file: tls/ca.crt\n"
-      << "docker:\n  socket: " << (*proxy)->socket_path() << "\n"
-      << "boxes:\n  default_image: " << rig.box_image << "\n  claude_bin: " << rig.standin_claude
-      << "\n  memory: 1GiB\n  stop_grace: 1s\n"
-      << "log:\n  level: debug\n  format: json\n";
-  const std::string spoke_config = (dir.path / "spoke.yaml").string();
-  const auto joined =
-      RunCli({LLMBOX_SPOKE_BIN, "join", "--hub", "127.0.0.1:" + cluster_port, "--token", token,
-              "--advertise", "127.0.0.1:" + std::to_string(spoke_port), "--config", spoke_config},
-             dir.path / "join.log");
-  INFO(joined.log);
-  REQUIRE(joined.exit_code == 0);
-  ChildProcess spoke({LLMBOX_SPOKE_BIN, "serve", "--config", spoke_config}, dir.path / "spoke.log");
-  spoke.WaitForLog("serving on port");
+  JoinedSpoke spoke =
+      JoinSpoke(dir.path, hub_config, cluster_port, (*proxy)->socket_path(), rig, spoke_name);
+  spoke.Serve();
 
   auto create = [&](const std::string& box_id) {
     const auto made = McpCall(hub.url, "", "create_llmbox", {{"box_id", box_id}},
@@ -114,7 +72,7 @@ TEST_CASE(
   const std::string first = UniqueId("monitor");
   const std::string where = create(first);
   REQUIRE(where == spoke_name);
-  CHECK(BoxContainers(rig.docker_sock2, first) == 1);
+  CHECK(ContainersOf(rig.docker_sock2, first) == 1);
   destroy(first);
 
   // Broken: each create fails there and is retried on the local spoke, until the joined
@@ -123,10 +81,10 @@ TEST_CASE(
   for (int i = 0; i < 2; ++i) {
     const std::string box_id = UniqueId("monitor");
     CHECK(create(box_id) == "local");
-    CHECK(BoxContainers(rig.docker_sock, box_id) == 1);
+    CHECK(ContainersOf(rig.docker_sock, box_id) == 1);
     // Nothing left behind on the broken spoke (unless both spokes share one engine, as when
     // LLMBOX_TEST_DOCKER_SOCK points engine 1 at engine 2).
-    if (rig.docker_sock != rig.docker_sock2) CHECK(BoxContainers(rig.docker_sock2, box_id) == 0);
+    if (rig.docker_sock != rig.docker_sock2) CHECK(ContainersOf(rig.docker_sock2, box_id) == 0);
     destroy(box_id);
   }
   CHECK((*proxy)->refused_creates() >= 2);
@@ -152,8 +110,8 @@ TEST_CASE(
   CHECK(trials.size() >= 2);
   const std::string back = UniqueId("monitor");
   CHECK(create(back) == spoke_name);
-  CHECK(BoxContainers(rig.docker_sock2, back) == 1);
-  for (const std::string& trial : trials) CHECK(BoxContainers(rig.docker_sock2, trial) == 0);
+  CHECK(ContainersOf(rig.docker_sock2, back) == 1);
+  for (const std::string& trial : trials) CHECK(ContainersOf(rig.docker_sock2, trial) == 0);
   destroy(back);
   destroy(passed_over);
 

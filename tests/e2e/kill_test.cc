@@ -19,8 +19,6 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "spoke/box/manager.h"
-#include "spoke/docker/curl_engine.h"
 #include "tests/e2e/cluster_helpers.h"
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
@@ -95,14 +93,7 @@ std::string StatusOf(const std::string& hub_url, const std::string& box_id, cons
 
 // Containers and networks of a box on the engine at `socket`.
 std::pair<std::size_t, std::size_t> OnEngine(const std::string& socket, const std::string& box_id) {
-  auto engine = spoke::docker::CurlDockerEngine::Create({.unix_socket = socket});
-  REQUIRE(engine.ok());
-  const spoke::docker::Labels labels = {{spoke::box::BoxManager::kBoxIdLabel, box_id}};
-  auto containers = (*engine)->ListContainers(labels);
-  REQUIRE(containers.ok());
-  auto networks = (*engine)->ListNetworks(labels);
-  REQUIRE(networks.ok());
-  return {containers->size(), networks->size()};
+  return {ContainersOf(socket, box_id), NetworksOf(socket, box_id)};
 }
 
 // Whether what the hub says of the box matches the engine it lives on: a live box (pending,

@@ -27,29 +27,6 @@ namespace {
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-// Asks `check` until it holds or `limit` passes (a second between asks); whether it held.
-bool Eventually(std::chrono::seconds limit, const std::function<bool()>& check) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    if (check()) return true;
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1s);
-  }
-}
-
-// The state list_spokes shows for `name` ("" when it does not list it). A hub that shows no
-// state field yet says connected or not: "ready" or "unreachable".
-std::string ListedState(const CallResult& call, const std::string& name) {
-  if (call.exit_code != 0) return "";
-  const nlohmann::json result = ResultOf(call);
-  for (const auto& spoke : result.value("spokes", nlohmann::json::array())) {
-    if (spoke.value("name", "") != name) continue;
-    if (spoke.contains("state")) return spoke["state"].get<std::string>();
-    return spoke.value("connected", false) ? "ready" : "unreachable";
-  }
-  return "";
-}
-
 TEST_CASE(
     "a partitioned spoke is unreachable not removed and its queued destroys complete when it "
     "returns also across a hub restart",
@@ -84,10 +61,10 @@ TEST_CASE(
     return McpCall(hub->url, "", tool, arguments,
                    dir.path / (tool + "-" + std::to_string(++calls) + ".log"));
   };
-  auto state = [&] {
-    return ListedState(call("list_spokes", nlohmann::json::object()), spoke_name);
+  auto shows = [&](const std::string& state, const std::string& step, std::chrono::seconds limit) {
+    return WaitForSpokeState(hub->url, "", spoke_name, state, dir.path / step, limit);
   };
-  REQUIRE(Eventually(60s, [&] { return state() == "ready"; }));
+  REQUIRE(shows("ready", "ready-1", 60s));
 
   const std::string first = UniqueId("unreach-first");
   const std::string second = UniqueId("unreach-second");
@@ -100,7 +77,7 @@ TEST_CASE(
   }
 
   proxy.Close();  // the partition: the spoke's port is closed to the hub; both still run
-  CHECK(Eventually(90s, [&] { return state() == "unreachable"; }));
+  CHECK(shows("unreachable", "unreachable", 90s));
 
   const auto got = call("get_llmbox", {{"box_id", first}});
   INFO(got.log);
@@ -135,7 +112,7 @@ TEST_CASE(
     return ContainersOf(rig.docker_sock2, first) == 0 &&
            ContainersOf(rig.docker_sock2, second) == 0;
   }));
-  CHECK(Eventually(60s, [&] { return state() == "ready"; }));
+  CHECK(shows("ready", "ready-2", 60s));
   for (const std::string& id : {first, second}) {
     const auto gone = call("get_llmbox", {{"box_id", id}});
     CHECK(gone.exit_code == 1);

@@ -98,9 +98,17 @@ absl::StatusOr<std::vector<SpokeBox>> FakeSpokeClient::ListBoxes(
 
 absl::Status FakeSpokeClient::DestroyBox(const std::string& box_id,
                                          std::chrono::milliseconds timeout) {
+  std::function<absl::Status(const std::string&)> hook;
+  {
+    std::lock_guard lock(mu);
+    timeouts_.emplace("DestroyBox", timeout);
+    destroyed.push_back(box_id);
+    hook = during_destroy;
+  }
+  if (hook) {
+    if (absl::Status answer = hook(box_id); !answer.ok()) return answer;
+  }
   std::lock_guard lock(mu);
-  timeouts_.emplace("DestroyBox", timeout);
-  destroyed.push_back(box_id);
   if (!destroy_status.ok()) return destroy_status;
   if (boxes.erase(box_id) == 0) return absl::NotFoundError("no such box");
   return absl::OkStatus();

@@ -80,6 +80,9 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   std::function<void(const hub::cluster::CreateBoxArgs&)> during_create;
   // Runs inside Health (without mu held) before it answers.
   std::function<void()> during_health;
+  // Runs inside DestroyBox (without mu held) before it answers; an error it returns is the
+  // answer (nothing destroyed).
+  std::function<absl::Status(const std::string& box_id)> during_destroy;
   // State and what it was asked.
   std::map<std::string, hub::cluster::SpokeBox> boxes;  // by box id
   std::vector<hub::cluster::CreateBoxArgs> creates;

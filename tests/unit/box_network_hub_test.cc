@@ -256,10 +256,13 @@ TEST_CASE("set_llmbox_network refuses arguments of the wrong shape and an empty 
 
 // ---- get_llmbox ----
 
-TEST_CASE("get_llmbox shows the box's network live from its spoke with the newest refusals",
-          "[box_network]") {
+TEST_CASE(
+    "get_llmbox asks the box's spoke again once its last answer is older than live_ttl and shows "
+    "the newest refusals",
+    "[box_network]") {
   Fixture f;
   f.Create("b1", kAlice);
+  f.clock.Advance(RegistryOptions{}.live_ttl);
   {
     std::lock_guard lock(f.spoke->mu);
     auto& network = f.spoke->boxes["b1"].network;
@@ -303,6 +306,7 @@ TEST_CASE("get_llmbox of a box whose spoke does not answer shows the box and why
           "[box_network]") {
   Fixture f;
   f.Create("b1", kAlice);
+  f.clock.Advance(RegistryOptions{}.live_ttl);
   f.spoke->get_status = absl::UnavailableError("connection refused");
   const json box = f.Ok("get_llmbox", {{"box_id", "b1"}});
   CHECK(box["box_id"] == "b1");
@@ -489,6 +493,7 @@ TEST_CASE("a spoke's hostile refusals reach the chatbot valid and bounded throug
   CHECK(got->network.allow.size() == cluster::kMaxNetworkList);
   CHECK(got->network.allow.front().size() <= 255);
 
+  hub.clock.Advance(RegistryOptions{}.live_ttl);  // what the create said is old: asked again
   const json result = hub.Call("get_llmbox", {{"box_id", "b1"}});
   REQUIRE(result["isError"] == false);
   const json& network = result["structuredContent"]["network"];

@@ -25,6 +25,7 @@
 #include "tests/support/caller_context.h"
 #include "tests/support/query_plan.h"
 #include "tests/support/scratch_dir.h"
+#include "tests/unit/registry_fixture.h"
 
 namespace llmbox::hub::boxes {
 namespace {
@@ -35,23 +36,15 @@ using store::BoxRecord;
 using store::Phase;
 using testing::CallerContext;
 
-const Principal kAlice = Principal::ApiKey("alice", /*admin=*/false);
-const Principal kBob = Principal::ApiKey("bob", /*admin=*/false);
-const Principal kAdmin = Principal::ApiKey("root", /*admin=*/true);
+const Principal kAlice = testing::kAliceKey;
+const Principal kBob = testing::kBobKey;
+const Principal kAdmin = testing::kAdminKey;
 
 constexpr Phase kPhases[] = {Phase::kPending, Phase::kReady, Phase::kError};
 const std::string kSpokes[] = {"local", "far", "east"};
 
-struct Fixture {
-  Fixture() : dir("list-paging") {
-    db = store::SqliteStore::Open(path()).value();
-    spokes.Add("local", spoke, true);
-    registry = std::make_unique<BoxRegistry>(
-        *db, spokes, clock, RegistryOptions{.public_url = "https://hub.example.com"});
-    tools = std::make_unique<BoxTools>(*registry);
-  }
-
-  std::string path() const { return (dir.path() / "hub.db").string(); }
+struct Fixture : testing::RegistryFixture {
+  Fixture() : RegistryFixture("list-paging") { tools = std::make_unique<BoxTools>(*registry); }
 
   // A box written straight to the store (the list reads only the store). Creation times
   // repeat (every 40 boxes), so the box id breaks ties; ids are mixed case, since the order
@@ -129,12 +122,6 @@ struct Fixture {
     return {};
   }
 
-  testing::ScratchDir dir;
-  std::unique_ptr<store::SqliteStore> db;
-  std::shared_ptr<testing::FakeSpokeClient> spoke = std::make_shared<testing::FakeSpokeClient>();
-  testing::FakeClock clock;
-  SpokeDirectory spokes;
-  std::unique_ptr<BoxRegistry> registry;
   std::unique_ptr<BoxTools> tools;
   std::vector<BoxRecord> all;
 };

@@ -20,6 +20,7 @@
 #include "tests/support/caller_context.h"
 #include "tests/support/raw_sqlite.h"
 #include "tests/support/scratch_dir.h"
+#include "tests/unit/registry_fixture.h"
 
 namespace llmbox::hub::boxes {
 namespace {
@@ -32,25 +33,12 @@ using testing::CallerContext;
 using testing::RawExec;
 using testing::RawQuery;
 
-const Principal kAlice = Principal::ApiKey("alice", /*admin=*/false);
-const Principal kBob = Principal::ApiKey("bob", /*admin=*/false);
-const Principal kAdmin = Principal::ApiKey("root", /*admin=*/true);
+const Principal kAlice = testing::kAliceKey;
+const Principal kBob = testing::kBobKey;
+const Principal kAdmin = testing::kAdminKey;
 
-struct Fixture {
-  Fixture() : dir("ownership") {
-    auto opened = store::SqliteStore::Open((dir.path() / "hub.db").string());
-    REQUIRE(opened.ok());
-    db = *std::move(opened);
-    spokes.Add("local", spoke, true);
-    registry = std::make_unique<BoxRegistry>(
-        *db, spokes, clock, RegistryOptions{.public_url = "https://hub.example.com"});
-  }
-
-  void Create(const std::string& id, const Principal& owner) {
-    auto created = registry->Create({.box_id = id, .owner = owner}, nullptr);
-    INFO(created.status().ToString());
-    REQUIRE(created.ok());
-  }
+struct Fixture : testing::RegistryFixture {
+  Fixture() : RegistryFixture("ownership") {}
 
   // What the fake spoke was asked to do beyond creating boxes.
   std::size_t SpokeCalls() {
@@ -58,13 +46,6 @@ struct Fixture {
     return spoke->destroyed.size() + spoke->logs_asked.size() + spoke->execs.size() +
            spoke->got.size() + spoke->network_changes.size();
   }
-
-  testing::ScratchDir dir;
-  std::unique_ptr<store::SqliteStore> db;
-  std::shared_ptr<testing::FakeSpokeClient> spoke = std::make_shared<testing::FakeSpokeClient>();
-  testing::FakeClock clock;
-  SpokeDirectory spokes;
-  std::unique_ptr<BoxRegistry> registry;
 };
 
 std::vector<std::string> Ids(const std::vector<BoxRecord>& boxes) {

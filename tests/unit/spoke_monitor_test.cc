@@ -388,8 +388,10 @@ TEST_CASE(
   std::map<std::string, int> returns;
   f.monitor->SetReturnHook([&](const std::string& name) { ++returns[name]; });
   f.monitor->Poll();
+  REQUIRE(f.monitor->WaitForReturns(kTrialWait));
   CHECK(returns["a"] == 1);  // the first answer since the monitor started
   f.monitor->Poll();
+  REQUIRE(f.monitor->WaitForReturns(kTrialWait));
   CHECK(returns["a"] == 1);
 
   spoke->health_status = absl::DeadlineExceededError("deadline exceeded");
@@ -416,8 +418,10 @@ TEST_CASE(
   spoke->health_status = absl::OkStatus();
   f.monitor->Poll();
   CHECK_FALSE(f.monitor->IsUnreachable("a"));
+  REQUIRE(f.monitor->WaitForReturns(kTrialWait));
   CHECK(returns["a"] == 2);
   f.monitor->Poll();
+  REQUIRE(f.monitor->WaitForReturns(kTrialWait));
   CHECK(returns["a"] == 2);
   CHECK(f.ViewOf("a").state == SpokeState::kReady);
 }

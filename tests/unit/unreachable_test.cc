@@ -90,6 +90,7 @@ TEST_CASE("get_llmbox answers from the record when the spoke does not answer and
           "[unreachable]") {
   Fixture f;
   f.Create("quiet");
+  f.clock.Advance(Options().live_ttl);  // what the create said is old: the get asks the spoke
   f.far->get_status = absl::UnavailableError("connection refused");
   auto details = f.registry->GetDetails(kAlice, "quiet");
   REQUIRE(details.ok());
@@ -264,6 +265,7 @@ TEST_CASE("a queued destroy survives a hub restart and completes when its spoke 
 
   f.Heal();
   f.registry->monitor().Poll();  // the spoke answers again: the return hook reconciles it
+  REQUIRE(f.registry->monitor().WaitForReturns(10s));
   CHECK(f.far->destroyed == std::vector<std::string>{"doomed"});
   CHECK(absl::IsNotFound(f.db->GetBox("doomed").status()));
   CHECK(f.db->GetBox("other")->phase == Phase::kPending);
@@ -294,6 +296,7 @@ TEST_CASE("a queued destroy completes for a box its spoke no longer has and stay
   CHECK(f.db->GetBox("stubborn")->destroy_queued_at_ms.has_value());
 
   f.far->destroy_status = absl::OkStatus();
+  f.clock.Advance(30s);  // a refused destroy is tried again after its back-off
   (void)f.registry->ReconcileSpoke("far");
   CHECK(absl::IsNotFound(f.db->GetBox("vanished").status()));  // NotFound on the spoke: done
   CHECK(absl::IsNotFound(f.db->GetBox("stubborn").status()));
