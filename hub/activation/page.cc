@@ -179,6 +179,9 @@ std::string Render(const PageText& page) {
 
 }  // namespace
 
+// Audit records of refused submissions per box and address in each attempt window.
+constexpr int kAuditedRefusals = 20;
+
 struct ActivationPage::State {
   State(boxes::BoxRegistry& registry, common::Clock& clock, PageOptions options)
       : registry(registry),
@@ -189,7 +192,9 @@ struct ActivationPage::State {
         per_token(clock, {.limit = this->options.max_attempts_per_token,
                           .window = this->options.attempt_window}),
         per_address(clock, {.limit = this->options.max_attempts_per_address,
-                            .window = this->options.attempt_window}) {}
+                            .window = this->options.attempt_window}),
+        audited_refusals(clock,
+                         {.limit = kAuditedRefusals, .window = this->options.attempt_window}) {}
 
   std::int64_t NowMs() { return common::ToUnixMillis(clock.Now()); }
 
@@ -586,9 +591,16 @@ struct ActivationPage::State {
 
   // One activation record: the browser's address, the signed-in person (with gating), the
   // box and its owner; a refusal's `reason`. Never the code or the link's token.
+  // Refusals are recorded up to kAuditedRefusals per box and address in each attempt window:
+  // a chatbot holds its box's link and could otherwise post forms without end and push every
+  // earlier record out through rotation. The rest are counted (/metrics) and not recorded.
   void Audit(audit::Event event, const BoxRecord& box, const std::string& client,
              const std::string& email, const absl::Status& status, std::string_view reason) {
     if (options.audit == nullptr) return;
+    if (event == audit::Event::kBoxActivateRefused &&
+        audited_refusals.Take(box.box_id + "|" + http::AddressKey(client)).has_value()) {
+      return;
+    }
     audit::AuditRecord record{.event = event,
                               .principal = email,
                               .client = client,
@@ -662,6 +674,7 @@ struct ActivationPage::State {
   CsrfTokens csrf;
   RateLimiter per_token;
   RateLimiter per_address;
+  RateLimiter audited_refusals;  // refusals recorded in the audit log, per box and address
 };
 
 ActivationPage::ActivationPage(boxes::BoxRegistry& registry, common::Clock& clock,

@@ -297,6 +297,16 @@ void SpokeMonitor::Poll() {
             spdlog::warn("spoke {}: cannot create boxes: {}", probe.name, cannot_create);
           }
         }
+        // Its engine's state, with the spoke's words, for the operator (chatbots are told
+        // only that it is down).
+        if (!probe.health->engine_reachable &&
+            (!spoke.health.has_value() || spoke.health->engine_reachable)) {
+          spdlog::warn("spoke {}: its Docker engine is down: {}", probe.name,
+                       Cut(probe.health->engine_error));
+        } else if (probe.health->engine_reachable && spoke.health.has_value() &&
+                   !spoke.health->engine_reachable) {
+          spdlog::info("spoke {}: its Docker engine answers again", probe.name);
+        }
         cluster::SpokeHealth& health = *probe.health;
         if (health.max_boxes > options_.max_boxes_per_spoke) {
           if (!spoke.health.has_value() || spoke.reported_max_boxes != health.max_boxes) {
@@ -637,10 +647,12 @@ absl::StatusOr<std::string> SpokeMonitor::Place(const std::string& image,
     const std::uint64_t used = std::uint64_t{health.creating} + health.pending + health.ready +
                                health.error + spoke.in_flight + spoke.created_since_health;
     if (!health.engine_reachable) {
-      passed_over.push_back(name + "'s Docker engine is down (" + Cut(health.engine_error) + ")");
+      passed_over.push_back(name + "'s Docker engine is down");  // the error: in the hub's log
     } else if (!health.cannot_create.empty()) {
       // cfg (issue 18): the spoke says it cannot create (no default image, no claude_bin).
-      passed_over.push_back(name + " cannot create boxes (" + Cut(health.cannot_create) + ")");
+      // Its words (paths, the engine's address) are the operator's: the hub's log has them,
+      // and this refusal may reach any chatbot.
+      passed_over.push_back(name + " cannot create boxes (its operator is told why)");
     } else if (!image.empty() && std::find(images.begin(), images.end(), image) == images.end()) {
       passed_over.push_back(name + " does not allow image " + common::QuoteForMessage(image));
     } else if (used >= health.max_boxes) {

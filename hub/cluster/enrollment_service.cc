@@ -189,7 +189,11 @@ grpc::Status EnrollmentServiceImpl::Join(grpc::ServerContext* context,
   auto refuse = [&](const absl::Status& status, std::string_view name) {
     spdlog::warn("cluster: join{}{} from {} refused: {}", name.empty() ? "" : " of spoke ", name,
                  Peer(context), common::AsStd(status.message()));
-    AuditJoin(options_.audit, context, name, request->advertise_address(), status);
+    // A token that matched no spoke name is anybody's: logged, not audited (an unauthenticated
+    // client could otherwise fill the audit log and rotate the real records away).
+    if (!name.empty()) {
+      AuditJoin(options_.audit, context, name, request->advertise_address(), status);
+    }
     return ToGrpcStatus(status);
   };
   if (request->token().size() > 256) {

@@ -8,6 +8,7 @@
 //   REQUIRE(created.exit_code == 0);
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -48,6 +49,10 @@ void WriteConfig(const std::filesystem::path& dir, const RigEnv& rig, const std:
 // (32768+), where port-0 binds and outgoing connections never land, and away from the
 // rig's fixed ports.
 int UnusedLoopbackPort();
+
+// Waits (polling) until something accepts TCP connections on 127.0.0.1:`port`; fails the test
+// after `limit`.
+void WaitForLoopbackPort(int port, std::chrono::seconds limit = std::chrono::seconds(30));
 
 // A script of the pinned node clients (build/e2e-node).
 std::string NodeScript(const std::string& name);

@@ -16,12 +16,8 @@
 #include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 
-#include <arpa/inet.h>
 #include <catch2/catch.hpp>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
@@ -104,24 +100,6 @@ void WriteMainConfig(const fs::path& dir, const fs::path& site) {
       << "}\n";
 }
 
-// Waits until something accepts connections on 127.0.0.1:`port`.
-void WaitForPort(int port) {
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    ::close(fd);
-    if (up) return;
-    std::this_thread::sleep_for(50ms);
-  }
-  FAIL("nothing listens on 127.0.0.1:" << port << " after 30 s");
-}
-
 bool Has(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;
 }
@@ -182,7 +160,7 @@ TEST_CASE(
       {"nginx", "-e", (dir.path / "nginx-error.log").string(), "-p", dir.path.string(), "-c",
        (dir.path / "nginx.conf").string(), "-g", "daemon off;"},
       dir.path / "nginx.log");
-  WaitForPort(https_port);
+  WaitForLoopbackPort(https_port);
 
   const std::string ca = "NODE_EXTRA_CA_CERTS=" + (dir.path / "cert.pem").string();
   {

@@ -863,5 +863,33 @@ TEST_CASE("code submissions are audited with the browser's address and never the
   }
 }
 
+TEST_CASE("a flood of refused forms from one address is audited only up to its cap",
+          "[activation][audit]") {
+  testing::ScratchDir audit_dir("activation-audit-flood");
+  const auto audit_path = audit_dir.path() / "audit.log";
+  audit::AuditLog log({.path = audit_path.string()}, common::SystemClock::Get());
+  PageOptions options;
+  options.audit = &log;
+  Fixture f("http://127.0.0.1:8080", options);
+  const std::string token = f.Create("flooded");
+  auto form = f.Open(token);
+  // A chatbot holds its box's link: it posts what is no code (the first time) and a spent form
+  // (every time after), again and again.
+  for (int i = 0; i < 200; ++i) {
+    CHECK(f.Post(token, form, "not+a+code", "198.51.100.4").status >= 400);
+  }
+  // Another address is recorded on its own count.
+  CHECK(f.Post(token, form, "not+a+code", "198.51.100.5").status >= 400);
+  const auto records = testing::ReadJsonLines(audit_path);
+  std::size_t from_flooder = 0;
+  std::size_t from_other = 0;
+  for (const auto& record : records) {
+    if (record["client"] == "198.51.100.4") ++from_flooder;
+    if (record["client"] == "198.51.100.5") ++from_other;
+  }
+  CHECK(from_flooder == 20);
+  CHECK(from_other == 1);
+}
+
 }  // namespace
 }  // namespace llmbox::hub::activation

@@ -106,8 +106,7 @@ TEST_CASE("a box that names no spoke goes to the spoke with the most room", "[re
           "no spoke can take the box: big is unreachable since " +
               common::FormatUtcSeconds(common::ToUnixMillis(f.clock.Now())) +
               "; local is full (20 of 20 boxes, creates included); small's "
-              "Docker engine is down (cannot connect to the socket). Destroy a box, or name a "
-              "spoke with room");
+              "Docker engine is down. Destroy a box, or name a spoke with room");
     CHECK(absl::IsNotFound(f.db->GetBox("three").status()));  // nothing reserved
     small.engine_reachable = true;
     small.allowed_images = {"llmbox-box:dev", "custom:1"};
