@@ -68,7 +68,7 @@ TEST_CASE(
   };
 
   // Healthy: the joined spoke takes the box once the hub has its health.
-  hub.process.WaitForLog("spoke " + spoke_name + ": first health answer");
+  hub.process.WaitForLog("spoke " + spoke_name + ": answers its health checks");
   const std::string first = UniqueId("monitor");
   const std::string where = create(first);
   REQUIRE(where == spoke_name);
