@@ -2,13 +2,40 @@
 
 #include <signal.h>
 
+#include <filesystem>
 #include <regex>
+#include <string>
+#include <system_error>
 #include <thread>
 
 #include <catch2/catch.hpp>
 #include <sys/wait.h>
 
 namespace llmbox::testing {
+
+namespace {
+
+// What the kernel says a process and its threads are doing (state and wait channel), for a
+// test that gave up waiting on it: "S (sleeping) in ep_poll", per thread.
+std::string KernelState(pid_t pid) {
+  std::string out;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator(tasks, ec)) {
+    const std::string comm = ReadFileOrEmpty(task.path() / "comm");
+    const std::string stat = ReadFileOrEmpty(task.path() / "stat");
+    const std::string wchan = ReadFileOrEmpty(task.path() / "wchan");
+    // stat: "<tid> (<comm>) <state> ..."; comm may hold spaces, so the state follows the last ')'.
+    const auto close = stat.rfind(')');
+    const std::string state =
+        close != std::string::npos && close + 2 < stat.size() ? stat.substr(close + 2, 1) : "?";
+    out += "  thread " + task.path().filename().string() + " " + comm.substr(0, comm.find('\n')) +
+           ": state " + state + " in " + (wchan.empty() ? "?" : wchan) + "\n";
+  }
+  return out.empty() ? "  (no /proc entry)\n" : out;
+}
+
+}  // namespace
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::filesystem::path& log)
     : log_(log) {
@@ -42,7 +69,9 @@ std::string ChildProcess::WaitForLog(const std::string& pattern, std::chrono::se
     // A real process starting: poll its log, bounded by `limit`.
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  FAIL("the log did not match /" << pattern << "/ within " << limit.count() << " s:\n" << Log());
+  FAIL("the log did not match /" << pattern << "/ within " << limit.count() << " s:\n"
+                                 << Log() << "\nthe process (pid " << pid_ << ") now:\n"
+                                 << KernelState(pid_));
   return "";
 }
 

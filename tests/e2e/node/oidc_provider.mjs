@@ -67,8 +67,15 @@ const ACCOUNTS = {
   ...Object.fromEntries(FORGERIES.map((kind) => [`forge-${kind}@example.com`, true])),
 };
 
+// Each start-up step says when it ends (on stderr), so that a start that stalls names the
+// step it stalled in (once seen in CI: only the runtime warning printed in 60 s).
+const started = performance.now();
+const step = (what) => {
+  process.stderr.write(`oidc_provider: ${what} after ${Math.round(performance.now() - started)} ms\n`);
+};
 const rsaKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
 const ecKey = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+step('signing keys made');
 
 function signingKeys() {
   return [
@@ -183,6 +190,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const server = http.createServer();
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  step('listening');
   const issuer = `http://${args.host}:${server.address().port}`;
 
   const client = (clientId, alg) => ({
@@ -222,6 +230,7 @@ async function main() {
     const kind = /^forge-(.+)@example\.com$/.exec(sub)?.[1];
     if (kind) ctx.body = { ...ctx.body, id_token: forge(kind, idToken) };
   });
+  step('provider made');
   const callback = provider.callback();
   server.on('request', (req, res) => {
     if (req.url.startsWith('/interaction/')) {
