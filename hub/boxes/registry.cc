@@ -90,9 +90,10 @@ BoxRegistry::BoxRegistry(store::Store& store, SpokeDirectory& spokes, common::Cl
       clock_(clock),
       options_(std::move(options)),
       quotas_(quotas),
-      live_(clock, {.max_age = options_.live_ttl}),
+      live_(clock, {.max_age = options_.live_ttl, .max_age_tracked = options_.live_tracked_ttl}),
       monitor_(store, spokes, clock, options_.monitor) {
   monitor_.SetReturnHook([this](const std::string& spoke) { (void)ReconcileSpoke(spoke); });
+  monitor_.SetLiveViews(&live_);
 }
 
 std::int64_t BoxRegistry::NowMs() { return common::ToUnixMillis(clock_.Now()); }
@@ -244,7 +245,9 @@ absl::StatusOr<CreatedBox> BoxRegistry::CreateUnmetered(const CreateRequest& req
   if (progress) progress(1, 3, "creating the box on spoke " + spoke);
 
   absl::StatusOr<cluster::CreatedOnSpoke> created;
+  LiveViews::Ticket ticket = 0;
   for (bool retried = false;; retried = true) {
+    ticket = live_.Begin(spoke);
     created = client->CreateBox({.box_id = box_id,
                                  .image = record.image,
                                  .description = request.description,
@@ -314,7 +317,7 @@ absl::StatusOr<CreatedBox> BoxRegistry::CreateUnmetered(const CreateRequest& req
     (void)store_.DeleteBox(box_id);
     return st;
   }
-  live_.Put(box_id, record.token_hash, created->box.network);
+  live_.Put(box_id, record.token_hash, spoke, created->box.at, created->box.network, ticket);
   if (progress) progress(3, 3, "the box waits for activation");
   spdlog::info("box {}: created on spoke {} by {}", box_id, spoke, request.owner.id());
   return CreatedBox{.record = std::move(record),
@@ -355,6 +358,7 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
     details.network = client.status();
     return details;
   }
+  const LiveViews::Ticket ticket = live_.Begin(record.spoke);
   auto box = (*client)->GetBox(record.box_id, options_.live_timeout);
   if (box.ok()) {
     // The box stopped, or restarted with a new session: the get says so now, not at the next
@@ -368,7 +372,7 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
         spdlog::warn("box {}: {}", record.box_id, common::AsStd(st.message()));
       }
     }
-    live_.Put(record.box_id, record.token_hash, box->network);
+    live_.Put(record.box_id, record.token_hash, record.spoke, box->at, box->network, ticket);
     details.network = std::move(box->network);
   } else {
     details.network = SpokeError(record.spoke, box.status());
@@ -385,13 +389,14 @@ absl::StatusOr<cluster::BoxNetwork> BoxRegistry::SetNetwork(const auth::Principa
                                                             const cluster::NetworkChange& change) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto client, ReachableSpokeFor(record));
+  const LiveViews::Ticket ticket = live_.Begin(record.spoke);
   auto box = client->SetBoxNetwork(record.box_id, change, options_.call_timeout);
   if (!box.ok()) {
     spdlog::info("box {}: network change refused by spoke {}: {}", record.box_id, record.spoke,
                  common::AsStd(box.status().message()));
     return SpokeError(record.spoke, box.status());
   }
-  live_.Put(record.box_id, record.token_hash, box->network);
+  live_.Put(record.box_id, record.token_hash, record.spoke, box->at, box->network, ticket);
   spdlog::info("box {}: network changed by {} ({} added, {} removed, mode {}): now {}",
                record.box_id, caller.id(), change.add.size(), change.remove.size(),
                cluster::NetworkModeName(change.mode), cluster::NetworkModeName(box->network.mode));
@@ -451,7 +456,7 @@ absl::StatusOr<DestroyOutcome> BoxRegistry::Destroy(const auth::Principal& calle
   if (auto st = store_.DestroyBox(record.box_id, NowMs()); !st.ok() && !absl::IsNotFound(st)) {
     return st;
   }
-  live_.Forget(record.box_id);
+  live_.Forget(record.box_id, record.spoke);
   spdlog::info("box {}: destroyed on spoke {}", record.box_id, record.spoke);
   return DestroyOutcome{};
 }
@@ -525,7 +530,7 @@ absl::StatusOr<ExecResult> BoxRegistry::Exec(
                            .max_output_bytes = options_.max_exec_output_bytes},
                           limit + std::chrono::seconds(15), on_cancel);
   // What the command reached may have been refused: the next get asks the spoke.
-  live_.Forget(record.box_id);
+  live_.Forget(record.box_id, record.spoke);
   if (absl::IsCancelled(ran.status())) return absl::CancelledError("exec cancelled by the client");
   if (!ran.ok()) return SpokeError(record.spoke, ran.status());
   return ExecResult{.exit_code = ran->exit_code,
@@ -626,7 +631,7 @@ absl::StatusOr<SubmitResult> BoxRegistry::SubmitCodeUnmetered(std::string_view t
   auto outcome = client->SubmitCode(
       {.box_id = record.box_id, .code = std::string(code), .timeout = options_.submit_timeout},
       options_.submit_timeout + std::chrono::seconds(15));
-  live_.Forget(record.box_id);
+  live_.Forget(record.box_id, record.spoke);
   SubmitResult result;
   if (!outcome.ok()) {
     const absl::Status error = SpokeError(record.spoke, outcome.status());
@@ -799,7 +804,7 @@ bool BoxRegistry::CompleteQueuedDestroys(const std::string& spoke, cluster::Spok
             record.box_id, spoke, common::AsStd(st.message()));
         return true;
       }
-      live_.Forget(record.box_id);
+      live_.Forget(record.box_id, record.spoke);
       ++completed;
       spdlog::info("reconcile: box {}: the destroy queued for spoke {} is complete", record.box_id,
                    spoke);
@@ -919,7 +924,7 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
     }
     if (updated.phase != record.phase || updated.session_url != record.session_url ||
         updated.last_error != record.last_error) {
-      live_.Forget(record.box_id);
+      live_.Forget(record.box_id, record.spoke);
       if (auto st = store_.UpdateBox(updated); !st.ok()) {
         spdlog::warn("reconcile: box {}: {}", record.box_id, common::AsStd(st.message()));
       } else {

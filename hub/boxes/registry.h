@@ -84,8 +84,11 @@ struct RegistryOptions {
   // What get_llmbox waits for the box's live part (its network) before it answers without it.
   std::chrono::milliseconds live_timeout{5'000};
   // How long get_llmbox answers a box's network from what its spoke last said (live_views.h)
-  // before it asks the spoke again; 0: every get asks.
+  // before it asks the spoke again, when the spoke's change feed does not vouch for it (a
+  // spoke without one, or not heard within this time); 0: every get asks.
   std::chrono::milliseconds live_ttl{60'000};
+  // How long it answers at most when the spoke's feed vouches for it (no change reported).
+  std::chrono::milliseconds live_tracked_ttl{600'000};
   std::chrono::milliseconds submit_timeout{90'000};
   // How long one spoke's reconcile (ReconcileSpoke) may go on starting calls to it; what is
   // left waits for the next reconcile.

@@ -172,6 +172,7 @@ void SpokeMonitor::Poll() {
   struct Probe {
     std::string name;
     std::shared_ptr<cluster::SpokeClient> client;
+    cluster::FeedPosition since;  // the spoke's change feed, as far as the views applied it
     absl::StatusOr<cluster::SpokeHealth> health = absl::UnknownError("not asked");
   };
   std::vector<Probe> probes;
@@ -190,7 +191,10 @@ void SpokeMonitor::Poll() {
       spoke.in_directory = true;
       spoke.local = entry.local;
       spoke.client = entry.client;
-      probes.push_back({.name = entry.name, .client = entry.client});
+      probes.push_back(
+          {.name = entry.name,
+           .client = entry.client,
+           .since = views_ != nullptr ? views_->Position(entry.name) : cluster::FeedPosition{}});
     }
     for (auto& [name, spoke] : spokes_) {
       if (!listed.contains(name)) {
@@ -258,7 +262,7 @@ void SpokeMonitor::Poll() {
     std::atomic<std::size_t> next{0};
     const auto work = [&probes, &next, timeout = options_.health_timeout] {
       for (std::size_t i = next++; i < probes.size(); i = next++) {
-        probes[i].health = probes[i].client->Health(timeout);
+        probes[i].health = probes[i].client->HealthSince(timeout, probes[i].since);
       }
     };
     const std::size_t workers =
@@ -267,6 +271,16 @@ void SpokeMonitor::Poll() {
     for (std::size_t i = 1; i < workers; ++i) pool.emplace_back(work);
     work();
     for (auto& thread : pool) thread.join();
+  }
+
+  // What each spoke's feed says changed: the views of those boxes go (outside mu_: the
+  // views have their own lock, and a get waits on them, not on the round).
+  if (views_ != nullptr) {
+    for (const Probe& probe : probes) {
+      if (!probe.health.ok()) continue;
+      views_->ApplyFeed(probe.name, probe.health->changes_at, probe.health->changes_all,
+                        probe.health->changes);
+    }
   }
 
   const std::int64_t now_ms = NowMs();

@@ -84,6 +84,7 @@
 #include "absl/status/statusor.h"
 
 #include "common/clock.h"
+#include "hub/boxes/live_views.h"
 #include "hub/boxes/spoke_state.h"
 #include "hub/cluster/spoke_client.h"
 #include "hub/store/store.h"
@@ -164,6 +165,11 @@ class SpokeMonitor {
   // a box changed by itself. Set before the first Poll. The hook must stay callable until the
   // monitor is destroyed (its destructor waits for the hooks running and drops the queued).
   void SetReturnHook(std::function<void(const std::string& spoke)> hook);
+
+  // Where each round's health answers' change feeds go (live_views.h: the views of changed
+  // boxes are dropped), and whose positions the health calls name. Set before the first
+  // Poll; `views` must outlive the monitor. Unset: health calls name no position.
+  void SetLiveViews(LiveViews* views) { views_ = views; }
 
   // One round (see the file comment). Store errors are logged and the round goes on with what
   // it had.
@@ -287,6 +293,7 @@ class SpokeMonitor {
   // Guarded by mu_:
   std::map<std::string, Spoke, std::less<>> spokes_;
   std::function<void(const std::string&)> return_hook_;
+  LiveViews* views_ = nullptr;  // set before the first Poll
   bool polled_ = false;
   std::set<std::string, std::less<>> trial_boxes_;  // canonical ids of trial boxes in flight
   std::vector<std::unique_ptr<Trial>> trials_;

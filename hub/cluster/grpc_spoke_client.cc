@@ -9,6 +9,7 @@
 #include "common/grpc_status.h"
 #include "common/redact.h"
 #include "common/utf8.h"
+#include "common/validate.h"
 #include "llmbox/v1/box.grpc.pb.h"
 
 namespace llmbox::hub::cluster {
@@ -110,7 +111,8 @@ SpokeBox FromProto(const v1::Box& box) {
                   .session_url = box.session_url(),
                   .last_error = box.last_error(),
                   .expires_at = FromProto(box.expires_at()),
-                  .network = FromProto(box.network())};
+                  .network = FromProto(box.network()),
+                  .at = {.epoch = box.changes_epoch(), .seq = box.changes_seq()}};
 }
 
 void SetDuration(google::protobuf::Duration* out, std::chrono::milliseconds d) {
@@ -247,13 +249,17 @@ class GrpcSpokeClient final : public SpokeClient {
                          .attempts_remaining = response.attempts_remaining()};
   }
 
-  absl::StatusOr<SpokeHealth> Health(std::chrono::milliseconds timeout) override {
+  absl::StatusOr<SpokeHealth> HealthSince(std::chrono::milliseconds timeout,
+                                          const FeedPosition& since) override {
+    v1::HealthRequest request;
+    request.set_changes_epoch(since.epoch);
+    request.set_changes_since(since.seq);
     v1::HealthResponse response;
     auto context = Context(timeout);
-    grpc::Status status = stub_->Health(context.get(), v1::HealthRequest(), &response);
+    grpc::Status status = stub_->Health(context.get(), request, &response);
     if (!status.ok()) return common::FromGrpcStatus(status);
     const v1::Capacity& capacity = response.capacity();
-    return SpokeHealth{
+    SpokeHealth health{
         .spoke_name = response.spoke_name(),
         .max_boxes = capacity.max_boxes(),
         .creating = capacity.creating(),
@@ -266,6 +272,22 @@ class GrpcSpokeClient final : public SpokeClient {
         // A spoke's own words: shown to operators and logged, so bounded and redacted here.
         .cannot_create = common::Utf8Prefix(
             common::Redact(std::string_view(response.cannot_create()).substr(0, 4096)), 2048)};
+    health.changes_at = {.epoch = response.changes_epoch(), .seq = response.changes_seq()};
+    // A spoke's list, so bounded: past kMaxFeedChanges, or with an id that is not one, every
+    // box counts as changed (the hub only asks the spoke again; nothing is lost).
+    health.changes_all = response.changes_all() || response.changes_size() > kMaxFeedChanges;
+    if (!health.changes_all) {
+      health.changes.reserve(static_cast<std::size_t>(response.changes_size()));
+      for (const v1::BoxChange& change : response.changes()) {
+        if (!common::ValidateBoxId(change.box_id()).ok()) {
+          health.changes_all = true;
+          health.changes.clear();
+          break;
+        }
+        health.changes.emplace_back(common::CanonicalBoxId(change.box_id()), change.seq());
+      }
+    }
+    return health;
   }
 
  private:

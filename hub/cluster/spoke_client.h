@@ -102,6 +102,16 @@ struct BoxNetwork {
 inline constexpr std::size_t kMaxNetworkList = 256;
 inline constexpr std::size_t kMaxNetworkRefusals = 32;
 
+// A position in a spoke's change feed (spoke/service/change_feed.h): the epoch the spoke chose
+// at its start and a sequence number in it. {0, 0}: none (a spoke without a feed, or nothing
+// applied yet).
+struct FeedPosition {
+  std::uint64_t epoch = 0;
+  std::uint64_t seq = 0;
+};
+// The changed boxes a health answer may list; more count as "every box changed".
+inline constexpr int kMaxFeedChanges = 4096;
+
 // A box as its spoke reports it.
 struct SpokeBox {
   std::string box_id;
@@ -114,6 +124,9 @@ struct SpokeBox {
   // When a pending box will be reaped; the epoch when the spoke gave none.
   std::chrono::sys_time<std::chrono::milliseconds> expires_at{};
   BoxNetwork network;  // ListBoxes leaves its refusals empty
+  // Where in the spoke's change feed this answer was taken (GetBox, CreateBox, SetBoxNetwork);
+  // {0, 0} elsewhere and from a spoke without a feed.
+  FeedPosition at;
 };
 
 struct CreateBoxArgs {
@@ -187,6 +200,13 @@ struct SpokeHealth {
   // Why the spoke cannot create a box now (no default image, no claude_bin) and what its
   // operator should do, in its words (at most 2 KiB); empty when it can.
   std::string cannot_create;
+  // The spoke's change feed after the position the call named: its position now, and the
+  // boxes (canonical ids) changed after that position with their latest change's number; `all`
+  // when every box may have changed (another epoch, a position too old, too many changes, its
+  // engine down). at.epoch 0: the spoke keeps no feed.
+  FeedPosition changes_at;
+  bool changes_all = true;
+  std::vector<std::pair<std::string, std::uint64_t>> changes;
 
   // The boxes the spoke holds, whatever their phase.
   std::uint32_t Boxes() const { return creating + pending + ready + error; }
@@ -240,8 +260,14 @@ class SpokeClient {
   [[nodiscard]] virtual absl::StatusOr<SubmitOutcome> SubmitCode(
       const SubmitCodeArgs& args, std::chrono::milliseconds timeout) = 0;
 
-  // Liveness, capacity, the state of the spoke's Docker engine and the images it accepts.
-  [[nodiscard]] virtual absl::StatusOr<SpokeHealth> Health(std::chrono::milliseconds timeout) = 0;
+  // Liveness, capacity, the state of the spoke's Docker engine, the images it accepts, and the
+  // boxes changed after `since` in its change feed.
+  [[nodiscard]] virtual absl::StatusOr<SpokeHealth> HealthSince(std::chrono::milliseconds timeout,
+                                                                const FeedPosition& since) = 0;
+  // The same, from no position (every box counts as changed).
+  [[nodiscard]] absl::StatusOr<SpokeHealth> Health(std::chrono::milliseconds timeout) {
+    return HealthSince(timeout, {});
+  }
 };
 
 }  // namespace llmbox::hub::cluster

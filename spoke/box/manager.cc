@@ -380,6 +380,8 @@ BoxView BoxManager::ViewOf(const ContainerInfo& info) {
   view.owner = label(kOwnerLabel);
   view.container_state = info.state;
   view.created = info.created;
+  if (egress_ != nullptr)
+    view.refusal_mark = egress_->RefusalMark(common::CanonicalBoxId(view.box_id));
   if (!info.running) {
     view.phase = BoxPhase::kStopped;
   } else if (info.name == ReadyName(view.box_id)) {

@@ -150,6 +150,9 @@ struct BoxView {
   std::string last_error;   // redacted
   int activation_attempts = 0;
   BoxNetworkView network;
+  // Moves with each connection the box was refused (egress::BoxEgress::RefusalMark), in Get
+  // and List alike; 0 without egress.
+  std::uint64_t refusal_mark = 0;
 };
 
 struct CreateBoxRequest {

@@ -76,6 +76,16 @@ std::vector<Refusal> HostEgress::Refusals(const std::string& box_id, size_t limi
   return all;
 }
 
+std::uint64_t HostEgress::RefusalMark(const std::string& box_id) {
+  std::uint64_t mark = proxy_.RefusalCount(box_id);
+  std::lock_guard lock(mu_);
+  if (auto it = logged_.find(box_id); it != logged_.end()) {
+    // The newest rule refusal logged, mixed in so that either kind moves the mark.
+    mark ^= static_cast<std::uint64_t>(it->second.time_since_epoch().count()) * 0x9E3779B97F4A7C15;
+  }
+  return mark;
+}
+
 void HostEgress::DropRulesIfEmpty() {
   {
     std::lock_guard lock(mu_);

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -46,6 +47,9 @@ class BoxEgress {
   [[nodiscard]] virtual absl::Status Detach(const std::string& box_id) = 0;
   // At most `limit`, the newest, oldest first.
   virtual std::vector<Refusal> Refusals(const std::string& box_id, size_t limit) = 0;
+  // A number that changes when a refusal is recorded for the box (cheap: no host rules are
+  // read; the rules' refusals move it when the periodic refusal log has read them).
+  virtual std::uint64_t RefusalMark(const std::string& box_id) = 0;
 };
 
 // `proxy` and `firewall` must outlive it.
@@ -59,6 +63,7 @@ class HostEgress final : public BoxEgress {
   [[nodiscard]] absl::Status SetPolicy(const std::string& box_id, const BoxPolicy& policy) override;
   [[nodiscard]] absl::Status Detach(const std::string& box_id) override;
   std::vector<Refusal> Refusals(const std::string& box_id, size_t limit) override;
+  std::uint64_t RefusalMark(const std::string& box_id) override;
 
   // Drops the spoke's host rules when no box is attached (a spoke stopping with no box left
   // leaves nothing on the host); otherwise keeps them, so boxes stay fenced while it is down.

@@ -658,6 +658,7 @@ struct Box {
   std::condition_variable conns_cv;  // conns shrank
   BoxPolicy policy;
   std::deque<Refusal> refusals;
+  std::uint64_t refusals_recorded = 0;  // all of them, kept or not
   std::set<Conn*> conns;
   bool closing = false;
 };
@@ -851,6 +852,7 @@ struct EgressProxy::Impl {
                             .port = port,
                             .protocol = "tcp",
                             .rule = rule});
+    ++box.refusals_recorded;
     while (box.refusals.size() > options.refusals_kept) box.refusals.pop_front();
   }
 
@@ -1127,6 +1129,7 @@ absl::Status EgressProxy::AddBox(const std::string& box_id, const std::string& l
     impl_->Close(*old);
     std::lock_guard lock(old->mu);
     box->refusals = std::move(old->refusals);
+    box->refusals_recorded = old->refusals_recorded;
   }
   {
     std::lock_guard lock(impl_->mu);
@@ -1175,6 +1178,13 @@ std::vector<Refusal> EgressProxy::Refusals(const std::string& box_id) const {
   if (box == nullptr) return {};
   std::lock_guard lock(box->mu);
   return {box->refusals.begin(), box->refusals.end()};
+}
+
+std::uint64_t EgressProxy::RefusalCount(const std::string& box_id) const {
+  std::shared_ptr<Box> box = impl_->Find(box_id);
+  if (box == nullptr) return 0;
+  std::lock_guard lock(box->mu);
+  return box->refusals_recorded;
 }
 
 int EgressProxy::port() const {

@@ -40,6 +40,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -108,6 +109,8 @@ class EgressProxy {
   void RemoveBox(const std::string& box_id);
   // The box's latest refusals, oldest first.
   std::vector<Refusal> Refusals(const std::string& box_id) const;
+  // How many refusals were recorded for the box since it was added (0 when unknown).
+  std::uint64_t RefusalCount(const std::string& box_id) const;
   // The port it listens on for boxes (options.port; the bound one when that was 0 and a box
   // was added: tests).
   int port() const;

@@ -143,6 +143,7 @@ grpc::Status BoxServiceImpl::CreateBox(grpc::ServerContext* context,
   if (!created.ok()) return ToGrpcStatus(created.status());
   ToProto(created->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
           response->mutable_box());
+  Stamp(created->box, response->mutable_box());
   response->set_authorize_url(Text(created->authorize_url));
   return grpc::Status::OK;
 }
@@ -153,6 +154,7 @@ grpc::Status BoxServiceImpl::GetBox(grpc::ServerContext* context, const v1::GetB
   auto view = boxes_.Get(request->box_id());
   if (!view.ok()) return ToGrpcStatus(view.status());
   ToProto(*view, options_.boxes.max_activation_attempts, options_.auth_ttl, response);
+  Stamp(*view, response);
   return grpc::Status::OK;
 }
 
@@ -162,6 +164,7 @@ grpc::Status BoxServiceImpl::ListBoxes(grpc::ServerContext* context,
   if (auto st = Authorize(context); !st.ok()) return st;
   auto views = boxes_.List();
   if (!views.ok()) return ToGrpcStatus(views.status());
+  feed_.ObserveAll(*views);
   for (const auto& view : *views) {
     v1::Box box;
     ToProto(view, options_.boxes.max_activation_attempts, options_.auth_ttl, &box,
@@ -184,6 +187,7 @@ grpc::Status BoxServiceImpl::SetBoxNetwork(grpc::ServerContext* context,
   auto view = boxes_.SetNetwork(request->box_id(), *change);
   if (!view.ok()) return ToGrpcStatus(view.status());
   ToProto(*view, options_.boxes.max_activation_attempts, options_.auth_ttl, response);
+  Stamp(*view, response);
   return grpc::Status::OK;
 }
 
@@ -220,6 +224,7 @@ grpc::Status BoxServiceImpl::SubmitCode(grpc::ServerContext* context,
   response->set_attempts_remaining(static_cast<uint32_t>(outcome->attempts_remaining));
   ToProto(outcome->box, options_.boxes.max_activation_attempts, options_.auth_ttl,
           response->mutable_box());
+  Stamp(outcome->box, response->mutable_box());
   return grpc::Status::OK;
 }
 
@@ -328,7 +333,12 @@ void BoxServiceImpl::NoteCanCreate(const std::string& problem) {
   last_problem_ = problem;
 }
 
-grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::HealthRequest*,
+void BoxServiceImpl::Stamp(const box::BoxView& view, v1::Box* out) {
+  out->set_changes_epoch(feed_.epoch());
+  out->set_changes_seq(feed_.Observe(view));
+}
+
+grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::HealthRequest* request,
                                     v1::HealthResponse* response) {
   if (auto st = Authorize(context); !st.ok()) return st;
   response->set_spoke_name(options_.spoke_name);
@@ -338,6 +348,7 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
   capacity->set_max_concurrent_creates(
       static_cast<uint32_t>(options_.boxes.max_concurrent_creates));
   auto* engine = response->mutable_engine();
+  bool listed = false;  // the engine listed the boxes (the feed observed all of them)
   auto info = engine_.Ping();
   if (info.ok()) {
     engine->set_reachable(true);
@@ -348,7 +359,9 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
     response->set_cannot_create(Text(problem));
     NoteCanCreate(problem);
     auto views = boxes_.List();
+    listed = views.ok();
     if (views.ok()) {
+      feed_.ObserveAll(*views);
       for (const auto& view : *views) {
         switch (view.phase) {
           case box::BoxPhase::kCreating:
@@ -370,6 +383,20 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
   } else {
     engine->set_reachable(false);
     engine->set_error(Text(common::AsStd(info.status().message())));
+  }
+  // The boxes changed after the caller's position; all of them when the engine could not
+  // list them (a view the caller keeps may be stale).
+  const ChangeFeed::Changes changes =
+      feed_.Since(request->changes_epoch(), request->changes_since(), kMaxChangesAnswered);
+  response->set_changes_epoch(changes.epoch);
+  response->set_changes_seq(changes.seq);
+  response->set_changes_all(changes.all || !listed);
+  if (listed) {
+    for (const auto& [box_id, seq] : changes.boxes) {
+      v1::BoxChange* change = response->add_changes();
+      change->set_box_id(box_id);
+      change->set_seq(seq);
+    }
   }
   response->add_allowed_images(options_.boxes.default_image);
   for (const auto& image : options_.boxes.allowed_images) response->add_allowed_images(image);

@@ -21,6 +21,7 @@
 #include "llmbox/v1/box.grpc.pb.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/engine.h"
+#include "spoke/service/change_feed.h"
 
 namespace llmbox::spoke::service {
 
@@ -75,9 +76,16 @@ class BoxServiceImpl final : public llmbox::v1::BoxService::Service {
   // can again).
   void NoteCanCreate(const std::string& problem);
 
+  // The box's answer's feed position (the feed observes the box as answered).
+  void Stamp(const box::BoxView& view, v1::Box* out);
+
+  // Changes a Health answer lists at most (more: changes_all).
+  static constexpr std::size_t kMaxChangesAnswered = 4096;
+
   box::BoxManager& boxes_;
   docker::DockerEngine& engine_;
   const BoxServiceOptions options_;
+  ChangeFeed feed_{ChangeFeed::RandomEpoch()};
   std::mutex can_create_mu_;
   std::optional<std::string> last_problem_;  // guarded by can_create_mu_; nullopt: not asked yet
 };

@@ -11,6 +11,7 @@
 // Thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -61,6 +62,11 @@ class FakeBoxEgress final : public spoke::egress::BoxEgress {
     std::vector<spoke::egress::Refusal> out = refusals_[box_id];
     if (out.size() > limit) out.erase(out.begin(), out.end() - static_cast<ptrdiff_t>(limit));
     return out;
+  }
+  std::uint64_t RefusalMark(const std::string& box_id) override {
+    std::lock_guard lock(mu_);
+    auto it = refusals_.find(box_id);
+    return it == refusals_.end() ? 0 : it->second.size();
   }
 
   // What is attached now: box id -> (network, policy).

@@ -52,7 +52,9 @@ absl::StatusOr<CreatedOnSpoke> FakeSpokeClient::MakeBox(const CreateBoxArgs& arg
   }
   if (box.network.mode == NetworkMode::kAllowlist) box.network.base = network_base;
   if (box.network.mode != NetworkMode::kNone) box.network.proxy = "http://10.200.0.1:3128";
-  return CreatedOnSpoke{.box = box, .authorize_url = authorize_url};
+  SpokeBox answered = box;
+  answered.at = AnswerPosition();
+  return CreatedOnSpoke{.box = answered, .authorize_url = authorize_url};
 }
 
 absl::StatusOr<SpokeBox> FakeSpokeClient::GetBox(const std::string& box_id,
@@ -63,7 +65,9 @@ absl::StatusOr<SpokeBox> FakeSpokeClient::GetBox(const std::string& box_id,
   if (!get_status.ok()) return get_status;
   auto it = boxes.find(box_id);
   if (it == boxes.end()) return absl::NotFoundError("no such box");
-  return it->second;
+  SpokeBox answered = it->second;
+  answered.at = AnswerPosition();
+  return answered;
 }
 
 absl::StatusOr<SpokeBox> FakeSpokeClient::SetBoxNetwork(const std::string& box_id,
@@ -83,7 +87,19 @@ absl::StatusOr<SpokeBox> FakeSpokeClient::SetBoxNetwork(const std::string& box_i
     }
   }
   if (change.mode != NetworkMode::kDefault) network.mode = change.mode;
-  return it->second;
+  SpokeBox answered = it->second;
+  answered.at = AnswerPosition();
+  return answered;
+}
+
+hub::cluster::FeedPosition FakeSpokeClient::AnswerPosition() const {
+  if (feed_epoch == 0) return {};
+  return {.epoch = feed_epoch, .seq = feed_seq};
+}
+
+void FakeSpokeClient::Change(const std::string& box_id) {
+  std::lock_guard lock(mu);
+  feed_changes[box_id] = ++feed_seq;
 }
 
 absl::StatusOr<std::vector<SpokeBox>> FakeSpokeClient::ListBoxes(
@@ -155,7 +171,8 @@ absl::StatusOr<SubmitOutcome> FakeSpokeClient::SubmitCode(const SubmitCodeArgs& 
   return submit_outcome;
 }
 
-absl::StatusOr<SpokeHealth> FakeSpokeClient::Health(std::chrono::milliseconds timeout) {
+absl::StatusOr<SpokeHealth> FakeSpokeClient::HealthSince(std::chrono::milliseconds timeout,
+                                                         const hub::cluster::FeedPosition& since) {
   std::function<void()> hook;
   {
     std::lock_guard lock(mu);
@@ -164,8 +181,20 @@ absl::StatusOr<SpokeHealth> FakeSpokeClient::Health(std::chrono::milliseconds ti
   if (hook) hook();
   std::lock_guard lock(mu);
   timeouts_.emplace("Health", timeout);
+  health_positions.push_back(since);
   if (!health_status.ok()) return health_status;
-  return health;
+  SpokeHealth answer = health;
+  if (feed_epoch != 0) {
+    answer.changes_at = {.epoch = feed_epoch, .seq = feed_seq};
+    answer.changes_all = since.epoch != feed_epoch || since.seq > feed_seq;
+    answer.changes.clear();
+    if (!answer.changes_all) {
+      for (const auto& [id, seq] : feed_changes) {
+        if (seq > since.seq) answer.changes.emplace_back(id, seq);
+      }
+    }
+  }
+  return answer;
 }
 
 void FakeSpokeClient::FailEveryCall(const absl::Status& status) {

@@ -9,6 +9,7 @@
 //   registry.Create(...);   // -> Unavailable; spoke->Timeouts("DestroyBox") shows the undo
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -40,8 +41,11 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
       const hub::cluster::CancelHook& on_cancel) override;
   [[nodiscard]] absl::StatusOr<hub::cluster::SubmitOutcome> SubmitCode(
       const hub::cluster::SubmitCodeArgs& args, std::chrono::milliseconds timeout) override;
-  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeHealth> Health(
-      std::chrono::milliseconds timeout) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeHealth> HealthSince(
+      std::chrono::milliseconds timeout, const hub::cluster::FeedPosition& since) override;
+
+  // The feed notes a change of the box (locks mu).
+  void Change(const std::string& box_id);
 
   // Every call answers `status` from now on (a partition: Unavailable); OkStatus heals.
   void FailEveryCall(const absl::Status& status);
@@ -86,7 +90,14 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   // State and what it was asked.
   std::map<std::string, hub::cluster::SpokeBox> boxes;  // by box id
   std::vector<hub::cluster::CreateBoxArgs> creates;
-  std::vector<std::string> got;  // GetBox's box ids
+  std::vector<std::string> got;                              // GetBox's box ids
+  std::vector<hub::cluster::FeedPosition> health_positions;  // Health's `since`, in order
+  // A change feed like a spoke's (spoke/service/change_feed.h), off while feed_epoch is 0:
+  // answers that show a box carry {feed_epoch, feed_seq}, and Health lists the boxes Changed
+  // after the position it was given (all of them for another epoch).
+  std::uint64_t feed_epoch = 0;
+  std::uint64_t feed_seq = 0;
+  std::map<std::string, std::uint64_t> feed_changes;  // box id -> its latest change's number
   std::vector<std::pair<std::string, hub::cluster::NetworkChange>> network_changes;
   std::vector<std::string> destroyed;
   std::vector<hub::cluster::LogsArgs> logs_asked;
@@ -94,6 +105,8 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   std::vector<hub::cluster::SubmitCodeArgs> submissions;
 
  private:
+  // Where an answer that shows a box was taken in the feed (mu held).
+  hub::cluster::FeedPosition AnswerPosition() const;
   // CreateBox under mu.
   [[nodiscard]] absl::StatusOr<hub::cluster::CreatedOnSpoke> MakeBox(
       const hub::cluster::CreateBoxArgs& args, std::chrono::milliseconds timeout);

@@ -1,7 +1,8 @@
 // get_llmbox without a spoke call per get (issue 17): the registry answers a box's network from
-// what its spoke said at most live_ttl ago (hub/boxes/live_views.h), asks again after that or
-// after anything the hub did to the box, and a spoke's answer that shows the box stopped or
-// restarted updates the record at once. Over an in-memory SpokeClient and a fake clock.
+// what its spoke said (hub/boxes/live_views.h): until the spoke's change feed reports the box
+// changed, or at most live_ttl ago from a spoke without one; asks again after anything the hub
+// did to the box, and a spoke's answer that shows the box stopped or restarted updates the
+// record at once. Over an in-memory SpokeClient and a fake clock.
 #include "hub/boxes/live_views.h"
 
 #include <chrono>
@@ -133,10 +134,10 @@ TEST_CASE("what a spoke said of a box never answers for a new box that took its 
           "[live-views]") {
   testing::FakeClock clock;
   LiveViews views(clock, {.max_age = kTtl});
-  views.Put("b1", "hash-old", {.allow = {"old.example"}});
+  views.Put("b1", "hash-old", "s1", {}, {.allow = {"old.example"}}, views.Begin("s1"));
   CHECK_FALSE(views.Fresh("b1", "hash-new").has_value());
   REQUIRE(views.Fresh("B1", "hash-old").has_value());  // ids are case-insensitive
-  views.Put("b1", "hash-new", {.allow = {"new.example"}});
+  views.Put("b1", "hash-new", "s1", {}, {.allow = {"new.example"}}, views.Begin("s1"));
   CHECK_FALSE(views.Fresh("b1", "hash-old").has_value());
   CHECK(views.Fresh("b1", "hash-new")->allow == std::vector<std::string>{"new.example"});
   CHECK(views.size() == 1);
@@ -146,9 +147,9 @@ TEST_CASE("the live view cache holds at most max_entries and drops the least rec
           "[live-views]") {
   testing::FakeClock clock;
   LiveViews views(clock, {.max_age = kTtl, .max_entries = 3});
-  for (const char* id : {"a", "b", "c"}) views.Put(id, "h", {});
-  views.Put("a", "h", {});  // written again: now the newest
-  views.Put("d", "h", {});
+  for (const char* id : {"a", "b", "c"}) views.Put(id, "h", "s1", {}, {}, views.Begin("s1"));
+  views.Put("a", "h", "s1", {}, {}, views.Begin("s1"));  // written again: now the newest
+  views.Put("d", "h", "s1", {}, {}, views.Begin("s1"));
   CHECK(views.size() == 3);
   CHECK_FALSE(views.Fresh("b", "h").has_value());
   CHECK(views.Fresh("a", "h").has_value());
@@ -158,9 +159,161 @@ TEST_CASE("the live view cache holds at most max_entries and drops the least rec
 TEST_CASE("a live_ttl of zero makes every get_llmbox ask the box's spoke", "[live-views]") {
   testing::FakeClock clock;
   LiveViews views(clock, {.max_age = 0ms});
-  views.Put("a", "h", {});
+  views.Put("a", "h", "s1", {}, {}, views.Begin("s1"));
   CHECK_FALSE(views.Fresh("a", "h").has_value());
   CHECK(views.size() == 0);
+}
+
+// ---- With the spoke's change feed (spoke/service/change_feed.h) ----
+
+constexpr std::uint64_t kEpoch = 9;
+
+TEST_CASE(
+    "with its spoke's change feed get_llmbox keeps the create's answer past live_ttl until the "
+    "spoke reports the box changed",
+    "[live-views]") {
+  Fixture f;
+  f.spoke->feed_epoch = kEpoch;
+  f.registry->monitor().Poll();
+  f.Create("b1");
+  f.Refuse("b1", "late.example");            // not yet reported
+  for (int round = 0; round < 6; ++round) {  // a minute of health rounds, each within live_ttl
+    f.clock.Advance(10s);
+    f.registry->monitor().Poll();
+  }
+  CHECK((*f.Get("b1").network)->refusals.empty());
+  CHECK(f.Gets() == 0);
+  // The health calls named the position the views applied.
+  {
+    std::lock_guard lock(f.spoke->mu);
+    REQUIRE(f.spoke->health_positions.size() == 7);
+    CHECK(f.spoke->health_positions[0].epoch == 0);
+    CHECK(f.spoke->health_positions.back().epoch == kEpoch);
+  }
+
+  f.spoke->Change("b1");
+  f.registry->monitor().Poll();
+  BoxDetails details = f.Get("b1");
+  CHECK(f.Gets() == 1);
+  REQUIRE((*details.network)->refusals.size() == 1);
+  CHECK((*details.network)->refusals[0].destination == "late.example");
+  // The answer holds again until the next change.
+  f.clock.Advance(10s);
+  f.registry->monitor().Poll();
+  f.Get("b1");
+  CHECK(f.Gets() == 1);
+}
+
+TEST_CASE("a change of another box on the spoke leaves a box's view alone", "[live-views]") {
+  Fixture f;
+  f.spoke->feed_epoch = kEpoch;
+  f.registry->monitor().Poll();
+  f.Create("b1");
+  f.Create("b2");
+  f.spoke->Change("b2");
+  f.registry->monitor().Poll();
+  f.Get("b1");
+  CHECK(f.Gets() == 0);
+  f.Get("b2");
+  CHECK(f.Gets() == 1);
+}
+
+TEST_CASE("a spoke whose feed went silent vouches for its views no longer than live_ttl",
+          "[live-views]") {
+  Fixture f;
+  f.spoke->feed_epoch = kEpoch;
+  f.registry->monitor().Poll();
+  f.Create("b1");
+  {
+    std::lock_guard lock(f.spoke->mu);
+    f.spoke->health_status = absl::DeadlineExceededError("no answer");
+  }
+  f.clock.Advance(10s);
+  f.registry->monitor().Poll();  // one miss: not unreachable yet
+  f.clock.Advance(kTtl - 10s);
+  {
+    std::lock_guard lock(f.spoke->mu);
+    f.spoke->health_status = absl::OkStatus();
+  }
+  f.Get("b1");
+  CHECK(f.Gets() == 1);
+}
+
+TEST_CASE("a spoke's new epoch drops every view of that spoke and only of that spoke",
+          "[live-views]") {
+  testing::FakeClock clock;
+  LiveViews views(clock, {.max_age = kTtl});
+  views.ApplyFeed("s1", {kEpoch, 5}, true, {});
+  views.ApplyFeed("s2", {kEpoch, 5}, true, {});
+  views.Put("a", "h", "s1", {kEpoch, 5}, {}, views.Begin("s1"));
+  views.Put("b", "h", "s2", {kEpoch, 5}, {}, views.Begin("s2"));
+  clock.Advance(kTtl + 1s);
+  views.ApplyFeed("s1", {kEpoch, 5}, false, {});
+  views.ApplyFeed("s2", {kEpoch, 5}, false, {});
+  REQUIRE(views.Fresh("a", "h").has_value());  // tracked: past max_age
+  // s1 restarted: its sequence starts again under another epoch.
+  views.ApplyFeed("s1", {kEpoch + 1, 1}, false, {});
+  CHECK_FALSE(views.Fresh("a", "h").has_value());
+  CHECK(views.Fresh("b", "h").has_value());
+  CHECK(views.Position("s1").epoch == kEpoch + 1);
+  // `all` (its engine down, too many changes) does the same.
+  views.ApplyFeed("s2", {kEpoch, 6}, true, {});
+  CHECK_FALSE(views.Fresh("b", "h").has_value());
+}
+
+TEST_CASE("an answer taken before a change the feed reported answers no longer than live_ttl",
+          "[live-views]") {
+  testing::FakeClock clock;
+  LiveViews views(clock, {.max_age = kTtl});
+  views.ApplyFeed("s1", {kEpoch, 10}, true, {});
+  // Taken at 7, put after the round that applied 10: it may miss a change in between.
+  views.Put("a", "h", "s1", {kEpoch, 7}, {}, views.Begin("s1"));
+  // Taken at 12: a change reported at 12 or before is in it, one after it is not.
+  views.Put("b", "h", "s1", {kEpoch, 12}, {}, views.Begin("s1"));
+  clock.Advance(kTtl);
+  views.ApplyFeed("s1", {kEpoch, 12}, false, {{"b", 12}});
+  CHECK_FALSE(views.Fresh("a", "h").has_value());
+  REQUIRE(views.Fresh("b", "h").has_value());
+  views.ApplyFeed("s1", {kEpoch, 13}, false, {{"b", 13}});
+  CHECK_FALSE(views.Fresh("b", "h").has_value());
+}
+
+TEST_CASE("an answer in flight while its spoke's views were forgotten is not kept",
+          "[live-views]") {
+  testing::FakeClock clock;
+  LiveViews views(clock, {.max_age = kTtl});
+  views.ApplyFeed("s1", {kEpoch, 1}, true, {});
+  views.Put("a", "h", "s1", {kEpoch, 1}, {}, views.Begin("s1"));
+  // A get of b asks the spoke; meanwhile a round applies a change of a (or the hub execs in a).
+  const LiveViews::Ticket ticket = views.Begin("s1");
+  views.ApplyFeed("s1", {kEpoch, 2}, false, {{"a", 2}});
+  views.Put("b", "h", "s1", {kEpoch, 1}, {}, ticket);
+  CHECK_FALSE(views.Fresh("b", "h").has_value());
+  const LiveViews::Ticket again = views.Begin("s1");
+  views.Forget("c", "s1");  // nothing to forget, but an answer in flight may predate it
+  views.Put("c", "h", "s1", {kEpoch, 2}, {}, again);
+  CHECK_FALSE(views.Fresh("c", "h").has_value());
+  // Another spoke's answers are not held back.
+  const LiveViews::Ticket other = views.Begin("s2");
+  views.Forget("c", "s1");
+  views.Put("d", "h", "s2", {}, {}, other);
+  CHECK(views.Fresh("d", "h").has_value());
+}
+
+TEST_CASE("a tracked view answers at most max_age_tracked even when nothing is reported",
+          "[live-views]") {
+  testing::FakeClock clock;
+  LiveViews views(clock, {.max_age = kTtl, .max_age_tracked = 5min});
+  views.ApplyFeed("s1", {kEpoch, 1}, true, {});
+  views.Put("a", "h", "s1", {kEpoch, 1}, {}, views.Begin("s1"));
+  for (auto passed = 0s; passed < 5min - 10s; passed += 10s) {
+    clock.Advance(10s);
+    views.ApplyFeed("s1", {kEpoch, 1}, false, {});
+  }
+  CHECK(views.Fresh("a", "h").has_value());
+  clock.Advance(10s);
+  views.ApplyFeed("s1", {kEpoch, 1}, false, {});
+  CHECK_FALSE(views.Fresh("a", "h").has_value());
 }
 
 }  // namespace
