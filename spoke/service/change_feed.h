@@ -82,10 +82,10 @@ class ChangeFeed {
   const std::uint64_t epoch_;
   const std::size_t max_removed_;
   mutable std::mutex mu_;
-  std::uint64_t seq_ = 0;                   // the newest sequence number given
+  std::uint64_t seq_ = 0;                         // the newest sequence number given
   std::map<std::string, Entry> boxes_;            // by canonical id: the boxes held now
   std::map<std::uint64_t, std::string> removed_;  // removal seq -> canonical id, oldest first
-  std::uint64_t removed_floor_ = 0;  // positions below this lost removals: `all`
+  std::uint64_t removed_floor_ = 0;               // positions below this lost removals: `all`
 };
 
 }  // namespace llmbox::spoke::service

@@ -6,6 +6,9 @@
 // touch the box's network; the spoke's log has the refusal. "The internet" is a namespace with
 // 198.18/15 addresses (TestInternet), named for the proxy in egress.hosts.
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +18,7 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <sys/socket.h>
 
 #include "tests/e2e/hub_helpers.h"
 #include "tests/rig/rig_env.h"
@@ -115,6 +119,87 @@ TEST_CASE(
   CHECK(web.Connections() == 2);
 
   // The spoke's log has the refusal (the hub's process hosts the local spoke).
+  CHECK_THAT(ReadAll(dir.path / "hub.log"), Catch::Matchers::Contains("other.test"));
+}
+
+TEST_CASE(
+    "a connection a box is refused on its own shows in get_llmbox within a health round though "
+    "its last answer was kept",
+    "[e2e][hub]") {
+  // The hub keeps what the spoke said of a box until the spoke's change feed says the box
+  // changed (live_views.h): without the feed this refusal would show only after 60 s.
+  const auto& rig = Rig();
+  auto internet = TestInternet::Create();
+  INFO(internet.status().ToString());
+  REQUIRE(internet.ok());
+  (*internet)->Serve(80);
+  // The box's signal to go: a connection the test holds until it writes.
+  const int signal_listener = (*internet)->ListenInside(81);
+  REQUIRE(signal_listener >= 0);
+  HubDir dir("llmbox-hub-egress-feed");
+  const std::string inside = (*internet)->inside_address();
+  WriteConfig(dir.path, rig, rig.standin_claude, "required",
+              "  egress:\n"
+              "    box_may_allow: [allowed.test:81]\n"
+              "    hosts: [allowed.test=" +
+                  inside + ", other.test=" + inside + "]\n");
+  AddToHubSection(dir.path / "hub.yaml", "  spoke_health_interval: 1s\n");
+  const std::string alice = CreateKey(dir, "alice", false);
+  HubProcess hub((dir.path / "hub.yaml").string(), dir.path / "hub.log");
+  int calls = 0;
+  auto call = [&](const std::string& tool, const json& args) {
+    return McpCall(hub.url, alice, tool, args,
+                   dir.path / ("call-" + std::to_string(++calls) + ".log"));
+  };
+  const std::string id = UniqueId("egress-feed");
+  struct Cleanup {
+    std::function<void()> run;
+    ~Cleanup() { run(); }
+  } cleanup{[&] {
+    (void)call("destroy_llmbox", {{"box_id", id}});
+    ::close(signal_listener);
+  }};
+  ResultOf(
+      call("create_llmbox",
+           {{"box_id", id}, {"network", {{"mode", "allowlist"}, {"allow", {"allowed.test:81"}}}}}));
+  // In the background: wait for the test's signal through the proxy, then try other.test.
+  const std::string waiter =
+      "p=${HTTPS_PROXY#http://}; h=${p%:*}; port=${p##*:}; exec 4<>/dev/tcp/$h/$port || exit 9; "
+      "printf 'CONNECT allowed.test:81 HTTP/1.1\\r\\nHost: allowed.test:81\\r\\n\\r\\n' >&4; "
+      "while IFS= read -r l <&4 && [ \"${l%$'\\r'}\" != '' ]; do :; done; read -r go <&4; ";
+  ResultOf(call("exec_llmbox", {{"box_id", id},
+                                {"command",
+                                 {"bash", "-c",
+                                  "(" + waiter + ConnectThroughProxyScript("other.test:80") +
+                                      ") </dev/null >/dev/null 2>&1 &"}}}));
+  pollfd waiting{.fd = signal_listener, .events = POLLIN};
+  REQUIRE(::poll(&waiting, 1, 60'000) == 1);  // the box waits on this connection now
+  const int signal = ::accept(signal_listener, nullptr, nullptr);
+  REQUIRE(signal >= 0);
+
+  auto refused = [&](const json& got) {
+    for (const json& refusal : got["network"]["refusals"]) {
+      if (refusal["destination"] == "other.test") return true;
+    }
+    return false;
+  };
+  // Asked of the spoke (the exec made the hub forget its view), then kept: nothing refused yet.
+  CHECK_FALSE(refused(ResultOf(call("get_llmbox", {{"box_id", id}}))));
+  CHECK_FALSE(refused(ResultOf(call("get_llmbox", {{"box_id", id}}))));
+
+  const std::string go = "HTTP/1.1 200 OK\r\n\r\ngo\n";
+  REQUIRE(::send(signal, go.data(), go.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(go.size()));
+  ::close(signal);
+  // No call of the hub's touches the box now: only the spoke's feed can tell the hub.
+  bool seen = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  json got;
+  while (!seen && std::chrono::steady_clock::now() < deadline) {
+    got = ResultOf(call("get_llmbox", {{"box_id", id}}));
+    seen = refused(got);
+  }
+  INFO(got.dump(2));
+  CHECK(seen);
   CHECK_THAT(ReadAll(dir.path / "hub.log"), Catch::Matchers::Contains("other.test"));
 }
 

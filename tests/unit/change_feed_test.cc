@@ -95,7 +95,7 @@ TEST_CASE("a box no longer listed is a change and one being created is neither n
   feed.ObserveAll({Box("a"), Box("d", BoxPhase::kCreating)});
   CHECK(Ids(feed.Since(kEpoch, listed, 100)) == std::vector<std::string>{"b", "c"});
   const std::uint64_t gone = feed.Since(kEpoch, 0, 100).seq;
-  feed.ObserveAll({});  // a goes too: three removals, two kept
+  feed.ObserveAll({});                         // a goes too: three removals, two kept
   CHECK(feed.Since(kEpoch, listed, 100).all);  // its removal of b is forgotten
   CHECK(Ids(feed.Since(kEpoch, gone, 100)) == std::vector<std::string>{"a"});
 }
