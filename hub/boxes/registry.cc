@@ -350,9 +350,11 @@ absl::StatusOr<BoxDetails> BoxRegistry::GetDetails(const auth::Principal& caller
   // What the spoke said lately: no call (a call per get is what a get costs most, and on a
   // real engine it lists the spoke's containers).
   if (std::optional<cluster::BoxNetwork> network = live_.Fresh(record.box_id, record.token_hash)) {
+    if (options_.metrics != nullptr) options_.metrics->RecordBoxView(true);
     details.network = *std::move(network);
     return details;
   }
+  if (options_.metrics != nullptr) options_.metrics->RecordBoxView(false);
   auto client = SpokeFor(record);
   if (!client.ok()) {
     details.network = client.status();
@@ -912,6 +914,9 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
       on_spoke.erase(common::CanonicalBoxId(record.box_id));
       continue;
     }
+    // A create of this process is running: it writes the record when the spoke answers (with
+    // the authorize URL this list does not have), so a write from here could only undo it.
+    if (record.phase == Phase::kCreating) continue;
     BoxRecord updated = record;
     if (it == on_spoke.end()) {
       if (record.phase == Phase::kGone || record.phase == Phase::kCreating) continue;

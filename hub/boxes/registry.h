@@ -126,9 +126,9 @@ struct CreatedBox {
 // A box with what only its spoke knows.
 struct BoxDetails {
   store::BoxRecord record;
-  // The box's network, its latest refusals included (as its spoke said at most live_ttl ago,
-  // or now); or why the spoke could not say (the spoke named). nullopt: not asked (the box is
-  // gone, or still being created).
+  // The box's network, its latest refusals included (as its spoke last said, while its change
+  // feed reports no change of the box, or now); or why the spoke could not say (the spoke named).
+  // nullopt: not asked (the box is gone, or still being created).
   std::optional<absl::StatusOr<cluster::BoxNetwork>> network;
   // Set when the box's spoke is unreachable: "spoke NAME unreachable since <time>: <last
   // error>"; the record is then the registry's last word, not asked of the spoke.
@@ -182,10 +182,11 @@ class BoxRegistry {
   // `caller` is no admin), with the same message either way.
   [[nodiscard]] absl::StatusOr<store::BoxRecord> Get(const auth::Principal& caller,
                                                      std::string_view box_id);
-  // Get, and the box's network: from what its spoke said at most live_ttl ago (LiveViews),
-  // else asked of its spoke within live_timeout; an answer that shows the box in another phase
-  // or with another session URL (it stopped, or restarted) updates the record at once. A spoke
-  // that cannot answer fails only `network`, never the call.
+  // Get, and the box's network: from what its spoke last said while that holds (LiveViews: no
+  // change of the box in its spoke's feed; at most live_ttl from a spoke without one), else asked
+  // of its spoke within live_timeout; an answer that shows the box in another phase or with another
+  // session URL (it stopped, or restarted) updates the record at once. A spoke that cannot answer
+  // fails only `network`, never the call.
   [[nodiscard]] absl::StatusOr<BoxDetails> GetDetails(const auth::Principal& caller,
                                                       std::string_view box_id);
   // Changes the box's network on its spoke (set_llmbox_network) and returns the network now.

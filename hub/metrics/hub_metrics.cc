@@ -108,11 +108,20 @@ HubMetrics::HubMetrics()
           "llmbox_hub_mcp_requests_total",
           "MCP (JSON-RPC) requests by method and outcome: ok, error (a JSON-RPC error), "
           "tool_error (a tool result with isError).",
-          {{"method", kMcpMethods}, {"outcome", kMcpOutcomes}})) {}
+          {{"method", kMcpMethods}, {"outcome", kMcpOutcomes}})),
+      box_views_(registry_.AddCounter(
+          "llmbox_hub_box_views_total",
+          "get_llmbox answers of boxes on reachable spokes: kept (from what the spoke last said, "
+          "which its change feed vouches for) or asked (a call to the spoke).",
+          {{"answer", {"kept", "asked"}}})) {}
 
 void HubMetrics::RecordCreate(const absl::Status& status, std::chrono::nanoseconds took) {
   creates_.With({common::StatusOutcome(status)}).Increment();
   create_seconds_.With({status.ok() ? "ok" : "failed"}).Observe(Seconds(took));
+}
+
+void HubMetrics::RecordBoxView(bool kept) {
+  box_views_.With({kept ? "kept" : "asked"}).Increment();
 }
 
 void HubMetrics::RecordActivation(ActivationOutcome outcome, std::chrono::nanoseconds took) {

@@ -69,6 +69,9 @@ class HubMetrics {
   // One MCP request: the JSON-RPC method as sent, the tool for tools/call (else empty), and
   // "ok", "error" (a JSON-RPC error) or "tool_error" (a result with isError).
   void RecordMcpRequest(std::string_view method, std::string_view tool, std::string_view outcome);
+  // One get_llmbox of a box on a reachable spoke: answered from what the spoke last said
+  // (`kept`, live_views.h) or asked of the spoke.
+  void RecordBoxView(bool kept);
 
   // Scrape-time sources. `store` and `monitor` must outlive the metrics.
   void WatchBoxes(store::Store& store);
@@ -91,6 +94,7 @@ class HubMetrics {
   common::HistogramFamily& activation_seconds_;
   common::CounterFamily& refusals_;
   common::CounterFamily& mcp_requests_;
+  common::CounterFamily& box_views_;
   std::atomic<common::CounterFamily*> tool_calls_{nullptr};  // set by WatchTools
 };
 

@@ -217,6 +217,19 @@ json Structured(const char* tool, const testing::HttpResult& reply) {
   return parsed["structuredContent"];
 }
 
+// The hub's llmbox_hub_box_views_total{answer=`answer`} from its /metrics (loopback is allowed
+// by default); dies when the hub does not show it.
+double BoxViews(const std::string& hub_url, const std::string& answer) {
+  testing::PlainHttp http;
+  const testing::HttpResult scraped = http.Get(hub_url + "/metrics");
+  const std::string series = "llmbox_hub_box_views_total{answer=\"" + answer + "\"} ";
+  const auto at = scraped.body.find(series);
+  if (scraped.status != 200 || at == std::string::npos) {
+    Die("the hub's /metrics has no " + series + "(HTTP " + std::to_string(scraped.status) + ")");
+  }
+  return std::strtod(scraped.body.c_str() + at + series.size(), nullptr);
+}
+
 // A reply that is a tool result and no error, checked without parsing it (the clients share
 // the 2 cores with the hub).
 void CheckQuick(const char* tool, const testing::HttpResult& reply) {
@@ -461,12 +474,17 @@ local_spoke:
     std::mt19937 random(17);
     for (int& pick : picks) pick = static_cast<int>(random() % box_count);
   }
+  const double kept_before = BoxViews(hub->url, "kept");
+  const double asked_before = BoxViews(hub->url, "asked");
   const bench::Timed got = Run(hub->url, api_key, 8, gets, [&](McpHttpSession& s, int i) {
     CheckQuick("get_llmbox", s.Call("get_llmbox", json{{"box_id", BoxId(picks[i])}}.dump()));
   });
+  const double kept = BoxViews(hub->url, "kept") - kept_before;
+  const double asked = BoxViews(hub->url, "asked") - asked_before;
   Say("get_llmbox, random boxes, 8 clients (n=%zu): p50 %.2f ms  p99 %.2f ms   (goal: p99 < 5 "
-      "ms)\n",
-      got.ms.size(), Percentile(got.ms, 0.5), Percentile(got.ms, 0.99));
+      "ms); %.0f answered from what the spoke last said, %.0f asked of the spoke (the hub's "
+      "llmbox_hub_box_views_total)\n",
+      got.ms.size(), Percentile(got.ms, 0.5), Percentile(got.ms, 0.99), kept, asked);
 
   // 3. A page of 100, at 1, 8 and 64 clients.
   {

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "hub/boxes/registry.h"
+#include "hub/metrics/hub_metrics.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_spoke_client.h"
 #include "tests/unit/registry_fixture.h"
@@ -40,6 +41,12 @@ struct Fixture : testing::RegistryFixture {
     std::lock_guard lock(spoke->mu);
     spoke->boxes[id].network.refusals.push_back(
         {.destination = destination, .port = 443, .protocol = "tcp", .rule = "not allowed"});
+  }
+  // A health round, and the reconciles it started (a spoke's first answer starts one, which
+  // may otherwise meet a create in flight).
+  void Round() {
+    registry->monitor().Poll();
+    REQUIRE(registry->monitor().WaitForReturns(std::chrono::seconds(30)));
   }
   std::size_t Gets() {
     std::lock_guard lock(spoke->mu);
@@ -174,12 +181,12 @@ TEST_CASE(
     "[live-views]") {
   Fixture f;
   f.spoke->feed_epoch = kEpoch;
-  f.registry->monitor().Poll();
+  f.Round();
   f.Create("b1");
   f.Refuse("b1", "late.example");            // not yet reported
   for (int round = 0; round < 6; ++round) {  // a minute of health rounds, each within live_ttl
     f.clock.Advance(10s);
-    f.registry->monitor().Poll();
+    f.Round();
   }
   CHECK((*f.Get("b1").network)->refusals.empty());
   CHECK(f.Gets() == 0);
@@ -192,26 +199,40 @@ TEST_CASE(
   }
 
   f.spoke->Change("b1");
-  f.registry->monitor().Poll();
+  f.Round();
   BoxDetails details = f.Get("b1");
   CHECK(f.Gets() == 1);
   REQUIRE((*details.network)->refusals.size() == 1);
   CHECK((*details.network)->refusals[0].destination == "late.example");
   // The answer holds again until the next change.
   f.clock.Advance(10s);
-  f.registry->monitor().Poll();
+  f.Round();
   f.Get("b1");
   CHECK(f.Gets() == 1);
+}
+
+TEST_CASE("get_llmbox counts its answers kept and asked in the hub's metrics", "[live-views]") {
+  metrics::HubMetrics metrics;
+  testing::RegistryFixture f(
+      "live-views-metrics",
+      RegistryOptions{.public_url = "https://hub.example.com", .metrics = &metrics});
+  f.Create("b1", kAlice);
+  for (int i = 0; i < 3; ++i) REQUIRE(f.registry->GetDetails(kAlice, "b1").ok());
+  REQUIRE(f.registry->Exec(kAlice, "b1", {"true"}, std::nullopt, nullptr).ok());
+  REQUIRE(f.registry->GetDetails(kAlice, "b1").ok());
+  const std::string text = metrics.Render();
+  CHECK(text.find("llmbox_hub_box_views_total{answer=\"kept\"} 3\n") != std::string::npos);
+  CHECK(text.find("llmbox_hub_box_views_total{answer=\"asked\"} 1\n") != std::string::npos);
 }
 
 TEST_CASE("a change of another box on the spoke leaves a box's view alone", "[live-views]") {
   Fixture f;
   f.spoke->feed_epoch = kEpoch;
-  f.registry->monitor().Poll();
+  f.Round();
   f.Create("b1");
   f.Create("b2");
   f.spoke->Change("b2");
-  f.registry->monitor().Poll();
+  f.Round();
   f.Get("b1");
   CHECK(f.Gets() == 0);
   f.Get("b2");
@@ -222,14 +243,14 @@ TEST_CASE("a spoke whose feed went silent vouches for its views no longer than l
           "[live-views]") {
   Fixture f;
   f.spoke->feed_epoch = kEpoch;
-  f.registry->monitor().Poll();
+  f.Round();
   f.Create("b1");
   {
     std::lock_guard lock(f.spoke->mu);
     f.spoke->health_status = absl::DeadlineExceededError("no answer");
   }
   f.clock.Advance(10s);
-  f.registry->monitor().Poll();  // one miss: not unreachable yet
+  f.Round();  // one miss: not unreachable yet
   f.clock.Advance(kTtl - 10s);
   {
     std::lock_guard lock(f.spoke->mu);

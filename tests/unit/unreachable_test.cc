@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -364,6 +365,28 @@ TEST_CASE("reconcile leaves a trial box in flight alone", "[unreachable][after-m
   const auto [unknown, destroyed] = seen.get();
   CHECK(unknown.empty());
   CHECK(destroyed.empty());
+}
+
+TEST_CASE("reconcile leaves the record of a create in flight to that create",
+          "[unreachable][after-merge]") {
+  Fixture f;
+  // The spoke has made the box and the create waits for its answer: the record says creating,
+  // and only the create knows the authorize URL it will write.
+  std::optional<store::BoxRecord> during;
+  f.far->during_create = [&](const cluster::CreateBoxArgs& args) {
+    (void)f.registry->ReconcileSpoke("far");
+    auto record = f.db->GetBox(args.box_id);
+    if (record.ok()) during = *record;
+  };
+  f.Create("in-flight");
+  REQUIRE(during.has_value());
+  CHECK(during->phase == store::Phase::kCreating);
+  auto record = f.db->GetBox("in-flight");
+  REQUIRE(record.ok());
+  CHECK(record->phase == store::Phase::kPending);
+  CHECK_FALSE(record->authorize_url.empty());
+  std::lock_guard lock(f.far->mu);
+  CHECK(f.far->destroyed.empty());
 }
 
 TEST_CASE("a spoke draining with destroy_pending has its pending boxes destroyed by reconcile",
