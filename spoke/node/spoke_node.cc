@@ -275,9 +275,11 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
     LLMBOX_ASSIGN_OR_RETURN(
         parts->metrics_server,
         common::MetricsServer::Start(
-            c.metrics_listen, [metrics = parts->metrics.get()] { return metrics->Render(); }));
-    spdlog::info("spoke {}: metrics at http://{}/metrics (port {})", c.name, c.metrics_listen,
-                 parts->metrics_server->port());
+            c.metrics_listen, [metrics = parts->metrics.get()] { return metrics->Render(); },
+            c.metrics_bearer_token));
+    spdlog::info("spoke {}: metrics at http://{}/metrics (port {}{})", c.name, c.metrics_listen,
+                 parts->metrics_server->port(),
+                 c.metrics_bearer_token.empty() ? "" : "; a bearer token is required");
   }
   if (!parts->in_process()) {
     parts->renewer = std::make_unique<enroll::CertificateRenewer>(c, clock, &parts->hub_pins);
