@@ -207,13 +207,14 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
   };
   parts->reaper =
       std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, reaper_options);
-  parts->metrics->WatchBoxes(
-      [boxes = parts->boxes.get()]() -> absl::StatusOr<std::map<std::string, int>> {
-        LLMBOX_ASSIGN_OR_RETURN(std::vector<box::BoxView> listed, boxes->List());
-        std::map<std::string, int> by_phase;
-        for (const box::BoxView& view : listed) ++by_phase[std::string(box::PhaseName(view.phase))];
-        return by_phase;
-      });
+  // From the manager's memory: a scrape costs no engine call.
+  parts->metrics->WatchBoxes([boxes = parts->boxes.get()] {
+    std::map<std::string, int> by_phase;
+    for (const auto& [phase, count] : boxes->CountByPhase()) {
+      by_phase[std::string(box::PhaseName(phase))] = count;
+    }
+    return by_phase;
+  });
   parts->service = std::make_unique<service::BoxServiceImpl>(
       *parts->boxes, *parts->engine,
       service::BoxServiceOptions{
