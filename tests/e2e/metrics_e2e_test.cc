@@ -1,5 +1,5 @@
 // Monitoring, end to end: a real Prometheus (Debian's) on loopback scrapes the hub's /metrics
-// and a joined spoke's metrics.listen (behind a bearer token, sent from Prometheus's
+// and a joined spoke's metrics.listen (each behind its own bearer token, sent from Prometheus's
 // credentials_file) every second while a box lives through MCP (create, activate, get,
 // destroy); its HTTP API then shows the counters moved. promtool accepts both
 // outputs and the alert rules in deploy/prometheus. Prometheus keeps its TSDB in the test's
@@ -30,6 +30,14 @@ namespace fs = std::filesystem;
 
 const std::string kAlertRules =
     std::string(LLMBOX_SOURCE_DIR) + "/deploy/prometheus/llmbox-alerts.yml";
+
+// Writes `token` to <dir>/<name> at 0600 (a token file as docs/monitoring.md says); its path.
+fs::path WriteToken(const fs::path& dir, const std::string& name, const std::string& token) {
+  const fs::path file = dir / name;
+  std::ofstream(file) << token << "\n";
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+  return file;
+}
 
 // A GET with curl (10 s at most), with the header lines given: its body, or "" when none came.
 std::string Get(const std::string& url, const fs::path& log,
@@ -84,6 +92,18 @@ TEST_CASE("a real Prometheus scrapes the hub and a spoke and sees a box life in 
   HubDir dir("llmbox-metrics-e2e");
   WriteConfig(dir.path, rig, rig.standin_claude, "off", "", "cluster:\n  listen: 127.0.0.1:0\n");
   const std::string hub_config = (dir.path / "hub.yaml").string();
+  // Both metrics endpoints behind bearer tokens of their own.
+  const std::string hub_token = "e2e-hub-metrics-" + UniqueId("t");
+  const fs::path hub_token_file = WriteToken(dir.path, "hub-metrics.token", hub_token);
+  {
+    std::ifstream in(hub_config);
+    std::string yaml((std::istreambuf_iterator<char>(in)), {});
+    const std::string state_line = "  state_dir: state\n";
+    REQUIRE(yaml.find(state_line) != std::string::npos);
+    yaml.insert(yaml.find(state_line) + state_line.size(),
+                "  metrics:\n    bearer_token_file: " + hub_token_file.string() + "\n");
+    std::ofstream(hub_config) << yaml;
+  }
   HubProcess hub(hub_config, dir.path / "hub.log");
   const std::string cluster_port = hub.process.WaitForLog("enrollment service on port ([0-9]+)");
 
@@ -91,10 +111,8 @@ TEST_CASE("a real Prometheus scrapes the hub and a spoke and sees a box life in 
   // behind a bearer token (a file at 0600, as docs/monitoring.md says).
   const int spoke_metrics_port = UnusedLoopbackPort();
   const std::string spoke_name = UniqueId("metrics");
-  const std::string token = "e2e-metrics-token-" + UniqueId("t");
-  const fs::path token_file = dir.path / "spoke-metrics.token";
-  std::ofstream(token_file) << token << "\n";
-  fs::permissions(token_file, fs::perms::owner_read | fs::perms::owner_write);
+  const std::string token = "e2e-spoke-metrics-" + UniqueId("t");
+  const fs::path token_file = WriteToken(dir.path, "spoke-metrics.token", token);
   JoinedSpoke spoke =
       JoinSpoke(dir.path, hub_config, cluster_port, rig.docker_sock, rig, spoke_name,
                 "metrics:\n  listen: 127.0.0.1:" + std::to_string(spoke_metrics_port) +
@@ -104,11 +122,17 @@ TEST_CASE("a real Prometheus scrapes the hub and a spoke and sees a box life in 
   const std::string spoke_metrics =
       "http://127.0.0.1:" + std::to_string(spoke_metrics_port) + "/metrics";
   const std::string bearer = "Authorization: Bearer " + token;
-  // Without the token, or with another, the spoke shows nothing.
+  const std::string hub_bearer = "Authorization: Bearer " + hub_token;
+  // Without the token, or with another (the other side's), neither shows anything.
   CHECK(Get(spoke_metrics, dir.path / "spoke-no-token.log").find("llmbox_spoke_") ==
         std::string::npos);
-  CHECK(Get(spoke_metrics, dir.path / "spoke-wrong-token.log", {bearer + "x"})
-            .find("llmbox_spoke_") == std::string::npos);
+  CHECK(
+      Get(spoke_metrics, dir.path / "spoke-wrong-token.log", {hub_bearer}).find("llmbox_spoke_") ==
+      std::string::npos);
+  CHECK(Get(hub.url + "/metrics", dir.path / "hub-no-token.log").find("llmbox_hub_") ==
+        std::string::npos);
+  CHECK(Get(hub.url + "/metrics", dir.path / "hub-wrong-token.log", {bearer}).find("llmbox_hub_") ==
+        std::string::npos);
 
   // Prometheus on loopback, scraping both every second, with our alert rules loaded.
   const int prometheus_port = UnusedLoopbackPort();
@@ -119,6 +143,7 @@ TEST_CASE("a real Prometheus scrapes the hub and a spoke and sees a box life in 
       << "scrape_configs:\n"
       << "  - job_name: llmbox-hub\n    static_configs:\n      - targets: ['" << hub_target
       << "']\n"
+      << "    authorization:\n      credentials_file: " << hub_token_file.string() << "\n"
       << "  - job_name: llmbox-spoke\n    static_configs:\n      - targets: ['127.0.0.1:"
       << spoke_metrics_port << "']\n"
       << "    authorization:\n      credentials_file: " << token_file.string() << "\n";
@@ -180,7 +205,8 @@ TEST_CASE("a real Prometheus scrapes the hub and a spoke and sees a box life in 
   CHECK(rules.find("\"health\":\"err\"") == std::string::npos);
 
   // promtool accepts both outputs, and neither names the box.
-  const auto hub_check = PromtoolCheckMetrics(hub.url + "/metrics", dir.path, "hub-metrics");
+  const auto hub_check =
+      PromtoolCheckMetrics(hub.url + "/metrics", dir.path, "hub-metrics", {hub_bearer});
   INFO(hub_check.log);
   CHECK(hub_check.exit_code == 0);
   const auto spoke_check = PromtoolCheckMetrics(spoke_metrics, dir.path, "spoke-metrics", {bearer});
@@ -192,8 +218,9 @@ TEST_CASE("a real Prometheus scrapes the hub and a spoke and sees a box life in 
     const std::string text((std::istreambuf_iterator<char>(file)), {});
     CHECK(text.find(box_id) == std::string::npos);
   }
-  // The spoke never logged its token.
+  // Neither logged its token.
   CHECK(spoke.process->Log().find(token) == std::string::npos);
+  CHECK(hub.process.Log().find(hub_token) == std::string::npos);
 
   CHECK(prometheus.Stop() == 0);
   CHECK(spoke.Stop() == 0);
