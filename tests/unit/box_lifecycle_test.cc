@@ -844,18 +844,25 @@ TEST_CASE("a destroy whose hooks fail keeps their state, and destroying again re
   CHECK_FALSE(world.HasHookState("b1"));
 }
 
+// Destroys box b1 on another thread while the engine answers its remove as Docker does (409)
+// when another call (a destroy, the reaper) is removing it; returns once the destroy waits on
+// the clock for the container to go.
+std::future<absl::StatusOr<bool>> DestroyWhileRemoving(Lifecycle& world, BoxManager& boxes) {
+  world.faulty.FailAt("RemoveContainer",
+                      absl::FailedPreconditionError(
+                          "removal of container llmbox-pending-b1 is already in progress"));
+  auto destroying = std::async(std::launch::async, [&boxes] { return boxes.Destroy("b1"); });
+  REQUIRE(world.clock.WaitForWaiters(1));  // looking again on the clock, not failing
+  return destroying;
+}
+
 TEST_CASE("a destroy of a box whose removal another call began waits until its container is gone",
           "[lifecycle][destroy]") {
   Lifecycle world;
   world.WithHooks();
   BoxManager& boxes = world.Start();
   REQUIRE(boxes.Create({.box_id = "b1"}).ok());
-  // What Docker answers (409) while another destroy (or the reaper) is removing it.
-  world.faulty.FailAt("RemoveContainer",
-                      absl::FailedPreconditionError(
-                          "removal of container llmbox-pending-b1 is already in progress"));
-  auto destroying = std::async(std::launch::async, [&] { return boxes.Destroy("b1"); });
-  REQUIRE(world.clock.WaitForWaiters(1));  // looking again on the clock, not failing
+  auto destroying = DestroyWhileRemoving(world, boxes);
   CHECK(world.Containers("b1") == 1);
   // The other call's removal ends.
   REQUIRE(world.engine.RemoveContainer("llmbox-pending-b1", /*force=*/true).ok());
@@ -877,11 +884,7 @@ TEST_CASE(
   Lifecycle world;
   BoxManager& boxes = world.Start();
   REQUIRE(boxes.Create({.box_id = "b1"}).ok());
-  world.faulty.FailAt("RemoveContainer",
-                      absl::FailedPreconditionError(
-                          "removal of container llmbox-pending-b1 is already in progress"));
-  auto destroying = std::async(std::launch::async, [&] { return boxes.Destroy("b1"); });
-  REQUIRE(world.clock.WaitForWaiters(1));
+  auto destroying = DestroyWhileRemoving(world, boxes);
   world.clock.Advance(10s);
   auto stuck = destroying.get();
   REQUIRE(absl::IsDeadlineExceeded(stuck.status()));

@@ -87,6 +87,15 @@ TEST_CASE("only Bearer and the exact token pass the metrics token check", "[metr
   CHECK_FALSE(common::MetricsBearerAllows("Bearer ", ""));
 }
 
+// A config refused for a token file more open than 0640: the error names the key (and line)
+// and the fix, never the token.
+void CheckRefusedAsTooOpen(const absl::Status& status, const std::string& key_and_line) {
+  REQUIRE_FALSE(status.ok());
+  CHECK(status.message().find(key_and_line) != std::string::npos);
+  CHECK(status.message().find("chmod 0600") != std::string::npos);
+  CHECK(status.message().find(kToken) == std::string::npos);
+}
+
 TEST_CASE("hub.metrics.bearer_token_file is read at load and a bad file is a config error",
           "[metrics-auth][config]") {
   ScratchDir dir("hub-metrics-token");
@@ -109,10 +118,8 @@ TEST_CASE("hub.metrics.bearer_token_file is read at load and a bad file is a con
         std::string::npos);
   TokenFile(dir, 0644, kToken, "open.token");
   auto open = parse("    bearer_token_file: open.token\n");
-  REQUIRE_FALSE(open.ok());
-  CHECK(open.status().message().find("hub.metrics.bearer_token_file") != std::string::npos);
+  CheckRefusedAsTooOpen(open.status(), "hub.metrics.bearer_token_file (line 4)");
   CHECK(open.status().message().find("mode 0644") != std::string::npos);
-  CHECK(open.status().message().find(kToken) == std::string::npos);
   auto inline_token = parse("    bearer_token: " + kToken + "\n");
   REQUIRE_FALSE(inline_token.ok());
   CHECK(inline_token.status().message().find("use bearer_token_file") != std::string::npos);
@@ -135,11 +142,8 @@ TEST_CASE("metrics.bearer_token_file of a spoke is read at load and a bad file i
   CHECK(with->metrics_bearer_token == kToken);
   CHECK(parse("")->metrics_bearer_token.empty());
   TokenFile(dir, 0604, kToken, "open.token");
-  auto open = parse("  bearer_token_file: open.token\n");
-  REQUIRE_FALSE(open.ok());
-  CHECK(open.status().message().find("metrics.bearer_token_file (line 7)") != std::string::npos);
-  CHECK(open.status().message().find("chmod 0600") != std::string::npos);
-  CHECK(open.status().message().find(kToken) == std::string::npos);
+  CheckRefusedAsTooOpen(parse("  bearer_token_file: open.token\n").status(),
+                        "metrics.bearer_token_file (line 7)");
 }
 
 http::Request Scrape(std::vector<std::pair<std::string, std::string>> headers = {}) {
