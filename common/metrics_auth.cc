@@ -2,7 +2,6 @@
 
 #include <filesystem>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 #include "common/absl_compat.h"
@@ -15,7 +14,6 @@ namespace {
 
 constexpr std::size_t kMinTokenBytes = 16;
 constexpr std::size_t kMaxTokenBytes = 4096;
-constexpr std::string_view kBearer = "bearer ";
 
 }  // namespace
 
@@ -39,13 +37,8 @@ absl::StatusOr<std::string> ReadMetricsBearerToken(const std::string& path) {
 
 bool MetricsBearerAllows(std::optional<std::string_view> authorization, std::string_view token) {
   if (token.empty() || !authorization.has_value()) return false;
-  std::string_view value = *authorization;
-  if (value.size() <= kBearer.size() ||
-      !absl::StartsWithIgnoreCase(AsAbsl(value), AsAbsl(kBearer))) {
-    return false;
-  }
-  value.remove_prefix(kBearer.size());
-  return ConstantTimeEquals(Sha256(value), Sha256(token));
+  const std::optional<std::string_view> credential = BearerCredential(*authorization);
+  return credential.has_value() && ConstantTimeEquals(Sha256(*credential), Sha256(token));
 }
 
 absl::Status ReadMetricsBearerTokenKey(ConfigMap& section, const std::string& base_dir,
