@@ -9,8 +9,11 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "spdlog/spdlog.h"
 #include <sys/stat.h>
+
+#include "common/status.h"
 
 namespace llmbox::common {
 namespace {
@@ -115,10 +118,10 @@ bool WriteAll(int fd, std::string_view content) {
   return absl::OkStatus();
 }
 
-[[nodiscard]] absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                                        std::size_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", Reason()));
+namespace {
+
+// Reads `fd` (and closes it) without holding more than `max_bytes` plus one buffer.
+absl::StatusOr<std::string> ReadAndClose(int fd, const std::string& path, std::size_t max_bytes) {
   std::string content;
   char buffer[8192];
   for (;;) {
@@ -139,6 +142,40 @@ bool WriteAll(int fd, std::string_view content) {
     content.append(buffer, static_cast<std::size_t>(n));
   }
   ::close(fd);
+  return content;
+}
+
+}  // namespace
+
+[[nodiscard]] absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                                        std::size_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", Reason()));
+  return ReadAndClose(fd, path, max_bytes);
+}
+
+[[nodiscard]] absl::StatusOr<std::string> ReadPrivateFile(const std::string& path,
+                                                          std::size_t max_bytes) {
+  // O_NONBLOCK: a FIFO put in the secret's place must not hang the reader before the check.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", Reason()));
+  // The mode of the file opened, not of whatever the path names a moment later.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  }
+  const mode_t too_open = st.st_mode & (S_IRWXO | S_IWGRP);
+  if (too_open != 0) {
+    ::close(fd);
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "%s has mode %04o: a secret must not be readable or writable by others or writable by "
+        "its group; chmod 0600 %s",
+        path, st.st_mode & 07777, path));
+  }
+  LLMBOX_ASSIGN_OR_RETURN(std::string content, ReadAndClose(fd, path, max_bytes));
+  if (!content.empty() && content.back() == '\n') content.pop_back();
+  if (!content.empty() && content.back() == '\r') content.pop_back();
   return content;
 }
 

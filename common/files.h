@@ -38,4 +38,13 @@ namespace llmbox::common {
 [[nodiscard]] absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
                                                         std::size_t max_bytes = 1 << 20);
 
+// A secret from a file only its owner may read: ReadSmallFile's bounds and errors, and first
+// the file's own mode, checked on the opened file: it must be a regular file that gives others
+// no permission at all and its group none to write (at most 0640; 0600 is usual), so that no
+// other local user can read or replace the secret. PermissionDenied naming the path, its mode
+// and the chmod that fixes it when it is more open; FailedPrecondition when it is not a
+// regular file (or larger than `max_bytes`). One trailing newline ("\n" or "\r\n") is dropped.
+[[nodiscard]] absl::StatusOr<std::string> ReadPrivateFile(const std::string& path,
+                                                          std::size_t max_bytes = 64 << 10);
+
 }  // namespace llmbox::common

@@ -13,12 +13,16 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "common/absl_compat.h"
 #include "common/metrics.h"
+#include "common/metrics_auth.h"
 #include "common/status.h"
 
 namespace llmbox::common {
@@ -64,14 +68,38 @@ void WriteAll(int fd, std::string_view data) {
   }
 }
 
+// `extra_headers`: whole lines, each ending in CRLF.
 std::string Answer(int status, std::string_view reason, std::string_view content_type,
-                   std::string_view body, bool with_body) {
+                   std::string_view body, bool with_body, std::string_view extra_headers = {}) {
   std::string out = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
                     "\r\nContent-Type: " + std::string(content_type) +
                     "\r\nContent-Length: " + std::to_string(body.size()) +
-                    "\r\nConnection: close\r\n\r\n";
+                    "\r\nConnection: close\r\n" + std::string(extra_headers) + "\r\n";
   if (with_body) out += body;
   return out;
+}
+
+// The value of the first `name` header in a request head (names compared in any case; the
+// request line is skipped), without its surrounding blanks. One pass over the bounded head.
+std::optional<std::string_view> HeaderOf(std::string_view head, std::string_view name) {
+  std::size_t at = head.find("\r\n");
+  while (at != std::string_view::npos) {
+    const std::size_t start = at + 2;
+    at = head.find("\r\n", start);
+    const std::string_view line =
+        head.substr(start, at == std::string_view::npos ? head.npos : at - start);
+    const std::size_t colon = line.find(':');
+    if (colon == std::string_view::npos ||
+        !absl::EqualsIgnoreCase(AsAbsl(line.substr(0, colon)), AsAbsl(name))) {
+      continue;
+    }
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    return value;
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -108,6 +136,7 @@ struct MetricsServer::Loop {
   int listen_fd = -1;
   int wake[2] = {-1, -1};
   std::function<std::string()> render;
+  std::string bearer_token;  // a secret: never logged
   std::thread thread;
 
   ~Loop() {
@@ -149,6 +178,13 @@ struct MetricsServer::Loop {
       WriteAll(fd, Answer(405, "Method Not Allowed", "text/plain", "GET only\n", true));
     } else if (path != "/metrics") {
       WriteAll(fd, Answer(404, "Not Found", "text/plain", "metrics are at /metrics\n", !head_only));
+    } else if (!bearer_token.empty() &&
+               !MetricsBearerAllows(HeaderOf(*head, "authorization"), bearer_token)) {
+      WriteAll(fd, Answer(401, "Unauthorized", "text/plain",
+                          "metrics want Authorization: Bearer <the token of "
+                          "metrics.bearer_token_file>\n",
+                          !head_only,
+                          absl::StrCat("WWW-Authenticate: ", kMetricsWwwAuthenticate, "\r\n")));
     } else {
       WriteAll(fd, Answer(200, "OK", kMetricsContentType, render(), !head_only));
     }
@@ -161,7 +197,7 @@ MetricsServer::MetricsServer(std::unique_ptr<Loop> loop, int port)
 MetricsServer::~MetricsServer() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
-    std::string_view address, std::function<std::string()> render) {
+    std::string_view address, std::function<std::string()> render, std::string bearer_token) {
   LLMBOX_ASSIGN_OR_RETURN(ListenAddress where, ParseListenAddress(address));
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -175,6 +211,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
   }
   auto loop = std::make_unique<Loop>();
   loop->render = std::move(render);
+  loop->bearer_token = std::move(bearer_token);
   loop->listen_fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int on = 1;
   const bool bound = loop->listen_fd >= 0 &&

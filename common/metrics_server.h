@@ -11,7 +11,9 @@
 //
 // Bounds: a request head of at most 8 KiB, read within 5 s (a slower or larger one is closed
 // unanswered); the body is never read. Other paths get 404, other methods 405. Who may scrape
-// is decided by the address it listens on (loopback by default in the spoke's config).
+// is decided by the address it listens on (loopback by default in the spoke's config) and,
+// when one is given, a bearer token (common/metrics_auth.h): a request without
+// "Authorization: Bearer <token>" gets 401 with WWW-Authenticate.
 //
 // Thread-safety: Start and Stop from one thread; `render` runs on the server's own thread.
 #pragma once
@@ -36,11 +38,11 @@ struct ListenAddress {
 
 class MetricsServer {
  public:
-  // Binds `address` (ParseListenAddress's form) and starts serving `render()` at /metrics.
-  // Errors: InvalidArgument for a malformed address, Unavailable naming the address when it
-  // cannot be bound.
+  // Binds `address` (ParseListenAddress's form) and starts serving `render()` at /metrics, to
+  // requests that carry `bearer_token` (empty: to every request). Errors: InvalidArgument for
+  // a malformed address, Unavailable naming the address when it cannot be bound.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(
-      std::string_view address, std::function<std::string()> render);
+      std::string_view address, std::function<std::string()> render, std::string bearer_token = "");
   ~MetricsServer();  // Stop()
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

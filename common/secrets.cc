@@ -2,11 +2,14 @@
 
 #include <array>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+
+#include "common/absl_compat.h"
 
 namespace llmbox::common {
 namespace {
@@ -124,6 +127,15 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
 
 std::string HmacSha256Hex(std::string_view key, std::string_view data) {
   return HexEncode(HmacSha256(key, data));
+}
+
+std::optional<std::string_view> BearerCredential(std::string_view authorization) {
+  constexpr std::string_view kBearer = "bearer ";
+  if (authorization.size() <= kBearer.size() ||
+      !absl::EqualsIgnoreCase(AsAbsl(authorization.substr(0, kBearer.size())), AsAbsl(kBearer))) {
+    return std::nullopt;
+  }
+  return authorization.substr(kBearer.size());
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,10 @@ namespace llmbox::common {
 // HMAC-SHA-256 of `data` under `key`: raw 32 bytes, or 64 lowercase hex characters.
 [[nodiscard]] std::string HmacSha256(std::string_view key, std::string_view data);
 [[nodiscard]] std::string HmacSha256Hex(std::string_view key, std::string_view data);
+
+// The credential of an Authorization header value "Bearer <credential>" (the scheme in any
+// case, one space, at least one byte after it); nullopt for anything else.
+[[nodiscard]] std::optional<std::string_view> BearerCredential(std::string_view authorization);
 
 // Compares two strings in time that depends only on their lengths, never on where they
 // first differ. Use it for every comparison that involves a secret or its hash.

@@ -10,6 +10,7 @@
 #include "common/absl_compat.h"
 #include "common/config.h"
 #include "common/files.h"
+#include "common/metrics_auth.h"
 #include "common/status.h"
 #include "hub/http/client_address.h"
 
@@ -116,12 +117,13 @@ std::optional<double> ParseShare(std::string_view text) {
 }
 
 // hub.metrics (docs/monitoring.md).
-[[nodiscard]] absl::Status ReadMetrics(ConfigMap& m, HubConfig* c) {
+[[nodiscard]] absl::Status ReadMetrics(ConfigMap& m, const std::string& base, HubConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Bool("enabled", &c->metrics_enabled));
   LLMBOX_RETURN_IF_ERROR(m.StrList("allow", &c->metrics_allow));
   if (auto allow = http::TrustedProxies::Parse(c->metrics_allow); !allow.ok()) {
     return m.Error("allow", common::AsStd(allow.status().message()));
   }
+  LLMBOX_RETURN_IF_ERROR(common::ReadMetricsBearerTokenKey(m, base, &c->metrics_bearer_token));
   return m.Finish();
 }
 
@@ -182,7 +184,7 @@ std::optional<double> ParseShare(std::string_view text) {
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> audit, m.Map("audit"));
   if (audit) LLMBOX_RETURN_IF_ERROR(ReadAudit(*audit, base, &c->audit));
   LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> metrics, m.Map("metrics"));
-  if (metrics) LLMBOX_RETURN_IF_ERROR(ReadMetrics(*metrics, c));
+  if (metrics) LLMBOX_RETURN_IF_ERROR(ReadMetrics(*metrics, base, c));
   return m.Finish();
 }
 

@@ -111,6 +111,9 @@ struct HubConfig {
   // addresses, at most 256; checked at load); everyone else gets 403.
   bool metrics_enabled = true;
   std::vector<std::string> metrics_allow = {"127.0.0.0/8", "::1"};
+  // hub.metrics.bearer_token_file, read at load (common::ReadMetricsBearerToken): when set,
+  // /metrics also wants "Authorization: Bearer <token>". Empty: no token. Never logged.
+  std::string metrics_bearer_token;
   ApiKeyMode api_keys = ApiKeyMode::kAuto;
   bool api_keys_required = false;  // the resolved mode
   // auth.oauth: the hub as an OAuth authorization server for MCP clients (hub/oauth). Its

@@ -5,14 +5,16 @@
 #include <utility>
 
 #include "common/metrics.h"
+#include "common/metrics_auth.h"
 #include "common/status.h"
 
 namespace llmbox::hub::metrics {
 
 absl::StatusOr<MetricsEndpoint> MetricsEndpoint::Create(const std::vector<std::string>& allow,
+                                                        std::string bearer_token,
                                                         std::function<std::string()> render) {
   LLMBOX_ASSIGN_OR_RETURN(http::TrustedProxies cidrs, http::TrustedProxies::Parse(allow));
-  return MetricsEndpoint(std::move(cidrs), std::move(render));
+  return MetricsEndpoint(std::move(cidrs), std::move(bearer_token), std::move(render));
 }
 
 bool MetricsEndpoint::Allows(const http::Request& request) const {
@@ -22,6 +24,11 @@ bool MetricsEndpoint::Allows(const http::Request& request) const {
                          request.Header("x-real-ip");
   // Forwarded by a proxy the hub does not trust: the peer is not the client.
   return !(forwarded && request.client_address == request.remote_address);
+}
+
+bool MetricsEndpoint::Authenticated(const http::Request& request) const {
+  return bearer_token_.empty() ||
+         common::MetricsBearerAllows(request.Header("authorization"), bearer_token_);
 }
 
 void MetricsEndpoint::Handle(const http::Request& request, http::Responder& out) const {
@@ -36,6 +43,15 @@ void MetricsEndpoint::Handle(const http::Request& request, http::Responder& out)
     out.Respond({.status = 403,
                  .headers = text,
                  .body = "metrics are served only to the addresses in hub.metrics.allow\n"});
+    return;
+  }
+  if (!Authenticated(request)) {
+    http::Headers headers = text;
+    headers.emplace_back("WWW-Authenticate", common::kMetricsWwwAuthenticate);
+    out.Respond({.status = 401,
+                 .headers = std::move(headers),
+                 .body = "metrics want Authorization: Bearer <the token of "
+                         "hub.metrics.bearer_token_file>\n"});
     return;
   }
   out.Respond(

@@ -23,7 +23,6 @@ constexpr std::string_view kOpenIdConfigurationPath = "/.well-known/openid-confi
 constexpr std::string_view kRegisterPath = "/register";
 constexpr std::string_view kTokenPath = "/token";
 constexpr std::string_view kRevokePath = "/revoke";
-constexpr std::string_view kBearer = "bearer ";
 
 // A well-known path, or the same with the MCP endpoint's path appended (RFC 9728 §3.1, RFC
 // 8414 §3.1: "/.well-known/<name>/<path>"); the MCP endpoint is "/", so only a "/" may follow.
@@ -206,13 +205,11 @@ absl::StatusOr<auth::Principal> OAuthServer::Authenticate(
         std::string(kProtectedResourcePath) + ")" +
         (s.deps.api_keys != nullptr ? " or send Authorization: Bearer <llmbox API key>" : ""));
   }
-  std::string_view value = *authorization;
-  if (value.size() <= kBearer.size() ||
-      !absl::StartsWithIgnoreCase(common::AsAbsl(value), common::AsAbsl(kBearer))) {
+  const std::optional<std::string_view> credential = common::BearerCredential(*authorization);
+  if (!credential.has_value()) {
     return absl::UnauthenticatedError("the Authorization header must be Bearer <token>");
   }
-  const std::string_view credential = value.substr(kBearer.size());
-  if (LooksLikeAccessToken(credential)) return s.tokens.Authenticate(credential);
+  if (LooksLikeAccessToken(*credential)) return s.tokens.Authenticate(*credential);
   if (s.deps.api_keys != nullptr) return s.deps.api_keys->Authenticate(authorization);
   return absl::UnauthenticatedError("this access token is unknown, expired or revoked");
 }

@@ -297,12 +297,13 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
     ServeReady(*s.registry, *out);
   });
   if (config.metrics_enabled) {
-    LLMBOX_ASSIGN_OR_RETURN(s.metrics_endpoint,
-                            metrics::MetricsEndpoint::Create(config.metrics_allow, [&s] {
-                              std::string text = s.metrics.Render();
-                              if (s.local != nullptr) text += s.local->MetricsText();
-                              return text;
-                            }));
+    LLMBOX_ASSIGN_OR_RETURN(
+        s.metrics_endpoint,
+        metrics::MetricsEndpoint::Create(config.metrics_allow, config.metrics_bearer_token, [&s] {
+          std::string text = s.metrics.Render();
+          if (s.local != nullptr) text += s.local->MetricsText();
+          return text;
+        }));
     s.router.Exact("/metrics", [&s](http::Request request, std::shared_ptr<http::Responder> out) {
       s.metrics_endpoint->Handle(request, *out);
     });

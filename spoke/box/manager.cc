@@ -155,6 +155,27 @@ absl::Status AttemptsUsed(std::string_view box_id, int max_attempts) {
                                                    "and create another"));
 }
 
+// Docker's 409 to a remove (or stop) of a container whose removal another call began.
+bool RemovalInProgress(const absl::Status& st) {
+  return absl::IsFailedPrecondition(st) &&
+         absl::StrContains(st.message(), "removal of container") &&
+         absl::StrContains(st.message(), "already in progress");
+}
+
+// How long a destroy waits for a removal another call began, and how often it looks: within
+// the hub's call_timeout (15 s by default) for the destroy, with the stop's grace before it.
+constexpr std::chrono::seconds kRemovalWait{10};
+constexpr std::chrono::milliseconds kRemovalPoll{200};
+
+// A box's phase from its container alone (what the engine knows): stopped, ready (renamed at
+// activation) or pending.
+BoxPhase EnginePhase(const ContainerInfo& info) {
+  if (!info.running) return BoxPhase::kStopped;
+  auto it = info.labels.find(BoxManager::kBoxIdLabel);
+  if (it != info.labels.end() && info.name == ReadyName(it->second)) return BoxPhase::kReady;
+  return BoxPhase::kPending;
+}
+
 }  // namespace
 
 std::string_view PhaseName(BoxPhase phase) {
@@ -351,12 +372,64 @@ bool BoxManager::Owns(const docker::Labels& labels) const {
 
 bool BoxManager::Mine(const ContainerInfo& info) const { return Owns(info.labels); }
 
+absl::StatusOr<std::vector<ContainerInfo>> BoxManager::ListManaged() {
+  uint64_t begun;
+  {
+    std::lock_guard lock(mu_);
+    begun = changes_;
+  }
+  LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  std::map<std::string, KnownPhase> listed;
+  for (const auto& info : list) {
+    auto it = info.labels.find(kBoxIdLabel);
+    if (!Mine(info) || it == info.labels.end()) continue;
+    listed[common::CanonicalBoxId(it->second)] = {.phase = EnginePhase(info), .change = begun};
+  }
+  std::lock_guard lock(mu_);
+  // What changed here after the listing began is newer than the listing.
+  for (const auto& [id, known] : known_) {
+    if (known.change > begun) listed[id] = known;
+  }
+  known_ = std::move(listed);
+  return list;
+}
+
+void BoxManager::RememberBox(const std::string& box_id, std::optional<BoxPhase> phase) {
+  std::lock_guard lock(mu_);
+  known_[box_id] = {.phase = phase, .change = ++changes_};
+}
+
+std::map<BoxPhase, int> BoxManager::CountByPhase() {
+  std::map<BoxPhase, int> counts;
+  std::lock_guard lock(mu_);
+  for (const auto& [id, known] : known_) {
+    if (!known.phase.has_value()) continue;
+    BoxPhase phase = *known.phase;
+    if (auto it = states_.find(id); it != states_.end()) {
+      // As ViewOf reports it.
+      if (it->second.creating.has_value()) {
+        phase = BoxPhase::kCreating;
+      } else if (phase != BoxPhase::kStopped && it->second.activating) {
+        phase = BoxPhase::kActivating;
+      }
+    }
+    ++counts[phase];
+  }
+  for (const auto& [id, state] : states_) {
+    auto it = known_.find(id);
+    if (state.creating.has_value() && (it == known_.end() || !it->second.phase.has_value())) {
+      ++counts[BoxPhase::kCreating];  // before its container exists
+    }
+  }
+  return counts;
+}
+
 absl::StatusOr<ContainerInfo> BoxManager::FindContainer(const std::string& box_id) {
   LLMBOX_RETURN_IF_ERROR(common::ValidateBoxId(box_id));
   const std::string key = common::CanonicalBoxId(box_id);
   // Only this spoke's: another spoke on the same engine owns its own boxes (a destroy meant
   // for a box this spoke does not have must not take down another spoke's).
-  LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  LLMBOX_ASSIGN_OR_RETURN(auto list, ListManaged());
   for (auto& info : list) {
     if (!Mine(info)) continue;
     auto it = info.labels.find(kBoxIdLabel);
@@ -382,13 +455,7 @@ BoxView BoxManager::ViewOf(const ContainerInfo& info) {
   view.created = info.created;
   if (egress_ != nullptr)
     view.refusal_mark = egress_->RefusalMark(common::CanonicalBoxId(view.box_id));
-  if (!info.running) {
-    view.phase = BoxPhase::kStopped;
-  } else if (info.name == ReadyName(view.box_id)) {
-    view.phase = BoxPhase::kReady;
-  } else {
-    view.phase = BoxPhase::kPending;
-  }
+  view.phase = EnginePhase(info);
   std::lock_guard lock(mu_);
   if (auto it = states_.find(common::CanonicalBoxId(view.box_id)); it != states_.end()) {
     const BoxState& state = it->second;
@@ -514,7 +581,7 @@ absl::Status BoxManager::RestoreEgress(const std::vector<ContainerInfo>& list) {
 
 absl::Status BoxManager::RecoverBoxes(bool at_start) {
   if (at_start) LLMBOX_RETURN_IF_ERROR(CheckDisk());
-  LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  LLMBOX_ASSIGN_OR_RETURN(auto list, ListManaged());
   // Another spoke's boxes on a shared engine are its own: a proxy and host rules here would
   // take over their gateways and fence them, and an attach would read their consoles.
   std::erase_if(list, [this](const ContainerInfo& info) { return !Mine(info); });
@@ -740,7 +807,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
                                                       const egress::BoxPolicy& policy) {
   const std::string box_id = common::CanonicalBoxId(request.box_id);
   // Uniqueness and capacity, against what the engine holds.
-  auto existing = engine_.ListContainers({{kManagedLabel, "true"}});
+  auto existing = ListManaged();
   if (!existing.ok()) {
     return WithContext(box_id, "listing the engine's boxes", existing.status());
   }
@@ -814,6 +881,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
       std::filesystem::remove(path, ec);
     }
     Cleanup(container_id, network);
+    if (!container_id.empty()) RememberBox(box_id, std::nullopt);
     // After its container: nothing mounts it any more.
     if (!workspace_device.empty()) (void)workspace_disks_->Remove(box_id);
     (void)RunDestroyHooks(facts);
@@ -986,6 +1054,7 @@ absl::StatusOr<CreatedBox> BoxManager::CreateReserved(const CreateBoxRequest& re
     std::lock_guard lock(mu_);
     UpdateLocked(box_id, [&](BoxState& state) { state.live = live; });
   }
+  RememberBox(box_id, EnginePhase(*info));
   mark.Done();
   CreatedBox result{ViewOf(*info), *url};
   FillNetworkView(box_id, &result.box, /*with_refusals=*/false);
@@ -1156,6 +1225,7 @@ absl::StatusOr<SubmitOutcome> BoxManager::SubmitCode(
     (void)engine_.StopContainer(info.id, options_.stop_grace);
   }
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo after, engine_.InspectContainer(info.id));
+  RememberBox(box_id, EnginePhase(after));
   outcome.box = ViewOf(after);
   return outcome;
 }
@@ -1216,6 +1286,7 @@ absl::StatusOr<SubmitOutcome> BoxManager::RestartedLogin(const std::string& box_
     });
   }
   LLMBOX_ASSIGN_OR_RETURN(ContainerInfo after, engine_.InspectContainer(info.id));
+  RememberBox(box_id, EnginePhase(after));
   outcome.box = ViewOf(after);
   return outcome;
 }
@@ -1247,7 +1318,7 @@ absl::StatusOr<BoxView> BoxManager::Get(const std::string& box_id) {
 absl::StatusOr<std::vector<BoxView>> BoxManager::List() {
   // This spoke's boxes: another spoke on the same engine lists its own (a hub reconciling
   // from this list takes down boxes it does not know).
-  LLMBOX_ASSIGN_OR_RETURN(auto list, engine_.ListContainers({{kManagedLabel, "true"}}));
+  LLMBOX_ASSIGN_OR_RETURN(auto list, ListManaged());
   std::vector<BoxView> views;
   std::set<std::string> listed;
   for (const auto& info : list) {
@@ -1315,14 +1386,14 @@ absl::StatusOr<bool> BoxManager::Destroy(const std::string& box_id_in,
   }
   if (existed) {
     auto stopped = engine_.StopContainer(info->id, grace.value_or(options_.stop_grace));
-    if (!stopped.ok() && !absl::IsNotFound(stopped)) {
+    if (!stopped.ok() && !absl::IsNotFound(stopped) && !RemovalInProgress(stopped)) {
       return WithContext(box_id, "stopping it", stopped);
     }
-    auto removed = engine_.RemoveContainer(info->id, /*force=*/true);
-    if (!removed.ok() && !absl::IsNotFound(removed)) {
+    if (absl::Status removed = RemoveContainerAndWait(info->id); !removed.ok()) {
       return WithContext(box_id, "removing it", removed);
     }
   }
+  RememberBox(box_id, std::nullopt);
   // Again: an exec that came in while the box was stopping may have made a new one.
   if (absl::Status st = RemoveExecContainers(box_id); !st.ok()) {
     return WithContext(box_id, "removing its exec container", st);
@@ -1380,11 +1451,29 @@ absl::StatusOr<docker::LogsResult> BoxManager::Logs(const std::string& box_id, i
 
 absl::Status BoxManager::RemoveExecContainers(const std::string& box_id) {
   LLMBOX_ASSIGN_OR_RETURN(auto execs, engine_.ListContainers({{kExecForLabel, box_id}}));
-  for (const auto& info : execs) {
-    absl::Status removed = engine_.RemoveContainer(info.id, /*force=*/true);
-    if (!removed.ok() && !absl::IsNotFound(removed)) return removed;
-  }
+  for (const auto& info : execs) LLMBOX_RETURN_IF_ERROR(RemoveContainerAndWait(info.id));
   return absl::OkStatus();
+}
+
+absl::Status BoxManager::RemoveContainerAndWait(const std::string& container_id) {
+  absl::Status removed = engine_.RemoveContainer(container_id, /*force=*/true);
+  if (removed.ok() || absl::IsNotFound(removed)) return absl::OkStatus();
+  if (!RemovalInProgress(removed)) return removed;
+  // Another call (a concurrent destroy, the reaper, an operator's docker rm) is removing it:
+  // done when it is gone.
+  const auto deadline = clock_.SteadyNow() + kRemovalWait;
+  for (;;) {
+    auto inspected = engine_.InspectContainer(container_id);
+    if (absl::IsNotFound(inspected.status())) return absl::OkStatus();
+    if (!inspected.ok()) return inspected.status();
+    if (clock_.SteadyNow() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("its container is still being removed by another call after ",
+                       std::chrono::duration_cast<std::chrono::seconds>(kRemovalWait).count(),
+                       " s (state ", inspected->state, "); destroy it again shortly"));
+    }
+    clock_.SleepFor(kRemovalPoll);
+  }
 }
 
 absl::StatusOr<std::string> BoxManager::ExecContainerFor(const ContainerInfo& box) {

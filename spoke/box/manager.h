@@ -217,7 +217,8 @@ class BoxManager {
   [[nodiscard]] absl::StatusOr<std::vector<BoxView>> List();
   // Stops (SIGTERM, grace, SIGKILL) and removes the box, its network and its egress (proxy
   // listener, host rules, saved policy). Destroying a box
-  // that is already gone is OK (returns false).
+  // that is already gone is OK (returns false). A container whose removal another call began
+  // is waited for (a few seconds at most) rather than reported as a failure.
   [[nodiscard]] absl::StatusOr<bool> Destroy(const std::string& box_id,
                                              std::optional<std::chrono::seconds> grace = {});
   [[nodiscard]] absl::StatusOr<docker::LogsResult> Logs(const std::string& box_id, int tail,
@@ -239,6 +240,14 @@ class BoxManager {
 
   // True while Create() runs for this box id (its network may exist before its container).
   bool IsBeingCreated(const std::string& box_id);
+
+  // This spoke's boxes by phase as the manager knows them, without asking the engine (the
+  // metrics' box gauge calls it at every scrape): the phases its latest listing of the engine
+  // showed (every List, which the reaper calls each reaper.interval, every Get and every other
+  // lookup of a box), with what it did since (creates, activations, destroys) and the boxes
+  // being created or activated now. A container that stops or vanishes behind the spoke's back
+  // is counted so from the next listing on. Phases without boxes are absent.
+  std::map<BoxPhase, int> CountByPhase();
 
   // Get and List report a box as kCreating from the moment its create passed the uniqueness
   // and capacity checks until Create returns (hooks, network, container, the authorize URL),
@@ -282,6 +291,11 @@ class BoxManager {
     int execs = 0;  // kUser execs running
   };
   [[nodiscard]] absl::StatusOr<docker::ContainerInfo> FindContainer(const std::string& box_id);
+  // Lists the managed containers (all spokes') and remembers this spoke's boxes' phases from
+  // the list (for CountByPhase).
+  [[nodiscard]] absl::StatusOr<std::vector<docker::ContainerInfo>> ListManaged();
+  // Remembers one box's phase after this manager changed it; nullopt: it is gone.
+  void RememberBox(const std::string& box_id, std::optional<BoxPhase> phase);
   // Whether a managed container is this spoke's (its spoke label names this spoke, or it has
   // none): another spoke may share the engine.
   bool Mine(const docker::ContainerInfo& info) const;
@@ -315,6 +329,10 @@ class BoxManager {
   [[nodiscard]] absl::StatusOr<std::string> ExecContainerFor(const docker::ContainerInfo& box);
   // Removes the box's exec containers (before the box: they hold its workspace volume).
   [[nodiscard]] absl::Status RemoveExecContainers(const std::string& box_id);
+  // Removes a container (force). Gone already is OK; when the engine answers that its removal
+  // is already in progress (another destroy, the reaper), waits on the clock until it is gone,
+  // for at most a few seconds (DeadlineExceeded saying so after that).
+  [[nodiscard]] absl::Status RemoveContainerAndWait(const std::string& container_id);
   // A box's network as the host sees it and the policy it has now.
   struct NetState {
     egress::BoxNetwork network;
@@ -364,6 +382,16 @@ class BoxManager {
   std::mutex network_change_mu_;          // one SetNetwork at a time
   int creates_in_flight_ = 0;             // boxes with `reserved` set
   std::map<std::string, BoxState> states_;
+  // What CountByPhase counts: each box's phase as the engine last showed it (nullopt: destroyed
+  // here), by canonical id, with the number of the change that set it. A listing replaces the
+  // entries whose change is not newer than the listing's start, so that a listing begun before
+  // a create or a destroy finished cannot undo what it did.
+  struct KnownPhase {
+    std::optional<BoxPhase> phase;
+    uint64_t change = 0;
+  };
+  std::map<std::string, KnownPhase> known_;
+  uint64_t changes_ = 0;  // numbers RememberBox's changes
   // One exec-container setup at a time per box (canonical id); dropped with the box.
   std::map<std::string, std::shared_ptr<std::mutex>> exec_setup_;
 };

@@ -9,6 +9,7 @@
 
 #include "common/absl_compat.h"
 #include "common/config.h"
+#include "common/metrics_auth.h"
 #include "common/metrics_server.h"
 #include "common/status.h"
 #include "common/validate.h"
@@ -35,13 +36,14 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
   return m.Finish();
 }
 
-[[nodiscard]] absl::Status ReadMetrics(ConfigMap& m, SpokeConfig* c) {
+[[nodiscard]] absl::Status ReadMetrics(ConfigMap& m, const std::string& base, SpokeConfig* c) {
   LLMBOX_RETURN_IF_ERROR(m.Str("listen", &c->metrics_listen));
   if (!c->metrics_listen.empty()) {
     if (auto address = common::ParseListenAddress(c->metrics_listen); !address.ok()) {
       return m.Error("listen", common::AsStd(address.status().message()));
     }
   }
+  LLMBOX_RETURN_IF_ERROR(common::ReadMetricsBearerTokenKey(m, base, &c->metrics_bearer_token));
   return m.Finish();
 }
 
@@ -342,7 +344,7 @@ void SetEgressDefaults(SpokeConfig* config) {
       {"spoke", [&](ConfigMap& m) { return ReadSpoke(m, base_dir, &config); }},
       {"tls", [&](ConfigMap& m) { return ReadTls(m, base_dir, &config); }},
       {"log", [&](ConfigMap& m) { return common::ReadLogConfig(m, &config.log); }},
-      {"metrics", [&](ConfigMap& m) { return ReadMetrics(m, &config); }},
+      {"metrics", [&](ConfigMap& m) { return ReadMetrics(m, base_dir, &config); }},
   };
   for (const auto& section : sections) {
     LLMBOX_ASSIGN_OR_RETURN(std::optional<ConfigMap> map, root.Map(section.key));

@@ -56,6 +56,9 @@ struct SpokeConfig {
   // off). Whoever can reach it may read it: keep it on loopback or a private address. The
   // hub's local spoke has none (the hub's /metrics serves its metrics).
   std::string metrics_listen;
+  // metrics.bearer_token_file, read at load (common::ReadMetricsBearerToken): when set, GET
+  // /metrics also wants "Authorization: Bearer <token>". Empty: no token. Never logged.
+  std::string metrics_bearer_token;
 };
 
 // Reads the sections that describe boxes on this Docker host (docker, boxes, reaper, hooks)

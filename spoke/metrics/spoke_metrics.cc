@@ -2,9 +2,6 @@
 
 #include <utility>
 
-#include "spdlog/spdlog.h"
-
-#include "common/absl_compat.h"
 #include "spoke/metrics/metered_engine.h"
 
 namespace llmbox::spoke::metrics {
@@ -59,22 +56,17 @@ void SpokeMetrics::RecordReaperActions(std::size_t expired_boxes, std::size_t or
   reaper_actions_.With({"error"}).Increment(static_cast<double>(errors));
 }
 
-void SpokeMetrics::WatchBoxes(std::function<absl::StatusOr<std::map<std::string, int>>()> count) {
+void SpokeMetrics::WatchBoxes(std::function<std::map<std::string, int>()> count) {
   registry_.AddGaugeCallback(
       "llmbox_spoke_boxes",
-      "This spoke's boxes by phase (creating, pending, activating, ready, stopped), listed from "
-      "its engine when scraped.",
+      "This spoke's boxes by phase (creating, pending, activating, ready, stopped), as the "
+      "spoke knows them (its latest listing of the engine and what it did since).",
       {"phase"}, [count = std::move(count)] {
         std::vector<common::GaugeSample> samples;
-        auto counts = count();
-        if (!counts.ok()) {
-          spdlog::warn("metrics: cannot count the boxes: {}",
-                       common::AsStd(counts.status().message()));
-          return samples;
-        }
+        const std::map<std::string, int> counts = count();
         for (const std::string& phase : kPhases) {
-          auto it = counts->find(phase);
-          samples.push_back({{phase}, it == counts->end() ? 0.0 : it->second});
+          auto it = counts.find(phase);
+          samples.push_back({{phase}, it == counts.end() ? 0.0 : it->second});
         }
         return samples;
       });

@@ -1,8 +1,9 @@
 // spoke/metrics/spoke_metrics.h
 //
 // The spoke's metrics (llmbox_spoke_*): Docker engine calls and their latency, hook runs,
-// reaper actions, and boxes by phase (counted when scraped). Served by `llmbox-spoke serve`
-// on metrics.listen (common/metrics_server.h), and by the hub's /metrics for its local spoke.
+// reaper actions, and boxes by phase (as the spoke knows them when scraped). Served by
+// `llmbox-spoke serve` on metrics.listen (common/metrics_server.h), and by the hub's /metrics for
+// its local spoke.
 //
 //   SpokeMetrics metrics({"vault-secrets"});           // the configured hooks' names
 //   MeteredEngine engine(real_engine, metrics, clock);  // every engine call counted
@@ -23,7 +24,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
 
 #include "common/metrics.h"
 
@@ -45,9 +45,10 @@ class SpokeMetrics {
   // One reaper pass's actions.
   void RecordReaperActions(std::size_t expired_boxes, std::size_t orphan_networks,
                            std::size_t errors);
-  // Boxes by phase, from `count` at each scrape (phase name → boxes; an error leaves the
-  // gauge out of that scrape).
-  void WatchBoxes(std::function<absl::StatusOr<std::map<std::string, int>>()> count);
+  // Boxes by phase, from `count` at each scrape (phase name → boxes; absent phases are 0). It
+  // runs on the scraper's thread: answer from memory (BoxManager::CountByPhase), never from
+  // the engine.
+  void WatchBoxes(std::function<std::map<std::string, int>()> count);
 
   std::string Render() const { return registry_.Render(); }
 

@@ -207,13 +207,14 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
   };
   parts->reaper =
       std::make_unique<reaper::Reaper>(*parts->boxes, *parts->engine, clock, reaper_options);
-  parts->metrics->WatchBoxes(
-      [boxes = parts->boxes.get()]() -> absl::StatusOr<std::map<std::string, int>> {
-        LLMBOX_ASSIGN_OR_RETURN(std::vector<box::BoxView> listed, boxes->List());
-        std::map<std::string, int> by_phase;
-        for (const box::BoxView& view : listed) ++by_phase[std::string(box::PhaseName(view.phase))];
-        return by_phase;
-      });
+  // From the manager's memory: a scrape costs no engine call.
+  parts->metrics->WatchBoxes([boxes = parts->boxes.get()] {
+    std::map<std::string, int> by_phase;
+    for (const auto& [phase, count] : boxes->CountByPhase()) {
+      by_phase[std::string(box::PhaseName(phase))] = count;
+    }
+    return by_phase;
+  });
   parts->service = std::make_unique<service::BoxServiceImpl>(
       *parts->boxes, *parts->engine,
       service::BoxServiceOptions{
@@ -275,9 +276,11 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
     LLMBOX_ASSIGN_OR_RETURN(
         parts->metrics_server,
         common::MetricsServer::Start(
-            c.metrics_listen, [metrics = parts->metrics.get()] { return metrics->Render(); }));
-    spdlog::info("spoke {}: metrics at http://{}/metrics (port {})", c.name, c.metrics_listen,
-                 parts->metrics_server->port());
+            c.metrics_listen, [metrics = parts->metrics.get()] { return metrics->Render(); },
+            c.metrics_bearer_token));
+    spdlog::info("spoke {}: metrics at http://{}/metrics (port {}{})", c.name, c.metrics_listen,
+                 parts->metrics_server->port(),
+                 c.metrics_bearer_token.empty() ? "" : "; a bearer token is required");
   }
   if (!parts->in_process()) {
     parts->renewer = std::make_unique<enroll::CertificateRenewer>(c, clock, &parts->hub_pins);

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -841,6 +842,116 @@ TEST_CASE("a destroy whose hooks fail keeps their state, and destroying again re
   REQUIRE(runs.size() == 2);
   CHECK(Contains(runs[1], R"("account":{"account":"acct-9"})"));
   CHECK_FALSE(world.HasHookState("b1"));
+}
+
+// Destroys box b1 on another thread while the engine answers its remove as Docker does (409)
+// when another call (a destroy, the reaper) is removing it; returns once the destroy waits on
+// the clock for the container to go.
+std::future<absl::StatusOr<bool>> DestroyWhileRemoving(Lifecycle& world, BoxManager& boxes) {
+  world.faulty.FailAt("RemoveContainer",
+                      absl::FailedPreconditionError(
+                          "removal of container llmbox-pending-b1 is already in progress"));
+  auto destroying = std::async(std::launch::async, [&boxes] { return boxes.Destroy("b1"); });
+  REQUIRE(world.clock.WaitForWaiters(1));  // looking again on the clock, not failing
+  return destroying;
+}
+
+TEST_CASE("a destroy of a box whose removal another call began waits until its container is gone",
+          "[lifecycle][destroy]") {
+  Lifecycle world;
+  world.WithHooks();
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  auto destroying = DestroyWhileRemoving(world, boxes);
+  CHECK(world.Containers("b1") == 1);
+  // The other call's removal ends.
+  REQUIRE(world.engine.RemoveContainer("llmbox-pending-b1", /*force=*/true).ok());
+  world.clock.Advance(200ms);
+  auto destroyed = destroying.get();
+  INFO(destroyed.status().ToString());
+  REQUIRE(destroyed.ok());
+  CHECK(*destroyed);
+  CHECK(world.Networks("b1") == 0);
+  CHECK(world.DestroyHookRuns().size() == 1);  // the rest of the destroy ran
+  CHECK_FALSE(world.HasHookState("b1"));
+  CHECK(boxes.CountByPhase().empty());
+}
+
+TEST_CASE(
+    "a removal in progress that does not end fails the destroy after its bound, and a later "
+    "destroy finishes",
+    "[lifecycle][destroy]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  auto destroying = DestroyWhileRemoving(world, boxes);
+  world.clock.Advance(10s);
+  auto stuck = destroying.get();
+  REQUIRE(absl::IsDeadlineExceeded(stuck.status()));
+  CHECK(Contains(std::string(stuck.status().message()),
+                 "box b1: removing it: its container is still being "
+                 "removed by another call after 10 s"));
+  auto again = boxes.Destroy("b1");
+  REQUIRE(again.ok());
+  CHECK(*again);
+  CHECK(world.Containers("b1") == 0);
+  CHECK(world.Networks("b1") == 0);
+}
+
+TEST_CASE(
+    "the box count by phase follows creates activations destroys and listings without "
+    "an engine call",
+    "[lifecycle][metrics]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Recover().ok());
+  CHECK(boxes.CountByPhase().empty());
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  REQUIRE(boxes.Create({.box_id = "b2"}).ok());
+  const size_t calls = world.engine.Calls().size();
+  CHECK(boxes.CountByPhase() == std::map<BoxPhase, int>{{BoxPhase::kPending, 2}});
+  CHECK(world.engine.Calls().size() == calls);
+
+  REQUIRE(boxes.SubmitCode("b1", "good-code#state")->activated);
+  CHECK(boxes.CountByPhase() ==
+        std::map<BoxPhase, int>{{BoxPhase::kPending, 1}, {BoxPhase::kReady, 1}});
+  REQUIRE(boxes.Destroy("b2").ok());
+  CHECK(boxes.CountByPhase() == std::map<BoxPhase, int>{{BoxPhase::kReady, 1}});
+
+  // Stopped behind the spoke's back: counted so from the next listing (the reaper's) on.
+  REQUIRE(world.engine.StopContainer("llmbox-b1", 0s).ok());
+  const size_t before_count = world.engine.Calls().size();
+  CHECK(boxes.CountByPhase() == std::map<BoxPhase, int>{{BoxPhase::kReady, 1}});
+  CHECK(world.engine.Calls().size() == before_count);
+  REQUIRE(boxes.List().ok());
+  CHECK(boxes.CountByPhase() == std::map<BoxPhase, int>{{BoxPhase::kStopped, 1}});
+  // Removed behind its back: gone from the count at the next lookup.
+  REQUIRE(world.engine.RemoveContainer("llmbox-b1", /*force=*/true).ok());
+  CHECK(absl::IsNotFound(boxes.Get("b1").status()));
+  CHECK(boxes.CountByPhase().empty());
+}
+
+TEST_CASE("boxes being created and activated are counted as such", "[lifecycle][metrics]") {
+  Lifecycle world;
+  BoxManager& boxes = world.Start();
+  REQUIRE(boxes.Create({.box_id = "b1"}).ok());
+  auto submitting =
+      std::async(std::launch::async, [&] { return boxes.SubmitCode("b1", "held-1#s"); });
+  REQUIRE(world.clock.WaitForWaiters(1));  // the code is written; the box has not answered
+  CHECK(boxes.CountByPhase() == std::map<BoxPhase, int>{{BoxPhase::kActivating, 1}});
+  world.Console("b1")->Answer(/*accept=*/true);
+  REQUIRE(submitting.get().ok());
+  CHECK(boxes.CountByPhase() == std::map<BoxPhase, int>{{BoxPhase::kReady, 1}});
+
+  // A create waiting for its authorize URL (the console prints nothing).
+  world.engine.SetConsoleScript({.start = testing::ConsoleScript::Start::kSilent});
+  auto creating = std::async(std::launch::async, [&] { return boxes.Create({.box_id = "b2"}); });
+  REQUIRE(world.clock.WaitForWaiters(1));
+  CHECK(boxes.CountByPhase() ==
+        std::map<BoxPhase, int>{{BoxPhase::kCreating, 1}, {BoxPhase::kReady, 1}});
+  world.clock.Advance(30s);  // url_timeout: the create fails and leaves nothing
+  CHECK(absl::IsDeadlineExceeded(creating.get().status()));
+  CHECK(boxes.CountByPhase() == std::map<BoxPhase, int>{{BoxPhase::kReady, 1}});
 }
 
 TEST_CASE("a destroy that fails at an engine step names it, and destroying again finishes",

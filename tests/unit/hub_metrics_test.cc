@@ -133,7 +133,7 @@ http::Request MetricsRequest(std::string peer, std::string client, http::Headers
 }
 
 TEST_CASE("by default only loopback clients may read /metrics", "[metrics]") {
-  auto endpoint = MetricsEndpoint::Create({"127.0.0.0/8", "::1"}, [] { return "x 1\n"; });
+  auto endpoint = MetricsEndpoint::Create({"127.0.0.0/8", "::1"}, "", [] { return "x 1\n"; });
   REQUIRE(endpoint.ok());
   CHECK(endpoint->Allows(MetricsRequest("127.0.0.1", "127.0.0.1")));
   CHECK(endpoint->Allows(MetricsRequest("::1", "::1")));
@@ -156,7 +156,7 @@ TEST_CASE("by default only loopback clients may read /metrics", "[metrics]") {
 
 TEST_CASE("a request relayed by a proxy the hub does not trust may not read /metrics",
           "[metrics]") {
-  auto endpoint = MetricsEndpoint::Create({"127.0.0.0/8"}, [] { return "x 1\n"; });
+  auto endpoint = MetricsEndpoint::Create({"127.0.0.0/8"}, "", [] { return "x 1\n"; });
   REQUIRE(endpoint.ok());
   // nginx on loopback, not in hub.trusted_proxies: the peer is loopback, the client is not.
   for (const char* header : {"x-forwarded-for", "forwarded", "x-real-ip"}) {
@@ -165,7 +165,7 @@ TEST_CASE("a request relayed by a proxy the hub does not trust may not read /met
         endpoint->Allows(MetricsRequest("127.0.0.1", "127.0.0.1", {{header, "for=198.51.100.9"}})));
   }
   // A trusted proxy's word is believed (the server set client_address from it).
-  auto inside = MetricsEndpoint::Create({"10.0.0.0/8"}, [] { return "x 1\n"; });
+  auto inside = MetricsEndpoint::Create({"10.0.0.0/8"}, "", [] { return "x 1\n"; });
   REQUIRE(inside.ok());
   CHECK(inside->Allows(MetricsRequest("127.0.0.1", "10.1.2.3", {{"x-forwarded-for", "10.1.2.3"}})));
   CHECK_FALSE(inside->Allows(
@@ -173,14 +173,14 @@ TEST_CASE("a request relayed by a proxy the hub does not trust may not read /met
 }
 
 TEST_CASE("/metrics answers GET only and a bad allow entry is named", "[metrics]") {
-  auto endpoint = MetricsEndpoint::Create({"127.0.0.0/8"}, [] { return "x 1\n"; });
+  auto endpoint = MetricsEndpoint::Create({"127.0.0.0/8"}, "", [] { return "x 1\n"; });
   REQUIRE(endpoint.ok());
   http::Request post = MetricsRequest("127.0.0.1", "127.0.0.1");
   post.method = "POST";
   testing::RecordingResponder out;
   endpoint->Handle(post, out);
   CHECK(out.status == 405);
-  auto bad = MetricsEndpoint::Create({"127.0.0.0/8", "not-an-address"}, [] { return ""; });
+  auto bad = MetricsEndpoint::Create({"127.0.0.0/8", "not-an-address"}, "", [] { return ""; });
   REQUIRE(absl::IsInvalidArgument(bad.status()));
   CHECK(bad.status().message().find("not-an-address") != std::string::npos);
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
 #include <catch2/catch.hpp>
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
@@ -24,6 +25,7 @@
 #include "hub/store/store.h"
 #include "tests/fakes/fake_box_service.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/scratch_dir.h"
 
 namespace llmbox::hub::server {
@@ -468,6 +470,27 @@ TEST_CASE("with hub.metrics.allow naming other addresses the hub refuses /metric
   const Reply metrics = Fetch(hub.url + "/metrics");
   CHECK(metrics.status == 403);
   CHECK(metrics.body.find("llmbox_hub_") == std::string::npos);
+}
+
+TEST_CASE("with hub.metrics.bearer_token_file the hub serves /metrics only with that token",
+          "[hub-server][metrics]") {
+  const std::string token = "hub-metrics-token-0123456789";
+  testing::ScratchDir secrets{"hub-metrics-token"};
+  const std::string file = secrets.Write("metrics.token", token + "\n");
+  REQUIRE(::chmod(file.c_str(), 0600) == 0);
+  testing::LogCapture logs;
+  Hub hub("  metrics:\n    bearer_token_file: " + file + "\n");
+  hub.Start();
+  const Reply none = Fetch(hub.url + "/metrics");
+  CHECK(none.status == 401);
+  CHECK(absl::AsciiStrToLower(none.headers)
+            .find("www-authenticate: bearer realm=\"llmbox-metrics\"") != std::string::npos);
+  CHECK(none.body.find("llmbox_hub_") == std::string::npos);
+  CHECK(Fetch(hub.url + "/metrics", {"Authorization: Bearer " + token + "0"}).status == 401);
+  const Reply right = Fetch(hub.url + "/metrics", {"Authorization: Bearer " + token});
+  CHECK(right.status == 200);
+  CHECK(right.body.find("# TYPE llmbox_hub_box_creates_total counter\n") != std::string::npos);
+  CHECK(logs.Text().find(token) == std::string::npos);
 }
 
 TEST_CASE("with hub.metrics.enabled off the hub serves no metrics", "[hub-server][metrics]") {

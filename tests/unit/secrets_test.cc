@@ -82,5 +82,16 @@ TEST_CASE("hex encoding is lowercase and two characters per byte") {
   REQUIRE(HexEncode(std::string("\x00\x0f\xab\xff", 4)) == "000fabff");
 }
 
+TEST_CASE("a bearer credential is what follows the Bearer scheme in any case") {
+  CHECK(BearerCredential("Bearer abc") == "abc");
+  CHECK(BearerCredential("bEaReR abc def") == "abc def");
+  CHECK(BearerCredential("Bearer  abc") == " abc");  // taken as is: it will not match
+  CHECK_FALSE(BearerCredential("Bearer ").has_value());
+  CHECK_FALSE(BearerCredential("Bearer").has_value());
+  CHECK_FALSE(BearerCredential("Basic abc").has_value());
+  CHECK_FALSE(BearerCredential("Bearerabc").has_value());
+  CHECK_FALSE(BearerCredential("").has_value());
+}
+
 }  // namespace
 }  // namespace llmbox::common

@@ -80,9 +80,7 @@ TEST_CASE("hook runs are counted by hook event and outcome", "[metrics]") {
 TEST_CASE("reaper actions are counted and boxes are gauged by every phase", "[metrics]") {
   SpokeMetrics metrics({});
   metrics.RecordReaperActions(2, 1, 0);
-  metrics.WatchBoxes([]() -> absl::StatusOr<std::map<std::string, int>> {
-    return std::map<std::string, int>{{"ready", 3}, {"pending", 1}};
-  });
+  metrics.WatchBoxes([] { return std::map<std::string, int>{{"ready", 3}, {"pending", 1}}; });
   const std::string text = metrics.Render();
   CHECK(Has(text, "llmbox_spoke_reaper_actions_total{action=\"expired_box\"} 2"));
   CHECK(Has(text, "llmbox_spoke_reaper_actions_total{action=\"orphan_network\"} 1"));

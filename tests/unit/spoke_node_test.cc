@@ -16,6 +16,7 @@
 #include "common/grpc_tls.h"
 #include "common/pki.h"
 #include "llmbox/v1/box.grpc.pb.h"
+#include "spoke/box/manager.h"
 #include "tests/fakes/fake_box_egress.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
@@ -191,6 +192,34 @@ TEST_CASE("a spoke node counts its engine calls in its metrics", "[spoke_node][m
   CHECK(text.find("llmbox_spoke_engine_calls_total{operation=\"ping\",outcome=\"ok\"} 1\n") !=
         std::string::npos);
   CHECK(text.find("llmbox_spoke_boxes{phase=\"ready\"} 0\n") != std::string::npos);
+  (*node)->Stop();
+}
+
+TEST_CASE("a scrape of a spoke node's box gauge makes no engine call", "[spoke_node][metrics]") {
+  ScratchDir dir("spoke-node-box-gauge");
+  FakeClock clock;
+  FakeDockerEngine engine;
+  testing::FakeBoxEgress egress;
+  // A ready box from before the start: the start's listing finds it.
+  engine.AddContainer({.id = "c1",
+                       .name = "llmbox-b1",
+                       .state = "running",
+                       .running = true,
+                       .labels = {{box::BoxManager::kManagedLabel, "true"},
+                                  {box::BoxManager::kBoxIdLabel, "b1"},
+                                  {box::BoxManager::kSpokeLabel, "local"}}});
+  auto node = SpokeNode::Start(
+      InProcessConfig(dir),
+      {.transport = SpokeTransport::kInProcess, .engine = &engine, .egress = &egress}, clock);
+  INFO(node.status().ToString());
+  REQUIRE(node.ok());
+  const size_t calls = engine.Calls().size();
+  for (int scrape = 0; scrape < 3; ++scrape) {
+    const std::string text = (*node)->MetricsText();
+    CHECK(text.find("llmbox_spoke_boxes{phase=\"ready\"} 1\n") != std::string::npos);
+    CHECK(text.find("llmbox_spoke_boxes{phase=\"pending\"} 0\n") != std::string::npos);
+  }
+  CHECK(engine.Calls().size() == calls);
   (*node)->Stop();
 }
 
