@@ -289,7 +289,7 @@ TEST_CASE("a lying spoke's removals are bounded per answer and its garbage is no
     CHECK(records[1]["reason"] == "unknown");
     CHECK(hub.db->GetRemovalCursor("liar")->seq == 4);  // past the refused ones too
   }
-  SECTION("sequence numbers that go back or past what the store holds refuse the rest") {
+  SECTION("sequence numbers that go back refuse the rest of the answer") {
     hub.Add(5, "b5");
     hub.Add(3, "b3");
     hub.Add(9, "b9");
