@@ -315,6 +315,28 @@ TEST_CASE("a sequence number past what the store can hold is refused", "[removal
   CHECK(hub.Records().empty());
 }
 
+TEST_CASE("removals are not passed over while the audit log cannot be written", "[removals]") {
+  HubSide hub;
+  // The audit log's folder is gone: nothing can be written.
+  const std::string path = (hub.dir.path() / "missing" / "audit.log").string();
+  hub::audit::AuditLog broken({.path = path}, hub.clock);
+  hub::boxes::RemovalAudit removals(*hub.db, broken, {});
+  hub.Add(1, "b1");
+  hub.Add(2, "b2");
+  CHECK(absl::IsFailedPrecondition(removals.Collect("west", *hub.spoke)));
+  // The journal is known now, but the cursor stays before its first entry.
+  CHECK(hub.db->GetRemovalCursor("west")->seq == 0);
+  // Writable again: both arrive, once.
+  std::filesystem::create_directories(hub.dir.path() / "missing");
+  REQUIRE(removals.Collect("west", *hub.spoke).ok());
+  REQUIRE(removals.Collect("west", *hub.spoke).ok());
+  const auto records = testing::ReadJsonLines(path);
+  REQUIRE(records.size() == 2);
+  CHECK(records[0]["box_id"] == "b1");
+  CHECK(records[1]["box_id"] == "b2");
+  CHECK(hub.db->GetRemovalCursor("west")->seq == 2);
+}
+
 TEST_CASE("a reconcile of a spoke records the boxes it removed on its own", "[removals]") {
   HubSide hub;
   hub::boxes::SpokeDirectory spokes;
