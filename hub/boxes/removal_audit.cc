@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -11,6 +12,7 @@
 
 #include "common/absl_compat.h"
 #include "common/clock.h"
+#include "common/status.h"
 #include "common/utf8.h"
 #include "common/validate.h"
 
@@ -54,14 +56,42 @@ absl::Status RemovalAudit::Collect(const std::string& spoke, cluster::SpokeClien
   return status;
 }
 
+absl::Status RemovalAudit::Save(const store::RemovalCursor& cursor) {
+  absl::Status saved = store_.SetRemovalCursor(cursor);
+  {
+    // Kept here either way: this run records none twice; only a restart before the store takes
+    // it writes those records again.
+    std::lock_guard lock(mu_);
+    cursors_[cursor.spoke] = {.cursor = cursor, .saved = saved.ok()};
+  }
+  if (!saved.ok()) {
+    spdlog::warn(
+        "audit: spoke {}: where its removals were recorded up to cannot be kept (tried again at "
+        "the next collection): {}",
+        cursor.spoke, common::AsStd(saved.message()));
+  }
+  return saved;
+}
+
 absl::Status RemovalAudit::CollectLocked(const std::string& spoke, cluster::SpokeClient& client) {
   store::RemovalCursor cursor{.spoke = spoke};
-  if (auto stored = store_.GetRemovalCursor(spoke); stored.ok()) {
-    cursor = *std::move(stored);
-  } else if (!absl::IsNotFound(stored.status())) {
-    spdlog::warn("audit: spoke {}: its removals wait: {}", spoke,
-                 common::AsStd(stored.status().message()));
-    return stored.status();
+  std::optional<Kept> kept;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = cursors_.find(spoke); it != cursors_.end()) kept = it->second;
+  }
+  if (!kept.has_value()) {
+    if (auto stored = store_.GetRemovalCursor(spoke); stored.ok()) {
+      cursor = *std::move(stored);
+    } else if (!absl::IsNotFound(stored.status())) {
+      spdlog::warn("audit: spoke {}: its removals wait: {}", spoke,
+                   common::AsStd(stored.status().message()));
+      return stored.status();
+    }
+  } else {
+    cursor = kept->cursor;
+    // A place the store refused last time: kept first, before anything more is recorded.
+    if (!kept->saved) LLMBOX_RETURN_IF_ERROR(Save(cursor));
   }
   for (std::size_t answers = 0; answers < options_.max_answers; ++answers) {
     auto answer = client.ListRemovals(cursor.journal_id, static_cast<std::uint64_t>(cursor.seq),
@@ -138,13 +168,7 @@ absl::Status RemovalAudit::CollectLocked(const std::string& spoke, cluster::Spok
     if (last != cursor.seq || answer->journal_id != cursor.journal_id) {
       cursor.journal_id = answer->journal_id;
       cursor.seq = last;
-      if (absl::Status st = store_.SetRemovalCursor(cursor); !st.ok()) {
-        spdlog::warn(
-            "audit: spoke {}: where its removals were recorded up to cannot be kept "
-            "(recorded again at the next collection): {}",
-            spoke, common::AsStd(st.message()));
-        return st;
-      }
+      LLMBOX_RETURN_IF_ERROR(Save(cursor));
     }
     if (!written.ok()) return written;
     if (out_of_order) {

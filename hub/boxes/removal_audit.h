@@ -19,7 +19,8 @@
 //
 // Once: the cursor moves after each answer's records are written. A hub that dies between the
 // two writes the records of that one answer again at its next collection (at most
-// kMaxPerAnswer; `seq` tells them apart); a failed store write is retried the same way. A
+// kMaxPerAnswer; `seq` tells them apart). A place the store could not keep is kept in memory
+// (this run records nothing twice) and written before the next collection records more. A
 // journal the spoke started anew (another id: its state directory was lost) is read from its
 // start. Entries the spoke dropped before the hub asked (its journal is bounded) are logged as
 // lost, never invented.
@@ -38,6 +39,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -71,12 +73,22 @@ class RemovalAudit {
 
  private:
   [[nodiscard]] absl::Status CollectLocked(const std::string& spoke, cluster::SpokeClient& client);
+  // Writes `cursor` to the store and keeps it in cursors_ (saved or not); the store's error.
+  [[nodiscard]] absl::Status Save(const store::RemovalCursor& cursor);
+
+  struct Kept {
+    store::RemovalCursor cursor;
+    bool saved = true;  // false: the store refused it; written before the next collection
+  };
 
   store::Store& store_;
   audit::AuditLog& audit_;
   const RemovalAuditOptions options_;
   std::mutex mu_;
   std::set<std::string> collecting_;  // spokes a Collect runs for; guarded by mu_
+  // The cursors as last read or written (one store read per spoke per hub run, not one per
+  // reconcile); guarded by mu_.
+  std::map<std::string, Kept> cursors_;
 };
 
 }  // namespace llmbox::hub::boxes
