@@ -79,6 +79,8 @@ std::string_view EventName(Event event) {
       return "spoke.drain";
     case Event::kClusterRotateIdentity:
       return "cluster.rotate_identity";
+    case Event::kBoxReap:
+      return "box.reap";
   }
   LLMBOX_CHECK(false, "an audit event without a name");
   return "";

@@ -71,6 +71,9 @@ enum class Event {
   kSpokeUncordon,          // spoke.uncordon
   kSpokeDrain,             // spoke.drain
   kClusterRotateIdentity,  // cluster.rotate_identity
+  // box.reap: a spoke removed a box on its own (its reaper), as its removal journal says
+  // (hub/boxes/removal_audit.h); `reason`, `removed_at`, `seq`
+  kBoxReap,
 };
 std::string_view EventName(Event event);
 

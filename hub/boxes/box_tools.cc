@@ -655,8 +655,8 @@ namespace {
 
 // The audit record of a call of a tool that acts on a box (audit_log.h); reads are not
 // recorded.
-void AuditCall(audit::AuditLog& log, std::string_view name, const json& arguments,
-               const mcp::CallContext& context, const mcp::ToolResult& result) {
+// The audit event of a tool's call; null for the tools not recorded (reads).
+const audit::Event* AuditedEvent(std::string_view name) {
   using audit::Event;
   static constexpr std::pair<std::string_view, Event> kAudited[] = {
       {"create_llmbox", Event::kBoxCreate},
@@ -666,15 +666,21 @@ void AuditCall(audit::AuditLog& log, std::string_view name, const json& argument
       {"set_llmbox_network", Event::kBoxNetwork}};
   const auto* audited = std::find_if(std::begin(kAudited), std::end(kAudited),
                                      [&](const auto& entry) { return entry.first == name; });
-  if (audited == std::end(kAudited)) return;
+  return audited == std::end(kAudited) ? nullptr : &audited->second;
+}
+
+void AuditCall(audit::AuditLog& log, audit::Event event, const json& arguments,
+               const mcp::CallContext& context, const mcp::ToolResult& result, std::string spoke) {
+  using audit::Event;
   auto text = [](const json& object, const char* key) {
     auto it = object.find(key);
     return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
-  audit::AuditRecord record{.event = audited->second,
+  audit::AuditRecord record{.event = event,
                             .principal = context.principal().id(),
                             .client = std::string(context.client_address()),
-                            .box_id = text(arguments, "box_id")};
+                            .box_id = text(arguments, "box_id"),
+                            .spoke = std::move(spoke)};
   if (result.is_error) {
     record.outcome = audit::Outcome(
         result.code == absl::StatusCode::kOk ? absl::StatusCode::kUnknown : result.code);
@@ -682,9 +688,11 @@ void AuditCall(audit::AuditLog& log, std::string_view name, const json& argument
   } else if (result.structured.is_object()) {
     // A created box's id may be the hub's choice, and its spoke is placement's.
     if (record.box_id.empty()) record.box_id = text(result.structured, "box_id");
-    record.spoke = text(result.structured, "spoke");
+    if (const std::string placed = text(result.structured, "spoke"); !placed.empty()) {
+      record.spoke = placed;
+    }
   }
-  if (audited->second == Event::kBoxCreate && !text(arguments, "image").empty()) {
+  if (event == Event::kBoxCreate && !text(arguments, "image").empty()) {
     record.details.emplace_back("image", text(arguments, "image"));
   }
   if (auto command = arguments.find("command"); command != arguments.end()) {
@@ -699,8 +707,20 @@ void AuditCall(audit::AuditLog& log, std::string_view name, const json& argument
 
 mcp::ToolResult BoxTools::Call(std::string_view name, const json& arguments,
                                mcp::CallContext& context) {
+  // The box's spoke, read before the call (a destroy forgets the box): the caller's own boxes
+  // only, as the call itself sees them, so a record of a refused call names no spoke.
+  const audit::Event* event = audit_ != nullptr ? AuditedEvent(name) : nullptr;
+  std::string spoke;
+  if (event != nullptr && *event != audit::Event::kBoxCreate) {
+    if (auto it = arguments.find("box_id"); it != arguments.end() && it->is_string()) {
+      auto record = registry_.Get(context.principal(), it->get<std::string>());
+      if (record.ok()) spoke = record->spoke;
+    }
+  }
   mcp::ToolResult result = Run(name, arguments, context);
-  if (audit_ != nullptr) AuditCall(*audit_, name, arguments, context, result);
+  if (event != nullptr) {
+    AuditCall(*audit_, *event, arguments, context, result, std::move(spoke));
+  }
   return result;
 }
 

@@ -875,6 +875,8 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
                  common::AsStd(listed.status().message()));
     return unknown;
   }
+  // The boxes it removed on its own reach the audit log with the records they leave below.
+  if (options_.removal_audit != nullptr) (void)options_.removal_audit->Collect(spoke, *client);
   std::map<std::string, const cluster::SpokeBox*> on_spoke;
   for (const auto& box : *listed) on_spoke[common::CanonicalBoxId(box.box_id)] = &box;
   auto records = store_.ListBoxes({.spoke = spoke});

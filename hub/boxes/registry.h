@@ -43,6 +43,7 @@
 #include "hub/auth/principal.h"
 #include "hub/boxes/live_views.h"
 #include "hub/boxes/quota_book.h"
+#include "hub/boxes/removal_audit.h"
 #include "hub/boxes/spoke_monitor.h"
 #include "hub/cluster/spoke_client.h"
 #include "hub/store/store.h"
@@ -103,6 +104,9 @@ struct RegistryOptions {
   MonitorOptions monitor;
   // Told of every create and code submission (/metrics); not owned, may be null.
   metrics::HubMetrics* metrics = nullptr;
+  // Audit: where every reconcile of a spoke records the boxes it removed on its own
+  // (removal_audit.h); not owned, may be null (not recorded).
+  RemovalAudit* removal_audit = nullptr;
 };
 
 struct CreateRequest {

@@ -290,6 +290,29 @@ class GrpcSpokeClient final : public SpokeClient {
     return health;
   }
 
+  absl::StatusOr<SpokeRemovals> ListRemovals(const std::string& journal_id, std::uint64_t after_seq,
+                                             std::chrono::milliseconds timeout) override {
+    v1::ListRemovalsRequest request;
+    request.set_journal_id(journal_id);
+    request.set_after_seq(after_seq);
+    v1::ListRemovalsResponse response;
+    auto context = Context(timeout);
+    grpc::Status status = stub_->ListRemovals(context.get(), request, &response);
+    if (!status.ok()) return common::FromGrpcStatus(status);
+    SpokeRemovals out{.journal_id = response.journal_id(),
+                      .first_seq = response.first_seq(),
+                      .last_seq = response.last_seq()};
+    for (const v1::Removal& removal : response.removals()) {
+      out.removals.push_back({.seq = removal.seq(),
+                              .box_id = removal.box_id(),
+                              .reason = removal.reason(),
+                              .at = FromProto(removal.time()),
+                              .code = removal.code(),
+                              .error = removal.error()});
+    }
+    return out;
+  }
+
  private:
   const std::unique_ptr<v1::BoxService::StubInterface> stub_;
 };

@@ -212,6 +212,24 @@ struct SpokeHealth {
   std::uint32_t Boxes() const { return creating + pending + ready + error; }
 };
 
+// Boxes a spoke removed on its own (its reaper), as its removal journal answers
+// (ListRemovals). Everything here is the spoke's word, unchecked: the hub's RemovalAudit
+// (hub/boxes/removal_audit.h) bounds and validates it before any of it is written anywhere.
+struct SpokeRemoval {
+  std::uint64_t seq = 0;
+  std::string box_id;
+  std::string reason;  // "expired", "container_gone", ...
+  std::chrono::sys_time<std::chrono::milliseconds> at{};
+  int code = 0;  // a google.rpc.Code as the spoke sent it (0: removed)
+  std::string error;
+};
+struct SpokeRemovals {
+  std::string journal_id;
+  std::vector<SpokeRemoval> removals;  // as sent, oldest first
+  std::uint64_t first_seq = 0;
+  std::uint64_t last_seq = 0;
+};
+
 // Receives, before the call starts, a function that abandons it; the holder may call that
 // function from any thread while the call runs (the call then ends with Cancelled).
 using CancelHook = std::function<void(std::function<void()>)>;
@@ -267,6 +285,17 @@ class SpokeClient {
   // The same, from no position (every box counts as changed).
   [[nodiscard]] absl::StatusOr<SpokeHealth> Health(std::chrono::milliseconds timeout) {
     return HealthSince(timeout, {});
+  }
+
+  // The removals the spoke made on its own after `after_seq` of the journal `journal_id` (all
+  // it holds for another or an empty id), at most 100. Unimplemented from a spoke that keeps
+  // no journal (an older one), and from clients that do not ask (this default).
+  [[nodiscard]] virtual absl::StatusOr<SpokeRemovals> ListRemovals(
+      const std::string& journal_id, std::uint64_t after_seq, std::chrono::milliseconds timeout) {
+    (void)journal_id;
+    (void)after_seq;
+    (void)timeout;
+    return absl::UnimplementedError("this spoke client does not list removals");
   }
 };
 

@@ -119,6 +119,7 @@ struct HubServer::State {
   std::optional<common::RunningGrpcServer> cluster_server;
   std::unique_ptr<boxes::QuotaBook> quotas;  // before the registry, which uses it
   std::unique_ptr<cluster::HubCertificateRenewer> hub_cert_renewer;
+  std::unique_ptr<boxes::RemovalAudit> removal_audit;  // before the registry, which uses it
   std::unique_ptr<boxes::BoxRegistry> registry;
   std::unique_ptr<common::PeriodicTask> reconcile;
   std::unique_ptr<common::PeriodicTask> spoke_health;  // the monitor's rounds
@@ -212,6 +213,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
 
   s.quotas = std::make_unique<boxes::QuotaBook>(config.quotas, clock);
   const config::SpokeMonitorConfig& watch = config.spokes;
+  s.removal_audit =
+      std::make_unique<boxes::RemovalAudit>(*s.store, *s.audit, boxes::RemovalAuditOptions{});
   s.registry = std::make_unique<boxes::BoxRegistry>(
       *s.store, s.spokes, clock,
       boxes::RegistryOptions{
@@ -227,7 +230,8 @@ absl::StatusOr<std::unique_ptr<HubServer>> HubServer::Start(const config::HubCon
                       .trial_backoff_min = watch.trial_backoff_min,
                       .trial_backoff_max = watch.trial_backoff_max,
                       .max_boxes_per_spoke = static_cast<std::uint32_t>(watch.max_boxes_per_spoke)},
-          .metrics = &s.metrics},
+          .metrics = &s.metrics,
+          .removal_audit = s.removal_audit.get()},
       s.quotas.get());
   s.metrics.WatchSpokes(s.registry->monitor());
   // The first health round before any reconcile: each spoke that answers is reconciled once by

@@ -272,6 +272,15 @@ ALTER TABLE boxes ADD COLUMN destroy_queued_at_ms INTEGER;
 CREATE INDEX boxes_destroy_queued ON boxes (spoke, destroy_queued_at_ms, box_key)
   WHERE destroy_queued_at_ms IS NOT NULL;
 )sql",
+    // 9 -> 10: where the hub is in each spoke's removal journal (the boxes a spoke removed on
+    // its own, recorded in the audit log: hub/boxes/removal_audit.h).
+    R"sql(
+CREATE TABLE spoke_removal_cursors (
+  name TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+  journal_id TEXT NOT NULL,
+  seq INTEGER NOT NULL CHECK (seq >= 0)
+) STRICT;
+)sql",
 };
 
 #define LLMBOX_BOX_ORDER " ORDER BY created_at_ms, box_key"

@@ -115,6 +115,9 @@ class SqliteStore : public Store {
   // Metrics (hub/store/sqlite_metrics.cc); the query is exposed for tests to EXPLAIN.
   [[nodiscard]] absl::StatusOr<std::vector<SpokePhaseCount>> CountBoxesBySpokeAndPhase() override;
   static const char* SpokePhaseCountsQuery();
+  // Removal journals' cursors (hub/store/sqlite_removals.cc, schema 10).
+  [[nodiscard]] absl::StatusOr<RemovalCursor> GetRemovalCursor(std::string_view spoke) override;
+  [[nodiscard]] absl::Status SetRemovalCursor(const RemovalCursor& cursor) override;
   [[nodiscard]] absl::Status EndMcpSession(std::string_view id_hash,
                                            std::int64_t expires_at_ms) override;
   [[nodiscard]] absl::StatusOr<std::vector<std::string>> ListEndedMcpSessions(

@@ -178,6 +178,15 @@ struct SpokePhaseCount {
   std::int64_t boxes = 0;
 };
 
+// Where the hub is in a spoke's removal journal (the boxes the spoke removed on its own,
+// hub/boxes/removal_audit.h): the journal's id and the last sequence number recorded in the
+// audit log. Kept by spoke name, so a hub restart records none twice and misses none.
+struct RemovalCursor {
+  std::string spoke;
+  std::string journal_id;
+  std::int64_t seq = 0;
+};
+
 // A spoke that joined through the enrollment service.
 struct SpokeRecord {
   std::string name;               // unique; its identity is spiffe://llmbox/spoke/<name>
@@ -367,6 +376,11 @@ class Store {
   [[nodiscard]] virtual absl::Status SetSpokeCondition(const SpokeConditionRecord& condition) = 0;
   // Every record, ordered by name (spokes never observed are absent).
   [[nodiscard]] virtual absl::StatusOr<std::vector<SpokeConditionRecord>> ListSpokeConditions() = 0;
+
+  // Removal journals (hub/boxes/removal_audit.h). NotFound when the spoke has none yet.
+  [[nodiscard]] virtual absl::StatusOr<RemovalCursor> GetRemovalCursor(std::string_view spoke) = 0;
+  // Inserts or replaces the cursor of cursor.spoke. InvalidArgument for an empty name.
+  [[nodiscard]] virtual absl::Status SetRemovalCursor(const RemovalCursor& cursor) = 0;
 
   // MCP sessions a client ended (DELETE), by the SHA-256 hex of the session id, kept until
   // `expires_at_ms` (when the id would be refused anyway), so an ended id stays ended across

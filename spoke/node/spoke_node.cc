@@ -106,6 +106,8 @@ struct SpokeNode::Parts {
   std::unique_ptr<common::PeriodicTask> refusal_log;     // the host rules' refusals, to the log
   std::unique_ptr<box::WorkspaceDisks> workspace_disks;  // loop workspaces only
   std::unique_ptr<box::BoxManager> boxes;
+  // The reaper's removals until the hub collects them (ListRemovals); before both users.
+  std::unique_ptr<reaper::RemovalJournal> removals;
   std::unique_ptr<reaper::Reaper> reaper;
   std::unique_ptr<service::BoxServiceImpl> service;
   std::unique_ptr<grpc::Server> server;
@@ -200,7 +202,13 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
       std::make_unique<box::BoxManager>(*parts->engine, clock, box_options, parts->hooks.get(),
                                         box_egress, parts->workspace_disks.get());
   LLMBOX_RETURN_IF_ERROR(parts->boxes->Recover());
+  parts->removals = std::make_unique<reaper::RemovalJournal>(
+      reaper::RemovalJournalOptions{.path = c.state_dir + "/removals.json"}, clock);
+  if (absl::Status st = parts->removals->Load(); !st.ok()) {
+    spdlog::warn("spoke {}: {}", spoke_name, common::AsStd(st.message()));
+  }
   reaper::ReaperOptions reaper_options = c.reaper;
+  reaper_options.journal = parts->removals.get();
   reaper_options.on_sweep = [metrics = parts->metrics.get()](const reaper::Sweep& sweep) {
     metrics->RecordReaperActions(sweep.expired_boxes.size(), sweep.orphan_networks.size(),
                                  sweep.errors.size());
@@ -246,7 +254,8 @@ absl::StatusOr<std::unique_ptr<SpokeNode>> SpokeNode::Start(const config::SpokeC
                                       return replaced;
                                     }),
           .boxes = c.boxes,
-          .auth_ttl = c.reaper.auth_ttl});
+          .auth_ttl = c.reaper.auth_ttl,
+          .removals = parts->removals.get()});
 
   if (parts->in_process()) {
     grpc::ServerBuilder builder;

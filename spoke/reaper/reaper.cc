@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
+#include "common/absl_compat.h"
+
 namespace llmbox::spoke::reaper {
 
 Reaper::Reaper(box::BoxManager& boxes, docker::DockerEngine& engine, common::Clock& clock,
@@ -37,6 +39,8 @@ Sweep Reaper::RunOnce() {
     with_container.insert(box.box_id);
     if (box.phase != box::BoxPhase::kPending || now - box.created <= options_.auth_ttl) continue;
     auto destroyed = boxes_.Destroy(box.box_id, options_.grace);
+    // A box some other call removed meanwhile (Destroy found nothing) is not the reaper's.
+    if (!destroyed.ok() || *destroyed) Journal(box.box_id, kReasonExpired, destroyed.status());
     if (!destroyed.ok()) {
       note_error(
           absl::StrCat("destroying expired box ", box.box_id, ": ", destroyed.status().message()));
@@ -61,6 +65,7 @@ Sweep Reaper::RunOnce() {
     // A box being created has its network before its container.
     if (with_container.count(box_id) != 0 || boxes_.IsBeingCreated(box_id)) continue;
     auto destroyed = boxes_.Destroy(box_id, options_.grace);
+    if (!destroyed.ok() || *destroyed) Journal(box_id, kReasonContainerGone, destroyed.status());
     if (!destroyed.ok()) {
       note_error(
           absl::StrCat("removing network ", network.name, ": ", destroyed.status().message()));
@@ -70,6 +75,23 @@ Sweep Reaper::RunOnce() {
     sweep.orphan_networks.push_back(network.name);
   }
   return sweep;
+}
+
+void Reaper::Journal(const std::string& box_id, std::string_view reason,
+                     const absl::Status& outcome) {
+  if (options_.journal == nullptr) return;
+  {
+    std::lock_guard lock(failing_mu_);
+    if (outcome.ok()) {
+      failing_.erase(box_id);
+    } else if (!failing_.insert(box_id).second) {
+      return;
+    }
+  }
+  if (absl::Status st = options_.journal->Add(box_id, reason, outcome); !st.ok()) {
+    spdlog::warn("reaper: the removal of box {} is kept in memory only: {}", box_id,
+                 common::AsStd(st.message()));
+  }
 }
 
 void Reaper::Start() { task_.Start(); }

@@ -3,7 +3,8 @@
 // Runs on the spoke, so boxes die on time even while the hub is down. Every `interval` it
 // destroys pending boxes older than `auth_ttl` (nobody activated them) and removes managed
 // networks whose box container is gone (through BoxManager::Destroy, so destroy hooks run
-// too). Each action is logged.
+// too). Each action is logged, and each box removed (or a removal that failed, once per run of
+// failures) is written to `journal` for the hub's audit log (removal_journal.h).
 //
 //   Reaper reaper(boxes, engine, clock, {.interval = 30s, .auth_ttl = 15min});
 //   reaper.Start();   // a background thread (common::PeriodicTask); waits go through `clock`
@@ -16,6 +17,8 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,7 @@
 #include "common/periodic.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/engine.h"
+#include "spoke/reaper/removal_journal.h"
 
 namespace llmbox::spoke::reaper {
 
@@ -38,6 +42,8 @@ struct ReaperOptions {
   std::chrono::seconds grace{10};
   // Told of each pass of the background thread (/metrics); may be empty.
   std::function<void(const Sweep&)> on_sweep;
+  // Where removals are written for the hub's audit log; not owned, may be null (none).
+  RemovalJournal* journal = nullptr;
 };
 
 class Reaper {
@@ -66,7 +72,13 @@ class Reaper {
   box::BoxManager& boxes_;
   docker::DockerEngine& engine_;
   common::Clock& clock_;
+  // Writes a removal of `box_id` to the journal: every success, and a failure only when the
+  // box's last entry was no failure (a box that cannot be removed is tried every pass).
+  void Journal(const std::string& box_id, std::string_view reason, const absl::Status& outcome);
+
   const ReaperOptions options_;
+  std::mutex failing_mu_;
+  std::set<std::string> failing_;  // boxes whose last journal entry is a failure; failing_mu_
   // Last, so it stops before what its passes use goes away.
   common::PeriodicTask task_;
 };

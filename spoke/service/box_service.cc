@@ -404,4 +404,29 @@ grpc::Status BoxServiceImpl::Health(grpc::ServerContext* context, const v1::Heal
   return grpc::Status::OK;
 }
 
+grpc::Status BoxServiceImpl::ListRemovals(grpc::ServerContext* context,
+                                          const v1::ListRemovalsRequest* request,
+                                          v1::ListRemovalsResponse* response) {
+  if (auto st = Authorize(context); !st.ok()) return st;
+  if (options_.removals == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this spoke keeps no removal journal");
+  }
+  const reaper::RemovalPage page = options_.removals->After(
+      request->journal_id(), request->after_seq(), reaper::RemovalJournal::kMaxPage);
+  response->set_journal_id(page.journal_id);
+  response->set_first_seq(page.first_seq);
+  response->set_last_seq(page.last_seq);
+  for (const reaper::RemovalEntry& entry : page.entries) {
+    v1::Removal* out = response->add_removals();
+    out->set_seq(entry.seq);
+    out->set_box_id(Text(entry.box_id));
+    out->set_reason(Text(entry.reason));
+    SetTime(out->mutable_time(), common::FromUnixMillis(entry.at_ms));
+    out->set_code(static_cast<int32_t>(entry.code));
+    out->set_error(Text(common::Redact(entry.error)));
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace llmbox::spoke::service

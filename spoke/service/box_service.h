@@ -21,6 +21,7 @@
 #include "llmbox/v1/box.grpc.pb.h"
 #include "spoke/box/manager.h"
 #include "spoke/docker/engine.h"
+#include "spoke/reaper/removal_journal.h"
 #include "spoke/service/change_feed.h"
 
 namespace llmbox::spoke::service {
@@ -41,6 +42,9 @@ struct BoxServiceOptions {
   std::chrono::seconds max_grace{60};
   std::chrono::milliseconds max_exec_timeout{300'000};
   std::chrono::milliseconds max_submit_timeout{120'000};
+  // The reaper's removals, for ListRemovals; not owned, must outlive the service. Null:
+  // ListRemovals is FAILED_PRECONDITION.
+  reaper::RemovalJournal* removals = nullptr;
 };
 
 class BoxServiceImpl final : public llmbox::v1::BoxService::Service {
@@ -68,6 +72,9 @@ class BoxServiceImpl final : public llmbox::v1::BoxService::Service {
   // Entries are parsed here (InvalidArgument naming a bad one) before BoxManager::SetNetwork.
   grpc::Status SetBoxNetwork(grpc::ServerContext* context, const v1::SetBoxNetworkRequest* request,
                              v1::Box* response) override;
+  // The removal journal's entries after the hub's (BoxServiceOptions::removals).
+  grpc::Status ListRemovals(grpc::ServerContext* context, const v1::ListRemovalsRequest* request,
+                            v1::ListRemovalsResponse* response) override;
 
  private:
   grpc::Status Authorize(grpc::ServerContext* context) const;

@@ -15,6 +15,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -52,6 +53,17 @@ std::string RandomTail(std::size_t n) {
     if (std::isalnum(static_cast<unsigned char>(c)) && tail.size() < n) tail.push_back(c);
   }
   return tail;
+}
+
+// The authorize URL of a box as only its activation page (`auth_url`) shows it.
+std::string AuthorizeUrlOf(const std::string& auth_url, const fs::path& log) {
+  ChildProcess page({"curl", "-s", "--max-time", "30", auth_url}, log);
+  REQUIRE(page.Wait(60s) == 0);
+  std::smatch m;
+  const std::string html = page.Log();
+  REQUIRE(std::regex_search(html, m,
+                            std::regex("href=\"(https://claude\\.ai/oauth/authorize[^\"]+)\"")));
+  return m[1];
 }
 
 // The box's /root/.claude/.credentials.json as the engine's archive endpoint returns it (a tar:
@@ -97,13 +109,8 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
   const std::string link_token = auth_url.substr(auth_url.rfind('/') + 1);
 
   // The box's authorize URL, as only its page shows it.
-  ChildProcess page({"curl", "-s", "--max-time", "30", auth_url}, dir.path / "page.html");
-  REQUIRE(page.Wait(60s) == 0);
+  const std::string authorize_url = AuthorizeUrlOf(auth_url, dir.path / "page.html");
   std::smatch m;
-  const std::string html = page.Log();
-  REQUIRE(std::regex_search(html, m,
-                            std::regex("href=\"(https://claude\\.ai/oauth/authorize[^\"]+)\"")));
-  const std::string authorize_url = m[1];
 
   // From a browser behind the proxy: something that is not a code, refused by the page.
   const std::string jar = (dir.path / "cookies").string();
@@ -206,8 +213,8 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
     CHECK(records[i]["principal"] == "");
     CHECK(records[i]["owner"] == "key:audit-e2e");
   }
-  // Where the box is: named where the hub knows it without asking (create, the page).
-  for (std::size_t i : {1, 2, 3, 4}) CHECK(records[i]["spoke"] == "local");
+  // Where the box is: named in every record about it (create, the page, exec, logs, destroy).
+  for (std::size_t i : {1, 2, 3, 4, 5, 6, 7, 8}) CHECK(records[i]["spoke"] == "local");
   CHECK(records[2]["reason"] == "not_a_code");
   CHECK(records[3]["reason"] == "box_refused_code");
   CHECK(records[5]["argv"] == json{"sh", "-c", "cat /root/.claude/.credentials.json; id -un"});
@@ -223,6 +230,95 @@ TEST_CASE("the audit log of a box's life has the expected records in order and n
       {"access token", access_token},
       {"refresh token", refresh_token},
       {"activation link token", link_token}};
+  const std::vector<std::string> found = SecretsIn(audit, secrets);
+  INFO("found in the audit log:\n"
+       << [&] {
+            std::string out;
+            for (const auto& f : found) out += f + "\n";
+            return out;
+          }());
+  CHECK(found.empty());
+  CHECK(audit.find("/oauth/authorize") == std::string::npos);
+  CHECK(audit.find("/auth/") == std::string::npos);
+}
+
+// The box.reap records of `box_id` in the audit file, once there is at least one; fails the
+// test after `limit`.
+std::vector<json> WaitForReap(const fs::path& audit, const std::string& box_id,
+                              std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::vector<json> found;
+    for (const json& record : ReadJsonLines(audit)) {
+      if (record.is_object() && record.value("event", "") == "box.reap" &&
+          record.value("box_id", "") == box_id) {
+        found.push_back(record);
+      }
+    }
+    if (!found.empty()) return found;
+    std::this_thread::sleep_for(200ms);  // polling the file for the condition, not a fixed wait
+  }
+  FAIL("no box.reap record for " << box_id << " after " << limit.count() << " s:\n"
+                                 << ReadFile(audit));
+  return {};
+}
+
+TEST_CASE("a box the local spoke reaps is in the audit log once with its reason and no secret",
+          "[e2e][hub][audit]") {
+  const auto& rig = Rig();
+  HubDir dir("llmbox-hub-audit-reap");
+  // Pending boxes expire after 10 s; the hub asks its spoke every second, so the return hook's
+  // reconcile collects the removal within a round or two of it.
+  WriteConfig(dir.path, rig, rig.standin_claude, "required",
+              "  reaper:\n    interval: 1s\n    auth_ttl: 10s\n");
+  const std::string config = (dir.path / "hub.yaml").string();
+  AddToHubSection(config, "  spoke_health_interval: 1s\n");
+  const std::string key = CreateKey(dir, "audit-reap", false);
+  const fs::path audit_path = dir.path / "state" / "audit.log";
+  std::map<std::string, std::string> secrets = {{"API key", key}};
+
+  // Each box: created, never activated, reaped by the spoke. The second is made by a restarted
+  // hub, so its record shows that the restarted hub collected again (and not the first twice).
+  std::vector<std::string> box_ids;
+  for (int life = 0; life < 2; ++life) {
+    HubProcess hub(config, dir.path / ("hub-" + std::to_string(life) + ".log"));
+    const std::string box_id = UniqueId("audit-reap");
+    box_ids.push_back(box_id);
+    const auto created = McpCall(hub.url, key, "create_llmbox", {{"box_id", box_id}},
+                                 dir.path / ("create-" + box_id + ".log"));
+    const std::string auth_url = ResultOf(created).at("auth_url").get<std::string>();
+    secrets["activation link token " + box_id] = auth_url.substr(auth_url.rfind('/') + 1);
+    const std::string authorize_url =
+        AuthorizeUrlOf(auth_url, dir.path / ("page-" + box_id + ".html"));
+    secrets["authorize URL " + box_id] = authorize_url;
+    secrets["authorize URL query " + box_id] = authorize_url.substr(authorize_url.find('?') + 1);
+    (void)WaitForReap(audit_path, box_id, 120s);
+    CHECK(hub.process.Stop() == 0);
+  }
+
+  const std::string audit = ReadFile(audit_path);
+  INFO("the audit log:\n" << audit);
+  for (const std::string& box_id : box_ids) {
+    const std::vector<json> reaped = WaitForReap(audit_path, box_id, 1s);
+    REQUIRE(reaped.size() == 1);  // once, across the hub's restart
+    const json& r = reaped[0];
+    CHECK(r["principal"] == "spoke:local");
+    CHECK(r["client"] == "");
+    CHECK(r["spoke"] == "local");
+    CHECK(r["outcome"] == "ok");
+    CHECK(r["reason"] == "expired");
+    CHECK(std::regex_match(r["removed_at"].get<std::string>(),
+                           std::regex("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ")));
+    CHECK(std::regex_match(r["seq"].get<std::string>(), std::regex("[1-9][0-9]*")));
+  }
+  // In order: each box's create before its reap.
+  std::vector<std::string> order;
+  for (const json& record : ReadJsonLines(audit_path)) {
+    REQUIRE(record.is_object());
+    if (record.contains("box_id")) order.push_back(record["event"].get<std::string>());
+  }
+  CHECK(order == std::vector<std::string>{"box.create", "box.reap", "box.create", "box.reap"});
+
   const std::vector<std::string> found = SecretsIn(audit, secrets);
   INFO("found in the audit log:\n"
        << [&] {

@@ -197,11 +197,27 @@ absl::StatusOr<SpokeHealth> FakeSpokeClient::HealthSince(std::chrono::millisecon
   return answer;
 }
 
+absl::StatusOr<hub::cluster::SpokeRemovals> FakeSpokeClient::ListRemovals(
+    const std::string& journal_id, std::uint64_t after_seq, std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu);
+  timeouts_.emplace("ListRemovals", timeout);
+  removals_asked.emplace_back(journal_id, after_seq);
+  if (!removals_status.ok()) return removals_status;
+  if (removals_verbatim) return removals;
+  hub::cluster::SpokeRemovals out = removals;
+  out.removals.clear();
+  const std::uint64_t after = journal_id == removals.journal_id ? after_seq : 0;
+  for (const auto& removal : removals.removals) {
+    if (removal.seq > after && out.removals.size() < removals_page) out.removals.push_back(removal);
+  }
+  return out;
+}
+
 void FakeSpokeClient::FailEveryCall(const absl::Status& status) {
   std::lock_guard lock(mu);
   for (absl::Status* each :
        {&create_status, &get_status, &set_network_status, &list_status, &destroy_status,
-        &logs_status, &exec_status, &submit_status, &health_status}) {
+        &logs_status, &exec_status, &submit_status, &health_status, &removals_status}) {
     *each = status;
   }
 }

@@ -9,6 +9,7 @@
 //   registry.Create(...);   // -> Unavailable; spoke->Timeouts("DestroyBox") shows the undo
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -43,6 +44,9 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
       const hub::cluster::SubmitCodeArgs& args, std::chrono::milliseconds timeout) override;
   [[nodiscard]] absl::StatusOr<hub::cluster::SpokeHealth> HealthSince(
       std::chrono::milliseconds timeout, const hub::cluster::FeedPosition& since) override;
+  [[nodiscard]] absl::StatusOr<hub::cluster::SpokeRemovals> ListRemovals(
+      const std::string& journal_id, std::uint64_t after_seq,
+      std::chrono::milliseconds timeout) override;
 
   // The feed notes a change of the box (locks mu).
   void Change(const std::string& box_id);
@@ -68,6 +72,15 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   absl::Status exec_status;
   absl::Status submit_status;
   absl::Status health_status;
+  // ListRemovals answers `removals`' journal id and sequence numbers, and its entries after
+  // the caller's sequence number when the caller names that journal (all of them otherwise),
+  // at most removals_page; with removals_verbatim, every entry as set, whatever was asked (a
+  // lying spoke). removals_asked: each call's (journal id, after).
+  absl::Status removals_status;
+  hub::cluster::SpokeRemovals removals;
+  std::size_t removals_page = 100;
+  bool removals_verbatim = false;
+  std::vector<std::pair<std::string, std::uint64_t>> removals_asked;
   std::string authorize_url = "https://claude.ai/oauth/authorize?fake=1";
   std::vector<std::string> network_base = {"api.anthropic.com:443"};
   hub::cluster::SpokeLogs logs;

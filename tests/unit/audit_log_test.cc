@@ -123,7 +123,7 @@ TEST_CASE("an audit record is one JSON line with the time in RFC 3339 UTC to the
 
 TEST_CASE("every audit event has a distinct dotted name", "[audit]") {
   std::set<std::string_view> names;
-  for (int e = 0; e <= static_cast<int>(Event::kClusterRotateIdentity); ++e) {
+  for (int e = 0; e <= static_cast<int>(Event::kBoxReap); ++e) {
     const std::string_view name = EventName(static_cast<Event>(e));
     CHECK(name.find('.') != std::string_view::npos);
     CHECK(names.insert(name).second);
@@ -443,6 +443,9 @@ TEST_CASE(
   CHECK(records[3]["outcome"] == "not_found");
   CHECK(records[3].contains("error"));
   CHECK(records[4]["outcome"] == "ok");
+  // Every record of a call on the caller's box names its spoke; one on no box names none.
+  for (std::size_t i : {0, 1, 2, 4}) CHECK(records[i]["spoke"] == "local");
+  CHECK_FALSE(records[3].contains("spoke"));
   const std::string text = ReadAll(hub.dir.File());
   CHECK_FALSE(absl::StrContains(text, printed));
   CHECK_FALSE(absl::StrContains(text, std::string(30, 'L')));

@@ -350,11 +350,12 @@ TEST_CASE("migrating an old database gives its boxes to their created_by, and ke
           "[ownership]") {
   testing::ScratchDir dir("ownership-migrate");
   const std::string path = (dir.path() / "hub.db").string();
-  REQUIRE(store::SqliteStore::SchemaVersion() == 9);
-  // A version-5 file: this schema without what versions 6 to 9 added, with boxes and a key in it,
+  REQUIRE(store::SqliteStore::SchemaVersion() == 10);
+  // A version-5 file: this schema without what versions 6 to 10 added, with boxes and a key in it,
   // written with SQLite itself the way the older hub did (it knew no owner column).
   store::SqliteStore::Open(path).value().reset();
   RawExec(path,
+          "DROP TABLE spoke_removal_cursors; "
           "DROP TABLE spoke_admin; DROP TABLE spoke_conditions; DROP INDEX boxes_destroy_queued; "
           "ALTER TABLE boxes DROP COLUMN destroy_queued_at_ms; "
           "DROP TABLE oauth_tokens; DROP TABLE oauth_codes; DROP TABLE oauth_grants; "
@@ -376,7 +377,7 @@ TEST_CASE("migrating an old database gives its boxes to their created_by, and ke
   REQUIRE(RawQuery(path, "PRAGMA user_version") == "5|\n");
 
   auto db = store::SqliteStore::Open(path).value();
-  CHECK(RawQuery(path, "PRAGMA user_version") == "9|\n");
+  CHECK(RawQuery(path, "PRAGMA user_version") == "10|\n");
   CHECK(db->GetBox("old-alice")->owner == "key:alice");
   CHECK(db->GetBox("old-alice")->box_id == "Old-Alice");  // nothing else changed
   CHECK(db->GetBox("old-alice")->phase == Phase::kReady);

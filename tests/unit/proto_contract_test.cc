@@ -17,12 +17,13 @@ std::set<std::string> MethodNames(const google::protobuf::ServiceDescriptor* ser
 }
 
 TEST_CASE(
-    "the box service offers exactly the verbs of a box's life, its network and health, and the "
-    "hub keys a spoke accepts") {
+    "the box service offers exactly the verbs of a box's life, its network and health, the "
+    "hub keys a spoke accepts and the removals it made on its own") {
   const auto* file = llmbox::v1::Box::descriptor()->file();
   REQUIRE(MethodNames(file->FindServiceByName("BoxService")) ==
           std::set<std::string>{"CreateBox", "GetBox", "ListBoxes", "DestroyBox", "SubmitCode",
-                                "GetLogs", "Exec", "Health", "SetHubKeys", "SetBoxNetwork"});
+                                "GetLogs", "Exec", "Health", "SetHubKeys", "SetBoxNetwork",
+                                "ListRemovals"});
 }
 
 TEST_CASE("the enrollment service offers the CA, join and renewal") {

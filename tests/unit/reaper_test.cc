@@ -6,6 +6,7 @@
 
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
+#include "tests/fakes/faulty_docker_engine.h"
 
 namespace llmbox::spoke::reaper {
 namespace {
@@ -107,6 +108,38 @@ TEST_CASE("the reaper leaves another spoke's box network alone on an engine they
   const auto networks = engine.NetworkNames();
   CHECK(Has(networks, "llmbox-net-theirs"));
   CHECK_FALSE(Has(networks, "llmbox-net-ours"));
+}
+
+TEST_CASE("the reaper journals each box it removes with its reason and a failing one once",
+          "[reaper][removals]") {
+  testing::FakeClock clock;
+  testing::FakeDockerEngine engine;
+  testing::FaultyDockerEngine faulty(engine);
+  AddBox(engine, "stale", /*ready=*/false, clock.Now() - 20min);
+  AddBox(engine, "fresh", /*ready=*/false, clock.Now() - 1min);
+  engine.AddNetwork({"n-lost", "llmbox-net-lost", BoxLabels("lost"), {}});
+  BoxManager boxes(faulty, clock, {});
+  RemovalJournal journal({}, clock);
+  Reaper reaper(boxes, faulty, clock, {.interval = 30s, .auth_ttl = 15min, .journal = &journal});
+
+  // Two passes that cannot stop the stale box: one entry for the run of failures.
+  faulty.FailAt("StopContainer");
+  (void)reaper.RunOnce();
+  faulty.FailAt("StopContainer");
+  (void)reaper.RunOnce();
+  (void)reaper.RunOnce();  // now it goes
+  (void)reaper.RunOnce();  // nothing left to remove: nothing journaled
+
+  const auto page = journal.After(journal.id(), 0, 100);
+  REQUIRE(page.entries.size() == 3);
+  CHECK(page.entries[0].box_id == "stale");
+  CHECK(page.entries[0].reason == "expired");
+  CHECK(page.entries[0].code == absl::StatusCode::kUnavailable);
+  CHECK(page.entries[1].box_id == "lost");  // the first pass removed the orphan network
+  CHECK(page.entries[1].reason == "container_gone");
+  CHECK(page.entries[1].code == absl::StatusCode::kOk);
+  CHECK(page.entries[2].box_id == "stale");
+  CHECK(page.entries[2].code == absl::StatusCode::kOk);
 }
 
 }  // namespace

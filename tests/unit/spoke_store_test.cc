@@ -247,20 +247,21 @@ TEST_CASE("box counts by spoke and queued destroys read indexes and never sort",
 TEST_CASE("a schema-8 file upgrades to 9 keeping its boxes, none of them queued", "[spoke-store]") {
   ScratchDir dir("spoke-store-migrate");
   const std::string path = (dir.path() / "hub.db").string();
-  REQUIRE(SqliteStore::SchemaVersion() == 9);
+  REQUIRE(SqliteStore::SchemaVersion() == 10);
   {
     auto db = SqliteStore::Open(path).value();
     REQUIRE(db->InsertBox({.box_id = "Kept", .spoke = "west", .phase = Phase::kReady}).ok());
     REQUIRE(db->InsertBox({.box_id = "pend", .spoke = "west", .phase = Phase::kPending}).ok());
   }
-  // What version 9 added, taken away: the file as version 8 left it.
+  // What versions 9 and 10 added, taken away: the file as version 8 left it.
   RawExec(path,
-          "DROP TABLE spoke_admin; DROP TABLE spoke_conditions; DROP INDEX boxes_destroy_queued; "
+          "DROP TABLE spoke_removal_cursors; DROP TABLE spoke_admin; DROP TABLE spoke_conditions; "
+          "DROP INDEX boxes_destroy_queued; "
           "ALTER TABLE boxes DROP COLUMN destroy_queued_at_ms; PRAGMA user_version = 8;");
   REQUIRE(RawQuery(path, "PRAGMA user_version") == "8|\n");
 
   auto db = SqliteStore::Open(path).value();
-  CHECK(RawQuery(path, "PRAGMA user_version") == "9|\n");
+  CHECK(RawQuery(path, "PRAGMA user_version") == "10|\n");
   auto kept = db->GetBox("kept");
   REQUIRE(kept.ok());
   CHECK(kept->box_id == "Kept");
