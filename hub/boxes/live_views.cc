@@ -10,17 +10,20 @@ namespace llmbox::hub::boxes {
 LiveViews::LiveViews(common::Clock& clock, LiveViewOptions options)
     : clock_(clock), options_(options) {}
 
-LiveViews::Ticket LiveViews::Begin(std::string_view spoke) {
+LiveViews::Ticket LiveViews::Begin(std::string_view /*spoke*/) {
   std::lock_guard lock(mu_);
-  auto it = feeds_.find(spoke);
-  return it == feeds_.end() ? 0 : it->second.generation;
+  return counter_;
+}
+
+std::size_t LiveViews::Slot(std::string_view canonical_id) {
+  return std::hash<std::string_view>{}(canonical_id) % kSlots;
 }
 
 void LiveViews::EraseLocked(std::map<std::string, Entry, std::less<>>::iterator it) {
   if (auto feed = feeds_.find(it->second.spoke); feed != feeds_.end()) {
     feed->second.boxes.erase(it->first);
-    ++feed->second.generation;
   }
+  forgotten_[Slot(it->first)] = ++counter_;
   order_.erase(it->second.order);
   entries_.erase(it);
 }
@@ -32,8 +35,9 @@ void LiveViews::Put(std::string_view box_id, std::string_view token_hash, std::s
   const auto now = clock_.SteadyNow();
   std::lock_guard lock(mu_);
   Feed& feed = feeds_.try_emplace(std::string(spoke)).first->second;
-  // Something of this spoke was forgotten while the answer was on its way: it may predate it.
-  if (ticket != feed.generation) return;
+  // The box (or every box of the spoke) was forgotten while the answer was on its way: the
+  // answer may predate what made it forgotten.
+  if (feed.forgotten_at > ticket || forgotten_[Slot(key)] > ticket) return;
   // Tracked only when its position is at or after what was applied of the same feed (an older
   // one may miss a change applied already; it answers for max_age like any untracked one).
   cluster::FeedPosition position = at;
@@ -81,11 +85,12 @@ std::optional<cluster::BoxNetwork> LiveViews::Fresh(std::string_view box_id,
   return entry.network;
 }
 
-void LiveViews::Forget(std::string_view box_id, std::string_view spoke) {
+void LiveViews::Forget(std::string_view box_id, std::string_view /*spoke*/) {
+  const std::string key = common::CanonicalBoxId(box_id);
   std::lock_guard lock(mu_);
-  // An answer from the spoke in flight now may predate what made the caller forget.
-  ++feeds_.try_emplace(std::string(spoke)).first->second.generation;
-  auto it = entries_.find(common::CanonicalBoxId(box_id));
+  // An answer about the box in flight now may predate what made the caller forget.
+  forgotten_[Slot(key)] = ++counter_;
+  auto it = entries_.find(key);
   if (it != entries_.end()) EraseLocked(it);
 }
 
@@ -96,7 +101,8 @@ void LiveViews::ApplyFeed(std::string_view spoke, const cluster::FeedPosition& a
   Feed& feed = feeds_.try_emplace(std::string(spoke)).first->second;
   const bool restarted = at.epoch != feed.applied.epoch;
   if (at.epoch != 0 && (all || restarted)) {
-    // Every entry of the spoke may be stale.
+    // Every entry of the spoke may be stale, and every answer of it in flight.
+    feed.forgotten_at = ++counter_;
     const std::set<std::string> boxes = feed.boxes;
     for (const std::string& id : boxes) {
       if (auto it = entries_.find(id); it != entries_.end()) EraseLocked(it);
@@ -104,9 +110,17 @@ void LiveViews::ApplyFeed(std::string_view spoke, const cluster::FeedPosition& a
   } else if (at.epoch != 0) {
     for (const auto& [id, seq] : changes) {
       auto it = entries_.find(id);
-      if (it == entries_.end() || it->second.spoke != spoke) continue;
-      // An entry taken after the change shows it already.
-      if (it->second.at.epoch == at.epoch && it->second.at.seq >= seq) continue;
+      if (it == entries_.end()) {
+        forgotten_[Slot(id)] = ++counter_;  // a get of it in flight may predate the change
+        continue;
+      }
+      if (it->second.spoke != spoke) continue;
+      // An entry taken after the change shows it already (a position past the spoke's own,
+      // which only a lying spoke gives, shows nothing).
+      if (it->second.at.epoch == at.epoch && it->second.at.seq >= seq &&
+          it->second.at.seq <= at.seq) {
+        continue;
+      }
       EraseLocked(it);
     }
   }

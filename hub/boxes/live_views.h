@@ -25,17 +25,20 @@
 // network change) Forgets its entry. So what get_llmbox shows of a box's network is at most a
 // health round behind its spoke (max_age without a feed), and live after anything the hub did.
 //
-// Races: an answer that was in flight while its spoke's entries were forgotten (a Forget, an
-// applied feed that forgot any) is not kept (its Ticket is stale), so a change applied while a
-// get was asking the spoke is never covered up by the get's older answer.
+// Races: an answer that was in flight while its box was forgotten (a Forget, an applied change
+// of the box, whether it had an entry or not) or all of its spoke's were (a new epoch, `all`)
+// is not kept (its Ticket predates that), so a change applied while a get was asking the spoke
+// is never covered up by the get's older answer. Other boxes' forgets do not hold it back.
 //
 // Bounded: at most max_entries; when full, the entries least recently written go first.
 // Thread-safe.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <mutex>
@@ -103,10 +106,12 @@ class LiveViews {
   struct Feed {
     cluster::FeedPosition applied;
     common::Clock::SteadyTime heard_at{};
-    Ticket generation = 0;        // moves when an entry of the spoke is forgotten
+    Ticket forgotten_at = 0;      // counter_ when all its entries were last forgotten
     std::set<std::string> boxes;  // canonical ids of its entries
   };
-  // Drops an entry (mu_ held); bumps its spoke's generation.
+  // Which of forgotten_ a box id counts in.
+  static std::size_t Slot(std::string_view canonical_id);
+  // Drops an entry (mu_ held) and marks its box forgotten.
   void EraseLocked(std::map<std::string, Entry, std::less<>>::iterator it);
 
   common::Clock& clock_;
@@ -115,6 +120,11 @@ class LiveViews {
   std::map<std::string, Entry, std::less<>> entries_;  // by canonical box id
   std::list<std::string> order_;                    // canonical ids, least recently written first
   std::map<std::string, Feed, std::less<>> feeds_;  // by spoke name
+  // Forgetting, per box: counter_ moves at each forget, and forgotten_ holds, per slot of box
+  // ids (hashed: a collision only drops an answer more), the counter at its last forget.
+  static constexpr std::size_t kSlots = 4096;
+  Ticket counter_ = 0;
+  std::array<Ticket, kSlots> forgotten_{};
 };
 
 }  // namespace llmbox::hub::boxes

@@ -391,14 +391,18 @@ absl::StatusOr<cluster::BoxNetwork> BoxRegistry::SetNetwork(const auth::Principa
                                                             const cluster::NetworkChange& change) {
   LLMBOX_ASSIGN_OR_RETURN(BoxRecord record, Get(caller, box_id));
   LLMBOX_ASSIGN_OR_RETURN(auto client, ReachableSpokeFor(record));
-  const LiveViews::Ticket ticket = live_.Begin(record.spoke);
   auto box = client->SetBoxNetwork(record.box_id, change, options_.call_timeout);
+  // Whatever the answer, the spoke may have changed the policy (a call that timed out after
+  // it did): what the hub kept goes, and so does a get's answer still on its way (read before
+  // the change). The change's own answer is what the next gets show.
+  live_.Forget(record.box_id, record.spoke);
   if (!box.ok()) {
     spdlog::info("box {}: network change refused by spoke {}: {}", record.box_id, record.spoke,
                  common::AsStd(box.status().message()));
     return SpokeError(record.spoke, box.status());
   }
-  live_.Put(record.box_id, record.token_hash, record.spoke, box->at, box->network, ticket);
+  live_.Put(record.box_id, record.token_hash, record.spoke, box->at, box->network,
+            live_.Begin(record.spoke));
   spdlog::info("box {}: network changed by {} ({} added, {} removed, mode {}): now {}",
                record.box_id, caller.id(), change.add.size(), change.remove.size(),
                cluster::NetworkModeName(change.mode), cluster::NetworkModeName(box->network.mode));

@@ -260,9 +260,16 @@ void SpokeMonitor::Poll() {
   // spoke from a shared index, so a slow spoke holds one worker, not the round.
   {
     std::atomic<std::size_t> next{0};
-    const auto work = [&probes, &next, timeout = options_.health_timeout] {
+    const auto work = [&probes, &next, views = views_, timeout = options_.health_timeout] {
       for (std::size_t i = next++; i < probes.size(); i = next++) {
-        probes[i].health = probes[i].client->HealthSince(timeout, probes[i].since);
+        Probe& probe = probes[i];
+        probe.health = probe.client->HealthSince(timeout, probe.since);
+        // What the spoke's feed says changed: those boxes' views go now, not after the round
+        // (a slow spoke must not hold back the others').
+        if (views != nullptr && probe.health.ok()) {
+          views->ApplyFeed(probe.name, probe.health->changes_at, probe.health->changes_all,
+                           probe.health->changes);
+        }
       }
     };
     const std::size_t workers =
@@ -271,16 +278,6 @@ void SpokeMonitor::Poll() {
     for (std::size_t i = 1; i < workers; ++i) pool.emplace_back(work);
     work();
     for (auto& thread : pool) thread.join();
-  }
-
-  // What each spoke's feed says changed: the views of those boxes go (outside mu_: the
-  // views have their own lock, and a get waits on them, not on the round).
-  if (views_ != nullptr) {
-    for (const Probe& probe : probes) {
-      if (!probe.health.ok()) continue;
-      views_->ApplyFeed(probe.name, probe.health->changes_at, probe.health->changes_all,
-                        probe.health->changes);
-    }
   }
 
   const std::int64_t now_ms = NowMs();

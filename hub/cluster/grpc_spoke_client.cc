@@ -273,17 +273,14 @@ class GrpcSpokeClient final : public SpokeClient {
         .cannot_create = common::Utf8Prefix(
             common::Redact(std::string_view(response.cannot_create()).substr(0, 4096)), 2048)};
     health.changes_at = {.epoch = response.changes_epoch(), .seq = response.changes_seq()};
-    // A spoke's list, so bounded: past kMaxFeedChanges, or with an id that is not one, every
-    // box counts as changed (the hub only asks the spoke again; nothing is lost).
+    // A spoke's list, so bounded: past kMaxFeedChanges every box counts as changed (the hub
+    // only asks the spoke again; nothing is lost). An id that is not one names no box the hub
+    // keeps anything of: skipped.
     health.changes_all = response.changes_all() || response.changes_size() > kMaxFeedChanges;
     if (!health.changes_all) {
       health.changes.reserve(static_cast<std::size_t>(response.changes_size()));
       for (const v1::BoxChange& change : response.changes()) {
-        if (!common::ValidateBoxId(change.box_id()).ok()) {
-          health.changes_all = true;
-          health.changes.clear();
-          break;
-        }
+        if (!common::ValidateBoxId(change.box_id()).ok()) continue;
         health.changes.emplace_back(common::CanonicalBoxId(change.box_id()), change.seq());
       }
     }

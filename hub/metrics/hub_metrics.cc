@@ -111,8 +111,9 @@ HubMetrics::HubMetrics()
           {{"method", kMcpMethods}, {"outcome", kMcpOutcomes}})),
       box_views_(registry_.AddCounter(
           "llmbox_hub_box_views_total",
-          "get_llmbox answers of boxes on reachable spokes: kept (from what the spoke last said, "
-          "which its change feed vouches for) or asked (a call to the spoke).",
+          "get_llmbox answers of boxes on reachable spokes: kept (from what the spoke last said: "
+          "while its change feed reports no change of the box, or for 60 s from a spoke without "
+          "a feed) or asked (a call to the spoke).",
           {{"answer", {"kept", "asked"}}})) {}
 
 void HubMetrics::RecordCreate(const absl::Status& status, std::chrono::nanoseconds took) {

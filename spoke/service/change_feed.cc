@@ -21,11 +21,16 @@ std::uint64_t ChangeFeed::RandomEpoch() {
 }
 
 std::string ChangeFeed::Fingerprint(const box::BoxView& box) {
-  // Only what both Get and List fill alike, and what changes without the hub asking for it
-  // (the network policy changes only through SetBoxNetwork, whose answer the hub keeps).
+  // What get_llmbox shows of the box that can change: its phase, session URL, error, attempts,
+  // refusals (their mark), and its network policy (which changes through SetBoxNetwork, whose
+  // answer the hub keeps, but a hub that missed that answer must hear of it too). List fills
+  // the policy once the spoke has read it (a Get reads it), so a box's first Get may count as
+  // a change: one more call, never a stale view.
   std::string out(box::PhaseName(box.phase));
   for (const std::string* part : {&box.session_url, &box.last_error}) out += "\n" + *part;
   out += "\n" + std::to_string(box.activation_attempts) + "\n" + std::to_string(box.refusal_mark);
+  out += "\n" + std::string(egress::ModeName(box.network.mode));
+  for (const std::string& entry : box.network.allow) out += "\n+" + entry;
   return out;
 }
 

@@ -25,6 +25,7 @@ using store::Phase;
 
 const auth::Principal kAlice = testing::kAliceKey;
 constexpr auto kTtl = 20s;
+constexpr std::uint64_t kEpoch = 9;  // a spoke's change feed epoch
 
 struct Fixture : testing::RegistryFixture {
   Fixture()
@@ -103,6 +104,26 @@ TEST_CASE("set_llmbox_network's answer is what the next get_llmbox shows without
   CHECK((*details.network)->allow == std::vector<std::string>{"pypi.org"});
 }
 
+TEST_CASE(
+    "a network change whose answer was lost makes the next get_llmbox ask the spoke which may "
+    "have made it",
+    "[live-views]") {
+  Fixture f;
+  f.spoke->feed_epoch = kEpoch;
+  f.Round();
+  f.Create("b1");
+  {
+    // The spoke applied the change; its answer did not come back in time.
+    std::lock_guard lock(f.spoke->mu);
+    f.spoke->boxes["b1"].network.mode = cluster::NetworkMode::kOpen;
+    f.spoke->set_network_status = absl::DeadlineExceededError("no answer in time");
+  }
+  CHECK_FALSE(f.registry->SetNetwork(kAlice, "b1", {.mode = cluster::NetworkMode::kOpen}).ok());
+  const BoxDetails details = f.Get("b1");
+  CHECK(f.Gets() == 1);
+  CHECK((*details.network)->mode == cluster::NetworkMode::kOpen);
+}
+
 TEST_CASE("a get that finds the box stopped on its spoke reports it and records it at once",
           "[live-views]") {
   Fixture f;
@@ -172,8 +193,6 @@ TEST_CASE("a live_ttl of zero makes every get_llmbox ask the box's spoke", "[liv
 }
 
 // ---- With the spoke's change feed (spoke/service/change_feed.h) ----
-
-constexpr std::uint64_t kEpoch = 9;
 
 TEST_CASE(
     "with its spoke's change feed get_llmbox keeps the create's answer past live_ttl until the "
@@ -299,26 +318,49 @@ TEST_CASE("an answer taken before a change the feed reported answers no longer t
   CHECK_FALSE(views.Fresh("b", "h").has_value());
 }
 
-TEST_CASE("an answer in flight while its spoke's views were forgotten is not kept",
-          "[live-views]") {
+TEST_CASE(
+    "an answer in flight while its box was changed or forgotten is not kept and another box's "
+    "is",
+    "[live-views]") {
   testing::FakeClock clock;
   LiveViews views(clock, {.max_age = kTtl});
   views.ApplyFeed("s1", {kEpoch, 1}, true, {});
   views.Put("a", "h", "s1", {kEpoch, 1}, {}, views.Begin("s1"));
-  // A get of b asks the spoke; meanwhile a round applies a change of a (or the hub execs in a).
+  // Gets of a and b ask the spoke; meanwhile a round applies a change of a.
   const LiveViews::Ticket ticket = views.Begin("s1");
   views.ApplyFeed("s1", {kEpoch, 2}, false, {{"a", 2}});
+  views.Put("a", "h", "s1", {kEpoch, 1}, {}, ticket);
+  CHECK_FALSE(views.Fresh("a", "h").has_value());
   views.Put("b", "h", "s1", {kEpoch, 1}, {}, ticket);
-  CHECK_FALSE(views.Fresh("b", "h").has_value());
-  const LiveViews::Ticket again = views.Begin("s1");
-  views.Forget("c", "s1");  // nothing to forget, but an answer in flight may predate it
-  views.Put("c", "h", "s1", {kEpoch, 2}, {}, again);
+  CHECK(views.Fresh("b", "h").has_value());  // b did not change
+  // A change of a box the hub kept nothing of yet holds back a get of it in flight too.
+  const LiveViews::Ticket before_c = views.Begin("s1");
+  views.ApplyFeed("s1", {kEpoch, 3}, false, {{"c", 3}});
+  views.Put("c", "h", "s1", {kEpoch, 2}, {}, before_c);
   CHECK_FALSE(views.Fresh("c", "h").has_value());
-  // Another spoke's answers are not held back.
-  const LiveViews::Ticket other = views.Begin("s2");
-  views.Forget("c", "s1");
-  views.Put("d", "h", "s2", {}, {}, other);
-  CHECK(views.Fresh("d", "h").has_value());
+  // So does the hub's own forget (an exec, a code, a network change)...
+  const LiveViews::Ticket before_d = views.Begin("s1");
+  views.Forget("d", "s1");
+  views.Put("d", "h", "s1", {kEpoch, 3}, {}, before_d);
+  CHECK_FALSE(views.Fresh("d", "h").has_value());
+  // ...and a spoke's `all` holds back every answer of that spoke, not another spoke's.
+  const LiveViews::Ticket before_all = views.Begin("s1");
+  views.ApplyFeed("s1", {kEpoch, 4}, true, {});
+  views.Put("e", "h", "s1", {kEpoch, 3}, {}, before_all);
+  CHECK_FALSE(views.Fresh("e", "h").has_value());
+  views.Put("f", "h", "s2", {}, {}, before_all);
+  CHECK(views.Fresh("f", "h").has_value());
+}
+
+TEST_CASE("an answer stamped past its spoke's own position does not outlive a reported change",
+          "[live-views]") {
+  testing::FakeClock clock;
+  LiveViews views(clock, {.max_age = kTtl});
+  views.ApplyFeed("s1", {kEpoch, 5}, true, {});
+  // A lying (or broken) spoke stamps its answer far ahead of its feed.
+  views.Put("a", "h", "s1", {kEpoch, 1'000'000}, {}, views.Begin("s1"));
+  views.ApplyFeed("s1", {kEpoch, 6}, false, {{"a", 6}});
+  CHECK_FALSE(views.Fresh("a", "h").has_value());
 }
 
 TEST_CASE("a tracked view answers at most max_age_tracked even when nothing is reported",
