@@ -688,6 +688,8 @@ std::optional<BoxRecord> BoxRegistry::Observed(const BoxRecord& record,
   // A code in flight (on the spoke, or a submission of this process) decides the phase. A
   // record left activating by a hub that stopped mid-submission takes the spoke's.
   if (box.phase == Phase::kActivating) return std::nullopt;
+  // A create in flight on the spoke: its answer writes the record (with what only it has).
+  if (box.phase == Phase::kCreating) return std::nullopt;
   if (record.phase == Phase::kActivating) {
     std::lock_guard lock(submit_mu_);
     if (submitting_.contains(common::CanonicalBoxId(record.box_id))) return std::nullopt;
@@ -872,7 +874,10 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
   if (out_of_time()) return unknown;
 
   // The spoke's boxes first, then the records: a create inserts its record before it asks the
-  // spoke, so a box listed here has its record read below.
+  // spoke, so a box listed here has its record read below. A record written since the list
+  // was asked for (a create or a code that finished meanwhile) is newer than the list, which
+  // cannot judge it: left to the next reconcile.
+  const std::int64_t listed_at_ms = NowMs();
   auto listed = client->ListBoxes(options_.call_timeout);
   if (!listed.ok()) {
     spdlog::warn("reconcile: spoke {} cannot be listed: {}", spoke,
@@ -923,6 +928,7 @@ std::vector<std::string> BoxRegistry::ReconcileSpoke(const std::string& spoke) {
     // A create of this process is running: it writes the record when the spoke answers (with
     // the authorize URL this list does not have), so a write from here could only undo it.
     if (record.phase == Phase::kCreating) continue;
+    if (record.updated_at_ms >= listed_at_ms) continue;
     BoxRecord updated = record;
     if (it == on_spoke.end()) {
       if (record.phase == Phase::kGone || record.phase == Phase::kCreating) continue;

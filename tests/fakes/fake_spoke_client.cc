@@ -104,11 +104,16 @@ void FakeSpokeClient::Change(const std::string& box_id) {
 
 absl::StatusOr<std::vector<SpokeBox>> FakeSpokeClient::ListBoxes(
     std::chrono::milliseconds timeout) {
-  std::lock_guard lock(mu);
-  timeouts_.emplace("ListBoxes", timeout);
-  if (!list_status.ok()) return list_status;
   std::vector<SpokeBox> out;
-  for (const auto& [id, box] : boxes) out.push_back(box);
+  std::function<void()> hook;
+  {
+    std::lock_guard lock(mu);
+    timeouts_.emplace("ListBoxes", timeout);
+    if (!list_status.ok()) return list_status;
+    for (const auto& [id, box] : boxes) out.push_back(box);
+    hook = during_list;
+  }
+  if (hook) hook();
   return out;
 }
 

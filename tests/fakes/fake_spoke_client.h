@@ -95,6 +95,9 @@ class FakeSpokeClient final : public hub::cluster::SpokeClient {
   // Runs inside a successful CreateBox (without mu held), after the box is in `boxes` and
   // before the answer: while the create is in flight.
   std::function<void(const hub::cluster::CreateBoxArgs&)> during_create;
+  // Runs inside ListBoxes (without mu held) after the list is taken, before it answers: what
+  // happens on the spoke while the answer is on its way.
+  std::function<void()> during_list;
   // Runs inside Health (without mu held) before it answers.
   std::function<void()> during_health;
   // Runs inside DestroyBox (without mu held) before it answers; an error it returns is the

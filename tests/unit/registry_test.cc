@@ -206,6 +206,7 @@ TEST_CASE("reconcile marks vanished boxes gone, takes the spoke's phase, reports
     f.spoke.boxes["activated"].set_session_url("https://claude.ai/code/session_1");
     f.spoke.boxes["stranger"].set_box_id("stranger");
   }
+  f.clock.Advance(std::chrono::milliseconds(1));  // a reconcile judges records older than its list
   const auto unknown = f.registry->Reconcile();
   CHECK(unknown == std::vector<std::string>{"local/stranger"});
   auto vanished = f.registry->Get(kAlice, "vanished");

@@ -721,6 +721,7 @@ TEST_CASE("a record left activating by a hub that stopped mid-submission takes i
   // its spoke, back to pending (or ready).
   record->phase = store::Phase::kActivating;
   REQUIRE(f.db->UpdateBox(*record).ok());
+  f.clock.Advance(std::chrono::milliseconds(1));  // reconcile judges records older than its list
   (void)f.registry->ReconcileSpoke("a");
   CHECK(f.db->GetBox("stuck")->phase == store::Phase::kPending);
   // While the spoke itself says a code is in flight, the phase waits for it.

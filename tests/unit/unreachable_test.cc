@@ -147,6 +147,7 @@ TEST_CASE("reconcile destroys boxes the hub does not know and marks vanished one
     f.far->boxes["on-near"] = {.box_id = "on-near", .phase = Phase::kPending};
   }
   f.Create("on-near", "near");
+  f.clock.Advance(1ms);  // a reconcile judges records older than its list
   CHECK(f.registry->ReconcileSpoke("far") == std::vector<std::string>{"far/stranger"});
   std::lock_guard lock(f.far->mu);
   CHECK(f.far->destroyed == std::vector<std::string>{"stranger"});
@@ -192,6 +193,7 @@ TEST_CASE("a gone box is forgotten at once even when its spoke does not answer",
     std::lock_guard lock(f.far->mu);
     f.far->boxes.erase("vanished");
   }
+  f.clock.Advance(1ms);  // a reconcile judges records older than its list
   (void)f.registry->ReconcileSpoke("far");
   REQUIRE(f.db->GetBox("vanished")->phase == Phase::kGone);
   f.far->FailEveryCall(absl::UnavailableError("connection refused"));
@@ -387,6 +389,31 @@ TEST_CASE("reconcile leaves the record of a create in flight to that create",
   CHECK_FALSE(record->authorize_url.empty());
   std::lock_guard lock(f.far->mu);
   CHECK(f.far->destroyed.empty());
+}
+
+TEST_CASE(
+    "a box whose create finished while its spoke's list was on its way is neither marked gone "
+    "nor set back",
+    "[unreachable][after-merge]") {
+  Fixture f;
+  f.Create("older");
+  f.clock.Advance(1s);
+  bool once = false;
+  f.far->during_list = [&] {
+    if (std::exchange(once, true)) return;
+    // Made while the list (which lacks it) travels to the hub.
+    f.Create("newer");
+  };
+  CHECK(f.registry->ReconcileSpoke("far").empty());
+  auto newer = f.db->GetBox("newer");
+  REQUIRE(newer.ok());
+  CHECK(newer->phase == store::Phase::kPending);
+  CHECK_FALSE(newer->authorize_url.empty());
+  CHECK(f.db->GetBox("older")->phase == store::Phase::kPending);
+  // The next reconcile's list has it, and leaves it as it is.
+  f.clock.Advance(1s);
+  CHECK(f.registry->ReconcileSpoke("far").empty());
+  CHECK(f.db->GetBox("newer")->phase == store::Phase::kPending);
 }
 
 TEST_CASE("a spoke draining with destroy_pending has its pending boxes destroyed by reconcile",
