@@ -552,6 +552,11 @@ local_spoke:
   for (auto& spoke : spokes) stoppers.emplace_back([&spoke] { spoke->node->Stop(); });
   for (auto& stopper : stoppers) stopper.join();
   bench::WriteReport();
-  fs::remove_all(dir);
+  // LLMBOX_BENCH_KEEP=1 keeps the hub's folder (its logs) for a look afterwards.
+  if (const char* keep = std::getenv("LLMBOX_BENCH_KEEP"); keep != nullptr && keep[0] == '1') {
+    Say("kept %s\n", dir.c_str());
+  } else {
+    fs::remove_all(dir);
+  }
   return 0;
 }

@@ -1,7 +1,10 @@
 #include "tests/support/oauth_http.h"
 
+#include <signal.h>
+
 #include <cctype>
 #include <cstdlib>
+#include <mutex>
 
 #include "absl/status/status.h"
 #include <curl/curl.h>
@@ -149,6 +152,13 @@ std::string HttpResult::Header(std::string_view name) const {
 }
 
 PlainHttp::PlainHttp() : curl_(curl_easy_init()) {
+  // No signal handling per transfer: without NOSIGNAL libcurl sets and restores SIGPIPE's
+  // handler around each one, and every sigaction(2) walks all of the process's threads (in the
+  // cluster bench, 2,000 threads of spokes: half the machine went there). SIGPIPE is ignored
+  // once for the process instead (children get the default back: common/subprocess.cc).
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { ::signal(SIGPIPE, SIG_IGN); });
+  curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl_, CURLOPT_COOKIEFILE, "");  // an in-memory jar of this handle's own
   curl_easy_setopt(curl_, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 60L);
