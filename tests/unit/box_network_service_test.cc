@@ -11,12 +11,8 @@
 
 #include "common/utf8.h"
 #include "hub/cluster/grpc_spoke_client.h"
-#include "spoke/node/spoke_node.h"
 #include "spoke/service/network_proto.h"
-#include "tests/fakes/fake_box_egress.h"
-#include "tests/fakes/fake_clock.h"
-#include "tests/fakes/fake_docker_engine.h"
-#include "tests/support/scratch_dir.h"
+#include "tests/unit/in_process_spoke.h"
 
 namespace llmbox::spoke::service {
 namespace {
@@ -191,30 +187,11 @@ TEST_CASE("a network view leaves the spoke valid and bounded, with the newest 32
 
 // ---- Through the service ----
 
-struct Spoke {
-  Spoke() : dir("box-network") {
-    engine.AddImage("llmbox-box:dev");
-    config::SpokeConfig config;
-    config.name = "local";
-    config.state_dir = (dir.path() / "state").string();
-    config.docker.unix_socket = (dir.path() / "docker.sock").string();
-    config.boxes.default_image = "llmbox-box:dev";
-    config.boxes.egress.box_may_allow_anything = true;
-    auto started = node::SpokeNode::Start(
-        config,
-        {.transport = node::SpokeTransport::kInProcess, .engine = &engine, .egress = &egress},
-        clock);
-    REQUIRE(started.ok());
-    spoke_node = *std::move(started);
-    client = hub::cluster::MakeGrpcSpokeClient(spoke_node->InProcessChannel());
-  }
-
-  testing::ScratchDir dir;
-  testing::FakeClock clock;
-  testing::FakeDockerEngine engine{clock};
-  testing::FakeBoxEgress egress;
-  std::unique_ptr<node::SpokeNode> spoke_node;
-  std::shared_ptr<hub::cluster::SpokeClient> client;
+struct Spoke : testing::InProcessSpoke {
+  Spoke()
+      : InProcessSpoke("box-network", [](config::SpokeConfig& config) {
+          config.boxes.egress.box_may_allow_anything = true;
+        }) {}
 };
 
 TEST_CASE("a create with an entry that does not parse is refused before any box is made",

@@ -14,11 +14,8 @@
 #include "common/grpc_status.h"
 #include "common/utf8.h"
 #include "hub/cluster/grpc_spoke_client.h"
-#include "spoke/node/spoke_node.h"
-#include "tests/fakes/fake_box_egress.h"
-#include "tests/fakes/fake_clock.h"
 #include "tests/fakes/fake_docker_engine.h"
-#include "tests/support/scratch_dir.h"
+#include "tests/unit/in_process_spoke.h"
 
 namespace llmbox::spoke {
 namespace {
@@ -40,23 +37,12 @@ std::string Repeat(const std::string& part, size_t times) {
   return out;
 }
 
-struct Spoke {
-  Spoke() : dir("box-output") {
-    engine.AddImage(kImage);
-    config::SpokeConfig config;
-    config.name = "local";
-    config.state_dir = (dir.path() / "state").string();
-    config.docker.unix_socket = (dir.path() / "docker.sock").string();
-    config.boxes.default_image = kImage;
-    // One attempt: a refused code is the last, so the spoke waits for no new login.
-    config.boxes.max_activation_attempts = 1;
-    auto started = node::SpokeNode::Start(
-        config,
-        {.transport = node::SpokeTransport::kInProcess, .engine = &engine, .egress = &egress},
-        clock);
-    REQUIRE(started.ok());
-    spoke_node = *std::move(started);
-    client = hub::cluster::MakeGrpcSpokeClient(spoke_node->InProcessChannel());
+struct Spoke : testing::InProcessSpoke {
+  Spoke()
+      : InProcessSpoke(
+            "box-output",
+            // One attempt: a refused code is the last, so the spoke waits for no new login.
+            [](config::SpokeConfig& config) { config.boxes.max_activation_attempts = 1; }, kImage) {
     auto created = client->CreateBox({.box_id = "b1"}, 30s);
     INFO(created.status().ToString());
     REQUIRE(created.ok());
@@ -67,13 +53,6 @@ struct Spoke {
     REQUIRE(console != nullptr);
     return console;
   }
-
-  testing::ScratchDir dir;
-  testing::FakeClock clock;
-  testing::FakeDockerEngine engine{clock};
-  testing::FakeBoxEgress egress;
-  std::unique_ptr<node::SpokeNode> spoke_node;
-  std::shared_ptr<hub::cluster::SpokeClient> client;
 };
 
 TEST_CASE(

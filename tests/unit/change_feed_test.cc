@@ -12,12 +12,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "hub/cluster/grpc_spoke_client.h"
-#include "spoke/node/spoke_node.h"
-#include "tests/fakes/fake_box_egress.h"
-#include "tests/fakes/fake_clock.h"
-#include "tests/fakes/fake_docker_engine.h"
-#include "tests/support/scratch_dir.h"
+#include "tests/unit/in_process_spoke.h"
 
 namespace llmbox::spoke::service {
 namespace {
@@ -120,22 +115,8 @@ TEST_CASE("an answer that differs from the last health is a change and a revert 
 
 // ---- Through the service and the hub's client ----
 
-struct Spoke {
-  Spoke() : dir("change-feed") {
-    engine.AddImage("llmbox-box:dev");
-    config::SpokeConfig config;
-    config.name = "local";
-    config.state_dir = (dir.path() / "state").string();
-    config.docker.unix_socket = (dir.path() / "docker.sock").string();
-    config.boxes.default_image = "llmbox-box:dev";
-    auto started = node::SpokeNode::Start(
-        config,
-        {.transport = node::SpokeTransport::kInProcess, .engine = &engine, .egress = &egress},
-        clock);
-    REQUIRE(started.ok());
-    spoke_node = *std::move(started);
-    client = hub::cluster::MakeGrpcSpokeClient(spoke_node->InProcessChannel());
-  }
+struct Spoke : testing::InProcessSpoke {
+  Spoke() : InProcessSpoke("change-feed") {}
 
   hub::cluster::SpokeHealth Health(const hub::cluster::FeedPosition& since) {
     auto health = client->HealthSince(10s, since);
@@ -143,13 +124,6 @@ struct Spoke {
     REQUIRE(health.ok());
     return *std::move(health);
   }
-
-  testing::ScratchDir dir;
-  testing::FakeClock clock;
-  testing::FakeDockerEngine engine{clock};
-  testing::FakeBoxEgress egress;
-  std::unique_ptr<node::SpokeNode> spoke_node;
-  std::shared_ptr<hub::cluster::SpokeClient> client;
 };
 
 TEST_CASE(
