@@ -41,11 +41,12 @@ struct InProcessSpoke {
     config.docker.unix_socket = (dir.path() / "docker.sock").string();
     config.boxes.default_image = image;
     if (tune) tune(config);
-    auto started = spoke::node::SpokeNode::Start(config,
-                                                 {.transport = spoke::node::SpokeTransport::kInProcess,
-                                                  .engine = &engine,
-                                                  .egress = &egress},
-                                                 clock);
+    auto started =
+        spoke::node::SpokeNode::Start(config,
+                                      {.transport = spoke::node::SpokeTransport::kInProcess,
+                                       .engine = &engine,
+                                       .egress = &egress},
+                                      clock);
     INFO(started.status().ToString());
     REQUIRE(started.ok());
     spoke_node = *std::move(started);
