@@ -173,6 +173,7 @@ void SpokeMonitor::Poll() {
     std::string name;
     std::shared_ptr<cluster::SpokeClient> client;
     cluster::FeedPosition since;  // the spoke's change feed, as far as the views applied it
+    bool first = false;           // it has not answered since this monitor started
     absl::StatusOr<cluster::SpokeHealth> health = absl::UnknownError("not asked");
   };
   std::vector<Probe> probes;
@@ -194,7 +195,8 @@ void SpokeMonitor::Poll() {
       probes.push_back(
           {.name = entry.name,
            .client = entry.client,
-           .since = views_ != nullptr ? views_->Position(entry.name) : cluster::FeedPosition{}});
+           .since = views_ != nullptr ? views_->Position(entry.name) : cluster::FeedPosition{},
+           .first = !spoke.answered});
     }
     for (auto& [name, spoke] : spokes_) {
       if (!listed.contains(name)) {
@@ -264,6 +266,13 @@ void SpokeMonitor::Poll() {
       for (std::size_t i = next++; i < probes.size(); i = next++) {
         Probe& probe = probes[i];
         probe.health = probe.client->HealthSince(timeout, probe.since);
+        // A spoke's first call that failed at once (a connect that failed by chance: seen as
+        // "Unavailable ... No such file or directory" at a hub's start) is tried again now:
+        // otherwise the spoke waits a whole interval to be placeable. Only Unavailable (fast)
+        // and only before its first answer, so a spoke that is down costs one more connect.
+        if (probe.first && absl::IsUnavailable(probe.health.status())) {
+          probe.health = probe.client->HealthSince(timeout, probe.since);
+        }
         // What the spoke's feed says changed: those boxes' views go now, not after the round
         // (a slow spoke must not hold back the others').
         if (views != nullptr && probe.health.ok()) {

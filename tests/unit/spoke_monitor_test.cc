@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -108,6 +109,44 @@ TEST_CASE("ClassifyCreateFailure counts the spoke's failures and not the caller'
   CHECK(ClassifyCreateFailure(absl::FailedPreconditionError(
             "box b1: waiting for the authorize URL: the box's console ended before it printed "
             "one")) == CreateOutcome::kSpokeFault);
+}
+
+TEST_CASE(
+    "a spoke whose first health call fails at once is asked again in the same round and one "
+    "that answered before is not",
+    "[spoke-monitor]") {
+  Fixture f;
+  auto spoke = f.Add("a");
+  int calls = 0;
+  bool fail_next = true;
+  spoke->during_health = [&] {
+    std::lock_guard lock(spoke->mu);
+    ++calls;
+    spoke->health_status = std::exchange(fail_next, false)
+                               ? absl::UnavailableError("connect failed by chance")
+                               : absl::OkStatus();
+  };
+  f.monitor->Poll();
+  CHECK(calls == 2);
+  SpokeView view = f.ViewOf("a");
+  CHECK(view.health.has_value());
+  CHECK(view.state == SpokeState::kReady);
+  CHECK(f.monitor->Place("", {}).ok());
+
+  // Once it has answered, a failure waits for the next round like any other.
+  fail_next = true;
+  f.monitor->Poll();
+  CHECK(calls == 3);
+  // And a spoke that never answers costs one retry a round, not more.
+  auto down = f.Add("down");
+  int down_calls = 0;
+  down->during_health = [&] {
+    std::lock_guard lock(down->mu);
+    ++down_calls;
+    down->health_status = absl::UnavailableError("connection refused");
+  };
+  f.monitor->Poll();
+  CHECK(down_calls == 2);
 }
 
 TEST_CASE("placement passes over each spoke that is not ready and says why", "[spoke-monitor]") {
